@@ -1,0 +1,141 @@
+//! Contact attributes that are parsed at the edge: an email address, an E.164 phone number and
+//! an IANA time zone. Holding one of these types means the value is valid.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// A syntactically valid email address (`local@domain`, no spaces, a dot in the domain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let s = raw.trim();
+        let err = || ParseError(format!("`{raw}` is not a valid email address"));
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err());
+        }
+        let (local, domain) = s.rsplit_once('@').ok_or_else(err)?;
+        if local.is_empty() || local.len() > 64 || local.contains('@') && !local.starts_with('"') {
+            return Err(err());
+        }
+        let labels_ok = domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+        if !domain.contains('.') || !labels_ok {
+            return Err(err());
+        }
+        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A phone number in E.164 form: `+`, a country code that does not start with 0, at most 15
+/// digits. Spaces, dashes, dots and parentheses are accepted on input and dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let cleaned: String = raw
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let digits = cleaned.strip_prefix('+').ok_or_else(|| {
+            ParseError(format!(
+                "`{raw}` is not an E.164 phone number (it must start with +)"
+            ))
+        })?;
+        let ok = (8..=15).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !ok {
+            return Err(ParseError(format!(
+                "`{raw}` is not an E.164 phone number (+ and 8 to 15 digits)"
+            )));
+        }
+        Ok(Phone(cleaned))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA time zone name known to the bundled time zone database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeZoneName(String);
+
+impl TimeZoneName {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let s = raw.trim();
+        jiff::tz::TimeZone::get(s)
+            .map(|_| TimeZoneName(s.to_string()))
+            .map_err(|_| ParseError(format!("`{raw}` is not a known IANA time zone")))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "Ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "ann@-x.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(
+            Phone::parse("+1 (555) 010-9999").unwrap().as_str(),
+            "+15550109999"
+        );
+        for bad in [
+            "5550109999",
+            "+0123456789",
+            "+12",
+            "+1234567890123456",
+            "+1555abc1234",
+        ] {
+            assert!(Phone::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_zones() {
+        assert!(TimeZoneName::parse("Europe/Berlin").is_ok());
+        assert!(TimeZoneName::parse("Mars/Olympus").is_err());
+    }
+}

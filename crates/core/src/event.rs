@@ -1,0 +1,68 @@
+//! An event as the core sees it: committed, resolved to a contact, with its position in the
+//! global ingest order (`seq`). Ordering by `seq` is what "since the enrollment began" means.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Track,
+    Identify,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Track => "track",
+            EventKind::Identify => "identify",
+            EventKind::Page => "page",
+            EventKind::Screen => "screen",
+            EventKind::Group => "group",
+            EventKind::Alias => "alias",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "track" => EventKind::Track,
+            "identify" => EventKind::Identify,
+            "page" => EventKind::Page,
+            "screen" => EventKind::Screen,
+            "group" => EventKind::Group,
+            "alias" => EventKind::Alias,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub kind: EventKind,
+    /// For `track` the event name; `page` and `screen` become `Page Viewed` / `Screen Viewed`.
+    pub name: String,
+    pub properties: Map<String, Value>,
+    pub timestamp: Timestamp,
+}
+
+impl EventRecord {
+    /// The value of a (dotted) property path, as a string key for matching enrollments.
+    pub fn key_value(&self, property: &str) -> Option<String> {
+        crate::filter::lookup(&self.properties, property).and_then(key_string)
+    }
+}
+
+/// The string form of a key value: strings as they are, numbers and booleans printed.
+pub fn key_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

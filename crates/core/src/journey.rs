@@ -1,0 +1,387 @@
+//! The journey document (what users write in YAML or JSON, and what the builder edits) and the
+//! compiled `Journey` the stepper runs.
+//!
+//! A document is a list of nodes and a list of edges. Each node kind is one variant of
+//! `NodeKind` with its settings; its outputs are named by `NodeKind::outputs`. The JSON Schema
+//! of this module is served by the server and drives the builder's palette, so adding a node
+//! kind means adding a variant here and its behaviour in `stepper`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::duration::Duration;
+use crate::filter::{Condition, Filter};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JourneyDocument {
+    /// Stable identifier (letters, digits, `-` and `_`); used in URLs and by `journeys apply`.
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub entry: EntrySettings,
+    /// A goal event ends the enrollment at once, cancels its timers and counts as a conversion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<ExitEvent>,
+    /// Events that end the enrollment at once without counting as a conversion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_on: Vec<ExitEvent>,
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub edges: Vec<Edge>,
+    /// Templates shipped with the journey file; `journeys apply` creates or updates them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateDefinition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntrySettings {
+    #[serde(default)]
+    pub reentry: Reentry,
+    /// A property of the trigger event (e.g. `cart_id`) whose value keys the enrollment: at
+    /// most one active enrollment per contact and key; waits and goals can match on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Whether a contact may enter the journey again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reentry {
+    /// Once ever per contact (and key, if the journey has one).
+    Once,
+    /// Every time the trigger fires, while no enrollment with the same key is active.
+    #[default]
+    EveryTime,
+    /// Again once this long has passed since the previous entry, e.g. `{cooldown: 7d}`.
+    Cooldown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitEvent {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: Filter,
+    /// Only an event whose key property equals the enrollment's key counts. Defaults to true
+    /// when the journey has an entry key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_key: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Node {
+    /// Unique within the journey (letters, digits, `-` and `_`).
+    pub id: String,
+    #[serde(flatten)]
+    pub kind: NodeKind,
+    /// Where the builder draws the node; ignored by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Position {
+    pub x: f64,
+    pub y: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeKind {
+    /// Starts an enrollment when the contact performs an event.
+    Trigger(TriggerNode),
+    /// Waits for a fixed duration (a day is 24 hours).
+    Delay(DelayNode),
+    /// Waits for an event, at most `timeout`. Ends at once if the event already happened since
+    /// the enrollment began. Outputs: `event`, `timeout`.
+    WaitForEvent(WaitForEventNode),
+    /// Takes the `yes` or `no` output depending on a condition.
+    Branch(BranchNode),
+    /// Sends an email rendered from a template.
+    SendEmail(SendNode),
+    /// Sends an SMS rendered from a template.
+    SendSms(SendNode),
+    /// Sets contact traits (values may not be templates).
+    UpdateTraits(UpdateTraitsNode),
+    /// Adds the contact to a list.
+    AddToList(ListNode),
+    /// Removes the contact from a list.
+    RemoveFromList(ListNode),
+    /// Ends the enrollment.
+    Exit(ExitNode),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerNode {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: Filter,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelayNode {
+    /// e.g. `30m`, `2d`, `1w`.
+    pub duration: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForEventNode {
+    pub event: String,
+    /// e.g. `24h`.
+    pub timeout: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: Filter,
+    /// Only an event whose key property equals the enrollment's key counts. Defaults to true
+    /// when the journey has an entry key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_key: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchNode {
+    pub condition: Condition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendNode {
+    /// The id of a message template of the node's channel.
+    pub template: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTraitsNode {
+    /// Traits to set; `null` removes a trait.
+    pub set: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListNode {
+    pub list: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitNode {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    /// Which output of `from`: `next` (default), `yes`/`no` for a branch, `event`/`timeout`
+    /// for a wait.
+    #[serde(default = "next_output")]
+    pub output: String,
+}
+
+fn next_output() -> String {
+    "next".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(Channel::Email),
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// A message template: Liquid in every field. Email uses `subject`, `html` and/or `text`; SMS
+/// uses `body`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDefinition {
+    pub id: String,
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl NodeKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NodeKind::Trigger(_) => "trigger",
+            NodeKind::Delay(_) => "delay",
+            NodeKind::WaitForEvent(_) => "wait_for_event",
+            NodeKind::Branch(_) => "branch",
+            NodeKind::SendEmail(_) => "send_email",
+            NodeKind::SendSms(_) => "send_sms",
+            NodeKind::UpdateTraits(_) => "update_traits",
+            NodeKind::AddToList(_) => "add_to_list",
+            NodeKind::RemoveFromList(_) => "remove_from_list",
+            NodeKind::Exit(_) => "exit",
+        }
+    }
+
+    /// The named outputs an edge may leave this node from.
+    pub fn outputs(&self) -> &'static [&'static str] {
+        match self {
+            NodeKind::WaitForEvent(_) => &["event", "timeout"],
+            NodeKind::Branch(_) => &["yes", "no"],
+            NodeKind::Exit(_) => &[],
+            _ => &["next"],
+        }
+    }
+
+    /// Whether an enrollment may stop at this node and wait for time to pass; every cycle in a
+    /// journey must pass through such a node.
+    pub fn waits(&self) -> bool {
+        matches!(self, NodeKind::Delay(_) | NodeKind::WaitForEvent(_))
+    }
+}
+
+/// Parses a document from YAML or JSON text (JSON is YAML, but JSON errors read better).
+pub fn parse_document_value(text: &str) -> Result<Value, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
+    }
+}
+
+/// A validated journey ready to run: durations parsed, edges indexed.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    pub document: JourneyDocument,
+    nodes: HashMap<String, usize>,
+    next: HashMap<(String, String), String>,
+    durations: HashMap<String, Duration>,
+    cooldown: Option<Duration>,
+}
+
+impl Journey {
+    /// Builds a runnable journey. Only call with a document that passed `validate`; an invalid
+    /// one is reported as the list of its errors.
+    pub fn compile(document: JourneyDocument) -> Result<Self, Vec<crate::ValidationError>> {
+        let errors = crate::validate::validate(&document, None);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let nodes = document
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let next = document
+            .edges
+            .iter()
+            .map(|e| ((e.from.clone(), e.output.clone()), e.to.clone()))
+            .collect();
+        let mut durations = HashMap::new();
+        for n in &document.nodes {
+            let d = match &n.kind {
+                NodeKind::Delay(d) => &d.duration,
+                NodeKind::WaitForEvent(w) => &w.timeout,
+                _ => continue,
+            };
+            durations.insert(n.id.clone(), Duration::parse(d).expect("validated"));
+        }
+        let cooldown = match &document.entry.reentry {
+            Reentry::Cooldown(d) => Some(Duration::parse(d).expect("validated")),
+            _ => None,
+        };
+        Ok(Journey {
+            document,
+            nodes,
+            next,
+            durations,
+            cooldown,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.document.id
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id).map(|&i| &self.document.nodes[i])
+    }
+
+    pub fn next(&self, from: &str, output: &str) -> Option<&str> {
+        self.next
+            .get(&(from.to_string(), output.to_string()))
+            .map(String::as_str)
+    }
+
+    pub fn duration(&self, node: &str) -> Duration {
+        self.durations[node]
+    }
+
+    pub fn cooldown(&self) -> Option<Duration> {
+        self.cooldown
+    }
+
+    pub fn key_property(&self) -> Option<&str> {
+        self.document.entry.key.as_deref()
+    }
+
+    /// Trigger nodes that start on this event name.
+    pub fn triggers<'a>(
+        &'a self,
+        event: &'a str,
+    ) -> impl Iterator<Item = (&'a Node, &'a TriggerNode)> {
+        self.document
+            .nodes
+            .iter()
+            .filter_map(move |n| match &n.kind {
+                NodeKind::Trigger(t) if t.event == event => Some((n, t)),
+                _ => None,
+            })
+    }
+
+    /// Every event name this journey reacts to (triggers, waits, goal, exits, branch history).
+    pub fn event_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for n in &self.document.nodes {
+            match &n.kind {
+                NodeKind::Trigger(t) => names.push(t.event.clone()),
+                NodeKind::WaitForEvent(w) => names.push(w.event.clone()),
+                _ => {}
+            }
+        }
+        names.extend(self.document.goal.iter().map(|g| g.event.clone()));
+        names.extend(self.document.exit_on.iter().map(|g| g.event.clone()));
+        names.sort();
+        names.dedup();
+        names
+    }
+}

@@ -1,0 +1,437 @@
+//! The journey stepper: a pure function of (journey version, enrollment, input, now, facts)
+//! that returns the new enrollment, the effects to commit with it and a log of what happened.
+//!
+//! It never performs I/O. The facts it needs about the contact (traits, events since entry,
+//! engagement with earlier messages) come in through the `Facts` trait, which the engine
+//! answers from the same transaction it commits the outcome in.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::event::EventRecord;
+use crate::filter::{Condition, Engagement, filter_matches};
+use crate::journey::{Channel, ExitEvent, Journey, NodeKind, Reentry, WaitForEventNode};
+
+/// More node visits than this in one step means a journey bug; the enrollment is ended
+/// instead of looping. Validation rejects cycles without a wait, so this is a backstop.
+const MAX_VISITS_PER_STEP: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    Active,
+    Completed,
+    Exited,
+    Converted,
+}
+
+impl EnrollmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentStatus::Active => "active",
+            EnrollmentStatus::Completed => "completed",
+            EnrollmentStatus::Exited => "exited",
+            EnrollmentStatus::Converted => "converted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => EnrollmentStatus::Active,
+            "completed" => EnrollmentStatus::Completed,
+            "exited" => EnrollmentStatus::Exited,
+            "converted" => EnrollmentStatus::Converted,
+            _ => return None,
+        })
+    }
+}
+
+/// One contact's trip through one journey version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub id: i64,
+    pub journey_id: String,
+    pub version: i64,
+    pub contact_id: i64,
+    pub key: Option<String>,
+    /// The node the enrollment is at (or ended at).
+    pub node: String,
+    pub status: EnrollmentStatus,
+    /// When the current delay or wait times out.
+    pub wake_at: Option<Timestamp>,
+    pub entered_at: Timestamp,
+    /// `seq` of the trigger event: "since entry" means events with a larger `seq`.
+    pub entered_seq: i64,
+    /// Nodes entered so far; part of each effect's idempotency key.
+    pub visits: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// The enrollment was just created at its trigger node.
+    Enter,
+    /// An event of the enrollment's contact, in ingest order.
+    Event(&'a EventRecord),
+    /// The enrollment's timer fell due.
+    Timer,
+    /// The journey was resumed after a pause: waits look at history again.
+    Resume,
+}
+
+/// What a step asks the world to do. Sends go to the outbox; the others are applied to the
+/// contact in the same transaction as the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Effect {
+    Send {
+        channel: Channel,
+        node: String,
+        template: String,
+        /// `enrollment:node:visit`: stable across retries of the same step.
+        idempotency_key: String,
+    },
+    SetTraits(Map<String, Value>),
+    AddToList(String),
+    RemoveFromList(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum StepLog {
+    Entered {
+        node: String,
+    },
+    Left {
+        node: String,
+        output: String,
+    },
+    Waiting {
+        node: String,
+        until: Timestamp,
+    },
+    Ended {
+        node: String,
+        status: EnrollmentStatus,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    pub enrollment: Enrollment,
+    pub effects: Vec<Effect>,
+    pub log: Vec<StepLog>,
+}
+
+/// What the stepper may ask about the enrollment's contact.
+pub trait Facts {
+    fn traits(&self) -> &Map<String, Value>;
+    /// The contact's processed events named `name` with `seq > after_seq`, oldest first.
+    fn events_since(&self, name: &str, after_seq: i64) -> Vec<EventRecord>;
+    /// Engagement with the message this enrollment sent at `node`.
+    fn engaged(&self, node: &str, engagement: Engagement) -> bool;
+}
+
+/// A previous enrollment of the same contact in the same journey, for re-entry decisions.
+#[derive(Debug, Clone)]
+pub struct PriorEnrollment {
+    pub key: Option<String>,
+    pub status: EnrollmentStatus,
+    pub entered_at: Timestamp,
+}
+
+/// Whether a contact may enter now with this key, given its earlier enrollments in the
+/// journey (all versions).
+pub fn may_enter(
+    journey: &Journey,
+    prior: &[PriorEnrollment],
+    key: Option<&str>,
+    now: Timestamp,
+) -> bool {
+    let same_key: Vec<_> = prior.iter().filter(|p| p.key.as_deref() == key).collect();
+    if same_key
+        .iter()
+        .any(|p| p.status == EnrollmentStatus::Active)
+    {
+        return false;
+    }
+    match &journey.document.entry.reentry {
+        Reentry::EveryTime => true,
+        Reentry::Once => same_key.is_empty(),
+        Reentry::Cooldown(_) => {
+            let cooldown = SignedDuration::from_secs(journey.cooldown().map_or(0, |d| d.seconds()));
+            same_key.iter().all(|p| p.entered_at + cooldown <= now)
+        }
+    }
+}
+
+/// The enrollment key an event gives in this journey: `None` without an entry key; `Err` when
+/// the journey needs a key and the event has none (it cannot enter).
+pub fn entry_key(journey: &Journey, event: &EventRecord) -> Result<Option<String>, ()> {
+    match journey.key_property() {
+        None => Ok(None),
+        Some(p) => event.key_value(p).map(Some).ok_or(()),
+    }
+}
+
+pub fn step(
+    journey: &Journey,
+    enrollment: &Enrollment,
+    input: Input<'_>,
+    now: Timestamp,
+    facts: &dyn Facts,
+) -> Option<StepOutcome> {
+    if enrollment.status != EnrollmentStatus::Active {
+        return None;
+    }
+    let mut run = Run {
+        journey,
+        enrollment: enrollment.clone(),
+        effects: Vec::new(),
+        log: Vec::new(),
+        now,
+        facts,
+        traits: None,
+    };
+    let here = enrollment.node.clone();
+    let node_kind = journey.node(&here).map(|n| &n.kind);
+    match input {
+        Input::Enter => {
+            run.enrollment.visits += 1;
+            run.log.push(StepLog::Entered { node: here.clone() });
+            run.advance(here, "next");
+        }
+        Input::Event(event) => {
+            if event.seq <= enrollment.entered_seq {
+                return None;
+            }
+            if let Some(goal) = &journey.document.goal {
+                if run.exit_matches(goal, event) {
+                    run.end(
+                        EnrollmentStatus::Converted,
+                        format!("goal `{}`", event.name),
+                    );
+                    return Some(run.finish());
+                }
+            }
+            if journey
+                .document
+                .exit_on
+                .iter()
+                .any(|x| run.exit_matches(x, event))
+            {
+                run.end(
+                    EnrollmentStatus::Exited,
+                    format!("exit event `{}`", event.name),
+                );
+                return Some(run.finish());
+            }
+            match node_kind {
+                Some(NodeKind::WaitForEvent(w)) if run.wait_matches(w, event) => {
+                    run.advance(here, "event")
+                }
+                _ => return None,
+            }
+        }
+        Input::Timer => {
+            if enrollment.wake_at.is_none_or(|at| at > now) {
+                return None;
+            }
+            match node_kind {
+                Some(NodeKind::Delay(_)) => run.advance(here, "next"),
+                Some(NodeKind::WaitForEvent(_)) => run.advance(here, "timeout"),
+                _ => return None,
+            }
+        }
+        Input::Resume => match node_kind {
+            Some(NodeKind::WaitForEvent(w)) if run.wait_already_satisfied(w) => {
+                run.advance(here, "event")
+            }
+            _ => return None,
+        },
+    }
+    Some(run.finish())
+}
+
+struct Run<'a> {
+    journey: &'a Journey,
+    enrollment: Enrollment,
+    effects: Vec<Effect>,
+    log: Vec<StepLog>,
+    now: Timestamp,
+    facts: &'a dyn Facts,
+    /// The contact's traits with this step's own updates applied, once there are any.
+    traits: Option<Map<String, Value>>,
+}
+
+impl Run<'_> {
+    fn finish(self) -> StepOutcome {
+        StepOutcome {
+            enrollment: self.enrollment,
+            effects: self.effects,
+            log: self.log,
+        }
+    }
+
+    fn end(&mut self, status: EnrollmentStatus, reason: String) {
+        self.enrollment.status = status;
+        self.enrollment.wake_at = None;
+        self.log.push(StepLog::Ended {
+            node: self.enrollment.node.clone(),
+            status,
+            reason,
+        });
+    }
+
+    fn key_required(&self, explicit: Option<bool>) -> bool {
+        explicit.unwrap_or(self.journey.key_property().is_some())
+    }
+
+    fn key_matches(&self, explicit: Option<bool>, event: &EventRecord) -> bool {
+        if !self.key_required(explicit) {
+            return true;
+        }
+        match (self.journey.key_property(), &self.enrollment.key) {
+            (Some(p), Some(k)) => event.key_value(p).as_deref() == Some(k.as_str()),
+            _ => false,
+        }
+    }
+
+    fn exit_matches(&self, exit: &ExitEvent, event: &EventRecord) -> bool {
+        exit.event == event.name
+            && filter_matches(&exit.filter, &event.properties)
+            && self.key_matches(exit.match_key, event)
+    }
+
+    fn wait_matches(&self, wait: &WaitForEventNode, event: &EventRecord) -> bool {
+        wait.event == event.name
+            && filter_matches(&wait.filter, &event.properties)
+            && self.key_matches(wait.match_key, event)
+    }
+
+    fn wait_already_satisfied(&self, wait: &WaitForEventNode) -> bool {
+        self.facts
+            .events_since(&wait.event, self.enrollment.entered_seq)
+            .iter()
+            .any(|e| self.wait_matches(wait, e))
+    }
+
+    fn traits(&self) -> &Map<String, Value> {
+        self.traits.as_ref().unwrap_or_else(|| self.facts.traits())
+    }
+
+    fn holds(&self, condition: &Condition) -> bool {
+        match condition {
+            Condition::Traits(f) => filter_matches(f, self.traits()),
+            Condition::Event(c) => {
+                let did = self
+                    .facts
+                    .events_since(&c.name, self.enrollment.entered_seq)
+                    .iter()
+                    .any(|e| {
+                        filter_matches(&c.filter, &e.properties)
+                            && self.key_matches(Some(c.match_key), e)
+                    });
+                did == c.performed
+            }
+            Condition::Message(m) => self.facts.engaged(&m.node, m.engagement),
+            Condition::All(cs) => cs.iter().all(|c| self.holds(c)),
+            Condition::Any(cs) => cs.iter().any(|c| self.holds(c)),
+            Condition::Not(c) => !self.holds(c),
+        }
+    }
+
+    /// Leaves `from` through `output` and runs nodes until the enrollment waits or ends.
+    fn advance(&mut self, from: String, output: &str) {
+        let journey = self.journey;
+        let mut from = from;
+        let mut output = output;
+        self.enrollment.wake_at = None;
+        for _ in 0..MAX_VISITS_PER_STEP {
+            self.log.push(StepLog::Left {
+                node: from.clone(),
+                output: output.to_string(),
+            });
+            let Some(next) = journey.next(&from, output) else {
+                self.end(EnrollmentStatus::Completed, "end of path".into());
+                return;
+            };
+            let node = journey.node(next).expect("validated edge");
+            self.enrollment.node = next.to_string();
+            self.enrollment.visits += 1;
+            self.log.push(StepLog::Entered {
+                node: next.to_string(),
+            });
+            output = match &node.kind {
+                NodeKind::Delay(_) | NodeKind::WaitForEvent(_) => {
+                    if let NodeKind::WaitForEvent(w) = &node.kind {
+                        if self.wait_already_satisfied(w) {
+                            from = next.to_string();
+                            output = "event";
+                            continue;
+                        }
+                    }
+                    let until =
+                        self.now + SignedDuration::from_secs(journey.duration(next).seconds());
+                    self.enrollment.wake_at = Some(until);
+                    self.log.push(StepLog::Waiting {
+                        node: next.to_string(),
+                        until,
+                    });
+                    return;
+                }
+                NodeKind::Branch(b) => {
+                    if self.holds(&b.condition) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                }
+                NodeKind::SendEmail(s) | NodeKind::SendSms(s) => {
+                    let channel = if matches!(node.kind, NodeKind::SendEmail(_)) {
+                        Channel::Email
+                    } else {
+                        Channel::Sms
+                    };
+                    self.effects.push(Effect::Send {
+                        channel,
+                        node: next.to_string(),
+                        template: s.template.clone(),
+                        idempotency_key: format!(
+                            "{}:{}:{}",
+                            self.enrollment.id, next, self.enrollment.visits
+                        ),
+                    });
+                    "next"
+                }
+                NodeKind::UpdateTraits(u) => {
+                    let mut traits = self.traits().clone();
+                    for (k, v) in &u.set {
+                        if v.is_null() {
+                            traits.remove(k);
+                        } else {
+                            traits.insert(k.clone(), v.clone());
+                        }
+                    }
+                    self.traits = Some(traits);
+                    self.effects.push(Effect::SetTraits(u.set.clone()));
+                    "next"
+                }
+                NodeKind::AddToList(l) => {
+                    self.effects.push(Effect::AddToList(l.list.clone()));
+                    "next"
+                }
+                NodeKind::RemoveFromList(l) => {
+                    self.effects.push(Effect::RemoveFromList(l.list.clone()));
+                    "next"
+                }
+                NodeKind::Exit(_) => {
+                    self.end(EnrollmentStatus::Exited, "exit node".into());
+                    return;
+                }
+                NodeKind::Trigger(_) => "next",
+            };
+            from = next.to_string();
+        }
+        self.end(EnrollmentStatus::Exited, "step limit reached".into());
+    }
+}

@@ -1,0 +1,640 @@
+//! Journey validation: parses a document node by node and checks the graph, collecting every
+//! error (with the node and field it concerns) instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::duration::Duration;
+use crate::filter::{Condition, Filter, Predicate};
+use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    /// Stable machine-readable code, e.g. `unknown_node`.
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.node, &self.field) {
+            (Some(n), Some(fl)) => write!(f, "node `{n}`, {fl}: {} [{}]", self.message, self.code),
+            (Some(n), None) => write!(f, "node `{n}`: {} [{}]", self.message, self.code),
+            (None, Some(fl)) => write!(f, "{fl}: {} [{}]", self.message, self.code),
+            (None, None) => write!(f, "{} [{}]", self.message, self.code),
+        }
+    }
+}
+
+fn err(
+    code: &'static str,
+    node: Option<&str>,
+    field: Option<&str>,
+    message: String,
+) -> ValidationError {
+    ValidationError {
+        code,
+        message,
+        node: node.map(str::to_string),
+        field: field.map(str::to_string),
+    }
+}
+
+/// Looks up a template's channel by id; `None` when it does not exist.
+pub type TemplateLookup<'a> = &'a dyn Fn(&str) -> Option<Channel>;
+
+/// Parses a journey document from a JSON value (as read from YAML or JSON) and validates it.
+/// Nodes are parsed one by one so that one bad node does not hide the errors of the others.
+pub fn parse_and_validate(
+    value: &Value,
+    templates: Option<TemplateLookup<'_>>,
+) -> Result<JourneyDocument, Vec<ValidationError>> {
+    let Some(object) = value.as_object() else {
+        return Err(vec![err(
+            "invalid_document",
+            None,
+            None,
+            "a journey must be an object".into(),
+        )]);
+    };
+    let mut errors = Vec::new();
+    let mut shell = object.clone();
+    let raw_nodes = shell.insert("nodes".into(), Value::Array(vec![]));
+    let mut nodes = Vec::new();
+    match raw_nodes {
+        Some(Value::Array(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let label = item
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("#{i}"));
+                match serde_json::from_value::<Node>(item) {
+                    Ok(node) => nodes.push(node),
+                    Err(e) => errors.push(err(
+                        "invalid_node",
+                        Some(&label),
+                        Some(&format!("nodes[{i}]")),
+                        e.to_string(),
+                    )),
+                }
+            }
+        }
+        Some(_) => errors.push(err(
+            "invalid_document",
+            None,
+            Some("nodes"),
+            "must be a list".into(),
+        )),
+        None => errors.push(err(
+            "invalid_document",
+            None,
+            Some("nodes"),
+            "is required".into(),
+        )),
+    }
+    let document = match serde_json::from_value::<JourneyDocument>(Value::Object(shell)) {
+        Ok(mut d) => {
+            d.nodes = nodes;
+            Some(d)
+        }
+        Err(e) => {
+            errors.push(err("invalid_document", None, None, e.to_string()));
+            None
+        }
+    };
+    if let Some(document) = &document {
+        errors.extend(validate(document, templates));
+    }
+    match document {
+        Some(d) if errors.is_empty() => Ok(d),
+        _ => Err(errors),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_filter(
+    filter: &Filter,
+    node: Option<&str>,
+    field: &str,
+    errors: &mut Vec<ValidationError>,
+) {
+    for (path, predicate) in filter {
+        if let Predicate::Equals(Value::Object(o)) = predicate {
+            let ops: Vec<_> = o.keys().map(String::as_str).collect();
+            errors.push(err(
+                "invalid_filter",
+                node,
+                Some(&format!("{field}.{path}")),
+                format!(
+                    "unknown operator in {ops:?}; use eq, ne, gt, gte, lt, lte, contains, exists or in"
+                ),
+            ));
+        }
+    }
+}
+
+fn check_duration(raw: &str, node: Option<&str>, field: &str, errors: &mut Vec<ValidationError>) {
+    if let Err(message) = Duration::parse(raw) {
+        errors.push(err("invalid_duration", node, Some(field), message));
+    }
+}
+
+/// Checks a parsed document: ids, edges, outputs, reachability, cycles without a wait,
+/// durations, filters and (when a lookup is given) that templates exist with the right channel.
+pub fn validate(
+    doc: &JourneyDocument,
+    templates: Option<TemplateLookup<'_>>,
+) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    if !valid_id(&doc.id) {
+        errors.push(err(
+            "invalid_id",
+            None,
+            Some("id"),
+            format!("`{}` must be 1-100 letters, digits, `-` or `_`", doc.id),
+        ));
+    }
+    if doc.name.trim().is_empty() {
+        errors.push(err(
+            "required",
+            None,
+            Some("name"),
+            "must not be empty".into(),
+        ));
+    }
+    if let Reentry::Cooldown(d) = &doc.entry.reentry {
+        check_duration(d, None, "entry.reentry.cooldown", &mut errors);
+    }
+    let has_key = doc.entry.key.is_some();
+    if doc
+        .entry
+        .key
+        .as_deref()
+        .is_some_and(|k| k.trim().is_empty())
+    {
+        errors.push(err(
+            "required",
+            None,
+            Some("entry.key"),
+            "must not be empty".into(),
+        ));
+    }
+    for (i, exit) in doc.goal.iter().chain(doc.exit_on.iter()).enumerate() {
+        let field = if doc.goal.is_some() && i == 0 {
+            "goal".to_string()
+        } else {
+            "exit_on".to_string()
+        };
+        if exit.event.trim().is_empty() {
+            errors.push(err(
+                "required",
+                None,
+                Some(&format!("{field}.event")),
+                "must not be empty".into(),
+            ));
+        }
+        if exit.match_key == Some(true) && !has_key {
+            errors.push(err(
+                "no_key",
+                None,
+                Some(&format!("{field}.match_key")),
+                "the journey has no entry.key to match".into(),
+            ));
+        }
+        check_filter(&exit.filter, None, &format!("{field}.filter"), &mut errors);
+    }
+
+    let mut by_id: HashMap<&str, &Node> = HashMap::new();
+    for node in &doc.nodes {
+        if !valid_id(&node.id) {
+            errors.push(err(
+                "invalid_id",
+                Some(&node.id),
+                Some("id"),
+                "node ids are 1-100 letters, digits, `-` or `_`".into(),
+            ));
+        }
+        if by_id.insert(&node.id, node).is_some() {
+            errors.push(err(
+                "duplicate_node",
+                Some(&node.id),
+                Some("id"),
+                "two nodes have this id".into(),
+            ));
+        }
+    }
+    let inline_templates: HashMap<&str, Channel> = doc
+        .templates
+        .iter()
+        .map(|t| (t.id.as_str(), t.channel))
+        .collect();
+
+    let mut triggers = Vec::new();
+    for node in &doc.nodes {
+        let id = Some(node.id.as_str());
+        match &node.kind {
+            NodeKind::Trigger(t) => {
+                triggers.push(node.id.as_str());
+                if t.event.trim().is_empty() {
+                    errors.push(err(
+                        "required",
+                        id,
+                        Some("event"),
+                        "must name an event".into(),
+                    ));
+                }
+                check_filter(&t.filter, id, "filter", &mut errors);
+            }
+            NodeKind::Delay(d) => check_duration(&d.duration, id, "duration", &mut errors),
+            NodeKind::WaitForEvent(w) => {
+                check_duration(&w.timeout, id, "timeout", &mut errors);
+                if w.event.trim().is_empty() {
+                    errors.push(err(
+                        "required",
+                        id,
+                        Some("event"),
+                        "must name an event".into(),
+                    ));
+                }
+                if w.match_key == Some(true) && !has_key {
+                    errors.push(err(
+                        "no_key",
+                        id,
+                        Some("match_key"),
+                        "the journey has no entry.key to match".into(),
+                    ));
+                }
+                check_filter(&w.filter, id, "filter", &mut errors);
+            }
+            NodeKind::Branch(b) => b.condition.visit(&mut |c| match c {
+                Condition::Traits(f) => check_filter(f, id, "condition.traits", &mut errors),
+                Condition::Event(e) => {
+                    if e.name.trim().is_empty() {
+                        errors.push(err(
+                            "required",
+                            id,
+                            Some("condition.event.name"),
+                            "must name an event".into(),
+                        ));
+                    }
+                    if e.match_key && !has_key {
+                        errors.push(err(
+                            "no_key",
+                            id,
+                            Some("condition.event.match_key"),
+                            "the journey has no entry.key to match".into(),
+                        ));
+                    }
+                    check_filter(&e.filter, id, "condition.event.filter", &mut errors);
+                }
+                Condition::Message(m) => match by_id.get(m.node.as_str()).map(|n| &n.kind) {
+                    Some(NodeKind::SendEmail(_)) => {}
+                    Some(_) => errors.push(err(
+                        "not_an_email_node",
+                        id,
+                        Some("condition.message.node"),
+                        format!("node `{}` does not send an email", m.node),
+                    )),
+                    None => errors.push(err(
+                        "unknown_node",
+                        id,
+                        Some("condition.message.node"),
+                        format!("there is no node `{}`", m.node),
+                    )),
+                },
+                _ => {}
+            }),
+            NodeKind::SendEmail(s) | NodeKind::SendSms(s) => {
+                let want = if matches!(node.kind, NodeKind::SendEmail(_)) {
+                    Channel::Email
+                } else {
+                    Channel::Sms
+                };
+                if let Some(lookup) = templates {
+                    let found = inline_templates
+                        .get(s.template.as_str())
+                        .copied()
+                        .or_else(|| lookup(&s.template));
+                    match found {
+                        None => errors.push(err(
+                            "unknown_template",
+                            id,
+                            Some("template"),
+                            format!("there is no template `{}`", s.template),
+                        )),
+                        Some(ch) if ch != want => errors.push(err(
+                            "wrong_channel",
+                            id,
+                            Some("template"),
+                            format!(
+                                "template `{}` is for {}, not {}",
+                                s.template,
+                                ch.as_str(),
+                                want.as_str()
+                            ),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            NodeKind::AddToList(l) | NodeKind::RemoveFromList(l) => {
+                if l.list.trim().is_empty() {
+                    errors.push(err("required", id, Some("list"), "must name a list".into()));
+                }
+            }
+            NodeKind::UpdateTraits(u) => {
+                if u.set.is_empty() {
+                    errors.push(err(
+                        "required",
+                        id,
+                        Some("set"),
+                        "must set at least one trait".into(),
+                    ));
+                }
+            }
+            NodeKind::Exit(_) => {}
+        }
+    }
+    if triggers.is_empty() && !doc.nodes.is_empty() {
+        errors.push(err(
+            "no_trigger",
+            None,
+            Some("nodes"),
+            "a journey needs at least one trigger node".into(),
+        ));
+    }
+    if doc.nodes.is_empty() {
+        errors.push(err(
+            "required",
+            None,
+            Some("nodes"),
+            "a journey needs nodes".into(),
+        ));
+    }
+
+    // Edges: known nodes, valid outputs, one edge per output, nothing into a trigger.
+    let mut adjacency: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut used_outputs = HashSet::new();
+    for (i, edge) in doc.edges.iter().enumerate() {
+        let field = format!("edges[{i}]");
+        let from = by_id.get(edge.from.as_str());
+        let to = by_id.get(edge.to.as_str());
+        let mut usable = from.is_some() && to.is_some();
+        if from.is_none() {
+            errors.push(err(
+                "unknown_node",
+                None,
+                Some(&format!("{field}.from")),
+                format!("there is no node `{}`", edge.from),
+            ));
+        }
+        if to.is_none() {
+            errors.push(err(
+                "unknown_node",
+                Some(&edge.from),
+                Some(&format!("{field}.to")),
+                format!("there is no node `{}`", edge.to),
+            ));
+        }
+        if let Some(from) = from {
+            let outputs = from.kind.outputs();
+            if !outputs.contains(&edge.output.as_str()) {
+                let allowed = if outputs.is_empty() {
+                    "none".to_string()
+                } else {
+                    outputs.join(", ")
+                };
+                errors.push(err(
+                    "unknown_output",
+                    Some(&edge.from),
+                    Some(&format!("{field}.output")),
+                    format!(
+                        "a {} node has no output `{}` (outputs: {allowed})",
+                        from.kind.type_name(),
+                        edge.output
+                    ),
+                ));
+                usable = false;
+            } else if !used_outputs.insert((edge.from.as_str(), edge.output.as_str())) {
+                errors.push(err(
+                    "duplicate_edge",
+                    Some(&edge.from),
+                    Some(&format!("{field}.output")),
+                    format!("output `{}` already has an edge", edge.output),
+                ));
+            }
+        }
+        if let Some(to) = to {
+            if matches!(to.kind, NodeKind::Trigger(_)) {
+                errors.push(err(
+                    "edge_into_trigger",
+                    Some(&edge.to),
+                    Some(&field),
+                    "a trigger cannot have incoming edges".into(),
+                ));
+            }
+        }
+        if usable {
+            adjacency
+                .entry(edge.from.as_str())
+                .or_default()
+                .push(edge.to.as_str());
+        }
+    }
+
+    // Reachability from the triggers.
+    let mut reached: HashSet<&str> = triggers.iter().copied().collect();
+    let mut stack = triggers.clone();
+    while let Some(n) = stack.pop() {
+        for &m in adjacency.get(n).into_iter().flatten() {
+            if reached.insert(m) {
+                stack.push(m);
+            }
+        }
+    }
+    for node in &doc.nodes {
+        if !reached.contains(node.id.as_str()) {
+            errors.push(err(
+                "unreachable_node",
+                Some(&node.id),
+                None,
+                "no trigger leads to this node".into(),
+            ));
+        }
+    }
+
+    // Cycles that never wait would step forever in one instant: find cycles among the nodes
+    // that do not wait.
+    let instant = |id: &str| by_id.get(id).is_some_and(|n| !n.kind.waits());
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+    let mut reported = HashSet::new();
+    for node in &doc.nodes {
+        if instant(&node.id) && !state.contains_key(node.id.as_str()) {
+            let mut path = Vec::new();
+            find_cycle(
+                node.id.as_str(),
+                &adjacency,
+                &instant,
+                &mut state,
+                &mut path,
+                &mut |cycle| {
+                    let first = cycle[0];
+                    if reported.insert(first) {
+                        errors.push(err(
+                            "cycle_without_wait",
+                            Some(first),
+                            None,
+                            format!("the cycle {} has no delay or wait", cycle.join(" → ")),
+                        ));
+                    }
+                },
+            );
+        }
+    }
+    errors
+}
+
+fn find_cycle<'a>(
+    node: &'a str,
+    adjacency: &BTreeMap<&'a str, Vec<&'a str>>,
+    instant: &dyn Fn(&str) -> bool,
+    state: &mut HashMap<&'a str, u8>,
+    path: &mut Vec<&'a str>,
+    report: &mut dyn FnMut(Vec<&'a str>),
+) {
+    state.insert(node, 1);
+    path.push(node);
+    for &next in adjacency.get(node).into_iter().flatten() {
+        if !instant(next) {
+            continue;
+        }
+        match state.get(next) {
+            Some(1) => {
+                let start = path.iter().position(|n| *n == next).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(next);
+                report(cycle);
+            }
+            Some(_) => {}
+            None => find_cycle(next, adjacency, instant, state, path, report),
+        }
+    }
+    path.pop();
+    state.insert(node, 2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn codes(v: Value) -> Vec<(&'static str, Option<String>)> {
+        let lookup = |id: &str| (id == "hello").then_some(Channel::Email);
+        match parse_and_validate(&v, Some(&lookup)) {
+            Ok(_) => vec![],
+            Err(errs) => errs.into_iter().map(|e| (e.code, e.node)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_journey_passes() {
+        let v = json!({
+            "id": "j", "name": "J",
+            "nodes": [
+                {"id": "t", "type": "trigger", "event": "Signed Up"},
+                {"id": "d", "type": "delay", "duration": "1d"},
+                {"id": "e", "type": "send_email", "template": "hello"}
+            ],
+            "edges": [{"from": "t", "to": "d"}, {"from": "d", "to": "e"}]
+        });
+        assert_eq!(codes(v), vec![]);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_node() {
+        let v = json!({
+            "id": "j", "name": "J",
+            "nodes": [
+                {"id": "t", "type": "trigger", "event": "Signed Up"},
+                {"id": "d", "type": "delay", "duration": "soon"},
+                {"id": "e", "type": "send_email", "template": "nope"},
+                {"id": "lonely", "type": "exit"},
+                {"id": "b1", "type": "branch", "condition": {"traits": {"vip": true}}},
+                {"id": "b2", "type": "branch", "condition": {"traits": {"vip": true}}},
+                {"id": "x", "type": "teleport"},
+                {"id": "s", "type": "send_sms", "template": "hello"}
+            ],
+            "edges": [
+                {"from": "t", "to": "d"}, {"from": "d", "to": "e"}, {"from": "e", "to": "ghost"},
+                {"from": "e", "to": "b1"}, {"from": "b1", "to": "b2", "output": "yes"},
+                {"from": "b2", "to": "b1", "output": "yes"}, {"from": "b2", "to": "s", "output": "maybe"}
+            ]
+        });
+        let found = codes(v);
+        let expect = [
+            ("invalid_node", Some("x")),
+            ("invalid_duration", Some("d")),
+            ("unknown_template", Some("e")),
+            ("unknown_node", Some("e")),
+            ("duplicate_edge", Some("e")),
+            ("unknown_output", Some("b2")),
+            ("unreachable_node", Some("lonely")),
+            ("unreachable_node", Some("s")),
+            ("cycle_without_wait", Some("b1")),
+        ];
+        for (code, node) in expect {
+            assert!(
+                found.contains(&(code, node.map(str::to_string))),
+                "missing {code} on {node:?} in {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cycle_through_a_delay_is_fine() {
+        let v = json!({
+            "id": "j", "name": "J",
+            "nodes": [
+                {"id": "t", "type": "trigger", "event": "A"},
+                {"id": "d", "type": "delay", "duration": "1d"},
+                {"id": "b", "type": "branch", "condition": {"traits": {"done": true}}}
+            ],
+            "edges": [{"from": "t", "to": "d"}, {"from": "d", "to": "b"}, {"from": "b", "to": "d", "output": "no"}]
+        });
+        assert_eq!(codes(v), vec![]);
+    }
+
+    #[test]
+    fn unknown_fields_and_operators_are_errors() {
+        let v = json!({
+            "id": "j", "name": "J",
+            "nodes": [
+                {"id": "t", "type": "trigger", "event": "A", "filtr": {}},
+                {"id": "t2", "type": "trigger", "event": "A", "filter": {"x": {"greater": 1}}}
+            ]
+        });
+        let found = codes(v);
+        assert!(
+            found.contains(&("invalid_node", Some("t".into()))),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("invalid_filter", Some("t2".into()))),
+            "{found:?}"
+        );
+    }
+}
