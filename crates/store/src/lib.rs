@@ -1,0 +1,148 @@
+//! Storage for Waymark: the traits the engine and the API use, and the embedded SQLite
+//! implementation.
+//!
+//! The traits are shaped around units of work rather than tables: `append_events` is one group
+//! commit; `engine_tx` runs one batch of engine work (event processing or timer firing) in one
+//! transaction, so a step, its effects and its counters commit together or not at all.
+//! `claim_*` methods return work in the order it must be done; a multi-process backend
+//! (PostgreSQL) implements them with leases (`FOR UPDATE SKIP LOCKED`).
+//! Architecture invariant: no engine logic lives here; this crate only stores and loads.
+
+mod model;
+pub mod sqlite;
+
+pub use model::*;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+use waymark_core::journey::{Channel, TemplateDefinition};
+use waymark_core::stepper::PriorEnrollment;
+use waymark_core::{Enrollment, EventRecord, StepLog};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound("row".into()),
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The operations of one engine transaction.
+pub trait EngineTx {
+    /// Accepted events not yet processed, in ingest order.
+    fn pending_events(&mut self, limit: usize) -> Result<Vec<StoredEvent>>;
+    /// Marks events up to `seq` as processed.
+    fn set_processed_upto(&mut self, seq: i64) -> Result<()>;
+    /// Finds or creates the contact for these identities, merging an anonymous contact into an
+    /// identified one when the event links them.
+    fn resolve_contact(&mut self, user_id: Option<&str>, anonymous_id: Option<&str>, now: Timestamp) -> Result<i64>;
+    /// Merges the contact known by `previous_id` (a user or anonymous id) into `user_id`'s.
+    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64>;
+    fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()>;
+    fn contact(&mut self, contact_id: i64) -> Result<Contact>;
+    /// Merges traits (null removes one) and keeps email, phone and timezone columns in step.
+    fn update_traits(&mut self, contact_id: i64, traits: &Map<String, Value>, now: Timestamp) -> Result<()>;
+    /// The contact's processed events named `name` with `after_seq < seq <= upto_seq`.
+    fn events_between(&mut self, contact_id: i64, name: &str, after_seq: i64, upto_seq: i64) -> Result<Vec<EventRecord>>;
+    fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>>;
+    fn message_engaged(&mut self, enrollment_id: i64, node: &str, clicked: bool) -> Result<bool>;
+    /// Records an open or click of a message; returns false for an unknown message.
+    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool>;
+    fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>>;
+    fn prior_enrollments(&mut self, journey_id: &str, contact_id: i64) -> Result<Vec<PriorEnrollment>>;
+    /// Inserts an enrollment and returns it with its id.
+    fn insert_enrollment(&mut self, enrollment: &Enrollment, now: Timestamp) -> Result<Enrollment>;
+    fn update_enrollment(&mut self, enrollment: &Enrollment, now: Timestamp) -> Result<()>;
+    /// Active enrollments of live journeys whose timer is due, earliest first.
+    fn claim_due_enrollments(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Enrollment>>;
+    /// Active enrollments of a journey (for resume and archive).
+    fn journey_enrollments(&mut self, journey_id: &str, limit: usize, after_id: i64) -> Result<Vec<Enrollment>>;
+    fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) -> Result<()>;
+    fn visited_nodes(&mut self, enrollment_id: i64) -> Result<Vec<String>>;
+    fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()>;
+    /// Inserts a message unless one with the same idempotency key exists (returns false then).
+    fn insert_message(&mut self, message: &NewMessage) -> Result<bool>;
+    fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>>;
+    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<()>;
+    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()>;
+    fn meta(&mut self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
+}
+
+/// The whole storage surface. Methods are blocking; the server calls them off its async
+/// threads.
+pub trait Store: Send + Sync + 'static {
+    // Ingestion and engine.
+    /// Commits a batch of events in one transaction; for each, whether it was new (false:
+    /// a duplicate `messageId`, ignored).
+    fn append_events(&self, events: &[NewEvent]) -> Result<Vec<bool>>;
+    fn engine_tx(&self, work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>) -> Result<()>;
+    /// The earliest timer of a live journey, if any.
+    fn next_wake_at(&self) -> Result<Option<Timestamp>>;
+    fn pending_event_count(&self) -> Result<i64>;
+    fn meta(&self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    // Outbox.
+    /// Queued messages whose next attempt is due, oldest first.
+    fn due_messages(&self, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>>;
+    fn next_message_attempt_at(&self) -> Result<Option<Timestamp>>;
+    fn finish_message(&self, id: i64, outcome: &DeliveryOutcome, now: Timestamp) -> Result<()>;
+
+    // Contacts and lists.
+    fn contact(&self, id: i64) -> Result<ContactDetail>;
+    fn find_contacts(&self, query: &ContactQuery) -> Result<Vec<Contact>>;
+    fn timeline(&self, contact_id: i64, limit: usize) -> Result<Vec<TimelineEntry>>;
+    fn lists(&self) -> Result<Vec<ListSummary>>;
+    fn create_list(&self, name: &str, now: Timestamp) -> Result<ListSummary>;
+    fn list_members(&self, name: &str, limit: usize, after_id: i64) -> Result<Vec<Contact>>;
+
+    // Templates.
+    fn templates(&self) -> Result<Vec<StoredTemplate>>;
+    fn get_template(&self, id: &str) -> Result<StoredTemplate>;
+    /// Creates or replaces a template; true when it was created.
+    fn put_template(&self, def: &TemplateDefinition, now: Timestamp) -> Result<bool>;
+    fn delete_template(&self, id: &str) -> Result<()>;
+    fn template_channel(&self, id: &str) -> Result<Option<Channel>>;
+
+    // Journeys.
+    fn journeys(&self) -> Result<Vec<JourneyRow>>;
+    fn journey(&self, id: &str) -> Result<JourneyRow>;
+    /// Creates a journey as a draft, or replaces the draft of an existing one (not archived).
+    fn put_journey_draft(&self, id: &str, name: &str, draft: &Value, now: Timestamp) -> Result<JourneyRow>;
+    /// Stores a new immutable version from the draft and makes it live.
+    fn publish_journey(&self, id: &str, document: &Value, now: Timestamp) -> Result<JourneyRow>;
+    fn set_journey_status(&self, id: &str, status: JourneyStatus, now: Timestamp) -> Result<JourneyRow>;
+    fn journey_versions(&self, id: &str) -> Result<Vec<JourneyVersion>>;
+    fn journey_version(&self, id: &str, version: i64) -> Result<JourneyVersion>;
+    /// Every live or paused journey's live version, for the engine's routing table.
+    fn running_journeys(&self) -> Result<Vec<(JourneyStatus, JourneyVersion)>>;
+    fn journey_stats(&self, id: &str) -> Result<JourneyStats>;
+
+    // Messages.
+    fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>>;
+
+    /// Size of the database files in bytes.
+    fn disk_bytes(&self) -> Result<u64>;
+}

@@ -1,0 +1,308 @@
+//! Rows the store hands out and takes in.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use waymark_core::EventKind;
+use waymark_core::journey::{Channel, TemplateDefinition};
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub message_id: String,
+    pub kind: EventKind,
+    pub name: String,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    /// `alias` only: the id being merged into `user_id`.
+    pub previous_id: Option<String>,
+    /// Track properties, or identify traits.
+    pub properties: Map<String, Value>,
+    pub timestamp: Timestamp,
+    pub received_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event: NewEvent,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub timezone: Option<String>,
+    pub traits: Map<String, Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactDetail {
+    #[serde(flatten)]
+    pub contact: Contact,
+    pub anonymous_ids: Vec<String>,
+    pub lists: Vec<String>,
+    pub enrollments: Vec<EnrollmentRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollmentRow {
+    pub id: i64,
+    pub journey_id: String,
+    pub version: i64,
+    pub key: Option<String>,
+    pub node: String,
+    pub status: String,
+    pub wake_at: Option<Timestamp>,
+    pub entered_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactQuery {
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub anonymous_id: Option<String>,
+    /// Matches user id, email or phone by prefix.
+    pub search: Option<String>,
+    pub limit: usize,
+    pub after_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TimelineEntry {
+    Event {
+        at: Timestamp,
+        seq: i64,
+        kind: String,
+        name: String,
+        properties: Value,
+    },
+    Step {
+        at: Timestamp,
+        journey_id: String,
+        enrollment_id: i64,
+        node: String,
+        action: String,
+        detail: Option<Value>,
+    },
+    Message {
+        at: Timestamp,
+        message_id: i64,
+        channel: String,
+        journey_id: Option<String>,
+        node: Option<String>,
+        template: String,
+        status: String,
+        subject: Option<String>,
+        error: Option<String>,
+    },
+}
+
+impl TimelineEntry {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            TimelineEntry::Event { at, .. } | TimelineEntry::Step { at, .. } | TimelineEntry::Message { at, .. } => *at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListSummary {
+    pub name: String,
+    pub members: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredTemplate {
+    #[serde(flatten)]
+    pub definition: TemplateDefinition,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JourneyStatus {
+    Draft,
+    Live,
+    Paused,
+    Archived,
+}
+
+impl JourneyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JourneyStatus::Draft => "draft",
+            JourneyStatus::Live => "live",
+            JourneyStatus::Paused => "paused",
+            JourneyStatus::Archived => "archived",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "draft" => JourneyStatus::Draft,
+            "live" => JourneyStatus::Live,
+            "paused" => JourneyStatus::Paused,
+            "archived" => JourneyStatus::Archived,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyRow {
+    pub id: String,
+    pub name: String,
+    pub status: JourneyStatus,
+    pub live_version: Option<i64>,
+    pub draft: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub first_activity_at: Option<Timestamp>,
+    pub last_activity_at: Option<Timestamp>,
+    pub entered: i64,
+    pub active: i64,
+    pub converted: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyVersion {
+    pub journey_id: String,
+    pub version: i64,
+    pub document: Value,
+    pub published_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeStats {
+    pub node: String,
+    pub entered: i64,
+    pub waiting: i64,
+    pub completed: i64,
+    pub exited: i64,
+    pub converted: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyStats {
+    pub journey_id: String,
+    pub status: JourneyStatus,
+    pub entered: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub exited: i64,
+    pub converted: i64,
+    pub first_activity_at: Option<Timestamp>,
+    pub last_activity_at: Option<Timestamp>,
+    pub nodes: Vec<NodeStats>,
+}
+
+/// Counter increments for one batch: (journey, node) → counters.
+#[derive(Debug, Clone, Default)]
+pub struct StatsDeltas {
+    pub nodes: BTreeMap<(String, String), NodeStats>,
+}
+
+impl StatsDeltas {
+    pub fn node(&mut self, journey: &str, node: &str) -> &mut NodeStats {
+        self.nodes.entry((journey.to_string(), node.to_string())).or_default()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    Sent,
+    Failed,
+    Suppressed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Suppressed => "suppressed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub idempotency_key: String,
+    pub contact_id: i64,
+    pub enrollment_id: Option<i64>,
+    pub journey_id: Option<String>,
+    pub node: Option<String>,
+    pub template: String,
+    pub channel: Channel,
+    pub recipient: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub contact_id: i64,
+    pub user_id: Option<String>,
+    pub enrollment_id: Option<i64>,
+    pub journey_id: Option<String>,
+    pub node: Option<String>,
+    pub template: String,
+    pub channel: String,
+    pub recipient: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub opened_at: Option<Timestamp>,
+    pub clicked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub user_id: Option<String>,
+    pub contact_id: Option<i64>,
+    pub journey_id: Option<String>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+    pub after_id: i64,
+}
+
+/// What the dispatcher learned from a delivery attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Sent,
+    /// Try again at this time.
+    Retry { error: String, at: Timestamp },
+    Failed { error: String },
+}

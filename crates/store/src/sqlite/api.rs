@@ -1,0 +1,643 @@
+//! The `Store` trait on SQLite: outbox, contacts, lists, templates, journeys, messages.
+
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde_json::Value;
+use waymark_core::journey::{Channel, TemplateDefinition};
+
+use super::tx::{CONTACT_COLUMNS, contact_from_row};
+use super::{SqliteStore, ms, ts};
+use crate::*;
+
+pub(crate) fn template_row(tx: &Transaction<'_>, id: &str) -> Result<Option<StoredTemplate>> {
+    let row = tx
+        .prepare_cached("SELECT definition, created_at, updated_at FROM templates WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+        .optional()?;
+    row.map(|(def, c, u)| {
+        Ok(StoredTemplate { definition: serde_json::from_str(&def)?, created_at: ts(c), updated_at: ts(u) })
+    })
+    .transpose()
+}
+
+const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
+     m.channel, m.recipient, m.subject, m.html, m.text, m.status, m.error, m.attempts, m.next_attempt_at, m.created_at,
+     m.sent_at, m.opened_at, m.clicked_at";
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    let opt_ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
+    Ok(MessageRow {
+        id: r.get(0)?,
+        idempotency_key: r.get(1)?,
+        contact_id: r.get(2)?,
+        user_id: r.get(3)?,
+        enrollment_id: r.get(4)?,
+        journey_id: r.get(5)?,
+        node: r.get(6)?,
+        template: r.get(7)?,
+        channel: r.get(8)?,
+        recipient: r.get(9)?,
+        subject: r.get(10)?,
+        html: r.get(11)?,
+        text: r.get(12)?,
+        status: r.get(13)?,
+        error: r.get(14)?,
+        attempts: r.get(15)?,
+        next_attempt_at: opt_ts(16)?,
+        created_at: ts(r.get(17)?),
+        sent_at: opt_ts(18)?,
+        opened_at: opt_ts(19)?,
+        clicked_at: opt_ts(20)?,
+    })
+}
+
+const JOURNEY_COLUMNS: &str = "j.id, j.name, j.status, j.live_version, j.draft, j.created_at, j.updated_at,
+     j.first_activity_at, j.last_activity_at,
+     (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id),
+     (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'active'),
+     (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'converted')";
+
+fn journey_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyRow> {
+    let status: String = r.get(2)?;
+    let draft: String = r.get(4)?;
+    Ok(JourneyRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        status: JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Draft),
+        live_version: r.get(3)?,
+        draft: serde_json::from_str(&draft).unwrap_or(Value::Null),
+        created_at: ts(r.get(5)?),
+        updated_at: ts(r.get(6)?),
+        first_activity_at: r.get::<_, Option<i64>>(7)?.map(ts),
+        last_activity_at: r.get::<_, Option<i64>>(8)?.map(ts),
+        entered: r.get(9)?,
+        active: r.get(10)?,
+        converted: r.get(11)?,
+    })
+}
+
+fn version_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyVersion> {
+    let doc: String = r.get(2)?;
+    Ok(JourneyVersion {
+        journey_id: r.get(0)?,
+        version: r.get(1)?,
+        document: serde_json::from_str(&doc).unwrap_or(Value::Null),
+        published_at: ts(r.get(3)?),
+    })
+}
+
+fn not_found(what: String) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::NotFound(_) => StoreError::NotFound(what),
+        other => other,
+    }
+}
+
+impl SqliteStore {
+    fn journey_in(&self, conn: &rusqlite::Connection, id: &str) -> Result<JourneyRow> {
+        conn.prepare_cached(&format!("SELECT {JOURNEY_COLUMNS} FROM journeys j WHERE j.id = ?1"))?
+            .query_row([id], journey_from_row)
+            .map_err(StoreError::from)
+            .map_err(not_found(format!("journey `{id}`")))
+    }
+}
+
+impl Store for SqliteStore {
+    fn append_events(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
+        self.append(events)
+    }
+
+    fn engine_tx(&self, work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>) -> Result<()> {
+        self.run_engine_tx(work)
+    }
+
+    fn next_wake_at(&self) -> Result<Option<Timestamp>> {
+        let conn = self.conn()?;
+        let v: Option<i64> = conn
+            .prepare_cached(
+                "SELECT MIN(e.wake_at) FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+                 WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(v.map(ts))
+    }
+
+    fn pending_event_count(&self) -> Result<i64> {
+        let conn = self.conn()?;
+        let upto: i64 = conn
+            .query_row("SELECT value FROM meta WHERE key = 'processed_seq'", [], |r| r.get::<_, String>(0))
+            .optional()?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok(conn.query_row("SELECT COUNT(*) FROM events WHERE seq > ?1", [upto], |r| r.get(0))?)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.get_meta(key)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.put_meta(key, value)
+    }
+
+    fn due_messages(&self, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
+             WHERE m.status = 'queued' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at, m.id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![ms(now), limit as i64], message_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn next_message_attempt_at(&self) -> Result<Option<Timestamp>> {
+        let conn = self.conn()?;
+        let v: Option<i64> = conn
+            .prepare_cached("SELECT MIN(next_attempt_at) FROM messages WHERE status = 'queued'")?
+            .query_row([], |r| r.get(0))?;
+        Ok(v.map(ts))
+    }
+
+    fn finish_message(&self, id: i64, outcome: &DeliveryOutcome, now: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            let (status, error, next, stat) = match outcome {
+                DeliveryOutcome::Sent => ("sent", None, None, Some("sent")),
+                DeliveryOutcome::Retry { error, at } => ("queued", Some(error.as_str()), Some(ms(*at)), None),
+                DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
+            };
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE messages SET status = ?2, error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
+                            sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END
+                     WHERE id = ?1 AND status = 'queued'",
+                )?
+                .execute(params![id, status, error, next, ms(now)])?;
+            if changed == 1 {
+                if let Some(column) = stat {
+                    tx.prepare_cached(&format!(
+                        "INSERT INTO node_stats (journey_id, node, {column})
+                         SELECT journey_id, node, 1 FROM messages WHERE id = ?1 AND journey_id IS NOT NULL
+                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
+                    ))?
+                    .execute([id])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn contact(&self, id: i64) -> Result<ContactDetail> {
+        let conn = self.conn()?;
+        let contact = conn
+            .prepare_cached(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1"))?
+            .query_row([id], contact_from_row)
+            .map_err(StoreError::from)
+            .map_err(not_found(format!("contact {id}")))?;
+        let anonymous_ids = conn
+            .prepare_cached("SELECT anonymous_id FROM anonymous_ids WHERE contact_id = ?1 ORDER BY anonymous_id")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let lists = conn
+            .prepare_cached(
+                "SELECT l.name FROM list_members m JOIN lists l ON l.id = m.list_id WHERE m.contact_id = ?1 ORDER BY l.name",
+            )?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let enrollments = conn
+            .prepare_cached(
+                "SELECT id, journey_id, version, key, node, status, wake_at, entered_at, updated_at
+                 FROM enrollments WHERE contact_id = ?1 ORDER BY id",
+            )?
+            .query_map([id], |r| {
+                Ok(EnrollmentRow {
+                    id: r.get(0)?,
+                    journey_id: r.get(1)?,
+                    version: r.get(2)?,
+                    key: r.get(3)?,
+                    node: r.get(4)?,
+                    status: r.get(5)?,
+                    wake_at: r.get::<_, Option<i64>>(6)?.map(ts),
+                    entered_at: ts(r.get(7)?),
+                    updated_at: ts(r.get(8)?),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ContactDetail { contact, anonymous_ids, lists, enrollments })
+    }
+
+    fn find_contacts(&self, q: &ContactQuery) -> Result<Vec<Contact>> {
+        let conn = self.conn()?;
+        let mut clauses = vec!["c.id > ?1".to_string()];
+        let mut args: Vec<rusqlite::types::Value> = vec![q.after_id.into()];
+        let mut push = |clause: &str, v: String| {
+            args.push(v.into());
+            clauses.push(clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(u) = &q.user_id {
+            push("c.user_id = ?", u.clone());
+        }
+        if let Some(e) = &q.email {
+            push("c.email = ?", e.clone());
+        }
+        if let Some(p) = &q.phone {
+            push("c.phone = ?", p.clone());
+        }
+        if let Some(a) = &q.anonymous_id {
+            push("c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?)", a.clone());
+        }
+        if let Some(s) = &q.search {
+            let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            push(
+                "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ?N ESCAPE '\\' OR c.phone LIKE ?N ESCAPE '\\')",
+                format!("{escaped}%"),
+            );
+            let n = args.len();
+            let last = clauses.last_mut().expect("just pushed");
+            *last = last.replace("?N", &format!("?{n}"));
+        }
+        let sql = format!(
+            "SELECT {} FROM contacts c WHERE {} ORDER BY c.id LIMIT {}",
+            CONTACT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", "),
+            clauses.join(" AND "),
+            q.limit.clamp(1, 1000)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), contact_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn timeline(&self, contact_id: i64, limit: usize) -> Result<Vec<TimelineEntry>> {
+        let conn = self.conn()?;
+        let limit = limit.clamp(1, 10_000) as i64;
+        let mut entries: Vec<TimelineEntry> = Vec::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, kind, name, properties, timestamp FROM events WHERE contact_id = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        for row in stmt.query_map(params![contact_id, limit], |r| {
+            let props: String = r.get(3)?;
+            Ok(TimelineEntry::Event {
+                seq: r.get(0)?,
+                kind: r.get(1)?,
+                name: r.get(2)?,
+                properties: serde_json::from_str(&props).unwrap_or(Value::Null),
+                at: ts(r.get(4)?),
+            })
+        })? {
+            entries.push(row?);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.at, e.journey_id, s.enrollment_id, s.node, s.action, s.detail
+             FROM steps s JOIN enrollments e ON e.id = s.enrollment_id
+             WHERE e.contact_id = ?1 ORDER BY s.id DESC LIMIT ?2",
+        )?;
+        for row in stmt.query_map(params![contact_id, limit], |r| {
+            let detail: Option<String> = r.get(5)?;
+            Ok(TimelineEntry::Step {
+                at: ts(r.get(0)?),
+                journey_id: r.get(1)?,
+                enrollment_id: r.get(2)?,
+                node: r.get(3)?,
+                action: r.get(4)?,
+                detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+            })
+        })? {
+            entries.push(row?);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, created_at, channel, journey_id, node, template, status, subject, error
+             FROM messages WHERE contact_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        for row in stmt.query_map(params![contact_id, limit], |r| {
+            Ok(TimelineEntry::Message {
+                message_id: r.get(0)?,
+                at: ts(r.get(1)?),
+                channel: r.get(2)?,
+                journey_id: r.get(3)?,
+                node: r.get(4)?,
+                template: r.get(5)?,
+                status: r.get(6)?,
+                subject: r.get(7)?,
+                error: r.get(8)?,
+            })
+        })? {
+            entries.push(row?);
+        }
+        // Oldest first; at equal times events come before the steps they caused.
+        entries.sort_by_key(|e| {
+            let rank = match e {
+                TimelineEntry::Event { .. } => 0,
+                TimelineEntry::Step { .. } => 1,
+                TimelineEntry::Message { .. } => 2,
+            };
+            (e.at(), rank)
+        });
+        let excess = entries.len().saturating_sub(limit as usize);
+        entries.drain(..excess);
+        Ok(entries)
+    }
+
+    fn lists(&self) -> Result<Vec<ListSummary>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT l.name, (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id), l.created_at FROM lists l ORDER BY l.name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok(ListSummary { name: r.get(0)?, members: r.get(1)?, created_at: ts(r.get(2)?) }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn create_list(&self, name: &str, now: Timestamp) -> Result<ListSummary> {
+        self.write(|tx| {
+            let n = tx.execute("INSERT INTO lists (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING", params![name, ms(now)])?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("a list named `{name}` exists")));
+            }
+            Ok(ListSummary { name: name.to_string(), members: 0, created_at: now })
+        })
+    }
+
+    fn list_members(&self, name: &str, limit: usize, after_id: i64) -> Result<Vec<Contact>> {
+        let conn = self.conn()?;
+        let list_id: i64 = conn
+            .query_row("SELECT id FROM lists WHERE name = ?1", [name], |r| r.get(0))
+            .map_err(StoreError::from)
+            .map_err(not_found(format!("list `{name}`")))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM list_members m JOIN contacts c ON c.id = m.contact_id
+             WHERE m.list_id = ?1 AND c.id > ?2 ORDER BY c.id LIMIT ?3",
+            CONTACT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+        ))?;
+        let rows = stmt.query_map(params![list_id, after_id, limit.clamp(1, 1000) as i64], contact_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn templates(&self) -> Result<Vec<StoredTemplate>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT definition, created_at, updated_at FROM templates ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        rows.map(|row| {
+            let (def, c, u) = row?;
+            Ok(StoredTemplate { definition: serde_json::from_str(&def)?, created_at: ts(c), updated_at: ts(u) })
+        })
+        .collect()
+    }
+
+    fn get_template(&self, id: &str) -> Result<StoredTemplate> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        template_row(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("template `{id}`")))
+    }
+
+    fn put_template(&self, def: &TemplateDefinition, now: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let existed: Option<i64> =
+                tx.query_row("SELECT 1 FROM templates WHERE id = ?1", [&def.id], |r| r.get(0)).optional()?;
+            tx.execute(
+                "INSERT INTO templates (id, channel, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, definition = excluded.definition, updated_at = excluded.updated_at",
+                params![def.id, def.channel.as_str(), serde_json::to_string(def)?, ms(now)],
+            )?;
+            Ok(existed.is_none())
+        })
+    }
+
+    fn delete_template(&self, id: &str) -> Result<()> {
+        self.write(|tx| {
+            if tx.execute("DELETE FROM templates WHERE id = ?1", [id])? == 0 {
+                return Err(StoreError::NotFound(format!("template `{id}`")));
+            }
+            Ok(())
+        })
+    }
+
+    fn template_channel(&self, id: &str) -> Result<Option<Channel>> {
+        let conn = self.conn()?;
+        let ch: Option<String> = conn
+            .prepare_cached("SELECT channel FROM templates WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(ch.and_then(|c| Channel::parse(&c)))
+    }
+
+    fn journeys(&self) -> Result<Vec<JourneyRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {JOURNEY_COLUMNS} FROM journeys j ORDER BY j.created_at, j.id"))?;
+        let rows = stmt.query_map([], journey_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn journey(&self, id: &str) -> Result<JourneyRow> {
+        let conn = self.conn()?;
+        self.journey_in(&conn, id)
+    }
+
+    fn put_journey_draft(&self, id: &str, name: &str, draft: &Value, now: Timestamp) -> Result<JourneyRow> {
+        self.write(|tx| {
+            let status: Option<String> =
+                tx.query_row("SELECT status FROM journeys WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            match status.as_deref() {
+                Some("archived") => return Err(StoreError::Conflict(format!("journey `{id}` is archived"))),
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE journeys SET name = ?2, draft = ?3, updated_at = ?4 WHERE id = ?1",
+                        params![id, name, draft.to_string(), ms(now)],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO journeys (id, name, status, draft, created_at, updated_at) VALUES (?1, ?2, 'draft', ?3, ?4, ?4)",
+                        params![id, name, draft.to_string(), ms(now)],
+                    )?;
+                }
+            }
+            Ok(())
+        })?;
+        self.journey(id)
+    }
+
+    fn publish_journey(&self, id: &str, document: &Value, now: Timestamp) -> Result<JourneyRow> {
+        self.write(|tx| {
+            let status: String = tx
+                .query_row("SELECT status FROM journeys WHERE id = ?1", [id], |r| r.get(0))
+                .map_err(StoreError::from)
+                .map_err(not_found(format!("journey `{id}`")))?;
+            if status == "archived" {
+                return Err(StoreError::Conflict(format!("journey `{id}` is archived")));
+            }
+            let version: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM journey_versions WHERE journey_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO journey_versions (journey_id, version, document, published_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, version, document.to_string(), ms(now)],
+            )?;
+            // Publishing a paused journey keeps it paused; a draft becomes live.
+            tx.execute(
+                "UPDATE journeys SET live_version = ?2, status = CASE WHEN status = 'paused' THEN 'paused' ELSE 'live' END, updated_at = ?3 WHERE id = ?1",
+                params![id, version, ms(now)],
+            )?;
+            Ok(())
+        })?;
+        self.journey(id)
+    }
+
+    fn set_journey_status(&self, id: &str, status: JourneyStatus, now: Timestamp) -> Result<JourneyRow> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE journeys SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status.as_str(), ms(now)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("journey `{id}`")));
+            }
+            Ok(())
+        })?;
+        self.journey(id)
+    }
+
+    fn journey_versions(&self, id: &str) -> Result<Vec<JourneyVersion>> {
+        let conn = self.conn()?;
+        self.journey_in(&conn, id)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT journey_id, version, document, published_at FROM journey_versions WHERE journey_id = ?1 ORDER BY version",
+        )?;
+        let rows = stmt.query_map([id], version_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn journey_version(&self, id: &str, version: i64) -> Result<JourneyVersion> {
+        let conn = self.conn()?;
+        conn.prepare_cached(
+            "SELECT journey_id, version, document, published_at FROM journey_versions WHERE journey_id = ?1 AND version = ?2",
+        )?
+        .query_row(params![id, version], version_from_row)
+        .map_err(StoreError::from)
+        .map_err(not_found(format!("version {version} of journey `{id}`")))
+    }
+
+    fn running_journeys(&self) -> Result<Vec<(JourneyStatus, JourneyVersion)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT v.journey_id, v.version, v.document, v.published_at, j.status
+             FROM journeys j JOIN journey_versions v ON v.journey_id = j.id
+             WHERE j.status IN ('live', 'paused')
+               AND (v.version = j.live_version
+                    OR v.version IN (SELECT DISTINCT e.version FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'active'))",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let status: String = r.get(4)?;
+            Ok((JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Live), version_from_row(r)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn journey_stats(&self, id: &str) -> Result<JourneyStats> {
+        let conn = self.conn()?;
+        let journey = self.journey_in(&conn, id)?;
+        let mut nodes: Vec<NodeStats> = conn
+            .prepare_cached(
+                "SELECT node, entered, completed, exited, converted, sent, failed, suppressed FROM node_stats WHERE journey_id = ?1",
+            )?
+            .query_map([id], |r| {
+                Ok(NodeStats {
+                    node: r.get(0)?,
+                    entered: r.get(1)?,
+                    waiting: 0,
+                    completed: r.get(2)?,
+                    exited: r.get(3)?,
+                    converted: r.get(4)?,
+                    sent: r.get(5)?,
+                    failed: r.get(6)?,
+                    suppressed: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let waiting: Vec<(String, i64)> = conn
+            .prepare_cached("SELECT node, COUNT(*) FROM enrollments WHERE journey_id = ?1 AND status = 'active' GROUP BY node")?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (node, count) in waiting {
+            match nodes.iter_mut().find(|n| n.node == node) {
+                Some(n) => n.waiting = count,
+                None => nodes.push(NodeStats { node, waiting: count, ..Default::default() }),
+            }
+        }
+        // Nodes in the order of the live (or draft) document, unknown ones after.
+        let order: Vec<String> = journey
+            .live_version
+            .and_then(|v| self.journey_version(id, v).ok())
+            .map(|v| v.document)
+            .unwrap_or(journey.draft.clone())
+            .get("nodes")
+            .and_then(Value::as_array)
+            .map(|ns| ns.iter().filter_map(|n| n.get("id")?.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        for id in &order {
+            if !nodes.iter().any(|n| &n.node == id) {
+                nodes.push(NodeStats { node: id.clone(), ..Default::default() });
+            }
+        }
+        nodes.sort_by_key(|n| order.iter().position(|o| *o == n.node).unwrap_or(usize::MAX));
+        let (completed, exited): (i64, i64) = conn.query_row(
+            "SELECT COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0) FROM enrollments WHERE journey_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(JourneyStats {
+            journey_id: journey.id,
+            status: journey.status,
+            entered: journey.entered,
+            active: journey.active,
+            completed,
+            exited,
+            converted: journey.converted,
+            first_activity_at: journey.first_activity_at,
+            last_activity_at: journey.last_activity_at,
+            nodes,
+        })
+    }
+
+    fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRow>> {
+        let conn = self.conn()?;
+        let mut clauses = vec!["m.id > ?1".to_string()];
+        let mut args: Vec<rusqlite::types::Value> = vec![q.after_id.into()];
+        let mut push = |clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            clauses.push(clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(u) = &q.user_id {
+            push("c.user_id = ?", u.clone().into());
+        }
+        if let Some(c) = q.contact_id {
+            push("m.contact_id = ?", c.into());
+        }
+        if let Some(j) = &q.journey_id {
+            push("m.journey_id = ?", j.clone().into());
+        }
+        if let Some(ch) = &q.channel {
+            push("m.channel = ?", ch.clone().into());
+        }
+        if let Some(s) = &q.status {
+            push("m.status = ?", s.clone().into());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id WHERE {} ORDER BY m.id LIMIT {}",
+            clauses.join(" AND "),
+            q.limit.clamp(1, 1000)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), message_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn disk_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path().as_os_str().to_owned();
+            p.push(suffix);
+            total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        }
+        Ok(total)
+    }
+}

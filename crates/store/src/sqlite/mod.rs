@@ -1,0 +1,180 @@
+//! The embedded SQLite backend: one database file in the data directory, WAL mode, and
+//! `synchronous = FULL` so that an acknowledged event survives a power cut, not just a crash.
+//! Connections come from a small pool; SQLite serialises writers, and every write
+//! transaction is `BEGIN IMMEDIATE` so that writers queue instead of failing mid-way.
+
+mod api;
+mod tx;
+
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::{EngineTx, NewEvent, Result, StoreError};
+
+const SCHEMA_V1: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+pub(crate) struct Pooled<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl Deref for Pooled<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.store.pool.lock()) {
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `waymark.db` in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        let store = SqliteStore { path: dir.join("waymark.db"), pool: Mutex::new(Vec::new()) };
+        let mut conn = store.connect()?;
+        migrate(&mut conn)?;
+        store.pool.lock().expect("pool lock").push(conn);
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = OFF;
+             PRAGMA cache_size = -32000;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    pub(crate) fn conn(&self) -> Result<Pooled<'_>> {
+        let pooled = self.pool.lock().expect("pool lock").pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        Ok(Pooled { store: self, conn: Some(conn) })
+    }
+
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (message_id) DO NOTHING",
+            )?;
+            let mut fresh = Vec::with_capacity(events.len());
+            for e in events {
+                let n = stmt.execute(params![
+                    e.message_id,
+                    e.kind.as_str(),
+                    e.name,
+                    e.user_id,
+                    e.anonymous_id,
+                    e.previous_id,
+                    serde_json::to_string(&e.properties)?,
+                    ms(e.timestamp),
+                    ms(e.received_at),
+                ])?;
+                fresh.push(n == 1);
+            }
+            Ok(fresh)
+        })
+    }
+
+    pub(crate) fn run_engine_tx(&self, work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut engine_tx = tx::SqliteTx { tx: &tx };
+            work(&mut engine_tx)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub(crate) fn put_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "the database has schema version {version}, newer than this Waymark ({SCHEMA_VERSION}); upgrade Waymark"
+        )));
+    }
+    if version < 1 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA_V1)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tx.commit()?;
+    }
+    Ok(())
+}

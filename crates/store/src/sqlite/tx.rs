@@ -1,0 +1,519 @@
+//! `EngineTx` on a SQLite transaction: every statement is prepared once per connection and
+//! cached, because the engine runs these thousands of times per second.
+
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde_json::{Map, Value};
+use waymark_core::stepper::PriorEnrollment;
+use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
+
+use super::{ms, ts};
+use crate::{Contact, EngineTx, NewEvent, NewMessage, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate};
+
+pub(crate) struct SqliteTx<'a> {
+    pub(crate) tx: &'a Transaction<'a>,
+}
+
+const ENROLLMENT_COLUMNS: &str =
+    "id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits";
+
+pub(crate) fn enrollment_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
+    let status: String = r.get(6)?;
+    Ok(Enrollment {
+        id: r.get(0)?,
+        journey_id: r.get(1)?,
+        version: r.get(2)?,
+        contact_id: r.get(3)?,
+        key: r.get(4)?,
+        node: r.get(5)?,
+        status: EnrollmentStatus::parse(&status).unwrap_or(EnrollmentStatus::Exited),
+        wake_at: r.get::<_, Option<i64>>(7)?.map(ts),
+        entered_at: ts(r.get(8)?),
+        entered_seq: r.get(9)?,
+        visits: r.get(10)?,
+    })
+}
+
+pub(crate) const CONTACT_COLUMNS: &str = "id, user_id, email, phone, timezone, traits, created_at, updated_at";
+
+pub(crate) fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<Contact> {
+    let traits: String = r.get(5)?;
+    Ok(Contact {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        email: r.get(2)?,
+        phone: r.get(3)?,
+        timezone: r.get(4)?,
+        traits: serde_json::from_str(&traits).unwrap_or_default(),
+        created_at: ts(r.get(6)?),
+        updated_at: ts(r.get(7)?),
+    })
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let kind: String = r.get(1)?;
+    let props: String = r.get(6)?;
+    Ok(StoredEvent {
+        seq: r.get(0)?,
+        event: NewEvent {
+            message_id: r.get(9)?,
+            kind: EventKind::parse(&kind).unwrap_or(EventKind::Track),
+            name: r.get(2)?,
+            user_id: r.get(3)?,
+            anonymous_id: r.get(4)?,
+            previous_id: r.get(5)?,
+            properties: serde_json::from_str(&props).unwrap_or_default(),
+            timestamp: ts(r.get(7)?),
+            received_at: ts(r.get(8)?),
+        },
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id";
+
+/// Traits whose values also live in their own columns, for lookups and sending.
+fn contact_columns(traits: &Map<String, Value>) -> (Option<String>, Option<String>, Option<String>) {
+    let s = |k: &str| traits.get(k).and_then(Value::as_str).map(str::to_string);
+    (s("email"), s("phone"), s("timezone"))
+}
+
+impl SqliteTx<'_> {
+    fn create_contact(&self, user_id: Option<&str>, now: Timestamp) -> Result<i64> {
+        self.tx
+            .prepare_cached("INSERT INTO contacts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)")?
+            .execute(params![user_id, ms(now)])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn contact_by_user(&self, user_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT id FROM contacts WHERE user_id = ?1")?
+            .query_row([user_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn contact_by_anonymous(&self, anonymous_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?1")?
+            .query_row([anonymous_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn link_anonymous(&self, anonymous_id: &str, contact_id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO anonymous_ids (anonymous_id, contact_id) VALUES (?1, ?2)
+                 ON CONFLICT (anonymous_id) DO UPDATE SET contact_id = excluded.contact_id",
+            )?
+            .execute(params![anonymous_id, contact_id])?;
+        Ok(())
+    }
+
+    fn user_id_of(&self, contact_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT user_id FROM contacts WHERE id = ?1")?
+            .query_row([contact_id], |r| r.get(0))?)
+    }
+
+    /// Moves everything of contact `from` to contact `into` (one person, one history) and
+    /// deletes `from`. Traits of `into` win over those of `from`.
+    fn merge(&self, from: i64, into: i64, now: Timestamp) -> Result<()> {
+        if from == into {
+            return Ok(());
+        }
+        let from_contact = self.contact_inner(from)?;
+        let into_contact = self.contact_inner(into)?;
+        let mut traits = from_contact.traits;
+        traits.extend(into_contact.traits);
+        let (email, phone, tz) = contact_columns(&traits);
+        for sql in [
+            "UPDATE events SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE anonymous_ids SET contact_id = ?2 WHERE contact_id = ?1",
+            "INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) SELECT list_id, ?2, added_at FROM list_members WHERE contact_id = ?1",
+            "DELETE FROM list_members WHERE contact_id = ?1",
+            "UPDATE enrollments SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1",
+            "DELETE FROM contacts WHERE id = ?1",
+        ] {
+            self.tx.prepare_cached(sql)?.execute(params![from, into])?;
+        }
+        self.tx
+            .prepare_cached("UPDATE contacts SET traits = ?2, email = ?3, phone = ?4, timezone = ?5, updated_at = ?6 WHERE id = ?1")?
+            .execute(params![into, serde_json::to_string(&traits)?, email, phone, tz, ms(now)])?;
+        Ok(())
+    }
+
+    fn contact_inner(&self, contact_id: i64) -> Result<Contact> {
+        self.tx
+            .prepare_cached(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1"))?
+            .query_row([contact_id], contact_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))
+    }
+
+    fn list_id(&self, name: &str, create_at: Option<Timestamp>) -> Result<Option<i64>> {
+        if let Some(now) = create_at {
+            self.tx
+                .prepare_cached("INSERT INTO lists (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?
+                .execute(params![name, ms(now)])?;
+        }
+        Ok(self
+            .tx
+            .prepare_cached("SELECT id FROM lists WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+impl EngineTx for SqliteTx<'_> {
+    fn pending_events(&mut self, limit: usize) -> Result<Vec<StoredEvent>> {
+        let upto = self.meta("processed_seq")?.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let rows = stmt.query_map(params![upto, limit as i64], event_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_processed_upto(&mut self, seq: i64) -> Result<()> {
+        self.set_meta("processed_seq", &seq.to_string())
+    }
+
+    fn resolve_contact(&mut self, user_id: Option<&str>, anonymous_id: Option<&str>, now: Timestamp) -> Result<i64> {
+        let by_user = match user_id {
+            Some(u) => self.contact_by_user(u)?,
+            None => None,
+        };
+        let by_anon = match anonymous_id {
+            Some(a) => self.contact_by_anonymous(a)?,
+            None => None,
+        };
+        let id = match (by_user, by_anon) {
+            (Some(u), Some(a)) if u != a => {
+                // The anonymous visitor turns out to be this user: one person, one history.
+                // An anonymous id already tied to another known user moves to this one only.
+                if self.user_id_of(a)?.is_none() {
+                    self.merge(a, u, now)?;
+                } else if let Some(anon) = anonymous_id {
+                    self.link_anonymous(anon, u)?;
+                }
+                u
+            }
+            (Some(u), _) => u,
+            (None, Some(a)) => match user_id {
+                Some(uid) if self.user_id_of(a)?.is_none() => {
+                    self.tx
+                        .prepare_cached("UPDATE contacts SET user_id = ?2, updated_at = ?3 WHERE id = ?1")?
+                        .execute(params![a, uid, ms(now)])?;
+                    a
+                }
+                Some(uid) => self.create_contact(Some(uid), now)?,
+                None => a,
+            },
+            (None, None) => self.create_contact(user_id, now)?,
+        };
+        if let Some(anon) = anonymous_id {
+            if by_anon != Some(id) {
+                self.link_anonymous(anon, id)?;
+            }
+        }
+        Ok(id)
+    }
+
+    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64> {
+        let previous = match self.contact_by_user(previous_id)? {
+            Some(c) => Some(c),
+            None => self.contact_by_anonymous(previous_id)?,
+        };
+        let target = self.contact_by_user(user_id)?;
+        Ok(match (previous, target) {
+            (Some(p), Some(t)) => {
+                self.merge(p, t, now)?;
+                t
+            }
+            (Some(p), None) => {
+                // The previous identity becomes (also) known by the new user id.
+                self.tx
+                    .prepare_cached("UPDATE contacts SET user_id = ?2, updated_at = ?3 WHERE id = ?1")?
+                    .execute(params![p, user_id, ms(now)])?;
+                p
+            }
+            (None, Some(t)) => {
+                self.link_anonymous(previous_id, t)?;
+                t
+            }
+            (None, None) => {
+                let t = self.create_contact(Some(user_id), now)?;
+                self.link_anonymous(previous_id, t)?;
+                t
+            }
+        })
+    }
+
+    fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE events SET contact_id = ?2 WHERE seq = ?1")?
+            .execute(params![seq, contact_id])?;
+        Ok(())
+    }
+
+    fn contact(&mut self, contact_id: i64) -> Result<Contact> {
+        self.contact_inner(contact_id)
+    }
+
+    fn update_traits(&mut self, contact_id: i64, patch: &Map<String, Value>, now: Timestamp) -> Result<()> {
+        if patch.is_empty() {
+            return Ok(());
+        }
+        let mut traits = self.contact_inner(contact_id)?.traits;
+        for (k, v) in patch {
+            if v.is_null() {
+                traits.remove(k);
+            } else {
+                traits.insert(k.clone(), v.clone());
+            }
+        }
+        let (email, phone, tz) = contact_columns(&traits);
+        self.tx
+            .prepare_cached("UPDATE contacts SET traits = ?2, email = ?3, phone = ?4, timezone = ?5, updated_at = ?6 WHERE id = ?1")?
+            .execute(params![contact_id, serde_json::to_string(&traits)?, email, phone, tz, ms(now)])?;
+        Ok(())
+    }
+
+    fn events_between(&mut self, contact_id: i64, name: &str, after_seq: i64, upto_seq: i64) -> Result<Vec<EventRecord>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE contact_id = ?1 AND name = ?2 AND seq > ?3 AND seq <= ?4 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(params![contact_id, name, after_seq, upto_seq], event_from_row)?;
+        Ok(rows
+            .map(|r| {
+                r.map(|e| EventRecord {
+                    seq: e.seq,
+                    kind: e.event.kind,
+                    name: e.event.name,
+                    properties: e.event.properties,
+                    timestamp: e.event.timestamp,
+                })
+            })
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>> {
+        Ok(self
+            .tx
+            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"))?
+            .query_row([seq], event_from_row)
+            .optional()?)
+    }
+
+    fn message_engaged(&mut self, enrollment_id: i64, node: &str, clicked: bool) -> Result<bool> {
+        let column = if clicked { "clicked_at" } else { "opened_at" };
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT 1 FROM messages WHERE enrollment_id = ?1 AND node = ?2 AND {column} IS NOT NULL LIMIT 1"
+            ))?
+            .query_row(params![enrollment_id, node], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
+        // A click implies the message was opened, even if the open pixel was blocked.
+        let sql = if clicked {
+            "UPDATE messages SET clicked_at = COALESCE(clicked_at, ?2), opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
+        } else {
+            "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
+        };
+        Ok(self.tx.prepare_cached(sql)?.execute(params![message_id, ms(at)])? == 1)
+    }
+
+    fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE contact_id = ?1 AND status = 'active' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([contact_id], enrollment_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn prior_enrollments(&mut self, journey_id: &str, contact_id: i64) -> Result<Vec<PriorEnrollment>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT key, status, entered_at FROM enrollments WHERE contact_id = ?1 AND journey_id = ?2")?;
+        let rows = stmt.query_map(params![contact_id, journey_id], |r| {
+            let status: String = r.get(1)?;
+            Ok(PriorEnrollment {
+                key: r.get(0)?,
+                status: EnrollmentStatus::parse(&status).unwrap_or(EnrollmentStatus::Exited),
+                entered_at: ts(r.get(2)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                e.journey_id,
+                e.version,
+                e.contact_id,
+                e.key,
+                e.node,
+                e.status.as_str(),
+                e.wake_at.map(ms),
+                ms(e.entered_at),
+                e.entered_seq,
+                e.visits,
+                ms(now)
+            ])?;
+        Ok(Enrollment { id: self.tx.last_insert_rowid(), ..e.clone() })
+    }
+
+    fn update_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE enrollments SET node = ?2, status = ?3, wake_at = ?4, visits = ?5, updated_at = ?6 WHERE id = ?1")?
+            .execute(params![e.id, e.node, e.status.as_str(), e.wake_at.map(ms), e.visits, ms(now)])?;
+        Ok(())
+    }
+
+    fn claim_due_enrollments(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Enrollment>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {} FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+             WHERE e.wake_at <= ?1 AND e.status = 'active' AND j.status = 'live'
+             ORDER BY e.wake_at, e.id LIMIT ?2",
+            ENROLLMENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ")
+        ))?;
+        let rows = stmt.query_map(params![ms(now), limit as i64], enrollment_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn journey_enrollments(&mut self, journey_id: &str, limit: usize, after_id: i64) -> Result<Vec<Enrollment>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE journey_id = ?1 AND status = 'active' AND id > ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![journey_id, after_id, limit as i64], enrollment_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT INTO steps (enrollment_id, at, node, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for entry in log {
+            let (node, action, detail) = match entry {
+                StepLog::Entered { node } => (node, "entered", None),
+                StepLog::Left { node, output } => (node, "left", Some(serde_json::json!({ "output": output }))),
+                StepLog::Waiting { node, until } => (node, "waiting", Some(serde_json::json!({ "until": until }))),
+                StepLog::Ended { node, status, reason } => {
+                    (node, status.as_str(), Some(serde_json::json!({ "reason": reason })))
+                }
+            };
+            stmt.execute(params![enrollment_id, ms(at), node, action, detail.map(|d| d.to_string())])?;
+        }
+        Ok(())
+    }
+
+    fn visited_nodes(&mut self, enrollment_id: i64) -> Result<Vec<String>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT DISTINCT node FROM steps WHERE enrollment_id = ?1 AND action = 'entered'")?;
+        let rows = stmt.query_map([enrollment_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO node_stats (journey_id, node, entered, completed, exited, converted, sent, failed, suppressed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (journey_id, node) DO UPDATE SET
+               entered = entered + excluded.entered, completed = completed + excluded.completed,
+               exited = exited + excluded.exited, converted = converted + excluded.converted,
+               sent = sent + excluded.sent, failed = failed + excluded.failed,
+               suppressed = suppressed + excluded.suppressed",
+        )?;
+        let mut journeys = std::collections::BTreeSet::new();
+        for ((journey, node), s) in &deltas.nodes {
+            stmt.execute(params![journey, node, s.entered, s.completed, s.exited, s.converted, s.sent, s.failed, s.suppressed])?;
+            journeys.insert(journey);
+        }
+        let mut activity = self.tx.prepare_cached(
+            "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, ?2), last_activity_at = ?2 WHERE id = ?1",
+        )?;
+        for j in journeys {
+            activity.execute(params![j, ms(at)])?;
+        }
+        Ok(())
+    }
+
+    fn insert_message(&mut self, m: &NewMessage) -> Result<bool> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
+                                       subject, html, text, status, error, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )?
+            .execute(params![
+                m.idempotency_key,
+                m.contact_id,
+                m.enrollment_id,
+                m.journey_id,
+                m.node,
+                m.template,
+                m.channel.as_str(),
+                m.recipient,
+                m.subject,
+                m.html,
+                m.text,
+                m.status.as_str(),
+                m.error,
+                ms(m.created_at),
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>> {
+        super::api::template_row(self.tx, id)
+    }
+
+    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<()> {
+        let list_id = self.list_id(list, Some(now))?.expect("list just created");
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![list_id, contact_id, ms(now)])?;
+        Ok(())
+    }
+
+    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()> {
+        if let Some(list_id) = self.list_id(list, None)? {
+            self.tx
+                .prepare_cached("DELETE FROM list_members WHERE list_id = ?1 AND contact_id = ?2")?
+                .execute(params![list_id, contact_id])?;
+        }
+        Ok(())
+    }
+
+    fn meta(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+            .execute([key, value])?;
+        Ok(())
+    }
+}
