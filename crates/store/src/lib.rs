@@ -56,28 +56,53 @@ pub trait EngineTx {
     fn set_processed_upto(&mut self, seq: i64) -> Result<()>;
     /// Finds or creates the contact for these identities, merging an anonymous contact into an
     /// identified one when the event links them.
-    fn resolve_contact(&mut self, user_id: Option<&str>, anonymous_id: Option<&str>, now: Timestamp) -> Result<i64>;
+    fn resolve_contact(
+        &mut self,
+        user_id: Option<&str>,
+        anonymous_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<i64>;
     /// Merges the contact known by `previous_id` (a user or anonymous id) into `user_id`'s.
     fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64>;
     fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()>;
     fn contact(&mut self, contact_id: i64) -> Result<Contact>;
     /// Merges traits (null removes one) and keeps email, phone and timezone columns in step.
-    fn update_traits(&mut self, contact_id: i64, traits: &Map<String, Value>, now: Timestamp) -> Result<()>;
+    fn update_traits(
+        &mut self,
+        contact_id: i64,
+        traits: &Map<String, Value>,
+        now: Timestamp,
+    ) -> Result<()>;
     /// The contact's processed events named `name` with `after_seq < seq <= upto_seq`.
-    fn events_between(&mut self, contact_id: i64, name: &str, after_seq: i64, upto_seq: i64) -> Result<Vec<EventRecord>>;
+    fn events_between(
+        &mut self,
+        contact_id: i64,
+        name: &str,
+        after_seq: i64,
+        upto_seq: i64,
+    ) -> Result<Vec<EventRecord>>;
     fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>>;
     fn message_engaged(&mut self, enrollment_id: i64, node: &str, clicked: bool) -> Result<bool>;
     /// Records an open or click of a message; returns false for an unknown message.
     fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool>;
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>>;
-    fn prior_enrollments(&mut self, journey_id: &str, contact_id: i64) -> Result<Vec<PriorEnrollment>>;
+    fn prior_enrollments(
+        &mut self,
+        journey_id: &str,
+        contact_id: i64,
+    ) -> Result<Vec<PriorEnrollment>>;
     /// Inserts an enrollment and returns it with its id.
     fn insert_enrollment(&mut self, enrollment: &Enrollment, now: Timestamp) -> Result<Enrollment>;
     fn update_enrollment(&mut self, enrollment: &Enrollment, now: Timestamp) -> Result<()>;
     /// Active enrollments of live journeys whose timer is due, earliest first.
     fn claim_due_enrollments(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Enrollment>>;
     /// Active enrollments of a journey (for resume and archive).
-    fn journey_enrollments(&mut self, journey_id: &str, limit: usize, after_id: i64) -> Result<Vec<Enrollment>>;
+    fn journey_enrollments(
+        &mut self,
+        journey_id: &str,
+        limit: usize,
+        after_id: i64,
+    ) -> Result<Vec<Enrollment>>;
     fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) -> Result<()>;
     fn visited_nodes(&mut self, enrollment_id: i64) -> Result<Vec<String>>;
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()>;
@@ -130,10 +155,21 @@ pub trait Store: Send + Sync + 'static {
     fn journeys(&self) -> Result<Vec<JourneyRow>>;
     fn journey(&self, id: &str) -> Result<JourneyRow>;
     /// Creates a journey as a draft, or replaces the draft of an existing one (not archived).
-    fn put_journey_draft(&self, id: &str, name: &str, draft: &Value, now: Timestamp) -> Result<JourneyRow>;
+    fn put_journey_draft(
+        &self,
+        id: &str,
+        name: &str,
+        draft: &Value,
+        now: Timestamp,
+    ) -> Result<JourneyRow>;
     /// Stores a new immutable version from the draft and makes it live.
     fn publish_journey(&self, id: &str, document: &Value, now: Timestamp) -> Result<JourneyRow>;
-    fn set_journey_status(&self, id: &str, status: JourneyStatus, now: Timestamp) -> Result<JourneyRow>;
+    fn set_journey_status(
+        &self,
+        id: &str,
+        status: JourneyStatus,
+        now: Timestamp,
+    ) -> Result<JourneyRow>;
     fn journey_versions(&self, id: &str) -> Result<Vec<JourneyVersion>>;
     fn journey_version(&self, id: &str, version: i64) -> Result<JourneyVersion>;
     /// Every live or paused journey's live version, for the engine's routing table.
@@ -143,6 +179,8 @@ pub trait Store: Send + Sync + 'static {
     // Messages.
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>>;
 
+    /// Current levels for the metrics endpoint.
+    fn gauges(&self) -> Result<Gauges>;
     /// Size of the database files in bytes.
     fn disk_bytes(&self) -> Result<u64>;
 }

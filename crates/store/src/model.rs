@@ -109,7 +109,9 @@ pub enum TimelineEntry {
 impl TimelineEntry {
     pub fn at(&self) -> Timestamp {
         match self {
-            TimelineEntry::Event { at, .. } | TimelineEntry::Step { at, .. } | TimelineEntry::Message { at, .. } => *at,
+            TimelineEntry::Event { at, .. }
+            | TimelineEntry::Step { at, .. }
+            | TimelineEntry::Message { at, .. } => *at,
         }
     }
 }
@@ -217,7 +219,9 @@ pub struct StatsDeltas {
 
 impl StatsDeltas {
     pub fn node(&mut self, journey: &str, node: &str) -> &mut NodeStats {
-        self.nodes.entry((journey.to_string(), node.to_string())).or_default()
+        self.nodes
+            .entry((journey.to_string(), node.to_string()))
+            .or_default()
     }
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
@@ -303,6 +307,19 @@ pub struct MessageQuery {
 pub enum DeliveryOutcome {
     Sent,
     /// Try again at this time.
-    Retry { error: String, at: Timestamp },
-    Failed { error: String },
+    Retry {
+        error: String,
+        at: Timestamp,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Gauges {
+    pub timers_waiting: i64,
+    pub enrollments_active: i64,
+    pub events_pending: i64,
+    pub messages_queued: i64,
 }

@@ -12,10 +12,20 @@ use crate::*;
 pub(crate) fn template_row(tx: &Transaction<'_>, id: &str) -> Result<Option<StoredTemplate>> {
     let row = tx
         .prepare_cached("SELECT definition, created_at, updated_at FROM templates WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .optional()?;
     row.map(|(def, c, u)| {
-        Ok(StoredTemplate { definition: serde_json::from_str(&def)?, created_at: ts(c), updated_at: ts(u) })
+        Ok(StoredTemplate {
+            definition: serde_json::from_str(&def)?,
+            created_at: ts(c),
+            updated_at: ts(u),
+        })
     })
     .transpose()
 }
@@ -51,7 +61,8 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     })
 }
 
-const JOURNEY_COLUMNS: &str = "j.id, j.name, j.status, j.live_version, j.draft, j.created_at, j.updated_at,
+const JOURNEY_COLUMNS: &str =
+    "j.id, j.name, j.status, j.live_version, j.draft, j.created_at, j.updated_at,
      j.first_activity_at, j.last_activity_at,
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id),
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'active'),
@@ -95,10 +106,12 @@ fn not_found(what: String) -> impl FnOnce(StoreError) -> StoreError {
 
 impl SqliteStore {
     fn journey_in(&self, conn: &rusqlite::Connection, id: &str) -> Result<JourneyRow> {
-        conn.prepare_cached(&format!("SELECT {JOURNEY_COLUMNS} FROM journeys j WHERE j.id = ?1"))?
-            .query_row([id], journey_from_row)
-            .map_err(StoreError::from)
-            .map_err(not_found(format!("journey `{id}`")))
+        conn.prepare_cached(&format!(
+            "SELECT {JOURNEY_COLUMNS} FROM journeys j WHERE j.id = ?1"
+        ))?
+        .query_row([id], journey_from_row)
+        .map_err(StoreError::from)
+        .map_err(not_found(format!("journey `{id}`")))
     }
 }
 
@@ -125,11 +138,19 @@ impl Store for SqliteStore {
     fn pending_event_count(&self) -> Result<i64> {
         let conn = self.conn()?;
         let upto: i64 = conn
-            .query_row("SELECT value FROM meta WHERE key = 'processed_seq'", [], |r| r.get::<_, String>(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'processed_seq'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
             .optional()?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        Ok(conn.query_row("SELECT COUNT(*) FROM events WHERE seq > ?1", [upto], |r| r.get(0))?)
+        Ok(
+            conn.query_row("SELECT COUNT(*) FROM events WHERE seq > ?1", [upto], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -189,7 +210,9 @@ impl Store for SqliteStore {
     fn contact(&self, id: i64) -> Result<ContactDetail> {
         let conn = self.conn()?;
         let contact = conn
-            .prepare_cached(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1"
+            ))?
             .query_row([id], contact_from_row)
             .map_err(StoreError::from)
             .map_err(not_found(format!("contact {id}")))?;
@@ -222,7 +245,12 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(ContactDetail { contact, anonymous_ids, lists, enrollments })
+        Ok(ContactDetail {
+            contact,
+            anonymous_ids,
+            lists,
+            enrollments,
+        })
     }
 
     fn find_contacts(&self, q: &ContactQuery) -> Result<Vec<Contact>> {
@@ -243,10 +271,16 @@ impl Store for SqliteStore {
             push("c.phone = ?", p.clone());
         }
         if let Some(a) = &q.anonymous_id {
-            push("c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?)", a.clone());
+            push(
+                "c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?)",
+                a.clone(),
+            );
         }
         if let Some(s) = &q.search {
-            let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             push(
                 "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ?N ESCAPE '\\' OR c.phone LIKE ?N ESCAPE '\\')",
                 format!("{escaped}%"),
@@ -257,7 +291,11 @@ impl Store for SqliteStore {
         }
         let sql = format!(
             "SELECT {} FROM contacts c WHERE {} ORDER BY c.id LIMIT {}",
-            CONTACT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", "),
+            CONTACT_COLUMNS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             clauses.join(" AND "),
             q.limit.clamp(1, 1000)
         );
@@ -341,7 +379,13 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT l.name, (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id), l.created_at FROM lists l ORDER BY l.name",
         )?;
-        let rows = stmt.query_map([], |r| Ok(ListSummary { name: r.get(0)?, members: r.get(1)?, created_at: ts(r.get(2)?) }))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ListSummary {
+                name: r.get(0)?,
+                members: r.get(1)?,
+                created_at: ts(r.get(2)?),
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -364,19 +408,38 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {} FROM list_members m JOIN contacts c ON c.id = m.contact_id
              WHERE m.list_id = ?1 AND c.id > ?2 ORDER BY c.id LIMIT ?3",
-            CONTACT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+            CONTACT_COLUMNS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))?;
-        let rows = stmt.query_map(params![list_id, after_id, limit.clamp(1, 1000) as i64], contact_from_row)?;
+        let rows = stmt.query_map(
+            params![list_id, after_id, limit.clamp(1, 1000) as i64],
+            contact_from_row,
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn templates(&self) -> Result<Vec<StoredTemplate>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached("SELECT definition, created_at, updated_at FROM templates ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT definition, created_at, updated_at FROM templates ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
         rows.map(|row| {
             let (def, c, u) = row?;
-            Ok(StoredTemplate { definition: serde_json::from_str(&def)?, created_at: ts(c), updated_at: ts(u) })
+            Ok(StoredTemplate {
+                definition: serde_json::from_str(&def)?,
+                created_at: ts(c),
+                updated_at: ts(u),
+            })
         })
         .collect()
     }
@@ -420,7 +483,9 @@ impl Store for SqliteStore {
 
     fn journeys(&self) -> Result<Vec<JourneyRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT {JOURNEY_COLUMNS} FROM journeys j ORDER BY j.created_at, j.id"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOURNEY_COLUMNS} FROM journeys j ORDER BY j.created_at, j.id"
+        ))?;
         let rows = stmt.query_map([], journey_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -430,7 +495,13 @@ impl Store for SqliteStore {
         self.journey_in(&conn, id)
     }
 
-    fn put_journey_draft(&self, id: &str, name: &str, draft: &Value, now: Timestamp) -> Result<JourneyRow> {
+    fn put_journey_draft(
+        &self,
+        id: &str,
+        name: &str,
+        draft: &Value,
+        now: Timestamp,
+    ) -> Result<JourneyRow> {
         self.write(|tx| {
             let status: Option<String> =
                 tx.query_row("SELECT status FROM journeys WHERE id = ?1", [id], |r| r.get(0)).optional()?;
@@ -482,7 +553,12 @@ impl Store for SqliteStore {
         self.journey(id)
     }
 
-    fn set_journey_status(&self, id: &str, status: JourneyStatus, now: Timestamp) -> Result<JourneyRow> {
+    fn set_journey_status(
+        &self,
+        id: &str,
+        status: JourneyStatus,
+        now: Timestamp,
+    ) -> Result<JourneyRow> {
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE journeys SET status = ?2, updated_at = ?3 WHERE id = ?1",
@@ -527,7 +603,10 @@ impl Store for SqliteStore {
         )?;
         let rows = stmt.query_map([], |r| {
             let status: String = r.get(4)?;
-            Ok((JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Live), version_from_row(r)?))
+            Ok((
+                JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Live),
+                version_from_row(r)?,
+            ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -560,7 +639,11 @@ impl Store for SqliteStore {
         for (node, count) in waiting {
             match nodes.iter_mut().find(|n| n.node == node) {
                 Some(n) => n.waiting = count,
-                None => nodes.push(NodeStats { node, waiting: count, ..Default::default() }),
+                None => nodes.push(NodeStats {
+                    node,
+                    waiting: count,
+                    ..Default::default()
+                }),
             }
         }
         // Nodes in the order of the live (or draft) document, unknown ones after.
@@ -571,14 +654,26 @@ impl Store for SqliteStore {
             .unwrap_or(journey.draft.clone())
             .get("nodes")
             .and_then(Value::as_array)
-            .map(|ns| ns.iter().filter_map(|n| n.get("id")?.as_str().map(str::to_string)).collect())
+            .map(|ns| {
+                ns.iter()
+                    .filter_map(|n| n.get("id")?.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         for id in &order {
             if !nodes.iter().any(|n| &n.node == id) {
-                nodes.push(NodeStats { node: id.clone(), ..Default::default() });
+                nodes.push(NodeStats {
+                    node: id.clone(),
+                    ..Default::default()
+                });
             }
         }
-        nodes.sort_by_key(|n| order.iter().position(|o| *o == n.node).unwrap_or(usize::MAX));
+        nodes.sort_by_key(|n| {
+            order
+                .iter()
+                .position(|o| *o == n.node)
+                .unwrap_or(usize::MAX)
+        });
         let (completed, exited): (i64, i64) = conn.query_row(
             "SELECT COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0) FROM enrollments WHERE journey_id = ?1",
             [id],
@@ -629,6 +724,17 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), message_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn gauges(&self) -> Result<Gauges> {
+        let conn = self.conn()?;
+        let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+        Ok(Gauges {
+            timers_waiting: one("SELECT COUNT(*) FROM enrollments WHERE wake_at IS NOT NULL")?,
+            enrollments_active: one("SELECT COUNT(*) FROM enrollments WHERE status = 'active'")?,
+            events_pending: self.pending_event_count()?,
+            messages_queued: one("SELECT COUNT(*) FROM messages WHERE status = 'queued'")?,
+        })
     }
 
     fn disk_bytes(&self) -> Result<u64> {

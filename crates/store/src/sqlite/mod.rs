@@ -62,8 +62,12 @@ impl Drop for Pooled<'_> {
 impl SqliteStore {
     /// Opens (creating if needed) `waymark.db` in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
-        let store = SqliteStore { path: dir.join("waymark.db"), pool: Mutex::new(Vec::new()) };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        let store = SqliteStore {
+            path: dir.join("waymark.db"),
+            pool: Mutex::new(Vec::new()),
+        };
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
         store.pool.lock().expect("pool lock").push(conn);
@@ -77,7 +81,9 @@ impl SqliteStore {
     fn connect(&self) -> Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.execute_batch(
@@ -97,10 +103,16 @@ impl SqliteStore {
             Some(c) => c,
             None => self.connect()?,
         };
-        Ok(Pooled { store: self, conn: Some(conn) })
+        Ok(Pooled {
+            store: self,
+            conn: Some(conn),
+        })
     }
 
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -134,7 +146,10 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) fn run_engine_tx(&self, work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>) -> Result<()> {
+    pub(crate) fn run_engine_tx(
+        &self,
+        work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>,
+    ) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {

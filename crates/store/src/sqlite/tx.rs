@@ -8,14 +8,16 @@ use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::{ms, ts};
-use crate::{Contact, EngineTx, NewEvent, NewMessage, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate};
+use crate::{
+    Contact, EngineTx, NewEvent, NewMessage, Result, StatsDeltas, StoreError, StoredEvent,
+    StoredTemplate,
+};
 
 pub(crate) struct SqliteTx<'a> {
     pub(crate) tx: &'a Transaction<'a>,
 }
 
-const ENROLLMENT_COLUMNS: &str =
-    "id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits";
+const ENROLLMENT_COLUMNS: &str = "id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits";
 
 pub(crate) fn enrollment_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
     let status: String = r.get(6)?;
@@ -34,7 +36,8 @@ pub(crate) fn enrollment_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
     })
 }
 
-pub(crate) const CONTACT_COLUMNS: &str = "id, user_id, email, phone, timezone, traits, created_at, updated_at";
+pub(crate) const CONTACT_COLUMNS: &str =
+    "id, user_id, email, phone, timezone, traits, created_at, updated_at";
 
 pub(crate) fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<Contact> {
     let traits: String = r.get(5)?;
@@ -69,11 +72,12 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-const EVENT_COLUMNS: &str =
-    "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id";
+const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id";
 
 /// Traits whose values also live in their own columns, for lookups and sending.
-fn contact_columns(traits: &Map<String, Value>) -> (Option<String>, Option<String>, Option<String>) {
+fn contact_columns(
+    traits: &Map<String, Value>,
+) -> (Option<String>, Option<String>, Option<String>) {
     let s = |k: &str| traits.get(k).and_then(Value::as_str).map(str::to_string);
     (s("email"), s("phone"), s("timezone"))
 }
@@ -81,7 +85,9 @@ fn contact_columns(traits: &Map<String, Value>) -> (Option<String>, Option<Strin
 impl SqliteTx<'_> {
     fn create_contact(&self, user_id: Option<&str>, now: Timestamp) -> Result<i64> {
         self.tx
-            .prepare_cached("INSERT INTO contacts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)")?
+            .prepare_cached(
+                "INSERT INTO contacts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            )?
             .execute(params![user_id, ms(now)])?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -149,7 +155,9 @@ impl SqliteTx<'_> {
 
     fn contact_inner(&self, contact_id: i64) -> Result<Contact> {
         self.tx
-            .prepare_cached(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1"
+            ))?
             .query_row([contact_id], contact_from_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))
@@ -171,10 +179,13 @@ impl SqliteTx<'_> {
 
 impl EngineTx for SqliteTx<'_> {
     fn pending_events(&mut self, limit: usize) -> Result<Vec<StoredEvent>> {
-        let upto = self.meta("processed_seq")?.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-        let mut stmt = self
-            .tx
-            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let upto = self
+            .meta("processed_seq")?
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
         let rows = stmt.query_map(params![upto, limit as i64], event_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -183,7 +194,12 @@ impl EngineTx for SqliteTx<'_> {
         self.set_meta("processed_seq", &seq.to_string())
     }
 
-    fn resolve_contact(&mut self, user_id: Option<&str>, anonymous_id: Option<&str>, now: Timestamp) -> Result<i64> {
+    fn resolve_contact(
+        &mut self,
+        user_id: Option<&str>,
+        anonymous_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<i64> {
         let by_user = match user_id {
             Some(u) => self.contact_by_user(u)?,
             None => None,
@@ -207,7 +223,9 @@ impl EngineTx for SqliteTx<'_> {
             (None, Some(a)) => match user_id {
                 Some(uid) if self.user_id_of(a)?.is_none() => {
                     self.tx
-                        .prepare_cached("UPDATE contacts SET user_id = ?2, updated_at = ?3 WHERE id = ?1")?
+                        .prepare_cached(
+                            "UPDATE contacts SET user_id = ?2, updated_at = ?3 WHERE id = ?1",
+                        )?
                         .execute(params![a, uid, ms(now)])?;
                     a
                 }
@@ -238,7 +256,9 @@ impl EngineTx for SqliteTx<'_> {
             (Some(p), None) => {
                 // The previous identity becomes (also) known by the new user id.
                 self.tx
-                    .prepare_cached("UPDATE contacts SET user_id = ?2, updated_at = ?3 WHERE id = ?1")?
+                    .prepare_cached(
+                        "UPDATE contacts SET user_id = ?2, updated_at = ?3 WHERE id = ?1",
+                    )?
                     .execute(params![p, user_id, ms(now)])?;
                 p
             }
@@ -265,7 +285,12 @@ impl EngineTx for SqliteTx<'_> {
         self.contact_inner(contact_id)
     }
 
-    fn update_traits(&mut self, contact_id: i64, patch: &Map<String, Value>, now: Timestamp) -> Result<()> {
+    fn update_traits(
+        &mut self,
+        contact_id: i64,
+        patch: &Map<String, Value>,
+        now: Timestamp,
+    ) -> Result<()> {
         if patch.is_empty() {
             return Ok(());
         }
@@ -284,11 +309,20 @@ impl EngineTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn events_between(&mut self, contact_id: i64, name: &str, after_seq: i64, upto_seq: i64) -> Result<Vec<EventRecord>> {
+    fn events_between(
+        &mut self,
+        contact_id: i64,
+        name: &str,
+        after_seq: i64,
+        upto_seq: i64,
+    ) -> Result<Vec<EventRecord>> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE contact_id = ?1 AND name = ?2 AND seq > ?3 AND seq <= ?4 ORDER BY seq"
         ))?;
-        let rows = stmt.query_map(params![contact_id, name, after_seq, upto_seq], event_from_row)?;
+        let rows = stmt.query_map(
+            params![contact_id, name, after_seq, upto_seq],
+            event_from_row,
+        )?;
         Ok(rows
             .map(|r| {
                 r.map(|e| EventRecord {
@@ -305,7 +339,9 @@ impl EngineTx for SqliteTx<'_> {
     fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>> {
         Ok(self
             .tx
-            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
+            ))?
             .query_row([seq], event_from_row)
             .optional()?)
     }
@@ -329,7 +365,11 @@ impl EngineTx for SqliteTx<'_> {
         } else {
             "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
         };
-        Ok(self.tx.prepare_cached(sql)?.execute(params![message_id, ms(at)])? == 1)
+        Ok(self
+            .tx
+            .prepare_cached(sql)?
+            .execute(params![message_id, ms(at)])?
+            == 1)
     }
 
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>> {
@@ -340,7 +380,11 @@ impl EngineTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn prior_enrollments(&mut self, journey_id: &str, contact_id: i64) -> Result<Vec<PriorEnrollment>> {
+    fn prior_enrollments(
+        &mut self,
+        journey_id: &str,
+        contact_id: i64,
+    ) -> Result<Vec<PriorEnrollment>> {
         let mut stmt = self
             .tx
             .prepare_cached("SELECT key, status, entered_at FROM enrollments WHERE contact_id = ?1 AND journey_id = ?2")?;
@@ -374,7 +418,10 @@ impl EngineTx for SqliteTx<'_> {
                 e.visits,
                 ms(now)
             ])?;
-        Ok(Enrollment { id: self.tx.last_insert_rowid(), ..e.clone() })
+        Ok(Enrollment {
+            id: self.tx.last_insert_rowid(),
+            ..e.clone()
+        })
     }
 
     fn update_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<()> {
@@ -389,17 +436,29 @@ impl EngineTx for SqliteTx<'_> {
             "SELECT {} FROM enrollments e JOIN journeys j ON j.id = e.journey_id
              WHERE e.wake_at <= ?1 AND e.status = 'active' AND j.status = 'live'
              ORDER BY e.wake_at, e.id LIMIT ?2",
-            ENROLLMENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ")
+            ENROLLMENT_COLUMNS
+                .split(", ")
+                .map(|c| format!("e.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))?;
         let rows = stmt.query_map(params![ms(now), limit as i64], enrollment_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn journey_enrollments(&mut self, journey_id: &str, limit: usize, after_id: i64) -> Result<Vec<Enrollment>> {
+    fn journey_enrollments(
+        &mut self,
+        journey_id: &str,
+        limit: usize,
+        after_id: i64,
+    ) -> Result<Vec<Enrollment>> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE journey_id = ?1 AND status = 'active' AND id > ?2 ORDER BY id LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(params![journey_id, after_id, limit as i64], enrollment_from_row)?;
+        let rows = stmt.query_map(
+            params![journey_id, after_id, limit as i64],
+            enrollment_from_row,
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -410,21 +469,37 @@ impl EngineTx for SqliteTx<'_> {
         for entry in log {
             let (node, action, detail) = match entry {
                 StepLog::Entered { node } => (node, "entered", None),
-                StepLog::Left { node, output } => (node, "left", Some(serde_json::json!({ "output": output }))),
-                StepLog::Waiting { node, until } => (node, "waiting", Some(serde_json::json!({ "until": until }))),
-                StepLog::Ended { node, status, reason } => {
-                    (node, status.as_str(), Some(serde_json::json!({ "reason": reason })))
+                StepLog::Left { node, output } => {
+                    (node, "left", Some(serde_json::json!({ "output": output })))
                 }
+                StepLog::Waiting { node, until } => {
+                    (node, "waiting", Some(serde_json::json!({ "until": until })))
+                }
+                StepLog::Ended {
+                    node,
+                    status,
+                    reason,
+                } => (
+                    node,
+                    status.as_str(),
+                    Some(serde_json::json!({ "reason": reason })),
+                ),
             };
-            stmt.execute(params![enrollment_id, ms(at), node, action, detail.map(|d| d.to_string())])?;
+            stmt.execute(params![
+                enrollment_id,
+                ms(at),
+                node,
+                action,
+                detail.map(|d| d.to_string())
+            ])?;
         }
         Ok(())
     }
 
     fn visited_nodes(&mut self, enrollment_id: i64) -> Result<Vec<String>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT DISTINCT node FROM steps WHERE enrollment_id = ?1 AND action = 'entered'")?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT DISTINCT node FROM steps WHERE enrollment_id = ?1 AND action = 'entered'",
+        )?;
         let rows = stmt.query_map([enrollment_id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -441,7 +516,17 @@ impl EngineTx for SqliteTx<'_> {
         )?;
         let mut journeys = std::collections::BTreeSet::new();
         for ((journey, node), s) in &deltas.nodes {
-            stmt.execute(params![journey, node, s.entered, s.completed, s.exited, s.converted, s.sent, s.failed, s.suppressed])?;
+            stmt.execute(params![
+                journey,
+                node,
+                s.entered,
+                s.completed,
+                s.exited,
+                s.converted,
+                s.sent,
+                s.failed,
+                s.suppressed
+            ])?;
             journeys.insert(journey);
         }
         let mut activity = self.tx.prepare_cached(

@@ -1,0 +1,113 @@
+//! Intake with group commit: HTTP handlers hand over parsed events and wait; one writer thread
+//! gathers whatever is waiting into one transaction, commits it (one fsync for many requests)
+//! and only then answers each request. An event is acknowledged only once it is durable.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use waymark_store::{NewEvent, Store};
+
+use crate::Wakeup;
+
+/// Upper bound of events in one group commit, to bound transaction size and latency.
+const MAX_EVENTS_PER_COMMIT: usize = 20_000;
+
+struct Job {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<bool>, String>>,
+}
+
+#[derive(Clone)]
+pub struct Intake {
+    jobs: mpsc::SyncSender<Job>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the event store is not accepting events: {0}")]
+    Unavailable(String),
+}
+
+impl Intake {
+    pub fn start(store: Arc<dyn Store>, wakeup: Wakeup) -> Self {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("waymark-intake".into())
+            .spawn(move || writer_loop(store, rx, wakeup))
+            .expect("spawn intake thread");
+        Intake { jobs }
+    }
+
+    /// Commits the events durably; for each, whether it was new (false: duplicate messageId).
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<bool>, IntakeError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.jobs.try_send(Job { events, reply }) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(job)) => {
+                // A full queue means the disk is behind; wait for room off the async threads.
+                let jobs = self.jobs.clone();
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .map_err(|e| IntakeError::Unavailable(e.to_string()))?
+                    .map_err(|_| IntakeError::Unavailable("the writer has stopped".into()))?;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(IntakeError::Unavailable("the writer has stopped".into()));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| IntakeError::Unavailable("the writer has stopped".into()))?
+            .map_err(IntakeError::Unavailable)
+    }
+}
+
+fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        while count < MAX_EVENTS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.events.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<NewEvent> = batch
+            .iter()
+            .flat_map(|j| j.events.iter().cloned())
+            .collect();
+        let started = Instant::now();
+        let result = store.append_events(&all);
+        metrics::histogram!("waymark_ingest_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(fresh) => {
+                let new = fresh.iter().filter(|f| **f).count() as u64;
+                metrics::counter!("waymark_events_ingested_total").increment(new);
+                metrics::counter!("waymark_events_duplicate_total")
+                    .increment(fresh.len() as u64 - new);
+                let mut offset = 0;
+                for job in batch {
+                    let n = job.events.len();
+                    let _ = job.reply.send(Ok(fresh[offset..offset + n].to_vec()));
+                    offset += n;
+                }
+                wakeup.wake();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = all.len(), "group commit failed");
+                for job in batch {
+                    let _ = job.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Waymark's engine runtime: it accepts events (group commit), processes them in order, fires
+//! durable timers, and dispatches the outbox. All of it reads one `Clock`.
+//!
+//! Architecture invariant: no HTTP here. The server crate owns the API and calls `Engine`.
+
+pub mod clock;
+pub mod dispatch;
+pub mod intake;
+pub mod processor;
+mod registry;
+pub mod transport;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration as StdDuration;
+
+use jiff::Timestamp;
+use waymark_store::{Store, StoreError};
+
+pub use clock::Clock;
+pub use dispatch::Dispatcher;
+pub use intake::{Intake, IntakeError};
+pub use processor::{BatchReport, Processor};
+pub use transport::{EmailTransport, SmsTransport, Transports, TwilioSms};
+
+/// Events or timers processed per transaction.
+const BATCH: usize = 500;
+/// The longest the engine sleeps before looking for work again.
+const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
+const SIMULATED_CLOCK_KEY: &str = "simulated_clock_ms";
+
+/// Wakes the engine thread when there is new work (coalesced).
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<(Mutex<bool>, Condvar)>);
+
+impl Wakeup {
+    pub fn wake(&self) {
+        let (flag, cv) = &*self.0;
+        *flag.lock().expect("wakeup lock") = true;
+        cv.notify_all();
+    }
+
+    fn wait(&self, timeout: StdDuration) {
+        let (flag, cv) = &*self.0;
+        let guard = flag.lock().expect("wakeup lock");
+        let (mut guard, _) = cv
+            .wait_timeout_while(guard, timeout, |woken| !*woken)
+            .expect("wakeup lock");
+        *guard = false;
+    }
+}
+
+pub struct EngineConfig {
+    pub clock: Clock,
+    pub transports: Transports,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    processor: Processor,
+    dispatcher: Dispatcher,
+    intake: Intake,
+    wakeup: Wakeup,
+    dispatch_wakeup: tokio::sync::Notify,
+    /// Serialises engine work between the background loop and a simulated-clock advance.
+    work: Mutex<()>,
+    advancing: tokio::sync::Mutex<()>,
+    stopping: AtomicBool,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the clock is not simulated; start the server with --clock simulated")]
+    NotSimulated,
+    #[error("the engine task failed: {0}")]
+    Task(String),
+}
+
+impl Engine {
+    /// Starts the intake writer, the engine loop and the dispatcher. Must be called inside a
+    /// Tokio runtime. A simulated clock resumes where it stood before a restart.
+    pub fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Self>, EngineError> {
+        if let Clock::Simulated(_) = config.clock {
+            if let Some(ms) = store
+                .meta(SIMULATED_CLOCK_KEY)?
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                if let Ok(saved) = Timestamp::from_millisecond(ms) {
+                    config.clock.advance_to(saved);
+                }
+            }
+        }
+        let wakeup = Wakeup::default();
+        let engine = Arc::new(Engine {
+            processor: Processor::new(store.clone())?,
+            dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone()),
+            intake: Intake::start(store.clone(), wakeup.clone()),
+            store,
+            clock: config.clock,
+            wakeup,
+            dispatch_wakeup: tokio::sync::Notify::new(),
+            work: Mutex::new(()),
+            advancing: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let looping = engine.clone();
+        let handle = std::thread::Builder::new()
+            .name("waymark-engine".into())
+            .spawn(move || looping.run_loop())
+            .map_err(|e| EngineError::Task(e.to_string()))?;
+        engine.threads.lock().expect("threads lock").push(handle);
+        let dispatching = engine.clone();
+        tokio::spawn(async move { dispatching.dispatch_loop().await });
+        Ok(engine)
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stops the engine loop after its current batch (everything it did is committed).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wakeup.wake();
+        self.dispatch_wakeup.notify_one();
+        for handle in self.threads.lock().expect("threads lock").drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    fn run_loop(&self) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            match self.tick() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "engine batch failed; retrying"),
+            }
+            let wait = match (self.clock.is_simulated(), self.store.next_wake_at()) {
+                (false, Ok(Some(at))) => {
+                    let ms = at.duration_since(self.clock.now()).as_millis().max(0) as u64;
+                    IDLE_POLL.min(StdDuration::from_millis(ms))
+                }
+                _ => IDLE_POLL,
+            };
+            if !wait.is_zero() {
+                self.wakeup.wait(wait);
+            }
+        }
+    }
+
+    /// One round of work: every accepted event first, then the timers that were due when the
+    /// round began. Reading the time before looking at events is what guarantees that an event
+    /// accepted before a timer fell due is applied before that timer fires.
+    fn tick(&self) -> Result<bool, StoreError> {
+        let _work = self.work.lock().expect("work lock");
+        let cutoff = self.clock.now();
+        let mut did = false;
+        let mut messages = 0;
+        loop {
+            let report = self.processor.process_events(BATCH, self.clock.now())?;
+            messages += report.messages;
+            if report.items == 0 {
+                break;
+            }
+            did = true;
+        }
+        let report = self.processor.fire_timers(cutoff, BATCH)?;
+        messages += report.messages;
+        did |= report.items > 0;
+        if messages > 0 {
+            self.dispatch_wakeup.notify_one();
+        }
+        Ok(did)
+    }
+
+    async fn dispatch_loop(self: Arc<Self>) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            if let Err(e) = self.dispatcher.dispatch_due().await {
+                tracing::error!(error = %e, "dispatch round failed");
+            }
+            let wait = match (self.clock.is_simulated(), self.dispatcher.next_attempt_at()) {
+                (false, Ok(Some(at))) => {
+                    let ms = at.duration_since(self.clock.now()).as_millis().max(0) as u64;
+                    IDLE_POLL.min(StdDuration::from_millis(ms))
+                }
+                _ => IDLE_POLL,
+            };
+            let _ = tokio::time::timeout(wait, self.dispatch_wakeup.notified()).await;
+        }
+    }
+
+    /// Runs engine rounds until there is nothing left to do at the current time.
+    async fn settle(self: &Arc<Self>) -> Result<(), EngineError> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            while engine.tick()? {}
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        self.dispatcher.dispatch_due().await?;
+        Ok(())
+    }
+
+    /// Processes everything that is due now, including deliveries (used by tests and `advance`).
+    pub async fn run_until_idle(self: &Arc<Self>) -> Result<(), EngineError> {
+        self.settle().await
+    }
+
+    /// Advances a simulated clock by `seconds`, stopping at every timer and retry due on the
+    /// way, in order, and returns once all of it (and every effect it caused) is processed.
+    pub async fn advance(self: &Arc<Self>, seconds: i64) -> Result<Timestamp, EngineError> {
+        if !self.clock.is_simulated() {
+            return Err(EngineError::NotSimulated);
+        }
+        let _one_at_a_time = self.advancing.lock().await;
+        let target = self.clock.now() + jiff::SignedDuration::from_secs(seconds.max(0));
+        loop {
+            self.settle().await?;
+            let store = self.store.clone();
+            let (wake, retry) = tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((store.next_wake_at()?, store.next_message_attempt_at()?))
+            })
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))??;
+            let next = [wake, retry].into_iter().flatten().min();
+            match next {
+                Some(at) if at <= target && at > self.clock.now() => self.clock.advance_to(at),
+                _ => break,
+            }
+        }
+        self.clock.advance_to(target);
+        self.settle().await?;
+        let store = self.store.clone();
+        let now = self.clock.now();
+        tokio::task::spawn_blocking(move || {
+            store.set_meta(SIMULATED_CLOCK_KEY, &now.as_millisecond().to_string())
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        Ok(now)
+    }
+
+    /// Call after a journey is published, paused, resumed or archived.
+    pub async fn journey_changed(
+        self: &Arc<Self>,
+        journey_id: &str,
+        change: JourneyChange,
+    ) -> Result<(), EngineError> {
+        let engine = self.clone();
+        let id = journey_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _work = engine.work.lock().expect("work lock");
+            engine.processor.reload_journeys()?;
+            let now = engine.clock.now();
+            match change {
+                JourneyChange::Resumed => {
+                    engine.processor.resume_journey(&id, now)?;
+                }
+                JourneyChange::Archived => {
+                    engine.processor.archive_journey(&id, now)?;
+                }
+                JourneyChange::Published | JourneyChange::Paused => {}
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        self.wakeup.wake();
+        self.dispatch_wakeup.notify_one();
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum JourneyChange {
+    Published,
+    Paused,
+    Resumed,
+    Archived,
+}

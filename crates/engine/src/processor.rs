@@ -1,0 +1,559 @@
+//! The imperative shell around the stepper: it loads what a step needs, calls the pure
+//! `waymark_core::step`, and commits the new enrollment, its effects (messages into the outbox,
+//! trait and list changes), its step log and its counters in one transaction.
+//!
+//! Ordering rules (see DESIGN.md): events are processed in ingest order, one batch per
+//! transaction; timers fire only after every event accepted before they fell due.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use waymark_core::filter::{Engagement, filter_matches};
+use waymark_core::journey::Channel;
+use waymark_core::stepper::{entry_key, may_enter};
+use waymark_core::{
+    Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Facts, Input, Journey, StepLog,
+    StepOutcome, step,
+};
+use waymark_render::CompiledTemplate;
+use waymark_store::{
+    EngineTx, JourneyStatus, MessageStatus, NewMessage, StatsDeltas, Store, StoreError, StoredEvent,
+};
+
+use crate::registry::Registry;
+
+/// Events a client sends to report engagement with a message (`properties.message_id`).
+pub const EMAIL_OPENED: &str = "Email Opened";
+pub const EMAIL_CLICKED: &str = "Email Link Clicked";
+
+pub struct Processor {
+    store: Arc<dyn Store>,
+    registry: Mutex<Registry>,
+    templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
+}
+
+/// Facts answered from the open transaction. Errors are kept and raised after the step,
+/// because the pure stepper has no error channel for I/O.
+struct TxFacts<'a, 'b> {
+    tx: RefCell<&'a mut (dyn EngineTx + 'b)>,
+    contact_id: i64,
+    enrollment_id: i64,
+    traits: Map<String, Value>,
+    upto_seq: i64,
+    error: RefCell<Option<StoreError>>,
+}
+
+impl Facts for TxFacts<'_, '_> {
+    fn traits(&self) -> &Map<String, Value> {
+        &self.traits
+    }
+    fn events_since(&self, name: &str, after_seq: i64) -> Vec<EventRecord> {
+        match self
+            .tx
+            .borrow_mut()
+            .events_between(self.contact_id, name, after_seq, self.upto_seq)
+        {
+            Ok(events) => events,
+            Err(e) => {
+                self.error.replace(Some(e));
+                Vec::new()
+            }
+        }
+    }
+    fn engaged(&self, node: &str, engagement: Engagement) -> bool {
+        let clicked = engagement == Engagement::Clicked;
+        match self
+            .tx
+            .borrow_mut()
+            .message_engaged(self.enrollment_id, node, clicked)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                self.error.replace(Some(e));
+                false
+            }
+        }
+    }
+}
+
+/// What one batch did, for metrics and for waking the dispatcher.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchReport {
+    pub items: usize,
+    pub steps: usize,
+    pub messages: usize,
+}
+
+impl Processor {
+    pub fn new(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let registry = Registry::load(store.as_ref())?;
+        Ok(Processor {
+            store,
+            registry: Mutex::new(registry),
+            templates: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn reload_journeys(&self) -> Result<(), StoreError> {
+        let fresh = Registry::load(self.store.as_ref())?;
+        *self.registry.lock().expect("registry lock") = fresh;
+        Ok(())
+    }
+
+    /// Processes up to `limit` accepted events in ingest order, in one transaction.
+    pub fn process_events(&self, limit: usize, now: Timestamp) -> Result<BatchReport, StoreError> {
+        let mut report = BatchReport::default();
+        let mut registry = self.registry.lock().expect("registry lock");
+        self.store.engine_tx(&mut |tx| {
+            report = BatchReport::default();
+            let events = tx.pending_events(limit)?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            let mut stats = StatsDeltas::default();
+            for event in &events {
+                self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
+            }
+            tx.set_processed_upto(last)?;
+            if !stats.is_empty() {
+                tx.add_stats(&stats, now)?;
+            }
+            report.items = events.len();
+            Ok(())
+        })?;
+        metrics::counter!("waymark_events_processed_total").increment(report.items as u64);
+        metrics::counter!("waymark_steps_total").increment(report.steps as u64);
+        Ok(report)
+    }
+
+    fn process_event(
+        &self,
+        tx: &mut dyn EngineTx,
+        registry: &mut Registry,
+        stored: &StoredEvent,
+        now: Timestamp,
+        stats: &mut StatsDeltas,
+        report: &mut BatchReport,
+    ) -> Result<(), StoreError> {
+        let e = &stored.event;
+        let contact_id = match (e.kind, &e.previous_id, &e.user_id) {
+            (EventKind::Alias, Some(previous), Some(user)) => tx.alias(previous, user, now)?,
+            _ => tx.resolve_contact(e.user_id.as_deref(), e.anonymous_id.as_deref(), now)?,
+        };
+        tx.set_event_contact(stored.seq, contact_id)?;
+        if e.kind == EventKind::Identify {
+            tx.update_traits(contact_id, &e.properties, now)?;
+        }
+        if e.kind == EventKind::Track && (e.name == EMAIL_OPENED || e.name == EMAIL_CLICKED) {
+            if let Some(id) = e
+                .properties
+                .get("message_id")
+                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            {
+                tx.mark_engagement(id, e.name == EMAIL_CLICKED, e.timestamp)?;
+            }
+        }
+        let record = EventRecord {
+            seq: stored.seq,
+            kind: e.kind,
+            name: e.name.clone(),
+            properties: e.properties.clone(),
+            timestamp: e.timestamp,
+        };
+
+        // Enrollments in flight first: goals, exits and waits.
+        for enrollment in tx.active_enrollments(contact_id)? {
+            let journey = registry.version(
+                self.store.as_ref(),
+                &enrollment.journey_id,
+                enrollment.version,
+            )?;
+            let paused = registry.status(&enrollment.journey_id) != Some(JourneyStatus::Live);
+            let outcome = self.step_with_facts(
+                tx,
+                &journey,
+                &enrollment,
+                Input::Event(&record),
+                now,
+                stored.seq,
+            )?;
+            if let Some(outcome) = outcome {
+                // While paused, only goals and exits apply; waits resume when the journey does.
+                if paused && outcome.enrollment.status == EnrollmentStatus::Active {
+                    continue;
+                }
+                self.apply(tx, &journey, outcome, now, stats, report)?;
+            }
+        }
+
+        // Then triggers of live journeys.
+        for (journey, version) in registry.triggered_by(&record.name) {
+            let Some((trigger, _)) = journey
+                .triggers(&record.name)
+                .find(|(_, t)| filter_matches(&t.filter, &record.properties))
+            else {
+                continue;
+            };
+            let Ok(key) = entry_key(&journey, &record) else {
+                continue;
+            };
+            let prior = tx.prior_enrollments(journey.id(), contact_id)?;
+            if !may_enter(&journey, &prior, key.as_deref(), now) {
+                continue;
+            }
+            let fresh = Enrollment {
+                id: 0,
+                journey_id: journey.id().to_string(),
+                version,
+                contact_id,
+                key,
+                node: trigger.id.clone(),
+                status: EnrollmentStatus::Active,
+                wake_at: None,
+                entered_at: now,
+                entered_seq: stored.seq,
+                visits: 0,
+            };
+            let enrollment = tx.insert_enrollment(&fresh, now)?;
+            if let Some(outcome) =
+                self.step_with_facts(tx, &journey, &enrollment, Input::Enter, now, stored.seq)?
+            {
+                self.apply(tx, &journey, outcome, now, stats, report)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires up to `limit` timers due at `now`, earliest first, in one transaction.
+    pub fn fire_timers(&self, now: Timestamp, limit: usize) -> Result<BatchReport, StoreError> {
+        let mut report = BatchReport::default();
+        let mut registry = self.registry.lock().expect("registry lock");
+        self.store.engine_tx(&mut |tx| {
+            report = BatchReport::default();
+            let due = tx.claim_due_enrollments(now, limit)?;
+            let upto = processed_upto(tx)?;
+            let mut stats = StatsDeltas::default();
+            for enrollment in &due {
+                let journey = registry.version(
+                    self.store.as_ref(),
+                    &enrollment.journey_id,
+                    enrollment.version,
+                )?;
+                match self.step_with_facts(tx, &journey, enrollment, Input::Timer, now, upto)? {
+                    Some(outcome) => {
+                        self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?
+                    }
+                    // A timer that no longer applies (e.g. a stale wake time) must not fire again.
+                    None => tx.update_enrollment(
+                        &Enrollment {
+                            wake_at: None,
+                            ..enrollment.clone()
+                        },
+                        now,
+                    )?,
+                }
+            }
+            if !stats.is_empty() {
+                tx.add_stats(&stats, now)?;
+            }
+            report.items = due.len();
+            Ok(())
+        })?;
+        metrics::counter!("waymark_timers_fired_total").increment(report.items as u64);
+        metrics::counter!("waymark_steps_total").increment(report.steps as u64);
+        Ok(report)
+    }
+
+    /// After a resume: waits whose event arrived during the pause end now. Returns how many
+    /// enrollments moved.
+    pub fn resume_journey(&self, journey_id: &str, now: Timestamp) -> Result<usize, StoreError> {
+        self.for_each_active(journey_id, now, |_| Some(Input::Resume))
+    }
+
+    /// After an archive: every active enrollment exits.
+    pub fn archive_journey(&self, journey_id: &str, now: Timestamp) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        let mut after = 0;
+        loop {
+            let mut batch = 0;
+            self.store.engine_tx(&mut |tx| {
+                batch = 0;
+                let mut stats = StatsDeltas::default();
+                for mut e in tx.journey_enrollments(journey_id, 500, after)? {
+                    after = e.id;
+                    batch += 1;
+                    let log = vec![StepLog::Ended {
+                        node: e.node.clone(),
+                        status: EnrollmentStatus::Exited,
+                        reason: "journey archived".into(),
+                    }];
+                    e.status = EnrollmentStatus::Exited;
+                    e.wake_at = None;
+                    tx.update_enrollment(&e, now)?;
+                    tx.record_steps(e.id, &log, now)?;
+                    stats.node(journey_id, &e.node).exited += 1;
+                }
+                tx.add_stats(&stats, now)
+            })?;
+            moved += batch;
+            if batch == 0 {
+                return Ok(moved);
+            }
+        }
+    }
+
+    fn for_each_active(
+        &self,
+        journey_id: &str,
+        now: Timestamp,
+        input: impl Fn(&Enrollment) -> Option<Input<'static>>,
+    ) -> Result<usize, StoreError> {
+        let mut registry = self.registry.lock().expect("registry lock");
+        let mut moved = 0;
+        let mut after = 0;
+        loop {
+            let mut batch = 0;
+            self.store.engine_tx(&mut |tx| {
+                batch = 0;
+                let upto = processed_upto(tx)?;
+                let mut stats = StatsDeltas::default();
+                let mut report = BatchReport::default();
+                for e in tx.journey_enrollments(journey_id, 500, after)? {
+                    after = e.id;
+                    batch += 1;
+                    let Some(inp) = input(&e) else { continue };
+                    let journey =
+                        registry.version(self.store.as_ref(), &e.journey_id, e.version)?;
+                    if let Some(outcome) = self.step_with_facts(tx, &journey, &e, inp, now, upto)? {
+                        self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?;
+                        moved += 1;
+                    }
+                }
+                tx.add_stats(&stats, now)
+            })?;
+            if batch == 0 {
+                return Ok(moved);
+            }
+        }
+    }
+
+    fn step_with_facts(
+        &self,
+        tx: &mut dyn EngineTx,
+        journey: &Journey,
+        enrollment: &Enrollment,
+        input: Input<'_>,
+        now: Timestamp,
+        upto_seq: i64,
+    ) -> Result<Option<StepOutcome>, StoreError> {
+        let traits = tx.contact(enrollment.contact_id)?.traits;
+        let facts = TxFacts {
+            tx: RefCell::new(tx),
+            contact_id: enrollment.contact_id,
+            enrollment_id: enrollment.id,
+            traits,
+            upto_seq,
+            error: RefCell::new(None),
+        };
+        let outcome = step(journey, enrollment, input, now, &facts);
+        if let Some(e) = facts.error.into_inner() {
+            return Err(e);
+        }
+        Ok(outcome)
+    }
+
+    fn apply(
+        &self,
+        tx: &mut dyn EngineTx,
+        journey: &Journey,
+        outcome: StepOutcome,
+        now: Timestamp,
+        stats: &mut StatsDeltas,
+        report: &mut BatchReport,
+    ) -> Result<(), StoreError> {
+        let e = &outcome.enrollment;
+        let jid = journey.id();
+        tx.update_enrollment(e, now)?;
+        tx.record_steps(e.id, &outcome.log, now)?;
+        for entry in &outcome.log {
+            match entry {
+                StepLog::Entered { node } => {
+                    stats.node(jid, node).entered += 1;
+                    report.steps += 1;
+                }
+                StepLog::Left { node, .. } => stats.node(jid, node).completed += 1,
+                StepLog::Ended {
+                    node,
+                    status: EnrollmentStatus::Converted,
+                    ..
+                } => {
+                    let mut visited = tx.visited_nodes(e.id)?;
+                    if !visited.contains(node) {
+                        visited.push(node.clone());
+                    }
+                    for n in visited {
+                        stats.node(jid, &n).converted += 1;
+                    }
+                }
+                StepLog::Ended { node, .. } => stats.node(jid, node).exited += 1,
+                StepLog::Waiting { .. } => {}
+            }
+        }
+        for effect in &outcome.effects {
+            match effect {
+                Effect::SetTraits(traits) => tx.update_traits(e.contact_id, traits, now)?,
+                Effect::AddToList(list) => tx.add_to_list(e.contact_id, list, now)?,
+                Effect::RemoveFromList(list) => tx.remove_from_list(e.contact_id, list)?,
+                Effect::Send {
+                    channel,
+                    node,
+                    template,
+                    idempotency_key,
+                } => {
+                    let message = self.render_message(
+                        tx,
+                        journey,
+                        e,
+                        *channel,
+                        node,
+                        template,
+                        idempotency_key,
+                        now,
+                    )?;
+                    if message.status == MessageStatus::Suppressed {
+                        stats.node(jid, node).suppressed += 1;
+                        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => "suppressed").increment(1);
+                    } else if message.status == MessageStatus::Failed {
+                        stats.node(jid, node).failed += 1;
+                        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => "failed").increment(1);
+                    }
+                    if tx.insert_message(&message)? && message.status == MessageStatus::Queued {
+                        report.messages += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compiled_template(
+        &self,
+        tx: &mut dyn EngineTx,
+        id: &str,
+    ) -> Result<Result<Arc<CompiledTemplate>, String>, StoreError> {
+        let Some(stored) = tx.template(id)? else {
+            return Ok(Err(format!("template `{id}` does not exist")));
+        };
+        let mut cache = self.templates.lock().expect("template cache lock");
+        if let Some((at, t)) = cache.get(id) {
+            if *at == stored.updated_at {
+                return Ok(Ok(t.clone()));
+            }
+        }
+        match waymark_render::compile(&stored.definition) {
+            Ok(t) => {
+                let t = Arc::new(t);
+                cache.insert(id.to_string(), (stored.updated_at, t.clone()));
+                Ok(Ok(t))
+            }
+            Err(errors) => Ok(Err(errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render_message(
+        &self,
+        tx: &mut dyn EngineTx,
+        journey: &Journey,
+        enrollment: &Enrollment,
+        channel: Channel,
+        node: &str,
+        template_id: &str,
+        idempotency_key: &str,
+        now: Timestamp,
+    ) -> Result<NewMessage, StoreError> {
+        let contact = tx.contact(enrollment.contact_id)?;
+        let recipient = match channel {
+            Channel::Email => contact.email.clone(),
+            Channel::Sms => contact.phone.clone(),
+        };
+        let mut message = NewMessage {
+            idempotency_key: idempotency_key.to_string(),
+            contact_id: contact.id,
+            enrollment_id: Some(enrollment.id),
+            journey_id: Some(journey.id().to_string()),
+            node: Some(node.to_string()),
+            template: template_id.to_string(),
+            channel,
+            recipient: recipient.clone(),
+            subject: None,
+            html: None,
+            text: None,
+            status: MessageStatus::Queued,
+            error: None,
+            created_at: now,
+        };
+        if recipient.is_none() {
+            message.status = MessageStatus::Suppressed;
+            message.error = Some(match channel {
+                Channel::Email => "the contact has no email address".into(),
+                Channel::Sms => "the contact has no phone number".into(),
+            });
+            return Ok(message);
+        }
+        let template = match self.compiled_template(tx, template_id)? {
+            Ok(t) => t,
+            Err(error) => {
+                message.status = MessageStatus::Failed;
+                message.error = Some(error);
+                return Ok(message);
+            }
+        };
+        let trigger = tx.event(enrollment.entered_seq)?;
+        let mut contact_data = contact.traits.clone();
+        contact_data.insert("id".into(), json!(contact.id));
+        contact_data.insert("user_id".into(), json!(contact.user_id));
+        contact_data.insert("email".into(), json!(contact.email));
+        contact_data.insert("phone".into(), json!(contact.phone));
+        let mut event_data = trigger
+            .as_ref()
+            .map(|t| t.event.properties.clone())
+            .unwrap_or_default();
+        if let Some(t) = &trigger {
+            event_data.insert("name".into(), json!(t.event.name));
+        }
+        let mut data = Map::new();
+        data.insert("contact".into(), Value::Object(contact_data));
+        data.insert("event".into(), Value::Object(event_data));
+        data.insert(
+            "journey".into(),
+            json!({ "id": journey.id(), "name": journey.document.name }),
+        );
+        match template.render(&data) {
+            Ok(rendered) => {
+                message.subject = rendered.subject;
+                message.html = rendered.html;
+                message.text = rendered.text;
+            }
+            Err(error) => {
+                message.status = MessageStatus::Failed;
+                message.error = Some(format!("rendering failed: {error}"));
+            }
+        }
+        Ok(message)
+    }
+}
+
+fn processed_upto(tx: &mut dyn EngineTx) -> Result<i64, StoreError> {
+    Ok(tx
+        .meta("processed_seq")?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}

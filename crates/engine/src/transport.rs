@@ -1,0 +1,198 @@
+//! Where messages go. The built-in outbox transport only records them (they are listed by
+//! `/v1/messages`), so Waymark runs with nothing else installed; SMTP goes through lettre with a
+//! connection pool; SMS through a Twilio-compatible HTTP API.
+
+use lettre::message::{Mailbox, MultiPart, SinglePart, header};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use waymark_store::MessageRow;
+
+/// The result of one delivery attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    Sent,
+    /// Worth trying again later (connection trouble, 4xx, throttling).
+    Temporary(String),
+    /// Will never work (5xx, invalid recipient).
+    Permanent(String),
+}
+
+pub enum EmailTransport {
+    Outbox,
+    Smtp {
+        mailer: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+}
+
+pub enum SmsTransport {
+    Outbox,
+    Twilio(TwilioSms),
+}
+
+pub struct Transports {
+    pub email: EmailTransport,
+    pub sms: SmsTransport,
+}
+
+impl Transports {
+    pub fn outbox() -> Self {
+        Transports {
+            email: EmailTransport::Outbox,
+            sms: SmsTransport::Outbox,
+        }
+    }
+
+    pub async fn deliver(&self, message: &MessageRow) -> Attempt {
+        match message.channel.as_str() {
+            "email" => self.email.deliver(message).await,
+            "sms" => self.sms.deliver(message).await,
+            other => Attempt::Permanent(format!("unknown channel `{other}`")),
+        }
+    }
+}
+
+impl EmailTransport {
+    /// `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://…` (implicit TLS), or
+    /// `smtp://host:port?tls=none` style URLs as lettre understands them.
+    pub fn smtp(url: &str, from: &str) -> Result<Self, String> {
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("invalid SMTP URL: {e}"))?
+            .build();
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| format!("invalid sender address `{from}`: {e}"))?;
+        Ok(EmailTransport::Smtp { mailer, from })
+    }
+
+    async fn deliver(&self, m: &MessageRow) -> Attempt {
+        let EmailTransport::Smtp { mailer, from } = self else {
+            return Attempt::Sent;
+        };
+        let Some(to) = m.recipient.as_deref() else {
+            return Attempt::Permanent("no recipient".into());
+        };
+        let to: Mailbox = match to.parse() {
+            Ok(t) => t,
+            Err(e) => return Attempt::Permanent(format!("invalid recipient `{to}`: {e}")),
+        };
+        let domain = from.email.domain().to_string();
+        // Derived from the idempotency key: a resend after a crash carries the same Message-ID,
+        // so receivers and providers can recognise it.
+        let message_id = format!("<{}@{domain}>", m.idempotency_key.replace(':', "."));
+        let builder = lettre::Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(m.subject.clone().unwrap_or_default())
+            .message_id(Some(message_id));
+        let email = match (&m.html, &m.text) {
+            (Some(html), Some(text)) => builder.multipart(MultiPart::alternative_plain_html(
+                text.clone(),
+                html.clone(),
+            )),
+            (Some(html), None) => builder.singlepart(
+                SinglePart::builder()
+                    .header(header::ContentType::TEXT_HTML)
+                    .body(html.clone()),
+            ),
+            (None, text) => builder.singlepart(
+                SinglePart::builder()
+                    .header(header::ContentType::TEXT_PLAIN)
+                    .body(text.clone().unwrap_or_default()),
+            ),
+        };
+        let email = match email {
+            Ok(e) => e,
+            Err(e) => return Attempt::Permanent(format!("cannot build the email: {e}")),
+        };
+        match mailer.send(email).await {
+            Ok(_) => Attempt::Sent,
+            Err(e) if e.is_permanent() => Attempt::Permanent(format!("SMTP: {e}")),
+            Err(e) => Attempt::Temporary(format!("SMTP: {e}")),
+        }
+    }
+}
+
+/// A Twilio-compatible Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`
+/// with `To`, `From` and `Body`, basic auth `sid:token`.
+pub struct TwilioSms {
+    client: reqwest::Client,
+    endpoint: String,
+    sid: String,
+    token: String,
+    from: String,
+}
+
+impl TwilioSms {
+    /// `url` is `https://SID:TOKEN@api.twilio.com` (or any compatible base URL).
+    pub fn new(url: &str, from: &str) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid SMS URL: {e}"))?;
+        let sid = parsed.username().to_string();
+        let token = parsed.password().unwrap_or_default().to_string();
+        if sid.is_empty() {
+            return Err(
+                "the SMS URL needs the account SID as user name (https://SID:TOKEN@host)".into(),
+            );
+        }
+        if from.is_empty() {
+            return Err("SMS sending needs a sender number (--sms-from)".into());
+        }
+        let mut base = parsed.clone();
+        base.set_username("").ok();
+        base.set_password(None).ok();
+        let endpoint = format!(
+            "{}/2010-04-01/Accounts/{sid}/Messages.json",
+            base.as_str().trim_end_matches('/')
+        );
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(TwilioSms {
+            client,
+            endpoint,
+            sid,
+            token,
+            from: from.to_string(),
+        })
+    }
+}
+
+impl SmsTransport {
+    async fn deliver(&self, m: &MessageRow) -> Attempt {
+        let SmsTransport::Twilio(t) = self else {
+            return Attempt::Sent;
+        };
+        let Some(to) = m.recipient.as_deref() else {
+            return Attempt::Permanent("no recipient".into());
+        };
+        let body = m.text.clone().unwrap_or_default();
+        let response = t
+            .client
+            .post(&t.endpoint)
+            .basic_auth(&t.sid, Some(&t.token))
+            .form(&[
+                ("To", to),
+                ("From", t.from.as_str()),
+                ("Body", body.as_str()),
+            ])
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => Attempt::Sent,
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                let error = format!(
+                    "SMS provider answered {status}: {}",
+                    text.chars().take(300).collect::<String>()
+                );
+                if status.as_u16() == 429 || status.is_server_error() {
+                    Attempt::Temporary(error)
+                } else {
+                    Attempt::Permanent(error)
+                }
+            }
+            Err(e) => Attempt::Temporary(format!("SMS provider unreachable: {e}")),
+        }
+    }
+}
