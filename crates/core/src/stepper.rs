@@ -62,6 +62,9 @@ pub struct Enrollment {
     pub entered_at: Timestamp,
     /// `seq` of the trigger event: "since entry" means events with a larger `seq`.
     pub entered_seq: i64,
+    /// `seq` of the last event that ended a wait. A wait looks only at later events, so one
+    /// event never satisfies two waits (or the same wait twice, in a loop).
+    pub consumed_seq: i64,
     /// Nodes entered so far; part of each effect's idempotency key.
     pub visits: i64,
 }
@@ -226,7 +229,10 @@ pub fn step(
                 return Some(run.finish());
             }
             match node_kind {
-                Some(NodeKind::WaitForEvent(w)) if run.wait_matches(w, event) => {
+                Some(NodeKind::WaitForEvent(w))
+                    if event.seq > enrollment.consumed_seq && run.wait_matches(w, event) =>
+                {
+                    run.enrollment.consumed_seq = event.seq;
                     run.advance(here, "event")
                 }
                 _ => return None,
@@ -243,7 +249,7 @@ pub fn step(
             }
         }
         Input::Resume => match node_kind {
-            Some(NodeKind::WaitForEvent(w)) if run.wait_already_satisfied(w) => {
+            Some(NodeKind::WaitForEvent(w)) if run.consume_past_event(w) => {
                 run.advance(here, "event")
             }
             _ => return None,
@@ -308,11 +314,23 @@ impl Run<'_> {
             && self.key_matches(wait.match_key, event)
     }
 
-    fn wait_already_satisfied(&self, wait: &WaitForEventNode) -> bool {
-        self.facts
-            .events_since(&wait.event, self.enrollment.entered_seq)
+    /// Ends a wait with an event that already happened since entry (and after the last event
+    /// a wait consumed), if there is one.
+    fn consume_past_event(&mut self, wait: &WaitForEventNode) -> bool {
+        let after = self
+            .enrollment
+            .entered_seq
+            .max(self.enrollment.consumed_seq);
+        let found = self
+            .facts
+            .events_since(&wait.event, after)
             .iter()
-            .any(|e| self.wait_matches(wait, e))
+            .find(|e| self.wait_matches(wait, e))
+            .map(|e| e.seq);
+        if let Some(seq) = found {
+            self.enrollment.consumed_seq = seq;
+        }
+        found.is_some()
     }
 
     fn traits(&self) -> &Map<String, Value> {
@@ -364,7 +382,7 @@ impl Run<'_> {
             output = match &node.kind {
                 NodeKind::Delay(_) | NodeKind::WaitForEvent(_) => {
                     if let NodeKind::WaitForEvent(w) = &node.kind {
-                        if self.wait_already_satisfied(w) {
+                        if self.consume_past_event(w) {
                             from = next.to_string();
                             output = "event";
                             continue;

@@ -127,6 +127,7 @@ fn enrollment(node: &str, key: Option<&str>, entered_seq: i64) -> Enrollment {
         wake_at: None,
         entered_at: t(0),
         entered_seq,
+        consumed_seq: 0,
         visits: 0,
     }
 }
@@ -559,6 +560,7 @@ fn wait_advances_through_event_on_an_event_with_the_enrollment_key() {
             status: EnrollmentStatus::Completed,
             wake_at: None,
             visits: 5,
+            consumed_seq: 20,
             ..at_wait.clone()
         }
     );
@@ -1679,7 +1681,6 @@ fn page_view_loop() -> Journey {
 }
 
 #[test]
-#[ignore = "known stepper bug: a wait in a cycle is re-satisfied by the same event (see report)"]
 fn a_cycle_through_a_wait_waits_for_a_new_event() {
     let j = page_view_loop();
     let facts = MemFacts::new();
@@ -1756,15 +1757,15 @@ fn checked_step(
     if state.status != EnrollmentStatus::Active {
         prop_assert!(first.is_none(), "an ended enrollment moved: {:?}", first);
     }
-    if let Input::Timer = input {
-        if state.wake_at.is_none_or(|w| w > now) {
-            prop_assert!(first.is_none(), "a timer fired early: {:?}", first);
-        }
+    if let Input::Timer = input
+        && state.wake_at.is_none_or(|w| w > now)
+    {
+        prop_assert!(first.is_none(), "a timer fired early: {:?}", first);
     }
-    if let Input::Event(e) = input {
-        if e.seq <= state.entered_seq {
-            prop_assert!(first.is_none(), "a stale event moved it: {:?}", first);
-        }
+    if let Input::Event(e) = input
+        && e.seq <= state.entered_seq
+    {
+        prop_assert!(first.is_none(), "a stale event moved it: {:?}", first);
     }
     let Some(out) = &first else {
         return Ok(first);

@@ -215,6 +215,7 @@ impl Processor {
                 wake_at: None,
                 entered_at: now,
                 entered_seq: stored.seq,
+                consumed_seq: 0,
                 visits: 0,
             };
             let enrollment = tx.insert_enrollment(&fresh, now)?;

@@ -94,6 +94,7 @@ CREATE TABLE enrollments (
     wake_at     INTEGER,
     entered_at  INTEGER NOT NULL,
     entered_seq INTEGER NOT NULL,
+    consumed_seq INTEGER NOT NULL DEFAULT 0,
     visits      INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );

@@ -17,7 +17,7 @@ pub(crate) struct SqliteTx<'a> {
     pub(crate) tx: &'a Transaction<'a>,
 }
 
-const ENROLLMENT_COLUMNS: &str = "id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits";
+const ENROLLMENT_COLUMNS: &str = "id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, consumed_seq";
 
 pub(crate) fn enrollment_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
     let status: String = r.get(6)?;
@@ -33,6 +33,7 @@ pub(crate) fn enrollment_from_row(r: &Row<'_>) -> rusqlite::Result<Enrollment> {
         entered_at: ts(r.get(8)?),
         entered_seq: r.get(9)?,
         visits: r.get(10)?,
+        consumed_seq: r.get(11)?,
     })
 }
 
@@ -402,8 +403,8 @@ impl EngineTx for SqliteTx<'_> {
     fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
         self.tx
             .prepare_cached(
-                "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 e.journey_id,
@@ -416,7 +417,8 @@ impl EngineTx for SqliteTx<'_> {
                 ms(e.entered_at),
                 e.entered_seq,
                 e.visits,
-                ms(now)
+                ms(now),
+                e.consumed_seq
             ])?;
         Ok(Enrollment {
             id: self.tx.last_insert_rowid(),
@@ -426,8 +428,8 @@ impl EngineTx for SqliteTx<'_> {
 
     fn update_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<()> {
         self.tx
-            .prepare_cached("UPDATE enrollments SET node = ?2, status = ?3, wake_at = ?4, visits = ?5, updated_at = ?6 WHERE id = ?1")?
-            .execute(params![e.id, e.node, e.status.as_str(), e.wake_at.map(ms), e.visits, ms(now)])?;
+            .prepare_cached("UPDATE enrollments SET node = ?2, status = ?3, wake_at = ?4, visits = ?5, updated_at = ?6, consumed_seq = ?7 WHERE id = ?1")?
+            .execute(params![e.id, e.node, e.status.as_str(), e.wake_at.map(ms), e.visits, ms(now), e.consumed_seq])?;
         Ok(())
     }
 

@@ -1,0 +1,323 @@
+//! The Segment-compatible tracking API: `/v1/identify`, `/v1/track`, `/v1/page`, `/v1/screen`,
+//! `/v1/group`, `/v1/alias` and `/v1/batch`, authenticated by the write key as the basic-auth
+//! user name (or `writeKey` in the body, as Segment also allows).
+//!
+//! Each call is parsed into validated events at the edge. A request answers 200 only after its
+//! events are committed. In a batch, valid events are committed and invalid ones are reported
+//! (400 with the index and field of each); retrying the whole batch is safe because events are
+//! de-duplicated by `messageId`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use waymark_core::{Email, EventKind, Phone, TimeZoneName};
+use waymark_store::NewEvent;
+
+use super::error::{ApiError, ApiResult};
+use super::{AppState, authorize_write_key};
+
+pub const PAGE_VIEWED: &str = "Page Viewed";
+pub const SCREEN_VIEWED: &str = "Screen Viewed";
+const MAX_ID_LEN: usize = 512;
+
+#[derive(Debug)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn field_err(prefix: &str, field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: format!("{prefix}{field}"),
+        message: message.into(),
+    }
+}
+
+/// A Segment id may be a string or a number; empty means absent.
+fn id_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+) -> Result<Option<String>, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(field_err(
+            prefix,
+            key,
+            format!("must be at most {MAX_ID_LEN} characters"),
+        )),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(field_err(prefix, key, "must be a string")),
+    }
+}
+
+fn object_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+) -> Result<Map<String, Value>, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(o)) => Ok(o.clone()),
+        Some(_) => Err(field_err(prefix, key, "must be an object")),
+    }
+}
+
+/// Checks the traits Waymark uses for sending and scheduling, normalising them in place.
+pub fn check_traits(traits: &mut Map<String, Value>, prefix: &str) -> Result<(), FieldError> {
+    for key in ["email", "phone", "timezone"] {
+        let Some(v) = traits.get(key) else { continue };
+        if v.is_null() {
+            continue;
+        }
+        let Some(s) = v.as_str() else {
+            return Err(field_err(
+                prefix,
+                &format!("traits.{key}"),
+                "must be a string",
+            ));
+        };
+        let normalised = match key {
+            "email" => Email::parse(s).map(|e| e.as_str().to_string()),
+            "phone" => Phone::parse(s).map(|p| p.as_str().to_string()),
+            _ => TimeZoneName::parse(s).map(|t| t.as_str().to_string()),
+        }
+        .map_err(|e| field_err(prefix, &format!("traits.{key}"), e.0))?;
+        traits.insert(key.to_string(), Value::String(normalised));
+    }
+    Ok(())
+}
+
+/// Parses one Segment call. `kind` comes from the endpoint, or from `type` inside a batch.
+pub fn parse_call(
+    value: &Value,
+    kind: Option<EventKind>,
+    prefix: &str,
+    now: Timestamp,
+) -> Result<NewEvent, FieldError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| field_err(prefix, "", "must be a JSON object"))?;
+    let kind = match kind {
+        Some(k) => k,
+        None => {
+            let t = obj
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| field_err(prefix, "type", "is required"))?;
+            EventKind::parse(t).ok_or_else(|| {
+                field_err(
+                    prefix,
+                    "type",
+                    format!("`{t}` is not one of identify, track, page, screen, group, alias"),
+                )
+            })?
+        }
+    };
+    let user_id = id_field(obj, "userId", prefix)?;
+    let anonymous_id = id_field(obj, "anonymousId", prefix)?;
+    let message_id = id_field(obj, "messageId", prefix)?;
+    let timestamp = match obj.get("timestamp") {
+        None | Some(Value::Null) => now,
+        Some(Value::String(s)) => s.parse::<Timestamp>().map_err(|_| {
+            field_err(
+                prefix,
+                "timestamp",
+                format!("`{s}` is not an ISO-8601 timestamp with a UTC offset"),
+            )
+        })?,
+        Some(_) => return Err(field_err(prefix, "timestamp", "must be an ISO-8601 string")),
+    };
+    let mut previous_id = None;
+    let (name, properties) = match kind {
+        EventKind::Track => {
+            let name = match obj.get("event") {
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => return Err(field_err(prefix, "event", "is required (the event name)")),
+            };
+            (name, object_field(obj, "properties", prefix)?)
+        }
+        EventKind::Identify => {
+            let mut traits = object_field(obj, "traits", prefix)?;
+            // Segment clients may also send traits under context.traits.
+            if traits.is_empty() {
+                if let Some(Value::Object(ctx)) = obj.get("context") {
+                    if let Some(Value::Object(t)) = ctx.get("traits") {
+                        traits = t.clone();
+                    }
+                }
+            }
+            check_traits(&mut traits, prefix)?;
+            ("Identify".to_string(), traits)
+        }
+        EventKind::Page | EventKind::Screen => {
+            let mut props = object_field(obj, "properties", prefix)?;
+            if let Some(n) = obj.get("name").and_then(Value::as_str) {
+                props.entry("name").or_insert(json!(n));
+            }
+            if let Some(c) = obj.get("category").and_then(Value::as_str) {
+                props.entry("category").or_insert(json!(c));
+            }
+            (
+                if kind == EventKind::Page {
+                    PAGE_VIEWED
+                } else {
+                    SCREEN_VIEWED
+                }
+                .to_string(),
+                props,
+            )
+        }
+        EventKind::Group => {
+            let group_id = id_field(obj, "groupId", prefix)?
+                .ok_or_else(|| field_err(prefix, "groupId", "is required"))?;
+            let traits = object_field(obj, "traits", prefix)?;
+            (
+                "Group".to_string(),
+                Map::from_iter([
+                    ("group_id".to_string(), json!(group_id)),
+                    ("traits".to_string(), Value::Object(traits)),
+                ]),
+            )
+        }
+        EventKind::Alias => {
+            previous_id = Some(
+                id_field(obj, "previousId", prefix)?
+                    .ok_or_else(|| field_err(prefix, "previousId", "is required"))?,
+            );
+            if user_id.is_none() {
+                return Err(field_err(prefix, "userId", "is required for alias"));
+            }
+            ("Alias".to_string(), Map::new())
+        }
+    };
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(field_err(
+            prefix,
+            "userId",
+            "userId or anonymousId is required",
+        ));
+    }
+    Ok(NewEvent {
+        // Without a messageId there is nothing to de-duplicate on: give it a unique one.
+        message_id: message_id.unwrap_or_else(|| format!("wm-{}", random_hex(16))),
+        kind,
+        name,
+        user_id,
+        anonymous_id,
+        previous_id,
+        properties,
+        timestamp,
+        received_at: now,
+    })
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+async fn accept(state: &AppState, events: Vec<NewEvent>) -> ApiResult<(usize, usize)> {
+    let total = events.len();
+    let fresh = state
+        .engine
+        .intake()
+        .append(events)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let accepted = fresh.iter().filter(|f| **f).count();
+    Ok((accepted, total - accepted))
+}
+
+async fn single(
+    state: AppState,
+    headers: HeaderMap,
+    body: Value,
+    kind: EventKind,
+) -> ApiResult<Json<Value>> {
+    authorize_write_key(&state, &headers, &body)?;
+    let now = state.engine.clock().now();
+    let event = parse_call(&body, Some(kind), "", now).map_err(|e| {
+        ApiError::invalid(
+            "invalid_event",
+            e.field.trim_end_matches('.').to_string(),
+            e.message,
+        )
+    })?;
+    let (accepted, duplicates) = accept(&state, vec![event]).await?;
+    Ok(Json(
+        json!({ "success": true, "accepted": accepted, "duplicates": duplicates }),
+    ))
+}
+
+macro_rules! endpoint {
+    ($name:ident, $kind:expr) => {
+        pub async fn $name(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            body: super::JsonBody,
+        ) -> ApiResult<Json<Value>> {
+            single(state, headers, body.0, $kind).await
+        }
+    };
+}
+
+endpoint!(identify, EventKind::Identify);
+endpoint!(track, EventKind::Track);
+endpoint!(page, EventKind::Page);
+endpoint!(screen, EventKind::Screen);
+endpoint!(group, EventKind::Group);
+endpoint!(alias, EventKind::Alias);
+
+pub async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: super::JsonBody,
+) -> ApiResult<Json<Value>> {
+    let body = body.0;
+    authorize_write_key(&state, &headers, &body)?;
+    let Some(items) = body.get("batch").and_then(Value::as_array) else {
+        return Err(ApiError::invalid(
+            "invalid_batch",
+            "batch",
+            "must be a list of calls",
+        ));
+    };
+    let now = state.engine.clock().now();
+    let mut events = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match parse_call(item, None, &format!("batch[{i}]."), now) {
+            Ok(e) => events.push(e),
+            Err(e) => errors.push(
+                json!({ "index": i, "field": e.field.trim_end_matches('.'), "message": e.message }),
+            ),
+        }
+    }
+    let (accepted, duplicates) = accept(&state, events).await?;
+    if !errors.is_empty() {
+        let first = errors[0]["field"].as_str().unwrap_or("batch").to_string();
+        let mut err = ApiError::invalid(
+            "invalid_events",
+            first,
+            format!(
+                "{} of {} calls are invalid and were not stored; the other {} were",
+                errors.len(),
+                items.len(),
+                items.len() - errors.len()
+            ),
+        )
+        .with_errors(Value::Array(errors));
+        err.message
+            .push_str(&format!(" ({accepted} new, {duplicates} duplicates)"));
+        return Err(err);
+    }
+    Ok(Json(
+        json!({ "success": true, "accepted": accepted, "duplicates": duplicates }),
+    ))
+}

@@ -1,0 +1,315 @@
+//! Journey endpoints: drafts, validation, publishing, status changes, versions and statistics.
+//!
+//! A draft is stored as written (it may be incomplete while someone builds it) and comes back
+//! with its validation errors. Publishing validates strictly, stores an immutable version and
+//! makes it live; enrollments stay on the version they entered.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use waymark_core::ValidationError;
+use waymark_core::journey::{Channel, JourneyDocument};
+use waymark_core::validate::parse_and_validate;
+use waymark_engine::JourneyChange;
+use waymark_store::{JourneyStatus, Store, StoreError};
+
+use super::AppState;
+use super::DocBody;
+use super::error::{ApiError, ApiResult};
+use super::manage::{blocking, parse_template};
+
+/// Validates a document against the templates it ships and those on the server.
+fn check(
+    store: &dyn Store,
+    doc: &Value,
+) -> Result<Result<JourneyDocument, Vec<ValidationError>>, StoreError> {
+    // Look-ups hit the database; collect the ids first so the validator's callback is pure.
+    let mut known = std::collections::HashMap::new();
+    for t in store.templates()? {
+        known.insert(t.definition.id.clone(), t.definition.channel);
+    }
+    let lookup = |id: &str| -> Option<Channel> { known.get(id).copied() };
+    Ok(parse_and_validate(doc, Some(&lookup)))
+}
+
+fn invalid_journey(errors: Vec<ValidationError>) -> ApiError {
+    let first = errors
+        .first()
+        .and_then(|e| e.field.clone())
+        .unwrap_or_else(|| "nodes".into());
+    ApiError::invalid(
+        "invalid_journey",
+        first,
+        format!("the journey has {} error(s)", errors.len()),
+    )
+    .with_errors(json!(errors))
+}
+
+pub async fn validate(
+    State(state): State<AppState>,
+    DocBody(doc): DocBody,
+) -> ApiResult<Json<Value>> {
+    let result = blocking(&state, move |s| check(s, &doc)).await?;
+    Ok(Json(match result {
+        Ok(_) => json!({ "valid": true, "errors": [] }),
+        Err(errors) => json!({ "valid": false, "errors": errors }),
+    }))
+}
+
+/// The id and name a draft needs at least, and the templates it ships (stored first).
+async fn save_draft(
+    state: &AppState,
+    url_id: Option<&str>,
+    mut doc: Value,
+) -> ApiResult<(bool, Value)> {
+    let Some(obj) = doc.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "invalid_journey",
+            "a journey must be an object",
+        ));
+    };
+    let id = match (obj.get("id").and_then(Value::as_str), url_id) {
+        (Some(given), Some(url)) if given != url => {
+            return Err(ApiError::invalid(
+                "invalid_journey",
+                "id",
+                format!("the body's id `{given}` differs from the URL's `{url}`"),
+            ));
+        }
+        (Some(given), _) => given.to_string(),
+        (None, Some(url)) => {
+            obj.insert("id".into(), json!(url));
+            url.to_string()
+        }
+        (None, None) => return Err(ApiError::invalid("invalid_journey", "id", "is required")),
+    };
+    if id.is_empty()
+        || id.len() > 100
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::invalid(
+            "invalid_journey",
+            "id",
+            "journey ids are 1-100 letters, digits, `-` or `_`",
+        ));
+    }
+    let name = obj
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(&id)
+        .to_string();
+    // Templates shipped inside the document are validated first, and stored only if all are.
+    let templates = match obj.remove("templates") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(parse_template)
+            .collect::<ApiResult<Vec<_>>>()?,
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_journey",
+                "templates",
+                "must be a list",
+            ));
+        }
+    };
+    let now = state.engine.clock().now();
+    let result = blocking(state, move |s| {
+        for t in &templates {
+            s.put_template(t, now)?;
+        }
+        let existed = s.journey(&id).is_ok();
+        let row = s.put_journey_draft(&id, &name, &doc, now)?;
+        let validation = check(s, &doc)?;
+        Ok((existed, row, validation))
+    })
+    .await?;
+    let (existed, row, validation) = result;
+    let errors = validation.err().unwrap_or_default();
+    let mut body = json!(row);
+    body["errors"] = json!(errors);
+    body["valid"] = json!(errors.is_empty());
+    Ok((!existed, body))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    DocBody(doc): DocBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if let Some(id) = doc.get("id").and_then(Value::as_str).map(str::to_string) {
+        let exists = blocking(&state, move |s| Ok(s.journey(&id).is_ok())).await?;
+        if exists {
+            return Err(ApiError::conflict(
+                "journey_exists",
+                "a journey with this id exists; use PUT /v1/journeys/{id} to change its draft",
+            ));
+        }
+    }
+    let (_, body) = save_draft(&state, None, doc).await?;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    DocBody(doc): DocBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (created, body) = save_draft(&state, Some(&id), doc).await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(body),
+    ))
+}
+
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let journeys = blocking(&state, |s| s.journeys()).await?;
+    let summaries: Vec<Value> = journeys
+        .into_iter()
+        .map(|j| {
+            json!({
+                "id": j.id, "name": j.name, "status": j.status, "live_version": j.live_version,
+                "entered": j.entered, "active": j.active, "converted": j.converted,
+                "created_at": j.created_at, "updated_at": j.updated_at,
+                "first_activity_at": j.first_activity_at, "last_activity_at": j.last_activity_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "journeys": summaries })))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (row, validation) = blocking(&state, move |s| {
+        let row = s.journey(&id)?;
+        let validation = check(s, &row.draft)?;
+        Ok((row, validation))
+    })
+    .await?;
+    let errors = validation.err().unwrap_or_default();
+    let mut body = json!(row);
+    body["errors"] = json!(errors);
+    body["valid"] = json!(errors.is_empty());
+    Ok(Json(body))
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let now = state.engine.clock().now();
+    let row = blocking(&state, move |s| {
+        let journey = s.journey(&id)?;
+        if journey.status == JourneyStatus::Archived {
+            return Ok(Err(ApiError::conflict(
+                "journey_archived",
+                format!("journey `{id}` is archived"),
+            )));
+        }
+        match check(s, &journey.draft)? {
+            Err(errors) => Ok(Err(invalid_journey(errors))),
+            Ok(doc) => {
+                let canonical =
+                    serde_json::to_value(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(Ok(s.publish_journey(&id, &canonical, now)?))
+            }
+        }
+    })
+    .await??;
+    state
+        .engine
+        .journey_changed(&row.id, JourneyChange::Published)
+        .await?;
+    Ok(Json(json!(row)))
+}
+
+async fn set_status(
+    state: AppState,
+    id: String,
+    to: JourneyStatus,
+    change: JourneyChange,
+) -> ApiResult<Json<Value>> {
+    let now = state.engine.clock().now();
+    let row = blocking(&state, move |s| {
+        let journey = s.journey(&id)?;
+        let allowed = match to {
+            JourneyStatus::Paused => journey.status == JourneyStatus::Live,
+            JourneyStatus::Live => journey.status == JourneyStatus::Paused,
+            JourneyStatus::Archived => journey.status != JourneyStatus::Archived,
+            JourneyStatus::Draft => false,
+        };
+        if !allowed {
+            return Ok(Err(ApiError::conflict(
+                "invalid_transition",
+                format!(
+                    "journey `{id}` is {}; it cannot become {}",
+                    journey.status.as_str(),
+                    to.as_str()
+                ),
+            )));
+        }
+        Ok(Ok(s.set_journey_status(&id, to, now)?))
+    })
+    .await??;
+    state.engine.journey_changed(&row.id, change).await?;
+    let id = row.id.clone();
+    let row = blocking(&state, move |s| s.journey(&id)).await?;
+    Ok(Json(json!(row)))
+}
+
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_status(state, id, JourneyStatus::Paused, JourneyChange::Paused).await
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_status(state, id, JourneyStatus::Live, JourneyChange::Resumed).await
+}
+
+pub async fn archive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_status(state, id, JourneyStatus::Archived, JourneyChange::Archived).await
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let versions = blocking(&state, move |s| s.journey_versions(&id)).await?;
+    Ok(Json(json!({ "versions": versions })))
+}
+
+pub async fn version(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let v: i64 = version.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_parameter",
+            "version",
+            format!("`{version}` is not a version number"),
+        )
+    })?;
+    let version = blocking(&state, move |s| s.journey_version(&id, v)).await?;
+    Ok(Json(json!(version)))
+}
+
+pub async fn stats(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let stats = blocking(&state, move |s| s.journey_stats(&id)).await?;
+    Ok(Json(json!(stats)))
+}

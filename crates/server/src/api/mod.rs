@@ -1,0 +1,274 @@
+//! The HTTP API: routes, shared state, authentication and body parsing.
+
+pub mod error;
+pub mod ingest;
+mod journeys;
+mod manage;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::Value;
+use waymark_engine::Engine;
+
+use error::ApiError;
+
+/// Largest request body accepted (Segment's own batch limit is 500 KB).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub secrets: Arc<Secrets>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub struct Secrets {
+    pub admin_token: String,
+    pub write_key: String,
+}
+
+/// Constant-time comparison, so that response times do not leak a secret's prefix.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The write key is the basic-auth user name (Segment's convention), or `writeKey` in the body.
+pub fn authorize_write_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<(), ApiError> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .map(|userpass| {
+            userpass
+                .split_once(':')
+                .map_or(userpass.clone(), |(u, _)| u.to_string())
+        });
+    let key = from_header.or_else(|| {
+        body.get("writeKey")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    match key {
+        Some(k) if same_secret(&k, &state.secrets.write_key) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("the write key is not valid")),
+        None => Err(ApiError::unauthorized(
+            "send the write key as the basic-auth user name",
+        )),
+    }
+}
+
+fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    match token {
+        Some(t) if same_secret(t.trim(), &state.secrets.admin_token) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("the admin token is not valid")),
+        None => Err(ApiError::unauthorized(
+            "send the admin token as `Authorization: Bearer <token>`",
+        )),
+    }
+}
+
+async fn admin_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorize_admin(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A JSON body whose parse errors become API errors with line and column.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "the request body is empty; send a JSON object",
+            ));
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })
+    }
+}
+
+/// A document body in JSON or, with a YAML content type, YAML.
+pub struct DocBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for DocBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let yaml = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("yaml"));
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::bad_request("invalid_body", "the body is not UTF-8"))?;
+        if text.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the request body is empty",
+            ));
+        }
+        if yaml {
+            serde_yaml_ng::from_str(text).map(DocBody).map_err(|e| {
+                ApiError::bad_request("invalid_yaml", format!("the body is not valid YAML: {e}"))
+            })
+        } else {
+            serde_json::from_str(text).map(DocBody).map_err(|e| {
+                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            })
+        }
+    }
+}
+
+fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let mut err = ApiError::bad_request(
+            "body_too_large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        );
+        err.status = StatusCode::PAYLOAD_TOO_LARGE;
+        err
+    } else {
+        ApiError::bad_request("invalid_body", e.body_text())
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else {
+        return (StatusCode::NOT_FOUND, "metrics are not enabled").into_response();
+    };
+    let store = state.engine.store().clone();
+    if let Ok(Ok(g)) = tokio::task::spawn_blocking(move || store.gauges()).await {
+        metrics::gauge!("waymark_timers_waiting").set(g.timers_waiting as f64);
+        metrics::gauge!("waymark_enrollments_active").set(g.enrollments_active as f64);
+        metrics::gauge!("waymark_events_pending").set(g.events_pending as f64);
+        metrics::gauge!("waymark_messages_queued").set(g.messages_queued as f64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let ingest = Router::new()
+        .route("/v1/identify", post(ingest::identify))
+        .route("/v1/track", post(ingest::track))
+        .route("/v1/page", post(ingest::page))
+        .route("/v1/screen", post(ingest::screen))
+        .route("/v1/group", post(ingest::group))
+        .route("/v1/alias", post(ingest::alias))
+        .route("/v1/batch", post(ingest::batch))
+        .route("/v1/import", post(ingest::batch));
+
+    let admin = Router::new()
+        .route("/v1/contacts", get(manage::find_contacts))
+        .route("/v1/contacts/import", post(manage::import_contacts))
+        .route("/v1/contacts/{id}", get(manage::get_contact))
+        .route("/v1/contacts/{id}/timeline", get(manage::timeline))
+        .route("/v1/lists", get(manage::lists).post(manage::create_list))
+        .route(
+            "/v1/lists/{name}/members",
+            get(manage::list_members)
+                .post(manage::add_list_members)
+                .delete(manage::remove_list_members),
+        )
+        .route(
+            "/v1/templates",
+            get(manage::templates).post(manage::create_template),
+        )
+        .route(
+            "/v1/templates/{id}",
+            get(manage::get_template)
+                .put(manage::put_template)
+                .delete(manage::delete_template),
+        )
+        .route("/v1/templates/{id}/preview", post(manage::preview_template))
+        .route("/v1/messages", get(manage::messages))
+        .route("/v1/clock", get(manage::clock))
+        .route("/v1/clock/advance", post(manage::advance_clock))
+        .route("/v1/journeys", get(journeys::list).post(journeys::create))
+        .route("/v1/journeys/validate", post(journeys::validate))
+        .route("/v1/journeys/{id}", get(journeys::get).put(journeys::put))
+        .route("/v1/journeys/{id}/publish", post(journeys::publish))
+        .route("/v1/journeys/{id}/pause", post(journeys::pause))
+        .route("/v1/journeys/{id}/resume", post(journeys::resume))
+        .route("/v1/journeys/{id}/archive", post(journeys::archive))
+        .route("/v1/journeys/{id}/versions", get(journeys::versions))
+        .route(
+            "/v1/journeys/{id}/versions/{version}",
+            get(journeys::version),
+        )
+        .route("/v1/journeys/{id}/stats", get(journeys::stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin_only,
+        ));
+
+    Router::new()
+        .merge(ingest)
+        .merge(admin)
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
+        .route(
+            "/v1/schema/journey.json",
+            get(|| async { Json(openapi::journey_schema()) }),
+        )
+        .route("/metrics", get(metrics_endpoint))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,391 @@
+//! The OpenAPI document the server serves at `/v1/openapi.json`, and the journey JSON Schema at
+//! `/v1/schema/journey.json` (generated from the Rust types, so it cannot drift from them).
+//! A test checks that every route the router serves is described here.
+
+use serde_json::{Value, json};
+use waymark_core::journey::{JourneyDocument, TemplateDefinition};
+
+pub fn journey_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(JourneyDocument)).expect("schema serialises")
+}
+
+fn template_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(TemplateDefinition)).expect("schema serialises")
+}
+
+/// (method, path, tag, summary, security scheme)
+const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "post",
+        "/v1/identify",
+        "Tracking",
+        "Identify a contact and set traits (Segment spec)",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/track",
+        "Tracking",
+        "Record an event (Segment spec)",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/page",
+        "Tracking",
+        "Record a page view, stored as `Page Viewed`",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/screen",
+        "Tracking",
+        "Record a screen view, stored as `Screen Viewed`",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/group",
+        "Tracking",
+        "Associate a contact with a group",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/alias",
+        "Tracking",
+        "Merge `previousId` into `userId`",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/batch",
+        "Tracking",
+        "Several calls at once; valid calls are stored, invalid ones reported",
+        "writeKey",
+    ),
+    (
+        "post",
+        "/v1/import",
+        "Tracking",
+        "Alias of /v1/batch (Segment's import endpoint)",
+        "writeKey",
+    ),
+    (
+        "get",
+        "/v1/contacts",
+        "Contacts",
+        "Find contacts by user_id, email, phone, anonymous_id or prefix (q)",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/contacts/import",
+        "Contacts",
+        "Import contacts (as identify calls); returns rejected rows",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/contacts/{id}",
+        "Contacts",
+        "A contact with traits, lists and enrollments",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/contacts/{id}/timeline",
+        "Contacts",
+        "Events, journey steps and messages, oldest first",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/lists",
+        "Lists",
+        "All lists with member counts",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/lists",
+        "Lists",
+        "Create a list `{name}`",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/lists/{name}/members",
+        "Lists",
+        "Members of a list",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/lists/{name}/members",
+        "Lists",
+        "Add contacts `{contact_ids: []}`",
+        "admin",
+    ),
+    (
+        "delete",
+        "/v1/lists/{name}/members",
+        "Lists",
+        "Remove contacts `{contact_ids: []}`",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/templates",
+        "Templates",
+        "All message templates",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/templates",
+        "Templates",
+        "Create a template (Liquid is checked on save)",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/templates/{id}",
+        "Templates",
+        "One template",
+        "admin",
+    ),
+    (
+        "put",
+        "/v1/templates/{id}",
+        "Templates",
+        "Create or replace a template",
+        "admin",
+    ),
+    (
+        "delete",
+        "/v1/templates/{id}",
+        "Templates",
+        "Delete a template",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/templates/{id}/preview",
+        "Templates",
+        "Render with `{contact_id}` or sample `{contact, event}`",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/messages",
+        "Messages",
+        "Messages, filtered by user_id, contact_id, journey_id, channel, status",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/clock",
+        "Clock",
+        "The engine's current time and whether it is simulated",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/clock/advance",
+        "Clock",
+        "Advance a simulated clock `{seconds}`; returns when all due work is done",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journeys",
+        "Journeys",
+        "All journeys with status, version and counts",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/journeys",
+        "Journeys",
+        "Create a journey draft (JSON or YAML)",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/journeys/validate",
+        "Journeys",
+        "Validate a journey document; every error with its node",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journeys/{id}",
+        "Journeys",
+        "A journey with its draft and the draft's validation errors",
+        "admin",
+    ),
+    (
+        "put",
+        "/v1/journeys/{id}",
+        "Journeys",
+        "Create or replace a journey's draft",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/journeys/{id}/publish",
+        "Journeys",
+        "Publish the draft as a new immutable version",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/journeys/{id}/pause",
+        "Journeys",
+        "Stop new entries and hold enrollments in place",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/journeys/{id}/resume",
+        "Journeys",
+        "Resume a paused journey",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/journeys/{id}/archive",
+        "Journeys",
+        "End the journey; active enrollments exit",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journeys/{id}/versions",
+        "Journeys",
+        "Published versions",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journeys/{id}/versions/{version}",
+        "Journeys",
+        "One published version",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journeys/{id}/stats",
+        "Journeys",
+        "Per-node counts and first/last activity",
+        "admin",
+    ),
+    ("get", "/v1/openapi.json", "Meta", "This document", "none"),
+    (
+        "get",
+        "/v1/schema/journey.json",
+        "Meta",
+        "JSON Schema of journey documents (node kinds and settings)",
+        "none",
+    ),
+    ("get", "/metrics", "Meta", "Prometheus metrics", "none"),
+    ("get", "/healthz", "Meta", "Liveness", "none"),
+];
+
+pub fn operations() -> impl Iterator<Item = (&'static str, &'static str)> {
+    OPERATIONS.iter().map(|(m, p, ..)| (*m, *p))
+}
+
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, tag, summary, security) in OPERATIONS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let mut op = json!({
+            "tags": [tag],
+            "summary": summary,
+            "operationId": format!("{method}{}", path.replace(['/', '{', '}', '.', '-'], "_")),
+            "parameters": params,
+            "responses": {
+                "200": { "description": "Success", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "400": { "$ref": "#/components/responses/Error" },
+                "401": { "$ref": "#/components/responses/Error" },
+                "404": { "$ref": "#/components/responses/Error" }
+            }
+        });
+        match *security {
+            "admin" => op["security"] = json!([{ "adminToken": [] }]),
+            "writeKey" => op["security"] = json!([{ "writeKey": [] }]),
+            _ => op["security"] = json!([]),
+        }
+        if matches!(*method, "post" | "put") {
+            let schema = if path.starts_with("/v1/journeys")
+                && !path.ends_with("publish")
+                && !path.ends_with("pause")
+                && !path.ends_with("resume")
+                && !path.ends_with("archive")
+            {
+                json!({ "$ref": "#/components/schemas/Journey" })
+            } else if *path == "/v1/templates" || *path == "/v1/templates/{id}" {
+                json!({ "$ref": "#/components/schemas/Template" })
+            } else if *tag == "Tracking" {
+                json!({ "$ref": "#/components/schemas/SegmentCall" })
+            } else {
+                json!({ "type": "object" })
+            };
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        }
+        paths
+            .entry(path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("path item")
+            .insert(method.to_string(), op);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Waymark API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Tracking (Segment-compatible) and management API of Waymark. See docs/api.md."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "adminToken": { "type": "http", "scheme": "bearer", "description": "WAYMARK_ADMIN_TOKEN" },
+                "writeKey": { "type": "http", "scheme": "basic", "description": "The write key as user name, empty password" }
+            },
+            "schemas": {
+                "Journey": journey_schema(),
+                "Template": template_schema(),
+                "SegmentCall": {
+                    "type": "object",
+                    "properties": {
+                        "type": { "enum": ["identify", "track", "page", "screen", "group", "alias"] },
+                        "userId": { "type": "string" }, "anonymousId": { "type": "string" },
+                        "messageId": { "type": "string" }, "timestamp": { "type": "string", "format": "date-time" },
+                        "event": { "type": "string" }, "properties": { "type": "object" }, "traits": { "type": "object" },
+                        "name": { "type": "string" }, "groupId": { "type": "string" }, "previousId": { "type": "string" },
+                        "batch": { "type": "array", "items": { "type": "object" } }
+                    }
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["code", "type", "message"],
+                    "properties": {
+                        "code": { "type": "string" }, "type": { "type": "string" }, "message": { "type": "string" },
+                        "field": { "type": "string" }, "errors": { "type": "array", "items": { "type": "object" } },
+                        "link": { "type": "string" }
+                    }
+                }
+            },
+            "responses": {
+                "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+            }
+        }
+    })
+}

@@ -1,0 +1,400 @@
+//! Command-line tools that work on files or talk to a running server:
+//! `journeys validate`, `journeys apply` and `import contacts`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+use waymark_core::journey::{Channel, parse_document_value};
+use waymark_core::validate::parse_and_validate;
+use waymark_core::{Email, Phone, TimeZoneName};
+
+#[derive(Debug, Subcommand)]
+pub enum JourneysCommand {
+    /// Check journey files (YAML or JSON); prints every error and exits 1 if any file is invalid.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also accept templates that exist on this server (default: only templates in the file).
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Create or update journeys (and the templates they ship) on a running server.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Base URL of the Waymark server.
+    #[arg(long, env = "WAYMARK_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Admin token of that server.
+    #[arg(long, env = "WAYMARK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Publish each journey after updating its draft.
+    #[arg(long)]
+    pub publish: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import contacts from a CSV file with a header row. Columns `user_id`, `email`, `phone`
+    /// and `timezone` are recognised; every other column becomes a trait. A row needs a
+    /// user_id or an email. Exits 1 if any row was rejected.
+    Contacts {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+fn read_document(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_document_value(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .expect("HTTP client")
+}
+
+async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let response = request.send().await.context("cannot reach the server")?;
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn describe_error(body: &Value) -> String {
+    let mut out = body["message"]
+        .as_str()
+        .unwrap_or("request failed")
+        .to_string();
+    if let Some(errors) = body["errors"].as_array() {
+        for e in errors {
+            out.push_str(&format!("\n  - {}", format_validation_error(e)));
+        }
+    }
+    out
+}
+
+fn format_validation_error(e: &Value) -> String {
+    let mut place = Vec::new();
+    if let Some(n) = e["node"].as_str() {
+        place.push(format!("node `{n}`"));
+    }
+    if let Some(f) = e["field"].as_str() {
+        place.push(f.to_string());
+    }
+    let code = e["code"]
+        .as_str()
+        .map(|c| format!(" [{c}]"))
+        .unwrap_or_default();
+    if place.is_empty() {
+        format!("{}{code}", e["message"].as_str().unwrap_or(""))
+    } else {
+        format!(
+            "{}: {}{code}",
+            place.join(", "),
+            e["message"].as_str().unwrap_or("")
+        )
+    }
+}
+
+pub async fn journeys(cmd: JourneysCommand) -> anyhow::Result<bool> {
+    match cmd {
+        JourneysCommand::Validate { files, server } => validate(files, server).await,
+        JourneysCommand::Apply(args) => apply(args).await,
+    }
+}
+
+async fn validate(files: Vec<PathBuf>, server: Option<String>) -> anyhow::Result<bool> {
+    let mut remote: HashMap<String, Channel> = HashMap::new();
+    if let Some(base) = server {
+        let token =
+            std::env::var("WAYMARK_ADMIN_TOKEN").context("--server needs WAYMARK_ADMIN_TOKEN")?;
+        let (status, body) = send(
+            client()
+                .get(format!("{}/v1/templates", base.trim_end_matches('/')))
+                .bearer_auth(token),
+        )
+        .await?;
+        if !status.is_success() {
+            bail!("cannot list templates on {base}: {}", describe_error(&body));
+        }
+        for t in body["templates"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(ch)) = (
+                t["id"].as_str(),
+                t["channel"].as_str().and_then(Channel::parse),
+            ) {
+                remote.insert(id.to_string(), ch);
+            }
+        }
+    }
+    let mut all_ok = true;
+    for path in files {
+        let result = read_document(&path).map(|doc| {
+            let lookup = |id: &str| remote.get(id).copied();
+            let parsed = parse_and_validate(&doc, Some(&lookup));
+            // Templates shipped in the file must compile, too.
+            let mut template_errors = Vec::new();
+            if let Some(ts) = doc.get("templates").and_then(Value::as_array) {
+                for t in ts {
+                    let id = t["id"].as_str().unwrap_or("?").to_string();
+                    match serde_json::from_value(t.clone()) {
+                        Ok(def) => {
+                            if let Err(errs) = waymark_render::compile(&def) {
+                                template_errors.extend(errs.into_iter().map(|e| {
+                                    format!("template `{id}`, {}: {}", e.field, e.message)
+                                }));
+                            }
+                        }
+                        Err(e) => template_errors.push(format!("template `{id}`: {e}")),
+                    }
+                }
+            }
+            (parsed, template_errors)
+        });
+        match result {
+            Ok((Ok(doc), template_errors)) if template_errors.is_empty() => {
+                println!(
+                    "{}: ok (journey `{}`, {} nodes)",
+                    path.display(),
+                    doc.id,
+                    doc.nodes.len()
+                );
+            }
+            Ok((parsed, template_errors)) => {
+                all_ok = false;
+                let errors = parsed.err().unwrap_or_default();
+                println!(
+                    "{}: {} error(s)",
+                    path.display(),
+                    errors.len() + template_errors.len()
+                );
+                for e in errors {
+                    println!("  - {}", format_validation_error(&json!(e)));
+                }
+                for e in template_errors {
+                    println!("  - {e}");
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                println!("{e:#}");
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+async fn apply(args: ApplyArgs) -> anyhow::Result<bool> {
+    let base = args.server.server.trim_end_matches('/').to_string();
+    let http = client();
+    let mut all_ok = true;
+    for path in &args.files {
+        let doc = read_document(path)?;
+        let Some(id) = doc.get("id").and_then(Value::as_str).map(str::to_string) else {
+            println!("{}: the journey has no `id`", path.display());
+            all_ok = false;
+            continue;
+        };
+        let (status, body) = send(
+            http.put(format!("{base}/v1/journeys/{id}"))
+                .bearer_auth(&args.server.admin_token)
+                .json(&doc),
+        )
+        .await?;
+        if !status.is_success() {
+            println!("{}: {}", path.display(), describe_error(&body));
+            all_ok = false;
+            continue;
+        }
+        let mut version = body["live_version"].clone();
+        if args.publish {
+            let (status, body) = send(
+                http.post(format!("{base}/v1/journeys/{id}/publish"))
+                    .bearer_auth(&args.server.admin_token),
+            )
+            .await?;
+            if !status.is_success() {
+                println!(
+                    "{}: journey `{id}` not published: {}",
+                    path.display(),
+                    describe_error(&body)
+                );
+                all_ok = false;
+                continue;
+            }
+            version = body["live_version"].clone();
+            println!(
+                "{id}\tversion {}\t{}",
+                version,
+                body["status"].as_str().unwrap_or("?")
+            );
+        } else {
+            let draft_state = if body["valid"] == json!(true) {
+                "draft saved"
+            } else {
+                "draft saved with errors"
+            };
+            println!(
+                "{id}\tversion {}\t{draft_state}",
+                if version.is_null() {
+                    "-".to_string()
+                } else {
+                    version.to_string()
+                }
+            );
+            if body["valid"] != json!(true) {
+                for e in body["errors"].as_array().into_iter().flatten() {
+                    println!("  - {}", format_validation_error(e));
+                }
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+/// A CSV row checked at the edge: `Err` carries the column and the reason.
+fn contact_from_row(
+    headers: &csv::StringRecord,
+    row: &csv::StringRecord,
+) -> Result<Value, (String, String)> {
+    let mut contact = Map::new();
+    let mut traits = Map::new();
+    for (header, cell) in headers.iter().zip(row.iter()) {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        let column = header.trim();
+        match column {
+            "user_id" => {
+                contact.insert("user_id".into(), json!(cell));
+            }
+            "email" => {
+                let e = Email::parse(cell).map_err(|e| ("email".to_string(), e.0))?;
+                contact.insert("email".into(), json!(e.as_str()));
+            }
+            "phone" => {
+                let p = Phone::parse(cell).map_err(|e| ("phone".to_string(), e.0))?;
+                contact.insert("phone".into(), json!(p.as_str()));
+            }
+            "timezone" => {
+                let t = TimeZoneName::parse(cell).map_err(|e| ("timezone".to_string(), e.0))?;
+                contact.insert("timezone".into(), json!(t.as_str()));
+            }
+            other => {
+                traits.insert(other.to_string(), json!(cell));
+            }
+        }
+    }
+    if !contact.contains_key("user_id") && !contact.contains_key("email") {
+        return Err(("user_id".into(), "a row needs a user_id or an email".into()));
+    }
+    contact.insert("traits".into(), Value::Object(traits));
+    Ok(Value::Object(contact))
+}
+
+pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
+    let ImportCommand::Contacts { file, server } = cmd;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(&file)
+        .with_context(|| format!("cannot open {}", file.display()))?;
+    let headers = reader
+        .headers()
+        .context("cannot read the header row")?
+        .clone();
+    let known: Vec<&str> = headers.iter().map(str::trim).collect();
+    if !known.contains(&"user_id") && !known.contains(&"email") {
+        bail!(
+            "{}: the header row needs a `user_id` or an `email` column (found: {})",
+            file.display(),
+            known.join(", ")
+        );
+    }
+    let total_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let progress = indicatif::ProgressBar::new(total_bytes);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+            .expect("progress template"),
+    );
+    let base = server.server.trim_end_matches('/').to_string();
+    let http = client();
+    let mut rejected: Vec<String> = Vec::new();
+    let mut imported = 0usize;
+    let mut chunk: Vec<(u64, Value)> = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let more = match reader.read_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                rejected.push(format!("line {line}: {e}"));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+                continue;
+            }
+        };
+        if more {
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            match contact_from_row(&headers, &record) {
+                Ok(contact) => chunk.push((line, contact)),
+                Err((column, reason)) => rejected.push(format!("line {line}: {column}: {reason}")),
+            }
+            progress.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
+        }
+        if chunk.len() >= 1000 || (!more && !chunk.is_empty()) {
+            let contacts: Vec<Value> = chunk.iter().map(|(_, c)| c.clone()).collect();
+            let (status, body) = send(
+                http.post(format!("{base}/v1/contacts/import"))
+                    .bearer_auth(&server.admin_token)
+                    .json(&json!({ "contacts": contacts })),
+            )
+            .await?;
+            if !status.is_success() {
+                progress.abandon();
+                bail!("the server refused the import: {}", describe_error(&body));
+            }
+            imported += body["imported"].as_u64().unwrap_or(0) as usize;
+            for e in body["errors"].as_array().into_iter().flatten() {
+                let line = e["index"]
+                    .as_u64()
+                    .and_then(|i| chunk.get(i as usize))
+                    .map(|(l, _)| *l)
+                    .unwrap_or(0);
+                rejected.push(format!("line {line}: {}", format_validation_error(e)));
+            }
+            progress.set_message(format!("{imported} imported, {} rejected", rejected.len()));
+            chunk.clear();
+        }
+        if !more {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    println!(
+        "imported {imported} contacts, rejected {} rows",
+        rejected.len()
+    );
+    for r in &rejected {
+        println!("  - {r}");
+    }
+    Ok(rejected.is_empty())
+}

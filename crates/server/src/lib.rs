@@ -1,0 +1,6 @@
+//! The Waymark server: the HTTP API around the engine, and the command-line tools.
+
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod serve;

@@ -1,0 +1,61 @@
+//! The `waymark` binary: a thin entry point that parses the command line and reports which
+//! command failed and why.
+
+use clap::{Parser, Subcommand};
+use waymark::{bench, cli, serve};
+
+#[derive(Parser)]
+#[command(
+    name = "waymark",
+    version,
+    about = "Self-hosted marketing automation: journeys, email and SMS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: tracking API, management API and the journey engine.
+    Serve(serve::ServeArgs),
+    /// Validate journey files or deploy them to a running server.
+    #[command(subcommand)]
+    Journeys(cli::JourneysCommand),
+    /// Import data into a running server.
+    #[command(subcommand)]
+    Import(cli::ImportCommand),
+    /// Measure ingest, stepping, latency and timer capacity; prints one JSON line per figure.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,waymark=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await.map(|_| true),
+            Command::Journeys(cmd) => cli::journeys(cmd).await,
+            Command::Import(cmd) => cli::import(cmd).await,
+            Command::Bench(args) => bench::run(args).await.map(|_| true),
+        }
+    });
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

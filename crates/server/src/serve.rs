@@ -1,0 +1,203 @@
+//! `waymark serve`: opens the store, starts the engine and serves the API until SIGTERM or
+//! Ctrl-C, then drains in-flight requests and stops the engine after its current batch.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use waymark_engine::{
+    Clock, EmailTransport, Engine, EngineConfig, SmsTransport, Transports, TwilioSms,
+};
+use waymark_store::sqlite::SqliteStore;
+
+use crate::api::{self, AppState, Secrets};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClockKind {
+    /// The machine's clock.
+    System,
+    /// A clock that only moves through `POST /v1/clock/advance` (for tests and simulations).
+    Simulated,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory for the database and generated secrets.
+    #[arg(long, env = "WAYMARK_DATA", default_value = "./waymark-data")]
+    pub data: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "WAYMARK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Which clock the engine reads.
+    #[arg(long, env = "WAYMARK_CLOCK", value_enum, default_value_t = ClockKind::System)]
+    pub clock: ClockKind,
+    /// Send email through this SMTP server (smtp://user:pass@host:port, smtps:// for implicit
+    /// TLS). Without it, email goes to the built-in outbox.
+    #[arg(long, env = "WAYMARK_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender of emails.
+    #[arg(
+        long,
+        env = "WAYMARK_EMAIL_FROM",
+        default_value = "Waymark <waymark@localhost>"
+    )]
+    pub email_from: String,
+    /// Send SMS through a Twilio-compatible API (https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com).
+    /// Without it, SMS go to the built-in outbox.
+    #[arg(long, env = "WAYMARK_SMS_URL")]
+    pub sms_url: Option<String>,
+    /// Sender number of SMS (E.164).
+    #[arg(long, env = "WAYMARK_SMS_FROM", default_value = "")]
+    pub sms_from: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSecrets {
+    admin_token: String,
+    write_key: String,
+}
+
+/// Secrets from the environment, else from the data directory, else generated and kept there
+/// (printed once, on the start that generated them).
+fn load_secrets(data: &Path) -> anyhow::Result<Secrets> {
+    let path = data.join("secrets.json");
+    let stored: Option<StoredSecrets> = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid", path.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let stored = match stored {
+        Some(s) => s,
+        None => {
+            let fresh = StoredSecrets {
+                admin_token: format!("wm_admin_{}", api::ingest::random_hex(24)),
+                write_key: format!("wm_write_{}", api::ingest::random_hex(16)),
+            };
+            write_private(&path, &serde_json::to_string_pretty(&fresh)?)?;
+            if std::env::var("WAYMARK_ADMIN_TOKEN").is_err() {
+                println!(
+                    "generated admin token (kept in {}): {}",
+                    path.display(),
+                    fresh.admin_token
+                );
+            }
+            if std::env::var("WAYMARK_WRITE_KEY").is_err() {
+                println!(
+                    "generated write key (kept in {}): {}",
+                    path.display(),
+                    fresh.write_key
+                );
+            }
+            fresh
+        }
+    };
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    Ok(Secrets {
+        admin_token: from_env("WAYMARK_ADMIN_TOKEN").unwrap_or(stored.admin_token),
+        write_key: from_env("WAYMARK_WRITE_KEY").unwrap_or(stored.write_key),
+    })
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn transports(args: &ServeArgs) -> anyhow::Result<Transports> {
+    let email = match &args.smtp_url {
+        Some(url) => EmailTransport::smtp(url, &args.email_from).map_err(anyhow::Error::msg)?,
+        None => EmailTransport::Outbox,
+    };
+    let sms = match &args.sms_url {
+        Some(url) => {
+            SmsTransport::Twilio(TwilioSms::new(url, &args.sms_from).map_err(anyhow::Error::msg)?)
+        }
+        None => SmsTransport::Outbox,
+    };
+    Ok(Transports { email, sms })
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if args.sms_url.is_some() && args.sms_from.is_empty() {
+        bail!("--sms-url needs --sms-from (the sender number)");
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create {}", args.data.display()))?;
+    let secrets = load_secrets(&args.data)?;
+    let store = Arc::new(SqliteStore::open(&args.data).context("cannot open the database")?);
+    let clock = match args.clock {
+        ClockKind::System => Clock::System,
+        ClockKind::Simulated => Clock::simulated(jiff::Timestamp::now()),
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let engine = Engine::start(
+        store,
+        EngineConfig {
+            clock,
+            transports: transports(&args)?,
+        },
+    )?;
+    let state = AppState {
+        engine: engine.clone(),
+        secrets: Arc::new(secrets),
+        metrics,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "waymark listening on http://{addr} (data in {}, {} clock)",
+        args.data.display(),
+        match args.clock {
+            ClockKind::System => "system",
+            ClockKind::Simulated => "simulated",
+        }
+    );
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("shutting down: stopping the engine after its current batch");
+    let stopping = engine.clone();
+    tokio::task::spawn_blocking(move || stopping.stop()).await?;
+    println!("waymark stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
