@@ -91,10 +91,10 @@ impl Predicate {
         match self {
             Predicate::Equals(expected) => present.is_some_and(|a| loosely_equal(a, expected)),
             Predicate::Ops(ops) => {
-                if let Some(want) = ops.exists {
-                    if present.is_some() != want {
-                        return false;
-                    }
+                if let Some(want) = ops.exists
+                    && present.is_some() != want
+                {
+                    return false;
                 }
                 let needs_value = ops.eq.is_some()
                     || ops.gt.is_some()

@@ -169,12 +169,16 @@ pub fn may_enter(
 
 /// The enrollment key an event gives in this journey: `None` without an entry key; `Err` when
 /// the journey needs a key and the event has none (it cannot enter).
-pub fn entry_key(journey: &Journey, event: &EventRecord) -> Result<Option<String>, ()> {
+pub fn entry_key(journey: &Journey, event: &EventRecord) -> Result<Option<String>, MissingKey> {
     match journey.key_property() {
         None => Ok(None),
-        Some(p) => event.key_value(p).map(Some).ok_or(()),
+        Some(p) => event.key_value(p).map(Some).ok_or(MissingKey),
     }
 }
+
+/// The trigger event lacks the journey's key property, so it cannot start an enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingKey;
 
 pub fn step(
     journey: &Journey,
@@ -207,14 +211,14 @@ pub fn step(
             if event.seq <= enrollment.entered_seq {
                 return None;
             }
-            if let Some(goal) = &journey.document.goal {
-                if run.exit_matches(goal, event) {
-                    run.end(
-                        EnrollmentStatus::Converted,
-                        format!("goal `{}`", event.name),
-                    );
-                    return Some(run.finish());
-                }
+            if let Some(goal) = &journey.document.goal
+                && run.exit_matches(goal, event)
+            {
+                run.end(
+                    EnrollmentStatus::Converted,
+                    format!("goal `{}`", event.name),
+                );
+                return Some(run.finish());
             }
             if journey
                 .document
@@ -381,12 +385,12 @@ impl Run<'_> {
             });
             output = match &node.kind {
                 NodeKind::Delay(_) | NodeKind::WaitForEvent(_) => {
-                    if let NodeKind::WaitForEvent(w) = &node.kind {
-                        if self.consume_past_event(w) {
-                            from = next.to_string();
-                            output = "event";
-                            continue;
-                        }
+                    if let NodeKind::WaitForEvent(w) = &node.kind
+                        && self.consume_past_event(w)
+                    {
+                        from = next.to_string();
+                        output = "event";
+                        continue;
                     }
                     let until =
                         self.now + SignedDuration::from_secs(journey.duration(next).seconds());

@@ -438,15 +438,15 @@ pub fn validate(
                 ));
             }
         }
-        if let Some(to) = to {
-            if matches!(to.kind, NodeKind::Trigger(_)) {
-                errors.push(err(
-                    "edge_into_trigger",
-                    Some(&edge.to),
-                    Some(&field),
-                    "a trigger cannot have incoming edges".into(),
-                ));
-            }
+        if let Some(to) = to
+            && matches!(to.kind, NodeKind::Trigger(_))
+        {
+            errors.push(err(
+                "edge_into_trigger",
+                Some(&edge.to),
+                Some(&field),
+                "a trigger cannot have incoming edges".into(),
+            ));
         }
         if usable {
             adjacency

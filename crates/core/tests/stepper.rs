@@ -1634,7 +1634,11 @@ fn entry_key_comes_from_the_trigger_event() {
         json!({"cart": {"id": null}}),
     ] {
         let e = ev(3, "Cart Abandoned", bad.clone());
-        assert_eq!(entry_key(&keyed, &e), Err(()), "{bad}");
+        assert_eq!(
+            entry_key(&keyed, &e),
+            Err(waymark_core::stepper::MissingKey),
+            "{bad}"
+        );
     }
 }
 

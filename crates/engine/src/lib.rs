@@ -84,15 +84,13 @@ impl Engine {
     /// Starts the intake writer, the engine loop and the dispatcher. Must be called inside a
     /// Tokio runtime. A simulated clock resumes where it stood before a restart.
     pub fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Self>, EngineError> {
-        if let Clock::Simulated(_) = config.clock {
-            if let Some(ms) = store
+        if let Clock::Simulated(_) = config.clock
+            && let Some(ms) = store
                 .meta(SIMULATED_CLOCK_KEY)?
                 .and_then(|v| v.parse::<i64>().ok())
-            {
-                if let Ok(saved) = Timestamp::from_millisecond(ms) {
-                    config.clock.advance_to(saved);
-                }
-            }
+            && let Ok(saved) = Timestamp::from_millisecond(ms)
+        {
+            config.clock.advance_to(saved);
         }
         let wakeup = Wakeup::default();
         let engine = Arc::new(Engine {

@@ -147,14 +147,14 @@ impl Processor {
         if e.kind == EventKind::Identify {
             tx.update_traits(contact_id, &e.properties, now)?;
         }
-        if e.kind == EventKind::Track && (e.name == EMAIL_OPENED || e.name == EMAIL_CLICKED) {
-            if let Some(id) = e
+        if e.kind == EventKind::Track
+            && (e.name == EMAIL_OPENED || e.name == EMAIL_CLICKED)
+            && let Some(id) = e
                 .properties
                 .get("message_id")
                 .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-            {
-                tx.mark_engagement(id, e.name == EMAIL_CLICKED, e.timestamp)?;
-            }
+        {
+            tx.mark_engagement(id, e.name == EMAIL_CLICKED, e.timestamp)?;
         }
         let record = EventRecord {
             seq: stored.seq,
@@ -449,10 +449,10 @@ impl Processor {
             return Ok(Err(format!("template `{id}` does not exist")));
         };
         let mut cache = self.templates.lock().expect("template cache lock");
-        if let Some((at, t)) = cache.get(id) {
-            if *at == stored.updated_at {
-                return Ok(Ok(t.clone()));
-            }
+        if let Some((at, t)) = cache.get(id)
+            && *at == stored.updated_at
+        {
+            return Ok(Ok(t.clone()));
         }
         match waymark_render::compile(&stored.definition) {
             Ok(t) => {

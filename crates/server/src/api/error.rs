@@ -21,8 +21,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Every individual problem, for requests that can have several.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Value>,
-    pub link: String,
+    pub errors: Option<Box<Value>>,
+    pub link: &'static str,
 }
 
 impl ApiError {
@@ -39,7 +39,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             errors: None,
-            link: format!("https://github.com/waymark/waymark/blob/main/docs/api.md#error-{code}"),
+            link: "docs/api.md#errors",
         }
     }
 
@@ -54,7 +54,7 @@ impl ApiError {
     }
 
     pub fn with_errors(mut self, errors: Value) -> Self {
-        self.errors = Some(errors);
+        self.errors = Some(Box::new(errors));
         self
     }
 

@@ -144,12 +144,11 @@ pub fn parse_call(
         EventKind::Identify => {
             let mut traits = object_field(obj, "traits", prefix)?;
             // Segment clients may also send traits under context.traits.
-            if traits.is_empty() {
-                if let Some(Value::Object(ctx)) = obj.get("context") {
-                    if let Some(Value::Object(t)) = ctx.get("traits") {
-                        traits = t.clone();
-                    }
-                }
+            if traits.is_empty()
+                && let Some(Value::Object(ctx)) = obj.get("context")
+                && let Some(Value::Object(t)) = ctx.get("traits")
+            {
+                traits = t.clone();
             }
             check_traits(&mut traits, prefix)?;
             ("Identify".to_string(), traits)

@@ -193,8 +193,8 @@ impl Store for SqliteStore {
                      WHERE id = ?1 AND status = 'queued'",
                 )?
                 .execute(params![id, status, error, next, ms(now)])?;
-            if changed == 1 {
-                if let Some(column) = stat {
+            if changed == 1
+                && let Some(column) = stat {
                     tx.prepare_cached(&format!(
                         "INSERT INTO node_stats (journey_id, node, {column})
                          SELECT journey_id, node, 1 FROM messages WHERE id = ?1 AND journey_id IS NOT NULL
@@ -202,7 +202,6 @@ impl Store for SqliteStore {
                     ))?
                     .execute([id])?;
                 }
-            }
             Ok(())
         })
     }

@@ -235,10 +235,10 @@ impl EngineTx for SqliteTx<'_> {
             },
             (None, None) => self.create_contact(user_id, now)?,
         };
-        if let Some(anon) = anonymous_id {
-            if by_anon != Some(id) {
-                self.link_anonymous(anon, id)?;
-            }
+        if let Some(anon) = anonymous_id
+            && by_anon != Some(id)
+        {
+            self.link_anonymous(anon, id)?;
         }
         Ok(id)
     }
