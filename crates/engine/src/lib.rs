@@ -159,16 +159,20 @@ impl Engine {
         }
     }
 
-    /// One round of work: every accepted event first, then the timers that were due when the
-    /// round began. Reading the time before looking at events is what guarantees that an event
-    /// accepted before a timer fell due is applied before that timer fires.
+    /// One round of work: every event accepted so far first, then the timers that were due when
+    /// the round began. Reading the time before looking at events is what guarantees that an
+    /// event accepted before a timer fell due is applied before that timer fires; stopping at
+    /// the events accepted by then keeps a flood of new events from starving the timers.
     fn tick(&self) -> Result<bool, StoreError> {
         let _work = self.work.lock().expect("work lock");
         let cutoff = self.clock.now();
+        let accepted = self.store.last_event_seq()?;
         let mut did = false;
         let mut messages = 0;
         loop {
-            let report = self.processor.process_events(BATCH, self.clock.now())?;
+            let report = self
+                .processor
+                .process_events(accepted, BATCH, self.clock.now())?;
             messages += report.messages;
             if report.items == 0 {
                 break;

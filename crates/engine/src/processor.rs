@@ -103,13 +103,19 @@ impl Processor {
         Ok(())
     }
 
-    /// Processes up to `limit` accepted events in ingest order, in one transaction.
-    pub fn process_events(&self, limit: usize, now: Timestamp) -> Result<BatchReport, StoreError> {
+    /// Processes up to `limit` accepted events with `seq <= upto_seq`, in ingest order, in one
+    /// transaction.
+    pub fn process_events(
+        &self,
+        upto_seq: i64,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<BatchReport, StoreError> {
         let mut report = BatchReport::default();
         let mut registry = self.registry.lock().expect("registry lock");
         self.store.engine_tx(&mut |tx| {
             report = BatchReport::default();
-            let events = tx.pending_events(limit)?;
+            let events = tx.pending_events(upto_seq, limit)?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };

@@ -50,8 +50,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The operations of one engine transaction.
 pub trait EngineTx {
-    /// Accepted events not yet processed, in ingest order.
-    fn pending_events(&mut self, limit: usize) -> Result<Vec<StoredEvent>>;
+    /// Accepted events not yet processed with `seq <= upto_seq`, in ingest order.
+    fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>>;
     /// Marks events up to `seq` as processed.
     fn set_processed_upto(&mut self, seq: i64) -> Result<()>;
     /// Finds or creates the contact for these identities, merging an anonymous contact into an
@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest timer of a live journey, if any.
     fn next_wake_at(&self) -> Result<Option<Timestamp>>;
     fn pending_event_count(&self) -> Result<i64>;
+    /// The `seq` of the newest accepted event (0 when there is none).
+    fn last_event_seq(&self) -> Result<i64>;
     fn meta(&self, key: &str) -> Result<Option<String>>;
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 

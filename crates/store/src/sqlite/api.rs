@@ -153,6 +153,11 @@ impl Store for SqliteStore {
         )
     }
 
+    fn last_event_seq(&self) -> Result<i64> {
+        let conn = self.conn()?;
+        Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
     fn meta(&self, key: &str) -> Result<Option<String>> {
         self.get_meta(key)
     }

@@ -179,15 +179,15 @@ impl SqliteTx<'_> {
 }
 
 impl EngineTx for SqliteTx<'_> {
-    fn pending_events(&mut self, limit: usize) -> Result<Vec<StoredEvent>> {
-        let upto = self
+    fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let done = self
             .meta("processed_seq")?
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or(0);
         let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(params![upto, limit as i64], event_from_row)?;
+        let rows = stmt.query_map(params![done, upto_seq, limit as i64], event_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
