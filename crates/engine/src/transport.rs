@@ -21,6 +21,8 @@ pub enum EmailTransport {
     Smtp {
         mailer: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        /// Makes Message-IDs unique across installations sending from one domain.
+        installation: String,
     },
 }
 
@@ -52,20 +54,32 @@ impl Transports {
 }
 
 impl EmailTransport {
-    /// `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://…` (implicit TLS), or
-    /// `smtp://host:port?tls=none` style URLs as lettre understands them.
-    pub fn smtp(url: &str, from: &str) -> Result<Self, String> {
-        let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+    /// `smtps://user:pass@host:465` (implicit TLS), `smtp://user:pass@host:587` (STARTTLS
+    /// required, so a password never travels in clear), `smtp://host:25` (STARTTLS when the
+    /// server offers it). An explicit `?tls=required|opportunistic` is kept as given.
+    /// `installation` goes into every Message-ID, which must be unique across installations.
+    pub fn smtp(url: &str, from: &str, installation: &str) -> Result<Self, String> {
+        let url = with_tls_default(url)?;
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             .map_err(|e| format!("invalid SMTP URL: {e}"))?
             .build();
         let from: Mailbox = from
             .parse()
             .map_err(|e| format!("invalid sender address `{from}`: {e}"))?;
-        Ok(EmailTransport::Smtp { mailer, from })
+        Ok(EmailTransport::Smtp {
+            mailer,
+            from,
+            installation: installation.to_string(),
+        })
     }
 
     async fn deliver(&self, m: &MessageRow) -> Attempt {
-        let EmailTransport::Smtp { mailer, from } = self else {
+        let EmailTransport::Smtp {
+            mailer,
+            from,
+            installation,
+        } = self
+        else {
             return Attempt::Sent;
         };
         let Some(to) = m.recipient.as_deref() else {
@@ -78,7 +92,10 @@ impl EmailTransport {
         let domain = from.email.domain().to_string();
         // Derived from the idempotency key: a resend after a crash carries the same Message-ID,
         // so receivers and providers can recognise it.
-        let message_id = format!("<{}@{domain}>", m.idempotency_key.replace(':', "."));
+        let message_id = format!(
+            "<{}.{installation}@{domain}>",
+            m.idempotency_key.replace(':', ".")
+        );
         let builder = lettre::Message::builder()
             .from(from.clone())
             .to(to)
@@ -110,6 +127,23 @@ impl EmailTransport {
             Err(e) => Attempt::Temporary(format!("SMTP: {e}")),
         }
     }
+}
+
+/// lettre treats `smtp://` without `tls=` as plain text, never upgrading: a password would
+/// cross the wire in clear. Default to STARTTLS, required when there are credentials.
+fn with_tls_default(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid SMTP URL: {e}"))?;
+    if parsed.scheme() != "smtp" || parsed.query_pairs().any(|(k, _)| k == "tls") {
+        return Ok(url.to_string());
+    }
+    let mode = if parsed.username().is_empty() {
+        "opportunistic"
+    } else {
+        "required"
+    };
+    let mut with = parsed.clone();
+    with.query_pairs_mut().append_pair("tls", mode);
+    Ok(with.to_string())
 }
 
 /// A Twilio-compatible Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`

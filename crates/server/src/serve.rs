@@ -34,8 +34,9 @@ pub struct ServeArgs {
     /// Which clock the engine reads.
     #[arg(long, env = "WAYMARK_CLOCK", value_enum, default_value_t = ClockKind::System)]
     pub clock: ClockKind,
-    /// Send email through this SMTP server (smtp://user:pass@host:port, smtps:// for implicit
-    /// TLS). Without it, email goes to the built-in outbox.
+    /// Send email through this SMTP server: smtps://user:pass@host:465 (TLS),
+    /// smtp://user:pass@host:587 (STARTTLS, required with a password), smtp://host:25
+    /// (STARTTLS when offered). Without it, email goes to the built-in outbox.
     #[arg(long, env = "WAYMARK_SMTP_URL")]
     pub smtp_url: Option<String>,
     /// Sender of emails.
@@ -118,9 +119,22 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn transports(args: &ServeArgs) -> anyhow::Result<Transports> {
+/// A random id kept in the database, so that Message-IDs differ between installations.
+fn installation_id(store: &SqliteStore) -> anyhow::Result<String> {
+    use waymark_store::Store;
+    if let Some(id) = store.meta("installation_id")? {
+        return Ok(id);
+    }
+    let id = api::ingest::random_hex(8);
+    store.set_meta("installation_id", &id)?;
+    Ok(id)
+}
+
+fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports> {
     let email = match &args.smtp_url {
-        Some(url) => EmailTransport::smtp(url, &args.email_from).map_err(anyhow::Error::msg)?,
+        Some(url) => {
+            EmailTransport::smtp(url, &args.email_from, installation).map_err(anyhow::Error::msg)?
+        }
         None => EmailTransport::Outbox,
     };
     let sms = match &args.sms_url {
@@ -147,13 +161,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let engine = Engine::start(
-        store,
-        EngineConfig {
-            clock,
-            transports: transports(&args)?,
-        },
-    )?;
+    let transports = transports(&args, &installation_id(&store)?)?;
+    let engine = Engine::start(store, EngineConfig { clock, transports })?;
     let state = AppState {
         engine: engine.clone(),
         secrets: Arc::new(secrets),
