@@ -7,7 +7,8 @@ use std::fmt;
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-/// A syntactically valid email address (`local@domain`, no spaces, a dot in the domain).
+/// A syntactically valid email address (`local@domain`, no spaces, a dot in the domain),
+/// lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -32,7 +33,9 @@ impl Email {
         if !domain.contains('.') || !labels_ok {
             return Err(err());
         }
-        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+        // Lower-cased whole: mailbox providers treat local parts case-insensitively, and one
+        // person must not become two contacts (or two suppression entries) by capitalisation.
+        Ok(Email(s.to_lowercase()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -101,7 +104,7 @@ mod tests {
     fn emails() {
         assert_eq!(
             Email::parse(" Ann@Example.COM ").unwrap().as_str(),
-            "Ann@example.com"
+            "ann@example.com"
         );
         for bad in [
             "",

@@ -180,6 +180,44 @@ pub fn entry_key(journey: &Journey, event: &EventRecord) -> Result<Option<String
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingKey;
 
+/// Whether this event ends the enrollment through the journey's goal or an exit event. While a
+/// journey is paused, only such events are applied.
+pub fn interrupts(journey: &Journey, enrollment: &Enrollment, event: &EventRecord) -> bool {
+    struct NoFacts(Map<String, Value>);
+    impl Facts for NoFacts {
+        fn traits(&self) -> &Map<String, Value> {
+            &self.0
+        }
+        fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
+            Vec::new()
+        }
+        fn engaged(&self, _: &str, _: Engagement) -> bool {
+            false
+        }
+    }
+    let facts = NoFacts(Map::new());
+    let run = Run {
+        journey,
+        enrollment: enrollment.clone(),
+        effects: Vec::new(),
+        log: Vec::new(),
+        now: Timestamp::UNIX_EPOCH,
+        facts: &facts,
+        traits: None,
+    };
+    event.seq > enrollment.entered_seq
+        && (journey
+            .document
+            .goal
+            .iter()
+            .any(|g| run.exit_matches(g, event))
+            || journey
+                .document
+                .exit_on
+                .iter()
+                .any(|x| run.exit_matches(x, event)))
+}
+
 pub fn step(
     journey: &Journey,
     enrollment: &Enrollment,

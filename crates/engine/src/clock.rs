@@ -25,6 +25,13 @@ impl Clock {
         }
     }
 
+    /// Sets a simulated clock to `to`, even backwards: only for restoring it at start.
+    pub(crate) fn restore(&self, to: Timestamp) {
+        if let Clock::Simulated(ms) = self {
+            ms.store(to.as_millisecond(), Ordering::SeqCst);
+        }
+    }
+
     pub fn is_simulated(&self) -> bool {
         matches!(self, Clock::Simulated(_))
     }

@@ -84,13 +84,23 @@ impl Engine {
     /// Starts the intake writer, the engine loop and the dispatcher. Must be called inside a
     /// Tokio runtime. A simulated clock resumes where it stood before a restart.
     pub fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Self>, EngineError> {
-        if let Clock::Simulated(_) = config.clock
-            && let Some(ms) = store
+        if let Clock::Simulated(_) = config.clock {
+            // A simulated clock resumes exactly where it stood, ahead of or behind the wall
+            // clock; on the very first start it begins at the given time and is saved at once.
+            match store
                 .meta(SIMULATED_CLOCK_KEY)?
                 .and_then(|v| v.parse::<i64>().ok())
-            && let Ok(saved) = Timestamp::from_millisecond(ms)
-        {
-            config.clock.advance_to(saved);
+            {
+                Some(ms) => {
+                    if let Ok(saved) = Timestamp::from_millisecond(ms) {
+                        config.clock.restore(saved);
+                    }
+                }
+                None => store.set_meta(
+                    SIMULATED_CLOCK_KEY,
+                    &config.clock.now().as_millisecond().to_string(),
+                )?,
+            }
         }
         let wakeup = Wakeup::default();
         let engine = Arc::new(Engine {

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use waymark_core::filter::{Engagement, filter_matches};
 use waymark_core::journey::Channel;
-use waymark_core::stepper::{entry_key, may_enter};
+use waymark_core::stepper::{entry_key, interrupts, may_enter};
 use waymark_core::{
     Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Facts, Input, Journey, StepLog,
     StepOutcome, step,
@@ -177,7 +177,11 @@ impl Processor {
                 &enrollment.journey_id,
                 enrollment.version,
             )?;
+            // While paused, only goals and exits apply; waits resume when the journey does.
             let paused = registry.status(&enrollment.journey_id) != Some(JourneyStatus::Live);
+            if paused && !interrupts(&journey, &enrollment, &record) {
+                continue;
+            }
             let outcome = self.step_with_facts(
                 tx,
                 &journey,
@@ -187,10 +191,6 @@ impl Processor {
                 stored.seq,
             )?;
             if let Some(outcome) = outcome {
-                // While paused, only goals and exits apply; waits resume when the journey does.
-                if paused && outcome.enrollment.status == EnrollmentStatus::Active {
-                    continue;
-                }
                 self.apply(tx, &journey, outcome, now, stats, report)?;
             }
         }

@@ -154,6 +154,17 @@ fn fill_nil(data: &mut Map<String, Value>, path: &[String]) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };
+    if rest.first().is_some_and(|s| s == EACH) {
+        // A loop variable's path: fill it in every element of the collection.
+        if let Some(Value::Array(items)) = data.get_mut(first) {
+            for item in items {
+                if let Value::Object(o) = item {
+                    fill_nil(o, &rest[1..]);
+                }
+            }
+        }
+        return;
+    }
     if rest.is_empty() {
         data.entry(first.clone()).or_insert(Value::Null);
         return;
@@ -169,9 +180,70 @@ fn fill_nil(data: &mut Map<String, Value>, path: &[String]) {
     }
 }
 
+/// Marks "each element of this array" in a path (a `for` loop's variable).
+const EACH: &str = "[]";
+
 /// The dotted variable paths mentioned inside `{{ }}` and `{% %}` (string literals skipped).
-/// Keywords and filter names come along too; filling them with nil is harmless.
+/// Keywords and filter names come along too; filling them with nil is harmless. A path that
+/// starts with a `for` loop's variable is also given through the loop's collection
+/// (`item.quantity` in `for item in event.products` → `event.products.[].quantity`).
 fn variable_paths(source: &str) -> Vec<Vec<String>> {
+    let mut paths = raw_paths(source);
+    let aliases = loop_aliases(source);
+    let expanded: Vec<Vec<String>> = paths
+        .iter()
+        .filter_map(|p| expand(p, &aliases, 0))
+        .collect();
+    paths.extend(expanded);
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn expand(
+    path: &[String],
+    aliases: &std::collections::HashMap<String, Vec<String>>,
+    depth: usize,
+) -> Option<Vec<String>> {
+    let collection = aliases.get(path.first()?)?;
+    if depth > 8 {
+        return None;
+    }
+    let mut base = expand(collection, aliases, depth + 1).unwrap_or_else(|| collection.clone());
+    base.push(EACH.to_string());
+    base.extend(path[1..].iter().cloned());
+    Some(base)
+}
+
+/// `{% for item in event.products %}` → `item` ↦ `[event, products]`.
+fn loop_aliases(source: &str) -> std::collections::HashMap<String, Vec<String>> {
+    let mut aliases = std::collections::HashMap::new();
+    for tag in source.split("{%").skip(1) {
+        let body = tag
+            .split("%}")
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('-')
+            .trim();
+        let mut words = body.split_whitespace();
+        if words.next() != Some("for") {
+            continue;
+        }
+        if let (Some(var), Some("in"), Some(collection)) =
+            (words.next(), words.next(), words.next())
+        {
+            let path: Vec<String> = collection
+                .trim_end_matches('-')
+                .split('.')
+                .map(str::to_string)
+                .collect();
+            aliases.insert(var.to_string(), path);
+        }
+    }
+    aliases
+}
+
+fn raw_paths(source: &str) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
     let mut rest = source;
     while let Some(start) = rest.find(['{']) {
@@ -191,8 +263,6 @@ fn variable_paths(source: &str) -> Vec<Vec<String>> {
         collect_paths(&rest[inner_start..inner_start + len], &mut paths);
         rest = &rest[inner_start + len + 2..];
     }
-    paths.sort();
-    paths.dedup();
     paths
 }
 
@@ -284,6 +354,21 @@ mod tests {
         let out = t.render(&data(json!({"contact": {}}))).unwrap();
         assert_eq!(out.subject.as_deref(), Some("Hi there"));
         assert_eq!(out.html.as_deref(), Some("[][][none]"));
+    }
+
+    #[test]
+    fn missing_values_inside_loops_render_empty() {
+        let t = compile(&email(
+            "x",
+            "{% for item in event.products %}[{{ item.name }}×{{ item.quantity | default: 1 }}]{% endfor %}",
+        ))
+        .unwrap();
+        let out = t
+            .render(&data(
+                json!({"event": {"products": [{"name": "Hat"}, {"name": "Mug", "quantity": 2}]}}),
+            ))
+            .unwrap();
+        assert_eq!(out.html.as_deref(), Some("[Hat×1][Mug×2]"));
     }
 
     #[test]

@@ -175,6 +175,15 @@ fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
     }
 }
 
+async fn method_not_allowed() -> ApiError {
+    let mut e = ApiError::bad_request(
+        "method_not_allowed",
+        "this endpoint does not take this method; see /v1/openapi.json",
+    );
+    e.status = StatusCode::METHOD_NOT_ALLOWED;
+    e
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /v1/openapi.json")
 }
@@ -269,6 +278,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -286,12 +286,9 @@ impl Store for SqliteStore {
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             push(
-                "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ?N ESCAPE '\\' OR c.phone LIKE ?N ESCAPE '\\')",
+                "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\')",
                 format!("{escaped}%"),
             );
-            let n = args.len();
-            let last = clauses.last_mut().expect("just pushed");
-            *last = last.replace("?N", &format!("?{n}"));
         }
         let sql = format!(
             "SELECT {} FROM contacts c WHERE {} ORDER BY c.id LIMIT {}",
@@ -315,6 +312,7 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, kind, name, properties, timestamp FROM events WHERE contact_id = ?1 ORDER BY seq DESC LIMIT ?2",
         )?;
+        let start = entries.len();
         for row in stmt.query_map(params![contact_id, limit], |r| {
             let props: String = r.get(3)?;
             Ok(TimelineEntry::Event {
@@ -327,11 +325,14 @@ impl Store for SqliteStore {
         })? {
             entries.push(row?);
         }
+        // Read newest first (for the limit); put back in the order they happened.
+        entries[start..].reverse();
         let mut stmt = conn.prepare_cached(
             "SELECT s.at, e.journey_id, s.enrollment_id, s.node, s.action, s.detail
              FROM steps s JOIN enrollments e ON e.id = s.enrollment_id
              WHERE e.contact_id = ?1 ORDER BY s.id DESC LIMIT ?2",
         )?;
+        let start = entries.len();
         for row in stmt.query_map(params![contact_id, limit], |r| {
             let detail: Option<String> = r.get(5)?;
             Ok(TimelineEntry::Step {
@@ -345,10 +346,13 @@ impl Store for SqliteStore {
         })? {
             entries.push(row?);
         }
+        // Read newest first (for the limit); put back in the order they happened.
+        entries[start..].reverse();
         let mut stmt = conn.prepare_cached(
             "SELECT id, created_at, channel, journey_id, node, template, status, subject, error
              FROM messages WHERE contact_id = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
+        let start = entries.len();
         for row in stmt.query_map(params![contact_id, limit], |r| {
             Ok(TimelineEntry::Message {
                 message_id: r.get(0)?,
@@ -364,6 +368,8 @@ impl Store for SqliteStore {
         })? {
             entries.push(row?);
         }
+        // Read newest first (for the limit); put back in the order they happened.
+        entries[start..].reverse();
         // Oldest first; at equal times events come before the steps they caused.
         entries.sort_by_key(|e| {
             let rank = match e {

@@ -141,10 +141,10 @@ impl SqliteTx<'_> {
             "UPDATE events SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE anonymous_ids SET contact_id = ?2 WHERE contact_id = ?1",
             "INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) SELECT list_id, ?2, added_at FROM list_members WHERE contact_id = ?1",
-            "DELETE FROM list_members WHERE contact_id = ?1",
+            "DELETE FROM list_members WHERE contact_id = ?1 AND ?2 IS NOT NULL",
             "UPDATE enrollments SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1",
-            "DELETE FROM contacts WHERE id = ?1",
+            "DELETE FROM contacts WHERE id = ?1 AND ?2 IS NOT NULL",
         ] {
             self.tx.prepare_cached(sql)?.execute(params![from, into])?;
         }
@@ -201,8 +201,12 @@ impl EngineTx for SqliteTx<'_> {
         anonymous_id: Option<&str>,
         now: Timestamp,
     ) -> Result<i64> {
+        // A user id merged away by an alias still names its contact (kept with the anonymous ids).
         let by_user = match user_id {
-            Some(u) => self.contact_by_user(u)?,
+            Some(u) => match self.contact_by_user(u)? {
+                Some(c) => Some(c),
+                None => self.contact_by_anonymous(u)?,
+            },
             None => None,
         };
         let by_anon = match anonymous_id {
@@ -252,6 +256,7 @@ impl EngineTx for SqliteTx<'_> {
         Ok(match (previous, target) {
             (Some(p), Some(t)) => {
                 self.merge(p, t, now)?;
+                self.link_anonymous(previous_id, t)?;
                 t
             }
             (Some(p), None) => {
@@ -546,7 +551,7 @@ impl EngineTx for SqliteTx<'_> {
             .prepare_cached(
                 "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
                                        subject, html, text, status, error, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14)
                  ON CONFLICT (idempotency_key) DO NOTHING",
             )?
             .execute(params![

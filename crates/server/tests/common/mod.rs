@@ -1,0 +1,746 @@
+//! Shared harness for the integration tests: runs the real `waymark` binary on a temporary data
+//! directory, talks to it over HTTP, and kills, terminates or restarts it.
+//!
+//! ```ignore
+//! mod common;
+//! use common::*;
+//! let mut s = Server::start(ServerOptions::default()); // simulated clock
+//! s.apply_example("welcome-series");
+//! s.identify("u1", json!({"email": "u1@example.com"})).ok();
+//! s.track("u1", "Signed Up", json!({})).ok();
+//! s.settle();
+//! assert_eq!(s.messages("u1").len(), 1);
+//! ```
+//!
+//! Every request helper returns a [`Resp`] (status, parsed JSON body, raw text); `Resp::ok()`
+//! asserts a 2xx status and hands back the JSON. Helpers that only make sense when they succeed
+//! (`advance`, `messages`, `contact_by_user`, `apply_example`, ...) panic with the server's answer
+//! when they do not.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::blocking::{Client, RequestBuilder};
+pub use serde_json::{Value, json};
+
+/// The admin token every test server is started with (env `WAYMARK_ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The write key every test server is started with (env `WAYMARK_WRITE_KEY`).
+pub const WRITE_KEY: &str = "test-write-key-0123456789";
+
+/// How long to wait for the `waymark listening on ...` line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeout of one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub const MINUTE: i64 = 60;
+pub const HOUR: i64 = 3600;
+pub const DAY: i64 = 86_400;
+
+/// How to start the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// `--clock simulated` (default) or `--clock system`.
+    pub simulated_clock: bool,
+    /// Set `WAYMARK_ADMIN_TOKEN` / `WAYMARK_WRITE_KEY` (default true). When false, the server
+    /// generates them (and prints them on the first start); the harness's authenticated helpers
+    /// then only work after `set_secrets`.
+    pub set_secrets: bool,
+    /// Extra command-line arguments after `serve ...`.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Use this data directory instead of a fresh temporary one (not deleted afterwards).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            simulated_clock: true,
+            set_secrets: true,
+            args: Vec::new(),
+            env: Vec::new(),
+            data_dir: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    pub fn system_clock() -> Self {
+        ServerOptions {
+            simulated_clock: false,
+            ..Default::default()
+        }
+    }
+}
+
+/// An HTTP answer: status, JSON body (`Value::Null` when the body is not JSON) and raw text.
+#[derive(Clone, Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub json: Value,
+    pub text: String,
+    pub content_type: Option<String>,
+}
+
+impl Resp {
+    /// Asserts a 2xx status and returns the JSON body.
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert!(
+            (200..300).contains(&self.status),
+            "expected a 2xx answer, got {}: {}",
+            self.status,
+            self.text
+        );
+        self.json
+    }
+
+    /// Asserts the exact status and returns the JSON body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "expected status {status}, got {}: {}",
+            self.status, self.text
+        );
+        self.json
+    }
+
+    /// Asserts an error answer with this status and `code` and returns the JSON body.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status, status,
+            "expected status {status} ({code}), got {}: {}",
+            self.status, self.text
+        );
+        assert_eq!(
+            self.json["code"], code,
+            "expected error code `{code}`: {}",
+            self.text
+        );
+        self.json
+    }
+}
+
+/// Output the process wrote (stdout and stderr interleaved by arrival), kept for diagnostics.
+#[derive(Clone, Default)]
+pub struct Output(Arc<Mutex<String>>);
+
+impl Output {
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+    fn push(&self, line: &str) {
+        let mut s = self.0.lock().unwrap();
+        s.push_str(line);
+        s.push('\n');
+    }
+}
+
+enum DataDir {
+    Temp(tempfile::TempDir),
+    Given(PathBuf),
+}
+
+/// A running (or stopped) `waymark serve` process and its data directory. The data directory
+/// lives as long as this value, across `kill`/`terminate`/`restart`.
+pub struct Server {
+    data: DataDir,
+    opts: ServerOptions,
+    child: Option<Child>,
+    /// The address of the current (or last) process.
+    pub addr: SocketAddr,
+    /// `http://ADDR`, no trailing slash.
+    pub base: String,
+    client: Client,
+    admin_token: String,
+    write_key: String,
+    /// Output of the current process.
+    output: Output,
+    /// Output of every process started on this data dir, in order.
+    all_output: Output,
+    /// How many processes were started (1 after `start`).
+    pub starts: usize,
+}
+
+/// Path of the `waymark` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_waymark")
+}
+
+/// The repository root (`/work/main`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// An example journey (`examples/journeys/{name}.yaml`) as JSON.
+pub fn example_json(name: &str) -> Value {
+    let path = repo_root().join(format!("examples/journeys/{name}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data directory (or `opts.data_dir`) and waits until
+    /// it listens.
+    pub fn start(opts: ServerOptions) -> Server {
+        let data = match &opts.data_dir {
+            Some(p) => DataDir::Given(p.clone()),
+            None => DataDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("waymark-test-")
+                    .tempdir()
+                    .expect("temporary data dir"),
+            ),
+        };
+        let client = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("HTTP client");
+        let mut server = Server {
+            data,
+            opts,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            base: String::new(),
+            client,
+            admin_token: ADMIN_TOKEN.to_string(),
+            write_key: WRITE_KEY.to_string(),
+            output: Output::default(),
+            all_output: Output::default(),
+            starts: 0,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Shortcut for `Server::start(ServerOptions::default())` (simulated clock).
+    pub fn simulated() -> Server {
+        Server::start(ServerOptions::default())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        match &self.data {
+            DataDir::Temp(t) => t.path(),
+            DataDir::Given(p) => p,
+        }
+    }
+
+    pub fn options(&self) -> &ServerOptions {
+        &self.opts
+    }
+
+    /// Changes the secrets the helpers send (e.g. after reading generated ones).
+    pub fn set_secrets(&mut self, admin_token: &str, write_key: &str) {
+        self.admin_token = admin_token.to_string();
+        self.write_key = write_key.to_string();
+    }
+
+    /// The process id of the running process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is not running").id()
+    }
+
+    /// Output (stdout and stderr) of the current process so far.
+    pub fn output(&self) -> String {
+        self.output.text()
+    }
+
+    /// Output of every process started on this data directory so far.
+    pub fn all_output(&self) -> String {
+        self.all_output.text()
+    }
+
+    /// The command line used to start the server (without the program).
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--clock")
+            .arg(if self.opts.simulated_clock {
+                "simulated"
+            } else {
+                "system"
+            })
+            .args(&self.opts.args);
+        for var in [
+            "WAYMARK_DATA",
+            "WAYMARK_LISTEN",
+            "WAYMARK_CLOCK",
+            "WAYMARK_SMTP_URL",
+            "WAYMARK_SMS_URL",
+            "WAYMARK_ADMIN_TOKEN",
+            "WAYMARK_WRITE_KEY",
+        ] {
+            cmd.env_remove(var);
+        }
+        if self.opts.set_secrets {
+            cmd.env("WAYMARK_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("WAYMARK_WRITE_KEY", WRITE_KEY);
+        }
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "a server process is already running");
+        let mut child = self.command().spawn().expect("cannot start waymark");
+        self.starts += 1;
+        self.output = Output::default();
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let out = self.output.clone();
+        let all = self.all_output.clone();
+        std::thread::spawn(move || drain(stdout, out, all, Some(tx)));
+        let out = self.output.clone();
+        let all = self.all_output.clone();
+        std::thread::spawn(move || drain(stderr, out, all, None));
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("waymark listening on http://") {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        break addr.parse::<SocketAddr>().unwrap_or_else(|e| {
+                            panic!("cannot parse the address in `{line}`: {e}")
+                        });
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        // Give the drain threads a moment to collect the last output.
+                        std::thread::sleep(Duration::from_millis(100));
+                        panic!(
+                            "waymark exited ({status}) before listening; output:\n{}",
+                            self.output.text()
+                        );
+                    }
+                    if Instant::now() >= deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        panic!(
+                            "waymark did not print its address within {START_TIMEOUT:?}; output:\n{}",
+                            self.output.text()
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "waymark closed its stdout ({status}) before listening; output:\n{}",
+                        self.output.text()
+                    );
+                }
+            }
+        };
+        self.addr = addr;
+        self.base = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGKILL (no chance to clean up) and reap. No-op when not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM (through the `kill` command) and wait for the exit status (at most 60 s, then
+    /// SIGKILL and panic).
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.terminate_within(Duration::from_secs(60))
+            .expect("waymark did not exit within 60 s of SIGTERM")
+    }
+
+    /// SIGTERM and wait up to `limit`; `None` (after a SIGKILL) if it did not exit in time.
+    pub fn terminate_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take().expect("the server is not running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("cannot run `kill`");
+        assert!(status.success(), "`kill -TERM {}` failed", child.id());
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                // Let the drain threads collect the last lines ("waymark stopped").
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a new process on the same data directory (new port). A process still running is
+    /// killed first (SIGKILL).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    // ---- HTTP ----
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request built by the caller (any method, headers, body) and reads the answer.
+    pub fn send(&self, request: RequestBuilder) -> Resp {
+        let response = request.send().expect("HTTP request failed");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = response.text().expect("response body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            json,
+            text,
+            content_type,
+        }
+    }
+
+    /// A request builder for `method path` without any authentication.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// `GET path` without authentication.
+    pub fn get(&self, path: &str) -> Resp {
+        self.send(self.request(Method::GET, path))
+    }
+
+    /// `method path` with the admin token and an optional JSON body.
+    pub fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        let mut req = self.request(method, path).bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.send(req)
+    }
+
+    pub fn admin_get(&self, path: &str) -> Resp {
+        self.admin(Method::GET, path, None)
+    }
+
+    pub fn admin_post(&self, path: &str, body: Value) -> Resp {
+        self.admin(Method::POST, path, Some(&body))
+    }
+
+    pub fn admin_put(&self, path: &str, body: Value) -> Resp {
+        self.admin(Method::PUT, path, Some(&body))
+    }
+
+    pub fn admin_delete(&self, path: &str, body: Option<Value>) -> Resp {
+        self.admin(Method::DELETE, path, body.as_ref())
+    }
+
+    /// POST a tracking call (`/v1/track`, `/v1/batch`, ...) with the write key as basic-auth user.
+    pub fn ingest(&self, path: &str, body: Value) -> Resp {
+        self.send(
+            self.request(Method::POST, path)
+                .basic_auth(&self.write_key, Some(""))
+                .json(&body),
+        )
+    }
+
+    /// `POST /v1/track` for a user.
+    pub fn track(&self, user_id: &str, event: &str, properties: Value) -> Resp {
+        self.ingest(
+            "/v1/track",
+            json!({ "userId": user_id, "event": event, "properties": properties }),
+        )
+    }
+
+    /// `POST /v1/identify` for a user.
+    pub fn identify(&self, user_id: &str, traits: Value) -> Resp {
+        self.ingest(
+            "/v1/identify",
+            json!({ "userId": user_id, "traits": traits }),
+        )
+    }
+
+    /// `POST /v1/batch` with these calls (each needs its `type`).
+    pub fn batch(&self, items: Vec<Value>) -> Resp {
+        self.ingest("/v1/batch", json!({ "batch": items }))
+    }
+
+    // ---- clock ----
+
+    /// Advances the simulated clock by `seconds`; returns after all work due on the way is done.
+    /// Returns the new `now` (RFC 3339).
+    #[track_caller]
+    pub fn advance(&self, seconds: i64) -> String {
+        let body = self
+            .admin_post("/v1/clock/advance", json!({ "seconds": seconds }))
+            .ok();
+        body["now"].as_str().expect("now").to_string()
+    }
+
+    /// Processes everything due at the current simulated time (`advance(0)`).
+    #[track_caller]
+    pub fn settle(&self) {
+        self.advance(0);
+    }
+
+    /// The server's current time (RFC 3339).
+    #[track_caller]
+    pub fn now(&self) -> String {
+        self.admin_get("/v1/clock").ok()["now"]
+            .as_str()
+            .expect("now")
+            .to_string()
+    }
+
+    // ---- reading state ----
+
+    /// Every message of this user (by `user_id`), oldest first.
+    #[track_caller]
+    pub fn messages(&self, user_id: &str) -> Vec<Value> {
+        self.messages_where(&[("user_id", user_id)])
+    }
+
+    /// `GET /v1/messages` with these filters (limit 1000), oldest first.
+    #[track_caller]
+    pub fn messages_where(&self, filters: &[(&str, &str)]) -> Vec<Value> {
+        let mut query = String::from("limit=1000");
+        for (k, v) in filters {
+            query.push('&');
+            query.push_str(k);
+            query.push('=');
+            query.push_str(&encode(v));
+        }
+        let body = self.admin_get(&format!("/v1/messages?{query}")).ok();
+        body["messages"].as_array().expect("messages").clone()
+    }
+
+    /// The contact with this `user_id` in full (`GET /v1/contacts/{id}`: traits, lists,
+    /// enrollments, ...), or `None`.
+    #[track_caller]
+    pub fn find_contact_by_user(&self, user_id: &str) -> Option<Value> {
+        let body = self
+            .admin_get(&format!("/v1/contacts?user_id={}", encode(user_id)))
+            .ok();
+        let contacts = body["contacts"].as_array().expect("contacts");
+        assert!(
+            contacts.len() <= 1,
+            "several contacts have user_id {user_id}: {contacts:?}"
+        );
+        let id = contacts.first()?["id"].as_i64().expect("contact id");
+        Some(self.contact(id))
+    }
+
+    /// The contact with this `user_id` in full; panics if there is none.
+    #[track_caller]
+    pub fn contact_by_user(&self, user_id: &str) -> Value {
+        self.find_contact_by_user(user_id)
+            .unwrap_or_else(|| panic!("no contact has user_id `{user_id}`"))
+    }
+
+    /// `GET /v1/contacts/{id}`.
+    #[track_caller]
+    pub fn contact(&self, id: i64) -> Value {
+        self.admin_get(&format!("/v1/contacts/{id}")).ok()
+    }
+
+    /// The contact's timeline entries, as the API lists them (oldest first).
+    #[track_caller]
+    pub fn timeline(&self, contact_id: i64) -> Vec<Value> {
+        let body = self
+            .admin_get(&format!("/v1/contacts/{contact_id}/timeline"))
+            .ok();
+        body["entries"].as_array().expect("entries").clone()
+    }
+
+    /// `GET /v1/journeys/{id}/stats`.
+    #[track_caller]
+    pub fn stats(&self, journey_id: &str) -> Value {
+        self.admin_get(&format!("/v1/journeys/{journey_id}/stats"))
+            .ok()
+    }
+
+    /// The statistics of one node of a journey (panics if the node is not listed).
+    #[track_caller]
+    pub fn node_stats(&self, journey_id: &str, node: &str) -> Value {
+        let stats = self.stats(journey_id);
+        stats["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["node"] == node)
+            .cloned()
+            .unwrap_or_else(|| panic!("no stats for node `{node}` of `{journey_id}`: {stats}"))
+    }
+
+    // ---- journeys ----
+
+    /// Saves a journey draft (`PUT /v1/journeys/{id}`) and publishes it; returns the publish
+    /// answer (with `live_version`).
+    #[track_caller]
+    pub fn apply_journey(&self, doc: Value) -> Value {
+        let id = doc["id"].as_str().expect("journey id").to_string();
+        let saved = self.admin_put(&format!("/v1/journeys/{id}"), doc).ok();
+        assert_eq!(
+            saved["valid"], true,
+            "journey `{id}` is not valid: {}",
+            saved["errors"]
+        );
+        self.admin_post(&format!("/v1/journeys/{id}/publish"), json!({}))
+            .ok()
+    }
+
+    /// Saves and publishes `examples/journeys/{name}.yaml` (sent as JSON).
+    #[track_caller]
+    pub fn apply_example(&self, name: &str) -> Value {
+        self.apply_journey(example_json(name))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads a pipe line by line until it closes, keeping every line; the first channel gets the
+/// lines too (so the starter can find the address).
+fn drain(pipe: impl Read, out: Output, all: Output, tx: Option<mpsc::Sender<String>>) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                out.push(line);
+                all.push(line);
+                if let Some(tx) = &tx {
+                    let _ = tx.send(line.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `node`s of messages, in order.
+pub fn nodes_of(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["node"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The `template`s of messages, in order.
+pub fn templates_of(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["template"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 UTC timestamp as the server writes them
+/// (`2026-01-02T03:04:05.678Z`, fraction optional, `Z` or `+00:00`).
+#[track_caller]
+pub fn ts_ms(s: &str) -> i64 {
+    parse_ts_ms(s).unwrap_or_else(|| panic!("`{s}` is not an RFC 3339 UTC timestamp"))
+}
+
+fn parse_ts_ms(s: &str) -> Option<i64> {
+    let body = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = body.split_once('T')?;
+    let d = date
+        .split('-')
+        .map(|p| p.parse::<i64>().ok())
+        .collect::<Option<Vec<i64>>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let t = hms
+        .split(':')
+        .map(|p| p.parse::<i64>().ok())
+        .collect::<Option<Vec<i64>>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    let millis: i64 = if frac.is_empty() {
+        0
+    } else {
+        let f: String = frac.chars().chain("000".chars()).take(3).collect();
+        f.parse().ok()?
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m, day) = (d[0], d[1], d[2]);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1000) + millis)
+}
+
+/// `ts_ms` of a JSON string field.
+#[track_caller]
+pub fn ms_of(v: &Value) -> i64 {
+    ts_ms(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}")))
+}
