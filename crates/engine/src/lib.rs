@@ -250,12 +250,19 @@ impl Engine {
             .map_err(|e| EngineError::Task(e.to_string()))??;
             let next = [wake, retry].into_iter().flatten().min();
             match next {
-                Some(at) if at <= target && at > self.clock.now() => self.clock.advance_to(at),
+                Some(at) if at <= target && at > self.clock.now() => self.move_clock(at).await?,
                 _ => break,
             }
         }
-        self.clock.advance_to(target);
+        self.move_clock(target).await?;
         self.settle().await?;
+        Ok(self.clock.now())
+    }
+
+    /// Moves the simulated clock and saves it before anything happens at the new time, so that
+    /// after a crash it never restarts behind work already done.
+    async fn move_clock(self: &Arc<Self>, to: Timestamp) -> Result<(), EngineError> {
+        self.clock.advance_to(to);
         let store = self.store.clone();
         let now = self.clock.now();
         tokio::task::spawn_blocking(move || {
@@ -263,7 +270,7 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
-        Ok(now)
+        Ok(())
     }
 
     /// Call after a journey is published, paused, resumed or archived.

@@ -1,0 +1,641 @@
+//! The `waymark` command line: `journeys validate`, `journeys apply`, `import contacts` and the
+//! help of each command, run as a real process (against a real server where one is needed).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// What a finished `waymark ...` run printed and how it exited.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+    /// Lines of stdout that list one problem (`  - ...`).
+    fn items(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("  - "))
+            .collect()
+    }
+}
+
+/// Runs the binary with these arguments and a clean `WAYMARK_*` environment plus `env`.
+fn waymark(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WAYMARK_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("cannot run waymark");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn admin_env() -> [(&'static str, &'static str); 1] {
+    [("WAYMARK_ADMIN_TOKEN", ADMIN_TOKEN)]
+}
+
+const EXAMPLES: [&str; 3] = [
+    "abandoned-cart",
+    "first-purchase-feedback",
+    "welcome-series",
+];
+
+fn example_path(name: &str) -> PathBuf {
+    repo_root().join(format!("examples/journeys/{name}.yaml"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path.to_str().expect("UTF-8 path").to_string()
+}
+
+/// A journey with one error of each kind the brief names, each on a known node.
+const BROKEN: &str = r#"
+id: broken-journey
+name: Broken journey
+entry:
+  reentry: once
+nodes:
+  - id: start
+    type: trigger
+    event: Signed Up
+  - id: pause
+    type: delay
+    duration: 3x
+  - id: mail
+    type: send_email
+    template: no-such-template
+  - id: check-a
+    type: branch
+    condition:
+      traits:
+        vip: true
+  - id: check-b
+    type: branch
+    condition:
+      traits:
+        vip: true
+  - id: orphan
+    type: exit
+edges:
+  - { from: start, to: pause }
+  - { from: pause, to: mail }
+  - { from: mail, to: check-a }
+  - { from: check-a, to: check-b, output: "yes" }
+  - { from: check-b, to: check-a, output: "yes" }
+  - { from: check-a, to: ghost, output: "no" }
+"#;
+
+/// (node, code, a piece of the message) of every error in `BROKEN`.
+const BROKEN_ERRORS: [(&str, &str, &str); 5] = [
+    ("pause", "invalid_duration", "`3x`"),
+    ("mail", "unknown_template", "no-such-template"),
+    ("check-a", "unknown_node", "ghost"),
+    ("orphan", "unreachable_node", "no trigger leads"),
+    (
+        "check-a",
+        "cycle_without_wait",
+        "check-a → check-b → check-a",
+    ),
+];
+
+#[track_caller]
+fn assert_lists_broken_errors(run: &Run) {
+    let items = run.items();
+    for (node, code, text) in BROKEN_ERRORS {
+        assert!(
+            items.iter().any(|l| l.contains(&format!("node `{node}`"))
+                && l.contains(&format!("[{code}]"))
+                && l.contains(text)),
+            "no `{code}` error on node `{node}` mentioning {text}:\n{}",
+            run.describe()
+        );
+    }
+    assert_eq!(
+        items.len(),
+        BROKEN_ERRORS.len(),
+        "exactly the known errors:\n{}",
+        run.describe()
+    );
+}
+
+// ---- journeys validate ----
+
+#[test]
+fn validate_accepts_the_three_examples() {
+    let paths: Vec<PathBuf> = EXAMPLES.iter().map(|n| example_path(n)).collect();
+    let args: Vec<&str> = ["journeys", "validate"]
+        .into_iter()
+        .chain(paths.iter().map(|p| p.to_str().unwrap()))
+        .collect();
+    let run = waymark(&args, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    for (name, path) in EXAMPLES.iter().zip(&paths) {
+        let nodes = example_json(name)["nodes"].as_array().unwrap().len();
+        let line = format!("{}: ok (journey `{name}`, {nodes} nodes)", path.display());
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "missing `{line}`:\n{}",
+            run.describe()
+        );
+    }
+    assert!(run.items().is_empty(), "{}", run.describe());
+}
+
+#[test]
+fn validate_lists_every_error_of_a_broken_journey_with_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.yaml", BROKEN);
+    let run = waymark(&["journeys", "validate", &broken], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == format!("{broken}: 5 error(s)")),
+        "{}",
+        run.describe()
+    );
+    assert_lists_broken_errors(&run);
+    assert!(
+        run.stdout.contains("edges[5].to"),
+        "the unknown node's edge is named: {}",
+        run.describe()
+    );
+
+    // With a valid file alongside: both are reported, the exit code still says "invalid".
+    let good = example_path("welcome-series");
+    let run = waymark(
+        &["journeys", "validate", good.to_str().unwrap(), &broken],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stdout
+            .contains("welcome-series.yaml: ok (journey `welcome-series`, 6 nodes)"),
+        "{}",
+        run.describe()
+    );
+    assert_lists_broken_errors(&run);
+}
+
+#[test]
+fn validate_reports_invalid_yaml_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = write(
+        dir.path(),
+        "bad.yaml",
+        "id: bad\nnodes:\n  - id: a\n    type: [trigger\n",
+    );
+    let run = waymark(&["journeys", "validate", &yaml], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with(&format!("{yaml}: invalid YAML"))),
+        "{}",
+        run.describe()
+    );
+    assert!(!all.contains("panicked"), "{}", run.describe());
+
+    let json = write(dir.path(), "bad.json", "{ \"id\": \"bad\", \"nodes\": [ }");
+    let run = waymark(&["journeys", "validate", &json], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with(&format!("{json}: invalid JSON"))),
+        "{}",
+        run.describe()
+    );
+
+    let missing = dir.path().join("missing.yaml");
+    let run = waymark(&["journeys", "validate", missing.to_str().unwrap()], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        format!("{}{}", run.stdout, run.stderr).contains("cannot read"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn validate_with_server_accepts_templates_that_exist_there() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = r#"
+id: uses-remote
+name: Uses a server template
+nodes:
+  - { id: start, type: trigger, event: Signed Up }
+  - { id: hello, type: send_email, template: remote-hello }
+edges:
+  - { from: start, to: hello }
+"#;
+    let path = write(dir.path(), "remote.yaml", doc);
+    let run = waymark(&["journeys", "validate", &path], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.items()
+            .iter()
+            .any(|l| l.contains("node `hello`") && l.contains("[unknown_template]")),
+        "{}",
+        run.describe()
+    );
+
+    s.admin_post(
+        "/v1/templates",
+        json!({ "id": "remote-hello", "channel": "email", "subject": "Hi", "html": "<p>Hi</p>" }),
+    )
+    .expect(201);
+    let run = waymark(
+        &["journeys", "validate", &path, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == format!("{path}: ok (journey `uses-remote`, 2 nodes)")),
+        "{}",
+        run.describe()
+    );
+}
+
+// ---- journeys apply ----
+
+#[test]
+fn apply_publishes_versions_and_saves_drafts() {
+    let s = Server::simulated();
+    let paths: Vec<String> = EXAMPLES
+        .iter()
+        .map(|n| example_path(n).to_str().unwrap().to_string())
+        .collect();
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["journeys", "apply"];
+        args.extend(paths.iter().map(String::as_str));
+        args.extend(["--server", s.base.as_str()]);
+        args.extend(extra);
+        waymark(&args, &admin_env())
+    };
+
+    let run = apply(&["--publish"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    for id in EXAMPLES {
+        let line = format!("{id}\tversion 1\tlive");
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "missing `{line}`:\n{}",
+            run.describe()
+        );
+        let j = s.admin_get(&format!("/v1/journeys/{id}")).ok();
+        assert_eq!(
+            (j["status"].clone(), j["live_version"].clone()),
+            (json!("live"), json!(1)),
+            "{j}"
+        );
+    }
+    // The templates the files ship are on the server.
+    for t in [
+        "welcome-confirmation",
+        "cart-reminder-email",
+        "cart-reminder-sms",
+        "feedback-request",
+    ] {
+        s.admin_get(&format!("/v1/templates/{t}")).ok();
+    }
+    // And the journeys run: a sign-up gets its confirmation.
+    s.identify("cli-u1", json!({ "email": "cli-u1@example.com" }))
+        .ok();
+    s.track("cli-u1", "Signed Up", json!({})).ok();
+    s.settle();
+    assert_eq!(
+        templates_of(&s.messages("cli-u1")),
+        ["welcome-confirmation"]
+    );
+
+    let run = apply(&["--publish"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    for id in EXAMPLES {
+        let line = format!("{id}\tversion 2\tlive");
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "missing `{line}`:\n{}",
+            run.describe()
+        );
+        let versions = s.admin_get(&format!("/v1/journeys/{id}/versions")).ok();
+        assert_eq!(
+            versions["versions"].as_array().unwrap().len(),
+            2,
+            "{versions}"
+        );
+    }
+
+    // Without --publish: the draft is saved, the live version stays 2.
+    let run = apply(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    for id in EXAMPLES {
+        let line = format!("{id}\tversion 2\tdraft saved");
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "missing `{line}`:\n{}",
+            run.describe()
+        );
+        let j = s.admin_get(&format!("/v1/journeys/{id}")).ok();
+        assert_eq!(j["live_version"], 2, "{j}");
+        assert_eq!(j["valid"], true, "{j}");
+    }
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.describe());
+}
+
+#[test]
+fn apply_a_broken_journey() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.yaml", BROKEN);
+
+    // As a draft: saved, with every error listed.
+    let run = waymark(
+        &["journeys", "apply", &broken, "--server", &s.base],
+        &admin_env(),
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == "broken-journey\tversion -\tdraft saved with errors"),
+        "{}",
+        run.describe()
+    );
+    assert_lists_broken_errors(&run);
+    let j = s.admin_get("/v1/journeys/broken-journey").ok();
+    assert_eq!(
+        (j["status"].clone(), j["valid"].clone()),
+        (json!("draft"), json!(false)),
+        "{j}"
+    );
+
+    // Publishing it fails: exit 1, every error listed, nothing goes live.
+    let run = waymark(
+        &[
+            "journeys",
+            "apply",
+            &broken,
+            "--server",
+            &s.base,
+            "--publish",
+        ],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stdout
+            .contains("journey `broken-journey` not published"),
+        "{}",
+        run.describe()
+    );
+    assert_lists_broken_errors(&run);
+    let j = s.admin_get("/v1/journeys/broken-journey").ok();
+    assert_eq!(j["live_version"], Value::Null, "{j}");
+
+    // A wrong token or no server: exit 1 with a message, no panic.
+    let run = waymark(
+        &["journeys", "apply", &broken, "--server", &s.base],
+        &[("WAYMARK_ADMIN_TOKEN", "wrong")],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stdout.contains("the admin token is not valid"),
+        "{}",
+        run.describe()
+    );
+    let run = waymark(
+        &[
+            "journeys",
+            "apply",
+            &broken,
+            "--server",
+            "http://127.0.0.1:9",
+        ],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr.contains("cannot reach the server"),
+        "{}",
+        run.describe()
+    );
+}
+
+// ---- import contacts ----
+
+#[test]
+fn import_contacts_reports_every_rejected_row_and_imports_the_good_ones() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "contacts.csv",
+        "user_id,email,phone,timezone,first_name,plan\n\
+         imp-1,Ann@Example.COM,+33 6 12 34 56 78,Europe/Paris,Ann,pro\n\
+         imp-2,not-an-email,,,Bob,free\n\
+         imp-3,carol@example.com,12345,,Carol,free\n\
+         imp-4,dan@example.com,,Mars/Olympus,Dan,free\n\
+         ,,,,Eve,free\n\
+         ,frank@example.com,+14155550100,America/New_York,\"Frank, Jr.\",team\n\
+         imp-8,henry@example.com,,,Henry,free,surplus\n\
+         imp-7,,,,Gina,\n",
+    );
+    let run = waymark(
+        &["import", "contacts", &csv, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == "imported 3 contacts, rejected 5 rows"),
+        "{}",
+        run.describe()
+    );
+    let expected = [
+        ("line 3: email:", "not-an-email"),
+        ("line 4: phone:", "12345"),
+        ("line 5: timezone:", "Mars/Olympus"),
+        ("line 6: user_id:", "needs a user_id or an email"),
+        ("line 8:", "found record with 7 fields"),
+    ];
+    let items = run.items();
+    for (prefix, detail) in expected {
+        assert!(
+            items
+                .iter()
+                .any(|l| l.starts_with(&format!("  - {prefix}")) && l.contains(detail)),
+            "no rejected row `{prefix} ...{detail}...`:\n{}",
+            run.describe()
+        );
+    }
+    assert_eq!(items.len(), 5, "{}", run.describe());
+
+    s.settle();
+    let ann = s.contact_by_user("imp-1");
+    assert_eq!(ann["email"], "ann@example.com", "{ann}");
+    assert_eq!(ann["phone"], "+33612345678", "{ann}");
+    assert_eq!(ann["timezone"], "Europe/Paris", "{ann}");
+    assert_eq!(ann["traits"]["first_name"], "Ann", "{ann}");
+    assert_eq!(ann["traits"]["plan"], "pro", "{ann}");
+    // A row with an email but no user_id is keyed by its email.
+    let frank = s.contact_by_user("frank@example.com");
+    assert_eq!(frank["email"], "frank@example.com", "{frank}");
+    assert_eq!(frank["phone"], "+14155550100", "{frank}");
+    assert_eq!(frank["timezone"], "America/New_York", "{frank}");
+    assert_eq!(frank["traits"]["first_name"], "Frank, Jr.", "{frank}");
+    assert_eq!(frank["traits"]["plan"], "team", "{frank}");
+    let gina = s.contact_by_user("imp-7");
+    assert_eq!(gina["email"], Value::Null, "{gina}");
+    assert_eq!(gina["traits"]["first_name"], "Gina", "{gina}");
+    assert!(
+        gina["traits"].get("plan").is_none(),
+        "an empty cell is no trait: {gina}"
+    );
+    // Nothing of a rejected row was stored.
+    for u in ["imp-2", "imp-3", "imp-4", "imp-8"] {
+        assert!(s.find_contact_by_user(u).is_none(), "{u} was imported");
+    }
+    let all = s.admin_get("/v1/contacts?limit=1000").ok();
+    assert_eq!(all["contacts"].as_array().unwrap().len(), 3, "{all}");
+}
+
+#[test]
+fn import_contacts_all_good_exits_zero() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "good.csv",
+        "email,first_name\nzoe@example.com,Zoé\nyan@example.com,Yan\n",
+    );
+    let run = waymark(
+        &["import", "contacts", &csv, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == "imported 2 contacts, rejected 0 rows"),
+        "{}",
+        run.describe()
+    );
+    s.settle();
+    assert_eq!(
+        s.contact_by_user("zoe@example.com")["traits"]["first_name"],
+        "Zoé"
+    );
+    assert_eq!(
+        s.contact_by_user("yan@example.com")["traits"]["first_name"],
+        "Yan"
+    );
+}
+
+#[test]
+fn import_contacts_needs_a_user_id_or_email_column() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "no-ids.csv", "name,phone\nAnn,+33612345678\n");
+    let run = waymark(
+        &["import", "contacts", &csv, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("the header row needs a `user_id` or an `email` column (found: name, phone)"),
+        "{}",
+        run.describe()
+    );
+    s.settle();
+    let all = s.admin_get("/v1/contacts").ok();
+    assert_eq!(all["contacts"], json!([]), "{all}");
+
+    // A file that does not exist.
+    let missing = dir.path().join("missing.csv");
+    let run = waymark(
+        &[
+            "import",
+            "contacts",
+            missing.to_str().unwrap(),
+            "--server",
+            &s.base,
+        ],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(run.stderr.contains("cannot open"), "{}", run.describe());
+}
+
+// ---- help ----
+
+#[test]
+fn help_of_every_command() {
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["--help"],
+            &["serve", "journeys", "import", "Usage: waymark"],
+        ),
+        (
+            &["serve", "--help"],
+            &["--data", "--listen", "--clock", "simulated", "--smtp-url"],
+        ),
+        (&["journeys", "--help"], &["validate", "apply"]),
+        (
+            &["journeys", "apply", "--help"],
+            &["--publish", "--server", "--admin-token"],
+        ),
+        (
+            &["import", "contacts", "--help"],
+            &["user_id", "email", "--server", "--admin-token"],
+        ),
+    ];
+    for (args, wanted) in cases {
+        let run = waymark(args, &[]);
+        assert_eq!(run.code, Some(0), "waymark {args:?}: {}", run.describe());
+        for w in wanted {
+            assert!(
+                run.stdout.contains(w),
+                "`waymark {}` does not mention `{w}`:\n{}",
+                args.join(" "),
+                run.describe()
+            );
+        }
+    }
+    let run = waymark(&["--version"], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(run.stdout.starts_with("waymark "), "{}", run.describe());
+    // A mistake on the command line is an error, not a help page with exit 0.
+    let run = waymark(&["journeys", "frobnicate"], &[]);
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+}
