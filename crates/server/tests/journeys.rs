@@ -1039,3 +1039,61 @@ fn timeline_lists_entries_in_the_order_they_happened() {
     ];
     assert_eq!(got, expected);
 }
+
+/// A branch on engagement with an earlier message of the same enrollment: an `Email Opened`
+/// event naming the message (as tracking pixels and ESP webhooks report it) sends the contact
+/// down the `yes` path; a contact who did not open goes down `no`.
+#[test]
+fn branch_on_whether_an_earlier_email_was_opened() {
+    let s = Server::simulated();
+    s.apply_journey(json!({
+        "id": "nudge", "name": "Nudge",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "Signed Up"},
+            {"id": "hello", "type": "send_email", "template": "nudge-hello"},
+            {"id": "wait", "type": "delay", "duration": "1d"},
+            {"id": "opened", "type": "branch", "condition": {"message": {"node": "hello", "engagement": "opened"}}},
+            {"id": "thanks", "type": "send_email", "template": "nudge-thanks"},
+            {"id": "reminder", "type": "send_email", "template": "nudge-reminder"}
+        ],
+        "edges": [
+            {"from": "start", "to": "hello"}, {"from": "hello", "to": "wait"},
+            {"from": "wait", "to": "opened"},
+            {"from": "opened", "to": "thanks", "output": "yes"},
+            {"from": "opened", "to": "reminder", "output": "no"}
+        ],
+        "templates": [
+            {"id": "nudge-hello", "channel": "email", "subject": "Hello", "text": "hi"},
+            {"id": "nudge-thanks", "channel": "email", "subject": "Thanks for reading", "text": "thanks"},
+            {"id": "nudge-reminder", "channel": "email", "subject": "Did you see this?", "text": "again"}
+        ]
+    }));
+    for user in ["reader", "skipper"] {
+        s.identify(user, json!({"email": format!("{user}@example.com")}))
+            .ok();
+        s.track(user, "Signed Up", json!({})).ok();
+    }
+    s.settle();
+    let hello = s.messages("reader");
+    assert_eq!(templates_of(&hello), ["nudge-hello"]);
+    let message_id = hello[0]["id"].as_i64().unwrap();
+    s.track("reader", "Email Opened", json!({"message_id": message_id}))
+        .ok();
+    s.settle();
+    assert!(
+        s.messages("reader")[0]["opened_at"].is_string(),
+        "{:?}",
+        s.messages("reader")
+    );
+    s.advance(DAY);
+    assert_eq!(
+        templates_of(&s.messages("reader")),
+        ["nudge-hello", "nudge-thanks"]
+    );
+    assert_eq!(
+        templates_of(&s.messages("skipper")),
+        ["nudge-hello", "nudge-reminder"]
+    );
+    assert_eq!(s.node_stats("nudge", "thanks")["entered"], 1);
+    assert_eq!(s.node_stats("nudge", "reminder")["entered"], 1);
+}
