@@ -61,14 +61,9 @@ impl Dispatcher {
             attempts += outcomes.len();
             let store = self.store.clone();
             let now = self.clock.now();
-            tokio::task::spawn_blocking(move || {
-                for (id, outcome) in outcomes {
-                    store.finish_message(id, &outcome, now)?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))??;
+            tokio::task::spawn_blocking(move || store.finish_messages(&outcomes, now))
+                .await
+                .map_err(|e| StoreError::Database(e.to_string()))??;
         }
     }
 

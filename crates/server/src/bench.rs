@@ -1,10 +1,1247 @@
-//! `waymark bench` (being written).
+//! `waymark bench`: measures ingest, journey stepping, trigger-to-send latency and timer
+//! capacity through the real code paths (HTTP API, intake, engine, outbox), each on a fresh
+//! SQLite database, and prints one JSON line per figure on stdout. Progress goes to stderr.
+//!
+//! What each figure means and how to read it: `docs/benchmarks.md`.
 
-use clap::Args;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::{Args, ValueEnum};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use waymark_engine::{Clock, Engine, EngineConfig, Transports};
+use waymark_store::sqlite::SqliteStore;
+use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
+
+use crate::api::{self, AppState, Secrets};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Figure {
+    /// `ingest_events_per_second`: durable ingest through POST /v1/batch.
+    #[value(alias = "ingest_events_per_second")]
+    Ingest,
+    /// `journey_steps_per_second`: a backlog of trigger events through a 4-node journey.
+    #[value(alias = "journey_steps_per_second")]
+    Steps,
+    /// `trigger_to_send_latency_p50_ms` and `_p99_ms`: single events at a steady rate.
+    #[value(
+        alias = "trigger_to_send_latency",
+        alias = "trigger_to_send_latency_p50_ms",
+        alias = "trigger_to_send_latency_p99_ms"
+    )]
+    Latency,
+    /// `waiting_enrollments_bytes_per_enrollment` and `fire_all_due_seconds`.
+    #[value(
+        alias = "waiting_enrollments_bytes_per_enrollment",
+        alias = "fire_all_due_seconds"
+    )]
+    Timers,
+}
+
+impl Figure {
+    const ALL: [Figure; 4] = [
+        Figure::Ingest,
+        Figure::Steps,
+        Figure::Latency,
+        Figure::Timers,
+    ];
+
+    fn dir_name(self) -> &'static str {
+        match self {
+            Figure::Ingest => "ingest",
+            Figure::Steps => "steps",
+            Figure::Latency => "latency",
+            Figure::Timers => "timers",
+        }
+    }
+}
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Run only this figure (ingest, steps, latency, timers, or a figure's full name).
+    #[arg(long, value_enum)]
+    pub only: Option<Figure>,
+    /// Small counts (a smoke test that finishes in well under a minute).
+    #[arg(long)]
+    pub quick: bool,
+    /// Events sent through POST /v1/batch in the ingest figure [default: 200000; quick: 2000].
+    #[arg(long)]
+    pub events: Option<usize>,
+    /// Events per POST /v1/batch request.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Concurrent HTTP connections sending batches.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Contacts sent through the whole journey in the steps figure [default: 20000; quick: 500].
+    #[arg(long)]
+    pub contacts: Option<usize>,
+    /// Trigger events timed in the latency figure [default: 2000; quick: 200].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Trigger events per second in the latency figure.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Enrollments left waiting on a timer in the timers figure [default: 1000000; quick: 5000].
+    #[arg(long)]
+    pub enrollments: Option<usize>,
+    /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
+    /// Default: a fresh directory under the system temp dir, removed afterwards.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
 
-pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet available")
+/// The counts in effect (defaults depend on `--quick`).
+struct Plan {
+    quick: bool,
+    events: usize,
+    batch_size: usize,
+    connections: usize,
+    contacts: usize,
+    samples: usize,
+    rate: f64,
+    enrollments: usize,
+}
+
+impl Plan {
+    fn new(args: &BenchArgs) -> anyhow::Result<Self> {
+        let pick = |given: Option<usize>, full: usize, quick: usize| {
+            given.unwrap_or(if args.quick { quick } else { full })
+        };
+        let plan = Plan {
+            quick: args.quick,
+            events: pick(args.events, 200_000, 2_000),
+            batch_size: args.batch_size,
+            connections: args.connections,
+            contacts: pick(args.contacts, 20_000, 500),
+            samples: pick(args.samples, 2_000, 200),
+            rate: args.rate,
+            enrollments: pick(args.enrollments, 1_000_000, 5_000),
+        };
+        ensure!(plan.events > 0, "--events must be at least 1");
+        ensure!(
+            (1..=10_000).contains(&plan.batch_size),
+            "--batch-size must be between 1 and 10000"
+        );
+        ensure!(
+            (1..=1024).contains(&plan.connections),
+            "--connections must be between 1 and 1024"
+        );
+        ensure!(plan.contacts > 0, "--contacts must be at least 1");
+        ensure!(plan.samples > 0, "--samples must be at least 1");
+        ensure!(
+            plan.rate > 0.0 && plan.rate <= 100_000.0,
+            "--rate must be between 0 and 100000 per second"
+        );
+        ensure!(plan.enrollments > 0, "--enrollments must be at least 1");
+        Ok(plan)
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(&args)?;
+    let (root, temporary) = match &args.data {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "waymark-bench-{}-{}",
+                std::process::id(),
+                api::ingest::random_hex(4)
+            )),
+            true,
+        ),
+    };
+    let figures: Vec<Figure> = match args.only {
+        Some(f) => vec![f],
+        None => Figure::ALL.to_vec(),
+    };
+    let result = run_figures(&plan, &root, &figures).await;
+    if temporary {
+        if let Err(e) = std::fs::remove_dir_all(&root)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("bench: could not remove {}: {e}", root.display());
+        }
+    } else {
+        eprintln!("bench: databases kept in {}", root.display());
+    }
+    result
+}
+
+async fn run_figures(plan: &Plan, root: &Path, figures: &[Figure]) -> anyhow::Result<()> {
+    for &figure in figures {
+        let dir = root.join(figure.dir_name());
+        fresh_dir(&dir)?;
+        let started = Instant::now();
+        match figure {
+            Figure::Ingest => ingest(plan, &dir).await,
+            Figure::Steps => steps(plan, &dir).await,
+            Figure::Latency => latency(plan, &dir).await,
+            Figure::Timers => timers(plan, &dir).await,
+        }
+        .with_context(|| format!("the {} figure failed", figure.dir_name()))?;
+        progress(
+            figure,
+            format!("done in {:.1}s", started.elapsed().as_secs_f64()),
+        );
+    }
+    Ok(())
+}
+
+/// Each figure gets a database of its own, which must not exist yet.
+fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    if let Ok(mut entries) = std::fs::read_dir(dir)
+        && entries.next().is_some()
+    {
+        bail!(
+            "{} is not empty; every figure needs a fresh database (remove it or pick another --data)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+fn progress(figure: Figure, message: impl AsRef<str>) {
+    eprintln!("bench {}: {}", figure.dir_name(), message.as_ref());
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One figure as one JSON line on stdout.
+fn emit(plan: &Plan, bench: &str, value: f64, unit: &str, params: Value) {
+    let mut line = json!({
+        "bench": bench,
+        "value": round(value, 3),
+        "unit": unit,
+        "cores": cores(),
+        "quick": plan.quick,
+    });
+    if let (Some(line), Value::Object(params)) = (line.as_object_mut(), params) {
+        line.extend(params);
+    }
+    println!("{line}");
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Runs a blocking store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// Polls `probe` every `every` until it holds; the result is the time since `since` at which it
+/// was first seen to hold.
+fn watch(
+    since: Instant,
+    every: Duration,
+    probe: impl Fn() -> anyhow::Result<bool> + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<anyhow::Result<f64>> {
+    let probe = Arc::new(probe);
+    tokio::spawn(async move {
+        loop {
+            let p = probe.clone();
+            if blocking(move || (*p)()).await? {
+                return Ok(since.elapsed().as_secs_f64());
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(300))
+        .build()?)
+}
+
+/// The server as `waymark serve` runs it: SQLite store, engine with outbox transports, the API
+/// on a loopback port. Requests go through a real HTTP client.
+struct Harness {
+    db_path: PathBuf,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    engine: Arc<Engine>,
+    secrets: Arc<Secrets>,
+    base: String,
+    http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    async fn start(dir: &Path, clock: Clock) -> anyhow::Result<Self> {
+        let sqlite = SqliteStore::open(dir).context("cannot open the database")?;
+        let db_path = sqlite.path().to_path_buf();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let engine = Engine::start(
+            store.clone(),
+            EngineConfig {
+                clock: clock.clone(),
+                transports: Transports::outbox(),
+            },
+        )?;
+        let secrets = Arc::new(Secrets {
+            admin_token: format!("wm_admin_{}", api::ingest::random_hex(24)),
+            write_key: format!("wm_write_{}", api::ingest::random_hex(16)),
+        });
+        let http = http_client()?;
+        let mut h = Harness {
+            db_path,
+            store,
+            clock,
+            engine,
+            secrets,
+            base: String::new(),
+            http,
+            shutdown: None,
+            server: None,
+        };
+        h.serve().await?;
+        Ok(h)
+    }
+
+    /// Serves the API for the current engine, exactly as `waymark serve` does.
+    async fn serve(&mut self) -> anyhow::Result<()> {
+        let state = AppState {
+            engine: self.engine.clone(),
+            secrets: self.secrets.clone(),
+            metrics: None,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        self.base = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.server = Some(tokio::spawn(async move {
+            let served = axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                eprintln!("bench: the HTTP server failed: {e}");
+            }
+        }));
+        Ok(())
+    }
+
+    async fn stop_server(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            // Idle keep-alive connections of the client would hold a graceful shutdown open.
+            self.http = http_client()?;
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .context("the HTTP server did not stop")??;
+        }
+        Ok(())
+    }
+
+    /// Stops the engine's loop and dispatcher after their current batch. The intake (and so
+    /// the tracking API) keeps accepting events; nothing processes them until `restart`.
+    async fn stop_engine(&self) -> anyhow::Result<()> {
+        let engine = self.engine.clone();
+        blocking(move || {
+            engine.stop();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts a fresh engine (same store, same clock) and serves the API for it.
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop_server().await?;
+        self.stop_engine().await?;
+        self.engine = Engine::start(
+            self.store.clone(),
+            EngineConfig {
+                clock: self.clock.clone(),
+                transports: Transports::outbox(),
+            },
+        )?;
+        self.serve().await
+    }
+
+    async fn finish(mut self) -> anyhow::Result<()> {
+        self.stop_server().await?;
+        self.stop_engine().await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(path))
+            .bearer_auth(&self.secrets.admin_token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        json_of(resp, &format!("{method} {path}")).await
+    }
+
+    /// Creates the journey (with its templates) through the API and publishes it.
+    async fn publish(&self, doc: &Value) -> anyhow::Result<()> {
+        let id = doc["id"].as_str().context("journey without id")?;
+        let draft = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/v1/journeys/{id}"),
+                Some(doc),
+            )
+            .await?;
+        ensure!(
+            draft["valid"] == json!(true),
+            "the bench journey `{id}` is not valid: {}",
+            draft["errors"]
+        );
+        let live = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/journeys/{id}/publish"),
+                None,
+            )
+            .await?;
+        ensure!(
+            live["status"] == json!("live"),
+            "journey `{id}` did not go live: {live}"
+        );
+        Ok(())
+    }
+
+    async fn stats(&self, id: &str) -> anyhow::Result<Value> {
+        self.admin(
+            reqwest::Method::GET,
+            &format!("/v1/journeys/{id}/stats"),
+            None,
+        )
+        .await
+    }
+
+    async fn run_until_idle(&self) -> anyhow::Result<()> {
+        self.engine.run_until_idle().await?;
+        Ok(())
+    }
+}
+
+async fn json_of(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let text = resp.text().await.with_context(|| what.to_string())?;
+    if !status.is_success() {
+        bail!("{what}: HTTP {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{what}: the answer is not JSON: {text}"))
+}
+
+/// Sum of `entered` over a stats document's nodes, and one node's counters.
+fn entered_sum(stats: &Value) -> i64 {
+    nodes(stats)
+        .map(|n| n["entered"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+fn nodes(stats: &Value) -> impl Iterator<Item = &Value> {
+    stats["nodes"].as_array().into_iter().flatten()
+}
+
+fn node_counter(stats: &Value, node: &str, counter: &str) -> i64 {
+    nodes(stats)
+        .find(|n| n["node"] == json!(node))
+        .and_then(|n| n[counter].as_i64())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events as a Segment client sends them.
+
+fn identify_json(prefix: &str, i: usize) -> String {
+    format!(
+        r#"{{"type":"identify","userId":"{prefix}-{i}","messageId":"{prefix}-identify-{i}","traits":{{"email":"{prefix}-{i}@example.com","first_name":"Ada{i}","plan":"pro"}}}}"#
+    )
+}
+
+fn track_json(prefix: &str, i: usize, event: &str, timestamp: &str) -> String {
+    format!(
+        r#"{{"type":"track","userId":"{prefix}-{i}","event":"{event}","messageId":"{prefix}-track-{i}","timestamp":"{timestamp}","properties":{{"plan":"pro","source":"bench","value":{}}},"context":{{"library":{{"name":"waymark-bench","version":"{}"}}}}}}"#,
+        i % 100,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `{"batch":[...]}` bodies of `batch` events each.
+fn batch_bodies(total: usize, batch: usize, event: impl Fn(usize) -> String) -> Vec<String> {
+    (0..total)
+        .step_by(batch)
+        .map(|start| {
+            let end = (start + batch).min(total);
+            let mut body = String::with_capacity((end - start) * 300 + 16);
+            body.push_str(r#"{"batch":["#);
+            for i in start..end {
+                if i > start {
+                    body.push(',');
+                }
+                body.push_str(&event(i));
+            }
+            body.push_str("]}");
+            body
+        })
+        .collect()
+}
+
+struct BatchRun {
+    accepted: u64,
+    duplicates: u64,
+    /// From the first request to the last 200 answer.
+    seconds: f64,
+    request_ms: Vec<f64>,
+}
+
+/// Sends the bodies through POST /v1/batch over `connections` concurrent connections and
+/// checks that every one was answered 200.
+async fn post_batches(
+    h: &Harness,
+    bodies: Vec<String>,
+    connections: usize,
+) -> anyhow::Result<BatchRun> {
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = h.url("/v1/batch");
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections.min(bodies.len()) {
+        let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
+        let http = h.http.clone();
+        let key = h.secrets.write_key.clone();
+        tasks.spawn(async move {
+            let mut accepted = 0u64;
+            let mut duplicates = 0u64;
+            let mut request_ms = Vec::new();
+            let mut last = started;
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(b) else { break };
+                let sent = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .basic_auth(&key, Some(""))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .context("POST /v1/batch")?;
+                let answer = json_of(resp, "POST /v1/batch").await?;
+                last = Instant::now();
+                request_ms.push((last - sent).as_secs_f64() * 1e3);
+                accepted += answer["accepted"].as_u64().context("no `accepted` count")?;
+                duplicates += answer["duplicates"].as_u64().unwrap_or(0);
+            }
+            Ok::<_, anyhow::Error>((accepted, duplicates, request_ms, last))
+        });
+    }
+    let mut run = BatchRun {
+        accepted: 0,
+        duplicates: 0,
+        seconds: 0.0,
+        request_ms: Vec::new(),
+    };
+    let mut last = started;
+    while let Some(done) = tasks.join_next().await {
+        let (accepted, duplicates, request_ms, at) = done??;
+        run.accepted += accepted;
+        run.duplicates += duplicates;
+        run.request_ms.extend(request_ms);
+        last = last.max(at);
+    }
+    run.seconds = (last - started).as_secs_f64();
+    Ok(run)
+}
+
+/// Ingests events that the figure needs but does not time, and checks they were all accepted.
+async fn ingest_untimed(
+    h: &Harness,
+    total: usize,
+    event: impl Fn(usize) -> String,
+) -> anyhow::Result<()> {
+    let run = post_batches(h, batch_bodies(total, 500, event), 8).await?;
+    ensure!(
+        run.accepted == total as u64 && run.duplicates == 0,
+        "{} of {total} events accepted ({} duplicates)",
+        run.accepted,
+        run.duplicates
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. ingest_events_per_second
+
+async fn ingest(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let figure = Figure::Ingest;
+    let h = Harness::start(dir, Clock::System).await?;
+    let timestamp = Timestamp::now().to_string();
+    let run_id = api::ingest::random_hex(4);
+    let prefix = format!("ingest-{run_id}");
+    let bodies = batch_bodies(plan.events, plan.batch_size, |i| {
+        track_json(&prefix, i, "Product Viewed", &timestamp)
+    });
+    progress(
+        figure,
+        format!(
+            "{} events in {} batches over {} connections",
+            plan.events,
+            bodies.len(),
+            plan.connections
+        ),
+    );
+    let run = post_batches(&h, bodies, plan.connections).await?;
+    // How far the engine (running as in production) got meanwhile.
+    let store = h.store.clone();
+    let pending = blocking(move || Ok(store.pending_event_count()?)).await?;
+    ensure!(
+        run.accepted == plan.events as u64 && run.duplicates == 0,
+        "only {} of {} events were accepted ({} duplicates)",
+        run.accepted,
+        plan.events,
+        run.duplicates
+    );
+    let requests = sorted(run.request_ms);
+    emit(
+        plan,
+        "ingest_events_per_second",
+        plan.events as f64 / run.seconds,
+        "events/s",
+        json!({
+            "events": plan.events,
+            "batch_size": plan.batch_size,
+            "connections": plan.connections,
+            "seconds": round(run.seconds, 3),
+            "request_p50_ms": round(percentile(&requests, 50.0), 2),
+            "request_p99_ms": round(percentile(&requests, 99.0), 2),
+            "processed_by_engine_meanwhile": plan.events as i64 - pending,
+            "target": 20_000,
+        }),
+    );
+    h.finish().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. journey_steps_per_second
+
+fn email_template(id: &str, subject: &str, line: &str) -> Value {
+    json!({
+        "id": id,
+        "channel": "email",
+        "subject": subject,
+        "html": format!("<h1>Hi {{{{ contact.first_name | default: \"there\" }}}},</h1><p>{line}</p><p>Your plan: {{{{ event.plan | default: \"free\" }}}}</p>"),
+        "text": format!("Hi {{{{ contact.first_name | default: \"there\" }}}}, {line} Your plan: {{{{ event.plan | default: \"free\" }}}}"),
+    })
+}
+
+const STEPS_JOURNEY: &str = "bench-welcome";
+
+async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let figure = Figure::Steps;
+    let n = plan.contacts;
+    let start = Timestamp::now();
+    let mut h = Harness::start(dir, Clock::simulated(start)).await?;
+    h.publish(&json!({
+        "id": STEPS_JOURNEY,
+        "name": "Bench: welcome series",
+        "entry": { "reentry": "once" },
+        "nodes": [
+            { "id": "signed-up", "type": "trigger", "event": "Signed Up" },
+            { "id": "welcome", "type": "send_email", "template": "bench-welcome" },
+            { "id": "wait-1d", "type": "delay", "duration": "1d" },
+            { "id": "tips", "type": "send_email", "template": "bench-tips" },
+        ],
+        "edges": [
+            { "from": "signed-up", "to": "welcome" },
+            { "from": "welcome", "to": "wait-1d" },
+            { "from": "wait-1d", "to": "tips" },
+        ],
+        "templates": [
+            email_template("bench-welcome", "Welcome, {{ contact.first_name | default: 'friend' }}!", "Your account is ready."),
+            email_template("bench-tips", "Three things to try first", "Here is what our happiest customers do first."),
+        ],
+    }))
+    .await?;
+
+    // Contacts with an email address (not timed).
+    progress(figure, format!("creating {n} contacts (not timed)"));
+    ingest_untimed(&h, n, |i| identify_json("steps", i)).await?;
+    h.run_until_idle().await?;
+
+    // A backlog of trigger events, accepted while the engine is stopped (not timed).
+    h.stop_engine().await?;
+    let timestamp = start.to_string();
+    ingest_untimed(&h, n, |i| track_json("steps", i, "Signed Up", &timestamp)).await?;
+    let store = h.store.clone();
+    let backlog = blocking(move || Ok(store.pending_event_count()?)).await?;
+    ensure!(
+        backlog == n as i64,
+        "expected a backlog of {n} events, found {backlog}"
+    );
+
+    // Timed: a fresh engine works through the backlog and delivers what it sends.
+    h.stop_server().await?;
+    progress(figure, format!("processing {n} trigger events (timed)"));
+    let started = Instant::now();
+    h.restart().await?;
+    let store = h.store.clone();
+    let processed = watch(started, Duration::from_millis(5), move || {
+        Ok(store.pending_event_count()? == 0)
+    });
+    h.run_until_idle().await?;
+    let event_phase = started.elapsed().as_secs_f64();
+    let events_processed = processed.await??;
+    let after_events = h.stats(STEPS_JOURNEY).await?;
+    let event_steps = entered_sum(&after_events);
+    ensure!(
+        event_steps == 3 * n as i64,
+        "expected {} steps after the trigger events, counted {event_steps}: {after_events}",
+        3 * n
+    );
+    ensure!(
+        node_counter(&after_events, "welcome", "sent") == n as i64,
+        "not every welcome email was sent: {after_events}"
+    );
+
+    // Timed: a day later every contact's timer fires and the second email goes out.
+    progress(figure, format!("advancing 1 day: {n} timers (timed)"));
+    let started = Instant::now();
+    let path = h.db_path.clone();
+    let fired = watch(started, Duration::from_millis(5), move || {
+        no_timer_left(&path)
+    });
+    h.engine.advance(86_400).await?;
+    let timer_phase = started.elapsed().as_secs_f64();
+    let timers_fired = tokio::time::timeout(Duration::from_secs(10), fired)
+        .await
+        .context("timers still waiting after the advance")???;
+    let done = h.stats(STEPS_JOURNEY).await?;
+    let steps = entered_sum(&done);
+    ensure!(
+        steps == 4 * n as i64,
+        "expected {} steps in all, counted {steps}: {done}",
+        4 * n
+    );
+    let sent = node_counter(&done, "welcome", "sent") + node_counter(&done, "tips", "sent");
+    ensure!(
+        sent == 2 * n as i64,
+        "expected {} emails sent, counted {sent}: {done}",
+        2 * n
+    );
+    ensure!(
+        done["completed"] == json!(n),
+        "expected {n} completed enrollments: {done}"
+    );
+    let seconds = event_phase + timer_phase;
+    emit(
+        plan,
+        "journey_steps_per_second",
+        steps as f64 / seconds,
+        "steps/s",
+        json!({
+            "contacts": n,
+            "steps": steps,
+            "messages_sent": sent,
+            "seconds": round(seconds, 3),
+            "events_processed_seconds": round(events_processed, 3),
+            "event_phase_seconds": round(event_phase, 3),
+            "event_phase_steps": event_steps,
+            "timer_phase_seconds": round(timer_phase, 3),
+            "timer_phase_steps": steps - event_steps,
+            "timers_fired_seconds": round(timers_fired, 3),
+            "processing_steps_per_second": round(steps as f64 / (events_processed + timers_fired), 1),
+            "journey": "trigger > send_email > delay 1d > send_email",
+            "clock": "simulated",
+            "target": 10_000,
+        }),
+    );
+    h.finish().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. trigger_to_send_latency
+
+const LATENCY_JOURNEY: &str = "bench-latency";
+
+async fn latency(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let figure = Figure::Latency;
+    let n = plan.samples;
+    let h = Harness::start(dir, Clock::System).await?;
+    h.publish(&json!({
+        "id": LATENCY_JOURNEY,
+        "name": "Bench: instant welcome",
+        "entry": { "reentry": "once" },
+        "nodes": [
+            { "id": "signed-up", "type": "trigger", "event": "Signed Up" },
+            { "id": "welcome", "type": "send_email", "template": "bench-instant" },
+        ],
+        "edges": [ { "from": "signed-up", "to": "welcome" } ],
+        "templates": [
+            email_template("bench-instant", "Welcome, {{ contact.first_name | default: 'friend' }}!", "Your account is ready."),
+        ],
+    }))
+    .await?;
+    progress(figure, format!("creating {n} contacts (not timed)"));
+    ingest_untimed(&h, n, |i| identify_json("latency", i)).await?;
+    let store = h.store.clone();
+    watch(Instant::now(), Duration::from_millis(5), move || {
+        Ok(store.pending_event_count()? == 0)
+    })
+    .await??;
+
+    progress(
+        figure,
+        format!("{n} trigger events at {}/s, one per request", plan.rate),
+    );
+    let url = h.url("/v1/track");
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        ticker.tick().await;
+        let (http, url) = (h.http.clone(), url.clone());
+        let key = h.secrets.write_key.clone();
+        tasks.spawn(async move {
+            let body = format!(
+                r#"{{"userId":"latency-{i}","event":"Signed Up","messageId":"latency-track-{i}","properties":{{"plan":"pro"}}}}"#
+            );
+            let wall = Timestamp::now();
+            let sent = Instant::now();
+            let resp = http
+                .post(&url)
+                .basic_auth(&key, Some(""))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await
+                .context("POST /v1/track")?;
+            let answer = json_of(resp, "POST /v1/track").await?;
+            let ack_ms = sent.elapsed().as_secs_f64() * 1e3;
+            ensure!(
+                answer["accepted"] == json!(1),
+                "event {i} not accepted: {answer}"
+            );
+            Ok::<_, anyhow::Error>((format!("latency-{i}"), wall, ack_ms))
+        });
+    }
+    let mut started: HashMap<String, Timestamp> = HashMap::new();
+    let mut acks = Vec::with_capacity(n);
+    while let Some(done) = tasks.join_next().await {
+        let (user, wall, ack_ms) = done??;
+        started.insert(user, wall);
+        acks.push(ack_ms);
+    }
+    // Everything processed and delivered.
+    let store = h.store.clone();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        watch(Instant::now(), Duration::from_millis(10), move || {
+            Ok(store.pending_event_count()? == 0 && store.next_message_attempt_at()?.is_none())
+        }),
+    )
+    .await
+    .context("the messages were not all sent within 2 minutes")???;
+
+    let store = h.store.clone();
+    let messages = blocking(move || {
+        let mut all: Vec<MessageRow> = Vec::new();
+        loop {
+            let page = store.messages(&MessageQuery {
+                journey_id: Some(LATENCY_JOURNEY.into()),
+                limit: 1000,
+                after_id: all.last().map_or(0, |m| m.id),
+                ..Default::default()
+            })?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    })
+    .await?;
+    ensure!(
+        messages.len() == n,
+        "expected {n} messages, found {}",
+        messages.len()
+    );
+    let mut latencies = Vec::with_capacity(n);
+    for m in &messages {
+        ensure!(
+            m.status == "sent",
+            "message {} is {}: {:?}",
+            m.id,
+            m.status,
+            m.error
+        );
+        let user = m.user_id.as_deref().unwrap_or_default();
+        let wall = started
+            .get(user)
+            .with_context(|| format!("a message for an unknown user `{user}`"))?;
+        let sent_at = m.sent_at.context("a sent message without sent_at")?;
+        latencies.push(sent_at.duration_since(*wall).as_secs_f64() * 1e3);
+    }
+    let latencies = sorted(latencies);
+    let acks = sorted(acks);
+    let params = json!({
+        "samples": n,
+        "rate_per_second": plan.rate,
+        "max_ms": round(latencies[latencies.len() - 1], 2),
+        "ack_p50_ms": round(percentile(&acks, 50.0), 2),
+        "ack_p99_ms": round(percentile(&acks, 99.0), 2),
+        "measured": "message sent_at (ms resolution) minus the wall time just before the request",
+        "clock": "system",
+        "transport": "outbox",
+        "target_p99": 100,
+    });
+    for (name, p) in [
+        ("trigger_to_send_latency_p50_ms", 50.0),
+        ("trigger_to_send_latency_p99_ms", 99.0),
+    ] {
+        emit(plan, name, percentile(&latencies, p), "ms", params.clone());
+    }
+    h.finish().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. waiting_enrollments_bytes_per_enrollment and fire_all_due_seconds
+
+const TIMERS_JOURNEY: &str = "bench-reminder";
+/// Contacts per intake append (each contributes an identify and a track event).
+const SETUP_CHUNK: usize = 5_000;
+const SETUP_IN_FLIGHT: usize = 4;
+
+async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let figure = Figure::Timers;
+    let n = plan.enrollments;
+    let start = Timestamp::now();
+    let h = Harness::start(dir, Clock::simulated(start)).await?;
+    h.publish(&json!({
+        "id": TIMERS_JOURNEY,
+        "name": "Bench: reminder after an hour",
+        "entry": { "reentry": "once" },
+        "nodes": [
+            { "id": "signed-up", "type": "trigger", "event": "Signed Up" },
+            { "id": "wait-1h", "type": "delay", "duration": "1h" },
+            { "id": "reminder", "type": "send_email", "template": "bench-reminder" },
+        ],
+        "edges": [
+            { "from": "signed-up", "to": "wait-1h" },
+            { "from": "wait-1h", "to": "reminder" },
+        ],
+        "templates": [
+            email_template("bench-reminder", "Did you get started, {{ contact.first_name | default: 'friend' }}?", "Here is how to get started."),
+        ],
+    }))
+    .await?;
+
+    // Setup: n contacts identify and sign up. Events are parsed as the API parses them and
+    // handed to the intake in big chunks; the engine processes them as they commit.
+    progress(
+        figure,
+        format!("setup: {n} contacts sign up ({} events)", 2 * n),
+    );
+    let setup_started = Instant::now();
+    let mut appends = tokio::task::JoinSet::new();
+    let mut appended = 0usize;
+    let mut reported = 0usize;
+    for chunk_start in (0..n).step_by(SETUP_CHUNK) {
+        let chunk_end = (chunk_start + SETUP_CHUNK).min(n);
+        let now = h.clock.now();
+        let events = blocking(move || setup_events(chunk_start..chunk_end, now)).await?;
+        while appends.len() >= SETUP_IN_FLIGHT {
+            appended += appends.join_next().await.context("append task")???;
+        }
+        let intake = h.engine.intake().clone();
+        appends.spawn(async move {
+            let total = events.len();
+            let fresh = intake.append(events).await?;
+            let new = fresh.iter().filter(|f| **f).count();
+            ensure!(new == total, "{new} of {total} events were new");
+            Ok::<_, anyhow::Error>(total)
+        });
+        if appended >= reported + 200_000 {
+            reported = appended;
+            progress(
+                figure,
+                format!(
+                    "setup: {appended} events accepted after {:.0}s",
+                    setup_started.elapsed().as_secs_f64()
+                ),
+            );
+        }
+    }
+    while let Some(done) = appends.join_next().await {
+        appended += done??;
+    }
+    ensure!(appended == 2 * n, "{appended} of {} events accepted", 2 * n);
+    progress(
+        figure,
+        format!(
+            "setup: all {appended} events accepted after {:.0}s; processing",
+            setup_started.elapsed().as_secs_f64()
+        ),
+    );
+    let store = h.store.clone();
+    let reporter = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            let s = store.clone();
+            if let Ok(pending) = blocking(move || Ok(s.pending_event_count()?)).await {
+                progress(figure, format!("setup: {pending} events still to process"));
+            }
+        }
+    });
+    let settled = h.run_until_idle().await;
+    reporter.abort();
+    settled?;
+    let setup_seconds = setup_started.elapsed().as_secs_f64();
+
+    let store = h.store.clone();
+    let gauges = blocking(move || Ok(store.gauges()?)).await?;
+    ensure!(
+        gauges.timers_waiting == n as i64
+            && gauges.enrollments_active == n as i64
+            && gauges.events_pending == 0,
+        "expected {n} enrollments waiting on a timer, found {gauges:?}"
+    );
+    let stats_started = Instant::now();
+    let stats = h.stats(TIMERS_JOURNEY).await?;
+    let stats_ms = stats_started.elapsed().as_secs_f64() * 1e3;
+    ensure!(
+        node_counter(&stats, "wait-1h", "waiting") == n as i64,
+        "expected {n} enrollments waiting at wait-1h: {stats}"
+    );
+    let store = h.store.clone();
+    let wake_started = Instant::now();
+    let next_wake = blocking(move || Ok(store.next_wake_at()?)).await?;
+    let next_wake_ms = wake_started.elapsed().as_secs_f64() * 1e3;
+    ensure!(next_wake.is_some(), "no timer is waiting after the setup");
+
+    // Disk: checkpoint the WAL into the database file first, so the figure is the steady size.
+    let path = h.db_path.clone();
+    let tables = blocking(move || checkpoint_and_measure(&path)).await?;
+    let store = h.store.clone();
+    let total_bytes = blocking(move || Ok(store.disk_bytes()?)).await?;
+    let enrollment_bytes: u64 = tables
+        .iter()
+        .filter(|(name, _)| name.starts_with("enrollments"))
+        .map(|(_, b)| b)
+        .sum();
+    emit(
+        plan,
+        "waiting_enrollments_bytes_per_enrollment",
+        total_bytes as f64 / n as f64,
+        "bytes",
+        json!({
+            "enrollments": n,
+            "total_bytes": total_bytes,
+            "total_mb": round(total_bytes as f64 / 1e6, 1),
+            "enrollments_table_and_index_bytes": enrollment_bytes,
+            "bytes_by_table": tables,
+            "measured": "database files after PRAGMA wal_checkpoint(TRUNCATE); includes the contacts, their identify and track events and the step log",
+            "setup_seconds": round(setup_seconds, 1),
+            "stats_request_ms": round(stats_ms, 1),
+            "next_wake_at_query_ms": round(next_wake_ms, 2),
+            "target_total_mb": 200,
+        }),
+    );
+
+    // Fire: one simulated hour later every timer is due at once.
+    progress(figure, format!("advancing 1 hour: {n} timers due (timed)"));
+    let started = Instant::now();
+    let path = h.db_path.clone();
+    let fired = watch(started, Duration::from_millis(50), move || {
+        // Every timer fired and its message written to the outbox.
+        no_timer_left(&path)
+    });
+    let store = h.store.clone();
+    let reporter = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let s = store.clone();
+            if let Ok(g) = blocking(move || Ok(s.gauges()?)).await {
+                progress(
+                    figure,
+                    format!(
+                        "fire: {} timers waiting, {} messages queued after {:.0}s",
+                        g.timers_waiting,
+                        g.messages_queued,
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+            }
+        }
+    });
+    let advanced = h.engine.advance(3_600).await;
+    let seconds = started.elapsed().as_secs_f64();
+    reporter.abort();
+    advanced?;
+    let fired_seconds = tokio::time::timeout(Duration::from_secs(10), fired)
+        .await
+        .context("timers still waiting after the advance")???;
+
+    let path = h.db_path.clone();
+    let by_status = blocking(move || message_counts(&path)).await?;
+    let sent = by_status.get("sent").copied().unwrap_or(0);
+    ensure!(
+        sent == n as i64 && by_status.values().sum::<i64>() == n as i64,
+        "expected {n} sent messages, found {by_status:?}"
+    );
+    let stats = h.stats(TIMERS_JOURNEY).await?;
+    ensure!(
+        node_counter(&stats, "reminder", "sent") == n as i64 && stats["completed"] == json!(n),
+        "expected {n} completed enrollments and sent reminders: {stats}"
+    );
+    emit(
+        plan,
+        "fire_all_due_seconds",
+        seconds,
+        "s",
+        json!({
+            "enrollments": n,
+            "messages_sent": sent,
+            "timers_fired_seconds": round(fired_seconds, 3),
+            "timers_per_second": round(n as f64 / fired_seconds, 1),
+            "delivered_per_second": round(n as f64 / seconds, 1),
+            "measured": "engine.advance(3600) on a simulated clock: fire every timer, render and write each message, deliver it (outbox)",
+            "setup_seconds": round(setup_seconds, 1),
+        }),
+    );
+    h.finish().await
+}
+
+/// Identify (with an email address) and `Signed Up` for each contact, parsed at the edge as
+/// the tracking API parses them.
+fn setup_events(range: std::ops::Range<usize>, now: Timestamp) -> anyhow::Result<Vec<NewEvent>> {
+    let mut events = Vec::with_capacity(2 * range.len());
+    let timestamp = now.to_string();
+    for i in range.clone() {
+        events.push(parse(&identify_json("timers", i), now)?);
+    }
+    for i in range {
+        events.push(parse(
+            &track_json("timers", i, "Signed Up", &timestamp),
+            now,
+        )?);
+    }
+    Ok(events)
+}
+
+fn parse(text: &str, now: Timestamp) -> anyhow::Result<NewEvent> {
+    let value: Value = serde_json::from_str(text)?;
+    api::ingest::parse_call(&value, None, "", now)
+        .map_err(|e| anyhow::anyhow!("invalid bench event ({}: {}): {text}", e.field, e.message))
+}
+
+fn open_db(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(60))?;
+    Ok(conn)
+}
+
+/// Checkpoints the WAL into the database (and truncates it), then returns the bytes of each
+/// table and index, largest first (from SQLite's `dbstat`), plus free pages.
+fn checkpoint_and_measure(path: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+    let conn = open_db(path)?;
+    for attempt in 0.. {
+        let (busy, _, _): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if busy == 0 {
+            break;
+        }
+        ensure!(attempt < 100, "the WAL checkpoint stayed busy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stmt = conn
+        .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY SUM(pgsize) DESC")?;
+    let tables: Vec<(String, u64)> = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let free: i64 = conn.query_row(
+        "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size",
+        [],
+        |r| r.get(0),
+    )?;
+    // Empty tables and indexes (one page each) in one line.
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let (small, mut tables): (Vec<_>, Vec<_>) =
+        tables.into_iter().partition(|(_, b)| *b <= page as u64);
+    if !small.is_empty() {
+        tables.push((
+            format!("({} single-page tables and indexes)", small.len()),
+            small.iter().map(|(_, b)| b).sum(),
+        ));
+    }
+    if free > 0 {
+        tables.push(("(free pages)".into(), free as u64));
+    }
+    Ok(tables)
+}
+
+/// True when no enrollment is waiting on a timer (uses the partial index on `wake_at`).
+fn no_timer_left(path: &Path) -> anyhow::Result<bool> {
+    let waiting: i64 = open_db(path)?.query_row(
+        "SELECT EXISTS (SELECT 1 FROM enrollments WHERE wake_at IS NOT NULL)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(waiting == 0)
+}
+
+fn message_counts(path: &Path) -> anyhow::Result<BTreeMap<String, i64>> {
+    let conn = open_db(path)?;
+    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM messages GROUP BY status")?;
+    let counts = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(counts)
 }

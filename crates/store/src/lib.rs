@@ -135,7 +135,8 @@ pub trait Store: Send + Sync + 'static {
     /// Queued messages whose next attempt is due, oldest first.
     fn due_messages(&self, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>>;
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>>;
-    fn finish_message(&self, id: i64, outcome: &DeliveryOutcome, now: Timestamp) -> Result<()>;
+    /// Records the outcomes of delivery attempts, all in one transaction.
+    fn finish_messages(&self, outcomes: &[(i64, DeliveryOutcome)], now: Timestamp) -> Result<()>;
 
     // Contacts and lists.
     fn contact(&self, id: i64) -> Result<ContactDetail>;

@@ -30,6 +30,39 @@ pub(crate) fn template_row(tx: &Transaction<'_>, id: &str) -> Result<Option<Stor
     .transpose()
 }
 
+fn finish_one(
+    tx: &Transaction<'_>,
+    id: i64,
+    outcome: &DeliveryOutcome,
+    now: Timestamp,
+) -> Result<()> {
+    let (status, error, next, stat) = match outcome {
+        DeliveryOutcome::Sent => ("sent", None, None, Some("sent")),
+        DeliveryOutcome::Retry { error, at } => {
+            ("queued", Some(error.as_str()), Some(ms(*at)), None)
+        }
+        DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
+    };
+    let changed = tx
+                .prepare_cached(
+                    "UPDATE messages SET status = ?2, error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
+                            sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END
+                     WHERE id = ?1 AND status = 'queued'",
+                )?
+                .execute(params![id, status, error, next, ms(now)])?;
+    if changed == 1
+        && let Some(column) = stat
+    {
+        tx.prepare_cached(&format!(
+                        "INSERT INTO node_stats (journey_id, node, {column})
+                         SELECT journey_id, node, 1 FROM messages WHERE id = ?1 AND journey_id IS NOT NULL
+                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
+                    ))?
+                    .execute([id])?;
+    }
+    Ok(())
+}
+
 const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
      m.channel, m.recipient, m.subject, m.html, m.text, m.status, m.error, m.attempts, m.next_attempt_at, m.created_at,
      m.sent_at, m.opened_at, m.clicked_at";
@@ -184,29 +217,12 @@ impl Store for SqliteStore {
         Ok(v.map(ts))
     }
 
-    fn finish_message(&self, id: i64, outcome: &DeliveryOutcome, now: Timestamp) -> Result<()> {
+    fn finish_messages(&self, outcomes: &[(i64, DeliveryOutcome)], now: Timestamp) -> Result<()> {
+        // One transaction (one fsync) for a whole dispatch round.
         self.write(|tx| {
-            let (status, error, next, stat) = match outcome {
-                DeliveryOutcome::Sent => ("sent", None, None, Some("sent")),
-                DeliveryOutcome::Retry { error, at } => ("queued", Some(error.as_str()), Some(ms(*at)), None),
-                DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
-            };
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE messages SET status = ?2, error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
-                            sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END
-                     WHERE id = ?1 AND status = 'queued'",
-                )?
-                .execute(params![id, status, error, next, ms(now)])?;
-            if changed == 1
-                && let Some(column) = stat {
-                    tx.prepare_cached(&format!(
-                        "INSERT INTO node_stats (journey_id, node, {column})
-                         SELECT journey_id, node, 1 FROM messages WHERE id = ?1 AND journey_id IS NOT NULL
-                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
-                    ))?
-                    .execute([id])?;
-                }
+            for (id, outcome) in outcomes {
+                finish_one(tx, *id, outcome, now)?;
+            }
             Ok(())
         })
     }

@@ -29,6 +29,9 @@ pub(crate) fn ts(ms: i64) -> Timestamp {
 pub struct SqliteStore {
     path: PathBuf,
     pool: Mutex<Vec<Connection>>,
+    /// Writers of this process queue here rather than in SQLite's busy handler, which sleeps
+    /// up to 100 ms at a time however soon the lock is free.
+    writer: Mutex<()>,
 }
 
 pub(crate) struct Pooled<'a> {
@@ -67,6 +70,7 @@ impl SqliteStore {
         let store = SqliteStore {
             path: dir.join("waymark.db"),
             pool: Mutex::new(Vec::new()),
+            writer: Mutex::new(()),
         };
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
@@ -114,6 +118,7 @@ impl SqliteStore {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.conn()?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -151,6 +156,7 @@ impl SqliteStore {
         work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>,
     ) -> Result<()> {
         let mut conn = self.conn()?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut engine_tx = tx::SqliteTx { tx: &tx };

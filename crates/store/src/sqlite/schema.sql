@@ -100,7 +100,8 @@ CREATE TABLE enrollments (
 );
 CREATE INDEX enrollments_contact ON enrollments (contact_id, journey_id);
 CREATE INDEX enrollments_wake ON enrollments (wake_at) WHERE wake_at IS NOT NULL;
-CREATE INDEX enrollments_active_node ON enrollments (journey_id, node) WHERE status = 'active';
+-- Serves the per-journey counts by status and the "waiting now" count per node.
+CREATE INDEX enrollments_journey ON enrollments (journey_id, status, node);
 
 -- What each step did, for the contact timeline.
 CREATE TABLE steps (
