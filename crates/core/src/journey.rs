@@ -116,6 +116,9 @@ pub enum NodeKind {
     RemoveFromList(ListNode),
     /// Ends the enrollment.
     Exit(ExitNode),
+    /// Calls an HTTP endpoint with a JSON body built with Liquid, signed with the
+    /// installation's webhook secret; delivered through the outbox with retries.
+    Webhook(WebhookNode),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -177,6 +180,53 @@ pub struct ListNode {
 #[serde(deny_unknown_fields)]
 pub struct ExitNode {}
 
+/// Default timeout of a webhook call.
+pub const WEBHOOK_DEFAULT_TIMEOUT: &str = "10s";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNode {
+    /// An `http` or `https` URL. Loopback, private and link-local addresses are refused unless
+    /// the host is allowed with `--webhook-allow-host`.
+    pub url: String,
+    #[serde(default)]
+    pub method: WebhookMethod,
+    /// Extra request headers (the `X-Waymark-*` headers and `Content-Type` are set by Waymark).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A Liquid template producing JSON, with `contact`, `event` and `journey` (the `json`
+    /// filter encodes a value as JSON). Default: `{"contact": ..., "event": ..., "journey": ...}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// How long to wait for the answer, e.g. `5s` (default `10s`, at most `60s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+impl WebhookNode {
+    /// The timeout as written, or the default.
+    pub fn timeout_text(&self) -> &str {
+        self.timeout.as_deref().unwrap_or(WEBHOOK_DEFAULT_TIMEOUT)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WebhookMethod {
+    #[default]
+    Post,
+    Put,
+}
+
+impl WebhookMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Post => "POST",
+            WebhookMethod::Put => "PUT",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Edge {
@@ -215,8 +265,9 @@ impl Channel {
     }
 }
 
-/// A message template: Liquid in every field. Email uses `subject`, `html` and/or `text`; SMS
-/// uses `body`.
+/// A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or
+/// `text` (MJML or HTML, not both; a missing `text` is generated from the HTML); SMS uses
+/// `body`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDefinition {
@@ -228,6 +279,9 @@ pub struct TemplateDefinition {
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// MJML, rendered to HTML after Liquid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mjml: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +301,7 @@ impl NodeKind {
             NodeKind::AddToList(_) => "add_to_list",
             NodeKind::RemoveFromList(_) => "remove_from_list",
             NodeKind::Exit(_) => "exit",
+            NodeKind::Webhook(_) => "webhook",
         }
     }
 

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 
 use crate::event::EventRecord;
 use crate::filter::{Condition, Engagement, filter_matches};
-use crate::journey::{Channel, ExitEvent, Journey, NodeKind, Reentry, WaitForEventNode};
+use crate::journey::{
+    Channel, ExitEvent, Journey, NodeKind, Reentry, WaitForEventNode, WebhookNode,
+};
 
 /// More node visits than this in one step means a journey bug; the enrollment is ended
 /// instead of looping. Validation rejects cycles without a wait, so this is a backstop.
@@ -90,6 +92,13 @@ pub enum Effect {
         node: String,
         template: String,
         /// `enrollment:node:visit`: stable across retries of the same step.
+        idempotency_key: String,
+    },
+    /// An HTTP call, written to the outbox (channel `webhook`) with the step.
+    Webhook {
+        node: String,
+        webhook: WebhookNode,
+        /// `enrollment:node:visit`, as for sends.
         idempotency_key: String,
     },
     SetTraits(Map<String, Value>),
@@ -482,6 +491,17 @@ impl Run<'_> {
                 }
                 NodeKind::RemoveFromList(l) => {
                     self.effects.push(Effect::RemoveFromList(l.list.clone()));
+                    "next"
+                }
+                NodeKind::Webhook(w) => {
+                    self.effects.push(Effect::Webhook {
+                        node: next.to_string(),
+                        webhook: w.clone(),
+                        idempotency_key: format!(
+                            "{}:{}:{}",
+                            self.enrollment.id, next, self.enrollment.visits
+                        ),
+                    });
                     "next"
                 }
                 NodeKind::Exit(_) => {

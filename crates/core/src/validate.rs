@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::duration::Duration;
 use crate::filter::{Condition, Filter, Predicate};
-use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry};
+use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry, WebhookNode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
@@ -150,6 +150,98 @@ fn check_filter(
 fn check_duration(raw: &str, node: Option<&str>, field: &str, errors: &mut Vec<ValidationError>) {
     if let Err(message) = Duration::parse(raw) {
         errors.push(err("invalid_duration", node, Some(field), message));
+    }
+}
+
+/// The longest a webhook may wait for its answer.
+pub const WEBHOOK_MAX_TIMEOUT_SECONDS: i64 = 60;
+
+/// Headers Waymark sets itself on a webhook call; a node may not set them.
+const RESERVED_WEBHOOK_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+];
+
+fn check_webhook(w: &WebhookNode, id: Option<&str>, errors: &mut Vec<ValidationError>) {
+    match url::Url::parse(w.url.trim()) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => errors.push(err(
+            "invalid_url",
+            id,
+            Some("url"),
+            format!("`{}` must be an http or https URL", w.url),
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => errors.push(err(
+            "invalid_url",
+            id,
+            Some("url"),
+            format!("`{}` has no host", w.url),
+        )),
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => errors.push(err(
+            "invalid_url",
+            id,
+            Some("url"),
+            "credentials in the URL are not allowed; send them in `headers`".into(),
+        )),
+        Ok(_) => {}
+        Err(e) => errors.push(err(
+            "invalid_url",
+            id,
+            Some("url"),
+            format!("`{}` is not a valid URL: {e}", w.url),
+        )),
+    }
+    match Duration::parse(w.timeout_text()) {
+        Err(message) => errors.push(err("invalid_duration", id, Some("timeout"), message)),
+        Ok(d) if d.seconds() < 1 || d.seconds() > WEBHOOK_MAX_TIMEOUT_SECONDS => errors.push(err(
+            "invalid_duration",
+            id,
+            Some("timeout"),
+            format!("a webhook timeout is between 1s and {WEBHOOK_MAX_TIMEOUT_SECONDS}s"),
+        )),
+        Ok(_) => {}
+    }
+    for (name, value) in &w.headers {
+        let field = format!("headers.{name}");
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            errors.push(err(
+                "invalid_header",
+                id,
+                Some(&field),
+                format!("`{name}` is not a valid header name"),
+            ));
+        } else if RESERVED_WEBHOOK_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+            || name.to_ascii_lowercase().starts_with("x-waymark-")
+        {
+            errors.push(err(
+                "invalid_header",
+                id,
+                Some(&field),
+                format!("`{name}` is set by Waymark and cannot be overridden"),
+            ));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            errors.push(err(
+                "invalid_header",
+                id,
+                Some(&field),
+                "header values cannot contain line breaks".into(),
+            ));
+        }
+    }
+    if w.body.as_deref().is_some_and(|b| b.trim().is_empty()) {
+        errors.push(err(
+            "required",
+            id,
+            Some("body"),
+            "must not be empty (leave it out for the default body)".into(),
+        ));
     }
 }
 
@@ -366,6 +458,7 @@ pub fn validate(
                     ));
                 }
             }
+            NodeKind::Webhook(w) => check_webhook(w, id, &mut errors),
             NodeKind::Exit(_) => {}
         }
     }

@@ -14,6 +14,7 @@ use waymark_store::{DeliveryOutcome, MessageRow, Store, StoreError};
 
 use crate::clock::Clock;
 use crate::transport::{Attempt, Transports};
+use crate::webhook::{self, Webhooks};
 
 pub const MAX_ATTEMPTS: i64 = 6;
 const BATCH: usize = 64;
@@ -21,6 +22,8 @@ const BATCH: usize = 64;
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     transports: Transports,
+    /// Delivers `webhook` messages; without it they fail.
+    webhooks: Option<Webhooks>,
     clock: Clock,
     /// One dispatch round at a time, so that a message is never handed to two deliveries.
     round: Mutex<()>,
@@ -36,9 +39,16 @@ impl Dispatcher {
         Dispatcher {
             store,
             transports,
+            webhooks: None,
             clock,
             round: Mutex::new(()),
         }
+    }
+
+    /// Delivers `webhook` messages with these settings.
+    pub fn with_webhooks(mut self, webhooks: Option<Webhooks>) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 
     /// Delivers every message due now; returns how many attempts were made.
@@ -69,7 +79,13 @@ impl Dispatcher {
 
     async fn deliver(&self, m: &MessageRow) -> (i64, DeliveryOutcome) {
         let started = std::time::Instant::now();
-        let attempt = self.transports.deliver(m).await;
+        let attempt = match (m.channel.as_str(), &self.webhooks) {
+            (webhook::CHANNEL, Some(w)) => w.deliver(m).await,
+            (webhook::CHANNEL, None) => {
+                Attempt::Permanent("webhooks are not configured on this server".into())
+            }
+            _ => self.transports.deliver(m).await,
+        };
         metrics::histogram!("waymark_delivery_attempt_seconds", "channel" => m.channel.clone())
             .record(started.elapsed().as_secs_f64());
         let outcome = match attempt {

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod processor;
 mod registry;
 pub mod transport;
+pub mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,7 +22,8 @@ pub use clock::Clock;
 pub use dispatch::Dispatcher;
 pub use intake::{Intake, IntakeError};
 pub use processor::{BatchReport, Processor};
-pub use transport::{EmailTransport, SmsTransport, Transports, TwilioSms};
+pub use transport::{DkimSettings, EmailTransport, SmsTransport, Transports, TwilioSms};
+pub use webhook::{WebhookConfig, Webhooks};
 
 /// Events or timers processed per transaction.
 const BATCH: usize = 500;
@@ -53,6 +55,8 @@ impl Wakeup {
 pub struct EngineConfig {
     pub clock: Clock,
     pub transports: Transports,
+    /// Delivery of the `webhook` journey action; `None` fails webhook messages.
+    pub webhooks: Option<Webhooks>,
 }
 
 pub struct Engine {
@@ -105,7 +109,8 @@ impl Engine {
         let wakeup = Wakeup::default();
         let engine = Arc::new(Engine {
             processor: Processor::new(store.clone())?,
-            dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone()),
+            dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone())
+                .with_webhooks(config.webhooks),
             intake: Intake::start(store.clone(), wakeup.clone()),
             store,
             clock: config.clock,
@@ -137,6 +142,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Wakes the dispatcher after messages were queued outside the engine (a test send).
+    pub fn messages_queued(&self) {
+        self.dispatch_wakeup.notify_one();
     }
 
     /// Stops the engine loop after its current batch (everything it did is committed).

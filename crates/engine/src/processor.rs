@@ -20,7 +20,8 @@ use waymark_core::{
 };
 use waymark_render::CompiledTemplate;
 use waymark_store::{
-    EngineTx, JourneyStatus, MessageStatus, NewMessage, StatsDeltas, Store, StoreError, StoredEvent,
+    Contact, EngineTx, JourneyStatus, MessageStatus, NewMessage, StatsDeltas, Store, StoreError,
+    StoredEvent,
 };
 
 use crate::registry::Registry;
@@ -414,6 +415,41 @@ impl Processor {
                 Effect::SetTraits(traits) => tx.update_traits(e.contact_id, traits, now)?,
                 Effect::AddToList(list) => tx.add_to_list(e.contact_id, list, now)?,
                 Effect::RemoveFromList(list) => tx.remove_from_list(e.contact_id, list)?,
+                Effect::Webhook {
+                    node,
+                    webhook,
+                    idempotency_key,
+                } => {
+                    let contact = tx.contact(e.contact_id)?;
+                    let data = template_data(tx, journey, e, &contact)?;
+                    let message = crate::webhook::outbox_message(
+                        webhook,
+                        &data,
+                        NewMessage {
+                            idempotency_key: idempotency_key.clone(),
+                            contact_id: contact.id,
+                            enrollment_id: Some(e.id),
+                            journey_id: Some(jid.to_string()),
+                            node: Some(node.clone()),
+                            template: String::new(),
+                            channel: crate::webhook::CHANNEL.into(),
+                            recipient: None,
+                            subject: None,
+                            html: None,
+                            text: None,
+                            status: MessageStatus::Queued,
+                            error: None,
+                            created_at: now,
+                        },
+                    );
+                    if message.status == MessageStatus::Failed {
+                        stats.node(jid, node).failed += 1;
+                        metrics::counter!("waymark_messages_total", "channel" => crate::webhook::CHANNEL, "status" => "failed").increment(1);
+                    }
+                    if tx.insert_message(&message)? && message.status == MessageStatus::Queued {
+                        report.messages += 1;
+                    }
+                }
                 Effect::Send {
                     channel,
                     node,
@@ -498,7 +534,7 @@ impl Processor {
             journey_id: Some(journey.id().to_string()),
             node: Some(node.to_string()),
             template: template_id.to_string(),
-            channel,
+            channel: channel.as_str().to_string(),
             recipient: recipient.clone(),
             subject: None,
             html: None,
@@ -523,26 +559,7 @@ impl Processor {
                 return Ok(message);
             }
         };
-        let trigger = tx.event(enrollment.entered_seq)?;
-        let mut contact_data = contact.traits.clone();
-        contact_data.insert("id".into(), json!(contact.id));
-        contact_data.insert("user_id".into(), json!(contact.user_id));
-        contact_data.insert("email".into(), json!(contact.email));
-        contact_data.insert("phone".into(), json!(contact.phone));
-        let mut event_data = trigger
-            .as_ref()
-            .map(|t| t.event.properties.clone())
-            .unwrap_or_default();
-        if let Some(t) = &trigger {
-            event_data.insert("name".into(), json!(t.event.name));
-        }
-        let mut data = Map::new();
-        data.insert("contact".into(), Value::Object(contact_data));
-        data.insert("event".into(), Value::Object(event_data));
-        data.insert(
-            "journey".into(),
-            json!({ "id": journey.id(), "name": journey.document.name }),
-        );
+        let data = template_data(tx, journey, enrollment, &contact)?;
         match template.render(&data) {
             Ok(rendered) => {
                 message.subject = rendered.subject;
@@ -556,6 +573,36 @@ impl Processor {
         }
         Ok(message)
     }
+}
+
+/// What templates and webhook bodies see: `contact`, `event` (the trigger) and `journey`.
+fn template_data(
+    tx: &mut dyn EngineTx,
+    journey: &Journey,
+    enrollment: &Enrollment,
+    contact: &Contact,
+) -> Result<Map<String, Value>, StoreError> {
+    let trigger = tx.event(enrollment.entered_seq)?;
+    let mut contact_data = contact.traits.clone();
+    contact_data.insert("id".into(), json!(contact.id));
+    contact_data.insert("user_id".into(), json!(contact.user_id));
+    contact_data.insert("email".into(), json!(contact.email));
+    contact_data.insert("phone".into(), json!(contact.phone));
+    let mut event_data = trigger
+        .as_ref()
+        .map(|t| t.event.properties.clone())
+        .unwrap_or_default();
+    if let Some(t) = &trigger {
+        event_data.insert("name".into(), json!(t.event.name));
+    }
+    let mut data = Map::new();
+    data.insert("contact".into(), Value::Object(contact_data));
+    data.insert("event".into(), Value::Object(event_data));
+    data.insert(
+        "journey".into(),
+        json!({ "id": journey.id(), "name": journey.document.name }),
+    );
+    Ok(data)
 }
 
 fn processed_upto(tx: &mut dyn EngineTx) -> Result<i64, StoreError> {

@@ -1,10 +1,14 @@
-//! Renders message templates with Liquid.
+//! Renders message templates with Liquid, MJML and a generated plain-text part.
 //!
 //! Templates are compiled once when saved (so syntax errors are reported then, with the field
-//! they are in) and rendered per message with the contact, the trigger event and the journey as
-//! data. Missing values render empty and `| default:` works: the Liquid crate errors on unknown
-//! variables, so before rendering we fill every variable path the template mentions with nil
-//! where the data has no value. This crate does no I/O.
+//! they are in and, where known, the line and column) and rendered per message with the contact,
+//! the trigger event and the journey as data. Missing values render empty and `| default:` works:
+//! the Liquid crate errors on unknown variables, so before rendering we fill every variable path
+//! the template mentions with nil where the data has no value.
+//!
+//! An email template's `mjml` is personalised with Liquid first and then rendered to HTML with
+//! `mrml`; when an email template has no `text`, a plain-text part is generated from the HTML
+//! (links kept as numbered references). This crate does no I/O.
 
 use std::sync::OnceLock;
 
@@ -12,12 +16,48 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark_core::journey::{Channel, TemplateDefinition};
 
+/// Line width of generated plain-text parts.
+pub const TEXT_WIDTH: usize = 78;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{field}: {message}")]
+#[error("{field}{}: {message}", location(*.line, *.column))]
 pub struct TemplateError {
-    /// `subject`, `html`, `text` or `body`.
+    /// `subject`, `html`, `mjml`, `text` or `body`.
     pub field: String,
     pub message: String,
+    /// 1-based line in the field's source, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column (in characters) in the field's source, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        (Some(l), None) => format!(" (line {l})"),
+        _ => String::new(),
+    }
+}
+
+impl TemplateError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        TemplateError {
+            field: field.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+
+    fn at(mut self, position: Option<(usize, usize)>) -> Self {
+        if let Some((line, column)) = position {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self
+    }
 }
 
 /// The rendered content of one message.
@@ -55,26 +95,33 @@ fn parser() -> &'static liquid::Parser {
 /// Checks a template definition and compiles its fields. Every error is returned.
 pub fn compile(def: &TemplateDefinition) -> Result<CompiledTemplate, Vec<TemplateError>> {
     let mut errors = Vec::new();
-    let field_err = |field: &str, message: &str| TemplateError {
-        field: field.into(),
-        message: message.into(),
-    };
+    let field_err = |field: &str, message: &str| TemplateError::new(field, message);
     let fields: Vec<(&'static str, &Option<String>)> = match def.channel {
         Channel::Email => {
             if def.subject.as_deref().is_none_or(|s| s.trim().is_empty()) {
                 errors.push(field_err("subject", "an email template needs a subject"));
             }
-            if def.html.is_none() && def.text.is_none() {
-                errors.push(field_err("html", "an email template needs html or text"));
+            if def.html.is_none() && def.text.is_none() && def.mjml.is_none() {
+                errors.push(field_err(
+                    "html",
+                    "an email template needs mjml, html or text",
+                ));
+            }
+            if def.html.is_some() && def.mjml.is_some() {
+                errors.push(field_err(
+                    "mjml",
+                    "an email template has mjml or html, not both",
+                ));
             }
             if def.body.is_some() {
                 errors.push(field_err(
                     "body",
-                    "email templates use html and text, not body",
+                    "email templates use mjml, html and text, not body",
                 ));
             }
             vec![
                 ("subject", &def.subject),
+                ("mjml", &def.mjml),
                 ("html", &def.html),
                 ("text", &def.text),
             ]
@@ -85,6 +132,7 @@ pub fn compile(def: &TemplateDefinition) -> Result<CompiledTemplate, Vec<Templat
             }
             for (name, v) in [
                 ("subject", &def.subject),
+                ("mjml", &def.mjml),
                 ("html", &def.html),
                 ("text", &def.text),
             ] {
@@ -99,15 +147,26 @@ pub fn compile(def: &TemplateDefinition) -> Result<CompiledTemplate, Vec<Templat
     for (field, source) in fields {
         let Some(source) = source else { continue };
         match parser().parse(source) {
-            Ok(template) => parts.push(Part {
-                field,
-                template,
-                paths: variable_paths(source),
-            }),
-            Err(e) => errors.push(TemplateError {
-                field: field.into(),
-                message: e.to_string().trim().to_string(),
-            }),
+            Ok(template) => {
+                if field == "mjml"
+                    && let Err(e) = check_mjml(source)
+                {
+                    errors.push(e);
+                    continue;
+                }
+                parts.push(Part {
+                    field,
+                    template,
+                    paths: variable_paths(source),
+                })
+            }
+            Err(e) => {
+                let message = e.to_string();
+                errors.push(
+                    TemplateError::new(field, liquid_message(&message))
+                        .at(liquid_position(&message, source)),
+                )
+            }
         }
     }
     if errors.is_empty() {
@@ -121,8 +180,9 @@ pub fn compile(def: &TemplateDefinition) -> Result<CompiledTemplate, Vec<Templat
 }
 
 impl CompiledTemplate {
-    /// Renders every field with `data` (an object: `contact`, `event`, `journey`, ...). For SMS
-    /// the body is returned as `text`.
+    /// Renders every field with `data` (an object: `contact`, `event`, `journey`, ...): Liquid,
+    /// then MJML to HTML; an email without `text` gets one generated from its HTML. For SMS the
+    /// body is returned as `text`.
     pub fn render(&self, data: &Map<String, Value>) -> Result<Rendered, TemplateError> {
         let mut out = Rendered::default();
         for part in &self.parts {
@@ -130,22 +190,245 @@ impl CompiledTemplate {
             for path in &part.paths {
                 fill_nil(&mut filled, path);
             }
-            let globals = liquid::model::to_object(&filled).map_err(|e| TemplateError {
-                field: part.field.into(),
-                message: e.to_string(),
-            })?;
-            let text = part.template.render(&globals).map_err(|e| TemplateError {
-                field: part.field.into(),
-                message: e.to_string().trim().to_string(),
-            })?;
+            let globals = liquid::model::to_object(&filled)
+                .map_err(|e| TemplateError::new(part.field, e.to_string()))?;
+            let text = part
+                .template
+                .render(&globals)
+                .map_err(|e| TemplateError::new(part.field, e.to_string().trim().to_string()))?;
             match part.field {
                 "subject" => out.subject = Some(text.trim().to_string()),
                 "html" => out.html = Some(text),
+                "mjml" => out.html = Some(mjml_to_html(&text)?),
                 _ => out.text = Some(text),
             }
         }
+        if self.channel == Channel::Email
+            && out.text.is_none()
+            && let Some(html) = &out.html
+        {
+            out.text = Some(html_to_text(html)?);
+        }
         Ok(out)
     }
+}
+
+/// Renders an MJML document (already personalised) to HTML.
+pub fn mjml_to_html(source: &str) -> Result<String, TemplateError> {
+    let parsed = mrml::parse(source).map_err(|e| {
+        let (message, _) = mjml_error(&e, source);
+        TemplateError::new(
+            "mjml",
+            format!("the MJML is invalid after personalisation: {message}"),
+        )
+    })?;
+    parsed
+        .element
+        .render(&mrml::prelude::render::RenderOptions::default())
+        .map_err(|e| TemplateError::new("mjml", format!("the MJML cannot be rendered: {e}")))
+}
+
+/// A plain-text version of an HTML body: wrapped at [`TEXT_WIDTH`], links kept as numbered
+/// references listed at the end.
+pub fn html_to_text(html: &str) -> Result<String, TemplateError> {
+    let text = html2text::config::plain()
+        .allow_width_overflow()
+        .string_from_read(html.as_bytes(), TEXT_WIDTH)
+        .map_err(|e| {
+            TemplateError::new(
+                "text",
+                format!("no text could be generated from the HTML: {e}"),
+            )
+        })?;
+    // Trailing spaces and runs of blank lines (left by layout tables) are dropped.
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(line);
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// Checks MJML structure when a template is saved. Liquid markup is blanked out first (same
+/// length, newlines kept), so positions are those of the saved source and a `{% for %}` around
+/// sections is not mistaken for stray text.
+fn check_mjml(source: &str) -> Result<(), TemplateError> {
+    let blanked = blank_liquid(source);
+    match mrml::parse(&blanked) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // Byte offsets in `blanked` are those of `source`.
+            let (message, position) = mjml_error(&e, source);
+            Err(TemplateError::new("mjml", message).at(position))
+        }
+    }
+}
+
+/// A readable message and the (line, column) of an MJML parse error.
+fn mjml_error(e: &mrml::prelude::parser::Error, source: &str) -> (String, Option<(usize, usize)>) {
+    use mrml::prelude::parser::Error as E;
+    let at = |span: &mrml::prelude::parser::Span| line_column(source, span.start);
+    match e {
+        E::UnexpectedElement { position, .. } => ("unexpected element".into(), at(position)),
+        E::UnexpectedToken { position, .. } => ("unexpected token".into(), at(position)),
+        E::MissingAttribute { name, position, .. } => {
+            (format!("missing attribute `{name}`"), at(position))
+        }
+        E::InvalidAttribute { position, .. } => ("invalid attribute".into(), at(position)),
+        E::InvalidFormat { position, .. } => ("invalid format".into(), at(position)),
+        E::EndOfStream { .. } => (
+            "unexpected end of the document (an element is not closed)".into(),
+            line_column(source, source.len()),
+        ),
+        E::SizeLimit { .. } => ("the document is too large".into(), None),
+        E::ParserError { source: inner, .. } => {
+            let pos = inner.pos();
+            (
+                inner.to_string(),
+                Some((pos.row as usize, pos.col as usize)),
+            )
+        }
+        E::NoRootNode => ("the document needs an <mjml> root element".into(), None),
+        E::IncludeLoaderError { position, .. } => {
+            ("mj-include is not supported".into(), at(position))
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(source: &str, offset: usize) -> Option<(usize, usize)> {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Some((line, before[line_start..].chars().count() + 1))
+}
+
+/// Replaces `{{ ... }}` and `{% ... %}` with spaces (newlines kept, byte length unchanged).
+fn blank_liquid(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find('{') {
+        let close = match rest[start + 1..].chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            _ => {
+                out.push_str(&rest[..start + 1]);
+                rest = &rest[start + 1..];
+                continue;
+            }
+        };
+        out.push_str(&rest[..start]);
+        let inner = &rest[start + 2..];
+        let end = inner.find(close).map_or(rest.len(), |i| start + 2 + i + 2);
+        // A character becomes one space per byte, so byte offsets stay the same.
+        for c in rest[start..end].chars() {
+            if c == '\n' {
+                out.push('\n');
+            } else {
+                out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+            }
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Liquid's error text without its decorations (the source excerpt, the list of what is
+/// available): what is wrong and, for unknown names, the name.
+fn liquid_message(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).collect();
+    let mut out = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("= "))
+        .or_else(|| {
+            lines
+                .first()
+                .map(|l| l.trim_start_matches("liquid:").trim())
+                .filter(|l| !l.starts_with("-->"))
+        })
+        .unwrap_or("invalid Liquid")
+        .trim_end_matches('.')
+        .to_string();
+    if let Some(requested) = requested(message) {
+        out.push_str(&format!(": `{requested}`"));
+    }
+    out
+}
+
+/// The `requested=NAME` or `requested filter=NAME` part of a Liquid error.
+fn requested(message: &str) -> Option<&str> {
+    message.lines().map(str::trim).find_map(|l| {
+        l.strip_prefix("requested=")
+            .or_else(|| l.strip_prefix("requested filter="))
+    })
+}
+
+/// The line and column of a Liquid parse error: for an unclosed block the block's opening tag,
+/// else Liquid's `--> line:column` marker, else (an unknown filter) where the name is used.
+fn liquid_position(message: &str, source: &str) -> Option<(usize, usize)> {
+    if message.contains("Unclosed block")
+        && let Some(at) = unclosed_block(source)
+    {
+        return Some(at);
+    }
+    if let Some(i) = message.find("--> ") {
+        let mut nums = message[i + 4..]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<usize>().ok());
+        if let (Some(Some(line)), Some(Some(column))) = (nums.next(), nums.next()) {
+            return Some((line, column));
+        }
+    }
+    let name = requested(message)?;
+    source.match_indices(name).find_map(|(at, _)| {
+        source[..at]
+            .trim_end()
+            .ends_with('|')
+            .then(|| line_column(source, at))
+            .flatten()
+    })
+}
+
+/// The opening tag of the first block that is never closed (`{% if %}` without `{% endif %}`).
+fn unclosed_block(source: &str) -> Option<(usize, usize)> {
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut offset = 0;
+    for tag in source.split("{%").skip(1) {
+        offset = source[offset..].find("{%").map(|i| offset + i)?;
+        let name = tag
+            .trim_start_matches('-')
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if let Some(block) = name.strip_prefix("end") {
+            if let Some(i) = open.iter().rposition(|(n, _)| n == block) {
+                open.truncate(i);
+            }
+        } else if matches!(
+            name.as_str(),
+            "if" | "unless" | "for" | "case" | "capture" | "comment" | "raw" | "tablerow"
+        ) {
+            open.push((name, offset));
+        }
+        offset += 2;
+    }
+    open.first().and_then(|(_, at)| line_column(source, *at))
 }
 
 /// Inserts nil along `path` wherever the data has nothing, so that a missing variable renders
@@ -318,6 +601,7 @@ mod tests {
             name: None,
             subject: Some(subject.into()),
             html: Some(html.into()),
+            mjml: None,
             text: None,
             body: None,
         }
@@ -388,11 +672,202 @@ mod tests {
             name: None,
             subject: Some("x".into()),
             html: None,
+            mjml: None,
             text: None,
             body: None,
         };
         let errs = compile(&def).err().unwrap();
         assert!(errs.iter().any(|e| e.field == "body"));
         assert!(errs.iter().any(|e| e.field == "subject"));
+    }
+
+    fn mjml_email(subject: &str, mjml: &str) -> TemplateDefinition {
+        TemplateDefinition {
+            html: None,
+            mjml: Some(mjml.into()),
+            ..email(subject, "")
+        }
+    }
+
+    const MJML: &str = r#"<mjml>
+  <mj-body>
+    <mj-section>
+      <mj-column>
+        <mj-text>Hello {{ contact.first_name | default: "friend" }}, your {{ event.plan }} plan is ready.</mj-text>
+        <mj-button href="https://example.com/start?plan={{ event.plan }}">Start</mj-button>
+      </mj-column>
+    </mj-section>
+    {% for item in event.products %}<mj-section><mj-column><mj-text>{{ item.name }}</mj-text></mj-column></mj-section>{% endfor %}
+  </mj-body>
+</mjml>"#;
+
+    #[test]
+    fn mjml_renders_to_personalised_html_with_a_text_part() {
+        let t = compile(&mjml_email("Welcome {{ contact.first_name }}", MJML)).unwrap();
+        let out = t
+            .render(&data(json!({
+                "contact": {"first_name": "Ann"},
+                "event": {"plan": "Pro", "products": [{"name": "Mug"}, {"name": "Tea"}]}
+            })))
+            .unwrap();
+        assert_eq!(out.subject.as_deref(), Some("Welcome Ann"));
+        let html = out.html.unwrap();
+        assert!(
+            html.contains("<!doctype html>") || html.contains("<!DOCTYPE html>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Hello Ann, your Pro plan is ready."),
+            "{html}"
+        );
+        assert!(
+            html.contains("https://example.com/start?plan=Pro"),
+            "{html}"
+        );
+        assert!(html.contains("Mug") && html.contains("Tea"), "{html}");
+        assert!(!html.contains("<mj-"), "{html}");
+        let text = out.text.unwrap();
+        assert!(
+            text.contains("Hello Ann, your Pro plan is ready."),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://example.com/start?plan=Pro"),
+            "{text}"
+        );
+        assert!(text.contains("Mug") && text.contains("Tea"), "{text}");
+        assert!(!text.contains('<') && !text.contains('{'), "{text}");
+        assert!(
+            text.lines().all(|l| l.chars().count() <= TEXT_WIDTH),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn text_part_is_generated_from_html_unless_given() {
+        let long = "word ".repeat(40);
+        let t = compile(&email(
+            "x",
+            &format!("<h1>Hi {{{{ contact.first_name }}}}</h1><p>{long}</p><p><a href=\"https://example.com/a\">Read more</a></p>"),
+        ))
+        .unwrap();
+        let out = t
+            .render(&data(json!({"contact": {"first_name": "Bo"}})))
+            .unwrap();
+        let text = out.text.unwrap();
+        assert!(text.contains("Hi Bo"), "{text}");
+        assert!(text.contains("Read more"), "{text}");
+        assert!(text.contains("https://example.com/a"), "{text}");
+        assert!(text.lines().count() > 3, "wrapped: {text}");
+        assert!(
+            text.lines().all(|l| l.chars().count() <= TEXT_WIDTH),
+            "{text}"
+        );
+
+        let given = TemplateDefinition {
+            text: Some("Plain {{ contact.first_name }}".into()),
+            ..email("x", "<p>Rich</p>")
+        };
+        let out = compile(&given)
+            .unwrap()
+            .render(&data(json!({"contact": {"first_name": "Bo"}})))
+            .unwrap();
+        assert_eq!(out.text.as_deref(), Some("Plain Bo"));
+    }
+
+    #[test]
+    fn liquid_errors_have_line_and_column() {
+        let errs = compile(&email(
+            "ok",
+            "<p>line one</p>\n<p>Hi {{ contact.first_name</p>\n",
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "html");
+        assert_eq!(errs[0].line, Some(2), "{errs:?}");
+        assert!(errs[0].column.is_some(), "{errs:?}");
+        assert!(errs[0].to_string().contains("line 2"), "{}", errs[0]);
+
+        let errs = compile(&email("ok", "a\nb\n  {% if contact.vip %}VIP\n"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            (errs[0].line, errs[0].column),
+            (Some(3), Some(3)),
+            "{errs:?}"
+        );
+        assert!(errs[0].message.contains("Unclosed block"), "{errs:?}");
+
+        let errs = compile(&email("ok", "x\n{{ contact.name | shout }}"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            (errs[0].line, errs[0].column),
+            (Some(2), Some(19)),
+            "{errs:?}"
+        );
+        assert!(errs[0].message.contains("`shout`"), "{errs:?}");
+    }
+
+    #[test]
+    fn mjml_errors_have_line_and_column() {
+        let errs = compile(&mjml_email(
+            "x",
+            "<mjml>\n  <mj-body>\n    <mj-image src=\"{{ contact.avatar }}\" width=></mj-image>\n  </mj-body>\n</mjml>",
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "mjml");
+        assert_eq!(errs[0].line, Some(3), "{errs:?}");
+        assert!(errs[0].column.is_some(), "{errs:?}");
+
+        let errs = compile(&mjml_email(
+            "x",
+            "<mjml>\n  <mj-body>\n    {% if x %}<mj-section>{% endif %}\n  </mj-body>\n</mjml>",
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(errs[0].field, "mjml", "{errs:?}");
+        assert!(errs[0].message.contains("end of the document"), "{errs:?}");
+        assert_eq!(errs[0].line, Some(5), "{errs:?}");
+
+        let errs = compile(&mjml_email("x", "<div>not mjml</div>"))
+            .err()
+            .unwrap();
+        assert_eq!(errs[0].field, "mjml", "{errs:?}");
+        assert_eq!(
+            (errs[0].line, errs[0].column),
+            (Some(1), Some(1)),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn mjml_and_html_are_exclusive() {
+        let both = TemplateDefinition {
+            mjml: Some("<mjml><mj-body></mj-body></mjml>".into()),
+            ..email("x", "<p>x</p>")
+        };
+        let errs = compile(&both).err().unwrap();
+        assert!(errs.iter().any(|e| e.field == "mjml"), "{errs:?}");
+        let sms = TemplateDefinition {
+            id: "s".into(),
+            channel: Channel::Sms,
+            name: None,
+            subject: None,
+            html: None,
+            mjml: Some("<mjml></mjml>".into()),
+            text: None,
+            body: Some("hi".into()),
+        };
+        assert!(
+            compile(&sms)
+                .err()
+                .unwrap()
+                .iter()
+                .any(|e| e.field == "mjml")
+        );
     }
 }

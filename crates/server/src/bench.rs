@@ -306,6 +306,7 @@ impl Harness {
             EngineConfig {
                 clock: clock.clone(),
                 transports: Transports::outbox(),
+                webhooks: None,
             },
         )?;
         let secrets = Arc::new(Secrets {
@@ -386,6 +387,7 @@ impl Harness {
             EngineConfig {
                 clock: self.clock.clone(),
                 transports: Transports::outbox(),
+                webhooks: None,
             },
         )?;
         self.serve().await

@@ -157,9 +157,9 @@ async fn validate(files: Vec<PathBuf>, server: Option<String>) -> anyhow::Result
                     match serde_json::from_value(t.clone()) {
                         Ok(def) => {
                             if let Err(errs) = waymark_render::compile(&def) {
-                                template_errors.extend(errs.into_iter().map(|e| {
-                                    format!("template `{id}`, {}: {}", e.field, e.message)
-                                }));
+                                template_errors.extend(
+                                    errs.into_iter().map(|e| format!("template `{id}`, {e}")),
+                                );
                             }
                         }
                         Err(e) => template_errors.push(format!("template `{id}`: {e}")),

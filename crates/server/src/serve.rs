@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use waymark_engine::{
-    Clock, EmailTransport, Engine, EngineConfig, SmsTransport, Transports, TwilioSms,
+    Clock, DkimSettings, EmailTransport, Engine, EngineConfig, SmsTransport, Transports, TwilioSms,
 };
 use waymark_store::sqlite::SqliteStore;
 
@@ -34,6 +34,15 @@ pub struct ServeArgs {
     /// Which clock the engine reads.
     #[arg(long, env = "WAYMARK_CLOCK", value_enum, default_value_t = ClockKind::System)]
     pub clock: ClockKind,
+    /// Let the webhook action call this host (`HOST` or `HOST:PORT`) even when it resolves to a
+    /// loopback, private or link-local address. Repeatable; the variable is comma-separated.
+    #[arg(
+        long = "webhook-allow-host",
+        value_name = "HOST[:PORT]",
+        env = "WAYMARK_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub webhook_allow_hosts: Vec<String>,
     /// Send email through this SMTP server: smtps://user:pass@host:465 (TLS),
     /// smtp://user:pass@host:587 (STARTTLS, required with a password), smtp://host:25
     /// (STARTTLS when offered). Without it, email goes to the built-in outbox.
@@ -53,6 +62,16 @@ pub struct ServeArgs {
     /// Sender number of SMS (E.164).
     #[arg(long, env = "WAYMARK_SMS_FROM", default_value = "")]
     pub sms_from: String,
+    /// Sign outgoing email with DKIM for this domain (the `d=` tag); needs --dkim-selector and
+    /// --dkim-key.
+    #[arg(long, env = "WAYMARK_DKIM_DOMAIN", requires_all = ["dkim_selector", "dkim_key"])]
+    pub dkim_domain: Option<String>,
+    /// DKIM selector (the `s=` tag): the public key is published at SELECTOR._domainkey.DOMAIN.
+    #[arg(long, env = "WAYMARK_DKIM_SELECTOR", requires = "dkim_domain")]
+    pub dkim_selector: Option<String>,
+    /// PEM file with the RSA private key for DKIM (PKCS#1, `BEGIN RSA PRIVATE KEY`).
+    #[arg(long, env = "WAYMARK_DKIM_KEY", requires = "dkim_domain")]
+    pub dkim_key: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -130,10 +149,26 @@ fn installation_id(store: &SqliteStore) -> anyhow::Result<String> {
     Ok(id)
 }
 
+fn dkim(args: &ServeArgs) -> anyhow::Result<Option<DkimSettings>> {
+    let (Some(domain), Some(selector), Some(key)) =
+        (&args.dkim_domain, &args.dkim_selector, &args.dkim_key)
+    else {
+        return Ok(None);
+    };
+    let private_key_pem = std::fs::read_to_string(key)
+        .with_context(|| format!("cannot read the DKIM key {}", key.display()))?;
+    Ok(Some(DkimSettings {
+        domain: domain.clone(),
+        selector: selector.clone(),
+        private_key_pem,
+    }))
+}
+
 fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports> {
     let email = match &args.smtp_url {
         Some(url) => {
-            EmailTransport::smtp(url, &args.email_from, installation).map_err(anyhow::Error::msg)?
+            EmailTransport::smtp(url, &args.email_from, installation, dkim(args)?.as_ref())
+                .map_err(anyhow::Error::msg)?
         }
         None => EmailTransport::Outbox,
     };
@@ -162,7 +197,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .install_recorder()
         .ok();
     let transports = transports(&args, &installation_id(&store)?)?;
-    let engine = Engine::start(store, EngineConfig { clock, transports })?;
+    let engine = Engine::start(
+        store,
+        EngineConfig {
+            clock,
+            transports,
+            webhooks: Some(webhooks(&args)?),
+        },
+    )?;
     let state = AppState {
         engine: engine.clone(),
         secrets: Arc::new(secrets),
@@ -209,4 +251,42 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// The webhook action: the signing secret (env `WAYMARK_WEBHOOK_SECRET`, else `webhook_secret`
+/// in secrets.json, generated there on first use) and the allow-list.
+fn webhooks(args: &ServeArgs) -> anyhow::Result<waymark_engine::Webhooks> {
+    let secret = match std::env::var("WAYMARK_WEBHOOK_SECRET") {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => stored_webhook_secret(&args.data)?,
+    };
+    waymark_engine::Webhooks::new(waymark_engine::WebhookConfig {
+        secret,
+        allow_hosts: args.webhook_allow_hosts.clone(),
+    })
+    .map_err(anyhow::Error::msg)
+}
+
+/// Reads `webhook_secret` from secrets.json (written by `load_secrets` before), adding a fresh
+/// one when it is missing; the file is replaced atomically and stays private.
+fn stored_webhook_secret(data: &Path) -> anyhow::Result<String> {
+    let path = data.join("secrets.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut secrets: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+    if let Some(s) = secrets.get("webhook_secret").and_then(|v| v.as_str()) {
+        return Ok(s.to_string());
+    }
+    let secret = format!("wm_whsec_{}", api::ingest::random_hex(32));
+    secrets.insert("webhook_secret".into(), secret.clone().into());
+    let fresh = data.join("secrets.json.new");
+    let _ = std::fs::remove_file(&fresh);
+    write_private(&fresh, &serde_json::to_string_pretty(&secrets)?)?;
+    std::fs::rename(&fresh, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    println!(
+        "generated webhook signing secret (kept in {})",
+        path.display()
+    );
+    Ok(secret)
 }

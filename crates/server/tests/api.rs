@@ -1522,6 +1522,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/templates/{id}"),
     ("delete", "/v1/templates/{id}"),
     ("post", "/v1/templates/{id}/preview"),
+    ("post", "/v1/templates/{id}/test-send"),
     ("get", "/v1/messages"),
     ("get", "/v1/clock"),
     ("post", "/v1/clock/advance"),

@@ -1251,3 +1251,106 @@ fn sms_to_a_contact_without_phone_is_suppressed_and_the_journey_goes_on() {
     let gail = s.contact_by_user("gail");
     assert_eq!(gail["enrollments"][0]["status"], "completed", "{gail:#}");
 }
+
+/// DKIM: with `--dkim-domain/--dkim-selector/--dkim-key`, the email that reaches a real SMTP
+/// server carries a signature that dkimpy (the reference Python implementation) verifies
+/// against the published public key; a tampered copy fails.
+#[test]
+fn smtp_email_is_dkim_signed_and_dkimpy_verifies_it() {
+    let sink = SmtpSink::start();
+    let fixtures = repo_root().join("tests/fixtures");
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--smtp-url".into(),
+            sink.url(),
+            "--email-from".into(),
+            EMAIL_FROM.into(),
+            "--dkim-domain".into(),
+            "acme.test".into(),
+            "--dkim-selector".into(),
+            "wm2026".into(),
+            "--dkim-key".into(),
+            fixtures.join("dkim-test-key.pem").display().to_string(),
+        ],
+        ..Default::default()
+    });
+    s.apply_journey(email_journey());
+    sign_up(
+        &s,
+        "dora",
+        json!({"email": "dora@example.com", "first_name": "Dora"}),
+        json!({"plan": "pro"}),
+    );
+    assert_eq!(only_message(&s, "dora")["status"], "sent");
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    let raw = &accepted[0].data;
+    let signature = Mime::parse(raw).header("DKIM-Signature").to_string();
+    assert!(signature.contains("d=acme.test"), "{signature}");
+    assert!(signature.contains("s=wm2026"), "{signature}");
+
+    let public_key = std::fs::read_to_string(fixtures.join("dkim-test-key.pub.b64")).unwrap();
+    let verify = |message: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("message.eml");
+        std::fs::write(&file, message).unwrap();
+        let python = std::env::var("WAYMARK_TEST_PYTHON").expect("WAYMARK_TEST_PYTHON");
+        Command::new(python)
+            .arg(repo_root().join("tests/py/dkim_verify.py"))
+            .arg(&file)
+            .args(["wm2026", "acme.test", public_key.trim()])
+            .output()
+            .expect("run dkim_verify.py")
+    };
+    let good = verify(raw);
+    assert!(
+        good.status.success(),
+        "dkimpy rejected the signature:\n{}\n{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let tampered = verify(&raw.replacen("Welcome, Dora!", "Welcome, Eve!", 1));
+    assert_eq!(
+        tampered.status.code(),
+        Some(1),
+        "a tampered subject must fail"
+    );
+}
+
+/// A DKIM key in the wrong form stops the server at start with a clear message.
+#[test]
+fn a_pkcs8_dkim_key_is_refused_at_start_with_the_conversion_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("pkcs8.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--smtp-url",
+            "smtp://127.0.0.1:1",
+        ])
+        .args([
+            "--dkim-domain",
+            "acme.test",
+            "--dkim-selector",
+            "s1",
+            "--dkim-key",
+        ])
+        .arg(&key)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run waymark serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PKCS#8") && stderr.contains("openssl rsa"),
+        "{stderr}"
+    );
+}

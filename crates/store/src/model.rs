@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark_core::EventKind;
-use waymark_core::journey::{Channel, TemplateDefinition};
+use waymark_core::journey::TemplateDefinition;
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -256,7 +256,8 @@ pub struct NewMessage {
     pub journey_id: Option<String>,
     pub node: Option<String>,
     pub template: String,
-    pub channel: Channel,
+    /// `email`, `sms` (`Channel::as_str`) or `webhook`.
+    pub channel: String,
     pub recipient: Option<String>,
     pub subject: Option<String>,
     pub html: Option<String>,

@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
-use waymark_store::{ContactQuery, MessageQuery, NewEvent, Store, StoreError};
+use waymark_store::{
+    ContactQuery, MessageQuery, MessageStatus, NewEvent, NewMessage, Store, StoreError,
+};
 
 use super::error::{ApiError, ApiResult};
 use super::ingest::{check_traits, random_hex};
@@ -393,25 +395,45 @@ pub async fn delete_template(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Renders a template with a contact's data (`contact_id`) or sample data (`contact`, `event`).
-pub async fn preview_template(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    let body = body.0;
-    let template = blocking(&state, move |s| s.get_template(&id)).await?;
+/// A template rendered for a preview or a test send.
+struct RenderedFor {
+    template: String,
+    channel: waymark_core::Channel,
+    contact_id: Option<i64>,
+    rendered: waymark_render::Rendered,
+}
+
+/// Renders template `id` with a contact's data (`contact_id`) or sample data (`contact`,
+/// `event`, `journey`), as a journey's send would: Liquid, MJML, generated text part.
+async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<RenderedFor> {
+    let template = blocking(state, move |s| s.get_template(&id)).await?;
     let compiled = waymark_render::compile(&template.definition).map_err(|errors| {
         ApiError::bad_request("invalid_template", "the stored template does not compile")
             .with_errors(json!(errors))
     })?;
-    let mut contact = body
-        .get("contact")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(cid) = body.get("contact_id").and_then(Value::as_i64) {
-        let detail = blocking(&state, move |s| s.contact(cid)).await?;
+    let mut contact = match body.get("contact") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(c)) => c.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                "contact",
+                "must be an object",
+            ));
+        }
+    };
+    let contact_id = match body.get("contact_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_parameter",
+                "contact_id",
+                "must be a contact id (a number)",
+            )
+        })?),
+    };
+    if let Some(cid) = contact_id {
+        let detail = blocking(state, move |s| s.contact(cid)).await?;
         contact = detail.contact.traits.clone();
         contact.insert("id".into(), json!(detail.contact.id));
         contact.insert("user_id".into(), json!(detail.contact.user_id));
@@ -431,7 +453,80 @@ pub async fn preview_template(
     let rendered = compiled
         .render(&data)
         .map_err(|e| ApiError::invalid("render_failed", e.field.clone(), e.message))?;
-    Ok(Json(json!(rendered)))
+    Ok(RenderedFor {
+        template: template.definition.id,
+        channel: template.definition.channel,
+        contact_id,
+        rendered,
+    })
+}
+
+/// Renders a template with a contact's data (`contact_id`) or sample data (`contact`, `event`):
+/// subject, HTML and text (generated when the template has none).
+pub async fn preview_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let out = render_with(&state, id, &body.0).await?;
+    Ok(Json(json!(out.rendered)))
+}
+
+/// Renders a template like the preview and queues it to the address `to` through the outbox,
+/// so that it goes through the configured transport and shows in `/v1/messages` (no journey).
+pub async fn test_send_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = body.0;
+    let Some(to) = body.get("to").and_then(Value::as_str) else {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "to",
+            "is required: the address to send the test to",
+        ));
+    };
+    let to = to.to_string();
+    let out = render_with(&state, id, &body).await?;
+    let recipient = match out.channel {
+        waymark_core::Channel::Email => waymark_core::Email::parse(&to)
+            .map_err(|e| ApiError::invalid("invalid_parameter", "to", e.to_string()))?
+            .to_string(),
+        waymark_core::Channel::Sms => waymark_core::Phone::parse(&to)
+            .map_err(|e| ApiError::invalid("invalid_parameter", "to", e.to_string()))?
+            .as_str()
+            .to_string(),
+    };
+    let now = state.engine.clock().now();
+    let key = format!("test-send:{}", random_hex(16));
+    let message = NewMessage {
+        idempotency_key: key.clone(),
+        // A test send belongs to no contact unless one was named (0 is no contact).
+        contact_id: out.contact_id.unwrap_or(0),
+        enrollment_id: None,
+        journey_id: None,
+        node: None,
+        template: out.template,
+        channel: out.channel.as_str().into(),
+        recipient: Some(recipient.clone()),
+        subject: out.rendered.subject.clone(),
+        html: out.rendered.html.clone(),
+        text: out.rendered.text.clone(),
+        status: MessageStatus::Queued,
+        error: None,
+        created_at: now,
+    };
+    blocking(&state, move |s| {
+        s.engine_tx(&mut |tx| tx.insert_message(&message).map(|_| ()))
+    })
+    .await?;
+    state.engine.messages_queued();
+    let mut result = json!(out.rendered);
+    result["to"] = json!(recipient);
+    result["status"] = json!("queued");
+    result["idempotency_key"] = json!(key);
+    Ok((StatusCode::ACCEPTED, Json(result)))
 }
 
 pub async fn messages(State(state): State<AppState>, Query(p): Params) -> ApiResult<Json<Value>> {

@@ -240,6 +240,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(manage::delete_template),
         )
         .route("/v1/templates/{id}/preview", post(manage::preview_template))
+        .route(
+            "/v1/templates/{id}/test-send",
+            post(manage::test_send_template),
+        )
         .route("/v1/messages", get(manage::messages))
         .route("/v1/clock", get(manage::clock))
         .route("/v1/clock/advance", post(manage::advance_clock))

@@ -145,7 +145,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "post",
         "/v1/templates",
         "Templates",
-        "Create a template (Liquid is checked on save)",
+        "Create a template (Liquid and MJML are checked on save)",
         "admin",
     ),
     (
@@ -173,7 +173,14 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "post",
         "/v1/templates/{id}/preview",
         "Templates",
-        "Render with `{contact_id}` or sample `{contact, event}`",
+        "Render with `{contact_id}` or sample `{contact, event}`: subject, html, text",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/templates/{id}/test-send",
+        "Templates",
+        "Render like the preview and send to `{to}` through the outbox",
         "admin",
     ),
     (
