@@ -54,26 +54,23 @@ impl fmt::Display for Email {
 pub struct Phone(String);
 
 impl Phone {
+    /// Parses an international number (`+` and country code required), checks it against the
+    /// libphonenumber metadata and normalises it to E.164 (`+14155552671`).
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let cleaned: String = raw
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
-        let digits = cleaned.strip_prefix('+').ok_or_else(|| {
-            ParseError(format!(
-                "`{raw}` is not an E.164 phone number (it must start with +)"
-            ))
-        })?;
-        let ok = (8..=15).contains(&digits.len())
-            && digits.chars().all(|c| c.is_ascii_digit())
-            && !digits.starts_with('0');
-        if !ok {
+        let trimmed = raw.trim();
+        if !trimmed.starts_with('+') {
             return Err(ParseError(format!(
-                "`{raw}` is not an E.164 phone number (+ and 8 to 15 digits)"
+                "`{raw}` is not an E.164 phone number (it must start with + and the country code)"
             )));
         }
-        Ok(Phone(cleaned))
+        let invalid = || ParseError(format!("`{raw}` is not a valid international phone number"));
+        let number = phonenumber::parse(None, trimmed).map_err(|_| invalid())?;
+        if !phonenumber::is_valid(&number) {
+            return Err(invalid());
+        }
+        Ok(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -122,8 +119,16 @@ mod tests {
     #[test]
     fn phones() {
         assert_eq!(
-            Phone::parse("+1 (555) 010-9999").unwrap().as_str(),
-            "+15550109999"
+            Phone::parse("+1 (415) 555-2671").unwrap().as_str(),
+            "+14155552671"
+        );
+        assert_eq!(
+            Phone::parse(" +44 20 7183 8750 ").unwrap().as_str(),
+            "+442071838750"
+        );
+        assert_eq!(
+            Phone::parse("+49 151 23456789").unwrap().as_str(),
+            "+4915123456789"
         );
         for bad in [
             "5550109999",
@@ -131,6 +136,9 @@ mod tests {
             "+12",
             "+1234567890123456",
             "+1555abc1234",
+            "+15550109999",
+            "+4412",
+            "4155552671",
         ] {
             assert!(Phone::parse(bad).is_err(), "{bad}");
         }

@@ -286,6 +286,19 @@ pub struct TemplateDefinition {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Email only: `false` turns off open and click tracking (link rewriting and the open
+    /// pixel) for this template; tracking is on by default when a public URL is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<bool>,
+    /// The subscription topic of a marketing message (e.g. `newsletter`); contacts who
+    /// unsubscribed from it (or from all marketing) or whose double opt-in is pending do not
+    /// receive it. Absent: the channel's general marketing consent (`*`) alone decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A transactional message (receipt, password reset, double opt-in confirmation) ignores
+    /// subscriptions and carries no List-Unsubscribe header; suppressions still apply.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactional: bool,
 }
 
 impl NodeKind {

@@ -1,11 +1,17 @@
 //! The outbox dispatcher: delivers queued messages through their channel's transport and
 //! records the final state of each. Temporary failures are retried with exponential backoff;
 //! after the last attempt, or on a permanent failure, the message is marked failed with its
-//! reason. Nothing is dropped silently.
+//! reason. Nothing is dropped silently. An SMTP answer that the mailbox does not exist marks
+//! the message bounced and suppresses the address (`hard_bounce`).
 //!
 //! A message is marked sent after the transport accepted it. A crash between the two means the
 //! message is offered again on restart (at-least-once); SMTP copies carry the same Message-ID.
+//!
+//! Email and SMS may each have a send-rate limit (a token bucket over the engine's clock, with a
+//! burst of one second's worth). A message over the rate stays queued until a token is due,
+//! without counting an attempt, so the limiter never sleeps (the simulated clock stays exact).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -26,7 +32,54 @@ pub struct Dispatcher {
     webhooks: Option<Webhooks>,
     clock: Clock,
     /// One dispatch round at a time, so that a message is never handed to two deliveries.
-    round: Mutex<()>,
+    /// It also guards the send-rate buckets, per channel.
+    round: Mutex<HashMap<&'static str, TokenBucket>>,
+}
+
+/// Maximum send rates per transport, in messages per second; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SendRates {
+    pub email: Option<f64>,
+    pub sms: Option<f64>,
+}
+
+/// A token bucket over the engine's clock: `rate` tokens a second, at most `burst` saved.
+#[derive(Debug, Clone)]
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Option<Timestamp>,
+}
+
+impl TokenBucket {
+    fn new(rate: f64) -> Self {
+        let burst = rate.max(1.0);
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: None,
+        }
+    }
+
+    /// Takes a token at `now`, or says when to try again: when the token for the
+    /// (`waiting` + 1)-th message still waiting in this round will be there.
+    fn take(&mut self, now: Timestamp, waiting: u32) -> Result<(), Timestamp> {
+        if let Some(at) = self.at {
+            let elapsed = now.duration_since(at).as_secs_f64().max(0.0);
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        }
+        self.at = Some(self.at.map_or(now, |at| at.max(now)));
+        if self.tokens >= 1.0 - 1e-9 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = (f64::from(waiting) + 1.0 - self.tokens) / self.rate;
+        // Whole milliseconds (what the store keeps), rounded up, and always in the future.
+        let ms = now.as_millisecond() + (wait * 1000.0).ceil() as i64 + 1;
+        Err(Timestamp::from_millisecond(ms).unwrap_or(Timestamp::MAX))
+    }
 }
 
 /// 30 s, 1 min, 2 min, 4 min, 8 min between attempts.
@@ -41,7 +94,21 @@ impl Dispatcher {
             transports,
             webhooks: None,
             clock,
-            round: Mutex::new(()),
+            round: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Limits the send rate of email and SMS.
+    pub fn with_send_rates(self, rates: SendRates) -> Self {
+        let mut buckets = HashMap::new();
+        for (channel, rate) in [("email", rates.email), ("sms", rates.sms)] {
+            if let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) {
+                buckets.insert(channel, TokenBucket::new(rate));
+            }
+        }
+        Dispatcher {
+            round: Mutex::new(buckets),
+            ..self
         }
     }
 
@@ -53,8 +120,10 @@ impl Dispatcher {
 
     /// Delivers every message due now; returns how many attempts were made.
     pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
-        let _round = self.round.lock().await;
+        let mut buckets = self.round.lock().await;
         let mut attempts = 0;
+        // Messages left waiting for a token in this round, per channel.
+        let mut waiting: HashMap<String, u32> = HashMap::new();
         loop {
             let now = self.clock.now();
             let store = self.store.clone();
@@ -66,9 +135,19 @@ impl Dispatcher {
             }
             let mut outcomes = Vec::with_capacity(due.len());
             for m in &due {
+                if let Some(bucket) = buckets.get_mut(m.channel.as_str()) {
+                    let waiting = waiting.entry(m.channel.clone()).or_default();
+                    if let Err(at) = bucket.take(now, *waiting) {
+                        *waiting += 1;
+                        metrics::counter!("waymark_messages_rate_limited_total", "channel" => m.channel.clone())
+                            .increment(1);
+                        outcomes.push((m.id, DeliveryOutcome::Deferred { at }));
+                        continue;
+                    }
+                }
+                attempts += 1;
                 outcomes.push(self.deliver(m).await);
             }
-            attempts += outcomes.len();
             let store = self.store.clone();
             let now = self.clock.now();
             tokio::task::spawn_blocking(move || store.finish_messages(&outcomes, now))
@@ -111,11 +190,14 @@ impl Dispatcher {
                 error: format!("gave up after {MAX_ATTEMPTS} attempts: {error}"),
             },
             Attempt::Permanent(error) => DeliveryOutcome::Failed { error },
+            Attempt::Bounced(error) => DeliveryOutcome::Bounced { error },
         };
         let status = match outcome {
             DeliveryOutcome::Sent => "sent",
             DeliveryOutcome::Retry { .. } => "retry",
+            DeliveryOutcome::Deferred { .. } => "deferred",
             DeliveryOutcome::Failed { .. } => "failed",
+            DeliveryOutcome::Bounced { .. } => "bounced",
         };
         metrics::counter!("waymark_messages_total", "channel" => m.channel.clone(), "status" => status).increment(1);
         (m.id, outcome)
@@ -124,5 +206,62 @@ impl Dispatcher {
     /// When the next retry is due, if any.
     pub fn next_attempt_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.store.next_message_attempt_at()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_700_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn token_bucket_bursts_one_second_then_spaces_sends() {
+        let mut b = TokenBucket::new(2.0);
+        assert_eq!(b.take(t(0), 0), Ok(()));
+        assert_eq!(b.take(t(0), 0), Ok(()));
+        // The next three wait for the 1st, 2nd and 3rd token to come (every 500 ms).
+        assert_eq!(b.take(t(0), 0), Err(t(501)));
+        assert_eq!(b.take(t(0), 1), Err(t(1001)));
+        assert_eq!(b.take(t(0), 2), Err(t(1501)));
+        // At the time given, the token is there.
+        assert_eq!(b.take(t(501), 0), Ok(()));
+        assert!(b.take(t(501), 0).is_err());
+        assert_eq!(b.take(t(1001), 0), Ok(()));
+        // Idle time refills up to the burst only.
+        assert_eq!(b.take(t(60_000), 0), Ok(()));
+        assert_eq!(b.take(t(60_000), 0), Ok(()));
+        assert!(b.take(t(60_000), 0).is_err());
+    }
+
+    #[test]
+    fn token_bucket_retry_time_is_in_the_future_and_enough() {
+        // A rate whose period is not a whole number of milliseconds.
+        let mut b = TokenBucket::new(3.0);
+        let mut now = t(0);
+        let mut sent = 0;
+        while sent < 20 {
+            match b.take(now, 0) {
+                Ok(()) => sent += 1,
+                Err(at) => {
+                    assert!(at > now);
+                    now = at;
+                    assert_eq!(b.take(now, 0), Ok(()), "a token at {at}");
+                    sent += 1;
+                }
+            }
+        }
+        // 3 at once, then 17 more at 3 a second.
+        let secs = now.duration_since(t(0)).as_secs_f64();
+        assert!((17.0 / 3.0..17.0 / 3.0 + 0.1).contains(&secs), "{secs}");
+    }
+
+    #[test]
+    fn fractional_rates_have_a_burst_of_one() {
+        let mut b = TokenBucket::new(0.5);
+        assert_eq!(b.take(t(0), 0), Ok(()));
+        assert_eq!(b.take(t(0), 0), Err(t(2001)));
     }
 }

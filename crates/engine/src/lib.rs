@@ -4,10 +4,12 @@
 //! Architecture invariant: no HTTP here. The server crate owns the API and calls `Engine`.
 
 pub mod clock;
+pub mod consent;
 pub mod dispatch;
 pub mod intake;
 pub mod processor;
 mod registry;
+pub mod tracking;
 pub mod transport;
 pub mod webhook;
 
@@ -19,9 +21,10 @@ use jiff::Timestamp;
 use waymark_store::{Store, StoreError};
 
 pub use clock::Clock;
-pub use dispatch::Dispatcher;
+pub use dispatch::{Dispatcher, SendRates};
 pub use intake::{Intake, IntakeError};
 pub use processor::{BatchReport, Processor};
+pub use tracking::Tracking;
 pub use transport::{DkimSettings, EmailTransport, SmsTransport, Transports, TwilioSms};
 pub use webhook::{WebhookConfig, Webhooks};
 
@@ -57,6 +60,10 @@ pub struct EngineConfig {
     pub transports: Transports,
     /// Delivery of the `webhook` journey action; `None` fails webhook messages.
     pub webhooks: Option<Webhooks>,
+    /// Open and click tracking of email (`--public-url`); `None` leaves email untouched.
+    pub tracking: Option<Tracking>,
+    /// Send-rate limits of email and SMS (`--email-rate`, `--sms-rate`).
+    pub send_rates: SendRates,
 }
 
 pub struct Engine {
@@ -65,6 +72,7 @@ pub struct Engine {
     processor: Processor,
     dispatcher: Dispatcher,
     intake: Intake,
+    tracking: Option<Tracking>,
     wakeup: Wakeup,
     dispatch_wakeup: tokio::sync::Notify,
     /// Serialises engine work between the background loop and a simulated-clock advance.
@@ -108,10 +116,12 @@ impl Engine {
         }
         let wakeup = Wakeup::default();
         let engine = Arc::new(Engine {
-            processor: Processor::new(store.clone())?,
+            processor: Processor::new(store.clone())?.with_tracking(config.tracking.clone()),
             dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone())
-                .with_webhooks(config.webhooks),
+                .with_webhooks(config.webhooks)
+                .with_send_rates(config.send_rates),
             intake: Intake::start(store.clone(), wakeup.clone()),
+            tracking: config.tracking,
             store,
             clock: config.clock,
             wakeup,
@@ -138,6 +148,11 @@ impl Engine {
 
     pub fn intake(&self) -> &Intake {
         &self.intake
+    }
+
+    /// Open and click tracking, when a public URL is configured.
+    pub fn tracking(&self) -> Option<&Tracking> {
+        self.tracking.as_ref()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

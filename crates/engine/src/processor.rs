@@ -25,6 +25,7 @@ use waymark_store::{
 };
 
 use crate::registry::Registry;
+use crate::tracking::{Tracking, track_html};
 
 /// Events a client sends to report engagement with a message (`properties.message_id`).
 pub const EMAIL_OPENED: &str = "Email Opened";
@@ -34,6 +35,7 @@ pub struct Processor {
     store: Arc<dyn Store>,
     registry: Mutex<Registry>,
     templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
+    tracking: Option<Tracking>,
 }
 
 /// Facts answered from the open transaction. Errors are kept and raised after the step,
@@ -95,7 +97,14 @@ impl Processor {
             store,
             registry: Mutex::new(registry),
             templates: Mutex::new(HashMap::new()),
+            tracking: None,
         })
+    }
+
+    /// Rewrites the links of rendered email for open and click tracking.
+    pub fn with_tracking(mut self, tracking: Option<Tracking>) -> Self {
+        self.tracking = tracking;
+        self
     }
 
     pub fn reload_journeys(&self) -> Result<(), StoreError> {
@@ -456,7 +465,7 @@ impl Processor {
                     template,
                     idempotency_key,
                 } => {
-                    let message = self.render_message(
+                    let (message, unsubscribe_url) = self.render_message(
                         tx,
                         journey,
                         e,
@@ -475,6 +484,9 @@ impl Processor {
                     }
                     if tx.insert_message(&message)? && message.status == MessageStatus::Queued {
                         report.messages += 1;
+                        if let Some(url) = &unsubscribe_url {
+                            tx.set_message_unsubscribe_url(&message.idempotency_key, url)?;
+                        }
                     }
                 }
             }
@@ -521,7 +533,7 @@ impl Processor {
         template_id: &str,
         idempotency_key: &str,
         now: Timestamp,
-    ) -> Result<NewMessage, StoreError> {
+    ) -> Result<(NewMessage, Option<String>), StoreError> {
         let contact = tx.contact(enrollment.contact_id)?;
         let recipient = match channel {
             Channel::Email => contact.email.clone(),
@@ -549,21 +561,55 @@ impl Processor {
                 Channel::Email => "the contact has no email address".into(),
                 Channel::Sms => "the contact has no phone number".into(),
             });
-            return Ok(message);
+            return Ok((message, None));
         }
+        if let Some(address) = &recipient
+            && let Some(reason) = tx.suppression(channel.as_str(), address)?
+        {
+            message.status = MessageStatus::Suppressed;
+            message.error = Some(format!("address suppressed: {reason}"));
+            return Ok((message, None));
+        }
+        // Consent (see `consent`): marketing needs the contact's subscription to the topic.
+        let topic = crate::consent::marketing_topic(tx, template_id)?;
+        if let Some(topic) = &topic
+            && let Some(reason) = crate::consent::refusal(tx, &contact, channel, topic)?
+        {
+            message.status = MessageStatus::Suppressed;
+            message.error = Some(reason);
+            return Ok((message, None));
+        }
+        let unsubscribe_url = match (&topic, &self.tracking) {
+            (Some(topic), Some(tracking)) => Some(crate::consent::unsubscribe_url(
+                tracking,
+                contact.id,
+                channel.as_str(),
+                topic,
+                idempotency_key,
+            )),
+            _ => None,
+        };
         let template = match self.compiled_template(tx, template_id)? {
             Ok(t) => t,
             Err(error) => {
                 message.status = MessageStatus::Failed;
                 message.error = Some(error);
-                return Ok(message);
+                return Ok((message, None));
             }
         };
-        let data = template_data(tx, journey, enrollment, &contact)?;
+        let mut data = template_data(tx, journey, enrollment, &contact)?;
+        if let Some(url) = &unsubscribe_url {
+            data.insert("unsubscribe_url".into(), json!(url));
+        }
         match template.render(&data) {
             Ok(rendered) => {
                 message.subject = rendered.subject;
-                message.html = rendered.html;
+                message.html = track_html(
+                    self.tracking.as_ref(),
+                    template.tracking,
+                    idempotency_key,
+                    rendered.html,
+                );
                 message.text = rendered.text;
             }
             Err(error) => {
@@ -571,7 +617,8 @@ impl Processor {
                 message.error = Some(format!("rendering failed: {error}"));
             }
         }
-        Ok(message)
+        let unsubscribe_url = unsubscribe_url.filter(|_| message.status == MessageStatus::Queued);
+        Ok((message, unsubscribe_url))
     }
 }
 

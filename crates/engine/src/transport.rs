@@ -19,6 +19,40 @@ pub enum Attempt {
     Temporary(String),
     /// Will never work (5xx, invalid recipient).
     Permanent(String),
+    /// Will never work because the mailbox does not exist (a 5.1.x answer): the address
+    /// goes on the suppression list as a hard bounce.
+    Bounced(String),
+}
+
+/// Whether a permanent SMTP answer says the mailbox does not exist: an enhanced status code
+/// 5.1.x (RFC 3463 "addressing status": bad mailbox, bad domain, mailbox moved), or, from a
+/// server without enhanced codes, 550/551/553 with words that say so.
+pub fn is_hard_bounce(code: Option<u16>, text: &str) -> bool {
+    let enhanced = text.split_whitespace().find_map(|word| {
+        let word = word.trim_matches(|c: char| !c.is_ascii_digit() && c != '.');
+        let mut parts = word.split('.');
+        let (class, subject, detail) = (parts.next()?, parts.next()?, parts.next()?);
+        let all_digits = [class, subject, detail]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        (all_digits && parts.next().is_none()).then(|| (class.to_string(), subject.to_string()))
+    });
+    match enhanced {
+        Some((class, subject)) => class == "5" && subject == "1",
+        None => {
+            let lower = text.to_lowercase();
+            matches!(code, Some(550 | 551 | 553))
+                && [
+                    "user unknown",
+                    "unknown user",
+                    "no such user",
+                    "does not exist",
+                    "no mailbox",
+                ]
+                .iter()
+                .any(|w| lower.contains(w))
+        }
+    }
 }
 
 pub enum EmailTransport {
@@ -115,6 +149,14 @@ impl EmailTransport {
             .to(to)
             .subject(m.subject.clone().unwrap_or_default())
             .message_id(Some(message_id));
+        let builder = list_unsubscribe_headers(m.unsubscribe_url.as_deref())
+            .into_iter()
+            .fold(builder, |b, (name, value)| {
+                b.raw_header(header::HeaderValue::new(
+                    HeaderName::new_from_ascii_str(name),
+                    value,
+                ))
+            });
         let email = match (&m.html, &m.text) {
             (Some(html), Some(text)) => builder.multipart(MultiPart::alternative_plain_html(
                 text.clone(),
@@ -140,9 +182,33 @@ impl EmailTransport {
         }
         match mailer.send(email).await {
             Ok(_) => Attempt::Sent,
-            Err(e) if e.is_permanent() => Attempt::Permanent(format!("SMTP: {e}")),
+            Err(e) if e.is_permanent() => {
+                let code = e.status().map(u16::from);
+                let text = e.to_string();
+                // The reply text follows `permanent error (550): `.
+                let reply = text.split_once("): ").map_or(text.as_str(), |(_, r)| r);
+                if is_hard_bounce(code, reply) {
+                    Attempt::Bounced(format!("SMTP: {e}"))
+                } else {
+                    Attempt::Permanent(format!("SMTP: {e}"))
+                }
+            }
             Err(e) => Attempt::Temporary(format!("SMTP: {e}")),
         }
+    }
+}
+
+/// The RFC 2369 / RFC 8058 headers of a marketing email with a one-click unsubscribe URL.
+pub fn list_unsubscribe_headers(url: Option<&str>) -> Vec<(&'static str, String)> {
+    match url {
+        Some(url) => vec![
+            ("List-Unsubscribe", format!("<{url}>")),
+            (
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".to_string(),
+            ),
+        ],
+        None => Vec::new(),
     }
 }
 
@@ -168,10 +234,20 @@ impl DkimSettings {
             })?;
         // Not Content-Type: for multipart bodies lettre writes it with the body, out of the
         // signer's sight, and a signature over it would never verify.
-        let headers = ["From", "To", "Subject", "Date", "Message-ID"]
-            .into_iter()
-            .map(HeaderName::new_from_ascii_str)
-            .collect();
+        // The RFC 8058 headers must be signed for one-click unsubscribe to be honoured; a
+        // listed header a message lacks is signed as absent (RFC 6376 §5.4).
+        let headers = [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
         // relaxed/relaxed survives the whitespace changes relays are allowed to make.
         let canonicalization = DkimCanonicalization {
             header: DkimCanonicalizationType::Relaxed,
@@ -286,5 +362,29 @@ impl SmsTransport {
             }
             Err(e) => Attempt::Temporary(format!("SMS provider unreachable: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hard_bounce;
+
+    #[test]
+    fn hard_bounces_are_the_5_1_x_answers() {
+        assert!(is_hard_bounce(Some(550), "5.1.1 mailbox unavailable"));
+        assert!(is_hard_bounce(
+            Some(550),
+            "5.1.10 <a@b.c>: recipient address rejected"
+        ));
+        assert!(is_hard_bounce(
+            Some(553),
+            "(5.1.3) bad destination mailbox syntax"
+        ));
+        assert!(is_hard_bounce(Some(550), "user unknown"));
+        // Policy and content refusals are permanent but not a missing mailbox.
+        assert!(!is_hard_bounce(Some(550), "5.7.1 message rejected as spam"));
+        assert!(!is_hard_bounce(Some(552), "5.2.2 mailbox full"));
+        assert!(!is_hard_bounce(Some(554), "transaction failed"));
+        assert!(!is_hard_bounce(Some(451), "4.1.1 try later"));
     }
 }

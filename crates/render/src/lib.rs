@@ -10,11 +10,15 @@
 //! `mrml`; when an email template has no `text`, a plain-text part is generated from the HTML
 //! (links kept as numbered references). This crate does no I/O.
 
+mod sms;
+
 use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark_core::journey::{Channel, TemplateDefinition};
+
+pub use sms::{SmsEncoding, SmsSegments, sms_segments};
 
 /// Line width of generated plain-text parts.
 pub const TEXT_WIDTH: usize = 78;
@@ -80,6 +84,8 @@ struct Part {
 /// A template ready to render many times.
 pub struct CompiledTemplate {
     pub channel: Channel,
+    /// Whether open and click tracking may rewrite this template's HTML.
+    pub tracking: bool,
     parts: Vec<Part>,
 }
 
@@ -172,6 +178,7 @@ pub fn compile(def: &TemplateDefinition) -> Result<CompiledTemplate, Vec<Templat
     if errors.is_empty() {
         Ok(CompiledTemplate {
             channel: def.channel,
+            tracking: def.tracking.unwrap_or(true),
             parts,
         })
     } else {
@@ -604,6 +611,9 @@ mod tests {
             mjml: None,
             text: None,
             body: None,
+            tracking: None,
+            topic: None,
+            transactional: false,
         }
     }
 
@@ -675,6 +685,9 @@ mod tests {
             mjml: None,
             text: None,
             body: None,
+            tracking: None,
+            topic: None,
+            transactional: false,
         };
         let errs = compile(&def).err().unwrap();
         assert!(errs.iter().any(|e| e.field == "body"));
@@ -861,6 +874,9 @@ mod tests {
             mjml: Some("<mjml></mjml>".into()),
             text: None,
             body: Some("hi".into()),
+            tracking: None,
+            topic: None,
+            transactional: false,
         };
         assert!(
             compile(&sms)

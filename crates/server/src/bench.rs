@@ -307,11 +307,14 @@ impl Harness {
                 clock: clock.clone(),
                 transports: Transports::outbox(),
                 webhooks: None,
+                tracking: None,
+                send_rates: Default::default(),
             },
         )?;
         let secrets = Arc::new(Secrets {
             admin_token: format!("wm_admin_{}", api::ingest::random_hex(24)),
             write_key: format!("wm_write_{}", api::ingest::random_hex(16)),
+            inbound_webhook_secret: format!("wm_inbound_{}", api::ingest::random_hex(24)),
         });
         let http = http_client()?;
         let mut h = Harness {
@@ -388,6 +391,8 @@ impl Harness {
                 clock: self.clock.clone(),
                 transports: Transports::outbox(),
                 webhooks: None,
+                tracking: None,
+                send_rates: Default::default(),
             },
         )?;
         self.serve().await

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use waymark_engine::{
-    Clock, DkimSettings, EmailTransport, Engine, EngineConfig, SmsTransport, Transports, TwilioSms,
+    Clock, DkimSettings, EmailTransport, Engine, EngineConfig, SendRates, SmsTransport, Transports,
+    TwilioSms,
 };
 use waymark_store::sqlite::SqliteStore;
 
@@ -72,6 +73,29 @@ pub struct ServeArgs {
     /// PEM file with the RSA private key for DKIM (PKCS#1, `BEGIN RSA PRIVATE KEY`).
     #[arg(long, env = "WAYMARK_DKIM_KEY", requires = "dkim_domain")]
     pub dkim_key: Option<PathBuf>,
+    /// The base URL at which recipients reach this server (e.g. https://mail.example.com).
+    /// When set, email links are rewritten to click-tracking redirects under {URL}/t/c/ and an
+    /// open pixel ({URL}/t/o/) is added; tokens are signed with `WAYMARK_TRACKING_SECRET`
+    /// (else `tracking_secret` in secrets.json, generated there).
+    #[arg(long, env = "WAYMARK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Send at most N emails a second (a token bucket with a burst of one second's worth);
+    /// the rest wait, queued. Default: unlimited.
+    #[arg(long, env = "WAYMARK_EMAIL_RATE", value_name = "N", value_parser = parse_rate)]
+    pub email_rate: Option<f64>,
+    /// Send at most N SMS a second; the rest wait, queued. Default: unlimited.
+    #[arg(long, env = "WAYMARK_SMS_RATE", value_name = "N", value_parser = parse_rate)]
+    pub sms_rate: Option<f64>,
+}
+
+/// A send rate: a positive number of messages per second (fractions allowed, e.g. 0.5).
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "`{raw}` is not a send rate (a positive number of messages per second)"
+        )),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,9 +142,14 @@ fn load_secrets(data: &Path) -> anyhow::Result<Secrets> {
         }
     };
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let inbound_webhook_secret = match from_env("WAYMARK_INBOUND_WEBHOOK_SECRET") {
+        Some(v) => v,
+        None => stored_secret(data, "inbound_webhook_secret", "wm_inbound_", 24)?,
+    };
     Ok(Secrets {
         admin_token: from_env("WAYMARK_ADMIN_TOKEN").unwrap_or(stored.admin_token),
         write_key: from_env("WAYMARK_WRITE_KEY").unwrap_or(stored.write_key),
+        inbound_webhook_secret,
     })
 }
 
@@ -203,6 +232,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             clock,
             transports,
             webhooks: Some(webhooks(&args)?),
+            tracking: tracking(&args)?,
+            send_rates: SendRates {
+                email: args.email_rate,
+                sms: args.sms_rate,
+            },
         },
     )?;
     let state = AppState {
@@ -258,7 +292,7 @@ async fn shutdown_signal() {
 fn webhooks(args: &ServeArgs) -> anyhow::Result<waymark_engine::Webhooks> {
     let secret = match std::env::var("WAYMARK_WEBHOOK_SECRET") {
         Ok(v) if !v.trim().is_empty() => v,
-        _ => stored_webhook_secret(&args.data)?,
+        _ => stored_secret(&args.data, "webhook_secret", "wm_whsec_", 32)?,
     };
     waymark_engine::Webhooks::new(waymark_engine::WebhookConfig {
         secret,
@@ -267,26 +301,38 @@ fn webhooks(args: &ServeArgs) -> anyhow::Result<waymark_engine::Webhooks> {
     .map_err(anyhow::Error::msg)
 }
 
-/// Reads `webhook_secret` from secrets.json (written by `load_secrets` before), adding a fresh
+/// Open and click tracking when `--public-url` is set: the signing secret comes from
+/// `WAYMARK_TRACKING_SECRET`, else `tracking_secret` in secrets.json (generated there).
+fn tracking(args: &ServeArgs) -> anyhow::Result<Option<waymark_engine::Tracking>> {
+    let Some(public_url) = args.public_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let secret = match std::env::var("WAYMARK_TRACKING_SECRET") {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => stored_secret(&args.data, "tracking_secret", "wm_trsec_", 32)?,
+    };
+    waymark_engine::Tracking::new(public_url, &secret)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
+}
+
+/// Reads the secret `name` from secrets.json (written by `load_secrets` before), adding a fresh
 /// one when it is missing; the file is replaced atomically and stays private.
-fn stored_webhook_secret(data: &Path) -> anyhow::Result<String> {
+fn stored_secret(data: &Path, name: &str, prefix: &str, bytes: usize) -> anyhow::Result<String> {
     let path = data.join("secrets.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut secrets: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
-    if let Some(s) = secrets.get("webhook_secret").and_then(|v| v.as_str()) {
+    if let Some(s) = secrets.get(name).and_then(|v| v.as_str()) {
         return Ok(s.to_string());
     }
-    let secret = format!("wm_whsec_{}", api::ingest::random_hex(32));
-    secrets.insert("webhook_secret".into(), secret.clone().into());
+    let secret = format!("{prefix}{}", api::ingest::random_hex(bytes));
+    secrets.insert(name.into(), secret.clone().into());
     let fresh = data.join("secrets.json.new");
     let _ = std::fs::remove_file(&fresh);
     write_private(&fresh, &serde_json::to_string_pretty(&secrets)?)?;
     std::fs::rename(&fresh, &path).with_context(|| format!("cannot replace {}", path.display()))?;
-    println!(
-        "generated webhook signing secret (kept in {})",
-        path.display()
-    );
+    println!("generated {name} (kept in {})", path.display());
     Ok(secret)
 }

@@ -919,7 +919,13 @@ fn templates_crud_checks_liquid_at_save_and_previews() {
             json!({ "contact": { "first_name": "Sol" } }),
         )
         .ok();
-    assert_eq!(p, json!({ "text": "Hi Sol" }));
+    assert_eq!(
+        p,
+        json!({
+            "text": "Hi Sol",
+            "sms": { "encoding": "GSM-7", "characters": 6, "segments": 1 }
+        })
+    );
     s.admin_post("/v1/templates/nope/preview", json!({}))
         .expect_error(404, "not_found");
     s.admin_post(
@@ -1321,6 +1327,8 @@ fn stats_report_every_node_with_all_counters() {
         "sent",
         "failed",
         "suppressed",
+        "opened",
+        "clicked",
     ]);
     for n in nodes {
         let keys: BTreeSet<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
@@ -1524,6 +1532,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/templates/{id}/preview"),
     ("post", "/v1/templates/{id}/test-send"),
     ("get", "/v1/messages"),
+    ("get", "/v1/suppressions"),
+    ("post", "/v1/suppressions"),
+    ("delete", "/v1/suppressions/{channel}/{address}"),
+    ("post", "/v1/webhooks/ses"),
+    ("post", "/v1/webhooks/postmark"),
+    ("post", "/v1/webhooks/suppressions"),
+    ("post", "/v1/webhooks/twilio/inbound"),
     ("get", "/v1/clock"),
     ("post", "/v1/clock/advance"),
     ("get", "/v1/journeys"),
@@ -1540,8 +1555,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/journeys/{id}/stats"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/schema/journey.json"),
+    ("get", "/t/o/{token}"),
+    ("get", "/t/c/{token}"),
     ("get", "/metrics"),
     ("get", "/healthz"),
+    ("get", "/v1/contacts/{id}/subscriptions"),
+    ("put", "/v1/contacts/{id}/subscriptions/{channel}/{topic}"),
+    ("get", "/v1/topics"),
+    ("post", "/v1/subscribe"),
+    ("get", "/u/{token}"),
+    ("post", "/u/{token}"),
+    ("get", "/confirm/{token}"),
 ];
 
 /// Admin routes with sample path parameters.
@@ -1563,6 +1587,11 @@ fn admin_routes() -> Vec<(Method, String)> {
                     | "/v1/schema/journey.json"
                     | "/metrics"
                     | "/healthz"
+                    | "/t/o/{token}"
+                    | "/t/c/{token}"
+                    | "/v1/subscribe"
+                    | "/u/{token}"
+                    | "/confirm/{token}"
             )
         })
         .map(|(m, p)| {
@@ -1623,9 +1652,16 @@ fn openapi_describes_every_route() {
                 "/v1/alias",
                 "/v1/batch",
                 "/v1/import",
+                "/v1/subscribe",
             ]
             .contains(p);
-            let want = if tracking { "writeKey" } else { "adminToken" };
+            let want = if tracking {
+                "writeKey"
+            } else if p.starts_with("/v1/webhooks/") {
+                "inboundSecret"
+            } else {
+                "adminToken"
+            };
             assert!(security.contains(want), "{m} {p}: {security}");
         }
     }

@@ -316,7 +316,7 @@ const SMS_SID: &str = "AC123";
 const SMS_TOKEN: &str = "secret-token";
 /// base64("AC123:secret-token")
 const SMS_BASIC_AUTH: &str = "Basic QUMxMjM6c2VjcmV0LXRva2Vu";
-const SMS_FROM: &str = "+15550001111";
+const SMS_FROM: &str = "+14155550111";
 const SMS_PATH: &str = "/2010-04-01/Accounts/AC123/Messages.json";
 
 /// One request the fake endpoint received.
@@ -925,7 +925,7 @@ fn smtp_message_ids_differ_between_installations_sending_from_one_domain() {
 }
 
 #[test]
-fn smtp_550_fails_at_once_and_is_never_retried() {
+fn smtp_550_5_1_1_bounces_at_once_suppresses_the_address_and_is_never_retried() {
     let sink = SmtpSink::start();
     let s = smtp_server(&sink.url());
     s.apply_journey(email_journey());
@@ -938,7 +938,7 @@ fn smtp_550_fails_at_once_and_is_never_retried() {
     );
 
     let m = only_message(&s, "carol");
-    assert_eq!(m["status"], "failed", "{m:#}");
+    assert_eq!(m["status"], "bounced", "{m:#}");
     assert_eq!(m["attempts"], 1, "{m:#}");
     assert_eq!(m["next_attempt_at"], Value::Null, "{m:#}");
     let error = m["error"]
@@ -958,7 +958,7 @@ fn smtp_550_fails_at_once_and_is_never_retried() {
     let m = only_message(&s, "carol");
     assert_eq!(
         (m["status"].as_str(), m["attempts"].as_i64()),
-        (Some("failed"), Some(1))
+        (Some("bounced"), Some(1))
     );
     assert_eq!(sink.rcpt_count(to), 1, "no retry after a permanent error");
     assert!(sink.accepted().is_empty() && sink.rejected().is_empty());
@@ -967,6 +967,21 @@ fn smtp_550_fails_at_once_and_is_never_retried() {
         (stats["failed"].as_i64(), stats["sent"].as_i64()),
         (Some(1), Some(0)),
         "{stats}"
+    );
+
+    // "5.1.1": the mailbox does not exist, so the address is suppressed as a hard bounce.
+    let list = s
+        .admin_get(&format!("/v1/suppressions?channel=email&address={to}"))
+        .ok();
+    let entry = &list["suppressions"][0];
+    assert_eq!(
+        (
+            entry["address"].as_str(),
+            entry["reason"].as_str(),
+            entry["source"].as_str()
+        ),
+        (Some(to), Some("hard_bounce"), Some("smtp")),
+        "{list:#}"
     );
 
     // The same server still delivers to a good address (the failure is per message).
@@ -1047,7 +1062,7 @@ fn sms_500_is_retried_after_30_seconds_and_sent_once() {
     let sms = FakeSms::start();
     let s = sms_server(&sms);
     s.apply_journey(sms_journey());
-    let phone = "+15557654321";
+    let phone = "+14155557654";
     sms.script(
         phone,
         &[(500, r#"{"code":20500,"message":"Internal Server Error"}"#)],
@@ -1130,7 +1145,7 @@ fn sms_400_fails_at_once() {
     let sms = FakeSms::start();
     let s = sms_server(&sms);
     s.apply_journey(sms_journey());
-    let phone = "+15559990000";
+    let phone = "+14155559990";
     sms.script(
         phone,
         &[(
@@ -1191,7 +1206,7 @@ fn sms_to_a_contact_without_phone_is_suppressed_and_the_journey_goes_on() {
         json!({}),
     );
     // With a phone: the same node sends (so the suppression is about the phone).
-    let phone = "+15551230000";
+    let phone = "+14155551230";
     sign_up(
         &s,
         "hugo",
@@ -1353,4 +1368,121 @@ fn a_pkcs8_dkim_key_is_refused_at_start_with_the_conversion_command() {
         stderr.contains("PKCS#8") && stderr.contains("openssl rsa"),
         "{stderr}"
     );
+}
+
+/// Consent over SMTP: with `--public-url`, a marketing email carries `List-Unsubscribe` and
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), both covered by the DKIM
+/// signature (dkimpy verifies it, and fails a copy whose link was changed); the one-click POST
+/// to that link stops the next marketing email while a transactional one is still sent,
+/// without those headers.
+#[test]
+fn smtp_marketing_email_has_signed_one_click_unsubscribe_headers_that_work() {
+    const PUBLIC: &str = "http://mail.example.test";
+    let sink = SmtpSink::start();
+    let fixtures = repo_root().join("tests/fixtures");
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--smtp-url".into(),
+            sink.url(),
+            "--email-from".into(),
+            EMAIL_FROM.into(),
+            "--dkim-domain".into(),
+            "acme.test".into(),
+            "--dkim-selector".into(),
+            "wm2026".into(),
+            "--dkim-key".into(),
+            fixtures.join("dkim-test-key.pem").display().to_string(),
+            "--public-url".into(),
+            PUBLIC.into(),
+        ],
+        ..Default::default()
+    });
+    s.apply_journey(json!({
+        "id": "consent-smtp", "name": "Consent over SMTP",
+        "nodes": [
+            {"id": "signed-up", "type": "trigger", "event": "Signed Up"},
+            {"id": "news-1", "type": "send_email", "template": "smtp-news-1"},
+            {"id": "wait", "type": "delay", "duration": "1d"},
+            {"id": "news-2", "type": "send_email", "template": "smtp-news-2"},
+            {"id": "receipt", "type": "send_email", "template": "smtp-receipt"}
+        ],
+        "edges": [
+            {"from": "signed-up", "to": "news-1"}, {"from": "news-1", "to": "wait"},
+            {"from": "wait", "to": "news-2"}, {"from": "news-2", "to": "receipt"}
+        ],
+        "templates": [
+            {"id": "smtp-news-1", "channel": "email", "subject": "News", "topic": "news", "text": "news"},
+            {"id": "smtp-news-2", "channel": "email", "subject": "More news", "topic": "news", "text": "more"},
+            {"id": "smtp-receipt", "channel": "email", "subject": "Receipt", "transactional": true, "text": "paid"}
+        ]
+    }));
+    sign_up(&s, "lena", json!({"email": "lena@example.com"}), json!({}));
+    let first = only_message(&s, "lena");
+    assert_eq!(first["status"], "sent", "{first:#}");
+    let url = first["unsubscribe_url"].as_str().expect("unsubscribe_url");
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    let raw = accepted[0].data.clone();
+    let mail = Mime::parse(&raw);
+    assert_eq!(mail.header("List-Unsubscribe"), format!("<{url}>"));
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
+    let signature = mail.header("DKIM-Signature").to_lowercase();
+    let signed: String = signature.split_whitespace().collect();
+    assert!(
+        signed.contains("list-unsubscribe:list-unsubscribe-post"),
+        "{signature}"
+    );
+
+    let public_key = std::fs::read_to_string(fixtures.join("dkim-test-key.pub.b64")).unwrap();
+    let verify = |message: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("message.eml");
+        std::fs::write(&file, message).unwrap();
+        let python = std::env::var("WAYMARK_TEST_PYTHON").expect("WAYMARK_TEST_PYTHON");
+        Command::new(python)
+            .arg(repo_root().join("tests/py/dkim_verify.py"))
+            .arg(&file)
+            .args(["wm2026", "acme.test", public_key.trim()])
+            .output()
+            .expect("run dkim_verify.py")
+    };
+    let good = verify(&raw);
+    assert!(
+        good.status.success(),
+        "dkimpy rejected the signature:\n{}\n{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let token = url.rsplit('/').next().unwrap();
+    let evil = raw.replacen(token, "forged", 1);
+    assert_eq!(
+        verify(&evil).status.code(),
+        Some(1),
+        "a changed link must fail"
+    );
+
+    // What a mailbox provider does on "unsubscribe": POST the RFC 8058 body to the link.
+    let path = url.strip_prefix(PUBLIC).unwrap();
+    let r = s.send(
+        s.request(reqwest::Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    s.advance(DAY);
+    s.settle();
+    let all = s.messages("lena");
+    let second = all.iter().find(|m| m["node"] == "news-2").unwrap();
+    assert_eq!(second["status"], "suppressed", "{second:#}");
+    let receipt = all.iter().find(|m| m["node"] == "receipt").unwrap();
+    assert_eq!(receipt["status"], "sent", "{receipt:#}");
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 2, "news-1 and the receipt: {accepted:#?}");
+    let receipt_mail = Mime::parse(&accepted[1].data);
+    assert!(receipt_mail.all("List-Unsubscribe").is_empty());
+    assert_eq!(receipt_mail.header("Subject"), "Receipt");
 }

@@ -109,10 +109,21 @@ pub trait EngineTx {
     /// Inserts a message unless one with the same idempotency key exists (returns false then).
     fn insert_message(&mut self, message: &NewMessage) -> Result<bool>;
     fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>>;
+    /// Why `address` is suppressed on `channel`, if it is.
+    fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>>;
     fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<()>;
     fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()>;
     fn meta(&mut self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
+
+    /// A contact's subscriptions, by channel and topic.
+    fn subscriptions(&mut self, contact_id: i64) -> Result<Vec<Subscription>>;
+    /// Sets one subscription; returns the status it had before (`None`: no record).
+    fn set_subscription(&mut self, subscription: &Subscription) -> Result<Option<String>>;
+    /// Records the one-click unsubscribe URL of a queued message.
+    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()>;
+    /// The contact with this email address (case-insensitive), the oldest if several.
+    fn contact_by_email(&mut self, email: &str) -> Result<Option<i64>>;
 }
 
 /// The whole storage surface. Methods are blocking; the server calls them off its async
@@ -137,6 +148,14 @@ pub trait Store: Send + Sync + 'static {
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>>;
     /// Records the outcomes of delivery attempts, all in one transaction.
     fn finish_messages(&self, outcomes: &[(i64, DeliveryOutcome)], now: Timestamp) -> Result<()>;
+
+    // Suppression list.
+    fn suppressions(&self, query: &SuppressionQuery) -> Result<Vec<Suppression>>;
+    /// Puts an address on the list, or updates the reason of an existing entry (keeping its
+    /// first `created_at`). True when the entry is new.
+    fn suppress(&self, entry: &Suppression) -> Result<bool>;
+    /// Takes an address off the list; false when it was not on it.
+    fn unsuppress(&self, channel: &str, address: &str) -> Result<bool>;
 
     // Contacts and lists.
     fn contact(&self, id: i64) -> Result<ContactDetail>;
@@ -181,6 +200,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Messages.
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>>;
+    /// The message with this idempotency key, if any (open and click tracking).
+    fn message_by_key(&self, idempotency_key: &str) -> Result<Option<MessageRow>>;
 
     /// Current levels for the metrics endpoint.
     fn gauges(&self) -> Result<Gauges>;

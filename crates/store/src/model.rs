@@ -195,6 +195,10 @@ pub struct NodeStats {
     pub sent: i64,
     pub failed: i64,
     pub suppressed: i64,
+    /// Messages of this node opened (or clicked) at least once.
+    pub opened: i64,
+    /// Messages of this node clicked at least once.
+    pub clicked: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,6 +239,8 @@ pub enum MessageStatus {
     Sent,
     Failed,
     Suppressed,
+    /// The receiving server said the mailbox does not exist; the address is now suppressed.
+    Bounced,
 }
 
 impl MessageStatus {
@@ -244,6 +250,7 @@ impl MessageStatus {
             MessageStatus::Sent => "sent",
             MessageStatus::Failed => "failed",
             MessageStatus::Suppressed => "suppressed",
+            MessageStatus::Bounced => "bounced",
         }
     }
 }
@@ -290,6 +297,9 @@ pub struct MessageRow {
     pub sent_at: Option<Timestamp>,
     pub opened_at: Option<Timestamp>,
     pub clicked_at: Option<Timestamp>,
+    /// Marketing email only: the one-click unsubscribe URL the transport puts in
+    /// `List-Unsubscribe` (with `List-Unsubscribe-Post`).
+    pub unsubscribe_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -312,9 +322,76 @@ pub enum DeliveryOutcome {
         error: String,
         at: Timestamp,
     },
+    /// Not attempted (over the transport's send rate): stays queued until this time, and the
+    /// attempt count is unchanged.
+    Deferred {
+        at: Timestamp,
+    },
     Failed {
         error: String,
     },
+    /// A permanent refusal meaning the mailbox does not exist: the message is `bounced` and
+    /// its recipient is suppressed as `hard_bounce` in the same transaction.
+    Bounced {
+        error: String,
+    },
+}
+
+/// Why an address is on the suppression list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    HardBounce,
+    Complaint,
+    Unsubscribe,
+    Manual,
+}
+
+impl SuppressionReason {
+    pub const ALL: [SuppressionReason; 4] = [
+        SuppressionReason::HardBounce,
+        SuppressionReason::Complaint,
+        SuppressionReason::Unsubscribe,
+        SuppressionReason::Manual,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::HardBounce => "hard_bounce",
+            SuppressionReason::Complaint => "complaint",
+            SuppressionReason::Unsubscribe => "unsubscribe",
+            SuppressionReason::Manual => "manual",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One entry of the suppression list. `address` is an email address (lower-cased) for the
+/// `email` channel and an E.164 number for `sms`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppression {
+    pub channel: String,
+    pub address: String,
+    pub reason: String,
+    pub source: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SuppressionQuery {
+    pub channel: Option<String>,
+    pub address: Option<String>,
+    pub limit: usize,
+}
+
+/// The key an address is suppressed under: email addresses compare case-insensitively.
+pub fn suppression_address(channel: &str, address: &str) -> String {
+    if channel == "email" {
+        address.trim().to_lowercase()
+    } else {
+        address.trim().to_string()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -323,4 +400,15 @@ pub struct Gauges {
     pub enrollments_active: i64,
     pub events_pending: i64,
     pub messages_queued: i64,
+}
+
+/// A contact's consent for one channel and topic (`*`: all marketing on that channel).
+/// `status` is `subscribed`, `pending` (double opt-in not confirmed) or `unsubscribed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub contact_id: i64,
+    pub channel: String,
+    pub topic: String,
+    pub status: String,
+    pub updated_at: Timestamp,
 }

@@ -462,14 +462,20 @@ async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<Re
 }
 
 /// Renders a template with a contact's data (`contact_id`) or sample data (`contact`, `event`):
-/// subject, HTML and text (generated when the template has none).
+/// subject, HTML and text (generated when the template has none). For an SMS template, `sms`
+/// gives the encoding (GSM-7 or UCS-2), the length in that encoding and the number of segments.
 pub async fn preview_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     let out = render_with(&state, id, &body.0).await?;
-    Ok(Json(json!(out.rendered)))
+    let mut preview = json!(out.rendered);
+    if out.channel == waymark_core::Channel::Sms {
+        let text = out.rendered.text.as_deref().unwrap_or_default();
+        preview["sms"] = json!(waymark_render::sms_segments(text));
+    }
+    Ok(Json(preview))
 }
 
 /// Renders a template like the preview and queues it to the address `to` through the outbox,

@@ -1,10 +1,13 @@
 //! The HTTP API: routes, shared state, authentication and body parsing.
 
+mod consent;
 pub mod error;
 pub mod ingest;
 mod journeys;
 mod manage;
 pub mod openapi;
+mod tracking;
+mod webhooks_in;
 
 use std::sync::Arc;
 
@@ -34,6 +37,8 @@ pub struct AppState {
 pub struct Secrets {
     pub admin_token: String,
     pub write_key: String,
+    /// Authenticates inbound provider webhooks (bounces, complaints, SMS keywords).
+    pub inbound_webhook_secret: String,
 }
 
 /// Constant-time comparison, so that response times do not leak a secret's prefix.
@@ -222,6 +227,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/contacts/import", post(manage::import_contacts))
         .route("/v1/contacts/{id}", get(manage::get_contact))
         .route("/v1/contacts/{id}/timeline", get(manage::timeline))
+        .route(
+            "/v1/contacts/{id}/subscriptions",
+            get(consent::list_subscriptions),
+        )
+        .route(
+            "/v1/contacts/{id}/subscriptions/{channel}/{topic}",
+            axum::routing::put(consent::put_subscription),
+        )
+        .route("/v1/topics", get(consent::topics))
         .route("/v1/lists", get(manage::lists).post(manage::create_list))
         .route(
             "/v1/lists/{name}/members",
@@ -245,6 +259,14 @@ pub fn router(state: AppState) -> Router {
             post(manage::test_send_template),
         )
         .route("/v1/messages", get(manage::messages))
+        .route(
+            "/v1/suppressions",
+            get(webhooks_in::list_suppressions).post(webhooks_in::add_suppression),
+        )
+        .route(
+            "/v1/suppressions/{channel}/{address}",
+            axum::routing::delete(webhooks_in::delete_suppression),
+        )
         .route("/v1/clock", get(manage::clock))
         .route("/v1/clock/advance", post(manage::advance_clock))
         .route("/v1/journeys", get(journeys::list).post(journeys::create))
@@ -265,9 +287,20 @@ pub fn router(state: AppState) -> Router {
             admin_only,
         ));
 
+    // Authenticated by the inbound webhook secret, not the admin token.
+    let inbound = Router::new()
+        .route("/v1/webhooks/ses", post(webhooks_in::ses))
+        .route("/v1/webhooks/postmark", post(webhooks_in::postmark))
+        .route("/v1/webhooks/suppressions", post(webhooks_in::generic))
+        .route(
+            "/v1/webhooks/twilio/inbound",
+            post(webhooks_in::twilio_inbound),
+        );
+
     Router::new()
         .merge(ingest)
         .merge(admin)
+        .merge(inbound)
         .route(
             "/v1/openapi.json",
             get(|| async { Json(openapi::document()) }),
@@ -276,6 +309,14 @@ pub fn router(state: AppState) -> Router {
             "/v1/schema/journey.json",
             get(|| async { Json(openapi::journey_schema()) }),
         )
+        .route("/t/o/{token}", get(tracking::open))
+        .route("/t/c/{token}", get(tracking::click))
+        .route(
+            "/u/{token}",
+            get(consent::unsubscribe_page).post(consent::unsubscribe_post),
+        )
+        .route("/confirm/{token}", get(consent::confirm))
+        .route("/v1/subscribe", post(consent::subscribe))
         .route("/metrics", get(metrics_endpoint))
         .route(
             "/healthz",

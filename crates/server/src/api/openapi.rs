@@ -173,7 +173,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "post",
         "/v1/templates/{id}/preview",
         "Templates",
-        "Render with `{contact_id}` or sample `{contact, event}`: subject, html, text",
+        "Render with `{contact_id}` or sample `{contact, event}`: subject, html, text (and `sms`: encoding and segments)",
         "admin",
     ),
     (
@@ -288,12 +288,124 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "Per-node counts and first/last activity",
         "admin",
     ),
+    (
+        "get",
+        "/v1/suppressions",
+        "Suppression",
+        "The suppression list, filtered by `channel` and `address`",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/suppressions",
+        "Suppression",
+        "Suppress an address: `{channel, address, reason?}` (reason defaults to `manual`)",
+        "admin",
+    ),
+    (
+        "delete",
+        "/v1/suppressions/{channel}/{address}",
+        "Suppression",
+        "Take an address off the suppression list",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/webhooks/ses",
+        "Inbound webhooks",
+        "Amazon SES bounces and complaints through SNS (subscription confirmation included)",
+        "inbound",
+    ),
+    (
+        "post",
+        "/v1/webhooks/postmark",
+        "Inbound webhooks",
+        "Postmark bounce and spam-complaint webhooks",
+        "inbound",
+    ),
+    (
+        "post",
+        "/v1/webhooks/suppressions",
+        "Inbound webhooks",
+        "Generic bounces, complaints and unsubscribes: `{events: [{type, channel?, address}]}`",
+        "inbound",
+    ),
+    (
+        "post",
+        "/v1/webhooks/twilio/inbound",
+        "Inbound webhooks",
+        "Incoming SMS (Twilio form): STOP and START keywords; answers empty TwiML",
+        "inbound",
+    ),
     ("get", "/v1/openapi.json", "Meta", "This document", "none"),
     (
         "get",
         "/v1/schema/journey.json",
         "Meta",
         "JSON Schema of journey documents (node kinds and settings)",
+        "none",
+    ),
+    (
+        "get",
+        "/t/o/{token}",
+        "Email tracking",
+        "Open pixel of a tracked email (image/gif); records `Email Opened`",
+        "none",
+    ),
+    (
+        "get",
+        "/t/c/{token}",
+        "Email tracking",
+        "Tracked link: records `Email Link Clicked` and redirects (302) to the destination",
+        "none",
+    ),
+    (
+        "get",
+        "/v1/contacts/{id}/subscriptions",
+        "Consent",
+        "A contact's subscriptions by channel and topic",
+        "admin",
+    ),
+    (
+        "put",
+        "/v1/contacts/{id}/subscriptions/{channel}/{topic}",
+        "Consent",
+        "Set a subscription: `{status: subscribed|pending|unsubscribed}` (topic `*`: all marketing)",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/topics",
+        "Consent",
+        "Subscription topics declared by templates",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/subscribe",
+        "Consent",
+        "Double opt-in: `{email, topic?, name?}` with the write key, or an HTML form post (`redirect?`)",
+        "writeKey",
+    ),
+    (
+        "get",
+        "/u/{token}",
+        "Consent",
+        "Preference page of a signed unsubscribe link (HTML)",
+        "none",
+    ),
+    (
+        "post",
+        "/u/{token}",
+        "Consent",
+        "One-click unsubscribe (RFC 8058 `List-Unsubscribe=One-Click`) or a preference form post",
+        "none",
+    ),
+    (
+        "get",
+        "/confirm/{token}",
+        "Consent",
+        "Confirms a double opt-in; records `Subscription Confirmed`",
         "none",
     ),
     ("get", "/metrics", "Meta", "Prometheus metrics", "none"),
@@ -327,6 +439,13 @@ pub fn document() -> Value {
         match *security {
             "admin" => op["security"] = json!([{ "adminToken": [] }]),
             "writeKey" => op["security"] = json!([{ "writeKey": [] }]),
+            "inbound" => {
+                op["security"] = json!([
+                    { "inboundSecretQuery": [] },
+                    { "inboundSecretBasic": [] },
+                    { "inboundSecretBearer": [] }
+                ])
+            }
             _ => op["security"] = json!([]),
         }
         if matches!(*method, "post" | "put") {
@@ -364,7 +483,10 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "adminToken": { "type": "http", "scheme": "bearer", "description": "WAYMARK_ADMIN_TOKEN" },
-                "writeKey": { "type": "http", "scheme": "basic", "description": "The write key as user name, empty password" }
+                "writeKey": { "type": "http", "scheme": "basic", "description": "The write key as user name, empty password"  },
+                "inboundSecretQuery": { "type": "apiKey", "in": "query", "name": "token", "description": "WAYMARK_INBOUND_WEBHOOK_SECRET as ?token=" },
+                "inboundSecretBasic": { "type": "http", "scheme": "basic", "description": "WAYMARK_INBOUND_WEBHOOK_SECRET as the password (any user name)" },
+                "inboundSecretBearer": { "type": "http", "scheme": "bearer", "description": "WAYMARK_INBOUND_WEBHOOK_SECRET" }
             },
             "schemas": {
                 "Journey": journey_schema(),

@@ -41,7 +41,18 @@ fn finish_one(
         DeliveryOutcome::Retry { error, at } => {
             ("queued", Some(error.as_str()), Some(ms(*at)), None)
         }
+        DeliveryOutcome::Deferred { at } => {
+            tx.prepare_cached(
+                "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'queued'",
+            )?
+            .execute(params![id, ms(*at)])?;
+            return Ok(());
+        }
         DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
+        // Counted with the failures in node statistics: the message did not arrive.
+        DeliveryOutcome::Bounced { error } => {
+            ("bounced", Some(error.as_str()), None, Some("failed"))
+        }
     };
     let changed = tx
                 .prepare_cached(
@@ -60,12 +71,21 @@ fn finish_one(
                     ))?
                     .execute([id])?;
     }
+    if changed == 1 && matches!(outcome, DeliveryOutcome::Bounced { .. }) {
+        tx.prepare_cached(
+            "INSERT INTO suppressions (channel, address, reason, source, created_at)
+             SELECT channel, recipient, 'hard_bounce', 'smtp', ?2 FROM messages
+             WHERE id = ?1 AND recipient IS NOT NULL
+             ON CONFLICT (channel, address) DO UPDATE SET reason = excluded.reason, source = excluded.source",
+        )?
+        .execute(params![id, ms(now)])?;
+    }
     Ok(())
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
      m.channel, m.recipient, m.subject, m.html, m.text, m.status, m.error, m.attempts, m.next_attempt_at, m.created_at,
-     m.sent_at, m.opened_at, m.clicked_at";
+     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url";
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let opt_ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
@@ -91,6 +111,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         sent_at: opt_ts(18)?,
         opened_at: opt_ts(19)?,
         clicked_at: opt_ts(20)?,
+        unsubscribe_url: r.get(21)?,
     })
 }
 
@@ -224,6 +245,63 @@ impl Store for SqliteStore {
                 finish_one(tx, *id, outcome, now)?;
             }
             Ok(())
+        })
+    }
+
+    fn suppressions(&self, q: &SuppressionQuery) -> Result<Vec<Suppression>> {
+        let conn = self.conn()?;
+        let channel = q.channel.clone();
+        let address = q
+            .address
+            .as_deref()
+            .map(|a| suppression_address(channel.as_deref().unwrap_or("email"), a));
+        let mut stmt = conn.prepare_cached(
+            "SELECT channel, address, reason, source, created_at FROM suppressions
+             WHERE (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR address = ?2 OR address = ?3)
+             ORDER BY created_at DESC, channel, address LIMIT ?4",
+        )?;
+        // Without a channel, the address is matched as given and lower-cased.
+        let raw = q.address.as_deref().map(str::trim);
+        let rows = stmt.query_map(
+            params![channel, address, raw, q.limit.clamp(1, 1000) as i64],
+            |r| {
+                Ok(Suppression {
+                    channel: r.get(0)?,
+                    address: r.get(1)?,
+                    reason: r.get(2)?,
+                    source: r.get(3)?,
+                    created_at: ts(r.get(4)?),
+                })
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn suppress(&self, e: &Suppression) -> Result<bool> {
+        let address = suppression_address(&e.channel, &e.address);
+        self.write(|tx| {
+            let existed: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM suppressions WHERE channel = ?1 AND address = ?2)",
+                )?
+                .query_row(params![e.channel, address], |r| r.get(0))?;
+            tx.prepare_cached(
+                "INSERT INTO suppressions (channel, address, reason, source, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (channel, address) DO UPDATE SET reason = excluded.reason, source = excluded.source",
+            )?
+            .execute(params![e.channel, address, e.reason, e.source, ms(e.created_at)])?;
+            Ok(!existed)
+        })
+    }
+
+    fn unsuppress(&self, channel: &str, address: &str) -> Result<bool> {
+        let address = suppression_address(channel, address);
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND address = ?2")?
+                .execute(params![channel, address])?;
+            Ok(n == 1)
         })
     }
 
@@ -642,7 +720,7 @@ impl Store for SqliteStore {
         let journey = self.journey_in(&conn, id)?;
         let mut nodes: Vec<NodeStats> = conn
             .prepare_cached(
-                "SELECT node, entered, completed, exited, converted, sent, failed, suppressed FROM node_stats WHERE journey_id = ?1",
+                "SELECT node, entered, completed, exited, converted, sent, failed, suppressed, opened, clicked FROM node_stats WHERE journey_id = ?1",
             )?
             .query_map([id], |r| {
                 Ok(NodeStats {
@@ -655,6 +733,8 @@ impl Store for SqliteStore {
                     sent: r.get(5)?,
                     failed: r.get(6)?,
                     suppressed: r.get(7)?,
+                    opened: r.get(8)?,
+                    clicked: r.get(9)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -750,6 +830,16 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), message_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn message_by_key(&self, idempotency_key: &str) -> Result<Option<MessageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id WHERE m.idempotency_key = ?1"
+        ))?;
+        Ok(stmt
+            .query_row([idempotency_key], message_from_row)
+            .optional()?)
     }
 
     fn gauges(&self) -> Result<Gauges> {

@@ -135,7 +135,9 @@ CREATE TABLE messages (
     created_at      INTEGER NOT NULL,
     sent_at         INTEGER,
     opened_at       INTEGER,
-    clicked_at      INTEGER
+    clicked_at      INTEGER,
+    -- Marketing email: the signed one-click unsubscribe URL (List-Unsubscribe, RFC 8058).
+    unsubscribe_url TEXT
 );
 CREATE INDEX messages_contact ON messages (contact_id, id);
 CREATE INDEX messages_due ON messages (next_attempt_at) WHERE status = 'queued';
@@ -152,5 +154,32 @@ CREATE TABLE node_stats (
     sent       INTEGER NOT NULL DEFAULT 0,
     failed     INTEGER NOT NULL DEFAULT 0,
     suppressed INTEGER NOT NULL DEFAULT 0,
+    -- Unique opens and clicks of the node's messages (the first of each per message).
+    opened     INTEGER NOT NULL DEFAULT 0,
+    clicked    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (journey_id, node)
+) WITHOUT ROWID;
+
+-- Addresses (email, lower-cased) and numbers (E.164) that must not receive messages on a
+-- channel. reason: hard_bounce, complaint, unsubscribe, manual. source: where it came from
+-- (smtp, ses, postmark, webhook, twilio, api).
+CREATE TABLE suppressions (
+    channel    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, address)
+) WITHOUT ROWID;
+
+-- Consent per contact, channel and topic (`*` is all marketing on the channel). status:
+-- subscribed, pending (double opt-in not confirmed) or unsubscribed. No row is consent
+-- (imported and identified contacts); transactional messages ignore this table.
+CREATE TABLE subscriptions (
+    contact_id INTEGER NOT NULL,
+    channel    TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (contact_id, channel, topic)
 ) WITHOUT ROWID;

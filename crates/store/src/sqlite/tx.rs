@@ -10,7 +10,7 @@ use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog
 use super::{ms, ts};
 use crate::{
     Contact, EngineTx, NewEvent, NewMessage, Result, StatsDeltas, StoreError, StoredEvent,
-    StoredTemplate,
+    StoredTemplate, Subscription,
 };
 
 pub(crate) struct SqliteTx<'a> {
@@ -179,6 +179,65 @@ impl SqliteTx<'_> {
 }
 
 impl EngineTx for SqliteTx<'_> {
+    fn subscriptions(&mut self, contact_id: i64) -> Result<Vec<Subscription>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT contact_id, channel, topic, status, updated_at FROM subscriptions
+             WHERE contact_id = ?1 ORDER BY channel, topic",
+        )?;
+        let rows = stmt.query_map([contact_id], |r| {
+            Ok(Subscription {
+                contact_id: r.get(0)?,
+                channel: r.get(1)?,
+                topic: r.get(2)?,
+                status: r.get(3)?,
+                updated_at: ts(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn set_subscription(&mut self, s: &Subscription) -> Result<Option<String>> {
+        let before: Option<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT status FROM subscriptions WHERE contact_id = ?1 AND channel = ?2 AND topic = ?3",
+            )?
+            .query_row(params![s.contact_id, s.channel, s.topic], |r| r.get(0))
+            .optional()?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (contact_id, channel, topic)
+                 DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                s.contact_id,
+                s.channel,
+                s.topic,
+                s.status,
+                ms(s.updated_at)
+            ])?;
+        Ok(before)
+    }
+
+    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE messages SET unsubscribe_url = ?2 WHERE idempotency_key = ?1")?
+            .execute(params![idempotency_key, url])?;
+        Ok(())
+    }
+
+    fn contact_by_email(&mut self, email: &str) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM contacts WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
+            )?
+            .query_row([email.trim()], |r| r.get(0))
+            .optional()?)
+    }
+
     fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         let done = self
             .meta("processed_seq")?
@@ -365,17 +424,41 @@ impl EngineTx for SqliteTx<'_> {
     }
 
     fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
+        let Some((unopened, unclicked)) = self
+            .tx
+            .prepare_cached(
+                "SELECT opened_at IS NULL, clicked_at IS NULL FROM messages WHERE id = ?1",
+            )?
+            .query_row([message_id], |r| {
+                Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?))
+            })
+            .optional()?
+        else {
+            return Ok(false);
+        };
         // A click implies the message was opened, even if the open pixel was blocked.
         let sql = if clicked {
             "UPDATE messages SET clicked_at = COALESCE(clicked_at, ?2), opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
         } else {
             "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
         };
-        Ok(self
-            .tx
+        self.tx
             .prepare_cached(sql)?
-            .execute(params![message_id, ms(at)])?
-            == 1)
+            .execute(params![message_id, ms(at)])?;
+        // Unique opens and clicks per journey node: only the first of each counts.
+        for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
+            if first {
+                self.tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO node_stats (journey_id, node, {column})
+                         SELECT journey_id, node, 1 FROM messages
+                         WHERE id = ?1 AND journey_id IS NOT NULL AND node IS NOT NULL
+                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
+                    ))?
+                    .execute([message_id])?;
+            }
+        }
+        Ok(true)
     }
 
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>> {
@@ -575,6 +658,17 @@ impl EngineTx for SqliteTx<'_> {
 
     fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>> {
         super::api::template_row(self.tx, id)
+    }
+
+    fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
+            .query_row(
+                params![channel, crate::suppression_address(channel, address)],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<()> {

@@ -1,0 +1,694 @@
+//! Consent endpoints: subscriptions in the management API, the hosted unsubscribe and
+//! preference page (`/u/{token}`, with the RFC 8058 one-click POST), and double opt-in
+//! (`POST /v1/subscribe`, `GET /confirm/{token}`). The rule that applies subscriptions to
+//! sends is in `waymark_engine::consent`.
+//!
+//! Links are signed with the tracking secret (`--public-url`): a tampered or unknown token
+//! gets a 404. Every change of a subscription records a track event on the contact through
+//! the intake (`Unsubscribed`, `Subscribed`, `Subscription Confirmed`, with `channel` and
+//! `topic`), so journeys can branch or exit on it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use waymark_core::EventKind;
+use waymark_core::journey::{Channel, TemplateDefinition};
+use waymark_engine::consent::{
+    self, ALL_TOPICS, ConsentToken, PENDING, SUBSCRIBED, SUBSCRIBED_STATUS, SUBSCRIPTION_CONFIRMED,
+    UNSUBSCRIBED, UNSUBSCRIBED_STATUS,
+};
+use waymark_store::{MessageStatus, NewEvent, NewMessage, Subscription};
+
+use super::error::{ApiError, ApiResult};
+use super::ingest::random_hex;
+use super::manage::blocking;
+use super::{AppState, JsonBody, authorize_write_key};
+
+/// The id of a template that replaces the built-in double opt-in confirmation email.
+pub const CONFIRMATION_TEMPLATE: &str = "double-opt-in";
+
+fn channel_of(raw: &str) -> ApiResult<&'static str> {
+    match raw {
+        "email" => Ok("email"),
+        "sms" => Ok("sms"),
+        _ => Err(ApiError::invalid(
+            "invalid_parameter",
+            "channel",
+            "must be `email` or `sms`",
+        )),
+    }
+}
+
+fn check_topic(topic: &str) -> ApiResult<String> {
+    let topic = topic.trim();
+    if topic.is_empty() || topic.len() > 100 || topic.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "topic",
+            "must be 1 to 100 printable characters (`*` is all marketing)",
+        ));
+    }
+    Ok(topic.to_string())
+}
+
+async fn contact_subscriptions(state: &AppState, contact_id: i64) -> ApiResult<Vec<Subscription>> {
+    blocking(state, move |s| {
+        s.contact(contact_id)?;
+        let mut out = Vec::new();
+        s.engine_tx(&mut |tx| {
+            out = tx.subscriptions(contact_id)?;
+            Ok(())
+        })?;
+        Ok(out)
+    })
+    .await
+}
+
+/// Sets a subscription and records the matching event when the status changed. Returns the
+/// previous status.
+async fn change(
+    state: &AppState,
+    contact_id: i64,
+    channel: &str,
+    topic: &str,
+    status: &str,
+    source: &str,
+) -> ApiResult<Option<String>> {
+    let now = state.engine.clock().now();
+    let subscription = Subscription {
+        contact_id,
+        channel: channel.to_string(),
+        topic: topic.to_string(),
+        status: status.to_string(),
+        updated_at: now,
+    };
+    let before = blocking(state, move |s| {
+        s.contact(contact_id)?;
+        let mut before = None;
+        s.engine_tx(&mut |tx| {
+            before = tx.set_subscription(&subscription)?;
+            Ok(())
+        })?;
+        Ok(before)
+    })
+    .await?;
+    let event = match status {
+        UNSUBSCRIBED_STATUS => Some(UNSUBSCRIBED),
+        SUBSCRIBED_STATUS if before.as_deref() == Some(PENDING) => Some(SUBSCRIPTION_CONFIRMED),
+        SUBSCRIBED_STATUS => Some(SUBSCRIBED),
+        _ => None,
+    };
+    if let Some(name) = event
+        && before.as_deref() != Some(status)
+    {
+        record_event(state, contact_id, name, channel, topic, source).await?;
+    }
+    Ok(before)
+}
+
+/// Records a consent event on the contact through the intake.
+async fn record_event(
+    state: &AppState,
+    contact_id: i64,
+    name: &str,
+    channel: &str,
+    topic: &str,
+    source: &str,
+) -> ApiResult<()> {
+    let detail = blocking(state, move |s| s.contact(contact_id)).await?;
+    let user_id = detail.contact.user_id.clone();
+    let anonymous_id = match &user_id {
+        Some(_) => None,
+        None => detail.anonymous_ids.first().cloned(),
+    };
+    if user_id.is_none() && anonymous_id.is_none() {
+        tracing::warn!(contact = contact_id, "consent event not recorded: no id");
+        return Ok(());
+    }
+    let now = state.engine.clock().now();
+    let mut properties = Map::new();
+    properties.insert("channel".into(), json!(channel));
+    properties.insert("topic".into(), json!(topic));
+    properties.insert("source".into(), json!(source));
+    let event = NewEvent {
+        message_id: format!("waymark-consent-{}", random_hex(12)),
+        kind: EventKind::Track,
+        name: name.to_string(),
+        user_id,
+        anonymous_id,
+        previous_id: None,
+        properties,
+        timestamp: now,
+        received_at: now,
+    };
+    if let Err(e) = state.engine.intake().append(vec![event]).await {
+        tracing::error!(error = %e, contact = contact_id, "consent event not recorded");
+    }
+    Ok(())
+}
+
+// ---- management API ----
+
+/// `GET /v1/contacts/{id}/subscriptions`
+pub async fn list_subscriptions(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let subscriptions = contact_subscriptions(&state, id).await?;
+    Ok(Json(json!({ "subscriptions": subscriptions })))
+}
+
+/// `PUT /v1/contacts/{id}/subscriptions/{channel}/{topic}` with `{"status": …}`.
+pub async fn put_subscription(
+    State(state): State<AppState>,
+    Path((id, channel, topic)): Path<(i64, String, String)>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let channel = channel_of(&channel)?;
+    let topic = check_topic(&topic)?;
+    let status = body
+        .0
+        .get("status")
+        .and_then(Value::as_str)
+        .filter(|s| consent::is_status(s))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_parameter",
+                "status",
+                "must be `subscribed`, `pending` or `unsubscribed`",
+            )
+        })?
+        .to_string();
+    let before = change(&state, id, channel, &topic, &status, "api").await?;
+    Ok(Json(json!({
+        "contact_id": id,
+        "channel": channel,
+        "topic": topic,
+        "status": status,
+        "previous_status": before,
+    })))
+}
+
+/// Topics used by non-transactional templates, by channel.
+async fn template_topics(state: &AppState) -> ApiResult<BTreeMap<(String, String), Vec<String>>> {
+    let templates = blocking(state, |s| s.templates()).await?;
+    let mut topics: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for t in templates {
+        let d = &t.definition;
+        if let Some(topic) = d.topic.as_ref().filter(|t| !t.trim().is_empty())
+            && !d.transactional
+        {
+            topics
+                .entry((d.channel.as_str().to_string(), topic.clone()))
+                .or_default()
+                .push(d.id.clone());
+        }
+    }
+    Ok(topics)
+}
+
+/// `GET /v1/topics`: the topics templates declare, with the templates that use them.
+pub async fn topics(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let topics: Vec<Value> = template_topics(&state)
+        .await?
+        .into_iter()
+        .map(|((channel, topic), templates)| {
+            json!({ "channel": channel, "topic": topic, "templates": templates })
+        })
+        .collect();
+    Ok(Json(json!({ "topics": topics })))
+}
+
+// ---- hosted pages ----
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{t}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#222}}\
+         table{{border-collapse:collapse;width:100%}}td{{padding:.4rem;border-bottom:1px solid #ddd}}\
+         button{{padding:.3rem .8rem}}</style></head><body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    );
+    let mut response = Html(html).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn unknown_link() -> ApiError {
+    ApiError::not_found("no such link")
+}
+
+fn verified(state: &AppState, token: &str, confirmation: bool) -> ApiResult<ConsentToken> {
+    state
+        .engine
+        .tracking()
+        .and_then(|t| consent::verify(t, token))
+        .filter(|t| {
+            if confirmation {
+                t.is_confirmation()
+            } else {
+                t.is_unsubscribe()
+            }
+        })
+        .ok_or_else(unknown_link)
+}
+
+fn parse_form(body: &[u8]) -> ApiResult<HashMap<String, String>> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("invalid_body", "the body is not UTF-8"))?;
+    let url = reqwest::Url::parse(&format!("http://form.invalid/?{}", text.trim()))
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    Ok(url.query_pairs().into_owned().collect())
+}
+
+fn topic_label(topic: &str) -> String {
+    if topic == ALL_TOPICS {
+        "All marketing".into()
+    } else {
+        topic.to_string()
+    }
+}
+
+/// The preference page of a token's contact.
+async fn preferences(
+    state: &AppState,
+    token: &str,
+    t: &ConsentToken,
+    note: &str,
+) -> ApiResult<Response> {
+    let subscriptions = contact_subscriptions(state, t.c).await?;
+    let mut topics: Vec<String> = template_topics(state)
+        .await?
+        .into_keys()
+        .filter(|(channel, _)| *channel == t.ch)
+        .map(|(_, topic)| topic)
+        .collect();
+    for s in subscriptions.iter().filter(|s| s.channel == t.ch) {
+        topics.push(s.topic.clone());
+    }
+    topics.push(t.t.clone());
+    topics.retain(|x| x != ALL_TOPICS);
+    topics.sort();
+    topics.dedup();
+    let status_of = |topic: &str| {
+        subscriptions
+            .iter()
+            .find(|s| s.channel == t.ch && s.topic == topic)
+            .map_or(SUBSCRIBED_STATUS, |s| s.status.as_str())
+    };
+    let all = status_of(ALL_TOPICS);
+    let action = format!("/u/{}", escape(token));
+    let form = |topic: &str, act: &str, label: &str| {
+        format!(
+            "<form method=\"post\" action=\"{action}\" style=\"display:inline\">\
+             <input type=\"hidden\" name=\"topic\" value=\"{}\">\
+             <input type=\"hidden\" name=\"action\" value=\"{act}\">\
+             <button type=\"submit\">{label}</button></form>",
+            escape(topic)
+        )
+    };
+    let mut rows = String::new();
+    for topic in &topics {
+        let status = if all == UNSUBSCRIBED_STATUS {
+            UNSUBSCRIBED_STATUS
+        } else {
+            status_of(topic)
+        };
+        let button = if status == SUBSCRIBED_STATUS {
+            form(topic, "unsubscribe", "Unsubscribe")
+        } else {
+            form(topic, "resubscribe", "Resubscribe")
+        };
+        rows.push_str(&format!(
+            "<tr data-topic=\"{}\"><td>{}</td><td class=\"status\">{status}</td><td>{button}</td></tr>",
+            escape(topic),
+            escape(&topic_label(topic))
+        ));
+    }
+    let all_button = if all == UNSUBSCRIBED_STATUS {
+        form(ALL_TOPICS, "resubscribe", "Resubscribe to all")
+    } else {
+        form(
+            ALL_TOPICS,
+            "unsubscribe_all",
+            "Unsubscribe from all marketing",
+        )
+    };
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"note\"><strong>{}</strong></p>", escape(note))
+    };
+    let body = format!(
+        "{note}<p>Choose which {} messages you receive. Messages you need (receipts, password \
+         resets) are always sent.</p><table>{rows}<tr data-topic=\"*\"><td>{}</td>\
+         <td class=\"status\">{all}</td><td>{all_button}</td></tr></table>",
+        escape(&t.ch),
+        topic_label(ALL_TOPICS)
+    );
+    Ok(page("Your subscription preferences", &body))
+}
+
+/// `GET /u/{token}`: the preference page (no login: the signed link is the authority).
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let t = verified(&state, &token, false)?;
+    preferences(&state, &token, &t, "").await
+}
+
+/// `POST /u/{token}`: the RFC 8058 one-click unsubscribe (body `List-Unsubscribe=One-Click`)
+/// unsubscribes from the link's topic; the preference page's forms send `action`
+/// (`unsubscribe`, `unsubscribe_all`, `resubscribe`) and `topic`.
+pub async fn unsubscribe_post(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let t = verified(&state, &token, false)?;
+    let form = parse_form(&body)?;
+    let one_click = form.get("List-Unsubscribe").map(String::as_str) == Some("One-Click");
+    let action = form
+        .get("action")
+        .map(String::as_str)
+        .unwrap_or("unsubscribe");
+    let topic = match form.get("topic") {
+        Some(topic) if !one_click => check_topic(topic)?,
+        _ => t.t.clone(),
+    };
+    let source = if one_click {
+        "one-click"
+    } else {
+        "preference page"
+    };
+    let note = match action {
+        "unsubscribe" => {
+            change(&state, t.c, &t.ch, &topic, UNSUBSCRIBED_STATUS, source).await?;
+            format!("You are unsubscribed from {}.", topic_label(&topic))
+        }
+        "unsubscribe_all" => {
+            change(&state, t.c, &t.ch, ALL_TOPICS, UNSUBSCRIBED_STATUS, source).await?;
+            "You are unsubscribed from all marketing.".to_string()
+        }
+        "resubscribe" => {
+            change(&state, t.c, &t.ch, &topic, SUBSCRIBED_STATUS, source).await?;
+            // Resubscribing to a topic means nothing while all marketing is refused.
+            let subs = contact_subscriptions(&state, t.c).await?;
+            if topic != ALL_TOPICS
+                && subs.iter().any(|s| {
+                    s.channel == t.ch && s.topic == ALL_TOPICS && s.status == UNSUBSCRIBED_STATUS
+                })
+            {
+                change(&state, t.c, &t.ch, ALL_TOPICS, SUBSCRIBED_STATUS, source).await?;
+            }
+            format!("You are subscribed to {} again.", topic_label(&topic))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                "action",
+                "must be `unsubscribe`, `unsubscribe_all` or `resubscribe`",
+            ));
+        }
+    };
+    if one_click {
+        return Ok(page("Unsubscribed", &format!("<p>{}</p>", escape(&note))));
+    }
+    preferences(&state, &token, &t, &note).await
+}
+
+// ---- double opt-in ----
+
+/// The built-in confirmation email (a template `double-opt-in` replaces it). Its data:
+/// `contact` (`email`, `name`, …), `topic` and `confirm_url`.
+fn builtin_confirmation() -> TemplateDefinition {
+    TemplateDefinition {
+        id: CONFIRMATION_TEMPLATE.into(),
+        channel: Channel::Email,
+        name: Some("Double opt-in confirmation".into()),
+        subject: Some("Please confirm your subscription".into()),
+        html: Some(
+            "<p>Hello{% if contact.name %} {{ contact.name }}{% endif %},</p>\
+             <p>Please confirm that you want to receive our emails{% if topic != \"*\" %} \
+             about {{ topic }}{% endif %}:</p>\
+             <p><a href=\"{{ confirm_url }}\">Confirm my subscription</a></p>\
+             <p>If you did not ask for this, ignore this email: nothing will be sent.</p>"
+                .into(),
+        ),
+        mjml: None,
+        text: Some(
+            "Hello{% if contact.name %} {{ contact.name }}{% endif %},\n\n\
+             Please confirm your subscription{% if topic != \"*\" %} to {{ topic }}{% endif %}:\n\
+             {{ confirm_url }}\n\nIf you did not ask for this, ignore this email.\n"
+                .into(),
+        ),
+        body: None,
+        tracking: Some(false),
+        topic: None,
+        transactional: true,
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// `POST /v1/subscribe`: JSON with the write key, or a plain HTML form
+/// (`application/x-www-form-urlencoded`, no key: the confirmation email is the check) with
+/// `email`, optional `topic`, `name` and `redirect`.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let form = is_form(&headers);
+    let fields: Map<String, Value> = if form {
+        parse_form(&body)?
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect()
+    } else {
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })?;
+        authorize_write_key(&state, &headers, &value)?;
+        match value {
+            Value::Object(m) => m,
+            _ => return Err(ApiError::bad_request("invalid_json", "send a JSON object")),
+        }
+    };
+    let text = |k: &str| {
+        fields
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let email = text("email")
+        .ok_or_else(|| ApiError::invalid("invalid_parameter", "email", "is required"))?;
+    let email = waymark_core::Email::parse(&email)
+        .map_err(|e| ApiError::invalid("invalid_parameter", "email", e.to_string()))?
+        .to_string();
+    let topic = match text("topic") {
+        Some(t) => check_topic(&t)?,
+        None => ALL_TOPICS.to_string(),
+    };
+    let name = text("name");
+    let redirect = match text("redirect") {
+        Some(r) => Some(
+            reqwest::Url::parse(&r)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    ApiError::invalid("invalid_parameter", "redirect", "must be an http(s) URL")
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let Some(tracking) = state.engine.tracking().cloned() else {
+        return Err(ApiError::conflict(
+            "public_url_required",
+            "double opt-in needs --public-url for its confirmation link",
+        ));
+    };
+
+    // Find or create the contact, mark the subscription pending (unless already confirmed).
+    let now = state.engine.clock().now();
+    let (contact_id, before) = {
+        let email = email.clone();
+        let topic = topic.clone();
+        let name = name.clone();
+        blocking(&state, move |s| {
+            let mut out = (0, None);
+            s.engine_tx(&mut |tx| {
+                let id = match tx.contact_by_email(&email)? {
+                    Some(id) => id,
+                    None => {
+                        let anonymous = format!("subscribe:{}", email.to_lowercase());
+                        let id = tx.resolve_contact(None, Some(&anonymous), now)?;
+                        let mut traits = Map::new();
+                        traits.insert("email".into(), json!(email));
+                        if let Some(name) = &name {
+                            traits.insert("name".into(), json!(name));
+                        }
+                        tx.update_traits(id, &traits, now)?;
+                        id
+                    }
+                };
+                let current = tx
+                    .subscriptions(id)?
+                    .into_iter()
+                    .find(|s| s.channel == "email" && s.topic == topic)
+                    .map(|s| s.status);
+                if current.as_deref() != Some(SUBSCRIBED_STATUS) {
+                    tx.set_subscription(&Subscription {
+                        contact_id: id,
+                        channel: "email".into(),
+                        topic: topic.clone(),
+                        status: PENDING.into(),
+                        updated_at: now,
+                    })?;
+                }
+                out = (id, current);
+                Ok(())
+            })?;
+            Ok(out)
+        })
+        .await?
+    };
+    let already = before.as_deref() == Some(SUBSCRIBED_STATUS);
+    if !already {
+        queue_confirmation(&state, &tracking, contact_id, &email, name, &topic).await?;
+    }
+    if form {
+        if let Some(to) = redirect {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            return Ok(response);
+        }
+        let message = if already {
+            "You are already subscribed."
+        } else {
+            "Check your inbox: we sent you an email with a link to confirm your subscription."
+        };
+        return Ok(page("Almost done", &format!("<p>{message}</p>")));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "contact_id": contact_id,
+            "channel": "email",
+            "topic": topic,
+            "status": if already { SUBSCRIBED_STATUS } else { PENDING },
+        })),
+    )
+        .into_response())
+}
+
+async fn queue_confirmation(
+    state: &AppState,
+    tracking: &waymark_engine::Tracking,
+    contact_id: i64,
+    email: &str,
+    name: Option<String>,
+    topic: &str,
+) -> ApiResult<()> {
+    let definition = match blocking(state, |s| s.get_template(CONFIRMATION_TEMPLATE)).await {
+        Ok(t) if t.definition.channel == Channel::Email => t.definition,
+        _ => builtin_confirmation(),
+    };
+    let compiled = waymark_render::compile(&definition).map_err(|errors| {
+        ApiError::internal(format!(
+            "the `{CONFIRMATION_TEMPLATE}` template does not compile: {}",
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let confirm_url = consent::confirm_url(tracking, contact_id, "email", topic);
+    let detail = blocking(state, move |s| s.contact(contact_id)).await?;
+    let mut contact = detail.contact.traits.clone();
+    contact.insert("id".into(), json!(contact_id));
+    contact.insert("email".into(), json!(email));
+    if let Some(name) = name {
+        contact.entry("name").or_insert(json!(name));
+    }
+    let mut data = Map::new();
+    data.insert("contact".into(), Value::Object(contact));
+    data.insert("topic".into(), json!(topic));
+    data.insert("confirm_url".into(), json!(confirm_url));
+    let rendered = compiled
+        .render(&data)
+        .map_err(|e| ApiError::internal(format!("the confirmation email failed: {e}")))?;
+    let now = state.engine.clock().now();
+    let message = NewMessage {
+        idempotency_key: format!("double-opt-in:{contact_id}:{}", random_hex(8)),
+        contact_id,
+        enrollment_id: None,
+        journey_id: None,
+        node: None,
+        template: CONFIRMATION_TEMPLATE.into(),
+        channel: "email".into(),
+        recipient: Some(email.to_string()),
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        status: MessageStatus::Queued,
+        error: None,
+        created_at: now,
+    };
+    blocking(state, move |s| {
+        s.engine_tx(&mut |tx| tx.insert_message(&message).map(|_| ()))
+    })
+    .await?;
+    state.engine.messages_queued();
+    Ok(())
+}
+
+/// `GET /confirm/{token}`: confirms a double opt-in and records `Subscription Confirmed`.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let t = verified(&state, &token, true)?;
+    change(&state, t.c, &t.ch, &t.t, SUBSCRIBED_STATUS, "double opt-in").await?;
+    Ok(page(
+        "Subscription confirmed",
+        "<p>Thank you: your subscription is confirmed.</p>",
+    ))
+}

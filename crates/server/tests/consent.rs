@@ -1,0 +1,343 @@
+//! Consent: subscription topics, the one-click unsubscribe (RFC 8058), the preference page,
+//! double opt-in, and the management API for subscriptions.
+
+mod common;
+use common::*;
+use reqwest::Method;
+
+const PUBLIC: &str = "http://mail.example.test";
+
+fn consent_server() -> Server {
+    Server::start(ServerOptions {
+        args: vec!["--public-url".into(), format!("{PUBLIC}/")],
+        ..Default::default()
+    })
+}
+
+/// `news-1` (topic news), a day later `news-2` (topic news), `promo` (topic promo) and
+/// `receipt` (transactional).
+fn apply_news_journey(s: &Server, trigger: &str) {
+    s.apply_journey(json!({
+        "id": "news", "name": "News",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": trigger},
+            {"id": "first", "type": "send_email", "template": "news-1"},
+            {"id": "wait", "type": "delay", "duration": "1d"},
+            {"id": "second", "type": "send_email", "template": "news-2"},
+            {"id": "promo", "type": "send_email", "template": "promo"},
+            {"id": "receipt", "type": "send_email", "template": "receipt"}
+        ],
+        "edges": [
+            {"from": "start", "to": "first"}, {"from": "first", "to": "wait"},
+            {"from": "wait", "to": "second"}, {"from": "second", "to": "promo"},
+            {"from": "promo", "to": "receipt"}
+        ],
+        "templates": [
+            {"id": "news-1", "channel": "email", "subject": "News 1", "topic": "news",
+             "html": "<html><body><p>News</p><a href=\"{{ unsubscribe_url }}\" data-waymark-notrack>unsubscribe</a></body></html>"},
+            {"id": "news-2", "channel": "email", "subject": "News 2", "topic": "news", "text": "more news"},
+            {"id": "promo", "channel": "email", "subject": "Promo", "topic": "promo", "text": "buy"},
+            {"id": "receipt", "channel": "email", "subject": "Receipt", "transactional": true, "text": "thanks"}
+        ]
+    }));
+}
+
+fn message_of(messages: &[Value], template: &str) -> Value {
+    messages
+        .iter()
+        .find(|m| m["template"] == template)
+        .cloned()
+        .unwrap_or_else(|| panic!("no `{template}` message in {messages:?}"))
+}
+
+/// The server-relative path of a public URL.
+fn path_of(url: &str) -> String {
+    url.strip_prefix(PUBLIC)
+        .unwrap_or_else(|| panic!("`{url}` is not under {PUBLIC}"))
+        .to_string()
+}
+
+fn form_post(s: &Server, path: &str, body: &str) -> Resp {
+    s.send(
+        s.request(Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string()),
+    )
+}
+
+fn events_named(s: &Server, contact_id: i64, name: &str) -> Vec<Value> {
+    s.timeline(contact_id)
+        .into_iter()
+        .filter(|e| e["type"] == "event" && e["name"] == name)
+        .collect()
+}
+
+fn subscription_status(s: &Server, contact_id: i64, topic: &str) -> Option<String> {
+    s.admin_get(&format!("/v1/contacts/{contact_id}/subscriptions"))
+        .ok()["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["channel"] == "email" && x["topic"] == topic)
+        .map(|x| x["status"].as_str().unwrap().to_string())
+}
+
+/// Enrols `user` and returns the unsubscribe path of the first (marketing) email.
+fn enrol(s: &Server, user: &str) -> (i64, String) {
+    s.identify(user, json!({"email": format!("{user}@example.com")}))
+        .ok();
+    s.track(user, "Signed Up", json!({})).ok();
+    s.settle();
+    let first = message_of(&s.messages(user), "news-1");
+    assert_eq!(first["status"], "sent", "{first}");
+    let url = first["unsubscribe_url"].as_str().expect("unsubscribe_url");
+    assert!(url.starts_with(&format!("{PUBLIC}/u/")), "{url}");
+    // The Liquid variable carries the same link into the body.
+    assert!(first["html"].as_str().unwrap().contains(url));
+    let id = s.contact_by_user(user)["id"].as_i64().unwrap();
+    (id, path_of(url))
+}
+
+#[test]
+fn one_click_unsubscribe_suppresses_the_next_marketing_email_but_not_transactional() {
+    let s = consent_server();
+    apply_news_journey(&s, "Signed Up");
+    let (contact, unsubscribe) = enrol(&s, "ann");
+
+    let r = form_post(&s, &unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.settle();
+    assert_eq!(
+        subscription_status(&s, contact, "news").as_deref(),
+        Some("unsubscribed")
+    );
+    let events = events_named(&s, contact, "Unsubscribed");
+    assert_eq!(events.len(), 1, "{events:?}");
+
+    s.advance(DAY);
+    s.settle();
+    let messages = s.messages("ann");
+    let second = message_of(&messages, "news-2");
+    assert_eq!(second["status"], "suppressed", "{second}");
+    assert!(
+        second["error"].as_str().unwrap().contains("news"),
+        "{second}"
+    );
+    // Another topic and transactional messages still go.
+    assert_eq!(message_of(&messages, "promo")["status"], "sent");
+    let receipt = message_of(&messages, "receipt");
+    assert_eq!(receipt["status"], "sent");
+    assert!(receipt["unsubscribe_url"].is_null(), "{receipt}");
+}
+
+#[test]
+fn preference_page_renders_and_its_forms_change_subscriptions() {
+    let s = consent_server();
+    apply_news_journey(&s, "Signed Up");
+    let (contact, page) = enrol(&s, "bob");
+
+    let r = s.get(&page);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.content_type.as_deref().unwrap().starts_with("text/html"));
+    assert!(r.text.contains("data-topic=\"news\""), "{}", r.text);
+    assert!(r.text.contains("data-topic=\"promo\""), "{}", r.text);
+    assert!(r.text.contains(&format!("action=\"{page}\"")), "{}", r.text);
+
+    // Unsubscribe from all marketing, then resubscribe to news.
+    let r = form_post(&s, &page, "action=unsubscribe_all&topic=*");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        subscription_status(&s, contact, "*").as_deref(),
+        Some("unsubscribed")
+    );
+    let r = form_post(&s, &page, "action=resubscribe&topic=news");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("subscribed to news again"), "{}", r.text);
+    assert_eq!(
+        subscription_status(&s, contact, "news").as_deref(),
+        Some("subscribed")
+    );
+    assert_eq!(
+        subscription_status(&s, contact, "*").as_deref(),
+        Some("subscribed")
+    );
+    s.settle();
+    assert_eq!(events_named(&s, contact, "Unsubscribed").len(), 1);
+    assert!(!events_named(&s, contact, "Subscribed").is_empty());
+
+    s.advance(DAY);
+    s.settle();
+    assert_eq!(message_of(&s.messages("bob"), "news-2")["status"], "sent");
+
+    // A bad action is refused.
+    let r = form_post(&s, &page, "action=nonsense");
+    assert_eq!(r.status, 400, "{}", r.text);
+}
+
+#[test]
+fn tampered_or_foreign_tokens_get_404() {
+    let s = consent_server();
+    apply_news_journey(&s, "Signed Up");
+    let (_, page) = enrol(&s, "eve");
+    let mut tampered = page.clone();
+    let at = tampered.len() - 3;
+    let c = if &tampered[at..at + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    tampered.replace_range(at..at + 1, c);
+    assert_eq!(s.get(&tampered).status, 404);
+    assert_eq!(
+        form_post(&s, &tampered, "List-Unsubscribe=One-Click").status,
+        404
+    );
+    assert_eq!(s.get("/u/not-a-token").status, 404);
+    // An unsubscribe token is no confirmation token, and the other way round.
+    let token = page.trim_start_matches("/u/");
+    assert_eq!(s.get(&format!("/confirm/{token}")).status, 404);
+    assert_eq!(s.get("/confirm/x.y").status, 404);
+    // Nothing changed.
+    let contact = s.contact_by_user("eve")["id"].as_i64().unwrap();
+    assert_eq!(subscription_status(&s, contact, "news"), None);
+}
+
+#[test]
+fn double_opt_in_end_to_end() {
+    let s = consent_server();
+    apply_news_journey(&s, "Newsletter Started");
+
+    // A plain HTML form post, no key.
+    let r = form_post(
+        &s,
+        "/v1/subscribe",
+        "email=Carol%40example.com&topic=news&name=Carol",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("Check your inbox"), "{}", r.text);
+    s.settle();
+
+    let all = s.messages_where(&[("channel", "email")]);
+    let confirmation = message_of(&all, "double-opt-in");
+    assert_eq!(confirmation["recipient"], "carol@example.com");
+    assert!(confirmation["unsubscribe_url"].is_null());
+    let text = confirmation["text"].as_str().unwrap();
+    assert!(text.contains("Carol"), "{text}");
+    let prefix = format!("{PUBLIC}/confirm/");
+    let at = text.find(&prefix).expect("confirm link") + PUBLIC.len();
+    let confirm: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let contact = confirmation["contact_id"].as_i64().unwrap();
+    assert_eq!(
+        subscription_status(&s, contact, "news").as_deref(),
+        Some("pending")
+    );
+
+    // Before confirming, marketing on that topic is suppressed.
+    let anonymous = "subscribe:carol@example.com";
+    s.ingest(
+        "/v1/track",
+        json!({"anonymousId": anonymous, "event": "Newsletter Started"}),
+    )
+    .ok();
+    s.settle();
+    let mine = s.messages_where(&[("contact_id", &contact.to_string())]);
+    let first = message_of(&mine, "news-1");
+    assert_eq!(first["status"], "suppressed", "{first}");
+    assert!(
+        first["error"].as_str().unwrap().contains("pending"),
+        "{first}"
+    );
+
+    let r = s.get(&confirm);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("confirmed"), "{}", r.text);
+    s.settle();
+    assert_eq!(
+        subscription_status(&s, contact, "news").as_deref(),
+        Some("subscribed")
+    );
+    assert_eq!(events_named(&s, contact, "Subscription Confirmed").len(), 1);
+
+    s.advance(DAY);
+    s.settle();
+    let mine = s.messages_where(&[("contact_id", &contact.to_string())]);
+    assert_eq!(message_of(&mine, "news-2")["status"], "sent");
+
+    // Subscribing again once confirmed sends no second confirmation; a redirect is honoured.
+    let no_redirects = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = s.send(
+        no_redirects
+            .post(s.url("/v1/subscribe"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                "email=carol%40example.com&topic=news&redirect=https%3A%2F%2Fexample.com%2Fthanks",
+            ),
+    );
+    assert_eq!(r.status, 303, "{}", r.text);
+    let confirmations = s
+        .messages_where(&[("channel", "email")])
+        .into_iter()
+        .filter(|m| m["template"] == "double-opt-in")
+        .count();
+    assert_eq!(confirmations, 1);
+}
+
+#[test]
+fn subscribe_with_the_write_key_and_the_subscriptions_api() {
+    let s = consent_server();
+    apply_news_journey(&s, "Signed Up");
+
+    // JSON needs the write key.
+    let r = s.send(
+        s.request(Method::POST, "/v1/subscribe")
+            .json(&json!({"email": "dan@example.com"})),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = s.ingest("/v1/subscribe", json!({"email": "not an address"}));
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s.ingest("/v1/subscribe", json!({"email": "dan@example.com"}));
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["status"], "pending");
+    assert_eq!(r.json["topic"], "*");
+    let contact = r.json["contact_id"].as_i64().unwrap();
+
+    let topics = s.admin_get("/v1/topics").ok();
+    let names: Vec<&str> = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["news", "promo"], "{topics}");
+
+    let r = s.admin_put(
+        &format!("/v1/contacts/{contact}/subscriptions/email/news"),
+        json!({"status": "unsubscribed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        subscription_status(&s, contact, "news").as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        subscription_status(&s, contact, "*").as_deref(),
+        Some("pending")
+    );
+    let r = s.admin_put(
+        &format!("/v1/contacts/{contact}/subscriptions/email/news"),
+        json!({"status": "maybe"}),
+    );
+    assert_eq!(r.status, 400);
+    let r = s.admin_put(
+        &format!("/v1/contacts/{contact}/subscriptions/fax/news"),
+        json!({"status": "subscribed"}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(s.admin_get("/v1/contacts/999999/subscriptions").status, 404);
+}
