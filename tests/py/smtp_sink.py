@@ -15,6 +15,8 @@ The recipient's local part chooses the behaviour, so that one sink serves every 
   `451 4.3.0 try later` (temporary) after the message was received; each such copy is written
   as `rejected-NNNN.json`, so the test can compare the copies of every attempt.
 - `rcptfailN...@`: the first N RCPT TO for that recipient are answered `451 4.3.0 try later`.
+- `spam...@`: DATA is answered `554 5.7.1 message rejected as spam` (permanent, but not a
+  missing mailbox) after the message was received.
 - anything else: accepted.
 
 Every RCPT TO is also appended to OUTDIR/rcpt.log (one address per line), so the test can count
@@ -110,6 +112,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@", 1)[0].lower().startswith("spam") for r in envelope.rcpt_tos):
+            return "554 5.7.1 message rejected as spam"
         for rcpt in envelope.rcpt_tos:
             m = TEMPFAIL.match(rcpt.split("@", 1)[0])
             if m:

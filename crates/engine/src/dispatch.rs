@@ -1,8 +1,9 @@
 //! The outbox dispatcher: delivers queued messages through their channel's transport and
 //! records the final state of each. Temporary failures are retried with exponential backoff;
 //! after the last attempt, or on a permanent failure, the message is marked failed with its
-//! reason. Nothing is dropped silently. An SMTP answer that the mailbox does not exist marks
-//! the message bounced and suppresses the address (`hard_bounce`).
+//! reason. Nothing is dropped silently. A permanent (5xx) SMTP answer marks the message
+//! bounced; when it says the mailbox does not exist, the address is also suppressed
+//! (`hard_bounce`).
 //!
 //! A message is marked sent after the transport accepted it. A crash between the two means the
 //! message is offered again on restart (at-least-once); SMTP copies carry the same Message-ID.
@@ -190,7 +191,9 @@ impl Dispatcher {
                 error: format!("gave up after {MAX_ATTEMPTS} attempts: {error}"),
             },
             Attempt::Permanent(error) => DeliveryOutcome::Failed { error },
-            Attempt::Bounced(error) => DeliveryOutcome::Bounced { error },
+            Attempt::Bounced { error, hard_bounce } => {
+                DeliveryOutcome::Bounced { error, hard_bounce }
+            }
         };
         let status = match outcome {
             DeliveryOutcome::Sent => "sent",

@@ -25,7 +25,7 @@ pub use dispatch::{Dispatcher, SendRates};
 pub use intake::{Intake, IntakeError};
 pub use processor::{BatchReport, Processor};
 pub use tracking::Tracking;
-pub use transport::{DkimSettings, EmailTransport, SmsTransport, Transports, TwilioSms};
+pub use transport::{DkimSettings, EmailTransport, JsonSms, SmsTransport, Transports, TwilioSms};
 pub use webhook::{WebhookConfig, Webhooks};
 
 /// Events or timers processed per transaction.

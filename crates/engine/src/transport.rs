@@ -1,6 +1,6 @@
 //! Where messages go. The built-in outbox transport only records them (they are listed by
 //! `/v1/messages`), so Waymark runs with nothing else installed; SMTP goes through lettre with a
-//! connection pool; SMS through a Twilio-compatible HTTP API.
+//! connection pool; SMS through a Twilio-compatible HTTP API or a generic JSON HTTP API.
 
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
@@ -17,11 +17,22 @@ pub enum Attempt {
     Sent,
     /// Worth trying again later (connection trouble, 4xx, throttling).
     Temporary(String),
-    /// Will never work (5xx, invalid recipient).
+    /// Will never work, and the receiving server did not say so (invalid recipient syntax,
+    /// a configuration error, an HTTP 4xx from an SMS provider): the message is `failed`.
     Permanent(String),
-    /// Will never work because the mailbox does not exist (a 5.1.x answer): the address
-    /// goes on the suppression list as a hard bounce.
-    Bounced(String),
+    /// The receiving SMTP server refused the message permanently (a 5xx answer): the message
+    /// is `bounced`. `hard_bounce` when the answer says the mailbox does not exist (a 5.1.x
+    /// answer, see [`is_hard_bounce`]): the address then goes on the suppression list.
+    Bounced {
+        error: String,
+        hard_bounce: bool,
+    },
+}
+
+/// SMTP reply codes about authentication (RFC 4954): a permanent answer with one of these is
+/// a problem of the server's configuration, not of the message, so it is not a bounce.
+fn is_auth_refusal(code: Option<u16>) -> bool {
+    matches!(code, Some(530 | 534 | 535 | 538))
 }
 
 /// Whether a permanent SMTP answer says the mailbox does not exist: an enhanced status code
@@ -69,6 +80,7 @@ pub enum EmailTransport {
 pub enum SmsTransport {
     Outbox,
     Twilio(TwilioSms),
+    Json(JsonSms),
 }
 
 pub struct Transports {
@@ -187,10 +199,13 @@ impl EmailTransport {
                 let text = e.to_string();
                 // The reply text follows `permanent error (550): `.
                 let reply = text.split_once("): ").map_or(text.as_str(), |(_, r)| r);
-                if is_hard_bounce(code, reply) {
-                    Attempt::Bounced(format!("SMTP: {e}"))
-                } else {
+                if is_auth_refusal(code) {
                     Attempt::Permanent(format!("SMTP: {e}"))
+                } else {
+                    Attempt::Bounced {
+                        error: format!("SMTP: {e}"),
+                        hard_bounce: is_hard_bounce(code, reply),
+                    }
                 }
             }
             Err(e) => Attempt::Temporary(format!("SMTP: {e}")),
@@ -325,26 +340,118 @@ impl TwilioSms {
     }
 }
 
+/// A generic JSON HTTP SMS API: `POST {url}` with `Content-Type: application/json` and body
+/// `{"to", "from", "body", "idempotency_key", "message_id"}`, an `Idempotency-Key` header, and
+/// `Authorization: Bearer TOKEN` when the URL carries a password (`https://:TOKEN@host/path`;
+/// the user name is ignored and the credentials are stripped from the URL).
+pub struct JsonSms {
+    client: reqwest::Client,
+    endpoint: reqwest::Url,
+    token: Option<String>,
+    from: String,
+}
+
+impl JsonSms {
+    /// `url` is the full endpoint, e.g. `https://:TOKEN@sms.example.com/v1/messages`.
+    pub fn new(url: &str, from: &str) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid SMS URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "the SMS URL must be http:// or https://, not `{}`",
+                parsed.scheme()
+            ));
+        }
+        let token = match parsed.password() {
+            Some(p) => Some(percent_decode(p)?),
+            None if !parsed.username().is_empty() => {
+                return Err("the JSON SMS URL carries the bearer token as password \
+                            (https://:TOKEN@host/path); a user name alone is not used"
+                    .into());
+            }
+            None => None,
+        };
+        if from.is_empty() {
+            return Err("SMS sending needs a sender number (--sms-from)".into());
+        }
+        let mut endpoint = parsed;
+        endpoint.set_username("").ok();
+        endpoint.set_password(None).ok();
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(JsonSms {
+            client,
+            endpoint,
+            token: token.filter(|t| !t.is_empty()),
+            from: from.to_string(),
+        })
+    }
+}
+
+/// Decodes `%XX` escapes (URL user info is kept percent-encoded).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the SMS URL password is not UTF-8".to_string())
+}
+
 impl SmsTransport {
     async fn deliver(&self, m: &MessageRow) -> Attempt {
-        let SmsTransport::Twilio(t) = self else {
+        if let SmsTransport::Outbox = self {
             return Attempt::Sent;
-        };
+        }
         let Some(to) = m.recipient.as_deref() else {
             return Attempt::Permanent("no recipient".into());
         };
         let body = m.text.clone().unwrap_or_default();
-        let response = t
-            .client
-            .post(&t.endpoint)
-            .basic_auth(&t.sid, Some(&t.token))
-            .form(&[
-                ("To", to),
-                ("From", t.from.as_str()),
-                ("Body", body.as_str()),
-            ])
-            .send()
-            .await;
+        let response = match self {
+            SmsTransport::Outbox => return Attempt::Sent,
+            SmsTransport::Twilio(t) => {
+                t.client
+                    .post(&t.endpoint)
+                    .basic_auth(&t.sid, Some(&t.token))
+                    .form(&[
+                        ("To", to),
+                        ("From", t.from.as_str()),
+                        ("Body", body.as_str()),
+                    ])
+                    .send()
+                    .await
+            }
+            SmsTransport::Json(j) => {
+                let request = j
+                    .client
+                    .post(j.endpoint.clone())
+                    .header("Idempotency-Key", &m.idempotency_key)
+                    .json(&serde_json::json!({
+                        "to": to,
+                        "from": j.from,
+                        "body": body,
+                        "idempotency_key": m.idempotency_key,
+                        "message_id": m.id,
+                    }));
+                let request = match &j.token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                };
+                request.send().await
+            }
+        };
         match response {
             Ok(r) if r.status().is_success() => Attempt::Sent,
             Ok(r) => {
@@ -367,7 +474,24 @@ impl SmsTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::is_hard_bounce;
+    use super::{JsonSms, is_hard_bounce, percent_decode};
+
+    #[test]
+    fn json_sms_takes_the_password_as_bearer_token_and_strips_credentials() {
+        let j = JsonSms::new(
+            "https://ignored:t%2Fok%40en@sms.example.com/v1/send",
+            "+1555",
+        )
+        .unwrap();
+        assert_eq!(j.token.as_deref(), Some("t/ok@en"));
+        assert_eq!(j.endpoint.as_str(), "https://sms.example.com/v1/send");
+        let j = JsonSms::new("http://127.0.0.1:9/send", "+1555").unwrap();
+        assert_eq!(j.token, None);
+        assert!(JsonSms::new("https://user@sms.example.com/", "+1555").is_err());
+        assert!(JsonSms::new("ftp://sms.example.com/", "+1555").is_err());
+        assert!(JsonSms::new("https://sms.example.com/", "").is_err());
+        assert_eq!(percent_decode("a%zz%41").unwrap(), "a%zzA");
+    }
 
     #[test]
     fn hard_bounces_are_the_5_1_x_answers() {

@@ -3,4 +3,5 @@
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod config_file;
 pub mod serve;

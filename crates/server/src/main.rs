@@ -1,8 +1,8 @@
 //! The `waymark` binary: a thin entry point that parses the command line and reports which
 //! command failed and why.
 
-use clap::{Parser, Subcommand};
-use waymark::{bench, cli, serve};
+use clap::{CommandFactory, Parser, Subcommand};
+use waymark::{bench, cli, config_file, serve};
 
 #[derive(Parser)]
 #[command(
@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: tracking API, management API and the journey engine.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Validate journey files or deploy them to a running server.
     #[command(subcommand)]
     Journeys(cli::JourneysCommand),
@@ -30,7 +30,16 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let serve = command.find_subcommand("serve").expect("serve subcommand");
+    let argv = match config_file::expand(std::env::args_os().collect(), serve) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -44,7 +53,7 @@ fn main() -> std::process::ExitCode {
         .expect("tokio runtime");
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await.map(|_| true),
+            Command::Serve(args) => serve::run(*args).await.map(|_| true),
             Command::Journeys(cmd) => cli::journeys(cmd).await,
             Command::Import(cmd) => cli::import(cmd).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),

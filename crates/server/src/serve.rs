@@ -26,6 +26,10 @@ pub enum ClockKind {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings, keyed by these flags' long names (`smtp-url = "…"`); flags and
+    /// WAYMARK_* environment variables take precedence over it.
+    #[arg(long, env = "WAYMARK_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Directory for the database and generated secrets.
     #[arg(long, env = "WAYMARK_DATA", default_value = "./waymark-data")]
     pub data: PathBuf,
@@ -56,10 +60,15 @@ pub struct ServeArgs {
         default_value = "Waymark <waymark@localhost>"
     )]
     pub email_from: String,
-    /// Send SMS through a Twilio-compatible API (https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com).
-    /// Without it, SMS go to the built-in outbox.
+    /// Send SMS through this provider URL. With --sms-provider twilio, a Twilio-compatible
+    /// API (https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com); with json, the endpoint to POST
+    /// each SMS to as JSON (https://:TOKEN@sms.example.com/v1/messages, the password sent as
+    /// `Authorization: Bearer TOKEN`). Without it, SMS go to the built-in outbox.
     #[arg(long, env = "WAYMARK_SMS_URL")]
     pub sms_url: Option<String>,
+    /// The API behind --sms-url.
+    #[arg(long, env = "WAYMARK_SMS_PROVIDER", value_enum, default_value_t = SmsProvider::Twilio)]
+    pub sms_provider: SmsProvider,
     /// Sender number of SMS (E.164).
     #[arg(long, env = "WAYMARK_SMS_FROM", default_value = "")]
     pub sms_from: String,
@@ -193,6 +202,15 @@ fn dkim(args: &ServeArgs) -> anyhow::Result<Option<DkimSettings>> {
     }))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsProvider {
+    /// Twilio's Messages API (or a compatible one): form POST, basic auth SID:TOKEN.
+    Twilio,
+    /// A generic JSON HTTP API: `POST {url}` with {"to", "from", "body", "idempotency_key",
+    /// "message_id"}, an `Idempotency-Key` header and a bearer token.
+    Json,
+}
+
 fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports> {
     let email = match &args.smtp_url {
         Some(url) => {
@@ -202,9 +220,14 @@ fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports
         None => EmailTransport::Outbox,
     };
     let sms = match &args.sms_url {
-        Some(url) => {
-            SmsTransport::Twilio(TwilioSms::new(url, &args.sms_from).map_err(anyhow::Error::msg)?)
-        }
+        Some(url) => match args.sms_provider {
+            SmsProvider::Twilio => SmsTransport::Twilio(
+                TwilioSms::new(url, &args.sms_from).map_err(anyhow::Error::msg)?,
+            ),
+            SmsProvider::Json => SmsTransport::Json(
+                waymark_engine::JsonSms::new(url, &args.sms_from).map_err(anyhow::Error::msg)?,
+            ),
+        },
         None => SmsTransport::Outbox,
     };
     Ok(Transports { email, sms })

@@ -996,6 +996,49 @@ fn smtp_550_5_1_1_bounces_at_once_suppresses_the_address_and_is_never_retried() 
 }
 
 #[test]
+fn smtp_554_5_7_1_at_data_bounces_at_once_without_suppressing_the_address() {
+    let sink = SmtpSink::start();
+    let s = smtp_server(&sink.url());
+    s.apply_journey(email_journey());
+    let to = "spam.gina@example.com";
+    sign_up(
+        &s,
+        "gina",
+        json!({"email": to, "first_name": "Gina"}),
+        json!({"plan": "pro"}),
+    );
+
+    // Every permanent (5xx) SMTP answer is a bounce, never retried.
+    let m = only_message(&s, "gina");
+    assert_eq!(
+        (m["status"].as_str(), m["attempts"].as_i64()),
+        (Some("bounced"), Some(1)),
+        "{m:#}"
+    );
+    assert_eq!(m["next_attempt_at"], Value::Null, "{m:#}");
+    let error = m["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("SMTP: ") && error.contains("554") && error.contains("rejected as spam"),
+        "error: {error}"
+    );
+    s.advance(HOUR);
+    let m = only_message(&s, "gina");
+    assert_eq!(
+        (m["status"].as_str(), m["attempts"].as_i64()),
+        (Some("bounced"), Some(1))
+    );
+    assert_eq!(sink.rcpt_count(to), 1, "no retry after a permanent error");
+    assert!(sink.accepted().is_empty());
+    assert_eq!(s.node_stats("delivery-email", "welcome")["failed"], 1);
+
+    // "5.7.1" is a policy refusal, not a missing mailbox: the address is not suppressed.
+    let list = s
+        .admin_get(&format!("/v1/suppressions?channel=email&address={to}"))
+        .ok();
+    assert_eq!(list["suppressions"], json!([]), "{list:#}");
+}
+
+#[test]
 fn smtp_unreachable_server_is_retried_six_times_then_fails() {
     // A port that nothing listens on.
     let port = {
@@ -1485,4 +1528,122 @@ fn smtp_marketing_email_has_signed_one_click_unsubscribe_headers_that_work() {
     let receipt_mail = Mime::parse(&accepted[1].data);
     assert!(receipt_mail.all("List-Unsubscribe").is_empty());
     assert_eq!(receipt_mail.header("Subject"), "Receipt");
+}
+
+/// Tracking over SMTP: with `--public-url`, the email that reaches a real SMTP server has its
+/// link rewritten to a signed `/t/c/…` URL and an open pixel; following that link (taken from
+/// the received, quoted-printable message) redirects to the original URL and records the click,
+/// while a tampered token answers 404 and records nothing.
+#[test]
+fn smtp_email_links_are_tracked_and_the_received_link_redirects_and_records_the_click() {
+    const PUBLIC: &str = "http://mail.example.test";
+    const OFFER: &str = "https://shop.example/offer?x=1&y=2";
+    let sink = SmtpSink::start();
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--smtp-url".into(),
+            sink.url(),
+            "--email-from".into(),
+            EMAIL_FROM.into(),
+            "--public-url".into(),
+            format!("{PUBLIC}/"),
+        ],
+        ..Default::default()
+    });
+    s.apply_journey(json!({
+        "id": "tracked-smtp", "name": "Tracking over SMTP",
+        "nodes": [
+            {"id": "signed-up", "type": "trigger", "event": "Signed Up"},
+            {"id": "offer", "type": "send_email", "template": "smtp-offer"}
+        ],
+        "edges": [{"from": "signed-up", "to": "offer"}],
+        "templates": [{
+            "id": "smtp-offer", "channel": "email", "subject": "An offer",
+            "html": "<html><body><p>Hi {{ contact.first_name }}, see <a href=\"https://shop.example/offer?x=1&amp;y=2\">Offer</a>.</p></body></html>",
+            "text": "Hi {{ contact.first_name }}, see https://shop.example/offer?x=1&y=2"
+        }]
+    }));
+    sign_up(
+        &s,
+        "mona",
+        json!({"email": "mona@example.com", "first_name": "Mona"}),
+        json!({}),
+    );
+    let m = only_message(&s, "mona");
+    assert_eq!(m["status"], "sent", "{m:#}");
+    assert!(m["clicked_at"].is_null(), "{m:#}");
+
+    // What aiosmtpd received: the HTML part has the tracked link and the pixel.
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    let mail = Mime::parse(&accepted[0].data);
+    let html = mail
+        .parts()
+        .into_iter()
+        .find(|p| p.header("Content-Type").starts_with("text/html"))
+        .unwrap_or_else(|| panic!("no HTML part: {}", accepted[0].data))
+        .decoded_body();
+    assert!(!html.contains("https://shop.example/offer"), "{html}");
+    let tracked = |kind: char| -> Vec<String> {
+        let prefix = format!("{PUBLIC}/t/{kind}/");
+        html.match_indices(&prefix)
+            .map(|(at, _)| {
+                let token: String = html[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    .collect();
+                format!("/t/{kind}/{token}")
+            })
+            .collect()
+    };
+    let clicks = tracked('c');
+    assert_eq!(clicks.len(), 1, "one tracked link: {html}");
+    assert_eq!(tracked('o').len(), 1, "one open pixel: {html}");
+    assert!(
+        html.contains(&format!("href=\"{PUBLIC}{}\"", clicks[0])),
+        "{html}"
+    );
+
+    // Following the received link redirects to the original URL.
+    let no_redirects = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects.get(s.url(&clicks[0])).send().unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    assert_eq!(response.headers()["location"].to_str().unwrap(), OFFER);
+    s.settle();
+    let contact = s.contact_by_user("mona")["id"].as_i64().unwrap();
+    let events = |name: &str| -> Vec<Value> {
+        s.timeline(contact)
+            .into_iter()
+            .filter(|e| e["type"] == "event" && e["name"] == name)
+            .collect()
+    };
+    let clicked = events("Email Link Clicked");
+    assert_eq!(clicked.len(), 1, "{clicked:#?}");
+    assert_eq!(clicked[0]["properties"]["url"], OFFER);
+    assert_eq!(clicked[0]["properties"]["message_id"], m["id"]);
+    let m = only_message(&s, "mona");
+    let clicked_at = m["clicked_at"].clone();
+    assert!(clicked_at.is_string(), "{m:#}");
+    let timeline_len = s.timeline(contact).len();
+
+    // A tampered token (one character flipped): 404, no redirect, nothing recorded.
+    let (payload, signature) = clicks[0]
+        .trim_start_matches("/t/c/")
+        .split_once('.')
+        .unwrap();
+    let mut flipped: Vec<char> = signature.chars().collect();
+    flipped[3] = if flipped[3] == 'A' { 'B' } else { 'A' };
+    let flipped: String = flipped.into_iter().collect();
+    let bad = format!("/t/c/{payload}.{flipped}");
+    assert_ne!(bad, clicks[0]);
+    let response = no_redirects.get(s.url(&bad)).send().unwrap();
+    assert_eq!(response.status().as_u16(), 404, "{bad}");
+    assert!(response.headers().get("location").is_none());
+    s.settle();
+    assert_eq!(events("Email Link Clicked").len(), 1);
+    assert_eq!(s.timeline(contact).len(), timeline_len);
+    assert_eq!(only_message(&s, "mona")["clicked_at"], clicked_at);
 }

@@ -330,10 +330,12 @@ pub enum DeliveryOutcome {
     Failed {
         error: String,
     },
-    /// A permanent refusal meaning the mailbox does not exist: the message is `bounced` and
-    /// its recipient is suppressed as `hard_bounce` in the same transaction.
+    /// A permanent refusal by the receiving server (an SMTP 5xx answer): the message is
+    /// `bounced`. When the answer means the mailbox does not exist (`hard_bounce`), its
+    /// recipient is also suppressed as `hard_bounce` in the same transaction.
     Bounced {
         error: String,
+        hard_bounce: bool,
     },
 }
 

@@ -50,7 +50,7 @@ fn finish_one(
         }
         DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
         // Counted with the failures in node statistics: the message did not arrive.
-        DeliveryOutcome::Bounced { error } => {
+        DeliveryOutcome::Bounced { error, .. } => {
             ("bounced", Some(error.as_str()), None, Some("failed"))
         }
     };
@@ -71,7 +71,15 @@ fn finish_one(
                     ))?
                     .execute([id])?;
     }
-    if changed == 1 && matches!(outcome, DeliveryOutcome::Bounced { .. }) {
+    if changed == 1
+        && matches!(
+            outcome,
+            DeliveryOutcome::Bounced {
+                hard_bounce: true,
+                ..
+            }
+        )
+    {
         tx.prepare_cached(
             "INSERT INTO suppressions (channel, address, reason, source, created_at)
              SELECT channel, recipient, 'hard_bounce', 'smtp', ?2 FROM messages
