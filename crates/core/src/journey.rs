@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use crate::duration::Duration;
 use crate::filter::{Condition, Filter};
+use crate::timing::{WaitUntilSpec, parse_time_of_day, parse_weekday};
+use jiff::tz::TimeZone;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +27,10 @@ pub struct JourneyDocument {
     pub description: Option<String>,
     #[serde(default)]
     pub entry: EntrySettings,
+    /// The time zone of calendar waits (e.g. `Europe/Rome`) for contacts without a `timezone`
+    /// trait, unless the node names its own. Default: UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// A goal event ends the enrollment at once, cancels its timers and counts as a conversion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<ExitEvent>,
@@ -104,6 +110,13 @@ pub enum NodeKind {
     WaitForEvent(WaitForEventNode),
     /// Takes the `yes` or `no` output depending on a condition.
     Branch(BranchNode),
+    /// Sends each contact down one of its branches by percentage. The choice is a stable hash
+    /// of journey, node and contact, so a retry or re-entry goes the same way. Outputs: the
+    /// branch names.
+    RandomSplit(RandomSplitNode),
+    /// Waits until the next moment at a local time of day (on allowed weekdays) in the
+    /// contact's time zone.
+    WaitUntil(WaitUntilNode),
     /// Sends an email rendered from a template.
     SendEmail(SendNode),
     /// Sends an SMS rendered from a template.
@@ -158,6 +171,35 @@ pub struct BranchNode {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RandomSplitNode {
+    /// 2 to 10 branches with unique names; the percents sum to 100.
+    pub branches: Vec<SplitBranch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitBranch {
+    /// The output an edge leaves this branch from.
+    pub name: String,
+    /// Share of contacts, 0-100.
+    pub percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitUntilNode {
+    /// Local time of day, `HH:MM` (24-hour).
+    pub time: String,
+    /// Allowed days (`mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`); default every day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekdays: Option<Vec<String>>,
+    /// Time zone for contacts without a `timezone` trait; before the journey's `timezone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SendNode {
     /// The id of a message template of the node's channel.
     pub template: String,
@@ -167,7 +209,12 @@ pub struct SendNode {
 #[serde(deny_unknown_fields)]
 pub struct UpdateTraitsNode {
     /// Traits to set; `null` removes a trait.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub set: serde_json::Map<String, Value>,
+    /// Numbers to add to numeric traits (a missing or non-numeric trait counts as 0), e.g.
+    /// `{score: 10}`; negative numbers subtract.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub increment: BTreeMap<String, serde_json::Number>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -308,6 +355,8 @@ impl NodeKind {
             NodeKind::Delay(_) => "delay",
             NodeKind::WaitForEvent(_) => "wait_for_event",
             NodeKind::Branch(_) => "branch",
+            NodeKind::RandomSplit(_) => "random_split",
+            NodeKind::WaitUntil(_) => "wait_until",
             NodeKind::SendEmail(_) => "send_email",
             NodeKind::SendSms(_) => "send_sms",
             NodeKind::UpdateTraits(_) => "update_traits",
@@ -319,19 +368,65 @@ impl NodeKind {
     }
 
     /// The named outputs an edge may leave this node from.
-    pub fn outputs(&self) -> &'static [&'static str] {
-        match self {
+    pub fn outputs(&self) -> Vec<String> {
+        let fixed: &[&str] = match self {
+            NodeKind::RandomSplit(s) => {
+                return s.branches.iter().map(|b| b.name.clone()).collect();
+            }
             NodeKind::WaitForEvent(_) => &["event", "timeout"],
             NodeKind::Branch(_) => &["yes", "no"],
             NodeKind::Exit(_) => &[],
             _ => &["next"],
-        }
+        };
+        fixed.iter().map(|s| s.to_string()).collect()
     }
 
     /// Whether an enrollment may stop at this node and wait for time to pass; every cycle in a
     /// journey must pass through such a node.
     pub fn waits(&self) -> bool {
-        matches!(self, NodeKind::Delay(_) | NodeKind::WaitForEvent(_))
+        matches!(
+            self,
+            NodeKind::Delay(_) | NodeKind::WaitForEvent(_) | NodeKind::WaitUntil(_)
+        )
+    }
+}
+
+impl WaitUntilNode {
+    /// Parses the settings; `Err` names the field and what is wrong with it.
+    pub fn spec(&self) -> Result<WaitUntilSpec, (&'static str, String)> {
+        let time = parse_time_of_day(&self.time).ok_or((
+            "time",
+            format!("`{}` is not a time of day `HH:MM` (00:00-23:59)", self.time),
+        ))?;
+        let weekdays = match &self.weekdays {
+            None => [true; 7],
+            Some(list) => {
+                if list.is_empty() {
+                    return Err(("weekdays", "must name at least one day".into()));
+                }
+                let mut days = [false; 7];
+                for d in list {
+                    let i = parse_weekday(d).ok_or((
+                        "weekdays",
+                        format!("`{d}` is not a weekday (mon, tue, wed, thu, fri, sat, sun)"),
+                    ))?;
+                    days[i] = true;
+                }
+                days
+            }
+        };
+        let timezone = match &self.timezone {
+            None => None,
+            Some(t) => Some(
+                TimeZone::get(t)
+                    .map_err(|_| ("timezone", format!("`{t}` is not a known time zone")))?,
+            ),
+        };
+        Ok(WaitUntilSpec {
+            time,
+            weekdays,
+            timezone,
+        })
     }
 }
 
@@ -352,6 +447,8 @@ pub struct Journey {
     nodes: HashMap<String, usize>,
     next: HashMap<(String, String), String>,
     durations: HashMap<String, Duration>,
+    calendar_waits: HashMap<String, WaitUntilSpec>,
+    timezone: Option<TimeZone>,
     cooldown: Option<Duration>,
 }
 
@@ -383,6 +480,16 @@ impl Journey {
             };
             durations.insert(n.id.clone(), Duration::parse(d).expect("validated"));
         }
+        let mut calendar_waits = HashMap::new();
+        for n in &document.nodes {
+            if let NodeKind::WaitUntil(w) = &n.kind {
+                calendar_waits.insert(n.id.clone(), w.spec().expect("validated"));
+            }
+        }
+        let timezone = document
+            .timezone
+            .as_deref()
+            .map(|t| TimeZone::get(t).expect("validated"));
         let cooldown = match &document.entry.reentry {
             Reentry::Cooldown(d) => Some(Duration::parse(d).expect("validated")),
             _ => None,
@@ -392,6 +499,8 @@ impl Journey {
             nodes,
             next,
             durations,
+            calendar_waits,
+            timezone,
             cooldown,
         })
     }
@@ -412,6 +521,16 @@ impl Journey {
 
     pub fn duration(&self, node: &str) -> Duration {
         self.durations[node]
+    }
+
+    /// The parsed settings of a `wait_until` node.
+    pub fn calendar_wait(&self, node: &str) -> &WaitUntilSpec {
+        &self.calendar_waits[node]
+    }
+
+    /// The journey's fallback time zone for calendar waits.
+    pub fn timezone(&self) -> Option<&TimeZone> {
+        self.timezone.as_ref()
     }
 
     pub fn cooldown(&self) -> Option<Duration> {

@@ -11,6 +11,7 @@ pub mod event;
 pub mod filter;
 pub mod journey;
 pub mod stepper;
+pub mod timing;
 pub mod validate;
 
 pub use contact::{Email, Phone, TimeZoneName};

@@ -5,6 +5,7 @@
 //! engagement with earlier messages) come in through the `Facts` trait, which the engine
 //! answers from the same transaction it commits the outcome in.
 
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -294,7 +295,7 @@ pub fn step(
                 return None;
             }
             match node_kind {
-                Some(NodeKind::Delay(_)) => run.advance(here, "next"),
+                Some(NodeKind::Delay(_) | NodeKind::WaitUntil(_)) => run.advance(here, "next"),
                 Some(NodeKind::WaitForEvent(_)) => run.advance(here, "timeout"),
                 _ => return None,
             }
@@ -409,6 +410,23 @@ impl Run<'_> {
         }
     }
 
+    /// When a `wait_until` node entered now wakes: its next local time in the contact's time
+    /// zone (trait `timezone`), else the node's, else the journey's, else UTC.
+    fn calendar_wake(&self, node: &str) -> Timestamp {
+        let spec = self.journey.calendar_wait(node);
+        let contact_tz = self
+            .traits()
+            .get("timezone")
+            .and_then(Value::as_str)
+            .and_then(|t| TimeZone::get(t).ok());
+        let tz = contact_tz
+            .or_else(|| spec.timezone.clone())
+            .or_else(|| self.journey.timezone().cloned())
+            .unwrap_or(TimeZone::UTC);
+        spec.next_after(self.now, &tz)
+            .unwrap_or(self.now + SignedDuration::from_hours(24))
+    }
+
     /// Leaves `from` through `output` and runs nodes until the enrollment waits or ends.
     fn advance(&mut self, from: String, output: &str) {
         let journey = self.journey;
@@ -448,6 +466,21 @@ impl Run<'_> {
                     });
                     return;
                 }
+                NodeKind::WaitUntil(_) => {
+                    let until = self.calendar_wake(next);
+                    self.enrollment.wake_at = Some(until);
+                    self.log.push(StepLog::Waiting {
+                        node: next.to_string(),
+                        until,
+                    });
+                    return;
+                }
+                NodeKind::RandomSplit(r) => crate::timing::choose_branch(
+                    &journey.document.id,
+                    next,
+                    self.enrollment.contact_id,
+                    &r.branches,
+                ),
                 NodeKind::Branch(b) => {
                     if self.holds(&b.condition) {
                         "yes"
@@ -474,7 +507,11 @@ impl Run<'_> {
                 }
                 NodeKind::UpdateTraits(u) => {
                     let mut traits = self.traits().clone();
-                    for (k, v) in &u.set {
+                    let mut changes = u.set.clone();
+                    for (k, by) in &u.increment {
+                        changes.insert(k.clone(), increment(traits.get(k), by));
+                    }
+                    for (k, v) in &changes {
                         if v.is_null() {
                             traits.remove(k);
                         } else {
@@ -482,7 +519,7 @@ impl Run<'_> {
                         }
                     }
                     self.traits = Some(traits);
-                    self.effects.push(Effect::SetTraits(u.set.clone()));
+                    self.effects.push(Effect::SetTraits(changes));
                     "next"
                 }
                 NodeKind::AddToList(l) => {
@@ -514,4 +551,20 @@ impl Run<'_> {
         }
         self.end(EnrollmentStatus::Exited, "step limit reached".into());
     }
+}
+
+/// A numeric trait plus `by`: integers stay integers while they fit; a missing or non-numeric
+/// trait counts as 0.
+fn increment(current: Option<&Value>, by: &serde_json::Number) -> Value {
+    let current = match current {
+        Some(Value::Number(n)) => n.clone(),
+        _ => serde_json::Number::from(0),
+    };
+    if let (Some(a), Some(b)) = (current.as_i64(), by.as_i64())
+        && let Some(sum) = a.checked_add(b)
+    {
+        return Value::from(sum);
+    }
+    let sum = current.as_f64().unwrap_or(0.0) + by.as_f64().unwrap_or(0.0);
+    serde_json::Number::from_f64(sum).map_or(Value::Null, Value::Number)
 }

@@ -272,6 +272,16 @@ pub fn validate(
         check_duration(d, None, "entry.reentry.cooldown", &mut errors);
     }
     let has_key = doc.entry.key.is_some();
+    if let Some(tz) = &doc.timezone
+        && jiff::tz::TimeZone::get(tz).is_err()
+    {
+        errors.push(err(
+            "invalid_timezone",
+            None,
+            Some("timezone"),
+            format!("`{tz}` is not a known time zone"),
+        ));
+    }
     if doc
         .entry
         .key
@@ -449,13 +459,34 @@ pub fn validate(
                 }
             }
             NodeKind::UpdateTraits(u) => {
-                if u.set.is_empty() {
+                if u.set.is_empty() && u.increment.is_empty() {
                     errors.push(err(
                         "required",
                         id,
                         Some("set"),
-                        "must set at least one trait".into(),
+                        "must set or increment at least one trait".into(),
                     ));
+                }
+                for k in u.increment.keys() {
+                    if u.set.contains_key(k) {
+                        errors.push(err(
+                            "conflicting_update",
+                            id,
+                            Some(&format!("increment.{k}")),
+                            format!("trait `{k}` is both set and incremented"),
+                        ));
+                    }
+                }
+            }
+            NodeKind::RandomSplit(r) => check_split(r, id, &mut errors),
+            NodeKind::WaitUntil(w) => {
+                if let Err((field, message)) = w.spec() {
+                    let code = match field {
+                        "time" => "invalid_time",
+                        "weekdays" => "invalid_weekday",
+                        _ => "invalid_timezone",
+                    };
+                    errors.push(err(code, id, Some(field), message));
                 }
             }
             NodeKind::Webhook(w) => check_webhook(w, id, &mut errors),
@@ -505,7 +536,7 @@ pub fn validate(
         }
         if let Some(from) = from {
             let outputs = from.kind.outputs();
-            if !outputs.contains(&edge.output.as_str()) {
+            if !outputs.contains(&edge.output) {
                 let allowed = if outputs.is_empty() {
                     "none".to_string()
                 } else {
@@ -599,6 +630,60 @@ pub fn validate(
         }
     }
     errors
+}
+
+/// Most branches a random split may have.
+pub const MAX_SPLIT_BRANCHES: usize = 10;
+
+fn check_split(
+    split: &crate::journey::RandomSplitNode,
+    id: Option<&str>,
+    errors: &mut Vec<ValidationError>,
+) {
+    let n = split.branches.len();
+    if !(2..=MAX_SPLIT_BRANCHES).contains(&n) {
+        errors.push(err(
+            "invalid_split",
+            id,
+            Some("branches"),
+            format!("a split needs 2 to {MAX_SPLIT_BRANCHES} branches, not {n}"),
+        ));
+    }
+    let mut names = HashSet::new();
+    for (i, b) in split.branches.iter().enumerate() {
+        if !valid_id(&b.name) {
+            errors.push(err(
+                "invalid_split",
+                id,
+                Some(&format!("branches[{i}].name")),
+                "branch names are 1-100 letters, digits, `-` or `_`".into(),
+            ));
+        } else if !names.insert(b.name.as_str()) {
+            errors.push(err(
+                "invalid_split",
+                id,
+                Some(&format!("branches[{i}].name")),
+                format!("two branches are named `{}`", b.name),
+            ));
+        }
+        if b.percent > 100 {
+            errors.push(err(
+                "invalid_split",
+                id,
+                Some(&format!("branches[{i}].percent")),
+                "a percent is 0-100".into(),
+            ));
+        }
+    }
+    let total: u64 = split.branches.iter().map(|b| u64::from(b.percent)).sum();
+    if total != 100 {
+        errors.push(err(
+            "invalid_split",
+            id,
+            Some("branches"),
+            format!("the percents sum to {total}, not 100"),
+        ));
+    }
 }
 
 fn find_cycle<'a>(
