@@ -287,7 +287,34 @@ impl Processor {
     /// After a resume: waits whose event arrived during the pause end now. Returns how many
     /// enrollments moved.
     pub fn resume_journey(&self, journey_id: &str, now: Timestamp) -> Result<usize, StoreError> {
-        self.for_each_active(journey_id, now, |_| Some(Input::Resume))
+        let mut registry = self.registry.lock().expect("registry lock");
+        let mut moved = 0;
+        let mut after = 0;
+        loop {
+            let mut batch = 0;
+            self.store.engine_tx(&mut |tx| {
+                batch = 0;
+                let upto = processed_upto(tx)?;
+                let mut stats = StatsDeltas::default();
+                let mut report = BatchReport::default();
+                for e in tx.journey_enrollments(journey_id, 500, after)? {
+                    after = e.id;
+                    batch += 1;
+                    let journey =
+                        registry.version(self.store.as_ref(), &e.journey_id, e.version)?;
+                    if let Some(outcome) =
+                        self.step_with_facts(tx, &journey, &e, Input::Resume, now, upto)?
+                    {
+                        self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?;
+                        moved += 1;
+                    }
+                }
+                tx.add_stats(&stats, now)
+            })?;
+            if batch == 0 {
+                return Ok(moved);
+            }
+        }
     }
 
     /// After an archive: every active enrollment exits.
@@ -316,41 +343,6 @@ impl Processor {
                 tx.add_stats(&stats, now)
             })?;
             moved += batch;
-            if batch == 0 {
-                return Ok(moved);
-            }
-        }
-    }
-
-    fn for_each_active(
-        &self,
-        journey_id: &str,
-        now: Timestamp,
-        input: impl Fn(&Enrollment) -> Option<Input<'static>>,
-    ) -> Result<usize, StoreError> {
-        let mut registry = self.registry.lock().expect("registry lock");
-        let mut moved = 0;
-        let mut after = 0;
-        loop {
-            let mut batch = 0;
-            self.store.engine_tx(&mut |tx| {
-                batch = 0;
-                let upto = processed_upto(tx)?;
-                let mut stats = StatsDeltas::default();
-                let mut report = BatchReport::default();
-                for e in tx.journey_enrollments(journey_id, 500, after)? {
-                    after = e.id;
-                    batch += 1;
-                    let Some(inp) = input(&e) else { continue };
-                    let journey =
-                        registry.version(self.store.as_ref(), &e.journey_id, e.version)?;
-                    if let Some(outcome) = self.step_with_facts(tx, &journey, &e, inp, now, upto)? {
-                        self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?;
-                        moved += 1;
-                    }
-                }
-                tx.add_stats(&stats, now)
-            })?;
             if batch == 0 {
                 return Ok(moved);
             }
