@@ -84,6 +84,25 @@ impl fmt::Display for Duration {
     }
 }
 
+/// Parses a send rate `N/s`, `N/m`, `N/h` or `N/d` (messages per second, minute, hour or day)
+/// into messages per second.
+pub fn parse_send_rate(raw: &str) -> Result<f64, String> {
+    let bad = || format!("`{raw}` is not a send rate such as `100/m` (per s, m, h or d)");
+    let (count, unit) = raw.trim().split_once('/').ok_or_else(bad)?;
+    let count: f64 = count.trim().parse().map_err(|_| bad())?;
+    let seconds = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(bad()),
+    };
+    if !(count.is_finite() && count > 0.0) {
+        return Err(bad());
+    }
+    Ok(count / seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,17 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Events the engine records itself, so that list, segment and API triggers start journeys
+/// through the same ordered event stream as everything else.
+pub const LIST_ADDED: &str = "Added To List";
+pub const SEGMENT_ENTERED: &str = "Segment Entered";
+pub const SEGMENT_EXITED: &str = "Segment Exited";
+pub const ENROLLMENT_REQUESTED: &str = "Journey Enrollment Requested";
+/// The property naming the list, segment or journey of those events.
+pub const LIST_PROPERTY: &str = "list";
+pub const SEGMENT_PROPERTY: &str = "segment";
+pub const JOURNEY_PROPERTY: &str = "journey";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {

@@ -4,18 +4,29 @@
 //! `{rating: {gte: 4}}` a comparison. A `Condition` combines filters over traits, event history
 //! and message engagement with `all`, `any` and `not`. Evaluation is pure: history comes in
 //! through the `Facts` the stepper is given.
+//!
+//! Date operators (`within_last`, `older_than`, `within_next`, `anniversary`, `before`,
+//! `after`) need the current time and a time zone: they hold only through
+//! [`Predicate::matches_at`] / [`filter_matches_at`]; plain [`Predicate::matches`] treats them as
+//! false. Their semantics are in `crate::condition::dates` and `docs/conditions.md`.
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::condition::EvalClock;
+use crate::condition::dates;
+
 /// Property path → predicate. Every entry must hold.
 pub type Filter = BTreeMap<String, Predicate>;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
+// Filters hold a handful of predicates; boxing `Ops` would only make them harder to build.
+#[allow(clippy::large_enum_variant)]
 pub enum Predicate {
     /// Comparison operators; all given must hold.
     Ops(Ops),
@@ -26,9 +37,17 @@ pub enum Predicate {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ops {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_value"
+    )]
     pub eq: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_value"
+    )]
     pub ne: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gt: Option<f64>,
@@ -39,7 +58,11 @@ pub struct Ops {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lte: Option<f64>,
     /// Substring of a string, or element of an array.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_value"
+    )]
     pub contains: Option<Value>,
     /// `true`: the property is present and not null; `false`: it is absent or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +70,58 @@ pub struct Ops {
     /// The value is one of these.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "in")]
     pub one_of: Option<Vec<Value>>,
+    /// A date within this duration before now: `now - d < date <= now` (e.g. `30d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_last: Option<String>,
+    /// A date at least this duration before now: `date <= now - d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<String>,
+    /// A date within this duration after now: `now < date <= now + d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_next: Option<String>,
+    /// `today`: the date's month and day are today's in the evaluation time zone (a 29 February
+    /// counts on 28 February in other years).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anniversary: Option<String>,
+    /// A date strictly before this one (RFC 3339 timestamp or `YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// A date strictly after this one (RFC 3339 timestamp or `YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// An object is an operator object when it parses as one (otherwise it stays an equality with
+/// that object, which validation reports as an unknown operator); anything else is a value to
+/// compare with. Unlike a derived `untagged`, an array is never read as an operator object.
+impl<'de> Deserialize<'de> for Predicate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        if value.is_object()
+            && let Ok(ops) = serde_json::from_value::<Ops>(value.clone())
+        {
+            return Ok(Predicate::Ops(ops));
+        }
+        Ok(Predicate::Equals(value))
+    }
+}
+
+/// `null` given to an operator is a value to compare with (`{"ne": null}`), not "no operator",
+/// so that every `Ops` survives a trip through JSON.
+fn some_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl Ops {
+    /// Whether any operator compares the value with the current time or a date.
+    pub fn has_date_ops(&self) -> bool {
+        self.within_last.is_some()
+            || self.older_than.is_some()
+            || self.within_next.is_some()
+            || self.anniversary.is_some()
+            || self.before.is_some()
+            || self.after.is_some()
+    }
 }
 
 /// Follows a dotted path (`product.price`) into a JSON object.
@@ -66,7 +141,7 @@ pub fn lookup<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> 
     Some(current)
 }
 
-fn as_number(v: &Value) -> Option<f64> {
+pub(crate) fn as_number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -86,7 +161,28 @@ fn loosely_equal(a: &Value, b: &Value) -> bool {
 }
 
 impl Predicate {
+    /// Matches without a clock: date operators (`within_last`, `anniversary`, …) never hold.
     pub fn matches(&self, actual: Option<&Value>) -> bool {
+        self.matches_when(actual, None)
+    }
+
+    /// Matches at a moment in a time zone, so that date operators can be evaluated.
+    pub fn matches_at(&self, actual: Option<&Value>, clock: &EvalClock) -> bool {
+        self.matches_when(actual, Some(clock))
+    }
+
+    /// The earliest instant after `clock.now` at which this predicate's result for `actual` may
+    /// change by the passing of time alone (only date operators depend on time).
+    pub fn next_change(&self, actual: Option<&Value>, clock: &EvalClock) -> Option<Timestamp> {
+        match self {
+            Predicate::Ops(ops) if ops.has_date_ops() => {
+                dates::predicate_next_change(ops, actual.filter(|v| !v.is_null()), clock)
+            }
+            _ => None,
+        }
+    }
+
+    fn matches_when(&self, actual: Option<&Value>, clock: Option<&EvalClock>) -> bool {
         let present = actual.filter(|v| !v.is_null());
         match self {
             Predicate::Equals(expected) => present.is_some_and(|a| loosely_equal(a, expected)),
@@ -102,7 +198,8 @@ impl Predicate {
                     || ops.lt.is_some()
                     || ops.lte.is_some()
                     || ops.contains.is_some()
-                    || ops.one_of.is_some();
+                    || ops.one_of.is_some()
+                    || ops.has_date_ops();
                 let Some(a) = present else {
                     // `ne` holds for an absent value; everything else needs one.
                     return !needs_value;
@@ -128,6 +225,8 @@ impl Predicate {
                         .one_of
                         .as_ref()
                         .is_none_or(|set| set.iter().any(|e| loosely_equal(a, e)))
+                    && (!ops.has_date_ops()
+                        || clock.is_some_and(|clock| dates::date_ops_hold(ops, a, clock)))
             }
         }
     }
@@ -139,65 +238,32 @@ pub fn filter_matches(filter: &Filter, properties: &Map<String, Value>) -> bool 
         .all(|(path, predicate)| predicate.matches(lookup(properties, path)))
 }
 
-/// A branch condition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Condition {
-    /// The contact's traits match this filter.
-    Traits(Filter),
-    /// The contact did (or did not) perform an event since entering the journey.
-    Event(EventCondition),
-    /// Engagement with a message sent earlier in the same enrollment.
-    Message(MessageCondition),
-    All(Vec<Condition>),
-    Any(Vec<Condition>),
-    Not(Box<Condition>),
+/// [`filter_matches`] at a moment, with date operators.
+pub fn filter_matches_at(
+    filter: &Filter,
+    properties: &Map<String, Value>,
+    clock: &EvalClock,
+) -> bool {
+    filter
+        .iter()
+        .all(|(path, predicate)| predicate.matches_at(lookup(properties, path), clock))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventCondition {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub filter: Filter,
-    /// `true` (default): did perform it; `false`: did not.
-    #[serde(default = "yes")]
-    pub performed: bool,
-    /// Only count events whose journey key property equals this enrollment's key.
-    #[serde(default)]
-    pub match_key: bool,
+/// The earliest instant after `clock.now` at which [`filter_matches_at`] may change for these
+/// properties by the passing of time alone.
+pub fn filter_next_change(
+    filter: &Filter,
+    properties: &Map<String, Value>,
+    clock: &EvalClock,
+) -> Option<Timestamp> {
+    filter
+        .iter()
+        .filter_map(|(path, predicate)| predicate.next_change(lookup(properties, path), clock))
+        .min()
 }
 
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Engagement {
-    Opened,
-    Clicked,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MessageCondition {
-    /// The id of a send node earlier in the journey.
-    pub node: String,
-    pub engagement: Engagement,
-}
-
-impl Condition {
-    /// Every event name and message node this condition refers to, for validation.
-    pub fn visit(&self, f: &mut dyn FnMut(&Condition)) {
-        f(self);
-        match self {
-            Condition::All(cs) | Condition::Any(cs) => cs.iter().for_each(|c| c.visit(f)),
-            Condition::Not(c) => c.visit(f),
-            _ => {}
-        }
-    }
-}
+/// What happened to a message (the condition language's engagement levels).
+pub use crate::condition::Engagement;
 
 #[cfg(test)]
 mod tests {

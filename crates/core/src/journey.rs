@@ -12,9 +12,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::condition::Condition;
 use crate::duration::Duration;
-use crate::filter::{Condition, Filter};
-use crate::timing::{WaitUntilSpec, parse_time_of_day, parse_weekday};
+use crate::filter::Filter;
+use crate::timing::{SendWindow, WaitUntilSpec, parse_time_of_day, parse_weekday};
 use jiff::tz::TimeZone;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -31,9 +32,27 @@ pub struct JourneyDocument {
     /// trait, unless the node names its own. Default: UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    /// A goal event ends the enrollment at once, cancels its timers and counts as a conversion.
+    /// A goal event ends the enrollment at once, cancels its timers and counts as a conversion
+    /// (on every node the enrollment visited); with `within`, only inside that window after
+    /// entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<ExitEvent>,
+    /// Local hours in which this journey sends no email or SMS (in the contact's time zone,
+    /// else the journey's, else UTC). Replaces the installation's `--quiet-hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Local dates on which this journey sends nothing: `YYYY-MM-DD`, or `MM-DD` for every
+    /// year. Added to the installation's `--blocked-dates`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_dates: Vec<String>,
+    /// What a send that falls in quiet hours or on a blocked date does: wait for the next
+    /// allowed moment (`defer`, default) or go on without sending (`skip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_hours: Option<OutsideHours>,
+    /// The most messages (email, SMS and webhook calls together) this journey hands to the
+    /// transports, e.g. `100/m`, `5000/h`, `20/s`; the rest wait their turn in the outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_rate: Option<String>,
     /// Events that end the enrollment at once without counting as a conversion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exit_on: Vec<ExitEvent>,
@@ -79,6 +98,30 @@ pub struct ExitEvent {
     /// when the journey has an entry key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_key: Option<bool>,
+    /// Goal only: the conversion window after entry, e.g. `7d`; a later goal event does not
+    /// convert (nor end the enrollment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+}
+
+/// A daily quiet period in local time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start, `HH:MM`.
+    pub start: String,
+    /// End, `HH:MM`; earlier than `start` means the next morning (`21:00` to `08:00`).
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutsideHours {
+    /// Wait at the send node until the next allowed moment, then send.
+    #[default]
+    Defer,
+    /// Go on along the path without sending; the step log says why.
+    Skip,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -132,14 +175,92 @@ pub enum NodeKind {
     /// Calls an HTTP endpoint with a JSON body built with Liquid, signed with the
     /// installation's webhook secret; delivered through the outbox with retries.
     Webhook(WebhookNode),
+    /// Records a custom event for the contact (processed after this step, like any event:
+    /// it can trigger journeys and end waits).
+    EmitEvent(EmitEventNode),
+    /// Unsubscribes the contact from a marketing topic (or from all marketing) on a channel,
+    /// e.g. the last step of a re-engagement journey.
+    Unsubscribe(UnsubscribeNode),
+    /// Enrolls the contact in another journey, which must have an `api` trigger; the trigger
+    /// event's properties go along as the entry payload.
+    EnrollInJourney(EnrollNode),
+    /// Continues at another node of this journey (no outgoing edges).
+    Jump(JumpNode),
+    /// Adds points (negative: removes) to a lead score trait.
+    Score(ScoreNode),
+    /// Splits contacts between variants (and an optional holdout) like `random_split`, counts
+    /// the journey's goal per variant, and once a variant wins (one-sided two-proportion
+    /// z-test at `confidence`, every variant with `min_sample` entries) sends every new
+    /// entrant down the winner. Outputs: the variant names, and `holdout` with a holdout.
+    Experiment(ExperimentNode),
+}
+
+/// What starts an enrollment: exactly one of `event`, `list`, `segment` and `api`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerNode {
+    /// The contact performs this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Conditions on the trigger event's properties (for `api`: on the entry payload).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: Filter,
+    /// The contact is added to this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    /// The contact enters (or leaves) this segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentTrigger>,
+    /// A client (`POST /v1/journeys/{id}/enroll`) or another journey (`enroll_in_journey`)
+    /// enrolls the contact; the request's `payload` becomes the trigger event's properties.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TriggerNode {
-    pub event: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub filter: Filter,
+pub struct SegmentTrigger {
+    /// The segment's id.
+    pub id: String,
+    /// `enter` (default) or `exit`.
+    #[serde(default)]
+    pub on: SegmentEdge,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentEdge {
+    #[default]
+    Enter,
+    Exit,
+}
+
+impl TriggerNode {
+    /// The event (by name, with a property filter) this trigger starts on. List, segment and
+    /// API triggers listen to the events the engine records for them (`event::LIST_ADDED`,
+    /// ...), so every trigger is matched the same way, in ingest order.
+    pub fn matcher(&self, journey_id: &str) -> (String, Filter) {
+        let mut filter = self.filter.clone();
+        let mut with = |k: &str, v: &str| {
+            filter.insert(k.into(), crate::filter::Predicate::Equals(Value::from(v)));
+        };
+        let name = if let Some(list) = &self.list {
+            with(crate::event::LIST_PROPERTY, list);
+            crate::event::LIST_ADDED
+        } else if let Some(s) = &self.segment {
+            with(crate::event::SEGMENT_PROPERTY, &s.id);
+            match s.on {
+                SegmentEdge::Enter => crate::event::SEGMENT_ENTERED,
+                SegmentEdge::Exit => crate::event::SEGMENT_EXITED,
+            }
+        } else if self.api {
+            with(crate::event::JOURNEY_PROPERTY, journey_id);
+            crate::event::ENROLLMENT_REQUESTED
+        } else {
+            return (self.event.clone().unwrap_or_default(), filter);
+        };
+        (name.to_string(), filter)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -166,6 +287,10 @@ pub struct WaitForEventNode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BranchNode {
+    /// A condition in the JSON form, or the same in the text form as a string (see
+    /// docs/conditions.md), e.g. `did "Order Completed" at least 2 times in last 90d`.
+    #[serde(with = "crate::condition::json_or_text")]
+    #[schemars(with = "crate::condition::ConditionOrText")]
     pub condition: Condition,
 }
 
@@ -226,6 +351,110 @@ pub struct ListNode {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExitNode {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmitEventNode {
+    /// The event name.
+    pub event: String,
+    /// Its properties (plain values, not templates).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub properties: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeNode {
+    /// The topic; absent means all marketing on the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// `email` (default) or `sms`.
+    #[serde(default = "email_channel")]
+    pub channel: Channel,
+}
+
+fn email_channel() -> Channel {
+    Channel::Email
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollNode {
+    /// The id of the journey to enroll the contact in.
+    pub journey: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JumpNode {
+    /// The node to continue at.
+    pub to: String,
+}
+
+/// The output of an experiment's holdout group.
+pub const HOLDOUT: &str = "holdout";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentNode {
+    /// 2 to 10 variants; their percents and the holdout's sum to 100.
+    pub variants: Vec<SplitBranch>,
+    /// Percent of contacts held out (output `holdout`): they get none of the variants and
+    /// measure the lift; they do not compete.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub holdout: u32,
+    /// Entries every variant needs before a winner can be declared (default 100).
+    #[serde(default = "default_min_sample")]
+    pub min_sample: u64,
+    /// Confidence of the test, between 0.5 and 0.999 (default 0.95).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn default_min_sample() -> u64 {
+    100
+}
+
+fn default_confidence() -> f64 {
+    0.95
+}
+
+impl ExperimentNode {
+    /// The variants and, with a holdout, the holdout group, as split branches.
+    pub fn branches(&self) -> Vec<SplitBranch> {
+        let mut all = self.variants.clone();
+        if self.holdout > 0 {
+            all.push(SplitBranch {
+                name: HOLDOUT.into(),
+                percent: self.holdout,
+            });
+        }
+        all
+    }
+}
+
+/// The trait a `score` node changes unless it names another.
+pub const DEFAULT_SCORE_TRAIT: &str = "lead_score";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreNode {
+    /// Points to add; negative to remove.
+    pub points: i64,
+    /// The score trait, default `lead_score`.
+    #[serde(default, rename = "trait", skip_serializing_if = "Option::is_none")]
+    pub score_trait: Option<String>,
+}
+
+impl ScoreNode {
+    pub fn trait_name(&self) -> &str {
+        self.score_trait.as_deref().unwrap_or(DEFAULT_SCORE_TRAIT)
+    }
+}
 
 /// Default timeout of a webhook call.
 pub const WEBHOOK_DEFAULT_TIMEOUT: &str = "10s";
@@ -364,6 +593,12 @@ impl NodeKind {
             NodeKind::RemoveFromList(_) => "remove_from_list",
             NodeKind::Exit(_) => "exit",
             NodeKind::Webhook(_) => "webhook",
+            NodeKind::EmitEvent(_) => "emit_event",
+            NodeKind::Unsubscribe(_) => "unsubscribe",
+            NodeKind::EnrollInJourney(_) => "enroll_in_journey",
+            NodeKind::Jump(_) => "jump",
+            NodeKind::Score(_) => "score",
+            NodeKind::Experiment(_) => "experiment",
         }
     }
 
@@ -373,9 +608,12 @@ impl NodeKind {
             NodeKind::RandomSplit(s) => {
                 return s.branches.iter().map(|b| b.name.clone()).collect();
             }
+            NodeKind::Experiment(x) => {
+                return x.branches().into_iter().map(|b| b.name).collect();
+            }
             NodeKind::WaitForEvent(_) => &["event", "timeout"],
             NodeKind::Branch(_) => &["yes", "no"],
-            NodeKind::Exit(_) => &[],
+            NodeKind::Exit(_) | NodeKind::Jump(_) => &[],
             _ => &["next"],
         };
         fixed.iter().map(|s| s.to_string()).collect()
@@ -450,6 +688,10 @@ pub struct Journey {
     calendar_waits: HashMap<String, WaitUntilSpec>,
     timezone: Option<TimeZone>,
     cooldown: Option<Duration>,
+    goal_window: Option<Duration>,
+    send_window: SendWindow,
+    /// (trigger node index, event name, filter) for every trigger.
+    trigger_matchers: Vec<(usize, String, Filter)>,
 }
 
 impl Journey {
@@ -466,10 +708,39 @@ impl Journey {
             .enumerate()
             .map(|(i, n)| (n.id.clone(), i))
             .collect();
-        let next = document
+        let mut next: HashMap<(String, String), String> = document
             .edges
             .iter()
             .map(|e| ((e.from.clone(), e.output.clone()), e.to.clone()))
+            .collect();
+        // A jump is an edge drawn as a node setting.
+        for n in &document.nodes {
+            if let NodeKind::Jump(j) = &n.kind {
+                next.insert((n.id.clone(), "next".into()), j.to.clone());
+            }
+        }
+        let goal_window = document
+            .goal
+            .as_ref()
+            .and_then(|g| g.within.as_deref())
+            .map(|w| Duration::parse(w).expect("validated"));
+        let send_window = SendWindow::from_settings(
+            document.quiet_hours.as_ref(),
+            &document.blocked_dates,
+            document.outside_hours.unwrap_or_default(),
+        )
+        .expect("validated");
+        let trigger_matchers = document
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.kind {
+                NodeKind::Trigger(t) => {
+                    let (name, filter) = t.matcher(&document.id);
+                    Some((i, name, filter))
+                }
+                _ => None,
+            })
             .collect();
         let mut durations = HashMap::new();
         for n in &document.nodes {
@@ -502,7 +773,28 @@ impl Journey {
             calendar_waits,
             timezone,
             cooldown,
+            goal_window,
+            send_window,
+            trigger_matchers,
         })
+    }
+
+    /// Applies the installation's quiet hours and blocked dates: the journey's own quiet hours
+    /// win; blocked dates add up.
+    pub fn with_installation_window(mut self, installation: &SendWindow) -> Self {
+        self.send_window = self.send_window.under(installation);
+        self
+    }
+
+    /// When sends are allowed.
+    pub fn send_window(&self) -> &SendWindow {
+        &self.send_window
+    }
+
+    /// How long after entry the goal still converts; `None`: for as long as the enrollment
+    /// is active.
+    pub fn goal_window(&self) -> Option<Duration> {
+        self.goal_window
     }
 
     pub fn id(&self) -> &str {
@@ -541,28 +833,28 @@ impl Journey {
         self.document.entry.key.as_deref()
     }
 
-    /// Trigger nodes that start on this event name.
-    pub fn triggers<'a>(
-        &'a self,
-        event: &'a str,
-    ) -> impl Iterator<Item = (&'a Node, &'a TriggerNode)> {
-        self.document
-            .nodes
+    /// Trigger nodes that start on this event name, with the filter the event must match.
+    pub fn triggers<'a>(&'a self, event: &'a str) -> impl Iterator<Item = (&'a Node, &'a Filter)> {
+        self.trigger_matchers
             .iter()
-            .filter_map(move |n| match &n.kind {
-                NodeKind::Trigger(t) if t.event == event => Some((n, t)),
-                _ => None,
-            })
+            .filter(move |(_, name, _)| name == event)
+            .map(|(i, _, filter)| (&self.document.nodes[*i], filter))
+    }
+
+    /// The event names this journey's triggers start on.
+    pub fn trigger_events(&self) -> impl Iterator<Item = &str> {
+        self.trigger_matchers
+            .iter()
+            .map(|(_, name, _)| name.as_str())
     }
 
     /// Every event name this journey reacts to (triggers, waits, goal, exits, branch history).
     pub fn event_names(&self) -> Vec<String> {
         let mut names = Vec::new();
+        names.extend(self.trigger_events().map(str::to_string));
         for n in &self.document.nodes {
-            match &n.kind {
-                NodeKind::Trigger(t) => names.push(t.event.clone()),
-                NodeKind::WaitForEvent(w) => names.push(w.event.clone()),
-                _ => {}
+            if let NodeKind::WaitForEvent(w) = &n.kind {
+                names.push(w.event.clone());
             }
         }
         names.extend(self.document.goal.iter().map(|g| g.event.clone()));

@@ -5,19 +5,22 @@
 //! the shell in `waymark-engine` loads the inputs and commits the outputs in one transaction.
 //! Architecture invariant: this crate never depends on a runtime, database or network crate.
 
+pub mod condition;
 pub mod contact;
 pub mod duration;
 pub mod event;
+pub mod experiment;
 pub mod filter;
 pub mod journey;
 pub mod stepper;
 pub mod timing;
 pub mod validate;
 
+pub use condition::Condition;
 pub use contact::{Email, Phone, TimeZoneName};
 pub use duration::Duration;
 pub use event::{EventKind, EventRecord};
-pub use filter::{Condition, Filter, Predicate};
+pub use filter::{Filter, Predicate};
 pub use journey::{Channel, Journey, JourneyDocument, NodeKind, Reentry, TemplateDefinition};
 pub use stepper::{
     Effect, Enrollment, EnrollmentStatus, Facts, Input, PriorEnrollment, StepLog, StepOutcome,

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event::EventRecord;
-use crate::filter::{Condition, Engagement, filter_matches};
+use std::borrow::Cow;
+
+use crate::condition::{self, Condition, ContactFacts, EvalClock, MessageRecord};
+use crate::filter::{Engagement, filter_matches};
 use crate::journey::{
     Channel, ExitEvent, Journey, NodeKind, Reentry, WaitForEventNode, WebhookNode,
 };
@@ -105,6 +108,24 @@ pub enum Effect {
     SetTraits(Map<String, Value>),
     AddToList(String),
     RemoveFromList(String),
+    /// Record a `track` event for the contact; processed after this step in ingest order.
+    EmitEvent {
+        name: String,
+        properties: Map<String, Value>,
+        /// `enrollment:node:visit`: the event's message id, so it is recorded once.
+        idempotency_key: String,
+    },
+    /// Unsubscribe the contact from a topic (`None`: all marketing) on a channel.
+    Unsubscribe {
+        channel: Channel,
+        topic: Option<String>,
+    },
+    /// Ask to enroll the contact in another journey (through its `api` trigger), with the
+    /// trigger event's properties as the payload.
+    Enroll {
+        journey: String,
+        idempotency_key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +147,12 @@ pub enum StepLog {
         status: EnrollmentStatus,
         reason: String,
     },
+    /// A send node went on without sending (outside the journey's sending hours, with
+    /// `outside_hours: skip`).
+    Skipped {
+        node: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +169,23 @@ pub trait Facts {
     fn events_since(&self, name: &str, after_seq: i64) -> Vec<EventRecord>;
     /// Engagement with the message this enrollment sent at `node`.
     fn engaged(&self, node: &str, engagement: Engagement) -> bool;
+    /// All the contact's processed events named `name`, oldest first (branch conditions on
+    /// event history).
+    fn events(&self, name: &str) -> Vec<EventRecord> {
+        self.events_since(name, 0)
+    }
+    /// Whether the contact is in the list.
+    fn in_list(&self, _list: &str) -> bool {
+        false
+    }
+    /// Every message sent to the contact (branch conditions on engagement).
+    fn messages(&self) -> Vec<MessageRecord> {
+        Vec::new()
+    }
+    /// The declared winner of the experiment at `node` of the enrollment's journey, if any.
+    fn experiment_winner(&self, _node: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A previous enrollment of the same contact in the same journey, for re-entry decisions.
@@ -261,6 +305,9 @@ pub fn step(
             }
             if let Some(goal) = &journey.document.goal
                 && run.exit_matches(goal, event)
+                && journey.goal_window().is_none_or(|w| {
+                    now <= enrollment.entered_at + SignedDuration::from_secs(w.seconds())
+                })
             {
                 run.end(
                     EnrollmentStatus::Converted,
@@ -297,6 +344,13 @@ pub fn step(
             match node_kind {
                 Some(NodeKind::Delay(_) | NodeKind::WaitUntil(_)) => run.advance(here, "next"),
                 Some(NodeKind::WaitForEvent(_)) => run.advance(here, "timeout"),
+                // A send deferred by quiet hours or a blocked date.
+                Some(kind @ (NodeKind::SendEmail(_) | NodeKind::SendSms(_))) => {
+                    match run.send(&here, kind) {
+                        Some(output) => run.advance(here, output),
+                        None => return Some(run.finish()),
+                    }
+                }
                 _ => return None,
             }
         }
@@ -390,41 +444,95 @@ impl Run<'_> {
     }
 
     fn holds(&self, condition: &Condition) -> bool {
-        match condition {
-            Condition::Traits(f) => filter_matches(f, self.traits()),
-            Condition::Event(c) => {
-                let did = self
-                    .facts
-                    .events_since(&c.name, self.enrollment.entered_seq)
-                    .iter()
-                    .any(|e| {
-                        filter_matches(&c.filter, &e.properties)
-                            && self.key_matches(Some(c.match_key), e)
-                    });
-                did == c.performed
-            }
-            Condition::Message(m) => self.facts.engaged(&m.node, m.engagement),
-            Condition::All(cs) => cs.iter().all(|c| self.holds(c)),
-            Condition::Any(cs) => cs.iter().any(|c| self.holds(c)),
-            Condition::Not(c) => !self.holds(c),
-        }
+        let clock = EvalClock::new(self.now, self.local_zone(None));
+        condition::evaluate(condition, &BranchFacts(self), &clock)
     }
 
     /// When a `wait_until` node entered now wakes: its next local time in the contact's time
     /// zone (trait `timezone`), else the node's, else the journey's, else UTC.
     fn calendar_wake(&self, node: &str) -> Timestamp {
         let spec = self.journey.calendar_wait(node);
-        let contact_tz = self
-            .traits()
-            .get("timezone")
-            .and_then(Value::as_str)
-            .and_then(|t| TimeZone::get(t).ok());
-        let tz = contact_tz
-            .or_else(|| spec.timezone.clone())
-            .or_else(|| self.journey.timezone().cloned())
-            .unwrap_or(TimeZone::UTC);
+        let tz = self.local_zone(spec.timezone.as_ref());
         spec.next_after(self.now, &tz)
             .unwrap_or(self.now + SignedDuration::from_hours(24))
+    }
+
+    /// The contact's time zone (trait `timezone`), else the node's, else the journey's, else
+    /// UTC.
+    fn local_zone(&self, node_zone: Option<&TimeZone>) -> TimeZone {
+        self.traits()
+            .get("timezone")
+            .and_then(Value::as_str)
+            .and_then(|t| TimeZone::get(t).ok())
+            .or_else(|| node_zone.cloned())
+            .or_else(|| self.journey.timezone().cloned())
+            .unwrap_or(TimeZone::UTC)
+    }
+
+    /// Sends from the send node `node` if the journey's sending hours allow it now, returning
+    /// the output to leave by; otherwise skips it or waits at the node until they do (`None`).
+    fn send(&mut self, node: &str, kind: &NodeKind) -> Option<&'static str> {
+        let (channel, s) = match kind {
+            NodeKind::SendEmail(s) => (Channel::Email, s),
+            NodeKind::SendSms(s) => (Channel::Sms, s),
+            _ => unreachable!("send() is called for send nodes"),
+        };
+        let window = self.journey.send_window();
+        if !window.is_unrestricted() {
+            let allowed = window.next_allowed(self.now, &self.local_zone(None));
+            if allowed != Some(self.now) {
+                if window.skip {
+                    self.log.push(StepLog::Skipped {
+                        node: node.to_string(),
+                        reason: "outside sending hours".into(),
+                    });
+                    return Some("next");
+                }
+                // No allowed moment within a year: try again tomorrow rather than never.
+                let until = allowed.unwrap_or(self.now + SignedDuration::from_hours(24));
+                self.enrollment.wake_at = Some(until);
+                self.log.push(StepLog::Waiting {
+                    node: node.to_string(),
+                    until,
+                });
+                return None;
+            }
+        }
+        self.effects.push(Effect::Send {
+            channel,
+            node: node.to_string(),
+            template: s.template.clone(),
+            idempotency_key: self.effect_key(node),
+        });
+        Some("next")
+    }
+
+    /// `enrollment:node:visit`: the same for a retried step, different for a loop's next visit.
+    fn effect_key(&self, node: &str) -> String {
+        format!("{}:{}:{}", self.enrollment.id, node, self.enrollment.visits)
+    }
+
+    /// Sets and increments traits: an effect for the store, and the traits later nodes of
+    /// this step see.
+    fn apply_trait_changes<'k>(
+        &mut self,
+        set: &Map<String, Value>,
+        increments: impl IntoIterator<Item = (&'k str, &'k serde_json::Number)>,
+    ) {
+        let mut traits = self.traits().clone();
+        let mut changes = set.clone();
+        for (k, by) in increments {
+            changes.insert(k.to_string(), increment(traits.get(k), by));
+        }
+        for (k, v) in &changes {
+            if v.is_null() {
+                traits.remove(k);
+            } else {
+                traits.insert(k.clone(), v.clone());
+            }
+        }
+        self.traits = Some(traits);
+        self.effects.push(Effect::SetTraits(changes));
     }
 
     /// Leaves `from` through `output` and runs nodes until the enrollment waits or ends.
@@ -481,6 +589,30 @@ impl Run<'_> {
                     self.enrollment.contact_id,
                     &r.branches,
                 ),
+                NodeKind::Experiment(x) => {
+                    let branches = x.branches();
+                    let winner = self
+                        .facts
+                        .experiment_winner(next)
+                        .filter(|w| x.variants.iter().any(|v| &v.name == w));
+                    let chosen = match winner {
+                        Some(w) => w,
+                        None => crate::timing::choose_branch(
+                            &journey.document.id,
+                            next,
+                            self.enrollment.contact_id,
+                            &branches,
+                        )
+                        .to_string(),
+                    };
+                    // Outputs are `&str` borrowed from the journey: find the same name there.
+                    x.variants
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .chain(std::iter::once(crate::journey::HOLDOUT))
+                        .find(|n| *n == chosen)
+                        .unwrap_or(crate::journey::HOLDOUT)
+                }
                 NodeKind::Branch(b) => {
                     if self.holds(&b.condition) {
                         "yes"
@@ -488,38 +620,15 @@ impl Run<'_> {
                         "no"
                     }
                 }
-                NodeKind::SendEmail(s) | NodeKind::SendSms(s) => {
-                    let channel = if matches!(node.kind, NodeKind::SendEmail(_)) {
-                        Channel::Email
-                    } else {
-                        Channel::Sms
-                    };
-                    self.effects.push(Effect::Send {
-                        channel,
-                        node: next.to_string(),
-                        template: s.template.clone(),
-                        idempotency_key: format!(
-                            "{}:{}:{}",
-                            self.enrollment.id, next, self.enrollment.visits
-                        ),
-                    });
-                    "next"
+                NodeKind::SendEmail(_) | NodeKind::SendSms(_) => {
+                    match self.send(next, &node.kind) {
+                        Some(output) => output,
+                        None => return,
+                    }
                 }
                 NodeKind::UpdateTraits(u) => {
-                    let mut traits = self.traits().clone();
-                    let mut changes = u.set.clone();
-                    for (k, by) in &u.increment {
-                        changes.insert(k.clone(), increment(traits.get(k), by));
-                    }
-                    for (k, v) in &changes {
-                        if v.is_null() {
-                            traits.remove(k);
-                        } else {
-                            traits.insert(k.clone(), v.clone());
-                        }
-                    }
-                    self.traits = Some(traits);
-                    self.effects.push(Effect::SetTraits(changes));
+                    let increments = u.increment.iter().map(|(k, by)| (k.as_str(), by));
+                    self.apply_trait_changes(&u.set, increments);
                     "next"
                 }
                 NodeKind::AddToList(l) => {
@@ -534,13 +643,38 @@ impl Run<'_> {
                     self.effects.push(Effect::Webhook {
                         node: next.to_string(),
                         webhook: w.clone(),
-                        idempotency_key: format!(
-                            "{}:{}:{}",
-                            self.enrollment.id, next, self.enrollment.visits
-                        ),
+                        idempotency_key: self.effect_key(next),
                     });
                     "next"
                 }
+                NodeKind::EmitEvent(e) => {
+                    self.effects.push(Effect::EmitEvent {
+                        name: e.event.clone(),
+                        properties: e.properties.clone(),
+                        idempotency_key: self.effect_key(next),
+                    });
+                    "next"
+                }
+                NodeKind::Unsubscribe(u) => {
+                    self.effects.push(Effect::Unsubscribe {
+                        channel: u.channel,
+                        topic: u.topic.clone(),
+                    });
+                    "next"
+                }
+                NodeKind::EnrollInJourney(e) => {
+                    self.effects.push(Effect::Enroll {
+                        journey: e.journey.clone(),
+                        idempotency_key: self.effect_key(next),
+                    });
+                    "next"
+                }
+                NodeKind::Score(s) => {
+                    let by = serde_json::Number::from(s.points);
+                    self.apply_trait_changes(&Default::default(), [(s.trait_name(), &by)]);
+                    "next"
+                }
+                NodeKind::Jump(_) => "next",
                 NodeKind::Exit(_) => {
                     self.end(EnrollmentStatus::Exited, "exit node".into());
                     return;
@@ -550,6 +684,38 @@ impl Run<'_> {
             from = next.to_string();
         }
         self.end(EnrollmentStatus::Exited, "step limit reached".into());
+    }
+}
+
+/// What a branch condition sees: the contact's facts, with this step's own trait updates, and
+/// "since entry" meaning since this enrollment began.
+struct BranchFacts<'r, 'a>(&'r Run<'a>);
+
+impl ContactFacts for BranchFacts<'_, '_> {
+    fn traits(&self) -> &Map<String, Value> {
+        self.0.traits()
+    }
+    fn events(&self, name: &str) -> Cow<'_, [EventRecord]> {
+        Cow::Owned(self.0.facts.events(name))
+    }
+    fn in_list(&self, list: &str) -> bool {
+        self.0.facts.in_list(list)
+    }
+    fn messages(&self) -> Cow<'_, [MessageRecord]> {
+        Cow::Owned(self.0.facts.messages())
+    }
+    fn events_since_entry(&self, name: &str, match_key: bool) -> Cow<'_, [EventRecord]> {
+        let run = self.0;
+        Cow::Owned(
+            run.facts
+                .events_since(name, run.enrollment.entered_seq)
+                .into_iter()
+                .filter(|e| run.key_matches(Some(match_key), e))
+                .collect(),
+        )
+    }
+    fn engaged_at_node(&self, node: &str, engagement: Engagement) -> bool {
+        self.0.facts.engaged(node, engagement)
     }
 }
 

@@ -3,7 +3,7 @@
 //! and a split is chosen by a stable hash of ids.
 
 use jiff::Timestamp;
-use jiff::civil::{Time, Weekday};
+use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 
 use crate::journey::SplitBranch;
@@ -112,4 +112,151 @@ pub fn choose_branch<'a>(
         }
     }
     branches.last().map_or("", |b| b.name.as_str())
+}
+
+/// A date on which nothing is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedDate {
+    On(Date),
+    /// Every year (month, day).
+    Yearly(i8, i8),
+}
+
+impl BlockedDate {
+    /// `YYYY-MM-DD` or `MM-DD` (every year).
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Ok(d) = s.parse::<Date>() {
+            return Some(BlockedDate::On(d));
+        }
+        let (m, d) = s.split_once('-')?;
+        if m.len() != 2 || d.len() != 2 {
+            return None;
+        }
+        let (m, d): (i8, i8) = (m.parse().ok()?, d.parse().ok()?);
+        // 2024 is a leap year, so `02-29` is accepted.
+        Date::new(2024, m, d).ok()?;
+        Some(BlockedDate::Yearly(m, d))
+    }
+
+    fn blocks(&self, date: Date) -> bool {
+        match *self {
+            BlockedDate::On(d) => d == date,
+            BlockedDate::Yearly(m, d) => date.month() == m && date.day() == d,
+        }
+    }
+}
+
+/// When a journey may send: outside its quiet hours and blocked dates, in the contact's local
+/// time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendWindow {
+    /// Quiet from the first time until the second (the next day when it is earlier).
+    pub quiet: Option<(Time, Time)>,
+    pub blocked: Vec<BlockedDate>,
+    /// Skip a send outside the window instead of deferring it.
+    pub skip: bool,
+}
+
+impl SendWindow {
+    /// Parses the settings; `Err` names the field and what is wrong with it.
+    pub fn from_settings(
+        quiet: Option<&crate::journey::QuietHours>,
+        blocked: &[String],
+        outside: crate::journey::OutsideHours,
+    ) -> Result<Self, (String, String)> {
+        let quiet = match quiet {
+            None => None,
+            Some(q) => {
+                let time = |field: &str, s: &str| {
+                    parse_time_of_day(s).ok_or((
+                        format!("quiet_hours.{field}"),
+                        format!("`{s}` is not a time of day `HH:MM` (00:00-23:59)"),
+                    ))
+                };
+                let (start, end) = (time("start", &q.start)?, time("end", &q.end)?);
+                if start == end {
+                    return Err(("quiet_hours.end".into(), "must differ from `start`".into()));
+                }
+                Some((start, end))
+            }
+        };
+        let blocked = blocked
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                BlockedDate::parse(s).ok_or((
+                    format!("blocked_dates[{i}]"),
+                    format!("`{s}` is not a date `YYYY-MM-DD` or a yearly date `MM-DD`"),
+                ))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SendWindow {
+            quiet,
+            blocked,
+            skip: outside == crate::journey::OutsideHours::Skip,
+        })
+    }
+
+    /// This window (a journey's) inside the installation's: its own quiet hours if it has
+    /// any, else the installation's; the blocked dates of both.
+    pub fn under(mut self, installation: &SendWindow) -> SendWindow {
+        if self.quiet.is_none() {
+            self.quiet = installation.quiet;
+        }
+        self.blocked.extend(installation.blocked.iter().copied());
+        self
+    }
+
+    pub fn is_unrestricted(&self) -> bool {
+        self.quiet.is_none() && self.blocked.is_empty()
+    }
+
+    fn quiet_at(&self, time: Time) -> bool {
+        match self.quiet {
+            None => false,
+            Some((start, end)) if start < end => start <= time && time < end,
+            Some((start, end)) => time >= start || time < end,
+        }
+    }
+
+    /// The first moment at or after `now` when sending is allowed in `tz`. Quiet hours end at
+    /// their local end time (on a daylight-saving change, the compatible reading of that
+    /// time); a blocked date ends at the next local midnight. `None` when every date is
+    /// blocked for over a year.
+    pub fn next_allowed(&self, now: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        if self.is_unrestricted() {
+            return Some(now);
+        }
+        let mut t = now;
+        for _ in 0..800 {
+            let local = t.to_zoned(tz.clone());
+            let date = local.date();
+            if self.blocked.iter().any(|b| b.blocks(date)) {
+                t = date.tomorrow().ok()?.to_zoned(tz.clone()).ok()?.timestamp();
+                continue;
+            }
+            if self.quiet_at(local.time()) {
+                let (start, end) = self.quiet.expect("quiet");
+                let end_date = if start > end && local.time() >= start {
+                    date.tomorrow().ok()?
+                } else {
+                    date
+                };
+                let at = end_date
+                    .to_datetime(end)
+                    .to_zoned(tz.clone())
+                    .ok()?
+                    .timestamp();
+                // A fall-back fold could read the end time before `t`; never go backwards.
+                t = if at > t {
+                    at
+                } else {
+                    t + jiff::SignedDuration::from_mins(1)
+                };
+                continue;
+            }
+            return Some(t);
+        }
+        None
+    }
 }

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::condition::{Condition, Scope};
 use crate::duration::Duration;
-use crate::filter::{Condition, Filter, Predicate};
-use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry, WebhookNode};
+use crate::filter::{Filter, Predicate};
+use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry, TriggerNode, WebhookNode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
@@ -145,6 +146,49 @@ fn check_filter(
             ));
         }
     }
+}
+
+fn check_trigger(t: &TriggerNode, id: Option<&str>, errors: &mut Vec<ValidationError>) {
+    let kinds = [
+        t.event.is_some(),
+        t.list.is_some(),
+        t.segment.is_some(),
+        t.api,
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    if kinds != 1 {
+        errors.push(err(
+            "invalid_trigger",
+            id,
+            None,
+            "a trigger needs exactly one of `event`, `list`, `segment` and `api`".into(),
+        ));
+    }
+    let empty = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
+    if empty(&t.event) {
+        errors.push(err(
+            "required",
+            id,
+            Some("event"),
+            "must name an event".into(),
+        ));
+    }
+    if empty(&t.list) {
+        errors.push(err("required", id, Some("list"), "must name a list".into()));
+    }
+    if let Some(s) = &t.segment
+        && !valid_id(&s.id)
+    {
+        errors.push(err(
+            "invalid_id",
+            id,
+            Some("segment.id"),
+            format!("`{}` is not a segment id", s.id),
+        ));
+    }
+    check_filter(&t.filter, id, "filter", errors);
 }
 
 fn check_duration(raw: &str, node: Option<&str>, field: &str, errors: &mut Vec<ValidationError>) {
@@ -320,6 +364,37 @@ pub fn validate(
         check_filter(&exit.filter, None, &format!("{field}.filter"), &mut errors);
     }
 
+    if let Some(w) = doc.goal.as_ref().and_then(|g| g.within.as_deref()) {
+        check_duration(w, None, "goal.within", &mut errors);
+    }
+    for (i, x) in doc.exit_on.iter().enumerate() {
+        if x.within.is_some() {
+            errors.push(err(
+                "invalid_setting",
+                None,
+                Some(&format!("exit_on[{i}].within")),
+                "only the goal has a conversion window".into(),
+            ));
+        }
+    }
+    if let Err((field, message)) = crate::timing::SendWindow::from_settings(
+        doc.quiet_hours.as_ref(),
+        &doc.blocked_dates,
+        doc.outside_hours.unwrap_or_default(),
+    ) {
+        let code = if field.starts_with("blocked") {
+            "invalid_date"
+        } else {
+            "invalid_time"
+        };
+        errors.push(err(code, None, Some(&field), message));
+    }
+    if let Some(rate) = &doc.send_rate
+        && let Err(message) = crate::duration::parse_send_rate(rate)
+    {
+        errors.push(err("invalid_rate", None, Some("send_rate"), message));
+    }
+
     let mut by_id: HashMap<&str, &Node> = HashMap::new();
     for node in &doc.nodes {
         if !valid_id(&node.id) {
@@ -351,15 +426,7 @@ pub fn validate(
         match &node.kind {
             NodeKind::Trigger(t) => {
                 triggers.push(node.id.as_str());
-                if t.event.trim().is_empty() {
-                    errors.push(err(
-                        "required",
-                        id,
-                        Some("event"),
-                        "must name an event".into(),
-                    ));
-                }
-                check_filter(&t.filter, id, "filter", &mut errors);
+                check_trigger(t, id, &mut errors);
             }
             NodeKind::Delay(d) => check_duration(&d.duration, id, "duration", &mut errors),
             NodeKind::WaitForEvent(w) => {
@@ -382,44 +449,40 @@ pub fn validate(
                 }
                 check_filter(&w.filter, id, "filter", &mut errors);
             }
-            NodeKind::Branch(b) => b.condition.visit(&mut |c| match c {
-                Condition::Traits(f) => check_filter(f, id, "condition.traits", &mut errors),
-                Condition::Event(e) => {
-                    if e.name.trim().is_empty() {
-                        errors.push(err(
-                            "required",
-                            id,
-                            Some("condition.event.name"),
-                            "must name an event".into(),
-                        ));
-                    }
-                    if e.match_key && !has_key {
-                        errors.push(err(
-                            "no_key",
-                            id,
-                            Some("condition.event.match_key"),
-                            "the journey has no entry.key to match".into(),
-                        ));
-                    }
-                    check_filter(&e.filter, id, "condition.event.filter", &mut errors);
+            NodeKind::Branch(b) => {
+                for e in crate::condition::validate(&b.condition, Scope::Branch) {
+                    let field = if e.path.is_empty() {
+                        "condition".to_string()
+                    } else {
+                        format!("condition.{}", e.path)
+                    };
+                    errors.push(err(e.code, id, Some(&field), e.message));
                 }
-                Condition::Message(m) => match by_id.get(m.node.as_str()).map(|n| &n.kind) {
-                    Some(NodeKind::SendEmail(_)) => {}
-                    Some(_) => errors.push(err(
-                        "not_an_email_node",
+                b.condition.visit(&mut |c| match c {
+                    Condition::Event(e) if e.match_key && !has_key => errors.push(err(
+                        "no_key",
                         id,
-                        Some("condition.message.node"),
-                        format!("node `{}` does not send an email", m.node),
+                        Some("condition.event.match_key"),
+                        "the journey has no entry.key to match".into(),
                     )),
-                    None => errors.push(err(
-                        "unknown_node",
-                        id,
-                        Some("condition.message.node"),
-                        format!("there is no node `{}`", m.node),
-                    )),
-                },
-                _ => {}
-            }),
+                    Condition::Message(m) => match by_id.get(m.node.as_str()).map(|n| &n.kind) {
+                        Some(NodeKind::SendEmail(_) | NodeKind::SendSms(_)) => {}
+                        Some(_) => errors.push(err(
+                            "not_a_send_node",
+                            id,
+                            Some("condition.message.node"),
+                            format!("node `{}` does not send a message", m.node),
+                        )),
+                        None => errors.push(err(
+                            "unknown_node",
+                            id,
+                            Some("condition.message.node"),
+                            format!("there is no node `{}`", m.node),
+                        )),
+                    },
+                    _ => {}
+                })
+            }
             NodeKind::SendEmail(s) | NodeKind::SendSms(s) => {
                 let want = if matches!(node.kind, NodeKind::SendEmail(_)) {
                     Channel::Email
@@ -478,7 +541,43 @@ pub fn validate(
                     }
                 }
             }
-            NodeKind::RandomSplit(r) => check_split(r, id, &mut errors),
+            NodeKind::RandomSplit(r) => check_split(&r.branches, id, &mut errors),
+            NodeKind::Experiment(x) => {
+                if x.variants.iter().any(|v| v.name == crate::journey::HOLDOUT) {
+                    errors.push(err(
+                        "invalid_split",
+                        id,
+                        Some("variants"),
+                        "`holdout` is the holdout group's output; name the variant differently"
+                            .into(),
+                    ));
+                }
+                check_split(&x.branches(), id, &mut errors);
+                if !(0.5..=0.999).contains(&x.confidence) {
+                    errors.push(err(
+                        "invalid_confidence",
+                        id,
+                        Some("confidence"),
+                        "must be between 0.5 and 0.999".into(),
+                    ));
+                }
+                if x.min_sample == 0 {
+                    errors.push(err(
+                        "invalid_sample",
+                        id,
+                        Some("min_sample"),
+                        "must be at least 1".into(),
+                    ));
+                }
+                if doc.goal.is_none() {
+                    errors.push(err(
+                        "no_goal",
+                        id,
+                        None,
+                        "an experiment needs the journey's `goal` to count conversions".into(),
+                    ));
+                }
+            }
             NodeKind::WaitUntil(w) => {
                 if let Err((field, message)) = w.spec() {
                     let code = match field {
@@ -491,6 +590,79 @@ pub fn validate(
             }
             NodeKind::Webhook(w) => check_webhook(w, id, &mut errors),
             NodeKind::Exit(_) => {}
+            NodeKind::EmitEvent(e) => {
+                if e.event.trim().is_empty() {
+                    errors.push(err(
+                        "required",
+                        id,
+                        Some("event"),
+                        "must name an event".into(),
+                    ));
+                }
+            }
+            NodeKind::Unsubscribe(u) => {
+                if u.topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                    errors.push(err(
+                        "required",
+                        id,
+                        Some("topic"),
+                        "must not be empty (leave it out for all marketing)".into(),
+                    ));
+                }
+            }
+            NodeKind::EnrollInJourney(e) => {
+                if !valid_id(&e.journey) {
+                    errors.push(err(
+                        "invalid_id",
+                        id,
+                        Some("journey"),
+                        format!("`{}` is not a journey id", e.journey),
+                    ));
+                } else if e.journey == doc.id {
+                    errors.push(err(
+                        "self_enrollment",
+                        id,
+                        Some("journey"),
+                        "a journey cannot enroll contacts in itself; use a jump".into(),
+                    ));
+                }
+            }
+            NodeKind::Jump(j) => match by_id.get(j.to.as_str()).map(|n| &n.kind) {
+                None => errors.push(err(
+                    "unknown_node",
+                    id,
+                    Some("to"),
+                    format!("there is no node `{}`", j.to),
+                )),
+                Some(NodeKind::Trigger(_)) => errors.push(err(
+                    "edge_into_trigger",
+                    id,
+                    Some("to"),
+                    "a jump cannot lead to a trigger".into(),
+                )),
+                Some(_) => {}
+            },
+            NodeKind::Score(s) => {
+                if s.points == 0 {
+                    errors.push(err(
+                        "invalid_points",
+                        id,
+                        Some("points"),
+                        "must not be 0".into(),
+                    ));
+                }
+                if s.score_trait
+                    .as_deref()
+                    .is_some_and(|t| t.trim().is_empty())
+                {
+                    errors.push(err(
+                        "required",
+                        id,
+                        Some("trait"),
+                        "must not be empty".into(),
+                    ));
+                }
+            }
         }
     }
     if triggers.is_empty() && !doc.nodes.is_empty() {
@@ -580,6 +752,17 @@ pub fn validate(
         }
     }
 
+    for node in &doc.nodes {
+        if let NodeKind::Jump(j) = &node.kind
+            && by_id.contains_key(j.to.as_str())
+        {
+            adjacency
+                .entry(node.id.as_str())
+                .or_default()
+                .push(j.to.as_str());
+        }
+    }
+
     // Reachability from the triggers.
     let mut reached: HashSet<&str> = triggers.iter().copied().collect();
     let mut stack = triggers.clone();
@@ -636,11 +819,11 @@ pub fn validate(
 pub const MAX_SPLIT_BRANCHES: usize = 10;
 
 fn check_split(
-    split: &crate::journey::RandomSplitNode,
+    branches: &[crate::journey::SplitBranch],
     id: Option<&str>,
     errors: &mut Vec<ValidationError>,
 ) {
-    let n = split.branches.len();
+    let n = branches.len();
     if !(2..=MAX_SPLIT_BRANCHES).contains(&n) {
         errors.push(err(
             "invalid_split",
@@ -650,7 +833,7 @@ fn check_split(
         ));
     }
     let mut names = HashSet::new();
-    for (i, b) in split.branches.iter().enumerate() {
+    for (i, b) in branches.iter().enumerate() {
         if !valid_id(&b.name) {
             errors.push(err(
                 "invalid_split",
@@ -675,7 +858,7 @@ fn check_split(
             ));
         }
     }
-    let total: u64 = split.branches.iter().map(|b| u64::from(b.percent)).sum();
+    let total: u64 = branches.iter().map(|b| u64::from(b.percent)).sum();
     if total != 100 {
         errors.push(err(
             "invalid_split",

@@ -40,6 +40,8 @@ fn engagement_name(e: Engagement) -> &'static str {
     match e {
         Engagement::Opened => "opened",
         Engagement::Clicked => "clicked",
+        Engagement::Sent => "sent",
+        Engagement::Delivered => "delivered",
     }
 }
 
@@ -446,8 +448,9 @@ fn timer_without_wake_at_or_off_a_waiting_node_is_a_no_op() {
         ),
         None
     );
-    // A wake_at on a node that does not wait does nothing either.
-    let mut odd = enrollment("welcome", None, 5);
+    // A wake_at on a node that never waits does nothing either. (A send node can wait: quiet
+    // hours defer it.)
+    let mut odd = enrollment("start", None, 5);
     odd.wake_at = Some(t(0));
     assert_eq!(step(&j, &odd, Input::Timer, t(DAY), &facts), None);
 }
@@ -1285,8 +1288,10 @@ fn branch_on_all_any_not() {
     let any = json!({"any": [pro, reviewed, opened]});
     let not_any = json!({"not": {"any": [pro, reviewed]}});
     let nested = json!({"all": [{"not": pro}, {"any": [reviewed, opened]}]});
-    let empty_all = json!({"all": []});
-    let empty_any = json!({"any": []});
+    // The text form means the same.
+    let text = json!(
+        "not plan = \"pro\" and (event \"Review Submitted\" since entry or message welcome opened)"
+    );
 
     let base = MemFacts::new().traits(json!({"plan": "free"}));
     let is_pro = MemFacts::new().traits(json!({"plan": "pro"}));
@@ -1314,8 +1319,10 @@ fn branch_on_all_any_not() {
         (&nested, &reviewed_f, "yes"),
         (&nested, &opened_f, "yes"),
         (&nested, &everything, "no"),
-        (&empty_all, &base, "yes"),
-        (&empty_any, &everything, "no"),
+        (&text, &base, "no"),
+        (&text, &reviewed_f, "yes"),
+        (&text, &opened_f, "yes"),
+        (&text, &everything, "no"),
     ];
     for (i, (condition, facts, want)) in cases.into_iter().enumerate() {
         assert_eq!(

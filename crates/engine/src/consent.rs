@@ -145,6 +145,38 @@ pub fn refusal(
     Ok(decide(&subscriptions, channel.as_str(), topic))
 }
 
+/// An `unsubscribe` node: records the unsubscription and, if it changed anything, the
+/// `Unsubscribed` event (source `journey:<id>`).
+pub fn unsubscribe_in_journey(
+    tx: &mut dyn EngineTx,
+    contact_id: i64,
+    channel: Channel,
+    topic: &str,
+    journey_id: &str,
+    now: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    let before = tx.set_subscription(&Subscription {
+        contact_id,
+        channel: channel.as_str().to_string(),
+        topic: topic.to_string(),
+        status: UNSUBSCRIBED_STATUS.to_string(),
+        updated_at: now,
+    })?;
+    if before.as_deref() != Some(UNSUBSCRIBED_STATUS) {
+        let mut properties = serde_json::Map::new();
+        properties.insert("channel".into(), channel.as_str().into());
+        properties.insert("topic".into(), topic.into());
+        properties.insert("source".into(), format!("journey:{journey_id}").into());
+        let id = format!(
+            "unsubscribe:{contact_id}:{}:{topic}:{}",
+            channel.as_str(),
+            now.as_millisecond()
+        );
+        crate::recorded::record(tx, contact_id, UNSUBSCRIBED, properties, id, now)?;
+    }
+    Ok(())
+}
+
 /// The pure part of the rule.
 pub fn decide(subscriptions: &[Subscription], channel: &str, topic: &str) -> Option<String> {
     let status = |t: &str| {

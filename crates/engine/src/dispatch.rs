@@ -33,8 +33,15 @@ pub struct Dispatcher {
     webhooks: Option<Webhooks>,
     clock: Clock,
     /// One dispatch round at a time, so that a message is never handed to two deliveries.
-    /// It also guards the send-rate buckets, per channel.
-    round: Mutex<HashMap<&'static str, TokenBucket>>,
+    /// It also guards the send-rate buckets.
+    round: Mutex<Buckets>,
+}
+
+/// Send-rate buckets per channel (`email`, `sms`) and per journey (its `send_rate`).
+#[derive(Default)]
+struct Buckets {
+    channels: HashMap<&'static str, TokenBucket>,
+    journeys: HashMap<String, TokenBucket>,
 }
 
 /// Maximum send rates per transport, in messages per second; `None` is unlimited.
@@ -83,6 +90,19 @@ impl TokenBucket {
     }
 }
 
+impl Buckets {
+    fn set_journey_rates(&mut self, rates: HashMap<String, f64>) {
+        self.journeys.retain(|id, b| rates.get(id) == Some(&b.rate));
+        for (id, rate) in rates {
+            if rate.is_finite() && rate > 0.0 {
+                self.journeys
+                    .entry(id)
+                    .or_insert_with(|| TokenBucket::new(rate));
+            }
+        }
+    }
+}
+
 /// 30 s, 1 min, 2 min, 4 min, 8 min between attempts.
 pub fn backoff(attempts_so_far: i64) -> SignedDuration {
     SignedDuration::from_secs(30 * (1i64 << attempts_so_far.clamp(0, 10)))
@@ -95,8 +115,20 @@ impl Dispatcher {
             transports,
             webhooks: None,
             clock,
-            round: Mutex::new(HashMap::new()),
+            round: Mutex::new(Buckets::default()),
         }
+    }
+
+    /// The send rates of live journeys (messages per second), replacing the previous ones; a
+    /// journey whose rate did not change keeps its bucket.
+    pub async fn set_journey_rates(&self, rates: HashMap<String, f64>) {
+        self.round.lock().await.set_journey_rates(rates);
+    }
+
+    /// The send rates of live journeys at start.
+    pub fn with_journey_rates(mut self, rates: HashMap<String, f64>) -> Self {
+        self.round.get_mut().set_journey_rates(rates);
+        self
     }
 
     /// Limits the send rate of email and SMS.
@@ -108,7 +140,10 @@ impl Dispatcher {
             }
         }
         Dispatcher {
-            round: Mutex::new(buckets),
+            round: Mutex::new(Buckets {
+                channels: buckets,
+                journeys: HashMap::new(),
+            }),
             ..self
         }
     }
@@ -122,9 +157,11 @@ impl Dispatcher {
     /// Delivers every message due now; returns how many attempts were made.
     pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
         let mut buckets = self.round.lock().await;
+        let buckets = &mut *buckets;
         let mut attempts = 0;
-        // Messages left waiting for a token in this round, per channel.
+        // Messages left waiting for a token in this round, per channel and per journey.
         let mut waiting: HashMap<String, u32> = HashMap::new();
+        let mut journey_waiting: HashMap<String, u32> = HashMap::new();
         loop {
             let now = self.clock.now();
             let store = self.store.clone();
@@ -136,7 +173,20 @@ impl Dispatcher {
             }
             let mut outcomes = Vec::with_capacity(due.len());
             for m in &due {
-                if let Some(bucket) = buckets.get_mut(m.channel.as_str()) {
+                // The journey's own rate first: a message it holds back takes no channel token.
+                if let Some(journey) = &m.journey_id
+                    && let Some(bucket) = buckets.journeys.get_mut(journey)
+                {
+                    let waiting = journey_waiting.entry(journey.clone()).or_default();
+                    if let Err(at) = bucket.take(now, *waiting) {
+                        *waiting += 1;
+                        metrics::counter!("waymark_messages_rate_limited_total", "channel" => m.channel.clone())
+                            .increment(1);
+                        outcomes.push((m.id, DeliveryOutcome::Deferred { at }));
+                        continue;
+                    }
+                }
+                if let Some(bucket) = buckets.channels.get_mut(m.channel.as_str()) {
                     let waiting = waiting.entry(m.channel.clone()).or_default();
                     if let Err(at) = bucket.take(now, *waiting) {
                         *waiting += 1;

@@ -3,12 +3,15 @@
 //!
 //! Architecture invariant: no HTTP here. The server crate owns the API and calls `Engine`.
 
+pub mod caps;
 pub mod clock;
 pub mod consent;
 pub mod dispatch;
 pub mod intake;
 pub mod processor;
+pub mod recorded;
 mod registry;
+pub mod segments;
 pub mod tracking;
 pub mod transport;
 pub mod webhook;
@@ -64,6 +67,10 @@ pub struct EngineConfig {
     pub tracking: Option<Tracking>,
     /// Send-rate limits of email and SMS (`--email-rate`, `--sms-rate`).
     pub send_rates: SendRates,
+    /// Frequency caps across journeys (`--frequency-cap`).
+    pub frequency_caps: Vec<caps::FrequencyCap>,
+    /// Quiet hours and blocked dates of every journey (`--quiet-hours`, `--blocked-dates`).
+    pub send_window: waymark_core::timing::SendWindow,
 }
 
 pub struct Engine {
@@ -115,11 +122,17 @@ impl Engine {
             }
         }
         let wakeup = Wakeup::default();
+        let processor = Processor::new(store.clone())?
+            .with_tracking(config.tracking.clone())
+            .with_frequency_caps(config.frequency_caps)
+            .with_send_window(config.send_window)?;
+        let journey_rates = processor.journey_send_rates();
         let engine = Arc::new(Engine {
-            processor: Processor::new(store.clone())?.with_tracking(config.tracking.clone()),
+            processor,
             dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone())
                 .with_webhooks(config.webhooks)
-                .with_send_rates(config.send_rates),
+                .with_send_rates(config.send_rates)
+                .with_journey_rates(journey_rates),
             intake: Intake::start(store.clone(), wakeup.clone()),
             tracking: config.tracking,
             store,
@@ -157,6 +170,12 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Wakes the engine after events were recorded outside the intake (an API enrollment, a
+    /// list change).
+    pub fn events_recorded(&self) {
+        self.wakeup.wake();
     }
 
     /// Wakes the dispatcher after messages were queued outside the engine (a test send).
@@ -298,6 +317,37 @@ impl Engine {
         Ok(())
     }
 
+    /// Call after a segment was created or changed: evaluates every contact against it.
+    /// Returns its member count.
+    pub async fn segment_changed(self: &Arc<Self>, segment_id: &str) -> Result<i64, EngineError> {
+        let engine = self.clone();
+        let id = segment_id.to_string();
+        let members = tokio::task::spawn_blocking(move || {
+            let _work = engine.work.lock().expect("work lock");
+            engine.processor.backfill_segment(&id, engine.clock.now())
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        self.wakeup.wake();
+        Ok(members)
+    }
+
+    /// How many contacts a condition matches now, and the ids of up to `sample` of them.
+    pub async fn preview_condition(
+        self: &Arc<Self>,
+        condition: waymark_core::Condition,
+        sample: usize,
+    ) -> Result<(i64, Vec<i64>), EngineError> {
+        let engine = self.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            engine
+                .processor
+                .preview_condition(&condition, sample, engine.clock.now())
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??)
+    }
+
     /// Call after a journey is published, paused, resumed or archived.
     pub async fn journey_changed(
         self: &Arc<Self>,
@@ -323,6 +373,9 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
+        self.dispatcher
+            .set_journey_rates(self.processor.journey_send_rates())
+            .await;
         self.wakeup.wake();
         self.dispatch_wakeup.notify_one();
         Ok(())

@@ -11,12 +11,15 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
+use waymark_core::condition::MessageRecord;
+use waymark_core::experiment::{VariantCounts, decide};
 use waymark_core::filter::{Engagement, filter_matches};
-use waymark_core::journey::Channel;
+use waymark_core::journey::{Channel, ExperimentNode};
 use waymark_core::stepper::{entry_key, interrupts, may_enter};
+use waymark_core::timing::SendWindow;
 use waymark_core::{
-    Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Facts, Input, Journey, StepLog,
-    StepOutcome, step,
+    Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Facts, Input, Journey, NodeKind,
+    StepLog, StepOutcome, step,
 };
 use waymark_render::CompiledTemplate;
 use waymark_store::{
@@ -24,7 +27,10 @@ use waymark_store::{
     StoredEvent,
 };
 
+use crate::caps::FrequencyCap;
+use crate::recorded;
 use crate::registry::Registry;
+use crate::segments;
 use crate::tracking::{Tracking, track_html};
 
 /// Events a client sends to report engagement with a message (`properties.message_id`).
@@ -36,6 +42,7 @@ pub struct Processor {
     registry: Mutex<Registry>,
     templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
     tracking: Option<Tracking>,
+    caps: Vec<FrequencyCap>,
 }
 
 /// Facts answered from the open transaction. Errors are kept and raised after the step,
@@ -44,6 +51,7 @@ struct TxFacts<'a, 'b> {
     tx: RefCell<&'a mut (dyn EngineTx + 'b)>,
     contact_id: i64,
     enrollment_id: i64,
+    journey_id: String,
     traits: Map<String, Value>,
     upto_seq: i64,
     error: RefCell<Option<StoreError>>,
@@ -67,18 +75,39 @@ impl Facts for TxFacts<'_, '_> {
         }
     }
     fn engaged(&self, node: &str, engagement: Engagement) -> bool {
-        let clicked = engagement == Engagement::Clicked;
-        match self
+        let found = self
             .tx
             .borrow_mut()
-            .message_engaged(self.enrollment_id, node, clicked)
-        {
-            Ok(b) => b,
-            Err(e) => {
-                self.error.replace(Some(e));
-                false
-            }
-        }
+            .message_engaged(self.enrollment_id, node, engagement);
+        self.keep(found)
+    }
+    fn events(&self, name: &str) -> Vec<EventRecord> {
+        self.events_since(name, 0)
+    }
+    fn in_list(&self, list: &str) -> bool {
+        let found = self.tx.borrow_mut().in_list(self.contact_id, list);
+        self.keep(found)
+    }
+    fn messages(&self) -> Vec<MessageRecord> {
+        let found = self.tx.borrow_mut().contact_messages(self.contact_id);
+        self.keep(found)
+    }
+    fn experiment_winner(&self, node: &str) -> Option<String> {
+        let found = self
+            .tx
+            .borrow_mut()
+            .experiment_winner(&self.journey_id, node);
+        self.keep(found)
+    }
+}
+
+impl TxFacts<'_, '_> {
+    /// The value, or its default after keeping the first error for after the step.
+    fn keep<T: Default>(&self, result: Result<T, StoreError>) -> T {
+        result.unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            T::default()
+        })
     }
 }
 
@@ -92,13 +121,27 @@ pub struct BatchReport {
 
 impl Processor {
     pub fn new(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let registry = Registry::load(store.as_ref())?;
+        let registry = Registry::load(store.as_ref(), &SendWindow::default())?;
         Ok(Processor {
             store,
             registry: Mutex::new(registry),
             templates: Mutex::new(HashMap::new()),
             tracking: None,
+            caps: Vec::new(),
         })
+    }
+
+    /// Holds back marketing messages over these caps (recorded `suppressed`).
+    pub fn with_frequency_caps(mut self, caps: Vec<FrequencyCap>) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// The installation's quiet hours and blocked dates, under every journey's own.
+    pub fn with_send_window(self, window: SendWindow) -> Result<Self, StoreError> {
+        let registry = Registry::load(self.store.as_ref(), &window)?;
+        *self.registry.lock().expect("registry lock") = registry;
+        Ok(self)
     }
 
     /// Rewrites the links of rendered email for open and click tracking.
@@ -107,9 +150,14 @@ impl Processor {
         self
     }
 
+    /// The send rates of live journeys, for the dispatcher.
+    pub fn journey_send_rates(&self) -> HashMap<String, f64> {
+        self.registry.lock().expect("registry lock").send_rates()
+    }
+
     pub fn reload_journeys(&self) -> Result<(), StoreError> {
-        let fresh = Registry::load(self.store.as_ref())?;
-        *self.registry.lock().expect("registry lock") = fresh;
+        let mut registry = self.registry.lock().expect("registry lock");
+        *registry = Registry::load(self.store.as_ref(), registry.installation_window())?;
         Ok(())
     }
 
@@ -130,8 +178,11 @@ impl Processor {
                 return Ok(());
             };
             let mut stats = StatsDeltas::default();
+            let segments = segments::load(tx)?;
             for event in &events {
-                self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
+                let contact =
+                    self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
+                segments::refresh_contact(tx, &segments, contact, now)?;
             }
             tx.set_processed_upto(last)?;
             if !stats.is_empty() {
@@ -153,13 +204,17 @@ impl Processor {
         now: Timestamp,
         stats: &mut StatsDeltas,
         report: &mut BatchReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let e = &stored.event;
-        let contact_id = match (e.kind, &e.previous_id, &e.user_id) {
-            (EventKind::Alias, Some(previous), Some(user)) => tx.alias(previous, user, now)?,
+        let contact_id = match (e.kind, &e.previous_id, &e.user_id, stored.contact_id) {
+            // Recorded by the engine for a known contact.
+            (_, _, None, Some(id)) if e.anonymous_id.is_none() => id,
+            (EventKind::Alias, Some(previous), Some(user), _) => tx.alias(previous, user, now)?,
             _ => tx.resolve_contact(e.user_id.as_deref(), e.anonymous_id.as_deref(), now)?,
         };
-        tx.set_event_contact(stored.seq, contact_id)?;
+        if stored.contact_id != Some(contact_id) {
+            tx.set_event_contact(stored.seq, contact_id)?;
+        }
         if e.kind == EventKind::Identify {
             tx.update_traits(contact_id, &e.properties, now)?;
         }
@@ -209,7 +264,7 @@ impl Processor {
         for (journey, version) in registry.triggered_by(&record.name) {
             let Some((trigger, _)) = journey
                 .triggers(&record.name)
-                .find(|(_, t)| filter_matches(&t.filter, &record.properties))
+                .find(|(_, filter)| filter_matches(filter, &record.properties))
             else {
                 continue;
             };
@@ -241,7 +296,7 @@ impl Processor {
                 self.apply(tx, &journey, outcome, now, stats, report)?;
             }
         }
-        Ok(())
+        Ok(contact_id)
     }
 
     /// Fires up to `limit` timers due at `now`, earliest first, in one transaction.
@@ -253,6 +308,16 @@ impl Processor {
             let due = tx.claim_due_enrollments(now, limit)?;
             let upto = processed_upto(tx)?;
             let mut stats = StatsDeltas::default();
+            let segments = segments::load(tx)?;
+            let checks = tx.claim_due_segment_checks(now, limit)?;
+            for (segment_id, contact) in &checks {
+                let due: Vec<_> = segments
+                    .iter()
+                    .filter(|s| &s.id == segment_id)
+                    .cloned()
+                    .collect();
+                segments::refresh_contact(tx, &due, *contact, now)?;
+            }
             for enrollment in &due {
                 let journey = registry.version(
                     self.store.as_ref(),
@@ -273,10 +338,17 @@ impl Processor {
                     )?,
                 }
             }
+            // A step may have changed the contact's traits, lists or messages.
+            let mut stepped: Vec<i64> = due.iter().map(|e| e.contact_id).collect();
+            stepped.sort_unstable();
+            stepped.dedup();
+            for contact in stepped {
+                segments::refresh_contact(tx, &segments, contact, now)?;
+            }
             if !stats.is_empty() {
                 tx.add_stats(&stats, now)?;
             }
-            report.items = due.len();
+            report.items = due.len() + checks.len();
             Ok(())
         })?;
         metrics::counter!("waymark_timers_fired_total").increment(report.items as u64);
@@ -313,6 +385,68 @@ impl Processor {
             })?;
             if batch == 0 {
                 return Ok(moved);
+            }
+        }
+    }
+
+    /// After a segment was created or changed: every contact is evaluated against it (entries
+    /// and exits are recorded as for any change). Returns the number of members.
+    pub fn backfill_segment(&self, segment_id: &str, now: Timestamp) -> Result<i64, StoreError> {
+        let mut after = 0;
+        let mut members = 0;
+        loop {
+            let mut batch = 0;
+            self.store.engine_tx(&mut |tx| {
+                batch = 0;
+                let segment: Vec<_> = segments::load(tx)?
+                    .into_iter()
+                    .filter(|s| s.id == segment_id)
+                    .collect();
+                for contact in tx.contact_ids(after, 500)? {
+                    after = contact;
+                    batch += 1;
+                    segments::refresh_contact(tx, &segment, contact, now)?;
+                    if tx.is_segment_member(segment_id, contact)? {
+                        members += 1;
+                    }
+                }
+                Ok(())
+            })?;
+            if batch == 0 {
+                return Ok(members);
+            }
+        }
+    }
+
+    /// Counts (and samples up to `sample` of) the contacts a condition matches now, without
+    /// changing anything.
+    pub fn preview_condition(
+        &self,
+        condition: &waymark_core::Condition,
+        sample: usize,
+        now: Timestamp,
+    ) -> Result<(i64, Vec<i64>), StoreError> {
+        let mut after = 0;
+        let mut count = 0;
+        let mut found = Vec::new();
+        loop {
+            let mut batch = 0;
+            self.store.engine_tx(&mut |tx| {
+                batch = 0;
+                for contact in tx.contact_ids(after, 500)? {
+                    after = contact;
+                    batch += 1;
+                    if segments::matches(tx, condition, contact, now)? {
+                        count += 1;
+                        if found.len() < sample {
+                            found.push(contact);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if batch == 0 {
+                return Ok((count, found));
             }
         }
     }
@@ -363,6 +497,7 @@ impl Processor {
             tx: RefCell::new(tx),
             contact_id: enrollment.contact_id,
             enrollment_id: enrollment.id,
+            journey_id: enrollment.journey_id.clone(),
             traits,
             upto_seq,
             error: RefCell::new(None),
@@ -393,7 +528,13 @@ impl Processor {
                     stats.node(jid, node).entered += 1;
                     report.steps += 1;
                 }
-                StepLog::Left { node, .. } => stats.node(jid, node).completed += 1,
+                StepLog::Left { node, output } => {
+                    stats.node(jid, node).completed += 1;
+                    if let Some(x) = experiment_node(journey, node) {
+                        tx.add_experiment_counts(jid, node, output, 1, 0)?;
+                        decide_experiment(tx, jid, node, x, now)?;
+                    }
+                }
                 StepLog::Ended {
                     node,
                     status: EnrollmentStatus::Converted,
@@ -406,15 +547,57 @@ impl Processor {
                     for n in visited {
                         stats.node(jid, &n).converted += 1;
                     }
+                    // Each experiment the enrollment went through counts the conversion for
+                    // the variant it took (once, even if it passed the node twice).
+                    let mut taken = tx.left_outputs(e.id)?;
+                    taken.sort();
+                    taken.dedup();
+                    for (n, variant) in taken {
+                        if let Some(x) = experiment_node(journey, &n) {
+                            tx.add_experiment_counts(jid, &n, &variant, 0, 1)?;
+                            decide_experiment(tx, jid, &n, x, now)?;
+                        }
+                    }
                 }
                 StepLog::Ended { node, .. } => stats.node(jid, node).exited += 1,
+                StepLog::Skipped { node, .. } => stats.node(jid, node).suppressed += 1,
                 StepLog::Waiting { .. } => {}
             }
         }
         for effect in &outcome.effects {
             match effect {
                 Effect::SetTraits(traits) => tx.update_traits(e.contact_id, traits, now)?,
-                Effect::AddToList(list) => tx.add_to_list(e.contact_id, list, now)?,
+                Effect::AddToList(list) => recorded::add_to_list(tx, e.contact_id, list, now)?,
+                Effect::EmitEvent {
+                    name,
+                    properties,
+                    idempotency_key,
+                } => {
+                    let id = format!("emit:{idempotency_key}");
+                    recorded::record(tx, e.contact_id, name, properties.clone(), id, now)?;
+                }
+                Effect::Enroll {
+                    journey: target,
+                    idempotency_key,
+                } => {
+                    let payload = tx
+                        .event(e.entered_seq)?
+                        .map(|t| t.event.properties)
+                        .unwrap_or_default();
+                    let id = format!("enroll:{idempotency_key}");
+                    recorded::request_enrollment(tx, e.contact_id, target, payload, id, now)?;
+                }
+                Effect::Unsubscribe { channel, topic } => {
+                    let topic = topic.as_deref().unwrap_or(crate::consent::ALL_TOPICS);
+                    crate::consent::unsubscribe_in_journey(
+                        tx,
+                        e.contact_id,
+                        *channel,
+                        topic,
+                        jid,
+                        now,
+                    )?;
+                }
                 Effect::RemoveFromList(list) => tx.remove_from_list(e.contact_id, list)?,
                 Effect::Webhook {
                     node,
@@ -571,6 +754,13 @@ impl Processor {
             message.error = Some(reason);
             return Ok((message, None));
         }
+        if topic.is_some()
+            && let Some(cap) = crate::caps::exceeded(&self.caps, tx, contact.id, channel, now)?
+        {
+            message.status = MessageStatus::Suppressed;
+            message.error = Some(format!("frequency cap reached ({cap})"));
+            return Ok((message, None));
+        }
         let unsubscribe_url = match (&topic, &self.tracking) {
             (Some(topic), Some(tracking)) => Some(crate::consent::unsubscribe_url(
                 tracking,
@@ -642,6 +832,53 @@ fn template_data(
         json!({ "id": journey.id(), "name": journey.document.name }),
     );
     Ok(data)
+}
+
+fn experiment_node<'j>(journey: &'j Journey, node: &str) -> Option<&'j ExperimentNode> {
+    match journey.node(node).map(|n| &n.kind) {
+        Some(NodeKind::Experiment(x)) => Some(x),
+        _ => None,
+    }
+}
+
+/// Declares the experiment's winner once the counts allow it (see `waymark_core::experiment`);
+/// a declared winner is final.
+fn decide_experiment(
+    tx: &mut dyn EngineTx,
+    journey_id: &str,
+    node: &str,
+    experiment: &ExperimentNode,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if tx.experiment_winner(journey_id, node)?.is_some() {
+        return Ok(());
+    }
+    let counts = tx.experiment_counts(journey_id, node)?;
+    let variants: Vec<VariantCounts> = experiment
+        .variants
+        .iter()
+        .map(|v| {
+            let c = counts.iter().find(|c| c.variant == v.name);
+            VariantCounts {
+                name: v.name.clone(),
+                entered: c.map_or(0, |c| c.entered.max(0) as u64),
+                converted: c.map_or(0, |c| c.converted.max(0) as u64),
+            }
+        })
+        .collect();
+    let verdict = decide(&variants, experiment.min_sample, experiment.confidence);
+    if let Some(winner) = &verdict.winner {
+        let detail = json!({
+            "test": "one-sided two-proportion z-test",
+            "confidence": experiment.confidence,
+            "min_sample": experiment.min_sample,
+            "variants": variants,
+            "comparisons": verdict.comparisons,
+        });
+        tx.set_experiment_winner(journey_id, node, winner, &detail, now)?;
+        tracing::info!(journey = journey_id, node, winner = %winner, "experiment winner declared");
+    }
+    Ok(())
 }
 
 fn processed_upto(tx: &mut dyn EngineTx) -> Result<i64, StoreError> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use waymark_core::Journey;
 use waymark_core::journey::JourneyDocument;
+use waymark_core::timing::SendWindow;
 use waymark_store::{JourneyStatus, Store, StoreError};
 
 #[derive(Default)]
@@ -16,39 +17,43 @@ pub struct Registry {
     versions: HashMap<(String, i64), Arc<Journey>>,
     /// Event name → ids of live journeys with a trigger on it.
     triggers: HashMap<String, Vec<String>>,
+    /// The installation's quiet hours and blocked dates, applied to every journey.
+    installation_window: SendWindow,
 }
 
-fn compile(document: &serde_json::Value) -> Result<Journey, StoreError> {
+fn compile(document: &serde_json::Value, window: &SendWindow) -> Result<Journey, StoreError> {
     let doc: JourneyDocument = serde_json::from_value(document.clone())?;
-    Journey::compile(doc).map_err(|errors| {
-        StoreError::Corrupt(format!(
-            "a published journey no longer validates: {}",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })
+    Journey::compile(doc)
+        .map(|j| j.with_installation_window(window))
+        .map_err(|errors| {
+            StoreError::Corrupt(format!(
+                "a published journey no longer validates: {}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })
 }
 
 impl Registry {
-    pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        let mut registry = Registry::default();
+    pub fn load(store: &dyn Store, installation_window: &SendWindow) -> Result<Self, StoreError> {
+        let mut registry = Registry {
+            installation_window: installation_window.clone(),
+            ..Registry::default()
+        };
         let journeys = store.journeys()?;
         for (status, version) in store.running_journeys()? {
-            let journey = Arc::new(compile(&version.document)?);
+            let journey = Arc::new(compile(&version.document, installation_window)?);
             let is_live = journeys
                 .iter()
                 .any(|j| j.id == version.journey_id && j.live_version == Some(version.version));
             registry.status.insert(version.journey_id.clone(), status);
             if is_live {
                 if status == JourneyStatus::Live {
-                    for name in journey.document.nodes.iter().filter_map(|n| match &n.kind {
-                        waymark_core::NodeKind::Trigger(t) => Some(t.event.clone()),
-                        _ => None,
-                    }) {
-                        let ids = registry.triggers.entry(name).or_default();
+                    for name in journey.trigger_events() {
+                        let ids = registry.triggers.entry(name.to_string()).or_default();
                         if !ids.contains(&version.journey_id) {
                             ids.push(version.journey_id.clone());
                         }
@@ -64,6 +69,24 @@ impl Registry {
                 .insert((version.journey_id.clone(), version.version), journey);
         }
         Ok(registry)
+    }
+
+    /// The `send_rate` of every live journey that has one, in messages per second.
+    pub fn send_rates(&self) -> HashMap<String, f64> {
+        self.live
+            .iter()
+            .filter_map(|(id, (j, _))| {
+                let rate = j.document.send_rate.as_deref()?;
+                Some((
+                    id.clone(),
+                    waymark_core::duration::parse_send_rate(rate).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    pub fn installation_window(&self) -> &SendWindow {
+        &self.installation_window
     }
 
     pub fn status(&self, journey_id: &str) -> Option<JourneyStatus> {
@@ -82,7 +105,7 @@ impl Registry {
             return Ok(j.clone());
         }
         let stored = store.journey_version(journey_id, version)?;
-        let journey = Arc::new(compile(&stored.document)?);
+        let journey = Arc::new(compile(&stored.document, &self.installation_window)?);
         self.versions.insert(key, journey.clone());
         Ok(journey)
     }

@@ -309,6 +309,8 @@ impl Harness {
                 webhooks: None,
                 tracking: None,
                 send_rates: Default::default(),
+                frequency_caps: Vec::new(),
+                send_window: Default::default(),
             },
         )?;
         let secrets = Arc::new(Secrets {
@@ -393,6 +395,8 @@ impl Harness {
                 webhooks: None,
                 tracking: None,
                 send_rates: Default::default(),
+                frequency_caps: Vec::new(),
+                send_window: Default::default(),
             },
         )?;
         self.serve().await

@@ -5,3 +5,5 @@ pub mod bench;
 pub mod cli;
 pub mod config_file;
 pub mod serve;
+pub mod session;
+pub mod ui;

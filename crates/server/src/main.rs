@@ -27,6 +27,9 @@ enum Command {
     Import(cli::ImportCommand),
     /// Measure ingest, stepping, latency and timer capacity; prints one JSON line per figure.
     Bench(bench::BenchArgs),
+    /// Print the OpenAPI document the server serves at /v1/openapi.json (the web app's API
+    /// types are generated from it).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +60,11 @@ fn main() -> std::process::ExitCode {
             Command::Journeys(cmd) => cli::journeys(cmd).await,
             Command::Import(cmd) => cli::import(cmd).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),
+            Command::Openapi => {
+                let doc = waymark::api::openapi::document();
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                Ok(true)
+            }
         }
     });
     match result {

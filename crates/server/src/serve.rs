@@ -8,6 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
+use waymark_core::journey::{OutsideHours, QuietHours};
+use waymark_core::timing::SendWindow;
+use waymark_engine::caps::FrequencyCap;
 use waymark_engine::{
     Clock, DkimSettings, EmailTransport, Engine, EngineConfig, SendRates, SmsTransport, Transports,
     TwilioSms,
@@ -95,6 +98,62 @@ pub struct ServeArgs {
     /// Send at most N SMS a second; the rest wait, queued. Default: unlimited.
     #[arg(long, env = "WAYMARK_SMS_RATE", value_name = "N", value_parser = parse_rate)]
     pub sms_rate: Option<f64>,
+    /// At most COUNT marketing messages per contact on a channel within a rolling window,
+    /// across all journeys, e.g. `email=3/7d` (repeat the flag, or separate with commas, for
+    /// several caps). A message over a cap is recorded `suppressed`. Transactional templates
+    /// are never capped.
+    #[arg(
+        long,
+        env = "WAYMARK_FREQUENCY_CAP",
+        value_name = "CHANNEL=COUNT/WINDOW",
+        value_delimiter = ','
+    )]
+    pub frequency_cap: Vec<FrequencyCap>,
+    /// Local hours in which no journey sends email or SMS, e.g. `21:00-08:00` (in each
+    /// contact's time zone, else the journey's, else UTC). Sends wait for the end, unless the
+    /// journey says `outside_hours: skip`. A journey's own `quiet_hours` replace these.
+    #[arg(long, env = "WAYMARK_QUIET_HOURS", value_name = "HH:MM-HH:MM", value_parser = parse_quiet_hours)]
+    pub quiet_hours: Option<QuietHours>,
+    /// Local dates on which no journey sends: `YYYY-MM-DD`, or `MM-DD` for every year,
+    /// comma-separated (e.g. `12-25,01-01`).
+    #[arg(
+        long,
+        env = "WAYMARK_BLOCKED_DATES",
+        value_name = "DATES",
+        value_delimiter = ','
+    )]
+    pub blocked_dates: Vec<String>,
+}
+
+/// `21:00-08:00`.
+fn parse_quiet_hours(raw: &str) -> Result<QuietHours, String> {
+    let (start, end) = raw
+        .split_once('-')
+        .ok_or_else(|| format!("`{raw}` is not a range of local times such as `21:00-08:00`"))?;
+    let hours = QuietHours {
+        start: start.trim().to_string(),
+        end: end.trim().to_string(),
+    };
+    SendWindow::from_settings(Some(&hours), &[], OutsideHours::Defer)
+        .map_err(|(_, message)| message)?;
+    Ok(hours)
+}
+
+/// The installation's quiet hours and blocked dates, checked.
+fn send_window(args: &ServeArgs) -> anyhow::Result<SendWindow> {
+    SendWindow::from_settings(
+        args.quiet_hours.as_ref(),
+        &args.blocked_dates,
+        OutsideHours::Defer,
+    )
+    .map_err(|(field, message)| {
+        let flag = if field.starts_with("blocked") {
+            "--blocked-dates"
+        } else {
+            "--quiet-hours"
+        };
+        anyhow::anyhow!("{flag}: {message}")
+    })
 }
 
 /// A send rate: a positive number of messages per second (fractions allowed, e.g. 0.5).
@@ -260,6 +319,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 email: args.email_rate,
                 sms: args.sms_rate,
             },
+            frequency_caps: args.frequency_cap.clone(),
+            send_window: send_window(&args)?,
         },
     )?;
     let state = AppState {

@@ -15,6 +15,8 @@ pub use model::*;
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
+use waymark_core::condition::MessageRecord;
+use waymark_core::filter::Engagement;
 use waymark_core::journey::{Channel, TemplateDefinition};
 use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EventRecord, StepLog};
@@ -82,7 +84,64 @@ pub trait EngineTx {
         upto_seq: i64,
     ) -> Result<Vec<EventRecord>>;
     fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>>;
-    fn message_engaged(&mut self, enrollment_id: i64, node: &str, clicked: bool) -> Result<bool>;
+    /// Whether the message this enrollment sent at `node` reached `engagement` (sent and
+    /// delivered: accepted by the transport; opened includes clicked).
+    fn message_engaged(
+        &mut self,
+        enrollment_id: i64,
+        node: &str,
+        engagement: Engagement,
+    ) -> Result<bool>;
+    /// Whether the contact is in the list.
+    fn in_list(&mut self, contact_id: i64, list: &str) -> Result<bool>;
+    /// Every queued or sent message of the contact, for engagement conditions.
+    fn contact_messages(&mut self, contact_id: i64) -> Result<Vec<MessageRecord>>;
+    /// Every segment's id and condition (JSON form).
+    fn segment_definitions(&mut self) -> Result<Vec<(String, Value)>>;
+    fn is_segment_member(&mut self, segment_id: &str, contact_id: i64) -> Result<bool>;
+    /// Adds or removes a member; `true` when that changed anything.
+    fn set_segment_member(
+        &mut self,
+        segment_id: &str,
+        contact_id: i64,
+        member: bool,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// When to re-evaluate the contact for the segment (`None`: no time-based change).
+    fn set_segment_check(
+        &mut self,
+        segment_id: &str,
+        contact_id: i64,
+        due: Option<Timestamp>,
+    ) -> Result<()>;
+    /// Takes up to `limit` (segment, contact) checks due at `now`, earliest first.
+    fn claim_due_segment_checks(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>>;
+    /// Contact ids greater than `after_id`, ascending, for scans.
+    fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>>;
+    /// The (node, output) of every node this enrollment left, in order.
+    fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>>;
+    fn add_experiment_counts(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        variant: &str,
+        entered: i64,
+        converted: i64,
+    ) -> Result<()>;
+    fn experiment_counts(&mut self, journey_id: &str, node: &str) -> Result<Vec<ExperimentCounts>>;
+    fn experiment_winner(&mut self, journey_id: &str, node: &str) -> Result<Option<String>>;
+    fn set_experiment_winner(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        winner: &str,
+        verdict: &Value,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Records an open or click of a message; returns false for an unknown message.
     fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool>;
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>>;
@@ -111,7 +170,19 @@ pub trait EngineTx {
     fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>>;
     /// Why `address` is suppressed on `channel`, if it is.
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>>;
-    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<()>;
+    /// Adds the contact to the list (created if needed); `true` if it was not a member.
+    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool>;
+    /// Records an event the engine produced for a known contact, after every accepted event
+    /// in ingest order. `false` if an event with its message id exists.
+    fn record_event(&mut self, contact_id: i64, event: &NewEvent) -> Result<bool>;
+    /// Marketing messages (queued or sent, from non-transactional templates) created for the
+    /// contact on the channel since `since`, for frequency caps.
+    fn count_marketing_messages(
+        &mut self,
+        contact_id: i64,
+        channel: &str,
+        since: Timestamp,
+    ) -> Result<i64>;
     fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()>;
     fn meta(&mut self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
@@ -164,6 +235,19 @@ pub trait Store: Send + Sync + 'static {
     fn lists(&self) -> Result<Vec<ListSummary>>;
     fn create_list(&self, name: &str, now: Timestamp) -> Result<ListSummary>;
     fn list_members(&self, name: &str, limit: usize, after_id: i64) -> Result<Vec<Contact>>;
+
+    fn segments(&self) -> Result<Vec<SegmentRow>>;
+    fn segment(&self, id: &str) -> Result<SegmentRow>;
+    /// Creates or replaces a segment; `true` when it was created.
+    fn put_segment(&self, id: &str, name: &str, condition: &Value, now: Timestamp) -> Result<bool>;
+    /// Deletes a segment with its memberships and checks.
+    fn delete_segment(&self, id: &str) -> Result<()>;
+    fn segment_members(&self, id: &str, limit: usize, after_id: i64) -> Result<Vec<Contact>>;
+    /// Every experiment's counts and winners in a journey.
+    fn experiments(
+        &self,
+        journey_id: &str,
+    ) -> Result<(Vec<ExperimentCounts>, Vec<ExperimentWinner>)>;
 
     // Templates.
     fn templates(&self) -> Result<Vec<StoredTemplate>>;

@@ -27,6 +27,9 @@ pub struct NewEvent {
 pub struct StoredEvent {
     pub seq: i64,
     pub event: NewEvent,
+    /// Set for events the engine recorded itself (list, segment and enrollment events), which
+    /// carry no user or anonymous id; client events are resolved when processed.
+    pub contact_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -413,4 +416,33 @@ pub struct Subscription {
     pub topic: String,
     pub status: String,
     pub updated_at: Timestamp,
+}
+
+/// A segment as stored: its condition in the JSON form, and its member count.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentRow {
+    pub id: String,
+    pub name: String,
+    pub condition: Value,
+    pub members: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One experiment variant's counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentCounts {
+    pub node: String,
+    pub variant: String,
+    pub entered: i64,
+    pub converted: i64,
+}
+
+/// A declared experiment winner.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentWinner {
+    pub node: String,
+    pub winner: String,
+    pub decided_at: Timestamp,
+    pub verdict: Value,
 }

@@ -313,3 +313,181 @@ pub async fn stats(
     let stats = blocking(&state, move |s| s.journey_stats(&id)).await?;
     Ok(Json(json!(stats)))
 }
+
+/// `POST /v1/journeys/{id}/enroll`: enrolls a contact through the journey's `api` trigger.
+/// Body: `user_id` (the contact is created if new) or `contact_id`, an optional `payload`
+/// object (the trigger event's properties, which templates see as `event`), and an optional
+/// `message_id` that makes a retried request enroll once.
+pub async fn enroll(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: DocBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = body.0;
+    let Some(fields) = body.as_object() else {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "body",
+            "must be an object with `user_id` or `contact_id`",
+        ));
+    };
+    let user_id = match fields.get("user_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_user_id",
+                "user_id",
+                "must be a non-empty string",
+            ));
+        }
+    };
+    let contact_id = match fields.get("contact_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            ApiError::invalid("invalid_contact_id", "contact_id", "must be an integer")
+        })?),
+    };
+    if user_id.is_some() == contact_id.is_some() {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "user_id",
+            "give exactly one of `user_id` and `contact_id`",
+        ));
+    }
+    let payload = match fields.get("payload") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(o)) => o.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_payload",
+                "payload",
+                "must be an object",
+            ));
+        }
+    };
+    let message_id = match fields.get("message_id") {
+        None | Some(Value::Null) => format!("enroll-api:{}", super::ingest::random_hex(16)),
+        Some(Value::String(s)) if !s.trim().is_empty() => format!("enroll-api:{id}:{s}"),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_message_id",
+                "message_id",
+                "must be a non-empty string",
+            ));
+        }
+    };
+    let now = state.engine.clock().now();
+    let journey_id = id.clone();
+    let (contact, fresh) = blocking(&state, move |s| {
+        let journey = s.journey(&journey_id)?;
+        let live = journey
+            .live_version
+            .map(|v| s.journey_version(&journey_id, v))
+            .transpose()?;
+        let has_api_trigger = live.as_ref().is_some_and(|v| {
+            serde_json::from_value::<JourneyDocument>(v.document.clone()).is_ok_and(|d| {
+                d.nodes
+                    .iter()
+                    .any(|n| matches!(&n.kind, waymark_core::NodeKind::Trigger(t) if t.api))
+            })
+        });
+        if journey.status != JourneyStatus::Live || !has_api_trigger {
+            return Ok(Err(ApiError::conflict(
+                "not_enrollable",
+                format!("journey `{journey_id}` is not live with an `api` trigger"),
+            )));
+        }
+        let mut result = (0, false);
+        s.engine_tx(&mut |tx| {
+            let contact = match (&user_id, contact_id) {
+                (Some(u), _) => tx.resolve_contact(Some(u), None, now)?,
+                (None, Some(c)) => {
+                    tx.contact(c)
+                        .map_err(|_| StoreError::NotFound(format!("contact {c}")))?;
+                    c
+                }
+                (None, None) => unreachable!("checked above"),
+            };
+            let fresh = waymark_engine::recorded::request_enrollment(
+                tx,
+                contact,
+                &journey_id,
+                payload.clone(),
+                message_id.clone(),
+                now,
+            )?;
+            result = (contact, fresh);
+            Ok(())
+        })?;
+        Ok(Ok(result))
+    })
+    .await??;
+    state.engine.events_recorded();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "journey": id, "contact_id": contact, "duplicate": !fresh })),
+    ))
+}
+
+/// `GET /v1/journeys/{id}/experiments`: every experiment node of the live version with its
+/// variants' counts and conversion rates, the current verdict and the declared winner.
+pub async fn experiments(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let journey_id = id.clone();
+    let (doc, counts, winners) = blocking(&state, move |s| {
+        let journey = s.journey(&journey_id)?;
+        let doc = match journey.live_version {
+            Some(v) => s.journey_version(&journey_id, v)?.document,
+            None => journey.draft,
+        };
+        let (counts, winners) = s.experiments(&journey_id)?;
+        Ok((doc, counts, winners))
+    })
+    .await?;
+    let doc: JourneyDocument =
+        serde_json::from_value(doc).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut out = Vec::new();
+    for node in &doc.nodes {
+        let waymark_core::NodeKind::Experiment(x) = &node.kind else {
+            continue;
+        };
+        let count_of = |name: &str| {
+            let c = counts
+                .iter()
+                .find(|c| c.node == node.id && c.variant == name);
+            waymark_core::experiment::VariantCounts {
+                name: name.to_string(),
+                entered: c.map_or(0, |c| c.entered.max(0) as u64),
+                converted: c.map_or(0, |c| c.converted.max(0) as u64),
+            }
+        };
+        let variants: Vec<_> = x.variants.iter().map(|v| count_of(&v.name)).collect();
+        let verdict = waymark_core::experiment::decide(&variants, x.min_sample, x.confidence);
+        let winner = winners.iter().find(|w| w.node == node.id);
+        let rows: Vec<Value> = variants
+            .iter()
+            .map(|v| json!({"name": v.name, "entered": v.entered, "converted": v.converted, "rate": v.rate()}))
+            .collect();
+        let holdout = (x.holdout > 0).then(|| {
+            let h = count_of(waymark_core::journey::HOLDOUT);
+            json!({"entered": h.entered, "converted": h.converted, "rate": h.rate()})
+        });
+        out.push(json!({
+            "node": node.id,
+            "test": "one-sided two-proportion z-test",
+            "min_sample": x.min_sample,
+            "confidence": x.confidence,
+            "variants": rows,
+            "holdout": holdout,
+            "leader": verdict.leader,
+            "comparisons": verdict.comparisons,
+            "enough_data": verdict.enough_data,
+            "winner": winner.map(|w| w.winner.clone()),
+            "decided_at": winner.map(|w| w.decided_at),
+        }));
+    }
+    Ok(Json(json!({ "journey": id, "experiments": out })))
+}

@@ -24,9 +24,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
 }
 
-type Params = Query<HashMap<String, String>>;
+pub(crate) type Params = Query<HashMap<String, String>>;
 
-fn param_i64(params: &HashMap<String, String>, key: &str, default: i64) -> ApiResult<i64> {
+pub(crate) fn param_i64(
+    params: &HashMap<String, String>,
+    key: &str,
+    default: i64,
+) -> ApiResult<i64> {
     match params.get(key) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| {
@@ -39,7 +43,7 @@ fn param_i64(params: &HashMap<String, String>, key: &str, default: i64) -> ApiRe
     }
 }
 
-fn limit(params: &HashMap<String, String>) -> ApiResult<usize> {
+pub(crate) fn limit(params: &HashMap<String, String>) -> ApiResult<usize> {
     let n = param_i64(params, "limit", 100)?;
     if !(1..=1000).contains(&n) {
         return Err(ApiError::invalid(
@@ -258,7 +262,7 @@ async fn change_members(
                 tx.contact(*id)
                     .map_err(|_| StoreError::NotFound(format!("contact {id}")))?;
                 if add {
-                    tx.add_to_list(*id, &name, now)?;
+                    waymark_engine::recorded::add_to_list(tx, *id, &name, now)?;
                 } else {
                     tx.remove_from_list(*id, &name)?;
                 }
@@ -267,6 +271,7 @@ async fn change_members(
         })
     })
     .await?;
+    state.engine.events_recorded();
     Ok(Json(json!({ "changed": count })))
 }
 

@@ -6,6 +6,7 @@ pub mod ingest;
 mod journeys;
 mod manage;
 pub mod openapi;
+mod segments;
 mod tracking;
 mod webhooks_in;
 
@@ -42,7 +43,7 @@ pub struct Secrets {
 }
 
 /// Constant-time comparison, so that response times do not leak a secret's prefix.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -107,9 +108,21 @@ fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
 
 async fn admin_only(
     axum::extract::State(state): axum::extract::State<AppState>,
-    request: Request,
+    mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // The web app's session cookie stands in for the bearer token (see crate::session).
+    if !crate::session::uses_bearer(&request)
+        && let Some(sessions) = request.extensions().get::<crate::session::Sessions>()
+    {
+        return match crate::session::authorize(sessions, &request) {
+            Ok(id) => {
+                request.extensions_mut().insert(id);
+                next.run(request).await
+            }
+            Err(e) => e.into_response(),
+        };
+    }
     match authorize_admin(&state, request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
@@ -187,10 +200,6 @@ async fn method_not_allowed() -> ApiError {
     );
     e.status = StatusCode::METHOD_NOT_ALLOWED;
     e
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint; see /v1/openapi.json")
 }
 
 async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
@@ -282,6 +291,21 @@ pub fn router(state: AppState) -> Router {
             get(journeys::version),
         )
         .route("/v1/journeys/{id}/stats", get(journeys::stats))
+        .route("/v1/journeys/{id}/enroll", post(journeys::enroll))
+        .route("/v1/journeys/{id}/experiments", get(journeys::experiments))
+        .route("/v1/segments", get(segments::list).post(segments::create))
+        .route("/v1/segments/preview", post(segments::preview))
+        .route(
+            "/v1/segments/{id}",
+            get(segments::get).put(segments::put).delete(segments::delete),
+        )
+        .route("/v1/segments/{id}/members", get(segments::members))
+        // The web app: session check and sign-out, the journey gallery.
+        .route(
+            "/v1/session",
+            axum::routing::delete(crate::session::sign_out),
+        )
+        .route("/v1/journey-templates", get(crate::ui::journey_templates))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin_only,
@@ -317,13 +341,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/confirm/{token}", get(consent::confirm))
         .route("/v1/subscribe", post(consent::subscribe))
+        .route(
+            "/v1/session",
+            get(crate::session::current).post(crate::session::sign_in),
+        )
         .route("/metrics", get(metrics_endpoint))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .fallback(not_found)
+        // The embedded web app and its client routes; the JSON 404 otherwise.
+        .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(crate::session::Sessions::default()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -289,6 +289,57 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "admin",
     ),
     (
+        "post",
+        "/v1/journeys/{id}/enroll",
+        "Journeys",
+        "Enroll a contact (`user_id` or `contact_id`) through the journey's `api` trigger, with a `payload`",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journeys/{id}/experiments",
+        "Journeys",
+        "Experiment nodes: counts and conversion rates per variant, the test's verdict and the winner",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/segments",
+        "Segments",
+        "Segments with their condition (JSON and text forms) and member counts",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/segments",
+        "Segments",
+        "Create a segment `{id, name, condition | text}`; every contact is evaluated at once",
+        "admin",
+    ),
+    (
+        "post",
+        "/v1/segments/preview",
+        "Segments",
+        "Count and sample the contacts a condition matches now, without saving it",
+        "admin",
+    ),
+    ("get", "/v1/segments/{id}", "Segments", "One segment", "admin"),
+    (
+        "put",
+        "/v1/segments/{id}",
+        "Segments",
+        "Create or replace a segment; membership is re-evaluated",
+        "admin",
+    ),
+    ("delete", "/v1/segments/{id}", "Segments", "Delete a segment", "admin"),
+    (
+        "get",
+        "/v1/segments/{id}/members",
+        "Segments",
+        "Members of a segment (`limit`, `after`)",
+        "admin",
+    ),
+    (
         "get",
         "/v1/suppressions",
         "Suppression",
@@ -410,6 +461,35 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ),
     ("get", "/metrics", "Meta", "Prometheus metrics", "none"),
     ("get", "/healthz", "Meta", "Liveness", "none"),
+    // The web app (crates/server/src/session.rs, ui.rs).
+    (
+        "post",
+        "/v1/session",
+        "Web app",
+        "Sign in: `{token}` (the admin token) → an HTTP-only session cookie and `csrf_token`",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/session",
+        "Web app",
+        "Whether the request is signed in (`signed_in`, `via`, `csrf_token`); never 401",
+        "optional",
+    ),
+    (
+        "delete",
+        "/v1/session",
+        "Web app",
+        "Sign out: ends the session and clears its cookie",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/journey-templates",
+        "Web app",
+        "The journey gallery: the example journeys shipped with the server, parsed",
+        "admin",
+    ),
 ];
 
 pub fn operations() -> impl Iterator<Item = (&'static str, &'static str)> {
@@ -437,7 +517,10 @@ pub fn document() -> Value {
             }
         });
         match *security {
-            "admin" => op["security"] = json!([{ "adminToken": [] }]),
+            "admin" => op["security"] = json!([{ "adminToken": [] }, { "sessionCookie": [] }]),
+            "optional" => {
+                op["security"] = json!([{ "adminToken": [] }, { "sessionCookie": [] }, {}])
+            }
             "writeKey" => op["security"] = json!([{ "writeKey": [] }]),
             "inbound" => {
                 op["security"] = json!([
@@ -483,6 +566,7 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "adminToken": { "type": "http", "scheme": "bearer", "description": "WAYMARK_ADMIN_TOKEN" },
+                "sessionCookie": { "type": "apiKey", "in": "cookie", "name": "waymark_session", "description": "The web app's session (POST /v1/session); state-changing requests also need the session's CSRF token in X-Waymark-CSRF" },
                 "writeKey": { "type": "http", "scheme": "basic", "description": "The write key as user name, empty password"  },
                 "inboundSecretQuery": { "type": "apiKey", "in": "query", "name": "token", "description": "WAYMARK_INBOUND_WEBHOOK_SECRET as ?token=" },
                 "inboundSecretBasic": { "type": "http", "scheme": "basic", "description": "WAYMARK_INBOUND_WEBHOOK_SECRET as the password (any user name)" },

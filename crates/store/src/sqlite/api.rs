@@ -159,6 +159,32 @@ fn version_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyVersion> {
     })
 }
 
+/// A segment row before its condition JSON is parsed (rusqlite's row closure cannot fail with
+/// a JSON error).
+struct RawSegment(SegmentRow, String);
+
+impl RawSegment {
+    fn finish(self) -> Result<SegmentRow> {
+        let RawSegment(mut row, condition) = self;
+        row.condition = serde_json::from_str(&condition)?;
+        Ok(row)
+    }
+}
+
+fn segment_from_row(r: &Row<'_>) -> rusqlite::Result<RawSegment> {
+    Ok(RawSegment(
+        SegmentRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            condition: Value::Null,
+            created_at: ts(r.get(3)?),
+            updated_at: ts(r.get(4)?),
+            members: r.get(5)?,
+        },
+        r.get(2)?,
+    ))
+}
+
 fn not_found(what: String) -> impl FnOnce(StoreError) -> StoreError {
     move |e| match e {
         StoreError::NotFound(_) => StoreError::NotFound(what),
@@ -190,8 +216,10 @@ impl Store for SqliteStore {
         let conn = self.conn()?;
         let v: Option<i64> = conn
             .prepare_cached(
-                "SELECT MIN(e.wake_at) FROM enrollments e JOIN journeys j ON j.id = e.journey_id
-                 WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'",
+                "SELECT MIN(at) FROM (
+                   SELECT MIN(e.wake_at) AS at FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+                   WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
+                   UNION ALL SELECT MIN(due_at) FROM segment_checks)",
             )?
             .query_row([], |r| r.get(0))?;
         Ok(v.map(ts))
@@ -531,6 +559,115 @@ impl Store for SqliteStore {
             contact_from_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn segments(&self) -> Result<Vec<SegmentRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.id, s.name, s.condition, s.created_at, s.updated_at,
+                    (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id)
+             FROM segments s ORDER BY s.id",
+        )?;
+        let rows = stmt.query_map([], segment_from_row)?;
+        let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|r| r.finish()).collect()
+    }
+
+    fn segment(&self, id: &str) -> Result<SegmentRow> {
+        let conn = self.conn()?;
+        conn.prepare_cached(
+            "SELECT s.id, s.name, s.condition, s.created_at, s.updated_at,
+                    (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id)
+             FROM segments s WHERE s.id = ?1",
+        )?
+        .query_row([id], segment_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("segment `{id}`")))?
+        .finish()
+    }
+
+    fn put_segment(&self, id: &str, name: &str, condition: &Value, now: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let existed = tx
+                .query_row("SELECT 1 FROM segments WHERE id = ?1", [id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            tx.execute(
+                "INSERT INTO segments (id, name, condition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, condition = excluded.condition,
+                   updated_at = excluded.updated_at",
+                params![id, name, condition.to_string(), ms(now)],
+            )?;
+            Ok(!existed)
+        })
+    }
+
+    fn delete_segment(&self, id: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute("DELETE FROM segments WHERE id = ?1", [id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("segment `{id}`")));
+            }
+            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [id])?;
+            tx.execute("DELETE FROM segment_checks WHERE segment_id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    fn segment_members(&self, id: &str, limit: usize, after_id: i64) -> Result<Vec<Contact>> {
+        self.segment(id)?;
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM segment_members m JOIN contacts c ON c.id = m.contact_id
+             WHERE m.segment_id = ?1 AND c.id > ?2 ORDER BY c.id LIMIT ?3",
+            CONTACT_COLUMNS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+        let rows = stmt.query_map(
+            params![id, after_id, limit.clamp(1, 1000) as i64],
+            contact_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn experiments(
+        &self,
+        journey_id: &str,
+    ) -> Result<(Vec<ExperimentCounts>, Vec<ExperimentWinner>)> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT node, variant, entered, converted FROM experiment_variants
+             WHERE journey_id = ?1 ORDER BY node, variant",
+        )?;
+        let counts = stmt
+            .query_map([journey_id], |r| {
+                Ok(ExperimentCounts {
+                    node: r.get(0)?,
+                    variant: r.get(1)?,
+                    entered: r.get(2)?,
+                    converted: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT node, winner, decided_at, verdict FROM experiment_winners
+             WHERE journey_id = ?1 ORDER BY node",
+        )?;
+        let winners = stmt
+            .query_map([journey_id], |r| {
+                let verdict: String = r.get(3)?;
+                Ok(ExperimentWinner {
+                    node: r.get(0)?,
+                    winner: r.get(1)?,
+                    decided_at: ts(r.get(2)?),
+                    verdict: serde_json::from_str(&verdict).unwrap_or(Value::Null),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((counts, winners))
     }
 
     fn templates(&self) -> Result<Vec<StoredTemplate>> {

@@ -15,8 +15,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
-const SCHEMA_V1: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// Each schema version's migration, in order: version N is reached by running `MIGRATIONS[N-1]`.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -191,10 +192,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, newer than this Waymark ({SCHEMA_VERSION}); upgrade Waymark"
         )));
     }
-    if version < 1 {
+    // One transaction per step, so a crash leaves the database at a whole version.
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(SCHEMA_V1)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tx.execute_batch(migration)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;
     }
     Ok(())

@@ -4,13 +4,16 @@
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::{Map, Value};
+use waymark_core::condition::MessageRecord;
+use waymark_core::filter::Engagement;
+use waymark_core::journey::Channel;
 use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::{ms, ts};
 use crate::{
-    Contact, EngineTx, NewEvent, NewMessage, Result, StatsDeltas, StoreError, StoredEvent,
-    StoredTemplate, Subscription,
+    Contact, EngineTx, ExperimentCounts, NewEvent, NewMessage, Result, StatsDeltas, StoreError,
+    StoredEvent, StoredTemplate, Subscription,
 };
 
 pub(crate) struct SqliteTx<'a> {
@@ -70,10 +73,11 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             timestamp: ts(r.get(7)?),
             received_at: ts(r.get(8)?),
         },
+        contact_id: r.get(10)?,
     })
 }
 
-const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id";
+const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id, contact_id";
 
 /// Traits whose values also live in their own columns, for lookups and sending.
 fn contact_columns(
@@ -411,16 +415,246 @@ impl EngineTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn message_engaged(&mut self, enrollment_id: i64, node: &str, clicked: bool) -> Result<bool> {
-        let column = if clicked { "clicked_at" } else { "opened_at" };
+    fn message_engaged(
+        &mut self,
+        enrollment_id: i64,
+        node: &str,
+        engagement: Engagement,
+    ) -> Result<bool> {
+        let condition = match engagement {
+            Engagement::Sent | Engagement::Delivered => "status = 'sent'",
+            Engagement::Opened => "(opened_at IS NOT NULL OR clicked_at IS NOT NULL)",
+            Engagement::Clicked => "clicked_at IS NOT NULL",
+        };
         let found: Option<i64> = self
             .tx
             .prepare_cached(&format!(
-                "SELECT 1 FROM messages WHERE enrollment_id = ?1 AND node = ?2 AND {column} IS NOT NULL LIMIT 1"
+                "SELECT 1 FROM messages WHERE enrollment_id = ?1 AND node = ?2 AND {condition} LIMIT 1"
             ))?
             .query_row(params![enrollment_id, node], |r| r.get(0))
             .optional()?;
         Ok(found.is_some())
+    }
+
+    fn in_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM list_members m JOIN lists l ON l.id = m.list_id
+                 WHERE l.name = ?1 AND m.contact_id = ?2",
+            )?
+            .query_row(params![list, contact_id], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn contact_messages(&mut self, contact_id: i64) -> Result<Vec<MessageRecord>> {
+        // A message counts as sent from the step that queued it (so a condition evaluated in
+        // the same transaction sees it); "delivered" once the transport accepted it.
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT journey_id, template, node, channel, created_at, sent_at, opened_at, clicked_at
+             FROM messages WHERE contact_id = ?1 AND status IN ('queued', 'sent')
+               AND channel IN ('email', 'sms') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([contact_id], |r| {
+            let channel: String = r.get(3)?;
+            let template: String = r.get(1)?;
+            Ok(MessageRecord {
+                journey: r.get(0)?,
+                template: (!template.is_empty()).then_some(template),
+                node: r.get(2)?,
+                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
+                sent_at: ts(r.get(4)?),
+                delivered_at: r.get::<_, Option<i64>>(5)?.map(ts),
+                opened_at: r.get::<_, Option<i64>>(6)?.map(ts),
+                clicked_at: r.get::<_, Option<i64>>(7)?.map(ts),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn segment_definitions(&mut self) -> Result<Vec<(String, Value)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id, condition FROM segments ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, condition) = row?;
+            out.push((id, serde_json::from_str(&condition)?));
+        }
+        Ok(out)
+    }
+
+    fn is_segment_member(&mut self, segment_id: &str, contact_id: i64) -> Result<bool> {
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND contact_id = ?2",
+            )?
+            .query_row(params![segment_id, contact_id], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn set_segment_member(
+        &mut self,
+        segment_id: &str,
+        contact_id: i64,
+        member: bool,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = if member {
+            self.tx
+                .prepare_cached("INSERT OR IGNORE INTO segment_members (segment_id, contact_id, entered_at) VALUES (?1, ?2, ?3)")?
+                .execute(params![segment_id, contact_id, ms(now)])?
+        } else {
+            self.tx
+                .prepare_cached(
+                    "DELETE FROM segment_members WHERE segment_id = ?1 AND contact_id = ?2",
+                )?
+                .execute(params![segment_id, contact_id])?
+        };
+        Ok(n == 1)
+    }
+
+    fn set_segment_check(
+        &mut self,
+        segment_id: &str,
+        contact_id: i64,
+        due: Option<Timestamp>,
+    ) -> Result<()> {
+        match due {
+            Some(at) => self.tx
+                .prepare_cached(
+                    "INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at",
+                )?
+                .execute(params![segment_id, contact_id, ms(at)])?,
+            None => self.tx
+                .prepare_cached("DELETE FROM segment_checks WHERE segment_id = ?1 AND contact_id = ?2")?
+                .execute(params![segment_id, contact_id])?,
+        };
+        Ok(())
+    }
+
+    fn claim_due_segment_checks(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        let due: Vec<(String, i64)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT segment_id, contact_id FROM segment_checks WHERE due_at <= ?1
+                 ORDER BY due_at, segment_id, contact_id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut delete = self.tx.prepare_cached(
+            "DELETE FROM segment_checks WHERE segment_id = ?1 AND contact_id = ?2",
+        )?;
+        for (segment, contact) in &due {
+            delete.execute(params![segment, contact])?;
+        }
+        Ok(due)
+    }
+
+    fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows = stmt.query_map(params![after_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, detail FROM steps WHERE enrollment_id = ?1 AND action = 'left' ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([enrollment_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (node, detail) = row?;
+            let output = detail
+                .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+                .and_then(|d| d.get("output").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+            out.push((node, output));
+        }
+        Ok(out)
+    }
+
+    fn add_experiment_counts(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        variant: &str,
+        entered: i64,
+        converted: i64,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO experiment_variants (journey_id, node, variant, entered, converted)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (journey_id, node, variant) DO UPDATE SET
+                   entered = entered + excluded.entered, converted = converted + excluded.converted",
+            )?
+            .execute(params![journey_id, node, variant, entered, converted])?;
+        Ok(())
+    }
+
+    fn experiment_counts(&mut self, journey_id: &str, node: &str) -> Result<Vec<ExperimentCounts>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, variant, entered, converted FROM experiment_variants
+             WHERE journey_id = ?1 AND node = ?2 ORDER BY variant",
+        )?;
+        let rows = stmt.query_map(params![journey_id, node], |r| {
+            Ok(ExperimentCounts {
+                node: r.get(0)?,
+                variant: r.get(1)?,
+                entered: r.get(2)?,
+                converted: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn experiment_winner(&mut self, journey_id: &str, node: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT winner FROM experiment_winners WHERE journey_id = ?1 AND node = ?2",
+            )?
+            .query_row(params![journey_id, node], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_experiment_winner(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        winner: &str,
+        verdict: &Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO experiment_winners (journey_id, node, winner, decided_at, verdict)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (journey_id, node) DO NOTHING",
+            )?
+            .execute(params![
+                journey_id,
+                node,
+                winner,
+                ms(now),
+                verdict.to_string()
+            ])?;
+        Ok(())
     }
 
     fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
@@ -574,6 +808,11 @@ impl EngineTx for SqliteTx<'_> {
                     status.as_str(),
                     Some(serde_json::json!({ "reason": reason })),
                 ),
+                StepLog::Skipped { node, reason } => (
+                    node,
+                    "skipped",
+                    Some(serde_json::json!({ "reason": reason })),
+                ),
             };
             stmt.execute(params![
                 enrollment_id,
@@ -671,12 +910,52 @@ impl EngineTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<()> {
+    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool> {
         let list_id = self.list_id(list, Some(now))?.expect("list just created");
-        self.tx
+        let n = self.tx
             .prepare_cached("INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) VALUES (?1, ?2, ?3)")?
             .execute(params![list_id, contact_id, ms(now)])?;
-        Ok(())
+        Ok(n == 1)
+    }
+
+    fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
+        let n = self.tx.prepare_cached(
+            "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (message_id) DO NOTHING",
+        )?
+        .execute(params![
+            e.message_id,
+            e.kind.as_str(),
+            e.name,
+            e.user_id,
+            e.anonymous_id,
+            e.previous_id,
+            serde_json::to_string(&e.properties)?,
+            ms(e.timestamp),
+            ms(e.received_at),
+            contact_id,
+        ])?;
+        Ok(n == 1)
+    }
+
+    fn count_marketing_messages(
+        &mut self,
+        contact_id: i64,
+        channel: &str,
+        since: Timestamp,
+    ) -> Result<i64> {
+        // Marketing: from a template that is not transactional. Held-back, failed and bounced
+        // messages do not count against a cap.
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM messages m JOIN templates t ON t.id = m.template
+             WHERE m.contact_id = ?1 AND m.channel = ?2 AND m.created_at >= ?3
+               AND m.status IN ('queued', 'sent')
+               AND COALESCE(json_extract(t.definition, '$.transactional'), 0) = 0",
+            )?
+            .query_row(params![contact_id, channel, ms(since)], |r| r.get(0))?)
     }
 
     fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()> {

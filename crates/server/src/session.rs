@@ -1,0 +1,250 @@
+//! Browser sessions of the web app. The admin token is exchanged once (`POST /v1/session`) for
+//! a random session id, kept by the browser in an HTTP-only, `SameSite=Strict` cookie that
+//! scripts cannot read; the token itself is never stored in the browser.
+//!
+//! Sessions live in memory: a restart, or a change of the admin token, signs everyone out.
+//! A request authenticated by the cookie that changes something (any method but GET, HEAD and
+//! OPTIONS) must also carry the session's CSRF token in `X-Waymark-CSRF`: SameSite=Strict keeps
+//! other sites' requests from carrying the cookie in current browsers, and the token covers
+//! older ones and sibling subdomains. A bearer token, when present, wins over the cookie and
+//! needs no CSRF token (browsers never attach it on their own).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::api::error::ApiError;
+use crate::api::{AppState, same_secret};
+
+/// Name of the session cookie.
+pub const COOKIE: &str = "waymark_session";
+/// Header that carries the CSRF token on state-changing requests made with the cookie.
+pub const CSRF_HEADER: &str = "x-waymark-csrf";
+/// How long a session lasts after sign-in.
+pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// At most this many sessions at once; signing in beyond it ends the oldest.
+const MAX_SESSIONS: usize = 1000;
+
+struct Session {
+    csrf: String,
+    created: Instant,
+}
+
+/// The sessions of this process.
+#[derive(Clone, Default)]
+pub struct Sessions(Arc<Mutex<HashMap<String, Session>>>);
+
+/// A request's session, put in its extensions by [`authorize`] when the cookie opened it.
+#[derive(Clone)]
+pub struct SessionId(pub String);
+
+impl Sessions {
+    /// Starts a session: (session id, CSRF token).
+    fn create(&self) -> (String, String) {
+        let id = crate::api::ingest::random_hex(32);
+        let csrf = crate::api::ingest::random_hex(24);
+        let mut map = self.0.lock().expect("sessions");
+        map.retain(|_, s| s.created.elapsed() < LIFETIME);
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.created)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            id.clone(),
+            Session {
+                csrf: csrf.clone(),
+                created: Instant::now(),
+            },
+        );
+        (id, csrf)
+    }
+
+    /// The CSRF token of a live session.
+    fn csrf(&self, id: &str) -> Option<String> {
+        let mut map = self.0.lock().expect("sessions");
+        match map.get(id) {
+            Some(s) if s.created.elapsed() < LIFETIME => Some(s.csrf.clone()),
+            Some(_) => {
+                map.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        self.0.lock().expect("sessions").remove(id);
+    }
+}
+
+/// The session id in the request's `Cookie` header.
+pub fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+}
+
+fn has_bearer(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+}
+
+/// Admin authentication of a request whose bearer token was missing: the session cookie, with
+/// the CSRF token on state-changing methods. `Ok` carries the session id.
+pub fn authorize(sessions: &Sessions, request: &Request) -> Result<SessionId, ApiError> {
+    let headers = request.headers();
+    let Some(id) = cookie(headers) else {
+        return Err(ApiError::unauthorized(
+            "send the admin token as `Authorization: Bearer <token>`, or sign in (POST /v1/session)",
+        ));
+    };
+    let Some(csrf) = sessions.csrf(&id) else {
+        return Err(ApiError::unauthorized(
+            "the session has ended or is not valid; sign in again",
+        ));
+    };
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe {
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !sent.is_some_and(|s| same_secret(s, &csrf)) {
+            let mut e = ApiError::bad_request(
+                "csrf_failed",
+                "a request made with the session cookie must carry the session's CSRF token in X-Waymark-CSRF",
+            );
+            e.status = StatusCode::FORBIDDEN;
+            e.kind = "authentication";
+            return Err(e);
+        }
+    }
+    Ok(SessionId(id))
+}
+
+/// Whether cookies must be `Secure`: the server is reached over https (its `--public-url`, or a
+/// proxy that says so in `X-Forwarded-Proto`).
+fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+    let public_https = state
+        .engine
+        .tracking()
+        .is_some_and(|t| t.public_url().starts_with("https://"));
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    public_https || forwarded_https
+}
+
+fn set_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let mut c = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).expect("cookie header")
+}
+
+/// `POST /v1/session`: `{"token": ADMIN_TOKEN}` (or the bearer header) → the session cookie
+/// and the CSRF token.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    axum::Extension(sessions): axum::Extension<Sessions>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let from_body = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string));
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let token = match from_body.or(from_header) {
+        Some(t) if !t.trim().is_empty() => t,
+        _ => {
+            return ApiError::unauthorized("send the admin token as `{\"token\": \"…\"}`")
+                .into_response();
+        }
+    };
+    if !same_secret(token.trim(), &state.secrets.admin_token) {
+        return ApiError::unauthorized("the admin token is not valid").into_response();
+    }
+    let (id, csrf) = sessions.create();
+    let mut response = Json(json!({
+        "signed_in": true,
+        "csrf_token": csrf,
+        "expires_in": LIFETIME.as_secs(),
+    }))
+    .into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(&id, LIFETIME.as_secs(), secure(&state, &headers)),
+    );
+    response
+}
+
+/// `GET /v1/session`: whether the request is signed in (by the cookie, or a bearer token), and
+/// the session's CSRF token. Answers `200 {"signed_in": false}` rather than 401 when it is not,
+/// so that the app's first look does not log an error in the browser.
+pub async fn current(
+    State(state): State<AppState>,
+    axum::Extension(sessions): axum::Extension<Sessions>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    if let Some(token) = bearer {
+        let valid = same_secret(token.trim(), &state.secrets.admin_token);
+        return Json(json!({ "signed_in": valid, "via": "bearer", "csrf_token": null }));
+    }
+    match cookie(&headers).and_then(|id| sessions.csrf(&id)) {
+        Some(csrf) => Json(json!({ "signed_in": true, "via": "cookie", "csrf_token": csrf })),
+        None => Json(json!({ "signed_in": false, "csrf_token": null })),
+    }
+}
+
+/// `DELETE /v1/session` (behind admin authentication): ends the session, clears the cookie.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    axum::Extension(sessions): axum::Extension<Sessions>,
+    session: Option<axum::Extension<SessionId>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(s) = session {
+        sessions.remove(&s.0.0);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie("", 0, secure(&state, &headers)),
+    );
+    response
+}
+
+/// Whether the request carries a bearer token (which then decides alone).
+pub fn uses_bearer(request: &Request) -> bool {
+    has_bearer(request.headers())
+}

@@ -1,0 +1,111 @@
+// How a journey node looks on the canvas: kind, id, a summary of its settings, its server
+// validation errors, live numbers, an input on top and one labelled output per edge name.
+import { useEffect } from 'react';
+import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react';
+
+export interface NodeError {
+  code: string;
+  message: string;
+  node?: string | null;
+  field?: string | null;
+}
+
+export interface NodeStats {
+  entered: number;
+  waiting: number;
+  converted: number;
+  sent: number;
+  opened: number;
+  clicked: number;
+  failed?: number;
+  suppressed?: number;
+}
+
+export interface NodeView {
+  kind: string;
+  label: string;
+  settings: Record<string, unknown>;
+  outputs: string[];
+  errors: NodeError[];
+  stats?: NodeStats;
+  [key: string]: unknown;
+}
+
+export function summary(settings: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(settings)) {
+    if (out.length >= 2) break;
+    if (typeof v === 'string' && v !== '') out.push(`${k}: ${v}`);
+    else if (typeof v === 'number' || typeof v === 'boolean') out.push(`${k}: ${v}`);
+  }
+  return out;
+}
+
+export function JourneyNode({ id, data, selected }: NodeProps) {
+  const d = data as NodeView;
+  const update = useUpdateNodeInternals();
+  const outputsKey = d.outputs.join('\u0000');
+  useEffect(() => update(id), [id, outputsKey, update]);
+  const isMessage = 'template' in d.settings;
+  return (
+    <div className={`jnode${selected ? ' selected' : ''}${d.errors.length ? ' invalid' : ''}`} data-testid={`node-${id}`} data-kind={d.kind}>
+      <Handle type="target" position={Position.Top} id="in" data-testid={`in-${id}`} className="handle-in" />
+      <div className="jnode-head">
+        <span className="jnode-kind">{d.label}</span>
+        {d.errors.length > 0 && (
+          <span className="jnode-badge" title={d.errors.map((e) => e.message).join('\n')}>
+            {d.errors.length} error{d.errors.length > 1 ? 's' : ''}
+          </span>
+        )}
+      </div>
+      <div className="jnode-id">{id}</div>
+      {summary(d.settings).map((s) => (
+        <div className="jnode-summary" key={s}>
+          {s}
+        </div>
+      ))}
+      {d.errors.length > 0 && (
+        <ul className="jnode-errors" data-testid={`errors-${id}`}>
+          {d.errors.slice(0, 3).map((e, i) => (
+            <li key={i}>
+              {e.field ? <code>{e.field}</code> : null} {e.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      {d.stats && (
+        <div className="jnode-stats" data-testid={`stats-${id}`}>
+          <Stat id={id} name="entered" value={d.stats.entered} />
+          <Stat id={id} name="waiting" value={d.stats.waiting} />
+          <Stat id={id} name="converted" value={d.stats.converted} />
+          {isMessage && (
+            <>
+              <Stat id={id} name="sent" value={d.stats.sent} />
+              <Stat id={id} name="opened" value={d.stats.opened} />
+              <Stat id={id} name="clicked" value={d.stats.clicked} />
+            </>
+          )}
+        </div>
+      )}
+      <div className="jnode-outputs">
+        {d.outputs.map((o, i) => {
+          const left = `${((i + 1) * 100) / (d.outputs.length + 1)}%`;
+          return (
+            <div key={o} className="jnode-output" style={{ left }}>
+              <span className="jnode-output-label">{o}</span>
+              <Handle type="source" position={Position.Bottom} id={o} style={{ left: '50%' }} data-testid={`out-${id}-${o}`} className="handle-out" />
+            </div>
+          );
+        })}
+      </div>
+    </div>
+  );
+}
+
+function Stat({ id, name, value }: { id: string; name: string; value: number }) {
+  return (
+    <span className="stat" data-testid={`stat-${id}-${name}`} data-value={value}>
+      <b>{value}</b> {name}
+    </span>
+  );
+}
