@@ -11,6 +11,10 @@ pub const LIST_ADDED: &str = "Added To List";
 pub const SEGMENT_ENTERED: &str = "Segment Entered";
 pub const SEGMENT_EXITED: &str = "Segment Exited";
 pub const ENROLLMENT_REQUESTED: &str = "Journey Enrollment Requested";
+/// A trigger node is due for a contact (date, inactivity, schedule, or enrolling existing
+/// members on publish); properties `journey` and `node`.
+pub const TRIGGER_DUE: &str = "Journey Trigger Due";
+pub const NODE_PROPERTY: &str = "node";
 /// The property naming the list, segment or journey of those events.
 pub const LIST_PROPERTY: &str = "list";
 pub const SEGMENT_PROPERTY: &str = "segment";

@@ -89,6 +89,58 @@ pub struct Ops {
     /// A date strictly after this one (RFC 3339 timestamp or `YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// A location within `km` kilometres of a point (great-circle distance). The value may be
+    /// `{lat, lon}` (or `latitude`/`longitude`), `[lat, lon]` or `"lat,lon"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near: Option<Near>,
+}
+
+/// A circle on the globe.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Near {
+    pub lat: f64,
+    pub lon: f64,
+    pub km: f64,
+}
+
+impl Near {
+    /// Whether a location value lies within the circle.
+    pub fn contains(&self, location: &Value) -> bool {
+        coordinates(location).is_some_and(|(lat, lon)| {
+            haversine_km(self.lat, self.lon, lat, lon) <= self.km
+        })
+    }
+}
+
+/// Reads `{lat, lon}`, `{latitude, longitude}`, `[lat, lon]` or `"lat,lon"`.
+pub fn coordinates(v: &Value) -> Option<(f64, f64)> {
+    let pair = match v {
+        Value::Object(o) => (
+            o.get("lat").or_else(|| o.get("latitude")).and_then(as_number)?,
+            o.get("lon")
+                .or_else(|| o.get("lng"))
+                .or_else(|| o.get("longitude"))
+                .and_then(as_number)?,
+        ),
+        Value::Array(a) if a.len() == 2 => (as_number(&a[0])?, as_number(&a[1])?),
+        Value::String(s) => {
+            let (a, b) = s.split_once(',')?;
+            (a.trim().parse().ok()?, b.trim().parse().ok()?)
+        }
+        _ => return None,
+    };
+    ((-90.0..=90.0).contains(&pair.0) && (-180.0..=180.0).contains(&pair.1)).then_some(pair)
+}
+
+/// Great-circle distance on a sphere of the Earth's mean radius.
+pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    const EARTH_RADIUS_KM: f64 = 6371.0088;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
 }
 
 /// An object is an operator object when it parses as one (otherwise it stays an equality with
@@ -199,6 +251,7 @@ impl Predicate {
                     || ops.lte.is_some()
                     || ops.contains.is_some()
                     || ops.one_of.is_some()
+                    || ops.near.is_some()
                     || ops.has_date_ops();
                 let Some(a) = present else {
                     // `ne` holds for an absent value; everything else needs one.
@@ -225,6 +278,7 @@ impl Predicate {
                         .one_of
                         .as_ref()
                         .is_none_or(|set| set.iter().any(|e| loosely_equal(a, e)))
+                    && ops.near.is_none_or(|n| n.contains(a))
                     && (!ops.has_date_ops()
                         || clock.is_some_and(|clock| dates::date_ops_hold(ops, a, clock)))
             }

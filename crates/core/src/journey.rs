@@ -145,7 +145,7 @@ pub struct Position {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeKind {
     /// Starts an enrollment when the contact performs an event.
-    Trigger(TriggerNode),
+    Trigger(Box<TriggerNode>),
     /// Waits for a fixed duration (a day is 24 hours).
     Delay(DelayNode),
     /// Waits for an event, at most `timeout`. Ends at once if the event already happened since
@@ -160,6 +160,10 @@ pub enum NodeKind {
     /// Waits until the next moment at a local time of day (on allowed weekdays) in the
     /// contact's time zone.
     WaitUntil(WaitUntilNode),
+    /// Waits until a date trait (e.g. `renews_on`) plus an offset in days, at a local time.
+    /// Outputs: `next` when the moment comes, `missed` at once when the trait is not a date or
+    /// the moment has passed.
+    WaitUntilDate(WaitUntilDateNode),
     /// Sends an email rendered from a template.
     SendEmail(SendNode),
     /// Sends an SMS rendered from a template.
@@ -195,7 +199,8 @@ pub enum NodeKind {
     Experiment(ExperimentNode),
 }
 
-/// What starts an enrollment: exactly one of `event`, `list`, `segment` and `api`.
+/// What starts an enrollment: exactly one of `event`, `list`, `segment`, `api`, `date`,
+/// `inactivity` and `schedule`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerNode {
@@ -215,6 +220,69 @@ pub struct TriggerNode {
     /// enrolls the contact; the request's `payload` becomes the trigger event's properties.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub api: bool,
+    /// A date trait comes round (birthday, anniversary, renewal date), yearly or once, at a
+    /// local time, with an offset in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<DateTrigger>,
+    /// The contact has not performed an event for a while (its last one is that old).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactivity: Option<InactivityTrigger>,
+    /// A recurring schedule: at each run, every member of a segment (or every contact)
+    /// enters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleTrigger>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DateTrigger {
+    /// The trait holding the date (`YYYY-MM-DD` or an RFC 3339 timestamp), e.g. `birthday`.
+    #[serde(rename = "trait")]
+    pub trait_name: String,
+    /// Local time of day, `HH:MM` (default `09:00`), in the contact's time zone, else the
+    /// trigger's `timezone`, else the journey's, else UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Whole days from the date: `-3d` is three days before, `1w` a week after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+    /// `yearly` (default: every anniversary) or `once` (the date itself).
+    #[serde(default)]
+    pub repeat: DateRepeat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DateRepeat {
+    #[default]
+    Yearly,
+    Once,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InactivityTrigger {
+    /// The event whose absence counts, e.g. `Order Completed`.
+    pub event: String,
+    /// How long without it, e.g. `90d`. Fires once per quiet spell, counted from the
+    /// contact's last such event; contacts who never performed it do not enter.
+    #[serde(rename = "for")]
+    pub after: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleTrigger {
+    /// Five-field cron (`30 9 * * 1-5`: 09:30 on weekdays) or `@daily`, `@weekly`, ...
+    pub cron: String,
+    /// The schedule's time zone (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Only this segment's members enter; absent: every contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -256,10 +324,43 @@ impl TriggerNode {
         } else if self.api {
             with(crate::event::JOURNEY_PROPERTY, journey_id);
             crate::event::ENROLLMENT_REQUESTED
+        } else if let Some(event) = &self.event {
+            return (event.clone(), filter);
         } else {
-            return (self.event.clone().unwrap_or_default(), filter);
+            // Date, inactivity and schedule triggers enter only through `due_matcher`.
+            return (String::new(), filter);
         };
         (name.to_string(), filter)
+    }
+
+    /// The event the engine records when this trigger node itself is due for a contact: a
+    /// date or inactivity trigger coming round, a schedule's run, or a publish that enrolls
+    /// contacts already in the segment or list.
+    pub fn due_matcher(journey_id: &str, node_id: &str) -> (String, Filter) {
+        let mut filter = Filter::new();
+        filter.insert(
+            crate::event::JOURNEY_PROPERTY.into(),
+            crate::filter::Predicate::Equals(Value::from(journey_id)),
+        );
+        filter.insert(
+            crate::event::NODE_PROPERTY.into(),
+            crate::filter::Predicate::Equals(Value::from(node_id)),
+        );
+        (crate::event::TRIGGER_DUE.to_string(), filter)
+    }
+
+    /// The time-based part of a date, inactivity or schedule trigger.
+    pub fn timing(&self) -> Option<Result<crate::schedule::TimedTrigger, (&'static str, String)>> {
+        use crate::schedule::{CronSchedule, DateSchedule, InactivitySchedule, TimedTrigger};
+        if let Some(d) = &self.date {
+            return Some(DateSchedule::parse(d).map(TimedTrigger::Date));
+        }
+        if let Some(i) = &self.inactivity {
+            return Some(InactivitySchedule::parse(i).map(TimedTrigger::Inactivity));
+        }
+        self.schedule
+            .as_ref()
+            .map(|s| CronSchedule::parse(s).map(|c| TimedTrigger::Cron(Box::new(c))))
     }
 }
 
@@ -321,6 +422,37 @@ pub struct WaitUntilNode {
     /// Time zone for contacts without a `timezone` trait; before the journey's `timezone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitUntilDateNode {
+    /// The trait holding the date (`YYYY-MM-DD` or an RFC 3339 timestamp).
+    #[serde(rename = "trait")]
+    pub trait_name: String,
+    /// Whole days from the date: `-3d` is three days before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+    /// Local time of day, `HH:MM` (default `09:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Time zone for contacts without a `timezone` trait; before the journey's `timezone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+impl WaitUntilDateNode {
+    /// The settings as a one-time date schedule; `Err` names the field.
+    pub fn spec(&self) -> Result<crate::schedule::DateSchedule, (&'static str, String)> {
+        crate::schedule::DateSchedule::parse(&DateTrigger {
+            trait_name: self.trait_name.clone(),
+            time: self.time.clone(),
+            offset: self.offset.clone(),
+            repeat: DateRepeat::Once,
+            timezone: self.timezone.clone(),
+        })
+        .map_err(|(field, message)| (field.trim_start_matches("date."), message))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -586,6 +718,7 @@ impl NodeKind {
             NodeKind::Branch(_) => "branch",
             NodeKind::RandomSplit(_) => "random_split",
             NodeKind::WaitUntil(_) => "wait_until",
+            NodeKind::WaitUntilDate(_) => "wait_until_date",
             NodeKind::SendEmail(_) => "send_email",
             NodeKind::SendSms(_) => "send_sms",
             NodeKind::UpdateTraits(_) => "update_traits",
@@ -612,6 +745,7 @@ impl NodeKind {
                 return x.branches().into_iter().map(|b| b.name).collect();
             }
             NodeKind::WaitForEvent(_) => &["event", "timeout"],
+            NodeKind::WaitUntilDate(_) => &["next", "missed"],
             NodeKind::Branch(_) => &["yes", "no"],
             NodeKind::Exit(_) | NodeKind::Jump(_) => &[],
             _ => &["next"],
@@ -624,7 +758,10 @@ impl NodeKind {
     pub fn waits(&self) -> bool {
         matches!(
             self,
-            NodeKind::Delay(_) | NodeKind::WaitForEvent(_) | NodeKind::WaitUntil(_)
+            NodeKind::Delay(_)
+                | NodeKind::WaitForEvent(_)
+                | NodeKind::WaitUntil(_)
+                | NodeKind::WaitUntilDate(_)
         )
     }
 }
@@ -686,12 +823,14 @@ pub struct Journey {
     next: HashMap<(String, String), String>,
     durations: HashMap<String, Duration>,
     calendar_waits: HashMap<String, WaitUntilSpec>,
+    date_waits: HashMap<String, crate::schedule::DateSchedule>,
     timezone: Option<TimeZone>,
     cooldown: Option<Duration>,
     goal_window: Option<Duration>,
     send_window: SendWindow,
     /// (trigger node index, event name, filter) for every trigger.
     trigger_matchers: Vec<(usize, String, Filter)>,
+    timed_triggers: Vec<(String, crate::schedule::TimedTrigger)>,
 }
 
 impl Journey {
@@ -730,18 +869,21 @@ impl Journey {
             document.outside_hours.unwrap_or_default(),
         )
         .expect("validated");
-        let trigger_matchers = document
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| match &n.kind {
-                NodeKind::Trigger(t) => {
-                    let (name, filter) = t.matcher(&document.id);
-                    Some((i, name, filter))
+        let mut trigger_matchers = Vec::new();
+        let mut timed_triggers = Vec::new();
+        for (i, n) in document.nodes.iter().enumerate() {
+            if let NodeKind::Trigger(t) = &n.kind {
+                let (name, filter) = t.matcher(&document.id);
+                if !name.is_empty() {
+                    trigger_matchers.push((i, name, filter));
                 }
-                _ => None,
-            })
-            .collect();
+                let (name, filter) = TriggerNode::due_matcher(&document.id, &n.id);
+                trigger_matchers.push((i, name, filter));
+                if let Some(timing) = t.timing() {
+                    timed_triggers.push((n.id.clone(), timing.expect("validated")));
+                }
+            }
+        }
         let mut durations = HashMap::new();
         for n in &document.nodes {
             let d = match &n.kind {
@@ -752,9 +894,16 @@ impl Journey {
             durations.insert(n.id.clone(), Duration::parse(d).expect("validated"));
         }
         let mut calendar_waits = HashMap::new();
+        let mut date_waits = HashMap::new();
         for n in &document.nodes {
-            if let NodeKind::WaitUntil(w) = &n.kind {
-                calendar_waits.insert(n.id.clone(), w.spec().expect("validated"));
+            match &n.kind {
+                NodeKind::WaitUntil(w) => {
+                    calendar_waits.insert(n.id.clone(), w.spec().expect("validated"));
+                }
+                NodeKind::WaitUntilDate(w) => {
+                    date_waits.insert(n.id.clone(), w.spec().expect("validated"));
+                }
+                _ => {}
             }
         }
         let timezone = document
@@ -771,12 +920,19 @@ impl Journey {
             next,
             durations,
             calendar_waits,
+            date_waits,
             timezone,
             cooldown,
             goal_window,
             send_window,
             trigger_matchers,
+            timed_triggers,
         })
+    }
+
+    /// The date, inactivity and schedule triggers, by node id.
+    pub fn timed_triggers(&self) -> &[(String, crate::schedule::TimedTrigger)] {
+        &self.timed_triggers
     }
 
     /// Applies the installation's quiet hours and blocked dates: the journey's own quiet hours
@@ -818,6 +974,11 @@ impl Journey {
     /// The parsed settings of a `wait_until` node.
     pub fn calendar_wait(&self, node: &str) -> &WaitUntilSpec {
         &self.calendar_waits[node]
+    }
+
+    /// The parsed settings of a `wait_until_date` node.
+    pub fn date_wait(&self, node: &str) -> &crate::schedule::DateSchedule {
+        &self.date_waits[node]
     }
 
     /// The journey's fallback time zone for calendar waits.

@@ -12,6 +12,8 @@ pub mod event;
 pub mod experiment;
 pub mod filter;
 pub mod journey;
+pub mod recommend;
+pub mod schedule;
 pub mod stepper;
 pub mod timing;
 pub mod validate;

@@ -342,7 +342,9 @@ pub fn step(
                 return None;
             }
             match node_kind {
-                Some(NodeKind::Delay(_) | NodeKind::WaitUntil(_)) => run.advance(here, "next"),
+                Some(NodeKind::Delay(_) | NodeKind::WaitUntil(_) | NodeKind::WaitUntilDate(_)) => {
+                    run.advance(here, "next")
+                }
                 Some(NodeKind::WaitForEvent(_)) => run.advance(here, "timeout"),
                 // A send deferred by quiet hours or a blocked date.
                 Some(kind @ (NodeKind::SendEmail(_) | NodeKind::SendSms(_))) => {
@@ -567,6 +569,25 @@ impl Run<'_> {
                     }
                     let until =
                         self.now + SignedDuration::from_secs(journey.duration(next).seconds());
+                    self.enrollment.wake_at = Some(until);
+                    self.log.push(StepLog::Waiting {
+                        node: next.to_string(),
+                        until,
+                    });
+                    return;
+                }
+                NodeKind::WaitUntilDate(_) => {
+                    let spec = journey.date_wait(next);
+                    let tz = self.local_zone(spec.timezone.as_ref());
+                    let moment = self
+                        .traits()
+                        .get(&spec.trait_name)
+                        .and_then(|v| spec.next_after(v, self.now, &tz));
+                    let Some(until) = moment else {
+                        from = next.to_string();
+                        output = "missed";
+                        continue;
+                    };
                     self.enrollment.wake_at = Some(until);
                     self.log.push(StepLog::Waiting {
                         node: next.to_string(),

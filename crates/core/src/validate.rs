@@ -154,6 +154,9 @@ fn check_trigger(t: &TriggerNode, id: Option<&str>, errors: &mut Vec<ValidationE
         t.list.is_some(),
         t.segment.is_some(),
         t.api,
+        t.date.is_some(),
+        t.inactivity.is_some(),
+        t.schedule.is_some(),
     ]
     .iter()
     .filter(|set| **set)
@@ -163,7 +166,31 @@ fn check_trigger(t: &TriggerNode, id: Option<&str>, errors: &mut Vec<ValidationE
             "invalid_trigger",
             id,
             None,
-            "a trigger needs exactly one of `event`, `list`, `segment` and `api`".into(),
+            "a trigger needs exactly one of `event`, `list`, `segment`, `api`, `date`, `inactivity` and `schedule`".into(),
+        ));
+    }
+    if let Some(Err((field, message))) = t.timing() {
+        let code = if field.ends_with("timezone") {
+            "invalid_timezone"
+        } else if field.ends_with("cron") {
+            "invalid_cron"
+        } else if field.ends_with("time") {
+            "invalid_time"
+        } else if field.ends_with("offset") || field.ends_with("for") {
+            "invalid_duration"
+        } else {
+            "required"
+        };
+        errors.push(err(code, id, Some(field), message));
+    }
+    if let Some(s) = t.schedule.as_ref().and_then(|s| s.segment.as_ref())
+        && !valid_id(s)
+    {
+        errors.push(err(
+            "invalid_id",
+            id,
+            Some("schedule.segment"),
+            format!("`{s}` is not a segment id"),
         ));
     }
     let empty = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
@@ -589,6 +616,17 @@ pub fn validate(
                 }
             }
             NodeKind::Webhook(w) => check_webhook(w, id, &mut errors),
+            NodeKind::WaitUntilDate(w) => {
+                if let Err((field, message)) = w.spec() {
+                    let code = match field {
+                        "time" => "invalid_time",
+                        "offset" => "invalid_duration",
+                        "timezone" => "invalid_timezone",
+                        _ => "required",
+                    };
+                    errors.push(err(code, id, Some(field), message));
+                }
+            }
             NodeKind::Exit(_) => {}
             NodeKind::EmitEvent(e) => {
                 if e.event.trim().is_empty() {

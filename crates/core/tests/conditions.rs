@@ -762,10 +762,19 @@ fn arb_ops() -> impl Strategy<Value = Ops> {
             proptest::option::weighted(0.2, Just("today".to_string())),
             proptest::option::weighted(0.2, arb_date()),
             proptest::option::weighted(0.2, arb_date()),
+            proptest::option::weighted(
+                0.1,
+                (-90.0f64..=90.0, -180.0f64..=180.0, 0.0f64..20_000.0).prop_map(
+                    |(lat, lon, km)| waymark_core::filter::Near { lat, lon, km },
+                ),
+            ),
         ),
     )
         .prop_map(
-            |((eq, ne, gt, gte, lt, lte, contains, exists), (one_of, wl, ot, wn, an, be, af))| {
+            |(
+                (eq, ne, gt, gte, lt, lte, contains, exists),
+                (one_of, wl, ot, wn, an, be, af, near),
+            )| {
                 Ops {
                     eq,
                     ne,
@@ -782,6 +791,7 @@ fn arb_ops() -> impl Strategy<Value = Ops> {
                     anniversary: an,
                     before: be,
                     after: af,
+                    near,
                 }
             },
         )
@@ -1299,4 +1309,37 @@ fn timeline_sanity() {
     assert_eq!(f.events["Logged In"][0].timestamp, slot_time(start, 1));
     assert!(!f.lists.contains("vip"));
     assert!(t.facts_at(slot_time(start, 3)).lists.contains("vip"));
+}
+
+#[test]
+fn near_a_point_reads_coordinates_in_every_usual_shape() {
+    let c = parse("home near 45.4642, 9.19 within 20 km and city != \"Rome\"").unwrap();
+    assert_eq!(
+        serde_json::to_value(&c).unwrap(),
+        json!({"all": [
+            {"traits": {"home": {"near": {"lat": 45.4642, "lon": 9.19, "km": 20.0}}}},
+            {"traits": {"city": {"ne": "Rome"}}}
+        ]})
+    );
+    assert_eq!(parse(&print(&c)).unwrap(), c);
+    let clock = EvalClock::utc("2026-01-01T00:00:00Z".parse().unwrap());
+    let at = |home: Value| {
+        let facts = ContactSnapshot {
+            traits: json!({"home": home, "city": "x"}).as_object().unwrap().clone(),
+            ..Default::default()
+        };
+        evaluate(&c, &facts, &clock)
+    };
+    // Monza is about 15 km from Milan's centre; Rome about 480 km.
+    assert!(at(json!({"lat": 45.5845, "lon": 9.2744})));
+    assert!(at(json!({"latitude": 45.5845, "longitude": 9.2744})));
+    assert!(at(json!([45.5845, 9.2744])));
+    assert!(at(json!("45.5845, 9.2744")));
+    assert!(!at(json!({"lat": 41.9028, "lon": 12.4964})));
+    assert!(!at(json!("somewhere")));
+    assert!(!at(json!({"lat": 145.0, "lon": 9.0})));
+    let km = waymark_core::filter::haversine_km(45.4642, 9.19, 41.9028, 12.4964);
+    assert!((km - 477.0).abs() < 5.0, "{km}");
+    let e = parse("home near 95, 9 within 1 km").unwrap_err();
+    assert!(e.message.contains("latitude"), "{e}");
 }

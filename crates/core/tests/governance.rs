@@ -441,3 +441,41 @@ fn sending_hours_and_rates_are_validated() {
         2.0
     );
 }
+
+#[test]
+fn wait_until_date_waits_for_a_date_trait_with_an_offset_or_goes_on_missed() {
+    let j = journey(json!({
+        "id": "j", "name": "renewal",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "Subscribed"},
+            {"id": "before", "type": "wait_until_date", "trait": "renews_on", "offset": "-3d", "time": "09:00"},
+            {"id": "remind", "type": "send_email", "template": "t"},
+            {"id": "late", "type": "send_email", "template": "late"},
+        ],
+        "edges": [
+            {"from": "start", "to": "before"},
+            {"from": "before", "to": "remind"},
+            {"from": "before", "to": "late", "output": "missed"},
+        ],
+    }));
+    let now = utc("2026-11-23T12:00:00Z");
+    let rome = traits(json!({"renews_on": "2026-12-10", "timezone": "Europe/Rome"}));
+    let out = step(&j, &enrollment(now), Input::Enter, now, &rome).unwrap();
+    let wake = out.enrollment.wake_at.unwrap();
+    assert_eq!(local(wake, "Europe/Rome"), "2026-12-07T09:00");
+    let out = step(&j, &out.enrollment, Input::Timer, wake, &rome).unwrap();
+    assert_eq!(sends(&out.effects), ["remind"]);
+    for facts in [traits(json!({})), traits(json!({"renews_on": "2026-11-24"}))] {
+        let out = step(&j, &enrollment(now), Input::Enter, now, &facts).unwrap();
+        assert_eq!(sends(&out.effects), ["late"]);
+    }
+    let bad = codes(json!({
+        "id": "j", "name": "x",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "S"},
+            {"id": "w", "type": "wait_until_date", "trait": "d", "offset": "-3h"},
+        ],
+        "edges": [{"from": "start", "to": "w"}],
+    }));
+    assert_eq!(bad, [("invalid_duration".to_string(), Some("offset".to_string()))]);
+}

@@ -9,11 +9,13 @@ pub mod consent;
 pub mod dispatch;
 pub mod intake;
 pub mod processor;
+pub mod recommendations;
 pub mod recorded;
 mod registry;
 pub mod segments;
 pub mod tracking;
 pub mod transport;
+pub mod triggers;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -363,11 +365,17 @@ impl Engine {
             match change {
                 JourneyChange::Resumed => {
                     engine.processor.resume_journey(&id, now)?;
+                    engine.processor.schedule_journey(&id, false, now)?;
                 }
                 JourneyChange::Archived => {
                     engine.processor.archive_journey(&id, now)?;
                 }
-                JourneyChange::Published | JourneyChange::Paused => {}
+                JourneyChange::Published { enroll_existing } => {
+                    engine
+                        .processor
+                        .schedule_journey(&id, enroll_existing, now)?;
+                }
+                JourneyChange::Paused => {}
             }
             Ok::<_, StoreError>(())
         })
@@ -384,7 +392,11 @@ impl Engine {
 
 #[derive(Debug, Clone, Copy)]
 pub enum JourneyChange {
-    Published,
+    /// With `enroll_existing`, contacts who already match a segment, list or inactivity
+    /// trigger enter now.
+    Published {
+        enroll_existing: bool,
+    },
     Paused,
     Resumed,
     Archived,

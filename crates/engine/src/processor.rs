@@ -32,6 +32,7 @@ use crate::recorded;
 use crate::registry::Registry;
 use crate::segments;
 use crate::tracking::{Tracking, track_html};
+use crate::triggers;
 
 /// Events a client sends to report engagement with a message (`properties.message_id`).
 pub const EMAIL_OPENED: &str = "Email Opened";
@@ -179,10 +180,12 @@ impl Processor {
             };
             let mut stats = StatsDeltas::default();
             let segments = segments::load(tx)?;
+            let timed = registry.timed();
             for event in &events {
-                let contact =
+                let (contact, record) =
                     self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
                 segments::refresh_contact(tx, &segments, contact, now)?;
+                triggers::refresh_contact(tx, &timed, contact, Some(&record), now)?;
             }
             tx.set_processed_upto(last)?;
             if !stats.is_empty() {
@@ -204,7 +207,7 @@ impl Processor {
         now: Timestamp,
         stats: &mut StatsDeltas,
         report: &mut BatchReport,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(i64, EventRecord), StoreError> {
         let e = &stored.event;
         let contact_id = match (e.kind, &e.previous_id, &e.user_id, stored.contact_id) {
             // Recorded by the engine for a known contact.
@@ -296,7 +299,7 @@ impl Processor {
                 self.apply(tx, &journey, outcome, now, stats, report)?;
             }
         }
-        Ok(contact_id)
+        Ok((contact_id, record))
     }
 
     /// Fires up to `limit` timers due at `now`, earliest first, in one transaction.
@@ -339,16 +342,19 @@ impl Processor {
                 }
             }
             // A step may have changed the contact's traits, lists or messages.
+            let timed = registry.timed();
             let mut stepped: Vec<i64> = due.iter().map(|e| e.contact_id).collect();
             stepped.sort_unstable();
             stepped.dedup();
             for contact in stepped {
                 segments::refresh_contact(tx, &segments, contact, now)?;
+                triggers::refresh_contact(tx, &timed, contact, None, now)?;
             }
+            let fired = triggers::fire_due(tx, &|id| registry.live_journey(id), now, limit)?;
             if !stats.is_empty() {
                 tx.add_stats(&stats, now)?;
             }
-            report.items = due.len() + checks.len();
+            report.items = due.len() + checks.len() + fired;
             Ok(())
         })?;
         metrics::counter!("waymark_timers_fired_total").increment(report.items as u64);
@@ -416,6 +422,34 @@ impl Processor {
                 return Ok(members);
             }
         }
+    }
+
+    /// After a journey is published or resumed: schedules its date, inactivity and schedule
+    /// triggers for every contact and, with `enroll_existing`, enrolls the contacts who
+    /// already match (see `triggers::schedule_journey`).
+    pub fn schedule_journey(
+        &self,
+        journey_id: &str,
+        enroll_existing: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(journey) = self
+            .registry
+            .lock()
+            .expect("registry lock")
+            .live_journey(journey_id)
+        else {
+            return Ok(());
+        };
+        let mut after = 0;
+        let mut more = true;
+        while more {
+            self.store.engine_tx(&mut |tx| {
+                more = triggers::schedule_journey(tx, &journey, enroll_existing, &mut after, now)?;
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Counts (and samples up to `sample` of) the contacts a condition matches now, without
@@ -780,6 +814,8 @@ impl Processor {
             }
         };
         let mut data = template_data(tx, journey, enrollment, &contact)?;
+        // `recommendations`: computed only when the template mentions it.
+        crate::recommendations::add_if_used(tx, template_id, contact.id, &mut data)?;
         if let Some(url) = &unsubscribe_url {
             data.insert("unsubscribe_url".into(), json!(url));
         }

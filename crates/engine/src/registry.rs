@@ -85,6 +85,24 @@ impl Registry {
             .collect()
     }
 
+    /// Live journeys with date, inactivity or schedule triggers.
+    pub fn timed(&self) -> Vec<Arc<Journey>> {
+        self.live
+            .iter()
+            .filter(|(id, (j, _))| {
+                self.status(id) == Some(JourneyStatus::Live) && !j.timed_triggers().is_empty()
+            })
+            .map(|(_, (j, _))| j.clone())
+            .collect()
+    }
+
+    /// The live version of a journey that is live (not paused).
+    pub fn live_journey(&self, journey_id: &str) -> Option<Arc<Journey>> {
+        (self.status(journey_id) == Some(JourneyStatus::Live))
+            .then(|| self.live.get(journey_id).map(|(j, _)| j.clone()))
+            .flatten()
+    }
+
     pub fn installation_window(&self) -> &SendWindow {
         &self.installation_window
     }

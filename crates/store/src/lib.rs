@@ -120,6 +120,32 @@ pub trait EngineTx {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(String, i64)>>;
+    /// When a time-based trigger is next due for a contact (0: the whole journey); `None`
+    /// removes it.
+    fn set_trigger_due(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        contact_id: i64,
+        due: Option<Timestamp>,
+    ) -> Result<()>;
+    /// Takes up to `limit` (journey, node, contact, due) triggers due at `now`, earliest first.
+    fn claim_due_triggers(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, String, i64, Timestamp)>>;
+    /// Forgets every scheduled trigger of a journey (before it is scheduled again).
+    fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()>;
+    /// Members of a segment with ids greater than `after_id`, ascending.
+    fn segment_member_ids(
+        &mut self,
+        segment_id: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>>;
+    /// Members of a list with ids greater than `after_id`, ascending.
+    fn list_member_ids(&mut self, list: &str, after_id: i64, limit: usize) -> Result<Vec<i64>>;
     /// Contact ids greater than `after_id`, ascending, for scans.
     fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>>;
     /// The (node, output) of every node this enrollment left, in order.
@@ -195,6 +221,26 @@ pub trait EngineTx {
     fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()>;
     /// The contact with this email address (case-insensitive), the oldest if several.
     fn contact_by_email(&mut self, email: &str) -> Result<Option<i64>>;
+
+    /// `properties.products` of the contact's newest `limit` processed `Order Completed`
+    /// events, newest first (for recommendations).
+    fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>>;
+    /// `properties.products` of the newest `limit` `Order Completed` events of other contacts
+    /// that contain at least one of `product_ids`, newest first. (Backends may read up to
+    /// `limit` orders per product to find them.)
+    fn orders_with_products(
+        &mut self,
+        product_ids: &[String],
+        exclude_contact: i64,
+        limit: usize,
+    ) -> Result<Vec<Value>>;
+    /// How many `Order Completed` events contain each of `product_ids`, counting no further
+    /// than `cap` (absent: none).
+    fn product_order_counts(
+        &mut self,
+        product_ids: &[String],
+        cap: usize,
+    ) -> Result<Vec<(String, i64)>>;
 }
 
 /// The whole storage surface. Methods are blocking; the server calls them off its async

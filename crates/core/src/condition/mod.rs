@@ -417,6 +417,7 @@ pub(crate) fn split_predicate(predicate: &Predicate) -> Vec<Predicate> {
     });
     one(ops.before.is_some(), &|o| o.before = ops.before.clone());
     one(ops.after.is_some(), &|o| o.after = ops.after.clone());
+    one(ops.near.is_some(), &|o| o.near = ops.near);
     out
 }
 

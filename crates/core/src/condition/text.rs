@@ -327,7 +327,7 @@ type PResult<T> = Result<T, ParseError>;
 
 const EXPECT_DURATION: &str = "expected a duration such as 30d";
 const EXPECT_COMPARISON: &str = "expected a comparison: =, !=, >, >=, <, <=, contains, exists, \
-    not exists, in [...], within last, within next, older than, anniversary today, before or after";
+    not exists, in [...], within last, within next, older than, anniversary today, before, after or near";
 
 impl Parser<'_> {
     fn peek(&self) -> &Token {
@@ -837,6 +837,22 @@ impl Parser<'_> {
                     self.expect_kw("today")?;
                     ops.anniversary = Some("today".into());
                 }
+                "near" => {
+                    // `near 45.46, 9.19 within 10 km`
+                    self.bump();
+                    let lat = self.number()?;
+                    self.expect(Tok::Comma, "`,` between latitude and longitude")?;
+                    let lon = self.number()?;
+                    self.expect_kw("within")?;
+                    let km = self.number()?;
+                    self.expect_kw("km")?;
+                    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) || km < 0.0 {
+                        return Err(self.error(
+                            "a latitude is -90 to 90, a longitude -180 to 180, a distance at least 0",
+                        ));
+                    }
+                    ops.near = Some(crate::filter::Near { lat, lon, km });
+                }
                 "before" | "after" => {
                     self.bump();
                     let date = match &self.peek().tok {
@@ -927,7 +943,8 @@ fn merge_into(filter: &mut Filter, path: String, add: Predicate) -> Result<(), S
         within_next,
         anniversary,
         before,
-        after
+        after,
+        near
     );
     *existing = Predicate::Ops(ops);
     Ok(())
@@ -1208,6 +1225,14 @@ impl Printer<'_> {
         } else if let Some(d) = &o.after {
             self.push("after ");
             self.string(d);
+        } else if let Some(n) = &o.near {
+            self.push("near ");
+            self.float(n.lat);
+            self.push(", ");
+            self.float(n.lon);
+            self.push(" within ");
+            self.float(n.km);
+            self.push(" km");
         }
     }
 

@@ -257,5 +257,17 @@ impl Validator {
                 );
             }
         }
+        if let Some(n) = &ops.near
+            && !((-90.0..=90.0).contains(&n.lat)
+                && (-180.0..=180.0).contains(&n.lon)
+                && n.km.is_finite()
+                && n.km >= 0.0)
+        {
+            self.push(
+                "invalid_location",
+                join(path, "near"),
+                "a latitude is -90 to 90, a longitude -180 to 180, a distance at least 0 km",
+            );
+        }
     }
 }

@@ -198,10 +198,32 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(body))
 }
 
+/// `POST /v1/journeys/{id}/publish`, optionally with `{"enroll_existing": true}`: contacts
+/// who already match a segment, list or inactivity trigger enter now (default: only those who
+/// match from now on).
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
+    let enroll_existing = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        let options: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })?;
+        match options.get("enroll_existing") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "invalid_option",
+                    "enroll_existing",
+                    "must be true or false",
+                ));
+            }
+        }
+    };
     let now = state.engine.clock().now();
     let row = blocking(&state, move |s| {
         let journey = s.journey(&id)?;
@@ -223,7 +245,7 @@ pub async fn publish(
     .await??;
     state
         .engine
-        .journey_changed(&row.id, JourneyChange::Published)
+        .journey_changed(&row.id, JourneyChange::Published { enroll_existing })
         .await?;
     Ok(Json(json!(row)))
 }

@@ -16,7 +16,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
 /// Each schema version's migration, in order: version N is reached by running `MIGRATIONS[N-1]`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub(crate) fn ms(t: Timestamp) -> i64 {

@@ -562,6 +562,81 @@ impl EngineTx for SqliteTx<'_> {
         Ok(due)
     }
 
+    fn set_trigger_due(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        contact_id: i64,
+        due: Option<Timestamp>,
+    ) -> Result<()> {
+        match due {
+            Some(at) => self.tx
+                .prepare_cached(
+                    "INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (journey_id, node, contact_id) DO UPDATE SET due_at = excluded.due_at",
+                )?
+                .execute(params![journey_id, node, contact_id, ms(at)])?,
+            None => self.tx
+                .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1 AND node = ?2 AND contact_id = ?3")?
+                .execute(params![journey_id, node, contact_id])?,
+        };
+        Ok(())
+    }
+
+    fn claim_due_triggers(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, String, i64, Timestamp)>> {
+        let due: Vec<(String, String, i64, Timestamp)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT journey_id, node, contact_id, due_at FROM trigger_schedule WHERE due_at <= ?1
+                 ORDER BY due_at, journey_id, node, contact_id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, ts(r.get(3)?)))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut delete = self.tx.prepare_cached(
+            "DELETE FROM trigger_schedule WHERE journey_id = ?1 AND node = ?2 AND contact_id = ?3",
+        )?;
+        for (journey, node, contact, _) in &due {
+            delete.execute(params![journey, node, contact])?;
+        }
+        Ok(due)
+    }
+
+    fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1")?
+            .execute([journey_id])?;
+        Ok(())
+    }
+
+    fn segment_member_ids(
+        &mut self,
+        segment_id: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT contact_id FROM segment_members WHERE segment_id = ?1 AND contact_id > ?2
+             ORDER BY contact_id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![segment_id, after_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn list_member_ids(&mut self, list: &str, after_id: i64, limit: usize) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id
+             WHERE l.name = ?1 AND m.contact_id > ?2 ORDER BY m.contact_id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![list, after_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>> {
         let mut stmt = self
             .tx
@@ -981,4 +1056,77 @@ impl EngineTx for SqliteTx<'_> {
             .execute([key, value])?;
         Ok(())
     }
+
+    fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT properties FROM events
+             WHERE contact_id = ?1 AND name = 'Order Completed'
+             ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![contact_id, limit as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|r| Ok(products_of(&r?))).collect::<Result<_>>()
+    }
+
+    fn orders_with_products(
+        &mut self,
+        product_ids: &[String],
+        exclude_contact: i64,
+        limit: usize,
+    ) -> Result<Vec<Value>> {
+        // Per product, its newest `limit` orders by others, walking the index backwards; then
+        // the newest `limit` of their union. The work is bounded by the number of products
+        // times `limit`, however many orders hold a best-seller. Events not yet processed (no
+        // contact) count as other contacts' orders.
+        let mut newest = self.tx.prepare_cached(
+            "SELECT op.seq FROM order_products op JOIN events e ON e.seq = op.seq
+             WHERE op.product_id = ?1 AND e.contact_id IS NOT ?2
+             ORDER BY op.seq DESC LIMIT ?3",
+        )?;
+        let mut seqs = std::collections::BTreeSet::new();
+        for id in product_ids {
+            let rows = newest.query_map(params![id, exclude_contact, limit as i64], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            for seq in rows {
+                seqs.insert(seq?);
+            }
+        }
+        let mut properties = self
+            .tx
+            .prepare_cached("SELECT properties FROM events WHERE seq = ?1")?;
+        seqs.iter()
+            .rev()
+            .take(limit)
+            .map(|seq| {
+                let text: String = properties.query_row([seq], |r| r.get(0))?;
+                Ok(products_of(&text))
+            })
+            .collect()
+    }
+
+    fn product_order_counts(
+        &mut self,
+        product_ids: &[String],
+        cap: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM order_products WHERE product_id = ?1 LIMIT ?2)",
+        )?;
+        let mut counts = Vec::with_capacity(product_ids.len());
+        for id in product_ids {
+            let n: i64 = stmt.query_row(params![id, cap as i64], |r| r.get(0))?;
+            if n > 0 {
+                counts.push((id.clone(), n));
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// The `products` of an event's stored properties (`Null` when absent or unreadable).
+fn products_of(properties: &str) -> Value {
+    serde_json::from_str::<Map<String, Value>>(properties)
+        .ok()
+        .and_then(|mut p| p.remove("products"))
+        .unwrap_or(Value::Null)
 }
