@@ -107,9 +107,8 @@ pub struct Near {
 impl Near {
     /// Whether a location value lies within the circle.
     pub fn contains(&self, location: &Value) -> bool {
-        coordinates(location).is_some_and(|(lat, lon)| {
-            haversine_km(self.lat, self.lon, lat, lon) <= self.km
-        })
+        coordinates(location)
+            .is_some_and(|(lat, lon)| haversine_km(self.lat, self.lon, lat, lon) <= self.km)
     }
 }
 
@@ -117,7 +116,9 @@ impl Near {
 pub fn coordinates(v: &Value) -> Option<(f64, f64)> {
     let pair = match v {
         Value::Object(o) => (
-            o.get("lat").or_else(|| o.get("latitude")).and_then(as_number)?,
+            o.get("lat")
+                .or_else(|| o.get("latitude"))
+                .and_then(as_number)?,
             o.get("lon")
                 .or_else(|| o.get("lng"))
                 .or_else(|| o.get("longitude"))

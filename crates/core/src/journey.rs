@@ -59,6 +59,10 @@ pub struct JourneyDocument {
     pub nodes: Vec<Node>,
     #[serde(default)]
     pub edges: Vec<Edge>,
+    /// List changes applied whenever an enrollment ends (completed, converted or exited by an
+    /// exit node or event): copy the contact to a list, or move it from one to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_end: Option<OnEnd>,
     /// Templates shipped with the journey file; `journeys apply` creates or updates them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<TemplateDefinition>,
@@ -102,6 +106,18 @@ pub struct ExitEvent {
     /// convert (nor end the enrollment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within: Option<String>,
+}
+
+/// What happens to a contact's lists when its enrollment ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnEnd {
+    /// Add the contact to this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_to_list: Option<String>,
+    /// Remove the contact from this list (with `add_to_list`: a move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_from_list: Option<String>,
 }
 
 /// A daily quiet period in local time.
@@ -580,6 +596,10 @@ pub struct ScoreNode {
     /// The score trait, default `lead_score`.
     #[serde(default, rename = "trait", skip_serializing_if = "Option::is_none")]
     pub score_trait: Option<String>,
+    /// Score decay: these points are taken back this long after they were given (e.g. `30d`),
+    /// so an old burst of interest fades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<String>,
 }
 
 impl ScoreNode {

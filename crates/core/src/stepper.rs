@@ -120,6 +120,12 @@ pub enum Effect {
         channel: Channel,
         topic: Option<String>,
     },
+    /// Take `points` back from the score trait at `at` (a `score` node's decay).
+    ExpireScore {
+        score_trait: String,
+        points: i64,
+        at: Timestamp,
+    },
     /// Ask to enroll the contact in another journey (through its `api` trigger), with the
     /// trigger event's properties as the payload.
     Enroll {
@@ -181,6 +187,10 @@ pub trait Facts {
     /// Every message sent to the contact (branch conditions on engagement).
     fn messages(&self) -> Vec<MessageRecord> {
         Vec::new()
+    }
+    /// The event with this `seq` (the trigger event, for `trigger where ...` conditions).
+    fn event_at(&self, _seq: i64) -> Option<EventRecord> {
+        None
     }
     /// The declared winner of the experiment at `node` of the enrollment's journey, if any.
     fn experiment_winner(&self, _node: &str) -> Option<String> {
@@ -389,6 +399,14 @@ impl Run<'_> {
     fn end(&mut self, status: EnrollmentStatus, reason: String) {
         self.enrollment.status = status;
         self.enrollment.wake_at = None;
+        if let Some(on_end) = &self.journey.document.on_end {
+            if let Some(list) = &on_end.remove_from_list {
+                self.effects.push(Effect::RemoveFromList(list.clone()));
+            }
+            if let Some(list) = &on_end.add_to_list {
+                self.effects.push(Effect::AddToList(list.clone()));
+            }
+        }
         self.log.push(StepLog::Ended {
             node: self.enrollment.node.clone(),
             status,
@@ -693,6 +711,14 @@ impl Run<'_> {
                 NodeKind::Score(s) => {
                     let by = serde_json::Number::from(s.points);
                     self.apply_trait_changes(&Default::default(), [(s.trait_name(), &by)]);
+                    if let Some(after) = s.expires_after.as_deref() {
+                        let after = crate::duration::Duration::parse(after).expect("validated");
+                        self.effects.push(Effect::ExpireScore {
+                            score_trait: s.trait_name().to_string(),
+                            points: s.points,
+                            at: self.now + SignedDuration::from_secs(after.seconds()),
+                        });
+                    }
                     "next"
                 }
                 NodeKind::Jump(_) => "next",
@@ -738,11 +764,14 @@ impl ContactFacts for BranchFacts<'_, '_> {
     fn engaged_at_node(&self, node: &str, engagement: Engagement) -> bool {
         self.0.facts.engaged(node, engagement)
     }
+    fn trigger_event(&self) -> Option<EventRecord> {
+        self.0.facts.event_at(self.0.enrollment.entered_seq)
+    }
 }
 
 /// A numeric trait plus `by`: integers stay integers while they fit; a missing or non-numeric
 /// trait counts as 0.
-fn increment(current: Option<&Value>, by: &serde_json::Number) -> Value {
+pub fn increment(current: Option<&Value>, by: &serde_json::Number) -> Value {
     let current = match current {
         Some(Value::Number(n)) => n.clone(),
         _ => serde_json::Number::from(0),

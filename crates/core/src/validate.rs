@@ -391,6 +391,29 @@ pub fn validate(
         check_filter(&exit.filter, None, &format!("{field}.filter"), &mut errors);
     }
 
+    if let Some(on_end) = &doc.on_end {
+        for (field, list) in [
+            ("on_end.add_to_list", &on_end.add_to_list),
+            ("on_end.remove_from_list", &on_end.remove_from_list),
+        ] {
+            if list.as_deref().is_some_and(|l| l.trim().is_empty()) {
+                errors.push(err(
+                    "required",
+                    None,
+                    Some(field),
+                    "must name a list".into(),
+                ));
+            }
+        }
+        if on_end.add_to_list.is_some() && on_end.add_to_list == on_end.remove_from_list {
+            errors.push(err(
+                "invalid_setting",
+                None,
+                Some("on_end"),
+                "adds to and removes from the same list".into(),
+            ));
+        }
+    }
     if let Some(w) = doc.goal.as_ref().and_then(|g| g.within.as_deref()) {
         check_duration(w, None, "goal.within", &mut errors);
     }
@@ -688,6 +711,9 @@ pub fn validate(
                         Some("points"),
                         "must not be 0".into(),
                     ));
+                }
+                if let Some(after) = &s.expires_after {
+                    check_duration(after, id, "expires_after", &mut errors);
                 }
                 if s.score_trait
                     .as_deref()

@@ -764,9 +764,8 @@ fn arb_ops() -> impl Strategy<Value = Ops> {
             proptest::option::weighted(0.2, arb_date()),
             proptest::option::weighted(
                 0.1,
-                (-90.0f64..=90.0, -180.0f64..=180.0, 0.0f64..20_000.0).prop_map(
-                    |(lat, lon, km)| waymark_core::filter::Near { lat, lon, km },
-                ),
+                (-90.0f64..=90.0, -180.0f64..=180.0, 0.0f64..20_000.0)
+                    .prop_map(|(lat, lon, km)| waymark_core::filter::Near { lat, lon, km }),
             ),
         ),
     )
@@ -861,6 +860,8 @@ fn arb_atom() -> impl Strategy<Value = Condition> {
         1 => (arb_name(), engagement).prop_map(|(node, engagement)| {
             Condition::Message(EntryMessageCondition { node, engagement })
         }),
+        1 => prop::collection::btree_map(arb_path(), arb_value().prop_map(Predicate::Equals), 1..=2)
+            .prop_map(Condition::Trigger),
     ]
 }
 
@@ -1325,7 +1326,10 @@ fn near_a_point_reads_coordinates_in_every_usual_shape() {
     let clock = EvalClock::utc("2026-01-01T00:00:00Z".parse().unwrap());
     let at = |home: Value| {
         let facts = ContactSnapshot {
-            traits: json!({"home": home, "city": "x"}).as_object().unwrap().clone(),
+            traits: json!({"home": home, "city": "x"})
+                .as_object()
+                .unwrap()
+                .clone(),
             ..Default::default()
         };
         evaluate(&c, &facts, &clock)
@@ -1342,4 +1346,19 @@ fn near_a_point_reads_coordinates_in_every_usual_shape() {
     assert!((km - 477.0).abs() < 5.0, "{km}");
     let e = parse("home near 95, 9 within 1 km").unwrap_err();
     assert!(e.message.contains("latitude"), "{e}");
+}
+
+#[test]
+fn trigger_reads_the_event_that_started_the_enrollment() {
+    let c = parse(r#"trigger where (interest = "analytics" and score >= 3)"#).unwrap();
+    assert_eq!(
+        serde_json::to_value(&c).unwrap(),
+        json!({"trigger": {"interest": "analytics", "score": {"gte": 3.0}}})
+    );
+    assert_eq!(parse(&print(&c)).unwrap(), c);
+    assert!(!validate(&c, Scope::Segment).is_empty());
+    assert!(validate(&c, Scope::Branch).is_empty());
+    // A trait named `trigger` needs backticks now.
+    let t = parse("`trigger` = 1").unwrap();
+    assert_eq!(print(&t), "`trigger` = 1");
 }

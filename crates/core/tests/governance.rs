@@ -465,7 +465,10 @@ fn wait_until_date_waits_for_a_date_trait_with_an_offset_or_goes_on_missed() {
     assert_eq!(local(wake, "Europe/Rome"), "2026-12-07T09:00");
     let out = step(&j, &out.enrollment, Input::Timer, wake, &rome).unwrap();
     assert_eq!(sends(&out.effects), ["remind"]);
-    for facts in [traits(json!({})), traits(json!({"renews_on": "2026-11-24"}))] {
+    for facts in [
+        traits(json!({})),
+        traits(json!({"renews_on": "2026-11-24"})),
+    ] {
         let out = step(&j, &enrollment(now), Input::Enter, now, &facts).unwrap();
         assert_eq!(sends(&out.effects), ["late"]);
     }
@@ -477,5 +480,8 @@ fn wait_until_date_waits_for_a_date_trait_with_an_offset_or_goes_on_missed() {
         ],
         "edges": [{"from": "start", "to": "w"}],
     }));
-    assert_eq!(bad, [("invalid_duration".to_string(), Some("offset".to_string()))]);
+    assert_eq!(
+        bad,
+        [("invalid_duration".to_string(), Some("offset".to_string()))]
+    );
 }

@@ -93,6 +93,16 @@ impl Facts for TxFacts<'_, '_> {
         let found = self.tx.borrow_mut().contact_messages(self.contact_id);
         self.keep(found)
     }
+    fn event_at(&self, seq: i64) -> Option<EventRecord> {
+        let found = self.tx.borrow_mut().event(seq);
+        self.keep(found).map(|stored| EventRecord {
+            seq: stored.seq,
+            kind: stored.event.kind,
+            name: stored.event.name,
+            properties: stored.event.properties,
+            timestamp: stored.event.timestamp,
+        })
+    }
     fn experiment_winner(&self, node: &str) -> Option<String> {
         let found = self
             .tx
@@ -341,9 +351,25 @@ impl Processor {
                     )?,
                 }
             }
+            // Score decay: points given earlier are taken back.
+            let expiries = tx.claim_due_score_expiries(now, limit)?;
+            for (contact, score_trait, points) in &expiries {
+                let traits = tx.contact(*contact)?.traits;
+                let back = waymark_core::stepper::increment(
+                    traits.get(score_trait),
+                    &serde_json::Number::from(-points),
+                );
+                let mut change = Map::new();
+                change.insert(score_trait.clone(), back);
+                tx.update_traits(*contact, &change, now)?;
+            }
             // A step may have changed the contact's traits, lists or messages.
             let timed = registry.timed();
-            let mut stepped: Vec<i64> = due.iter().map(|e| e.contact_id).collect();
+            let mut stepped: Vec<i64> = due
+                .iter()
+                .map(|e| e.contact_id)
+                .chain(expiries.iter().map(|(c, _, _)| *c))
+                .collect();
             stepped.sort_unstable();
             stepped.dedup();
             for contact in stepped {
@@ -354,7 +380,7 @@ impl Processor {
             if !stats.is_empty() {
                 tx.add_stats(&stats, now)?;
             }
-            report.items = due.len() + checks.len() + fired;
+            report.items = due.len() + checks.len() + fired + expiries.len();
             Ok(())
         })?;
         metrics::counter!("waymark_timers_fired_total").increment(report.items as u64);
@@ -621,6 +647,11 @@ impl Processor {
                     let id = format!("enroll:{idempotency_key}");
                     recorded::request_enrollment(tx, e.contact_id, target, payload, id, now)?;
                 }
+                Effect::ExpireScore {
+                    score_trait,
+                    points,
+                    at,
+                } => tx.add_score_expiry(e.contact_id, score_trait, *points, *at)?,
                 Effect::Unsubscribe { channel, topic } => {
                     let topic = topic.as_deref().unwrap_or(crate::consent::ALL_TOPICS);
                     crate::consent::unsubscribe_in_journey(

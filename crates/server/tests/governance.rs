@@ -413,3 +413,51 @@ fn emit_unsubscribe_and_enroll_nodes_chain_journeys() {
         assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
     }
 }
+
+#[test]
+fn score_points_decay_on_end_moves_lists_and_branches_read_the_trigger() {
+    let s = Server::simulated();
+    s.apply_journey(json!({
+        "id": "interest", "name": "Interest",
+        "on_end": {"add_to_list": "nurtured", "remove_from_list": "new-leads"},
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "Content Requested"},
+            {"id": "points", "type": "score", "points": 10, "expires_after": "30d"},
+            {"id": "topic", "type": "branch", "condition": "trigger where interest = \"analytics\""},
+            {"id": "analytics", "type": "send_email", "template": "analytics-tips"},
+            {"id": "general", "type": "send_email", "template": "general-tips"},
+        ],
+        "edges": [
+            {"from": "start", "to": "points"}, {"from": "points", "to": "topic"},
+            {"from": "topic", "to": "analytics", "output": "yes"},
+            {"from": "topic", "to": "general", "output": "no"},
+        ],
+        "templates": [email("analytics-tips"), email("general-tips")],
+    }));
+    s.identify("lea", json!({"email": "lea@example.com"})).ok();
+    s.settle();
+    let id = s.contact_by_user("lea")["id"].as_i64().unwrap();
+    s.admin_post("/v1/lists/new-leads/members", json!({"contact_ids": [id]}))
+        .ok();
+    s.track("lea", "Content Requested", json!({"interest": "analytics"}))
+        .ok();
+    s.settle();
+    s.advance(10 * DAY);
+    s.track("lea", "Content Requested", json!({"interest": "cooking"}))
+        .ok();
+    s.settle();
+    assert_eq!(
+        templates_of(&s.messages("lea")),
+        ["analytics-tips", "general-tips"]
+    );
+    let detail = s.contact(id);
+    assert_eq!(detail["traits"]["lead_score"], 20, "{detail:#}");
+    assert_eq!(detail["lists"], json!(["nurtured"]), "{detail:#}");
+    // The first 10 points expire 30 days after they were given, the second 10 days later.
+    s.advance(20 * DAY - 1);
+    assert_eq!(s.contact(id)["traits"]["lead_score"], 20);
+    s.advance(1);
+    assert_eq!(s.contact(id)["traits"]["lead_score"], 10);
+    s.advance(10 * DAY);
+    assert_eq!(s.contact(id)["traits"]["lead_score"], 0);
+}

@@ -135,6 +135,20 @@ pub trait EngineTx {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(String, String, i64, Timestamp)>>;
+    /// Points to take back from a contact's score trait at `due` (score decay).
+    fn add_score_expiry(
+        &mut self,
+        contact_id: i64,
+        score_trait: &str,
+        points: i64,
+        due: Timestamp,
+    ) -> Result<()>;
+    /// Takes up to `limit` (contact, trait, points) expiries due at `now`, earliest first.
+    fn claim_due_score_expiries(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, i64)>>;
     /// Forgets every scheduled trigger of a journey (before it is scheduled again).
     fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()>;
     /// Members of a segment with ids greater than `after_id`, ascending.

@@ -73,6 +73,10 @@ pub trait ContactFacts {
         let _ = (node, engagement);
         false
     }
+    /// Enrollment scope: the event that started the enrollment. Outside a journey, none.
+    fn trigger_event(&self) -> Option<EventRecord> {
+        None
+    }
 }
 
 /// Everything about one contact in memory: a ready [`ContactFacts`] for previews and tests.
@@ -185,6 +189,9 @@ pub fn evaluate(condition: &Condition, facts: &dyn ContactFacts, at: &EvalClock)
             did == e.performed
         }
         Condition::Message(m) => facts.engaged_at_node(&m.node, m.engagement),
+        Condition::Trigger(f) => facts
+            .trigger_event()
+            .is_some_and(|e| filter_matches_at(f, &e.properties, at)),
         Condition::All(cs) => cs.iter().all(|c| evaluate(c, facts, at)),
         Condition::Any(cs) => cs.iter().any(|c| evaluate(c, facts, at)),
         Condition::Not(c) => !evaluate(c, facts, at),
@@ -257,6 +264,9 @@ pub fn next_change(
                 .min()
         }
         Condition::InList(_) | Condition::Message(_) => None,
+        Condition::Trigger(f) => facts
+            .trigger_event()
+            .and_then(|e| filter_next_change(f, &e.properties, at)),
         Condition::Event(e) => facts
             .events_since_entry(&e.name, e.match_key)
             .iter()

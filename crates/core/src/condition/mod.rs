@@ -47,6 +47,9 @@ pub enum Condition {
     Event(EntryEventCondition),
     /// Enrollment scope: engagement with the message this enrollment sent at a node.
     Message(EntryMessageCondition),
+    /// Enrollment scope: the event that started the enrollment has these properties (e.g. the
+    /// `interest` of a form submission, an API enrollment's payload).
+    Trigger(Filter),
     All(Vec<Condition>),
     Any(Vec<Condition>),
     Not(Box<Condition>),
@@ -291,7 +294,10 @@ impl Condition {
     pub fn uses_enrollment_scope(&self) -> bool {
         let mut found = false;
         self.visit(&mut |c| {
-            found |= matches!(c, Condition::Event(_) | Condition::Message(_));
+            found |= matches!(
+                c,
+                Condition::Event(_) | Condition::Message(_) | Condition::Trigger(_)
+            );
         });
         found
     }
@@ -312,6 +318,7 @@ impl Condition {
                 d.events.insert(e.name.clone());
             }
             Condition::Engaged(_) | Condition::Message(_) => d.messages = true,
+            Condition::Trigger(_) => {}
             Condition::InList(l) => {
                 d.lists.insert(l.clone());
             }
@@ -354,6 +361,7 @@ impl Condition {
                 filter: canonical_filter(&e.filter),
                 ..e.clone()
             }),
+            Condition::Trigger(f) => Condition::Trigger(canonical_filter(f)),
             Condition::All(cs) => Condition::All(cs.iter().map(Condition::canonical).collect()),
             Condition::Any(cs) => Condition::Any(cs.iter().map(Condition::canonical).collect()),
             Condition::Not(c) => Condition::Not(Box::new(c.canonical())),

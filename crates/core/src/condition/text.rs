@@ -28,6 +28,7 @@ use crate::filter::{Filter, Ops, Predicate};
 /// backticks.
 const RESERVED: &[&str] = &[
     "and",
+    "trigger",
     "or",
     "not",
     "no",
@@ -478,6 +479,10 @@ impl Parser<'_> {
             "opened" | "clicked" | "sent" | "delivered" => self.engaged(),
             "event" | "no" => self.entry_event(),
             "message" => self.entry_message(),
+            "trigger" => {
+                self.bump();
+                Ok(Condition::Trigger(self.where_filter()?))
+            }
             "and" | "or" | "not" | "true" | "false" | "null" => {
                 Err(self.error("expected a condition"))
             }
@@ -846,7 +851,10 @@ impl Parser<'_> {
                     self.expect_kw("within")?;
                     let km = self.number()?;
                     self.expect_kw("km")?;
-                    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) || km < 0.0 {
+                    if !(-90.0..=90.0).contains(&lat)
+                        || !(-180.0..=180.0).contains(&lon)
+                        || km < 0.0
+                    {
                         return Err(self.error(
                             "a latitude is -90 to 90, a longitude -180 to 180, a distance at least 0",
                         ));
@@ -1089,6 +1097,10 @@ impl Printer<'_> {
                     self.push(" matching key");
                 }
                 self.where_filter(&e.filter, tail);
+            }
+            Condition::Trigger(f) => {
+                self.push("trigger");
+                self.where_filter(f, tail);
             }
             Condition::Message(m) => {
                 self.push("message ");

@@ -142,6 +142,18 @@ impl Validator {
                 self.enrollment_only(&p, "`message … opened`");
                 self.name(&m.node, join(&p, "node"), "the node id");
             }
+            Condition::Trigger(f) => {
+                let p = join(path, "trigger");
+                self.enrollment_only(&p, "`trigger where …`");
+                if f.is_empty() {
+                    self.push(
+                        "empty_condition",
+                        p.clone(),
+                        "`trigger` needs at least one property comparison",
+                    );
+                }
+                self.filter(f, &p);
+            }
             Condition::All(cs) | Condition::Any(cs) => {
                 let key = if matches!(c, Condition::All(_)) {
                     "all"

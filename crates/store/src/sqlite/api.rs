@@ -220,7 +220,8 @@ impl Store for SqliteStore {
                    SELECT MIN(e.wake_at) AS at FROM enrollments e JOIN journeys j ON j.id = e.journey_id
                    WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
                    UNION ALL SELECT MIN(due_at) FROM segment_checks
-                   UNION ALL SELECT MIN(due_at) FROM trigger_schedule)",
+                   UNION ALL SELECT MIN(due_at) FROM trigger_schedule
+                   UNION ALL SELECT MIN(due_at) FROM score_expiries)",
             )?
             .query_row([], |r| r.get(0))?;
         Ok(v.map(ts))

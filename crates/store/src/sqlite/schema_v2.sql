@@ -47,13 +47,3 @@ CREATE TABLE experiment_winners (
     PRIMARY KEY (journey_id, node)
 ) WITHOUT ROWID;
 
--- When a date, inactivity or schedule trigger is next due: per contact (date, inactivity) or
--- for the whole journey (schedule: contact_id 0).
-CREATE TABLE trigger_schedule (
-    journey_id TEXT NOT NULL,
-    node       TEXT NOT NULL,
-    contact_id INTEGER NOT NULL,
-    due_at     INTEGER NOT NULL,
-    PRIMARY KEY (journey_id, node, contact_id)
-) WITHOUT ROWID;
-CREATE INDEX trigger_schedule_due ON trigger_schedule (due_at);

@@ -607,6 +607,45 @@ impl EngineTx for SqliteTx<'_> {
         Ok(due)
     }
 
+    fn add_score_expiry(
+        &mut self,
+        contact_id: i64,
+        score_trait: &str,
+        points: i64,
+        due: Timestamp,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO score_expiries (contact_id, score_trait, points, due_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![contact_id, score_trait, points, ms(due)])?;
+        Ok(())
+    }
+
+    fn claim_due_score_expiries(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let due: Vec<(i64, i64, String, i64)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT id, contact_id, score_trait, points FROM score_expiries WHERE due_at <= ?1
+                 ORDER BY due_at, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM score_expiries WHERE id = ?1")?;
+        for (id, ..) in &due {
+            delete.execute([id])?;
+        }
+        Ok(due.into_iter().map(|(_, c, t, p)| (c, t, p)).collect())
+    }
+
     fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1")?
