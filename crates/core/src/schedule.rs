@@ -98,7 +98,8 @@ impl DateSchedule {
 
     /// The first firing strictly after `after` for a contact whose trait holds `value` (a
     /// `YYYY-MM-DD` date or an RFC 3339 timestamp, read as a date in `tz`), in `tz`. Yearly:
-    /// the anniversary, with 29 February on 28 February in other years. `None` when the trait
+    /// the anniversaries (from the year after the date on), with 29 February on 28 February
+    /// in other years; once: the date itself. `None` when the trait
     /// is not a date, or a one-time date has passed.
     pub fn next_after(&self, value: &Value, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         let date = trait_date(value, tz)?;
@@ -115,8 +116,10 @@ impl DateSchedule {
         if !self.yearly {
             return at(date).filter(|t| *t > after);
         }
+        // Anniversaries only: the date itself (a sign-up today) is no anniversary yet.
         let year = after.to_zoned(tz.clone()).year();
         (year - 1..=year + 2)
+            .filter(|y| *y > date.year())
             .filter_map(|y| anniversary(date, y))
             .filter_map(at)
             .find(|t| *t > after)

@@ -1605,6 +1605,7 @@ fn admin_routes() -> Vec<(Method, String)> {
                     | "/v1/subscribe"
                     | "/u/{token}"
                     | "/confirm/{token}"
+                    | "/v1/session"
             )
         })
         .map(|(m, p)| {

@@ -206,3 +206,87 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system temp dir, removed afterwards.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "waymark-store-{name}-{}-{}",
+                std::process::id(),
+                Timestamp::now().as_nanosecond()
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_database_of_each_earlier_version_migrates_to_the_current_one_keeping_its_rows() {
+        for version in 1..SCHEMA_VERSION {
+            let dir = TempDir::new(&format!("v{version}"));
+            {
+                let mut conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+                let tx = conn.transaction().unwrap();
+                for migration in &MIGRATIONS[..version as usize] {
+                    tx.execute_batch(migration).unwrap();
+                }
+                tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+                    .unwrap();
+                tx.execute(
+                    "INSERT INTO contacts (user_id, traits, created_at, updated_at) VALUES ('kept', '{}', 0, 0)",
+                    [],
+                )
+                .unwrap();
+                tx.commit().unwrap();
+            }
+            let store = SqliteStore::open(&dir.0).expect("opens and migrates");
+            let conn = store.connect().unwrap();
+            let v: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, SCHEMA_VERSION, "from v{version}");
+            let names = tables(&conn);
+            for t in ["segments", "trigger_schedule", "score_expiries", "experiment_variants"] {
+                assert!(names.iter().any(|n| n == t), "from v{version}: {t} missing: {names:?}");
+            }
+            let kept: i64 = conn
+                .query_row("SELECT COUNT(*) FROM contacts WHERE user_id = 'kept'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(kept, 1);
+        }
+    }
+
+    #[test]
+    fn a_database_newer_than_this_build_is_refused() {
+        let dir = TempDir::new("newer");
+        {
+            let conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+                .unwrap();
+        }
+        let err = SqliteStore::open(&dir.0).err().expect("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
