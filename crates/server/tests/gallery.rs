@@ -83,7 +83,9 @@ fn sent(s: &Server, journey: &str, node: &str) -> i64 {
     s.node_stats(journey, node)["sent"].as_i64().unwrap()
 }
 
+/// The contact's id, once every accepted event is processed (identify creates it).
 fn contact_id(s: &Server, user: &str) -> i64 {
+    s.settle();
     s.contact_by_user(user)["id"].as_i64().unwrap()
 }
 
