@@ -81,6 +81,10 @@ pub struct BenchArgs {
     /// Contacts sent through the whole journey in the steps figure [default: 20000; quick: 500].
     #[arg(long)]
     pub contacts: Option<usize>,
+    /// Segments kept current while the steps figure runs (each contact is re-evaluated against
+    /// every segment on each of its events) [default: 0].
+    #[arg(long, default_value_t = 0)]
+    pub segments: usize,
     /// Trigger events timed in the latency figure [default: 2000; quick: 200].
     #[arg(long)]
     pub samples: Option<usize>,
@@ -103,6 +107,7 @@ struct Plan {
     batch_size: usize,
     connections: usize,
     contacts: usize,
+    segments: usize,
     samples: usize,
     rate: f64,
     enrollments: usize,
@@ -119,6 +124,7 @@ impl Plan {
             batch_size: args.batch_size,
             connections: args.connections,
             contacts: pick(args.contacts, 20_000, 500),
+            segments: args.segments,
             samples: pick(args.samples, 2_000, 200),
             rate: args.rate,
             enrollments: pick(args.enrollments, 1_000_000, 5_000),
@@ -133,6 +139,7 @@ impl Plan {
             "--connections must be between 1 and 1024"
         );
         ensure!(plan.contacts > 0, "--contacts must be at least 1");
+        ensure!(plan.segments <= 100, "--segments must be at most 100");
         ensure!(plan.samples > 0, "--samples must be at least 1");
         ensure!(
             plan.rate > 0.0 && plan.rate <= 100_000.0,
@@ -717,6 +724,22 @@ async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     }))
     .await?;
 
+    // Segments of the usual kinds (traits, event history, sums, engagement), cycled.
+    for i in 0..plan.segments {
+        let text = match i % 4 {
+            0 => format!("first_name exists and plan != \"plan-{i}\""),
+            1 => format!("did \"Signed Up\" in last {}d", 30 + i),
+            2 => format!("sum(total) of \"Order Completed\" in last 365d >= {}", 100 + i),
+            _ => format!("opened any email in last {}d", 7 + i),
+        };
+        h.admin(
+            reqwest::Method::POST,
+            "/v1/segments",
+            Some(&json!({ "id": format!("bench-{i}"), "text": text })),
+        )
+        .await?;
+    }
+
     // Contacts with an email address (not timed).
     progress(figure, format!("creating {n} contacts (not timed)"));
     ingest_untimed(&h, n, |i| identify_json("steps", i)).await?;
@@ -805,6 +828,7 @@ async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
             "timers_fired_seconds": round(timers_fired, 3),
             "processing_steps_per_second": round(steps as f64 / (events_processed + timers_fired), 1),
             "journey": "trigger > send_email > delay 1d > send_email",
+            "segments": plan.segments,
             "clock": "simulated",
             "target": 10_000,
         }),

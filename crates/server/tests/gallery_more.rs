@@ -14,19 +14,8 @@ use jiff::{SignedDuration, Timestamp};
 
 // ---- helpers ----
 
-fn now(s: &Server) -> Timestamp {
-    s.now().parse().expect("now")
-}
 
-fn advance_to(s: &Server, at: Timestamp) {
-    let seconds = at.as_second() - now(s).as_second();
-    assert!(seconds >= 0, "{at} is in the past");
-    s.advance(seconds);
-}
 
-fn created_at(m: &Value) -> Timestamp {
-    m["created_at"].as_str().unwrap().parse().unwrap()
-}
 
 fn days(n: i64) -> SignedDuration {
     SignedDuration::from_hours(24 * n)

@@ -9,16 +9,7 @@ use common::*;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-fn now(s: &Server) -> Timestamp {
-    s.now().parse().expect("now")
-}
 
-/// Moves the simulated clock to `at` (which must not be in its past).
-fn advance_to(s: &Server, at: Timestamp) {
-    let seconds = at.as_second() - now(s).as_second();
-    assert!(seconds >= 0, "{at} is in the past");
-    s.advance(seconds);
-}
 
 /// The next time after the server's clock at which the local time in `zone` is `hh:mm`.
 fn next_local(s: &Server, zone: &str, hh: i8, mm: i8) -> Timestamp {
@@ -38,9 +29,6 @@ fn next_local(s: &Server, zone: &str, hh: i8, mm: i8) -> Timestamp {
     }
 }
 
-fn created_at(m: &Value) -> Timestamp {
-    m["created_at"].as_str().unwrap().parse().unwrap()
-}
 
 fn email(id: &str) -> Value {
     json!({"id": id, "channel": "email", "subject": id, "text": format!("{id} for {{{{ contact.email }}}}")})

@@ -8,9 +8,6 @@ use common::*;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-fn now(s: &Server) -> Timestamp {
-    s.now().parse().expect("now")
-}
 
 /// The next 09:00 strictly after `t` in `zone`.
 fn next_nine(t: Timestamp, zone: &str) -> Timestamp {

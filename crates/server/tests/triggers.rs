@@ -7,19 +7,8 @@ mod common;
 use common::*;
 use jiff::{Timestamp, ToSpan};
 
-fn now(s: &Server) -> Timestamp {
-    s.now().parse().expect("now")
-}
 
-fn advance_to(s: &Server, at: Timestamp) {
-    let seconds = at.as_second() - now(s).as_second();
-    assert!(seconds >= 0, "{at} is in the past");
-    s.advance(seconds);
-}
 
-fn created_at(m: &Value) -> Timestamp {
-    m["created_at"].as_str().unwrap().parse().unwrap()
-}
 
 fn one_email(id: &str, text: &str) -> Value {
     json!({"id": id, "channel": "email", "subject": id, "text": text})

@@ -455,6 +455,24 @@ async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<Re
         "journey".into(),
         body.get("journey").cloned().unwrap_or(json!({})),
     );
+    // `recommendations`: sample data if given, else the contact's, computed as a send would.
+    use waymark_engine::recommendations as recs;
+    if let Some(sample) = body.get(recs::VARIABLE) {
+        data.insert(recs::VARIABLE.into(), sample.clone());
+    } else if let Some(cid) = contact_id
+        && recs::uses_recommendations(&template.definition)
+    {
+        let list = blocking(state, move |s| {
+            let mut list = Vec::new();
+            s.engine_tx(&mut |tx| {
+                list = recs::for_contact(tx, cid, recs::LIST_LENGTH)?;
+                Ok(())
+            })?;
+            Ok(list)
+        })
+        .await?;
+        data.insert(recs::VARIABLE.into(), Value::Array(list));
+    }
     let rendered = compiled
         .render(&data)
         .map_err(|e| ApiError::invalid("render_failed", e.field.clone(), e.message))?;

@@ -744,3 +744,24 @@ fn parse_ts_ms(s: &str) -> Option<i64> {
 pub fn ms_of(v: &Value) -> i64 {
     ts_ms(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}")))
 }
+
+/// The server's simulated time.
+#[track_caller]
+pub fn now(s: &Server) -> jiff::Timestamp {
+    s.now().parse().expect("now")
+}
+
+/// Moves the simulated clock to `at` (which must not be in its past), firing everything due
+/// on the way.
+#[track_caller]
+pub fn advance_to(s: &Server, at: jiff::Timestamp) {
+    let seconds = at.as_second() - now(s).as_second();
+    assert!(seconds >= 0, "{at} is in the past");
+    s.advance(seconds);
+}
+
+/// When a message was created (queued).
+#[track_caller]
+pub fn created_at(m: &Value) -> jiff::Timestamp {
+    m["created_at"].as_str().unwrap().parse().unwrap()
+}
