@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 /// Events the engine records itself, so that list, segment and API triggers start journeys
 /// through the same ordered event stream as everything else.
 pub const LIST_ADDED: &str = "Added To List";
+pub const LIST_REMOVED: &str = "Removed From List";
 pub const SEGMENT_ENTERED: &str = "Segment Entered";
 pub const SEGMENT_EXITED: &str = "Segment Exited";
 pub const ENROLLMENT_REQUESTED: &str = "Journey Enrollment Requested";

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use waymark_core::condition::MessageRecord;
+use waymark_core::event::{LIST_ADDED, LIST_REMOVED};
 use waymark_core::experiment::{VariantCounts, decide};
 use waymark_core::filter::{Engagement, filter_matches};
 use waymark_core::journey::{Channel, ExperimentNode};
@@ -30,7 +31,7 @@ use waymark_store::{
 use crate::caps::FrequencyCap;
 use crate::recorded;
 use crate::registry::Registry;
-use crate::segments;
+use crate::segments::{self, Changes};
 use crate::tracking::{Tracking, track_html};
 use crate::triggers;
 
@@ -192,9 +193,17 @@ impl Processor {
             let segments = segments::load(tx)?;
             let timed = registry.timed();
             for event in &events {
-                let (contact, record) =
-                    self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
-                segments::refresh_contact(tx, &segments, contact, now)?;
+                let mut changes = Changes::default();
+                let (contact, record) = self.process_event(
+                    tx,
+                    &mut registry,
+                    event,
+                    now,
+                    &mut stats,
+                    &mut report,
+                    &mut changes,
+                )?;
+                segments::refresh_contact(tx, &segments, contact, &changes, now)?;
                 triggers::refresh_contact(tx, &timed, contact, Some(&record), now)?;
             }
             tx.set_processed_upto(last)?;
@@ -217,6 +226,7 @@ impl Processor {
         now: Timestamp,
         stats: &mut StatsDeltas,
         report: &mut BatchReport,
+        changes: &mut Changes,
     ) -> Result<(i64, EventRecord), StoreError> {
         let e = &stored.event;
         let contact_id = match (e.kind, &e.previous_id, &e.user_id, stored.contact_id) {
@@ -228,6 +238,13 @@ impl Processor {
         if stored.contact_id != Some(contact_id) {
             tx.set_event_contact(stored.seq, contact_id)?;
         }
+        changes.events.push(e.name.clone());
+        // A contact created (or merged) just now has never been evaluated as it is.
+        changes.everything |=
+            e.kind == EventKind::Alias || tx.contact(contact_id)?.created_at == now;
+        changes.traits |= e.kind == EventKind::Identify;
+        changes.lists |= e.name == LIST_ADDED || e.name == LIST_REMOVED;
+        changes.messages |= e.name == EMAIL_OPENED || e.name == EMAIL_CLICKED;
         if e.kind == EventKind::Identify {
             tx.update_traits(contact_id, &e.properties, now)?;
         }
@@ -269,6 +286,7 @@ impl Processor {
                 stored.seq,
             )?;
             if let Some(outcome) = outcome {
+                changes.note(&outcome.effects);
                 self.apply(tx, &journey, outcome, now, stats, report)?;
             }
         }
@@ -306,6 +324,7 @@ impl Processor {
             if let Some(outcome) =
                 self.step_with_facts(tx, &journey, &enrollment, Input::Enter, now, stored.seq)?
             {
+                changes.note(&outcome.effects);
                 self.apply(tx, &journey, outcome, now, stats, report)?;
             }
         }
@@ -329,8 +348,9 @@ impl Processor {
                     .filter(|s| &s.id == segment_id)
                     .cloned()
                     .collect();
-                segments::refresh_contact(tx, &due, *contact, now)?;
+                segments::refresh_contact(tx, &due, *contact, &Changes::everything(), now)?;
             }
+            let mut changed: HashMap<i64, Changes> = HashMap::new();
             for enrollment in &due {
                 let journey = registry.version(
                     self.store.as_ref(),
@@ -339,6 +359,10 @@ impl Processor {
                 )?;
                 match self.step_with_facts(tx, &journey, enrollment, Input::Timer, now, upto)? {
                     Some(outcome) => {
+                        changed
+                            .entry(enrollment.contact_id)
+                            .or_default()
+                            .note(&outcome.effects);
                         self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?
                     }
                     // A timer that no longer applies (e.g. a stale wake time) must not fire again.
@@ -364,17 +388,17 @@ impl Processor {
                 tx.update_traits(*contact, &change, now)?;
             }
             // A step may have changed the contact's traits, lists or messages.
+            for (contact, _, _) in &expiries {
+                changed.entry(*contact).or_default().traits = true;
+            }
             let timed = registry.timed();
-            let mut stepped: Vec<i64> = due
-                .iter()
-                .map(|e| e.contact_id)
-                .chain(expiries.iter().map(|(c, _, _)| *c))
-                .collect();
-            stepped.sort_unstable();
-            stepped.dedup();
-            for contact in stepped {
-                segments::refresh_contact(tx, &segments, contact, now)?;
-                triggers::refresh_contact(tx, &timed, contact, None, now)?;
+            let mut stepped: Vec<_> = changed.into_iter().collect();
+            stepped.sort_unstable_by_key(|(contact, _)| *contact);
+            for (contact, changes) in stepped {
+                segments::refresh_contact(tx, &segments, contact, &changes, now)?;
+                if changes.traits {
+                    triggers::refresh_contact(tx, &timed, contact, None, now)?;
+                }
             }
             let fired = triggers::fire_due(tx, &|id| registry.live_journey(id), now, limit)?;
             if !stats.is_empty() {
@@ -437,7 +461,7 @@ impl Processor {
                 for contact in tx.contact_ids(after, 500)? {
                     after = contact;
                     batch += 1;
-                    segments::refresh_contact(tx, &segment, contact, now)?;
+                    segments::refresh_contact(tx, &segment, contact, &Changes::everything(), now)?;
                     if tx.is_segment_member(segment_id, contact)? {
                         members += 1;
                     }
@@ -663,7 +687,9 @@ impl Processor {
                         now,
                     )?;
                 }
-                Effect::RemoveFromList(list) => tx.remove_from_list(e.contact_id, list)?,
+                Effect::RemoveFromList(list) => {
+                    recorded::remove_from_list(tx, e.contact_id, list, now)?
+                }
                 Effect::Webhook {
                     node,
                     webhook,

@@ -6,7 +6,9 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
-use waymark_core::event::{ENROLLMENT_REQUESTED, JOURNEY_PROPERTY, LIST_ADDED, LIST_PROPERTY};
+use waymark_core::event::{
+    ENROLLMENT_REQUESTED, JOURNEY_PROPERTY, LIST_ADDED, LIST_PROPERTY, LIST_REMOVED,
+};
 use waymark_store::{EngineTx, NewEvent, StoreError};
 
 /// Records a `track` event for a contact; `message_id` makes it idempotent. Returns `false`
@@ -48,6 +50,23 @@ pub fn add_to_list(
         properties.insert(LIST_PROPERTY.into(), json!(list));
         let id = format!("list:{contact_id}:{list}:{}", now.as_millisecond());
         record(tx, contact_id, LIST_ADDED, properties, id, now)?;
+    }
+    Ok(())
+}
+
+/// Removes a contact from a list; a removal records `Removed From List` (for the timeline and
+/// for segments on list membership).
+pub fn remove_from_list(
+    tx: &mut dyn EngineTx,
+    contact_id: i64,
+    list: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if tx.remove_from_list(contact_id, list)? {
+        let mut properties = Map::new();
+        properties.insert(LIST_PROPERTY.into(), json!(list));
+        let id = format!("unlist:{contact_id}:{list}:{}", now.as_millisecond());
+        record(tx, contact_id, LIST_REMOVED, properties, id, now)?;
     }
     Ok(())
 }

@@ -11,8 +11,11 @@ use std::cell::RefCell;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value, json};
+use waymark_core::Effect;
 use waymark_core::EventRecord;
-use waymark_core::condition::{self, Condition, ContactFacts, EvalClock, MessageRecord};
+use waymark_core::condition::{
+    self, Condition, ContactFacts, Dependencies, EvalClock, MessageRecord,
+};
 use waymark_core::event::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_PROPERTY};
 use waymark_store::{EngineTx, StoreError};
 
@@ -23,6 +26,52 @@ use crate::recorded;
 pub struct Segment {
     pub id: String,
     pub condition: Condition,
+    /// What the condition reads, to skip contacts whose change cannot matter.
+    pub reads: Dependencies,
+}
+
+/// What changed about a contact since its segments were last evaluated.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Everything may have: a new or merged contact, or a caller that does not know.
+    pub everything: bool,
+    /// Events of these names were processed.
+    pub events: Vec<String>,
+    pub traits: bool,
+    pub lists: bool,
+    /// A message was sent, opened or clicked.
+    pub messages: bool,
+}
+
+impl Changes {
+    pub fn everything() -> Self {
+        Changes {
+            everything: true,
+            ..Changes::default()
+        }
+    }
+
+    /// Notes what a step's effects change.
+    pub fn note(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            match effect {
+                Effect::Send { .. } | Effect::Webhook { .. } => self.messages = true,
+                Effect::SetTraits(_) | Effect::ExpireScore { .. } => self.traits = true,
+                Effect::AddToList(_) | Effect::RemoveFromList(_) => self.lists = true,
+                // Recorded events are processed later, with their own re-evaluation.
+                Effect::EmitEvent { .. } | Effect::Enroll { .. } | Effect::Unsubscribe { .. } => {}
+            }
+        }
+    }
+
+    fn matter_to(&self, segment: &Segment) -> bool {
+        let r = &segment.reads;
+        self.everything
+            || self.events.iter().any(|e| r.events.contains(e))
+            || (self.traits && !r.traits.is_empty())
+            || (self.lists && !r.lists.is_empty())
+            || (self.messages && r.messages)
+    }
 }
 
 /// Every stored segment. One that no longer parses is skipped with a warning rather than
@@ -30,8 +79,12 @@ pub struct Segment {
 pub fn load(tx: &mut dyn EngineTx) -> Result<Vec<Segment>, StoreError> {
     let mut out = Vec::new();
     for (id, json) in tx.segment_definitions()? {
-        match serde_json::from_value(json) {
-            Ok(condition) => out.push(Segment { id, condition }),
+        match serde_json::from_value::<Condition>(json) {
+            Ok(condition) => out.push(Segment {
+                id,
+                reads: condition.dependencies(),
+                condition,
+            }),
             Err(e) => {
                 tracing::warn!(segment = %id, error = %e, "segment skipped: invalid condition")
             }
@@ -40,19 +93,23 @@ pub fn load(tx: &mut dyn EngineTx) -> Result<Vec<Segment>, StoreError> {
     Ok(out)
 }
 
-/// Re-evaluates one contact against these segments at `now`: updates membership, records
-/// entry and exit events, and schedules the next time-based check.
+/// Re-evaluates one contact against the segments its `changes` can matter to, at `now`:
+/// updates membership, records entry and exit events, and schedules the next time-based
+/// check. (Time alone is covered by those checks.)
 pub fn refresh_contact(
     tx: &mut dyn EngineTx,
     segments: &[Segment],
     contact_id: i64,
+    changes: &Changes,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    if segments.is_empty() {
+    let affected: Vec<&Segment> = segments.iter().filter(|s| changes.matter_to(s)).collect();
+    if affected.is_empty() {
         return Ok(());
     }
-    let traits = tx.contact(contact_id)?.traits;
-    for segment in segments {
+    let contact = tx.contact(contact_id)?;
+    let traits = contact.traits;
+    for segment in affected {
         let (member, next) = {
             let facts = TxContactFacts::new(tx, contact_id, &traits);
             let clock = EvalClock::new(now, contact_zone(&traits));

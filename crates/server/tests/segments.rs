@@ -304,3 +304,39 @@ fn an_experiment_declares_a_winner_and_sends_new_entrants_down_it() {
         );
     }
 }
+
+#[test]
+fn new_contacts_and_list_changes_are_evaluated_at_once() {
+    let s = Server::simulated();
+    s.admin_post(
+        "/v1/segments",
+        json!({"id": "quiet", "text": r#"not did "Logged In" in last 30d"#}),
+    )
+    .expect(201);
+    s.admin_post(
+        "/v1/segments",
+        json!({"id": "vip", "text": r#"in list "vip""#}),
+    )
+    .expect(201);
+    s.identify("fox", json!({"email": "fox@example.com"})).ok();
+    s.settle();
+    // A brand-new contact has not logged in: a member at once.
+    assert_eq!(member_ids(&s, "quiet"), ["fox"]);
+    s.track("fox", "Logged In", json!({})).ok();
+    s.settle();
+    assert!(member_ids(&s, "quiet").is_empty());
+    let id = s.contact_by_user("fox")["id"].as_i64().unwrap();
+    s.admin_post("/v1/lists/vip/members", json!({"contact_ids": [id]}))
+        .ok();
+    s.settle();
+    assert_eq!(member_ids(&s, "vip"), ["fox"]);
+    s.admin_delete("/v1/lists/vip/members", Some(json!({"contact_ids": [id]})))
+        .ok();
+    s.settle();
+    assert!(member_ids(&s, "vip").is_empty());
+    let names = event_names(&s, "fox");
+    assert!(
+        names.contains(&"Removed From List".to_string()),
+        "{names:?}"
+    );
+}

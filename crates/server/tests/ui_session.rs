@@ -207,6 +207,8 @@ fn browsers_get_the_app_and_api_clients_keep_json_404() {
         let ctype = r.headers()[CONTENT_TYPE].to_str().unwrap().to_string();
         assert!(ctype.starts_with("text/html"), "{path}: {ctype}");
         assert_eq!(r.headers()["x-frame-options"], "DENY");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
         let text = r.text().unwrap();
         assert!(
             text.contains("<html") || text.contains("<!doctype html>"),

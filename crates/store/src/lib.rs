@@ -223,7 +223,8 @@ pub trait EngineTx {
         channel: &str,
         since: Timestamp,
     ) -> Result<i64>;
-    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()>;
+    /// Removes the contact from the list; `true` if it was a member.
+    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<bool>;
     fn meta(&mut self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
 

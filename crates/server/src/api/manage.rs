@@ -264,7 +264,7 @@ async fn change_members(
                 if add {
                     waymark_engine::recorded::add_to_list(tx, *id, &name, now)?;
                 } else {
-                    tx.remove_from_list(*id, &name)?;
+                    waymark_engine::recorded::remove_from_list(tx, *id, &name, now)?;
                 }
             }
             Ok(())

@@ -268,11 +268,23 @@ mod tests {
                 .unwrap();
             assert_eq!(v, SCHEMA_VERSION, "from v{version}");
             let names = tables(&conn);
-            for t in ["segments", "trigger_schedule", "score_expiries", "experiment_variants"] {
-                assert!(names.iter().any(|n| n == t), "from v{version}: {t} missing: {names:?}");
+            for t in [
+                "segments",
+                "trigger_schedule",
+                "score_expiries",
+                "experiment_variants",
+            ] {
+                assert!(
+                    names.iter().any(|n| n == t),
+                    "from v{version}: {t} missing: {names:?}"
+                );
             }
             let kept: i64 = conn
-                .query_row("SELECT COUNT(*) FROM contacts WHERE user_id = 'kept'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT COUNT(*) FROM contacts WHERE user_id = 'kept'",
+                    [],
+                    |r| r.get(0),
+                )
                 .unwrap();
             assert_eq!(kept, 1);
         }

@@ -1072,13 +1072,15 @@ impl EngineTx for SqliteTx<'_> {
             .query_row(params![contact_id, channel, ms(since)], |r| r.get(0))?)
     }
 
-    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<()> {
-        if let Some(list_id) = self.list_id(list, None)? {
-            self.tx
-                .prepare_cached("DELETE FROM list_members WHERE list_id = ?1 AND contact_id = ?2")?
-                .execute(params![list_id, contact_id])?;
-        }
-        Ok(())
+    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
+        let Some(list_id) = self.list_id(list, None)? else {
+            return Ok(false);
+        };
+        let n = self
+            .tx
+            .prepare_cached("DELETE FROM list_members WHERE list_id = ?1 AND contact_id = ?2")?
+            .execute(params![list_id, contact_id])?;
+        Ok(n == 1)
     }
 
     fn meta(&mut self, key: &str) -> Result<Option<String>> {
