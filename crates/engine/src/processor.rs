@@ -193,16 +193,8 @@ impl Processor {
             let segments = segments::load(tx)?;
             let timed = registry.timed();
             for event in &events {
-                let mut changes = Changes::default();
-                let (contact, record) = self.process_event(
-                    tx,
-                    &mut registry,
-                    event,
-                    now,
-                    &mut stats,
-                    &mut report,
-                    &mut changes,
-                )?;
+                let (contact, record, changes) =
+                    self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
                 segments::refresh_contact(tx, &segments, contact, &changes, now)?;
                 triggers::refresh_contact(tx, &timed, contact, Some(&record), now)?;
             }
@@ -226,9 +218,9 @@ impl Processor {
         now: Timestamp,
         stats: &mut StatsDeltas,
         report: &mut BatchReport,
-        changes: &mut Changes,
-    ) -> Result<(i64, EventRecord), StoreError> {
+    ) -> Result<(i64, EventRecord, Changes), StoreError> {
         let e = &stored.event;
+        let mut changes = Changes::default();
         let contact_id = match (e.kind, &e.previous_id, &e.user_id, stored.contact_id) {
             // Recorded by the engine for a known contact.
             (_, _, None, Some(id)) if e.anonymous_id.is_none() => id,
@@ -328,7 +320,7 @@ impl Processor {
                 self.apply(tx, &journey, outcome, now, stats, report)?;
             }
         }
-        Ok((contact_id, record))
+        Ok((contact_id, record, changes))
     }
 
     /// Fires up to `limit` timers due at `now`, earliest first, in one transaction.
