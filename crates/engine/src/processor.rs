@@ -231,9 +231,8 @@ impl Processor {
             tx.set_event_contact(stored.seq, contact_id)?;
         }
         changes.events.push(e.name.clone());
-        // A contact created (or merged) just now has never been evaluated as it is.
-        changes.everything |=
-            e.kind == EventKind::Alias || tx.contact(contact_id)?.created_at == now;
+        // A merged contact has never been evaluated as it is (a new one: see `segments`).
+        changes.everything |= e.kind == EventKind::Alias;
         changes.traits |= e.kind == EventKind::Identify;
         changes.lists |= e.name == LIST_ADDED || e.name == LIST_REMOVED;
         changes.messages |= e.name == EMAIL_OPENED || e.name == EMAIL_CLICKED;

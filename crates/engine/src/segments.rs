@@ -103,11 +103,16 @@ pub fn refresh_contact(
     changes: &Changes,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let affected: Vec<&Segment> = segments.iter().filter(|s| changes.matter_to(s)).collect();
-    if affected.is_empty() {
+    if segments.is_empty() {
         return Ok(());
     }
     let contact = tx.contact(contact_id)?;
+    // A contact created just now has never been evaluated: every segment matters.
+    let new = contact.created_at == now;
+    let affected: Vec<&Segment> = segments
+        .iter()
+        .filter(|s| new || changes.matter_to(s))
+        .collect();
     let traits = contact.traits;
     for segment in affected {
         let (member, next) = {

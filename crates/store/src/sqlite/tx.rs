@@ -528,7 +528,8 @@ impl EngineTx for SqliteTx<'_> {
             Some(at) => self.tx
                 .prepare_cached(
                     "INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at",
+                     ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at
+                     WHERE due_at != excluded.due_at",
                 )?
                 .execute(params![segment_id, contact_id, ms(at)])?,
             None => self.tx
