@@ -97,22 +97,30 @@ fn ui_dist(ui: &Path, out: &Path) -> (Option<PathBuf>, String) {
         .output()
         .is_ok_and(|o| o.status.success());
     if !npm_found {
-        println!(
-            "cargo:warning=npm not found: the web app is not built (see README, \"Web app\")"
-        );
+        println!("cargo:warning=npm not found: the web app is not built (see README, \"Web app\")");
         return use_prebuilt("npm was not found".into());
     }
-    if !ui.join("node_modules").is_dir() {
-        if let Err(e) = run(ui, &["ci", "--no-audit", "--no-fund"]) {
-            println!("cargo:warning=`npm ci` in ui/ failed: {e}");
-            return use_prebuilt("`npm ci` failed".into());
-        }
+    // `npm install`, not `npm ci`: it installs what package-lock.json pins and leaves the lock
+    // alone, and unlike `npm ci` it does not refuse a lock that lacks other platforms'
+    // optional packages (which registry mirrors may not carry).
+    if !ui.join("node_modules").is_dir()
+        && let Err(e) = run(ui, &["install", "--no-audit", "--no-fund"])
+    {
+        println!("cargo:warning=`npm install` in ui/ failed: {e}");
+        return use_prebuilt("`npm install` failed".into());
     }
     let target = out.join("ui-dist");
     let target_str = target.to_string_lossy().to_string();
     match run(
         ui,
-        &["run", "build", "--", "--outDir", &target_str, "--emptyOutDir"],
+        &[
+            "run",
+            "build",
+            "--",
+            "--outDir",
+            &target_str,
+            "--emptyOutDir",
+        ],
     ) {
         Ok(()) if target.join("index.html").is_file() => (Some(target), "built".into()),
         Ok(()) => use_prebuilt("`npm run build` wrote no index.html".into()),

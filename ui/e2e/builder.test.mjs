@@ -56,8 +56,9 @@ async function renameSelected(page, id) {
   await page.getByTestId(`node-${id}`).waitFor();
 }
 
-async function panelField(page, label) {
-  return page.getByTestId('node-panel').getByLabel(label, { exact: true });
+/** The input of a node setting, by its path in the settings (`event`, `inactivity.event`). */
+async function panelField(page, path) {
+  return page.getByTestId('node-panel').locator(`[data-field="${path}"]`).locator('input, textarea, select').first();
 }
 
 async function statValue(page, node, name) {
@@ -114,26 +115,26 @@ test('build, publish and watch the abandoned-cart journey', async () => {
 
   // Journey settings: entry key and goal, from the schema-generated form.
   const journeyPanel = page.getByTestId('journey-panel');
-  await journeyPanel.getByRole('group', { name: 'Entry' }).getByLabel('Key').fill('cart_id');
-  await journeyPanel.getByRole('group', { name: 'Goal' }).getByLabel('Event', { exact: true }).fill('Order Completed');
+  await journeyPanel.locator('[data-field="entry.key"] input').fill('cart_id');
+  await journeyPanel.locator('[data-field="goal.event"] input').fill('Order Completed');
 
   // Zoom out so that six nodes fit where we drop them.
   for (let i = 0; i < 3; i++) await page.getByRole('button', { name: 'Zoom Out' }).click();
 
   await dropNode(page, 'trigger', 150, 60);
   await renameSelected(page, 'product-added');
-  await (await panelField(page, 'Event')).fill('Product Added');
-  await (await panelField(page, 'Filter')).fill('{"cart_id": {"exists": true}}');
+  await (await panelField(page, 'event')).fill('Product Added');
+  await (await panelField(page, 'filter')).fill('{"cart_id": {"exists": true}}');
 
   await dropNode(page, 'wait_for_event', 150, 200);
   await renameSelected(page, 'wait-for-order');
-  await (await panelField(page, 'Event')).fill('Order Completed');
-  await (await panelField(page, 'Timeout')).fill('24h');
+  await (await panelField(page, 'event')).fill('Order Completed');
+  await (await panelField(page, 'timeout')).fill('24h');
   await connect(page, 'product-added', 'next', 'wait-for-order');
 
   await dropNode(page, 'send_email', 150, 340);
   await renameSelected(page, 'cart-email');
-  await (await panelField(page, 'Template')).fill('cart-reminder-email');
+  await (await panelField(page, 'template')).fill('cart-reminder-email');
   await connect(page, 'wait-for-order', 'timeout', 'cart-email');
 
   await dropNode(page, 'exit', 450, 340);
@@ -142,14 +143,14 @@ test('build, publish and watch the abandoned-cart journey', async () => {
 
   await dropNode(page, 'wait_for_event', 150, 480);
   await renameSelected(page, 'wait-a-day');
-  await (await panelField(page, 'Event')).fill('Order Completed');
-  await (await panelField(page, 'Timeout')).fill('1d');
+  await (await panelField(page, 'event')).fill('Order Completed');
+  await (await panelField(page, 'timeout')).fill('1d');
   await connect(page, 'cart-email', 'next', 'wait-a-day');
   await connect(page, 'wait-a-day', 'event', 'ordered');
 
   await dropNode(page, 'send_sms', 150, 620);
   await renameSelected(page, 'cart-sms');
-  await (await panelField(page, 'Template')).fill('cart-reminder-sms');
+  await (await panelField(page, 'template')).fill('cart-reminder-sms');
   await connect(page, 'wait-a-day', 'timeout', 'cart-sms');
 
   // Deselect: the journey panel says whether the server finds the draft valid.
@@ -183,7 +184,8 @@ test('build, publish and watch the abandoned-cart journey', async () => {
   await expectStat(page, 'product-added', 'entered', 2);
   await expectStat(page, 'product-added', 'converted', 1);
   await expectStat(page, 'wait-for-order', 'entered', 2);
-  await expectStat(page, 'ordered', 'entered', 1);
+  // The goal ends Bob's enrollment at once: it does not go on to `ordered`.
+  await expectStat(page, 'ordered', 'entered', 0);
   await expectStat(page, 'cart-email', 'entered', 1);
   await expectStat(page, 'cart-email', 'sent', 1);
   await expectStat(page, 'cart-email', 'opened', 0);
@@ -197,7 +199,7 @@ test('build, publish and watch the abandoned-cart journey', async () => {
   await page.screenshot({ path: join(SCREENSHOTS, 'canvas.png') });
 
   // Ann's page and timeline.
-  await page.getByRole('link', { name: 'Contacts' }).click();
+  await page.getByRole('link', { name: 'Contacts', exact: true }).click();
   await page.getByLabel('Search contacts').fill('ann@example.com');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('link', { name: 'ann', exact: true }).click();
@@ -207,12 +209,17 @@ test('build, publish and watch the abandoned-cart journey', async () => {
   await timeline.getByText(/email · sent · template cart-reminder-email/).waitFor();
   await timeline.getByText(/sms · sent · template cart-reminder-sms/).waitFor();
   await timeline.getByText(/abandoned-cart › cart-email: entered/).waitFor();
-  await page.getByTestId('traits').getByText('Ann').waitFor();
+  await page.getByTestId('traits').getByText('Ann', { exact: true }).waitFor();
   await page.getByTestId('enrollments').getByText('abandoned-cart').waitFor();
-  await page.screenshot({ path: join(SCREENSHOTS, 'contact.png'), fullPage: true });
+  await page.screenshot({ path: join(SCREENSHOTS, 'contact.png') });
+  // The reminder as Ann got it: her cart.
+  await timeline.locator('li', { hasText: 'template cart-reminder-email' }).getByRole('button', { name: 'show' }).click();
+  await page.frameLocator('iframe[title^="Message"]').getByText('Mug × 2').waitFor();
+  await page.getByRole('button', { name: 'hide' }).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(SCREENSHOTS, 'contact-message.png') });
 
   // Search by phone finds her too.
-  await page.getByRole('link', { name: 'Contacts' }).click();
+  await page.getByRole('link', { name: 'Contacts', exact: true }).click();
   await page.getByLabel('Search contacts').fill('+1 415 555 2671');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('table', { name: 'Contacts found' }).getByText('ann@example.com').waitFor();
@@ -250,7 +257,7 @@ test('undo, redo, select all and delete on the canvas; errors shown on nodes', a
   await page.getByTestId('palette-delay').click();
   await page.getByTestId('node-delay').waitFor();
   // The server's validation error about the missing trigger and the bad duration.
-  await page.getByLabel('Duration', { exact: true }).fill('soon');
+  await page.getByTestId('node-panel').locator('[data-field="duration"] input').fill('soon');
   await page.getByTestId('errors-delay').filter({ hasText: 'duration' }).waitFor({ timeout: 10_000 });
   await page.locator('.react-flow__pane').click({ position: { x: 600, y: 20 } });
   await page.keyboard.press('Control+z'); // the duration edit
@@ -289,6 +296,17 @@ test('template preview rendered by the server for a contact', async () => {
   await page.goto(server.base + '/templates/cart-reminder-sms');
   await page.getByTestId('sms-bubble').filter({ hasText: 'Your cart at Acme' }).waitFor();
   await page.getByTestId('sms-segments').filter({ hasText: '1 segment' }).waitFor();
+  // Edit and save: the preview follows.
+  await page.getByLabel('Body', { exact: true }).fill('Hi {{ contact.first_name }}, your cart misses you ✓');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByTestId('sms-bubble').filter({ hasText: 'Hi Ann, your cart misses you ✓' }).waitFor();
+  await page.getByTestId('sms-segments').filter({ hasText: 'UCS-2' }).waitFor();
+  // A template the server refuses: its message and code.
+  await b.expectingHttpErrors(async () => {
+    await page.getByLabel('Body', { exact: true }).fill('{% if %}');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').filter({ hasText: 'invalid_template' }).waitFor();
+  });
   assert.deepEqual(b.problems, []);
 });
 

@@ -84,6 +84,8 @@ export async function openBrowser() {
     problems.push(`console: ${text}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // "Leave the page with unsaved changes?": yes.
+  page.on('dialog', (d) => void d.accept());
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {
     browser,

@@ -729,7 +729,10 @@ async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
         let text = match i % 4 {
             0 => format!("first_name exists and plan != \"plan-{i}\""),
             1 => format!("did \"Signed Up\" in last {}d", 30 + i),
-            2 => format!("sum(total) of \"Order Completed\" in last 365d >= {}", 100 + i),
+            2 => format!(
+                "sum(total) of \"Order Completed\" in last 365d >= {}",
+                100 + i
+            ),
             _ => format!("opened any email in last {}d", 7 + i),
         };
         h.admin(

@@ -76,6 +76,22 @@ fn with_headers(body: &'static [u8], ctype: &'static str, cache: &'static str) -
     r
 }
 
+/// The app's pages load only their own scripts and talk only to this server; styles may be
+/// inline (React style attributes), and images come from anywhere (email previews, which render
+/// in a sandboxed frame without scripts, inherit this policy).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   img-src * data:; font-src * data:; connect-src 'self'; frame-src 'self'; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'";
+
+fn page(body: &'static [u8]) -> Response {
+    let mut r = with_headers(body, "text/html; charset=utf-8", "no-cache");
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    r
+}
+
 const NOT_BUILT: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Waymark</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2937}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}</style>
@@ -86,7 +102,7 @@ or <code>WAYMARK_SKIP_UI_BUILD</code> was set, when it was compiled).</p>
 <p>To get the app, install Node.js (20 or later) with npm and build again:</p>
 <pre><code>cargo build --release -p waymark</code></pre>
 <p>or build the app by hand and then the binary:</p>
-<pre><code>cd ui &amp;&amp; npm ci &amp;&amp; npm run build &amp;&amp; cd ..
+<pre><code>cd ui &amp;&amp; npm install &amp;&amp; npm run build &amp;&amp; cd ..
 WAYMARK_SKIP_UI_BUILD=1 cargo build --release -p waymark</code></pre>
 <p>The API works without it: see <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
 </body></html>"#;
@@ -108,14 +124,7 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
             return with_headers(bytes, content_type(rel), cache);
         }
         if wants_html(&headers) || rel == "index.html" {
-            return match asset("index.html") {
-                Some(index) => with_headers(index, "text/html; charset=utf-8", "no-cache"),
-                None => with_headers(
-                    NOT_BUILT.as_bytes(),
-                    "text/html; charset=utf-8",
-                    "no-cache",
-                ),
-            };
+            return page(asset("index.html").unwrap_or(NOT_BUILT.as_bytes()));
         }
     }
     ApiError::not_found("no such endpoint; see /v1/openapi.json").into_response()

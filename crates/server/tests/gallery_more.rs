@@ -14,9 +14,6 @@ use jiff::{SignedDuration, Timestamp};
 
 // ---- helpers ----
 
-
-
-
 fn days(n: i64) -> SignedDuration {
     SignedDuration::from_hours(24 * n)
 }

@@ -9,8 +9,6 @@ use common::*;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-
-
 /// The next time after the server's clock at which the local time in `zone` is `hh:mm`.
 fn next_local(s: &Server, zone: &str, hh: i8, mm: i8) -> Timestamp {
     let tz = TimeZone::get(zone).unwrap();
@@ -28,7 +26,6 @@ fn next_local(s: &Server, zone: &str, hh: i8, mm: i8) -> Timestamp {
         date = date.tomorrow().unwrap();
     }
 }
-
 
 fn email(id: &str) -> Value {
     json!({"id": id, "channel": "email", "subject": id, "text": format!("{id} for {{{{ contact.email }}}}")})

@@ -8,7 +8,6 @@ use common::*;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-
 /// The next 09:00 strictly after `t` in `zone`.
 fn next_nine(t: Timestamp, zone: &str) -> Timestamp {
     let tz = TimeZone::get(zone).unwrap();

@@ -7,9 +7,6 @@ mod common;
 use common::*;
 use jiff::{Timestamp, ToSpan};
 
-
-
-
 fn one_email(id: &str, text: &str) -> Value {
     json!({"id": id, "channel": "email", "subject": id, "text": text})
 }

@@ -411,6 +411,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/journeys/{id}/enroll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enroll a contact (`user_id` or `contact_id`) through the journey's `api` trigger, with a `payload` */
+        post: operations["post_v1_journeys__id__enroll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/journeys/{id}/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Experiment nodes: counts and conversion rates per variant, the test's verdict and the winner */
+        get: operations["get_v1_journeys__id__experiments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/journeys/{id}/pause": {
         parameters: {
             query?: never;
@@ -635,6 +669,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Segments with their condition (JSON and text forms) and member counts */
+        get: operations["get_v1_segments"];
+        put?: never;
+        /** Create a segment `{id, name, condition | text}`; every contact is evaluated at once */
+        post: operations["post_v1_segments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/segments/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Count and sample the contacts a condition matches now, without saving it */
+        post: operations["post_v1_segments_preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/segments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One segment */
+        get: operations["get_v1_segments__id_"];
+        /** Create or replace a segment; membership is re-evaluated */
+        put: operations["put_v1_segments__id_"];
+        post?: never;
+        /** Delete a segment */
+        delete: operations["delete_v1_segments__id_"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/segments/{id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Members of a segment (`limit`, `after`) */
+        get: operations["get_v1_segments__id__members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/session": {
         parameters: {
             query?: never;
@@ -642,7 +747,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The current session (`signed_in`, `via`, `csrf_token`); 401 when signed out */
+        /** Whether the request is signed in (`signed_in`, `via`, `csrf_token`); never 401 */
         get: operations["get_v1_session"];
         put?: never;
         /** Sign in: `{token}` (the admin token) → an HTTP-only session cookie and `csrf_token` */
@@ -893,6 +998,11 @@ export interface components {
         };
         /** JourneyDocument */
         Journey: {
+            /**
+             * @description Local dates on which this journey sends nothing: `YYYY-MM-DD`, or `MM-DD` for every
+             *     year. Added to the installation's `--blocked-dates`.
+             */
+            blocked_dates?: string[];
             description?: string | null;
             /** @default [] */
             edges: components["schemas"]["Edge"][];
@@ -904,12 +1014,36 @@ export interface components {
             entry: components["schemas"]["EntrySettings"];
             /** @description Events that end the enrollment at once without counting as a conversion. */
             exit_on?: components["schemas"]["ExitEvent"][];
-            /** @description A goal event ends the enrollment at once, cancels its timers and counts as a conversion. */
+            /**
+             * @description A goal event ends the enrollment at once, cancels its timers and counts as a conversion
+             *     (on every node the enrollment visited); with `within`, only inside that window after
+             *     entry.
+             */
             goal?: components["schemas"]["ExitEvent"] | null;
             /** @description Stable identifier (letters, digits, `-` and `_`); used in URLs and by `journeys apply`. */
             id: string;
             name: string;
             nodes: components["schemas"]["Node"][];
+            /**
+             * @description List changes applied whenever an enrollment ends (completed, converted or exited by an
+             *     exit node or event): copy the contact to a list, or move it from one to another.
+             */
+            on_end?: components["schemas"]["OnEnd"] | null;
+            /**
+             * @description What a send that falls in quiet hours or on a blocked date does: wait for the next
+             *     allowed moment (`defer`, default) or go on without sending (`skip`).
+             */
+            outside_hours?: components["schemas"]["OutsideHours"] | null;
+            /**
+             * @description Local hours in which this journey sends no email or SMS (in the contact's time zone,
+             *     else the journey's, else UTC). Replaces the installation's `--quiet-hours`.
+             */
+            quiet_hours?: components["schemas"]["QuietHours"] | null;
+            /**
+             * @description The most messages (email, SMS and webhook calls together) this journey hands to the
+             *     transports, e.g. `100/m`, `5000/h`, `20/s`; the rest wait their turn in the outbox.
+             */
+            send_rate?: string | null;
             /** @description Templates shipped with the journey file; `journeys apply` creates or updates them. */
             templates?: components["schemas"]["TemplateDefinition"][];
             /**
@@ -967,23 +1101,80 @@ export interface components {
              */
             transactional?: boolean;
         };
+        AggregateCondition: {
+            event: string;
+            filter?: {
+                [key: string]: components["schemas"]["Predicate"];
+            };
+            function: components["schemas"]["AggregateFunction"];
+            op: components["schemas"]["CompareOp"];
+            /** @description The (dotted) event property aggregated; values that are not numbers are skipped. */
+            property: string;
+            /** Format: double */
+            value: number;
+            within?: string | null;
+        };
+        /**
+         * @description `sum` of no events is 0; `min`, `max` and `avg` of no events have no value, and then the
+         *     comparison is false.
+         * @enum {string}
+         */
+        AggregateFunction: "sum" | "min" | "max" | "avg";
         /** @enum {string} */
         Channel: "email" | "sms";
-        /** @description A branch condition. */
+        /** @enum {string} */
+        CompareOp: "gt" | "gte" | "lt" | "lte" | "eq" | "ne";
+        /**
+         * @description A condition over a contact: traits, event history, message engagement, lists, and (in a
+         *     journey) what happened since the enrollment began.
+         */
         Condition: {
             traits: {
                 [key: string]: components["schemas"]["Predicate"];
             };
         } | {
-            event: components["schemas"]["EventCondition"];
+            did: components["schemas"]["HistoryCondition"];
         } | {
-            message: components["schemas"]["MessageCondition"];
+            aggregate: components["schemas"]["AggregateCondition"];
+        } | {
+            engaged: components["schemas"]["EngagementCondition"];
+        } | {
+            in_list: string;
+        } | {
+            event: components["schemas"]["EntryEventCondition"];
+        } | {
+            message: components["schemas"]["EntryMessageCondition"];
+        } | {
+            trigger: {
+                [key: string]: components["schemas"]["Predicate"];
+            };
         } | {
             all: components["schemas"]["Condition"][];
         } | {
             any: components["schemas"]["Condition"][];
         } | {
             not: components["schemas"]["Condition"];
+        };
+        /** @description The JSON Schema of a condition field that takes either form. */
+        ConditionOrText: components["schemas"]["Condition"] | string;
+        /** @enum {string} */
+        DateRepeat: "yearly" | "once";
+        DateTrigger: {
+            /** @description Whole days from the date: `-3d` is three days before, `1w` a week after. */
+            offset?: string | null;
+            /**
+             * @description `yearly` (default: every anniversary) or `once` (the date itself).
+             * @default yearly
+             */
+            repeat: components["schemas"]["DateRepeat"];
+            /**
+             * @description Local time of day, `HH:MM` (default `09:00`), in the contact's time zone, else the
+             *     trigger's `timezone`, else the journey's, else UTC.
+             */
+            time?: string | null;
+            timezone?: string | null;
+            /** @description The trait holding the date (`YYYY-MM-DD` or an RFC 3339 timestamp), e.g. `birthday`. */
+            trait: string;
         };
         Edge: {
             from: string;
@@ -995,8 +1186,43 @@ export interface components {
             output: string;
             to: string;
         };
-        /** @enum {string} */
-        Engagement: "opened" | "clicked";
+        /**
+         * @description What happened to a message. A click counts as an open (images are often blocked).
+         * @enum {string}
+         */
+        Engagement: "sent" | "delivered" | "opened" | "clicked";
+        /** @description "opened email [from journey …] [with template …] [in last …]". */
+        EngagementCondition: {
+            /** @description Absent: any channel. */
+            channel?: components["schemas"]["Channel"] | null;
+            engagement: components["schemas"]["Engagement"];
+            /** @description Only messages sent by this journey (its id). */
+            journey?: string | null;
+            /** @description Only messages rendered from this template (its id). */
+            template?: string | null;
+            /** @description Only engagement in the last duration; absent: all time. */
+            within?: string | null;
+        };
+        /**
+         * @description Enrollment scope (branch nodes only): an event since the enrollment began. Same JSON as the
+         *     branch conditions journeys had before this module.
+         */
+        EntryEventCondition: {
+            filter?: {
+                [key: string]: components["schemas"]["Predicate"];
+            };
+            /** @description Only count events whose journey key property equals this enrollment's key. */
+            match_key?: boolean;
+            name: string;
+            /** @description `true` (default): did perform it; `false`: did not. */
+            performed?: boolean;
+        };
+        /** @description Enrollment scope (branch nodes only): engagement with the message sent at `node`. */
+        EntryMessageCondition: {
+            engagement: components["schemas"]["Engagement"];
+            /** @description The id of a send node earlier in the journey. */
+            node: string;
+        };
         EntrySettings: {
             /**
              * @description A property of the trigger event (e.g. `cart_id`) whose value keys the enrollment: at
@@ -1005,22 +1231,6 @@ export interface components {
             key?: string | null;
             /** @default every_time */
             reentry: components["schemas"]["Reentry"];
-        };
-        EventCondition: {
-            filter?: {
-                [key: string]: components["schemas"]["Predicate"];
-            };
-            /**
-             * @description Only count events whose journey key property equals this enrollment's key.
-             * @default false
-             */
-            match_key: boolean;
-            name: string;
-            /**
-             * @description `true` (default): did perform it; `false`: did not.
-             * @default true
-             */
-            performed: boolean;
         };
         ExitEvent: {
             event: string;
@@ -1032,11 +1242,42 @@ export interface components {
              *     when the journey has an entry key.
              */
             match_key?: boolean | null;
+            /**
+             * @description Goal only: the conversion window after entry, e.g. `7d`; a later goal event does not
+             *     convert (nor end the enrollment).
+             */
+            within?: string | null;
         };
-        MessageCondition: {
-            engagement: components["schemas"]["Engagement"];
-            /** @description The id of a send node earlier in the journey. */
-            node: string;
+        /** @description "did `event` [times] [within] [filter]". */
+        HistoryCondition: {
+            /** @description The event name, e.g. `Order Completed`. */
+            event: string;
+            /** @description Only events whose properties match. */
+            filter?: {
+                [key: string]: components["schemas"]["Predicate"];
+            };
+            /** @description How many matching events; default at least one. */
+            times?: components["schemas"]["Times"];
+            /** @description Only events in the last duration (e.g. `90d`); absent: all time. */
+            within?: string | null;
+        };
+        InactivityTrigger: {
+            /** @description The event whose absence counts, e.g. `Order Completed`. */
+            event: string;
+            /**
+             * @description How long without it, e.g. `90d`. Fires once per quiet spell, counted from the
+             *     contact's last such event; contacts who never performed it do not enter.
+             */
+            for: string;
+        };
+        /** @description A circle on the globe. */
+        Near: {
+            /** Format: double */
+            km: number;
+            /** Format: double */
+            lat: number;
+            /** Format: double */
+            lon: number;
         };
         Node: {
             /** @description Unique within the journey (letters, digits, `-` and `_`). */
@@ -1044,10 +1285,33 @@ export interface components {
             /** @description Where the builder draws the node; ignored by the engine. */
             position?: components["schemas"]["Position"] | null;
         } & ({
-            event: string;
+            /**
+             * @description A client (`POST /v1/journeys/{id}/enroll`) or another journey (`enroll_in_journey`)
+             *     enrolls the contact; the request's `payload` becomes the trigger event's properties.
+             */
+            api?: boolean;
+            /**
+             * @description A date trait comes round (birthday, anniversary, renewal date), yearly or once, at a
+             *     local time, with an offset in days.
+             */
+            date?: components["schemas"]["DateTrigger"] | null;
+            /** @description The contact performs this event. */
+            event?: string | null;
+            /** @description Conditions on the trigger event's properties (for `api`: on the entry payload). */
             filter?: {
                 [key: string]: components["schemas"]["Predicate"];
             };
+            /** @description The contact has not performed an event for a while (its last one is that old). */
+            inactivity?: components["schemas"]["InactivityTrigger"] | null;
+            /** @description The contact is added to this list. */
+            list?: string | null;
+            /**
+             * @description A recurring schedule: at each run, every member of a segment (or every contact)
+             *     enters.
+             */
+            schedule?: components["schemas"]["ScheduleTrigger"] | null;
+            /** @description The contact enters (or leaves) this segment. */
+            segment?: components["schemas"]["SegmentTrigger"] | null;
             /** @constant */
             type: "trigger";
         } | {
@@ -1070,7 +1334,11 @@ export interface components {
             /** @constant */
             type: "wait_for_event";
         } | {
-            condition: components["schemas"]["Condition"];
+            /**
+             * @description A condition in the JSON form, or the same in the text form as a string (see
+             *     docs/conditions.md), e.g. `did "Order Completed" at least 2 times in last 90d`.
+             */
+            condition: components["schemas"]["ConditionOrText"];
             /** @constant */
             type: "branch";
         } | {
@@ -1087,6 +1355,17 @@ export interface components {
             type: "wait_until";
             /** @description Allowed days (`mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`); default every day. */
             weekdays?: string[] | null;
+        } | {
+            /** @description Whole days from the date: `-3d` is three days before. */
+            offset?: string | null;
+            /** @description Local time of day, `HH:MM` (default `09:00`). */
+            time?: string | null;
+            /** @description Time zone for contacts without a `timezone` trait; before the journey's `timezone`. */
+            timezone?: string | null;
+            /** @description The trait holding the date (`YYYY-MM-DD` or an RFC 3339 timestamp). */
+            trait: string;
+            /** @constant */
+            type: "wait_until_date";
         } | {
             /** @description The id of a message template of the node's channel. */
             template: string;
@@ -1143,8 +1422,91 @@ export interface components {
              *     the host is allowed with `--webhook-allow-host`.
              */
             url: string;
+        } | {
+            /** @description The event name. */
+            event: string;
+            /** @description Its properties (plain values, not templates). */
+            properties?: {
+                [key: string]: unknown;
+            };
+            /** @constant */
+            type: "emit_event";
+        } | {
+            /**
+             * @description `email` (default) or `sms`.
+             * @default email
+             */
+            channel: components["schemas"]["Channel"];
+            /** @description The topic; absent means all marketing on the channel. */
+            topic?: string | null;
+            /** @constant */
+            type: "unsubscribe";
+        } | {
+            /** @description The id of the journey to enroll the contact in. */
+            journey: string;
+            /** @constant */
+            type: "enroll_in_journey";
+        } | {
+            /** @description The node to continue at. */
+            to: string;
+            /** @constant */
+            type: "jump";
+        } | {
+            /**
+             * @description Score decay: these points are taken back this long after they were given (e.g. `30d`),
+             *     so an old burst of interest fades.
+             */
+            expires_after?: string | null;
+            /**
+             * Format: int64
+             * @description Points to add; negative to remove.
+             */
+            points: number;
+            /** @description The score trait, default `lead_score`. */
+            trait?: string | null;
+            /** @constant */
+            type: "score";
+        } | {
+            /**
+             * Format: double
+             * @description Confidence of the test, between 0.5 and 0.999 (default 0.95).
+             * @default 0.95
+             */
+            confidence: number;
+            /**
+             * Format: uint32
+             * @description Percent of contacts held out (output `holdout`): they get none of the variants and
+             *     measure the lift; they do not compete.
+             */
+            holdout?: number;
+            /**
+             * Format: uint64
+             * @description Entries every variant needs before a winner can be declared (default 100).
+             * @default 100
+             */
+            min_sample: number;
+            /** @constant */
+            type: "experiment";
+            /** @description 2 to 10 variants; their percents and the holdout's sum to 100. */
+            variants: components["schemas"]["SplitBranch"][];
         });
+        /** @description What happens to a contact's lists when its enrollment ends. */
+        OnEnd: {
+            /** @description Add the contact to this list. */
+            add_to_list?: string | null;
+            /** @description Remove the contact from this list (with `add_to_list`: a move). */
+            remove_from_list?: string | null;
+        };
         Ops: {
+            /** @description A date strictly after this one (RFC 3339 timestamp or `YYYY-MM-DD`). */
+            after?: string | null;
+            /**
+             * @description `today`: the date's month and day are today's in the evaluation time zone (a 29 February
+             *     counts on 28 February in other years).
+             */
+            anniversary?: string | null;
+            /** @description A date strictly before this one (RFC 3339 timestamp or `YYYY-MM-DD`). */
+            before?: string | null;
             /** @description Substring of a string, or element of an array. */
             contains?: unknown;
             eq?: unknown;
@@ -1161,7 +1523,19 @@ export interface components {
             /** Format: double */
             lte?: number | null;
             ne?: unknown;
+            /**
+             * @description A location within `km` kilometres of a point (great-circle distance). The value may be
+             *     `{lat, lon}` (or `latitude`/`longitude`), `[lat, lon]` or `"lat,lon"`.
+             */
+            near?: components["schemas"]["Near"] | null;
+            /** @description A date at least this duration before now: `date <= now - d`. */
+            older_than?: string | null;
+            /** @description A date within this duration before now: `now - d < date <= now` (e.g. `30d`). */
+            within_last?: string | null;
+            /** @description A date within this duration after now: `now < date <= now + d`. */
+            within_next?: string | null;
         };
+        OutsideHours: "defer" | "skip";
         Position: {
             /** Format: double */
             x: number;
@@ -1169,9 +1543,35 @@ export interface components {
             y: number;
         };
         Predicate: components["schemas"]["Ops"] | unknown;
+        /** @description A daily quiet period in local time. */
+        QuietHours: {
+            /** @description End, `HH:MM`; earlier than `start` means the next morning (`21:00` to `08:00`). */
+            end: string;
+            /** @description Start, `HH:MM`. */
+            start: string;
+        };
         /** @description Whether a contact may enter the journey again. */
         Reentry: "once" | "every_time" | {
             cooldown: string;
+        };
+        ScheduleTrigger: {
+            /** @description Five-field cron (`30 9 * * 1-5`: 09:30 on weekdays) or `@daily`, `@weekly`, ... */
+            cron: string;
+            /** @description Only this segment's members enter; absent: every contact. */
+            segment?: string | null;
+            /** @description The schedule's time zone (default UTC). */
+            timezone?: string | null;
+        };
+        /** @enum {string} */
+        SegmentEdge: "enter" | "exit";
+        SegmentTrigger: {
+            /** @description The segment's id. */
+            id: string;
+            /**
+             * @description `enter` (default) or `exit`.
+             * @default enter
+             */
+            on: components["schemas"]["SegmentEdge"];
         };
         SplitBranch: {
             /** @description The output an edge leaves this branch from. */
@@ -1213,6 +1613,17 @@ export interface components {
              *     subscriptions and carries no List-Unsubscribe header; suppressions still apply.
              */
             transactional?: boolean;
+        };
+        /** @description A count test: `{"gte": 2}` (at least), `{"lte": 2}` (at most), `{"eq": 2}` (exactly). */
+        Times: {
+            /** Format: uint32 */
+            gte: number;
+        } | {
+            /** Format: uint32 */
+            lte: number;
+        } | {
+            /** Format: uint32 */
+            eq: number;
         };
         /** @enum {string} */
         WebhookMethod: "POST" | "PUT";
@@ -1934,6 +2345,60 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    post_v1_journeys__id__enroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Journey"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    get_v1_journeys__id__experiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     post_v1_journeys__id__pause: {
         parameters: {
             query?: never;
@@ -2334,6 +2799,187 @@ export interface operations {
                 "application/json": components["schemas"]["SegmentCall"];
             };
         };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    get_v1_segments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    post_v1_segments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    post_v1_segments_preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    get_v1_segments__id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    put_v1_segments__id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    delete_v1_segments__id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    get_v1_segments__id__members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Success */
             200: {

@@ -1,7 +1,7 @@
 // A form generated from a JSON Schema (see lib/schema.ts): strings, numbers, booleans, enums,
 // arrays, nested objects, and JSON text for everything else (conditions, filters, maps).
 import { useEffect, useId, useState } from 'react';
-import { fieldsOf, initialValue, type Field, type Schema } from '../lib/schema';
+import { fieldsOf, initialValue, variantIndex, type Field, type Schema } from '../lib/schema';
 
 type Obj = Record<string, unknown>;
 
@@ -23,6 +23,7 @@ export function SchemaForm({ root, schema, value, onChange, errors = {} }: Schem
       {fields.map((f) => (
         <FieldRow
           key={f.key}
+          path={f.key}
           field={f}
           value={value[f.key]}
           errors={errors[f.key]}
@@ -38,18 +39,25 @@ export function SchemaForm({ root, schema, value, onChange, errors = {} }: Schem
   );
 }
 
-function FieldRow({ field, value, onChange, errors }: { field: Field; value: unknown; onChange: (v: unknown) => void; errors?: string[] }) {
+function FieldRow({ field, path, value, onChange, errors }: { field: Field; path: string; value: unknown; onChange: (v: unknown) => void; errors?: string[] }) {
   const id = useId();
+  // The required mark stays outside the label, so that the label is the field's plain name.
   const label = (
-    <label htmlFor={id} title={field.description}>
-      {field.label}
-      {field.required && <span className="req" aria-hidden="true"> *</span>}
-    </label>
+    <span className="label-row">
+      <label htmlFor={id} title={field.description}>
+        {field.label}
+      </label>
+      {field.required && (
+        <span className="req" title="required">
+          *
+        </span>
+      )}
+    </span>
   );
   return (
-    <div className={`field field-${field.kind}${errors?.length ? ' has-error' : ''}`}>
+    <div className={`field field-${field.kind}${errors?.length ? ' has-error' : ''}`} data-field={path}>
       {field.kind === 'boolean' ? null : label}
-      <FieldInput id={id} field={field} value={value} onChange={onChange} labelNode={label} />
+      <FieldInput id={id} path={path} field={field} value={value} onChange={onChange} labelNode={label} />
       {field.description && field.kind !== 'boolean' && <div className="hint">{field.description}</div>}
       {errors?.map((e, i) => (
         <div className="field-error" key={i}>
@@ -60,7 +68,7 @@ function FieldRow({ field, value, onChange, errors }: { field: Field; value: unk
   );
 }
 
-function FieldInput({ id, field, value, onChange, labelNode }: { id: string; field: Field; value: unknown; onChange: (v: unknown) => void; labelNode: React.ReactNode }) {
+function FieldInput({ id, path, field, value, onChange, labelNode }: { id: string; path: string; field: Field; value: unknown; onChange: (v: unknown) => void; labelNode: React.ReactNode }) {
   switch (field.kind) {
     case 'string':
       return (
@@ -118,7 +126,7 @@ function FieldInput({ id, field, value, onChange, labelNode }: { id: string; fie
           {items.map((item, i) => (
             <div className="array-item" key={i}>
               <div className="array-body">
-                <FieldInput id={`${id}-${i}`} field={{ ...field.item, key: String(i) }} value={item} labelNode={null} onChange={(v) => onChange(items.map((x, j) => (j === i ? v : x)))} />
+                <FieldInput id={`${id}-${i}`} path={`${path}.${i}`} field={{ ...field.item, key: String(i) }} value={item} labelNode={null} onChange={(v) => onChange(items.map((x, j) => (j === i ? v : x)))} />
               </div>
               <button type="button" className="small" aria-label={`Remove ${field.label} ${i + 1}`} onClick={() => onChange(items.filter((_, j) => j !== i))}>
                 ×
@@ -138,6 +146,7 @@ function FieldInput({ id, field, value, onChange, labelNode }: { id: string; fie
           {field.fields.map((f) => (
             <FieldRow
               key={f.key}
+              path={`${path}.${f.key}`}
               field={f}
               value={obj[f.key]}
               onChange={(v) => {
@@ -149,6 +158,31 @@ function FieldInput({ id, field, value, onChange, labelNode }: { id: string; fie
             />
           ))}
         </fieldset>
+      );
+    }
+    case 'variant': {
+      const index = variantIndex(field.options, value);
+      const current = index >= 0 ? field.options[index] : undefined;
+      return (
+        <div className="variant">
+          <select
+            id={id}
+            value={index >= 0 ? String(index) : ''}
+            onChange={(e) => {
+              if (e.target.value === '') return onChange(undefined);
+              const o = field.options[Number(e.target.value)];
+              onChange(o.constValue ?? (o.field ? initialValue(o.field) : {}));
+            }}
+          >
+            {(!field.required || index < 0) && <option value="">(default)</option>}
+            {field.options.map((o, i) => (
+              <option key={i} value={String(i)}>
+                {o.label}
+              </option>
+            ))}
+          </select>
+          {current?.field && <FieldInput id={`${id}-v`} path={path} field={current.field} value={value} onChange={onChange} labelNode={null} />}
+        </div>
       );
     }
     case 'json':

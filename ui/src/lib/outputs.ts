@@ -1,11 +1,16 @@
 // The outputs of a node: the names an edge may leave it from (`output:` of an edge).
 //
 // The server's `NodeKind::outputs` is the truth. The schema does not (yet) carry it, so the
-// order of sources is: an `x-outputs` extension on the kind's schema, when the server adds
-// one; outputs that depend on the settings (a random split's branch names); a small table of
-// the kinds whose outputs differ from `next`; what the kind's description says ("Outputs:
-// `a`, `b`", "no outgoing edges", "Ends the enrollment"); and else `next`. A new kind whose
-// outputs are not `next` is thus right as soon as its doc comment says so, and if not, the
+// sources, in order:
+// 1. an `x-outputs` extension on the kind's schema, when the server adds one;
+// 2. a small table of the kinds whose outputs are fixed and not `next`;
+// 3. outputs that come from the settings: the `name`s of a list of objects (a random split's
+//    `branches`, an experiment's `variants`), plus any output the description names that is
+//    also a setting, when that setting is set (an experiment's `holdout`);
+// 4. what the kind's description says: "Outputs: `a`, `b`", "no outgoing edges", "Ends the
+//    enrollment";
+// 5. else `next`.
+// A new kind is right as soon as its doc comment says what its outputs are; and if not, the
 // server's validation (`unknown_output`) still shows the mistake on the node.
 
 import type { NodeKindDef } from './schema';
@@ -16,11 +21,23 @@ const FIXED: Record<string, string[]> = {
   exit: [],
 };
 
+/** The backticked names in the description's "Outputs: …" sentence. */
+function describedNames(description: string): string[] | undefined {
+  const m = /Outputs?:\s*([\s\S]*?)(?:\.(?:\s|$)|$)/.exec(description);
+  if (!m) return undefined;
+  return [...m[1].matchAll(/`([^`]+)`/g)].map((x) => x[1]);
+}
+
 export function outputsFromDescription(description: string): string[] | undefined {
-  if (/no outgoing edges|^ends the enrollment/i.test(description.trim())) return [];
-  const m = /Outputs?:\s*((?:`[^`]+`(?:,\s*|\s+and\s+|\s+or\s+)?)+)/.exec(description);
-  if (m) return [...m[1].matchAll(/`([^`]+)`/g)].map((x) => x[1]);
-  return undefined;
+  const text = description.trim();
+  if (/no outgoing edges|^ends the enrollment/i.test(text)) return [];
+  const names = describedNames(text);
+  return names && names.length > 0 ? names : undefined;
+}
+
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === '' || v === 0) return false;
+  return !(Array.isArray(v) && v.length === 0);
 }
 
 export function outputsOf(
@@ -29,11 +46,21 @@ export function outputsOf(
   kind?: Pick<NodeKindDef, 'description' | 'xOutputs'>,
 ): string[] {
   if (kind?.xOutputs) return kind.xOutputs;
-  const branches = settings.branches;
-  if (Array.isArray(branches) && branches.every((b) => b && typeof b === 'object' && 'name' in b)) {
-    return branches.map((b) => String((b as { name: unknown }).name ?? '')).filter((n) => n !== '');
-  }
   if (type in FIXED) return FIXED[type];
-  const described = kind ? outputsFromDescription(kind.description) : undefined;
-  return described ?? ['next'];
+  const named: string[] = [];
+  for (const v of Object.values(settings)) {
+    if (Array.isArray(v) && v.length > 0 && v.every((b) => b && typeof b === 'object' && !Array.isArray(b) && 'name' in b)) {
+      for (const b of v) {
+        const name = String((b as { name: unknown }).name ?? '');
+        if (name !== '' && !named.includes(name)) named.push(name);
+      }
+    }
+  }
+  const described = kind ? describedNames(kind.description) ?? [] : [];
+  if (named.length > 0) {
+    for (const d of described) if (d in settings && isSet(settings[d]) && !named.includes(d)) named.push(d);
+    return named;
+  }
+  const fromText = kind ? outputsFromDescription(kind.description) : undefined;
+  return fromText ?? ['next'];
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import schema from './fixtures/journey.schema.json';
-import { fieldFor, fieldsOf, initialSettings, journeySettingsSchema, nodeKinds, resolve, type Schema } from './schema';
+import { fieldFor, fieldsOf, initialSettings, initialValue, journeySettingsSchema, nodeKinds, resolve, variantIndex, type Schema } from './schema';
 
 const root = schema as Schema;
 
@@ -76,6 +76,20 @@ describe('form fields', () => {
     const fields = fieldsOf(s, s);
     expect(fields.map((f) => f.kind)).toEqual(['enum', 'enum']);
     expect(fields[1].kind === 'enum' && fields[1].options).toEqual(['a', 'b']);
+  });
+  it('constants mixed with objects become a choice with a sub-form (re-entry)', () => {
+    const fields = fieldsOf(root, journeySettingsSchema(root));
+    const entry = fields.find((f) => f.key === 'entry')!;
+    if (entry.kind !== 'object') throw new Error('entry is not an object');
+    const reentry = entry.fields.find((f) => f.key === 'reentry')!;
+    if (reentry.kind !== 'variant') throw new Error(`reentry is ${reentry.kind}`);
+    expect(reentry.options.map((o) => o.label)).toEqual(['once', 'every_time', 'cooldown']);
+    expect(variantIndex(reentry.options, 'every_time')).toBe(1);
+    expect(variantIndex(reentry.options, { cooldown: '7d' })).toBe(2);
+    expect(variantIndex(reentry.options, undefined)).toBe(-1);
+    const cooldown = reentry.options[2].field!;
+    expect(cooldown.kind === 'object' && cooldown.fields.map((f) => f.key)).toEqual(['cooldown']);
+    expect(initialValue(reentry)).toBe('once');
   });
   it('journey settings: nested objects for entry and goal', () => {
     const fields = fieldsOf(root, journeySettingsSchema(root));

@@ -135,7 +135,32 @@ export type Field =
   | { kind: 'enum'; key: string; label: string; required: boolean; description: string; options: string[] }
   | { kind: 'array'; key: string; label: string; required: boolean; description: string; item: Field }
   | { kind: 'object'; key: string; label: string; required: boolean; description: string; fields: Field[] }
+  | { kind: 'variant'; key: string; label: string; required: boolean; description: string; options: VariantOption[] }
   | { kind: 'json'; key: string; label: string; required: boolean; description: string };
+
+/** One alternative of a `oneOf` that mixes constants and objects (e.g. `once` | `{cooldown}`). */
+export interface VariantOption {
+  label: string;
+  constValue?: string;
+  field?: Field;
+  requiredKeys: string[];
+}
+
+/** Which alternative a value is. */
+export function variantIndex(options: VariantOption[], value: unknown): number {
+  if (typeof value === 'string') {
+    const i = options.findIndex((o) => o.constValue === value);
+    if (i >= 0) return i;
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const keys = Object.keys(value);
+    const i = options.findIndex((o) => o.field && o.requiredKeys.length > 0 && o.requiredKeys.every((k) => keys.includes(k)));
+    if (i >= 0) return i;
+    const j = options.findIndex((o) => o.field);
+    if (j >= 0) return j;
+  }
+  return -1;
+}
 
 function types(s: Schema): string[] {
   if (Array.isArray(s.type)) return s.type;
@@ -170,11 +195,26 @@ function enumOptions(root: Schema, s: Schema): string[] | undefined {
 }
 
 /** One form field for a property schema; complex parts fall back to JSON text. */
-export function fieldFor(root: Schema, key: string, raw: Schema | boolean, required: boolean): Field {
+export function fieldFor(root: Schema, key: string, raw: Schema | boolean, required: boolean, depth = 0): Field {
   const s = nonNull(root, resolve(root, raw as Schema));
   const base = { key, label: s.title ?? labelOf(key), required, description: s.description ?? '' };
   const options = enumOptions(root, s);
   if (options) return { ...base, kind: 'enum', options };
+  // Constants mixed with objects: a choice, and a sub-form for the objects. (Recursive unions
+  // without constants, such as conditions, stay JSON text.)
+  const alternatives = s.oneOf ?? s.anyOf;
+  if (Array.isArray(alternatives) && depth < 3) {
+    const vs = alternatives.map((v: Schema) => resolve(root, v)).filter((v: Schema) => !(types(v).length === 1 && types(v)[0] === 'null'));
+    if (vs.length > 1 && vs.some((v: Schema) => constOf(v) !== undefined)) {
+      const opts: VariantOption[] = vs.map((v: Schema) => {
+        const c = constOf(v);
+        if (c !== undefined) return { label: c, constValue: c, requiredKeys: [] };
+        const req: string[] = v.required ?? [];
+        return { label: v.title ?? req[0] ?? 'other', field: fieldFor(root, key, v, true, depth + 1), requiredKeys: req };
+      });
+      return { ...base, kind: 'variant', options: opts };
+    }
+  }
   const t = types(s);
   if (t.length === 1) {
     switch (t[0]) {
@@ -186,14 +226,14 @@ export function fieldFor(root: Schema, key: string, raw: Schema | boolean, requi
       case 'boolean':
         return { ...base, kind: 'boolean' };
       case 'array': {
-        const item = fieldFor(root, 'item', s.items ?? {}, true);
+        const item = fieldFor(root, 'item', s.items ?? {}, true, depth + 1);
         return { ...base, kind: 'array', item };
       }
       case 'object': {
         const props = s.properties ?? {};
         const hasOpenKeys = s.additionalProperties !== undefined && s.additionalProperties !== false;
         if (Object.keys(props).length > 0 && !hasOpenKeys) {
-          return { ...base, kind: 'object', fields: fieldsOf(root, s) };
+          return { ...base, kind: 'object', fields: fieldsOf(root, s, depth + 1) };
         }
         return { ...base, kind: 'json' };
       }
@@ -203,11 +243,11 @@ export function fieldFor(root: Schema, key: string, raw: Schema | boolean, requi
 }
 
 /** The fields of an object schema, required ones first, then in schema order. */
-export function fieldsOf(root: Schema, objectSchema: Schema): Field[] {
+export function fieldsOf(root: Schema, objectSchema: Schema, depth = 0): Field[] {
   const s = resolve(root, objectSchema);
   const required: string[] = s.required ?? [];
   const entries = Object.entries(s.properties ?? {});
-  const fields = entries.map(([k, v]) => fieldFor(root, k, v as Schema, required.includes(k)));
+  const fields = entries.map(([k, v]) => fieldFor(root, k, v as Schema, required.includes(k), depth));
   return [...fields.filter((f) => f.required), ...fields.filter((f) => !f.required)];
 }
 
@@ -228,6 +268,10 @@ export function initialValue(field: Field): unknown {
       const out: Record<string, unknown> = {};
       for (const f of field.fields) if (f.required) out[f.key] = initialValue(f);
       return out;
+    }
+    case 'variant': {
+      const first = field.options[0];
+      return first.constValue ?? (first.field ? initialValue(first.field) : {});
     }
     case 'json':
       return {};

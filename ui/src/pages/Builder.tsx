@@ -11,6 +11,7 @@ import {
   ReactFlowProvider,
   applyEdgeChanges,
   applyNodeChanges,
+  useNodesInitialized,
   useReactFlow,
   type Connection,
   type Edge,
@@ -106,6 +107,25 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
   const doc = useMemo(() => canvasToDoc(canvas), [canvas]);
   const docKey = useMemo(() => stable(doc), [doc]);
   const dirty = docKey !== savedKey;
+
+  // Fit the whole journey in view once its nodes have their sizes (the `fitView` prop alone
+  // may run before the custom nodes are measured).
+  const measured = useNodesInitialized();
+  const fitted = useRef((initial.draft.nodes ?? []).length === 0);
+  useEffect(() => {
+    if (measured && !fitted.current) {
+      fitted.current = true;
+      void flow.fitView({ padding: 0.2, maxZoom: 1 });
+    }
+  }, [measured, flow]);
+
+  // Closing or reloading the tab with unsaved changes asks first.
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    return () => window.removeEventListener('beforeunload', warn);
+  }, [dirty]);
 
   // Server validation as the draft changes.
   useEffect(() => {
@@ -372,6 +392,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
             multiSelectionKeyCode={['Meta', 'Control']}
             fitView
             fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
+            minZoom={0.2}
             defaultEdgeOptions={{ type: 'smoothstep' }}
             proOptions={{ hideAttribution: true }}
           >

@@ -1,4 +1,5 @@
 // One contact: traits, lists, journeys, and the timeline of events, steps and messages.
+import { useState } from 'react';
 import { api, ok } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
 import { Link } from '../router';
@@ -21,6 +22,15 @@ type Entry = Record<string, any> & { type: string; at: string };
 export function ContactPage({ contactId }: { contactId: string }) {
   const contact = useLoad(() => ok<Contact>(api.GET('/v1/contacts/{id}', { params: { path: { id: contactId } } })), [contactId]);
   const timeline = useLoad(() => ok<{ entries: Entry[] }>(api.GET('/v1/contacts/{id}/timeline', { params: { path: { id: contactId } } })), [contactId]);
+  const messages = useLoad(
+    () => ok<{ messages: Message[] }>(api.GET('/v1/messages', { params: { query: { contact_id: contactId, limit: '1000' } as never } })),
+    [contactId],
+  );
+  const subscriptions = useLoad(
+    () => ok<{ subscriptions: Array<{ channel: string; topic: string; status: string; updated_at: string }> }>(api.GET('/v1/contacts/{id}/subscriptions', { params: { path: { id: contactId } } })),
+    [contactId],
+  );
+  const byId = new Map((messages.data?.messages ?? []).map((m) => [m.id, m]));
   const c = contact.data;
   return (
     <div className="page contact-page">
@@ -54,6 +64,23 @@ export function ContactPage({ contactId }: { contactId: string }) {
                   ))}
               </dl>
               {c.anonymous_ids?.length > 0 && <p className="muted small">Anonymous ids: {c.anonymous_ids.join(', ')}</p>}
+              <h2>Subscriptions</h2>
+              {subscriptions.data?.subscriptions.length ? (
+                <dl className="kv" data-testid="subscriptions">
+                  {subscriptions.data.subscriptions.map((x) => (
+                    <div key={`${x.channel}/${x.topic}`}>
+                      <dt>
+                        {x.channel} · {x.topic === '*' ? 'all marketing' : x.topic}
+                      </dt>
+                      <dd>
+                        <StatusBadge status={x.status} />
+                      </dd>
+                    </div>
+                  ))}
+                </dl>
+              ) : (
+                <p className="muted small">No subscription records: counts as subscribed.</p>
+              )}
             </section>
             <section className="card">
               <h2>Lists</h2>
@@ -104,7 +131,19 @@ export function ContactPage({ contactId }: { contactId: string }) {
           </div>
         </>
       )}
-      <h2>Timeline</h2>
+      <div className="page-head">
+        <h2>Timeline</h2>
+        <button
+          className="small"
+          onClick={() => {
+            void contact.reload();
+            void timeline.reload();
+          }}
+          disabled={timeline.loading}
+        >
+          Refresh
+        </button>
+      </div>
       <ErrorBanner error={timeline.error} />
       {timeline.loading && !timeline.data && <Loading what="the timeline" />}
       {timeline.data && (
@@ -115,6 +154,7 @@ export function ContactPage({ contactId }: { contactId: string }) {
               <time>{when(e.at)}</time>
               <span className={`badge kind-${e.type}`}>{e.type}</span>
               <TimelineText entry={e} />
+              {e.type === 'message' && byId.has(e.message_id) && <MessageView message={byId.get(e.message_id)!} />}
             </li>
           ))}
         </ol>
@@ -136,6 +176,35 @@ export function timelineText(e: Entry): string {
       return JSON.stringify(rest);
     }
   }
+}
+
+interface Message {
+  id: number;
+  channel: string;
+  recipient: string | null;
+  subject: string | null;
+  html: string | null;
+  text: string | null;
+  status: string;
+  error: string | null;
+}
+
+/** The message as it was rendered, on demand (email HTML in a sandboxed frame). */
+function MessageView({ message }: { message: Message }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <span className="message-view">
+      <button className="link small" onClick={() => setOpen(!open)} aria-expanded={open}>
+        {open ? 'hide' : 'show'}
+      </button>
+      {open && (
+        <div className="message-body">
+          {message.recipient && <div className="muted small">to {message.recipient}</div>}
+          {message.html ? <iframe title={`Message ${message.id}`} sandbox="" srcDoc={message.html} /> : <pre className="text-part">{message.text}</pre>}
+        </div>
+      )}
+    </span>
+  );
 }
 
 function TimelineText({ entry }: { entry: Entry }) {

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, describe, ok } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad } from '../components/common';
 import { Link, navigate } from '../router';
@@ -35,6 +35,11 @@ export function JourneyList() {
   const list = useLoad(() => ok<{ journeys: JourneySummary[] }>(api.GET('/v1/journeys')), []);
   const gallery = useLoad(() => ok<{ templates: GalleryItem[] }>(api.GET('/v1/journey-templates')), []);
   const [creating, setCreating] = useState<GalleryItem | 'blank' | null>(null);
+  // The numbers move while journeys run.
+  useEffect(() => {
+    const t = setInterval(() => void list.reload(), 5000);
+    return () => clearInterval(t);
+  }, [list.reload]); // eslint-disable-line react-hooks/exhaustive-deps
 
   return (
     <div className="page">

@@ -96,6 +96,7 @@ export function Templates({ selected }: { selected?: string }) {
 
 function TemplateEditor({ initial, isNew, onSaved }: { initial: Template; isNew?: boolean; onSaved: (t: Template) => void | Promise<void> }) {
   const [t, setT] = useState<Template>(initial);
+  const [format, setFormat] = useState<'html' | 'mjml'>(initial.mjml ? 'mjml' : 'html');
   const [error, setError] = useState<string | null>(null);
   const [fieldErrors, setFieldErrors] = useState<Array<{ field?: string; message: string; line?: number; column?: number }>>([]);
   const [saved, setSaved] = useState(0);
@@ -150,7 +151,23 @@ function TemplateEditor({ initial, isNew, onSaved }: { initial: Template; isNew?
               <label htmlFor="tpl-subject">Subject</label>
               <input id="tpl-subject" value={t.subject ?? ''} onChange={(e) => set('subject', e.target.value)} />
             </div>
-            {t.mjml ? area('mjml', 12) : area('html', 12)}
+            <div className="field">
+              <label htmlFor="tpl-format">Body format</label>
+              <select
+                id="tpl-format"
+                value={format}
+                onChange={(e) => {
+                  const to = e.target.value as 'html' | 'mjml';
+                  // The text moves along; the server checks it as the chosen format on save.
+                  setT((old) => ({ ...old, [to]: old[format] ?? '', [format]: null }));
+                  setFormat(to);
+                }}
+              >
+                <option value="html">HTML</option>
+                <option value="mjml">MJML (responsive, rendered to HTML)</option>
+              </select>
+            </div>
+            {area(format, 12)}
             {area('text', 5)}
           </>
         ) : (

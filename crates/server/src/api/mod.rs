@@ -297,7 +297,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segments/preview", post(segments::preview))
         .route(
             "/v1/segments/{id}",
-            get(segments::get).put(segments::put).delete(segments::delete),
+            get(segments::get)
+                .put(segments::put)
+                .delete(segments::delete),
         )
         .route("/v1/segments/{id}/members", get(segments::members))
         // The web app: session check and sign-out, the journey gallery.

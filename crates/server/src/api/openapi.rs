@@ -323,7 +323,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "Count and sample the contacts a condition matches now, without saving it",
         "admin",
     ),
-    ("get", "/v1/segments/{id}", "Segments", "One segment", "admin"),
+    (
+        "get",
+        "/v1/segments/{id}",
+        "Segments",
+        "One segment",
+        "admin",
+    ),
     (
         "put",
         "/v1/segments/{id}",
@@ -331,7 +337,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "Create or replace a segment; membership is re-evaluated",
         "admin",
     ),
-    ("delete", "/v1/segments/{id}", "Segments", "Delete a segment", "admin"),
+    (
+        "delete",
+        "/v1/segments/{id}",
+        "Segments",
+        "Delete a segment",
+        "admin",
+    ),
     (
         "get",
         "/v1/segments/{id}/members",
