@@ -1945,3 +1945,29 @@ fn clock_advance_is_refused_on_the_system_clock() {
     s.admin_post("/v1/clock/advance", json!({ "seconds": 60 }))
         .expect_error(409, "clock_not_simulated");
 }
+
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    let s = Server::simulated();
+    let doc = s.get("/v1/openapi.json").ok();
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    out.push(r.clone());
+                }
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 20, "{all:?}");
+    for r in all {
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external ref {r}"));
+        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+    }
+    assert!(doc["components"]["schemas"]["Journey"].get("$defs").is_none());
+}

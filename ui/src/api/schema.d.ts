@@ -988,119 +988,6 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        Error: {
-            code: string;
-            errors?: Record<string, never>[];
-            field?: string;
-            link?: string;
-            message: string;
-            type: string;
-        };
-        /** JourneyDocument */
-        Journey: {
-            /**
-             * @description Local dates on which this journey sends nothing: `YYYY-MM-DD`, or `MM-DD` for every
-             *     year. Added to the installation's `--blocked-dates`.
-             */
-            blocked_dates?: string[];
-            description?: string | null;
-            /** @default [] */
-            edges: components["schemas"]["Edge"][];
-            /**
-             * @default {
-             *       "reentry": "every_time"
-             *     }
-             */
-            entry: components["schemas"]["EntrySettings"];
-            /** @description Events that end the enrollment at once without counting as a conversion. */
-            exit_on?: components["schemas"]["ExitEvent"][];
-            /**
-             * @description A goal event ends the enrollment at once, cancels its timers and counts as a conversion
-             *     (on every node the enrollment visited); with `within`, only inside that window after
-             *     entry.
-             */
-            goal?: components["schemas"]["ExitEvent"] | null;
-            /** @description Stable identifier (letters, digits, `-` and `_`); used in URLs and by `journeys apply`. */
-            id: string;
-            name: string;
-            nodes: components["schemas"]["Node"][];
-            /**
-             * @description List changes applied whenever an enrollment ends (completed, converted or exited by an
-             *     exit node or event): copy the contact to a list, or move it from one to another.
-             */
-            on_end?: components["schemas"]["OnEnd"] | null;
-            /**
-             * @description What a send that falls in quiet hours or on a blocked date does: wait for the next
-             *     allowed moment (`defer`, default) or go on without sending (`skip`).
-             */
-            outside_hours?: components["schemas"]["OutsideHours"] | null;
-            /**
-             * @description Local hours in which this journey sends no email or SMS (in the contact's time zone,
-             *     else the journey's, else UTC). Replaces the installation's `--quiet-hours`.
-             */
-            quiet_hours?: components["schemas"]["QuietHours"] | null;
-            /**
-             * @description The most messages (email, SMS and webhook calls together) this journey hands to the
-             *     transports, e.g. `100/m`, `5000/h`, `20/s`; the rest wait their turn in the outbox.
-             */
-            send_rate?: string | null;
-            /** @description Templates shipped with the journey file; `journeys apply` creates or updates them. */
-            templates?: components["schemas"]["TemplateDefinition"][];
-            /**
-             * @description The time zone of calendar waits (e.g. `Europe/Rome`) for contacts without a `timezone`
-             *     trait, unless the node names its own. Default: UTC.
-             */
-            timezone?: string | null;
-        };
-        SegmentCall: {
-            anonymousId?: string;
-            batch?: Record<string, never>[];
-            event?: string;
-            groupId?: string;
-            messageId?: string;
-            name?: string;
-            previousId?: string;
-            properties?: Record<string, never>;
-            /** Format: date-time */
-            timestamp?: string;
-            traits?: Record<string, never>;
-            /** @enum {unknown} */
-            type?: "identify" | "track" | "page" | "screen" | "group" | "alias";
-            userId?: string;
-        };
-        /**
-         * TemplateDefinition
-         * @description A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or
-         *     `text` (MJML or HTML, not both; a missing `text` is generated from the HTML); SMS uses
-         *     `body`.
-         */
-        Template: {
-            body?: string | null;
-            channel: components["schemas"]["Channel"];
-            html?: string | null;
-            id: string;
-            /** @description MJML, rendered to HTML after Liquid. */
-            mjml?: string | null;
-            name?: string | null;
-            subject?: string | null;
-            text?: string | null;
-            /**
-             * @description The subscription topic of a marketing message (e.g. `newsletter`); contacts who
-             *     unsubscribed from it (or from all marketing) or whose double opt-in is pending do not
-             *     receive it. Absent: the channel's general marketing consent (`*`) alone decides.
-             */
-            topic?: string | null;
-            /**
-             * @description Email only: `false` turns off open and click tracking (link rewriting and the open
-             *     pixel) for this template; tracking is on by default when a public URL is configured.
-             */
-            tracking?: boolean | null;
-            /**
-             * @description A transactional message (receipt, password reset, double opt-in confirmation) ignores
-             *     subscriptions and carries no List-Unsubscribe header; suppressions still apply.
-             */
-            transactional?: boolean;
-        };
         AggregateCondition: {
             event: string;
             filter?: {
@@ -1232,6 +1119,14 @@ export interface components {
             /** @default every_time */
             reentry: components["schemas"]["Reentry"];
         };
+        Error: {
+            code: string;
+            errors?: Record<string, never>[];
+            field?: string;
+            link?: string;
+            message: string;
+            type: string;
+        };
         ExitEvent: {
             event: string;
             filter?: {
@@ -1269,6 +1164,62 @@ export interface components {
              *     contact's last such event; contacts who never performed it do not enter.
              */
             for: string;
+        };
+        /** JourneyDocument */
+        Journey: {
+            /**
+             * @description Local dates on which this journey sends nothing: `YYYY-MM-DD`, or `MM-DD` for every
+             *     year. Added to the installation's `--blocked-dates`.
+             */
+            blocked_dates?: string[];
+            description?: string | null;
+            /** @default [] */
+            edges: components["schemas"]["Edge"][];
+            /**
+             * @default {
+             *       "reentry": "every_time"
+             *     }
+             */
+            entry: components["schemas"]["EntrySettings"];
+            /** @description Events that end the enrollment at once without counting as a conversion. */
+            exit_on?: components["schemas"]["ExitEvent"][];
+            /**
+             * @description A goal event ends the enrollment at once, cancels its timers and counts as a conversion
+             *     (on every node the enrollment visited); with `within`, only inside that window after
+             *     entry.
+             */
+            goal?: components["schemas"]["ExitEvent"] | null;
+            /** @description Stable identifier (letters, digits, `-` and `_`); used in URLs and by `journeys apply`. */
+            id: string;
+            name: string;
+            nodes: components["schemas"]["Node"][];
+            /**
+             * @description List changes applied whenever an enrollment ends (completed, converted or exited by an
+             *     exit node or event): copy the contact to a list, or move it from one to another.
+             */
+            on_end?: components["schemas"]["OnEnd"] | null;
+            /**
+             * @description What a send that falls in quiet hours or on a blocked date does: wait for the next
+             *     allowed moment (`defer`, default) or go on without sending (`skip`).
+             */
+            outside_hours?: components["schemas"]["OutsideHours"] | null;
+            /**
+             * @description Local hours in which this journey sends no email or SMS (in the contact's time zone,
+             *     else the journey's, else UTC). Replaces the installation's `--quiet-hours`.
+             */
+            quiet_hours?: components["schemas"]["QuietHours"] | null;
+            /**
+             * @description The most messages (email, SMS and webhook calls together) this journey hands to the
+             *     transports, e.g. `100/m`, `5000/h`, `20/s`; the rest wait their turn in the outbox.
+             */
+            send_rate?: string | null;
+            /** @description Templates shipped with the journey file; `journeys apply` creates or updates them. */
+            templates?: components["schemas"]["TemplateDefinition"][];
+            /**
+             * @description The time zone of calendar waits (e.g. `Europe/Rome`) for contacts without a `timezone`
+             *     trait, unless the node names its own. Default: UTC.
+             */
+            timezone?: string | null;
         };
         /** @description A circle on the globe. */
         Near: {
@@ -1562,6 +1513,22 @@ export interface components {
             /** @description The schedule's time zone (default UTC). */
             timezone?: string | null;
         };
+        SegmentCall: {
+            anonymousId?: string;
+            batch?: Record<string, never>[];
+            event?: string;
+            groupId?: string;
+            messageId?: string;
+            name?: string;
+            previousId?: string;
+            properties?: Record<string, never>;
+            /** Format: date-time */
+            timestamp?: string;
+            traits?: Record<string, never>;
+            /** @enum {unknown} */
+            type?: "identify" | "track" | "page" | "screen" | "group" | "alias";
+            userId?: string;
+        };
         /** @enum {string} */
         SegmentEdge: "enter" | "exit";
         SegmentTrigger: {
@@ -1581,6 +1548,39 @@ export interface components {
              * @description Share of contacts, 0-100.
              */
             percent: number;
+        };
+        /**
+         * TemplateDefinition
+         * @description A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or
+         *     `text` (MJML or HTML, not both; a missing `text` is generated from the HTML); SMS uses
+         *     `body`.
+         */
+        Template: {
+            body?: string | null;
+            channel: components["schemas"]["Channel"];
+            html?: string | null;
+            id: string;
+            /** @description MJML, rendered to HTML after Liquid. */
+            mjml?: string | null;
+            name?: string | null;
+            subject?: string | null;
+            text?: string | null;
+            /**
+             * @description The subscription topic of a marketing message (e.g. `newsletter`); contacts who
+             *     unsubscribed from it (or from all marketing) or whose double opt-in is pending do not
+             *     receive it. Absent: the channel's general marketing consent (`*`) alone decides.
+             */
+            topic?: string | null;
+            /**
+             * @description Email only: `false` turns off open and click tracking (link rewriting and the open
+             *     pixel) for this template; tracking is on by default when a public URL is configured.
+             */
+            tracking?: boolean | null;
+            /**
+             * @description A transactional message (receipt, password reset, double opt-in confirmation) ignores
+             *     subscriptions and carries no List-Unsubscribe header; suppressions still apply.
+             */
+            transactional?: boolean;
         };
         /**
          * @description A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or

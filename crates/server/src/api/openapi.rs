@@ -9,6 +9,35 @@ pub fn journey_schema() -> Value {
     serde_json::to_value(schemars::schema_for!(JourneyDocument)).expect("schema serialises")
 }
 
+/// Moves a JSON Schema's `$defs` into `defs` and points its references there.
+fn hoist_defs(mut schema: Value, defs: &mut serde_json::Map<String, Value>) -> Value {
+    fn repoint(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get_mut("$ref")
+                    && let Some(name) = r.strip_prefix("#/$defs/")
+                {
+                    *r = format!("#/components/schemas/{name}");
+                }
+                o.values_mut().for_each(repoint);
+            }
+            Value::Array(a) => a.iter_mut().for_each(repoint),
+            _ => {}
+        }
+    }
+    if let Value::Object(o) = &mut schema {
+        o.remove("$schema");
+        if let Some(Value::Object(found)) = o.remove("$defs") {
+            for (name, mut def) in found {
+                repoint(&mut def);
+                defs.insert(name, def);
+            }
+        }
+    }
+    repoint(&mut schema);
+    schema
+}
+
 fn template_schema() -> Value {
     serde_json::to_value(schemars::schema_for!(TemplateDefinition)).expect("schema serialises")
 }
@@ -509,6 +538,11 @@ pub fn operations() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 pub fn document() -> Value {
+    // The JSON Schemas keep their shared definitions under `$defs`, referenced as
+    // `#/$defs/X`; inside this document those live in `components.schemas`.
+    let mut defs = serde_json::Map::new();
+    let journey = hoist_defs(journey_schema(), &mut defs);
+    let template = hoist_defs(template_schema(), &mut defs);
     let mut paths = serde_json::Map::new();
     for (method, path, tag, summary, security) in OPERATIONS {
         let params: Vec<Value> = path
@@ -567,7 +601,7 @@ pub fn document() -> Value {
             .expect("path item")
             .insert(method.to_string(), op);
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Waymark API",
@@ -585,8 +619,8 @@ pub fn document() -> Value {
                 "inboundSecretBearer": { "type": "http", "scheme": "bearer", "description": "WAYMARK_INBOUND_WEBHOOK_SECRET" }
             },
             "schemas": {
-                "Journey": journey_schema(),
-                "Template": template_schema(),
+                "Journey": journey,
+                "Template": template,
                 "SegmentCall": {
                     "type": "object",
                     "properties": {
@@ -612,5 +646,12 @@ pub fn document() -> Value {
                 "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
             }
         }
-    })
+    });
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("components.schemas");
+    for (name, def) in defs {
+        schemas.entry(name).or_insert(def);
+    }
+    doc
 }
