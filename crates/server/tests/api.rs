@@ -1966,8 +1966,14 @@ fn every_reference_in_the_openapi_document_resolves() {
     refs(&doc, &mut all);
     assert!(all.len() > 20, "{all:?}");
     for r in all {
-        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external ref {r}"));
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external ref {r}"));
         assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
     }
-    assert!(doc["components"]["schemas"]["Journey"].get("$defs").is_none());
+    assert!(
+        doc["components"]["schemas"]["Journey"]
+            .get("$defs")
+            .is_none()
+    );
 }
