@@ -7,6 +7,17 @@ use std::fmt;
 #[error("{0}")]
 pub struct ParseError(pub String);
 
+/// The time zone named by a contact's `timezone` trait, when it is one Waymark knows; callers
+/// fall back to the node's, the journey's or UTC.
+pub fn trait_time_zone(
+    traits: &serde_json::Map<String, serde_json::Value>,
+) -> Option<jiff::tz::TimeZone> {
+    traits
+        .get("timezone")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| jiff::tz::TimeZone::get(t).ok())
+}
+
 /// A syntactically valid email address (`local@domain`, no spaces, a dot in the domain),
 /// lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -480,10 +480,7 @@ impl Run<'_> {
     /// The contact's time zone (trait `timezone`), else the node's, else the journey's, else
     /// UTC.
     fn local_zone(&self, node_zone: Option<&TimeZone>) -> TimeZone {
-        self.traits()
-            .get("timezone")
-            .and_then(Value::as_str)
-            .and_then(|t| TimeZone::get(t).ok())
+        crate::contact::trait_time_zone(self.traits())
             .or_else(|| node_zone.cloned())
             .or_else(|| self.journey.timezone().cloned())
             .unwrap_or(TimeZone::UTC)

@@ -83,9 +83,6 @@ impl Facts for TxFacts<'_, '_> {
             .message_engaged(self.enrollment_id, node, engagement);
         self.keep(found)
     }
-    fn events(&self, name: &str) -> Vec<EventRecord> {
-        self.events_since(name, 0)
-    }
     fn in_list(&self, list: &str) -> bool {
         let found = self.tx.borrow_mut().in_list(self.contact_id, list);
         self.keep(found)
@@ -334,12 +331,10 @@ impl Processor {
             let segments = segments::load(tx)?;
             let checks = tx.claim_due_segment_checks(now, limit)?;
             for (segment_id, contact) in &checks {
-                let due: Vec<_> = segments
-                    .iter()
-                    .filter(|s| &s.id == segment_id)
-                    .cloned()
-                    .collect();
-                segments::refresh_contact(tx, &due, *contact, &Changes::everything(), now)?;
+                if let Some(segment) = segments.iter().find(|s| &s.id == segment_id) {
+                    let one = std::slice::from_ref(segment);
+                    segments::refresh_contact(tx, one, *contact, &Changes::everything(), now)?;
+                }
             }
             let mut changed: HashMap<i64, Changes> = HashMap::new();
             for enrollment in &due {

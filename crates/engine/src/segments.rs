@@ -161,11 +161,7 @@ pub fn matches(
 
 /// Segments evaluate dates in the contact's `timezone` trait, else UTC.
 fn contact_zone(traits: &Map<String, Value>) -> TimeZone {
-    traits
-        .get("timezone")
-        .and_then(Value::as_str)
-        .and_then(|t| TimeZone::get(t).ok())
-        .unwrap_or(TimeZone::UTC)
+    waymark_core::contact::trait_time_zone(traits).unwrap_or(TimeZone::UTC)
 }
 
 /// A contact's facts answered from the open transaction. The evaluator cannot fail, so the

@@ -23,10 +23,7 @@ const SCAN_BATCH: usize = 500;
 /// The zone of a contact's dates: its `timezone` trait, else the trigger's, else the
 /// journey's, else UTC.
 fn zone(traits: &Map<String, Value>, trigger: Option<&TimeZone>, journey: &Journey) -> TimeZone {
-    traits
-        .get("timezone")
-        .and_then(Value::as_str)
-        .and_then(|t| TimeZone::get(t).ok())
+    waymark_core::contact::trait_time_zone(traits)
         .or_else(|| trigger.cloned())
         .or_else(|| journey.timezone().cloned())
         .unwrap_or(TimeZone::UTC)
@@ -170,7 +167,7 @@ fn run_schedule(
 /// trigger's period (without it, those wait for their next quiet spell).
 pub fn schedule_journey(
     tx: &mut dyn EngineTx,
-    journey: &Journey,
+    journey: &Arc<Journey>,
     enroll_existing: bool,
     after: &mut i64,
     now: Timestamp,
@@ -188,9 +185,8 @@ pub fn schedule_journey(
     let Some(&last) = batch.last() else {
         return Ok(false);
     };
-    let journeys = [Arc::new(journey.clone())];
     for &contact in &batch {
-        refresh_contact(tx, &journeys, contact, None, now)?;
+        refresh_contact(tx, std::slice::from_ref(journey), contact, None, now)?;
         for (node, timing) in journey.timed_triggers() {
             if let TimedTrigger::Inactivity(i) = timing
                 && let Some(latest) = tx.events_between(contact, &i.event, 0, i64::MAX)?.last()
