@@ -10,6 +10,7 @@ use crate::condition::{Condition, Scope};
 use crate::duration::Duration;
 use crate::filter::{Filter, Predicate};
 use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry, TriggerNode, WebhookNode};
+use crate::limits::{MAX_DOCUMENT_DEPTH, json_depth};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
@@ -45,6 +46,39 @@ fn err(
         node: node.map(str::to_string),
         field: field.map(str::to_string),
     }
+}
+
+/// A document is stored as JSON (conditions in their JSON form, which nests deeper than the
+/// text form) and must read back: each node, as stored, nests at most
+/// [`MAX_DOCUMENT_DEPTH`] levels less the document's own two.
+fn check_depth(document: &JourneyDocument) -> Vec<ValidationError> {
+    let limit = MAX_DOCUMENT_DEPTH - 2;
+    let mut errors = Vec::new();
+    for (i, node) in document.nodes.iter().enumerate() {
+        let depth = serde_json::to_value(node).map_or(0, |v| json_depth(&v));
+        if depth > limit {
+            errors.push(err(
+                "too_deep",
+                Some(&node.id),
+                Some(&format!("nodes[{i}]")),
+                format!("the node nests {depth} levels deep as JSON; at most {limit} are allowed"),
+            ));
+        }
+    }
+    let mut shell = document.clone();
+    shell.nodes.clear();
+    let depth = serde_json::to_value(&shell).map_or(0, |v| json_depth(&v));
+    if depth > MAX_DOCUMENT_DEPTH {
+        errors.push(err(
+            "too_deep",
+            None,
+            None,
+            format!(
+                "the document nests {depth} levels deep as JSON; at most {MAX_DOCUMENT_DEPTH} are allowed"
+            ),
+        ));
+    }
+    errors
 }
 
 /// Looks up a template's channel by id; `None` when it does not exist.
@@ -112,6 +146,7 @@ pub fn parse_and_validate(
     };
     if let Some(document) = &document {
         errors.extend(validate(document, templates));
+        errors.extend(check_depth(document));
     }
     match document {
         Some(d) if errors.is_empty() => Ok(d),
@@ -263,6 +298,19 @@ fn check_webhook(w: &WebhookNode, id: Option<&str>, errors: &mut Vec<ValidationE
             Some("url"),
             format!("`{}` is not a valid URL: {e}", w.url),
         )),
+    }
+    if let Some(body) = &w.body
+        && crate::limits::liquid_depth(body) > crate::limits::MAX_LIQUID_DEPTH
+    {
+        errors.push(err(
+            "too_deep",
+            id,
+            Some("body"),
+            format!(
+                "Liquid blocks nest at most {} levels deep",
+                crate::limits::MAX_LIQUID_DEPTH
+            ),
+        ));
     }
     match Duration::parse(w.timeout_text()) {
         Err(message) => errors.push(err("invalid_duration", id, Some("timeout"), message)),

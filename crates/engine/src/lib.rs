@@ -8,6 +8,7 @@ pub mod clock;
 pub mod consent;
 pub mod dispatch;
 pub mod intake;
+pub mod problems;
 pub mod processor;
 pub mod recommendations;
 pub mod recorded;
@@ -174,6 +175,11 @@ impl Engine {
         &self.store
     }
 
+    /// What keeps the engine from doing all its work: broken definitions, a stall.
+    pub fn problems(&self) -> problems::Report {
+        self.processor.problems().report()
+    }
+
     /// Wakes the engine after events were recorded outside the intake (an API enrollment, a
     /// list change).
     pub fn events_recorded(&self) {
@@ -198,9 +204,16 @@ impl Engine {
     fn run_loop(&self) {
         while !self.stopping.load(Ordering::SeqCst) {
             match self.tick() {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "engine batch failed; retrying"),
+                Ok(did) => {
+                    self.processor.problems().round_succeeded();
+                    if did {
+                        continue;
+                    }
+                }
+                Err(e) => self
+                    .processor
+                    .problems()
+                    .round_failed(&e.to_string(), self.clock.now()),
             }
             let wait = match (self.clock.is_simulated(), self.store.next_wake_at()) {
                 (false, Ok(Some(at))) => {

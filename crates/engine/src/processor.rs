@@ -29,9 +29,10 @@ use waymark_store::{
 };
 
 use crate::caps::FrequencyCap;
+use crate::problems::Problems;
 use crate::recorded;
 use crate::registry::Registry;
-use crate::segments::{self, Changes};
+use crate::segments::{self, Changes, Segment};
 use crate::tracking::{Tracking, track_html};
 use crate::triggers;
 
@@ -39,8 +40,13 @@ use crate::triggers;
 pub const EMAIL_OPENED: &str = "Email Opened";
 pub const EMAIL_CLICKED: &str = "Email Link Clicked";
 
+/// How long an enrollment on a version that cannot be used waits before its timer is tried
+/// again.
+const BROKEN_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
 pub struct Processor {
     store: Arc<dyn Store>,
+    problems: Arc<Problems>,
     registry: Mutex<Registry>,
     templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
     tracking: Option<Tracking>,
@@ -131,8 +137,11 @@ pub struct BatchReport {
 impl Processor {
     pub fn new(store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let registry = Registry::load(store.as_ref(), &SendWindow::default())?;
+        let problems = Arc::new(Problems::default());
+        problems.set_broken("journey", registry.broken());
         Ok(Processor {
             store,
+            problems,
             registry: Mutex::new(registry),
             templates: Mutex::new(HashMap::new()),
             tracking: None,
@@ -149,6 +158,7 @@ impl Processor {
     /// The installation's quiet hours and blocked dates, under every journey's own.
     pub fn with_send_window(self, window: SendWindow) -> Result<Self, StoreError> {
         let registry = Registry::load(self.store.as_ref(), &window)?;
+        self.problems.set_broken("journey", registry.broken());
         *self.registry.lock().expect("registry lock") = registry;
         Ok(self)
     }
@@ -167,7 +177,20 @@ impl Processor {
     pub fn reload_journeys(&self) -> Result<(), StoreError> {
         let mut registry = self.registry.lock().expect("registry lock");
         *registry = Registry::load(self.store.as_ref(), registry.installation_window())?;
+        self.problems.set_broken("journey", registry.broken());
         Ok(())
+    }
+
+    /// What keeps the engine from doing all its work (shared with the engine loop).
+    pub fn problems(&self) -> &Arc<Problems> {
+        &self.problems
+    }
+
+    /// Loads the segments and reports those that cannot be used.
+    fn load_segments(&self, tx: &mut dyn EngineTx) -> Result<Vec<Segment>, StoreError> {
+        let (segments, broken) = segments::load(tx)?;
+        self.problems.set_broken("segment", broken);
+        Ok(segments)
     }
 
     /// Processes up to `limit` accepted events with `seq <= upto_seq`, in ingest order, in one
@@ -187,7 +210,7 @@ impl Processor {
                 return Ok(());
             };
             let mut stats = StatsDeltas::default();
-            let segments = segments::load(tx)?;
+            let segments = self.load_segments(tx)?;
             let timed = registry.timed();
             for event in &events {
                 let (contact, record, changes) =
@@ -202,6 +225,7 @@ impl Processor {
             report.items = events.len();
             Ok(())
         })?;
+        self.problems.set_broken("journey", registry.broken());
         metrics::counter!("waymark_events_processed_total").increment(report.items as u64);
         metrics::counter!("waymark_steps_total").increment(report.steps as u64);
         Ok(report)
@@ -255,11 +279,16 @@ impl Processor {
 
         // Enrollments in flight first: goals, exits and waits.
         for enrollment in tx.active_enrollments(contact_id)? {
-            let journey = registry.version(
+            // On a version that cannot be used, the enrollment waits (reported in problems);
+            // the events stay in the contact's history for when it can go on.
+            let Some(journey) = registry.version(
                 self.store.as_ref(),
                 &enrollment.journey_id,
                 enrollment.version,
-            )?;
+            )?
+            else {
+                continue;
+            };
             // While paused, only goals and exits apply; waits resume when the journey does.
             let paused = registry.status(&enrollment.journey_id) != Some(JourneyStatus::Live);
             if paused && !interrupts(&journey, &enrollment, &record) {
@@ -328,7 +357,7 @@ impl Processor {
             let due = tx.claim_due_enrollments(now, limit)?;
             let upto = processed_upto(tx)?;
             let mut stats = StatsDeltas::default();
-            let segments = segments::load(tx)?;
+            let segments = self.load_segments(tx)?;
             let checks = tx.claim_due_segment_checks(now, limit)?;
             for (segment_id, contact) in &checks {
                 if let Some(segment) = segments.iter().find(|s| &s.id == segment_id) {
@@ -338,11 +367,23 @@ impl Processor {
             }
             let mut changed: HashMap<i64, Changes> = HashMap::new();
             for enrollment in &due {
-                let journey = registry.version(
+                let Some(journey) = registry.version(
                     self.store.as_ref(),
                     &enrollment.journey_id,
                     enrollment.version,
-                )?;
+                )?
+                else {
+                    // Its version cannot be used: the timer is kept and tried again later, out
+                    // of the way of the timers that can fire.
+                    tx.update_enrollment(
+                        &Enrollment {
+                            wake_at: Some(now + BROKEN_RETRY),
+                            ..enrollment.clone()
+                        },
+                        now,
+                    )?;
+                    continue;
+                };
                 match self.step_with_facts(tx, &journey, enrollment, Input::Timer, now, upto)? {
                     Some(outcome) => {
                         changed
@@ -393,6 +434,7 @@ impl Processor {
             report.items = due.len() + checks.len() + fired + expiries.len();
             Ok(())
         })?;
+        self.problems.set_broken("journey", registry.broken());
         metrics::counter!("waymark_timers_fired_total").increment(report.items as u64);
         metrics::counter!("waymark_steps_total").increment(report.steps as u64);
         Ok(report)
@@ -414,8 +456,11 @@ impl Processor {
                 for e in tx.journey_enrollments(journey_id, 500, after)? {
                     after = e.id;
                     batch += 1;
-                    let journey =
-                        registry.version(self.store.as_ref(), &e.journey_id, e.version)?;
+                    let Some(journey) =
+                        registry.version(self.store.as_ref(), &e.journey_id, e.version)?
+                    else {
+                        continue;
+                    };
                     if let Some(outcome) =
                         self.step_with_facts(tx, &journey, &e, Input::Resume, now, upto)?
                     {
@@ -440,7 +485,8 @@ impl Processor {
             let mut batch = 0;
             self.store.engine_tx(&mut |tx| {
                 batch = 0;
-                let segment: Vec<_> = segments::load(tx)?
+                let segment: Vec<_> = self
+                    .load_segments(tx)?
                     .into_iter()
                     .filter(|s| s.id == segment_id)
                     .collect();

@@ -1,6 +1,9 @@
 //! The journeys the engine runs, compiled once per version, and the index from event names to
 //! the live journeys they trigger. Reloaded whenever a journey is published, paused, resumed or
 //! archived.
+//!
+//! A stored version that cannot be compiled (unreadable, or no longer valid) is kept out and
+//! listed in [`Registry::broken`]; it never stops the others from loading.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +12,8 @@ use waymark_core::Journey;
 use waymark_core::journey::JourneyDocument;
 use waymark_core::timing::SendWindow;
 use waymark_store::{JourneyStatus, Store, StoreError};
+
+use crate::problems::Broken;
 
 #[derive(Default)]
 pub struct Registry {
@@ -19,21 +24,28 @@ pub struct Registry {
     triggers: HashMap<String, Vec<String>>,
     /// The installation's quiet hours and blocked dates, applied to every journey.
     installation_window: SendWindow,
+    /// Versions that cannot be compiled, with the reason.
+    broken: HashMap<(String, i64), String>,
 }
 
-fn compile(document: &serde_json::Value, window: &SendWindow) -> Result<Journey, StoreError> {
-    let doc: JourneyDocument = serde_json::from_value(document.clone())?;
+/// Compiles a stored version, or says why it cannot be used.
+fn compile(document: &serde_json::Value, window: &SendWindow) -> Result<Journey, String> {
+    if document.is_null() {
+        return Err("the stored document cannot be read (not JSON, or nested too deep)".into());
+    }
+    let doc: JourneyDocument = serde_json::from_value(document.clone())
+        .map_err(|e| format!("the stored document is not a journey: {e}"))?;
     Journey::compile(doc)
         .map(|j| j.with_installation_window(window))
         .map_err(|errors| {
-            StoreError::Corrupt(format!(
-                "a published journey no longer validates: {}",
+            format!(
+                "the published version no longer validates: {}",
                 errors
                     .iter()
                     .map(|e| e.to_string())
                     .collect::<Vec<_>>()
                     .join("; ")
-            ))
+            )
         })
 }
 
@@ -45,7 +57,16 @@ impl Registry {
         };
         let journeys = store.journeys()?;
         for (status, version) in store.running_journeys()? {
-            let journey = Arc::new(compile(&version.document, installation_window)?);
+            let journey = match compile(&version.document, installation_window) {
+                Ok(j) => Arc::new(j),
+                Err(reason) => {
+                    registry
+                        .broken
+                        .insert((version.journey_id.clone(), version.version), reason);
+                    registry.status.insert(version.journey_id.clone(), status);
+                    continue;
+                }
+            };
             let is_live = journeys
                 .iter()
                 .any(|j| j.id == version.journey_id && j.live_version == Some(version.version));
@@ -111,21 +132,49 @@ impl Registry {
         self.status.get(journey_id).copied()
     }
 
-    /// The compiled version an enrollment runs on; loaded from the store if not yet known.
+    /// The compiled version an enrollment runs on, loaded from the store if not yet known;
+    /// `None` when that version is broken (see [`Registry::broken`]).
     pub fn version(
         &mut self,
         store: &dyn Store,
         journey_id: &str,
         version: i64,
-    ) -> Result<Arc<Journey>, StoreError> {
+    ) -> Result<Option<Arc<Journey>>, StoreError> {
         let key = (journey_id.to_string(), version);
         if let Some(j) = self.versions.get(&key) {
-            return Ok(j.clone());
+            return Ok(Some(j.clone()));
+        }
+        if self.broken.contains_key(&key) {
+            return Ok(None);
         }
         let stored = store.journey_version(journey_id, version)?;
-        let journey = Arc::new(compile(&stored.document, &self.installation_window)?);
-        self.versions.insert(key, journey.clone());
-        Ok(journey)
+        match compile(&stored.document, &self.installation_window) {
+            Ok(journey) => {
+                let journey = Arc::new(journey);
+                self.versions.insert(key, journey.clone());
+                Ok(Some(journey))
+            }
+            Err(reason) => {
+                self.broken.insert(key, reason);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The versions that cannot be used, with the reason.
+    pub fn broken(&self) -> Vec<Broken> {
+        let mut out: Vec<Broken> = self
+            .broken
+            .iter()
+            .map(|((id, version), reason)| Broken {
+                kind: "journey",
+                id: id.clone(),
+                version: Some(*version),
+                reason: reason.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
+        out
     }
 
     /// Live journeys (with their live version number) that this event name triggers.

@@ -19,6 +19,7 @@ use waymark_core::condition::{
 use waymark_core::event::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_PROPERTY};
 use waymark_store::{EngineTx, StoreError};
 
+use crate::problems::Broken;
 use crate::recorded;
 
 /// A segment ready to evaluate.
@@ -74,23 +75,40 @@ impl Changes {
     }
 }
 
-/// Every stored segment. One that no longer parses is skipped with a warning rather than
-/// stopping event processing.
-pub fn load(tx: &mut dyn EngineTx) -> Result<Vec<Segment>, StoreError> {
+/// Every stored segment that can be used, and those that cannot (skipped, with the reason,
+/// rather than stopping event processing).
+pub fn load(tx: &mut dyn EngineTx) -> Result<(Vec<Segment>, Vec<Broken>), StoreError> {
     let mut out = Vec::new();
+    let mut broken = Vec::new();
     for (id, json) in tx.segment_definitions()? {
-        match serde_json::from_value::<Condition>(json) {
+        match readable_condition(json) {
             Ok(condition) => out.push(Segment {
                 id,
                 reads: condition.dependencies(),
                 condition,
             }),
-            Err(e) => {
-                tracing::warn!(segment = %id, error = %e, "segment skipped: invalid condition")
-            }
+            Err(reason) => broken.push(Broken {
+                kind: "segment",
+                id,
+                version: None,
+                reason,
+            }),
         }
     }
-    Ok(out)
+    Ok((out, broken))
+}
+
+/// A stored condition, or why it cannot be used (the store reads what is not JSON as null).
+pub fn readable_condition(json: Value) -> Result<Condition, String> {
+    if json.is_null() {
+        return Err("the stored condition cannot be read (not JSON, or nested too deep)".into());
+    }
+    let condition = serde_json::from_value::<Condition>(json)
+        .map_err(|e| format!("the stored condition is not valid: {e}"))?;
+    match condition::validate(&condition, condition::Scope::Segment).first() {
+        Some(e) => Err(format!("the stored condition is not valid: {e}")),
+        None => Ok(condition),
+    }
 }
 
 /// Re-evaluates one contact against the segments its `changes` can matter to, at `now`:

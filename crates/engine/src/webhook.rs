@@ -84,6 +84,10 @@ pub fn render_body(node: &WebhookNode, data: &Map<String, Value>) -> Result<Stri
     let Some(source) = &node.body else {
         return Ok(Value::Object(data.clone()).to_string());
     };
+    // Validation refuses deeper bodies; a version stored before that limit must not crash.
+    if waymark_core::limits::liquid_depth(source) > waymark_core::limits::MAX_LIQUID_DEPTH {
+        return Err("invalid body template: Liquid blocks nest too deep".into());
+    }
     let template = parser()
         .parse(source)
         .map_err(|e| format!("invalid body template: {e}"))?;

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark_core::journey::{Channel, TemplateDefinition};
+use waymark_core::limits::{MAX_LIQUID_DEPTH, MAX_MARKUP_DEPTH, liquid_depth, markup_depth};
 
 pub use sms::{SmsEncoding, SmsSegments, sms_segments};
 
@@ -152,6 +153,10 @@ pub fn compile(def: &TemplateDefinition) -> Result<CompiledTemplate, Vec<Templat
     let mut parts = Vec::new();
     for (field, source) in fields {
         let Some(source) = source else { continue };
+        if let Err(e) = check_depth(field, source) {
+            errors.push(e);
+            continue;
+        }
         match parser().parse(source) {
             Ok(template) => {
                 if field == "mjml"
@@ -192,8 +197,15 @@ impl CompiledTemplate {
     /// body is returned as `text`.
     pub fn render(&self, data: &Map<String, Value>) -> Result<Rendered, TemplateError> {
         let mut out = Rendered::default();
+        let mut escaped: Option<Map<String, Value>> = None;
         for part in &self.parts {
-            let mut filled = data.clone();
+            // In HTML and MJML every value from the data is HTML-escaped (see `escape_html`);
+            // the subject, the text part and SMS bodies are not HTML and get values as they are.
+            let mut filled = if matches!(part.field, "html" | "mjml") {
+                escaped.get_or_insert_with(|| escape_strings(data)).clone()
+            } else {
+                data.clone()
+            };
             for path in &part.paths {
                 fill_nil(&mut filled, path);
             }
@@ -220,8 +232,33 @@ impl CompiledTemplate {
     }
 }
 
+/// Refuses a field whose Liquid blocks or MJML elements nest deeper than the limits (the
+/// parsers recurse once per level; see `waymark_core::limits`).
+fn check_depth(field: &str, source: &str) -> Result<(), TemplateError> {
+    if liquid_depth(source) > MAX_LIQUID_DEPTH {
+        return Err(TemplateError::new(
+            field,
+            format!("Liquid blocks nest at most {MAX_LIQUID_DEPTH} levels deep"),
+        ));
+    }
+    if field == "mjml" && markup_depth(source) > MAX_MARKUP_DEPTH {
+        return Err(TemplateError::new(
+            field,
+            format!("MJML elements nest at most {MAX_MARKUP_DEPTH} levels deep"),
+        ));
+    }
+    Ok(())
+}
+
 /// Renders an MJML document (already personalised) to HTML.
 pub fn mjml_to_html(source: &str) -> Result<String, TemplateError> {
+    // Personalisation can repeat elements (`{% for %}`), so the depth is checked again.
+    if markup_depth(source) > MAX_MARKUP_DEPTH {
+        return Err(TemplateError::new(
+            "mjml",
+            format!("the MJML nests deeper than {MAX_MARKUP_DEPTH} elements after personalisation"),
+        ));
+    }
     let parsed = mrml::parse(source).map_err(|e| {
         let (message, _) = mjml_error(&e, source);
         TemplateError::new(
@@ -438,6 +475,39 @@ fn unclosed_block(source: &str) -> Option<(usize, usize)> {
     open.first().and_then(|(_, at)| line_column(source, *at))
 }
 
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The data with every string HTML-escaped, at any depth. Values come from outside (traits,
+/// event properties, form fields): escaped, they cannot add markup, scripts or links to a
+/// message sent from the user's domain. Templates therefore never need `| escape`.
+fn escape_strings(data: &Map<String, Value>) -> Map<String, Value> {
+    fn escape_value(v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(escape_html(s)),
+            Value::Array(items) => Value::Array(items.iter().map(escape_value).collect()),
+            Value::Object(map) => Value::Object(escape_strings(map)),
+            other => other.clone(),
+        }
+    }
+    data.iter()
+        .map(|(k, v)| (k.clone(), escape_value(v)))
+        .collect()
+}
+
 /// Inserts nil along `path` wherever the data has nothing, so that a missing variable renders
 /// empty instead of failing. Paths through a value that is not an object are left alone.
 fn fill_nil(data: &mut Map<String, Value>, path: &[String]) {
@@ -619,6 +689,28 @@ mod tests {
 
     fn data(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn values_are_escaped_in_html_only() {
+        let mut def = email(
+            "Hi {{ contact.name }}",
+            "<p title=\"{{ contact.name }}\">Hi {{ contact.name }}</p>",
+        );
+        def.text = Some("Hi {{ contact.name }}".into());
+        let name = "<a href=\"https://evil.example\">Tom & 'Jerry'</a>";
+        let out = compile(&def)
+            .unwrap()
+            .render(&data(json!({"contact": {"name": name}})))
+            .unwrap();
+        assert_eq!(out.subject.as_deref(), Some(format!("Hi {name}").as_str()));
+        assert_eq!(out.text.as_deref(), Some(format!("Hi {name}").as_str()));
+        let html = out.html.unwrap();
+        assert!(!html.contains("<a "), "{html}");
+        assert!(
+            html.contains("Hi &lt;a href=&quot;https://evil.example&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"),
+            "{html}"
+        );
     }
 
     #[test]

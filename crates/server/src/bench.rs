@@ -347,6 +347,7 @@ impl Harness {
             engine: self.engine.clone(),
             secrets: self.secrets.clone(),
             metrics: None,
+            public: Arc::new(crate::api::PublicPages::default()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         self.base = format!("http://{}", listener.local_addr()?);

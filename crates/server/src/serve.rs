@@ -17,7 +17,8 @@ use waymark_engine::{
 };
 use waymark_store::sqlite::SqliteStore;
 
-use crate::api::{self, AppState, Secrets};
+use crate::api::public_limits::{PublicLimits, PublicLimitsConfig, Rate};
+use crate::api::{self, AppState, PublicPages, Secrets};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClockKind {
@@ -123,6 +124,46 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub blocked_dates: Vec<String>,
+    /// Requests a minute (or per any window) that one client address may make to the pages
+    /// anyone can reach without a key: the subscribe form, /confirm/… and /u/…
+    #[arg(
+        long,
+        env = "WAYMARK_PUBLIC_RATE",
+        value_name = "COUNT/WINDOW",
+        default_value = "30/1m"
+    )]
+    pub public_rate: Rate,
+    /// Requests that one client address may make to the open and click tracking links (mail
+    /// clients' image proxies fetch many people's opens from few addresses).
+    #[arg(
+        long,
+        env = "WAYMARK_TRACKING_RATE",
+        value_name = "COUNT/WINDOW",
+        default_value = "6000/1m"
+    )]
+    pub tracking_rate: Rate,
+    /// Double opt-in confirmation emails that may go to one address.
+    #[arg(
+        long,
+        env = "WAYMARK_CONFIRMATION_RATE",
+        value_name = "COUNT/WINDOW",
+        default_value = "3/1h"
+    )]
+    pub confirmation_rate: Rate,
+    /// Behind a reverse proxy: the header that carries the client's address (e.g.
+    /// X-Forwarded-For, whose right-most entry is used, or X-Real-IP). Only set it when every
+    /// request comes through that proxy, or clients can pick their own address.
+    #[arg(long, env = "WAYMARK_CLIENT_IP_HEADER", value_name = "HEADER")]
+    pub client_ip_header: Option<String>,
+    /// A host that the subscribe form's `redirect` may lead to, besides the --public-url host.
+    /// Repeatable; the variable is comma-separated.
+    #[arg(
+        long = "subscribe-redirect-host",
+        value_name = "HOST",
+        env = "WAYMARK_SUBSCRIBE_REDIRECT_HOSTS",
+        value_delimiter = ','
+    )]
+    pub subscribe_redirect_hosts: Vec<String>,
 }
 
 /// `21:00-08:00`.
@@ -327,6 +368,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         engine: engine.clone(),
         secrets: Arc::new(secrets),
         metrics,
+        public: Arc::new(public_pages(&args)),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -341,7 +383,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     );
     tracing::info!(%addr, "serving");
-    axum::serve(listener, api::router(state))
+    // The client's address feeds the per-address limits of the public pages.
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
@@ -368,6 +412,33 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// The limits and the redirect hosts of the pages anyone can reach.
+fn public_pages(args: &ServeArgs) -> PublicPages {
+    let mut redirect_hosts: Vec<String> = args
+        .subscribe_redirect_hosts
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if let Some(host) = args
+        .public_url
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u.trim()).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    {
+        redirect_hosts.push(host);
+    }
+    PublicPages {
+        limits: PublicLimits::new(&PublicLimitsConfig {
+            pages: args.public_rate,
+            tracking: args.tracking_rate,
+            confirmations: args.confirmation_rate,
+            client_ip_header: args.client_ip_header.clone(),
+        }),
+        redirect_hosts,
     }
 }
 

@@ -1579,6 +1579,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/u/{token}"),
     ("post", "/u/{token}"),
     ("get", "/confirm/{token}"),
+    ("post", "/confirm/{token}"),
+    ("get", "/v1/problems"),
 ];
 
 /// Admin routes with sample path parameters.

@@ -9,7 +9,12 @@ const PUBLIC: &str = "http://mail.example.test";
 
 fn consent_server() -> Server {
     Server::start(ServerOptions {
-        args: vec!["--public-url".into(), format!("{PUBLIC}/")],
+        args: vec![
+            "--public-url".into(),
+            format!("{PUBLIC}/"),
+            "--subscribe-redirect-host".into(),
+            "example.com".into(),
+        ],
         ..Default::default()
     })
 }
@@ -251,7 +256,15 @@ fn double_opt_in_end_to_end() {
         "{first}"
     );
 
+    // Opening the link (as a link scanner would) changes nothing; its button confirms.
     let r = s.get(&confirm);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("<form method=\"post\""), "{}", r.text);
+    assert_eq!(
+        subscription_status(&s, contact, "news").as_deref(),
+        Some("pending")
+    );
+    let r = form_post(&s, &confirm, "");
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("confirmed"), "{}", r.text);
     s.settle();
@@ -340,4 +353,279 @@ fn subscribe_with_the_write_key_and_the_subscriptions_api() {
     );
     assert_eq!(r.status, 400);
     assert_eq!(s.admin_get("/v1/contacts/999999/subscriptions").status, 404);
+}
+
+/// Sends `t-news` (topic news), `t-any` (no topic) and `t-tx` (transactional) on `Go`.
+fn apply_mix_journey(s: &Server) {
+    s.apply_journey(json!({
+        "id": "mix", "name": "Mix",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "Go"},
+            {"id": "news", "type": "send_email", "template": "t-news"},
+            {"id": "any", "type": "send_email", "template": "t-any"},
+            {"id": "tx", "type": "send_email", "template": "t-tx"}
+        ],
+        "edges": [
+            {"from": "start", "to": "news"}, {"from": "news", "to": "any"},
+            {"from": "any", "to": "tx"}
+        ],
+        "templates": [
+            {"id": "t-news", "channel": "email", "subject": "News", "topic": "news", "text": "news"},
+            {"id": "t-any", "channel": "email", "subject": "Any", "text": "any"},
+            {"id": "t-tx", "channel": "email", "subject": "Receipt", "transactional": true, "text": "tx"}
+        ]
+    }));
+}
+
+/// The confirmation link of the latest confirmation email to `email`, as a path.
+fn confirmation_path(s: &Server, email: &str) -> Option<String> {
+    let confirmation = s
+        .messages_where(&[("channel", "email")])
+        .into_iter()
+        .rfind(|m| m["template"] == "double-opt-in" && m["recipient"] == email)?;
+    let text = confirmation["text"].as_str().unwrap();
+    let prefix = format!("{PUBLIC}/confirm/");
+    let at = text.find(&prefix).expect("confirm link") + PUBLIC.len();
+    Some(
+        text[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect(),
+    )
+}
+
+/// Every row of the consent table in docs/api.md: where the contact came from and what it did,
+/// against a template with topic `news`, one without topic and a transactional one.
+#[test]
+fn the_consent_table_holds_row_by_row() {
+    let s = consent_server();
+    apply_mix_journey(&s);
+    let put = |contact: i64, topic: &str, status: &str| {
+        s.admin_put(
+            &format!("/v1/contacts/{contact}/subscriptions/email/{topic}"),
+            json!({ "status": status }),
+        )
+        .ok();
+    };
+    let identified = |name: &str| -> i64 {
+        s.identify(name, json!({"email": format!("{name}@example.com")}))
+            .ok();
+        s.settle();
+        s.contact_by_user(name)["id"].as_i64().unwrap()
+    };
+    let form = |name: &str, topic: Option<&str>| {
+        let topic = topic.map(|t| format!("&topic={t}")).unwrap_or_default();
+        let r = form_post(
+            &s,
+            "/v1/subscribe",
+            &format!("email={name}%40example.com{topic}"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        s.settle();
+    };
+    let confirm = |name: &str| {
+        let path = confirmation_path(&s, &format!("{name}@example.com")).expect("confirmation");
+        assert_eq!(form_post(&s, &path, "").status, 200);
+        s.settle();
+    };
+    // (name, how the contact came about) → expected (news, no topic, transactional).
+    type Setup<'a> = Box<dyn Fn(&str) + 'a>;
+    let rows: Vec<(&str, Setup, [&str; 3], bool)> = vec![
+        (
+            "a-none",
+            Box::new(|n| {
+                identified(n);
+            }),
+            ["sent", "sent", "sent"],
+            false,
+        ),
+        (
+            "b-news-out",
+            Box::new(|n| put(identified(n), "news", "unsubscribed")),
+            ["suppressed", "sent", "sent"],
+            false,
+        ),
+        (
+            "c-all-out",
+            Box::new(|n| put(identified(n), "*", "unsubscribed")),
+            ["suppressed", "suppressed", "sent"],
+            false,
+        ),
+        (
+            "d-all-out-news-in",
+            Box::new(|n| {
+                let c = identified(n);
+                put(c, "*", "unsubscribed");
+                put(c, "news", "subscribed");
+            }),
+            ["suppressed", "suppressed", "sent"],
+            false,
+        ),
+        (
+            "e-known-form",
+            Box::new(|n| {
+                identified(n);
+                form(n, Some("news"));
+            }),
+            ["sent", "sent", "sent"],
+            false,
+        ),
+        (
+            "f-news-out-form",
+            Box::new(|n| {
+                put(identified(n), "news", "unsubscribed");
+                form(n, Some("news"));
+            }),
+            ["suppressed", "sent", "sent"],
+            true,
+        ),
+        (
+            "g-form-news",
+            Box::new(|n| form(n, Some("news"))),
+            ["suppressed", "suppressed", "sent"],
+            true,
+        ),
+        (
+            "h-form-news-confirmed",
+            Box::new(|n| {
+                form(n, Some("news"));
+                confirm(n);
+            }),
+            ["sent", "suppressed", "sent"],
+            true,
+        ),
+        (
+            "i-form-all",
+            Box::new(|n| form(n, None)),
+            ["suppressed", "suppressed", "sent"],
+            true,
+        ),
+        (
+            "j-form-all-confirmed",
+            Box::new(|n| {
+                form(n, None);
+                confirm(n);
+            }),
+            ["sent", "sent", "sent"],
+            true,
+        ),
+    ];
+    for (name, setup, expected, confirmation_sent) in rows {
+        setup(name);
+        let email = format!("{name}@example.com");
+        assert_eq!(
+            confirmation_path(&s, &email).is_some(),
+            confirmation_sent,
+            "{name}: confirmation email"
+        );
+        // Identified contacts have a user id; form contacts only the form's anonymous id.
+        let event = match s.find_contact_by_user(name) {
+            Some(_) => json!({"userId": name, "event": "Go"}),
+            None => json!({"anonymousId": format!("subscribe:{email}"), "event": "Go"}),
+        };
+        s.ingest("/v1/track", event).ok();
+        s.settle();
+        let contact = s.admin_get(&format!("/v1/contacts?email={email}")).ok()["contacts"][0]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name}: no contact"));
+        let mine = s.messages_where(&[("contact_id", &contact.to_string())]);
+        let got = ["t-news", "t-any", "t-tx"]
+            .map(|t| message_of(&mine, t)["status"].as_str().unwrap().to_string());
+        assert_eq!(got, expected.map(String::from), "{name}: {mine:?}");
+    }
+}
+
+#[test]
+fn the_keyless_form_escapes_what_it_is_sent_and_is_rate_limited() {
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--public-url".into(),
+            format!("{PUBLIC}/"),
+            "--public-rate".into(),
+            "8/1h".into(),
+        ],
+        ..Default::default()
+    });
+    let r = form_post(
+        &s,
+        "/v1/subscribe",
+        "email=victim%40example.com&name=%3Ca+href%3D%22https%3A%2F%2Fevil.example%22%3EClaim+your+prize%3C%2Fa%3E&topic=%3Cb%3Edeals%3C%2Fb%3E",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.settle();
+    let confirmation = message_of(&s.messages_where(&[("channel", "email")]), "double-opt-in");
+    let html = confirmation["html"].as_str().unwrap();
+    assert!(!html.contains("<a href=\"https://evil"), "{html}");
+    assert!(!html.contains("<b>deals"), "{html}");
+    assert!(
+        html.contains("&lt;a href=&quot;https://evil.example&quot;&gt;"),
+        "{html}"
+    );
+
+    // At most 3 confirmation emails an hour to one address, whoever asks.
+    let mut refused = 0;
+    for _ in 0..5 {
+        let r = form_post(&s, "/v1/subscribe", "email=victim%40example.com");
+        if r.status == 429 {
+            refused += 1;
+            assert_eq!(r.json["code"], "rate_limited");
+        }
+    }
+    s.settle();
+    let confirmations = s
+        .messages_where(&[("channel", "email")])
+        .into_iter()
+        .filter(|m| m["template"] == "double-opt-in")
+        .count();
+    assert_eq!(confirmations, 3);
+    assert_eq!(refused, 3);
+
+    // Per client address: the 9th keyless request in the hour is refused, with Retry-After.
+    let mut last = form_post(&s, "/v1/subscribe", "email=other%40example.com");
+    for _ in 0..3 {
+        last = s.get("/confirm/not-a-token");
+    }
+    assert_eq!(last.status, 429, "{}", last.text);
+    let r = s.send(s.request(Method::GET, "/confirm/not-a-token"));
+    assert_eq!(r.status, 429);
+    // The admin API is not limited.
+    assert_eq!(s.admin_get("/v1/topics").status, 200);
+}
+
+#[test]
+fn public_pages_cannot_be_framed_or_redirect_anywhere() {
+    let s = consent_server();
+    let r = form_post(&s, "/v1/subscribe", "email=fay%40example.com");
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("Check your inbox"), "{}", r.text);
+    let headers = reqwest::blocking::Client::new()
+        .post(s.url("/v1/subscribe"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=gus%40example.com")
+        .send()
+        .unwrap();
+    let h = headers.headers();
+    assert_eq!(h["x-frame-options"], "DENY");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+
+    // `redirect` only to the public URL's host and the allowed ones.
+    for (target, status) in [
+        ("https%3A%2F%2Fevil.example%2Fphish", 400),
+        ("https%3A%2F%2Fexample.com%2Fthanks", 303),
+        ("http%3A%2F%2Fmail.example.test%2Fthanks", 303),
+        ("javascript%3Aalert(1)", 400),
+    ] {
+        let no_redirects = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = s.send(
+            no_redirects
+                .post(s.url("/v1/subscribe"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("email=hal%40example.com&redirect={target}")),
+        );
+        assert_eq!(r.status, status, "{target}: {}", r.text);
+    }
 }

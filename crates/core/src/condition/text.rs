@@ -23,6 +23,7 @@ use super::{
 };
 use crate::duration::Duration;
 use crate::filter::{Filter, Ops, Predicate};
+use crate::limits::{MAX_CONDITION_DEPTH, MAX_VALUE_DEPTH};
 
 /// Words that start a construct; a trait path whose first part is one of them is written in
 /// backticks.
@@ -310,6 +311,8 @@ pub fn parse(src: &str) -> Result<Condition, ParseError> {
         src,
         tokens,
         pos: 0,
+        depth: 0,
+        list_depth: 0,
     };
     let c = p.or()?;
     if p.peek().tok != Tok::Eof {
@@ -322,6 +325,10 @@ struct Parser<'a> {
     src: &'a str,
     tokens: Vec<Token>,
     pos: usize,
+    /// Groups, parentheses and `not`s open at this point (see [`MAX_CONDITION_DEPTH`]).
+    depth: usize,
+    /// Lists open at this point (see [`MAX_VALUE_DEPTH`]).
+    list_depth: usize,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -446,16 +453,36 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> PResult<Condition> {
-        if self.eat_kw("not") {
-            return Ok(Condition::Not(Box::new(self.unary()?)));
+        if self.is_kw("not") {
+            return self.nested(|p| {
+                p.bump();
+                Ok(Condition::Not(Box::new(p.unary()?)))
+            });
         }
         if self.peek().tok == Tok::LParen {
-            self.bump();
-            let c = self.or()?;
-            self.expect(Tok::RParen, "`)`")?;
-            return Ok(c);
+            return self.nested(|p| {
+                p.bump();
+                let c = p.or()?;
+                p.expect(Tok::RParen, "`)`")?;
+                Ok(c)
+            });
         }
         self.atom()
+    }
+
+    /// Parses one level of nesting, refusing to go deeper than [`MAX_CONDITION_DEPTH`] (which
+    /// also keeps the recursion of this parser bounded).
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> PResult<Condition>) -> PResult<Condition> {
+        if self.depth >= MAX_CONDITION_DEPTH {
+            return Err(self.error(format!(
+                "conditions nest at most {MAX_CONDITION_DEPTH} levels deep (parentheses, \
+                 `all(…)`/`any(…)` and `not`)"
+            )));
+        }
+        self.depth += 1;
+        let c = f(self);
+        self.depth -= 1;
+        c
     }
 
     fn atom(&mut self) -> PResult<Condition> {
@@ -515,6 +542,10 @@ impl Parser<'_> {
     }
 
     fn group(&mut self) -> PResult<Condition> {
+        self.nested(Self::group_items)
+    }
+
+    fn group_items(&mut self) -> PResult<Condition> {
         let all = self.is_kw("all");
         self.bump();
         self.expect(Tok::LParen, "`(`")?;
@@ -765,6 +796,18 @@ impl Parser<'_> {
     }
 
     fn list(&mut self) -> PResult<Vec<Value>> {
+        self.list_depth += 1;
+        let items = self.list_items();
+        self.list_depth -= 1;
+        items
+    }
+
+    fn list_items(&mut self) -> PResult<Vec<Value>> {
+        if self.list_depth > MAX_VALUE_DEPTH {
+            return Err(self.error(format!(
+                "lists in a condition nest at most {MAX_VALUE_DEPTH} levels deep"
+            )));
+        }
         self.expect(Tok::LBrack, "`[`")?;
         let mut items = Vec::new();
         if self.peek().tok != Tok::RBrack {
@@ -1314,6 +1357,23 @@ fn is_plain_word(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |n: usize| format!("{}a = 1{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&nested(MAX_CONDITION_DEPTH)).is_ok());
+        let e = parse(&nested(MAX_CONDITION_DEPTH + 1)).unwrap_err();
+        assert!(e.message.contains("at most 32 levels"), "{e}");
+        assert!(parse(&format!("{}a = 1", "not ".repeat(MAX_CONDITION_DEPTH))).is_ok());
+        assert!(parse(&format!("{}a = 1", "not ".repeat(100_000))).is_err());
+        let groups = format!("{}a = 1{}", "all(".repeat(40), ")".repeat(40));
+        assert!(parse(&groups).is_err());
+        let lists = format!("a in {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&lists).unwrap_err().message.contains("lists"));
+        // What the parser accepts, validation accepts too.
+        let c = parse(&nested(MAX_CONDITION_DEPTH)).unwrap();
+        assert!(crate::condition::validate(&c, crate::condition::Scope::Segment).is_empty());
+    }
 
     #[test]
     fn lexes_durations_numbers_and_paths() {

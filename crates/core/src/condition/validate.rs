@@ -8,6 +8,7 @@ use super::dates::is_date_literal;
 use super::{Condition, Times};
 use crate::duration::Duration;
 use crate::filter::{Filter, Ops, Predicate};
+use crate::limits::{MAX_CONDITION_DEPTH, MAX_VALUE_DEPTH, json_depth};
 
 /// Where a condition is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub fn validate(condition: &Condition, scope: Scope) -> Vec<ConditionError> {
         scope,
         errors: Vec::new(),
     };
-    v.condition(condition, "");
+    v.condition(condition, "", 0);
     v.errors
 }
 
@@ -80,7 +81,17 @@ impl Validator {
         }
     }
 
-    fn condition(&mut self, c: &Condition, path: &str) {
+    /// `depth`: how many `all`, `any` and `not` enclose `c`.
+    fn condition(&mut self, c: &Condition, path: &str, depth: usize) {
+        if depth > MAX_CONDITION_DEPTH {
+            // Reported once, at the outermost part that is too deep; nothing below is checked.
+            self.push(
+                "too_deep",
+                path.to_string(),
+                format!("conditions nest at most {MAX_CONDITION_DEPTH} levels deep"),
+            );
+            return;
+        }
         match c {
             Condition::Traits(filter) => {
                 let p = join(path, "traits");
@@ -169,10 +180,10 @@ impl Validator {
                     );
                 }
                 for (i, child) in cs.iter().enumerate() {
-                    self.condition(child, &join(&p, &format!("[{i}]")));
+                    self.condition(child, &join(&p, &format!("[{i}]")), depth + 1);
                 }
             }
-            Condition::Not(inner) => self.condition(inner, &join(path, "not")),
+            Condition::Not(inner) => self.condition(inner, &join(path, "not"), depth + 1),
         }
     }
 
@@ -191,6 +202,20 @@ impl Validator {
             let p = join(path, property);
             if property.trim().is_empty() {
                 self.push("empty_name", p.clone(), "the property must not be empty");
+            }
+            let value_depth = match predicate {
+                Predicate::Equals(v) => json_depth(v),
+                Predicate::Ops(ops) => {
+                    serde_json::to_value(ops).map_or(0, |v| json_depth(&v).saturating_sub(1))
+                }
+            };
+            if value_depth > MAX_VALUE_DEPTH {
+                self.push(
+                    "too_deep",
+                    p,
+                    format!("a compared value nests at most {MAX_VALUE_DEPTH} levels deep"),
+                );
+                continue;
             }
             match predicate {
                 Predicate::Equals(Value::Object(o)) => {

@@ -226,13 +226,7 @@ pub async fn topics(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 // ---- hosted pages ----
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use waymark_render::escape_html as escape;
 
 fn page(title: &str, body: &str) -> Response {
     let html = format!(
@@ -248,9 +242,24 @@ fn page(title: &str, body: &str) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    // The pages hold buttons that change a person's consent: no framing (clickjacking), no
+    // scripts, forms only back to this server.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     response
 }
@@ -471,7 +480,7 @@ fn builtin_confirmation() -> TemplateDefinition {
     }
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+pub(super) fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -525,15 +534,7 @@ pub async fn subscribe(
     };
     let name = text("name");
     let redirect = match text("redirect") {
-        Some(r) => Some(
-            reqwest::Url::parse(&r)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| {
-                    ApiError::invalid("invalid_parameter", "redirect", "must be an http(s) URL")
-                })?
-                .to_string(),
-        ),
+        Some(r) => Some(allowed_redirect(&state, &r)?),
         None => None,
     };
     let Some(tracking) = state.engine.tracking().cloned() else {
@@ -543,51 +544,24 @@ pub async fn subscribe(
         ));
     };
 
-    // Find or create the contact, mark the subscription pending (unless already confirmed).
+    // At most so many confirmation emails to one address, whoever asks.
+    state.public.limits.check_confirmation(&email)?;
     let now = state.engine.clock().now();
-    let (contact_id, before) = {
+    let (contact_id, outcome) = {
         let email = email.clone();
         let topic = topic.clone();
         let name = name.clone();
         blocking(&state, move |s| {
-            let mut out = (0, None);
+            let mut out = (0, SubscribeOutcome::AlreadyAllowed);
             s.engine_tx(&mut |tx| {
-                let id = match tx.contact_by_email(&email)? {
-                    Some(id) => id,
-                    None => {
-                        let anonymous = format!("subscribe:{}", email.to_lowercase());
-                        let id = tx.resolve_contact(None, Some(&anonymous), now)?;
-                        let mut traits = Map::new();
-                        traits.insert("email".into(), json!(email));
-                        if let Some(name) = &name {
-                            traits.insert("name".into(), json!(name));
-                        }
-                        tx.update_traits(id, &traits, now)?;
-                        id
-                    }
-                };
-                let current = tx
-                    .subscriptions(id)?
-                    .into_iter()
-                    .find(|s| s.channel == "email" && s.topic == topic)
-                    .map(|s| s.status);
-                if current.as_deref() != Some(SUBSCRIBED_STATUS) {
-                    tx.set_subscription(&Subscription {
-                        contact_id: id,
-                        channel: "email".into(),
-                        topic: topic.clone(),
-                        status: PENDING.into(),
-                        updated_at: now,
-                    })?;
-                }
-                out = (id, current);
+                out = ask_for_confirmation(tx, &email, name.as_deref(), &topic, now)?;
                 Ok(())
             })?;
             Ok(out)
         })
         .await?
     };
-    let already = before.as_deref() == Some(SUBSCRIBED_STATUS);
+    let already = outcome == SubscribeOutcome::AlreadyAllowed;
     if !already {
         queue_confirmation(&state, &tracking, contact_id, &email, name, &topic).await?;
     }
@@ -599,12 +573,13 @@ pub async fn subscribe(
             }
             return Ok(response);
         }
-        let message = if already {
-            "You are already subscribed."
-        } else {
-            "Check your inbox: we sent you an email with a link to confirm your subscription."
-        };
-        return Ok(page("Almost done", &format!("<p>{message}</p>")));
+        // The same answer whether or not the address was known: the keyless form must not
+        // tell a stranger who is subscribed.
+        return Ok(page(
+            "Almost done",
+            "<p>Check your inbox: unless this address is already subscribed, we sent it an \
+             email with a link to confirm the subscription.</p>",
+        ));
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -616,6 +591,92 @@ pub async fn subscribe(
         })),
     )
         .into_response())
+}
+
+/// What a subscribe request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubscribeOutcome {
+    /// The contact may already receive the topic: nothing changed, nothing is sent.
+    AlreadyAllowed,
+    /// The subscription is pending; a confirmation email is to be sent.
+    Pending,
+}
+
+/// Finds or creates the contact of `email` and marks the subscription to `topic` pending,
+/// without ever lowering consent the contact already has (see docs/api.md, "Consent"):
+/// - a new contact (it only ever came through this form) consents to nothing until it
+///   confirms: `topic` and `*` are `pending`;
+/// - a known contact that may already receive `topic` is left as it is;
+/// - a known contact that may not (no consent, unsubscribed, pending) gets `topic` `pending`,
+///   which refuses no more than before, and a confirmation.
+fn ask_for_confirmation(
+    tx: &mut dyn waymark_store::EngineTx,
+    email: &str,
+    name: Option<&str>,
+    topic: &str,
+    now: jiff::Timestamp,
+) -> Result<(i64, SubscribeOutcome), waymark_store::StoreError> {
+    let pending = |contact_id: i64, topic: &str| Subscription {
+        contact_id,
+        channel: "email".into(),
+        topic: topic.to_string(),
+        status: PENDING.into(),
+        updated_at: now,
+    };
+    let Some(id) = tx.contact_by_email(email)? else {
+        let anonymous = format!("subscribe:{}", email.to_lowercase());
+        let id = tx.resolve_contact(None, Some(&anonymous), now)?;
+        let mut traits = Map::new();
+        traits.insert("email".into(), json!(email));
+        if let Some(name) = name {
+            traits.insert("name".into(), json!(name));
+        }
+        tx.update_traits(id, &traits, now)?;
+        tx.set_subscription(&pending(id, topic))?;
+        if topic != ALL_TOPICS {
+            tx.set_subscription(&pending(id, ALL_TOPICS))?;
+        }
+        return Ok((id, SubscribeOutcome::Pending));
+    };
+    let subscriptions = tx.subscriptions(id)?;
+    if consent::decide(&subscriptions, "email", topic).is_none() {
+        return Ok((id, SubscribeOutcome::AlreadyAllowed));
+    }
+    let current = subscriptions
+        .iter()
+        .find(|s| s.channel == "email" && s.topic == topic)
+        .map(|s| s.status.as_str());
+    // A confirmed topic refused only by an unsubscribe from all marketing stays as it is; the
+    // preference page is where that is undone.
+    if current == Some(SUBSCRIBED_STATUS) {
+        return Ok((id, SubscribeOutcome::AlreadyAllowed));
+    }
+    tx.set_subscription(&pending(id, topic))?;
+    Ok((id, SubscribeOutcome::Pending))
+}
+
+/// The subscribe form's `redirect`, when it is an http(s) URL on an allowed host (the
+/// `--public-url` host or a `--subscribe-redirect-host`): anything else would make the form an
+/// open redirect from the user's domain.
+fn allowed_redirect(state: &AppState, raw: &str) -> ApiResult<String> {
+    let url = reqwest::Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            ApiError::invalid("invalid_parameter", "redirect", "must be an http(s) URL")
+        })?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    if !state.public.redirect_hosts.contains(&host) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "redirect",
+            format!(
+                "`{host}` is not an allowed redirect host (the --public-url host or one given \
+                 with --subscribe-redirect-host)"
+            ),
+        ));
+    }
+    Ok(url.to_string())
 }
 
 async fn queue_confirmation(
@@ -680,7 +741,31 @@ async fn queue_confirmation(
     Ok(())
 }
 
-/// `GET /confirm/{token}`: confirms a double opt-in and records `Subscription Confirmed`.
+/// `GET /confirm/{token}`: a page with a button that confirms. A GET changes nothing, because
+/// link scanners and mail previews follow links on the recipient's behalf.
+pub async fn confirm_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let t = verified(&state, &token, true)?;
+    let about = if t.t == ALL_TOPICS {
+        "our emails".to_string()
+    } else {
+        format!("our emails about {}", escape(&t.t))
+    };
+    Ok(page(
+        "Confirm your subscription",
+        &format!(
+            "<p>Do you want to receive {about}?</p>\
+             <form method=\"post\" action=\"/confirm/{}\">\
+             <button type=\"submit\">Confirm my subscription</button></form>\
+             <p>If you did not ask for this, close this page: nothing will be sent.</p>",
+            escape(&token)
+        ),
+    ))
+}
+
+/// `POST /confirm/{token}`: confirms a double opt-in and records `Subscription Confirmed`.
 pub async fn confirm(
     State(state): State<AppState>,
     Path(token): Path<String>,

@@ -23,6 +23,9 @@ pub struct ApiError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Box<Value>>,
     pub link: &'static str,
+    /// Seconds to wait, sent as `Retry-After` (429 answers).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -40,6 +43,7 @@ impl ApiError {
             field: None,
             errors: None,
             link: "docs/api.md#errors",
+            retry_after: None,
         }
     }
 
@@ -88,6 +92,16 @@ impl ApiError {
         )
     }
 
+    pub fn too_many_requests(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_seconds: u32,
+    ) -> Self {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, "rate_limit", message);
+        e.retry_after = Some(retry_after_seconds);
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,7 +117,14 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        (self.status, Json(self)).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (self.status, Json(self)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -129,7 +129,9 @@ async fn save_draft(
     .await?;
     let (existed, row, validation) = result;
     let errors = validation.err().unwrap_or_default();
+    let broken = broken_versions(state, &row.id);
     let mut body = json!(row);
+    body["broken"] = json!(broken);
     body["errors"] = json!(errors);
     body["valid"] = json!(errors.is_empty());
     Ok((!existed, body))
@@ -168,6 +170,18 @@ pub async fn put(
     ))
 }
 
+/// The versions of a journey that the engine cannot use, with the reason (empty when none).
+fn broken_versions(state: &AppState, journey_id: &str) -> Vec<Value> {
+    state
+        .engine
+        .problems()
+        .broken
+        .into_iter()
+        .filter(|b| b.kind == "journey" && b.id == journey_id)
+        .map(|b| json!({ "version": b.version, "reason": b.reason }))
+        .collect()
+}
+
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let journeys = blocking(&state, |s| s.journeys()).await?;
     let summaries: Vec<Value> = journeys
@@ -178,6 +192,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
                 "entered": j.entered, "active": j.active, "converted": j.converted,
                 "created_at": j.created_at, "updated_at": j.updated_at,
                 "first_activity_at": j.first_activity_at, "last_activity_at": j.last_activity_at,
+                "broken": broken_versions(&state, &j.id),
             })
         })
         .collect();
@@ -192,7 +207,9 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     })
     .await?;
     let errors = validation.err().unwrap_or_default();
+    let broken = broken_versions(&state, &row.id);
     let mut body = json!(row);
+    body["broken"] = json!(broken);
     body["errors"] = json!(errors);
     body["valid"] = json!(errors.is_empty());
     Ok(Json(body))

@@ -6,6 +6,7 @@ pub mod ingest;
 mod journeys;
 mod manage;
 pub mod openapi;
+pub mod public_limits;
 mod segments;
 mod tracking;
 mod webhooks_in;
@@ -33,6 +34,23 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub secrets: Arc<Secrets>,
     pub metrics: Option<PrometheusHandle>,
+    pub public: Arc<PublicPages>,
+}
+
+/// What the pages anyone can reach without a key are allowed to do.
+pub struct PublicPages {
+    pub limits: public_limits::PublicLimits,
+    /// Hosts (lower case) that the subscribe form's `redirect` may lead to.
+    pub redirect_hosts: Vec<String>,
+}
+
+impl Default for PublicPages {
+    fn default() -> Self {
+        PublicPages {
+            limits: public_limits::PublicLimits::new(&Default::default()),
+            redirect_hosts: Vec::new(),
+        }
+    }
 }
 
 pub struct Secrets {
@@ -202,6 +220,36 @@ async fn method_not_allowed() -> ApiError {
     e
 }
 
+/// `GET /healthz`: 200 `ok`, 200 `degraded` when stored definitions cannot be used (counted;
+/// the admin API's `/v1/problems` names them), 503 `stalled` when the engine's rounds of work
+/// fail, with the error, so that a load balancer or an operator sees an engine that cannot
+/// make progress.
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let report = state.engine.problems();
+    let broken = report.broken.len();
+    match report.stalled {
+        Some(stall) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "stalled",
+                "engine": stall,
+                "broken": broken,
+            })),
+        )
+            .into_response(),
+        None if broken > 0 => {
+            Json(serde_json::json!({ "status": "degraded", "broken": broken })).into_response()
+        }
+        None => Json(serde_json::json!({ "status": "ok" })).into_response(),
+    }
+}
+
+/// `GET /v1/problems` (admin): the stored definitions the engine cannot use and why, and
+/// whether it is stalled.
+async fn problems(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Value> {
+    Json(serde_json::json!(state.engine.problems()))
+}
+
 async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let Some(handle) = &state.metrics else {
         return (StatusCode::NOT_FOUND, "metrics are not enabled").into_response();
@@ -302,6 +350,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(segments::delete),
         )
         .route("/v1/segments/{id}/members", get(segments::members))
+        .route("/v1/problems", get(problems))
         // The web app: session check and sign-out, the journey gallery.
         .route(
             "/v1/session",
@@ -323,6 +372,24 @@ pub fn router(state: AppState) -> Router {
             post(webhooks_in::twilio_inbound),
         );
 
+    // Anybody may reach these without a key: rate-limited per client address.
+    let public = Router::new()
+        .route("/t/o/{token}", get(tracking::open))
+        .route("/t/c/{token}", get(tracking::click))
+        .route(
+            "/u/{token}",
+            get(consent::unsubscribe_page).post(consent::unsubscribe_post),
+        )
+        .route(
+            "/confirm/{token}",
+            get(consent::confirm_page).post(consent::confirm),
+        )
+        .route("/v1/subscribe", post(consent::subscribe))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            public_limits::limit,
+        ));
+
     Router::new()
         .merge(ingest)
         .merge(admin)
@@ -335,23 +402,13 @@ pub fn router(state: AppState) -> Router {
             "/v1/schema/journey.json",
             get(|| async { Json(openapi::journey_schema()) }),
         )
-        .route("/t/o/{token}", get(tracking::open))
-        .route("/t/c/{token}", get(tracking::click))
-        .route(
-            "/u/{token}",
-            get(consent::unsubscribe_page).post(consent::unsubscribe_post),
-        )
-        .route("/confirm/{token}", get(consent::confirm))
-        .route("/v1/subscribe", post(consent::subscribe))
+        .merge(public)
         .route(
             "/v1/session",
             get(crate::session::current).post(crate::session::sign_in),
         )
         .route("/metrics", get(metrics_endpoint))
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(health))
         // The embedded web app and its client routes; the JSON 404 otherwise.
         .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -497,11 +497,31 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "get",
         "/confirm/{token}",
         "Consent",
+        "Page with a button that confirms a double opt-in (HTML); changes nothing by itself",
+        "none",
+    ),
+    (
+        "post",
+        "/confirm/{token}",
+        "Consent",
         "Confirms a double opt-in; records `Subscription Confirmed`",
         "none",
     ),
     ("get", "/metrics", "Meta", "Prometheus metrics", "none"),
-    ("get", "/healthz", "Meta", "Liveness", "none"),
+    (
+        "get",
+        "/healthz",
+        "Meta",
+        "Health: `ok`, `degraded` (stored definitions the engine cannot use) or 503 `stalled` (engine rounds fail)",
+        "none",
+    ),
+    (
+        "get",
+        "/v1/problems",
+        "Meta",
+        "The stored journeys and segments the engine cannot use and why, and whether it is stalled",
+        "admin",
+    ),
     // The web app (crates/server/src/session.rs, ui.rs).
     (
         "post",
@@ -576,6 +596,17 @@ pub fn document() -> Value {
                 ])
             }
             _ => op["security"] = json!([]),
+        }
+        // The keyless pages and links are rate-limited per client address.
+        if path.starts_with("/t/")
+            || path.starts_with("/u/")
+            || path.starts_with("/confirm/")
+            || *path == "/v1/subscribe"
+        {
+            op["responses"]["429"] = json!({ "$ref": "#/components/responses/Error" });
+        }
+        if *path == "/healthz" {
+            op["responses"]["503"] = json!({ "description": "The engine is stalled", "content": { "application/json": { "schema": { "type": "object" } } } });
         }
         if matches!(*method, "post" | "put") {
             let schema = if path.starts_with("/v1/journeys")

@@ -15,16 +15,19 @@ use super::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::manage::{Params, blocking, limit, param_i64};
 
-/// A segment with both forms of its condition.
+/// A segment with both forms of its condition; `broken` says why the engine cannot use a
+/// stored condition (it is then not kept current).
 fn render(row: SegmentRow) -> Value {
-    let text = serde_json::from_value::<Condition>(row.condition.clone())
-        .map(|c| condition::print(&c))
-        .unwrap_or_default();
+    let (text, broken) = match waymark_engine::segments::readable_condition(row.condition.clone()) {
+        Ok(c) => (condition::print(&c), None),
+        Err(reason) => (String::new(), Some(reason)),
+    };
     json!({
         "id": row.id,
         "name": row.name,
         "condition": row.condition,
         "text": text,
+        "broken": broken,
         "members": row.members,
         "created_at": row.created_at,
         "updated_at": row.updated_at,

