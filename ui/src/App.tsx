@@ -6,6 +6,7 @@ import { JourneyList } from './pages/JourneyList';
 import { Builder } from './pages/Builder';
 import { Templates } from './pages/Templates';
 import { Contacts } from './pages/Contacts';
+import { Messages } from './pages/Messages';
 import { ContactPage } from './pages/ContactPage';
 
 type Auth = 'checking' | 'signed-out' | 'signed-in';
@@ -76,6 +77,9 @@ export function App() {
           <Link to="/contacts" className={section === 'contacts' ? 'active' : ''}>
             Contacts
           </Link>
+          <Link to="/messages" className={section === 'messages' ? 'active' : ''}>
+            Messages
+          </Link>
         </nav>
         <button className="link" onClick={signOut}>
           Sign out
@@ -94,6 +98,7 @@ function Route({ path }: { path: string }) {
   if (parts[0] === 'journeys' && parts.length === 2) return <Builder key={parts[1]} journeyId={parts[1]} />;
   if (parts[0] === 'templates') return <Templates selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 1) return <Contacts />;
+  if (parts[0] === 'messages' && parts.length === 1) return <Messages />;
   if (parts[0] === 'contacts' && parts.length === 2) return <ContactPage key={parts[1]} contactId={parts[1]} />;
   return (
     <div className="page">

@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use waymark_store::{Store, StoreError};
 
 pub use clock::Clock;
-pub use dispatch::{Dispatcher, SendRates};
+pub use dispatch::{DEFAULT_RETRY_LIFETIME, Dispatcher, SendRates};
 pub use intake::{Intake, IntakeError};
 pub use processor::{BatchReport, Processor};
 pub use tracking::Tracking;
@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub frequency_caps: Vec<caps::FrequencyCap>,
     /// Quiet hours and blocked dates of every journey (`--quiet-hours`, `--blocked-dates`).
     pub send_window: waymark_core::timing::SendWindow,
+    /// How long temporary delivery failures are retried (`--retry-lifetime`).
+    pub retry_lifetime: jiff::SignedDuration,
 }
 
 pub struct Engine {
@@ -135,6 +137,7 @@ impl Engine {
             dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone())
                 .with_webhooks(config.webhooks)
                 .with_send_rates(config.send_rates)
+                .with_retry_lifetime(config.retry_lifetime)
                 .with_journey_rates(journey_rates),
             intake: Intake::start(store.clone(), wakeup.clone()),
             tracking: config.tracking,
@@ -189,6 +192,12 @@ impl Engine {
     /// Wakes the dispatcher after messages were queued outside the engine (a test send).
     pub fn messages_queued(&self) {
         self.dispatch_wakeup.notify_one();
+    }
+
+    /// Sets the outbox queue gauges (queued messages and the oldest one's age, per channel)
+    /// to what they are now.
+    pub async fn record_queue_levels(self: &Arc<Self>) -> Result<(), EngineError> {
+        Ok(self.dispatcher.record_queue_levels().await?)
     }
 
     /// Stops the engine loop after its current batch (everything it did is committed).

@@ -29,6 +29,13 @@ pub enum Attempt {
     },
 }
 
+/// Whether an HTTP provider's answer (SMS API, webhook receiver) is worth trying again later:
+/// 408 (request timeout), 429 (too many requests) and every 5xx. Any other 4xx says the request
+/// itself is wrong, and sending it again would get the same answer.
+pub fn is_transient_http_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
 /// SMTP reply codes about authentication (RFC 4954): a permanent answer with one of these is
 /// a problem of the server's configuration, not of the message, so it is not a bounce.
 fn is_auth_refusal(code: Option<u16>) -> bool {
@@ -461,7 +468,7 @@ impl SmsTransport {
                     "SMS provider answered {status}: {}",
                     text.chars().take(300).collect::<String>()
                 );
-                if status.as_u16() == 429 || status.is_server_error() {
+                if is_transient_http_status(status.as_u16()) {
                     Attempt::Temporary(error)
                 } else {
                     Attempt::Permanent(error)
@@ -474,7 +481,7 @@ impl SmsTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::{JsonSms, is_hard_bounce, percent_decode};
+    use super::{JsonSms, is_hard_bounce, is_transient_http_status, percent_decode};
 
     #[test]
     fn json_sms_takes_the_password_as_bearer_token_and_strips_credentials() {
@@ -491,6 +498,16 @@ mod tests {
         assert!(JsonSms::new("ftp://sms.example.com/", "+1555").is_err());
         assert!(JsonSms::new("https://sms.example.com/", "").is_err());
         assert_eq!(percent_decode("a%zz%41").unwrap(), "a%zzA");
+    }
+
+    #[test]
+    fn providers_408_429_and_5xx_are_retried_other_4xx_are_not() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(is_transient_http_status(status), "{status}");
+        }
+        for status in [400, 401, 403, 404, 409, 410, 413, 422, 499] {
+            assert!(!is_transient_http_status(status), "{status}");
+        }
     }
 
     #[test]

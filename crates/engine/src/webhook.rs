@@ -290,7 +290,7 @@ impl Webhooks {
                     "webhook answered {status}: {}",
                     text.chars().take(300).collect::<String>()
                 );
-                if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+                if crate::transport::is_transient_http_status(status.as_u16()) {
                     Attempt::Temporary(error)
                 } else {
                     Attempt::Permanent(error)

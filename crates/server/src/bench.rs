@@ -318,6 +318,7 @@ impl Harness {
                 send_rates: Default::default(),
                 frequency_caps: Vec::new(),
                 send_window: Default::default(),
+                retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
             },
         )?;
         let secrets = Arc::new(Secrets {
@@ -405,6 +406,7 @@ impl Harness {
                 send_rates: Default::default(),
                 frequency_caps: Vec::new(),
                 send_window: Default::default(),
+                retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
             },
         )?;
         self.serve().await

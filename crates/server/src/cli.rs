@@ -1,5 +1,5 @@
 //! Command-line tools that work on files or talk to a running server:
-//! `journeys validate`, `journeys apply` and `import contacts`.
+//! `journeys validate`, `journeys apply`, `import contacts` and `messages requeue`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,43 @@ pub enum ImportCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// Put failed messages back in the queue (same id and idempotency key, attempts and retry
+    /// lifetime started over), e.g. after a provider outage or a fixed configuration. Bounced
+    /// and suppressed messages are never requeued. At least one filter is required; prints how
+    /// many were requeued.
+    Requeue(RequeueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequeueArgs {
+    /// Only messages of this journey (its id).
+    #[arg(long)]
+    pub journey: Option<String>,
+    /// Only messages of this channel: email, sms or webhook.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only messages that failed at or after this time: an RFC 3339 timestamp, or a duration
+    /// before the server's now (`2h`, `3d`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only messages that failed before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only messages created at or after this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub created_since: Option<String>,
+    /// Only messages created before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub created_until: Option<String>,
+    /// Only messages whose error contains this text (ignoring case).
+    #[arg(long, value_name = "TEXT")]
+    pub error: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 fn read_document(path: &Path) -> anyhow::Result<Value> {
@@ -397,4 +434,51 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
         println!("  - {r}");
     }
     Ok(rejected.is_empty())
+}
+
+pub async fn messages(cmd: MessagesCommand) -> anyhow::Result<bool> {
+    let MessagesCommand::Requeue(args) = cmd;
+    let mut filter = Map::new();
+    for (field, value) in [
+        ("journey_id", args.journey),
+        ("channel", args.channel),
+        ("failed_since", args.since),
+        ("failed_until", args.until),
+        ("created_since", args.created_since),
+        ("created_until", args.created_until),
+        ("error", args.error),
+    ] {
+        if let Some(v) = value {
+            filter.insert(field.into(), json!(v));
+        }
+    }
+    if filter.is_empty() {
+        bail!(
+            "give at least one filter (--journey, --channel, --since, --until, --created-since, \
+             --created-until, --error); to requeue every failed message, say since when (--since 30d)"
+        );
+    }
+    let base = args.server.server.trim_end_matches('/').to_string();
+    let (status, body) = send(
+        client()
+            .post(format!("{base}/v1/messages/requeue"))
+            .bearer_auth(&args.server.admin_token)
+            .json(&Value::Object(filter)),
+    )
+    .await?;
+    if !status.is_success() {
+        let field = body["field"]
+            .as_str()
+            .map(|f| format!("`{f}` "))
+            .unwrap_or_default();
+        bail!(
+            "the server refused the requeue: {field}{}",
+            describe_error(&body)
+        );
+    }
+    println!(
+        "requeued {} failed messages",
+        body["requeued"].as_i64().unwrap_or(0)
+    );
+    Ok(true)
 }

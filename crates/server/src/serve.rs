@@ -164,6 +164,22 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub subscribe_redirect_hosts: Vec<String>,
+    /// How long a message whose delivery fails temporarily (connection refused, timeout, SMTP
+    /// 4xx, HTTP 408/429/5xx) is retried, from its first attempt: `3d`, `12h`, `90m`. Waits
+    /// double from 30 s to at most 1 h (plus up to 20 % jitter); then the message is failed.
+    #[arg(long, env = "WAYMARK_RETRY_LIFETIME", value_name = "DURATION", default_value = "3d", value_parser = parse_retry_lifetime)]
+    pub retry_lifetime: jiff::SignedDuration,
+}
+
+/// A retry lifetime: a duration such as `3d` or `12h`, at most 30 days.
+fn parse_retry_lifetime(raw: &str) -> Result<jiff::SignedDuration, String> {
+    let d = waymark_core::Duration::parse(raw)?;
+    if d.seconds() > 30 * 86_400 {
+        return Err(format!(
+            "`{raw}` is longer than 30 days; a message that old is better failed and requeued"
+        ));
+    }
+    Ok(jiff::SignedDuration::from_secs(d.seconds()))
 }
 
 /// `21:00-08:00`.
@@ -362,6 +378,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             frequency_caps: args.frequency_cap.clone(),
             send_window: send_window(&args)?,
+            retry_lifetime: args.retry_lifetime,
         },
     )?;
     let state = AppState {

@@ -1,7 +1,8 @@
 //! Delivery through real transports: email to a real SMTP server (aiosmtpd, run by
 //! `tests/py/smtp_sink.py` with the Python of `WAYMARK_TEST_PYTHON`) and SMS to a fake
 //! Twilio-compatible endpoint served by this file. The server runs with a simulated clock, so
-//! retries (30 s · 2^attempt, 6 attempts at most) are driven by `POST /v1/clock/advance`.
+//! retries (30 s · 2^attempt up to 1 h, plus up to 20 % jitter, for the retry lifetime) are
+//! driven by `POST /v1/clock/advance`.
 
 mod common;
 use common::*;
@@ -45,6 +46,11 @@ impl SmtpSink {
 
     /// Starts the sink with extra options (`--starttls-auth`).
     fn start_with(options: &[&str]) -> SmtpSink {
+        SmtpSink::start_on(0, options)
+    }
+
+    /// Starts the sink on this port (0: any free port).
+    fn start_on(port: u16, options: &[&str]) -> SmtpSink {
         let python = std::env::var("WAYMARK_TEST_PYTHON").unwrap_or_else(|_| {
             panic!(
                 "WAYMARK_TEST_PYTHON is not set: it must name a Python that has \
@@ -60,7 +66,7 @@ impl SmtpSink {
             .expect("temporary directory for the SMTP sink");
         let mut child = Command::new(&python)
             .arg(&script)
-            .arg("0")
+            .arg(port.to_string())
             .arg(dir.path())
             .args(options)
             .stdin(Stdio::piped())
@@ -622,11 +628,30 @@ fn ts(v: &Value) -> jiff::Timestamp {
         .unwrap_or_else(|e| panic!("`{v}` is not a timestamp: {e}"))
 }
 
-/// Seconds from the server's `now` to the message's `next_attempt_at`.
+/// Seconds from the server's `now` to the message's `next_attempt_at` (rounded down).
 #[track_caller]
 fn retry_in(s: &Server, m: &Value) -> i64 {
     let now: jiff::Timestamp = s.now().parse().unwrap();
     ts(&m["next_attempt_at"]).duration_since(now).as_secs()
+}
+
+/// Asserts that the next attempt is `nominal` seconds away plus the jitter (0 to 20 %).
+#[track_caller]
+fn assert_retry_in(s: &Server, m: &Value, nominal: i64) {
+    let wait = retry_in(s, m);
+    assert!(
+        (nominal..=nominal + nominal / 5).contains(&wait),
+        "the next attempt should be {nominal} s (+ up to 20 %) away, not {wait} s: {m:#}"
+    );
+}
+
+/// Advances the clock to the message's next attempt (the whole second at or after it).
+#[track_caller]
+fn advance_to_retry(s: &Server, m: &Value) {
+    let at = ts(&m["next_attempt_at"]);
+    let now: jiff::Timestamp = s.now().parse().unwrap();
+    let ms = at.duration_since(now).as_millis();
+    s.advance(((ms + 999) / 1000) as i64);
 }
 
 /// Checks that a Message-ID is derived from the message's idempotency key: `<…KEY…@acme.test>`
@@ -757,7 +782,7 @@ fn smtp_451_is_retried_after_backoff_and_sent_exactly_once_with_the_same_message
         error.contains("451") && error.contains("try later"),
         "error: {error}"
     );
-    assert_eq!(retry_in(&s, &m), 30, "{m:#}");
+    assert_retry_in(&s, &m, 30);
     assert_eq!(sink.rejected().len(), 1);
     assert!(sink.accepted().is_empty());
 
@@ -770,8 +795,8 @@ fn smtp_451_is_retried_after_backoff_and_sent_exactly_once_with_the_same_message
     );
     assert_eq!(sink.rejected().len(), 1);
 
-    // Attempt 2 at 30 s: 451 again; the next wait doubles to 60 s.
-    s.advance(1);
+    // Attempt 2 at 30 s (+ jitter): 451 again; the next wait doubles to 60 s.
+    advance_to_retry(&s, &m);
     let m = only_message(&s, "bob");
     assert_eq!(
         (m["status"].as_str(), m["attempts"].as_i64()),
@@ -779,15 +804,15 @@ fn smtp_451_is_retried_after_backoff_and_sent_exactly_once_with_the_same_message
         "{m:#}"
     );
     assert!(m["error"].as_str().unwrap().contains("451"));
-    assert_eq!(retry_in(&s, &m), 60, "{m:#}");
+    assert_retry_in(&s, &m, 60);
     assert_eq!(sink.rejected().len(), 2);
 
     s.advance(59);
     assert_eq!(only_message(&s, "bob")["attempts"], 2);
     assert!(sink.accepted().is_empty());
 
-    // Attempt 3 at 90 s: accepted.
-    s.advance(1);
+    // Attempt 3 at 90 s (+ jitter): accepted.
+    advance_to_retry(&s, &m);
     let m = only_message(&s, "bob");
     assert_eq!(m["status"], "sent", "{m:#}");
     assert_eq!(m["attempts"], 3);
@@ -851,7 +876,7 @@ fn smtp_451_at_rcpt_is_retried_on_a_fresh_transaction_and_sent_once() {
 
     s.advance(29);
     assert_eq!(sink.rcpt_count(to), 1, "no retry before 30 s");
-    s.advance(1);
+    advance_to_retry(&s, &m);
     let m = only_message(&s, "bea");
     assert_eq!(
         (m["status"].as_str(), m["attempts"].as_i64()),
@@ -1038,13 +1063,30 @@ fn smtp_554_5_7_1_at_data_bounces_at_once_without_suppressing_the_address() {
     assert_eq!(list["suppressions"], json!([]), "{list:#}");
 }
 
+/// A local port that nothing listens on: connecting to it is refused.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The value of a metric with a `channel` label in `/metrics`.
+#[track_caller]
+fn channel_metric(s: &Server, name: &str, channel: &str) -> f64 {
+    let r = s.get("/metrics");
+    assert_eq!(r.status, 200, "/metrics: {}", r.text);
+    let prefix = format!("{name}{{channel=\"{channel}\"}} ");
+    r.text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in /metrics:\n{}", r.text))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("`{name}` is not a number: {e}"))
+}
+
 #[test]
-fn smtp_unreachable_server_is_retried_six_times_then_fails() {
-    // A port that nothing listens on.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+fn smtp_outage_of_two_hours_is_retried_and_the_message_delivered_when_the_server_comes_back() {
+    let port = closed_port();
     let s = smtp_server(&format!("smtp://127.0.0.1:{port}"));
     s.apply_journey(email_journey());
     sign_up(
@@ -1053,47 +1095,282 @@ fn smtp_unreachable_server_is_retried_six_times_then_fails() {
         json!({"email": "dora@example.com", "first_name": "Dora"}),
         json!({"plan": "pro"}),
     );
-
     let m = only_message(&s, "dora");
     assert_eq!(
         (m["status"].as_str(), m["attempts"].as_i64()),
         (Some("queued"), Some(1)),
         "{m:#}"
     );
-    let first_error = m["error"].as_str().unwrap().to_string();
-    assert!(first_error.starts_with("SMTP: "), "error: {first_error}");
+    let error = m["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("SMTP: ") && error.to_lowercase().contains("refused"),
+        "error: {error}"
+    );
+    let created = created_at(&m);
 
-    // Retries 30 s, 1 min, 2 min, 4 min, 8 min after each attempt: never earlier.
-    for (attempts, wait) in [(1, 30), (2, 60), (3, 120), (4, 240), (5, 480)] {
-        let m = only_message(&s, "dora");
-        assert_eq!(retry_in(&s, &m), wait, "after attempt {attempts}: {m:#}");
-        s.advance(wait - 1);
+    // Waits double from 30 s up to an hour (plus jitter), never earlier; the message stays
+    // queued for the whole outage.
+    let nominal = [30, 60, 120, 240, 480, 960, 1920, 3600];
+    let mut attempts = 1;
+    loop {
         let m = only_message(&s, "dora");
         assert_eq!(
             (m["status"].as_str(), m["attempts"].as_i64()),
             (Some("queued"), Some(attempts)),
-            "one second before retry {}: {m:#}",
-            attempts + 1
+            "{m:#}"
         );
-        s.advance(1);
+        if now(&s).duration_since(created).as_secs() >= 2 * HOUR {
+            break;
+        }
+        let wait = nominal[(attempts as usize - 1).min(nominal.len() - 1)];
+        assert_retry_in(&s, &m, wait);
+        s.advance(wait - 1);
+        assert_eq!(only_message(&s, "dora")["attempts"], attempts, "not early");
+        advance_to_retry(&s, &m);
+        attempts += 1;
     }
-    let m = only_message(&s, "dora");
-    assert_eq!(m["status"], "failed", "{m:#}");
-    assert_eq!(m["attempts"], 6, "{m:#}");
-    assert_eq!(m["next_attempt_at"], Value::Null, "{m:#}");
-    let error = m["error"].as_str().unwrap();
     assert!(
-        error.starts_with("gave up after 6 attempts: SMTP: "),
-        "error: {error}"
+        (9..=11).contains(&attempts),
+        "{attempts} attempts in 2 hours"
     );
 
-    s.advance(DAY);
+    // The queue gauges show the waiting message and its age.
+    assert_eq!(
+        channel_metric(&s, "waymark_outbox_queued_messages", "email"),
+        1.0
+    );
+    assert_eq!(
+        channel_metric(&s, "waymark_outbox_queued_messages", "sms"),
+        0.0
+    );
+    let age = channel_metric(&s, "waymark_outbox_oldest_queued_seconds", "email");
+    let elapsed = now(&s).duration_since(created).as_secs_f64();
+    assert!((age - elapsed).abs() < 1.0, "age {age}, elapsed {elapsed}");
+
+    // The server comes back on the same port: the next retry delivers, once.
+    let sink = SmtpSink::start_on(port, &[]);
+    let m = only_message(&s, "dora");
+    advance_to_retry(&s, &m);
     let m = only_message(&s, "dora");
     assert_eq!(
         (m["status"].as_str(), m["attempts"].as_i64()),
-        (Some("failed"), Some(6))
+        (Some("sent"), Some(attempts + 1)),
+        "{m:#}"
     );
+    s.advance(DAY);
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert_message_id_of(Mime::parse(&accepted[0].data).header("Message-ID"), &m);
+    assert_eq!(s.node_stats("delivery-email", "welcome")["sent"], 1);
+    assert_eq!(s.node_stats("delivery-email", "welcome")["failed"], 0);
+    assert_eq!(
+        channel_metric(&s, "waymark_outbox_queued_messages", "email"),
+        0.0
+    );
+    assert_eq!(
+        channel_metric(&s, "waymark_outbox_oldest_queued_seconds", "email"),
+        0.0
+    );
+}
+
+#[test]
+fn smtp_outage_longer_than_the_retry_lifetime_fails_the_message_saying_how_long() {
+    let s = smtp_server(&format!("smtp://127.0.0.1:{}", closed_port()));
+    s.apply_journey(email_journey());
+    sign_up(
+        &s,
+        "finn",
+        json!({"email": "finn@example.com", "first_name": "Finn"}),
+        json!({"plan": "pro"}),
+    );
+    // The default lifetime is 3 days from the first attempt.
+    s.advance(3 * DAY - 1);
+    let m = only_message(&s, "finn");
+    assert_eq!(m["status"], "queued", "{m:#}");
+    let attempts = m["attempts"].as_i64().unwrap();
+    // 7 doublings to the hour, then about one attempt an hour (60 to 72 minutes apart).
+    assert!((60..=80).contains(&attempts), "{attempts} attempts");
+
+    // The last attempt falls at the end of the lifetime; it fails too.
+    s.advance(1);
+    let m = only_message(&s, "finn");
+    assert_eq!(
+        (m["status"].as_str(), m["attempts"].as_i64()),
+        (Some("failed"), Some(attempts + 1)),
+        "{m:#}"
+    );
+    assert_eq!(m["next_attempt_at"], Value::Null, "{m:#}");
+    assert_eq!(
+        ms_of(&m["failed_at"]),
+        ms_of(&m["first_attempt_at"]) + 3 * DAY * 1000
+    );
+    let error = m["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "gave up after {} attempts over 3d (the retry lifetime is 3d): SMTP: ",
+            attempts + 1
+        )),
+        "error: {error}"
+    );
+    s.advance(DAY);
+    assert_eq!(only_message(&s, "finn")["attempts"], attempts + 1);
     assert_eq!(s.node_stats("delivery-email", "welcome")["failed"], 1);
+}
+
+/// `event` → one email, in a journey named `id`.
+fn email_journey_named(id: &str, event: &str) -> Value {
+    let mut j = email_journey();
+    j["id"] = json!(id);
+    j["nodes"][0]["event"] = json!(event);
+    j["templates"][0]["id"] = json!(format!("{id}-welcome"));
+    j["nodes"][1]["template"] = json!(format!("{id}-welcome"));
+    j
+}
+
+#[test]
+fn failed_messages_are_requeued_by_filter_through_the_api_and_sent_once() {
+    let port = closed_port();
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--smtp-url".into(),
+            format!("smtp://127.0.0.1:{port}"),
+            "--email-from".into(),
+            EMAIL_FROM.into(),
+        ],
+        env: vec![("WAYMARK_RETRY_LIFETIME".into(), "1h".into())],
+        ..Default::default()
+    });
+    s.apply_journey(email_journey());
+    s.apply_journey(email_journey_named("other-email", "Joined"));
+    // `gil` (delivery-email) and `hal` (other-email) fail after the one-hour lifetime.
+    sign_up(
+        &s,
+        "gil",
+        json!({"email": "gil@example.com", "first_name": "Gil"}),
+        json!({}),
+    );
+    s.identify("hal", json!({"email": "hal@example.com"})).ok();
+    s.track("hal", "Joined", json!({})).ok();
+    s.settle();
+    s.advance(HOUR);
+    let gil = only_message(&s, "gil");
+    assert_eq!(gil["status"], "failed", "{gil:#}");
+    let error = gil["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("gave up after ")
+            && error.contains(" over 1h (the retry lifetime is 1h): SMTP: "),
+        "error: {error}"
+    );
+    let failed_at = ms_of(&gil["failed_at"]);
+
+    // The mail server is back; a refused address bounces (a bounce is never requeued).
+    let sink = SmtpSink::start_on(port, &[]);
+    sign_up(
+        &s,
+        "ivy",
+        json!({"email": "reject.ivy@example.com", "first_name": "Ivy"}),
+        json!({}),
+    );
+    assert_eq!(only_message(&s, "ivy")["status"], "bounced");
+    assert_eq!(s.node_stats("delivery-email", "welcome")["failed"], 2);
+
+    let requeue =
+        |filter: Value| s.admin_post("/v1/messages/requeue", filter).ok()["requeued"].clone();
+    // Filters that match nothing requeue nothing.
+    assert_eq!(requeue(json!({"channel": "sms"})), 0);
+    assert_eq!(requeue(json!({"error": "no such error text"})), 0);
+    assert_eq!(requeue(json!({"journey_id": "nope"})), 0);
+    let at = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+    assert_eq!(requeue(json!({"failed_until": at(failed_at)})), 0);
+    assert_eq!(requeue(json!({"failed_since": at(failed_at + 1)})), 0);
+    assert_eq!(
+        requeue(json!({"created_until": at(ms_of(&gil["created_at"]))})),
+        0
+    );
+    // Still failed.
+    assert_eq!(only_message(&s, "gil")["status"], "failed");
+
+    // Everything of the journey that failed in the last two hours with that error (any case).
+    let n = requeue(json!({
+        "journey_id": "delivery-email",
+        "channel": "email",
+        "failed_since": "2h",
+        "failed_until": at(failed_at + 1),
+        "error": "GAVE UP",
+    }));
+    assert_eq!(n, 1);
+    s.settle();
+    let m = only_message(&s, "gil");
+    assert_eq!(
+        (m["status"].as_str(), m["attempts"].as_i64()),
+        (Some("sent"), Some(1)),
+        "attempts start over: {m:#}"
+    );
+    assert_eq!(m["id"], gil["id"]);
+    assert_eq!(m["idempotency_key"], gil["idempotency_key"]);
+    assert!(m["requeued_at"].is_string(), "{m:#}");
+    assert_eq!(m["failed_at"], Value::Null, "{m:#}");
+    assert_eq!(only_message(&s, "ivy")["status"], "bounced");
+    assert_eq!(
+        only_message(&s, "hal")["status"],
+        "failed",
+        "another journey"
+    );
+
+    // Asking again finds nothing to requeue: nothing is ever sent twice.
+    assert_eq!(
+        requeue(json!({"journey_id": "delivery-email", "failed_since": "1d"})),
+        0
+    );
+    s.advance(DAY);
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert_eq!(accepted[0].rcpt_tos, vec!["gil@example.com".to_string()]);
+    assert_message_id_of(Mime::parse(&accepted[0].data).header("Message-ID"), &m);
+    let stats = s.node_stats("delivery-email", "welcome");
+    assert_eq!(
+        (stats["sent"].as_i64(), stats["failed"].as_i64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+
+    // Bad filters are refused with the field named.
+    for (body, code, field) in [
+        (json!({}), "requeue_filter_required", None),
+        (
+            json!({"journey": "delivery-email"}),
+            "invalid_parameter",
+            Some("journey"),
+        ),
+        (
+            json!({"channel": "fax"}),
+            "invalid_parameter",
+            Some("channel"),
+        ),
+        (
+            json!({"failed_since": "yesterday"}),
+            "invalid_parameter",
+            Some("failed_since"),
+        ),
+        (
+            json!({"error": "x".repeat(501)}),
+            "invalid_parameter",
+            Some("error"),
+        ),
+        (json!({"error": ""}), "invalid_parameter", Some("error")),
+        (
+            json!({"failed_since": "1h", "failed_until": "2h"}),
+            "invalid_parameter",
+            Some("failed_until"),
+        ),
+        (json!(["channel"]), "invalid_body", None),
+    ] {
+        let e = s
+            .admin_post("/v1/messages/requeue", body.clone())
+            .expect_error(400, code);
+        assert_eq!(e["field"].as_str(), field, "{body}: {e}");
+        assert!(e["message"].is_string() && e["link"].is_string(), "{e}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1131,7 +1408,7 @@ fn sms_500_is_retried_after_30_seconds_and_sent_once() {
         error.contains("500") && error.contains("20500"),
         "error: {error}"
     );
-    assert_eq!(retry_in(&s, &m), 30);
+    assert_retry_in(&s, &m, 30);
     assert_eq!(sms.requests().len(), 1);
 
     s.advance(29);
@@ -1143,7 +1420,7 @@ fn sms_500_is_retried_after_30_seconds_and_sent_once() {
     );
     assert_eq!(sms.requests().len(), 1, "no retry before 30 s");
 
-    s.advance(1);
+    advance_to_retry(&s, &m);
     let m = only_message(&s, "erin");
     assert_eq!(
         (m["status"].as_str(), m["attempts"].as_i64()),
@@ -1181,6 +1458,122 @@ fn sms_500_is_retried_after_30_seconds_and_sent_once() {
         (Some("sent"), Some(2))
     );
     assert_eq!(s.node_stats("delivery-sms", "text-welcome")["sent"], 1);
+}
+
+#[test]
+fn sms_408_429_and_503_are_retried_like_webhooks_and_the_sms_sent_once() {
+    let sms = FakeSms::start();
+    let s = sms_server(&sms);
+    s.apply_journey(sms_journey());
+    let phone = "+14155550408";
+    sms.script(
+        phone,
+        &[
+            (408, "request timeout"),
+            (429, "slow down"),
+            (503, "maintenance"),
+        ],
+    );
+    sign_up(
+        &s,
+        "gus",
+        json!({"phone": phone, "first_name": "Gus"}),
+        json!({"code": "7"}),
+    );
+    for (attempts, answer) in [(1, "408"), (2, "429"), (3, "503")] {
+        let m = only_message(&s, "gus");
+        assert_eq!(
+            (m["status"].as_str(), m["attempts"].as_i64()),
+            (Some("queued"), Some(attempts)),
+            "after the {answer}: {m:#}"
+        );
+        assert!(m["error"].as_str().unwrap().contains(answer), "{m:#}");
+        advance_to_retry(&s, &m);
+    }
+    let m = only_message(&s, "gus");
+    assert_eq!(
+        (m["status"].as_str(), m["attempts"].as_i64()),
+        (Some("sent"), Some(4)),
+        "{m:#}"
+    );
+    s.advance(DAY);
+    assert_eq!(sms.requests_to(phone).len(), 4);
+}
+
+/// Runs `waymark messages requeue ARGS` against the server; returns (success, stdout+stderr).
+fn requeue_cli(s: &Server, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["messages", "requeue", "--server", &s.base])
+        .args(args)
+        .env("WAYMARK_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("WAYMARK_SERVER")
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("run waymark messages requeue");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn failed_sms_are_requeued_from_the_command_line_and_sent() {
+    let sms = FakeSms::start();
+    let s = sms_server(&sms);
+    s.apply_journey(sms_journey());
+    // Wrong credentials at the provider: a permanent failure, fixed later by the operator.
+    let phone = "+14155550401";
+    sms.script(phone, &[(401, r#"{"message":"Authenticate"}"#)]);
+    sign_up(
+        &s,
+        "ida",
+        json!({"phone": phone, "first_name": "Ida"}),
+        json!({"code": "9"}),
+    );
+    let failed = only_message(&s, "ida");
+    assert_eq!(
+        (failed["status"].as_str(), failed["attempts"].as_i64()),
+        (Some("failed"), Some(1)),
+        "{failed:#}"
+    );
+
+    // Without a filter the command refuses, and a bad filter shows the server's reason.
+    let (ok, out) = requeue_cli(&s, &[]);
+    assert!(!ok && out.contains("at least one filter"), "{out}");
+    let (ok, out) = requeue_cli(&s, &["--channel", "fax"]);
+    assert!(
+        !ok && out.contains("`channel`") && out.contains("fax"),
+        "{out}"
+    );
+    let (ok, out) = requeue_cli(&s, &["--channel", "email", "--since", "1h"]);
+    assert!(ok && out.contains("requeued 0 failed messages"), "{out}");
+    assert_eq!(only_message(&s, "ida")["status"], "failed");
+
+    let (ok, out) = requeue_cli(
+        &s,
+        &[
+            "--journey",
+            "delivery-sms",
+            "--channel",
+            "sms",
+            "--since",
+            "1h",
+            "--error",
+            "401",
+        ],
+    );
+    assert!(ok && out.contains("requeued 1 failed messages"), "{out}");
+    s.settle();
+    let m = only_message(&s, "ida");
+    assert_eq!(
+        (m["status"].as_str(), m["attempts"].as_i64()),
+        (Some("sent"), Some(1)),
+        "{m:#}"
+    );
+    assert_eq!(m["idempotency_key"], failed["idempotency_key"]);
+    s.advance(DAY);
+    assert_eq!(sms.requests_to(phone).len(), 2, "one refused, one sent");
 }
 
 #[test]

@@ -225,7 +225,8 @@ fn json_sms_posts_json_with_bearer_token_and_idempotency_key_and_retries_a_500_a
     s.advance(29);
     assert_eq!(status(&s, "erin"), ("queued".into(), 1));
     assert_eq!(sms.requests().len(), 1, "no retry before 30 s");
-    s.advance(1);
+    // The retry comes 30 s after the failure, plus up to 20 % jitter.
+    s.advance(7);
     assert_eq!(status(&s, "erin"), ("sent".into(), 2));
     s.advance(HOUR);
     assert_eq!(status(&s, "erin"), ("sent".into(), 2));

@@ -280,6 +280,12 @@ pub trait Store: Send + Sync + 'static {
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>>;
     /// Records the outcomes of delivery attempts, all in one transaction.
     fn finish_messages(&self, outcomes: &[(i64, DeliveryOutcome)], now: Timestamp) -> Result<()>;
+    /// Puts the `failed` messages that match `filter` back in the queue, due at `now`, with
+    /// their attempts and retry lifetime started over (same id, same idempotency key). Returns
+    /// how many were requeued.
+    fn requeue_messages(&self, filter: &RequeueFilter, now: Timestamp) -> Result<i64>;
+    /// Queued messages per channel (only channels that have some).
+    fn queue_levels(&self) -> Result<Vec<QueueLevel>>;
 
     // Suppression list.
     fn suppressions(&self, query: &SuppressionQuery) -> Result<Vec<Suppression>>;

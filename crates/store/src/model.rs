@@ -294,6 +294,7 @@ pub struct MessageRow {
     pub text: Option<String>,
     pub status: String,
     pub error: Option<String>,
+    /// Attempts in the current run (since creation, or since the last requeue).
     pub attempts: i64,
     pub next_attempt_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -303,6 +304,48 @@ pub struct MessageRow {
     /// Marketing email only: the one-click unsubscribe URL the transport puts in
     /// `List-Unsubscribe` (with `List-Unsubscribe-Post`).
     pub unsubscribe_url: Option<String>,
+    /// When the current run of attempts began; temporary failures are retried until this plus
+    /// the retry lifetime. `None` before the first attempt.
+    pub first_attempt_at: Option<Timestamp>,
+    /// When the message was marked `failed` or `bounced`.
+    pub failed_at: Option<Timestamp>,
+    /// When the message was last requeued.
+    pub requeued_at: Option<Timestamp>,
+}
+
+/// Which failed messages to put back in the queue. Every given criterion must hold; only
+/// `failed` messages are ever requeued (not `bounced`: the receiving server refused them for
+/// good; not `suppressed`: consent or the suppression list said no).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequeueFilter {
+    pub journey_id: Option<String>,
+    pub channel: Option<String>,
+    /// Created at or after.
+    pub created_since: Option<Timestamp>,
+    /// Created before.
+    pub created_until: Option<Timestamp>,
+    /// Failed at or after.
+    pub failed_since: Option<Timestamp>,
+    /// Failed before.
+    pub failed_until: Option<Timestamp>,
+    /// The error contains this text (ignoring ASCII case).
+    pub error_contains: Option<String>,
+}
+
+impl RequeueFilter {
+    /// Whether no criterion is given (it would match every failed message).
+    pub fn is_empty(&self) -> bool {
+        *self == RequeueFilter::default()
+    }
+}
+
+/// The queued messages of one channel, for the queue gauges.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueLevel {
+    pub channel: String,
+    pub queued: i64,
+    /// When the oldest of them was queued (created, or requeued).
+    pub oldest_queued_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -601,6 +601,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/messages/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Put the failed messages matching a filter back in the queue (same id and idempotency key); answers `{requeued}` */
+        post: operations["post_v1_messages_requeue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -1504,6 +1521,22 @@ export interface components {
         /** @description Whether a contact may enter the journey again. */
         Reentry: "once" | "every_time" | {
             cooldown: string;
+        };
+        /** @description Which failed messages to requeue: every given criterion must hold, and at least one must be given. Times are RFC 3339 timestamps or durations before now (`2h`, `3d`); `_since` is inclusive, `_until` exclusive. */
+        RequeueFilter: {
+            /** @enum {unknown} */
+            channel?: "email" | "sms" | "webhook";
+            created_since?: string;
+            created_until?: string;
+            /** @description The error contains this text (ignoring case) */
+            error?: string;
+            failed_since?: string;
+            failed_until?: string;
+            journey_id?: string;
+        };
+        RequeueResult: {
+            /** @description How many failed messages were put back in the queue */
+            requeued: number;
         };
         ScheduleTrigger: {
             /** @description Five-field cron (`30 9 * * 1-5`: 09:30 on weekdays) or `@daily`, `@weekly`, ... */
@@ -2707,6 +2740,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    post_v1_messages_requeue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RequeueFilter"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequeueResult"];
                 };
             };
             400: components["responses"]["Error"];

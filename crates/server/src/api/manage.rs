@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
 use waymark_store::{
-    ContactQuery, MessageQuery, MessageStatus, NewEvent, NewMessage, Store, StoreError,
+    ContactQuery, MessageQuery, MessageStatus, NewEvent, NewMessage, RequeueFilter, Store,
+    StoreError,
 };
 
 use super::error::{ApiError, ApiResult};
@@ -574,6 +575,135 @@ pub async fn messages(State(state): State<AppState>, Query(p): Params) -> ApiRes
     };
     let messages = blocking(&state, move |s| s.messages(&query)).await?;
     Ok(Json(json!({ "messages": messages })))
+}
+
+/// The longest `error` text a requeue filter may search for.
+pub const MAX_REQUEUE_ERROR_CHARS: usize = 500;
+
+/// Parses a requeue filter at the edge: known fields only (a misspelt field must not widen
+/// the filter to every failed message), at least one criterion, times as RFC 3339 timestamps
+/// or as durations before `now` (`2h`: two hours ago).
+pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<RequeueFilter> {
+    const FIELDS: [&str; 7] = [
+        "journey_id",
+        "channel",
+        "created_since",
+        "created_until",
+        "failed_since",
+        "failed_until",
+        "error",
+    ];
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object: the requeue filter",
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            unknown.clone(),
+            format!(
+                "is not a requeue filter field (known: {})",
+                FIELDS.join(", ")
+            ),
+        ));
+    }
+    let text = |field: &str, max: usize| -> ApiResult<Option<String>> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(v)) if !v.trim().is_empty() && v.chars().count() <= max => {
+                Ok(Some(v.trim().to_string()))
+            }
+            Some(_) => Err(ApiError::invalid(
+                "invalid_parameter",
+                field,
+                format!("must be a non-empty string of at most {max} characters"),
+            )),
+        }
+    };
+    let time = |field: &str| -> ApiResult<Option<jiff::Timestamp>> {
+        let Some(raw) = text(field, 64)? else {
+            return Ok(None);
+        };
+        if let Ok(at) = raw.parse::<jiff::Timestamp>() {
+            return Ok(Some(at));
+        }
+        match waymark_core::Duration::parse(&raw) {
+            Ok(ago) => Ok(Some(
+                now.saturating_sub(jiff::SignedDuration::from_secs(ago.seconds()))
+                    .unwrap_or(jiff::Timestamp::MIN),
+            )),
+            Err(_) => Err(ApiError::invalid(
+                "invalid_parameter",
+                field,
+                format!(
+                    "`{raw}` is neither an RFC 3339 timestamp (2025-03-01T09:00:00Z) nor a \
+                     duration before now (`2h`, `3d`)"
+                ),
+            )),
+        }
+    };
+    let channel = text("channel", 16)?;
+    if let Some(c) = &channel
+        && !["email", "sms", waymark_engine::webhook::CHANNEL].contains(&c.as_str())
+    {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "channel",
+            format!("`{c}` is not a channel (email, sms or webhook)"),
+        ));
+    }
+    let filter = RequeueFilter {
+        journey_id: text("journey_id", 200)?,
+        channel,
+        created_since: time("created_since")?,
+        created_until: time("created_until")?,
+        failed_since: time("failed_since")?,
+        failed_until: time("failed_until")?,
+        error_contains: text("error", MAX_REQUEUE_ERROR_CHARS)?,
+    };
+    for (since, until, field) in [
+        (filter.created_since, filter.created_until, "created_until"),
+        (filter.failed_since, filter.failed_until, "failed_until"),
+    ] {
+        if let (Some(since), Some(until)) = (since, until)
+            && until <= since
+        {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                field,
+                "must be later than the matching `_since`",
+            ));
+        }
+    }
+    if filter.is_empty() {
+        return Err(ApiError::bad_request(
+            "requeue_filter_required",
+            format!(
+                "give at least one of {}; to requeue every failed message, give a time range \
+                 such as `failed_since`",
+                FIELDS.join(", ")
+            ),
+        ));
+    }
+    Ok(filter)
+}
+
+/// Puts the failed messages matching a filter back in the queue (same id and idempotency key;
+/// attempts and retry lifetime start over). Bounced and suppressed messages are never requeued.
+pub async fn requeue_messages(
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let now = state.engine.clock().now();
+    let filter = parse_requeue_filter(&body.0, now)?;
+    let requeued = blocking(&state, move |s| s.requeue_messages(&filter, now)).await?;
+    if requeued > 0 {
+        tracing::info!(requeued, "failed messages requeued");
+        state.engine.messages_queued();
+    }
+    Ok(Json(json!({ "requeued": requeued })))
 }
 
 pub async fn clock(State(state): State<AppState>) -> Json<Value> {

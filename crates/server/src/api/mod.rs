@@ -261,6 +261,11 @@ async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppS
         metrics::gauge!("waymark_events_pending").set(g.events_pending as f64);
         metrics::gauge!("waymark_messages_queued").set(g.messages_queued as f64);
     }
+    // The dispatcher sets these after each round; set them again so the age is current even
+    // while the dispatcher waits for the next retry.
+    if let Err(e) = state.engine.record_queue_levels().await {
+        tracing::warn!(error = %e, "cannot read the outbox queue levels");
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
@@ -316,6 +321,7 @@ pub fn router(state: AppState) -> Router {
             post(manage::test_send_template),
         )
         .route("/v1/messages", get(manage::messages))
+        .route("/v1/messages/requeue", post(manage::requeue_messages))
         .route(
             "/v1/suppressions",
             get(webhooks_in::list_suppressions).post(webhooks_in::add_suppression),

@@ -220,6 +220,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "admin",
     ),
     (
+        "post",
+        "/v1/messages/requeue",
+        "Messages",
+        "Put the failed messages matching a filter back in the queue (same id and idempotency key); answers `{requeued}`",
+        "admin",
+    ),
+    (
         "get",
         "/v1/clock",
         "Clock",
@@ -618,12 +625,18 @@ pub fn document() -> Value {
                 json!({ "$ref": "#/components/schemas/Journey" })
             } else if *path == "/v1/templates" || *path == "/v1/templates/{id}" {
                 json!({ "$ref": "#/components/schemas/Template" })
+            } else if *path == "/v1/messages/requeue" {
+                json!({ "$ref": "#/components/schemas/RequeueFilter" })
             } else if *tag == "Tracking" {
                 json!({ "$ref": "#/components/schemas/SegmentCall" })
             } else {
                 json!({ "type": "object" })
             };
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        }
+        if *path == "/v1/messages/requeue" {
+            op["responses"]["200"]["content"]["application/json"]["schema"] =
+                json!({ "$ref": "#/components/schemas/RequeueResult" });
         }
         paths
             .entry(path.to_string())
@@ -662,6 +675,25 @@ pub fn document() -> Value {
                         "name": { "type": "string" }, "groupId": { "type": "string" }, "previousId": { "type": "string" },
                         "batch": { "type": "array", "items": { "type": "object" } }
                     }
+                },
+                "RequeueFilter": {
+                    "type": "object",
+                    "description": "Which failed messages to requeue: every given criterion must hold, and at least one must be given. Times are RFC 3339 timestamps or durations before now (`2h`, `3d`); `_since` is inclusive, `_until` exclusive.",
+                    "additionalProperties": false,
+                    "properties": {
+                        "journey_id": { "type": "string" },
+                        "channel": { "enum": ["email", "sms", "webhook"] },
+                        "created_since": { "type": "string" },
+                        "created_until": { "type": "string" },
+                        "failed_since": { "type": "string" },
+                        "failed_until": { "type": "string" },
+                        "error": { "type": "string", "maxLength": 500, "description": "The error contains this text (ignoring case)" }
+                    }
+                },
+                "RequeueResult": {
+                    "type": "object",
+                    "required": ["requeued"],
+                    "properties": { "requeued": { "type": "integer", "description": "How many failed messages were put back in the queue" } }
                 },
                 "Error": {
                     "type": "object",

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -289,6 +290,45 @@ mod tests {
                 .unwrap();
             assert_eq!(kept, 1);
         }
+    }
+
+    #[test]
+    fn version_6_keeps_the_retry_lifetime_of_messages_being_retried() {
+        let dir = TempDir::new("v6");
+        {
+            let mut conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+            let tx = conn.transaction().unwrap();
+            for migration in &MIGRATIONS[..4] {
+                tx.execute_batch(migration).unwrap();
+            }
+            tx.execute_batch("PRAGMA user_version = 4").unwrap();
+            for (key, status, attempts) in [
+                ("retrying", "queued", 2),
+                ("new", "queued", 0),
+                ("gone", "failed", 6),
+            ] {
+                tx.execute(
+                    "INSERT INTO messages (idempotency_key, contact_id, template, channel, status, attempts, created_at)
+                     VALUES (?1, 1, 't', 'email', ?2, ?3, 1000)",
+                    params![key, status, attempts],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&dir.0).expect("opens and migrates");
+        let conn = store.connect().unwrap();
+        let first = |key: &str| -> Option<i64> {
+            conn.query_row(
+                "SELECT first_attempt_at FROM messages WHERE idempotency_key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(first("retrying"), Some(1000));
+        assert_eq!(first("new"), None);
+        assert_eq!(first("gone"), None);
     }
 
     #[test]

@@ -988,8 +988,9 @@ impl EngineTx for SqliteTx<'_> {
             .tx
             .prepare_cached(
                 "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                       subject, html, text, status, error, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14)
+                                       subject, html, text, status, error, next_attempt_at, created_at, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
+                         CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END)
                  ON CONFLICT (idempotency_key) DO NOTHING",
             )?
             .execute(params![
