@@ -4,6 +4,7 @@
 //! transaction is `BEGIN IMMEDIATE` so that writers queue instead of failing mid-way.
 
 mod api;
+pub mod privacy;
 mod tx;
 
 use std::ops::{Deref, DerefMut};
@@ -21,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -273,6 +275,8 @@ mod tests {
                 "trigger_schedule",
                 "score_expiries",
                 "experiment_variants",
+                "audit_log",
+                "erased_addresses",
             ] {
                 assert!(
                     names.iter().any(|n| n == t),
@@ -287,6 +291,14 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(kept, 1);
+            let key: String = conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'erasure_key'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(key.len(), 64, "from v{version}: a 32-byte erasure key");
         }
     }
 

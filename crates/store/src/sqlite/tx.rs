@@ -1015,14 +1015,19 @@ impl EngineTx for SqliteTx<'_> {
     }
 
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
-        Ok(self
+        let plain = self
             .tx
             .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
             .query_row(
                 params![channel, crate::suppression_address(channel, address)],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        match plain {
+            Some(reason) => Ok(Some(reason)),
+            // The address of an erased contact, imported or identified again.
+            None => super::privacy::erased_suppression(self.tx, channel, address),
+        }
     }
 
     fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool> {
@@ -1162,6 +1167,14 @@ impl EngineTx for SqliteTx<'_> {
             }
         }
         Ok(counts)
+    }
+
+    fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<crate::Erasure> {
+        super::privacy::erase(self.tx, contact_id, now)
+    }
+
+    fn record_audit(&mut self, entry: &crate::NewAudit) -> Result<i64> {
+        super::privacy::record_audit(self.tx, entry)
     }
 }
 
