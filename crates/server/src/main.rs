@@ -25,6 +25,9 @@ enum Command {
     /// Import data into a running server.
     #[command(subcommand)]
     Import(cli::ImportCommand),
+    /// Export or erase a contact's data on a running server (data-protection requests).
+    #[command(subcommand)]
+    Contacts(cli::ContactsCommand),
     /// Measure ingest, stepping, latency and timer capacity; prints one JSON line per figure.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document the server serves at /v1/openapi.json (the web app's API
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(*args).await.map(|_| true),
             Command::Journeys(cmd) => cli::journeys(cmd).await,
             Command::Import(cmd) => cli::import(cmd).await,
+            Command::Contacts(cmd) => cli::contacts(cmd).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),
             Command::Openapi => {
                 let doc = waymark::api::openapi::document();

@@ -3,6 +3,26 @@
 //! Connections come from a small pool; SQLite serialises writers, and every write
 //! transaction is `BEGIN IMMEDIATE` so that writers queue instead of failing mid-way.
 
+/// The id of a new row of `table`: one past the largest ever used. SQLite hands out one past
+/// the largest id *present*, so after an erasure removed the newest rows it would hand their
+/// ids out again: a reused event `seq` would fall behind the engine's processed cursor (and
+/// never be processed), a reused contact id would make the erased person's signed links act
+/// on someone else. An erasure records the largest ids in `meta` (`id_floor:<table>`).
+macro_rules! next_id {
+    ($table:literal, $column:literal) => {
+        concat!(
+            "(SELECT MAX(COALESCE((SELECT MAX(",
+            $column,
+            ") FROM ",
+            $table,
+            "), 0), ",
+            "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor:",
+            $table,
+            "'), 0)) + 1)"
+        )
+    };
+}
+
 mod api;
 pub mod privacy;
 mod tx;
@@ -136,9 +156,11 @@ impl SqliteStore {
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (message_id) DO NOTHING",
+                concat!(
+                    "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
+                     VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (message_id) DO NOTHING"
+                ),
             )?;
             let mut fresh = Vec::with_capacity(events.len());
             for e in events {

@@ -420,6 +420,22 @@ pub(crate) fn erase(conn: &Connection, contact_id: i64, now: Timestamp) -> Resul
     erasure
         .removed
         .insert("suppressions".into(), suppressions_removed);
+    // The ids in use stay used: see `next_id!`.
+    for (table, column) in [
+        ("contacts", "id"),
+        ("events", "seq"),
+        ("enrollments", "id"),
+        ("messages", "id"),
+    ] {
+        conn.execute(
+            &format!(
+                "INSERT INTO meta (key, value) SELECT 'id_floor:{table}', MAX({column}) FROM {table} WHERE true
+                 HAVING MAX({column}) IS NOT NULL
+                 ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))"
+            ),
+            [],
+        )?;
+    }
     for (table, _, sql) in PERSONAL_TABLES {
         if let Some(sql) = sql {
             let n = conn.prepare_cached(sql)?.execute([contact_id])?;
@@ -895,6 +911,90 @@ mod tests {
             })
             .unwrap();
         assert_eq!(after, Some(None));
+    }
+
+    /// Ids are never handed out twice, even when the erased contact held the newest ones:
+    /// a reused event seq would be behind the engine's cursor, a reused contact id would make
+    /// the erased person's signed links act on someone else.
+    #[test]
+    fn ids_of_erased_rows_are_not_reused() {
+        let dir = TempDir::new("ids");
+        let store = SqliteStore::open(&dir.0).unwrap();
+        {
+            let conn = store.conn().unwrap();
+            conn.execute(
+                "INSERT INTO lists (id, name, created_at) VALUES (1, 'vip', 0)",
+                [],
+            )
+            .unwrap();
+            seed_every_contact_table(&conn, 7);
+            seed_every_contact_table(&conn, 8);
+        }
+        let max = |sql: &str| -> i64 {
+            store
+                .conn()
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap()
+        };
+        let (seq, message) = (
+            max("SELECT MAX(seq) FROM events"),
+            max("SELECT MAX(id) FROM messages"),
+        );
+        store
+            .engine_tx(&mut |tx| tx.erase_contact(8, Timestamp::UNIX_EPOCH).map(|_| ()))
+            .unwrap();
+        let mut new_contact = 0;
+        store
+            .engine_tx(&mut |tx| {
+                new_contact = tx.resolve_contact(Some("newcomer"), None, Timestamp::UNIX_EPOCH)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(new_contact, 9);
+        let event = crate::NewEvent {
+            message_id: "m-new".into(),
+            kind: waymark_core::EventKind::Track,
+            name: "Signed Up".into(),
+            user_id: Some("newcomer".into()),
+            anonymous_id: None,
+            previous_id: None,
+            properties: Map::new(),
+            timestamp: Timestamp::UNIX_EPOCH,
+            received_at: Timestamp::UNIX_EPOCH,
+        };
+        store.append_events(std::slice::from_ref(&event)).unwrap();
+        assert_eq!(max("SELECT MAX(seq) FROM events"), seq + 1);
+        store
+            .engine_tx(&mut |tx| {
+                tx.record_event(
+                    new_contact,
+                    &crate::NewEvent {
+                        message_id: "m-rec".into(),
+                        ..event.clone()
+                    },
+                )?;
+                tx.insert_message(&crate::NewMessage {
+                    idempotency_key: "k-new".into(),
+                    contact_id: new_contact,
+                    enrollment_id: None,
+                    journey_id: None,
+                    node: None,
+                    template: "t".into(),
+                    channel: "email".into(),
+                    recipient: None,
+                    subject: None,
+                    html: None,
+                    text: None,
+                    status: crate::MessageStatus::Queued,
+                    error: None,
+                    created_at: Timestamp::UNIX_EPOCH,
+                })?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(max("SELECT MAX(seq) FROM events"), seq + 2);
+        assert_eq!(max("SELECT MAX(id) FROM messages"), message + 1);
     }
 
     #[test]

@@ -90,9 +90,11 @@ fn contact_columns(
 impl SqliteTx<'_> {
     fn create_contact(&self, user_id: Option<&str>, now: Timestamp) -> Result<i64> {
         self.tx
-            .prepare_cached(
-                "INSERT INTO contacts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            )?
+            .prepare_cached(concat!(
+                "INSERT INTO contacts (id, user_id, created_at, updated_at) VALUES (",
+                next_id!("contacts", "id"),
+                ", ?1, ?2, ?2)"
+            ))?
             .execute(params![user_id, ms(now)])?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -840,8 +842,10 @@ impl EngineTx for SqliteTx<'_> {
     fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
         self.tx
             .prepare_cached(
-                "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                concat!(
+                    "INSERT INTO enrollments (id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
+                     VALUES (", next_id!("enrollments", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
             )?
             .execute(params![
                 e.journey_id,
@@ -986,10 +990,12 @@ impl EngineTx for SqliteTx<'_> {
         let n = self
             .tx
             .prepare_cached(
-                "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                       subject, html, text, status, error, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14)
-                 ON CONFLICT (idempotency_key) DO NOTHING",
+                concat!(
+                    "INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
+                                           subject, html, text, status, error, next_attempt_at, created_at)
+                     VALUES (", next_id!("messages", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14)
+                     ON CONFLICT (idempotency_key) DO NOTHING"
+                ),
             )?
             .execute(params![
                 m.idempotency_key,
@@ -1040,9 +1046,11 @@ impl EngineTx for SqliteTx<'_> {
 
     fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
         let n = self.tx.prepare_cached(
-            "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (message_id) DO NOTHING",
+            concat!(
+                "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+                 VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (message_id) DO NOTHING"
+            ),
         )?
         .execute(params![
             e.message_id,
