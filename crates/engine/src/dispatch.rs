@@ -229,6 +229,12 @@ impl Dispatcher {
         self
     }
 
+    /// Waits for the delivery round in progress, if any, and keeps the next from starting
+    /// until the guard is dropped: what is removed from the outbox meanwhile is never sent.
+    pub(crate) async fn between_rounds(&self) -> impl Sized + '_ {
+        self.round.lock().await
+    }
+
     /// Delivers every message due now; returns how many attempts were made.
     pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
         let mut buckets = self.round.lock().await;

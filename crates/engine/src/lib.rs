@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration as StdDuration;
 
 use jiff::Timestamp;
-use waymark_store::{Store, StoreError};
+use waymark_store::{EngineTx, Store, StoreError};
 
 pub use clock::Clock;
 pub use dispatch::{DEFAULT_RETRY_LIFETIME, Dispatcher, SendRates};
@@ -339,6 +339,52 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
         Ok(())
+    }
+
+    /// Runs `work` in one engine transaction between rounds: no event batch, timer round or
+    /// delivery round is under way while it runs, and the events accepted before the call are
+    /// processed first. An erasure uses it, so that the engine never steps a half-erased
+    /// contact, a message it removes is not in the middle of being delivered, and an identify
+    /// sent a moment earlier is erased with the contact rather than re-creating it afterwards.
+    /// A delivery round in progress is waited for.
+    pub async fn between_rounds<T: Send + 'static>(
+        self: &Arc<Self>,
+        mut work: impl FnMut(&mut dyn EngineTx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let _no_delivery = self.dispatcher.between_rounds().await;
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _work = engine.work.lock().expect("work lock");
+            // Best effort: an engine that cannot process its events must not make `work`
+            // (an erasure) impossible; those events are then processed after it.
+            let accepted = engine.store.last_event_seq()?;
+            loop {
+                match engine
+                    .processor
+                    .process_events(accepted, BATCH, engine.clock.now())
+                {
+                    Ok(report) if report.items > 0 => {
+                        if report.messages > 0 {
+                            engine.dispatch_wakeup.notify_one();
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot process pending events first; going on");
+                        break;
+                    }
+                }
+            }
+            let mut out = None;
+            engine.store.engine_tx(&mut |tx| {
+                out = Some(work(tx)?);
+                Ok(())
+            })?;
+            Ok::<_, StoreError>(out.expect("the transaction ran its work"))
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))?
+        .map_err(EngineError::from)
     }
 
     /// Call after a segment was created or changed: evaluates every contact against it.

@@ -1,5 +1,6 @@
 //! Command-line tools that work on files or talk to a running server:
-//! `journeys validate`, `journeys apply`, `import contacts` and `messages requeue`.
+//! `journeys validate`, `journeys apply`, `import contacts`, `messages requeue`, `contacts
+//! export` and `contacts erase`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,139 @@ pub struct RequeueArgs {
     pub error: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Write everything the server holds about a contact as one JSON document (a
+    /// data-protection access request). The export is recorded in the server's audit log.
+    Export {
+        /// The contact's id (as in /v1/contacts).
+        id: i64,
+        /// Write to this file instead of standard output (replaced only once the whole
+        /// export has arrived).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Erase a contact and everything personal about it, for good. Its email address and phone
+    /// number stay suppressed as keyed hashes. Recorded in the server's audit log.
+    Erase {
+        id: i64,
+        /// Confirm the erasure: it cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+pub async fn contacts(cmd: ContactsCommand) -> anyhow::Result<bool> {
+    match cmd {
+        ContactsCommand::Export { id, output, server } => export_contact(id, output, server).await,
+        ContactsCommand::Erase { id, yes, server } => erase_contact(id, yes, server).await,
+    }
+}
+
+async fn export_contact(
+    id: i64,
+    output: Option<PathBuf>,
+    server: ServerArgs,
+) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let base = server.server.trim_end_matches('/');
+    // No overall time limit: a contact with a long history takes as long as it takes.
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    let mut response = http
+        .get(format!("{base}/v1/contacts/{id}/export"))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    if !response.status().is_success() {
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        bail!("cannot export contact {id}: {}", describe_error(&body));
+    }
+    // Into a file beside the target, renamed once complete: a broken transfer never leaves
+    // a file that looks like a whole export.
+    let partial = output.as_ref().map(|p| {
+        let mut name = p.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        p.with_file_name(name)
+    });
+    let mut sink: Box<dyn Write> = match &partial {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut bytes = 0usize;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes += chunk.len();
+                sink.write_all(&chunk)?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                drop(sink);
+                if let Some(path) = &partial {
+                    let _ = std::fs::remove_file(path);
+                }
+                bail!("the export of contact {id} broke off after {bytes} bytes: {e}");
+            }
+        }
+    }
+    if partial.is_none() {
+        sink.write_all(b"\n")?;
+    }
+    sink.flush()?;
+    drop(sink);
+    if let (Some(partial), Some(output)) = (&partial, &output) {
+        std::fs::rename(partial, output)
+            .with_context(|| format!("cannot write {}", output.display()))?;
+        eprintln!(
+            "exported contact {id} to {} ({bytes} bytes)",
+            output.display()
+        );
+    }
+    Ok(true)
+}
+
+async fn erase_contact(id: i64, yes: bool, server: ServerArgs) -> anyhow::Result<bool> {
+    if !yes {
+        bail!(
+            "erasing contact {id} removes it and everything about it for good; \
+             run again with --yes to confirm"
+        );
+    }
+    let base = server.server.trim_end_matches('/');
+    let (status, body) = send(
+        client()
+            .delete(format!("{base}/v1/contacts/{id}"))
+            .bearer_auth(&server.admin_token),
+    )
+    .await?;
+    if !status.is_success() {
+        bail!("cannot erase contact {id}: {}", describe_error(&body));
+    }
+    let removed = body["removed"].as_object().cloned().unwrap_or_default();
+    let total: i64 = removed.values().filter_map(Value::as_i64).sum();
+    println!(
+        "erased contact {id}: {total} rows removed; {} address(es) kept suppressed as keyed hashes; audit entry {}",
+        body["addresses_hashed"], body["audit_id"]
+    );
+    for (table, n) in removed {
+        if n.as_i64().unwrap_or(0) > 0 {
+            println!("  {table}\t{n}");
+        }
+    }
+    Ok(true)
 }
 
 fn read_document(path: &Path) -> anyhow::Result<Value> {

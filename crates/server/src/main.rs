@@ -28,6 +28,9 @@ enum Command {
     /// Work on the outbox of a running server.
     #[command(subcommand)]
     Messages(cli::MessagesCommand),
+    /// Export or erase a contact's data on a running server (data-protection requests).
+    #[command(subcommand)]
+    Contacts(cli::ContactsCommand),
     /// Measure ingest, stepping, latency and timer capacity; prints one JSON line per figure.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document the server serves at /v1/openapi.json (the web app's API
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
             Command::Journeys(cmd) => cli::journeys(cmd).await,
             Command::Import(cmd) => cli::import(cmd).await,
             Command::Messages(cmd) => cli::messages(cmd).await,
+            Command::Contacts(cmd) => cli::contacts(cmd).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),
             Command::Openapi => {
                 let doc = waymark::api::openapi::document();

@@ -639,3 +639,111 @@ fn help_of_every_command() {
     let run = waymark(&["journeys", "frobnicate"], &[]);
     assert_eq!(run.code, Some(2), "{}", run.describe());
 }
+
+#[test]
+fn contacts_export_and_erase_talk_to_the_server_and_a_reimported_erased_address_is_suppressed() {
+    let s = Server::simulated();
+    s.apply_journey(json!({
+        "id": "cli-dp", "name": "CLI data protection",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "Signed Up"},
+            {"id": "hello", "type": "send_email", "template": "cli-dp-hello"}
+        ],
+        "edges": [{"from": "start", "to": "hello"}],
+        "templates": [{"id": "cli-dp-hello", "channel": "email", "subject": "Hi {{ contact.first_name }}", "text": "Hi"}]
+    }));
+    s.identify(
+        "zoe",
+        json!({"email": "zoe@example.com", "first_name": "Zoé"}),
+    )
+    .ok();
+    s.track("zoe", "Signed Up", json!({})).ok();
+    s.settle();
+    let id = s.contact_by_user("zoe")["id"].as_i64().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("zoe.json");
+    let out_arg = out.to_str().unwrap();
+
+    // Export to a file, then to standard output.
+    let run = waymark(
+        &[
+            "contacts", "export", &id, "--output", out_arg, "--server", &s.base,
+        ],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(file["contact"]["email"], "zoe@example.com");
+    assert_eq!(file["contact"]["traits"]["first_name"], "Zoé");
+    assert_eq!(file["messages"][0]["subject"], "Hi Zoé");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no partial file left"
+    );
+    let run = waymark(
+        &["contacts", "export", &id, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let printed: Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(printed["contact"]["user_id"], "zoe");
+    let run = waymark(
+        &["contacts", "export", "999999", "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(run.stderr.contains("does not exist"), "{}", run.describe());
+
+    // Erasure needs --yes.
+    let run = waymark(
+        &["contacts", "erase", &id, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(run.stderr.contains("--yes"), "{}", run.describe());
+    s.admin_get(&format!("/v1/contacts/{id}")).ok();
+    let run = waymark(
+        &["contacts", "erase", &id, "--yes", "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(
+        run.stdout.starts_with(&format!("erased contact {id}: ")),
+        "{}",
+        run.describe()
+    );
+    assert!(run.stdout.contains("messages\t1"), "{}", run.describe());
+    s.admin_get(&format!("/v1/contacts/{id}"))
+        .expect_error(404, "not_found");
+    let audit = s.admin_get("/v1/audit").ok();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["contact.export", "contact.export", "contact.erase"]
+    );
+
+    // Imported again (as a CSV), the address is a new contact that is not mailed.
+    let csv = write(
+        dir.path(),
+        "again.csv",
+        "email,first_name\nZoe@Example.com,Zoé\n",
+    );
+    let run = waymark(
+        &["import", "contacts", &csv, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    s.settle();
+    s.track("zoe@example.com", "Signed Up", json!({})).ok();
+    s.settle();
+    let messages = s.messages("zoe@example.com");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["status"], "suppressed", "{messages:?}");
+    assert_eq!(messages[0]["error"], "address suppressed: erased");
+}

@@ -13,6 +13,8 @@ pub mod sqlite;
 
 pub use model::*;
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use waymark_core::condition::MessageRecord;
@@ -256,6 +258,13 @@ pub trait EngineTx {
         product_ids: &[String],
         cap: usize,
     ) -> Result<Vec<(String, i64)>>;
+
+    /// Erases the contact and everything personal about it (see `sqlite::privacy`): its rows
+    /// in every per-contact table, its queued messages included. Its addresses stay suppressed
+    /// as keyed hashes; aggregate counters are kept. `NotFound` when there is no such contact.
+    fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<Erasure>;
+    /// Appends to the audit log (in this transaction); returns the entry's id.
+    fn record_audit(&mut self, entry: &NewAudit) -> Result<i64>;
 }
 
 /// The whole storage surface. Methods are blocking; the server calls them off its async
@@ -353,6 +362,24 @@ pub trait Store: Send + Sync + 'static {
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>>;
     /// The message with this idempotency key, if any (open and click tracking).
     fn message_by_key(&self, idempotency_key: &str) -> Result<Option<MessageRow>>;
+
+    // Data protection.
+    /// How many rows the export of the contact holds, per section; `NotFound` when there is
+    /// no such contact.
+    fn contact_export_counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>>;
+    /// Everything held about the contact, section by section (`sqlite::privacy::SECTIONS`),
+    /// handed to `emit` at most `page` rows (enrollments: with their steps) at a time. No read
+    /// transaction stays open between pages, so a slow reader holds nothing up; the pages of
+    /// a contact changed meanwhile may mix before and after.
+    fn export_contact(
+        &self,
+        contact_id: i64,
+        page: usize,
+        emit: &mut dyn FnMut(ExportPage) -> Result<()>,
+    ) -> Result<()>;
+    /// Appends to the audit log; returns the entry's id.
+    fn record_audit(&self, entry: &NewAudit) -> Result<i64>;
+    fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 
     /// Current levels for the metrics endpoint.
     fn gauges(&self) -> Result<Gauges>;

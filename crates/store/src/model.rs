@@ -489,3 +489,52 @@ pub struct ExperimentWinner {
     pub decided_at: Timestamp,
     pub verdict: Value,
 }
+
+/// One entry of the audit log, to be written: who did what to which contact, and counts.
+/// Never carries the personal data itself.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub at: Timestamp,
+    /// `admin_token`, or `session:<hash prefix>` for the web app's session.
+    pub actor: String,
+    /// `contact.export` or `contact.erase`.
+    pub action: String,
+    pub contact_id: Option<i64>,
+    /// Row counts (exported or removed), by section or table.
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub contact_id: Option<i64>,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub contact_id: Option<i64>,
+    pub action: Option<String>,
+    pub limit: usize,
+    pub after_id: i64,
+}
+
+/// What an erasure removed: rows per table, and how many of the contact's addresses are now
+/// suppressed as a keyed hash.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Erasure {
+    pub contact_id: i64,
+    pub removed: BTreeMap<String, i64>,
+    pub addresses_hashed: i64,
+}
+
+/// A page of one section of a contact's export: rows as JSON objects, column by column (times
+/// as RFC 3339, JSON columns parsed).
+#[derive(Debug, Clone)]
+pub struct ExportPage {
+    pub section: &'static str,
+    pub rows: Vec<Value>,
+}

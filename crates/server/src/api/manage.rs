@@ -73,7 +73,7 @@ pub async fn find_contacts(
     Ok(Json(json!({ "contacts": contacts })))
 }
 
-fn contact_id(raw: &str) -> ApiResult<i64> {
+pub(crate) fn contact_id(raw: &str) -> ApiResult<i64> {
     raw.parse().map_err(|_| {
         ApiError::invalid(
             "invalid_parameter",

@@ -6,6 +6,7 @@ pub mod ingest;
 mod journeys;
 mod manage;
 pub mod openapi;
+mod privacy;
 pub mod public_limits;
 mod segments;
 mod tracking;
@@ -287,7 +288,12 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/v1/contacts", get(manage::find_contacts))
         .route("/v1/contacts/import", post(manage::import_contacts))
-        .route("/v1/contacts/{id}", get(manage::get_contact))
+        .route(
+            "/v1/contacts/{id}",
+            get(manage::get_contact).delete(privacy::erase_contact),
+        )
+        .route("/v1/contacts/{id}/export", get(privacy::export_contact))
+        .route("/v1/audit", get(privacy::audit))
         .route("/v1/contacts/{id}/timeline", get(manage::timeline))
         .route(
             "/v1/contacts/{id}/subscriptions",

@@ -130,6 +130,27 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/v1/contacts/{id}/export",
+        "Contacts",
+        "Everything held about a contact as one JSON document (data-protection access request), streamed; audited",
+        "admin",
+    ),
+    (
+        "delete",
+        "/v1/contacts/{id}",
+        "Contacts",
+        "Erase a contact and everything personal about it; its addresses stay suppressed as keyed hashes; audited",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/audit",
+        "Audit",
+        "Audit log of contact exports and erasures: who, when, what, row counts (`contact_id`, `action`, `limit`, `after`)",
+        "admin",
+    ),
+    (
+        "get",
         "/v1/lists",
         "Lists",
         "All lists with member counts",

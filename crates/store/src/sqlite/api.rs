@@ -1,5 +1,7 @@
 //! The `Store` trait on SQLite: outbox, contacts, lists, templates, journeys, messages.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
@@ -374,7 +376,20 @@ impl Store for SqliteStore {
                 })
             },
         )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut list: Vec<Suppression> = rows.collect::<rusqlite::Result<_>>()?;
+        // An address asked for by name also finds the hashed entry an erasure left.
+        if let Some(raw) = raw {
+            let channels = match &channel {
+                Some(c) => vec![c.clone()],
+                None => vec!["email".to_string(), "sms".to_string()],
+            };
+            for c in channels {
+                if let Some(entry) = super::privacy::erased_entry(&conn, &c, raw)? {
+                    list.push(entry);
+                }
+            }
+        }
+        Ok(list)
     }
 
     fn suppress(&self, e: &Suppression) -> Result<bool> {
@@ -401,7 +416,9 @@ impl Store for SqliteStore {
             let n = tx
                 .prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND address = ?2")?
                 .execute(params![channel, address])?;
-            Ok(n == 1)
+            // Also lifts the hashed entry an erasure left for this address.
+            let erased = super::privacy::unsuppress_erased(tx, channel, &address)?;
+            Ok(n == 1 || erased)
         })
     }
 
@@ -1049,6 +1066,27 @@ impl Store for SqliteStore {
         Ok(stmt
             .query_row([idempotency_key], message_from_row)
             .optional()?)
+    }
+
+    fn contact_export_counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>> {
+        self.export_counts(contact_id)
+    }
+
+    fn export_contact(
+        &self,
+        contact_id: i64,
+        page: usize,
+        emit: &mut dyn FnMut(ExportPage) -> Result<()>,
+    ) -> Result<()> {
+        self.export(contact_id, page, emit)
+    }
+
+    fn record_audit(&self, entry: &NewAudit) -> Result<i64> {
+        self.write(|tx| super::privacy::record_audit(tx, entry))
+    }
+
+    fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.audit(query)
     }
 
     fn gauges(&self) -> Result<Gauges> {

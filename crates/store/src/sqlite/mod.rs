@@ -3,7 +3,28 @@
 //! Connections come from a small pool; SQLite serialises writers, and every write
 //! transaction is `BEGIN IMMEDIATE` so that writers queue instead of failing mid-way.
 
+/// The id of a new row of `table`: one past the largest ever used. SQLite hands out one past
+/// the largest id *present*, so after an erasure removed the newest rows it would hand their
+/// ids out again: a reused event `seq` would fall behind the engine's processed cursor (and
+/// never be processed), a reused contact id would make the erased person's signed links act
+/// on someone else. An erasure records the largest ids in `meta` (`id_floor:<table>`).
+macro_rules! next_id {
+    ($table:literal, $column:literal) => {
+        concat!(
+            "(SELECT MAX(COALESCE((SELECT MAX(",
+            $column,
+            ") FROM ",
+            $table,
+            "), 0), ",
+            "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor:",
+            $table,
+            "'), 0)) + 1)"
+        )
+    };
+}
+
 mod api;
+pub mod privacy;
 mod tx;
 
 use std::ops::{Deref, DerefMut};
@@ -23,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -136,9 +158,11 @@ impl SqliteStore {
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (message_id) DO NOTHING",
+                concat!(
+                    "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
+                     VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (message_id) DO NOTHING"
+                ),
             )?;
             let mut fresh = Vec::with_capacity(events.len());
             for e in events {
@@ -275,6 +299,8 @@ mod tests {
                 "trigger_schedule",
                 "score_expiries",
                 "experiment_variants",
+                "audit_log",
+                "erased_addresses",
             ] {
                 assert!(
                     names.iter().any(|n| n == t),
@@ -289,6 +315,14 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(kept, 1);
+            let key: String = conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'erasure_key'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(key.len(), 64, "from v{version}: a 32-byte erasure key");
         }
     }
 

@@ -90,9 +90,11 @@ fn contact_columns(
 impl SqliteTx<'_> {
     fn create_contact(&self, user_id: Option<&str>, now: Timestamp) -> Result<i64> {
         self.tx
-            .prepare_cached(
-                "INSERT INTO contacts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            )?
+            .prepare_cached(concat!(
+                "INSERT INTO contacts (id, user_id, created_at, updated_at) VALUES (",
+                next_id!("contacts", "id"),
+                ", ?1, ?2, ?2)"
+            ))?
             .execute(params![user_id, ms(now)])?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -841,8 +843,10 @@ impl EngineTx for SqliteTx<'_> {
     fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
         self.tx
             .prepare_cached(
-                "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                concat!(
+                    "INSERT INTO enrollments (id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
+                     VALUES (", next_id!("enrollments", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
             )?
             .execute(params![
                 e.journey_id,
@@ -987,11 +991,13 @@ impl EngineTx for SqliteTx<'_> {
         let n = self
             .tx
             .prepare_cached(
-                "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                       subject, html, text, status, error, next_attempt_at, created_at, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
-                         CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END)
-                 ON CONFLICT (idempotency_key) DO NOTHING",
+                concat!(
+                    "INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
+                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at)
+                     VALUES (", next_id!("messages", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
+                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END)
+                     ON CONFLICT (idempotency_key) DO NOTHING"
+                ),
             )?
             .execute(params![
                 m.idempotency_key,
@@ -1017,14 +1023,19 @@ impl EngineTx for SqliteTx<'_> {
     }
 
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
-        Ok(self
+        let plain = self
             .tx
             .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
             .query_row(
                 params![channel, crate::suppression_address(channel, address)],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        match plain {
+            Some(reason) => Ok(Some(reason)),
+            // The address of an erased contact, imported or identified again.
+            None => super::privacy::erased_suppression(self.tx, channel, address),
+        }
     }
 
     fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool> {
@@ -1037,9 +1048,11 @@ impl EngineTx for SqliteTx<'_> {
 
     fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
         let n = self.tx.prepare_cached(
-            "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (message_id) DO NOTHING",
+            concat!(
+                "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+                 VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (message_id) DO NOTHING"
+            ),
         )?
         .execute(params![
             e.message_id,
@@ -1164,6 +1177,14 @@ impl EngineTx for SqliteTx<'_> {
             }
         }
         Ok(counts)
+    }
+
+    fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<crate::Erasure> {
+        super::privacy::erase(self.tx, contact_id, now)
+    }
+
+    fn record_audit(&mut self, entry: &crate::NewAudit) -> Result<i64> {
+        super::privacy::record_audit(self.tx, entry)
     }
 }
 
