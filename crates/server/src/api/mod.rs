@@ -188,9 +188,27 @@ fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
         );
         err.status = StatusCode::PAYLOAD_TOO_LARGE;
         err
+    } else if let Some(timeout) = body_timed_out(&e) {
+        let mut err = ApiError::bad_request("body_timeout", timeout.to_string());
+        err.status = StatusCode::REQUEST_TIMEOUT;
+        err
     } else {
         ApiError::bad_request("invalid_body", e.body_text())
     }
+}
+
+/// The body deadline of the connection layer (crate::connections), when that is what failed.
+fn body_timed_out<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::connections::BodyTimedOut> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<crate::connections::BodyTimedOut>() {
+            return Some(t);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 async fn method_not_allowed() -> ApiError {
