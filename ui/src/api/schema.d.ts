@@ -1669,6 +1669,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_healthz: {
@@ -1692,6 +1693,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_metrics: {
@@ -1715,6 +1717,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_t_c__token_: {
@@ -1740,6 +1743,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_t_o__token_: {
@@ -1765,6 +1769,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_u__token_: {
@@ -1790,6 +1795,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_u__token_: {
@@ -1819,6 +1825,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_alias: {
@@ -1846,6 +1854,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_batch: {
@@ -1873,6 +1883,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_clock: {
@@ -1896,6 +1908,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_clock_advance: {
@@ -1923,6 +1936,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts: {
@@ -1946,6 +1961,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_contacts_import: {
@@ -1973,6 +1989,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id_: {
@@ -1998,6 +2016,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id__subscriptions: {
@@ -2023,6 +2042,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_contacts__id__subscriptions__channel___topic_: {
@@ -2054,6 +2074,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id__timeline: {
@@ -2079,6 +2101,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_group: {
@@ -2106,6 +2129,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_identify: {
@@ -2133,6 +2158,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_import: {
@@ -2160,6 +2187,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journey_templates: {
@@ -2183,6 +2212,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys: {
@@ -2206,6 +2236,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys: {
@@ -2233,6 +2264,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys_validate: {
@@ -2260,6 +2293,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id_: {
@@ -2285,6 +2320,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_journeys__id_: {
@@ -2314,6 +2350,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__archive: {
@@ -2343,6 +2381,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__enroll: {
@@ -2372,6 +2412,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__experiments: {
@@ -2397,6 +2439,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__pause: {
@@ -2426,6 +2469,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__publish: {
@@ -2455,6 +2500,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__resume: {
@@ -2484,6 +2531,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__stats: {
@@ -2509,6 +2558,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__versions: {
@@ -2534,6 +2584,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__versions__version_: {
@@ -2560,6 +2611,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_lists: {
@@ -2583,6 +2635,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_lists: {
@@ -2610,6 +2663,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_lists__name__members: {
@@ -2635,6 +2690,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_lists__name__members: {
@@ -2664,6 +2720,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_lists__name__members: {
@@ -2689,6 +2747,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_messages: {
@@ -2712,6 +2771,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_openapi_json: {
@@ -2735,6 +2795,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_page: {
@@ -2762,6 +2823,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_schema_journey_json: {
@@ -2785,6 +2848,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_screen: {
@@ -2812,6 +2876,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_segments: {
@@ -2835,6 +2901,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_segments: {
@@ -2862,6 +2929,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_segments_preview: {
@@ -2889,6 +2958,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_segments__id_: {
@@ -2914,6 +2985,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_segments__id_: {
@@ -2943,6 +3015,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_segments__id_: {
@@ -2968,6 +3042,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_segments__id__members: {
@@ -2993,6 +3068,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_session: {
@@ -3016,6 +3092,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_session: {
@@ -3043,6 +3120,9 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            429: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_session: {
@@ -3066,6 +3146,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_subscribe: {
@@ -3093,6 +3174,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_suppressions: {
@@ -3116,6 +3199,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_suppressions: {
@@ -3143,6 +3227,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_suppressions__channel___address_: {
@@ -3169,6 +3255,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_templates: {
@@ -3192,6 +3279,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_templates: {
@@ -3219,6 +3307,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_templates__id_: {
@@ -3244,6 +3334,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_templates__id_: {
@@ -3273,6 +3364,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_templates__id_: {
@@ -3298,6 +3391,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_templates__id__preview: {
@@ -3327,6 +3421,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_templates__id__test_send: {
@@ -3356,6 +3452,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_topics: {
@@ -3379,6 +3477,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_track: {
@@ -3406,6 +3505,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_postmark: {
@@ -3433,6 +3534,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_ses: {
@@ -3460,6 +3563,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_suppressions: {
@@ -3487,6 +3592,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_twilio_inbound: {
@@ -3514,6 +3621,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
 }
