@@ -131,14 +131,24 @@ fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
              retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
-        // Read what the client has sent so far: closing a socket with unread data resets the
-        // connection, and the client could lose the answer.
         let mut scratch = [0u8; 4096];
-        let _ = stream.try_read(&mut scratch);
         let bounded = async {
+            // First the request's headers: a client answered before it has sent its request
+            // takes the answer for a protocol error, and closing a socket with unread data
+            // resets the connection, losing the answer.
+            let mut head: Vec<u8> = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                stream.readable().await?;
+                match stream.try_read(&mut scratch) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => head.extend_from_slice(&scratch[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
             stream.write_all(answer.as_bytes()).await?;
             stream.shutdown().await?;
-            // Wait (briefly) for the client to close, reading what it still sends.
+            // Then (briefly) whatever the client still sends, until it closes.
             let mut read = 0usize;
             while read < 64 * 1024 {
                 stream.readable().await?;
@@ -151,7 +161,7 @@ fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
             }
             Ok::<_, std::io::Error>(())
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), bounded).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), bounded).await;
         drop(slot);
     });
 }
