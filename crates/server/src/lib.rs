@@ -4,6 +4,8 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config_file;
+pub mod connections;
+pub mod secrets;
 pub mod serve;
 pub mod session;
 pub mod ui;

@@ -2,12 +2,11 @@
 //! Ctrl-C, then drains in-flight requests and stops the engine after its current batch.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use serde::{Deserialize, Serialize};
 use waymark_core::journey::{OutsideHours, QuietHours};
 use waymark_core::timing::SendWindow;
 use waymark_engine::caps::FrequencyCap;
@@ -18,7 +17,9 @@ use waymark_engine::{
 use waymark_store::sqlite::SqliteStore;
 
 use crate::api::public_limits::{PublicLimits, PublicLimitsConfig, Rate};
-use crate::api::{self, AppState, PublicPages, Secrets};
+use crate::api::{self, AppState, PublicPages};
+use crate::connections::ConnectionLimits;
+use crate::secrets::{self, SecretArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClockKind {
@@ -55,7 +56,7 @@ pub struct ServeArgs {
     /// Send email through this SMTP server: smtps://user:pass@host:465 (TLS),
     /// smtp://user:pass@host:587 (STARTTLS, required with a password), smtp://host:25
     /// (STARTTLS when offered). Without it, email goes to the built-in outbox.
-    #[arg(long, env = "WAYMARK_SMTP_URL")]
+    #[arg(long, env = "WAYMARK_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Sender of emails.
     #[arg(
@@ -68,7 +69,7 @@ pub struct ServeArgs {
     /// API (https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com); with json, the endpoint to POST
     /// each SMS to as JSON (https://:TOKEN@sms.example.com/v1/messages, the password sent as
     /// `Authorization: Bearer TOKEN`). Without it, SMS go to the built-in outbox.
-    #[arg(long, env = "WAYMARK_SMS_URL")]
+    #[arg(long, env = "WAYMARK_SMS_URL", hide_env_values = true)]
     pub sms_url: Option<String>,
     /// The API behind --sms-url.
     #[arg(long, env = "WAYMARK_SMS_PROVIDER", value_enum, default_value_t = SmsProvider::Twilio)]
@@ -169,6 +170,22 @@ pub struct ServeArgs {
     /// double from 30 s to at most 1 h (plus up to 20 % jitter); then the message is failed.
     #[arg(long, env = "WAYMARK_RETRY_LIFETIME", value_name = "DURATION", default_value = "3d", value_parser = parse_retry_lifetime)]
     pub retry_lifetime: jiff::SignedDuration,
+    /// Close a connection that has not sent a request's complete headers this long after it
+    /// opened (or after the first byte of a later request), e.g. `10s`.
+    #[arg(long, env = "WAYMARK_HEADER_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub header_timeout: std::time::Duration,
+    /// Answer 408 to a request whose body has not fully arrived this long after its headers.
+    #[arg(long, env = "WAYMARK_BODY_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub body_timeout: std::time::Duration,
+    /// Close a keep-alive connection that has been waiting this long for its next request.
+    #[arg(long, env = "WAYMARK_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: std::time::Duration,
+    /// At most this many HTTP connections open at once; a connection beyond it is answered 503
+    /// and closed. Lowered at start to fit the open-file limit.
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    #[command(flatten)]
+    pub secrets: SecretArgs,
 }
 
 /// A retry lifetime: a duration such as `3d` or `12h`, at most 30 days.
@@ -180,6 +197,17 @@ fn parse_retry_lifetime(raw: &str) -> Result<jiff::SignedDuration, String> {
         ));
     }
     Ok(jiff::SignedDuration::from_secs(d.seconds()))
+}
+
+/// A timeout such as `10s`, `500ms` or `2m`: positive, at most a day.
+fn parse_timeout(raw: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{raw}` is not a duration such as `10s`, `500ms` or `2m`");
+    let signed: jiff::SignedDuration = raw.trim().parse().map_err(|_| bad())?;
+    let duration = std::time::Duration::try_from(signed).map_err(|_| bad())?;
+    if duration.is_zero() || duration > std::time::Duration::from_secs(86_400) {
+        return Err(format!("`{raw}` must be more than 0 and at most a day"));
+    }
+    Ok(duration)
 }
 
 /// `21:00-08:00`.
@@ -221,75 +249,6 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
             "`{raw}` is not a send rate (a positive number of messages per second)"
         )),
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredSecrets {
-    admin_token: String,
-    write_key: String,
-}
-
-/// Secrets from the environment, else from the data directory, else generated and kept there
-/// (printed once, on the start that generated them).
-fn load_secrets(data: &Path) -> anyhow::Result<Secrets> {
-    let path = data.join("secrets.json");
-    let stored: Option<StoredSecrets> = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid", path.display()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let stored = match stored {
-        Some(s) => s,
-        None => {
-            let fresh = StoredSecrets {
-                admin_token: format!("wm_admin_{}", api::ingest::random_hex(24)),
-                write_key: format!("wm_write_{}", api::ingest::random_hex(16)),
-            };
-            write_private(&path, &serde_json::to_string_pretty(&fresh)?)?;
-            if std::env::var("WAYMARK_ADMIN_TOKEN").is_err() {
-                println!(
-                    "generated admin token (kept in {}): {}",
-                    path.display(),
-                    fresh.admin_token
-                );
-            }
-            if std::env::var("WAYMARK_WRITE_KEY").is_err() {
-                println!(
-                    "generated write key (kept in {}): {}",
-                    path.display(),
-                    fresh.write_key
-                );
-            }
-            fresh
-        }
-    };
-    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let inbound_webhook_secret = match from_env("WAYMARK_INBOUND_WEBHOOK_SECRET") {
-        Some(v) => v,
-        None => stored_secret(data, "inbound_webhook_secret", "wm_inbound_", 24)?,
-    };
-    Ok(Secrets {
-        admin_token: from_env("WAYMARK_ADMIN_TOKEN").unwrap_or(stored.admin_token),
-        write_key: from_env("WAYMARK_WRITE_KEY").unwrap_or(stored.write_key),
-        inbound_webhook_secret,
-    })
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
 }
 
 /// A random id kept in the database, so that Message-IDs differ between installations.
@@ -349,13 +308,32 @@ fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports
     Ok(Transports { email, sms })
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    args.smtp_url = secrets::given(
+        "smtp-url",
+        args.smtp_url.as_deref(),
+        args.secrets.smtp_url_file.as_deref(),
+    )?;
+    args.sms_url = secrets::given(
+        "sms-url",
+        args.sms_url.as_deref(),
+        args.secrets.sms_url_file.as_deref(),
+    )?;
     if args.sms_url.is_some() && args.sms_from.is_empty() {
         bail!("--sms-url needs --sms-from (the sender number)");
     }
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("cannot create {}", args.data.display()))?;
-    let secrets = load_secrets(&args.data)?;
+    secrets::make_data_dir_private(&args.data)?;
+    let secrets = secrets::load(&args.data, &args.secrets)?;
+    let open_files = crate::connections::raise_open_file_limit();
+    let limits = ConnectionLimits {
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: crate::connections::fit_to_open_files(
+            args.max_connections as usize,
+            open_files,
+        ),
+    };
     let store = Arc::new(SqliteStore::open(&args.data).context("cannot open the database")?);
     let clock = match args.clock {
         ClockKind::System => Clock::System,
@@ -399,13 +377,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ClockKind::Simulated => "simulated",
         }
     );
-    tracing::info!(%addr, "serving");
-    // The client's address feeds the per-address limits of the public pages.
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    tracing::info!(%addr, ?limits, open_files, "serving");
+    crate::connections::serve(listener, api::router(state), limits, shutdown_signal()).await;
     tracing::info!("shutting down: stopping the engine after its current batch");
     let stopping = engine.clone();
     tokio::task::spawn_blocking(move || stopping.stop()).await?;
@@ -459,13 +432,18 @@ fn public_pages(args: &ServeArgs) -> PublicPages {
     }
 }
 
-/// The webhook action: the signing secret (env `WAYMARK_WEBHOOK_SECRET`, else `webhook_secret`
-/// in secrets.json, generated there on first use) and the allow-list.
+/// The webhook action: the signing secret (`--webhook-secret` or its file, else
+/// `webhook_secret` in secrets.json, generated there on first use) and the allow-list.
 fn webhooks(args: &ServeArgs) -> anyhow::Result<waymark_engine::Webhooks> {
-    let secret = match std::env::var("WAYMARK_WEBHOOK_SECRET") {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => stored_secret(&args.data, "webhook_secret", "wm_whsec_", 32)?,
-    };
+    let secret = secrets::given_or_stored(
+        &args.data,
+        "webhook-secret",
+        args.secrets.webhook_secret.as_ref(),
+        args.secrets.webhook_secret_file.as_deref(),
+        "webhook_secret",
+        "wm_whsec_",
+        32,
+    )?;
     waymark_engine::Webhooks::new(waymark_engine::WebhookConfig {
         secret,
         allow_hosts: args.webhook_allow_hosts.clone(),
@@ -474,37 +452,21 @@ fn webhooks(args: &ServeArgs) -> anyhow::Result<waymark_engine::Webhooks> {
 }
 
 /// Open and click tracking when `--public-url` is set: the signing secret comes from
-/// `WAYMARK_TRACKING_SECRET`, else `tracking_secret` in secrets.json (generated there).
+/// `--tracking-secret` or its file, else `tracking_secret` in secrets.json (generated there).
 fn tracking(args: &ServeArgs) -> anyhow::Result<Option<waymark_engine::Tracking>> {
     let Some(public_url) = args.public_url.as_deref().filter(|u| !u.trim().is_empty()) else {
         return Ok(None);
     };
-    let secret = match std::env::var("WAYMARK_TRACKING_SECRET") {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => stored_secret(&args.data, "tracking_secret", "wm_trsec_", 32)?,
-    };
+    let secret = secrets::given_or_stored(
+        &args.data,
+        "tracking-secret",
+        args.secrets.tracking_secret.as_ref(),
+        args.secrets.tracking_secret_file.as_deref(),
+        "tracking_secret",
+        "wm_trsec_",
+        32,
+    )?;
     waymark_engine::Tracking::new(public_url, &secret)
         .map(Some)
         .map_err(anyhow::Error::msg)
-}
-
-/// Reads the secret `name` from secrets.json (written by `load_secrets` before), adding a fresh
-/// one when it is missing; the file is replaced atomically and stays private.
-fn stored_secret(data: &Path, name: &str, prefix: &str, bytes: usize) -> anyhow::Result<String> {
-    let path = data.join("secrets.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut secrets: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
-    if let Some(s) = secrets.get(name).and_then(|v| v.as_str()) {
-        return Ok(s.to_string());
-    }
-    let secret = format!("{prefix}{}", api::ingest::random_hex(bytes));
-    secrets.insert(name.into(), secret.clone().into());
-    let fresh = data.join("secrets.json.new");
-    let _ = std::fs::remove_file(&fresh);
-    write_private(&fresh, &serde_json::to_string_pretty(&secrets)?)?;
-    std::fs::rename(&fresh, &path).with_context(|| format!("cannot replace {}", path.display()))?;
-    println!("generated {name} (kept in {})", path.display());
-    Ok(secret)
 }

@@ -8,13 +8,19 @@
 //! other sites' requests from carrying the cookie in current browsers, and the token covers
 //! older ones and sibling subdomains. A bearer token, when present, wins over the cookie and
 //! needs no CSRF token (browsers never attach it on their own).
+//!
+//! Sign-in is throttled per client address (an IPv6 address by its /64): after
+//! [`FREE_FAILURES`] wrong tokens in a row, every attempt from the address is answered 429 with
+//! `Retry-After` for a lockout that starts at [`FIRST_LOCKOUT`] and doubles with each further
+//! failure, up to [`MAX_LOCKOUT`]. A success clears the address's record.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -36,20 +42,110 @@ struct Session {
     created: Instant,
 }
 
-/// The sessions of this process.
-#[derive(Clone, Default)]
-pub struct Sessions(Arc<Mutex<HashMap<String, Session>>>);
-
 /// A request's session, put in its extensions by [`authorize`] when the cookie opened it.
 #[derive(Clone)]
 pub struct SessionId(pub String);
 
+/// Wrong tokens a client address may send in a row before it is locked out.
+pub const FREE_FAILURES: u32 = 5;
+/// The first lockout; each further failure doubles it.
+pub const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
+/// The longest lockout.
+pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
+/// A record of failures is forgotten this long after its last failure (or lockout's end).
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// At most this many addresses are remembered; beyond it the oldest record is dropped.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// The sessions of this process, and its record of failed sign-ins.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    live: Arc<Mutex<HashMap<String, Session>>>,
+    failures: Arc<Mutex<HashMap<IpAddr, Failures>>>,
+}
+
+/// Failed sign-ins of one client address.
+struct Failures {
+    count: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+impl Failures {
+    fn forgotten(&self, now: Instant) -> bool {
+        let end = self.locked_until.map_or(self.last, |l| l.max(self.last));
+        now.saturating_duration_since(end) >= FORGET_AFTER
+    }
+}
+
+/// The address a throttle record is kept under: an IPv6 client usually holds a whole /64.
+fn throttle_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
 impl Sessions {
+    /// The time left of the address's lockout, if it is locked out.
+    fn locked_out(&self, addr: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        let map = self.failures.lock().expect("sign-in failures");
+        let until = map.get(&throttle_key(addr))?.locked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Records a wrong token from the address.
+    fn failed(&self, addr: IpAddr) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().expect("sign-in failures");
+        if map.len() >= MAX_TRACKED_ADDRESSES {
+            map.retain(|_, f| !f.forgotten(now));
+        }
+        if map.len() >= MAX_TRACKED_ADDRESSES
+            && let Some(oldest) = map.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| *k)
+        {
+            map.remove(&oldest);
+        }
+        let record = map.entry(throttle_key(addr)).or_insert(Failures {
+            count: 0,
+            last: now,
+            locked_until: None,
+        });
+        if record.forgotten(now) {
+            record.count = 0;
+        }
+        record.count += 1;
+        record.last = now;
+        if record.count >= FREE_FAILURES {
+            let doublings = (record.count - FREE_FAILURES).min(16);
+            let lockout = FIRST_LOCKOUT
+                .saturating_mul(1 << doublings)
+                .min(MAX_LOCKOUT);
+            record.locked_until = Some(now + lockout);
+            tracing::warn!(client = %addr, failures = record.count, lockout_seconds = lockout.as_secs(), "sign-in locked out after wrong admin tokens");
+        }
+    }
+
+    fn succeeded(&self, addr: IpAddr) {
+        self.failures
+            .lock()
+            .expect("sign-in failures")
+            .remove(&throttle_key(addr));
+    }
+
     /// Starts a session: (session id, CSRF token).
     fn create(&self) -> (String, String) {
         let id = crate::api::ingest::random_hex(32);
         let csrf = crate::api::ingest::random_hex(24);
-        let mut map = self.0.lock().expect("sessions");
+        let mut map = self.live.lock().expect("sessions");
         map.retain(|_, s| s.created.elapsed() < LIFETIME);
         if map.len() >= MAX_SESSIONS
             && let Some(oldest) = map
@@ -71,7 +167,7 @@ impl Sessions {
 
     /// The CSRF token of a live session.
     fn csrf(&self, id: &str) -> Option<String> {
-        let mut map = self.0.lock().expect("sessions");
+        let mut map = self.live.lock().expect("sessions");
         match map.get(id) {
             Some(s) if s.created.elapsed() < LIFETIME => Some(s.csrf.clone()),
             Some(_) => {
@@ -83,7 +179,7 @@ impl Sessions {
     }
 
     fn remove(&self, id: &str) {
-        self.0.lock().expect("sessions").remove(id);
+        self.live.lock().expect("sessions").remove(id);
     }
 }
 
@@ -163,9 +259,20 @@ fn set_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
 pub async fn sign_in(
     State(state): State<AppState>,
     axum::Extension(sessions): axum::Extension<Sessions>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    // The same client address as the public pages' limits (`--client-ip-header` behind a
+    // proxy). Without the connection's address (a server not started by `waymark serve`),
+    // all clients share one record.
+    let client = state
+        .public
+        .limits
+        .client(&headers, extensions.get::<ConnectInfo<SocketAddr>>());
+    if let Some(left) = sessions.locked_out(client) {
+        return too_many_attempts(left);
+    }
     let from_body = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string));
@@ -185,8 +292,10 @@ pub async fn sign_in(
         }
     };
     if !same_secret(token.trim(), &state.secrets.admin_token) {
+        sessions.failed(client);
         return ApiError::unauthorized("the admin token is not valid").into_response();
     }
+    sessions.succeeded(client);
     let (id, csrf) = sessions.create();
     let mut response = Json(json!({
         "signed_in": true,
@@ -198,6 +307,22 @@ pub async fn sign_in(
         header::SET_COOKIE,
         set_cookie(&id, LIFETIME.as_secs(), secure(&state, &headers)),
     );
+    response
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up).
+fn too_many_attempts(left: Duration) -> Response {
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let mut e = ApiError::bad_request(
+        "too_many_attempts",
+        format!("too many wrong admin tokens from this address; sign-in is locked for {seconds} s"),
+    );
+    e.status = StatusCode::TOO_MANY_REQUESTS;
+    e.kind = "rate_limit";
+    let mut response = e.into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
 

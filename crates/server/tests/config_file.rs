@@ -24,8 +24,8 @@ fn listening_line(args: &[&str], env: &[(&str, &str)]) -> String {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("WAYMARK_ADMIN_TOKEN", "a")
-        .env("WAYMARK_WRITE_KEY", "w");
+    cmd.env("WAYMARK_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .env("WAYMARK_WRITE_KEY", common::WRITE_KEY);
     for (k, v) in env {
         cmd.env(k, v);
     }

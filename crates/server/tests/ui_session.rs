@@ -278,4 +278,37 @@ fn the_openapi_document_describes_the_session_endpoints() {
         doc["components"]["securitySchemes"]["sessionCookie"]["in"],
         "cookie"
     );
+    assert!(doc["paths"]["/v1/session"]["post"]["responses"]["429"].is_object());
+}
+
+#[test]
+fn sign_in_is_locked_out_after_five_wrong_tokens_from_an_address() {
+    let s = Server::simulated();
+    let attempt = |token: &str| {
+        s.request(Method::POST, "/v1/session")
+            .json(&json!({ "token": token }))
+            .send()
+            .expect("sign in")
+    };
+    for i in 0..5 {
+        let r = attempt(&format!("guess-{i}"));
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    // Locked out: even the right token is refused, with the time to wait.
+    let r = attempt(ADMIN_TOKEN);
+    assert_eq!(r.status(), 429);
+    let retry_after: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["code"], "too_many_attempts", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("locked"),
+        "{body}"
+    );
+    assert_eq!(attempt("guess-6").status(), 429);
 }

@@ -1737,6 +1737,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_healthz: {
@@ -1760,6 +1761,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_metrics: {
@@ -1783,6 +1785,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_t_c__token_: {
@@ -1808,6 +1811,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_t_o__token_: {
@@ -1833,6 +1837,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_u__token_: {
@@ -1858,6 +1863,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_u__token_: {
@@ -1887,6 +1893,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_alias: {
@@ -1914,6 +1922,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_audit: {
@@ -1964,6 +1974,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_clock: {
@@ -1987,6 +1999,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_clock_advance: {
@@ -2014,6 +2027,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts: {
@@ -2037,6 +2052,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_contacts_import: {
@@ -2064,6 +2080,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id_: {
@@ -2089,6 +2107,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_contacts__id_: {
@@ -2164,6 +2183,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_contacts__id__subscriptions__channel___topic_: {
@@ -2195,6 +2215,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id__timeline: {
@@ -2220,6 +2242,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_group: {
@@ -2247,6 +2270,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_identify: {
@@ -2274,6 +2299,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_import: {
@@ -2301,6 +2328,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journey_templates: {
@@ -2324,6 +2353,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys: {
@@ -2347,6 +2377,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys: {
@@ -2374,6 +2405,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys_validate: {
@@ -2401,6 +2434,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id_: {
@@ -2426,6 +2461,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_journeys__id_: {
@@ -2455,6 +2491,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__archive: {
@@ -2484,6 +2522,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__enroll: {
@@ -2513,6 +2553,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__experiments: {
@@ -2538,6 +2580,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__pause: {
@@ -2567,6 +2610,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__publish: {
@@ -2596,6 +2641,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_journeys__id__resume: {
@@ -2625,6 +2672,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__stats: {
@@ -2650,6 +2699,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__versions: {
@@ -2675,6 +2725,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_journeys__id__versions__version_: {
@@ -2701,6 +2752,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_lists: {
@@ -2724,6 +2776,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_lists: {
@@ -2751,6 +2804,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_lists__name__members: {
@@ -2776,6 +2831,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_lists__name__members: {
@@ -2805,6 +2861,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_lists__name__members: {
@@ -2830,6 +2888,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_messages: {
@@ -2853,6 +2912,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_messages_requeue: {
@@ -2903,6 +2963,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_page: {
@@ -2930,6 +2991,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_schema_journey_json: {
@@ -2953,6 +3016,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_screen: {
@@ -2980,6 +3044,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_segments: {
@@ -3003,6 +3069,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_segments: {
@@ -3030,6 +3097,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_segments_preview: {
@@ -3057,6 +3126,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_segments__id_: {
@@ -3082,6 +3153,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_segments__id_: {
@@ -3111,6 +3183,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_segments__id_: {
@@ -3136,6 +3210,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_segments__id__members: {
@@ -3161,6 +3236,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_session: {
@@ -3184,6 +3260,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_session: {
@@ -3211,6 +3288,9 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            429: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_session: {
@@ -3234,6 +3314,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_subscribe: {
@@ -3261,6 +3342,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_suppressions: {
@@ -3284,6 +3367,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_suppressions: {
@@ -3311,6 +3395,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_suppressions__channel___address_: {
@@ -3337,6 +3423,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_templates: {
@@ -3360,6 +3447,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_templates: {
@@ -3387,6 +3475,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_templates__id_: {
@@ -3412,6 +3502,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     put_v1_templates__id_: {
@@ -3441,6 +3532,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     delete_v1_templates__id_: {
@@ -3466,6 +3559,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_templates__id__preview: {
@@ -3495,6 +3589,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_templates__id__test_send: {
@@ -3524,6 +3620,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_topics: {
@@ -3547,6 +3645,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_track: {
@@ -3574,6 +3673,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_postmark: {
@@ -3601,6 +3702,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_ses: {
@@ -3628,6 +3731,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_suppressions: {
@@ -3655,6 +3760,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_webhooks_twilio_inbound: {
@@ -3682,6 +3789,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
 }

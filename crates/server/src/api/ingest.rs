@@ -7,10 +7,14 @@
 //! (400 with the index and field of each); retrying the whole batch is safe because events are
 //! de-duplicated by `messageId`.
 
+use std::collections::HashMap;
+
 use axum::Json;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use jiff::Timestamp;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use waymark_core::{Email, EventKind, Phone, TimeZoneName};
 use waymark_store::NewEvent;
@@ -21,6 +25,23 @@ use super::{AppState, authorize_write_key};
 pub const PAGE_VIEWED: &str = "Page Viewed";
 pub const SCREEN_VIEWED: &str = "Screen Viewed";
 const MAX_ID_LEN: usize = 512;
+
+/// Limits of a tracking call's contents (docs/api.md, "Limits of a call"). Events are kept
+/// forever and read by every journey and segment: an unbounded name or property would cost
+/// storage and evaluation time on every later read.
+pub mod limits {
+    /// Characters of an event name (`event` of a track call).
+    pub const EVENT_NAME_CHARS: usize = 200;
+    /// Characters of a key of `traits` or `properties`, at any depth.
+    pub const KEY_CHARS: usize = 200;
+    /// Bytes (UTF-8) of a string value in `traits` or `properties`, and of a page's `name` and
+    /// `category`.
+    pub const STRING_BYTES: usize = 32 * 1024;
+    /// Keys of one object in `traits` or `properties` (at any depth).
+    pub const KEYS_PER_OBJECT: usize = 1000;
+    /// Nesting of objects and arrays: `properties` itself is level 1.
+    pub const DEPTH: usize = 16;
+}
 
 #[derive(Debug)]
 pub struct FieldError {
@@ -64,6 +85,99 @@ fn object_field(
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(o)) => Ok(o.clone()),
         Some(_) => Err(field_err(prefix, key, "must be an object")),
+    }
+}
+
+/// The path of a key inside a field, shortened when the key is long (the message says why).
+fn child_path(path: &str, key: &str) -> String {
+    let shown: String = key.chars().take(40).collect();
+    let ellipsis = if shown.len() < key.len() { "…" } else { "" };
+    format!("{path}.{shown}{ellipsis}")
+}
+
+/// Checks `value` (the field `path` of a call, at nesting level `depth`) against [`limits`].
+fn check_limits(value: &Value, path: &str, depth: usize, prefix: &str) -> Result<(), FieldError> {
+    match value {
+        Value::String(s) if s.len() > limits::STRING_BYTES => Err(field_err(
+            prefix,
+            path,
+            format!(
+                "is {} bytes long; a string value may have at most {} bytes (32 KiB)",
+                s.len(),
+                limits::STRING_BYTES
+            ),
+        )),
+        Value::Array(items) => {
+            check_depth(path, depth, prefix)?;
+            items.iter().enumerate().try_for_each(|(i, item)| {
+                check_limits(item, &format!("{path}[{i}]"), depth + 1, prefix)
+            })
+        }
+        Value::Object(map) => check_map(map, path, depth, prefix),
+        _ => Ok(()),
+    }
+}
+
+fn check_depth(path: &str, depth: usize, prefix: &str) -> Result<(), FieldError> {
+    if depth > limits::DEPTH {
+        return Err(field_err(
+            prefix,
+            path,
+            format!(
+                "nests deeper than {} levels of objects and arrays",
+                limits::DEPTH
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_limits`] of an object; `traits` and `properties` themselves are level 1.
+fn check_map(
+    map: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+    prefix: &str,
+) -> Result<(), FieldError> {
+    check_depth(path, depth, prefix)?;
+    if map.len() > limits::KEYS_PER_OBJECT {
+        return Err(field_err(
+            prefix,
+            path,
+            format!(
+                "has {} keys; an object may have at most {}",
+                map.len(),
+                limits::KEYS_PER_OBJECT
+            ),
+        ));
+    }
+    for (key, item) in map {
+        let child = child_path(path, key);
+        if key.chars().count() > limits::KEY_CHARS {
+            return Err(field_err(
+                prefix,
+                &child,
+                format!("is a key longer than {} characters", limits::KEY_CHARS),
+            ));
+        }
+        check_limits(item, &child, depth + 1, prefix)?;
+    }
+    Ok(())
+}
+
+/// A page's or screen's `name` or `category`, within the string limit.
+fn short_string<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    prefix: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match obj.get(key).and_then(Value::as_str) {
+        Some(s) if s.len() > limits::STRING_BYTES => Err(field_err(
+            prefix,
+            key,
+            format!("may have at most {} bytes (32 KiB)", limits::STRING_BYTES),
+        )),
+        other => Ok(other),
     }
 }
 
@@ -139,26 +253,43 @@ pub fn parse_call(
                 Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
                 _ => return Err(field_err(prefix, "event", "is required (the event name)")),
             };
-            (name, object_field(obj, "properties", prefix)?)
+            if name.chars().count() > limits::EVENT_NAME_CHARS {
+                return Err(field_err(
+                    prefix,
+                    "event",
+                    format!(
+                        "is {} characters long; an event name may have at most {}",
+                        name.chars().count(),
+                        limits::EVENT_NAME_CHARS
+                    ),
+                ));
+            }
+            let properties = object_field(obj, "properties", prefix)?;
+            check_map(&properties, "properties", 1, prefix)?;
+            (name, properties)
         }
         EventKind::Identify => {
             let mut traits = object_field(obj, "traits", prefix)?;
+            let mut traits_field = "traits";
             // Segment clients may also send traits under context.traits.
             if traits.is_empty()
                 && let Some(Value::Object(ctx)) = obj.get("context")
                 && let Some(Value::Object(t)) = ctx.get("traits")
             {
                 traits = t.clone();
+                traits_field = "context.traits";
             }
+            check_map(&traits, traits_field, 1, prefix)?;
             check_traits(&mut traits, prefix)?;
             ("Identify".to_string(), traits)
         }
         EventKind::Page | EventKind::Screen => {
             let mut props = object_field(obj, "properties", prefix)?;
-            if let Some(n) = obj.get("name").and_then(Value::as_str) {
+            check_map(&props, "properties", 1, prefix)?;
+            if let Some(n) = short_string(obj, "name", prefix)? {
                 props.entry("name").or_insert(json!(n));
             }
-            if let Some(c) = obj.get("category").and_then(Value::as_str) {
+            if let Some(c) = short_string(obj, "category", prefix)? {
                 props.entry("category").or_insert(json!(c));
             }
             (
@@ -175,6 +306,7 @@ pub fn parse_call(
             let group_id = id_field(obj, "groupId", prefix)?
                 .ok_or_else(|| field_err(prefix, "groupId", "is required"))?;
             let traits = object_field(obj, "traits", prefix)?;
+            check_map(&traits, "traits", 1, prefix)?;
             (
                 "Group".to_string(),
                 Map::from_iter([
@@ -213,6 +345,84 @@ pub fn parse_call(
         timestamp,
         received_at: now,
     })
+}
+
+/// The body of a tracking call or batch: JSON, with numeric ids kept exactly as sent.
+pub struct SegmentBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for SegmentBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(super::body_error)?;
+        let mut value = super::json_from_bytes(&bytes)?;
+        keep_numeric_ids_exact(&bytes, &mut value);
+        Ok(SegmentBody(value))
+    }
+}
+
+/// The id fields of a call, which Segment lets be strings or numbers.
+const ID_FIELDS: [&str; 5] = [
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "messageId",
+];
+
+/// Replaces each numeric id of the call (or of each call of a batch) by its literal text:
+/// serde_json reads a number too large for 64 bits as a float, and a 30-digit `userId` would
+/// become `1.2345678901234568e29`. The raw text is read again only when a numeric id is there.
+fn keep_numeric_ids_exact(raw: &[u8], value: &mut Value) {
+    fn has_numeric_id(call: &Value) -> bool {
+        ID_FIELDS
+            .iter()
+            .any(|k| call.get(k).is_some_and(Value::is_number))
+    }
+    fn fix(raw: &str, call: &mut Value) {
+        let (Ok(fields), Some(obj)) = (
+            serde_json::from_str::<HashMap<String, &RawValue>>(raw),
+            call.as_object_mut(),
+        ) else {
+            return;
+        };
+        for key in ID_FIELDS {
+            if obj.get(key).is_some_and(Value::is_number)
+                && let Some(text) = fields.get(key)
+            {
+                obj.insert(
+                    key.to_string(),
+                    Value::String(text.get().trim().to_string()),
+                );
+            }
+        }
+    }
+    let batch_has = value
+        .get("batch")
+        .and_then(Value::as_array)
+        .is_some_and(|items| items.iter().any(has_numeric_id));
+    if !has_numeric_id(value) && !batch_has {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return;
+    };
+    if has_numeric_id(value) {
+        fix(text, value);
+    }
+    if batch_has
+        && let Ok(top) = serde_json::from_str::<HashMap<String, &RawValue>>(text)
+        && let Some(raw_batch) = top.get("batch")
+        && let Ok(raw_items) = serde_json::from_str::<Vec<&RawValue>>(raw_batch.get())
+        && let Some(items) = value.get_mut("batch").and_then(Value::as_array_mut)
+    {
+        for (item, raw_item) in items.iter_mut().zip(raw_items) {
+            if has_numeric_id(item) {
+                fix(raw_item.get(), item);
+            }
+        }
+    }
 }
 
 pub fn random_hex(bytes: usize) -> String {
@@ -259,7 +469,7 @@ macro_rules! endpoint {
         pub async fn $name(
             State(state): State<AppState>,
             headers: HeaderMap,
-            body: super::JsonBody,
+            body: SegmentBody,
         ) -> ApiResult<Json<Value>> {
             single(state, headers, body.0, $kind).await
         }
@@ -276,7 +486,7 @@ endpoint!(alias, EventKind::Alias);
 pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: super::JsonBody,
+    body: SegmentBody,
 ) -> ApiResult<Json<Value>> {
     let body = body.0;
     authorize_write_key(&state, &headers, &body)?;

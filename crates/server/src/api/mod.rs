@@ -155,16 +155,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        if bytes.is_empty() {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                "the request body is empty; send a JSON object",
-            ));
-        }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })
+        json_from_bytes(&bytes).map(JsonBody)
     }
+}
+
+fn json_from_bytes(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
 }
 
 /// A document body in JSON or, with a YAML content type, YAML.
@@ -207,9 +211,27 @@ fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
         );
         err.status = StatusCode::PAYLOAD_TOO_LARGE;
         err
+    } else if let Some(timeout) = body_timed_out(&e) {
+        let mut err = ApiError::bad_request("body_timeout", timeout.to_string());
+        err.status = StatusCode::REQUEST_TIMEOUT;
+        err
     } else {
         ApiError::bad_request("invalid_body", e.body_text())
     }
+}
+
+/// The body deadline of the connection layer (crate::connections), when that is what failed.
+fn body_timed_out<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::connections::BodyTimedOut> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<crate::connections::BodyTimedOut>() {
+            return Some(t);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -654,6 +654,14 @@ pub fn document() -> Value {
                 json!({ "type": "object" })
             };
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+            // The body did not arrive within --body-timeout of the headers.
+            op["responses"]["408"] = json!({ "$ref": "#/components/responses/Error" });
+        }
+        // Beyond --max-connections (`too_many_connections`, with Retry-After).
+        op["responses"]["503"] = json!({ "$ref": "#/components/responses/Error" });
+        if (*method, *path) == ("post", "/v1/session") {
+            // Sign-in locked out after wrong tokens (`too_many_attempts`, with Retry-After).
+            op["responses"]["429"] = json!({ "$ref": "#/components/responses/Error" });
         }
         if *path == "/v1/messages/requeue" {
             op["responses"]["200"]["content"]["application/json"]["schema"] =
