@@ -7,10 +7,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Confirms a double opt-in; records `Subscription Confirmed` */
+        /** Page with a button that confirms a double opt-in (HTML); changes nothing by itself */
         get: operations["get_confirm__token_"];
         put?: never;
-        post?: never;
+        /** Confirms a double opt-in; records `Subscription Confirmed` */
+        post: operations["post_confirm__token_"];
         delete?: never;
         options?: never;
         head?: never;
@@ -24,7 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness */
+        /** Health: `ok`, `degraded` (stored definitions the engine cannot use) or 503 `stalled` (engine rounds fail) */
         get: operations["get_healthz"];
         put?: never;
         post?: never;
@@ -681,6 +682,23 @@ export interface paths {
         put?: never;
         /** Record a page view, stored as `Page Viewed` */
         post: operations["post_v1_page"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/problems": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The stored journeys and segments the engine cannot use and why, and whether it is stalled */
+        get: operations["get_v1_problems"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1737,6 +1755,39 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            429: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_confirm__token_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -1811,6 +1862,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -1837,6 +1889,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -1863,6 +1916,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -1894,6 +1948,7 @@ export interface operations {
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -1947,6 +2002,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     post_v1_batch: {
@@ -2133,6 +2189,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id__export: {
@@ -2158,6 +2215,7 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id__subscriptions: {
@@ -2940,6 +2998,8 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     get_v1_openapi_json: {
@@ -2992,6 +3052,30 @@ export interface operations {
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_problems: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3343,6 +3427,7 @@ export interface operations {
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -11,6 +11,8 @@ interface JourneySummary {
   entered: number;
   active: number;
   converted: number;
+  /** Versions the engine cannot use (unreadable or no longer valid), with the reason. */
+  broken?: { version: number | null; reason: string }[];
 }
 
 interface GalleryItem {
@@ -79,6 +81,11 @@ export function JourneyList() {
                 </td>
                 <td>
                   <StatusBadge status={j.status} />
+                  {(j.broken ?? []).map((b) => (
+                    <div key={b.version ?? 0} className="badge status-broken" title={b.reason}>
+                      version {b.version} broken
+                    </div>
+                  ))}
                 </td>
                 <td>{j.live_version ?? '—'}</td>
                 <td className="num">{j.entered}</td>
