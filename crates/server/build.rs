@@ -100,14 +100,14 @@ fn ui_dist(ui: &Path, out: &Path) -> (Option<PathBuf>, String) {
         println!("cargo:warning=npm not found: the web app is not built (see README, \"Web app\")");
         return use_prebuilt("npm was not found".into());
     }
-    // `npm install`, not `npm ci`: it installs what package-lock.json pins and leaves the lock
-    // alone, and unlike `npm ci` it does not refuse a lock that lacks other platforms'
-    // optional packages (which registry mirrors may not carry).
+    // `npm ci`: exactly what package-lock.json pins (it lists every platform's optional
+    // packages, so the lock is never rewritten and the build leaves tracked files alone), and
+    // only when node_modules is missing: `npm ci` starts from an empty node_modules.
     if !ui.join("node_modules").is_dir()
-        && let Err(e) = run(ui, &["install", "--no-audit", "--no-fund"])
+        && let Err(e) = run(ui, &["ci", "--no-audit", "--no-fund"])
     {
-        println!("cargo:warning=`npm install` in ui/ failed: {e}");
-        return use_prebuilt("`npm install` failed".into());
+        println!("cargo:warning=`npm ci` in ui/ failed: {e}");
+        return use_prebuilt("`npm ci` failed".into());
     }
     let target = out.join("ui-dist");
     let target_str = target.to_string_lossy().to_string();

@@ -293,7 +293,8 @@ fn welcome_double_opt_in_starts_only_after_confirmation() {
     s.advance(HOUR);
     let confirm = path_of(&link_in(text, &format!("{PUBLIC}/confirm/")));
     let t0 = now_ms(&s);
-    let r = s.get(&confirm);
+    // The link opens a page; its button (a POST) confirms.
+    let r = form_post(&s, &confirm, "");
     assert_eq!(r.status, 200, "{}", r.text);
     s.settle();
     assert_eq!(
@@ -366,8 +367,12 @@ fn welcome_double_opt_in_stops_when_the_subscriber_unsubscribes() {
     let text = confirmation["text"].as_str().unwrap();
     assert!(text.starts_with("Hi there,"), "{text}");
     let pia = confirmation["contact_id"].as_i64().unwrap();
-    s.get(&path_of(&link_in(text, &format!("{PUBLIC}/confirm/"))))
-        .ok();
+    form_post(
+        &s,
+        &path_of(&link_in(text, &format!("{PUBLIC}/confirm/"))),
+        "",
+    )
+    .ok();
     s.settle();
     let m = assert_contact_templates(&s, pia, &["double-opt-in", "doi-welcome"]);
     assert_eq!(

@@ -327,6 +327,51 @@ mod tests {
     }
 
     #[test]
+    fn version_5_takes_marketing_consent_from_contacts_that_only_came_through_the_form() {
+        let dir = TempDir::new("v5");
+        {
+            let mut conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+            let tx = conn.transaction().unwrap();
+            for migration in &MIGRATIONS[..4] {
+                tx.execute_batch(migration).unwrap();
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 4;
+                 INSERT INTO contacts (id, user_id, traits, created_at, updated_at) VALUES
+                   (1, NULL, '{}', 0, 5), (2, NULL, '{}', 0, 5), (3, 'u3', '{}', 0, 5),
+                   (4, NULL, '{}', 0, 5), (5, NULL, '{}', 0, 5);
+                 -- 1: the form only, pending on a topic; 2: the form, then identified
+                 -- anonymously elsewhere; 3: the form, then a user id; 4: the form, already
+                 -- confirmed all marketing; 5: an anonymous visitor who never used the form.
+                 INSERT INTO anonymous_ids (anonymous_id, contact_id) VALUES
+                   ('subscribe:a@example.com', 1), ('subscribe:b@example.com', 2),
+                   ('web-123', 2), ('subscribe:c@example.com', 3),
+                   ('subscribe:d@example.com', 4), ('web-456', 5);
+                 INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at) VALUES
+                   (1, 'email', 'news', 'pending', 5), (4, 'email', '*', 'subscribed', 5);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&dir.0).expect("opens and migrates");
+        let conn = store.connect().unwrap();
+        let all_marketing = |contact: i64| -> Option<String> {
+            conn.query_row(
+                "SELECT status FROM subscriptions WHERE contact_id = ?1 AND topic = '*'",
+                [contact],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap()
+        };
+        assert_eq!(all_marketing(1).as_deref(), Some("pending"));
+        assert_eq!(all_marketing(2), None);
+        assert_eq!(all_marketing(3), None);
+        assert_eq!(all_marketing(4).as_deref(), Some("subscribed"));
+        assert_eq!(all_marketing(5), None);
+    }
+
+    #[test]
     fn version_6_keeps_the_retry_lifetime_of_messages_being_retried() {
         let dir = TempDir::new("v6");
         {
