@@ -4,7 +4,7 @@
 //!
 //! What each figure means and how to read it: `docs/benchmarks.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use waymark_engine::{Clock, Engine, EngineConfig, Transports};
 use waymark_store::sqlite::SqliteStore;
+use waymark_store::sqlite::inspect::{checkpoint_and_measure, message_counts, no_timer_left};
 use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
 
 use crate::api::{self, AppState, Secrets};
@@ -791,7 +792,7 @@ async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let path = h.db_path.clone();
     let fired = watch(started, Duration::from_millis(5), move || {
-        no_timer_left(&path)
+        Ok(no_timer_left(&path)?)
     });
     h.engine.advance(86_400).await?;
     let timer_phase = started.elapsed().as_secs_f64();
@@ -1102,7 +1103,7 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
 
     // Disk: checkpoint the WAL into the database file first, so the figure is the steady size.
     let path = h.db_path.clone();
-    let tables = blocking(move || checkpoint_and_measure(&path)).await?;
+    let tables = blocking(move || Ok(checkpoint_and_measure(&path)?)).await?;
     let store = h.store.clone();
     let total_bytes = blocking(move || Ok(store.disk_bytes()?)).await?;
     let enrollment_bytes: u64 = tables
@@ -1135,7 +1136,7 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     let path = h.db_path.clone();
     let fired = watch(started, Duration::from_millis(50), move || {
         // Every timer fired and its message written to the outbox.
-        no_timer_left(&path)
+        Ok(no_timer_left(&path)?)
     });
     let store = h.store.clone();
     let reporter = tokio::spawn(async move {
@@ -1164,7 +1165,7 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
         .context("timers still waiting after the advance")???;
 
     let path = h.db_path.clone();
-    let by_status = blocking(move || message_counts(&path)).await?;
+    let by_status = blocking(move || Ok(message_counts(&path)?)).await?;
     let sent = by_status.get("sent").copied().unwrap_or(0);
     ensure!(
         sent == n as i64 && by_status.values().sum::<i64>() == n as i64,
@@ -1214,75 +1215,4 @@ fn parse(text: &str, now: Timestamp) -> anyhow::Result<NewEvent> {
     let value: Value = serde_json::from_str(text)?;
     api::ingest::parse_call(&value, None, "", now)
         .map_err(|e| anyhow::anyhow!("invalid bench event ({}: {}): {text}", e.field, e.message))
-}
-
-fn open_db(path: &Path) -> anyhow::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    Ok(conn)
-}
-
-/// Checkpoints the WAL into the database (and truncates it), then returns the bytes of each
-/// table and index, largest first (from SQLite's `dbstat`), plus free pages.
-fn checkpoint_and_measure(path: &Path) -> anyhow::Result<Vec<(String, u64)>> {
-    let conn = open_db(path)?;
-    for attempt in 0.. {
-        let (busy, _, _): (i64, i64, i64) =
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-        if busy == 0 {
-            break;
-        }
-        ensure!(attempt < 100, "the WAL checkpoint stayed busy");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut stmt = conn
-        .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY SUM(pgsize) DESC")?;
-    let tables: Vec<(String, u64)> = stmt
-        .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let free: i64 = conn.query_row(
-        "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size",
-        [],
-        |r| r.get(0),
-    )?;
-    // Empty tables and indexes (one page each) in one line.
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let (small, mut tables): (Vec<_>, Vec<_>) =
-        tables.into_iter().partition(|(_, b)| *b <= page as u64);
-    if !small.is_empty() {
-        tables.push((
-            format!("({} single-page tables and indexes)", small.len()),
-            small.iter().map(|(_, b)| b).sum(),
-        ));
-    }
-    if free > 0 {
-        tables.push(("(free pages)".into(), free as u64));
-    }
-    Ok(tables)
-}
-
-/// True when no enrollment is waiting on a timer (uses the partial index on `wake_at`).
-fn no_timer_left(path: &Path) -> anyhow::Result<bool> {
-    let waiting: i64 = open_db(path)?.query_row(
-        "SELECT EXISTS (SELECT 1 FROM enrollments WHERE wake_at IS NOT NULL)",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(waiting == 0)
-}
-
-fn message_counts(path: &Path) -> anyhow::Result<BTreeMap<String, i64>> {
-    let conn = open_db(path)?;
-    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM messages GROUP BY status")?;
-    let counts = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(counts)
 }

@@ -24,6 +24,7 @@ macro_rules! next_id {
 }
 
 mod api;
+pub mod inspect;
 pub mod privacy;
 mod tx;
 
@@ -234,39 +235,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support;
+
+#[cfg(test)]
 mod tests {
+    use super::test_support::{TempDir, tables};
     use super::*;
-
-    /// A fresh directory under the system temp dir, removed afterwards.
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "waymark-store-{name}-{}-{}",
-                std::process::id(),
-                Timestamp::now().as_nanosecond()
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn tables(conn: &Connection) -> Vec<String> {
-        let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    }
 
     #[test]
     fn a_database_of_each_earlier_version_migrates_to_the_current_one_keeping_its_rows() {

@@ -603,38 +603,9 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{TempDir, tables};
     use super::*;
     use crate::Store;
-
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "waymark-privacy-{name}-{}-{}",
-                std::process::id(),
-                Timestamp::now().as_nanosecond()
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn tables(conn: &Connection) -> Vec<String> {
-        let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    }
 
     /// (name, declared type, not null, primary key position) of each column.
     fn columns(conn: &Connection, table: &str) -> Vec<(String, String, bool, i64)> {
