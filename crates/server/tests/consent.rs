@@ -62,31 +62,6 @@ fn path_of(url: &str) -> String {
         .to_string()
 }
 
-fn form_post(s: &Server, path: &str, body: &str) -> Resp {
-    s.send(
-        s.request(Method::POST, path)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.to_string()),
-    )
-}
-
-fn events_named(s: &Server, contact_id: i64, name: &str) -> Vec<Value> {
-    s.timeline(contact_id)
-        .into_iter()
-        .filter(|e| e["type"] == "event" && e["name"] == name)
-        .collect()
-}
-
-fn subscription_status(s: &Server, contact_id: i64, topic: &str) -> Option<String> {
-    s.admin_get(&format!("/v1/contacts/{contact_id}/subscriptions"))
-        .ok()["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["channel"] == "email" && x["topic"] == topic)
-        .map(|x| x["status"].as_str().unwrap().to_string())
-}
-
 /// Enrols `user` and returns the unsubscribe path of the first (marketing) email.
 fn enrol(s: &Server, user: &str) -> (i64, String) {
     s.identify(user, json!({"email": format!("{user}@example.com")}))
@@ -109,14 +84,14 @@ fn one_click_unsubscribe_suppresses_the_next_marketing_email_but_not_transaction
     apply_news_journey(&s, "Signed Up");
     let (contact, unsubscribe) = enrol(&s, "ann");
 
-    let r = form_post(&s, &unsubscribe, "List-Unsubscribe=One-Click");
+    let r = s.form_post(&unsubscribe, "List-Unsubscribe=One-Click");
     assert_eq!(r.status, 200, "{}", r.text);
     s.settle();
     assert_eq!(
-        subscription_status(&s, contact, "news").as_deref(),
+        s.subscription_status(contact, "news").as_deref(),
         Some("unsubscribed")
     );
-    let events = events_named(&s, contact, "Unsubscribed");
+    let events = s.events_named(contact, "Unsubscribed");
     assert_eq!(events.len(), 1, "{events:?}");
 
     s.advance(DAY);
@@ -149,33 +124,33 @@ fn preference_page_renders_and_its_forms_change_subscriptions() {
     assert!(r.text.contains(&format!("action=\"{page}\"")), "{}", r.text);
 
     // Unsubscribe from all marketing, then resubscribe to news.
-    let r = form_post(&s, &page, "action=unsubscribe_all&topic=*");
+    let r = s.form_post(&page, "action=unsubscribe_all&topic=*");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
-        subscription_status(&s, contact, "*").as_deref(),
+        s.subscription_status(contact, "*").as_deref(),
         Some("unsubscribed")
     );
-    let r = form_post(&s, &page, "action=resubscribe&topic=news");
+    let r = s.form_post(&page, "action=resubscribe&topic=news");
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("subscribed to news again"), "{}", r.text);
     assert_eq!(
-        subscription_status(&s, contact, "news").as_deref(),
+        s.subscription_status(contact, "news").as_deref(),
         Some("subscribed")
     );
     assert_eq!(
-        subscription_status(&s, contact, "*").as_deref(),
+        s.subscription_status(contact, "*").as_deref(),
         Some("subscribed")
     );
     s.settle();
-    assert_eq!(events_named(&s, contact, "Unsubscribed").len(), 1);
-    assert!(!events_named(&s, contact, "Subscribed").is_empty());
+    assert_eq!(s.events_named(contact, "Unsubscribed").len(), 1);
+    assert!(!s.events_named(contact, "Subscribed").is_empty());
 
     s.advance(DAY);
     s.settle();
     assert_eq!(message_of(&s.messages("bob"), "news-2")["status"], "sent");
 
     // A bad action is refused.
-    let r = form_post(&s, &page, "action=nonsense");
+    let r = s.form_post(&page, "action=nonsense");
     assert_eq!(r.status, 400, "{}", r.text);
 }
 
@@ -194,7 +169,7 @@ fn tampered_or_foreign_tokens_get_404() {
     tampered.replace_range(at..at + 1, c);
     assert_eq!(s.get(&tampered).status, 404);
     assert_eq!(
-        form_post(&s, &tampered, "List-Unsubscribe=One-Click").status,
+        s.form_post(&tampered, "List-Unsubscribe=One-Click").status,
         404
     );
     assert_eq!(s.get("/u/not-a-token").status, 404);
@@ -204,7 +179,7 @@ fn tampered_or_foreign_tokens_get_404() {
     assert_eq!(s.get("/confirm/x.y").status, 404);
     // Nothing changed.
     let contact = s.contact_by_user("eve")["id"].as_i64().unwrap();
-    assert_eq!(subscription_status(&s, contact, "news"), None);
+    assert_eq!(s.subscription_status(contact, "news"), None);
 }
 
 #[test]
@@ -213,8 +188,7 @@ fn double_opt_in_end_to_end() {
     apply_news_journey(&s, "Newsletter Started");
 
     // A plain HTML form post, no key.
-    let r = form_post(
-        &s,
+    let r = s.form_post(
         "/v1/subscribe",
         "email=Carol%40example.com&topic=news&name=Carol",
     );
@@ -236,7 +210,7 @@ fn double_opt_in_end_to_end() {
         .collect();
     let contact = confirmation["contact_id"].as_i64().unwrap();
     assert_eq!(
-        subscription_status(&s, contact, "news").as_deref(),
+        s.subscription_status(contact, "news").as_deref(),
         Some("pending")
     );
 
@@ -261,18 +235,18 @@ fn double_opt_in_end_to_end() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("<form method=\"post\""), "{}", r.text);
     assert_eq!(
-        subscription_status(&s, contact, "news").as_deref(),
+        s.subscription_status(contact, "news").as_deref(),
         Some("pending")
     );
-    let r = form_post(&s, &confirm, "");
+    let r = s.form_post(&confirm, "");
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("confirmed"), "{}", r.text);
     s.settle();
     assert_eq!(
-        subscription_status(&s, contact, "news").as_deref(),
+        s.subscription_status(contact, "news").as_deref(),
         Some("subscribed")
     );
-    assert_eq!(events_named(&s, contact, "Subscription Confirmed").len(), 1);
+    assert_eq!(s.events_named(contact, "Subscription Confirmed").len(), 1);
 
     s.advance(DAY);
     s.settle();
@@ -335,11 +309,11 @@ fn subscribe_with_the_write_key_and_the_subscriptions_api() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
-        subscription_status(&s, contact, "news").as_deref(),
+        s.subscription_status(contact, "news").as_deref(),
         Some("unsubscribed")
     );
     assert_eq!(
-        subscription_status(&s, contact, "*").as_deref(),
+        s.subscription_status(contact, "*").as_deref(),
         Some("pending")
     );
     let r = s.admin_put(
@@ -415,8 +389,7 @@ fn the_consent_table_holds_row_by_row() {
     };
     let form = |name: &str, topic: Option<&str>| {
         let topic = topic.map(|t| format!("&topic={t}")).unwrap_or_default();
-        let r = form_post(
-            &s,
+        let r = s.form_post(
             "/v1/subscribe",
             &format!("email={name}%40example.com{topic}"),
         );
@@ -425,7 +398,7 @@ fn the_consent_table_holds_row_by_row() {
     };
     let confirm = |name: &str| {
         let path = confirmation_path(&s, &format!("{name}@example.com")).expect("confirmation");
-        assert_eq!(form_post(&s, &path, "").status, 200);
+        assert_eq!(s.form_post(&path, "").status, 200);
         s.settle();
     };
     // (name, how the contact came about) → expected (news, no topic, transactional).
@@ -546,9 +519,7 @@ fn the_keyless_form_escapes_what_it_is_sent_and_is_rate_limited() {
         ],
         ..Default::default()
     });
-    let r = form_post(
-        &s,
-        "/v1/subscribe",
+    let r = s.form_post("/v1/subscribe",
         "email=victim%40example.com&name=%3Ca+href%3D%22https%3A%2F%2Fevil.example%22%3EClaim+your+prize%3C%2Fa%3E&topic=%3Cb%3Edeals%3C%2Fb%3E",
     );
     assert_eq!(r.status, 200, "{}", r.text);
@@ -565,7 +536,7 @@ fn the_keyless_form_escapes_what_it_is_sent_and_is_rate_limited() {
     // At most 3 confirmation emails an hour to one address, whoever asks.
     let mut refused = 0;
     for _ in 0..5 {
-        let r = form_post(&s, "/v1/subscribe", "email=victim%40example.com");
+        let r = s.form_post("/v1/subscribe", "email=victim%40example.com");
         if r.status == 429 {
             refused += 1;
             assert_eq!(r.json["code"], "rate_limited");
@@ -581,7 +552,7 @@ fn the_keyless_form_escapes_what_it_is_sent_and_is_rate_limited() {
     assert_eq!(refused, 3);
 
     // Per client address: the 9th keyless request in the hour is refused, with Retry-After.
-    let mut last = form_post(&s, "/v1/subscribe", "email=other%40example.com");
+    let mut last = s.form_post("/v1/subscribe", "email=other%40example.com");
     for _ in 0..3 {
         last = s.get("/confirm/not-a-token");
     }
@@ -595,7 +566,7 @@ fn the_keyless_form_escapes_what_it_is_sent_and_is_rate_limited() {
 #[test]
 fn public_pages_cannot_be_framed_or_redirect_anywhere() {
     let s = consent_server();
-    let r = form_post(&s, "/v1/subscribe", "email=fay%40example.com");
+    let r = s.form_post("/v1/subscribe", "email=fay%40example.com");
     assert_eq!(r.status, 200);
     assert!(r.text.contains("Check your inbox"), "{}", r.text);
     let headers = reqwest::blocking::Client::new()

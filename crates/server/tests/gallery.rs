@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hmac::{Hmac, Mac};
-use reqwest::Method;
 use sha2::Sha256;
 
 const PUBLIC: &str = "http://mail.example.test";
@@ -98,56 +97,11 @@ fn lists_of(s: &Server, user: &str) -> Vec<String> {
         .collect()
 }
 
-fn events_named(s: &Server, contact: i64, name: &str) -> Vec<Value> {
-    s.timeline(contact)
-        .into_iter()
-        .filter(|e| e["type"] == "event" && e["name"] == name)
-        .collect()
-}
-
-fn subscription_status(s: &Server, contact: i64, topic: &str) -> Option<String> {
-    s.admin_get(&format!("/v1/contacts/{contact}/subscriptions"))
-        .ok()["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["channel"] == "email" && x["topic"] == topic)
-        .map(|x| x["status"].as_str().unwrap().to_string())
-}
-
-fn form_post(s: &Server, path: &str, body: &str) -> Resp {
-    s.send(
-        s.request(Method::POST, path)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.to_string()),
-    )
-}
-
-/// `GET` without following redirects.
-fn get_no_redirect(s: &Server, path: &str) -> Resp {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    s.send(client.get(s.url(path)))
-}
-
 /// The server-relative path of a public URL.
 fn path_of(url: &str) -> String {
     url.strip_prefix(PUBLIC)
         .unwrap_or_else(|| panic!("`{url}` is not under {PUBLIC}"))
         .to_string()
-}
-
-/// The first link in `text` starting with `prefix`, up to a quote, `<` or white space.
-fn link_in(text: &str, prefix: &str) -> String {
-    let at = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no `{prefix}` link in {text}"));
-    text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
-        .collect()
 }
 
 fn add_to_list(s: &Server, list: &str, contacts: &[i64]) {
@@ -264,7 +218,7 @@ fn welcome_double_opt_in_starts_only_after_confirmation() {
         "email=Nora%40example.com&topic=newsletter&name=Nora",
         "email=otto%40example.com&topic=newsletter&name=Otto",
     ] {
-        let r = form_post(&s, "/v1/subscribe", body);
+        let r = s.form_post("/v1/subscribe", body);
         assert_eq!(r.status, 200, "{}", r.text);
     }
     s.settle();
@@ -294,11 +248,11 @@ fn welcome_double_opt_in_starts_only_after_confirmation() {
     let confirm = path_of(&link_in(text, &format!("{PUBLIC}/confirm/")));
     let t0 = now_ms(&s);
     // The link opens a page; its button (a POST) confirms.
-    let r = form_post(&s, &confirm, "");
+    let r = s.form_post(&confirm, "");
     assert_eq!(r.status, 200, "{}", r.text);
     s.settle();
     assert_eq!(
-        subscription_status(&s, nora, "newsletter").as_deref(),
+        s.subscription_status(nora, "newsletter").as_deref(),
         Some("subscribed")
     );
     let m = assert_contact_templates(&s, nora, &["double-opt-in", "doi-welcome"]);
@@ -341,7 +295,7 @@ fn welcome_double_opt_in_starts_only_after_confirmation() {
     s.advance(30 * DAY);
     assert_contact_templates(&s, otto, &["double-opt-in"]);
     assert_eq!(
-        subscription_status(&s, otto, "newsletter").as_deref(),
+        s.subscription_status(otto, "newsletter").as_deref(),
         Some("pending")
     );
     assert_eq!(counters(&s, "welcome-double-opt-in", "confirmed")[0], 1);
@@ -355,11 +309,7 @@ fn welcome_double_opt_in_starts_only_after_confirmation() {
 fn welcome_double_opt_in_stops_when_the_subscriber_unsubscribes() {
     let s = public_server();
     s.apply_example("welcome-double-opt-in");
-    let r = form_post(
-        &s,
-        "/v1/subscribe",
-        "email=pia%40example.com&topic=newsletter",
-    );
+    let r = s.form_post("/v1/subscribe", "email=pia%40example.com&topic=newsletter");
     assert_eq!(r.status, 200, "{}", r.text);
     s.settle();
     let confirmation = &s.messages_where(&[("channel", "email")])[0];
@@ -367,12 +317,8 @@ fn welcome_double_opt_in_stops_when_the_subscriber_unsubscribes() {
     let text = confirmation["text"].as_str().unwrap();
     assert!(text.starts_with("Hi there,"), "{text}");
     let pia = confirmation["contact_id"].as_i64().unwrap();
-    form_post(
-        &s,
-        &path_of(&link_in(text, &format!("{PUBLIC}/confirm/"))),
-        "",
-    )
-    .ok();
+    s.form_post(&path_of(&link_in(text, &format!("{PUBLIC}/confirm/"))), "")
+        .ok();
     s.settle();
     let m = assert_contact_templates(&s, pia, &["double-opt-in", "doi-welcome"]);
     assert_eq!(
@@ -382,7 +328,7 @@ fn welcome_double_opt_in_stops_when_the_subscriber_unsubscribes() {
 
     // One-click unsubscribe from the welcome email: the series ends at once.
     let unsubscribe = path_of(m[1]["unsubscribe_url"].as_str().unwrap());
-    let r = form_post(&s, &unsubscribe, "List-Unsubscribe=One-Click");
+    let r = s.form_post(&unsubscribe, "List-Unsubscribe=One-Click");
     assert_eq!(r.status, 200, "{}", r.text);
     s.settle();
     s.advance(10 * DAY);
@@ -514,7 +460,7 @@ fn re_engagement_wins_back_the_engaged_and_unsubscribes_the_silent() {
     s.advance(2 * DAY);
     let html = first["html"].as_str().unwrap();
     let click = path_of(&link_in(html, &format!("{PUBLIC}/t/c/")));
-    let r = get_no_redirect(&s, &click);
+    let r = s.get_no_redirect(&click);
     assert_eq!(r.status, 302, "{}", r.text);
     s.settle();
     assert!(lists_of(&s, "clicker").is_empty(), "back from dormant");
@@ -545,7 +491,7 @@ fn re_engagement_wins_back_the_engaged_and_unsubscribes_the_silent() {
         last["html"].as_str().unwrap(),
         &format!("{PUBLIC}/t/c/"),
     ));
-    assert_eq!(get_no_redirect(&s, &click).status, 302);
+    assert_eq!(s.get_no_redirect(&click).status, 302);
     s.settle();
     assert!(lists_of(&s, "late").is_empty());
 
@@ -556,10 +502,10 @@ fn re_engagement_wins_back_the_engaged_and_unsubscribes_the_silent() {
     let silent = contact_id(&s, "silent");
     assert_eq!(lists_of(&s, "silent"), ["sunset"]);
     assert_eq!(
-        subscription_status(&s, silent, "*").as_deref(),
+        s.subscription_status(silent, "*").as_deref(),
         Some("unsubscribed")
     );
-    let unsubscribed = events_named(&s, silent, "Unsubscribed");
+    let unsubscribed = s.events_named(silent, "Unsubscribed");
     assert_eq!(unsubscribed.len(), 1, "{unsubscribed:#?}");
     assert!(
         unsubscribed[0]
@@ -570,7 +516,7 @@ fn re_engagement_wins_back_the_engaged_and_unsubscribes_the_silent() {
     );
     for user in ["clicker", "buyer", "late"] {
         let id = contact_id(&s, user);
-        assert_eq!(subscription_status(&s, id, "*"), None, "{user}");
+        assert_eq!(s.subscription_status(id, "*"), None, "{user}");
         assert!(lists_of(&s, user).is_empty(), "{user}");
     }
 

@@ -618,6 +618,47 @@ impl Server {
             .unwrap_or_else(|| panic!("no stats for node `{node}` of `{journey_id}`: {stats}"))
     }
 
+    // ---- public pages and consent ----
+
+    /// A form post (`application/x-www-form-urlencoded`), as a browser sends it.
+    pub fn form_post(&self, path: &str, body: &str) -> Resp {
+        self.send(
+            self.request(Method::POST, path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.to_string()),
+        )
+    }
+
+    /// `GET` without following redirects.
+    pub fn get_no_redirect(&self, path: &str) -> Resp {
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        self.send(client.get(self.url(path)))
+    }
+
+    /// The contact's timeline events of this name.
+    #[track_caller]
+    pub fn events_named(&self, contact_id: i64, name: &str) -> Vec<Value> {
+        self.timeline(contact_id)
+            .into_iter()
+            .filter(|e| e["type"] == "event" && e["name"] == name)
+            .collect()
+    }
+
+    /// The status of the contact's email subscription to `topic`, if it has a record.
+    #[track_caller]
+    pub fn subscription_status(&self, contact_id: i64, topic: &str) -> Option<String> {
+        self.admin_get(&format!("/v1/contacts/{contact_id}/subscriptions"))
+            .ok()["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["channel"] == "email" && x["topic"] == topic)
+            .map(|x| x["status"].as_str().unwrap().to_string())
+    }
+
     // ---- journeys ----
 
     /// Saves a journey draft (`PUT /v1/journeys/{id}`) and publishes it; returns the publish
@@ -671,6 +712,18 @@ fn drain(pipe: impl Read, out: Output, all: Output, tx: Option<mpsc::Sender<Stri
 }
 
 /// Percent-encodes a query-string value.
+/// The first link in `text` starting with `prefix`, up to a quote, `<` or white space.
+#[track_caller]
+pub fn link_in(text: &str, prefix: &str) -> String {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no `{prefix}` link in {text}"));
+    text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect()
+}
+
 pub fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
