@@ -1066,6 +1066,88 @@ fn invalid_drafts_are_saved_with_their_errors_and_cannot_be_published() {
 }
 
 #[test]
+fn publishing_an_unchanged_draft_makes_no_new_version() {
+    let s = Server::simulated();
+    let versions = || {
+        s.admin_get("/v1/journeys/vers/versions").ok()["versions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let p = s.apply_journey(versioned_journey("v-one"));
+    assert_eq!(
+        (&p["live_version"], &p["unchanged"]),
+        (&json!(1), &json!(false))
+    );
+    let published = s.admin_get("/v1/journeys/vers").ok();
+    let template = s.admin_get("/v1/templates/v-one").ok();
+    user(&s, "early");
+    s.track("early", "Start", json!({})).ok();
+    s.settle();
+
+    // Saved and published again, later: nothing is written, no version is made.
+    s.advance(60);
+    let saved = s
+        .admin_put("/v1/journeys/vers", versioned_journey("v-one"))
+        .expect(200);
+    assert_eq!(saved["updated_at"], published["updated_at"], "{saved}");
+    assert_eq!(s.admin_get("/v1/templates/v-one").ok(), template);
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(p["unchanged"], true, "{p}");
+    assert_eq!(p["live_version"], 1, "{p}");
+    assert_eq!(p["status"], "live", "{p}");
+    assert_eq!(p["updated_at"], published["updated_at"], "{p}");
+    assert_eq!(versions(), 1);
+    // Asking for the existing contacts too is still no new version.
+    let p = s
+        .admin_post(
+            "/v1/journeys/vers/publish",
+            json!({ "enroll_existing": true }),
+        )
+        .ok();
+    assert_eq!(
+        (&p["unchanged"], &p["live_version"]),
+        (&json!(true), &json!(1))
+    );
+    // A paused journey stays paused.
+    s.admin_post("/v1/journeys/vers/pause", json!({})).ok();
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(
+        (&p["unchanged"], &p["status"]),
+        (&json!(true), &json!("paused"))
+    );
+    s.admin_post("/v1/journeys/vers/resume", json!({})).ok();
+    assert_eq!(versions(), 1);
+
+    // The enrollment goes on as before.
+    s.advance(DAY);
+    assert_eq!(templates_of(&s.messages("early")), ["v-one"]);
+
+    // A template the journey sends, changed since the version was published, is a change.
+    s.admin_put(
+        "/v1/templates/v-one",
+        json!({ "id": "v-one", "channel": "email", "subject": "Version one, again", "text": "one" }),
+    )
+    .ok();
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(
+        (&p["unchanged"], &p["live_version"]),
+        (&json!(false), &json!(2))
+    );
+    // So is a changed document.
+    s.advance(60);
+    let mut changed = versioned_journey("v-one");
+    changed["nodes"][1]["duration"] = json!("2d");
+    s.admin_put("/v1/journeys/vers", changed).expect(200);
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(
+        (&p["unchanged"], &p["live_version"]),
+        (&json!(false), &json!(3))
+    );
+    assert_eq!(versions(), 3);
+}
+
+#[test]
 fn publishing_again_makes_a_new_version_and_enrollments_keep_theirs() {
     let s = Server::simulated();
     let p = s.apply_journey(versioned_journey("v-one"));
