@@ -980,6 +980,54 @@ fn error_triples(errors: &Value) -> BTreeSet<(String, String, String)> {
 }
 
 #[test]
+fn validation_errors_suggest_what_was_meant() {
+    let s = Server::simulated();
+    let doc = json!({
+        "id": "typos", "name": "Typos",
+        "nodes": [
+            { "id": "start", "type": "trigger", "event": "Go" },
+            { "id": "welcome", "type": "send_mail", "template": "hello" },
+            { "id": "pause", "type": "delay", "duration": "1d" }
+        ],
+        "edges": [
+            { "from": "start", "to": "welcome" },
+            { "from": "welcome", "to": "pause" },
+            { "from": "pause", "to": "welcom" }
+        ]
+    });
+    let v = s.admin_post("/v1/journeys/validate", doc.clone()).ok();
+    let messages: BTreeSet<(String, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["code"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        (
+            "invalid_node",
+            "unknown node type `send_mail`; did you mean `send_email`?",
+        ),
+        (
+            "unknown_node",
+            "there is no node `welcom`; did you mean `welcome`?",
+        ),
+    ]
+    .iter()
+    .map(|(c, m)| (c.to_string(), m.to_string()))
+    .collect();
+    // Only those: the node with the unknown type keeps its edges.
+    assert_eq!(messages, expected, "{v}");
+    // A saved draft answers the same.
+    let saved = s.admin_put("/v1/journeys/typos", doc).expect(201);
+    assert_eq!(saved["errors"], v["errors"]);
+}
+
+#[test]
 fn invalid_drafts_are_saved_with_their_errors_and_cannot_be_published() {
     let s = Server::simulated();
     let expected: BTreeSet<(String, String, String)> = [
