@@ -16,6 +16,7 @@ pub mod limits;
 pub mod recommend;
 pub mod schedule;
 pub mod stepper;
+pub mod suggest;
 pub mod timing;
 pub mod validate;
 

@@ -11,6 +11,7 @@ use crate::duration::Duration;
 use crate::filter::{Filter, Predicate};
 use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry, TriggerNode, WebhookNode};
 use crate::limits::{MAX_DOCUMENT_DEPTH, json_depth};
+use crate::suggest::{did_you_mean, explain_serde_error, parse_unknown_name};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
@@ -84,6 +85,15 @@ fn check_depth(document: &JourneyDocument) -> Vec<ValidationError> {
 /// Looks up a template's channel by id; `None` when it does not exist.
 pub type TemplateLookup<'a> = &'a dyn Fn(&str) -> Option<Channel>;
 
+/// A node whose settings did not parse. Its id stays known, so that the edges to and from it
+/// are not also reported as leading to a node that does not exist: its own error is the one
+/// that says what is wrong.
+struct UnparsedNode {
+    id: String,
+    /// The `type` it declares, when it names one (it may be the unknown one).
+    kind: Option<String>,
+}
+
 /// Parses a journey document from a JSON value (as read from YAML or JSON) and validates it.
 /// Nodes are parsed one by one so that one bad node does not hide the errors of the others.
 pub fn parse_and_validate(
@@ -102,22 +112,31 @@ pub fn parse_and_validate(
     let mut shell = object.clone();
     let raw_nodes = shell.insert("nodes".into(), Value::Array(vec![]));
     let mut nodes = Vec::new();
+    let mut unparsed = Vec::new();
     match raw_nodes {
         Some(Value::Array(items)) => {
             for (i, item) in items.into_iter().enumerate() {
-                let label = item
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("#{i}"));
+                let id = item.get("id").and_then(Value::as_str).map(str::to_string);
+                let kind = item.get("type").and_then(Value::as_str).map(str::to_string);
                 match serde_json::from_value::<Node>(item) {
                     Ok(node) => nodes.push(node),
-                    Err(e) => errors.push(err(
-                        "invalid_node",
-                        Some(&label),
-                        Some(&format!("nodes[{i}]")),
-                        e.to_string(),
-                    )),
+                    Err(e) => {
+                        let message = e.to_string();
+                        // An unknown variant is the node's type only when it is the name the
+                        // node gives as `type` (a nested setting may be an enum too).
+                        let noun = parse_unknown_name(&message)
+                            .filter(|u| u.what == "variant" && Some(u.name) == kind.as_deref())
+                            .map(|_| "node type");
+                        errors.push(err(
+                            "invalid_node",
+                            Some(id.as_deref().unwrap_or(&format!("#{i}"))),
+                            Some(&format!("nodes[{i}]")),
+                            explain_serde_error(&message, noun),
+                        ));
+                        if let Some(id) = id {
+                            unparsed.push(UnparsedNode { id, kind });
+                        }
+                    }
                 }
             }
         }
@@ -140,12 +159,17 @@ pub fn parse_and_validate(
             Some(d)
         }
         Err(e) => {
-            errors.push(err("invalid_document", None, None, e.to_string()));
+            errors.push(err(
+                "invalid_document",
+                None,
+                None,
+                explain_serde_error(&e.to_string(), None),
+            ));
             None
         }
     };
     if let Some(document) = &document {
-        errors.extend(validate(document, templates));
+        errors.extend(check_document(document, templates, &unparsed));
         errors.extend(check_depth(document));
     }
     match document {
@@ -370,6 +394,15 @@ pub fn validate(
     doc: &JourneyDocument,
     templates: Option<TemplateLookup<'_>>,
 ) -> Vec<ValidationError> {
+    check_document(doc, templates, &[])
+}
+
+/// [`validate`], knowing the ids of the nodes that did not parse.
+fn check_document(
+    doc: &JourneyDocument,
+    templates: Option<TemplateLookup<'_>>,
+    unparsed: &[UnparsedNode],
+) -> Vec<ValidationError> {
     let mut errors = Vec::new();
     if !valid_id(&doc.id) {
         errors.push(err(
@@ -512,6 +545,47 @@ pub fn validate(
             ));
         }
     }
+    // Nodes that did not parse, by id, with the type they declare.
+    let mut unparsed_by_id: HashMap<&str, Option<&str>> = HashMap::new();
+    for node in unparsed {
+        if !valid_id(&node.id) {
+            errors.push(err(
+                "invalid_id",
+                Some(&node.id),
+                Some("id"),
+                "node ids are 1-100 letters, digits, `-` or `_`".into(),
+            ));
+        }
+        if by_id.contains_key(node.id.as_str())
+            || unparsed_by_id
+                .insert(&node.id, node.kind.as_deref())
+                .is_some()
+        {
+            errors.push(err(
+                "duplicate_node",
+                Some(&node.id),
+                Some("id"),
+                "two nodes have this id".into(),
+            ));
+        }
+    }
+    let known = |id: &str| by_id.contains_key(id) || unparsed_by_id.contains_key(id);
+    let is_trigger = |id: &str| match by_id.get(id) {
+        Some(node) => matches!(node.kind, NodeKind::Trigger(_)),
+        None => unparsed_by_id.get(id) == Some(&Some("trigger")),
+    };
+    let node_ids: Vec<&str> = doc
+        .nodes
+        .iter()
+        .map(|n| n.id.as_str())
+        .chain(unparsed.iter().map(|n| n.id.as_str()))
+        .collect();
+    let no_such_node = |id: &str| {
+        format!(
+            "there is no node `{id}`{}",
+            did_you_mean(id, node_ids.iter().copied())
+        )
+    };
     let inline_templates: HashMap<&str, Channel> = doc
         .templates
         .iter()
@@ -571,11 +645,13 @@ pub fn validate(
                             Some("condition.message.node"),
                             format!("node `{}` does not send a message", m.node),
                         )),
+                        // A node that did not parse has its own error.
+                        None if known(&m.node) => {}
                         None => errors.push(err(
                             "unknown_node",
                             id,
                             Some("condition.message.node"),
-                            format!("there is no node `{}`", m.node),
+                            no_such_node(&m.node),
                         )),
                     },
                     _ => {}
@@ -736,21 +812,18 @@ pub fn validate(
                     ));
                 }
             }
-            NodeKind::Jump(j) => match by_id.get(j.to.as_str()).map(|n| &n.kind) {
-                None => errors.push(err(
-                    "unknown_node",
-                    id,
-                    Some("to"),
-                    format!("there is no node `{}`", j.to),
-                )),
-                Some(NodeKind::Trigger(_)) => errors.push(err(
-                    "edge_into_trigger",
-                    id,
-                    Some("to"),
-                    "a jump cannot lead to a trigger".into(),
-                )),
-                Some(_) => {}
-            },
+            NodeKind::Jump(j) => {
+                if !known(&j.to) {
+                    errors.push(err("unknown_node", id, Some("to"), no_such_node(&j.to)));
+                } else if is_trigger(&j.to) {
+                    errors.push(err(
+                        "edge_into_trigger",
+                        id,
+                        Some("to"),
+                        "a jump cannot lead to a trigger".into(),
+                    ));
+                }
+            }
             NodeKind::Score(s) => {
                 if s.points == 0 {
                     errors.push(err(
@@ -777,7 +850,14 @@ pub fn validate(
             }
         }
     }
-    if triggers.is_empty() && !doc.nodes.is_empty() {
+    // A trigger that did not parse is still where its journey starts.
+    triggers.extend(
+        unparsed
+            .iter()
+            .filter(|n| n.kind.as_deref() == Some("trigger"))
+            .map(|n| n.id.as_str()),
+    );
+    if triggers.is_empty() && !node_ids.is_empty() {
         errors.push(err(
             "no_trigger",
             None,
@@ -785,7 +865,7 @@ pub fn validate(
             "a journey needs at least one trigger node".into(),
         ));
     }
-    if doc.nodes.is_empty() {
+    if node_ids.is_empty() {
         errors.push(err(
             "required",
             None,
@@ -800,23 +880,34 @@ pub fn validate(
     for (i, edge) in doc.edges.iter().enumerate() {
         let field = format!("edges[{i}]");
         let from = by_id.get(edge.from.as_str());
-        let to = by_id.get(edge.to.as_str());
-        let mut usable = from.is_some() && to.is_some();
-        if from.is_none() {
+        let mut usable = known(&edge.from) && known(&edge.to);
+        if !known(&edge.from) {
             errors.push(err(
                 "unknown_node",
                 None,
                 Some(&format!("{field}.from")),
-                format!("there is no node `{}`", edge.from),
+                no_such_node(&edge.from),
             ));
         }
-        if to.is_none() {
+        if !known(&edge.to) {
             errors.push(err(
                 "unknown_node",
                 Some(&edge.from),
                 Some(&format!("{field}.to")),
-                format!("there is no node `{}`", edge.to),
+                no_such_node(&edge.to),
             ));
+        }
+        if from.is_none() && known(&edge.from) {
+            // A node that did not parse: its outputs are unknown, but one output still takes
+            // one edge.
+            if !used_outputs.insert((edge.from.as_str(), edge.output.as_str())) {
+                errors.push(err(
+                    "duplicate_edge",
+                    Some(&edge.from),
+                    Some(&format!("{field}.output")),
+                    format!("output `{}` already has an edge", edge.output),
+                ));
+            }
         }
         if let Some(from) = from {
             let outputs = from.kind.outputs();
@@ -846,9 +937,7 @@ pub fn validate(
                 ));
             }
         }
-        if let Some(to) = to
-            && matches!(to.kind, NodeKind::Trigger(_))
-        {
+        if is_trigger(&edge.to) {
             errors.push(err(
                 "edge_into_trigger",
                 Some(&edge.to),
@@ -866,7 +955,7 @@ pub fn validate(
 
     for node in &doc.nodes {
         if let NodeKind::Jump(j) = &node.kind
-            && by_id.contains_key(j.to.as_str())
+            && known(&j.to)
         {
             adjacency
                 .entry(node.id.as_str())
@@ -885,11 +974,11 @@ pub fn validate(
             }
         }
     }
-    for node in &doc.nodes {
-        if !reached.contains(node.id.as_str()) {
+    for id in &node_ids {
+        if !reached.contains(id) {
             errors.push(err(
                 "unreachable_node",
-                Some(&node.id),
+                Some(id),
                 None,
                 "no trigger leads to this node".into(),
             ));

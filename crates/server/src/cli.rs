@@ -411,11 +411,13 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<bool> {
                 continue;
             }
             version = body["live_version"].clone();
-            println!(
-                "{id}\tversion {}\t{}",
-                version,
+            // The same document as the live version: no new version was made.
+            let state = if body["unchanged"] == json!(true) {
+                "unchanged"
+            } else {
                 body["status"].as_str().unwrap_or("?")
-            );
+            };
+            println!("{id}\tversion {version}\t{state}");
         } else {
             let draft_state = if body["valid"] == json!(true) {
                 "draft saved"

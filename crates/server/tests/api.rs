@@ -980,6 +980,54 @@ fn error_triples(errors: &Value) -> BTreeSet<(String, String, String)> {
 }
 
 #[test]
+fn validation_errors_suggest_what_was_meant() {
+    let s = Server::simulated();
+    let doc = json!({
+        "id": "typos", "name": "Typos",
+        "nodes": [
+            { "id": "start", "type": "trigger", "event": "Go" },
+            { "id": "welcome", "type": "send_mail", "template": "hello" },
+            { "id": "pause", "type": "delay", "duration": "1d" }
+        ],
+        "edges": [
+            { "from": "start", "to": "welcome" },
+            { "from": "welcome", "to": "pause" },
+            { "from": "pause", "to": "welcom" }
+        ]
+    });
+    let v = s.admin_post("/v1/journeys/validate", doc.clone()).ok();
+    let messages: BTreeSet<(String, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["code"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        (
+            "invalid_node",
+            "unknown node type `send_mail`; did you mean `send_email`?",
+        ),
+        (
+            "unknown_node",
+            "there is no node `welcom`; did you mean `welcome`?",
+        ),
+    ]
+    .iter()
+    .map(|(c, m)| (c.to_string(), m.to_string()))
+    .collect();
+    // Only those: the node with the unknown type keeps its edges.
+    assert_eq!(messages, expected, "{v}");
+    // A saved draft answers the same.
+    let saved = s.admin_put("/v1/journeys/typos", doc).expect(201);
+    assert_eq!(saved["errors"], v["errors"]);
+}
+
+#[test]
 fn invalid_drafts_are_saved_with_their_errors_and_cannot_be_published() {
     let s = Server::simulated();
     let expected: BTreeSet<(String, String, String)> = [
@@ -1063,6 +1111,88 @@ fn invalid_drafts_are_saved_with_their_errors_and_cannot_be_published() {
         .expect_error(404, "not_found");
     s.admin_post("/v1/journeys/nope/publish", json!({}))
         .expect_error(404, "not_found");
+}
+
+#[test]
+fn publishing_an_unchanged_draft_makes_no_new_version() {
+    let s = Server::simulated();
+    let versions = || {
+        s.admin_get("/v1/journeys/vers/versions").ok()["versions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let p = s.apply_journey(versioned_journey("v-one"));
+    assert_eq!(
+        (&p["live_version"], &p["unchanged"]),
+        (&json!(1), &json!(false))
+    );
+    let published = s.admin_get("/v1/journeys/vers").ok();
+    let template = s.admin_get("/v1/templates/v-one").ok();
+    user(&s, "early");
+    s.track("early", "Start", json!({})).ok();
+    s.settle();
+
+    // Saved and published again, later: nothing is written, no version is made.
+    s.advance(60);
+    let saved = s
+        .admin_put("/v1/journeys/vers", versioned_journey("v-one"))
+        .expect(200);
+    assert_eq!(saved["updated_at"], published["updated_at"], "{saved}");
+    assert_eq!(s.admin_get("/v1/templates/v-one").ok(), template);
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(p["unchanged"], true, "{p}");
+    assert_eq!(p["live_version"], 1, "{p}");
+    assert_eq!(p["status"], "live", "{p}");
+    assert_eq!(p["updated_at"], published["updated_at"], "{p}");
+    assert_eq!(versions(), 1);
+    // Asking for the existing contacts too is still no new version.
+    let p = s
+        .admin_post(
+            "/v1/journeys/vers/publish",
+            json!({ "enroll_existing": true }),
+        )
+        .ok();
+    assert_eq!(
+        (&p["unchanged"], &p["live_version"]),
+        (&json!(true), &json!(1))
+    );
+    // A paused journey stays paused.
+    s.admin_post("/v1/journeys/vers/pause", json!({})).ok();
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(
+        (&p["unchanged"], &p["status"]),
+        (&json!(true), &json!("paused"))
+    );
+    s.admin_post("/v1/journeys/vers/resume", json!({})).ok();
+    assert_eq!(versions(), 1);
+
+    // The enrollment goes on as before.
+    s.advance(DAY);
+    assert_eq!(templates_of(&s.messages("early")), ["v-one"]);
+
+    // A template the journey sends, changed since the version was published, is a change.
+    s.admin_put(
+        "/v1/templates/v-one",
+        json!({ "id": "v-one", "channel": "email", "subject": "Version one, again", "text": "one" }),
+    )
+    .ok();
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(
+        (&p["unchanged"], &p["live_version"]),
+        (&json!(false), &json!(2))
+    );
+    // So is a changed document.
+    s.advance(60);
+    let mut changed = versioned_journey("v-one");
+    changed["nodes"][1]["duration"] = json!("2d");
+    s.admin_put("/v1/journeys/vers", changed).expect(200);
+    let p = s.admin_post("/v1/journeys/vers/publish", json!({})).ok();
+    assert_eq!(
+        (&p["unchanged"], &p["live_version"]),
+        (&json!(false), &json!(3))
+    );
+    assert_eq!(versions(), 3);
 }
 
 #[test]

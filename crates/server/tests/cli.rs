@@ -286,6 +286,45 @@ edges:
     );
 }
 
+#[test]
+fn validate_suggests_what_was_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "typos.yaml",
+        r#"
+id: typos
+name: Typos
+nodes:
+  - { id: start, type: trigger, event: Signed Up, filtr: { plan: pro } }
+  - { id: wait, type: delay, duration: 1d }
+  - { id: welcome, type: send_mail, template: hello }
+  - { id: again, type: jump, to: welcom }
+edges:
+  - { from: start, to: wait }
+  - { from: wait, to: welcome }
+  - { from: welcome, to: again }
+"#,
+    );
+    let run = waymark(&["journeys", "validate", &path], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let items = run.items();
+    for expected in [
+        "unknown field `filtr`; did you mean `filter`? [invalid_node]",
+        "unknown node type `send_mail`; did you mean `send_email`? [invalid_node]",
+        "there is no node `welcom`; did you mean `welcome`? [unknown_node]",
+    ] {
+        assert!(
+            items.iter().any(|l| l.ends_with(expected)),
+            "missing `{expected}`:\n{}",
+            run.describe()
+        );
+    }
+    // The nodes with a typo are known by their ids: the edges from and to them and the node
+    // after them report nothing more.
+    assert_eq!(items.len(), 3, "{}", run.describe());
+}
+
 // ---- journeys apply ----
 
 #[test]
@@ -338,10 +377,11 @@ fn apply_publishes_versions_and_saves_drafts() {
         ["welcome-confirmation"]
     );
 
+    // The same files again (the next CI deploy): no new version.
     let run = apply(&["--publish"]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
     for id in EXAMPLES {
-        let line = format!("{id}\tversion 2\tlive");
+        let line = format!("{id}\tversion 1\tunchanged");
         assert!(
             run.stdout.lines().any(|l| l == line),
             "missing `{line}`:\n{}",
@@ -350,26 +390,137 @@ fn apply_publishes_versions_and_saves_drafts() {
         let versions = s.admin_get(&format!("/v1/journeys/{id}/versions")).ok();
         assert_eq!(
             versions["versions"].as_array().unwrap().len(),
-            2,
+            1,
             "{versions}"
         );
     }
 
-    // Without --publish: the draft is saved, the live version stays 2.
+    // Without --publish: the draft is saved, the live version stays 1.
     let run = apply(&[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
     for id in EXAMPLES {
-        let line = format!("{id}\tversion 2\tdraft saved");
+        let line = format!("{id}\tversion 1\tdraft saved");
         assert!(
             run.stdout.lines().any(|l| l == line),
             "missing `{line}`:\n{}",
             run.describe()
         );
         let j = s.admin_get(&format!("/v1/journeys/{id}")).ok();
-        assert_eq!(j["live_version"], 2, "{j}");
+        assert_eq!(j["live_version"], 1, "{j}");
         assert_eq!(j["valid"], true, "{j}");
     }
     assert_eq!(run.stdout.lines().count(), 3, "{}", run.describe());
+}
+
+/// A journey file with the template it ships; `subject` is the template's subject and
+/// `duration` the delay before the send.
+fn shipped_journey(subject: &str, duration: &str) -> String {
+    format!(
+        r#"
+# Deployed from git on every push.
+id: deployed
+name: Deployed from git
+nodes:
+  - {{ id: start, type: trigger, event: Signed Up }}
+  - {{ id: pause, type: delay, duration: {duration} }}
+  - {{ id: hello, type: send_email, template: deployed-hello }}
+edges:
+  - {{ from: start, to: pause }}
+  - {{ from: pause, to: hello }}
+templates:
+  - id: deployed-hello
+    channel: email
+    subject: "{subject}"
+    html: "<p>Hello {{{{ contact.first_name }}}}</p>"
+"#
+    )
+}
+
+#[test]
+fn apply_of_an_unchanged_file_makes_no_new_version() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let publish = |text: &str, name: &str| {
+        let path = write(dir.path(), name, text);
+        waymark(
+            &["journeys", "apply", &path, "--server", &s.base, "--publish"],
+            &admin_env(),
+        )
+    };
+    let versions = || {
+        s.admin_get("/v1/journeys/deployed/versions").ok()["versions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let run = publish(&shipped_journey("Hi", "1d"), "deployed.yaml");
+    assert_eq!(
+        run.stdout,
+        "deployed\tversion 1\tlive\n",
+        "{}",
+        run.describe()
+    );
+    let journey = s.admin_get("/v1/journeys/deployed").ok();
+    let template = s.admin_get("/v1/templates/deployed-hello").ok();
+
+    // Later, the same file (written differently: JSON, keys in another order) is a no-op.
+    s.advance(3600);
+    let run = publish(&shipped_journey("Hi", "1d"), "deployed.yaml");
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(
+        run.stdout,
+        "deployed\tversion 1\tunchanged\n",
+        "{}",
+        run.describe()
+    );
+    let as_json: Value = serde_yaml_ng::from_str(&shipped_journey("Hi", "1d")).unwrap();
+    let mut reordered = serde_json::Map::new();
+    for key in ["templates", "edges", "nodes", "name", "id"] {
+        reordered.insert(key.into(), as_json[key].clone());
+    }
+    let run = publish(&Value::Object(reordered).to_string(), "deployed.json");
+    assert_eq!(
+        run.stdout,
+        "deployed\tversion 1\tunchanged\n",
+        "{}",
+        run.describe()
+    );
+    assert_eq!(versions(), 1);
+    // Neither the journey nor the template it ships was written again.
+    assert_eq!(s.admin_get("/v1/journeys/deployed").ok(), journey);
+    assert_eq!(s.admin_get("/v1/templates/deployed-hello").ok(), template);
+
+    // A changed node is a new version.
+    s.advance(3600);
+    let run = publish(&shipped_journey("Hi", "2d"), "deployed.yaml");
+    assert_eq!(
+        run.stdout,
+        "deployed\tversion 2\tlive\n",
+        "{}",
+        run.describe()
+    );
+    // A changed template alone is one too (the version is what will pin its copy).
+    s.advance(3600);
+    let run = publish(&shipped_journey("Hello there", "2d"), "deployed.yaml");
+    assert_eq!(
+        run.stdout,
+        "deployed\tversion 3\tlive\n",
+        "{}",
+        run.describe()
+    );
+    assert_eq!(
+        s.admin_get("/v1/templates/deployed-hello").ok()["subject"],
+        "Hello there"
+    );
+    s.advance(3600);
+    let run = publish(&shipped_journey("Hello there", "2d"), "deployed.yaml");
+    assert_eq!(
+        run.stdout,
+        "deployed\tversion 3\tunchanged\n",
+        "{}",
+        run.describe()
+    );
+    assert_eq!(versions(), 3);
 }
 
 #[test]

@@ -507,7 +507,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Publish the draft as a new immutable version */
+        /** Publish the draft as a new immutable version; a draft identical to the live version makes none (`unchanged: true`) */
         post: operations["post_v1_journeys__id__publish"];
         delete?: never;
         options?: never;
@@ -1564,6 +1564,22 @@ export interface components {
             y: number;
         };
         Predicate: components["schemas"]["Ops"] | unknown;
+        /** @description The journey after publishing. Publishing a draft identical to the live version (templates included) is `200` too, with `unchanged: true`: no new version, the same `live_version`. */
+        PublishResult: {
+            /** Format: date-time */
+            created_at?: string;
+            draft?: Record<string, never>;
+            id: string;
+            /** @description The version contacts now enter */
+            live_version: number;
+            name?: string;
+            /** @enum {unknown} */
+            status: "draft" | "live" | "paused" | "archived";
+            /** @description true: the draft repeated the live version and no version was made */
+            unchanged: boolean;
+            /** Format: date-time */
+            updated_at?: string;
+        };
         /** @description A daily quiet period in local time. */
         QuietHours: {
             /** @description End, `HH:MM`; earlier than `start` means the next morning (`21:00` to `08:00`). */
@@ -2693,13 +2709,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["PublishResult"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

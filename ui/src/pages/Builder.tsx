@@ -439,9 +439,10 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
           onPublish={async () => {
             if (dirty && !(await save())) return false;
             try {
-              const r = await ok<JourneyRow>(api.POST('/v1/journeys/{id}/publish', { params: { path: { id: row.id } }, body: {} }));
+              const r = await ok<JourneyRow & { unchanged?: boolean }>(api.POST('/v1/journeys/{id}/publish', { params: { path: { id: row.id } }, body: {} }));
               setRow((old) => ({ ...old, status: r.status, live_version: r.live_version }));
-              setNotice(`Published version ${r.live_version}.`);
+              // The draft repeated the live version: the server made no new one.
+              setNotice(r.unchanged ? `Nothing to publish: the draft is version ${r.live_version} as it stands.` : `Published version ${r.live_version}.`);
               return true;
             } catch (e) {
               if (e instanceof ServerError && e.errors) setErrors(e.errors as NodeError[]);

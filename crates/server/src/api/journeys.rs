@@ -118,11 +118,26 @@ async fn save_draft(
     };
     let now = state.engine.clock().now();
     let result = blocking(state, move |s| {
+        // What is already stored as given is left alone, so that saving the same file again
+        // (every CI deploy) changes no `updated_at` and, at publish, counts as no change.
         for t in &templates {
-            s.put_template(t, now)?;
+            let same = s
+                .get_template(&t.id)
+                .is_ok_and(|stored| stored.definition == *t);
+            if !same {
+                s.put_template(t, now)?;
+            }
         }
-        let existed = s.journey(&id).is_ok();
-        let row = s.put_journey_draft(&id, &name, &doc, now)?;
+        let (existed, row) = match s.journey(&id) {
+            Ok(row)
+                if row.status != JourneyStatus::Archived
+                    && row.name == name
+                    && row.draft == doc =>
+            {
+                (true, row)
+            }
+            found => (found.is_ok(), s.put_journey_draft(&id, &name, &doc, now)?),
+        };
         let validation = check(s, &doc)?;
         Ok((existed, row, validation))
     })
@@ -215,9 +230,51 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(body))
 }
 
+/// Whether publishing `canonical` would repeat the live version: the same document (both read
+/// through the current types, so a field added since with its default is no difference) and
+/// no template it sends changed since that version was published.
+fn repeats_live_version(
+    store: &dyn Store,
+    journey: &waymark_store::JourneyRow,
+    doc: &JourneyDocument,
+    canonical: &Value,
+) -> Result<bool, StoreError> {
+    let Some(live) = journey.live_version else {
+        return Ok(false);
+    };
+    // A live version that cannot be read is no reason to refuse a new one.
+    let Ok(version) = store.journey_version(&journey.id, live) else {
+        return Ok(false);
+    };
+    let same_document = serde_json::from_value::<JourneyDocument>(version.document)
+        .ok()
+        .and_then(|stored| serde_json::to_value(stored).ok())
+        .is_some_and(|stored| stored == *canonical);
+    if !same_document {
+        return Ok(false);
+    }
+    // Templates are shared by every version today; one changed since the live version was
+    // published makes a new version, which is where the version will pin its copy. A write in
+    // the same millisecond as the publish counts as before it: `journeys apply` saves the
+    // templates and publishes right after (and a simulated clock may not move in between).
+    for node in &doc.nodes {
+        if let waymark_core::NodeKind::SendEmail(send) | waymark_core::NodeKind::SendSms(send) =
+            &node.kind
+        {
+            match store.get_template(&send.template) {
+                Ok(t) if t.updated_at <= version.published_at => {}
+                Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// `POST /v1/journeys/{id}/publish`, optionally with `{"enroll_existing": true}`: contacts
 /// who already match a segment, list or inactivity trigger enter now (default: only those who
-/// match from now on).
+/// match from now on). A draft that repeats the live version makes no new version: the answer
+/// says `"unchanged": true` with the same `live_version`.
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -242,7 +299,7 @@ pub async fn publish(
         }
     };
     let now = state.engine.clock().now();
-    let row = blocking(&state, move |s| {
+    let (row, unchanged) = blocking(&state, move |s| {
         let journey = s.journey(&id)?;
         if journey.status == JourneyStatus::Archived {
             return Ok(Err(ApiError::conflict(
@@ -255,16 +312,25 @@ pub async fn publish(
             Ok(doc) => {
                 let canonical =
                     serde_json::to_value(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(Ok(s.publish_journey(&id, &canonical, now)?))
+                if repeats_live_version(s, &journey, &doc, &canonical)? {
+                    return Ok(Ok((journey, true)));
+                }
+                Ok(Ok((s.publish_journey(&id, &canonical, now)?, false)))
             }
         }
     })
     .await??;
-    state
-        .engine
-        .journey_changed(&row.id, JourneyChange::Published { enroll_existing })
-        .await?;
-    Ok(Json(json!(row)))
+    // Nothing to tell the engine about an unchanged journey, unless existing contacts are
+    // asked in (re-entry rules still apply to them).
+    if !unchanged || enroll_existing {
+        state
+            .engine
+            .journey_changed(&row.id, JourneyChange::Published { enroll_existing })
+            .await?;
+    }
+    let mut body = json!(row);
+    body["unchanged"] = json!(unchanged);
+    Ok(Json(body))
 }
 
 async fn set_status(

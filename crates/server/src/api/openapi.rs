@@ -300,7 +300,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "post",
         "/v1/journeys/{id}/publish",
         "Journeys",
-        "Publish the draft as a new immutable version",
+        "Publish the draft as a new immutable version; a draft identical to the live version makes none (`unchanged: true`)",
         "admin",
     ),
     (
@@ -667,6 +667,12 @@ pub fn document() -> Value {
             op["responses"]["200"]["content"]["application/json"]["schema"] =
                 json!({ "$ref": "#/components/schemas/RequeueResult" });
         }
+        if *path == "/v1/journeys/{id}/publish" {
+            op["responses"]["200"]["content"]["application/json"]["schema"] =
+                json!({ "$ref": "#/components/schemas/PublishResult" });
+            // An archived journey cannot be published (`journey_archived`).
+            op["responses"]["409"] = json!({ "$ref": "#/components/responses/Error" });
+        }
         paths
             .entry(path.to_string())
             .or_insert_with(|| json!({}))
@@ -723,6 +729,21 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["requeued"],
                     "properties": { "requeued": { "type": "integer", "description": "How many failed messages were put back in the queue" } }
+                },
+                "PublishResult": {
+                    "type": "object",
+                    "description": "The journey after publishing. Publishing a draft identical to the live version (templates included) is `200` too, with `unchanged: true`: no new version, the same `live_version`.",
+                    "required": ["id", "status", "live_version", "unchanged"],
+                    "properties": {
+                        "id": { "type": "string" },
+                        "name": { "type": "string" },
+                        "status": { "enum": ["draft", "live", "paused", "archived"] },
+                        "live_version": { "type": "integer", "description": "The version contacts now enter" },
+                        "unchanged": { "type": "boolean", "description": "true: the draft repeated the live version and no version was made" },
+                        "draft": { "type": "object" },
+                        "created_at": { "type": "string", "format": "date-time" },
+                        "updated_at": { "type": "string", "format": "date-time" }
+                    }
                 },
                 "Error": {
                     "type": "object",
