@@ -313,7 +313,6 @@ impl Harness {
             EngineConfig {
                 clock: clock.clone(),
                 transports: Transports::outbox(),
-                webhooks: None,
                 tracking: None,
                 send_rates: Default::default(),
                 frequency_caps: Vec::new(),
@@ -401,7 +400,6 @@ impl Harness {
             EngineConfig {
                 clock: self.clock.clone(),
                 transports: Transports::outbox(),
-                webhooks: None,
                 tracking: None,
                 send_rates: Default::default(),
                 frequency_caps: Vec::new(),
