@@ -50,6 +50,15 @@ impl InboundFact {
             properties: Map::new(),
         }
     }
+
+    /// Copies the provider's string fields `from` into the event properties `to`.
+    fn copy_strings(&mut self, source: &Value, fields: &[(&str, &str)]) {
+        for (from, to) in fields {
+            if let Some(v) = source.get(*from).and_then(Value::as_str) {
+                self.properties.insert((*to).into(), v.into());
+            }
+        }
+    }
 }
 
 /// Why a body was refused: `code` is the API error code, `field` the offending field (`None`
@@ -223,18 +232,15 @@ fn ses_facts(message: &Value, sns_id: Option<String>) -> Parsed<Vec<InboundFact>
         let address = email_address(raw, &field)?;
         let mut fact = InboundFact::new(Channel::Email, address, reason, event, "ses");
         fact.event_id = sns_id.clone();
-        for (from, to) in [
-            ("bounceType", "bounce_type"),
-            ("bounceSubType", "bounce_sub_type"),
-            ("complaintFeedbackType", "feedback_type"),
-        ] {
-            if let Some(v) = detail.get(from).and_then(Value::as_str) {
-                fact.properties.insert(to.into(), v.into());
-            }
-        }
-        if let Some(d) = r.get("diagnosticCode").and_then(Value::as_str) {
-            fact.properties.insert("diagnostic".into(), d.into());
-        }
+        fact.copy_strings(
+            detail,
+            &[
+                ("bounceType", "bounce_type"),
+                ("bounceSubType", "bounce_sub_type"),
+                ("complaintFeedbackType", "feedback_type"),
+            ],
+        );
+        fact.copy_strings(r, &[("diagnosticCode", "diagnostic")]);
         facts.push(fact);
     }
     Ok(facts)
@@ -260,15 +266,14 @@ pub fn parse_postmark(body: &[u8]) -> Parsed<Option<InboundFact>> {
         Value::String(s) => format!("{record}-{s}"),
         other => format!("{record}-{other}"),
     });
-    for (from, to) in [
-        ("Type", "bounce_type"),
-        ("Description", "description"),
-        ("Details", "diagnostic"),
-    ] {
-        if let Some(s) = v.get(from).and_then(Value::as_str) {
-            fact.properties.insert(to.into(), s.into());
-        }
-    }
+    fact.copy_strings(
+        &v,
+        &[
+            ("Type", "bounce_type"),
+            ("Description", "description"),
+            ("Details", "diagnostic"),
+        ],
+    );
     Ok(Some(fact))
 }
 

@@ -50,20 +50,34 @@ pub fn is_transient_http_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
 }
 
-/// The outcome of an HTTP provider's non-success answer: `who` names the provider in the error
-/// (`SMS provider`, `webhook`), `status_line` is the status as shown (`503 Service
-/// Unavailable`), and the error keeps the first 300 characters of the body.
+/// The outcome of an HTTP provider's answer (SMS API, webhook receiver): sent on a 2xx, else
+/// temporary or permanent by [`is_transient_http_status`], with the status and the first 300
+/// characters of the body in the error; `who` names the provider in it.
 #[cfg(any(feature = "sms", feature = "webhook"))]
-fn http_answer(who: &str, status: u16, status_line: impl std::fmt::Display, body: &str) -> Attempt {
+async fn http_outcome(who: &str, response: reqwest::Response) -> Attempt {
+    let status = response.status();
+    if status.is_success() {
+        return Attempt::Sent;
+    }
+    let body = response.text().await.unwrap_or_default();
     let error = format!(
-        "{who} answered {status_line}: {}",
+        "{who} answered {status}: {}",
         body.chars().take(300).collect::<String>()
     );
-    if is_transient_http_status(status) {
+    if is_transient_http_status(status.as_u16()) {
         Attempt::Temporary(error)
     } else {
         Attempt::Permanent(error)
     }
+}
+
+/// The HTTP client of the SMS APIs.
+#[cfg(feature = "sms")]
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -116,18 +116,24 @@ impl EmailTransport {
     /// required, so a password never travels in clear), `smtp://host:25` (STARTTLS when the
     /// server offers it). An explicit `?tls=required|opportunistic` is kept as given.
     /// `installation` goes into every Message-ID, which must be unique across installations.
-    #[cfg(not(feature = "smtp"))]
+    /// Without the `smtp` feature this answers an error.
     pub fn smtp(
-        _url: &str,
-        _from: &str,
-        _installation: &str,
-        _dkim: Option<&DkimSettings>,
+        url: &str,
+        from: &str,
+        installation: &str,
+        dkim: Option<&DkimSettings>,
     ) -> Result<Self, String> {
-        Err("this build has no SMTP transport (the `smtp` feature)".into())
+        #[cfg(feature = "smtp")]
+        return Self::smtp_pool(url, from, installation, dkim);
+        #[cfg(not(feature = "smtp"))]
+        {
+            let _ = (url, from, installation, dkim);
+            Err("this build has no SMTP transport (the `smtp` feature)".into())
+        }
     }
 
     #[cfg(feature = "smtp")]
-    pub fn smtp(
+    fn smtp_pool(
         url: &str,
         from: &str,
         installation: &str,
@@ -353,10 +359,7 @@ impl TwilioSms {
             "{}/2010-04-01/Accounts/{sid}/Messages.json",
             base.as_str().trim_end_matches('/')
         );
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::http_client()?;
         Ok(TwilioSms {
             client,
             endpoint,
@@ -405,10 +408,7 @@ impl JsonSms {
         let mut endpoint = parsed;
         endpoint.set_username("").ok();
         endpoint.set_password(None).ok();
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::http_client()?;
         Ok(JsonSms {
             client,
             endpoint,
@@ -489,12 +489,7 @@ impl SmsTransport {
             }
         };
         match response {
-            Ok(r) if r.status().is_success() => Attempt::Sent,
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                crate::http_answer("SMS provider", status.as_u16(), status, &text)
-            }
+            Ok(r) => crate::http_outcome("SMS provider", r).await,
             Err(e) => Attempt::Temporary(format!("SMS provider unreachable: {e}")),
         }
     }

@@ -239,12 +239,7 @@ impl Webhooks {
             .send()
             .await;
         match response {
-            Ok(r) if r.status().is_success() => Attempt::Sent,
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                crate::http_answer("webhook", status.as_u16(), status, &text)
-            }
+            Ok(r) => crate::http_outcome("webhook", r).await,
             Err(e) if e.is_timeout() => {
                 Attempt::Temporary(format!("webhook timed out after {timeout:?}"))
             }

@@ -94,14 +94,15 @@ fn refused(e: InboundError) -> ApiError {
 }
 
 /// Applies the facts (suppression list and timeline events, in one engine transaction) and
-/// returns a summary per fact.
-async fn apply(state: &AppState, facts: Vec<InboundFact>) -> ApiResult<Vec<Value>> {
+/// answers with a summary per fact.
+async fn apply(state: &AppState, facts: Vec<InboundFact>) -> ApiResult<Json<Value>> {
     let outcomes = state
         .engine
         .apply_inbound(facts, random_hex(16))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(outcomes.iter().map(InboundOutcome::to_json).collect())
+    let results: Vec<Value> = outcomes.iter().map(InboundOutcome::to_json).collect();
+    Ok(Json(json!({ "status": "ok", "results": results })))
 }
 
 /// `POST /v1/webhooks/ses`: Amazon SES bounce and complaint notifications through SNS.
@@ -135,10 +136,7 @@ pub async fn ses(
             })))
         }
         SnsMessage::UnsubscribeConfirmation => Ok(Json(json!({ "status": "ignored" }))),
-        SnsMessage::Notification(facts) => {
-            let results = apply(&state, facts).await?;
-            Ok(Json(json!({ "status": "ok", "results": results })))
-        }
+        SnsMessage::Notification(facts) => apply(&state, facts).await,
     }
 }
 
@@ -153,8 +151,7 @@ pub async fn postmark(
     let Some(fact) = inbound::parse_postmark(&body).map_err(refused)? else {
         return Ok(Json(json!({ "status": "ignored", "results": [] })));
     };
-    let results = apply(&state, vec![fact]).await?;
-    Ok(Json(json!({ "status": "ok", "results": results })))
+    apply(&state, vec![fact]).await
 }
 
 /// `POST /v1/webhooks/suppressions`: `{events: [{type, channel?, address}]}`.
@@ -166,8 +163,7 @@ pub async fn generic(
 ) -> ApiResult<Json<Value>> {
     authorize_inbound(&state, &headers, &params)?;
     let facts = inbound::parse_generic(&body).map_err(refused)?;
-    let results = apply(&state, facts).await?;
-    Ok(Json(json!({ "status": "ok", "results": results })))
+    apply(&state, facts).await
 }
 
 /// `POST /v1/webhooks/twilio/inbound`: an incoming SMS, form-encoded like Twilio's. STOP words
@@ -180,7 +176,8 @@ pub async fn twilio_inbound(
 ) -> ApiResult<Response> {
     authorize_inbound(&state, &headers, &params)?;
     if let Some(fact) = inbound::parse_twilio_inbound(&body).map_err(refused)? {
-        apply(&state, vec![fact]).await?;
+        // Twilio expects TwiML back, not the summary.
+        let _summary = apply(&state, vec![fact]).await?;
     }
     Ok((
         StatusCode::OK,
