@@ -130,3 +130,96 @@ impl InboundOutcome {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+    use waymark_channels::inbound::parse_generic;
+    use waymark_store::sqlite::SqliteStore;
+    use waymark_store::{Store, SuppressionQuery, TimelineEntry};
+
+    use super::*;
+
+    struct TempDir(std::path::PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store() -> (TempDir, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!(
+            "waymark-inbound-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir).unwrap();
+        (TempDir(dir), store)
+    }
+
+    fn suppressed(store: &SqliteStore) -> Vec<String> {
+        let query = SuppressionQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        let list = store.suppressions(&query).unwrap();
+        list.into_iter().map(|s| s.address).collect()
+    }
+
+    fn event_names(store: &SqliteStore, contact_id: i64) -> Vec<String> {
+        let timeline = store.timeline(contact_id, 100).unwrap();
+        let names = timeline.into_iter().filter_map(|e| match e {
+            TimelineEntry::Event { name, .. } => Some(name),
+            _ => None,
+        });
+        names.collect()
+    }
+
+    #[test]
+    fn the_suppression_and_the_timeline_event_are_written_together_or_not_at_all() {
+        let (_dir, store) = store();
+        let now = Timestamp::now();
+        let mut contact = 0;
+        store
+            .engine_tx(&mut |tx| {
+                contact = tx.resolve_contact(Some("ann"), None, now)?;
+                let traits: Map<String, Value> = json!({"email": "ann@example.com"})
+                    .as_object()
+                    .unwrap()
+                    .clone();
+                tx.update_traits(contact, &traits, now)
+            })
+            .unwrap();
+        let facts = parse_generic(
+            br#"{"events": [{"type": "bounce", "address": "Ann@Example.com"},
+                            {"type": "complaint", "address": "bob@example.com"}]}"#,
+        )
+        .unwrap();
+        // A failure after the facts were applied (here, forced) leaves nothing behind.
+        let failed = store.engine_tx(&mut |tx| {
+            apply(tx, &facts, "n", now)?;
+            Err(StoreError::Database("forced".into()))
+        });
+        assert!(failed.is_err());
+        assert!(suppressed(&store).is_empty());
+        assert!(!event_names(&store, contact).contains(&"Email Bounced".to_string()));
+        let mut applied = (Vec::new(), 0);
+        store
+            .engine_tx(&mut |tx| {
+                applied = apply(tx, &facts, "n", now)?;
+                Ok(())
+            })
+            .unwrap();
+        let (outcomes, recorded) = applied;
+        assert_eq!(recorded, 1, "only Ann has a contact");
+        assert_eq!(outcomes[0].action, "suppressed");
+        assert!(outcomes[0].changed);
+        assert_eq!(
+            suppressed(&store),
+            vec!["ann@example.com".to_string(), "bob@example.com".to_string()]
+        );
+        assert!(event_names(&store, contact).contains(&"Email Bounced".to_string()));
+    }
+}
