@@ -693,6 +693,45 @@ impl Channel {
     }
 }
 
+/// What an outbox message goes through: a template's [`Channel`], or the `webhook` action's
+/// HTTP call. Stored as its `as_str` text in `messages.channel`; parsed once where a message is
+/// delivered or filtered. Templates, caps and conditions keep [`Channel`], which has no webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxChannel {
+    Email,
+    Sms,
+    Webhook,
+}
+
+impl OutboxChannel {
+    pub const ALL: [OutboxChannel; 3] = [
+        OutboxChannel::Email,
+        OutboxChannel::Sms,
+        OutboxChannel::Webhook,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutboxChannel::Email => "email",
+            OutboxChannel::Sms => "sms",
+            OutboxChannel::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl From<Channel> for OutboxChannel {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::Email => OutboxChannel::Email,
+            Channel::Sms => OutboxChannel::Sms,
+        }
+    }
+}
+
 /// A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or
 /// `text` (MJML or HTML, not both; a missing `text` is generated from the HTML); SMS uses
 /// `body`.

@@ -25,7 +25,9 @@ pub use contact::{Email, Phone, TimeZoneName};
 pub use duration::Duration;
 pub use event::{EventKind, EventRecord};
 pub use filter::{Filter, Predicate};
-pub use journey::{Channel, Journey, JourneyDocument, NodeKind, Reentry, TemplateDefinition};
+pub use journey::{
+    Channel, Journey, JourneyDocument, NodeKind, OutboxChannel, Reentry, TemplateDefinition,
+};
 pub use stepper::{
     Effect, Enrollment, EnrollmentStatus, Facts, Input, PriorEnrollment, StepLog, StepOutcome,
     entry_key, may_enter, step,

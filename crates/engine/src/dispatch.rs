@@ -25,9 +25,10 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Mutex;
 use waymark_store::{DeliveryOutcome, MessageRow, Store, StoreError};
 
+use waymark_channels::{Attempt, Transports};
+use waymark_core::OutboxChannel;
+
 use crate::clock::Clock;
-use crate::transport::{Attempt, Transports};
-use crate::webhook::{self, Webhooks};
 
 /// How long temporary failures are retried by default: 3 days, as mail servers do.
 pub const DEFAULT_RETRY_LIFETIME: SignedDuration = SignedDuration::from_hours(72);
@@ -39,14 +40,10 @@ const MAX_BACKOFF_SECS: i64 = 3600;
 /// together (an outage) do not all come back at the same second.
 const JITTER_DIVISOR: i64 = 5;
 const BATCH: usize = 64;
-/// The channels the queue gauges always report (0 when none is queued).
-const CHANNELS: [&str; 3] = ["email", "sms", webhook::CHANNEL];
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     transports: Transports,
-    /// Delivers `webhook` messages; without it they fail.
-    webhooks: Option<Webhooks>,
     clock: Clock,
     /// How long temporary failures are retried, from a message's first attempt.
     retry_lifetime: SignedDuration,
@@ -58,7 +55,7 @@ pub struct Dispatcher {
 /// Send-rate buckets per channel (`email`, `sms`) and per journey (its `send_rate`).
 #[derive(Default)]
 struct Buckets {
-    channels: HashMap<&'static str, TokenBucket>,
+    channels: HashMap<OutboxChannel, TokenBucket>,
     journeys: HashMap<String, TokenBucket>,
 }
 
@@ -181,7 +178,6 @@ impl Dispatcher {
         Dispatcher {
             store,
             transports,
-            webhooks: None,
             clock,
             retry_lifetime: DEFAULT_RETRY_LIFETIME,
             round: Mutex::new(Buckets::default()),
@@ -209,7 +205,10 @@ impl Dispatcher {
     /// Limits the send rate of email and SMS.
     pub fn with_send_rates(self, rates: SendRates) -> Self {
         let mut buckets = HashMap::new();
-        for (channel, rate) in [("email", rates.email), ("sms", rates.sms)] {
+        for (channel, rate) in [
+            (OutboxChannel::Email, rates.email),
+            (OutboxChannel::Sms, rates.sms),
+        ] {
             if let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) {
                 buckets.insert(channel, TokenBucket::new(rate));
             }
@@ -221,12 +220,6 @@ impl Dispatcher {
             }),
             ..self
         }
-    }
-
-    /// Delivers `webhook` messages with these settings.
-    pub fn with_webhooks(mut self, webhooks: Option<Webhooks>) -> Self {
-        self.webhooks = webhooks;
-        self
     }
 
     /// Waits for the delivery round in progress, if any, and keeps the next from starting
@@ -268,7 +261,9 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                if let Some(bucket) = buckets.channels.get_mut(m.channel.as_str()) {
+                if let Some(bucket) = OutboxChannel::parse(&m.channel)
+                    .and_then(|channel| buckets.channels.get_mut(&channel))
+                {
                     let waiting = waiting.entry(m.channel.clone()).or_default();
                     if let Err(at) = bucket.take(now, *waiting) {
                         *waiting += 1;
@@ -291,13 +286,7 @@ impl Dispatcher {
 
     async fn deliver(&self, m: &MessageRow) -> (i64, DeliveryOutcome) {
         let started = std::time::Instant::now();
-        let attempt = match (m.channel.as_str(), &self.webhooks) {
-            (webhook::CHANNEL, Some(w)) => w.deliver(m).await,
-            (webhook::CHANNEL, None) => {
-                Attempt::Permanent("webhooks are not configured on this server".into())
-            }
-            _ => self.transports.deliver(m).await,
-        };
+        let attempt = self.transports.deliver(m).await;
         metrics::histogram!("waymark_delivery_attempt_seconds", "channel" => m.channel.clone())
             .record(started.elapsed().as_secs_f64());
         let outcome = match attempt {
@@ -355,9 +344,10 @@ impl Dispatcher {
             .await
             .map_err(|e| StoreError::Database(e.to_string()))??;
         let now = self.clock.now();
-        let channels = CHANNELS
+        // Every channel is reported, 0 when none is queued.
+        let channels = OutboxChannel::ALL
             .iter()
-            .map(|c| c.to_string())
+            .map(|c| c.as_str().to_string())
             .chain(levels.iter().map(|l| l.channel.clone()))
             .collect::<std::collections::BTreeSet<_>>();
         for channel in channels {

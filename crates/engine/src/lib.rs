@@ -7,6 +7,7 @@ pub mod caps;
 pub mod clock;
 pub mod consent;
 pub mod dispatch;
+pub mod inbound;
 pub mod intake;
 pub mod problems;
 pub mod processor;
@@ -14,10 +15,10 @@ pub mod recommendations;
 pub mod recorded;
 mod registry;
 pub mod segments;
-pub mod tracking;
-pub mod transport;
 pub mod triggers;
-pub mod webhook;
+
+// The delivery channels live in `waymark-channels`; the server reaches them through here.
+pub use waymark_channels::{Attempt, tracking, transport, webhook};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,9 +31,10 @@ pub use clock::Clock;
 pub use dispatch::{DEFAULT_RETRY_LIFETIME, Dispatcher, SendRates};
 pub use intake::{Intake, IntakeError};
 pub use processor::{BatchReport, Processor};
-pub use tracking::Tracking;
-pub use transport::{DkimSettings, EmailTransport, JsonSms, SmsTransport, Transports, TwilioSms};
-pub use webhook::{WebhookConfig, Webhooks};
+pub use waymark_channels::{
+    DkimSettings, EmailTransport, JsonSms, SmsTransport, Tracking, Transports, TwilioSms,
+    WebhookConfig, Webhooks,
+};
 
 /// Events or timers processed per transaction.
 const BATCH: usize = 500;
@@ -63,9 +65,8 @@ impl Wakeup {
 
 pub struct EngineConfig {
     pub clock: Clock,
+    /// Email, SMS and the `webhook` journey action (`None` there fails webhook messages).
     pub transports: Transports,
-    /// Delivery of the `webhook` journey action; `None` fails webhook messages.
-    pub webhooks: Option<Webhooks>,
     /// Open and click tracking of email (`--public-url`); `None` leaves email untouched.
     pub tracking: Option<Tracking>,
     /// Send-rate limits of email and SMS (`--email-rate`, `--sms-rate`).
@@ -135,7 +136,6 @@ impl Engine {
         let engine = Arc::new(Engine {
             processor,
             dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone())
-                .with_webhooks(config.webhooks)
                 .with_send_rates(config.send_rates)
                 .with_retry_lifetime(config.retry_lifetime)
                 .with_journey_rates(journey_rates),

@@ -8,12 +8,19 @@
 //!
 //! An email template's `mjml` is personalised with Liquid first and then rendered to HTML with
 //! `mrml`; when an email template has no `text`, a plain-text part is generated from the HTML
-//! (links kept as numbered references). This crate does no I/O.
+//! (links kept as numbered references). Webhook bodies render through the same Liquid
+//! environment ([`render_json_body`]), and [`links`] rewrites the links of rendered HTML for
+//! click tracking. This crate does no I/O.
 
+pub mod links;
 mod sms;
 
 use std::sync::OnceLock;
 
+use liquid_core::{
+    Display_filter, Filter, FilterReflection, ParseFilter, Result as LiquidResult, Runtime,
+    Value as LiquidValue, ValueView,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark_core::journey::{Channel, TemplateDefinition};
@@ -90,13 +97,60 @@ pub struct CompiledTemplate {
     parts: Vec<Part>,
 }
 
+/// The one Liquid environment of every template Waymark renders (messages and webhook bodies):
+/// the standard library and the `json` filter, so a filter that works in one works in all.
 fn parser() -> &'static liquid::Parser {
     static PARSER: OnceLock<liquid::Parser> = OnceLock::new();
     PARSER.get_or_init(|| {
         liquid::ParserBuilder::with_stdlib()
+            .filter(Json)
             .build()
-            .expect("the standard Liquid library builds")
+            .expect("the Liquid library builds")
     })
+}
+
+#[derive(Clone, ParseFilter, FilterReflection)]
+#[filter(
+    name = "json",
+    description = "Encodes the input as JSON (a string gets its quotes).",
+    parsed(JsonFilter)
+)]
+struct Json;
+
+#[derive(Debug, Default, Display_filter)]
+#[name = "json"]
+struct JsonFilter;
+
+impl Filter for JsonFilter {
+    fn evaluate(&self, input: &dyn ValueView, _runtime: &dyn Runtime) -> LiquidResult<LiquidValue> {
+        let value = serde_json::to_value(input.to_value())
+            .map_err(|e| liquid_core::Error::with_msg(format!("cannot encode as JSON: {e}")))?;
+        Ok(LiquidValue::scalar(value.to_string()))
+    }
+}
+
+/// Renders a JSON body (a webhook's): the Liquid template `source`, or the whole data as JSON
+/// when there is none. The result must be valid JSON. Unlike message templates, a variable the
+/// data lacks is an error, not an empty string, since an empty value would rarely be valid JSON.
+pub fn render_json_body(source: Option<&str>, data: &Map<String, Value>) -> Result<String, String> {
+    let Some(source) = source else {
+        return Ok(Value::Object(data.clone()).to_string());
+    };
+    // Validation refuses deeper bodies; a version stored before that limit must not crash.
+    if liquid_depth(source) > MAX_LIQUID_DEPTH {
+        return Err("invalid body template: Liquid blocks nest too deep".into());
+    }
+    let template = parser()
+        .parse(source)
+        .map_err(|e| format!("invalid body template: {e}"))?;
+    let globals = liquid::model::to_object(data).map_err(|e| format!("rendering failed: {e}"))?;
+    let body = template
+        .render(&globals)
+        .map_err(|e| format!("rendering failed: {e}"))?;
+    if let Err(e) = serde_json::from_str::<Value>(&body) {
+        return Err(format!("the rendered body is not valid JSON: {e}"));
+    }
+    Ok(body)
 }
 
 /// Checks a template definition and compiles its fields. Every error is returned.
@@ -689,6 +743,26 @@ mod tests {
 
     fn data(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn one_liquid_environment_for_messages_and_json_bodies() {
+        let values = data(json!({"contact": {"name": "Ann \"A\""}, "journey": {"id": "j"}}));
+        // The `json` filter of webhook bodies works in message templates too.
+        let mut def = email("{{ contact.name | json }}", "<p>x</p>");
+        def.text = Some("x".into());
+        let out = compile(&def).unwrap().render(&values).unwrap();
+        assert_eq!(out.subject.as_deref(), Some(r#""Ann \"A\"""#));
+        let body = render_json_body(Some(r#"{"name": {{ contact.name | json }}}"#), &values);
+        let body: Value = serde_json::from_str(&body.unwrap()).unwrap();
+        assert_eq!(body["name"], "Ann \"A\"");
+        let whole: Value = serde_json::from_str(&render_json_body(None, &values).unwrap()).unwrap();
+        assert_eq!(whole["journey"]["id"], "j");
+        let unquoted = render_json_body(Some(r#"{"name": {{ contact.name }}}"#), &values);
+        assert!(unquoted.unwrap_err().contains("not valid JSON"));
+        let deep = "{% if true %}".repeat(MAX_LIQUID_DEPTH + 1);
+        let refused = render_json_body(Some(&deep), &values);
+        assert!(refused.unwrap_err().contains("too deep"));
     }
 
     #[test]

@@ -314,7 +314,6 @@ impl Harness {
             EngineConfig {
                 clock: clock.clone(),
                 transports: Transports::outbox(),
-                webhooks: None,
                 tracking: None,
                 send_rates: Default::default(),
                 frequency_caps: Vec::new(),
@@ -402,7 +401,6 @@ impl Harness {
             EngineConfig {
                 clock: self.clock.clone(),
                 transports: Transports::outbox(),
-                webhooks: None,
                 tracking: None,
                 send_rates: Default::default(),
                 frequency_caps: Vec::new(),

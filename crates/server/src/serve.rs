@@ -305,7 +305,11 @@ fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports
         },
         None => SmsTransport::Outbox,
     };
-    Ok(Transports { email, sms })
+    Ok(Transports {
+        email,
+        sms,
+        webhooks: Some(webhooks(args)?),
+    })
 }
 
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
@@ -348,7 +352,6 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         EngineConfig {
             clock,
             transports,
-            webhooks: Some(webhooks(&args)?),
             tracking: tracking(&args)?,
             send_rates: SendRates {
                 email: args.email_rate,

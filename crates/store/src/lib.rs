@@ -212,6 +212,20 @@ pub trait EngineTx {
     fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>>;
     /// Why `address` is suppressed on `channel`, if it is.
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>>;
+    /// Puts an address on the suppression list (or updates its reason and source); `true` if
+    /// it was not on it.
+    fn suppress(&mut self, entry: &Suppression) -> Result<bool>;
+    /// Takes an address off the suppression list, with the hashed entry an erasure left for
+    /// it; `true` if it was on it.
+    fn unsuppress(&mut self, channel: &str, address: &str) -> Result<bool>;
+    /// The ids of the contacts whose email address (channel `email`) or phone number (`sms`)
+    /// is exactly `address`, oldest first, at most `limit`.
+    fn contacts_with_address(
+        &mut self,
+        channel: &str,
+        address: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>>;
     /// Adds the contact to the list (created if needed); `true` if it was not a member.
     fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool>;
     /// Records an event the engine produced for a known contact, after every accepted event

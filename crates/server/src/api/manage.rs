@@ -646,7 +646,7 @@ pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<Req
     };
     let channel = text("channel", 16)?;
     if let Some(c) = &channel
-        && !["email", "sms", waymark_engine::webhook::CHANNEL].contains(&c.as_str())
+        && waymark_core::OutboxChannel::parse(c).is_none()
     {
         return Err(ApiError::invalid(
             "invalid_parameter",

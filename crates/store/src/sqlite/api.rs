@@ -393,33 +393,11 @@ impl Store for SqliteStore {
     }
 
     fn suppress(&self, e: &Suppression) -> Result<bool> {
-        let address = suppression_address(&e.channel, &e.address);
-        self.write(|tx| {
-            let existed: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM suppressions WHERE channel = ?1 AND address = ?2)",
-                )?
-                .query_row(params![e.channel, address], |r| r.get(0))?;
-            tx.prepare_cached(
-                "INSERT INTO suppressions (channel, address, reason, source, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (channel, address) DO UPDATE SET reason = excluded.reason, source = excluded.source",
-            )?
-            .execute(params![e.channel, address, e.reason, e.source, ms(e.created_at)])?;
-            Ok(!existed)
-        })
+        self.write(|tx| suppress_in(tx, e))
     }
 
     fn unsuppress(&self, channel: &str, address: &str) -> Result<bool> {
-        let address = suppression_address(channel, address);
-        self.write(|tx| {
-            let n = tx
-                .prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND address = ?2")?
-                .execute(params![channel, address])?;
-            // Also lifts the hashed entry an erasure left for this address.
-            let erased = super::privacy::unsuppress_erased(tx, channel, &address)?;
-            Ok(n == 1 || erased)
-        })
+        self.write(|tx| unsuppress_in(tx, channel, address))
     }
 
     fn contact(&self, id: i64) -> Result<ContactDetail> {
@@ -1109,4 +1087,32 @@ impl Store for SqliteStore {
         }
         Ok(total)
     }
+}
+
+/// `Store::suppress` and `EngineTx::suppress`, in the caller's transaction.
+pub(crate) fn suppress_in(tx: &Transaction<'_>, e: &Suppression) -> Result<bool> {
+    let address = suppression_address(&e.channel, &e.address);
+    let existed: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM suppressions WHERE channel = ?1 AND address = ?2)",
+        )?
+        .query_row(params![e.channel, address], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT INTO suppressions (channel, address, reason, source, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (channel, address) DO UPDATE SET reason = excluded.reason, source = excluded.source",
+    )?
+    .execute(params![e.channel, address, e.reason, e.source, ms(e.created_at)])?;
+    Ok(!existed)
+}
+
+/// `Store::unsuppress` and `EngineTx::unsuppress`, in the caller's transaction.
+pub(crate) fn unsuppress_in(tx: &Transaction<'_>, channel: &str, address: &str) -> Result<bool> {
+    let address = suppression_address(channel, address);
+    let n = tx
+        .prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND address = ?2")?
+        .execute(params![channel, address])?;
+    // Also lifts the hashed entry an erasure left for this address.
+    let erased = super::privacy::unsuppress_erased(tx, channel, &address)?;
+    Ok(n == 1 || erased)
 }

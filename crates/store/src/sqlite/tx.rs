@@ -1022,6 +1022,32 @@ impl EngineTx for SqliteTx<'_> {
         super::api::template_row(self.tx, id)
     }
 
+    fn suppress(&mut self, entry: &crate::Suppression) -> Result<bool> {
+        super::api::suppress_in(self.tx, entry)
+    }
+
+    fn unsuppress(&mut self, channel: &str, address: &str) -> Result<bool> {
+        super::api::unsuppress_in(self.tx, channel, address)
+    }
+
+    fn contacts_with_address(
+        &mut self,
+        channel: &str,
+        address: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let column = match channel {
+            "email" => "email",
+            "sms" => "phone",
+            _ => return Ok(Vec::new()),
+        };
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT id FROM contacts WHERE {column} = ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![address, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
         let plain = self
             .tx

@@ -13,15 +13,9 @@
 //! not followed, proxies are not used), so DNS rebinding cannot slip past the check.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::OnceLock;
-use std::time::Duration as StdDuration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hmac::{Hmac, Mac};
-use liquid_core::{
-    Display_filter, Filter, FilterReflection, ParseFilter, Result as LiquidResult, Runtime,
-    Value as LiquidValue, ValueView,
-};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
@@ -29,10 +23,10 @@ use waymark_core::Duration;
 use waymark_core::journey::WebhookNode;
 use waymark_store::{MessageRow, MessageStatus, NewMessage};
 
-use crate::transport::Attempt;
+use crate::Attempt;
 
 /// The `messages.channel` of webhook calls.
-pub const CHANNEL: &str = "webhook";
+pub const CHANNEL: &str = waymark_core::OutboxChannel::Webhook.as_str();
 /// `sha256=<hex HMAC-SHA256 of the body>`, keyed by the webhook secret.
 pub const SIGNATURE_HEADER: &str = "X-Waymark-Signature";
 pub const IDEMPOTENCY_HEADER: &str = "X-Waymark-Idempotency-Key";
@@ -48,57 +42,11 @@ struct Options {
 
 // ---- rendering, at step time ----
 
-#[derive(Clone, ParseFilter, FilterReflection)]
-#[filter(
-    name = "json",
-    description = "Encodes the input as JSON (a string gets its quotes).",
-    parsed(JsonFilter)
-)]
-struct Json;
-
-#[derive(Debug, Default, Display_filter)]
-#[name = "json"]
-struct JsonFilter;
-
-impl Filter for JsonFilter {
-    fn evaluate(&self, input: &dyn ValueView, _runtime: &dyn Runtime) -> LiquidResult<LiquidValue> {
-        let value = serde_json::to_value(input.to_value())
-            .map_err(|e| liquid_core::Error::with_msg(format!("cannot encode as JSON: {e}")))?;
-        Ok(LiquidValue::scalar(value.to_string()))
-    }
-}
-
-fn parser() -> &'static liquid::Parser {
-    static PARSER: OnceLock<liquid::Parser> = OnceLock::new();
-    PARSER.get_or_init(|| {
-        liquid::ParserBuilder::with_stdlib()
-            .filter(Json)
-            .build()
-            .expect("the Liquid library builds")
-    })
-}
-
-/// Renders a webhook body: the node's Liquid template, or the whole data as JSON by default.
-/// The result must be valid JSON.
+/// Renders a webhook body: the node's Liquid template (through `waymark_render`, the one Liquid
+/// environment of every template), or the whole data as JSON by default. The result must be
+/// valid JSON.
 pub fn render_body(node: &WebhookNode, data: &Map<String, Value>) -> Result<String, String> {
-    let Some(source) = &node.body else {
-        return Ok(Value::Object(data.clone()).to_string());
-    };
-    // Validation refuses deeper bodies; a version stored before that limit must not crash.
-    if waymark_core::limits::liquid_depth(source) > waymark_core::limits::MAX_LIQUID_DEPTH {
-        return Err("invalid body template: Liquid blocks nest too deep".into());
-    }
-    let template = parser()
-        .parse(source)
-        .map_err(|e| format!("invalid body template: {e}"))?;
-    let globals = liquid::model::to_object(data).map_err(|e| format!("rendering failed: {e}"))?;
-    let body = template
-        .render(&globals)
-        .map_err(|e| format!("rendering failed: {e}"))?;
-    if let Err(e) = serde_json::from_str::<Value>(&body) {
-        return Err(format!("the rendered body is not valid JSON: {e}"));
-    }
-    Ok(body)
+    waymark_render::render_json_body(node.body.as_deref(), data)
 }
 
 /// Fills a webhook outbox row: queued with the rendered body, or failed with the reason.
@@ -135,6 +83,7 @@ pub struct WebhookConfig {
     pub allow_hosts: Vec<String>,
 }
 
+#[cfg_attr(not(feature = "webhook"), allow(dead_code))]
 pub struct Webhooks {
     secret: Vec<u8>,
     allow: Vec<(String, Option<u16>)>,
@@ -164,7 +113,7 @@ impl Webhooks {
             if entry.is_empty() {
                 continue;
             }
-            let parsed = reqwest::Url::parse(&format!("http://{entry}/"))
+            let parsed = url::Url::parse(&format!("http://{entry}/"))
                 .ok()
                 .filter(|u| u.host_str().is_some() && u.path() == "/")
                 .ok_or_else(|| {
@@ -183,6 +132,7 @@ impl Webhooks {
         })
     }
 
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
     fn allowed(&self, host: &str, port: u16) -> bool {
         let host = host.to_ascii_lowercase();
         self.allow
@@ -190,6 +140,13 @@ impl Webhooks {
             .any(|(h, p)| *h == host && p.is_none_or(|p| p == port))
     }
 
+    /// Without the `webhook` feature there is no HTTP client: every webhook message fails.
+    #[cfg(not(feature = "webhook"))]
+    pub async fn deliver(&self, _m: &MessageRow) -> Attempt {
+        Attempt::Permanent("this build has no webhook delivery (the `webhook` feature)".into())
+    }
+
+    #[cfg(feature = "webhook")]
     pub async fn deliver(&self, m: &MessageRow) -> Attempt {
         let Some(raw_url) = m.recipient.as_deref() else {
             return Attempt::Permanent("no URL".into());
@@ -208,7 +165,7 @@ impl Webhooks {
             .as_deref()
             .and_then(|h| serde_json::from_str(h).ok())
             .unwrap_or_default();
-        let timeout = StdDuration::from_millis(if options.timeout_ms == 0 {
+        let timeout = std::time::Duration::from_millis(if options.timeout_ms == 0 {
             10_000
         } else {
             options.timeout_ms
@@ -259,9 +216,9 @@ impl Webhooks {
                 ));
             }
             if let url::Host::Domain(domain) = host {
-                let pinned: Vec<SocketAddr> = addresses
+                let pinned: Vec<std::net::SocketAddr> = addresses
                     .iter()
-                    .map(|ip| SocketAddr::new(*ip, port))
+                    .map(|ip| std::net::SocketAddr::new(*ip, port))
                     .collect();
                 builder = builder.resolve_to_addrs(domain, &pinned);
             }
@@ -282,20 +239,7 @@ impl Webhooks {
             .send()
             .await;
         match response {
-            Ok(r) if r.status().is_success() => Attempt::Sent,
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                let error = format!(
-                    "webhook answered {status}: {}",
-                    text.chars().take(300).collect::<String>()
-                );
-                if crate::transport::is_transient_http_status(status.as_u16()) {
-                    Attempt::Temporary(error)
-                } else {
-                    Attempt::Permanent(error)
-                }
-            }
+            Ok(r) => crate::http_outcome("webhook", r).await,
             Err(e) if e.is_timeout() => {
                 Attempt::Temporary(format!("webhook timed out after {timeout:?}"))
             }
@@ -359,6 +303,7 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] < 0x0200)) // IETF protocol assignments 2001::/23 (Teredo, ...)
 }
 
+#[cfg_attr(not(feature = "webhook"), allow(dead_code))]
 fn describe(ip: IpAddr) -> &'static str {
     let v4 = match ip {
         IpAddr::V4(v4) => Some(v4),

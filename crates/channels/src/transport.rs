@@ -1,43 +1,28 @@
 //! Where messages go. The built-in outbox transport only records them (they are listed by
 //! `/v1/messages`), so Waymark runs with nothing else installed; SMTP goes through lettre with a
-//! connection pool; SMS through a Twilio-compatible HTTP API or a generic JSON HTTP API.
+//! connection pool (feature `smtp`); SMS through a Twilio-compatible HTTP API or a generic JSON
+//! HTTP API (feature `sms`).
 
+#[cfg(feature = "smtp")]
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
     DkimSigningKey,
 };
+#[cfg(feature = "smtp")]
 use lettre::message::header::HeaderName;
+#[cfg(feature = "smtp")]
 use lettre::message::{Mailbox, MultiPart, SinglePart, header};
+#[cfg(feature = "smtp")]
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use waymark_core::OutboxChannel;
 use waymark_store::MessageRow;
 
-/// The result of one delivery attempt.
-#[derive(Debug)]
-pub enum Attempt {
-    Sent,
-    /// Worth trying again later (connection trouble, 4xx, throttling).
-    Temporary(String),
-    /// Will never work, and the receiving server did not say so (invalid recipient syntax,
-    /// a configuration error, an HTTP 4xx from an SMS provider): the message is `failed`.
-    Permanent(String),
-    /// The receiving SMTP server refused the message permanently (a 5xx answer): the message
-    /// is `bounced`. `hard_bounce` when the answer says the mailbox does not exist (a 5.1.x
-    /// answer, see [`is_hard_bounce`]): the address then goes on the suppression list.
-    Bounced {
-        error: String,
-        hard_bounce: bool,
-    },
-}
-
-/// Whether an HTTP provider's answer (SMS API, webhook receiver) is worth trying again later:
-/// 408 (request timeout), 429 (too many requests) and every 5xx. Any other 4xx says the request
-/// itself is wrong, and sending it again would get the same answer.
-pub fn is_transient_http_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
-}
+use crate::Attempt;
+use crate::webhook::Webhooks;
 
 /// SMTP reply codes about authentication (RFC 4954): a permanent answer with one of these is
 /// a problem of the server's configuration, not of the message, so it is not a bounce.
+#[cfg(feature = "smtp")]
 fn is_auth_refusal(code: Option<u16>) -> bool {
     matches!(code, Some(530 | 534 | 535 | 538))
 }
@@ -75,6 +60,7 @@ pub fn is_hard_bounce(code: Option<u16>, text: &str) -> bool {
 
 pub enum EmailTransport {
     Outbox,
+    #[cfg(feature = "smtp")]
     Smtp {
         mailer: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
@@ -86,28 +72,41 @@ pub enum EmailTransport {
 
 pub enum SmsTransport {
     Outbox,
+    #[cfg(feature = "sms")]
     Twilio(TwilioSms),
+    #[cfg(feature = "sms")]
     Json(JsonSms),
 }
 
+/// The transport of every channel.
 pub struct Transports {
     pub email: EmailTransport,
     pub sms: SmsTransport,
+    /// Delivers `webhook` messages; without it they fail.
+    pub webhooks: Option<Webhooks>,
 }
 
 impl Transports {
+    /// Email and SMS to the built-in outbox, no webhooks.
     pub fn outbox() -> Self {
         Transports {
             email: EmailTransport::Outbox,
             sms: SmsTransport::Outbox,
+            webhooks: None,
         }
     }
 
+    /// Delivers a message through its channel's transport. The stored channel is parsed here,
+    /// once; a value no transport knows fails the message.
     pub async fn deliver(&self, message: &MessageRow) -> Attempt {
-        match message.channel.as_str() {
-            "email" => self.email.deliver(message).await,
-            "sms" => self.sms.deliver(message).await,
-            other => Attempt::Permanent(format!("unknown channel `{other}`")),
+        match OutboxChannel::parse(&message.channel) {
+            Some(OutboxChannel::Email) => self.email.deliver(message).await,
+            Some(OutboxChannel::Sms) => self.sms.deliver(message).await,
+            Some(OutboxChannel::Webhook) => match &self.webhooks {
+                Some(w) => w.deliver(message).await,
+                None => Attempt::Permanent("webhooks are not configured on this server".into()),
+            },
+            None => Attempt::Permanent(format!("unknown channel `{}`", message.channel)),
         }
     }
 }
@@ -117,7 +116,24 @@ impl EmailTransport {
     /// required, so a password never travels in clear), `smtp://host:25` (STARTTLS when the
     /// server offers it). An explicit `?tls=required|opportunistic` is kept as given.
     /// `installation` goes into every Message-ID, which must be unique across installations.
+    /// Without the `smtp` feature this answers an error.
     pub fn smtp(
+        url: &str,
+        from: &str,
+        installation: &str,
+        dkim: Option<&DkimSettings>,
+    ) -> Result<Self, String> {
+        #[cfg(feature = "smtp")]
+        return Self::smtp_pool(url, from, installation, dkim);
+        #[cfg(not(feature = "smtp"))]
+        {
+            let _ = (url, from, installation, dkim);
+            Err("this build has no SMTP transport (the `smtp` feature)".into())
+        }
+    }
+
+    #[cfg(feature = "smtp")]
+    fn smtp_pool(
         url: &str,
         from: &str,
         installation: &str,
@@ -139,6 +155,12 @@ impl EmailTransport {
         })
     }
 
+    #[cfg(not(feature = "smtp"))]
+    async fn deliver(&self, _m: &MessageRow) -> Attempt {
+        Attempt::Sent
+    }
+
+    #[cfg(feature = "smtp")]
     async fn deliver(&self, m: &MessageRow) -> Attempt {
         let EmailTransport::Smtp {
             mailer,
@@ -244,6 +266,7 @@ pub struct DkimSettings {
 }
 
 impl DkimSettings {
+    #[cfg(feature = "smtp")]
     fn config(&self) -> Result<DkimConfig, String> {
         if self.private_key_pem.contains("BEGIN PRIVATE KEY") {
             return Err("the DKIM key is in PKCS#8 form; convert it with \
@@ -287,8 +310,9 @@ impl DkimSettings {
 
 /// lettre treats `smtp://` without `tls=` as plain text, never upgrading: a password would
 /// cross the wire in clear. Default to STARTTLS, required when there are credentials.
+#[cfg(feature = "smtp")]
 fn with_tls_default(url: &str) -> Result<String, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid SMTP URL: {e}"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("invalid SMTP URL: {e}"))?;
     if parsed.scheme() != "smtp" || parsed.query_pairs().any(|(k, _)| k == "tls") {
         return Ok(url.to_string());
     }
@@ -304,6 +328,7 @@ fn with_tls_default(url: &str) -> Result<String, String> {
 
 /// A Twilio-compatible Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`
 /// with `To`, `From` and `Body`, basic auth `sid:token`.
+#[cfg(feature = "sms")]
 pub struct TwilioSms {
     client: reqwest::Client,
     endpoint: String,
@@ -312,6 +337,7 @@ pub struct TwilioSms {
     from: String,
 }
 
+#[cfg(feature = "sms")]
 impl TwilioSms {
     /// `url` is `https://SID:TOKEN@api.twilio.com` (or any compatible base URL).
     pub fn new(url: &str, from: &str) -> Result<Self, String> {
@@ -333,10 +359,7 @@ impl TwilioSms {
             "{}/2010-04-01/Accounts/{sid}/Messages.json",
             base.as_str().trim_end_matches('/')
         );
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::http_client()?;
         Ok(TwilioSms {
             client,
             endpoint,
@@ -351,6 +374,7 @@ impl TwilioSms {
 /// `{"to", "from", "body", "idempotency_key", "message_id"}`, an `Idempotency-Key` header, and
 /// `Authorization: Bearer TOKEN` when the URL carries a password (`https://:TOKEN@host/path`;
 /// the user name is ignored and the credentials are stripped from the URL).
+#[cfg(feature = "sms")]
 pub struct JsonSms {
     client: reqwest::Client,
     endpoint: reqwest::Url,
@@ -358,6 +382,7 @@ pub struct JsonSms {
     from: String,
 }
 
+#[cfg(feature = "sms")]
 impl JsonSms {
     /// `url` is the full endpoint, e.g. `https://:TOKEN@sms.example.com/v1/messages`.
     pub fn new(url: &str, from: &str) -> Result<Self, String> {
@@ -383,10 +408,7 @@ impl JsonSms {
         let mut endpoint = parsed;
         endpoint.set_username("").ok();
         endpoint.set_password(None).ok();
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = crate::http_client()?;
         Ok(JsonSms {
             client,
             endpoint,
@@ -397,6 +419,7 @@ impl JsonSms {
 }
 
 /// Decodes `%XX` escapes (URL user info is kept percent-encoded).
+#[cfg(feature = "sms")]
 fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -418,6 +441,12 @@ fn percent_decode(s: &str) -> Result<String, String> {
 }
 
 impl SmsTransport {
+    #[cfg(not(feature = "sms"))]
+    async fn deliver(&self, _m: &MessageRow) -> Attempt {
+        Attempt::Sent
+    }
+
+    #[cfg(feature = "sms")]
     async fn deliver(&self, m: &MessageRow) -> Attempt {
         if let SmsTransport::Outbox = self {
             return Attempt::Sent;
@@ -460,20 +489,7 @@ impl SmsTransport {
             }
         };
         match response {
-            Ok(r) if r.status().is_success() => Attempt::Sent,
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                let error = format!(
-                    "SMS provider answered {status}: {}",
-                    text.chars().take(300).collect::<String>()
-                );
-                if is_transient_http_status(status.as_u16()) {
-                    Attempt::Temporary(error)
-                } else {
-                    Attempt::Permanent(error)
-                }
-            }
+            Ok(r) => crate::http_outcome("SMS provider", r).await,
             Err(e) => Attempt::Temporary(format!("SMS provider unreachable: {e}")),
         }
     }
@@ -481,8 +497,11 @@ impl SmsTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::{JsonSms, is_hard_bounce, is_transient_http_status, percent_decode};
+    use super::is_hard_bounce;
+    #[cfg(feature = "sms")]
+    use super::{JsonSms, percent_decode};
 
+    #[cfg(feature = "sms")]
     #[test]
     fn json_sms_takes_the_password_as_bearer_token_and_strips_credentials() {
         let j = JsonSms::new(
@@ -498,16 +517,6 @@ mod tests {
         assert!(JsonSms::new("ftp://sms.example.com/", "+1555").is_err());
         assert!(JsonSms::new("https://sms.example.com/", "").is_err());
         assert_eq!(percent_decode("a%zz%41").unwrap(), "a%zzA");
-    }
-
-    #[test]
-    fn providers_408_429_and_5xx_are_retried_other_4xx_are_not() {
-        for status in [408, 429, 500, 502, 503, 504, 599] {
-            assert!(is_transient_http_status(status), "{status}");
-        }
-        for status in [400, 401, 403, 404, 409, 410, 413, 422, 499] {
-            assert!(!is_transient_http_status(status), "{status}");
-        }
     }
 
     #[test]

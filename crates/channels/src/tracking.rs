@@ -1,4 +1,5 @@
-//! Open and click tracking of email: signed tokens and the rewriting of rendered HTML.
+//! Open and click tracking of email: signed tokens (the rewriting of rendered HTML itself is
+//! `waymark_render::links`, which asks this module for each link's signed URL).
 //!
 //! With a public URL configured, every `<a href="http(s)://…">` of an email's HTML becomes
 //! `{public}/t/c/{token}` and an open pixel `{public}/t/o/{token}` is added before `</body>`.
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use waymark_render::links::{is_trackable, track_links};
 
 /// Separates tracking MACs from any other use of the secret.
 const DOMAIN: &[u8] = b"waymark-tracking-v1\0";
@@ -164,7 +166,7 @@ impl Tracking {
 
     /// Signs `json` for another use of the same secret (`domain` separates the uses), in the
     /// same `payload.mac` form as tracking tokens.
-    pub(crate) fn sign_for(&self, domain: &[u8], json: &[u8]) -> String {
+    pub fn sign_for(&self, domain: &[u8], json: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
         mac.update(domain);
         mac.update(json);
@@ -176,7 +178,7 @@ impl Tracking {
     }
 
     /// Checks a token made by `sign_for` with the same `domain`; returns its payload.
-    pub(crate) fn verify_for(&self, domain: &[u8], token: &str) -> Option<Vec<u8>> {
+    pub fn verify_for(&self, domain: &[u8], token: &str) -> Option<Vec<u8>> {
         if token.len() > MAX_TOKEN_LEN {
             return None;
         }
@@ -192,8 +194,9 @@ impl Tracking {
 
     /// Rewrites the links of an email's HTML and adds the open pixel (see the module docs).
     pub fn rewrite_html(&self, html: &str, message: &str) -> String {
-        rewrite(html, &mut |index, url| self.click_url(message, index, url))
-            .with_pixel(&self.open_url(message))
+        track_links(html, &self.open_url(message), &mut |index, url| {
+            self.click_url(message, index, url)
+        })
     }
 }
 
@@ -211,13 +214,6 @@ pub fn track_html(
     }
 }
 
-/// Only absolute http(s) links with a host are tracked.
-fn is_trackable(url: &str) -> bool {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    (lower.starts_with("http://") || lower.starts_with("https://"))
-        && url::Url::parse(url).is_ok_and(|u| u.host_str().is_some())
-}
-
 /// The `Location` of a click's redirect: the link as written when it is plain ASCII, else
 /// its normalised (percent-encoded) form.
 pub fn redirect_location(url: &str) -> String {
@@ -226,278 +222,6 @@ pub fn redirect_location(url: &str) -> String {
     } else {
         url::Url::parse(url).map_or_else(|_| url.to_string(), |u| u.to_string())
     }
-}
-
-struct Rewritten {
-    html: String,
-    /// Where in `html` the last `</body>` starts.
-    body_end: Option<usize>,
-}
-
-impl Rewritten {
-    fn with_pixel(mut self, src: &str) -> String {
-        let pixel = format!(
-            r#"<img src="{}" width="1" height="1" alt="" style="display:block;border:0;width:1px;height:1px">"#,
-            escape_attr(src)
-        );
-        match self.body_end {
-            Some(at) => self.html.insert_str(at, &pixel),
-            None => self.html.push_str(&pixel),
-        }
-        self.html
-    }
-}
-
-/// One attribute of a start tag: its name and, when it has a value, the byte range of the
-/// value as written (including quotes) within the tag.
-struct Attr<'a> {
-    name: &'a str,
-    value: Option<(usize, usize)>,
-}
-
-struct Tag<'a> {
-    name: &'a str,
-    end: bool,
-    attrs: Vec<Attr<'a>>,
-    /// Bytes from `<` to `>` inclusive.
-    len: usize,
-}
-
-/// Elements whose content is raw text, not markup.
-const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp"];
-
-/// A small HTML scanner: copies the document, replacing the `href` of `<a>` tags through
-/// `link` and noting where `</body>` is.
-fn rewrite(html: &str, link: &mut dyn FnMut(u32, &str) -> String) -> Rewritten {
-    let mut out = String::with_capacity(html.len() + html.len() / 4 + 256);
-    let mut body_end = None;
-    let mut index = 0u32;
-    let mut i = 0;
-    while let Some(rel) = html[i..].find('<') {
-        let start = i + rel;
-        out.push_str(&html[i..start]);
-        let rest = &html[start..];
-        if let Some(comment) = rest.strip_prefix("<!--") {
-            let end = comment.find("-->").map_or(rest.len(), |e| e + 4 + 3);
-            out.push_str(&rest[..end]);
-            i = start + end;
-            continue;
-        }
-        if rest.starts_with("<!") || rest.starts_with("<?") {
-            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-            out.push_str(&rest[..end]);
-            i = start + end;
-            continue;
-        }
-        let Some(tag) = parse_tag(rest) else {
-            out.push('<');
-            i = start + 1;
-            continue;
-        };
-        let text = &rest[..tag.len];
-        i = start + tag.len;
-        if tag.end {
-            if tag.name.eq_ignore_ascii_case("body") {
-                body_end = Some(out.len());
-            }
-            out.push_str(text);
-            continue;
-        }
-        if tag.name.eq_ignore_ascii_case("a") {
-            out.push_str(&rewrite_anchor(text, &tag, &mut index, link));
-        } else {
-            out.push_str(text);
-        }
-        if let Some(raw) = RAW_TEXT
-            .iter()
-            .find(|r| tag.name.eq_ignore_ascii_case(r))
-            .filter(|_| !text.ends_with("/>"))
-        {
-            // Copy the raw text up to the matching end tag unchanged.
-            let close =
-                find_ascii_ci(&html[i..], &format!("</{raw}")).map_or(html.len(), |p| i + p);
-            out.push_str(&html[i..close]);
-            i = close;
-        }
-    }
-    out.push_str(&html[i..]);
-    Rewritten {
-        html: out,
-        body_end,
-    }
-}
-
-fn rewrite_anchor(
-    text: &str,
-    tag: &Tag<'_>,
-    index: &mut u32,
-    link: &mut dyn FnMut(u32, &str) -> String,
-) -> String {
-    if tag
-        .attrs
-        .iter()
-        .any(|a| a.name.eq_ignore_ascii_case("data-waymark-notrack"))
-    {
-        return text.to_string();
-    }
-    let Some((from, to)) = tag
-        .attrs
-        .iter()
-        .find(|a| a.name.eq_ignore_ascii_case("href"))
-        .and_then(|a| a.value)
-    else {
-        return text.to_string();
-    };
-    let raw = text[from..to].trim_matches(|c| c == '"' || c == '\'');
-    let url = decode_entities(raw.trim());
-    if !is_trackable(&url) {
-        return text.to_string();
-    }
-    let tracked = link(*index, &url);
-    *index += 1;
-    format!(
-        "{}\"{}\"{}",
-        &text[..from],
-        escape_attr(&tracked),
-        &text[to..]
-    )
-}
-
-/// Parses the tag at the start of `s` (which starts with `<`); `None` when it is not a tag
-/// (a lone `<`, or a tag never closed by `>`).
-fn parse_tag(s: &str) -> Option<Tag<'_>> {
-    let b = s.as_bytes();
-    let mut p = 1;
-    let end = b.get(p) == Some(&b'/');
-    if end {
-        p += 1;
-    }
-    if !b.get(p)?.is_ascii_alphabetic() {
-        return None;
-    }
-    let name_start = p;
-    while p < b.len() && !b[p].is_ascii_whitespace() && b[p] != b'>' && b[p] != b'/' {
-        p += 1;
-    }
-    let name = &s[name_start..p];
-    let mut attrs = Vec::new();
-    loop {
-        while p < b.len() && (b[p].is_ascii_whitespace() || b[p] == b'/') {
-            p += 1;
-        }
-        match b.get(p)? {
-            b'>' => {
-                return Some(Tag {
-                    name,
-                    end,
-                    attrs,
-                    len: p + 1,
-                });
-            }
-            _ => {
-                let attr_start = p;
-                p += 1; // an attribute name may start with `=`
-                while p < b.len()
-                    && !b[p].is_ascii_whitespace()
-                    && !matches!(b[p], b'/' | b'>' | b'=')
-                {
-                    p += 1;
-                }
-                let attr_name = &s[attr_start..p];
-                while p < b.len() && b[p].is_ascii_whitespace() {
-                    p += 1;
-                }
-                if b.get(p) != Some(&b'=') {
-                    attrs.push(Attr {
-                        name: attr_name,
-                        value: None,
-                    });
-                    continue;
-                }
-                p += 1;
-                while p < b.len() && b[p].is_ascii_whitespace() {
-                    p += 1;
-                }
-                let value_start = p;
-                match b.get(p)? {
-                    q @ (b'"' | b'\'') => {
-                        let close = s[p + 1..].find(*q as char)?;
-                        p += 1 + close + 1;
-                    }
-                    b'>' => {}
-                    _ => {
-                        while p < b.len() && !b[p].is_ascii_whitespace() && b[p] != b'>' {
-                            p += 1;
-                        }
-                    }
-                }
-                attrs.push(Attr {
-                    name: attr_name,
-                    value: Some((value_start, p)),
-                });
-            }
-        }
-    }
-}
-
-fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
-    let n = needle.len();
-    haystack
-        .as_bytes()
-        .windows(n)
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// Decodes the character references an `href` is likely to hold (`&amp;` above all).
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let decoded = rest.find(';').filter(|&e| e <= 10).and_then(|e| {
-            let entity = &rest[1..e];
-            let c = match entity {
-                "amp" => Some('&'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "nbsp" => Some('\u{a0}'),
-                _ => {
-                    let code = if let Some(hex) = entity
-                        .strip_prefix("#x")
-                        .or_else(|| entity.strip_prefix("#X"))
-                    {
-                        u32::from_str_radix(hex, 16).ok()
-                    } else {
-                        entity.strip_prefix('#').and_then(|d| d.parse().ok())
-                    };
-                    code.and_then(char::from_u32)
-                }
-            };
-            c.map(|c| (c, e + 1))
-        });
-        match decoded {
-            Some((c, len)) => {
-                out.push(c);
-                rest = &rest[len..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn escape_attr(s: &str) -> String {
-    s.replace('&', "&amp;").replace('"', "&quot;")
 }
 
 #[cfg(test)]
