@@ -271,7 +271,7 @@ fn a_stored_row_that_cannot_be_read_is_reported_and_skipped() {
         "{metrics}"
     );
     assert!(
-        s.output().contains("stored definition cannot be used"),
+        s.wait_for_output("stored definition cannot be used"),
         "logged"
     );
 }
@@ -310,7 +310,7 @@ fn an_engine_that_cannot_make_progress_says_so_and_recovers() {
         health.text
     );
     assert!(s.get("/metrics").text.contains("waymark_engine_stalled 1"));
-    assert!(s.output().contains("engine round failed"));
+    assert!(s.wait_for_output("engine round failed"), "logged");
 
     // Once the cause is gone the engine catches up: nothing accepted was lost.
     database(&s).execute_batch("DROP TRIGGER stall;").unwrap();

@@ -262,6 +262,19 @@ impl Server {
         self.output.text()
     }
 
+    /// Waits up to 10 s for the current process to print a line containing `text` (its output
+    /// is read by another thread, a moment after it is written); true when it did.
+    pub fn wait_for_output(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.output().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.output().contains(text)
+    }
+
     /// Output of every process started on this data directory so far.
     pub fn all_output(&self) -> String {
         self.all_output.text()
