@@ -181,5 +181,5 @@ fn shutdown_does_not_wait_for_slow_clients() {
         .terminate_within(BOUND)
         .expect("SIGTERM must not wait for the slow and idle connections' timeouts");
     assert!(status.success(), "{status}");
-    assert!(s.output().contains("waymark stopped"), "{}", s.output());
+    assert!(s.wait_for_output("waymark stopped"), "{}", s.output());
 }
