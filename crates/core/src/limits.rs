@@ -54,26 +54,93 @@ const LIQUID_BLOCKS: &[&str] = &[
     "ifchanged",
 ];
 
-/// The deepest nesting of Liquid blocks in `source` (a scan of its `{% … %}` tags; the
-/// Liquid parser itself recurses once per level).
+/// One `{% name args %}` tag as the Liquid lexer reads it.
+struct LiquidTag<'a> {
+    name: &'a str,
+    has_arguments: bool,
+}
+
+/// Reads the tag that starts at `source` (which starts with `{%`): its name, and the rest of
+/// the source after its `%}`. Quoted strings inside a tag may contain `%}` and `{%`. `None`
+/// when Liquid would not read a tag there (no name, an unclosed string, no `%}`): it then
+/// reads `{` as text and goes on after it.
+fn liquid_tag(source: &str) -> Option<(LiquidTag<'_>, &str)> {
+    let inner = source.strip_prefix("{%")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner).trim_start();
+    let name_len = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(inner.len());
+    // A trailing `-` belongs to `-%}`, not to the name.
+    let name = inner[..name_len].trim_end_matches('-');
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let mut rest = &inner[name.len()..];
+    let mut has_arguments = false;
+    loop {
+        let trimmed = rest.trim_start();
+        if let Some(after) = trimmed
+            .strip_prefix("-%}")
+            .or_else(|| trimmed.strip_prefix("%}"))
+        {
+            return Some((
+                LiquidTag {
+                    name,
+                    has_arguments,
+                },
+                after,
+            ));
+        }
+        let c = trimmed.chars().next()?;
+        has_arguments = true;
+        rest = if c == '"' || c == '\'' {
+            let close = trimmed[1..].find(c)?;
+            &trimmed[close + 2..]
+        } else {
+            &trimmed[c.len_utf8()..]
+        };
+    }
+}
+
+/// The deepest nesting of Liquid blocks in `source`, read as the Liquid parser reads it (which
+/// recurses once per level): a block is closed only by its own `end<name>` without arguments;
+/// the content of `{% raw %}` is text; quoted strings in tags are not tags. Where the reading
+/// here and Liquid's could differ, this one counts deeper, never shallower.
 pub fn liquid_depth(source: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut open: Vec<&str> = Vec::new();
+    let mut deepest = 0usize;
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
-        let after = &rest[start + 2..];
-        let end = after.find("%}").unwrap_or(after.len());
-        let tag = after[..end].trim_start_matches('-').trim_start();
-        let name: String = tag
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if LIQUID_BLOCKS.contains(&name.as_str()) {
-            depth += 1;
-            deepest = deepest.max(depth);
-        } else if name.starts_with("end") {
-            depth = depth.saturating_sub(1);
+        let Some((tag, after)) = liquid_tag(&rest[start..]) else {
+            rest = &rest[start + 1..];
+            continue;
+        };
+        rest = after;
+        if let Some(block) = tag.name.strip_prefix("end") {
+            if !tag.has_arguments && open.last() == Some(&block) {
+                open.pop();
+            }
+        } else if tag.name == "raw" {
+            // Text up to the first `{% endraw %}`.
+            deepest = deepest.max(open.len() + 1);
+            loop {
+                let Some(start) = rest.find("{%") else {
+                    return deepest;
+                };
+                match liquid_tag(&rest[start..]) {
+                    Some((t, after)) => {
+                        rest = after;
+                        if t.name == "endraw" && !t.has_arguments {
+                            break;
+                        }
+                    }
+                    None => rest = &rest[start + 1..],
+                }
+            }
+        } else if LIQUID_BLOCKS.contains(&tag.name) {
+            open.push(tag.name);
+            deepest = deepest.max(open.len());
         }
-        rest = &after[end..];
     }
     deepest
 }
@@ -117,6 +184,31 @@ mod tests {
             "{% if a %}{%- for x in xs -%}{{ x }}{% endfor %}{% endif %}{% if b %}{% endif %}";
         assert_eq!(liquid_depth(nested), 2);
         assert_eq!(liquid_depth(&"{% if a %}".repeat(40)), 40);
+        assert_eq!(
+            liquid_depth("{%- raw -%}{% if %}{% endraw %}{%if x-%}{%endif%}"),
+            1
+        );
+        assert_eq!(
+            liquid_depth("{% if a %}{% unless b %}{% endunless %}{% endif %}"),
+            2
+        );
+    }
+
+    /// Tags that close no open block in Liquid close nothing here either: an `end` inside
+    /// `raw`, an `end` of another block (ignored inside a comment), an `end` with arguments
+    /// or inside a quoted string (found while writing the template_render fuzz target).
+    #[test]
+    fn liquid_depth_is_not_fooled_by_tags_that_close_nothing() {
+        for unit in [
+            "{% if a %}{% raw %}{% endif %}{% endraw %}",
+            "{% if a %}{% comment %}{% endif %}{% endcomment %}",
+            "{% if a %}{% comment %}{% endz %}{% endcomment %}",
+            "{% if a == \"%}{% endif %}\" %}",
+            "{% if a == '%}{% endif %}' %}",
+            "{% for x in xs %}{% endfor x %}",
+        ] {
+            assert!(liquid_depth(&unit.repeat(40)) >= 40, "{unit}");
+        }
     }
 
     #[test]

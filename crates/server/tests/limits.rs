@@ -167,6 +167,31 @@ fn deep_conditions_are_refused_at_the_edge_and_the_server_still_starts() {
     assert_eq!(s.messages("ann").len(), 1, "the journey at the limit runs");
 }
 
+/// Tags that close nothing in Liquid (an `end` inside `raw`, or ignored inside a comment, or
+/// inside a quoted string) used to hide the nesting from the depth check, and the Liquid
+/// parser then overflowed the stack (found while writing the template_render fuzz target).
+#[test]
+fn liquid_nesting_cannot_hide_behind_tags_that_close_nothing() {
+    let mut s = Server::simulated();
+    for (i, unit) in [
+        "{% if a %}{% raw %}{% endif %}{% endraw %}",
+        "{% if a %}{% comment %}{% endif %}{% endcomment %}",
+        "{% if a == \"%}{% endif %}\" %}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let html = format!("{}x{}", unit.repeat(5_000), "{% endif %}".repeat(5_000));
+        let r = s.admin_post(
+            "/v1/templates",
+            json!({"id": format!("hidden-{i}"), "channel": "email", "subject": "Hi", "html": html}),
+        );
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.text.contains("32 levels"), "{}", r.text);
+    }
+    assert!(s.is_running(), "the process survived every request");
+}
+
 #[test]
 fn the_cli_refuses_a_deep_journey_file() {
     let dir = tempfile::tempdir().unwrap();

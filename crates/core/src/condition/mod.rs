@@ -333,13 +333,15 @@ impl Condition {
     /// - a `traits` filter becomes one `traits` atom per compared path and operator (`all` of
     ///   them when there are several; `all []` when there are none);
     /// - `{"eq": v}` alone becomes the plain value `v`; an empty operator object is dropped from
-    ///   event filters.
+    ///   event filters;
+    /// - durations and `anniversary` lose surrounding whitespace (which validation ignores).
     pub fn canonical(&self) -> Condition {
         match self {
             Condition::Traits(filter) => {
                 let mut atoms: Vec<Condition> = Vec::new();
                 for (path, predicate) in filter {
                     for p in split_predicate(predicate) {
+                        let p = trim_durations(p);
                         atoms.push(Condition::Traits(BTreeMap::from([(path.clone(), p)])));
                     }
                 }
@@ -351,10 +353,12 @@ impl Condition {
             }
             Condition::Did(h) => Condition::Did(HistoryCondition {
                 filter: canonical_filter(&h.filter),
+                within: trim(&h.within),
                 ..h.clone()
             }),
             Condition::Aggregate(a) => Condition::Aggregate(AggregateCondition {
                 filter: canonical_filter(&a.filter),
+                within: trim(&a.within),
                 ..a.clone()
             }),
             Condition::Event(e) => Condition::Event(EntryEventCondition {
@@ -365,7 +369,11 @@ impl Condition {
             Condition::All(cs) => Condition::All(cs.iter().map(Condition::canonical).collect()),
             Condition::Any(cs) => Condition::Any(cs.iter().map(Condition::canonical).collect()),
             Condition::Not(c) => Condition::Not(Box::new(c.canonical())),
-            Condition::Engaged(_) | Condition::InList(_) | Condition::Message(_) => self.clone(),
+            Condition::Engaged(e) => Condition::Engaged(EngagementCondition {
+                within: trim(&e.within),
+                ..e.clone()
+            }),
+            Condition::InList(_) | Condition::Message(_) => self.clone(),
         }
     }
 }
@@ -429,6 +437,25 @@ pub(crate) fn split_predicate(predicate: &Predicate) -> Vec<Predicate> {
     out
 }
 
+/// A duration (or `today`) as the text form writes it: validation ignores surrounding
+/// whitespace.
+fn trim(duration: &Option<String>) -> Option<String> {
+    duration.as_deref().map(|d| d.trim().to_string())
+}
+
+fn trim_durations(predicate: Predicate) -> Predicate {
+    match predicate {
+        Predicate::Ops(o) => Predicate::Ops(Ops {
+            within_last: trim(&o.within_last),
+            older_than: trim(&o.older_than),
+            within_next: trim(&o.within_next),
+            anniversary: trim(&o.anniversary),
+            ..o
+        }),
+        p => p,
+    }
+}
+
 fn eq_only(o: &Ops) -> Ops {
     Ops {
         eq: o.eq.clone(),
@@ -446,7 +473,7 @@ pub(crate) fn canonical_filter(filter: &Filter) -> Filter {
                 Predicate::Ops(o) if *o == eq_only(o) => {
                     Predicate::Equals(o.eq.clone().unwrap_or_default())
                 }
-                p => p.clone(),
+                p => trim_durations(p.clone()),
             };
             Some((path.clone(), p))
         })
@@ -481,5 +508,78 @@ pub mod json_or_text {
             serde_json::Value::String(text) => super::parse(&text).map_err(D::Error::custom),
             other => serde_json::from_value(other).map_err(D::Error::custom),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{"traits": {"email": {}}}` compares nothing: it was valid, but its canonical (and
+    /// printed) form `all()` is not (found by the condition_json fuzz target).
+    #[test]
+    fn a_trait_without_an_operator_is_invalid() {
+        let c: Condition = serde_json::from_str(r#"{"traits": {"email": {}}}"#).unwrap();
+        let errors = validate(&c, Scope::Segment);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].code, "empty_condition");
+        assert_eq!(errors[0].path, "traits.email");
+        let fine: Condition =
+            serde_json::from_str(r#"{"traits": {"email": {"exists": true}}}"#).unwrap();
+        assert!(validate(&fine, Scope::Segment).is_empty());
+    }
+
+    /// Durations are read without surrounding whitespace; the canonical form drops it, so a
+    /// valid `"within": " 30d"` prints and parses back (found by the condition_json fuzz target).
+    #[test]
+    fn durations_with_spaces_print_and_parse_back() {
+        let c: Condition = serde_json::from_str(
+            r#"{"all": [{"did": {"event": "Logged In", "within": " 30d"}},
+                        {"traits": {"seen": {"within_last": "7d "}}},
+                        {"traits": {"birthday": {"anniversary": " today"}}},
+                        {"engaged": {"engagement": "opened", "within": "\t2w"}}]}"#,
+        )
+        .unwrap();
+        assert!(validate(&c, Scope::Segment).is_empty());
+        let printed = print(&c);
+        assert_eq!(parse(&printed).unwrap(), c.canonical(), "{printed}");
+    }
+
+    /// The text form has no objects: a compared value holding one was valid but printed as
+    /// text that does not parse (found by the condition_json fuzz target).
+    #[test]
+    fn objects_inside_compared_values_are_invalid() {
+        for json in [
+            r#"{"traits": {"performed": [{"a": 1}]}}"#,
+            r#"{"traits": {"plan": {"eq": {"a": 1}}}}"#,
+            r#"{"traits": {"plan": {"in": ["a", [{"b": 2}]]}}}"#,
+            r#"{"did": {"event": "x", "filter": {"items": {"contains": {"sku": "1"}}}}}"#,
+        ] {
+            let c: Condition = serde_json::from_str(json).unwrap();
+            let errors = validate(&c, Scope::Branch);
+            assert!(
+                errors.iter().any(|e| e.code == "invalid_value"),
+                "{json}: {errors:?}"
+            );
+        }
+        let fine: Condition =
+            serde_json::from_str(r#"{"traits": {"tags": {"in": [["a"], "b", 1, null]}}}"#).unwrap();
+        assert!(validate(&fine, Scope::Branch).is_empty());
+    }
+
+    /// A condition is stored as JSON: its numbers must read back exactly, or a saved threshold
+    /// moves by one unit in the last place (found by the condition_json fuzz target; fixed by
+    /// serde_json's `float_roundtrip` feature in the workspace).
+    #[test]
+    fn numbers_read_back_exactly_from_stored_json() {
+        let threshold = format!("1{}0", "3".repeat(120));
+        let sent = format!(
+            r#"{{"did": {{"event": "Order Completed", "filter": {{"total": {{"gt": {threshold}}}}}}}}}"#
+        );
+        let condition: Condition = serde_json::from_str(&sent).unwrap();
+        let stored = serde_json::to_string(&condition).unwrap();
+        let read: Condition = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read, condition, "{stored}");
+        assert_eq!(parse(&print(&condition)).unwrap(), condition.canonical());
     }
 }

@@ -456,6 +456,14 @@ impl Parser<'_> {
         if self.is_kw("not") {
             return self.nested(|p| {
                 p.bump();
+                // `not (…)` is one level, as the printer writes a negated comparison, so that
+                // what prints at the limit parses back.
+                if p.peek().tok == Tok::LParen {
+                    p.bump();
+                    let c = p.or()?;
+                    p.expect(Tok::RParen, "`)`")?;
+                    return Ok(Condition::Not(Box::new(c)));
+                }
                 Ok(Condition::Not(Box::new(p.unary()?)))
             });
         }
@@ -1373,6 +1381,19 @@ mod tests {
         // What the parser accepts, validation accepts too.
         let c = parse(&nested(MAX_CONDITION_DEPTH)).unwrap();
         assert!(crate::condition::validate(&c, crate::condition::Scope::Segment).is_empty());
+    }
+
+    /// 32 `not`s around a comparison parse, and print as `not … not (a < 3)`: that must parse
+    /// back too (found by the condition_text fuzz target).
+    #[test]
+    fn negations_at_the_limit_print_and_parse_back() {
+        let c = parse(&format!("{}a < 3", "not ".repeat(MAX_CONDITION_DEPTH))).unwrap();
+        let printed = print(&c);
+        assert!(printed.ends_with("not (a < 3)"), "{printed}");
+        assert_eq!(parse(&printed).unwrap(), c);
+        assert!(parse(&format!("{}a < 3", "not ".repeat(MAX_CONDITION_DEPTH + 1))).is_err());
+        let parenthesised = format!("{}(a < 3)", "not ".repeat(MAX_CONDITION_DEPTH + 1));
+        assert!(parse(&parenthesised).is_err());
     }
 
     #[test]

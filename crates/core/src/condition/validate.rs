@@ -29,6 +29,15 @@ pub struct ConditionError {
     pub message: String,
 }
 
+/// Whether a compared value is or holds an object (its depth is already bounded).
+fn contains_object(value: &Value) -> bool {
+    match value {
+        Value::Object(_) => true,
+        Value::Array(items) => items.iter().any(contains_object),
+        _ => false,
+    }
+}
+
 /// Every problem of `condition` used in `scope`; empty when it is valid.
 pub fn validate(condition: &Condition, scope: Scope) -> Vec<ConditionError> {
     let mut v = Validator {
@@ -101,6 +110,16 @@ impl Validator {
                         p.clone(),
                         "a traits condition needs at least one property",
                     );
+                }
+                // `{"email": {}}` compares nothing; its canonical form would be an empty `all`.
+                for (property, predicate) in filter {
+                    if matches!(predicate, Predicate::Ops(ops) if *ops == Ops::default()) {
+                        self.push(
+                            "empty_condition",
+                            join(&p, property),
+                            "give an operator (eq, ne, gt, gte, lt, lte, contains, exists, in, ...)",
+                        );
+                    }
                 }
                 self.filter(filter, &p);
             }
@@ -216,6 +235,24 @@ impl Validator {
                     format!("a compared value nests at most {MAX_VALUE_DEPTH} levels deep"),
                 );
                 continue;
+            }
+            let compared: Vec<&Value> = match predicate {
+                Predicate::Equals(Value::Object(_)) => Vec::new(),
+                Predicate::Equals(v) => vec![v],
+                Predicate::Ops(o) => [&o.eq, &o.ne, &o.contains]
+                    .into_iter()
+                    .flatten()
+                    .chain(o.one_of.iter().flatten())
+                    .collect(),
+            };
+            if compared.into_iter().any(contains_object) {
+                // The text form has no objects, and comparing one whole is never meant.
+                self.push(
+                    "invalid_value",
+                    p.clone(),
+                    "an object cannot be compared; compare a property inside it \
+                     (`address.city = \"Milan\"`)",
+                );
             }
             match predicate {
                 Predicate::Equals(Value::Object(o)) => {

@@ -356,10 +356,17 @@ impl<S: Send + Sync> FromRequest<S> for SegmentBody {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(super::body_error)?;
-        let mut value = super::json_from_bytes(&bytes)?;
-        keep_numeric_ids_exact(&bytes, &mut value);
-        Ok(SegmentBody(value))
+        parse_body(&bytes).map(SegmentBody)
     }
+}
+
+/// Reads the body of a tracking call or batch as [`SegmentBody`] does: JSON, with numeric ids
+/// kept exactly as sent. Each call is then checked by [`parse_call`]. Public for the fuzz
+/// target `segment_payload`.
+pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut value = super::json_from_bytes(bytes)?;
+    keep_numeric_ids_exact(bytes, &mut value);
+    Ok(value)
 }
 
 /// The id fields of a call, which Segment lets be strings or numbers.
