@@ -275,18 +275,7 @@ pub(crate) fn erased_suppression(
     channel: &str,
     address: &str,
 ) -> Result<Option<String>> {
-    let Some(key) = erasure_key(conn)? else {
-        return Ok(None);
-    };
-    Ok(conn
-        .prepare_cached(
-            "SELECT reason FROM erased_addresses WHERE channel = ?1 AND address_hash = ?2",
-        )?
-        .query_row(
-            params![channel, address_hash(&key, channel, address)],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(erased_entry(conn, channel, address)?.map(|entry| entry.reason))
 }
 
 /// The hashed entry of `address`, as a suppression list entry showing the address asked for.
