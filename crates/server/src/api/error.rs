@@ -4,12 +4,15 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use waymark_engine::EngineError;
 use waymark_store::StoreError;
 
-#[derive(Debug, Serialize)]
+/// The body of every error answer (`Error` in the OpenAPI document).
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
