@@ -12,67 +12,79 @@ use serde_json::Value;
 use waymark_engine::EngineError;
 use waymark_store::StoreError;
 
-/// An error code the server answers with, and the status it comes with.
+/// An error code the server answers with, the status it comes with, and where it is explained.
 pub struct ErrorCode {
     pub code: &'static str,
     pub status: u16,
+    /// `docs/api.md#error-<code>`
+    pub link: &'static str,
 }
 
-const fn code(code: &'static str, status: u16) -> ErrorCode {
-    ErrorCode { code, status }
+macro_rules! code {
+    ($code:literal, $status:literal) => {
+        ErrorCode {
+            code: $code,
+            status: $status,
+            link: concat!("docs/api.md#error-", $code),
+        }
+    };
 }
 
 /// Every `code` of an error answer. docs/api.md explains each under `#error-<code>`.
 pub const CODES: &[ErrorCode] = &[
-    code("invalid_json", 400),
-    code("invalid_yaml", 400),
-    code("invalid_body", 400),
-    code("invalid_parameter", 400),
-    code("invalid_event", 400),
-    code("invalid_events", 400),
-    code("invalid_batch", 400),
-    code("invalid_journey", 400),
-    code("invalid_template", 400),
-    code("invalid_condition", 400),
-    code("invalid_list", 400),
-    code("invalid_members", 400),
-    code("invalid_import", 400),
-    code("render_failed", 400),
-    code("invalid_suppression", 400),
-    code("invalid_address", 400),
-    code("invalid_webhook", 400),
-    code("invalid_id", 400),
-    code("invalid_name", 400),
-    code("invalid_user_id", 400),
-    code("invalid_contact_id", 400),
-    code("invalid_payload", 400),
-    code("invalid_message_id", 400),
-    code("invalid_option", 400),
-    code("requeue_filter_required", 400),
-    code("unauthorized", 401),
-    code("csrf_failed", 403),
-    code("not_found", 404),
-    code("method_not_allowed", 405),
-    code("body_timeout", 408),
-    code("conflict", 409),
-    code("journey_exists", 409),
-    code("journey_archived", 409),
-    code("invalid_transition", 409),
-    code("clock_not_simulated", 409),
-    code("segment_exists", 409),
-    code("not_enrollable", 409),
-    code("public_url_required", 409),
-    code("body_too_large", 413),
-    code("too_many_attempts", 429),
-    code("rate_limited", 429),
-    code("internal", 500),
-    code("unavailable", 503),
-    code("too_many_connections", 503),
+    code!("invalid_json", 400),
+    code!("invalid_yaml", 400),
+    code!("invalid_body", 400),
+    code!("invalid_parameter", 400),
+    code!("invalid_event", 400),
+    code!("invalid_events", 400),
+    code!("invalid_batch", 400),
+    code!("invalid_journey", 400),
+    code!("invalid_template", 400),
+    code!("invalid_condition", 400),
+    code!("invalid_list", 400),
+    code!("invalid_members", 400),
+    code!("invalid_import", 400),
+    code!("render_failed", 400),
+    code!("invalid_suppression", 400),
+    code!("invalid_address", 400),
+    code!("invalid_webhook", 400),
+    code!("invalid_id", 400),
+    code!("invalid_name", 400),
+    code!("invalid_user_id", 400),
+    code!("invalid_contact_id", 400),
+    code!("invalid_payload", 400),
+    code!("invalid_message_id", 400),
+    code!("invalid_option", 400),
+    code!("requeue_filter_required", 400),
+    code!("unauthorized", 401),
+    code!("csrf_failed", 403),
+    code!("not_found", 404),
+    code!("method_not_allowed", 405),
+    code!("body_timeout", 408),
+    code!("conflict", 409),
+    code!("journey_exists", 409),
+    code!("journey_archived", 409),
+    code!("invalid_transition", 409),
+    code!("clock_not_simulated", 409),
+    code!("segment_exists", 409),
+    code!("not_enrollable", 409),
+    code!("public_url_required", 409),
+    code!("body_too_large", 413),
+    code!("too_many_attempts", 429),
+    code!("rate_limited", 429),
+    code!("internal", 500),
+    code!("unavailable", 503),
+    code!("too_many_connections", 503),
 ];
 
-/// Where the explanation of an error code is.
-pub fn link(code: &str) -> String {
-    format!("docs/api.md#error-{code}")
+/// Where the explanation of an error code is (the section of all errors for a code that is
+/// not in the table, which a test and debug builds rule out).
+pub fn link(code: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|c| c.code == code)
+        .map_or("docs/api.md#errors", |c| c.link)
 }
 
 fn code_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -101,7 +113,7 @@ pub struct ApiError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Box<Value>>,
     /// The explanation of `code` (docs/api.md#error-<code>).
-    pub link: String,
+    pub link: &'static str,
     /// Seconds to wait, sent as `Retry-After` (429 answers).
     #[serde(skip)]
     pub retry_after: Option<u32>,
@@ -355,6 +367,16 @@ mod tests {
                 c.code
             );
             assert_eq!(link(c.code), format!("docs/api.md#error-{}", c.code));
+            let row = docs
+                .lines()
+                .find(|l| l.contains(&anchor))
+                .expect("the anchor's row");
+            assert!(
+                row.contains(&format!("| {} |", c.status)),
+                "docs/api.md gives `{}` another status than {}: {row}",
+                c.code,
+                c.status
+            );
         }
     }
 }
