@@ -84,59 +84,45 @@ fn the_server_answers_as_its_openapi_document_says() {
     });
     let admin = format!("Authorization: Bearer {ADMIN_TOKEN}");
     let write_key = format!("{WRITE_KEY}:");
-    schemathesis(
-        &s,
-        "admin, public and inbound operations",
-        &[
-            "--header",
-            &admin,
-            "--exclude-tag",
-            "Tracking",
-            "--phases",
-            "examples,fuzzing",
-            "--max-examples",
-            "10",
-        ],
-    );
-    schemathesis(
-        &s,
-        "coverage of admin, public and inbound operations",
-        &[
-            "--header",
-            &admin,
-            "--exclude-tag",
-            "Tracking",
-            "--exclude-path-regex",
-            JOURNEY_DOCUMENTS,
-            "--phases",
-            "coverage",
-        ],
-    );
-    schemathesis(
-        &s,
-        "tracking calls with the write key",
-        &[
-            "--auth",
-            &write_key,
-            "--include-tag",
-            "Tracking",
-            "--phases",
-            "examples,fuzzing",
-            "--max-examples",
-            "10",
-        ],
-    );
-    // One single call and the batch: the other calls share their parser.
-    schemathesis(
-        &s,
-        "coverage of tracking calls",
-        &[
-            "--auth",
-            &write_key,
-            "--include-path-regex",
-            "^/v1/(track|batch)$",
-            "--phases",
-            "coverage",
-        ],
-    );
+    let as_admin = ["--header", admin.as_str()];
+    let with_write_key = ["--auth", write_key.as_str()];
+    let generated = ["--phases", "examples,fuzzing", "--max-examples", "10"];
+    let boundaries = ["--phases", "coverage", "--max-examples", "10"];
+    // (what, credentials, which operations, which phases)
+    let runs: [(&str, [&str; 2], &[&str], [&str; 4]); 4] = [
+        (
+            "admin, public and inbound operations",
+            as_admin,
+            &["--exclude-tag", "Tracking"],
+            generated,
+        ),
+        (
+            "boundary cases of admin, public and inbound operations",
+            as_admin,
+            &[
+                "--exclude-tag",
+                "Tracking",
+                "--exclude-path-regex",
+                JOURNEY_DOCUMENTS,
+            ],
+            boundaries,
+        ),
+        (
+            "tracking calls with the write key",
+            with_write_key,
+            &["--include-tag", "Tracking"],
+            generated,
+        ),
+        // One single call and the batch: the other calls share their parser.
+        (
+            "boundary cases of tracking calls",
+            with_write_key,
+            &["--include-path-regex", "^/v1/(track|batch)$"],
+            boundaries,
+        ),
+    ];
+    for (what, credentials, operations, phases) in runs {
+        let args: Vec<&str> = [&credentials[..], operations, &phases[..]].concat();
+        schemathesis(&s, what, &args);
+    }
 }

@@ -2494,8 +2494,6 @@ export interface components {
         TestSent: {
             html?: string | null;
             idempotency_key: string;
-            /** @description SMS templates: the encoding, length and number of segments. */
-            sms?: components["schemas"]["SmsSegments"] | null;
             status: string;
             subject?: string | null;
             text?: string | null;

@@ -563,12 +563,8 @@ impl TestSend {
 /// A rendered template.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Preview {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub html: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    #[serde(flatten)]
+    pub rendered: waymark_render::Rendered,
     /// SMS templates: the encoding, length and number of segments.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms: Option<waymark_render::SmsSegments>,
@@ -578,21 +574,10 @@ pub struct Preview {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TestSent {
     #[serde(flatten)]
-    pub rendered: Preview,
+    pub rendered: waymark_render::Rendered,
     pub to: String,
     pub status: &'static str,
     pub idempotency_key: String,
-}
-
-impl Preview {
-    fn of(rendered: waymark_render::Rendered) -> Preview {
-        Preview {
-            subject: rendered.subject,
-            html: rendered.html,
-            text: rendered.text,
-            sms: None,
-        }
-    }
 }
 
 /// Renders template `id` with a contact's data (`contact_id`) or sample data (`contact`,
@@ -655,12 +640,12 @@ pub async fn preview_template(
     Body(sample): Body<Sample>,
 ) -> ApiResult<Json<Preview>> {
     let out = render_with(&state, id, sample).await?;
-    let mut preview = Preview::of(out.rendered);
-    if out.channel == waymark_core::Channel::Sms {
-        let text = preview.text.as_deref().unwrap_or_default();
-        preview.sms = Some(waymark_render::sms_segments(text));
-    }
-    Ok(Json(preview))
+    let sms = (out.channel == waymark_core::Channel::Sms)
+        .then(|| waymark_render::sms_segments(out.rendered.text.as_deref().unwrap_or_default()));
+    Ok(Json(Preview {
+        rendered: out.rendered,
+        sms,
+    }))
 }
 
 /// Renders a template like the preview and queues it to the address `to` through the outbox,
@@ -708,7 +693,7 @@ pub async fn test_send_template(
     Ok((
         StatusCode::ACCEPTED,
         Json(TestSent {
-            rendered: Preview::of(out.rendered),
+            rendered: out.rendered,
             to: recipient,
             status: "queued",
             idempotency_key: key,
