@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
+use waymark_engine::send::{Outgoing, Purpose, TemplateSource};
 use waymark_store::{
-    Contact, ContactQuery, ListSummary, MessageQuery, MessageRow, MessageStatus, NewEvent,
-    NewMessage, RequeueFilter, Store, StoreError, StoredTemplate, TimelineEntry,
+    Contact, ContactQuery, ListSummary, MessageQuery, MessageRow, NewEvent, RequeueFilter, Store,
+    StoreError, StoredTemplate, TimelineEntry,
 };
 
 use super::error::{ApiError, ApiResult};
@@ -514,6 +515,8 @@ struct RenderedFor {
     template: String,
     channel: waymark_core::Channel,
     contact_id: Option<i64>,
+    /// What the template saw.
+    data: Map<String, Value>,
     rendered: waymark_render::Rendered,
 }
 
@@ -570,13 +573,17 @@ pub struct Preview {
     pub sms: Option<waymark_render::SmsSegments>,
 }
 
-/// A test send, queued.
+/// A test send, through the send gate like any message.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TestSent {
     #[serde(flatten)]
     pub rendered: waymark_render::Rendered,
     pub to: String,
+    /// `queued`, or `suppressed` (an address on the suppression list) or `failed`, with `error`.
     pub status: &'static str,
+    /// Why it was not queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub idempotency_key: String,
 }
 
@@ -592,11 +599,7 @@ async fn render_with(state: &AppState, id: String, body: Sample) -> ApiResult<Re
     let contact_id = body.contact_id;
     if let Some(cid) = contact_id {
         let detail = blocking(state, move |s| s.contact(cid)).await?;
-        contact = detail.contact.traits.clone();
-        contact.insert("id".into(), json!(detail.contact.id));
-        contact.insert("user_id".into(), json!(detail.contact.user_id));
-        contact.insert("email".into(), json!(detail.contact.email));
-        contact.insert("phone".into(), json!(detail.contact.phone));
+        contact = waymark_engine::send::contact_data(&detail.contact);
     }
     let mut data = Map::new();
     data.insert("contact".into(), Value::Object(contact));
@@ -627,6 +630,7 @@ async fn render_with(state: &AppState, id: String, body: Sample) -> ApiResult<Re
         template: template.definition.id,
         channel: template.definition.channel,
         contact_id,
+        data,
         rendered,
     })
 }
@@ -666,36 +670,44 @@ pub async fn test_send_template(
             .as_str()
             .to_string(),
     };
+    // Through the send gate like any message: an address on the suppression list (a hard
+    // bounce, a complaint, STOP) is not sent to, even for a test.
     let now = state.engine.clock().now();
     let key = format!("test-send:{}", random_hex(16));
-    let message = NewMessage {
-        idempotency_key: key.clone(),
-        // A test send belongs to no contact unless one was named (0 is no contact).
-        contact_id: out.contact_id.unwrap_or(0),
-        enrollment_id: None,
-        journey_id: None,
-        node: None,
-        template: out.template,
-        channel: out.channel.as_str().into(),
-        recipient: Some(recipient.clone()),
-        subject: out.rendered.subject.clone(),
-        html: out.rendered.html.clone(),
-        text: out.rendered.text.clone(),
-        status: MessageStatus::Queued,
-        error: None,
-        created_at: now,
+    let decision = {
+        let key = key.clone();
+        let recipient = recipient.clone();
+        let RenderedFor {
+            template,
+            channel,
+            contact_id,
+            data,
+            ..
+        } = out;
+        state
+            .engine
+            .send(move |tx, gate| {
+                let outgoing = Outgoing {
+                    idempotency_key: key.clone(),
+                    // A test send belongs to no contact unless one was named (0 is no contact).
+                    contact_id: contact_id.unwrap_or(0),
+                    channel,
+                    template: TemplateSource::Stored(&template),
+                    purpose: Purpose::Test,
+                    to: Some(recipient.clone()),
+                    data: Some(data.clone()),
+                };
+                gate.send(tx, outgoing, now)
+            })
+            .await?
     };
-    blocking(&state, move |s| {
-        s.engine_tx(&mut |tx| tx.insert_message(&message).map(|_| ()))
-    })
-    .await?;
-    state.engine.messages_queued();
     Ok((
         StatusCode::ACCEPTED,
         Json(TestSent {
-            rendered: out.rendered,
+            rendered: decision.rendered.unwrap_or_default(),
             to: recipient,
-            status: "queued",
+            status: decision.status.as_str(),
+            error: decision.error,
             idempotency_key: key,
         }),
     ))
