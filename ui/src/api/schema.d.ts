@@ -2490,10 +2490,13 @@ export interface components {
             /** @description An email address, or an E.164 number for an SMS template. */
             to: string;
         };
-        /** @description A test send, queued. */
+        /** @description A test send, through the send gate like any message. */
         TestSent: {
+            /** @description Why it was not queued. */
+            error?: string | null;
             html?: string | null;
             idempotency_key: string;
+            /** @description `queued`, or `suppressed` (an address on the suppression list) or `failed`, with `error`. */
             status: string;
             subject?: string | null;
             text?: string | null;
