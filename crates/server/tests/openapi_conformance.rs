@@ -22,6 +22,9 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
 /// The operations whose body is a journey document.
 const JOURNEY_DOCUMENTS: &str = r"^/v1/journeys(/validate|/\{id\})?$";
 
+/// One schemathesis run: what it covers, its credentials, its operations, its phases.
+type Run<'a> = (&'a str, [&'a str; 2], &'a [&'a str], [&'a str; 4]);
+
 fn python() -> String {
     std::env::var("WAYMARK_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
@@ -89,7 +92,7 @@ fn the_server_answers_as_its_openapi_document_says() {
     let generated = ["--phases", "examples,fuzzing", "--max-examples", "10"];
     let boundaries = ["--phases", "coverage", "--max-examples", "10"];
     // (what, credentials, which operations, which phases)
-    let runs: [(&str, [&str; 2], &[&str], [&str; 4]); 4] = [
+    let runs: [Run; 4] = [
         (
             "admin, public and inbound operations",
             as_admin,
