@@ -68,6 +68,21 @@ pub struct JourneyDocument {
     pub templates: Vec<TemplateDefinition>,
 }
 
+impl JourneyDocument {
+    /// The templates its email and SMS nodes send, each once, in node order.
+    pub fn sent_templates(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for node in &self.nodes {
+            if let NodeKind::SendEmail(send) | NodeKind::SendSms(send) = &node.kind
+                && !ids.contains(&send.template)
+            {
+                ids.push(send.template.clone());
+            }
+        }
+        ids
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntrySettings {
@@ -890,6 +905,9 @@ pub struct Journey {
     /// (trigger node index, event name, filter) for every trigger.
     trigger_matchers: Vec<(usize, String, Filter)>,
     timed_triggers: Vec<(String, crate::schedule::TimedTrigger)>,
+    /// The version of each template this journey version sends, pinned when it was
+    /// published (see [`Journey::with_template_versions`]).
+    template_versions: BTreeMap<String, i64>,
 }
 
 impl Journey {
@@ -986,6 +1004,7 @@ impl Journey {
             send_window,
             trigger_matchers,
             timed_triggers,
+            template_versions: BTreeMap::new(),
         })
     }
 
@@ -999,6 +1018,19 @@ impl Journey {
     pub fn with_installation_window(mut self, installation: &SendWindow) -> Self {
         self.send_window = self.send_window.under(installation);
         self
+    }
+
+    /// The template versions a published version pinned: its sends render them, whatever
+    /// was edited since.
+    pub fn with_template_versions(mut self, versions: BTreeMap<String, i64>) -> Self {
+        self.template_versions = versions;
+        self
+    }
+
+    /// The pinned version of template `id`; `None` when the version pinned none (a draft, or
+    /// a template created after publishing), in which case the current template is sent.
+    pub fn template_version(&self, id: &str) -> Option<i64> {
+        self.template_versions.get(id).copied()
     }
 
     /// When sends are allowed.

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { outputsFromDescription, outputsOf } from './outputs';
 import { canvasToDoc, clean, connect, docToCanvas, freshId, removeItems, renameNode, type JourneyDoc } from './graph';
 import { push, redo, replace, start, undo, canUndo, canRedo, LIMIT } from './history';
-import { publishDiff, stable } from './diff';
+import { publishDiff, sentTemplates, stable, templateUpdates } from './diff';
 import { smsInfo } from './sms';
 import { layout } from './layout';
 
@@ -155,6 +155,20 @@ describe('publish summary', () => {
     expect(d.waitingAtRemoved).toBe(2);
     expect(d.waitingAtChanged).toBe(4);
     expect(d.settingsChanged).toEqual(['name']);
+  });
+  it('templates edited since the live version was published', () => {
+    const draft: JourneyDoc = structuredClone(cart);
+    draft.nodes!.push({ id: 'cart-sms', type: 'send_sms', template: 'sms' }, { id: 'again', type: 'send_sms', template: 'sms' });
+    const sent = sentTemplates(draft);
+    expect(sent).toContain('sms');
+    expect(sent.filter((t) => t === 'sms').length).toBe(1);
+    const current = sent.map((id) => ({ id, version: id === 'sms' ? 3 : 1 }));
+    const pinned = Object.fromEntries(sent.filter((id) => id !== 'sms').map((id) => [id, 1]));
+    expect(templateUpdates(draft, pinned, current)).toEqual([{ id: 'sms', from: null, to: 3 }]);
+    expect(templateUpdates(draft, { ...pinned, sms: 2 }, current)).toEqual([{ id: 'sms', from: 2, to: 3 }]);
+    expect(templateUpdates(draft, { ...pinned, sms: 3 }, current)).toEqual([]);
+    // A template that does not exist (yet) is the validation's business, not an update.
+    expect(templateUpdates(draft, pinned, [])).toEqual([]);
   });
   it('moving a node is no change', () => {
     const draft: JourneyDoc = structuredClone(cart);

@@ -391,6 +391,31 @@ pub async fn put_template(
     ))
 }
 
+/// `GET /v1/templates/{id}/versions`: newest first, each with the journey versions that pin it.
+pub async fn template_versions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let versions = blocking(&state, move |s| s.template_versions(&id)).await?;
+    Ok(Json(json!({ "versions": versions })))
+}
+
+/// `GET /v1/templates/{id}/versions/{version}`: the definition as it was in that version.
+pub async fn template_version(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let v: i64 = version.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_parameter",
+            "version",
+            format!("`{version}` is not a version number"),
+        )
+    })?;
+    let template = blocking(&state, move |s| s.get_template_version(&id, v)).await?;
+    Ok(Json(json!(template)))
+}
+
 pub async fn delete_template(
     State(state): State<AppState>,
     Path(id): Path<String>,

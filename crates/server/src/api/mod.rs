@@ -343,6 +343,14 @@ pub fn router(state: AppState) -> Router {
                 .put(manage::put_template)
                 .delete(manage::delete_template),
         )
+        .route(
+            "/v1/templates/{id}/versions",
+            get(manage::template_versions),
+        )
+        .route(
+            "/v1/templates/{id}/versions/{version}",
+            get(manage::template_version),
+        )
         .route("/v1/templates/{id}/preview", post(manage::preview_template))
         .route(
             "/v1/templates/{id}/test-send",

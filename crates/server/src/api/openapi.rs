@@ -220,6 +220,20 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "admin",
     ),
     (
+        "get",
+        "/v1/templates/{id}/versions",
+        "Templates",
+        "The template's versions, newest first, each with the journey versions that send it (`pinned_by`)",
+        "admin",
+    ),
+    (
+        "get",
+        "/v1/templates/{id}/versions/{version}",
+        "Templates",
+        "One version of a template, also of a deleted one",
+        "admin",
+    ),
+    (
         "post",
         "/v1/templates/{id}/preview",
         "Templates",
