@@ -197,6 +197,23 @@ pub trait Facts {
     }
 }
 
+/// A contact of whom only the traits are known: no events, no engagement. Enough where only
+/// the event matters (goal and exit checks, with no traits), and for tests.
+#[derive(Debug, Default)]
+pub struct TraitsOnly(pub Map<String, Value>);
+
+impl Facts for TraitsOnly {
+    fn traits(&self) -> &Map<String, Value> {
+        &self.0
+    }
+    fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
+        Vec::new()
+    }
+    fn engaged(&self, _: &str, _: Engagement) -> bool {
+        false
+    }
+}
+
 /// A previous enrollment of the same contact in the same journey, for re-entry decisions.
 #[derive(Debug, Clone)]
 pub struct PriorEnrollment {
@@ -246,19 +263,7 @@ pub struct MissingKey;
 /// Whether this event ends the enrollment through the journey's goal or an exit event. While a
 /// journey is paused, only such events are applied.
 pub fn interrupts(journey: &Journey, enrollment: &Enrollment, event: &EventRecord) -> bool {
-    struct NoFacts(Map<String, Value>);
-    impl Facts for NoFacts {
-        fn traits(&self) -> &Map<String, Value> {
-            &self.0
-        }
-        fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
-            Vec::new()
-        }
-        fn engaged(&self, _: &str, _: Engagement) -> bool {
-            false
-        }
-    }
-    let facts = NoFacts(Map::new());
+    let facts = TraitsOnly::default();
     let run = Run {
         journey,
         enrollment: enrollment.clone(),

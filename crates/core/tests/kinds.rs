@@ -7,13 +7,11 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
-use waymark_core::filter::Engagement;
+use serde_json::{Value, json};
 use waymark_core::journey::{JourneyDocument, parse_document_value};
+use waymark_core::stepper::TraitsOnly;
 use waymark_core::validate::parse_and_validate;
-use waymark_core::{
-    Enrollment, EnrollmentStatus, EventRecord, Facts, Input, Journey, NodeKind, StepLog, step,
-};
+use waymark_core::{Enrollment, EnrollmentStatus, Input, Journey, NodeKind, StepLog, step};
 
 fn repo_file(path: &str) -> String {
     let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -61,14 +59,7 @@ fn outputs_from_schema(x_outputs: &Value, settings: &Value) -> Vec<String> {
             }
         } else if let (Some(output), Some(when)) = (part["output"].as_str(), part["when"].as_str())
         {
-            let set = match &settings[when] {
-                Value::Null | Value::Bool(false) => false,
-                Value::Number(n) => n.as_f64() != Some(0.0),
-                Value::String(s) => !s.is_empty(),
-                Value::Array(a) => !a.is_empty(),
-                Value::Object(o) => !o.is_empty(),
-                Value::Bool(true) => true,
-            };
+            let set = waymark_core::kinds::is_set(&settings[when]);
             if set {
                 add(output);
             }
@@ -104,20 +95,6 @@ fn every_kind_publishes_its_outputs_description_and_example_in_the_schema() {
             "kind `{name}` has no example in the schema"
         );
         assert_eq!(examples.unwrap()[0]["type"], json!(name));
-    }
-}
-
-struct NoFacts(Map<String, Value>);
-
-impl Facts for NoFacts {
-    fn traits(&self) -> &Map<String, Value> {
-        &self.0
-    }
-    fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
-        Vec::new()
-    }
-    fn engaged(&self, _: &str, _: Engagement) -> bool {
-        false
     }
 }
 
@@ -193,7 +170,7 @@ fn every_example_parses_validates_and_steps_through_published_outputs() {
             consumed_seq: 0,
             visits: 0,
         };
-        let facts = NoFacts(Map::new());
+        let facts = TraitsOnly::default();
         let mut now = enrollment.entered_at;
         let mut outcome = step(&journey, &enrollment, Input::Enter, now, &facts).expect("entered");
         // Wake the enrollment until it ends, so that waits leave through their outputs too.

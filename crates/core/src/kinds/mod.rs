@@ -106,7 +106,7 @@ impl Output {
 }
 
 /// Whether a setting counts as given for an [`Output::When`].
-fn is_set(v: &Value) -> bool {
+pub fn is_set(v: &Value) -> bool {
     match v {
         Value::Null | Value::Bool(false) => false,
         Value::Number(n) => n.as_f64() != Some(0.0),
@@ -365,11 +365,11 @@ node_kinds! {
     RandomSplit(split::RandomSplitNode) = "random_split" => split::RandomSplit,
     WaitUntil(wait_until::WaitUntilNode) = "wait_until" => wait_until::WaitUntil,
     WaitUntilDate(wait_until::WaitUntilDateNode) = "wait_until_date" => wait_until::WaitUntilDate,
-    SendEmail(send::SendNode) = "send_email" => send::SendEmail,
-    SendSms(send::SendNode) = "send_sms" => send::SendSms,
+    SendEmail(send::SendNode) = "send_email" => send::Send<send::Email>,
+    SendSms(send::SendNode) = "send_sms" => send::Send<send::Sms>,
     UpdateTraits(traits::UpdateTraitsNode) = "update_traits" => traits::UpdateTraits,
-    AddToList(lists::ListNode) = "add_to_list" => lists::AddToList,
-    RemoveFromList(lists::ListNode) = "remove_from_list" => lists::RemoveFromList,
+    AddToList(lists::ListNode) = "add_to_list" => lists::ListChange<lists::Add>,
+    RemoveFromList(lists::ListNode) = "remove_from_list" => lists::ListChange<lists::Remove>,
     Exit(flow::ExitNode) = "exit" => flow::Exit,
     Webhook(webhook::WebhookNode) = "webhook" => webhook::Webhook,
     EmitEvent(emit_event::EmitEventNode) = "emit_event" => emit_event::EmitEvent,

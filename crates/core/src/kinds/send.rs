@@ -2,6 +2,8 @@
 //! sending hours (quiet hours and blocked dates defer the send, or skip it with
 //! `outside_hours: skip`).
 
+use std::marker::PhantomData;
+
 use jiff::SignedDuration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,47 +13,50 @@ use crate::journey::Channel;
 use crate::stepper::{Effect, Run};
 use crate::validate::NodeCheck;
 
-pub struct SendEmail;
+/// A send kind, one per channel: `Send<Email>` is `send_email`, `Send<Sms>` is `send_sms`.
+pub struct Send<C>(PhantomData<C>);
 
-impl Kind for SendEmail {
-    type Settings = SendNode;
-    const DESCRIPTION: &'static str = "Sends an email rendered from a template.";
-    const OUTPUTS: &'static [Output] = NEXT_ONLY;
-    const EXAMPLE: &'static str = r#"{"template": "welcome-email"}"#;
-    const SENDS_MESSAGE: bool = true;
-
-    fn validate(s: &SendNode, check: &mut NodeCheck<'_>) {
-        check_template(s, Channel::Email, check);
-    }
-
-    fn arrive(s: &SendNode, run: &mut Run<'_>) -> Arrival {
-        send(s, Channel::Email, run)
-    }
-
-    fn timer(s: &SendNode, run: &mut Run<'_>) -> Option<Arrival> {
-        Some(send(s, Channel::Email, run))
-    }
+/// What differs between the send kinds: the channel, and how it is described.
+pub trait SendChannel {
+    const CHANNEL: Channel;
+    const DESCRIPTION: &'static str;
+    const EXAMPLE: &'static str;
 }
 
-pub struct SendSms;
+pub struct Email;
 
-impl Kind for SendSms {
-    type Settings = SendNode;
+impl SendChannel for Email {
+    const CHANNEL: Channel = Channel::Email;
+    const DESCRIPTION: &'static str = "Sends an email rendered from a template.";
+    const EXAMPLE: &'static str = r#"{"template": "welcome-email"}"#;
+}
+
+pub struct Sms;
+
+impl SendChannel for Sms {
+    const CHANNEL: Channel = Channel::Sms;
     const DESCRIPTION: &'static str = "Sends an SMS rendered from a template.";
-    const OUTPUTS: &'static [Output] = NEXT_ONLY;
     const EXAMPLE: &'static str = r#"{"template": "welcome-sms"}"#;
+}
+
+impl<C: SendChannel> Kind for Send<C> {
+    type Settings = SendNode;
+    const DESCRIPTION: &'static str = C::DESCRIPTION;
+    const OUTPUTS: &'static [Output] = NEXT_ONLY;
+    const EXAMPLE: &'static str = C::EXAMPLE;
     const SENDS_MESSAGE: bool = true;
 
     fn validate(s: &SendNode, check: &mut NodeCheck<'_>) {
-        check_template(s, Channel::Sms, check);
+        check_template(s, C::CHANNEL, check);
     }
 
     fn arrive(s: &SendNode, run: &mut Run<'_>) -> Arrival {
-        send(s, Channel::Sms, run)
+        send(s, C::CHANNEL, run)
     }
 
+    /// A send deferred by quiet hours or a blocked date.
     fn timer(s: &SendNode, run: &mut Run<'_>) -> Option<Arrival> {
-        Some(send(s, Channel::Sms, run))
+        Some(send(s, C::CHANNEL, run))
     }
 }
 
