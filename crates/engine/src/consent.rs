@@ -14,7 +14,7 @@
 //! A message refused here is recorded `suppressed` with the reason, never dropped.
 
 use serde::{Deserialize, Serialize};
-use waymark_core::journey::Channel;
+use waymark_core::journey::{Channel, TemplateDefinition};
 use waymark_store::{Contact, EngineTx, StoreError, Subscription};
 
 use crate::tracking::Tracking;
@@ -113,19 +113,16 @@ pub fn confirm_url(tracking: &Tracking, contact_id: i64, channel: &str, topic: &
     format!("{}/confirm/{token}", tracking.public_url())
 }
 
-/// A template's consent class: `None` when transactional, else its topic (`*` without one).
-pub fn marketing_topic(
-    tx: &mut dyn EngineTx,
-    template_id: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(tx.template(template_id)?.and_then(|t| {
-        (!t.definition.transactional).then(|| {
-            t.definition
-                .topic
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| ALL_TOPICS.to_string())
-        })
-    }))
+/// The topic of a marketing template (`*` when it names none), or `None` for a transactional
+/// one, which needs no consent.
+pub fn topic_of(template: &TemplateDefinition) -> Option<String> {
+    (!template.transactional).then(|| {
+        template
+            .topic
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| ALL_TOPICS.to_string())
+    })
 }
 
 /// Why a marketing message on `topic` must not go to `contact` (see the module docs), or

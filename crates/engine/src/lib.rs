@@ -15,6 +15,7 @@ pub mod recommendations;
 pub mod recorded;
 mod registry;
 pub mod segments;
+pub mod send;
 pub mod triggers;
 
 // The delivery channels live in `waymark-channels`; the server reaches them through here.
@@ -192,6 +193,30 @@ impl Engine {
     /// Wakes the dispatcher after messages were queued outside the engine (a test send).
     pub fn messages_queued(&self) {
         self.dispatch_wakeup.notify_one();
+    }
+
+    /// Runs `work` in one engine transaction with the send gate, through which it sends
+    /// messages outside journeys (a double opt-in confirmation, a test send) together with
+    /// whatever else it changes; then wakes the dispatcher.
+    pub async fn send<T: Send + 'static>(
+        self: &Arc<Self>,
+        mut work: impl FnMut(&mut dyn EngineTx, &send::SendGate) -> Result<T, StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, EngineError> {
+        let engine = self.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut out = None;
+            engine.store.engine_tx(&mut |tx| {
+                out = Some(work(tx, engine.processor.gate())?);
+                Ok(())
+            })?;
+            Ok::<_, StoreError>(out.expect("the transaction ran its work"))
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        self.dispatch_wakeup.notify_one();
+        Ok(out)
     }
 
     /// Sets the outbox queue gauges (queued messages and the oldest one's age, per channel)

@@ -15,17 +15,15 @@ use waymark_core::condition::MessageRecord;
 use waymark_core::event::{LIST_ADDED, LIST_REMOVED};
 use waymark_core::experiment::{VariantCounts, decide};
 use waymark_core::filter::{Engagement, filter_matches};
-use waymark_core::journey::{Channel, ExperimentNode};
+use waymark_core::journey::{Channel, ExperimentNode, OutboxChannel};
 use waymark_core::stepper::{entry_key, interrupts, may_enter};
 use waymark_core::timing::SendWindow;
 use waymark_core::{
     Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Facts, Input, Journey, NodeKind,
     StepLog, StepOutcome, step,
 };
-use waymark_render::CompiledTemplate;
 use waymark_store::{
-    Contact, EngineTx, JourneyStatus, MessageStatus, NewMessage, StatsDeltas, Store, StoreError,
-    StoredEvent,
+    EngineTx, JourneyStatus, MessageStatus, StatsDeltas, Store, StoreError, StoredEvent,
 };
 
 use crate::caps::FrequencyCap;
@@ -33,7 +31,8 @@ use crate::problems::Problems;
 use crate::recorded;
 use crate::registry::Registry;
 use crate::segments::{self, Changes, Segment};
-use crate::tracking::{Tracking, track_html};
+use crate::send::{Decision, JourneyNode, Outgoing, Purpose, SendGate, TemplateSource};
+use crate::tracking::Tracking;
 use crate::triggers;
 
 /// Events a client sends to report engagement with a message (`properties.message_id`).
@@ -48,9 +47,8 @@ pub struct Processor {
     store: Arc<dyn Store>,
     problems: Arc<Problems>,
     registry: Mutex<Registry>,
-    templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
-    tracking: Option<Tracking>,
-    caps: Vec<FrequencyCap>,
+    /// Where every message a step sends is decided and written.
+    gate: SendGate,
 }
 
 /// Facts answered from the open transaction. Errors are kept and raised after the step,
@@ -143,15 +141,13 @@ impl Processor {
             store,
             problems,
             registry: Mutex::new(registry),
-            templates: Mutex::new(HashMap::new()),
-            tracking: None,
-            caps: Vec::new(),
+            gate: SendGate::new(None, Vec::new()),
         })
     }
 
     /// Holds back marketing messages over these caps (recorded `suppressed`).
     pub fn with_frequency_caps(mut self, caps: Vec<FrequencyCap>) -> Self {
-        self.caps = caps;
+        self.gate.set_caps(caps);
         self
     }
 
@@ -165,8 +161,13 @@ impl Processor {
 
     /// Rewrites the links of rendered email for open and click tracking.
     pub fn with_tracking(mut self, tracking: Option<Tracking>) -> Self {
-        self.tracking = tracking;
+        self.gate.set_tracking(tracking);
         self
+    }
+
+    /// The send gate, for messages sent outside journeys (confirmations, test sends).
+    pub fn gate(&self) -> &SendGate {
+        &self.gate
     }
 
     /// The send rates of live journeys, for the dispatcher.
@@ -727,35 +728,15 @@ impl Processor {
                     webhook,
                     idempotency_key,
                 } => {
-                    let contact = tx.contact(e.contact_id)?;
-                    let data = template_data(tx, journey, e, &contact)?;
-                    let message = crate::webhook::outbox_message(
-                        webhook,
-                        &data,
-                        NewMessage {
-                            idempotency_key: idempotency_key.clone(),
-                            contact_id: contact.id,
-                            enrollment_id: Some(e.id),
-                            journey_id: Some(jid.to_string()),
-                            node: Some(node.clone()),
-                            template: String::new(),
-                            channel: crate::webhook::CHANNEL.into(),
-                            recipient: None,
-                            subject: None,
-                            html: None,
-                            text: None,
-                            status: MessageStatus::Queued,
-                            error: None,
-                            created_at: now,
-                        },
-                    );
-                    if message.status == MessageStatus::Failed {
-                        stats.node(jid, node).failed += 1;
-                        metrics::counter!("waymark_messages_total", "channel" => crate::webhook::CHANNEL, "status" => "failed").increment(1);
-                    }
-                    if tx.insert_message(&message)? && message.status == MessageStatus::Queued {
-                        report.messages += 1;
-                    }
+                    let at = JourneyNode {
+                        journey,
+                        enrollment: e,
+                        node,
+                    };
+                    let decision = self
+                        .gate
+                        .send_webhook(tx, at, webhook, idempotency_key, now)?;
+                    count_decision(stats, report, jid, node, OutboxChannel::Webhook, &decision);
                 }
                 Effect::Send {
                     channel,
@@ -763,200 +744,60 @@ impl Processor {
                     template,
                     idempotency_key,
                 } => {
-                    let (message, unsubscribe_url) = self.render_message(
-                        tx,
-                        journey,
-                        e,
-                        *channel,
-                        node,
-                        template,
-                        idempotency_key,
-                        now,
-                    )?;
-                    if message.status == MessageStatus::Suppressed {
-                        stats.node(jid, node).suppressed += 1;
-                        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => "suppressed").increment(1);
-                    } else if message.status == MessageStatus::Failed {
-                        stats.node(jid, node).failed += 1;
-                        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => "failed").increment(1);
-                    }
-                    if tx.insert_message(&message)? && message.status == MessageStatus::Queued {
-                        report.messages += 1;
-                        if let Some(url) = &unsubscribe_url {
-                            tx.set_message_unsubscribe_url(&message.idempotency_key, url)?;
-                        }
-                    }
+                    let outgoing = Outgoing {
+                        idempotency_key: idempotency_key.clone(),
+                        contact_id: e.contact_id,
+                        channel: *channel,
+                        template: TemplateSource::Stored(template),
+                        purpose: Purpose::Journey(JourneyNode {
+                            journey,
+                            enrollment: e,
+                            node,
+                        }),
+                        to: None,
+                        data: None,
+                    };
+                    let decision = self.gate.send(tx, outgoing, now)?;
+                    let outbox_channel = match channel {
+                        Channel::Email => OutboxChannel::Email,
+                        Channel::Sms => OutboxChannel::Sms,
+                    };
+                    count_decision(stats, report, jid, node, outbox_channel, &decision);
                 }
             }
         }
         Ok(())
     }
-
-    fn compiled_template(
-        &self,
-        tx: &mut dyn EngineTx,
-        id: &str,
-    ) -> Result<Result<Arc<CompiledTemplate>, String>, StoreError> {
-        let Some(stored) = tx.template(id)? else {
-            return Ok(Err(format!("template `{id}` does not exist")));
-        };
-        let mut cache = self.templates.lock().expect("template cache lock");
-        if let Some((at, t)) = cache.get(id)
-            && *at == stored.updated_at
-        {
-            return Ok(Ok(t.clone()));
-        }
-        match waymark_render::compile(&stored.definition) {
-            Ok(t) => {
-                let t = Arc::new(t);
-                cache.insert(id.to_string(), (stored.updated_at, t.clone()));
-                Ok(Ok(t))
-            }
-            Err(errors) => Ok(Err(errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "))),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn render_message(
-        &self,
-        tx: &mut dyn EngineTx,
-        journey: &Journey,
-        enrollment: &Enrollment,
-        channel: Channel,
-        node: &str,
-        template_id: &str,
-        idempotency_key: &str,
-        now: Timestamp,
-    ) -> Result<(NewMessage, Option<String>), StoreError> {
-        let contact = tx.contact(enrollment.contact_id)?;
-        let recipient = match channel {
-            Channel::Email => contact.email.clone(),
-            Channel::Sms => contact.phone.clone(),
-        };
-        let mut message = NewMessage {
-            idempotency_key: idempotency_key.to_string(),
-            contact_id: contact.id,
-            enrollment_id: Some(enrollment.id),
-            journey_id: Some(journey.id().to_string()),
-            node: Some(node.to_string()),
-            template: template_id.to_string(),
-            channel: channel.as_str().to_string(),
-            recipient: recipient.clone(),
-            subject: None,
-            html: None,
-            text: None,
-            status: MessageStatus::Queued,
-            error: None,
-            created_at: now,
-        };
-        if recipient.is_none() {
-            message.status = MessageStatus::Suppressed;
-            message.error = Some(match channel {
-                Channel::Email => "the contact has no email address".into(),
-                Channel::Sms => "the contact has no phone number".into(),
-            });
-            return Ok((message, None));
-        }
-        if let Some(address) = &recipient
-            && let Some(reason) = tx.suppression(channel.as_str(), address)?
-        {
-            message.status = MessageStatus::Suppressed;
-            message.error = Some(format!("address suppressed: {reason}"));
-            return Ok((message, None));
-        }
-        // Consent (see `consent`): marketing needs the contact's subscription to the topic.
-        let topic = crate::consent::marketing_topic(tx, template_id)?;
-        if let Some(topic) = &topic
-            && let Some(reason) = crate::consent::refusal(tx, &contact, channel, topic)?
-        {
-            message.status = MessageStatus::Suppressed;
-            message.error = Some(reason);
-            return Ok((message, None));
-        }
-        if topic.is_some()
-            && let Some(cap) = crate::caps::exceeded(&self.caps, tx, contact.id, channel, now)?
-        {
-            message.status = MessageStatus::Suppressed;
-            message.error = Some(format!("frequency cap reached ({cap})"));
-            return Ok((message, None));
-        }
-        let unsubscribe_url = match (&topic, &self.tracking) {
-            (Some(topic), Some(tracking)) => Some(crate::consent::unsubscribe_url(
-                tracking,
-                contact.id,
-                channel.as_str(),
-                topic,
-                idempotency_key,
-            )),
-            _ => None,
-        };
-        let template = match self.compiled_template(tx, template_id)? {
-            Ok(t) => t,
-            Err(error) => {
-                message.status = MessageStatus::Failed;
-                message.error = Some(error);
-                return Ok((message, None));
-            }
-        };
-        let mut data = template_data(tx, journey, enrollment, &contact)?;
-        // `recommendations`: computed only when the template mentions it.
-        crate::recommendations::add_if_used(tx, template_id, contact.id, &mut data)?;
-        if let Some(url) = &unsubscribe_url {
-            data.insert("unsubscribe_url".into(), json!(url));
-        }
-        match template.render(&data) {
-            Ok(rendered) => {
-                message.subject = rendered.subject;
-                message.html = track_html(
-                    self.tracking.as_ref(),
-                    template.tracking,
-                    idempotency_key,
-                    rendered.html,
-                );
-                message.text = rendered.text;
-            }
-            Err(error) => {
-                message.status = MessageStatus::Failed;
-                message.error = Some(format!("rendering failed: {error}"));
-            }
-        }
-        let unsubscribe_url = unsubscribe_url.filter(|_| message.status == MessageStatus::Queued);
-        Ok((message, unsubscribe_url))
-    }
 }
 
-/// What templates and webhook bodies see: `contact`, `event` (the trigger) and `journey`.
-fn template_data(
-    tx: &mut dyn EngineTx,
-    journey: &Journey,
-    enrollment: &Enrollment,
-    contact: &Contact,
-) -> Result<Map<String, Value>, StoreError> {
-    let trigger = tx.event(enrollment.entered_seq)?;
-    let mut contact_data = contact.traits.clone();
-    contact_data.insert("id".into(), json!(contact.id));
-    contact_data.insert("user_id".into(), json!(contact.user_id));
-    contact_data.insert("email".into(), json!(contact.email));
-    contact_data.insert("phone".into(), json!(contact.phone));
-    let mut event_data = trigger
-        .as_ref()
-        .map(|t| t.event.properties.clone())
-        .unwrap_or_default();
-    if let Some(t) = &trigger {
-        event_data.insert("name".into(), json!(t.event.name));
+/// Counts what the send gate did with a node's message: held back and failed messages in the
+/// node's statistics and the metrics, newly queued ones in the batch's report (to wake the
+/// dispatcher).
+fn count_decision(
+    stats: &mut StatsDeltas,
+    report: &mut BatchReport,
+    journey: &str,
+    node: &str,
+    channel: OutboxChannel,
+    decision: &Decision,
+) {
+    let status = match decision.status {
+        MessageStatus::Suppressed => {
+            stats.node(journey, node).suppressed += 1;
+            "suppressed"
+        }
+        MessageStatus::Failed => {
+            stats.node(journey, node).failed += 1;
+            "failed"
+        }
+        _ => "queued",
+    };
+    if status != "queued" {
+        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => status).increment(1);
     }
-    let mut data = Map::new();
-    data.insert("contact".into(), Value::Object(contact_data));
-    data.insert("event".into(), Value::Object(event_data));
-    data.insert(
-        "journey".into(),
-        json!({ "id": journey.id(), "name": journey.document.name }),
-    );
-    Ok(data)
+    if decision.queued() {
+        report.messages += 1;
+    }
 }
 
 fn experiment_node<'j>(journey: &'j Journey, node: &str) -> Option<&'j ExperimentNode> {

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use waymark_core::TemplateDefinition;
 use waymark_core::recommend::{CoPurchases, Product, Recommendation};
 use waymark_store::{EngineTx, StoreError};
@@ -85,23 +85,6 @@ pub fn for_contact(
         .into_iter()
         .map(template_item)
         .collect())
-}
-
-/// Adds `recommendations` to the template data when the template uses it.
-pub fn add_if_used(
-    tx: &mut dyn EngineTx,
-    template_id: &str,
-    contact_id: i64,
-    data: &mut Map<String, Value>,
-) -> Result<(), StoreError> {
-    let used = tx
-        .template(template_id)?
-        .is_some_and(|t| uses_recommendations(&t.definition));
-    if used {
-        let list = for_contact(tx, contact_id, LIST_LENGTH)?;
-        data.insert(VARIABLE.into(), Value::Array(list));
-    }
-    Ok(())
 }
 
 fn template_item(r: Recommendation) -> Value {

@@ -368,6 +368,39 @@ fn confirmation_path(s: &Server, email: &str) -> Option<String> {
     )
 }
 
+/// The confirmation email goes through the send gate: an address on the suppression list gets
+/// none (recorded `suppressed`), and the subscription stays pending.
+#[test]
+fn no_confirmation_email_to_a_suppressed_address() {
+    let s = consent_server();
+    s.admin_post(
+        "/v1/suppressions",
+        json!({"channel": "email", "address": "gone@example.com", "reason": "complaint"}),
+    )
+    .expect(201);
+    let r = s.ingest("/v1/subscribe", json!({"email": "gone@example.com"}));
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["status"], "pending", "{}", r.text);
+    let contact = r.json["contact_id"].as_i64().unwrap();
+    s.settle();
+    let confirmations: Vec<Value> = s
+        .messages_where(&[("channel", "email")])
+        .into_iter()
+        .filter(|m| m["template"] == "double-opt-in")
+        .collect();
+    assert_eq!(confirmations.len(), 1, "{confirmations:#?}");
+    assert_eq!(
+        confirmations[0]["status"], "suppressed",
+        "{:#}",
+        confirmations[0]
+    );
+    assert_eq!(
+        s.subscription_status(contact, "*").as_deref(),
+        Some("pending")
+    );
+    assert!(confirmations[0]["text"].is_null(), "{:#}", confirmations[0]);
+}
+
 /// Every row of the consent table in docs/api.md: where the contact came from and what it did,
 /// against a template with topic `news`, one without topic and a transactional one.
 #[test]

@@ -206,3 +206,34 @@ fn test_send_needs_a_valid_address() {
     s.settle();
     assert!(s.messages_where(&[]).is_empty());
 }
+
+/// A test send goes through the send gate like any message: an address on the suppression list
+/// (a hard bounce, a complaint) is recorded `suppressed` with the reason, and nothing leaves.
+#[test]
+fn test_send_to_a_suppressed_address_is_held_back() {
+    let s = Server::simulated();
+    s.admin_put("/v1/templates/welcome", mjml_template("welcome"))
+        .expect(201);
+    s.admin_post(
+        "/v1/suppressions",
+        json!({"channel": "email", "address": "bounced@example.com", "reason": "hard_bounce"}),
+    )
+    .expect(201);
+    let r = s
+        .admin_post(
+            "/v1/templates/welcome/test-send",
+            json!({"to": "Bounced@Example.com", "contact": {"first_name": "Cy"}}),
+        )
+        .expect(202);
+    assert_eq!(r["status"], "suppressed", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("suppressed") && e.contains("bounce")),
+        "{r}"
+    );
+    s.settle();
+    let all = s.messages_where(&[("channel", "email")]);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["status"], "suppressed", "{:#}", all[0]);
+}

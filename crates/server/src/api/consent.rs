@@ -22,7 +22,8 @@ use waymark_engine::consent::{
     self, ALL_TOPICS, ConsentToken, PENDING, SUBSCRIBED, SUBSCRIBED_STATUS, SUBSCRIPTION_CONFIRMED,
     UNSUBSCRIBED, UNSUBSCRIBED_STATUS,
 };
-use waymark_store::{MessageStatus, NewEvent, NewMessage, Subscription};
+use waymark_engine::send::{Outgoing, Purpose, SendGate, TemplateSource};
+use waymark_store::{MessageStatus, NewEvent, Subscription};
 
 use super::error::{ApiError, ApiResult};
 use super::ingest::random_hex;
@@ -546,25 +547,33 @@ pub async fn subscribe(
 
     // At most so many confirmation emails to one address, whoever asks.
     state.public.limits.check_confirmation(&email)?;
+    // The pending subscription and its confirmation email commit together.
     let now = state.engine.clock().now();
+    let nonce = random_hex(8);
     let (contact_id, outcome) = {
         let email = email.clone();
         let topic = topic.clone();
         let name = name.clone();
-        blocking(&state, move |s| {
-            let mut out = (0, SubscribeOutcome::AlreadyAllowed);
-            s.engine_tx(&mut |tx| {
-                out = ask_for_confirmation(tx, &email, name.as_deref(), &topic, now)?;
-                Ok(())
-            })?;
-            Ok(out)
-        })
-        .await?
+        state
+            .engine
+            .send(move |tx, gate| {
+                let (id, outcome) = ask_for_confirmation(tx, &email, name.as_deref(), &topic, now)?;
+                if outcome == SubscribeOutcome::Pending {
+                    let confirmation = Confirmation {
+                        contact_id: id,
+                        email: &email,
+                        name: name.as_deref(),
+                        topic: &topic,
+                        confirm_url: consent::confirm_url(&tracking, id, "email", &topic),
+                        idempotency_key: format!("double-opt-in:{id}:{nonce}"),
+                    };
+                    send_confirmation(tx, gate, confirmation, now)?;
+                }
+                Ok((id, outcome))
+            })
+            .await?
     };
     let already = outcome == SubscribeOutcome::AlreadyAllowed;
-    if !already {
-        queue_confirmation(&state, &tracking, contact_id, &email, name, &topic).await?;
-    }
     if form {
         if let Some(to) = redirect {
             let mut response = StatusCode::SEE_OTHER.into_response();
@@ -679,65 +688,63 @@ fn allowed_redirect(state: &AppState, raw: &str) -> ApiResult<String> {
     Ok(url.to_string())
 }
 
-async fn queue_confirmation(
-    state: &AppState,
-    tracking: &waymark_engine::Tracking,
+/// A double opt-in confirmation email to send.
+struct Confirmation<'a> {
     contact_id: i64,
-    email: &str,
-    name: Option<String>,
-    topic: &str,
-) -> ApiResult<()> {
-    let definition = match blocking(state, |s| s.get_template(CONFIRMATION_TEMPLATE)).await {
-        Ok(t) if t.definition.channel == Channel::Email => t.definition,
-        _ => builtin_confirmation(),
+    email: &'a str,
+    /// The name given with the form, for a contact that has none yet.
+    name: Option<&'a str>,
+    topic: &'a str,
+    confirm_url: String,
+    idempotency_key: String,
+}
+
+/// Sends the confirmation email through the send gate (the `double-opt-in` template when one
+/// is stored for email, else the built-in one). An address on the suppression list gets
+/// nothing, and a template that cannot be rendered is recorded `failed`: the subscription
+/// stays pending either way.
+fn send_confirmation(
+    tx: &mut dyn waymark_store::EngineTx,
+    gate: &SendGate,
+    confirmation: Confirmation<'_>,
+    now: jiff::Timestamp,
+) -> Result<(), waymark_store::StoreError> {
+    let stored = tx
+        .template(CONFIRMATION_TEMPLATE)?
+        .is_some_and(|t| t.definition.channel == Channel::Email);
+    let builtin = builtin_confirmation();
+    let template = if stored {
+        TemplateSource::Stored(CONFIRMATION_TEMPLATE)
+    } else {
+        TemplateSource::Builtin(&builtin)
     };
-    let compiled = waymark_render::compile(&definition).map_err(|errors| {
-        ApiError::internal(format!(
-            "the `{CONFIRMATION_TEMPLATE}` template does not compile: {}",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })?;
-    let confirm_url = consent::confirm_url(tracking, contact_id, "email", topic);
-    let detail = blocking(state, move |s| s.contact(contact_id)).await?;
-    let mut contact = detail.contact.traits.clone();
-    contact.insert("id".into(), json!(contact_id));
-    contact.insert("email".into(), json!(email));
-    if let Some(name) = name {
+    let mut contact = waymark_engine::send::contact_data(&tx.contact(confirmation.contact_id)?);
+    contact.insert("email".into(), json!(confirmation.email));
+    if let Some(name) = confirmation.name {
         contact.entry("name").or_insert(json!(name));
     }
     let mut data = Map::new();
     data.insert("contact".into(), Value::Object(contact));
-    data.insert("topic".into(), json!(topic));
-    data.insert("confirm_url".into(), json!(confirm_url));
-    let rendered = compiled
-        .render(&data)
-        .map_err(|e| ApiError::internal(format!("the confirmation email failed: {e}")))?;
-    let now = state.engine.clock().now();
-    let message = NewMessage {
-        idempotency_key: format!("double-opt-in:{contact_id}:{}", random_hex(8)),
-        contact_id,
-        enrollment_id: None,
-        journey_id: None,
-        node: None,
-        template: CONFIRMATION_TEMPLATE.into(),
-        channel: "email".into(),
-        recipient: Some(email.to_string()),
-        subject: rendered.subject,
-        html: rendered.html,
-        text: rendered.text,
-        status: MessageStatus::Queued,
-        error: None,
-        created_at: now,
+    data.insert("topic".into(), json!(confirmation.topic));
+    data.insert("confirm_url".into(), json!(confirmation.confirm_url));
+    let outgoing = Outgoing {
+        idempotency_key: confirmation.idempotency_key,
+        contact_id: confirmation.contact_id,
+        channel: Channel::Email,
+        template,
+        purpose: Purpose::Requested,
+        to: Some(confirmation.email.to_string()),
+        data: Some(data),
     };
-    blocking(state, move |s| {
-        s.engine_tx(&mut |tx| tx.insert_message(&message).map(|_| ()))
-    })
-    .await?;
-    state.engine.messages_queued();
+    let decision = gate.send(tx, outgoing, now)?;
+    if decision.status != MessageStatus::Queued {
+        tracing::warn!(
+            contact = confirmation.contact_id,
+            status = decision.status.as_str(),
+            error = decision.error.as_deref().unwrap_or_default(),
+            "the double opt-in confirmation was not queued"
+        );
+    }
     Ok(())
 }
 

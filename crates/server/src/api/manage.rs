@@ -8,10 +8,8 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
-use waymark_store::{
-    ContactQuery, MessageQuery, MessageStatus, NewEvent, NewMessage, RequeueFilter, Store,
-    StoreError,
-};
+use waymark_engine::send::{Outgoing, Purpose, TemplateSource};
+use waymark_store::{ContactQuery, MessageQuery, NewEvent, RequeueFilter, Store, StoreError};
 
 use super::error::{ApiError, ApiResult};
 use super::ingest::{check_traits, random_hex};
@@ -406,6 +404,8 @@ struct RenderedFor {
     template: String,
     channel: waymark_core::Channel,
     contact_id: Option<i64>,
+    /// What the template saw.
+    data: Map<String, Value>,
     rendered: waymark_render::Rendered,
 }
 
@@ -440,11 +440,7 @@ async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<Re
     };
     if let Some(cid) = contact_id {
         let detail = blocking(state, move |s| s.contact(cid)).await?;
-        contact = detail.contact.traits.clone();
-        contact.insert("id".into(), json!(detail.contact.id));
-        contact.insert("user_id".into(), json!(detail.contact.user_id));
-        contact.insert("email".into(), json!(detail.contact.email));
-        contact.insert("phone".into(), json!(detail.contact.phone));
+        contact = waymark_engine::send::contact_data(&detail.contact);
     }
     let mut data = Map::new();
     data.insert("contact".into(), Value::Object(contact));
@@ -481,6 +477,7 @@ async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<Re
         template: template.definition.id,
         channel: template.definition.channel,
         contact_id,
+        data,
         rendered,
     })
 }
@@ -528,33 +525,43 @@ pub async fn test_send_template(
             .as_str()
             .to_string(),
     };
+    // Through the send gate like any message: an address on the suppression list (a hard
+    // bounce, a complaint, STOP) is not sent to, even for a test.
     let now = state.engine.clock().now();
     let key = format!("test-send:{}", random_hex(16));
-    let message = NewMessage {
-        idempotency_key: key.clone(),
-        // A test send belongs to no contact unless one was named (0 is no contact).
-        contact_id: out.contact_id.unwrap_or(0),
-        enrollment_id: None,
-        journey_id: None,
-        node: None,
-        template: out.template,
-        channel: out.channel.as_str().into(),
-        recipient: Some(recipient.clone()),
-        subject: out.rendered.subject.clone(),
-        html: out.rendered.html.clone(),
-        text: out.rendered.text.clone(),
-        status: MessageStatus::Queued,
-        error: None,
-        created_at: now,
+    let decision = {
+        let key = key.clone();
+        let recipient = recipient.clone();
+        let RenderedFor {
+            template,
+            channel,
+            contact_id,
+            data,
+            ..
+        } = out;
+        state
+            .engine
+            .send(move |tx, gate| {
+                let outgoing = Outgoing {
+                    idempotency_key: key.clone(),
+                    // A test send belongs to no contact unless one was named (0 is no contact).
+                    contact_id: contact_id.unwrap_or(0),
+                    channel,
+                    template: TemplateSource::Stored(&template),
+                    purpose: Purpose::Test,
+                    to: Some(recipient.clone()),
+                    data: Some(data.clone()),
+                };
+                gate.send(tx, outgoing, now)
+            })
+            .await?
     };
-    blocking(&state, move |s| {
-        s.engine_tx(&mut |tx| tx.insert_message(&message).map(|_| ()))
-    })
-    .await?;
-    state.engine.messages_queued();
-    let mut result = json!(out.rendered);
+    let mut result = json!(decision.rendered.unwrap_or_default());
     result["to"] = json!(recipient);
-    result["status"] = json!("queued");
+    result["status"] = json!(decision.status.as_str());
+    if let Some(error) = decision.error {
+        result["error"] = json!(error);
+    }
     result["idempotency_key"] = json!(key);
     Ok((StatusCode::ACCEPTED, Json(result)))
 }

@@ -1,0 +1,442 @@
+//! The send gate: the one place where a message is decided and written to the outbox.
+//!
+//! Every outbox row is written here, in the caller's transaction: journey emails and SMS,
+//! journey webhooks, double opt-in confirmations and operators' test sends (and, later,
+//! broadcasts). What a message must pass depends on its [`Purpose`]:
+//!
+//! | check                                   | journey | requested | test |
+//! | --------------------------------------- | ------- | --------- | ---- |
+//! | the contact has an address (or `to`)    | yes     | yes       | yes  |
+//! | the address is not suppressed (bounces, complaints, STOP) | yes | yes | yes |
+//! | consent to the template's topic (marketing templates, see `consent`) | yes | no | no |
+//! | frequency caps (marketing templates, see `caps`) | yes | no | no |
+//! | unsubscribe link (`unsubscribe_url`)    | marketing | no    | no   |
+//! | open and click tracking                 | yes¹    | no        | no   |
+//!
+//! ¹ when a public URL is configured and the template allows it.
+//!
+//! Quiet hours and blocked dates are a matter of *when*, decided before a message reaches the
+//! gate: a journey's send node waits for the window to open (`waymark_core::timing`, applied
+//! by the stepper, so that goals and exits still apply while it waits). Requested and test
+//! messages are sent at once, whatever the hour.
+//!
+//! A message refused by a check is written `suppressed` with the reason, and one that cannot
+//! be rendered `failed` with the error: never dropped, so the step log, the counts and the
+//! message list show what happened.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use waymark_core::journey::{Channel, TemplateDefinition, WebhookNode};
+use waymark_core::{Enrollment, Journey};
+use waymark_render::{CompiledTemplate, Rendered};
+use waymark_store::{Contact, EngineTx, MessageStatus, NewMessage, StoreError};
+
+use crate::caps::FrequencyCap;
+use crate::tracking::{Tracking, track_html};
+use crate::{consent, recommendations, webhook};
+
+/// Why a message is sent, which decides the checks it must pass (see the module docs).
+#[derive(Clone, Copy)]
+pub enum Purpose<'a> {
+    /// A journey's email or SMS node.
+    Journey(JourneyNode<'a>),
+    /// A message the contact asked for by their own action, such as the double opt-in
+    /// confirmation of a subscribe form: it needs no consent and is never capped.
+    Requested,
+    /// An operator's test of a template, to an address given with the request.
+    Test,
+}
+
+/// A node of a journey that an enrollment is at.
+#[derive(Clone, Copy)]
+pub struct JourneyNode<'a> {
+    pub journey: &'a Journey,
+    pub enrollment: &'a Enrollment,
+    pub node: &'a str,
+}
+
+/// The template a message is rendered from.
+#[derive(Clone, Copy)]
+pub enum TemplateSource<'a> {
+    /// A stored template, by id.
+    Stored(&'a str),
+    /// A template built into Waymark (used when no stored template of that id exists).
+    Builtin(&'a TemplateDefinition),
+}
+
+/// A message to decide and write.
+pub struct Outgoing<'a> {
+    /// Unique in the outbox: a second message with the same key is not written.
+    pub idempotency_key: String,
+    /// The contact it is for; 0 for a test send that names none.
+    pub contact_id: i64,
+    pub channel: Channel,
+    pub template: TemplateSource<'a>,
+    pub purpose: Purpose<'a>,
+    /// The address, when it is not the contact's own (a test send).
+    pub to: Option<String>,
+    /// What the template sees. `None` for journey sends: the gate builds `contact`, `event`
+    /// (the trigger), `journey` and, when the template uses them, `recommendations`.
+    pub data: Option<Map<String, Value>>,
+}
+
+/// What the gate did with a message.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub idempotency_key: String,
+    /// `queued`, or `suppressed` / `failed` with `error`.
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    /// The address it goes to (`None` when the contact has none).
+    pub recipient: Option<String>,
+    /// What was rendered, when it was (as queued: links rewritten for tracking).
+    pub rendered: Option<Rendered>,
+    /// Whether a new row was written (false when the idempotency key was already there).
+    pub written: bool,
+}
+
+impl Decision {
+    /// Whether a new message now waits in the outbox for delivery.
+    pub fn queued(&self) -> bool {
+        self.written && self.status == MessageStatus::Queued
+    }
+}
+
+/// The send gate, configured once per engine: tracking, frequency caps and the cache of
+/// compiled templates.
+pub struct SendGate {
+    tracking: Option<Tracking>,
+    caps: Vec<FrequencyCap>,
+    /// Compiled stored templates, by id, with the `updated_at` they were compiled from.
+    templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
+}
+
+impl SendGate {
+    pub fn new(tracking: Option<Tracking>, caps: Vec<FrequencyCap>) -> Self {
+        SendGate {
+            tracking,
+            caps,
+            templates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Rewrites the links of journey email for open and click tracking.
+    pub fn set_tracking(&mut self, tracking: Option<Tracking>) {
+        self.tracking = tracking;
+    }
+
+    /// Holds back marketing messages over these caps (recorded `suppressed`).
+    pub fn set_caps(&mut self, caps: Vec<FrequencyCap>) {
+        self.caps = caps;
+    }
+
+    /// Decides `outgoing`, renders it and writes its outbox row, in `tx`.
+    pub fn send(
+        &self,
+        tx: &mut dyn EngineTx,
+        outgoing: Outgoing<'_>,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError> {
+        let (message, unsubscribe_url, rendered) = self.decide(tx, &outgoing, now)?;
+        let written = tx.insert_message(&message)?;
+        if written
+            && message.status == MessageStatus::Queued
+            && let Some(url) = &unsubscribe_url
+        {
+            tx.set_message_unsubscribe_url(&message.idempotency_key, url)?;
+        }
+        Ok(Decision {
+            idempotency_key: message.idempotency_key,
+            status: message.status,
+            error: message.error,
+            recipient: message.recipient,
+            rendered,
+            written,
+        })
+    }
+
+    /// Renders a journey's `webhook` node's body and writes its outbox row (channel `webhook`;
+    /// see `waymark_channels::webhook`). Webhooks go to a system, not a person: no consent,
+    /// suppression or caps apply.
+    pub fn send_webhook(
+        &self,
+        tx: &mut dyn EngineTx,
+        at: JourneyNode<'_>,
+        settings: &WebhookNode,
+        idempotency_key: &str,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError> {
+        let JourneyNode {
+            journey,
+            enrollment,
+            node,
+        } = at;
+        let contact = tx.contact(enrollment.contact_id)?;
+        let data = journey_data(tx, journey, enrollment, &contact)?;
+        let message = webhook::outbox_message(
+            settings,
+            &data,
+            NewMessage {
+                idempotency_key: idempotency_key.to_string(),
+                contact_id: contact.id,
+                enrollment_id: Some(enrollment.id),
+                journey_id: Some(journey.id().to_string()),
+                node: Some(node.to_string()),
+                template: String::new(),
+                channel: webhook::CHANNEL.into(),
+                recipient: None,
+                subject: None,
+                html: None,
+                text: None,
+                status: MessageStatus::Queued,
+                error: None,
+                created_at: now,
+            },
+        );
+        let written = tx.insert_message(&message)?;
+        Ok(Decision {
+            idempotency_key: message.idempotency_key,
+            status: message.status,
+            error: message.error,
+            recipient: message.recipient,
+            rendered: None,
+            written,
+        })
+    }
+
+    /// The outbox row of `outgoing` (with its unsubscribe link, and what was rendered), after
+    /// every check its purpose requires.
+    fn decide(
+        &self,
+        tx: &mut dyn EngineTx,
+        outgoing: &Outgoing<'_>,
+        now: Timestamp,
+    ) -> Result<(NewMessage, Option<String>, Option<Rendered>), StoreError> {
+        let channel = outgoing.channel;
+        let contact = if outgoing.contact_id == 0 {
+            None
+        } else {
+            Some(tx.contact(outgoing.contact_id)?)
+        };
+        let recipient = outgoing.to.clone().or_else(|| {
+            contact.as_ref().and_then(|c| match channel {
+                Channel::Email => c.email.clone(),
+                Channel::Sms => c.phone.clone(),
+            })
+        });
+        let stored = match outgoing.template {
+            TemplateSource::Stored(id) => tx.template(id)?,
+            TemplateSource::Builtin(_) => None,
+        };
+        let template_id = match outgoing.template {
+            TemplateSource::Stored(id) => id,
+            TemplateSource::Builtin(d) => d.id.as_str(),
+        };
+        let mut message = NewMessage {
+            idempotency_key: outgoing.idempotency_key.clone(),
+            contact_id: outgoing.contact_id,
+            enrollment_id: None,
+            journey_id: None,
+            node: None,
+            template: template_id.to_string(),
+            channel: channel.as_str().to_string(),
+            recipient: recipient.clone(),
+            subject: None,
+            html: None,
+            text: None,
+            status: MessageStatus::Queued,
+            error: None,
+            created_at: now,
+        };
+        if let Purpose::Journey(JourneyNode {
+            journey,
+            enrollment,
+            node,
+        }) = outgoing.purpose
+        {
+            message.enrollment_id = Some(enrollment.id);
+            message.journey_id = Some(journey.id().to_string());
+            message.node = Some(node.to_string());
+        }
+        let suppress = |mut message: NewMessage, reason: String| {
+            message.status = MessageStatus::Suppressed;
+            message.error = Some(reason);
+            Ok((message, None, None))
+        };
+
+        // Who: an address, not on the suppression list.
+        let Some(address) = &recipient else {
+            let reason = match channel {
+                Channel::Email => "the contact has no email address",
+                Channel::Sms => "the contact has no phone number",
+            };
+            return suppress(message, reason.into());
+        };
+        if let Some(reason) = tx.suppression(channel.as_str(), address)? {
+            return suppress(message, format!("address suppressed: {reason}"));
+        }
+
+        // Which template.
+        let definition = match (outgoing.template, &stored) {
+            (TemplateSource::Builtin(d), _) => d,
+            (TemplateSource::Stored(_), Some(stored)) => &stored.definition,
+            (TemplateSource::Stored(id), None) => {
+                message.status = MessageStatus::Failed;
+                message.error = Some(format!("template `{id}` does not exist"));
+                return Ok((message, None, None));
+            }
+        };
+
+        // Consent and caps: marketing messages of journeys (see `consent` and `caps`).
+        let journey = matches!(outgoing.purpose, Purpose::Journey(_));
+        let topic = consent::topic_of(definition).filter(|_| journey);
+        if let (Some(topic), Some(contact)) = (&topic, &contact) {
+            if let Some(reason) = consent::refusal(tx, contact, channel, topic)? {
+                return suppress(message, reason);
+            }
+            if let Some(cap) = crate::caps::exceeded(&self.caps, tx, contact.id, channel, now)? {
+                return suppress(message, format!("frequency cap reached ({cap})"));
+            }
+        }
+        let unsubscribe_url = match (&topic, &self.tracking) {
+            (Some(topic), Some(tracking)) => Some(consent::unsubscribe_url(
+                tracking,
+                outgoing.contact_id,
+                channel.as_str(),
+                topic,
+                &outgoing.idempotency_key,
+            )),
+            _ => None,
+        };
+
+        // How, and what the template sees.
+        let template = match self.compiled(definition, stored.as_ref().map(|s| s.updated_at)) {
+            Ok(t) => t,
+            Err(error) => {
+                message.status = MessageStatus::Failed;
+                message.error = Some(error);
+                return Ok((message, None, None));
+            }
+        };
+        let mut data = match (&outgoing.data, outgoing.purpose, &contact) {
+            (Some(data), _, _) => data.clone(),
+            (
+                None,
+                Purpose::Journey(JourneyNode {
+                    journey,
+                    enrollment,
+                    ..
+                }),
+                Some(contact),
+            ) => {
+                let mut data = journey_data(tx, journey, enrollment, contact)?;
+                if recommendations::uses_recommendations(definition) {
+                    let list =
+                        recommendations::for_contact(tx, contact.id, recommendations::LIST_LENGTH)?;
+                    data.insert(recommendations::VARIABLE.into(), Value::Array(list));
+                }
+                data
+            }
+            (None, _, contact) => {
+                let mut data = Map::new();
+                if let Some(contact) = contact {
+                    data.insert("contact".into(), Value::Object(contact_data(contact)));
+                }
+                data
+            }
+        };
+        if let Some(url) = &unsubscribe_url {
+            data.insert("unsubscribe_url".into(), json!(url));
+        }
+
+        match template.render(&data) {
+            Ok(rendered) => {
+                let tracked = journey && template.tracking;
+                message.subject = rendered.subject;
+                message.html = track_html(
+                    self.tracking.as_ref(),
+                    tracked,
+                    &outgoing.idempotency_key,
+                    rendered.html,
+                );
+                message.text = rendered.text;
+            }
+            Err(error) => {
+                message.status = MessageStatus::Failed;
+                message.error = Some(format!("rendering failed: {error}"));
+                return Ok((message, None, None));
+            }
+        }
+        let rendered = Rendered {
+            subject: message.subject.clone(),
+            html: message.html.clone(),
+            text: message.text.clone(),
+        };
+        Ok((message, unsubscribe_url, Some(rendered)))
+    }
+
+    /// `definition` compiled; a stored template (`updated_at` given) is compiled once per
+    /// change.
+    fn compiled(
+        &self,
+        definition: &TemplateDefinition,
+        updated_at: Option<Timestamp>,
+    ) -> Result<Arc<CompiledTemplate>, String> {
+        let mut cache = self.templates.lock().expect("template cache lock");
+        if let Some(at) = updated_at
+            && let Some((cached_at, t)) = cache.get(&definition.id)
+            && *cached_at == at
+        {
+            return Ok(t.clone());
+        }
+        let compiled = waymark_render::compile(definition).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let compiled = Arc::new(compiled);
+        if let Some(at) = updated_at {
+            cache.insert(definition.id.clone(), (at, compiled.clone()));
+        }
+        Ok(compiled)
+    }
+}
+
+/// What a template sees of a contact: its traits, `id`, `user_id`, `email` and `phone`.
+pub fn contact_data(contact: &Contact) -> Map<String, Value> {
+    let mut data = contact.traits.clone();
+    data.insert("id".into(), json!(contact.id));
+    data.insert("user_id".into(), json!(contact.user_id));
+    data.insert("email".into(), json!(contact.email));
+    data.insert("phone".into(), json!(contact.phone));
+    data
+}
+
+/// What a journey's templates and webhook bodies see: `contact`, `event` (the trigger, with
+/// its `name`) and `journey` (`id`, `name`).
+fn journey_data(
+    tx: &mut dyn EngineTx,
+    journey: &Journey,
+    enrollment: &Enrollment,
+    contact: &Contact,
+) -> Result<Map<String, Value>, StoreError> {
+    let trigger = tx.event(enrollment.entered_seq)?;
+    let mut event = Map::new();
+    if let Some(t) = trigger {
+        event = t.event.properties;
+        event.insert("name".into(), json!(t.event.name));
+    }
+    let mut data = Map::new();
+    data.insert("contact".into(), Value::Object(contact_data(contact)));
+    data.insert("event".into(), Value::Object(event));
+    data.insert(
+        "journey".into(),
+        json!({ "id": journey.id(), "name": journey.document.name }),
+    );
+    Ok(data)
+}
