@@ -176,7 +176,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
           kind: n.data.kind,
           label: kind?.label ?? n.data.kind,
           settings: n.data.settings,
-          outputs: outputsOf(n.data.kind, n.data.settings, kind),
+          outputs: outputsOf(n.data.settings, kind?.outputs),
           errors: errorsByNode.get(n.id) ?? [],
           stats: stats?.[n.id],
         };
