@@ -301,6 +301,15 @@ test('template preview rendered by the server for a contact', async () => {
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByTestId('sms-bubble').filter({ hasText: 'Hi Ann, your cart misses you ✓' }).waitFor();
   await page.getByTestId('sms-segments').filter({ hasText: 'UCS-2' }).waitFor();
+  // The edit is version 2; version 1 stays what the published journey sends, until it is
+  // published again (the publish dialog says so).
+  await page.getByTestId('template-version-2').filter({ hasText: '(current)' }).waitFor();
+  await page.getByTestId('template-version-1').filter({ hasText: 'abandoned-cart v1' }).waitFor();
+  await page.goto(server.base + '/journeys/abandoned-cart');
+  await page.getByRole('button', { name: 'Publish…' }).click();
+  await page.getByTestId('template-updates').filter({ hasText: 'cart-reminder-sms (version 1 → 2)' }).waitFor();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.goto(server.base + '/templates/cart-reminder-sms');
   // A template the server refuses: its message and code.
   await b.expectingHttpErrors(async () => {
     await page.getByLabel('Body', { exact: true }).fill('{% if %}');

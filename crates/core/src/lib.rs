@@ -12,6 +12,7 @@ pub mod event;
 pub mod experiment;
 pub mod filter;
 pub mod journey;
+pub mod kinds;
 pub mod limits;
 pub mod recommend;
 pub mod schedule;

@@ -15,9 +15,8 @@ use std::borrow::Cow;
 
 use crate::condition::{self, Condition, ContactFacts, EvalClock, MessageRecord};
 use crate::filter::{Engagement, filter_matches};
-use crate::journey::{
-    Channel, ExitEvent, Journey, NodeKind, Reentry, WaitForEventNode, WebhookNode,
-};
+use crate::journey::{Channel, ExitEvent, Journey, Reentry, WebhookNode};
+use crate::kinds::Arrival;
 
 /// More node visits than this in one step means a journey bug; the enrollment is ended
 /// instead of looping. Validation rejects cycles without a wait, so this is a backstop.
@@ -198,6 +197,23 @@ pub trait Facts {
     }
 }
 
+/// A contact of whom only the traits are known: no events, no engagement. Enough where only
+/// the event matters (goal and exit checks, with no traits), and for tests.
+#[derive(Debug, Default)]
+pub struct TraitsOnly(pub Map<String, Value>);
+
+impl Facts for TraitsOnly {
+    fn traits(&self) -> &Map<String, Value> {
+        &self.0
+    }
+    fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
+        Vec::new()
+    }
+    fn engaged(&self, _: &str, _: Engagement) -> bool {
+        false
+    }
+}
+
 /// A previous enrollment of the same contact in the same journey, for re-entry decisions.
 #[derive(Debug, Clone)]
 pub struct PriorEnrollment {
@@ -247,19 +263,7 @@ pub struct MissingKey;
 /// Whether this event ends the enrollment through the journey's goal or an exit event. While a
 /// journey is paused, only such events are applied.
 pub fn interrupts(journey: &Journey, enrollment: &Enrollment, event: &EventRecord) -> bool {
-    struct NoFacts(Map<String, Value>);
-    impl Facts for NoFacts {
-        fn traits(&self) -> &Map<String, Value> {
-            &self.0
-        }
-        fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
-            Vec::new()
-        }
-        fn engaged(&self, _: &str, _: Engagement) -> bool {
-            false
-        }
-    }
-    let facts = NoFacts(Map::new());
+    let facts = TraitsOnly::default();
     let run = Run {
         journey,
         enrollment: enrollment.clone(),
@@ -307,7 +311,7 @@ pub fn step(
         Input::Enter => {
             run.enrollment.visits += 1;
             run.log.push(StepLog::Entered { node: here.clone() });
-            run.advance(here, "next");
+            run.advance(here, Arrival::next());
         }
         Input::Event(event) => {
             if event.seq <= enrollment.entered_seq {
@@ -337,46 +341,27 @@ pub fn step(
                 );
                 return Some(run.finish());
             }
-            match node_kind {
-                Some(NodeKind::WaitForEvent(w))
-                    if event.seq > enrollment.consumed_seq && run.wait_matches(w, event) =>
-                {
-                    run.enrollment.consumed_seq = event.seq;
-                    run.advance(here, "event")
-                }
-                _ => return None,
-            }
+            let output = node_kind?.event(&mut run, event)?;
+            run.advance(here, Arrival::Leave(output));
         }
         Input::Timer => {
             if enrollment.wake_at.is_none_or(|at| at > now) {
                 return None;
             }
-            match node_kind {
-                Some(NodeKind::Delay(_) | NodeKind::WaitUntil(_) | NodeKind::WaitUntilDate(_)) => {
-                    run.advance(here, "next")
-                }
-                Some(NodeKind::WaitForEvent(_)) => run.advance(here, "timeout"),
-                // A send deferred by quiet hours or a blocked date.
-                Some(kind @ (NodeKind::SendEmail(_) | NodeKind::SendSms(_))) => {
-                    match run.send(&here, kind) {
-                        Some(output) => run.advance(here, output),
-                        None => return Some(run.finish()),
-                    }
-                }
-                _ => return None,
-            }
+            let arrival = node_kind?.timer(&mut run)?;
+            run.advance(here, arrival);
         }
-        Input::Resume => match node_kind {
-            Some(NodeKind::WaitForEvent(w)) if run.consume_past_event(w) => {
-                run.advance(here, "event")
-            }
-            _ => return None,
-        },
+        Input::Resume => {
+            let output = node_kind?.resume(&mut run)?;
+            run.advance(here, Arrival::Leave(output));
+        }
     }
     Some(run.finish())
 }
 
-struct Run<'a> {
+/// One step in progress: the enrollment as it changes, the effects and the log so far. Node
+/// kinds (`crate::kinds`) see it when an enrollment reaches their node or wakes there.
+pub(crate) struct Run<'a> {
     journey: &'a Journey,
     enrollment: Enrollment,
     effects: Vec<Effect>,
@@ -387,7 +372,7 @@ struct Run<'a> {
     traits: Option<Map<String, Value>>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     fn finish(self) -> StepOutcome {
         StepOutcome {
             enrollment: self.enrollment,
@@ -414,11 +399,22 @@ impl Run<'_> {
         });
     }
 
+    /// Stays at the current node until `until`.
+    fn wait(&mut self, until: Timestamp) {
+        self.enrollment.wake_at = Some(until);
+        self.log.push(StepLog::Waiting {
+            node: self.enrollment.node.clone(),
+            until,
+        });
+    }
+
     fn key_required(&self, explicit: Option<bool>) -> bool {
         explicit.unwrap_or(self.journey.key_property().is_some())
     }
 
-    fn key_matches(&self, explicit: Option<bool>, event: &EventRecord) -> bool {
+    /// Whether the event carries the enrollment's key, when the matcher (`match_key`, else
+    /// whether the journey has an entry key) asks for it.
+    pub(crate) fn key_matches(&self, explicit: Option<bool>, event: &EventRecord) -> bool {
         if !self.key_required(explicit) {
             return true;
         }
@@ -434,104 +430,87 @@ impl Run<'_> {
             && self.key_matches(exit.match_key, event)
     }
 
-    fn wait_matches(&self, wait: &WaitForEventNode, event: &EventRecord) -> bool {
-        wait.event == event.name
-            && filter_matches(&wait.filter, &event.properties)
-            && self.key_matches(wait.match_key, event)
-    }
-
-    /// Ends a wait with an event that already happened since entry (and after the last event
-    /// a wait consumed), if there is one.
-    fn consume_past_event(&mut self, wait: &WaitForEventNode) -> bool {
-        let after = self
-            .enrollment
+    /// Events with a larger `seq` than this are new to the enrollment's waits: later than its
+    /// trigger and than the last event a wait consumed.
+    pub(crate) fn consumed_upto(&self) -> i64 {
+        self.enrollment
             .entered_seq
-            .max(self.enrollment.consumed_seq);
-        let found = self
-            .facts
-            .events_since(&wait.event, after)
-            .iter()
-            .find(|e| self.wait_matches(wait, e))
-            .map(|e| e.seq);
-        if let Some(seq) = found {
-            self.enrollment.consumed_seq = seq;
-        }
-        found.is_some()
+            .max(self.enrollment.consumed_seq)
     }
 
-    fn traits(&self) -> &Map<String, Value> {
+    /// Whether no wait consumed this event yet.
+    pub(crate) fn unconsumed(&self, event: &EventRecord) -> bool {
+        event.seq > self.enrollment.consumed_seq
+    }
+
+    /// Records that a wait ended with the event `seq`, so that it ends no other wait.
+    pub(crate) fn consume(&mut self, seq: i64) {
+        self.enrollment.consumed_seq = seq;
+    }
+
+    pub(crate) fn journey(&self) -> &'a Journey {
+        self.journey
+    }
+
+    pub(crate) fn facts(&self) -> &'a dyn Facts {
+        self.facts
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The node the enrollment is at.
+    pub(crate) fn node(&self) -> &str {
+        &self.enrollment.node
+    }
+
+    pub(crate) fn contact_id(&self) -> i64 {
+        self.enrollment.contact_id
+    }
+
+    pub(crate) fn effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// Logs that the current node went on without doing its work.
+    pub(crate) fn skipped(&mut self, reason: &str) {
+        self.log.push(StepLog::Skipped {
+            node: self.enrollment.node.clone(),
+            reason: reason.to_string(),
+        });
+    }
+
+    pub(crate) fn traits(&self) -> &Map<String, Value> {
         self.traits.as_ref().unwrap_or_else(|| self.facts.traits())
     }
 
-    fn holds(&self, condition: &Condition) -> bool {
+    pub(crate) fn holds(&self, condition: &Condition) -> bool {
         let clock = EvalClock::new(self.now, self.local_zone(None));
         condition::evaluate(condition, &BranchFacts(self), &clock)
     }
 
-    /// When a `wait_until` node entered now wakes: its next local time in the contact's time
-    /// zone (trait `timezone`), else the node's, else the journey's, else UTC.
-    fn calendar_wake(&self, node: &str) -> Timestamp {
-        let spec = self.journey.calendar_wait(node);
-        let tz = self.local_zone(spec.timezone.as_ref());
-        spec.next_after(self.now, &tz)
-            .unwrap_or(self.now + SignedDuration::from_hours(24))
-    }
-
     /// The contact's time zone (trait `timezone`), else the node's, else the journey's, else
     /// UTC.
-    fn local_zone(&self, node_zone: Option<&TimeZone>) -> TimeZone {
+    pub(crate) fn local_zone(&self, node_zone: Option<&TimeZone>) -> TimeZone {
         crate::contact::trait_time_zone(self.traits())
             .or_else(|| node_zone.cloned())
             .or_else(|| self.journey.timezone().cloned())
             .unwrap_or(TimeZone::UTC)
     }
 
-    /// Sends from the send node `node` if the journey's sending hours allow it now, returning
-    /// the output to leave by; otherwise skips it or waits at the node until they do (`None`).
-    fn send(&mut self, node: &str, kind: &NodeKind) -> Option<&'static str> {
-        let (channel, s) = match kind {
-            NodeKind::SendEmail(s) => (Channel::Email, s),
-            NodeKind::SendSms(s) => (Channel::Sms, s),
-            _ => unreachable!("send() is called for send nodes"),
-        };
-        let window = self.journey.send_window();
-        if !window.is_unrestricted() {
-            let allowed = window.next_allowed(self.now, &self.local_zone(None));
-            if allowed != Some(self.now) {
-                if window.skip {
-                    self.log.push(StepLog::Skipped {
-                        node: node.to_string(),
-                        reason: "outside sending hours".into(),
-                    });
-                    return Some("next");
-                }
-                // No allowed moment within a year: try again tomorrow rather than never.
-                let until = allowed.unwrap_or(self.now + SignedDuration::from_hours(24));
-                self.enrollment.wake_at = Some(until);
-                self.log.push(StepLog::Waiting {
-                    node: node.to_string(),
-                    until,
-                });
-                return None;
-            }
-        }
-        self.effects.push(Effect::Send {
-            channel,
-            node: node.to_string(),
-            template: s.template.clone(),
-            idempotency_key: self.effect_key(node),
-        });
-        Some("next")
-    }
-
-    /// `enrollment:node:visit`: the same for a retried step, different for a loop's next visit.
-    fn effect_key(&self, node: &str) -> String {
-        format!("{}:{}:{}", self.enrollment.id, node, self.enrollment.visits)
+    /// `enrollment:node:visit` for the current node: the same for a retried step, different
+    /// for a loop's next visit.
+    pub(crate) fn effect_key(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.enrollment.id, self.enrollment.node, self.enrollment.visits
+        )
     }
 
     /// Sets and increments traits: an effect for the store, and the traits later nodes of
     /// this step see.
-    fn apply_trait_changes<'k>(
+    pub(crate) fn apply_trait_changes<'k>(
         &mut self,
         set: &Map<String, Value>,
         increments: impl IntoIterator<Item = (&'k str, &'k serde_json::Number)>,
@@ -552,18 +531,23 @@ impl Run<'_> {
         self.effects.push(Effect::SetTraits(changes));
     }
 
-    /// Leaves `from` through `output` and runs nodes until the enrollment waits or ends.
-    fn advance(&mut self, from: String, output: &str) {
+    /// Settles what the node `from` decided: waits there, ends there, or leaves it through an
+    /// output and runs the nodes that follow until the enrollment waits or ends.
+    fn advance(&mut self, from: String, arrival: Arrival) {
         let journey = self.journey;
         let mut from = from;
-        let mut output = output;
+        let mut output = match arrival {
+            Arrival::Leave(output) => output,
+            Arrival::Wait(until) => return self.wait(until),
+            Arrival::End { status, reason } => return self.end(status, reason),
+        };
         self.enrollment.wake_at = None;
         for _ in 0..MAX_VISITS_PER_STEP {
             self.log.push(StepLog::Left {
                 node: from.clone(),
                 output: output.to_string(),
             });
-            let Some(next) = journey.next(&from, output) else {
+            let Some(next) = journey.next(&from, &output) else {
                 self.end(EnrollmentStatus::Completed, "end of path".into());
                 return;
             };
@@ -573,157 +557,10 @@ impl Run<'_> {
             self.log.push(StepLog::Entered {
                 node: next.to_string(),
             });
-            output = match &node.kind {
-                NodeKind::Delay(_) | NodeKind::WaitForEvent(_) => {
-                    if let NodeKind::WaitForEvent(w) = &node.kind
-                        && self.consume_past_event(w)
-                    {
-                        from = next.to_string();
-                        output = "event";
-                        continue;
-                    }
-                    let until =
-                        self.now + SignedDuration::from_secs(journey.duration(next).seconds());
-                    self.enrollment.wake_at = Some(until);
-                    self.log.push(StepLog::Waiting {
-                        node: next.to_string(),
-                        until,
-                    });
-                    return;
-                }
-                NodeKind::WaitUntilDate(_) => {
-                    let spec = journey.date_wait(next);
-                    let tz = self.local_zone(spec.timezone.as_ref());
-                    let moment = self
-                        .traits()
-                        .get(&spec.trait_name)
-                        .and_then(|v| spec.next_after(v, self.now, &tz));
-                    let Some(until) = moment else {
-                        from = next.to_string();
-                        output = "missed";
-                        continue;
-                    };
-                    self.enrollment.wake_at = Some(until);
-                    self.log.push(StepLog::Waiting {
-                        node: next.to_string(),
-                        until,
-                    });
-                    return;
-                }
-                NodeKind::WaitUntil(_) => {
-                    let until = self.calendar_wake(next);
-                    self.enrollment.wake_at = Some(until);
-                    self.log.push(StepLog::Waiting {
-                        node: next.to_string(),
-                        until,
-                    });
-                    return;
-                }
-                NodeKind::RandomSplit(r) => crate::timing::choose_branch(
-                    &journey.document.id,
-                    next,
-                    self.enrollment.contact_id,
-                    &r.branches,
-                ),
-                NodeKind::Experiment(x) => {
-                    let branches = x.branches();
-                    let winner = self
-                        .facts
-                        .experiment_winner(next)
-                        .filter(|w| x.variants.iter().any(|v| &v.name == w));
-                    let chosen = match winner {
-                        Some(w) => w,
-                        None => crate::timing::choose_branch(
-                            &journey.document.id,
-                            next,
-                            self.enrollment.contact_id,
-                            &branches,
-                        )
-                        .to_string(),
-                    };
-                    // Outputs are `&str` borrowed from the journey: find the same name there.
-                    x.variants
-                        .iter()
-                        .map(|v| v.name.as_str())
-                        .chain(std::iter::once(crate::journey::HOLDOUT))
-                        .find(|n| *n == chosen)
-                        .unwrap_or(crate::journey::HOLDOUT)
-                }
-                NodeKind::Branch(b) => {
-                    if self.holds(&b.condition) {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                }
-                NodeKind::SendEmail(_) | NodeKind::SendSms(_) => {
-                    match self.send(next, &node.kind) {
-                        Some(output) => output,
-                        None => return,
-                    }
-                }
-                NodeKind::UpdateTraits(u) => {
-                    let increments = u.increment.iter().map(|(k, by)| (k.as_str(), by));
-                    self.apply_trait_changes(&u.set, increments);
-                    "next"
-                }
-                NodeKind::AddToList(l) => {
-                    self.effects.push(Effect::AddToList(l.list.clone()));
-                    "next"
-                }
-                NodeKind::RemoveFromList(l) => {
-                    self.effects.push(Effect::RemoveFromList(l.list.clone()));
-                    "next"
-                }
-                NodeKind::Webhook(w) => {
-                    self.effects.push(Effect::Webhook {
-                        node: next.to_string(),
-                        webhook: w.clone(),
-                        idempotency_key: self.effect_key(next),
-                    });
-                    "next"
-                }
-                NodeKind::EmitEvent(e) => {
-                    self.effects.push(Effect::EmitEvent {
-                        name: e.event.clone(),
-                        properties: e.properties.clone(),
-                        idempotency_key: self.effect_key(next),
-                    });
-                    "next"
-                }
-                NodeKind::Unsubscribe(u) => {
-                    self.effects.push(Effect::Unsubscribe {
-                        channel: u.channel,
-                        topic: u.topic.clone(),
-                    });
-                    "next"
-                }
-                NodeKind::EnrollInJourney(e) => {
-                    self.effects.push(Effect::Enroll {
-                        journey: e.journey.clone(),
-                        idempotency_key: self.effect_key(next),
-                    });
-                    "next"
-                }
-                NodeKind::Score(s) => {
-                    let by = serde_json::Number::from(s.points);
-                    self.apply_trait_changes(&Default::default(), [(s.trait_name(), &by)]);
-                    if let Some(after) = s.expires_after.as_deref() {
-                        let after = crate::duration::Duration::parse(after).expect("validated");
-                        self.effects.push(Effect::ExpireScore {
-                            score_trait: s.trait_name().to_string(),
-                            points: s.points,
-                            at: self.now + SignedDuration::from_secs(after.seconds()),
-                        });
-                    }
-                    "next"
-                }
-                NodeKind::Jump(_) => "next",
-                NodeKind::Exit(_) => {
-                    self.end(EnrollmentStatus::Exited, "exit node".into());
-                    return;
-                }
-                NodeKind::Trigger(_) => "next",
+            output = match node.kind.arrive(self) {
+                Arrival::Leave(output) => output,
+                Arrival::Wait(until) => return self.wait(until),
+                Arrival::End { status, reason } => return self.end(status, reason),
             };
             from = next.to_string();
         }

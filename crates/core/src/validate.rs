@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::condition::{Condition, Scope};
 use crate::duration::Duration;
 use crate::filter::{Filter, Predicate};
-use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry, TriggerNode, WebhookNode};
+use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry};
 use crate::limits::{MAX_DOCUMENT_DEPTH, json_depth};
 use crate::suggest::{did_you_mean, explain_serde_error, parse_unknown_name};
 
@@ -178,7 +177,8 @@ pub fn parse_and_validate(
     }
 }
 
-fn valid_id(id: &str) -> bool {
+/// Whether `id` is 1-100 letters, digits, `-` or `_` (node, journey, segment and branch ids).
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 100
         && id
@@ -186,7 +186,7 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn check_filter(
+pub(crate) fn check_filter(
     filter: &Filter,
     node: Option<&str>,
     field: &str,
@@ -207,184 +207,114 @@ fn check_filter(
     }
 }
 
-fn check_trigger(t: &TriggerNode, id: Option<&str>, errors: &mut Vec<ValidationError>) {
-    let kinds = [
-        t.event.is_some(),
-        t.list.is_some(),
-        t.segment.is_some(),
-        t.api,
-        t.date.is_some(),
-        t.inactivity.is_some(),
-        t.schedule.is_some(),
-    ]
-    .iter()
-    .filter(|set| **set)
-    .count();
-    if kinds != 1 {
-        errors.push(err(
-            "invalid_trigger",
-            id,
-            None,
-            "a trigger needs exactly one of `event`, `list`, `segment`, `api`, `date`, `inactivity` and `schedule`".into(),
-        ));
-    }
-    if let Some(Err((field, message))) = t.timing() {
-        let code = if field.ends_with("timezone") {
-            "invalid_timezone"
-        } else if field.ends_with("cron") {
-            "invalid_cron"
-        } else if field.ends_with("time") {
-            "invalid_time"
-        } else if field.ends_with("offset") || field.ends_with("for") {
-            "invalid_duration"
-        } else {
-            "required"
-        };
-        errors.push(err(code, id, Some(field), message));
-    }
-    if let Some(s) = t.schedule.as_ref().and_then(|s| s.segment.as_ref())
-        && !valid_id(s)
-    {
-        errors.push(err(
-            "invalid_id",
-            id,
-            Some("schedule.segment"),
-            format!("`{s}` is not a segment id"),
-        ));
-    }
-    let empty = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
-    if empty(&t.event) {
-        errors.push(err(
-            "required",
-            id,
-            Some("event"),
-            "must name an event".into(),
-        ));
-    }
-    if empty(&t.list) {
-        errors.push(err("required", id, Some("list"), "must name a list".into()));
-    }
-    if let Some(s) = &t.segment
-        && !valid_id(&s.id)
-    {
-        errors.push(err(
-            "invalid_id",
-            id,
-            Some("segment.id"),
-            format!("`{}` is not a segment id", s.id),
-        ));
-    }
-    check_filter(&t.filter, id, "filter", errors);
-}
-
-fn check_duration(raw: &str, node: Option<&str>, field: &str, errors: &mut Vec<ValidationError>) {
+pub(crate) fn check_duration(
+    raw: &str,
+    node: Option<&str>,
+    field: &str,
+    errors: &mut Vec<ValidationError>,
+) {
     if let Err(message) = Duration::parse(raw) {
         errors.push(err("invalid_duration", node, Some(field), message));
     }
 }
 
-/// The longest a webhook may wait for its answer.
-pub const WEBHOOK_MAX_TIMEOUT_SECONDS: i64 = 60;
+/// The document's nodes by id, those that parsed and those that did not.
+struct Graph<'a> {
+    by_id: HashMap<&'a str, &'a Node>,
+    /// Nodes that did not parse, with the type they declare.
+    unparsed_by_id: HashMap<&'a str, Option<&'a str>>,
+    node_ids: Vec<&'a str>,
+}
 
-/// Headers Waymark sets itself on a webhook call; a node may not set them.
-const RESERVED_WEBHOOK_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "transfer-encoding",
-    "connection",
-];
+impl<'a> Graph<'a> {
+    fn known(&self, id: &str) -> bool {
+        self.by_id.contains_key(id) || self.unparsed_by_id.contains_key(id)
+    }
 
-fn check_webhook(w: &WebhookNode, id: Option<&str>, errors: &mut Vec<ValidationError>) {
-    match url::Url::parse(w.url.trim()) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => errors.push(err(
-            "invalid_url",
-            id,
-            Some("url"),
-            format!("`{}` must be an http or https URL", w.url),
-        )),
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => errors.push(err(
-            "invalid_url",
-            id,
-            Some("url"),
-            format!("`{}` has no host", w.url),
-        )),
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => errors.push(err(
-            "invalid_url",
-            id,
-            Some("url"),
-            "credentials in the URL are not allowed; send them in `headers`".into(),
-        )),
-        Ok(_) => {}
-        Err(e) => errors.push(err(
-            "invalid_url",
-            id,
-            Some("url"),
-            format!("`{}` is not a valid URL: {e}", w.url),
-        )),
-    }
-    if let Some(body) = &w.body
-        && crate::limits::liquid_depth(body) > crate::limits::MAX_LIQUID_DEPTH
-    {
-        errors.push(err(
-            "too_deep",
-            id,
-            Some("body"),
-            format!(
-                "Liquid blocks nest at most {} levels deep",
-                crate::limits::MAX_LIQUID_DEPTH
-            ),
-        ));
-    }
-    match Duration::parse(w.timeout_text()) {
-        Err(message) => errors.push(err("invalid_duration", id, Some("timeout"), message)),
-        Ok(d) if d.seconds() < 1 || d.seconds() > WEBHOOK_MAX_TIMEOUT_SECONDS => errors.push(err(
-            "invalid_duration",
-            id,
-            Some("timeout"),
-            format!("a webhook timeout is between 1s and {WEBHOOK_MAX_TIMEOUT_SECONDS}s"),
-        )),
-        Ok(_) => {}
-    }
-    for (name, value) in &w.headers {
-        let field = format!("headers.{name}");
-        let token = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !token {
-            errors.push(err(
-                "invalid_header",
-                id,
-                Some(&field),
-                format!("`{name}` is not a valid header name"),
-            ));
-        } else if RESERVED_WEBHOOK_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-            || name.to_ascii_lowercase().starts_with("x-waymark-")
-        {
-            errors.push(err(
-                "invalid_header",
-                id,
-                Some(&field),
-                format!("`{name}` is set by Waymark and cannot be overridden"),
-            ));
-        }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            errors.push(err(
-                "invalid_header",
-                id,
-                Some(&field),
-                "header values cannot contain line breaks".into(),
-            ));
+    fn is_trigger(&self, id: &str) -> bool {
+        match self.by_id.get(id) {
+            Some(node) => matches!(node.kind, NodeKind::Trigger(_)),
+            None => self.unparsed_by_id.get(id) == Some(&Some("trigger")),
         }
     }
-    if w.body.as_deref().is_some_and(|b| b.trim().is_empty()) {
-        errors.push(err(
-            "required",
-            id,
-            Some("body"),
-            "must not be empty (leave it out for the default body)".into(),
-        ));
+
+    fn no_such_node(&self, id: &str) -> String {
+        format!(
+            "there is no node `{id}`{}",
+            did_you_mean(id, self.node_ids.iter().copied())
+        )
+    }
+}
+
+/// Another node a node's settings name.
+pub(crate) enum NodeRef<'a> {
+    Parsed(&'a NodeKind),
+    /// It exists but did not parse (its own error says why).
+    Unparsed,
+    Missing,
+}
+
+/// What a node kind's validation sees (`crate::kinds`): the document, the other nodes, the
+/// templates, and where its errors go (tagged with the node's id).
+pub(crate) struct NodeCheck<'a> {
+    node: &'a str,
+    document: &'a JourneyDocument,
+    graph: &'a Graph<'a>,
+    templates: Option<TemplateLookup<'a>>,
+    inline_templates: &'a HashMap<&'a str, Channel>,
+    errors: &'a mut Vec<ValidationError>,
+}
+
+impl<'a> NodeCheck<'a> {
+    /// Reports an error on this node's `field` (`None`: the node as a whole).
+    pub(crate) fn err(&mut self, code: &'static str, field: Option<&str>, message: String) {
+        self.errors.push(err(code, Some(self.node), field, message));
+    }
+
+    pub(crate) fn duration(&mut self, raw: &str, field: &str) {
+        check_duration(raw, Some(self.node), field, self.errors);
+    }
+
+    pub(crate) fn filter(&mut self, filter: &Filter, field: &str) {
+        check_filter(filter, Some(self.node), field, self.errors);
+    }
+
+    pub(crate) fn document(&self) -> &'a JourneyDocument {
+        self.document
+    }
+
+    /// Whether the journey has an entry key for waits and conditions to match.
+    pub(crate) fn has_key(&self) -> bool {
+        self.document.entry.key.is_some()
+    }
+
+    pub(crate) fn node_ref(&self, id: &str) -> NodeRef<'a> {
+        match self.graph.by_id.get(id) {
+            Some(node) => NodeRef::Parsed(&node.kind),
+            None if self.graph.known(id) => NodeRef::Unparsed,
+            None => NodeRef::Missing,
+        }
+    }
+
+    pub(crate) fn is_trigger(&self, id: &str) -> bool {
+        self.graph.is_trigger(id)
+    }
+
+    /// "there is no node `x`", with a suggestion.
+    pub(crate) fn no_such_node(&self, id: &str) -> String {
+        self.graph.no_such_node(id)
+    }
+
+    /// The channel of the template `id`: `None` when templates are not checked (no look-up
+    /// given), `Some(None)` when there is no such template.
+    pub(crate) fn template_channel(&self, id: &str) -> Option<Option<Channel>> {
+        let lookup = self.templates?;
+        Some(
+            self.inline_templates
+                .get(id)
+                .copied()
+                .or_else(|| lookup(id)),
+        )
     }
 }
 
@@ -569,286 +499,40 @@ fn check_document(
             ));
         }
     }
-    let known = |id: &str| by_id.contains_key(id) || unparsed_by_id.contains_key(id);
-    let is_trigger = |id: &str| match by_id.get(id) {
-        Some(node) => matches!(node.kind, NodeKind::Trigger(_)),
-        None => unparsed_by_id.get(id) == Some(&Some("trigger")),
-    };
     let node_ids: Vec<&str> = doc
         .nodes
         .iter()
         .map(|n| n.id.as_str())
         .chain(unparsed.iter().map(|n| n.id.as_str()))
         .collect();
-    let no_such_node = |id: &str| {
-        format!(
-            "there is no node `{id}`{}",
-            did_you_mean(id, node_ids.iter().copied())
-        )
-    };
     let inline_templates: HashMap<&str, Channel> = doc
         .templates
         .iter()
         .map(|t| (t.id.as_str(), t.channel))
         .collect();
+    let graph = Graph {
+        by_id,
+        unparsed_by_id,
+        node_ids,
+    };
+    let known = |id: &str| graph.known(id);
+    let is_trigger = |id: &str| graph.is_trigger(id);
+    let no_such_node = |id: &str| graph.no_such_node(id);
+    let by_id = &graph.by_id;
 
     let mut triggers = Vec::new();
     for node in &doc.nodes {
-        let id = Some(node.id.as_str());
-        match &node.kind {
-            NodeKind::Trigger(t) => {
-                triggers.push(node.id.as_str());
-                check_trigger(t, id, &mut errors);
-            }
-            NodeKind::Delay(d) => check_duration(&d.duration, id, "duration", &mut errors),
-            NodeKind::WaitForEvent(w) => {
-                check_duration(&w.timeout, id, "timeout", &mut errors);
-                if w.event.trim().is_empty() {
-                    errors.push(err(
-                        "required",
-                        id,
-                        Some("event"),
-                        "must name an event".into(),
-                    ));
-                }
-                if w.match_key == Some(true) && !has_key {
-                    errors.push(err(
-                        "no_key",
-                        id,
-                        Some("match_key"),
-                        "the journey has no entry.key to match".into(),
-                    ));
-                }
-                check_filter(&w.filter, id, "filter", &mut errors);
-            }
-            NodeKind::Branch(b) => {
-                for e in crate::condition::validate(&b.condition, Scope::Branch) {
-                    let field = if e.path.is_empty() {
-                        "condition".to_string()
-                    } else {
-                        format!("condition.{}", e.path)
-                    };
-                    errors.push(err(e.code, id, Some(&field), e.message));
-                }
-                b.condition.visit(&mut |c| match c {
-                    Condition::Event(e) if e.match_key && !has_key => errors.push(err(
-                        "no_key",
-                        id,
-                        Some("condition.event.match_key"),
-                        "the journey has no entry.key to match".into(),
-                    )),
-                    Condition::Message(m) => match by_id.get(m.node.as_str()).map(|n| &n.kind) {
-                        Some(NodeKind::SendEmail(_) | NodeKind::SendSms(_)) => {}
-                        Some(_) => errors.push(err(
-                            "not_a_send_node",
-                            id,
-                            Some("condition.message.node"),
-                            format!("node `{}` does not send a message", m.node),
-                        )),
-                        // A node that did not parse has its own error.
-                        None if known(&m.node) => {}
-                        None => errors.push(err(
-                            "unknown_node",
-                            id,
-                            Some("condition.message.node"),
-                            no_such_node(&m.node),
-                        )),
-                    },
-                    _ => {}
-                })
-            }
-            NodeKind::SendEmail(s) | NodeKind::SendSms(s) => {
-                let want = if matches!(node.kind, NodeKind::SendEmail(_)) {
-                    Channel::Email
-                } else {
-                    Channel::Sms
-                };
-                if let Some(lookup) = templates {
-                    let found = inline_templates
-                        .get(s.template.as_str())
-                        .copied()
-                        .or_else(|| lookup(&s.template));
-                    match found {
-                        None => errors.push(err(
-                            "unknown_template",
-                            id,
-                            Some("template"),
-                            format!("there is no template `{}`", s.template),
-                        )),
-                        Some(ch) if ch != want => errors.push(err(
-                            "wrong_channel",
-                            id,
-                            Some("template"),
-                            format!(
-                                "template `{}` is for {}, not {}",
-                                s.template,
-                                ch.as_str(),
-                                want.as_str()
-                            ),
-                        )),
-                        _ => {}
-                    }
-                }
-            }
-            NodeKind::AddToList(l) | NodeKind::RemoveFromList(l) => {
-                if l.list.trim().is_empty() {
-                    errors.push(err("required", id, Some("list"), "must name a list".into()));
-                }
-            }
-            NodeKind::UpdateTraits(u) => {
-                if u.set.is_empty() && u.increment.is_empty() {
-                    errors.push(err(
-                        "required",
-                        id,
-                        Some("set"),
-                        "must set or increment at least one trait".into(),
-                    ));
-                }
-                for k in u.increment.keys() {
-                    if u.set.contains_key(k) {
-                        errors.push(err(
-                            "conflicting_update",
-                            id,
-                            Some(&format!("increment.{k}")),
-                            format!("trait `{k}` is both set and incremented"),
-                        ));
-                    }
-                }
-            }
-            NodeKind::RandomSplit(r) => check_split(&r.branches, id, &mut errors),
-            NodeKind::Experiment(x) => {
-                if x.variants.iter().any(|v| v.name == crate::journey::HOLDOUT) {
-                    errors.push(err(
-                        "invalid_split",
-                        id,
-                        Some("variants"),
-                        "`holdout` is the holdout group's output; name the variant differently"
-                            .into(),
-                    ));
-                }
-                check_split(&x.branches(), id, &mut errors);
-                if !(0.5..=0.999).contains(&x.confidence) {
-                    errors.push(err(
-                        "invalid_confidence",
-                        id,
-                        Some("confidence"),
-                        "must be between 0.5 and 0.999".into(),
-                    ));
-                }
-                if x.min_sample == 0 {
-                    errors.push(err(
-                        "invalid_sample",
-                        id,
-                        Some("min_sample"),
-                        "must be at least 1".into(),
-                    ));
-                }
-                if doc.goal.is_none() {
-                    errors.push(err(
-                        "no_goal",
-                        id,
-                        None,
-                        "an experiment needs the journey's `goal` to count conversions".into(),
-                    ));
-                }
-            }
-            NodeKind::WaitUntil(w) => {
-                if let Err((field, message)) = w.spec() {
-                    let code = match field {
-                        "time" => "invalid_time",
-                        "weekdays" => "invalid_weekday",
-                        _ => "invalid_timezone",
-                    };
-                    errors.push(err(code, id, Some(field), message));
-                }
-            }
-            NodeKind::Webhook(w) => check_webhook(w, id, &mut errors),
-            NodeKind::WaitUntilDate(w) => {
-                if let Err((field, message)) = w.spec() {
-                    let code = match field {
-                        "time" => "invalid_time",
-                        "offset" => "invalid_duration",
-                        "timezone" => "invalid_timezone",
-                        _ => "required",
-                    };
-                    errors.push(err(code, id, Some(field), message));
-                }
-            }
-            NodeKind::Exit(_) => {}
-            NodeKind::EmitEvent(e) => {
-                if e.event.trim().is_empty() {
-                    errors.push(err(
-                        "required",
-                        id,
-                        Some("event"),
-                        "must name an event".into(),
-                    ));
-                }
-            }
-            NodeKind::Unsubscribe(u) => {
-                if u.topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
-                    errors.push(err(
-                        "required",
-                        id,
-                        Some("topic"),
-                        "must not be empty (leave it out for all marketing)".into(),
-                    ));
-                }
-            }
-            NodeKind::EnrollInJourney(e) => {
-                if !valid_id(&e.journey) {
-                    errors.push(err(
-                        "invalid_id",
-                        id,
-                        Some("journey"),
-                        format!("`{}` is not a journey id", e.journey),
-                    ));
-                } else if e.journey == doc.id {
-                    errors.push(err(
-                        "self_enrollment",
-                        id,
-                        Some("journey"),
-                        "a journey cannot enroll contacts in itself; use a jump".into(),
-                    ));
-                }
-            }
-            NodeKind::Jump(j) => {
-                if !known(&j.to) {
-                    errors.push(err("unknown_node", id, Some("to"), no_such_node(&j.to)));
-                } else if is_trigger(&j.to) {
-                    errors.push(err(
-                        "edge_into_trigger",
-                        id,
-                        Some("to"),
-                        "a jump cannot lead to a trigger".into(),
-                    ));
-                }
-            }
-            NodeKind::Score(s) => {
-                if s.points == 0 {
-                    errors.push(err(
-                        "invalid_points",
-                        id,
-                        Some("points"),
-                        "must not be 0".into(),
-                    ));
-                }
-                if let Some(after) = &s.expires_after {
-                    check_duration(after, id, "expires_after", &mut errors);
-                }
-                if s.score_trait
-                    .as_deref()
-                    .is_some_and(|t| t.trim().is_empty())
-                {
-                    errors.push(err(
-                        "required",
-                        id,
-                        Some("trait"),
-                        "must not be empty".into(),
-                    ));
-                }
-            }
+        if matches!(node.kind, NodeKind::Trigger(_)) {
+            triggers.push(node.id.as_str());
         }
+        node.kind.validate(&mut NodeCheck {
+            node: &node.id,
+            document: doc,
+            graph: &graph,
+            templates,
+            inline_templates: &inline_templates,
+            errors: &mut errors,
+        });
     }
     // A trigger that did not parse is still where its journey starts.
     triggers.extend(
@@ -857,7 +541,7 @@ fn check_document(
             .filter(|n| n.kind.as_deref() == Some("trigger"))
             .map(|n| n.id.as_str()),
     );
-    if triggers.is_empty() && !node_ids.is_empty() {
+    if triggers.is_empty() && !graph.node_ids.is_empty() {
         errors.push(err(
             "no_trigger",
             None,
@@ -865,7 +549,7 @@ fn check_document(
             "a journey needs at least one trigger node".into(),
         ));
     }
-    if node_ids.is_empty() {
+    if graph.node_ids.is_empty() {
         errors.push(err(
             "required",
             None,
@@ -954,13 +638,10 @@ fn check_document(
     }
 
     for node in &doc.nodes {
-        if let NodeKind::Jump(j) = &node.kind
-            && known(&j.to)
+        if let Some(to) = node.kind.continues_at()
+            && known(to)
         {
-            adjacency
-                .entry(node.id.as_str())
-                .or_default()
-                .push(j.to.as_str());
+            adjacency.entry(node.id.as_str()).or_default().push(to);
         }
     }
 
@@ -974,7 +655,7 @@ fn check_document(
             }
         }
     }
-    for id in &node_ids {
+    for id in &graph.node_ids {
         if !reached.contains(id) {
             errors.push(err(
                 "unreachable_node",
@@ -1014,60 +695,6 @@ fn check_document(
         }
     }
     errors
-}
-
-/// Most branches a random split may have.
-pub const MAX_SPLIT_BRANCHES: usize = 10;
-
-fn check_split(
-    branches: &[crate::journey::SplitBranch],
-    id: Option<&str>,
-    errors: &mut Vec<ValidationError>,
-) {
-    let n = branches.len();
-    if !(2..=MAX_SPLIT_BRANCHES).contains(&n) {
-        errors.push(err(
-            "invalid_split",
-            id,
-            Some("branches"),
-            format!("a split needs 2 to {MAX_SPLIT_BRANCHES} branches, not {n}"),
-        ));
-    }
-    let mut names = HashSet::new();
-    for (i, b) in branches.iter().enumerate() {
-        if !valid_id(&b.name) {
-            errors.push(err(
-                "invalid_split",
-                id,
-                Some(&format!("branches[{i}].name")),
-                "branch names are 1-100 letters, digits, `-` or `_`".into(),
-            ));
-        } else if !names.insert(b.name.as_str()) {
-            errors.push(err(
-                "invalid_split",
-                id,
-                Some(&format!("branches[{i}].name")),
-                format!("two branches are named `{}`", b.name),
-            ));
-        }
-        if b.percent > 100 {
-            errors.push(err(
-                "invalid_split",
-                id,
-                Some(&format!("branches[{i}].percent")),
-                "a percent is 0-100".into(),
-            ));
-        }
-    }
-    let total: u64 = branches.iter().map(|b| u64::from(b.percent)).sum();
-    if total != 100 {
-        errors.push(err(
-            "invalid_split",
-            id,
-            Some("branches"),
-            format!("the percents sum to {total}, not 100"),
-        ));
-    }
 }
 
 fn find_cycle<'a>(

@@ -6,28 +6,16 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value, json};
 use waymark_core::event::{ENROLLMENT_REQUESTED, LIST_ADDED, SEGMENT_EXITED};
-use waymark_core::filter::{Engagement, filter_matches};
+use waymark_core::filter::filter_matches;
 use waymark_core::journey::Channel;
 use waymark_core::timing::SendWindow;
 use waymark_core::validate::parse_and_validate;
 use waymark_core::{
-    Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Facts, Input, Journey,
-    JourneyDocument, StepLog, step,
+    Effect, Enrollment, EnrollmentStatus, EventKind, EventRecord, Input, Journey, JourneyDocument,
+    StepLog, step,
 };
 
-struct Traits(Map<String, Value>);
-
-impl Facts for Traits {
-    fn traits(&self) -> &Map<String, Value> {
-        &self.0
-    }
-    fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
-        Vec::new()
-    }
-    fn engaged(&self, _: &str, _: Engagement) -> bool {
-        false
-    }
-}
+use waymark_core::stepper::TraitsOnly as Traits;
 
 fn traits(v: Value) -> Traits {
     Traits(v.as_object().expect("object").clone())

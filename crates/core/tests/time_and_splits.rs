@@ -5,33 +5,20 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
-use waymark_core::filter::Engagement;
+use serde_json::{Value, json};
 use waymark_core::journey::{SplitBranch, WaitUntilNode};
 use waymark_core::timing::{choose_branch, parse_time_of_day};
 use waymark_core::validate::parse_and_validate;
 use waymark_core::{
-    Effect, Enrollment, EnrollmentStatus, EventRecord, Facts, Input, Journey, JourneyDocument,
-    StepLog, StepOutcome, step,
+    Effect, Enrollment, EnrollmentStatus, Input, Journey, JourneyDocument, StepLog, StepOutcome,
+    step,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
-struct Traits(Map<String, Value>);
-
-impl Facts for Traits {
-    fn traits(&self) -> &Map<String, Value> {
-        &self.0
-    }
-    fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
-        Vec::new()
-    }
-    fn engaged(&self, _: &str, _: Engagement) -> bool {
-        false
-    }
-}
+use waymark_core::stepper::TraitsOnly as Traits;
 
 fn traits(v: Value) -> Traits {
     Traits(v.as_object().expect("object").clone())

@@ -2,26 +2,11 @@
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
-use waymark_core::filter::Engagement;
 use waymark_core::journey::{WebhookMethod, WebhookNode};
 use waymark_core::validate::parse_and_validate;
-use waymark_core::{
-    Effect, Enrollment, EnrollmentStatus, EventRecord, Facts, Input, Journey, NodeKind, step,
-};
+use waymark_core::{Effect, Enrollment, EnrollmentStatus, Input, Journey, NodeKind, step};
 
-struct NoFacts(Map<String, Value>);
-
-impl Facts for NoFacts {
-    fn traits(&self) -> &Map<String, Value> {
-        &self.0
-    }
-    fn events_since(&self, _: &str, _: i64) -> Vec<EventRecord> {
-        Vec::new()
-    }
-    fn engaged(&self, _: &str, _: Engagement) -> bool {
-        false
-    }
-}
+use waymark_core::stepper::TraitsOnly as NoFacts;
 
 fn doc(webhook: Value) -> Value {
     let mut node = json!({"id": "hook", "type": "webhook"});

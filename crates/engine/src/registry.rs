@@ -11,7 +11,7 @@ use std::sync::Arc;
 use waymark_core::Journey;
 use waymark_core::journey::JourneyDocument;
 use waymark_core::timing::SendWindow;
-use waymark_store::{JourneyStatus, Store, StoreError};
+use waymark_store::{JourneyStatus, JourneyVersion, Store, StoreError};
 
 use crate::problems::Broken;
 
@@ -28,15 +28,20 @@ pub struct Registry {
     broken: HashMap<(String, i64), String>,
 }
 
-/// Compiles a stored version, or says why it cannot be used.
-fn compile(document: &serde_json::Value, window: &SendWindow) -> Result<Journey, String> {
+/// Compiles a stored version with the template versions it pinned, or says why it cannot be
+/// used.
+fn compile(version: &JourneyVersion, window: &SendWindow) -> Result<Journey, String> {
+    let document = &version.document;
     if document.is_null() {
         return Err("the stored document cannot be read (not JSON, or nested too deep)".into());
     }
     let doc: JourneyDocument = serde_json::from_value(document.clone())
         .map_err(|e| format!("the stored document is not a journey: {e}"))?;
     Journey::compile(doc)
-        .map(|j| j.with_installation_window(window))
+        .map(|j| {
+            j.with_installation_window(window)
+                .with_template_versions(version.templates.clone())
+        })
         .map_err(|errors| {
             format!(
                 "the published version no longer validates: {}",
@@ -57,7 +62,7 @@ impl Registry {
         };
         let journeys = store.journeys()?;
         for (status, version) in store.running_journeys()? {
-            let journey = match compile(&version.document, installation_window) {
+            let journey = match compile(&version, installation_window) {
                 Ok(j) => Arc::new(j),
                 Err(reason) => {
                     registry
@@ -148,7 +153,7 @@ impl Registry {
             return Ok(None);
         }
         let stored = store.journey_version(journey_id, version)?;
-        match compile(&stored.document, &self.installation_window) {
+        match compile(&stored, &self.installation_window) {
             Ok(journey) => {
                 let journey = Arc::new(journey);
                 self.versions.insert(key, journey.clone());

@@ -38,6 +38,9 @@ use crate::caps::FrequencyCap;
 use crate::tracking::{Tracking, track_html};
 use crate::{consent, recommendations, webhook};
 
+/// How many compiled template versions the gate keeps.
+const MAX_CACHED_TEMPLATES: usize = 1000;
+
 /// Why a message is sent, which decides the checks it must pass (see the module docs).
 #[derive(Clone, Copy)]
 pub enum Purpose<'a> {
@@ -110,8 +113,8 @@ impl Decision {
 pub struct SendGate {
     tracking: Option<Tracking>,
     caps: Vec<FrequencyCap>,
-    /// Compiled stored templates, by id, with the `updated_at` they were compiled from.
-    templates: Mutex<HashMap<String, (Timestamp, Arc<CompiledTemplate>)>>,
+    /// Compiled stored templates, by id and version.
+    templates: Mutex<HashMap<(String, i64), Arc<CompiledTemplate>>>,
 }
 
 impl SendGate {
@@ -227,9 +230,15 @@ impl SendGate {
                 Channel::Sms => c.phone.clone(),
             })
         });
-        let stored = match outgoing.template {
-            TemplateSource::Stored(id) => tx.template(id)?,
-            TemplateSource::Builtin(_) => None,
+        // A journey sends the template version it pinned when it was published.
+        let pinned = match (outgoing.template, outgoing.purpose) {
+            (TemplateSource::Stored(id), Purpose::Journey(at)) => at.journey.template_version(id),
+            _ => None,
+        };
+        let stored = match (outgoing.template, pinned) {
+            (TemplateSource::Stored(id), Some(version)) => tx.template_version(id, version)?,
+            (TemplateSource::Stored(id), None) => tx.template(id)?,
+            (TemplateSource::Builtin(_), _) => None,
         };
         let template_id = match outgoing.template {
             TemplateSource::Stored(id) => id,
@@ -285,7 +294,10 @@ impl SendGate {
             (TemplateSource::Stored(_), Some(stored)) => &stored.definition,
             (TemplateSource::Stored(id), None) => {
                 message.status = MessageStatus::Failed;
-                message.error = Some(format!("template `{id}` does not exist"));
+                message.error = Some(match pinned {
+                    Some(v) => format!("version {v} of template `{id}` does not exist"),
+                    None => format!("template `{id}` does not exist"),
+                });
                 return Ok((message, None, None));
             }
         };
@@ -313,7 +325,7 @@ impl SendGate {
         };
 
         // How, and what the template sees.
-        let template = match self.compiled(definition, stored.as_ref().map(|s| s.updated_at)) {
+        let template = match self.compiled(definition, stored.as_ref().map(|s| s.version)) {
             Ok(t) => t,
             Err(error) => {
                 message.status = MessageStatus::Failed;
@@ -378,17 +390,16 @@ impl SendGate {
         Ok((message, unsubscribe_url, Some(rendered)))
     }
 
-    /// `definition` compiled; a stored template (`updated_at` given) is compiled once per
-    /// change.
+    /// `definition` compiled; a stored template (its `version` given) is compiled once per
+    /// version, since versions never change.
     fn compiled(
         &self,
         definition: &TemplateDefinition,
-        updated_at: Option<Timestamp>,
+        version: Option<i64>,
     ) -> Result<Arc<CompiledTemplate>, String> {
-        let mut cache = self.templates.lock().expect("template cache lock");
-        if let Some(at) = updated_at
-            && let Some((cached_at, t)) = cache.get(&definition.id)
-            && *cached_at == at
+        let key = version.map(|v| (definition.id.clone(), v));
+        if let Some(key) = &key
+            && let Some(t) = self.templates.lock().expect("template cache lock").get(key)
         {
             return Ok(t.clone());
         }
@@ -400,8 +411,13 @@ impl SendGate {
                 .join("; ")
         })?;
         let compiled = Arc::new(compiled);
-        if let Some(at) = updated_at {
-            cache.insert(definition.id.clone(), (at, compiled.clone()));
+        if let Some(key) = key {
+            let mut cache = self.templates.lock().expect("template cache lock");
+            // Every edit adds a version: start afresh rather than keep old ones for ever.
+            if cache.len() >= MAX_CACHED_TEMPLATES {
+                cache.clear();
+            }
+            cache.insert(key, compiled.clone());
         }
         Ok(compiled)
     }

@@ -1664,6 +1664,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/templates/{id}"),
     ("put", "/v1/templates/{id}"),
     ("delete", "/v1/templates/{id}"),
+    ("get", "/v1/templates/{id}/versions"),
+    ("get", "/v1/templates/{id}/versions/{version}"),
     ("post", "/v1/templates/{id}/preview"),
     ("post", "/v1/templates/{id}/test-send"),
     ("get", "/v1/messages"),

@@ -209,7 +209,10 @@ pub trait EngineTx {
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()>;
     /// Inserts a message unless one with the same idempotency key exists (returns false then).
     fn insert_message(&mut self, message: &NewMessage) -> Result<bool>;
+    /// The current version of a template.
     fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>>;
+    /// One version of a template (kept after the template is changed or deleted).
+    fn template_version(&mut self, id: &str, version: i64) -> Result<Option<StoredTemplate>>;
     /// Why `address` is suppressed on `channel`, if it is.
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>>;
     /// Puts an address on the suppression list (or updates its reason and source); `true` if
@@ -342,8 +345,13 @@ pub trait Store: Send + Sync + 'static {
     // Templates.
     fn templates(&self) -> Result<Vec<StoredTemplate>>;
     fn get_template(&self, id: &str) -> Result<StoredTemplate>;
-    /// Creates or replaces a template; true when it was created.
+    /// Creates a template or makes a new version of it; true when it was created. A definition
+    /// equal to the current version changes nothing.
     fn put_template(&self, def: &TemplateDefinition, now: Timestamp) -> Result<bool>;
+    /// A template's versions, newest first, with the journey versions that pin each.
+    fn template_versions(&self, id: &str) -> Result<Vec<TemplateVersionSummary>>;
+    /// One version of a template, also of a deleted one.
+    fn get_template_version(&self, id: &str, version: i64) -> Result<StoredTemplate>;
     fn delete_template(&self, id: &str) -> Result<()>;
     fn template_channel(&self, id: &str) -> Result<Option<Channel>>;
 
@@ -358,8 +366,15 @@ pub trait Store: Send + Sync + 'static {
         draft: &Value,
         now: Timestamp,
     ) -> Result<JourneyRow>;
-    /// Stores a new immutable version from the draft and makes it live.
-    fn publish_journey(&self, id: &str, document: &Value, now: Timestamp) -> Result<JourneyRow>;
+    /// Stores a new immutable version from the draft and makes it live, pinning the current
+    /// version of each of `templates` (the templates it sends).
+    fn publish_journey(
+        &self,
+        id: &str,
+        document: &Value,
+        templates: &[String],
+        now: Timestamp,
+    ) -> Result<JourneyRow>;
     fn set_journey_status(
         &self,
         id: &str,

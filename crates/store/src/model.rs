@@ -131,8 +131,27 @@ pub struct ListSummary {
 pub struct StoredTemplate {
     #[serde(flatten)]
     pub definition: TemplateDefinition,
+    /// Every change of the definition makes a new version (1, 2, ...); the versions are
+    /// immutable, and journey versions pin the ones they send.
+    pub version: i64,
     pub created_at: Timestamp,
+    /// When this version was made.
     pub updated_at: Timestamp,
+}
+
+/// One version of a template, in a template's history.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TemplateVersionSummary {
+    pub version: i64,
+    pub created_at: Timestamp,
+    /// The journey versions that send it, as `journey_id` and `version`.
+    pub pinned_by: Vec<JourneyVersionRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct JourneyVersionRef {
+    pub journey_id: String,
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -186,6 +205,8 @@ pub struct JourneyVersion {
     pub version: i64,
     pub document: Value,
     pub published_at: Timestamp,
+    /// The version of each template it sends, pinned when it was published.
+    pub templates: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]

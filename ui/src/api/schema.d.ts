@@ -952,6 +952,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/templates/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The template's versions, newest first, each with the journey versions that send it (`pinned_by`) */
+        get: operations["get_v1_templates__id__versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates/{id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One version of a template, also of a deleted one */
+        get: operations["get_v1_templates__id__versions__version_"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/topics": {
         parameters: {
             query?: never;
@@ -1657,6 +1691,15 @@ export interface components {
             journey_id: string;
             /** Format: date-time */
             published_at: string;
+            /** @description The version of each template it sends, pinned when it was published. */
+            templates: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            version: number;
+        };
+        JourneyVersionRef: {
+            journey_id: string;
             /** Format: int64 */
             version: number;
         };
@@ -2358,8 +2401,17 @@ export interface components {
              *     subscriptions and carries no List-Unsubscribe header; suppressions still apply.
              */
             transactional?: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When this version was made.
+             */
             updated_at: string;
+            /**
+             * Format: int64
+             * @description Every change of the definition makes a new version (1, 2, ...); the versions are
+             *     immutable, and journey versions pin the ones they send.
+             */
+            version: number;
         };
         /**
          * @description `POST /v1/subscribe`: JSON with the write key, or a plain HTML form
@@ -2473,6 +2525,20 @@ export interface components {
              *     subscriptions and carries no List-Unsubscribe header; suppressions still apply.
              */
             transactional?: boolean;
+        };
+        /** @description One version of a template, in a template's history. */
+        TemplateVersionSummary: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description The journey versions that send it, as `journey_id` and `version`. */
+            pinned_by: components["schemas"]["JourneyVersionRef"][];
+            /** Format: int64 */
+            version: number;
+        };
+        /** @description `GET /v1/templates/{id}/versions`: newest first, each with the journey versions that pin it. */
+        TemplateVersions: {
+            /** @description Newest first. */
+            versions: components["schemas"]["TemplateVersionSummary"][];
         };
         Templates: {
             templates: components["schemas"]["StoredTemplate"][];
@@ -4663,6 +4729,58 @@ export interface operations {
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
             413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_templates__id__versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateVersions"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_templates__id__versions__version_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredTemplate"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -77,3 +77,37 @@ export function publishDiff(live: JourneyDoc | null | undefined, draft: JourneyD
     settingsChanged: settingsChanged.sort(),
   };
 }
+
+/** A template the draft sends whose current version is not the one the live version pinned. */
+export interface TemplateUpdate {
+  id: string;
+  /** The version the live journey version sends; `null` when it pinned none. */
+  from: number | null;
+  to: number;
+}
+
+/** The templates the draft's email and SMS nodes send, each once, in node order. */
+export function sentTemplates(draft: JourneyDoc): string[] {
+  const out: string[] = [];
+  for (const n of draft.nodes ?? []) {
+    const t = (n as Record<string, unknown>).template;
+    if ((n.type === 'send_email' || n.type === 'send_sms') && typeof t === 'string' && t !== '' && !out.includes(t)) out.push(t);
+  }
+  return out;
+}
+
+/**
+ * Which templates publishing would move to a newer version: journey versions pin the template
+ * versions they send (docs/journeys.md, "Templates"), so an edited template reaches new
+ * entries only with a new journey version.
+ */
+export function templateUpdates(draft: JourneyDoc, pinned: Record<string, number>, current: Array<{ id: string; version?: number }>): TemplateUpdate[] {
+  const out: TemplateUpdate[] = [];
+  for (const id of sentTemplates(draft)) {
+    const now = current.find((t) => t.id === id)?.version;
+    if (now == null) continue;
+    const was = pinned[id] ?? null;
+    if (was !== now) out.push({ id, from: was, to: now });
+  }
+  return out;
+}

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { outputsFromDescription, outputsOf } from './outputs';
+import { outputsOf, parseOutputs } from './outputs';
+import schema from './fixtures/journey.schema.json';
+import { nodeKinds, type Schema } from './schema';
 import { canvasToDoc, clean, connect, docToCanvas, freshId, removeItems, renameNode, type JourneyDoc } from './graph';
 import { push, redo, replace, start, undo, canUndo, canRedo, LIMIT } from './history';
-import { publishDiff, stable } from './diff';
+import { publishDiff, sentTemplates, stable, templateUpdates } from './diff';
 import { smsInfo } from './sms';
 import { layout } from './layout';
 
@@ -25,33 +27,40 @@ const cart: JourneyDoc = {
 };
 
 describe('outputs', () => {
-  it('follow NodeKind::outputs for the kinds the server has', () => {
-    expect(outputsOf('branch', {})).toEqual(['yes', 'no']);
-    expect(outputsOf('wait_for_event', {})).toEqual(['event', 'timeout']);
-    expect(outputsOf('exit', {})).toEqual([]);
-    expect(outputsOf('delay', {})).toEqual(['next']);
-    expect(outputsOf('send_email', {})).toEqual(['next']);
+  const kinds = nodeKinds(schema as Schema);
+  const outputsFor = (type: string, settings: Record<string, unknown>) => outputsOf(settings, kinds.find((k) => k.type === type)?.outputs);
+  it('come from each kind\'s x-outputs in the server\'s schema', () => {
+    expect(outputsFor('branch', {})).toEqual(['yes', 'no']);
+    expect(outputsFor('wait_for_event', {})).toEqual(['event', 'timeout']);
+    expect(outputsFor('wait_until_date', {})).toEqual(['next', 'missed']);
+    expect(outputsFor('exit', {})).toEqual([]);
+    expect(outputsFor('jump', { to: 'x' })).toEqual([]);
+    expect(outputsFor('delay', {})).toEqual(['next']);
+    expect(outputsFor('send_email', {})).toEqual(['next']);
   });
-  it('are the branch names of a random split', () => {
-    expect(outputsOf('random_split', { branches: [{ name: 'a', percent: 50 }, { name: 'b', percent: 50 }, { name: '', percent: 0 }] })).toEqual(['a', 'b']);
-  });
-  it('come from an x-outputs extension first', () => {
-    expect(outputsOf('branch', {}, { description: '', xOutputs: ['left', 'right'] })).toEqual(['left', 'right']);
-  });
-  it('for kinds added on the server, from their descriptions and settings', () => {
-    const untilDate = 'Waits until a date trait plus an offset.\nOutputs: `next` when the moment comes, `missed` at once when the trait is not a date.';
-    expect(outputsOf('wait_until_date', {}, { description: untilDate })).toEqual(['next', 'missed']);
-    const experiment = 'Splits contacts between variants. Outputs: the variant names, and `holdout` with a holdout.';
+  it('follow the settings: split branches, experiment variants and holdout', () => {
+    expect(outputsFor('random_split', { branches: [{ name: 'a', percent: 50 }, { name: 'b', percent: 50 }, { name: '', percent: 0 }] })).toEqual(['a', 'b']);
     const variants = [{ name: 'a', percent: 45 }, { name: 'b', percent: 45 }];
-    expect(outputsOf('experiment', { variants, holdout: 10 }, { description: experiment })).toEqual(['a', 'b', 'holdout']);
-    expect(outputsOf('experiment', { variants }, { description: experiment })).toEqual(['a', 'b']);
-    expect(outputsOf('random_split', { branches: variants }, { description: 'Outputs: the branch names.' })).toEqual(['a', 'b']);
+    expect(outputsFor('experiment', { variants, holdout: 10 })).toEqual(['a', 'b', 'holdout']);
+    expect(outputsFor('experiment', { variants, holdout: 0 })).toEqual(['a', 'b']);
+    expect(outputsFor('experiment', { variants })).toEqual(['a', 'b']);
+    expect(outputsFor('random_split', {})).toEqual([]);
   });
-  it('for an unknown kind: what its description says, else next', () => {
-    expect(outputsOf('new_kind', {}, { description: 'Does a thing. Outputs: `ok`, `failed`.' })).toEqual(['ok', 'failed']);
-    expect(outputsOf('jump', {}, { description: 'Continues at another node of this journey (no outgoing edges).' })).toEqual([]);
-    expect(outputsOf('new_kind', {}, { description: 'Does a thing.' })).toEqual(['next']);
-    expect(outputsFromDescription('Outputs: `event` and `timeout`')).toEqual(['event', 'timeout']);
+  it('every kind publishes them, and its example has outputs of the right shape', () => {
+    for (const k of kinds) {
+      expect(k.outputs, k.type).toBeDefined();
+      const example = (schema as Schema).$defs.Node.oneOf.find((v: Schema) => v.properties.type.const === k.type).examples[0];
+      for (const o of outputsOf(example, k.outputs)) expect(o).toMatch(/^[A-Za-z0-9_-]+$/);
+    }
+  });
+  it('for a kind the server adds: its x-outputs, with no UI code', () => {
+    expect(outputsOf({}, parseOutputs(['delivered', 'failed']))).toEqual(['delivered', 'failed']);
+    expect(outputsOf({ arms: [{ key: 'x' }, { key: 'y' }], fallback: true }, parseOutputs([{ from: 'arms', field: 'key' }, { output: 'else', when: 'fallback' }]))).toEqual(['x', 'y', 'else']);
+  });
+  it('without a kind (not in the schema, or not loaded yet): the default output', () => {
+    expect(outputsOf({}, undefined)).toEqual(['next']);
+    expect(parseOutputs('yes')).toBeUndefined();
+    expect(parseOutputs([{ bogus: 1 }])).toBeUndefined();
   });
 });
 
@@ -155,6 +164,20 @@ describe('publish summary', () => {
     expect(d.waitingAtRemoved).toBe(2);
     expect(d.waitingAtChanged).toBe(4);
     expect(d.settingsChanged).toEqual(['name']);
+  });
+  it('templates edited since the live version was published', () => {
+    const draft: JourneyDoc = structuredClone(cart);
+    draft.nodes!.push({ id: 'cart-sms', type: 'send_sms', template: 'sms' }, { id: 'again', type: 'send_sms', template: 'sms' });
+    const sent = sentTemplates(draft);
+    expect(sent).toContain('sms');
+    expect(sent.filter((t) => t === 'sms').length).toBe(1);
+    const current = sent.map((id) => ({ id, version: id === 'sms' ? 3 : 1 }));
+    const pinned = Object.fromEntries(sent.filter((id) => id !== 'sms').map((id) => [id, 1]));
+    expect(templateUpdates(draft, pinned, current)).toEqual([{ id: 'sms', from: null, to: 3 }]);
+    expect(templateUpdates(draft, { ...pinned, sms: 2 }, current)).toEqual([{ id: 'sms', from: 2, to: 3 }]);
+    expect(templateUpdates(draft, { ...pinned, sms: 3 }, current)).toEqual([]);
+    // A template that does not exist (yet) is the validation's business, not an update.
+    expect(templateUpdates(draft, pinned, [])).toEqual([]);
   });
   it('moving a node is no change', () => {
     const draft: JourneyDoc = structuredClone(cart);

@@ -1,66 +1,53 @@
 // The outputs of a node: the names an edge may leave it from (`output:` of an edge).
 //
-// The server's `NodeKind::outputs` is the truth. The schema does not (yet) carry it, so the
-// sources, in order:
-// 1. an `x-outputs` extension on the kind's schema, when the server adds one;
-// 2. a small table of the kinds whose outputs are fixed and not `next`;
-// 3. outputs that come from the settings: the `name`s of a list of objects (a random split's
-//    `branches`, an experiment's `variants`), plus any output the description names that is
-//    also a setting, when that setting is set (an experiment's `holdout`);
-// 4. what the kind's description says: "Outputs: `a`, `b`", "no outgoing edges", "Ends the
-//    enrollment";
-// 5. else `next`.
-// A new kind is right as soon as its doc comment says what its outputs are; and if not, the
-// server's validation (`unknown_output`) still shows the mistake on the node.
+// Each node kind's schema publishes them in its `x-outputs` extension (see
+// `crates/core/src/kinds/mod.rs`, `Output`), a list whose parts are, in order:
+// - a string: that output, always (`["yes", "no"]` for a branch; `[]` for an exit);
+// - `{from, field}`: the `field` of each object in the settings list `from` (a random split's
+//   branch names: `{"from": "branches", "field": "name"}`);
+// - `{output, when}`: `output` while the setting `when` is set, i.e. present and not null,
+//   false, 0, "" or empty (an experiment's `{"output": "holdout", "when": "holdout"}`).
+// Each name counts once; empty names (a branch still being typed) are left out. The server
+// computes a node's outputs from the same list, so nothing here names a node kind.
 
-import type { NodeKindDef } from './schema';
+/** One part of a kind's `x-outputs`. */
+export type OutputPart = string | { from: string; field: string } | { output: string; when: string };
 
-const FIXED: Record<string, string[]> = {
-  branch: ['yes', 'no'],
-  wait_for_event: ['event', 'timeout'],
-  exit: [],
-};
-
-/** The backticked names in the description's "Outputs: …" sentence. */
-function describedNames(description: string): string[] | undefined {
-  const m = /Outputs?:\s*([\s\S]*?)(?:\.(?:\s|$)|$)/.exec(description);
-  if (!m) return undefined;
-  return [...m[1].matchAll(/`([^`]+)`/g)].map((x) => x[1]);
-}
-
-export function outputsFromDescription(description: string): string[] | undefined {
-  const text = description.trim();
-  if (/no outgoing edges|^ends the enrollment/i.test(text)) return [];
-  const names = describedNames(text);
-  return names && names.length > 0 ? names : undefined;
+/** A kind's `x-outputs` as published, or undefined when it is not a list of known parts. */
+export function parseOutputs(raw: unknown): OutputPart[] | undefined {
+  if (!Array.isArray(raw)) return undefined;
+  const parts: OutputPart[] = [];
+  for (const p of raw) {
+    if (typeof p === 'string') parts.push(p);
+    else if (p && typeof p === 'object' && typeof p.from === 'string' && typeof p.field === 'string') parts.push({ from: p.from, field: p.field });
+    else if (p && typeof p === 'object' && typeof p.output === 'string' && typeof p.when === 'string') parts.push({ output: p.output, when: p.when });
+    else return undefined;
+  }
+  return parts;
 }
 
 function isSet(v: unknown): boolean {
   if (v === undefined || v === null || v === false || v === '' || v === 0) return false;
-  return !(Array.isArray(v) && v.length === 0);
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.keys(v as object).length > 0;
+  return true;
 }
 
-export function outputsOf(
-  type: string,
-  settings: Record<string, unknown>,
-  kind?: Pick<NodeKindDef, 'description' | 'xOutputs'>,
-): string[] {
-  if (kind?.xOutputs) return kind.xOutputs;
-  if (type in FIXED) return FIXED[type];
-  const named: string[] = [];
-  for (const v of Object.values(settings)) {
-    if (Array.isArray(v) && v.length > 0 && v.every((b) => b && typeof b === 'object' && !Array.isArray(b) && 'name' in b)) {
-      for (const b of v) {
-        const name = String((b as { name: unknown }).name ?? '');
-        if (name !== '' && !named.includes(name)) named.push(name);
-      }
-    }
+/** The output an edge takes by default, and the outputs of a node whose kind is unknown. */
+export const DEFAULT_OUTPUTS = ['next'];
+
+export function outputsOf(settings: Record<string, unknown>, parts: OutputPart[] | undefined): string[] {
+  if (!parts) return DEFAULT_OUTPUTS;
+  const names: string[] = [];
+  const add = (name: unknown) => {
+    if (typeof name === 'string' && name !== '' && !names.includes(name)) names.push(name);
+  };
+  for (const part of parts) {
+    if (typeof part === 'string') add(part);
+    else if ('from' in part) {
+      const list = settings[part.from];
+      if (Array.isArray(list)) for (const item of list) if (item && typeof item === 'object') add((item as Record<string, unknown>)[part.field]);
+    } else if (isSet(settings[part.when])) add(part.output);
   }
-  const described = kind ? describedNames(kind.description) ?? [] : [];
-  if (named.length > 0) {
-    for (const d of described) if (d in settings && isSet(settings[d]) && !named.includes(d)) named.push(d);
-    return named;
-  }
-  const fromText = kind ? outputsFromDescription(kind.description) : undefined;
-  return fromText ?? ['next'];
+  return names;
 }

@@ -23,18 +23,27 @@ describe('node kinds from the journey schema', () => {
   it('labels kinds readably and keeps their descriptions', () => {
     const wait = kinds.find((k) => k.type === 'wait_for_event')!;
     expect(wait.label).toBe('Wait for event');
-    expect(wait.description).toMatch(/Outputs/);
+    expect(wait.description).toMatch(/Waits for an event/);
+  });
+  it('reads each kind\'s outputs from its x-outputs', () => {
+    const byType = Object.fromEntries(kinds.map((k) => [k.type, k.outputs]));
+    expect(byType.branch).toEqual(['yes', 'no']);
+    expect(byType.exit).toEqual([]);
+    expect(byType.random_split).toEqual([{ from: 'branches', field: 'name' }]);
+    expect(byType.experiment).toEqual([{ from: 'variants', field: 'name' }, { output: 'holdout', when: 'holdout' }]);
   });
   it('picks up a kind added on the server without UI code', () => {
     const extended = structuredClone(root);
     extended.$defs.Node.oneOf.push({
       type: 'object',
-      description: 'Sends a push notification. Outputs: `delivered`, `failed`.',
+      description: 'Sends a push notification.',
+      'x-outputs': ['delivered', 'failed'],
       properties: { type: { type: 'string', const: 'send_push' }, title: { type: 'string' }, badge: { type: ['integer', 'null'] } },
       required: ['type', 'title'],
     });
     const push = nodeKinds(extended).find((k) => k.type === 'send_push')!;
     expect(push.label).toBe('Send push');
+    expect(push.outputs).toEqual(['delivered', 'failed']);
     const fields = fieldsOf(extended, push.settings);
     expect(fields.map((f) => [f.key, f.kind, f.required])).toEqual([
       ['title', 'string', true],

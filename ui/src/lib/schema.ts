@@ -1,7 +1,9 @@
 // Reads the server's journey JSON Schema (`GET /v1/schema/journey.json`) into what the builder
 // needs: the node kinds (the `type`-tagged variants of `Node`) with their settings schemas, and
 // form fields for any schema. Nothing here names a node kind: a kind added on the server shows
-// up in the palette, with its form, by itself.
+// up in the palette, with its form and its outputs, by itself.
+
+import { parseOutputs, type OutputPart } from './outputs';
 
 export type Schema = { [key: string]: any };
 
@@ -67,8 +69,8 @@ export interface NodeKindDef {
   description: string;
   /** An object schema of the node's settings (without `type`, `id` and `position`). */
   settings: Schema;
-  /** Explicit outputs from an `x-outputs` extension, when the server gives them. */
-  xOutputs?: string[];
+  /** The kind's outputs as its `x-outputs` extension describes them (see `outputs.ts`). */
+  outputs?: OutputPart[];
 }
 
 const NODE_OWN_FIELDS = new Set(['type', 'id', 'position']);
@@ -94,13 +96,12 @@ export function nodeKinds(root: Schema): NodeKindDef[] {
         if (!NODE_OWN_FIELDS.has(k)) properties[k] = v;
       }
       const required = (merged.required ?? []).filter((k: string) => !NODE_OWN_FIELDS.has(k));
-      const xo = s['x-outputs'] ?? merged['x-outputs'];
       found.push({
         type,
         label: s.title ?? labelOf(type),
         description: s.description ?? '',
         settings: { type: 'object', properties, required },
-        xOutputs: Array.isArray(xo) ? xo.map(String) : undefined,
+        outputs: parseOutputs(s['x-outputs'] ?? merged['x-outputs']),
       });
       return;
     }

@@ -29,7 +29,7 @@ import { journeySchema } from '../lib/journeySchema';
 import { layout } from '../lib/layout';
 import { outputsOf } from '../lib/outputs';
 import { initialSettings, journeySettingsSchema, nodeKinds, type NodeKindDef, type Schema } from '../lib/schema';
-import { publishDiff, stable, type NodeStat } from '../lib/diff';
+import { publishDiff, stable, templateUpdates, type NodeStat, type TemplateUpdate } from '../lib/diff';
 import { Link } from '../router';
 
 interface JourneyRow {
@@ -176,7 +176,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
           kind: n.data.kind,
           label: kind?.label ?? n.data.kind,
           settings: n.data.settings,
-          outputs: outputsOf(n.data.kind, n.data.settings, kind),
+          outputs: outputsOf(n.data.settings, kind?.outputs),
           errors: errorsByNode.get(n.id) ?? [],
           stats: stats?.[n.id],
         };
@@ -559,17 +559,22 @@ function PublishDialog(props: { row: JourneyRow; draft: JourneyDoc; errors: Node
   const { row, draft } = props;
   const [live, setLive] = useState<JourneyDoc | null | undefined>(row.live_version == null ? null : undefined);
   const [stats, setStats] = useState<NodeStat[]>([]);
+  const [updates, setUpdates] = useState<TemplateUpdate[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     if (row.live_version == null) return;
     Promise.all([
-      ok<{ document: JourneyDoc }>(api.GET('/v1/journeys/{id}/versions/{version}', { params: { path: { id: row.id, version: row.live_version } } })),
+      ok<{ document: JourneyDoc; templates?: Record<string, number> }>(
+        api.GET('/v1/journeys/{id}/versions/{version}', { params: { path: { id: row.id, version: row.live_version } } }),
+      ),
       ok<{ nodes: NodeStat[] }>(api.GET('/v1/journeys/{id}/stats', { params: { path: { id: row.id } } })),
+      ok<{ templates: Array<{ id: string; version?: number }> }>(api.GET('/v1/templates')),
     ])
-      .then(([v, s]) => {
+      .then(([v, s, t]) => {
         setLive(v.document);
         setStats(s.nodes ?? []);
+        setUpdates(templateUpdates(draft, v.templates ?? {}, t.templates ?? []));
       })
       .catch((e) => setError(describe(e)));
   }, [row.id, row.live_version]);
@@ -597,6 +602,12 @@ function PublishDialog(props: { row: JourneyRow; draft: JourneyDoc; errors: Node
                     Edges: {diff.edgesAdded} added, {diff.edgesRemoved} removed.
                   </li>
                   {diff.settingsChanged.length > 0 && <li>Journey settings changed: {diff.settingsChanged.join(', ')}</li>}
+                  {updates.length > 0 && (
+                    <li data-testid="template-updates">
+                      Templates edited since the live version: {updates.map((u) => `${u.id} (version ${u.from ?? '–'} → ${u.to})`).join(', ')}. New entries get the new copy; contacts already in
+                      the journey keep the copy of their version.
+                    </li>
+                  )}
                 </ul>
                 {diff.waitingAtRemoved > 0 && (
                   <p className="warn">

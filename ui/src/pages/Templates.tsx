@@ -128,6 +128,7 @@ function TemplateEditor({ initial, isNew, onSaved }: { initial: Template; isNew?
     <div className="template-editor">
       <div className="editor-form">
         <h2>{isNew ? 'New template' : t.name || t.id}</h2>
+        {!isNew && <TemplateVersions id={t.id} saved={saved} />}
         <div className="row">
           <div className="field">
             <label htmlFor="tpl-id">Id</label>
@@ -204,6 +205,57 @@ function TemplateEditor({ initial, isNew, onSaved }: { initial: Template; isNew?
       </div>
       {!isNew && <PreviewPane template={t} version={saved} />}
     </div>
+  );
+}
+
+interface TemplateVersion {
+  version: number;
+  created_at: string;
+  pinned_by: Array<{ journey_id: string; version: number }>;
+}
+
+/**
+ * The template's versions and which journey versions send each: a published journey version
+ * keeps the copy it was published with, so an edit reaches a journey once it is published again.
+ */
+function TemplateVersions({ id, saved }: { id: string; saved: number }) {
+  const versions = useLoad(() => ok<{ versions: TemplateVersion[] }>(api.GET('/v1/templates/{id}/versions', { params: { path: { id } } })), [id, saved]);
+  const list = versions.data?.versions ?? [];
+  if (list.length === 0) return <ErrorBanner error={versions.error} />;
+  const current = list[0].version;
+  return (
+    <details className="template-versions" data-testid="template-versions" open={list.length > 1}>
+      <summary>
+        Version {current}
+        {list.length > 1 ? ` (${list.length} versions)` : ''}
+      </summary>
+      <p className="muted small">Each published journey version sends the template version it was published with; publish the journey again to send an edit.</p>
+      <ul>
+        {list.map((v) => (
+          <li key={v.version} data-testid={`template-version-${v.version}`}>
+            <strong>Version {v.version}</strong>
+            {v.version === current ? ' (current)' : ''} <span className="muted">{new Date(v.created_at).toLocaleString()}</span>
+            {' · '}
+            {v.pinned_by.length === 0 ? (
+              <span className="muted">no published journey version sends it</span>
+            ) : (
+              <>
+                sent by{' '}
+                {v.pinned_by.map((p, i) => (
+                  <span key={`${p.journey_id}:${p.version}`}>
+                    {i > 0 && ', '}
+                    <Link to={`/journeys/${encodeURIComponent(p.journey_id)}`}>
+                      {p.journey_id} v{p.version}
+                    </Link>
+                  </span>
+                ))}
+              </>
+            )}
+          </li>
+        ))}
+      </ul>
+      <ErrorBanner error={versions.error} />
+    </details>
   );
 }
 

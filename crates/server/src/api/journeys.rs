@@ -312,19 +312,12 @@ fn repeats_live_version(
     if !same_document {
         return Ok(false);
     }
-    // Templates are shared by every version today; one changed since the live version was
-    // published makes a new version, which is where the version will pin its copy. A write in
-    // the same millisecond as the publish counts as before it: `journeys apply` saves the
-    // templates and publishes right after (and a simulated clock may not move in between).
-    for node in &doc.nodes {
-        if let waymark_core::NodeKind::SendEmail(send) | waymark_core::NodeKind::SendSms(send) =
-            &node.kind
-        {
-            match store.get_template(&send.template) {
-                Ok(t) if t.updated_at <= version.published_at => {}
-                Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
-                Err(e) => return Err(e),
-            }
+    // A template edited since makes a new version, which pins the new copy.
+    for template in doc.sent_templates() {
+        match store.get_template(&template) {
+            Ok(t) if version.templates.get(&template) == Some(&t.version) => {}
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
         }
     }
     Ok(true)
@@ -384,7 +377,11 @@ pub async fn publish(
                 if repeats_live_version(s, &journey, &doc, &canonical)? {
                     return Ok(Ok((journey, true)));
                 }
-                Ok(Ok((s.publish_journey(&id, &canonical, now)?, false)))
+                let templates = doc.sent_templates();
+                Ok(Ok((
+                    s.publish_journey(&id, &canonical, &templates, now)?,
+                    false,
+                )))
             }
         }
     })

@@ -502,6 +502,37 @@ pub async fn put_template(
     ))
 }
 
+/// `GET /v1/templates/{id}/versions`: newest first, each with the journey versions that pin it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TemplateVersions {
+    /// Newest first.
+    pub versions: Vec<waymark_store::TemplateVersionSummary>,
+}
+
+pub async fn template_versions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateVersions>> {
+    let versions = blocking(&state, move |s| s.template_versions(&id)).await?;
+    Ok(Json(TemplateVersions { versions }))
+}
+
+/// `GET /v1/templates/{id}/versions/{version}`: the definition as it was in that version.
+pub async fn template_version(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<StoredTemplate>> {
+    let v: i64 = version.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_parameter",
+            "version",
+            format!("`{version}` is not a version number"),
+        )
+    })?;
+    let template = blocking(&state, move |s| s.get_template_version(&id, v)).await?;
+    Ok(Json(template))
+}
+
 pub async fn delete_template(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -350,6 +350,23 @@ pub fn all() -> Vec<Operation> {
             .json::<waymark_store::StoredTemplate>(200, "The template, replaced")
             .json::<waymark_store::StoredTemplate>(201, "The template, created")
             .errors(&[400]),
+        get("/v1/templates/{id}/versions", manage::template_versions)
+            .about(
+                Admin,
+                "Templates",
+                "The template's versions, newest first, each with the journey versions that send it (`pinned_by`)",
+            )
+            .ok::<manage::TemplateVersions>()
+            .errors(&[404]),
+        get("/v1/templates/{id}/versions/{version}", manage::template_version)
+            .about(
+                Admin,
+                "Templates",
+                "One version of a template, also of a deleted one",
+            )
+            .path_param::<i64>("version")
+            .ok::<waymark_store::StoredTemplate>()
+            .errors(&[400, 404]),
         delete("/v1/templates/{id}", manage::delete_template)
             .about(Admin, "Templates", "Delete a template")
             .no_content("Deleted")

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
@@ -11,25 +11,73 @@ use super::tx::{CONTACT_COLUMNS, contact_from_row};
 use super::{SqliteStore, ms, ts};
 use crate::*;
 
-pub(crate) fn template_row(tx: &Transaction<'_>, id: &str) -> Result<Option<StoredTemplate>> {
-    let row = tx
-        .prepare_cached("SELECT definition, created_at, updated_at FROM templates WHERE id = ?1")?
-        .query_row([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .optional()?;
-    row.map(|(def, c, u)| {
-        Ok(StoredTemplate {
-            definition: serde_json::from_str(&def)?,
-            created_at: ts(c),
-            updated_at: ts(u),
-        })
-    })
+pub(crate) fn template_row(conn: &Connection, id: &str) -> Result<Option<StoredTemplate>> {
+    conn.prepare_cached(
+        "SELECT definition, version, created_at, updated_at FROM templates WHERE id = ?1",
+    )?
+    .query_row([id], raw_template)
+    .optional()?
+    .map(RawTemplate::finish)
     .transpose()
+}
+
+/// One version of a template, also of a deleted one (`created_at`: its first version's).
+pub(crate) fn template_version_row(
+    conn: &Connection,
+    id: &str,
+    version: i64,
+) -> Result<Option<StoredTemplate>> {
+    conn.prepare_cached(
+        "SELECT v.definition, v.version,
+                (SELECT MIN(f.created_at) FROM template_versions f WHERE f.template_id = v.template_id),
+                v.created_at
+         FROM template_versions v WHERE v.template_id = ?1 AND v.version = ?2",
+    )?
+    .query_row(params![id, version], raw_template)
+    .optional()?
+    .map(RawTemplate::finish)
+    .transpose()
+}
+
+/// A template row before its definition JSON is parsed.
+struct RawTemplate(String, i64, i64, i64);
+
+impl RawTemplate {
+    fn finish(self) -> Result<StoredTemplate> {
+        let RawTemplate(definition, version, created, updated) = self;
+        Ok(StoredTemplate {
+            definition: serde_json::from_str(&definition)?,
+            version,
+            created_at: ts(created),
+            updated_at: ts(updated),
+        })
+    }
+}
+
+fn raw_template(r: &Row<'_>) -> rusqlite::Result<RawTemplate> {
+    Ok(RawTemplate(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+/// The template versions a journey version pinned when it was published.
+fn pinned_templates(
+    conn: &Connection,
+    journey_id: &str,
+    version: i64,
+) -> Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT template_id, template_version FROM journey_version_templates
+         WHERE journey_id = ?1 AND version = ?2",
+    )?;
+    let rows = stmt.query_map(params![journey_id, version], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Fills each version's pinned templates.
+fn with_pins(conn: &Connection, mut versions: Vec<JourneyVersion>) -> Result<Vec<JourneyVersion>> {
+    for v in &mut versions {
+        v.templates = pinned_templates(conn, &v.journey_id, v.version)?;
+    }
+    Ok(versions)
 }
 
 fn finish_one(
@@ -163,6 +211,8 @@ fn version_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyVersion> {
         version: r.get(1)?,
         document: serde_json::from_str(&doc).unwrap_or(Value::Null),
         published_at: ts(r.get(3)?),
+        // Filled by `with_pins` (a row closure cannot query).
+        templates: BTreeMap::new(),
     })
 }
 
@@ -732,46 +782,101 @@ impl Store for SqliteStore {
     fn templates(&self) -> Result<Vec<StoredTemplate>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT definition, created_at, updated_at FROM templates ORDER BY id",
+            "SELECT definition, version, created_at, updated_at FROM templates ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (def, c, u) = row?;
-            Ok(StoredTemplate {
-                definition: serde_json::from_str(&def)?,
-                created_at: ts(c),
-                updated_at: ts(u),
-            })
-        })
-        .collect()
+        let rows = stmt.query_map([], raw_template)?;
+        rows.map(|row| row?.finish()).collect()
     }
 
     fn get_template(&self, id: &str) -> Result<StoredTemplate> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        template_row(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("template `{id}`")))
+        let conn = self.conn()?;
+        template_row(&conn, id)?.ok_or_else(|| StoreError::NotFound(format!("template `{id}`")))
     }
 
     fn put_template(&self, def: &TemplateDefinition, now: Timestamp) -> Result<bool> {
+        let definition = serde_json::to_string(def)?;
         self.write(|tx| {
-            let existed: Option<i64> =
-                tx.query_row("SELECT 1 FROM templates WHERE id = ?1", [&def.id], |r| r.get(0)).optional()?;
-            tx.execute(
-                "INSERT INTO templates (id, channel, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, definition = excluded.definition, updated_at = excluded.updated_at",
-                params![def.id, def.channel.as_str(), serde_json::to_string(def)?, ms(now)],
+            let current: Option<String> = tx
+                .query_row("SELECT definition FROM templates WHERE id = ?1", [&def.id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            // Compared as definitions, so that a copy written with other whitespace or key
+            // order is no new version.
+            let unchanged = current
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<TemplateDefinition>(c).ok())
+                .is_some_and(|c| &c == def);
+            if unchanged {
+                return Ok(false);
+            }
+            // Numbers continue after a deletion: a version, once pinned, is never reused.
+            let version: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM template_versions WHERE template_id = ?1",
+                [&def.id],
+                |r| r.get(0),
             )?;
-            Ok(existed.is_none())
+            tx.execute(
+                "INSERT INTO template_versions (template_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![def.id, version, definition, ms(now)],
+            )?;
+            tx.execute(
+                "INSERT INTO templates (id, channel, definition, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, definition = excluded.definition,
+                   version = excluded.version, updated_at = excluded.updated_at",
+                params![def.id, def.channel.as_str(), definition, version, ms(now)],
+            )?;
+            Ok(current.is_none())
         })
     }
 
+    fn template_versions(&self, id: &str) -> Result<Vec<TemplateVersionSummary>> {
+        let conn = self.conn()?;
+        let mut versions: Vec<TemplateVersionSummary> = conn
+            .prepare_cached(
+                "SELECT version, created_at FROM template_versions WHERE template_id = ?1 ORDER BY version DESC",
+            )?
+            .query_map([id], |r| {
+                Ok(TemplateVersionSummary {
+                    version: r.get(0)?,
+                    created_at: ts(r.get(1)?),
+                    pinned_by: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if versions.is_empty() {
+            return Err(StoreError::NotFound(format!("template `{id}`")));
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT template_version, journey_id, version FROM journey_version_templates
+             WHERE template_id = ?1 ORDER BY journey_id, version",
+        )?;
+        let pins = stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                JourneyVersionRef {
+                    journey_id: r.get(1)?,
+                    version: r.get(2)?,
+                },
+            ))
+        })?;
+        for pin in pins {
+            let (template_version, by) = pin?;
+            if let Some(v) = versions.iter_mut().find(|v| v.version == template_version) {
+                v.pinned_by.push(by);
+            }
+        }
+        Ok(versions)
+    }
+
+    fn get_template_version(&self, id: &str, version: i64) -> Result<StoredTemplate> {
+        let conn = self.conn()?;
+        template_version_row(&conn, id, version)?
+            .ok_or_else(|| StoreError::NotFound(format!("version {version} of template `{id}`")))
+    }
+
     fn delete_template(&self, id: &str) -> Result<()> {
+        // Its versions stay: journey versions that pinned them still send them.
         self.write(|tx| {
             if tx.execute("DELETE FROM templates WHERE id = ?1", [id])? == 0 {
                 return Err(StoreError::NotFound(format!("template `{id}`")));
@@ -833,7 +938,13 @@ impl Store for SqliteStore {
         self.journey(id)
     }
 
-    fn publish_journey(&self, id: &str, document: &Value, now: Timestamp) -> Result<JourneyRow> {
+    fn publish_journey(
+        &self,
+        id: &str,
+        document: &Value,
+        templates: &[String],
+        now: Timestamp,
+    ) -> Result<JourneyRow> {
         self.write(|tx| {
             let status: String = tx
                 .query_row("SELECT status FROM journeys WHERE id = ?1", [id], |r| r.get(0))
@@ -851,6 +962,15 @@ impl Store for SqliteStore {
                 "INSERT INTO journey_versions (journey_id, version, document, published_at) VALUES (?1, ?2, ?3, ?4)",
                 params![id, version, document.to_string(), ms(now)],
             )?;
+            // Pins the current version of each template it sends (in this transaction, so no
+            // edit can slip in between); a template that does not exist pins nothing.
+            for template in templates {
+                tx.execute(
+                    "INSERT OR IGNORE INTO journey_version_templates (journey_id, version, template_id, template_version)
+                     SELECT ?1, ?2, id, version FROM templates WHERE id = ?3",
+                    params![id, version, template],
+                )?;
+            }
             // Publishing a paused journey keeps it paused; a draft becomes live.
             tx.execute(
                 "UPDATE journeys SET live_version = ?2, status = CASE WHEN status = 'paused' THEN 'paused' ELSE 'live' END, updated_at = ?3 WHERE id = ?1",
@@ -887,17 +1007,21 @@ impl Store for SqliteStore {
             "SELECT journey_id, version, document, published_at FROM journey_versions WHERE journey_id = ?1 ORDER BY version",
         )?;
         let rows = stmt.query_map([id], version_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let versions = rows.collect::<rusqlite::Result<_>>()?;
+        with_pins(&conn, versions)
     }
 
     fn journey_version(&self, id: &str, version: i64) -> Result<JourneyVersion> {
         let conn = self.conn()?;
-        conn.prepare_cached(
-            "SELECT journey_id, version, document, published_at FROM journey_versions WHERE journey_id = ?1 AND version = ?2",
-        )?
-        .query_row(params![id, version], version_from_row)
-        .map_err(StoreError::from)
-        .map_err(not_found(format!("version {version} of journey `{id}`")))
+        let mut found = conn
+            .prepare_cached(
+                "SELECT journey_id, version, document, published_at FROM journey_versions WHERE journey_id = ?1 AND version = ?2",
+            )?
+            .query_row(params![id, version], version_from_row)
+            .map_err(StoreError::from)
+            .map_err(not_found(format!("version {version} of journey `{id}`")))?;
+        found.templates = pinned_templates(&conn, id, version)?;
+        Ok(found)
     }
 
     fn running_journeys(&self) -> Result<Vec<(JourneyStatus, JourneyVersion)>> {
@@ -916,7 +1040,12 @@ impl Store for SqliteStore {
                 version_from_row(r)?,
             ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut running: Vec<(JourneyStatus, JourneyVersion)> =
+            rows.collect::<rusqlite::Result<_>>()?;
+        for (_, v) in &mut running {
+            v.templates = pinned_templates(&conn, &v.journey_id, v.version)?;
+        }
+        Ok(running)
     }
 
     fn journey_stats(&self, id: &str) -> Result<JourneyStats> {

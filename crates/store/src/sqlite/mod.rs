@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
+    include_str!("schema_v8.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -298,6 +299,79 @@ mod tests {
                 .unwrap();
             assert_eq!(key.len(), 64, "from v{version}: a 32-byte erasure key");
         }
+    }
+
+    #[test]
+    fn version_8_pins_the_templates_of_versions_published_before_it() {
+        let dir = TempDir::new("v8");
+        {
+            let mut conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+            let tx = conn.transaction().unwrap();
+            for migration in &MIGRATIONS[..7] {
+                tx.execute_batch(migration).unwrap();
+            }
+            let doc = |template: &str| {
+                format!(
+                    r#"{{"id": "j", "name": "J", "nodes": [
+                         {{"id": "start", "type": "trigger", "event": "Go"}},
+                         {{"id": "a", "type": "send_email", "template": "{template}"}},
+                         {{"id": "b", "type": "send_sms", "template": "text"}},
+                         "not a node", 42]}}"#
+                )
+            };
+            tx.execute_batch(
+                "PRAGMA user_version = 7;
+                 INSERT INTO templates (id, channel, definition, created_at, updated_at) VALUES
+                   ('mail', 'email', '{\"id\": \"mail\", \"channel\": \"email\", \"text\": \"hi\"}', 1, 2),
+                   ('text', 'sms', '{\"id\": \"text\", \"channel\": \"sms\", \"text\": \"hi\"}', 1, 3);
+                 INSERT INTO journeys (id, name, status, draft, created_at, updated_at) VALUES
+                   ('j', 'J', 'live', '{}', 0, 0);",
+            )
+            .unwrap();
+            for (version, document) in [
+                (1, doc("mail")),
+                (2, doc("gone")),
+                (3, "{not json".to_string()),
+                (4, r#"{"nodes": {"a": 1}}"#.to_string()),
+            ] {
+                tx.execute(
+                    "INSERT INTO journey_versions (journey_id, version, document, published_at) VALUES ('j', ?1, ?2, 0)",
+                    params![version, document],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&dir.0).expect("opens and migrates");
+        let conn = store.connect().unwrap();
+        let pins: Vec<(i64, String, i64)> = conn
+            .prepare(
+                "SELECT version, template_id, template_version FROM journey_version_templates ORDER BY version, template_id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            pins,
+            [
+                (1, "mail".to_string(), 1),
+                (1, "text".to_string(), 1),
+                (2, "text".to_string(), 1)
+            ]
+        );
+        let versions: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT template_id, version, created_at FROM template_versions ORDER BY template_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            versions,
+            [("mail".to_string(), 1, 2), ("text".to_string(), 1, 3)]
+        );
     }
 
     #[test]

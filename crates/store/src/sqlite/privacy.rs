@@ -108,6 +108,14 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
     ("journeys", "journey documents"),
     ("journey_versions", "published journey documents"),
     (
+        "template_versions",
+        "earlier copies of message templates as the operator wrote them",
+    ),
+    (
+        "journey_version_templates",
+        "which template version a journey version sends",
+    ),
+    (
         "node_stats",
         "aggregate counters per journey node, kept as numbers after an erasure",
     ),

@@ -1022,6 +1022,10 @@ impl EngineTx for SqliteTx<'_> {
         super::api::template_row(self.tx, id)
     }
 
+    fn template_version(&mut self, id: &str, version: i64) -> Result<Option<StoredTemplate>> {
+        super::api::template_version_row(self.tx, id, version)
+    }
+
     fn suppress(&mut self, entry: &crate::Suppression) -> Result<bool> {
         super::api::suppress_in(self.tx, entry)
     }
