@@ -102,6 +102,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    fn of(message: NewMessage, rendered: Option<Rendered>, written: bool) -> Self {
+        Decision {
+            idempotency_key: message.idempotency_key,
+            status: message.status,
+            error: message.error,
+            recipient: message.recipient,
+            rendered,
+            written,
+        }
+    }
+
     /// Whether a new message now waits in the outbox for delivery.
     pub fn queued(&self) -> bool {
         self.written && self.status == MessageStatus::Queued
@@ -151,14 +162,7 @@ impl SendGate {
         {
             tx.set_message_unsubscribe_url(&message.idempotency_key, url)?;
         }
-        Ok(Decision {
-            idempotency_key: message.idempotency_key,
-            status: message.status,
-            error: message.error,
-            recipient: message.recipient,
-            rendered,
-            written,
-        })
+        Ok(Decision::of(message, rendered, written))
     }
 
     /// Renders a journey's `webhook` node's body and writes its outbox row (channel `webhook`;
@@ -200,14 +204,7 @@ impl SendGate {
             },
         );
         let written = tx.insert_message(&message)?;
-        Ok(Decision {
-            idempotency_key: message.idempotency_key,
-            status: message.status,
-            error: message.error,
-            recipient: message.recipient,
-            rendered: None,
-            written,
-        })
+        Ok(Decision::of(message, None, written))
     }
 
     /// The outbox row of `outgoing` (with its unsubscribe link, and what was rendered), after

@@ -468,17 +468,22 @@ pub async fn versions(
     Ok(Json(Versions { versions }))
 }
 
+/// A version number from a path (`/versions/{version}`) of a journey or a template.
+pub(super) fn version_number(raw: &str) -> ApiResult<i64> {
+    raw.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_parameter",
+            "version",
+            format!("`{raw}` is not a version number"),
+        )
+    })
+}
+
 pub async fn version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<JourneyVersion>> {
-    let v: i64 = version.parse().map_err(|_| {
-        ApiError::invalid(
-            "invalid_parameter",
-            "version",
-            format!("`{version}` is not a version number"),
-        )
-    })?;
+    let v = version_number(&version)?;
     let version = blocking(&state, move |s| s.journey_version(&id, v)).await?;
     Ok(Json(version))
 }

@@ -522,13 +522,7 @@ pub async fn template_version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<StoredTemplate>> {
-    let v: i64 = version.parse().map_err(|_| {
-        ApiError::invalid(
-            "invalid_parameter",
-            "version",
-            format!("`{version}` is not a version number"),
-        )
-    })?;
+    let v = super::journeys::version_number(&version)?;
     let template = blocking(&state, move |s| s.get_template_version(&id, v)).await?;
     Ok(Json(template))
 }
