@@ -25,7 +25,7 @@ impl VariantCounts {
 }
 
 /// The best variant against one other.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     pub against: String,
     pub z: f64,

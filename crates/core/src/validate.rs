@@ -12,7 +12,7 @@ use crate::journey::{Channel, JourneyDocument, Node, NodeKind, Reentry};
 use crate::limits::{MAX_DOCUMENT_DEPTH, json_depth};
 use crate::suggest::{did_you_mean, explain_serde_error, parse_unknown_name};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ValidationError {
     /// Stable machine-readable code, e.g. `unknown_node`.
     pub code: &'static str,

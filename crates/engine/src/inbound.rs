@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::Value;
 use waymark_channels::inbound::InboundFact;
 use waymark_store::{EngineTx, StoreError, Suppression, suppression_address};
 
@@ -16,8 +15,8 @@ use crate::{Engine, EngineError, recorded};
 /// The most contacts with one address that get the event.
 const MAX_CONTACTS_PER_ADDRESS: usize = 10;
 
-/// What was done with one fact.
-#[derive(Debug, Clone, PartialEq)]
+/// What was done with one fact, as the inbound webhook endpoints answer it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct InboundOutcome {
     pub channel: &'static str,
     /// The address as it is kept on the suppression list.
@@ -118,22 +117,9 @@ fn apply(
     Ok((outcomes, recorded))
 }
 
-impl InboundOutcome {
-    /// The outcome as the inbound webhook endpoints answer it.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "channel": self.channel,
-            "address": self.address,
-            "action": self.action,
-            "changed": self.changed,
-            "event": self.event,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, json};
+    use serde_json::{Map, Value, json};
     use waymark_channels::inbound::parse_generic;
     use waymark_store::sqlite::SqliteStore;
     use waymark_store::{Store, SuppressionQuery, TimelineEntry};

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// A stored definition the engine cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Broken {
     /// `journey` or `segment`.
     pub kind: &'static str,
@@ -25,7 +26,7 @@ pub struct Broken {
 }
 
 /// The engine's last rounds of work failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Stall {
     /// The error of the latest failed round.
     pub error: String,
@@ -35,7 +36,8 @@ pub struct Stall {
     pub failures: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[schemars(rename = "Problems")]
 pub struct Report {
     pub broken: Vec<Broken>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -73,7 +73,7 @@ impl TemplateError {
 }
 
 /// The rendered content of one message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Rendered {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,

@@ -17,7 +17,7 @@ const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæ
 const GSM_EXTENSION: &str = "\u{c}^{}\\[~]|€";
 
 /// How an SMS text is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum SmsEncoding {
     #[serde(rename = "GSM-7")]
     Gsm7,
@@ -27,7 +27,7 @@ pub enum SmsEncoding {
 
 /// The encoding of an SMS text, its length in that encoding and the number of parts it is sent
 /// (and billed) as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SmsSegments {
     pub encoding: SmsEncoding,
     /// Septets for GSM-7 (extension characters count two), UTF-16 code units for UCS-2.

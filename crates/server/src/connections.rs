@@ -123,7 +123,7 @@ fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
             "message": "the server has too many open connections; retry in a moment",
             "code": "too_many_connections",
             "type": "rate_limit",
-            "link": "docs/api.md#errors",
+            "link": crate::api::error::link("too_many_connections"),
         })
         .to_string();
         let answer = format!(

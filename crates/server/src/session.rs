@@ -23,7 +23,6 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
 use crate::api::error::ApiError;
 use crate::api::{AppState, same_secret};
@@ -254,6 +253,33 @@ fn set_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&c).expect("cookie header")
 }
 
+/// `POST /v1/session`: the body may be left out when the bearer header carries the token.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct SignIn {
+    /// The admin token.
+    pub token: Option<String>,
+}
+
+/// A new session: its cookie is set, and state-changing requests made with it carry
+/// `csrf_token` in `X-Waymark-CSRF`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SignedIn {
+    pub signed_in: bool,
+    pub csrf_token: String,
+    /// Seconds the session lasts.
+    pub expires_in: u64,
+}
+
+/// Whether a request is signed in, and how.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SessionState {
+    pub signed_in: bool,
+    /// `bearer` or `cookie`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
+    pub csrf_token: Option<String>,
+}
+
 /// `POST /v1/session`: `{"token": ADMIN_TOKEN}` (or the bearer header) → the session cookie
 /// and the CSRF token.
 pub async fn sign_in(
@@ -273,9 +299,9 @@ pub async fn sign_in(
     if let Some(left) = sessions.locked_out(client) {
         return too_many_attempts(left);
     }
-    let from_body = serde_json::from_slice::<Value>(&body)
+    let from_body = serde_json::from_slice::<SignIn>(&body)
         .ok()
-        .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string));
+        .and_then(|b| b.token);
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -297,11 +323,11 @@ pub async fn sign_in(
     }
     sessions.succeeded(client);
     let (id, csrf) = sessions.create();
-    let mut response = Json(json!({
-        "signed_in": true,
-        "csrf_token": csrf,
-        "expires_in": LIFETIME.as_secs(),
-    }))
+    let mut response = Json(SignedIn {
+        signed_in: true,
+        csrf_token: csrf,
+        expires_in: LIFETIME.as_secs(),
+    })
     .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -333,7 +359,7 @@ pub async fn current(
     State(state): State<AppState>,
     axum::Extension(sessions): axum::Extension<Sessions>,
     headers: HeaderMap,
-) -> Json<Value> {
+) -> Json<SessionState> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -343,11 +369,23 @@ pub async fn current(
         });
     if let Some(token) = bearer {
         let valid = same_secret(token.trim(), &state.secrets.admin_token);
-        return Json(json!({ "signed_in": valid, "via": "bearer", "csrf_token": null }));
+        return Json(SessionState {
+            signed_in: valid,
+            via: Some("bearer"),
+            csrf_token: None,
+        });
     }
     match cookie(&headers).and_then(|id| sessions.csrf(&id)) {
-        Some(csrf) => Json(json!({ "signed_in": true, "via": "cookie", "csrf_token": csrf })),
-        None => Json(json!({ "signed_in": false, "csrf_token": null })),
+        Some(csrf) => Json(SessionState {
+            signed_in: true,
+            via: Some("cookie"),
+            csrf_token: Some(csrf),
+        }),
+        None => Json(SessionState {
+            signed_in: false,
+            via: None,
+            csrf_token: None,
+        }),
     }
 }
 

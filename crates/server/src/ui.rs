@@ -151,9 +151,18 @@ pub fn gallery() -> Vec<Value> {
         .collect()
 }
 
+/// The gallery of example journeys (`GET /v1/journey-templates`); each entry is an object
+/// with `file`, `id`, `name`, `description` and the parsed `document`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Gallery {
+    pub templates: Vec<Value>,
+}
+
 /// `GET /v1/journey-templates`: the gallery of example journeys.
-pub async fn journey_templates() -> Json<Value> {
-    Json(json!({ "templates": gallery() }))
+pub async fn journey_templates() -> Json<Gallery> {
+    Json(Gallery {
+        templates: gallery(),
+    })
 }
 
 /// How the app was obtained when this binary was built (for logs and `/v1/session`).

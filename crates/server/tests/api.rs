@@ -1547,7 +1547,9 @@ fn lists_create_add_and_remove_members() {
         let e = s
             .admin_post("/v1/lists/vip/members", body)
             .expect_error(400, "invalid_members");
-        assert_eq!(e["field"], "contact_ids");
+        // The field, or the item of it that is not a contact id (`contact_ids[0]`).
+        let field = e["field"].as_str().unwrap_or_default();
+        assert!(field.starts_with("contact_ids"), "{e}");
     }
     s.admin_get("/v1/lists/nope/members")
         .expect_error(404, "not_found");

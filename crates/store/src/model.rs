@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark_core::EventKind;
@@ -32,7 +33,7 @@ pub struct StoredEvent {
     pub contact_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Contact {
     pub id: i64,
     pub user_id: Option<String>,
@@ -44,7 +45,7 @@ pub struct Contact {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ContactDetail {
     #[serde(flatten)]
     pub contact: Contact,
@@ -53,7 +54,7 @@ pub struct ContactDetail {
     pub enrollments: Vec<EnrollmentRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EnrollmentRow {
     pub id: i64,
     pub journey_id: String,
@@ -78,7 +79,7 @@ pub struct ContactQuery {
     pub after_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TimelineEntry {
     Event {
@@ -119,14 +120,14 @@ impl TimelineEntry {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ListSummary {
     pub name: String,
     pub members: i64,
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StoredTemplate {
     #[serde(flatten)]
     pub definition: TemplateDefinition,
@@ -139,7 +140,7 @@ pub struct StoredTemplate {
 }
 
 /// One version of a template, in a template's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TemplateVersionSummary {
     pub version: i64,
     pub created_at: Timestamp,
@@ -147,13 +148,13 @@ pub struct TemplateVersionSummary {
     pub pinned_by: Vec<JourneyVersionRef>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct JourneyVersionRef {
     pub journey_id: String,
     pub version: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JourneyStatus {
     Draft,
@@ -182,7 +183,7 @@ impl JourneyStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct JourneyRow {
     pub id: String,
     pub name: String,
@@ -198,7 +199,7 @@ pub struct JourneyRow {
     pub converted: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct JourneyVersion {
     pub journey_id: String,
     pub version: i64,
@@ -208,7 +209,7 @@ pub struct JourneyVersion {
     pub templates: std::collections::BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct NodeStats {
     pub node: String,
     pub entered: i64,
@@ -225,7 +226,7 @@ pub struct NodeStats {
     pub clicked: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct JourneyStats {
     pub journey_id: String,
     pub status: JourneyStatus,
@@ -256,7 +257,7 @@ impl StatsDeltas {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Queued,
@@ -298,7 +299,7 @@ pub struct NewMessage {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MessageRow {
     pub id: i64,
     pub idempotency_key: String,
@@ -361,7 +362,7 @@ impl RequeueFilter {
 }
 
 /// The queued messages of one channel, for the queue gauges.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct QueueLevel {
     pub channel: String,
     pub queued: i64,
@@ -407,7 +408,7 @@ pub enum DeliveryOutcome {
 }
 
 /// Why an address is on the suppression list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionReason {
     HardBounce,
@@ -438,7 +439,7 @@ impl SuppressionReason {
 
 /// One entry of the suppression list. `address` is an email address (lower-cased) for the
 /// `email` channel and an E.164 number for `sms`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Suppression {
     pub channel: String,
     pub address: String,
@@ -463,7 +464,7 @@ pub fn suppression_address(channel: &str, address: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct Gauges {
     pub timers_waiting: i64,
     pub enrollments_active: i64,
@@ -473,7 +474,7 @@ pub struct Gauges {
 
 /// A contact's consent for one channel and topic (`*`: all marketing on that channel).
 /// `status` is `subscribed`, `pending` (double opt-in not confirmed) or `unsubscribed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Subscription {
     pub contact_id: i64,
     pub channel: String,
@@ -483,7 +484,7 @@ pub struct Subscription {
 }
 
 /// A segment as stored: its condition in the JSON form, and its member count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SegmentRow {
     pub id: String,
     pub name: String,
@@ -494,7 +495,7 @@ pub struct SegmentRow {
 }
 
 /// One experiment variant's counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ExperimentCounts {
     pub node: String,
     pub variant: String,
@@ -503,7 +504,7 @@ pub struct ExperimentCounts {
 }
 
 /// A declared experiment winner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ExperimentWinner {
     pub node: String,
     pub winner: String,
@@ -525,7 +526,7 @@ pub struct NewAudit {
     pub detail: Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: Timestamp,
@@ -545,7 +546,7 @@ pub struct AuditQuery {
 
 /// What an erasure removed: rows per table, and how many of the contact's addresses are now
 /// suppressed as a keyed hash.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct Erasure {
     pub contact_id: i64,
     pub removed: BTreeMap<String, i64>,

@@ -820,7 +820,7 @@ export interface paths {
         /** Whether the request is signed in (`signed_in`, `via`, `csrf_token`); never 401 */
         get: operations["get_v1_session"];
         put?: never;
-        /** Sign in: `{token}` (the admin token) → an HTTP-only session cookie and `csrf_token` */
+        /** Sign in: `{token}` (the admin token, or the bearer header) → an HTTP-only session cookie and `csrf_token` */
         post: operations["post_v1_session"];
         /** Sign out: ends the session and clears its cookie */
         delete: operations["delete_v1_session"];
@@ -1092,6 +1092,22 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description How many calls of a request were stored, and how many were already (same `messageId`). */
+        Accepted: {
+            /** Format: uint */
+            accepted: number;
+            /** Format: uint */
+            duplicates: number;
+            success: boolean;
+        };
+        /** @description `POST /v1/clock/advance` */
+        Advance: {
+            /**
+             * Format: int64
+             * @description Whole seconds, 0 to ten years.
+             */
+            seconds: number;
+        };
         AggregateCondition: {
             event: string;
             filter?: {
@@ -1111,10 +1127,59 @@ export interface components {
          * @enum {string}
          */
         AggregateFunction: "sum" | "min" | "max" | "avg";
+        AuditEntry: {
+            action: string;
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            /** Format: int64 */
+            contact_id?: number | null;
+            detail: unknown;
+            /** Format: int64 */
+            id: number;
+        };
+        AuditLog: {
+            entries: components["schemas"]["AuditEntry"][];
+        };
+        /** @description A stored definition the engine cannot use. */
+        Broken: {
+            id: string;
+            /** @description `journey` or `segment`. */
+            kind: string;
+            reason: string;
+            /**
+             * Format: int64
+             * @description The journey version concerned.
+             */
+            version?: number | null;
+        };
+        /** @description A version of a journey the engine cannot use, and why. */
+        BrokenVersion: {
+            reason: string;
+            /** Format: int64 */
+            version?: number | null;
+        };
         /** @enum {string} */
         Channel: "email" | "sms";
+        Clock: {
+            /** Format: date-time */
+            now: string;
+            /** @description Whether the clock is simulated (`--clock simulated`) and can be advanced. */
+            simulated: boolean;
+        };
         /** @enum {string} */
         CompareOp: "gt" | "gte" | "lt" | "lte" | "eq" | "ne";
+        /** @description The best variant against one other. */
+        Comparison: {
+            against: string;
+            /**
+             * Format: double
+             * @description One-sided p-value that the best is no better than `against`.
+             */
+            p_value: number;
+            /** Format: double */
+            z: number;
+        };
         /**
          * @description A condition over a contact: traits, event history, message engagement, lists, and (in a
          *     journey) what happened since the enrollment began.
@@ -1148,6 +1213,54 @@ export interface components {
         };
         /** @description The JSON Schema of a condition field that takes either form. */
         ConditionOrText: components["schemas"]["Condition"] | string;
+        Contact: {
+            /** Format: date-time */
+            created_at: string;
+            email?: string | null;
+            /** Format: int64 */
+            id: number;
+            phone?: string | null;
+            timezone?: string | null;
+            traits: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            updated_at: string;
+            user_id?: string | null;
+        };
+        ContactDetail: {
+            anonymous_ids: string[];
+            /** Format: date-time */
+            created_at: string;
+            email?: string | null;
+            enrollments: components["schemas"]["EnrollmentRow"][];
+            /** Format: int64 */
+            id: number;
+            lists: string[];
+            phone?: string | null;
+            timezone?: string | null;
+            traits: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            updated_at: string;
+            user_id?: string | null;
+        };
+        /**
+         * @description `POST /v1/contacts/import`. Each row is read on its own, so that a bad row is reported
+         *     and the others are imported.
+         */
+        ContactImport: {
+            /**
+             * @description At most 5000 (not written as `maxItems`, which makes test generators build lists of
+             *     thousands).
+             */
+            contacts: components["schemas"]["ImportRow"][];
+        };
+        /** @description Contacts, one page. */
+        ContactsPage: {
+            contacts: components["schemas"]["Contact"][];
+        };
         /** @enum {string} */
         DateRepeat: "yearly" | "once";
         DateTrigger: {
@@ -1166,6 +1279,32 @@ export interface components {
             timezone?: string | null;
             /** @description The trait holding the date (`YYYY-MM-DD` or an RFC 3339 timestamp), e.g. `birthday`. */
             trait: string;
+        };
+        /** @description A journey with its draft, the draft's validation errors and its unusable versions. */
+        Draft: {
+            /** Format: int64 */
+            active: number;
+            broken: components["schemas"]["BrokenVersion"][];
+            /** Format: int64 */
+            converted: number;
+            /** Format: date-time */
+            created_at: string;
+            draft: unknown;
+            /** Format: int64 */
+            entered: number;
+            errors: components["schemas"]["ValidationError"][];
+            /** Format: date-time */
+            first_activity_at?: string | null;
+            id: string;
+            /** Format: date-time */
+            last_activity_at?: string | null;
+            /** Format: int64 */
+            live_version?: number | null;
+            name: string;
+            status: components["schemas"]["JourneyStatus"];
+            /** Format: date-time */
+            updated_at: string;
+            valid: boolean;
         };
         Edge: {
             from: string;
@@ -1193,6 +1332,44 @@ export interface components {
             template?: string | null;
             /** @description Only engagement in the last duration; absent: all time. */
             within?: string | null;
+        };
+        /**
+         * @description `POST /v1/journeys/{id}/enroll`: `user_id` (the contact is created if new) or
+         *     `contact_id`, exactly one.
+         */
+        Enroll: {
+            /** Format: int64 */
+            contact_id?: number | null;
+            /** @description Makes a retried request enroll once. */
+            message_id?: string | null;
+            /** @description The trigger event's properties, which templates see as `event`. */
+            payload?: {
+                [key: string]: unknown;
+            } | null;
+            user_id?: string | null;
+        };
+        Enrolled: {
+            /** Format: int64 */
+            contact_id: number;
+            /** @description The same `message_id` enrolled before: nothing new happened. */
+            duplicate: boolean;
+            journey: string;
+        };
+        EnrollmentRow: {
+            /** Format: date-time */
+            entered_at: string;
+            /** Format: int64 */
+            id: number;
+            journey_id: string;
+            key?: string | null;
+            node: string;
+            status: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: int64 */
+            version: number;
+            /** Format: date-time */
+            wake_at?: string | null;
         };
         /**
          * @description Enrollment scope (branch nodes only): an event since the enrollment began. Same JSON as the
@@ -1223,11 +1400,38 @@ export interface components {
             /** @default every_time */
             reentry: components["schemas"]["Reentry"];
         };
+        /** @description What an erasure removed. */
+        Erased: {
+            /**
+             * Format: int64
+             * @description The contact's addresses now suppressed as keyed hashes.
+             */
+            addresses_hashed: number;
+            /**
+             * Format: int64
+             * @description The audit log entry of the erasure.
+             */
+            audit_id: number;
+            /** Format: int64 */
+            contact_id: number;
+            erased: boolean;
+            /** @description Rows removed, by table. */
+            removed: {
+                [key: string]: number;
+            };
+        };
+        /** @description The body of every error answer (`Error` in the OpenAPI document). */
         Error: {
-            code: string;
-            errors?: Record<string, never>[];
-            field?: string;
-            link?: string;
+            /**
+             * @description Stable; explained in docs/api.md under #error-<code>
+             * @enum {string}
+             */
+            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "too_many_connections";
+            /** @description Every individual problem, for requests that can have several. */
+            errors?: unknown;
+            field?: string | null;
+            /** @description The explanation of `code` (docs/api.md#error-<code>). */
+            link: string;
             message: string;
             type: string;
         };
@@ -1247,6 +1451,46 @@ export interface components {
              */
             within?: string | null;
         };
+        /** @description An experiment node: its variants, the test's verdict and the declared winner. */
+        ExperimentReport: {
+            comparisons: components["schemas"]["Comparison"][];
+            /** Format: double */
+            confidence: number;
+            /** Format: date-time */
+            decided_at?: string | null;
+            enough_data: boolean;
+            holdout?: components["schemas"]["VariantReport"] | null;
+            leader?: string | null;
+            /** Format: uint64 */
+            min_sample: number;
+            node: string;
+            test: string;
+            variants: components["schemas"]["VariantReport"][];
+            winner?: string | null;
+        };
+        Experiments: {
+            experiments: components["schemas"]["ExperimentReport"][];
+            journey: string;
+        };
+        /**
+         * @description The gallery of example journeys (`GET /v1/journey-templates`); each entry is an object
+         *     with `file`, `id`, `name`, `description` and the parsed `document`.
+         */
+        Gallery: {
+            templates: unknown[];
+        };
+        /** @description The answer of `/healthz`. */
+        Health: {
+            /**
+             * Format: uint
+             * @description How many stored definitions the engine cannot use (`degraded`, `stalled`).
+             */
+            broken?: number | null;
+            /** @description Why the engine's rounds fail (`stalled`). */
+            engine?: components["schemas"]["Stall"] | null;
+            /** @enum {string} */
+            status: "ok" | "degraded" | "stalled";
+        };
         /** @description "did `event` [times] [within] [filter]". */
         HistoryCondition: {
             /** @description The event name, e.g. `Order Completed`. */
@@ -1260,6 +1504,25 @@ export interface components {
             /** @description Only events in the last duration (e.g. `90d`); absent: all time. */
             within?: string | null;
         };
+        ImportResult: {
+            errors: components["schemas"]["ItemError"][];
+            /** Format: uint */
+            imported: number;
+            /** Format: uint */
+            rejected: number;
+        };
+        /** @description One contact to import: a `user_id`, an `email`, or both. */
+        ImportRow: {
+            email?: string | null;
+            /** @description E.164 (`+14155550101`). */
+            phone?: string | null;
+            /** @description An IANA time zone (`Europe/Paris`). */
+            timezone?: string | null;
+            traits?: {
+                [key: string]: unknown;
+            } | null;
+            user_id?: string | null;
+        };
         InactivityTrigger: {
             /** @description The event whose absence counts, e.g. `Order Completed`. */
             event: string;
@@ -1268,6 +1531,38 @@ export interface components {
              *     contact's last such event; contacts who never performed it do not enter.
              */
             for: string;
+        };
+        /**
+         * @description The answer to an inbound webhook: `ok` with what was done per fact, `ignored`, or (SNS)
+         *     `confirmation_required` with the subscription to confirm.
+         */
+        InboundAnswer: {
+            results?: components["schemas"]["InboundOutcome"][] | null;
+            /** @enum {string} */
+            status: "ok" | "ignored" | "confirmation_required";
+            subscribe_url?: string | null;
+            topic_arn?: string | null;
+        };
+        /** @description What was done with one fact, as the inbound webhook endpoints answer it. */
+        InboundOutcome: {
+            /** @description `suppressed`, `unsuppressed` or `recorded` (timeline only). */
+            action: string;
+            /** @description The address as it is kept on the suppression list. */
+            address: string;
+            /** @description Whether the suppression list changed. */
+            changed: boolean;
+            channel: string;
+            event: string;
+        };
+        /** @description A request item that was refused while the others were taken. */
+        ItemError: {
+            field: string;
+            /**
+             * Format: uint
+             * @description Its position in the request's list.
+             */
+            index: number;
+            message: string;
         };
         /** JourneyDocument */
         Journey: {
@@ -1325,6 +1620,172 @@ export interface components {
              */
             timezone?: string | null;
         };
+        JourneyRow: {
+            /** Format: int64 */
+            active: number;
+            /** Format: int64 */
+            converted: number;
+            /** Format: date-time */
+            created_at: string;
+            draft: unknown;
+            /** Format: int64 */
+            entered: number;
+            /** Format: date-time */
+            first_activity_at?: string | null;
+            id: string;
+            /** Format: date-time */
+            last_activity_at?: string | null;
+            /** Format: int64 */
+            live_version?: number | null;
+            name: string;
+            status: components["schemas"]["JourneyStatus"];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        JourneyStats: {
+            /** Format: int64 */
+            active: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            converted: number;
+            /** Format: int64 */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: date-time */
+            first_activity_at?: string | null;
+            journey_id: string;
+            /** Format: date-time */
+            last_activity_at?: string | null;
+            nodes: components["schemas"]["NodeStats"][];
+            status: components["schemas"]["JourneyStatus"];
+        };
+        /** @enum {string} */
+        JourneyStatus: "draft" | "live" | "paused" | "archived";
+        /** @description A journey in the list: its status and counts, without the draft. */
+        JourneySummary: {
+            /** Format: int64 */
+            active: number;
+            broken: components["schemas"]["BrokenVersion"][];
+            /** Format: int64 */
+            converted: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            entered: number;
+            /** Format: date-time */
+            first_activity_at?: string | null;
+            id: string;
+            /** Format: date-time */
+            last_activity_at?: string | null;
+            /** Format: int64 */
+            live_version?: number | null;
+            name: string;
+            status: components["schemas"]["JourneyStatus"];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        JourneyVersion: {
+            document: unknown;
+            journey_id: string;
+            /** Format: date-time */
+            published_at: string;
+            /** @description The version of each template it sends, pinned when it was published. */
+            templates: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            version: number;
+        };
+        JourneyVersionRef: {
+            journey_id: string;
+            /** Format: int64 */
+            version: number;
+        };
+        Journeys: {
+            journeys: components["schemas"]["JourneySummary"][];
+        };
+        ListSummary: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            members: number;
+            name: string;
+        };
+        Lists: {
+            lists: components["schemas"]["ListSummary"][];
+        };
+        /** @description Contacts to add to or remove from a list. */
+        Members: {
+            contact_ids: number[];
+        };
+        MembersChanged: {
+            /**
+             * Format: uint
+             * @description How many contacts were named.
+             */
+            changed: number;
+        };
+        MessageRow: {
+            /**
+             * Format: int64
+             * @description Attempts in the current run (since creation, or since the last requeue).
+             */
+            attempts: number;
+            channel: string;
+            /** Format: date-time */
+            clicked_at?: string | null;
+            /** Format: int64 */
+            contact_id: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            enrollment_id?: number | null;
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When the message was marked `failed` or `bounced`.
+             */
+            failed_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the current run of attempts began; temporary failures are retried until this plus
+             *     the retry lifetime. `None` before the first attempt.
+             */
+            first_attempt_at?: string | null;
+            html?: string | null;
+            /** Format: int64 */
+            id: number;
+            idempotency_key: string;
+            journey_id?: string | null;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            node?: string | null;
+            /** Format: date-time */
+            opened_at?: string | null;
+            recipient?: string | null;
+            /**
+             * Format: date-time
+             * @description When the message was last requeued.
+             */
+            requeued_at?: string | null;
+            /** Format: date-time */
+            sent_at?: string | null;
+            status: string;
+            subject?: string | null;
+            template: string;
+            text?: string | null;
+            /**
+             * @description Marketing email only: the one-click unsubscribe URL the transport puts in
+             *     `List-Unsubscribe` (with `List-Unsubscribe-Post`).
+             */
+            unsubscribe_url?: string | null;
+            user_id?: string | null;
+        };
+        Messages: {
+            messages: components["schemas"]["MessageRow"][];
+        };
         /** @description A circle on the globe. */
         Near: {
             /** Format: double */
@@ -1333,6 +1794,23 @@ export interface components {
             lat: number;
             /** Format: double */
             lon: number;
+        };
+        /** @description `POST /v1/lists` */
+        NewList: {
+            /** @description 1 to 200 characters (surrounding spaces are dropped). */
+            name: string;
+        };
+        /** @description `POST /v1/suppressions` */
+        NewSuppression: {
+            /** @description An email address, or an E.164 number for `sms`. */
+            address: string;
+            /**
+             * @description `email` or `sms`.
+             * @enum {string}
+             */
+            channel: "email" | "sms";
+            /** @description Default `manual`. */
+            reason?: components["schemas"]["SuppressionReason"] | null;
         };
         Node: {
             /** @description Unique within the journey (letters, digits, `-` and `_`). */
@@ -1545,6 +2023,35 @@ export interface components {
             /** @description 2 to 10 variants; their percents and the holdout's sum to 100. */
             variants: components["schemas"]["SplitBranch"][];
         });
+        NodeStats: {
+            /**
+             * Format: int64
+             * @description Messages of this node clicked at least once.
+             */
+            clicked: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            converted: number;
+            /** Format: int64 */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            node: string;
+            /**
+             * Format: int64
+             * @description Messages of this node opened (or clicked) at least once.
+             */
+            opened: number;
+            /** Format: int64 */
+            sent: number;
+            /** Format: int64 */
+            suppressed: number;
+            /** Format: int64 */
+            waiting: number;
+        };
         /** @description What happens to a contact's lists when its enrollment ends. */
         OnEnd: {
             /** @description Add the contact to this list. */
@@ -1598,21 +2105,59 @@ export interface components {
             y: number;
         };
         Predicate: components["schemas"]["Ops"] | unknown;
-        /** @description The journey after publishing. Publishing a draft identical to the live version (templates included) is `200` too, with `unchanged: true`: no new version, the same `live_version`. */
-        PublishResult: {
+        /** @description A rendered template. */
+        Preview: {
+            html?: string | null;
+            /** @description SMS templates: the encoding, length and number of segments. */
+            sms?: components["schemas"]["SmsSegments"] | null;
+            subject?: string | null;
+            text?: string | null;
+        };
+        Problems: {
+            broken: components["schemas"]["Broken"][];
+            stalled?: components["schemas"]["Stall"] | null;
+        };
+        /**
+         * @description `POST /v1/journeys/{id}/publish`, optionally with `{"enroll_existing": true}`: contacts
+         *     who already match a segment, list or inactivity trigger enter now (default: only those who
+         *     match from now on). A draft that repeats the live version makes no new version: the answer
+         *     says `"unchanged": true` with the same `live_version`.
+         *     `POST /v1/journeys/{id}/publish`: the body is optional.
+         */
+        PublishOptions: {
+            /**
+             * @description Contacts who already match a segment, list or inactivity trigger enter now (default:
+             *     only those who match from now on).
+             */
+            enroll_existing?: boolean | null;
+        };
+        /**
+         * @description The journey after publishing. Publishing a draft identical to the live version (templates
+         *     included) is `200` too, with `unchanged: true`: no new version, the same `live_version`.
+         */
+        Published: {
+            /** Format: int64 */
+            active: number;
+            /** Format: int64 */
+            converted: number;
             /** Format: date-time */
-            created_at?: string;
-            draft?: Record<string, never>;
+            created_at: string;
+            draft: unknown;
+            /** Format: int64 */
+            entered: number;
+            /** Format: date-time */
+            first_activity_at?: string | null;
             id: string;
-            /** @description The version contacts now enter */
-            live_version: number;
-            name?: string;
-            /** @enum {unknown} */
-            status: "draft" | "live" | "paused" | "archived";
-            /** @description true: the draft repeated the live version and no version was made */
+            /** Format: date-time */
+            last_activity_at?: string | null;
+            /** Format: int64 */
+            live_version?: number | null;
+            name: string;
+            status: components["schemas"]["JourneyStatus"];
+            /** @description true: the draft repeated the live version and no version was made. */
             unchanged: boolean;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
         };
         /** @description A daily quiet period in local time. */
         QuietHours: {
@@ -1625,21 +2170,46 @@ export interface components {
         Reentry: "once" | "every_time" | {
             cooldown: string;
         };
-        /** @description Which failed messages to requeue: every given criterion must hold, and at least one must be given. Times are RFC 3339 timestamps or durations before now (`2h`, `3d`); `_since` is inclusive, `_until` exclusive. */
-        RequeueFilter: {
-            /** @enum {unknown} */
-            channel?: "email" | "sms" | "webhook";
-            created_since?: string;
-            created_until?: string;
-            /** @description The error contains this text (ignoring case) */
-            error?: string;
-            failed_since?: string;
-            failed_until?: string;
-            journey_id?: string;
+        /**
+         * @description Which failed messages to requeue: every given criterion must hold, and at least one must
+         *     be given. Times are RFC 3339 timestamps or durations before now (`2h`, `3d`); `_since` is
+         *     inclusive, `_until` exclusive. Unknown fields are refused: a misspelt field must not widen
+         *     the filter to every failed message.
+         */
+        Requeue: {
+            /** @description `email`, `sms` or `webhook`. */
+            channel?: string | null;
+            created_since?: string | null;
+            created_until?: string | null;
+            /** @description The error contains this text (ignoring case). */
+            error?: string | null;
+            failed_since?: string | null;
+            failed_until?: string | null;
+            journey_id?: string | null;
         };
-        RequeueResult: {
-            /** @description How many failed messages were put back in the queue */
+        Requeued: {
+            /**
+             * Format: int64
+             * @description How many failed messages were put back in the queue.
+             */
             requeued: number;
+        };
+        /** @description The data a preview renders a template with: a contact's (`contact_id`) or sample data. */
+        Sample: {
+            /** @description Sample contact data, when no `contact_id` is given. */
+            contact?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Format: int64
+             * @description Render with this contact's data (and recommendations).
+             */
+            contact_id?: number | null;
+            /** @description The triggering event's properties, as templates see `event`. */
+            event?: unknown;
+            journey?: unknown;
+            /** @description Sample recommendations, instead of the contact's. */
+            recommendations?: unknown;
         };
         ScheduleTrigger: {
             /** @description Five-field cron (`30 9 * * 1-5`: 09:30 on weekdays) or `@daily`, `@weekly`, ... */
@@ -1650,23 +2220,52 @@ export interface components {
             timezone?: string | null;
         };
         SegmentCall: {
-            anonymousId?: string;
-            batch?: Record<string, never>[];
+            anonymousId?: string | number;
+            /** @description batch and import: the calls */
+            batch?: components["schemas"]["SegmentCall"][];
+            context?: Record<string, never>;
+            /** @description track: the event name */
             event?: string;
-            groupId?: string;
-            messageId?: string;
+            groupId?: string | number;
+            messageId?: string | number;
+            /** @description page and screen: the name */
             name?: string;
-            previousId?: string;
+            previousId?: string | number;
             properties?: Record<string, never>;
             /** Format: date-time */
             timestamp?: string;
             traits?: Record<string, never>;
-            /** @enum {unknown} */
+            /**
+             * @description The kind of call; implied by the endpoint except in a batch
+             * @enum {unknown}
+             */
             type?: "identify" | "track" | "page" | "screen" | "group" | "alias";
-            userId?: string;
+            userId?: string | number;
+            /** @description The write key, when it is not the basic-auth user name */
+            writeKey?: string;
         };
         /** @enum {string} */
         SegmentEdge: "enter" | "exit";
+        /** @description What a condition matches now. */
+        SegmentPreview: {
+            condition: components["schemas"]["Condition"];
+            /** Format: int64 */
+            count: number;
+            /** @description Up to 20 of the contacts it matches. */
+            sample: components["schemas"]["Contact"][];
+            text: string;
+        };
+        /**
+         * @description A segment to save, or a condition to preview: `condition` (JSON form) or `text` (text
+         *     form), exactly one. `id` is read by `POST /v1/segments` only; `name` defaults to the id.
+         */
+        SegmentRequest: {
+            condition?: components["schemas"]["Condition"] | null;
+            /** @description 1-100 letters, digits, `-` or `_`. */
+            id?: string | null;
+            name?: string | null;
+            text?: string | null;
+        };
         SegmentTrigger: {
             /** @description The segment's id. */
             id: string;
@@ -1675,6 +2274,75 @@ export interface components {
              * @default enter
              */
             on: components["schemas"]["SegmentEdge"];
+        };
+        /**
+         * @description A segment with both forms of its condition; `broken` says why the engine cannot use a
+         *     stored condition (it is then not kept current).
+         */
+        SegmentView: {
+            broken?: string | null;
+            /** @description The condition in the JSON form. */
+            condition: components["schemas"]["Condition"];
+            /** Format: date-time */
+            created_at: string;
+            id: string;
+            /** Format: int64 */
+            members: number;
+            name: string;
+            /** @description The condition in the text form. */
+            text: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        Segments: {
+            segments: components["schemas"]["SegmentView"][];
+        };
+        /** @description Whether a request is signed in, and how. */
+        SessionState: {
+            csrf_token?: string | null;
+            signed_in: boolean;
+            /** @description `bearer` or `cookie`. */
+            via?: string | null;
+        };
+        /** @description `POST /v1/session`: the body may be left out when the bearer header carries the token. */
+        SignIn: {
+            /** @description The admin token. */
+            token?: string | null;
+        };
+        /**
+         * @description A new session: its cookie is set, and state-changing requests made with it carry
+         *     `csrf_token` in `X-Waymark-CSRF`.
+         */
+        SignedIn: {
+            csrf_token: string;
+            /**
+             * Format: uint64
+             * @description Seconds the session lasts.
+             */
+            expires_in: number;
+            signed_in: boolean;
+        };
+        /**
+         * @description How an SMS text is encoded.
+         * @enum {string}
+         */
+        SmsEncoding: "GSM-7" | "UCS-2";
+        /**
+         * @description The encoding of an SMS text, its length in that encoding and the number of parts it is sent
+         *     (and billed) as.
+         */
+        SmsSegments: {
+            /**
+             * Format: uint
+             * @description Septets for GSM-7 (extension characters count two), UTF-16 code units for UCS-2.
+             */
+            characters: number;
+            encoding: components["schemas"]["SmsEncoding"];
+            /**
+             * Format: uint
+             * @description Message parts; 0 for an empty text.
+             */
+            segments: number;
         };
         SplitBranch: {
             /** @description The output an edge leaves this branch from. */
@@ -1685,15 +2353,31 @@ export interface components {
              */
             percent: number;
         };
+        /** @description The engine's last rounds of work failed. */
+        Stall: {
+            /** @description The error of the latest failed round. */
+            error: string;
+            /**
+             * Format: uint64
+             * @description Failed rounds in a row.
+             */
+            failures: number;
+            /**
+             * Format: date-time
+             * @description When the first of the failed rounds in a row failed.
+             */
+            since: string;
+        };
         /**
-         * TemplateDefinition
          * @description A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or
          *     `text` (MJML or HTML, not both; a missing `text` is generated from the HTML); SMS uses
          *     `body`.
          */
-        Template: {
+        StoredTemplate: {
             body?: string | null;
             channel: components["schemas"]["Channel"];
+            /** Format: date-time */
+            created_at: string;
             html?: string | null;
             id: string;
             /** @description MJML, rendered to HTML after Liquid. */
@@ -1717,6 +2401,98 @@ export interface components {
              *     subscriptions and carries no List-Unsubscribe header; suppressions still apply.
              */
             transactional?: boolean;
+            /**
+             * Format: date-time
+             * @description When this version was made.
+             */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Every change of the definition makes a new version (1, 2, ...); the versions are
+             *     immutable, and journey versions pin the ones they send.
+             */
+            version: number;
+        };
+        /**
+         * @description `POST /v1/subscribe`: JSON with the write key, or a plain HTML form
+         *     (`application/x-www-form-urlencoded`, no key: the confirmation email is the check) with
+         *     `email`, optional `topic`, `name` and `redirect`.
+         *     `POST /v1/subscribe`, as JSON (with the write key) or as a form.
+         */
+        SubscribeRequest: {
+            email: string;
+            name?: string | null;
+            /**
+             * @description Forms only: where to send the browser afterwards (a host allowed by
+             *     `--subscribe-redirect-host`).
+             */
+            redirect?: string | null;
+            /** @description Default `*`: all marketing. */
+            topic?: string | null;
+            /**
+             * @description The write key, when it is not the basic-auth user name (read by
+             *     `authorize_write_key`, before this type).
+             */
+            writeKey?: string | null;
+        };
+        /** @description What a subscribe request did (JSON requests). */
+        SubscribeResult: {
+            channel: string;
+            /** Format: int64 */
+            contact_id: number;
+            /** @description `subscribed` when the contact already had consent (nothing was sent), else `pending`. */
+            status: string;
+            topic: string;
+        };
+        /**
+         * @description A contact's consent for one channel and topic (`*`: all marketing on that channel).
+         *     `status` is `subscribed`, `pending` (double opt-in not confirmed) or `unsubscribed`.
+         */
+        Subscription: {
+            channel: string;
+            /** Format: int64 */
+            contact_id: number;
+            status: string;
+            topic: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description `PUT /v1/contacts/{id}/subscriptions/{channel}/{topic}` */
+        SubscriptionChange: {
+            /** @enum {string} */
+            status: "subscribed" | "pending" | "unsubscribed";
+        };
+        SubscriptionChanged: {
+            channel: string;
+            /** Format: int64 */
+            contact_id: number;
+            /** @description The status before, if the contact had one for this channel and topic. */
+            previous_status?: string | null;
+            status: string;
+            topic: string;
+        };
+        Subscriptions: {
+            subscriptions: components["schemas"]["Subscription"][];
+        };
+        /**
+         * @description One entry of the suppression list. `address` is an email address (lower-cased) for the
+         *     `email` channel and an E.164 number for `sms`.
+         */
+        Suppression: {
+            address: string;
+            channel: string;
+            /** Format: date-time */
+            created_at: string;
+            reason: string;
+            source: string;
+        };
+        /**
+         * @description Why an address is on the suppression list.
+         * @enum {string}
+         */
+        SuppressionReason: "hard_bounce" | "complaint" | "unsubscribe" | "manual";
+        Suppressions: {
+            suppressions: components["schemas"]["Suppression"][];
         };
         /**
          * @description A message template: Liquid in every field. Email uses `subject` and `mjml`, `html` and/or
@@ -1750,6 +2526,89 @@ export interface components {
              */
             transactional?: boolean;
         };
+        /** @description One version of a template, in a template's history. */
+        TemplateVersionSummary: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description The journey versions that send it, as `journey_id` and `version`. */
+            pinned_by: components["schemas"]["JourneyVersionRef"][];
+            /** Format: int64 */
+            version: number;
+        };
+        /** @description `GET /v1/templates/{id}/versions`: newest first, each with the journey versions that pin it. */
+        TemplateVersions: {
+            /** @description Newest first. */
+            versions: components["schemas"]["TemplateVersionSummary"][];
+        };
+        Templates: {
+            templates: components["schemas"]["StoredTemplate"][];
+        };
+        /** @description `POST /v1/templates/{id}/test-send`: the preview's data and the address to send to. */
+        TestSend: {
+            contact?: {
+                [key: string]: unknown;
+            } | null;
+            /** Format: int64 */
+            contact_id?: number | null;
+            event?: unknown;
+            journey?: unknown;
+            recommendations?: unknown;
+            /** @description An email address, or an E.164 number for an SMS template. */
+            to: string;
+        };
+        /** @description A test send, through the send gate like any message. */
+        TestSent: {
+            /** @description Why it was not queued. */
+            error?: string | null;
+            html?: string | null;
+            idempotency_key: string;
+            /** @description `queued`, or `suppressed` (an address on the suppression list) or `failed`, with `error`. */
+            status: string;
+            subject?: string | null;
+            text?: string | null;
+            to: string;
+        };
+        Timeline: {
+            /** Format: int64 */
+            contact_id: number;
+            entries: components["schemas"]["TimelineEntry"][];
+        };
+        TimelineEntry: {
+            /** Format: date-time */
+            at: string;
+            kind: string;
+            name: string;
+            properties: unknown;
+            /** Format: int64 */
+            seq: number;
+            /** @constant */
+            type: "event";
+        } | {
+            action: string;
+            /** Format: date-time */
+            at: string;
+            detail?: unknown;
+            /** Format: int64 */
+            enrollment_id: number;
+            journey_id: string;
+            node: string;
+            /** @constant */
+            type: "step";
+        } | {
+            /** Format: date-time */
+            at: string;
+            channel: string;
+            error?: string | null;
+            journey_id?: string | null;
+            /** Format: int64 */
+            message_id: number;
+            node?: string | null;
+            status: string;
+            subject?: string | null;
+            template: string;
+            /** @constant */
+            type: "message";
+        };
         /** @description A count test: `{"gte": 2}` (at least), `{"lte": 2}` (at most), `{"eq": 2}` (exactly). */
         Times: {
             /** Format: uint32 */
@@ -1761,11 +2620,45 @@ export interface components {
             /** Format: uint32 */
             eq: number;
         };
+        /** @description A topic non-transactional templates declare, with those templates. */
+        Topic: {
+            channel: string;
+            templates: string[];
+            topic: string;
+        };
+        Topics: {
+            topics: components["schemas"]["Topic"][];
+        };
+        /** @description Whether a document is valid, and every error with its node and field. */
+        Validation: {
+            errors: components["schemas"]["ValidationError"][];
+            valid: boolean;
+        };
+        ValidationError: {
+            /** @description Stable machine-readable code, e.g. `unknown_node`. */
+            code: string;
+            field?: string | null;
+            message: string;
+            node?: string | null;
+        };
+        /** @description One variant's (or the holdout's) counts and conversion rate. */
+        VariantReport: {
+            /** Format: uint64 */
+            converted: number;
+            /** Format: uint64 */
+            entered: number;
+            name?: string | null;
+            /** Format: double */
+            rate: number;
+        };
+        Versions: {
+            versions: components["schemas"]["JourneyVersion"][];
+        };
         /** @enum {string} */
         WebhookMethod: "POST" | "PUT";
     };
     responses: {
-        /** @description An error */
+        /** @description An error: its `code` is explained in docs/api.md */
         Error: {
             headers: {
                 [name: string]: unknown;
@@ -1793,17 +2686,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
+            /** @description The confirmation page */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/html": string;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -1818,25 +2709,18 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
+        requestBody?: never;
         responses: {
-            /** @description Success */
+            /** @description Confirmed */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/html": string;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
-            408: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -1856,13 +2740,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Health"];
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
-            503: components["responses"]["Error"];
+            /** @description The engine is stalled */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
         };
     };
     get_metrics: {
@@ -1874,17 +2763,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
+            /** @description Metrics in the Prometheus text format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/plain": string;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -1900,17 +2787,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
-            200: {
+            /** @description To the link's destination */
+            302: {
                 headers: {
+                    Location?: string;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": Record<string, never>;
-                };
+                content?: never;
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -1927,17 +2811,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
+            /** @description A transparent pixel */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "image/gif": string;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -1954,17 +2836,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
+            /** @description The preference page */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/html": string;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -1979,25 +2859,19 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
+        requestBody?: never;
         responses: {
-            /** @description Success */
+            /** @description Unsubscribed */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/html": string;
                 };
             };
             400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
             404: components["responses"]["Error"];
-            408: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -2021,19 +2895,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_audit: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `contact.export` or `contact.erase`. */
+                action?: string;
+                /** @description List those after this entry id. */
+                after?: number;
+                contact_id?: number;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2046,12 +2928,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["AuditLog"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2074,13 +2955,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2099,12 +2980,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Clock"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2117,7 +2996,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["Advance"];
             };
         };
         responses: {
@@ -2127,19 +3006,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Clock"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_contacts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description List those after this contact id. */
+                after?: number;
+                anonymous_id?: string;
+                /** @description Compared ignoring case. */
+                email?: string;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+                phone?: string;
+                /** @description A prefix of the user id, email or phone. */
+                q?: string;
+                user_id?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2152,12 +3045,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ContactsPage"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2170,7 +3062,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["ContactImport"];
             };
         };
         responses: {
@@ -2180,13 +3072,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ImportResult"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2195,7 +3088,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: string;
+                id: number;
             };
             cookie?: never;
         };
@@ -2207,7 +3100,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ContactDetail"];
                 };
             };
             400: components["responses"]["Error"];
@@ -2221,7 +3114,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: string;
+                id: number;
             };
             cookie?: never;
         };
@@ -2233,11 +3126,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Erased"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -2247,7 +3141,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: string;
+                id: number;
             };
             cookie?: never;
         };
@@ -2259,7 +3153,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": unknown;
                 };
             };
             400: components["responses"]["Error"];
@@ -2273,7 +3167,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: string;
+                id: number;
             };
             cookie?: never;
         };
@@ -2285,7 +3179,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Subscriptions"];
                 };
             };
             400: components["responses"]["Error"];
@@ -2299,7 +3193,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: string;
+                id: number;
                 channel: string;
                 topic: string;
             };
@@ -2307,7 +3201,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["SubscriptionChange"];
             };
         };
         responses: {
@@ -2317,22 +3211,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SubscriptionChanged"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_contacts__id__timeline: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The newest so many entries (default 500; taken as 1 to 10000). */
+                limit?: number;
+            };
             header?: never;
             path: {
-                id: string;
+                id: number;
             };
             cookie?: never;
         };
@@ -2344,7 +3243,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Timeline"];
                 };
             };
             400: components["responses"]["Error"];
@@ -2372,13 +3271,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2401,13 +3300,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2430,13 +3329,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2455,12 +3354,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Gallery"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2479,12 +3376,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Journeys"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2498,22 +3393,25 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["Journey"];
+                "application/yaml": components["schemas"]["Journey"];
             };
         };
         responses: {
-            /** @description Success */
-            200: {
+            /** @description The draft, with its validation errors */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Draft"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2527,6 +3425,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["Journey"];
+                "application/yaml": components["schemas"]["Journey"];
             };
         };
         responses: {
@@ -2536,13 +3435,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Validation"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2563,10 +3463,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Draft"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -2584,22 +3483,34 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["Journey"];
+                "application/yaml": components["schemas"]["Journey"];
             };
         };
         responses: {
-            /** @description Success */
+            /** @description The draft, replaced, with its validation errors */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Draft"];
+                };
+            };
+            /** @description The draft, created, with its validation errors */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Draft"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2612,11 +3523,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Success */
             200: {
@@ -2624,13 +3531,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["JourneyRow"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
-            408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2645,23 +3552,27 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Journey"];
+                "application/json": components["schemas"]["Enroll"];
+                "application/yaml": components["schemas"]["Enroll"];
             };
         };
         responses: {
-            /** @description Success */
-            200: {
+            /** @description The enrollment is requested */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Enrolled"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2682,10 +3593,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Experiments"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -2700,11 +3610,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Success */
             200: {
@@ -2712,13 +3618,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["JourneyRow"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
-            408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2731,9 +3637,9 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["PublishOptions"];
             };
         };
         responses: {
@@ -2743,14 +3649,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PublishResult"];
+                    "application/json": components["schemas"]["Published"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2763,11 +3671,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Success */
             200: {
@@ -2775,13 +3679,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["JourneyRow"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
-            408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2802,10 +3706,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["JourneyStats"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -2828,10 +3731,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Versions"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -2843,7 +3745,7 @@ export interface operations {
             header?: never;
             path: {
                 id: string;
-                version: string;
+                version: number;
             };
             cookie?: never;
         };
@@ -2855,7 +3757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["JourneyVersion"];
                 };
             };
             400: components["responses"]["Error"];
@@ -2879,12 +3781,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Lists"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2897,29 +3797,36 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["NewList"];
             };
         };
         responses: {
-            /** @description Success */
-            200: {
+            /** @description The list */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ListSummary"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_lists__name__members: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description List those after this id (the last id of the previous page). */
+                after?: number;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+            };
             header?: never;
             path: {
                 name: string;
@@ -2934,7 +3841,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ContactsPage"];
                 };
             };
             400: components["responses"]["Error"];
@@ -2954,7 +3861,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["Members"];
             };
         };
         responses: {
@@ -2964,13 +3871,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["MembersChanged"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -2983,7 +3892,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Members"];
+            };
+        };
         responses: {
             /** @description Success */
             200: {
@@ -2991,18 +3904,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["MembersChanged"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_messages: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description List those after this message id. */
+                after?: number;
+                /** @description `email`, `sms` or `webhook`. */
+                channel?: string;
+                contact_id?: number;
+                journey_id?: string;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description `queued`, `sent`, `failed`, `suppressed` or `bounced`. */
+                status?: string;
+                user_id?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3015,12 +3943,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Messages"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3033,7 +3960,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RequeueFilter"];
+                "application/json": components["schemas"]["Requeue"];
             };
         };
         responses: {
@@ -3043,13 +3970,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RequeueResult"];
+                    "application/json": components["schemas"]["Requeued"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3068,12 +3996,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": unknown;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3096,13 +4021,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3121,12 +4046,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Problems"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3145,12 +4068,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": unknown;
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3173,13 +4093,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3198,12 +4118,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Segments"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3216,23 +4134,25 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["SegmentRequest"];
             };
         };
         responses: {
-            /** @description Success */
-            200: {
+            /** @description The segment */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SegmentView"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3245,7 +4165,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["SegmentRequest"];
             };
         };
         responses: {
@@ -3255,13 +4175,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SegmentPreview"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3282,10 +4203,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SegmentView"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -3302,23 +4222,33 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["SegmentRequest"];
             };
         };
         responses: {
-            /** @description Success */
+            /** @description The segment, replaced */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SegmentView"];
+                };
+            };
+            /** @description The segment, created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentView"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3333,24 +4263,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
-            200: {
+            /** @description Deleted */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": Record<string, never>;
-                };
+                content?: never;
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_segments__id__members: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description List those after this id (the last id of the previous page). */
+                after?: number;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+            };
             header?: never;
             path: {
                 id: string;
@@ -3365,7 +4298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ContactsPage"];
                 };
             };
             400: components["responses"]["Error"];
@@ -3389,12 +4322,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SessionState"];
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3405,25 +4335,25 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["SignIn"];
             };
         };
         responses: {
-            /** @description Success */
+            /** @description Signed in */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SignedIn"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -3437,18 +4367,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
-            200: {
+            /** @description Signed out */
+            204: {
                 headers: {
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": Record<string, never>;
-                };
+                content?: never;
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3461,30 +4389,55 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["SubscribeRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["SubscribeRequest"];
             };
         };
         responses: {
-            /** @description Success */
+            /** @description The form's answer page */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/html": string;
                 };
+            };
+            /** @description Asked for confirmation (or already subscribed) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscribeResult"];
+                };
+            };
+            /** @description To the form's `redirect` */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
     get_v1_suppressions: {
         parameters: {
-            query?: never;
+            query?: {
+                address?: string;
+                /** @description `email` or `sms`. */
+                channel?: string;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3497,12 +4450,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Suppressions"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3515,23 +4467,33 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["NewSuppression"];
             };
         };
         responses: {
-            /** @description Success */
+            /** @description Already suppressed */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Suppression"];
+                };
+            };
+            /** @description Suppressed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suppression"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3547,17 +4509,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
-            200: {
+            /** @description No longer suppressed */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": Record<string, never>;
-                };
+                content?: never;
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -3577,12 +4538,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Templates"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3595,23 +4554,25 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Template"];
+                "application/json": components["schemas"]["TemplateDefinition"];
             };
         };
         responses: {
-            /** @description Success */
-            200: {
+            /** @description The template */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["StoredTemplate"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3632,10 +4593,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["StoredTemplate"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -3652,23 +4612,33 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Template"];
+                "application/json": components["schemas"]["TemplateDefinition"];
             };
         };
         responses: {
-            /** @description Success */
+            /** @description The template, replaced */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["StoredTemplate"];
+                };
+            };
+            /** @description The template, created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredTemplate"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3683,17 +4653,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Success */
-            200: {
+            /** @description Deleted */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": Record<string, never>;
-                };
+                content?: never;
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
@@ -3709,7 +4677,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["Sample"];
             };
         };
         responses: {
@@ -3719,13 +4687,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Preview"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3740,23 +4710,25 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["TestSend"];
             };
         };
         responses: {
-            /** @description Success */
-            200: {
+            /** @description Queued */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["TestSent"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3777,10 +4749,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["TemplateVersions"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -3792,7 +4763,7 @@ export interface operations {
             header?: never;
             path: {
                 id: string;
-                version: string;
+                version: number;
             };
             cookie?: never;
         };
@@ -3804,7 +4775,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["StoredTemplate"];
                 };
             };
             400: components["responses"]["Error"];
@@ -3828,12 +4799,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Topics"];
                 };
             };
-            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3856,13 +4825,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3875,7 +4844,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": unknown;
             };
         };
         responses: {
@@ -3885,13 +4854,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["InboundAnswer"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3904,7 +4873,8 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": unknown;
+                "text/plain": unknown;
             };
         };
         responses: {
@@ -3914,13 +4884,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["InboundAnswer"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3933,7 +4903,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": unknown;
             };
         };
         responses: {
@@ -3943,13 +4913,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["InboundAnswer"];
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -3962,23 +4932,25 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
             };
         };
         responses: {
-            /** @description Success */
+            /** @description Empty TwiML */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "text/xml": string;
                 };
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
-            404: components["responses"]["Error"];
             408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -275,7 +275,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
     setBanner(null);
     try {
       const path = action === 'pause' ? '/v1/journeys/{id}/pause' : '/v1/journeys/{id}/resume';
-      const r = await ok<JourneyRow>(api.POST(path, { params: { path: { id: row.id } }, body: {} }));
+      const r = await ok<JourneyRow>(api.POST(path, { params: { path: { id: row.id } } }));
       setRow((old) => ({ ...old, status: r.status }));
       setNotice(action === 'pause' ? 'Paused: no new entries; contacts wait where they are.' : 'Resumed.');
     } catch (e) {
@@ -566,7 +566,7 @@ function PublishDialog(props: { row: JourneyRow; draft: JourneyDoc; errors: Node
     if (row.live_version == null) return;
     Promise.all([
       ok<{ document: JourneyDoc; templates?: Record<string, number> }>(
-        api.GET('/v1/journeys/{id}/versions/{version}', { params: { path: { id: row.id, version: String(row.live_version) } } }),
+        api.GET('/v1/journeys/{id}/versions/{version}', { params: { path: { id: row.id, version: row.live_version } } }),
       ),
       ok<{ nodes: NodeStat[] }>(api.GET('/v1/journeys/{id}/stats', { params: { path: { id: row.id } } })),
       ok<{ templates: Array<{ id: string; version?: number }> }>(api.GET('/v1/templates')),

@@ -20,14 +20,14 @@ interface Contact {
 type Entry = Record<string, any> & { type: string; at: string };
 
 export function ContactPage({ contactId }: { contactId: string }) {
-  const contact = useLoad(() => ok<Contact>(api.GET('/v1/contacts/{id}', { params: { path: { id: contactId } } })), [contactId]);
-  const timeline = useLoad(() => ok<{ entries: Entry[] }>(api.GET('/v1/contacts/{id}/timeline', { params: { path: { id: contactId } } })), [contactId]);
+  const contact = useLoad(() => ok<Contact>(api.GET('/v1/contacts/{id}', { params: { path: { id: Number(contactId) } } })), [contactId]);
+  const timeline = useLoad(() => ok<{ entries: Entry[] }>(api.GET('/v1/contacts/{id}/timeline', { params: { path: { id: Number(contactId) } } })), [contactId]);
   const messages = useLoad(
-    () => ok<{ messages: Message[] }>(api.GET('/v1/messages', { params: { query: { contact_id: contactId, limit: '1000' } as never } })),
+    () => ok<{ messages: Message[] }>(api.GET('/v1/messages', { params: { query: { contact_id: Number(contactId), limit: 1000 } } })),
     [contactId],
   );
   const subscriptions = useLoad(
-    () => ok<{ subscriptions: Array<{ channel: string; topic: string; status: string; updated_at: string }> }>(api.GET('/v1/contacts/{id}/subscriptions', { params: { path: { id: contactId } } })),
+    () => ok<{ subscriptions: Array<{ channel: string; topic: string; status: string; updated_at: string }> }>(api.GET('/v1/contacts/{id}/subscriptions', { params: { path: { id: Number(contactId) } } })),
     [contactId],
   );
   const byId = new Map((messages.data?.messages ?? []).map((m) => [m.id, m]));

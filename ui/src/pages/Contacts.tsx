@@ -36,7 +36,7 @@ export function Contacts() {
       // A number may be a contact id.
       if (/^\d+$/.test(q)) {
         try {
-          found.push(await ok<ContactSummary>(api.GET('/v1/contacts/{id}', { params: { path: { id: q } } })));
+          found.push(await ok<ContactSummary>(api.GET('/v1/contacts/{id}', { params: { path: { id: Number(q) } } })));
         } catch {
           // Not an id: the other searches may still find it.
         }

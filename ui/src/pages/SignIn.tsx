@@ -14,7 +14,7 @@ export function SignIn({ onSignedIn, error: initial }: { onSignedIn: (csrf: stri
           setBusy(true);
           setError(null);
           try {
-            const r = await ok<{ csrf_token: string }>(api.POST('/v1/session', { body: { token } as never }));
+            const r = await ok<{ csrf_token: string }>(api.POST('/v1/session', { body: { token } }));
             onSignedIn(r.csrf_token);
           } catch (err) {
             setError(describe(err));

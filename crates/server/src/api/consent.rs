@@ -15,6 +15,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::{Channel, TemplateDefinition};
@@ -28,7 +30,7 @@ use waymark_store::{MessageStatus, NewEvent, Subscription};
 use super::error::{ApiError, ApiResult};
 use super::ingest::random_hex;
 use super::manage::blocking;
-use super::{AppState, JsonBody, authorize_write_key};
+use super::{AppState, Body, RequestBody, authorize_write_key, typed};
 
 /// The id of a template that replaces the built-in double opt-in confirmation email.
 pub const CONFIRMATION_TEMPLATE: &str = "double-opt-in";
@@ -155,44 +157,64 @@ async fn record_event(
 
 // ---- management API ----
 
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Subscriptions {
+    pub subscriptions: Vec<Subscription>,
+}
+
 /// `GET /v1/contacts/{id}/subscriptions`
 pub async fn list_subscriptions(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+    Path(id): Path<String>,
+) -> ApiResult<Json<Subscriptions>> {
+    let id = super::manage::contact_id(&id)?;
     let subscriptions = contact_subscriptions(&state, id).await?;
-    Ok(Json(json!({ "subscriptions": subscriptions })))
+    Ok(Json(Subscriptions { subscriptions }))
 }
 
-/// `PUT /v1/contacts/{id}/subscriptions/{channel}/{topic}` with `{"status": …}`.
+/// `PUT /v1/contacts/{id}/subscriptions/{channel}/{topic}`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SubscriptionChange {
+    #[schemars(extend("enum" = ["subscribed", "pending", "unsubscribed"]))]
+    pub status: String,
+}
+
+impl RequestBody for SubscriptionChange {}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SubscriptionChanged {
+    pub contact_id: i64,
+    pub channel: &'static str,
+    pub topic: String,
+    pub status: String,
+    /// The status before, if the contact had one for this channel and topic.
+    pub previous_status: Option<String>,
+}
+
 pub async fn put_subscription(
     State(state): State<AppState>,
-    Path((id, channel, topic)): Path<(i64, String, String)>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
+    Path((id, channel, topic)): Path<(String, String, String)>,
+    Body(body): Body<SubscriptionChange>,
+) -> ApiResult<Json<SubscriptionChanged>> {
+    let id = super::manage::contact_id(&id)?;
     let channel = channel_of(&channel)?;
     let topic = check_topic(&topic)?;
-    let status = body
-        .0
-        .get("status")
-        .and_then(Value::as_str)
-        .filter(|s| consent::is_status(s))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_parameter",
-                "status",
-                "must be `subscribed`, `pending` or `unsubscribed`",
-            )
-        })?
-        .to_string();
-    let before = change(&state, id, channel, &topic, &status, "api").await?;
-    Ok(Json(json!({
-        "contact_id": id,
-        "channel": channel,
-        "topic": topic,
-        "status": status,
-        "previous_status": before,
-    })))
+    if !consent::is_status(&body.status) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "status",
+            "must be `subscribed`, `pending` or `unsubscribed`",
+        ));
+    }
+    let status = body.status;
+    let previous_status = change(&state, id, channel, &topic, &status, "api").await?;
+    Ok(Json(SubscriptionChanged {
+        contact_id: id,
+        channel,
+        topic,
+        status,
+        previous_status,
+    }))
 }
 
 /// Topics used by non-transactional templates, by channel.
@@ -213,16 +235,31 @@ async fn template_topics(state: &AppState) -> ApiResult<BTreeMap<(String, String
     Ok(topics)
 }
 
+/// A topic non-transactional templates declare, with those templates.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Topic {
+    pub channel: String,
+    pub topic: String,
+    pub templates: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Topics {
+    pub topics: Vec<Topic>,
+}
+
 /// `GET /v1/topics`: the topics templates declare, with the templates that use them.
-pub async fn topics(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let topics: Vec<Value> = template_topics(&state)
+pub async fn topics(State(state): State<AppState>) -> ApiResult<Json<Topics>> {
+    let topics = template_topics(&state)
         .await?
         .into_iter()
-        .map(|((channel, topic), templates)| {
-            json!({ "channel": channel, "topic": topic, "templates": templates })
+        .map(|((channel, topic), templates)| Topic {
+            channel,
+            topic,
+            templates,
         })
         .collect();
-    Ok(Json(json!({ "topics": topics })))
+    Ok(Json(Topics { topics }))
 }
 
 // ---- hosted pages ----
@@ -495,6 +532,34 @@ pub(super) fn is_form(headers: &HeaderMap) -> bool {
 /// `POST /v1/subscribe`: JSON with the write key, or a plain HTML form
 /// (`application/x-www-form-urlencoded`, no key: the confirmation email is the check) with
 /// `email`, optional `topic`, `name` and `redirect`.
+/// `POST /v1/subscribe`, as JSON (with the write key) or as a form.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SubscribeRequest {
+    pub email: String,
+    /// Default `*`: all marketing.
+    pub topic: Option<String>,
+    pub name: Option<String>,
+    /// Forms only: where to send the browser afterwards (a host allowed by
+    /// `--subscribe-redirect-host`).
+    pub redirect: Option<String>,
+    /// The write key, when it is not the basic-auth user name (read by
+    /// `authorize_write_key`, before this type).
+    #[serde(rename = "writeKey")]
+    pub _write_key: Option<String>,
+}
+
+impl RequestBody for SubscribeRequest {}
+
+/// What a subscribe request did (JSON requests).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SubscribeResult {
+    pub contact_id: i64,
+    pub channel: &'static str,
+    pub topic: String,
+    /// `subscribed` when the contact already had consent (nothing was sent), else `pending`.
+    pub status: &'static str,
+}
+
 pub async fn subscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -516,25 +581,24 @@ pub async fn subscribe(
             _ => return Err(ApiError::bad_request("invalid_json", "send a JSON object")),
         }
     };
-    let text = |k: &str| {
-        fields
-            .get(k)
-            .and_then(Value::as_str)
+    let request: SubscribeRequest = typed(Value::Object(fields))?;
+    let text = |v: &Option<String>| {
+        v.as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let email = text("email")
+    let email = text(&Some(request.email))
         .ok_or_else(|| ApiError::invalid("invalid_parameter", "email", "is required"))?;
     let email = waymark_core::Email::parse(&email)
         .map_err(|e| ApiError::invalid("invalid_parameter", "email", e.to_string()))?
         .to_string();
-    let topic = match text("topic") {
+    let topic = match text(&request.topic) {
         Some(t) => check_topic(&t)?,
         None => ALL_TOPICS.to_string(),
     };
-    let name = text("name");
-    let redirect = match text("redirect") {
+    let name = text(&request.name);
+    let redirect = match text(&request.redirect) {
         Some(r) => Some(allowed_redirect(&state, &r)?),
         None => None,
     };
@@ -592,12 +656,12 @@ pub async fn subscribe(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "contact_id": contact_id,
-            "channel": "email",
-            "topic": topic,
-            "status": if already { SUBSCRIBED_STATUS } else { PENDING },
-        })),
+        Json(SubscribeResult {
+            contact_id,
+            channel: "email",
+            topic,
+            status: if already { SUBSCRIBED_STATUS } else { PENDING },
+        }),
     )
         .into_response())
 }

@@ -1,18 +1,108 @@
 //! One table of API errors: every error has an HTTP status, a stable `code`, a `type` and a
-//! message; validation errors also say which field (and, for journeys, which node).
+//! message; validation errors also say which field (and, for journeys, which node). Every code
+//! is in [`CODES`], and its `link` leads to its own explanation in docs/api.md
+//! (`#error-<code>`); tests keep the table, the server and the page in step.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use waymark_engine::EngineError;
 use waymark_store::StoreError;
 
-#[derive(Debug, Serialize)]
+/// An error code the server answers with, the status it comes with, and where it is explained.
+pub struct ErrorCode {
+    pub code: &'static str,
+    pub status: u16,
+    /// `docs/api.md#error-<code>`
+    pub link: &'static str,
+}
+
+macro_rules! code {
+    ($code:literal, $status:literal) => {
+        ErrorCode {
+            code: $code,
+            status: $status,
+            link: concat!("docs/api.md#error-", $code),
+        }
+    };
+}
+
+/// Every `code` of an error answer. docs/api.md explains each under `#error-<code>`.
+pub const CODES: &[ErrorCode] = &[
+    code!("invalid_json", 400),
+    code!("invalid_yaml", 400),
+    code!("invalid_body", 400),
+    code!("invalid_parameter", 400),
+    code!("invalid_event", 400),
+    code!("invalid_events", 400),
+    code!("invalid_batch", 400),
+    code!("invalid_journey", 400),
+    code!("invalid_template", 400),
+    code!("invalid_condition", 400),
+    code!("invalid_list", 400),
+    code!("invalid_members", 400),
+    code!("invalid_import", 400),
+    code!("render_failed", 400),
+    code!("invalid_suppression", 400),
+    code!("invalid_address", 400),
+    code!("invalid_webhook", 400),
+    code!("invalid_id", 400),
+    code!("invalid_name", 400),
+    code!("invalid_user_id", 400),
+    code!("invalid_contact_id", 400),
+    code!("invalid_payload", 400),
+    code!("invalid_message_id", 400),
+    code!("invalid_option", 400),
+    code!("requeue_filter_required", 400),
+    code!("unauthorized", 401),
+    code!("csrf_failed", 403),
+    code!("not_found", 404),
+    code!("method_not_allowed", 405),
+    code!("body_timeout", 408),
+    code!("conflict", 409),
+    code!("journey_exists", 409),
+    code!("journey_archived", 409),
+    code!("invalid_transition", 409),
+    code!("clock_not_simulated", 409),
+    code!("segment_exists", 409),
+    code!("not_enrollable", 409),
+    code!("public_url_required", 409),
+    code!("body_too_large", 413),
+    code!("too_many_attempts", 429),
+    code!("rate_limited", 429),
+    code!("internal", 500),
+    code!("unavailable", 503),
+    code!("too_many_connections", 503),
+];
+
+/// Where the explanation of an error code is (the section of all errors for a code that is
+/// not in the table, which a test and debug builds rule out).
+pub fn link(code: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|c| c.code == code)
+        .map_or("docs/api.md#errors", |c| c.link)
+}
+
+fn code_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let codes: Vec<&str> = CODES.iter().map(|c| c.code).collect();
+    schemars::json_schema!({
+        "type": "string",
+        "description": "Stable; explained in docs/api.md under #error-<code>",
+        "enum": codes
+    })
+}
+
+/// The body of every error answer (`Error` in the OpenAPI document).
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
+    #[schemars(schema_with = "code_schema")]
     pub code: &'static str,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -22,6 +112,7 @@ pub struct ApiError {
     /// Every individual problem, for requests that can have several.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Box<Value>>,
+    /// The explanation of `code` (docs/api.md#error-<code>).
     pub link: &'static str,
     /// Seconds to wait, sent as `Retry-After` (429 answers).
     #[serde(skip)]
@@ -35,6 +126,10 @@ impl ApiError {
         kind: &'static str,
         message: impl Into<String>,
     ) -> Self {
+        debug_assert!(
+            CODES.iter().any(|c| c.code == code),
+            "error code `{code}` is not in error::CODES"
+        );
         ApiError {
             status,
             code,
@@ -42,7 +137,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             errors: None,
-            link: "docs/api.md#errors",
+            link: link(code),
             retry_after: None,
         }
     }
@@ -155,3 +250,133 @@ impl From<tokio::task::JoinError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("source directory") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The string literal right after each occurrence of `before` (spaces and line breaks in
+    /// between allowed).
+    fn literals_after(source: &str, before: &str, out: &mut BTreeSet<String>) {
+        for (at, _) in source.match_indices(before) {
+            let rest = source[at + before.len()..].trim_start();
+            if let Some(literal) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                out.insert(literal.to_string());
+            }
+        }
+    }
+
+    /// Every error code the server's code (and the inbound parsers it answers with) can put in
+    /// an answer: the first argument of the constructors that take one, the codes of typed
+    /// bodies, and the connection limit's hand-written answer.
+    fn codes_in_source() -> BTreeSet<String> {
+        let mut files = Vec::new();
+        rust_files(&repo().join("crates/server/src"), &mut files);
+        files.push(repo().join("crates/channels/src/inbound.rs"));
+        let mut found = BTreeSet::new();
+        for file in files {
+            let source = std::fs::read_to_string(&file).expect("source file");
+            // Up to the unit tests.
+            let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+            for before in [
+                "ApiError::invalid(",
+                "ApiError::bad_request(",
+                "ApiError::conflict(",
+                "ApiError::too_many_requests(",
+                "InboundError::field(",
+                "InboundError::body(",
+                "const INVALID: &'static str =",
+                "\"code\":",
+            ] {
+                literals_after(source, before, &mut found);
+            }
+            // The per-field codes of a typed body (`"user_id" => "invalid_user_id"`).
+            for (at, _) in source.match_indices("fn invalid_code(") {
+                let body = &source[at..source[at..]
+                    .find("\n    }")
+                    .map_or(source.len(), |e| at + e)];
+                literals_after(body, "=>", &mut found);
+            }
+        }
+        found.retain(|c| !c.is_empty());
+        found
+    }
+
+    #[test]
+    fn every_code_the_server_answers_is_in_the_table() {
+        let known: BTreeSet<&str> = CODES.iter().map(|c| c.code).collect();
+        let used = codes_in_source();
+        assert!(
+            used.len() > 30,
+            "the source scan found too few codes: {used:?}"
+        );
+        let missing: Vec<_> = used
+            .iter()
+            .filter(|c| !known.contains(c.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "codes missing from error::CODES: {missing:?}"
+        );
+        // And the table holds nothing the server never says.
+        for fixed in ["unauthorized", "not_found", "internal", "unavailable"] {
+            assert!(known.contains(fixed));
+        }
+        let unused: Vec<_> = known
+            .iter()
+            .filter(|c| {
+                !used.contains(**c)
+                    && !["unauthorized", "not_found", "internal", "unavailable"].contains(c)
+            })
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "codes in error::CODES the server never answers: {unused:?}"
+        );
+    }
+
+    #[test]
+    fn every_code_has_its_own_explanation_in_the_docs() {
+        let docs = std::fs::read_to_string(repo().join("docs/api.md")).expect("docs/api.md");
+        let mut seen = BTreeSet::new();
+        for c in CODES {
+            assert!(seen.insert(c.code), "`{}` is in error::CODES twice", c.code);
+            let anchor = format!("id=\"error-{}\"", c.code);
+            assert_eq!(
+                docs.matches(&anchor).count(),
+                1,
+                "docs/api.md needs exactly one anchor {anchor} explaining `{}`",
+                c.code
+            );
+            assert_eq!(link(c.code), format!("docs/api.md#error-{}", c.code));
+            let row = docs
+                .lines()
+                .find(|l| l.contains(&anchor))
+                .expect("the anchor's row");
+            assert!(
+                row.contains(&format!("| {} |", c.status)),
+                "docs/api.md gives `{}` another status than {}: {row}",
+                c.code,
+                c.status
+            );
+        }
+    }
+}

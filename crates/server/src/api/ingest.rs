@@ -14,6 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use jiff::Timestamp;
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use waymark_core::{Email, EventKind, Phone, TimeZoneName};
@@ -360,6 +361,50 @@ impl<S: Send + Sync> FromRequest<S> for SegmentBody {
     }
 }
 
+/// A tracking call (or, with `batch`, several) as Segment's HTTP tracking API sends it. The
+/// body is read by [`parse_call`], which takes ids as strings or numbers (as Segment does)
+/// and names the field of every error; this schema says what it accepts.
+impl schemars::JsonSchema for SegmentBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SegmentCall".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let id = serde_json::json!({ "type": ["string", "number"] });
+        let object = serde_json::json!({ "type": "object" });
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {
+                "type": {
+                    "description": "The kind of call; implied by the endpoint except in a batch",
+                    "enum": ["identify", "track", "page", "screen", "group", "alias"]
+                },
+                "userId": id, "anonymousId": id, "messageId": id, "previousId": id,
+                "groupId": id,
+                "timestamp": { "type": "string", "format": "date-time" },
+                "event": { "type": "string", "description": "track: the event name" },
+                "name": { "type": "string", "description": "page and screen: the name" },
+                "properties": object,
+                "traits": object,
+                "context": object,
+                "writeKey": { "type": "string", "description": "The write key, when it is not the basic-auth user name" },
+                "batch": {
+                    "type": "array",
+                    "description": "batch and import: the calls",
+                    "items": { "$ref": "#/components/schemas/SegmentCall" }
+                }
+            }
+        })
+    }
+}
+
+/// How many calls of a request were stored, and how many were already (same `messageId`).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Accepted {
+    pub success: bool,
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
 /// Reads the body of a tracking call or batch as [`SegmentBody`] does: JSON, with numeric ids
 /// kept exactly as sent. Each call is then checked by [`parse_call`]. Public for the fuzz
 /// target `segment_payload`.
@@ -455,7 +500,7 @@ async fn single(
     headers: HeaderMap,
     body: Value,
     kind: EventKind,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Accepted>> {
     authorize_write_key(&state, &headers, &body)?;
     let now = state.engine.clock().now();
     let event = parse_call(&body, Some(kind), "", now).map_err(|e| {
@@ -466,9 +511,11 @@ async fn single(
         )
     })?;
     let (accepted, duplicates) = accept(&state, vec![event]).await?;
-    Ok(Json(
-        json!({ "success": true, "accepted": accepted, "duplicates": duplicates }),
-    ))
+    Ok(Json(Accepted {
+        success: true,
+        accepted,
+        duplicates,
+    }))
 }
 
 macro_rules! endpoint {
@@ -477,7 +524,7 @@ macro_rules! endpoint {
             State(state): State<AppState>,
             headers: HeaderMap,
             body: SegmentBody,
-        ) -> ApiResult<Json<Value>> {
+        ) -> ApiResult<Json<Accepted>> {
             single(state, headers, body.0, $kind).await
         }
     };
@@ -494,7 +541,7 @@ pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: SegmentBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Accepted>> {
     let body = body.0;
     authorize_write_key(&state, &headers, &body)?;
     let Some(items) = body.get("batch").and_then(Value::as_array) else {
@@ -533,7 +580,9 @@ pub async fn batch(
             .push_str(&format!(" ({accepted} new, {duplicates} duplicates)"));
         return Err(err);
     }
-    Ok(Json(
-        json!({ "success": true, "accepted": accepted, "duplicates": duplicates }),
-    ))
+    Ok(Json(Accepted {
+        success: true,
+        accepted,
+        duplicates,
+    }))
 }

@@ -7,17 +7,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use waymark_core::ValidationError;
 use waymark_core::journey::{Channel, JourneyDocument};
 use waymark_core::validate::parse_and_validate;
 use waymark_engine::JourneyChange;
-use waymark_store::{JourneyStatus, Store, StoreError};
+use waymark_store::{JourneyRow, JourneyStatus, JourneyVersion, Store, StoreError};
 
 use super::AppState;
-use super::DocBody;
 use super::error::{ApiError, ApiResult};
 use super::manage::{blocking, parse_template};
+use super::{DocBody, RequestBody, typed};
 
 /// Validates a document against the templates it ships and those on the server.
 fn check(
@@ -46,15 +49,51 @@ fn invalid_journey(errors: Vec<ValidationError>) -> ApiError {
     .with_errors(json!(errors))
 }
 
+/// Whether a document is valid, and every error with its node and field.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Validation {
+    pub valid: bool,
+    pub errors: Vec<ValidationError>,
+}
+
 pub async fn validate(
     State(state): State<AppState>,
     DocBody(doc): DocBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Validation>> {
     let result = blocking(&state, move |s| check(s, &doc)).await?;
-    Ok(Json(match result {
-        Ok(_) => json!({ "valid": true, "errors": [] }),
-        Err(errors) => json!({ "valid": false, "errors": errors }),
+    let errors = result.err().unwrap_or_default();
+    Ok(Json(Validation {
+        valid: errors.is_empty(),
+        errors,
     }))
+}
+
+/// A version of a journey the engine cannot use, and why.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BrokenVersion {
+    pub version: Option<i64>,
+    pub reason: String,
+}
+
+/// A journey with its draft, the draft's validation errors and its unusable versions.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Draft {
+    #[serde(flatten)]
+    pub journey: JourneyRow,
+    pub broken: Vec<BrokenVersion>,
+    pub errors: Vec<ValidationError>,
+    pub valid: bool,
+}
+
+impl Draft {
+    fn new(state: &AppState, journey: JourneyRow, errors: Vec<ValidationError>) -> Draft {
+        Draft {
+            broken: broken_versions(state, &journey.id),
+            valid: errors.is_empty(),
+            errors,
+            journey,
+        }
+    }
 }
 
 /// The id and name a draft needs at least, and the templates it ships (stored first).
@@ -62,7 +101,7 @@ async fn save_draft(
     state: &AppState,
     url_id: Option<&str>,
     mut doc: Value,
-) -> ApiResult<(bool, Value)> {
+) -> ApiResult<(bool, Draft)> {
     let Some(obj) = doc.as_object_mut() else {
         return Err(ApiError::bad_request(
             "invalid_journey",
@@ -144,18 +183,13 @@ async fn save_draft(
     .await?;
     let (existed, row, validation) = result;
     let errors = validation.err().unwrap_or_default();
-    let broken = broken_versions(state, &row.id);
-    let mut body = json!(row);
-    body["broken"] = json!(broken);
-    body["errors"] = json!(errors);
-    body["valid"] = json!(errors.is_empty());
-    Ok((!existed, body))
+    Ok((!existed, Draft::new(state, row, errors)))
 }
 
 pub async fn create(
     State(state): State<AppState>,
     DocBody(doc): DocBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Draft>)> {
     if let Some(id) = doc.get("id").and_then(Value::as_str).map(str::to_string) {
         let exists = blocking(&state, move |s| Ok(s.journey(&id).is_ok())).await?;
         if exists {
@@ -173,7 +207,7 @@ pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     DocBody(doc): DocBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Draft>)> {
     let (created, body) = save_draft(&state, Some(&id), doc).await?;
     Ok((
         if created {
@@ -186,35 +220,65 @@ pub async fn put(
 }
 
 /// The versions of a journey that the engine cannot use, with the reason (empty when none).
-fn broken_versions(state: &AppState, journey_id: &str) -> Vec<Value> {
+fn broken_versions(state: &AppState, journey_id: &str) -> Vec<BrokenVersion> {
     state
         .engine
         .problems()
         .broken
         .into_iter()
         .filter(|b| b.kind == "journey" && b.id == journey_id)
-        .map(|b| json!({ "version": b.version, "reason": b.reason }))
+        .map(|b| BrokenVersion {
+            version: b.version,
+            reason: b.reason,
+        })
         .collect()
 }
 
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let journeys = blocking(&state, |s| s.journeys()).await?;
-    let summaries: Vec<Value> = journeys
-        .into_iter()
-        .map(|j| {
-            json!({
-                "id": j.id, "name": j.name, "status": j.status, "live_version": j.live_version,
-                "entered": j.entered, "active": j.active, "converted": j.converted,
-                "created_at": j.created_at, "updated_at": j.updated_at,
-                "first_activity_at": j.first_activity_at, "last_activity_at": j.last_activity_at,
-                "broken": broken_versions(&state, &j.id),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "journeys": summaries })))
+/// A journey in the list: its status and counts, without the draft.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct JourneySummary {
+    pub id: String,
+    pub name: String,
+    pub status: JourneyStatus,
+    pub live_version: Option<i64>,
+    pub entered: i64,
+    pub active: i64,
+    pub converted: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub first_activity_at: Option<Timestamp>,
+    pub last_activity_at: Option<Timestamp>,
+    pub broken: Vec<BrokenVersion>,
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Journeys {
+    pub journeys: Vec<JourneySummary>,
+}
+
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Journeys>> {
+    let journeys = blocking(&state, |s| s.journeys()).await?;
+    let journeys = journeys
+        .into_iter()
+        .map(|j| JourneySummary {
+            broken: broken_versions(&state, &j.id),
+            id: j.id,
+            name: j.name,
+            status: j.status,
+            live_version: j.live_version,
+            entered: j.entered,
+            active: j.active,
+            converted: j.converted,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            first_activity_at: j.first_activity_at,
+            last_activity_at: j.last_activity_at,
+        })
+        .collect();
+    Ok(Json(Journeys { journeys }))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Draft>> {
     let (row, validation) = blocking(&state, move |s| {
         let row = s.journey(&id)?;
         let validation = check(s, &row.draft)?;
@@ -222,12 +286,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     })
     .await?;
     let errors = validation.err().unwrap_or_default();
-    let broken = broken_versions(&state, &row.id);
-    let mut body = json!(row);
-    body["broken"] = json!(broken);
-    body["errors"] = json!(errors);
-    body["valid"] = json!(errors.is_empty());
-    Ok(Json(body))
+    Ok(Json(Draft::new(&state, row, errors)))
 }
 
 /// Whether publishing `canonical` would repeat the live version: the same document (both read
@@ -268,29 +327,39 @@ fn repeats_live_version(
 /// who already match a segment, list or inactivity trigger enter now (default: only those who
 /// match from now on). A draft that repeats the live version makes no new version: the answer
 /// says `"unchanged": true` with the same `live_version`.
+/// `POST /v1/journeys/{id}/publish`: the body is optional.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct PublishOptions {
+    /// Contacts who already match a segment, list or inactivity trigger enter now (default:
+    /// only those who match from now on).
+    pub enroll_existing: Option<bool>,
+}
+
+impl RequestBody for PublishOptions {
+    const INVALID: &'static str = "invalid_option";
+}
+
+/// The journey after publishing. Publishing a draft identical to the live version (templates
+/// included) is `200` too, with `unchanged: true`: no new version, the same `live_version`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Published {
+    #[serde(flatten)]
+    pub journey: JourneyRow,
+    /// true: the draft repeated the live version and no version was made.
+    pub unchanged: bool,
+}
+
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
-    let enroll_existing = if body.iter().all(u8::is_ascii_whitespace) {
-        false
+) -> ApiResult<Json<Published>> {
+    let options = if body.iter().all(u8::is_ascii_whitespace) {
+        PublishOptions::default()
     } else {
-        let options: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })?;
-        match options.get("enroll_existing") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "invalid_option",
-                    "enroll_existing",
-                    "must be true or false",
-                ));
-            }
-        }
+        typed::<PublishOptions>(super::json_from_bytes(&body)?)?
     };
+    let enroll_existing = options.enroll_existing.unwrap_or(false);
     let now = state.engine.clock().now();
     let (row, unchanged) = blocking(&state, move |s| {
         let journey = s.journey(&id)?;
@@ -325,9 +394,10 @@ pub async fn publish(
             .journey_changed(&row.id, JourneyChange::Published { enroll_existing })
             .await?;
     }
-    let mut body = json!(row);
-    body["unchanged"] = json!(unchanged);
-    Ok(Json(body))
+    Ok(Json(Published {
+        journey: row,
+        unchanged,
+    }))
 }
 
 async fn set_status(
@@ -335,7 +405,7 @@ async fn set_status(
     id: String,
     to: JourneyStatus,
     change: JourneyChange,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JourneyRow>> {
     let now = state.engine.clock().now();
     let row = blocking(&state, move |s| {
         let journey = s.journey(&id)?;
@@ -361,36 +431,41 @@ async fn set_status(
     state.engine.journey_changed(&row.id, change).await?;
     let id = row.id.clone();
     let row = blocking(&state, move |s| s.journey(&id)).await?;
-    Ok(Json(json!(row)))
+    Ok(Json(row))
 }
 
 pub async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JourneyRow>> {
     set_status(state, id, JourneyStatus::Paused, JourneyChange::Paused).await
 }
 
 pub async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JourneyRow>> {
     set_status(state, id, JourneyStatus::Live, JourneyChange::Resumed).await
 }
 
 pub async fn archive(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JourneyRow>> {
     set_status(state, id, JourneyStatus::Archived, JourneyChange::Archived).await
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Versions {
+    pub versions: Vec<JourneyVersion>,
 }
 
 pub async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Versions>> {
     let versions = blocking(&state, move |s| s.journey_versions(&id)).await?;
-    Ok(Json(json!({ "versions": versions })))
+    Ok(Json(Versions { versions }))
 }
 
 /// A version number from a path (`/versions/{version}`) of a journey or a template.
@@ -407,54 +482,70 @@ pub(super) fn version_number(raw: &str) -> ApiResult<i64> {
 pub async fn version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JourneyVersion>> {
     let v = version_number(&version)?;
     let version = blocking(&state, move |s| s.journey_version(&id, v)).await?;
-    Ok(Json(json!(version)))
+    Ok(Json(version))
 }
 
 pub async fn stats(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<waymark_store::JourneyStats>> {
     let stats = blocking(&state, move |s| s.journey_stats(&id)).await?;
-    Ok(Json(json!(stats)))
+    Ok(Json(stats))
+}
+
+/// `POST /v1/journeys/{id}/enroll`: `user_id` (the contact is created if new) or
+/// `contact_id`, exactly one.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Enroll {
+    #[schemars(length(min = 1))]
+    pub user_id: Option<String>,
+    pub contact_id: Option<i64>,
+    /// The trigger event's properties, which templates see as `event`.
+    pub payload: Option<Map<String, Value>>,
+    /// Makes a retried request enroll once.
+    #[schemars(length(min = 1))]
+    pub message_id: Option<String>,
+}
+
+impl RequestBody for Enroll {
+    const INVALID: &'static str = "invalid_body";
+    fn invalid_code(field: &str) -> &'static str {
+        match field {
+            "user_id" => "invalid_user_id",
+            "contact_id" => "invalid_contact_id",
+            "payload" => "invalid_payload",
+            "message_id" => "invalid_message_id",
+            _ => Self::INVALID,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Enrolled {
+    pub journey: String,
+    pub contact_id: i64,
+    /// The same `message_id` enrolled before: nothing new happened.
+    pub duplicate: bool,
 }
 
 /// `POST /v1/journeys/{id}/enroll`: enrolls a contact through the journey's `api` trigger.
-/// Body: `user_id` (the contact is created if new) or `contact_id`, an optional `payload`
-/// object (the trigger event's properties, which templates see as `event`), and an optional
-/// `message_id` that makes a retried request enroll once.
 pub async fn enroll(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: DocBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body.0;
-    let Some(fields) = body.as_object() else {
-        return Err(ApiError::invalid(
-            "invalid_body",
-            "body",
-            "must be an object with `user_id` or `contact_id`",
-        ));
-    };
-    let user_id = match fields.get("user_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_user_id",
-                "user_id",
-                "must be a non-empty string",
-            ));
+    DocBody(body): DocBody,
+) -> ApiResult<(StatusCode, Json<Enrolled>)> {
+    let request: Enroll = typed(body)?;
+    let non_empty = |value: Option<String>, code, field| match value {
+        Some(s) if s.trim().is_empty() => {
+            Err(ApiError::invalid(code, field, "must be a non-empty string"))
         }
+        other => Ok(other),
     };
-    let contact_id = match fields.get("contact_id") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| {
-            ApiError::invalid("invalid_contact_id", "contact_id", "must be an integer")
-        })?),
-    };
+    let user_id = non_empty(request.user_id, "invalid_user_id", "user_id")?;
+    let contact_id = request.contact_id;
     if user_id.is_some() == contact_id.is_some() {
         return Err(ApiError::invalid(
             "invalid_body",
@@ -462,27 +553,10 @@ pub async fn enroll(
             "give exactly one of `user_id` and `contact_id`",
         ));
     }
-    let payload = match fields.get("payload") {
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(o)) => o.clone(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_payload",
-                "payload",
-                "must be an object",
-            ));
-        }
-    };
-    let message_id = match fields.get("message_id") {
-        None | Some(Value::Null) => format!("enroll-api:{}", super::ingest::random_hex(16)),
-        Some(Value::String(s)) if !s.trim().is_empty() => format!("enroll-api:{id}:{s}"),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_message_id",
-                "message_id",
-                "must be a non-empty string",
-            ));
-        }
+    let payload = request.payload.unwrap_or_default();
+    let message_id = match non_empty(request.message_id, "invalid_message_id", "message_id")? {
+        None => format!("enroll-api:{}", super::ingest::random_hex(16)),
+        Some(s) => format!("enroll-api:{id}:{s}"),
     };
     let now = state.engine.clock().now();
     let journey_id = id.clone();
@@ -533,8 +607,55 @@ pub async fn enroll(
     state.engine.events_recorded();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "journey": id, "contact_id": contact, "duplicate": !fresh })),
+        Json(Enrolled {
+            journey: id,
+            contact_id: contact,
+            duplicate: !fresh,
+        }),
     ))
+}
+
+/// One variant's (or the holdout's) counts and conversion rate.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VariantReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub entered: u64,
+    pub converted: u64,
+    pub rate: f64,
+}
+
+impl VariantReport {
+    fn of(counts: &waymark_core::experiment::VariantCounts, named: bool) -> VariantReport {
+        VariantReport {
+            name: named.then(|| counts.name.clone()),
+            entered: counts.entered,
+            converted: counts.converted,
+            rate: counts.rate(),
+        }
+    }
+}
+
+/// An experiment node: its variants, the test's verdict and the declared winner.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExperimentReport {
+    pub node: String,
+    pub test: &'static str,
+    pub min_sample: u64,
+    pub confidence: f64,
+    pub variants: Vec<VariantReport>,
+    pub holdout: Option<VariantReport>,
+    pub leader: Option<String>,
+    pub comparisons: Vec<waymark_core::experiment::Comparison>,
+    pub enough_data: bool,
+    pub winner: Option<String>,
+    pub decided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Experiments {
+    pub journey: String,
+    pub experiments: Vec<ExperimentReport>,
 }
 
 /// `GET /v1/journeys/{id}/experiments`: every experiment node of the live version with its
@@ -542,7 +663,7 @@ pub async fn enroll(
 pub async fn experiments(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Experiments>> {
     let journey_id = id.clone();
     let (doc, counts, winners) = blocking(&state, move |s| {
         let journey = s.journey(&journey_id)?;
@@ -554,8 +675,14 @@ pub async fn experiments(
         Ok((doc, counts, winners))
     })
     .await?;
-    let doc: JourneyDocument =
-        serde_json::from_value(doc).map_err(|e| ApiError::internal(e.to_string()))?;
+    // A draft may be unfinished, and a stored version the engine cannot read is reported in
+    // /v1/problems: neither has experiments to report.
+    let Ok(doc) = serde_json::from_value::<JourneyDocument>(doc) else {
+        return Ok(Json(Experiments {
+            journey: id,
+            experiments: Vec::new(),
+        }));
+    };
     let mut out = Vec::new();
     for node in &doc.nodes {
         let waymark_core::NodeKind::Experiment(x) = &node.kind else {
@@ -574,27 +701,26 @@ pub async fn experiments(
         let variants: Vec<_> = x.variants.iter().map(|v| count_of(&v.name)).collect();
         let verdict = waymark_core::experiment::decide(&variants, x.min_sample, x.confidence);
         let winner = winners.iter().find(|w| w.node == node.id);
-        let rows: Vec<Value> = variants
-            .iter()
-            .map(|v| json!({"name": v.name, "entered": v.entered, "converted": v.converted, "rate": v.rate()}))
-            .collect();
-        let holdout = (x.holdout > 0).then(|| {
-            let h = count_of(waymark_core::journey::HOLDOUT);
-            json!({"entered": h.entered, "converted": h.converted, "rate": h.rate()})
+        out.push(ExperimentReport {
+            node: node.id.clone(),
+            test: "one-sided two-proportion z-test",
+            min_sample: x.min_sample,
+            confidence: x.confidence,
+            variants: variants
+                .iter()
+                .map(|v| VariantReport::of(v, true))
+                .collect(),
+            holdout: (x.holdout > 0)
+                .then(|| VariantReport::of(&count_of(waymark_core::journey::HOLDOUT), false)),
+            leader: verdict.leader,
+            comparisons: verdict.comparisons,
+            enough_data: verdict.enough_data,
+            winner: winner.map(|w| w.winner.clone()),
+            decided_at: winner.map(|w| w.decided_at),
         });
-        out.push(json!({
-            "node": node.id,
-            "test": "one-sided two-proportion z-test",
-            "min_sample": x.min_sample,
-            "confidence": x.confidence,
-            "variants": rows,
-            "holdout": holdout,
-            "leader": verdict.leader,
-            "comparisons": verdict.comparisons,
-            "enough_data": verdict.enough_data,
-            "winner": winner.map(|w| w.winner.clone()),
-            "decided_at": winner.map(|w| w.decided_at),
-        }));
     }
-    Ok(Json(json!({ "journey": id, "experiments": out })))
+    Ok(Json(Experiments {
+        journey: id,
+        experiments: out,
+    }))
 }

@@ -1,19 +1,22 @@
 //! Management endpoints for contacts, lists, templates, messages and the clock.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
 use waymark_engine::send::{Outgoing, Purpose, TemplateSource};
-use waymark_store::{ContactQuery, MessageQuery, NewEvent, RequeueFilter, Store, StoreError};
+use waymark_store::{
+    Contact, ContactQuery, ListSummary, MessageQuery, MessageRow, NewEvent, RequeueFilter, Store,
+    StoreError, StoredTemplate, TimelineEntry,
+};
 
 use super::error::{ApiError, ApiResult};
 use super::ingest::{check_traits, random_hex};
-use super::{AppState, JsonBody};
+use super::{AppState, Body, JsonBody, QueryParams, RequestBody};
 
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
@@ -23,27 +26,28 @@ pub(crate) async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
 }
 
-pub(crate) type Params = Query<HashMap<String, String>>;
+/// `limit` and `after` of a listing: at most `limit` items (1 to 1000, default 100) with an id
+/// greater than `after`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct Page {
+    /// How many to list, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// List those after this id (the last id of the previous page).
+    pub after: Option<i64>,
+}
 
-pub(crate) fn param_i64(
-    params: &HashMap<String, String>,
-    key: &str,
-    default: i64,
-) -> ApiResult<i64> {
-    match params.get(key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            ApiError::invalid(
-                "invalid_parameter",
-                key,
-                format!("`{v}` is not a whole number"),
-            )
-        }),
+impl Page {
+    pub fn limit(&self) -> ApiResult<usize> {
+        page_limit(self.limit)
+    }
+    pub fn after(&self) -> i64 {
+        self.after.unwrap_or(0)
     }
 }
 
-pub(crate) fn limit(params: &HashMap<String, String>) -> ApiResult<usize> {
-    let n = param_i64(params, "limit", 100)?;
+pub(crate) fn page_limit(limit: Option<i64>) -> ApiResult<usize> {
+    let n = limit.unwrap_or(100);
     if !(1..=1000).contains(&n) {
         return Err(ApiError::invalid(
             "invalid_parameter",
@@ -54,21 +58,44 @@ pub(crate) fn limit(params: &HashMap<String, String>) -> ApiResult<usize> {
     Ok(n as usize)
 }
 
+/// Contacts, one page.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContactsPage {
+    pub contacts: Vec<Contact>,
+}
+
+/// `GET /v1/contacts`: every given criterion must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ContactSearch {
+    pub user_id: Option<String>,
+    /// Compared ignoring case.
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub anonymous_id: Option<String>,
+    /// A prefix of the user id, email or phone.
+    pub q: Option<String>,
+    /// How many to list, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// List those after this contact id.
+    pub after: Option<i64>,
+}
+
 pub async fn find_contacts(
     State(state): State<AppState>,
-    Query(p): Params,
-) -> ApiResult<Json<Value>> {
+    QueryParams(p): QueryParams<ContactSearch>,
+) -> ApiResult<Json<ContactsPage>> {
     let query = ContactQuery {
-        user_id: p.get("user_id").cloned(),
-        email: p.get("email").map(|e| e.trim().to_lowercase()),
-        phone: p.get("phone").cloned(),
-        anonymous_id: p.get("anonymous_id").cloned(),
-        search: p.get("q").filter(|q| !q.trim().is_empty()).cloned(),
-        limit: limit(&p)?,
-        after_id: param_i64(&p, "after", 0)?,
+        limit: page_limit(p.limit)?,
+        after_id: p.after.unwrap_or(0),
+        user_id: p.user_id,
+        email: p.email.map(|e| e.trim().to_lowercase()),
+        phone: p.phone,
+        anonymous_id: p.anonymous_id,
+        search: p.q.filter(|q| !q.trim().is_empty()),
     };
     let contacts = blocking(&state, move |s| s.find_contacts(&query)).await?;
-    Ok(Json(json!({ "contacts": contacts })))
+    Ok(Json(ContactsPage { contacts }))
 }
 
 pub(crate) fn contact_id(raw: &str) -> ApiResult<i64> {
@@ -84,42 +111,91 @@ pub(crate) fn contact_id(raw: &str) -> ApiResult<i64> {
 pub async fn get_contact(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<waymark_store::ContactDetail>> {
     let id = contact_id(&id)?;
     let contact = blocking(&state, move |s| s.contact(id)).await?;
-    Ok(Json(
-        serde_json::to_value(contact).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    Ok(Json(contact))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TimelineQuery {
+    /// The newest so many entries (default 500; taken as 1 to 10000).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Timeline {
+    pub contact_id: i64,
+    pub entries: Vec<TimelineEntry>,
 }
 
 pub async fn timeline(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(p): Params,
-) -> ApiResult<Json<Value>> {
+    QueryParams(p): QueryParams<TimelineQuery>,
+) -> ApiResult<Json<Timeline>> {
     let id = contact_id(&id)?;
-    let n = param_i64(&p, "limit", 500)?.clamp(1, 10_000) as usize;
+    let n = p.limit.unwrap_or(500).clamp(1, 10_000) as usize;
     let entries = blocking(&state, move |s| {
         s.contact(id)?;
         s.timeline(id, n)
     })
     .await?;
-    Ok(Json(json!({ "contact_id": id, "entries": entries })))
+    Ok(Json(Timeline {
+        contact_id: id,
+        entries,
+    }))
+}
+
+/// `POST /v1/contacts/import`. Each row is read on its own, so that a bad row is reported
+/// and the others are imported.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ContactImport {
+    /// At most 5000 (not written as `maxItems`, which makes test generators build lists of
+    /// thousands).
+    #[schemars(with = "Vec<ImportRow>")]
+    pub contacts: Vec<Value>,
+}
+
+impl RequestBody for ContactImport {
+    const INVALID: &'static str = "invalid_import";
+}
+
+/// One contact to import: a `user_id`, an `email`, or both.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ImportRow {
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    /// E.164 (`+14155550101`).
+    pub phone: Option<String>,
+    /// An IANA time zone (`Europe/Paris`).
+    pub timezone: Option<String>,
+    pub traits: Option<Map<String, Value>>,
+}
+
+/// A request item that was refused while the others were taken.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ItemError {
+    /// Its position in the request's list.
+    pub index: usize,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImportResult {
+    pub imported: usize,
+    pub rejected: usize,
+    pub errors: Vec<ItemError>,
 }
 
 /// Imports contacts as identify calls, through the same intake as the tracking API, so that
 /// identity resolution and journey triggers behave the same.
 pub async fn import_contacts(
     State(state): State<AppState>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    let Some(rows) = body.0.get("contacts").and_then(Value::as_array).cloned() else {
-        return Err(ApiError::invalid(
-            "invalid_import",
-            "contacts",
-            "must be a list of contacts",
-        ));
-    };
+    Body(body): Body<ContactImport>,
+) -> ApiResult<Json<ImportResult>> {
+    let rows = body.contacts;
     if rows.len() > 5000 {
         return Err(ApiError::invalid(
             "invalid_import",
@@ -133,24 +209,28 @@ pub async fn import_contacts(
     for (i, row) in rows.iter().enumerate() {
         let prefix = format!("contacts[{i}].");
         let parsed = (|| {
-            let obj = row
-                .as_object()
-                .ok_or_else(|| (format!("contacts[{i}]"), "must be an object".to_string()))?;
-            let user_id = obj
-                .get("user_id")
-                .and_then(Value::as_str)
+            let row: ImportRow = serde_path_to_error::deserialize(row).map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    format!("contacts[{i}]")
+                } else {
+                    format!("{prefix}{path}")
+                };
+                (field, e.into_inner().to_string())
+            })?;
+            let user_id = row
+                .user_id
+                .as_deref()
                 .map(str::trim)
                 .filter(|s| !s.is_empty());
-            let mut traits: Map<String, Value> = match obj.get("traits") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(t)) => t.clone(),
-                Some(_) => {
-                    return Err((format!("{prefix}traits"), "must be an object".to_string()));
-                }
-            };
-            for key in ["email", "phone", "timezone"] {
-                if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
-                    traits.insert(key.to_string(), v.clone());
+            let mut traits = row.traits.unwrap_or_default();
+            for (key, value) in [
+                ("email", row.email),
+                ("phone", row.phone),
+                ("timezone", row.timezone),
+            ] {
+                if let Some(v) = value {
+                    traits.insert(key.to_string(), Value::String(v));
                 }
             }
             check_traits(&mut traits, &prefix).map_err(|e| (e.field, e.message))?;
@@ -178,9 +258,11 @@ pub async fn import_contacts(
         })();
         match parsed {
             Ok(e) => events.push(e),
-            Err((field, message)) => {
-                errors.push(json!({ "index": i, "field": field, "message": message }))
-            }
+            Err((field, message)) => errors.push(ItemError {
+                index: i,
+                field,
+                message,
+            }),
         }
     }
     let imported = events.len();
@@ -190,69 +272,93 @@ pub async fn import_contacts(
         .append(events)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(Json(
-        json!({ "imported": imported, "rejected": errors.len(), "errors": errors }),
-    ))
+    Ok(Json(ImportResult {
+        imported,
+        rejected: errors.len(),
+        errors,
+    }))
 }
 
-pub async fn lists(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Lists {
+    pub lists: Vec<ListSummary>,
+}
+
+pub async fn lists(State(state): State<AppState>) -> ApiResult<Json<Lists>> {
     let lists = blocking(&state, |s| s.lists()).await?;
-    Ok(Json(json!({ "lists": lists })))
+    Ok(Json(Lists { lists }))
 }
 
-fn list_name(v: &Value) -> ApiResult<String> {
-    match v.get("name").and_then(Value::as_str).map(str::trim) {
-        Some(n) if !n.is_empty() && n.len() <= 200 => Ok(n.to_string()),
-        _ => Err(ApiError::invalid(
-            "invalid_list",
-            "name",
-            "a list needs a name of 1 to 200 characters",
-        )),
-    }
+/// `POST /v1/lists`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NewList {
+    /// 1 to 200 characters (surrounding spaces are dropped).
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+}
+
+impl RequestBody for NewList {
+    const INVALID: &'static str = "invalid_list";
 }
 
 pub async fn create_list(
     State(state): State<AppState>,
-    body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let name = list_name(&body.0)?;
+    Body(list): Body<NewList>,
+) -> ApiResult<(StatusCode, Json<ListSummary>)> {
+    let name = list.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid(
+            "invalid_list",
+            "name",
+            "a list needs a name of 1 to 200 characters",
+        ));
+    }
     let now = state.engine.clock().now();
     let list = blocking(&state, move |s| s.create_list(&name, now)).await?;
-    Ok((StatusCode::CREATED, Json(json!(list))))
+    Ok((StatusCode::CREATED, Json(list)))
 }
 
 pub async fn list_members(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(p): Params,
-) -> ApiResult<Json<Value>> {
-    let n = limit(&p)?;
-    let after = param_i64(&p, "after", 0)?;
-    let members = blocking(&state, move |s| s.list_members(&name, n, after)).await?;
-    Ok(Json(json!({ "contacts": members })))
+    QueryParams(page): QueryParams<Page>,
+) -> ApiResult<Json<ContactsPage>> {
+    let (n, after) = (page.limit()?, page.after());
+    let contacts = blocking(&state, move |s| s.list_members(&name, n, after)).await?;
+    Ok(Json(ContactsPage { contacts }))
 }
 
-fn contact_ids(body: &Value) -> ApiResult<Vec<i64>> {
-    body.get("contact_ids")
-        .and_then(Value::as_array)
-        .and_then(|ids| ids.iter().map(Value::as_i64).collect::<Option<Vec<_>>>())
-        .filter(|ids| !ids.is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_members",
-                "contact_ids",
-                "must be a non-empty list of contact ids",
-            )
-        })
+/// Contacts to add to or remove from a list.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Members {
+    #[schemars(length(min = 1))]
+    pub contact_ids: Vec<i64>,
+}
+
+impl RequestBody for Members {
+    const INVALID: &'static str = "invalid_members";
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MembersChanged {
+    /// How many contacts were named.
+    pub changed: usize,
 }
 
 async fn change_members(
     state: AppState,
     name: String,
-    body: Value,
+    members: Members,
     add: bool,
-) -> ApiResult<Json<Value>> {
-    let ids = contact_ids(&body)?;
+) -> ApiResult<Json<MembersChanged>> {
+    let ids = members.contact_ids;
+    if ids.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_members",
+            "contact_ids",
+            "must be a non-empty list of contact ids",
+        ));
+    }
     let now = state.engine.clock().now();
     let count = ids.len();
     blocking(&state, move |s| {
@@ -271,23 +377,23 @@ async fn change_members(
     })
     .await?;
     state.engine.events_recorded();
-    Ok(Json(json!({ "changed": count })))
+    Ok(Json(MembersChanged { changed: count }))
 }
 
 pub async fn add_list_members(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    change_members(state, name, body.0, true).await
+    Body(members): Body<Members>,
+) -> ApiResult<Json<MembersChanged>> {
+    change_members(state, name, members, true).await
 }
 
 pub async fn remove_list_members(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    change_members(state, name, body.0, false).await
+    Body(members): Body<Members>,
+) -> ApiResult<Json<MembersChanged>> {
+    change_members(state, name, members, false).await
 }
 
 /// Parses and compiles a template definition, reporting every problem.
@@ -322,23 +428,28 @@ pub(crate) fn parse_template(value: &Value) -> ApiResult<TemplateDefinition> {
     Ok(def)
 }
 
-pub async fn templates(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Templates {
+    pub templates: Vec<StoredTemplate>,
+}
+
+pub async fn templates(State(state): State<AppState>) -> ApiResult<Json<Templates>> {
     let templates = blocking(&state, |s| s.templates()).await?;
-    Ok(Json(json!({ "templates": templates })))
+    Ok(Json(Templates { templates }))
 }
 
 pub async fn get_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StoredTemplate>> {
     let t = blocking(&state, move |s| s.get_template(&id)).await?;
-    Ok(Json(json!(t)))
+    Ok(Json(t))
 }
 
 pub async fn create_template(
     State(state): State<AppState>,
     body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<StoredTemplate>)> {
     let def = parse_template(&body.0)?;
     let now = state.engine.clock().now();
     let id = def.id.clone();
@@ -354,14 +465,14 @@ pub async fn create_template(
     .await?;
     debug_assert!(created);
     let t = blocking(&state, move |s| s.get_template(&id)).await?;
-    Ok((StatusCode::CREATED, Json(json!(t))))
+    Ok((StatusCode::CREATED, Json(t)))
 }
 
 pub async fn put_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<StoredTemplate>)> {
     let mut value = body.0;
     if let Some(obj) = value.as_object_mut() {
         match obj.get("id").and_then(Value::as_str) {
@@ -387,27 +498,33 @@ pub async fn put_template(
         } else {
             StatusCode::OK
         },
-        Json(json!(t)),
+        Json(t),
     ))
 }
 
 /// `GET /v1/templates/{id}/versions`: newest first, each with the journey versions that pin it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TemplateVersions {
+    /// Newest first.
+    pub versions: Vec<waymark_store::TemplateVersionSummary>,
+}
+
 pub async fn template_versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TemplateVersions>> {
     let versions = blocking(&state, move |s| s.template_versions(&id)).await?;
-    Ok(Json(json!({ "versions": versions })))
+    Ok(Json(TemplateVersions { versions }))
 }
 
 /// `GET /v1/templates/{id}/versions/{version}`: the definition as it was in that version.
 pub async fn template_version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StoredTemplate>> {
     let v = super::journeys::version_number(&version)?;
     let template = blocking(&state, move |s| s.get_template_version(&id, v)).await?;
-    Ok(Json(json!(template)))
+    Ok(Json(template))
 }
 
 pub async fn delete_template(
@@ -428,53 +545,95 @@ struct RenderedFor {
     rendered: waymark_render::Rendered,
 }
 
+/// The data a preview renders a template with: a contact's (`contact_id`) or sample data.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct Sample {
+    /// Render with this contact's data (and recommendations).
+    pub contact_id: Option<i64>,
+    /// Sample contact data, when no `contact_id` is given.
+    pub contact: Option<Map<String, Value>>,
+    /// The triggering event's properties, as templates see `event`.
+    pub event: Option<Value>,
+    pub journey: Option<Value>,
+    /// Sample recommendations, instead of the contact's.
+    pub recommendations: Option<Value>,
+}
+
+impl RequestBody for Sample {}
+
+/// `POST /v1/templates/{id}/test-send`: the preview's data and the address to send to.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TestSend {
+    /// An email address, or an E.164 number for an SMS template.
+    pub to: String,
+    pub contact_id: Option<i64>,
+    pub contact: Option<Map<String, Value>>,
+    pub event: Option<Value>,
+    pub journey: Option<Value>,
+    pub recommendations: Option<Value>,
+}
+
+impl RequestBody for TestSend {}
+
+impl TestSend {
+    fn split(self) -> (String, Sample) {
+        let sample = Sample {
+            contact_id: self.contact_id,
+            contact: self.contact,
+            event: self.event,
+            journey: self.journey,
+            recommendations: self.recommendations,
+        };
+        (self.to, sample)
+    }
+}
+
+/// A rendered template.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Preview {
+    #[serde(flatten)]
+    pub rendered: waymark_render::Rendered,
+    /// SMS templates: the encoding, length and number of segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<waymark_render::SmsSegments>,
+}
+
+/// A test send, through the send gate like any message.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TestSent {
+    #[serde(flatten)]
+    pub rendered: waymark_render::Rendered,
+    pub to: String,
+    /// `queued`, or `suppressed` (an address on the suppression list) or `failed`, with `error`.
+    pub status: &'static str,
+    /// Why it was not queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub idempotency_key: String,
+}
+
 /// Renders template `id` with a contact's data (`contact_id`) or sample data (`contact`,
 /// `event`, `journey`), as a journey's send would: Liquid, MJML, generated text part.
-async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<RenderedFor> {
+async fn render_with(state: &AppState, id: String, body: Sample) -> ApiResult<RenderedFor> {
     let template = blocking(state, move |s| s.get_template(&id)).await?;
     let compiled = waymark_render::compile(&template.definition).map_err(|errors| {
         ApiError::bad_request("invalid_template", "the stored template does not compile")
             .with_errors(json!(errors))
     })?;
-    let mut contact = match body.get("contact") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(c)) => c.clone(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_parameter",
-                "contact",
-                "must be an object",
-            ));
-        }
-    };
-    let contact_id = match body.get("contact_id") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_parameter",
-                "contact_id",
-                "must be a contact id (a number)",
-            )
-        })?),
-    };
+    let mut contact = body.contact.unwrap_or_default();
+    let contact_id = body.contact_id;
     if let Some(cid) = contact_id {
         let detail = blocking(state, move |s| s.contact(cid)).await?;
         contact = waymark_engine::send::contact_data(&detail.contact);
     }
     let mut data = Map::new();
     data.insert("contact".into(), Value::Object(contact));
-    data.insert(
-        "event".into(),
-        body.get("event").cloned().unwrap_or(json!({})),
-    );
-    data.insert(
-        "journey".into(),
-        body.get("journey").cloned().unwrap_or(json!({})),
-    );
+    data.insert("event".into(), body.event.unwrap_or(json!({})));
+    data.insert("journey".into(), body.journey.unwrap_or(json!({})));
     // `recommendations`: sample data if given, else the contact's, computed as a send would.
     use waymark_engine::recommendations as recs;
-    if let Some(sample) = body.get(recs::VARIABLE) {
-        data.insert(recs::VARIABLE.into(), sample.clone());
+    if let Some(sample) = body.recommendations {
+        data.insert(recs::VARIABLE.into(), sample);
     } else if let Some(cid) = contact_id
         && recs::uses_recommendations(&template.definition)
     {
@@ -507,15 +666,15 @@ async fn render_with(state: &AppState, id: String, body: &Value) -> ApiResult<Re
 pub async fn preview_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    let out = render_with(&state, id, &body.0).await?;
-    let mut preview = json!(out.rendered);
-    if out.channel == waymark_core::Channel::Sms {
-        let text = out.rendered.text.as_deref().unwrap_or_default();
-        preview["sms"] = json!(waymark_render::sms_segments(text));
-    }
-    Ok(Json(preview))
+    Body(sample): Body<Sample>,
+) -> ApiResult<Json<Preview>> {
+    let out = render_with(&state, id, sample).await?;
+    let sms = (out.channel == waymark_core::Channel::Sms)
+        .then(|| waymark_render::sms_segments(out.rendered.text.as_deref().unwrap_or_default()));
+    Ok(Json(Preview {
+        rendered: out.rendered,
+        sms,
+    }))
 }
 
 /// Renders a template like the preview and queues it to the address `to` through the outbox,
@@ -523,18 +682,10 @@ pub async fn preview_template(
 pub async fn test_send_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body.0;
-    let Some(to) = body.get("to").and_then(Value::as_str) else {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            "to",
-            "is required: the address to send the test to",
-        ));
-    };
-    let to = to.to_string();
-    let out = render_with(&state, id, &body).await?;
+    Body(body): Body<TestSend>,
+) -> ApiResult<(StatusCode, Json<TestSent>)> {
+    let (to, sample) = body.split();
+    let out = render_with(&state, id, sample).await?;
     let recipient = match out.channel {
         waymark_core::Channel::Email => waymark_core::Email::parse(&to)
             .map_err(|e| ApiError::invalid("invalid_parameter", "to", e.to_string()))?
@@ -575,41 +726,96 @@ pub async fn test_send_template(
             })
             .await?
     };
-    let mut result = json!(decision.rendered.unwrap_or_default());
-    result["to"] = json!(recipient);
-    result["status"] = json!(decision.status.as_str());
-    if let Some(error) = decision.error {
-        result["error"] = json!(error);
-    }
-    result["idempotency_key"] = json!(key);
-    Ok((StatusCode::ACCEPTED, Json(result)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TestSent {
+            rendered: decision.rendered.unwrap_or_default(),
+            to: recipient,
+            status: decision.status.as_str(),
+            error: decision.error,
+            idempotency_key: key,
+        }),
+    ))
 }
 
-pub async fn messages(State(state): State<AppState>, Query(p): Params) -> ApiResult<Json<Value>> {
-    let contact_id = match p.get("contact_id") {
-        Some(_) => Some(param_i64(&p, "contact_id", 0)?),
-        None => None,
-    };
+/// `GET /v1/messages`: every given criterion must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct MessageSearch {
+    pub user_id: Option<String>,
+    pub contact_id: Option<i64>,
+    pub journey_id: Option<String>,
+    /// `email`, `sms` or `webhook`.
+    pub channel: Option<String>,
+    /// `queued`, `sent`, `failed`, `suppressed` or `bounced`.
+    pub status: Option<String>,
+    /// How many to list, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// List those after this message id.
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Messages {
+    pub messages: Vec<MessageRow>,
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    QueryParams(p): QueryParams<MessageSearch>,
+) -> ApiResult<Json<Messages>> {
     let query = MessageQuery {
-        user_id: p.get("user_id").cloned(),
-        contact_id,
-        journey_id: p.get("journey_id").cloned(),
-        channel: p.get("channel").cloned(),
-        status: p.get("status").cloned(),
-        limit: limit(&p)?,
-        after_id: param_i64(&p, "after", 0)?,
+        limit: page_limit(p.limit)?,
+        after_id: p.after.unwrap_or(0),
+        user_id: p.user_id,
+        contact_id: p.contact_id,
+        journey_id: p.journey_id,
+        channel: p.channel,
+        status: p.status,
     };
     let messages = blocking(&state, move |s| s.messages(&query)).await?;
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(Messages { messages }))
 }
 
 /// The longest `error` text a requeue filter may search for.
 pub const MAX_REQUEUE_ERROR_CHARS: usize = 500;
 
-/// Parses a requeue filter at the edge: known fields only (a misspelt field must not widen
-/// the filter to every failed message), at least one criterion, times as RFC 3339 timestamps
+/// Which failed messages to requeue: every given criterion must hold, and at least one must
+/// be given. Times are RFC 3339 timestamps or durations before now (`2h`, `3d`); `_since` is
+/// inclusive, `_until` exclusive. Unknown fields are refused: a misspelt field must not widen
+/// the filter to every failed message.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requeue {
+    #[schemars(length(min = 1, max = 200))]
+    pub journey_id: Option<String>,
+    /// `email`, `sms` or `webhook`.
+    #[schemars(length(min = 1, max = 16))]
+    pub channel: Option<String>,
+    #[schemars(length(min = 1, max = 64))]
+    pub created_since: Option<String>,
+    #[schemars(length(min = 1, max = 64))]
+    pub created_until: Option<String>,
+    #[schemars(length(min = 1, max = 64))]
+    pub failed_since: Option<String>,
+    #[schemars(length(min = 1, max = 64))]
+    pub failed_until: Option<String>,
+    /// The error contains this text (ignoring case).
+    #[schemars(length(min = 1, max = 500))]
+    pub error: Option<String>,
+}
+
+impl RequestBody for Requeue {}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Requeued {
+    /// How many failed messages were put back in the queue.
+    pub requeued: i64,
+}
+
+/// Parses a requeue filter at the edge: at least one criterion, times as RFC 3339 timestamps
 /// or as durations before `now` (`2h`: two hours ago).
-pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<RequeueFilter> {
+pub fn parse_requeue_filter(body: Requeue, now: jiff::Timestamp) -> ApiResult<RequeueFilter> {
     const FIELDS: [&str; 7] = [
         "journey_id",
         "channel",
@@ -619,26 +825,10 @@ pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<Req
         "failed_until",
         "error",
     ];
-    let Some(object) = body.as_object() else {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "the body must be a JSON object: the requeue filter",
-        ));
-    };
-    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            unknown.clone(),
-            format!(
-                "is not a requeue filter field (known: {})",
-                FIELDS.join(", ")
-            ),
-        ));
-    }
-    let text = |field: &str, max: usize| -> ApiResult<Option<String>> {
-        match object.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(v)) if !v.trim().is_empty() && v.chars().count() <= max => {
+    let text = |field: &str, value: Option<String>, max: usize| -> ApiResult<Option<String>> {
+        match value {
+            None => Ok(None),
+            Some(v) if !v.trim().is_empty() && v.chars().count() <= max => {
                 Ok(Some(v.trim().to_string()))
             }
             Some(_) => Err(ApiError::invalid(
@@ -648,8 +838,8 @@ pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<Req
             )),
         }
     };
-    let time = |field: &str| -> ApiResult<Option<jiff::Timestamp>> {
-        let Some(raw) = text(field, 64)? else {
+    let time = |field: &str, value: Option<String>| -> ApiResult<Option<jiff::Timestamp>> {
+        let Some(raw) = text(field, value, 64)? else {
             return Ok(None);
         };
         if let Ok(at) = raw.parse::<jiff::Timestamp>() {
@@ -670,7 +860,7 @@ pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<Req
             )),
         }
     };
-    let channel = text("channel", 16)?;
+    let channel = text("channel", body.channel, 16)?;
     if let Some(c) = &channel
         && waymark_core::OutboxChannel::parse(c).is_none()
     {
@@ -681,13 +871,13 @@ pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<Req
         ));
     }
     let filter = RequeueFilter {
-        journey_id: text("journey_id", 200)?,
+        journey_id: text("journey_id", body.journey_id, 200)?,
         channel,
-        created_since: time("created_since")?,
-        created_until: time("created_until")?,
-        failed_since: time("failed_since")?,
-        failed_until: time("failed_until")?,
-        error_contains: text("error", MAX_REQUEUE_ERROR_CHARS)?,
+        created_since: time("created_since", body.created_since)?,
+        created_until: time("created_until", body.created_until)?,
+        failed_since: time("failed_since", body.failed_since)?,
+        failed_until: time("failed_until", body.failed_until)?,
+        error_contains: text("error", body.error, MAX_REQUEUE_ERROR_CHARS)?,
     };
     for (since, until, field) in [
         (filter.created_since, filter.created_until, "created_until"),
@@ -720,46 +910,60 @@ pub fn parse_requeue_filter(body: &Value, now: jiff::Timestamp) -> ApiResult<Req
 /// attempts and retry lifetime start over). Bounced and suppressed messages are never requeued.
 pub async fn requeue_messages(
     State(state): State<AppState>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<Requeue>,
+) -> ApiResult<Json<Requeued>> {
     let now = state.engine.clock().now();
-    let filter = parse_requeue_filter(&body.0, now)?;
+    let filter = parse_requeue_filter(body, now)?;
     let requeued = blocking(&state, move |s| s.requeue_messages(&filter, now)).await?;
     if requeued > 0 {
         tracing::info!(requeued, "failed messages requeued");
         state.engine.messages_queued();
     }
-    Ok(Json(json!({ "requeued": requeued })))
+    Ok(Json(Requeued { requeued }))
 }
 
-pub async fn clock(State(state): State<AppState>) -> Json<Value> {
-    let clock = state.engine.clock();
-    Json(json!({ "now": clock.now(), "simulated": clock.is_simulated() }))
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Clock {
+    pub now: jiff::Timestamp,
+    /// Whether the clock is simulated (`--clock simulated`) and can be advanced.
+    pub simulated: bool,
 }
+
+pub async fn clock(State(state): State<AppState>) -> Json<Clock> {
+    let clock = state.engine.clock();
+    Json(Clock {
+        now: clock.now(),
+        simulated: clock.is_simulated(),
+    })
+}
+
+/// The longest a simulated clock may be advanced at once: ten years.
+const MAX_ADVANCE_SECONDS: i64 = 10 * 365 * 86_400;
+
+/// `POST /v1/clock/advance`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Advance {
+    /// Whole seconds, 0 to ten years.
+    #[schemars(range(min = 0, max = MAX_ADVANCE_SECONDS))]
+    pub seconds: i64,
+}
+
+impl RequestBody for Advance {}
 
 pub async fn advance_clock(
     State(state): State<AppState>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    let seconds = match body.0.get("seconds") {
-        Some(v) => v
-            .as_i64()
-            .filter(|s| (0..=10 * 365 * 86_400).contains(s))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_parameter",
-                    "seconds",
-                    "must be a whole number of seconds between 0 and ten years",
-                )
-            })?,
-        None => {
-            return Err(ApiError::invalid(
-                "invalid_parameter",
-                "seconds",
-                "is required",
-            ));
-        }
-    };
-    let now = state.engine.advance(seconds).await?;
-    Ok(Json(json!({ "now": now, "simulated": true })))
+    Body(advance): Body<Advance>,
+) -> ApiResult<Json<Clock>> {
+    if !(0..=MAX_ADVANCE_SECONDS).contains(&advance.seconds) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "seconds",
+            "must be a whole number of seconds between 0 and ten years",
+        ));
+    }
+    let now = state.engine.advance(advance.seconds).await?;
+    Ok(Json(Clock {
+        now,
+        simulated: true,
+    }))
 }

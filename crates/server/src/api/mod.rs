@@ -6,6 +6,7 @@ pub mod ingest;
 mod journeys;
 mod manage;
 pub mod openapi;
+pub mod operations;
 mod privacy;
 pub mod public_limits;
 mod segments;
@@ -15,13 +16,14 @@ mod webhooks_in;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use waymark_engine::Engine;
 
@@ -171,6 +173,84 @@ fn json_from_bytes(bytes: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// A JSON body read into `T`. A body that is not JSON is `invalid_json` (with line and column);
+/// a JSON body of the wrong shape is `T::INVALID`, with `field` naming where it went wrong
+/// (`contacts[3].traits`, or the missing field).
+pub struct Body<T>(pub T);
+
+/// A request body type, and the error code of a body that does not fit it.
+pub trait RequestBody: DeserializeOwned {
+    const INVALID: &'static str = "invalid_parameter";
+    /// The code of an error in `field` (its first path segment), when fields have their own.
+    fn invalid_code(field: &str) -> &'static str {
+        let _ = field;
+        Self::INVALID
+    }
+}
+
+impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        let value = json_from_bytes(&bytes)?;
+        typed(value).map(Body)
+    }
+}
+
+/// Reads a JSON value into `T`, naming the field it fails on. Every request body is an object.
+pub fn typed<T: RequestBody>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // A missing field is reported at its parent; name the field itself. (An unknown
+        // field's path names it already.)
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string);
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name,
+            (_, Some(name)) => format!("{path}.{name}"),
+            (".", None) => "body".to_string(),
+            (_, None) => path,
+        };
+        let top = field.split(['.', '[']).next().unwrap_or_default();
+        ApiError::invalid(T::invalid_code(top), field, inner)
+    })
+}
+
+/// Query parameters read into `T`; a value of the wrong type is `invalid_parameter` naming the
+/// parameter. Parameters `T` does not name are ignored.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs)
+            .map(QueryParams)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let value = form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| *k == field)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                ApiError::invalid(
+                    "invalid_parameter",
+                    field,
+                    format!("`{value}`: {}", e.into_inner()),
+                )
+            })
+    }
+}
+
 /// A document body in JSON or, with a YAML content type, YAML.
 pub struct DocBody(pub Value);
 
@@ -247,30 +327,58 @@ async fn method_not_allowed() -> ApiError {
 /// the admin API's `/v1/problems` names them), 503 `stalled` when the engine's rounds of work
 /// fail, with the error, so that a load balancer or an operator sees an engine that cannot
 /// make progress.
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (StatusCode, Json<Health>) {
     let report = state.engine.problems();
     let broken = report.broken.len();
     match report.stalled {
         Some(stall) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({
-                "status": "stalled",
-                "engine": stall,
-                "broken": broken,
-            })),
-        )
-            .into_response(),
-        None if broken > 0 => {
-            Json(serde_json::json!({ "status": "degraded", "broken": broken })).into_response()
-        }
-        None => Json(serde_json::json!({ "status": "ok" })).into_response(),
+            Json(Health {
+                status: "stalled",
+                engine: Some(stall),
+                broken: Some(broken),
+            }),
+        ),
+        None if broken > 0 => (
+            StatusCode::OK,
+            Json(Health {
+                status: "degraded",
+                engine: None,
+                broken: Some(broken),
+            }),
+        ),
+        None => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                engine: None,
+                broken: None,
+            }),
+        ),
     }
+}
+
+/// The answer of `/healthz`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Health {
+    #[schemars(extend("enum" = ["ok", "degraded", "stalled"]))]
+    status: &'static str,
+    /// Why the engine's rounds fail (`stalled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<waymark_engine::problems::Stall>,
+    /// How many stored definitions the engine cannot use (`degraded`, `stalled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broken: Option<usize>,
 }
 
 /// `GET /v1/problems` (admin): the stored definitions the engine cannot use and why, and
 /// whether it is stalled.
-async fn problems(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Value> {
-    Json(serde_json::json!(state.engine.problems()))
+async fn problems(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<waymark_engine::problems::Report> {
+    Json(state.engine.problems())
 }
 
 async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
@@ -296,161 +404,43 @@ async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppS
         .into_response()
 }
 
+/// `GET /v1/openapi.json`
+async fn openapi_document() -> Json<Value> {
+    Json(openapi::document())
+}
+
+/// `GET /v1/schema/journey.json`
+async fn journey_schema() -> Json<Value> {
+    Json(openapi::journey_schema())
+}
+
+/// The router: every operation of `operations::all`, behind the check its access needs.
 pub fn router(state: AppState) -> Router {
-    let ingest = Router::new()
-        .route("/v1/identify", post(ingest::identify))
-        .route("/v1/track", post(ingest::track))
-        .route("/v1/page", post(ingest::page))
-        .route("/v1/screen", post(ingest::screen))
-        .route("/v1/group", post(ingest::group))
-        .route("/v1/alias", post(ingest::alias))
-        .route("/v1/batch", post(ingest::batch))
-        .route("/v1/import", post(ingest::batch));
-
-    let admin = Router::new()
-        .route("/v1/contacts", get(manage::find_contacts))
-        .route("/v1/contacts/import", post(manage::import_contacts))
-        .route(
-            "/v1/contacts/{id}",
-            get(manage::get_contact).delete(privacy::erase_contact),
-        )
-        .route("/v1/contacts/{id}/export", get(privacy::export_contact))
-        .route("/v1/audit", get(privacy::audit))
-        .route("/v1/contacts/{id}/timeline", get(manage::timeline))
-        .route(
-            "/v1/contacts/{id}/subscriptions",
-            get(consent::list_subscriptions),
-        )
-        .route(
-            "/v1/contacts/{id}/subscriptions/{channel}/{topic}",
-            axum::routing::put(consent::put_subscription),
-        )
-        .route("/v1/topics", get(consent::topics))
-        .route("/v1/lists", get(manage::lists).post(manage::create_list))
-        .route(
-            "/v1/lists/{name}/members",
-            get(manage::list_members)
-                .post(manage::add_list_members)
-                .delete(manage::remove_list_members),
-        )
-        .route(
-            "/v1/templates",
-            get(manage::templates).post(manage::create_template),
-        )
-        .route(
-            "/v1/templates/{id}",
-            get(manage::get_template)
-                .put(manage::put_template)
-                .delete(manage::delete_template),
-        )
-        .route(
-            "/v1/templates/{id}/versions",
-            get(manage::template_versions),
-        )
-        .route(
-            "/v1/templates/{id}/versions/{version}",
-            get(manage::template_version),
-        )
-        .route("/v1/templates/{id}/preview", post(manage::preview_template))
-        .route(
-            "/v1/templates/{id}/test-send",
-            post(manage::test_send_template),
-        )
-        .route("/v1/messages", get(manage::messages))
-        .route("/v1/messages/requeue", post(manage::requeue_messages))
-        .route(
-            "/v1/suppressions",
-            get(webhooks_in::list_suppressions).post(webhooks_in::add_suppression),
-        )
-        .route(
-            "/v1/suppressions/{channel}/{address}",
-            axum::routing::delete(webhooks_in::delete_suppression),
-        )
-        .route("/v1/clock", get(manage::clock))
-        .route("/v1/clock/advance", post(manage::advance_clock))
-        .route("/v1/journeys", get(journeys::list).post(journeys::create))
-        .route("/v1/journeys/validate", post(journeys::validate))
-        .route("/v1/journeys/{id}", get(journeys::get).put(journeys::put))
-        .route("/v1/journeys/{id}/publish", post(journeys::publish))
-        .route("/v1/journeys/{id}/pause", post(journeys::pause))
-        .route("/v1/journeys/{id}/resume", post(journeys::resume))
-        .route("/v1/journeys/{id}/archive", post(journeys::archive))
-        .route("/v1/journeys/{id}/versions", get(journeys::versions))
-        .route(
-            "/v1/journeys/{id}/versions/{version}",
-            get(journeys::version),
-        )
-        .route("/v1/journeys/{id}/stats", get(journeys::stats))
-        .route("/v1/journeys/{id}/enroll", post(journeys::enroll))
-        .route("/v1/journeys/{id}/experiments", get(journeys::experiments))
-        .route("/v1/segments", get(segments::list).post(segments::create))
-        .route("/v1/segments/preview", post(segments::preview))
-        .route(
-            "/v1/segments/{id}",
-            get(segments::get)
-                .put(segments::put)
-                .delete(segments::delete),
-        )
-        .route("/v1/segments/{id}/members", get(segments::members))
-        .route("/v1/problems", get(problems))
-        // The web app: session check and sign-out, the journey gallery.
-        .route(
-            "/v1/session",
-            axum::routing::delete(crate::session::sign_out),
-        )
-        .route("/v1/journey-templates", get(crate::ui::journey_templates))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin_only,
-        ));
-
-    // Authenticated by the inbound webhook secret, not the admin token.
-    let inbound = Router::new()
-        .route("/v1/webhooks/ses", post(webhooks_in::ses))
-        .route("/v1/webhooks/postmark", post(webhooks_in::postmark))
-        .route("/v1/webhooks/suppressions", post(webhooks_in::generic))
-        .route(
-            "/v1/webhooks/twilio/inbound",
-            post(webhooks_in::twilio_inbound),
-        );
-
-    // Anybody may reach these without a key: rate-limited per client address.
-    let public = Router::new()
-        .route("/t/o/{token}", get(tracking::open))
-        .route("/t/c/{token}", get(tracking::click))
-        .route(
-            "/u/{token}",
-            get(consent::unsubscribe_page).post(consent::unsubscribe_post),
-        )
-        .route(
-            "/confirm/{token}",
-            get(consent::confirm_page).post(consent::confirm),
-        )
-        .route("/v1/subscribe", post(consent::subscribe))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            public_limits::limit,
-        ));
-
+    let mut admin = Router::new();
+    let mut public = Router::new();
+    let mut rest = Router::new();
+    for op in operations::all() {
+        let group = match op.access {
+            operations::Access::Admin => &mut admin,
+            // Anybody may reach these without a key: rate-limited per client address.
+            operations::Access::Public | operations::Access::PublicOrWriteKey => &mut public,
+            // The write key and the inbound secret are checked by the handlers.
+            _ => &mut rest,
+        };
+        *group = std::mem::take(group).route(op.path, op.route);
+    }
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        admin_only,
+    ));
+    let public = public.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        public_limits::limit,
+    ));
     Router::new()
-        .merge(ingest)
+        .merge(rest)
         .merge(admin)
-        .merge(inbound)
-        .route(
-            "/v1/openapi.json",
-            get(|| async { Json(openapi::document()) }),
-        )
-        .route(
-            "/v1/schema/journey.json",
-            get(|| async { Json(openapi::journey_schema()) }),
-        )
         .merge(public)
-        .route(
-            "/v1/session",
-            get(crate::session::current).post(crate::session::sign_in),
-        )
-        .route("/metrics", get(metrics_endpoint))
-        .route("/healthz", get(health))
         // The embedded web app and its client routes; the JSON 404 otherwise.
         .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)

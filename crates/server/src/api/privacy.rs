@@ -13,16 +13,18 @@ use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use waymark_store::{AuditQuery, NewAudit, StoreError};
+use waymark_store::{AuditEntry, AuditQuery, NewAudit, StoreError};
 
-use super::AppState;
 use super::error::ApiResult;
-use super::manage::{Params, blocking, contact_id, limit, param_i64};
+use super::manage::{blocking, contact_id, page_limit};
+use super::{AppState, QueryParams};
 use crate::session::SessionId;
 
 /// Rows per page of an export (messages carry their rendered HTML, so pages stay small).
@@ -169,11 +171,24 @@ pub async fn export_contact(
         .into_response())
 }
 
+/// What an erasure removed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Erased {
+    pub contact_id: i64,
+    pub erased: bool,
+    /// Rows removed, by table.
+    pub removed: std::collections::BTreeMap<String, i64>,
+    /// The contact's addresses now suppressed as keyed hashes.
+    pub addresses_hashed: i64,
+    /// The audit log entry of the erasure.
+    pub audit_id: i64,
+}
+
 pub async fn erase_contact(
     State(state): State<AppState>,
     Path(id): Path<String>,
     session: Option<axum::Extension<SessionId>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Erased>> {
     let id = contact_id(&id)?;
     let actor = actor(session);
     let now = state.engine.clock().now();
@@ -206,27 +221,45 @@ pub async fn erase_contact(
         "contact erased"
     );
     metrics::counter!("waymark_contacts_erased_total").increment(1);
-    Ok(Json(json!({
-        "contact_id": id,
-        "erased": true,
-        "removed": erasure.removed,
-        "addresses_hashed": erasure.addresses_hashed,
-        "audit_id": audit_id,
-    })))
+    Ok(Json(Erased {
+        contact_id: id,
+        erased: true,
+        removed: erasure.removed,
+        addresses_hashed: erasure.addresses_hashed,
+        audit_id,
+    }))
 }
 
-pub async fn audit(State(state): State<AppState>, Query(p): Params) -> ApiResult<Json<Value>> {
+/// `GET /v1/audit`: every given criterion must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AuditSearch {
+    pub contact_id: Option<i64>,
+    /// `contact.export` or `contact.erase`.
+    pub action: Option<String>,
+    /// How many to list, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// List those after this entry id.
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    QueryParams(p): QueryParams<AuditSearch>,
+) -> ApiResult<Json<AuditLog>> {
     let query = AuditQuery {
-        contact_id: match p.get("contact_id") {
-            Some(_) => Some(param_i64(&p, "contact_id", 0)?),
-            None => None,
-        },
-        action: p.get("action").cloned(),
-        limit: limit(&p)?,
-        after_id: param_i64(&p, "after", 0)?,
+        contact_id: p.contact_id,
+        action: p.action,
+        limit: page_limit(p.limit)?,
+        after_id: p.after.unwrap_or(0),
     };
     let entries = blocking(&state, move |s| s.audit_log(&query)).await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(AuditLog { entries }))
 }
 
 #[cfg(test)]

@@ -3,41 +3,84 @@
 //! the engine (see `waymark_engine::segments`).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use waymark_core::Condition;
 use waymark_core::condition::{self, Scope};
-use waymark_store::SegmentRow;
+use waymark_store::{Contact, SegmentRow};
 
-use super::AppState;
-use super::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::manage::{Params, blocking, limit, param_i64};
+use super::manage::{ContactsPage, Page, blocking};
+use super::{AppState, Body, QueryParams, RequestBody};
 
 /// A segment with both forms of its condition; `broken` says why the engine cannot use a
 /// stored condition (it is then not kept current).
-fn render(row: SegmentRow) -> Value {
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SegmentView {
+    pub id: String,
+    pub name: String,
+    /// The condition in the JSON form.
+    #[schemars(with = "Condition")]
+    pub condition: Value,
+    /// The condition in the text form.
+    pub text: String,
+    pub broken: Option<String>,
+    pub members: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+fn render(row: SegmentRow) -> SegmentView {
     let (text, broken) = match waymark_engine::segments::readable_condition(row.condition.clone()) {
         Ok(c) => (condition::print(&c), None),
         Err(reason) => (String::new(), Some(reason)),
     };
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "condition": row.condition,
-        "text": text,
-        "broken": broken,
-        "members": row.members,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    })
+    SegmentView {
+        id: row.id,
+        name: row.name,
+        condition: row.condition,
+        text,
+        broken,
+        members: row.members,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// A segment to save, or a condition to preview: `condition` (JSON form) or `text` (text
+/// form), exactly one. `id` is read by `POST /v1/segments` only; `name` defaults to the id.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SegmentRequest {
+    /// 1-100 letters, digits, `-` or `_`.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub id: Option<String>,
+    #[schemars(length(min = 1))]
+    pub name: Option<String>,
+    #[schemars(with = "Option<Condition>")]
+    pub condition: Option<Value>,
+    pub text: Option<String>,
+}
+
+impl RequestBody for SegmentRequest {
+    const INVALID: &'static str = "invalid_body";
+    fn invalid_code(field: &str) -> &'static str {
+        match field {
+            "id" => "invalid_id",
+            "name" => "invalid_name",
+            "condition" | "text" => "invalid_condition",
+            _ => Self::INVALID,
+        }
+    }
 }
 
 /// Reads the condition of a request: `condition` (JSON form) or `text` (text form), exactly
 /// one, checked for use in a segment.
-fn condition_of(body: &Value) -> ApiResult<Condition> {
-    let parsed = match (body.get("condition"), body.get("text")) {
+fn condition_of(body: &SegmentRequest) -> ApiResult<Condition> {
+    let parsed = match (&body.condition, &body.text) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "invalid_body",
@@ -47,7 +90,7 @@ fn condition_of(body: &Value) -> ApiResult<Condition> {
         }
         (Some(json), None) => serde_json::from_value::<Condition>(json.clone())
             .map_err(|e| ApiError::invalid("invalid_condition", "condition", e.to_string()))?,
-        (None, Some(Value::String(text))) => condition::parse(text).map_err(|e| {
+        (None, Some(text)) => condition::parse(text).map_err(|e| {
             ApiError::invalid("invalid_condition", "text", e.to_string()).with_errors(json!([{
                 "message": e.message,
                 "line": e.line,
@@ -55,13 +98,6 @@ fn condition_of(body: &Value) -> ApiResult<Condition> {
                 "offset": e.offset,
             }]))
         })?,
-        (None, Some(_)) => {
-            return Err(ApiError::invalid(
-                "invalid_condition",
-                "text",
-                "must be a string in the text form",
-            ));
-        }
         (None, None) => {
             return Err(ApiError::invalid(
                 "invalid_body",
@@ -100,7 +136,11 @@ fn valid_segment_id(id: &str) -> bool {
 }
 
 /// Saves a segment, then evaluates every contact against it.
-async fn save(state: AppState, id: String, body: Value) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn save(
+    state: AppState,
+    id: String,
+    body: SegmentRequest,
+) -> ApiResult<(StatusCode, Json<SegmentView>)> {
     if !valid_segment_id(&id) {
         return Err(ApiError::invalid(
             "invalid_id",
@@ -108,9 +148,9 @@ async fn save(state: AppState, id: String, body: Value) -> ApiResult<(StatusCode
             format!("`{id}` must be 1-100 letters, digits, `-` or `_`"),
         ));
     }
-    let name = match body.get("name") {
+    let name = match &body.name {
         None => id.clone(),
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
+        Some(n) if !n.trim().is_empty() => n.clone(),
         Some(_) => {
             return Err(ApiError::invalid(
                 "invalid_name",
@@ -137,11 +177,11 @@ async fn save(state: AppState, id: String, body: Value) -> ApiResult<(StatusCode
 /// `POST /v1/segments {id, name?, condition | text}`
 pub async fn create(
     State(state): State<AppState>,
-    body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let id = match body.0.get("id") {
-        Some(Value::String(id)) => id.clone(),
-        _ => {
+    Body(body): Body<SegmentRequest>,
+) -> ApiResult<(StatusCode, Json<SegmentView>)> {
+    let id = match &body.id {
+        Some(id) => id.clone(),
+        None => {
             return Err(ApiError::invalid(
                 "invalid_id",
                 "id",
@@ -159,28 +199,36 @@ pub async fn create(
             format!("a segment `{id}` exists; PUT /v1/segments/{id} changes it"),
         ));
     }
-    save(state, id, body.0).await
+    save(state, id, body).await
 }
 
 /// `PUT /v1/segments/{id} {name?, condition | text}`
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    save(state, id, body.0).await
+    Body(body): Body<SegmentRequest>,
+) -> ApiResult<(StatusCode, Json<SegmentView>)> {
+    save(state, id, body).await
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Segments {
+    pub segments: Vec<SegmentView>,
 }
 
 /// `GET /v1/segments`
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Segments>> {
     let rows = blocking(&state, |s| s.segments()).await?;
-    Ok(Json(
-        json!({ "segments": rows.into_iter().map(render).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Segments {
+        segments: rows.into_iter().map(render).collect(),
+    }))
 }
 
 /// `GET /v1/segments/{id}`
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SegmentView>> {
     let row = blocking(&state, move |s| s.segment(&id)).await?;
     Ok(Json(render(row)))
 }
@@ -198,18 +246,31 @@ pub async fn delete(
 pub async fn members(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Params,
-) -> ApiResult<Json<Value>> {
-    let n = limit(&params)?;
-    let after = param_i64(&params, "after", 0)?;
+    QueryParams(page): QueryParams<Page>,
+) -> ApiResult<Json<ContactsPage>> {
+    let (n, after) = (page.limit()?, page.after());
     let contacts = blocking(&state, move |s| s.segment_members(&id, n, after)).await?;
-    Ok(Json(json!({ "contacts": contacts })))
+    Ok(Json(ContactsPage { contacts }))
+}
+
+/// What a condition matches now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SegmentPreview {
+    pub count: i64,
+    /// Up to 20 of the contacts it matches.
+    pub sample: Vec<Contact>,
+    #[schemars(with = "Condition")]
+    pub condition: Value,
+    pub text: String,
 }
 
 /// `POST /v1/segments/preview {condition | text}`: how many contacts match now, a sample of
 /// them, and the condition in both forms, without saving anything.
-pub async fn preview(State(state): State<AppState>, body: JsonBody) -> ApiResult<Json<Value>> {
-    let condition = condition_of(&body.0)?;
+pub async fn preview(
+    State(state): State<AppState>,
+    Body(body): Body<SegmentRequest>,
+) -> ApiResult<Json<SegmentPreview>> {
+    let condition = condition_of(&body)?;
     let text = condition::print(&condition);
     let json = serde_json::to_value(&condition).map_err(|e| ApiError::internal(e.to_string()))?;
     let (count, sample) = state.engine.preview_condition(condition, 20).await?;
@@ -220,10 +281,10 @@ pub async fn preview(State(state): State<AppState>, body: JsonBody) -> ApiResult
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(Json(json!({
-        "count": count,
-        "sample": contacts,
-        "condition": json,
-        "text": text,
-    })))
+    Ok(Json(SegmentPreview {
+        count,
+        sample: contacts,
+        condition: json,
+        text,
+    }))
 }

@@ -20,7 +20,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use waymark_channels::inbound::{self, InboundError, InboundFact, SnsMessage};
 use waymark_core::Channel;
 use waymark_engine::inbound::InboundOutcome;
@@ -29,7 +30,7 @@ use waymark_store::{Suppression, SuppressionQuery, SuppressionReason};
 use super::error::{ApiError, ApiResult};
 use super::ingest::random_hex;
 use super::manage::blocking;
-use super::{AppState, JsonBody, same_secret};
+use super::{AppState, Body, QueryParams, RequestBody, same_secret};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -93,16 +94,33 @@ fn refused(e: InboundError) -> ApiError {
     }
 }
 
+/// The answer to an inbound webhook: `ok` with what was done per fact, `ignored`, or (SNS)
+/// `confirmation_required` with the subscription to confirm.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct InboundAnswer {
+    #[schemars(extend("enum" = ["ok", "ignored", "confirmation_required"]))]
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<InboundOutcome>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribe_url: Option<String>,
+}
+
 /// Applies the facts (suppression list and timeline events, in one engine transaction) and
 /// answers with a summary per fact.
-async fn apply(state: &AppState, facts: Vec<InboundFact>) -> ApiResult<Json<Value>> {
+async fn apply(state: &AppState, facts: Vec<InboundFact>) -> ApiResult<Json<InboundAnswer>> {
     let outcomes = state
         .engine
         .apply_inbound(facts, random_hex(16))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let results: Vec<Value> = outcomes.iter().map(InboundOutcome::to_json).collect();
-    Ok(Json(json!({ "status": "ok", "results": results })))
+    Ok(Json(InboundAnswer {
+        status: "ok",
+        results: Some(outcomes),
+        ..InboundAnswer::default()
+    }))
 }
 
 /// `POST /v1/webhooks/ses`: Amazon SES bounce and complaint notifications through SNS.
@@ -112,7 +130,7 @@ pub async fn ses(
     Query(params): Params,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InboundAnswer>> {
     authorize_inbound(&state, &headers, &params)?;
     match inbound::parse_ses(&body).map_err(refused)? {
         SnsMessage::SubscriptionConfirmation {
@@ -129,13 +147,17 @@ pub async fn ses(
                 subscribe_url.clone(),
             );
             blocking(&state, move |s| s.set_meta(&key, &value)).await?;
-            Ok(Json(json!({
-                "status": "confirmation_required",
-                "topic_arn": topic_arn,
-                "subscribe_url": subscribe_url,
-            })))
+            Ok(Json(InboundAnswer {
+                status: "confirmation_required",
+                topic_arn: Some(topic_arn),
+                subscribe_url: Some(subscribe_url),
+                ..InboundAnswer::default()
+            }))
         }
-        SnsMessage::UnsubscribeConfirmation => Ok(Json(json!({ "status": "ignored" }))),
+        SnsMessage::UnsubscribeConfirmation => Ok(Json(InboundAnswer {
+            status: "ignored",
+            ..InboundAnswer::default()
+        })),
         SnsMessage::Notification(facts) => apply(&state, facts).await,
     }
 }
@@ -146,10 +168,14 @@ pub async fn postmark(
     Query(params): Params,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InboundAnswer>> {
     authorize_inbound(&state, &headers, &params)?;
     let Some(fact) = inbound::parse_postmark(&body).map_err(refused)? else {
-        return Ok(Json(json!({ "status": "ignored", "results": [] })));
+        return Ok(Json(InboundAnswer {
+            status: "ignored",
+            results: Some(Vec::new()),
+            ..InboundAnswer::default()
+        }));
     };
     apply(&state, vec![fact]).await
 }
@@ -160,7 +186,7 @@ pub async fn generic(
     Query(params): Params,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InboundAnswer>> {
     authorize_inbound(&state, &headers, &params)?;
     let facts = inbound::parse_generic(&body).map_err(refused)?;
     apply(&state, facts).await
@@ -197,64 +223,64 @@ fn channel_param(raw: &str, field: &str) -> ApiResult<Channel> {
     })
 }
 
-/// `GET /v1/suppressions?channel=&address=&limit=`
+/// `GET /v1/suppressions`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SuppressionSearch {
+    /// `email` or `sms`.
+    pub channel: Option<String>,
+    pub address: Option<String>,
+    /// How many to list, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Suppressions {
+    pub suppressions: Vec<Suppression>,
+}
+
 pub async fn list_suppressions(
     State(state): State<AppState>,
-    Query(p): Params,
-) -> ApiResult<Json<Value>> {
+    QueryParams(p): QueryParams<SuppressionSearch>,
+) -> ApiResult<Json<Suppressions>> {
     let channel = p
-        .get("channel")
+        .channel
+        .as_deref()
         .map(|c| channel_param(c, "channel"))
         .transpose()?;
-    let limit = match p.get("limit") {
-        None => 100,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid("invalid_parameter", "limit", "must be between 1 and 1000")
-            })?,
-    };
     let query = SuppressionQuery {
         channel: channel.map(|c| c.as_str().to_string()),
-        address: p.get("address").cloned(),
-        limit,
+        address: p.address,
+        limit: super::manage::page_limit(p.limit)?,
     };
-    let list = blocking(&state, move |s| s.suppressions(&query)).await?;
-    Ok(Json(json!({ "suppressions": list })))
+    let suppressions = blocking(&state, move |s| s.suppressions(&query)).await?;
+    Ok(Json(Suppressions { suppressions }))
+}
+
+/// `POST /v1/suppressions`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NewSuppression {
+    /// `email` or `sms`.
+    #[schemars(extend("enum" = ["email", "sms"]))]
+    pub channel: String,
+    /// An email address, or an E.164 number for `sms`.
+    pub address: String,
+    /// Default `manual`.
+    pub reason: Option<SuppressionReason>,
+}
+
+impl RequestBody for NewSuppression {
+    const INVALID: &'static str = "invalid_suppression";
 }
 
 /// `POST /v1/suppressions {channel, address, reason?}` (reason defaults to `manual`).
 pub async fn add_suppression(
     State(state): State<AppState>,
-    body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let v = body.0;
-    let channel = channel_param(
-        v.get("channel")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::invalid("invalid_suppression", "channel", "is missing"))?,
-        "channel",
-    )?;
-    let raw = v
-        .get("address")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("invalid_suppression", "address", "is missing"))?;
-    let address = inbound::parse_address(channel, raw, "address").map_err(refused)?;
-    let reason = match v.get("reason") {
-        None | Some(Value::Null) => SuppressionReason::Manual,
-        Some(r) => r
-            .as_str()
-            .and_then(SuppressionReason::parse)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_suppression",
-                    "reason",
-                    "must be one of hard_bounce, complaint, unsubscribe, manual",
-                )
-            })?,
-    };
+    Body(v): Body<NewSuppression>,
+) -> ApiResult<(StatusCode, Json<Suppression>)> {
+    let channel = channel_param(&v.channel, "channel")?;
+    let address = inbound::parse_address(channel, &v.address, "address").map_err(refused)?;
+    let reason = v.reason.unwrap_or(SuppressionReason::Manual);
     let entry = Suppression {
         channel: channel.as_str().to_string(),
         address,
@@ -269,7 +295,7 @@ pub async fn add_suppression(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!(entry))))
+    Ok((status, Json(entry)))
 }
 
 /// `DELETE /v1/suppressions/{channel}/{address}`
