@@ -31,6 +31,12 @@ fn nested(levels: usize) -> Value {
 fn each_limit_of_a_track_call_is_a_400_naming_the_field_and_the_limit() {
     let s = Server::simulated();
     // At each limit: accepted.
+    // An id of 512 characters is accepted whatever their size in bytes (`é` is two).
+    s.ingest(
+        "/v1/track",
+        json!({ "userId": "é".repeat(512), "event": "E" }),
+    )
+    .ok();
     let at_limits = json!({
         "userId": "u1",
         "event": "e".repeat(200),
@@ -47,6 +53,11 @@ fn each_limit_of_a_track_call_is_a_400_naming_the_field_and_the_limit() {
             json!({ "userId": "u1", "event": "e".repeat(201) }),
             "event",
             "at most 200",
+        ),
+        (
+            json!({ "userId": "é".repeat(513), "event": "E" }),
+            "userId",
+            "at most 512 characters",
         ),
         (
             json!({ "userId": "u1", "event": "E", "properties": { "k".repeat(201): 1 } }),

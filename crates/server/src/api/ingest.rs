@@ -66,7 +66,7 @@ fn id_field(
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(field_err(
+        Some(Value::String(s)) if s.chars().count() > MAX_ID_LEN => Err(field_err(
             prefix,
             key,
             format!("must be at most {MAX_ID_LEN} characters"),
