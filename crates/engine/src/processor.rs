@@ -781,19 +781,16 @@ fn count_decision(
     channel: OutboxChannel,
     decision: &Decision,
 ) {
-    let status = match decision.status {
-        MessageStatus::Suppressed => {
-            stats.node(journey, node).suppressed += 1;
-            "suppressed"
-        }
-        MessageStatus::Failed => {
-            stats.node(journey, node).failed += 1;
-            "failed"
-        }
-        _ => "queued",
-    };
-    if status != "queued" {
-        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => status).increment(1);
+    match decision.status {
+        MessageStatus::Suppressed => stats.node(journey, node).suppressed += 1,
+        MessageStatus::Failed => stats.node(journey, node).failed += 1,
+        _ => {}
+    }
+    if matches!(
+        decision.status,
+        MessageStatus::Suppressed | MessageStatus::Failed
+    ) {
+        metrics::counter!("waymark_messages_total", "channel" => channel.as_str(), "status" => decision.status.as_str()).increment(1);
     }
     if decision.queued() {
         report.messages += 1;

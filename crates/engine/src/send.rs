@@ -61,6 +61,35 @@ pub struct JourneyNode<'a> {
     pub node: &'a str,
 }
 
+impl JourneyNode<'_> {
+    /// Marks `message` as sent by this node of this enrollment.
+    fn stamp(&self, message: &mut NewMessage) {
+        message.enrollment_id = Some(self.enrollment.id);
+        message.journey_id = Some(self.journey.id().to_string());
+        message.node = Some(self.node.to_string());
+    }
+}
+
+/// A queued outbox row with nothing decided yet: no journey, no content.
+fn queued_row(idempotency_key: &str, contact_id: i64, channel: &str, now: Timestamp) -> NewMessage {
+    NewMessage {
+        idempotency_key: idempotency_key.to_string(),
+        contact_id,
+        enrollment_id: None,
+        journey_id: None,
+        node: None,
+        template: String::new(),
+        channel: channel.to_string(),
+        recipient: None,
+        subject: None,
+        html: None,
+        text: None,
+        status: MessageStatus::Queued,
+        error: None,
+        created_at: now,
+    }
+}
+
 /// The template a message is rendered from.
 #[derive(Clone, Copy)]
 pub enum TemplateSource<'a> {
@@ -89,12 +118,9 @@ pub struct Outgoing<'a> {
 /// What the gate did with a message.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    pub idempotency_key: String,
     /// `queued`, or `suppressed` / `failed` with `error`.
     pub status: MessageStatus,
     pub error: Option<String>,
-    /// The address it goes to (`None` when the contact has none).
-    pub recipient: Option<String>,
     /// What was rendered, when it was (as queued: links rewritten for tracking).
     pub rendered: Option<Rendered>,
     /// Whether a new row was written (false when the idempotency key was already there).
@@ -104,10 +130,8 @@ pub struct Decision {
 impl Decision {
     fn of(message: NewMessage, rendered: Option<Rendered>, written: bool) -> Self {
         Decision {
-            idempotency_key: message.idempotency_key,
             status: message.status,
             error: message.error,
-            recipient: message.recipient,
             rendered,
             written,
         }
@@ -176,33 +200,11 @@ impl SendGate {
         idempotency_key: &str,
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
-        let JourneyNode {
-            journey,
-            enrollment,
-            node,
-        } = at;
-        let contact = tx.contact(enrollment.contact_id)?;
-        let data = journey_data(tx, journey, enrollment, &contact)?;
-        let message = webhook::outbox_message(
-            settings,
-            &data,
-            NewMessage {
-                idempotency_key: idempotency_key.to_string(),
-                contact_id: contact.id,
-                enrollment_id: Some(enrollment.id),
-                journey_id: Some(journey.id().to_string()),
-                node: Some(node.to_string()),
-                template: String::new(),
-                channel: webhook::CHANNEL.into(),
-                recipient: None,
-                subject: None,
-                html: None,
-                text: None,
-                status: MessageStatus::Queued,
-                error: None,
-                created_at: now,
-            },
-        );
+        let contact = tx.contact(at.enrollment.contact_id)?;
+        let data = journey_data(tx, at.journey, at.enrollment, &contact)?;
+        let mut row = queued_row(idempotency_key, contact.id, webhook::CHANNEL, now);
+        at.stamp(&mut row);
+        let message = webhook::outbox_message(settings, &data, row);
         let written = tx.insert_message(&message)?;
         Ok(Decision::of(message, None, written))
     }
@@ -241,31 +243,16 @@ impl SendGate {
             TemplateSource::Stored(id) => id,
             TemplateSource::Builtin(d) => d.id.as_str(),
         };
-        let mut message = NewMessage {
-            idempotency_key: outgoing.idempotency_key.clone(),
-            contact_id: outgoing.contact_id,
-            enrollment_id: None,
-            journey_id: None,
-            node: None,
-            template: template_id.to_string(),
-            channel: channel.as_str().to_string(),
-            recipient: recipient.clone(),
-            subject: None,
-            html: None,
-            text: None,
-            status: MessageStatus::Queued,
-            error: None,
-            created_at: now,
-        };
-        if let Purpose::Journey(JourneyNode {
-            journey,
-            enrollment,
-            node,
-        }) = outgoing.purpose
-        {
-            message.enrollment_id = Some(enrollment.id);
-            message.journey_id = Some(journey.id().to_string());
-            message.node = Some(node.to_string());
+        let mut message = queued_row(
+            &outgoing.idempotency_key,
+            outgoing.contact_id,
+            channel.as_str(),
+            now,
+        );
+        message.template = template_id.to_string();
+        message.recipient = recipient.clone();
+        if let Purpose::Journey(at) = outgoing.purpose {
+            at.stamp(&mut message);
         }
         let suppress = |mut message: NewMessage, reason: String| {
             message.status = MessageStatus::Suppressed;
