@@ -116,18 +116,21 @@ impl EmailTransport {
     /// required, so a password never travels in clear), `smtp://host:25` (STARTTLS when the
     /// server offers it). An explicit `?tls=required|opportunistic` is kept as given.
     /// `installation` goes into every Message-ID, which must be unique across installations.
-    /// Without the `smtp` feature this answers an error.
+    /// At most `connections` connections are open at once (the pool's size, which should be
+    /// the number of emails delivered at once). Without the `smtp` feature this answers an
+    /// error.
     pub fn smtp(
         url: &str,
         from: &str,
         installation: &str,
         dkim: Option<&DkimSettings>,
+        connections: usize,
     ) -> Result<Self, String> {
         #[cfg(feature = "smtp")]
-        return Self::smtp_pool(url, from, installation, dkim);
+        return Self::smtp_pool(url, from, installation, dkim, connections);
         #[cfg(not(feature = "smtp"))]
         {
-            let _ = (url, from, installation, dkim);
+            let _ = (url, from, installation, dkim, connections);
             Err("this build has no SMTP transport (the `smtp` feature)".into())
         }
     }
@@ -138,11 +141,15 @@ impl EmailTransport {
         from: &str,
         installation: &str,
         dkim: Option<&DkimSettings>,
+        connections: usize,
     ) -> Result<Self, String> {
         let dkim = dkim.map(DkimSettings::config).transpose()?.map(Box::new);
         let url = with_tls_default(url)?;
+        let pool = lettre::transport::smtp::PoolConfig::new()
+            .max_size(u32::try_from(connections.max(1)).unwrap_or(u32::MAX));
         let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             .map_err(|e| format!("invalid SMTP URL: {e}"))?
+            .pool_config(pool)
             .build();
         let from: Mailbox = from
             .parse()

@@ -8,9 +8,10 @@
 //! `X-Waymark-Idempotency-Key`, so a receiver can drop the copy a crash may cause.
 //!
 //! Delivery refuses (permanently) hosts that resolve to loopback, private, link-local or other
-//! non-global addresses unless the host is on the allow-list. The host is resolved here, every
-//! address is checked, and the request connects only to the checked addresses (redirects are
-//! not followed, proxies are not used), so DNS rebinding cannot slip past the check.
+//! non-global addresses unless the host is on the allow-list. The shared HTTP client resolves
+//! hosts through a resolver that checks every address, and connects only to the checked
+//! addresses (redirects are not followed, proxies are not used), so DNS rebinding cannot slip
+//! past the check.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -83,10 +84,14 @@ pub struct WebhookConfig {
     pub allow_hosts: Vec<String>,
 }
 
-#[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+/// Delivers webhook messages. Its HTTP clients are built once and shared by every delivery,
+/// so that connections are kept alive and reused (and HTTP/2 is used where the receiver offers
+/// it): one client checks every address a host resolves to, the other serves the allow-list.
 pub struct Webhooks {
     secret: Vec<u8>,
     allow: Vec<(String, Option<u16>)>,
+    #[cfg(feature = "webhook")]
+    clients: guard::Clients,
 }
 
 /// `sha256=<hex>` of the body.
@@ -100,6 +105,17 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
         hex.push_str(&format!("{b:02x}"));
     }
     hex
+}
+
+/// The receiving host of a webhook message, `host:port` in lower case, which the dispatcher
+/// limits separately so that one slow receiver does not hold up the others.
+pub fn destination(m: &MessageRow) -> Option<String> {
+    let url = url::Url::parse(m.recipient.as_deref()?).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?
+    ))
 }
 
 impl Webhooks {
@@ -129,6 +145,8 @@ impl Webhooks {
         Ok(Webhooks {
             secret: config.secret.into_bytes(),
             allow,
+            #[cfg(feature = "webhook")]
+            clients: guard::Clients::new()?,
         })
     }
 
@@ -178,56 +196,22 @@ impl Webhooks {
             return Attempt::Permanent(format!("`{raw_url}` has no host"));
         };
         let host_text = url.host_str().unwrap_or_default().to_string();
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("Waymark/", env!("CARGO_PKG_VERSION")));
-        if !self.allowed(&host_text, port) {
-            let addresses: Vec<IpAddr> = match host {
-                url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
-                url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
-                url::Host::Domain(domain) => {
-                    let lookup = tokio::time::timeout(
-                        timeout,
-                        tokio::net::lookup_host((domain.to_string(), port)),
-                    )
-                    .await;
-                    match lookup {
-                        Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
-                        Ok(Err(e)) => {
-                            return Attempt::Temporary(format!("cannot resolve `{domain}`: {e}"));
-                        }
-                        Err(_) => {
-                            return Attempt::Temporary(format!("resolving `{domain}` timed out"));
-                        }
-                    }
-                }
+        let client = if self.allowed(&host_text, port) {
+            &self.clients.trusted
+        } else {
+            // A literal address is never resolved, so it is checked here; a name is checked
+            // by the guarded client's resolver, on every address it resolves to.
+            let literal = match host {
+                url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+                url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+                url::Host::Domain(_) => None,
             };
-            if addresses.is_empty() {
-                return Attempt::Temporary(format!("`{host_text}` resolves to no address"));
+            if let Some(ip) = literal.filter(|ip| !is_global(*ip)) {
+                return Attempt::Permanent(refusal(&host_text, ip));
             }
-            if let Some(bad) = addresses.iter().find(|ip| !is_global(**ip)) {
-                return Attempt::Permanent(format!(
-                    "refused: `{host_text}` resolves to {bad}, a {} address (not allowed for \
-                     webhooks; allow the host with --webhook-allow-host)",
-                    describe(*bad)
-                ));
-            }
-            if let url::Host::Domain(domain) = host {
-                let pinned: Vec<std::net::SocketAddr> = addresses
-                    .iter()
-                    .map(|ip| std::net::SocketAddr::new(*ip, port))
-                    .collect();
-                builder = builder.resolve_to_addrs(domain, &pinned);
-            }
-        }
-        let client = match builder.build() {
-            Ok(c) => c,
-            Err(e) => return Attempt::Temporary(format!("cannot build the HTTP client: {e}")),
+            &self.clients.guarded
         };
-        let mut request = client.request(method, url.clone());
+        let mut request = client.request(method, url.clone()).timeout(timeout);
         for (name, value) in &options.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -240,11 +224,124 @@ impl Webhooks {
             .await;
         match response {
             Ok(r) => crate::http_outcome("webhook", r).await,
-            Err(e) if e.is_timeout() => {
-                Attempt::Temporary(format!("webhook timed out after {timeout:?}"))
+            Err(e) => match guard::refused_by_resolver(&e) {
+                Some(guard::Refused::NotGlobal(ip)) => Attempt::Permanent(refusal(&host_text, *ip)),
+                Some(guard::Refused::Unresolved(why)) => {
+                    Attempt::Temporary(format!("cannot resolve `{host_text}`: {why}"))
+                }
+                None if e.is_timeout() => {
+                    Attempt::Temporary(format!("webhook timed out after {timeout:?}"))
+                }
+                None if e.is_builder() => {
+                    Attempt::Permanent(format!("invalid webhook request: {e}"))
+                }
+                None => Attempt::Temporary(format!("webhook unreachable: {e}")),
+            },
+        }
+    }
+}
+
+/// Why a host was refused: it resolves to an address that is not globally routable.
+#[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+fn refusal(host: &str, ip: IpAddr) -> String {
+    format!(
+        "refused: `{host}` resolves to {ip}, a {} address (not allowed for webhooks; allow the \
+         host with --webhook-allow-host)",
+        describe(ip)
+    )
+}
+
+/// The shared clients and the resolver that keeps webhooks off private networks.
+///
+/// Resolving in the client's own resolver, rather than before the request, is what makes the
+/// check hold against DNS rebinding: the addresses checked are the very ones connected to, and
+/// a kept-alive connection was opened to a checked address.
+#[cfg(feature = "webhook")]
+mod guard {
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::Arc;
+
+    use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+    use super::is_global;
+
+    pub(super) struct Clients {
+        /// Refuses every host that resolves to a non-global address.
+        pub guarded: reqwest::Client,
+        /// For the allow-listed hosts, which may resolve anywhere.
+        pub trusted: reqwest::Client,
+    }
+
+    impl Clients {
+        pub fn new() -> Result<Self, String> {
+            let builder = || {
+                reqwest::Client::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .user_agent(concat!("Waymark/", env!("CARGO_PKG_VERSION")))
+            };
+            let build = |b: reqwest::ClientBuilder| {
+                b.build()
+                    .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
+            };
+            Ok(Clients {
+                guarded: build(builder().dns_resolver(Arc::new(GlobalOnly)))?,
+                trusted: build(builder())?,
+            })
+        }
+    }
+
+    /// Why the guarded resolver gave no address.
+    #[derive(Debug)]
+    pub enum Refused {
+        NotGlobal(IpAddr),
+        Unresolved(String),
+    }
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Refused::NotGlobal(ip) => write!(f, "resolves to the non-global address {ip}"),
+                Refused::Unresolved(why) => f.write_str(why),
             }
-            Err(e) if e.is_builder() => Attempt::Permanent(format!("invalid webhook request: {e}")),
-            Err(e) => Attempt::Temporary(format!("webhook unreachable: {e}")),
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    /// The resolver's refusal inside a request's error, if that is what failed it.
+    pub fn refused_by_resolver(error: &reqwest::Error) -> Option<&Refused> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = cause {
+            if let Some(refused) = e.downcast_ref::<Refused>() {
+                return Some(refused);
+            }
+            cause = e.source();
+        }
+        None
+    }
+
+    /// The system resolver, answering only when every address is globally routable.
+    struct GlobalOnly;
+
+    impl Resolve for GlobalOnly {
+        fn resolve(&self, name: Name) -> Resolving {
+            let host = name.as_str().to_string();
+            Box::pin(async move {
+                // Port 0: the connector puts the URL's port on every address.
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| Refused::Unresolved(e.to_string()))?
+                    .collect();
+                if found.is_empty() {
+                    return Err(Box::new(Refused::Unresolved("no address".into())) as _);
+                }
+                if let Some(bad) = found.iter().find(|a| !is_global(a.ip())) {
+                    return Err(Box::new(Refused::NotGlobal(bad.ip())) as _);
+                }
+                Ok(Box::new(found.into_iter()) as Addrs)
+            })
         }
     }
 }

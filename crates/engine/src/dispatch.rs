@@ -14,21 +14,25 @@
 //! A message is marked sent after the transport accepted it. A crash between the two means the
 //! message is offered again on restart (at-least-once); SMTP copies carry the same Message-ID.
 //!
-//! Email and SMS may each have a send-rate limit (a token bucket over the engine's clock, with a
-//! burst of one second's worth). A message over the rate stays queued until a token is due,
+//! Email and SMS may each have a send-rate limit, and each journey its own (a sliding window
+//! over the engine's clock: at most N in any second, see [`SendRate`]). A message over the rate
+//! stays queued until its place is due,
 //! without counting an attempt, so the limiter never sleeps (the simulated clock stays exact).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::Mutex;
-use waymark_store::{DeliveryOutcome, MessageRow, Store, StoreError};
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use waymark_store::{DeliveryOutcome, Finished, MessageRow, Store, StoreError};
 
 use waymark_channels::{Attempt, Transports};
 use waymark_core::OutboxChannel;
 
 use crate::clock::Clock;
+use crate::rates::{Limits, Places, SendRates, Wait};
 
 /// How long temporary failures are retried by default: 3 days, as mail servers do.
 pub const DEFAULT_RETRY_LIFETIME: SignedDuration = SignedDuration::from_hours(72);
@@ -39,81 +43,137 @@ const MAX_BACKOFF_SECS: i64 = 3600;
 /// Each wait is lengthened by up to this fraction (1/5 = 20 %), so that messages that failed
 /// together (an outage) do not all come back at the same second.
 const JITTER_DIVISOR: i64 = 5;
-const BATCH: usize = 64;
+/// A selection reads this many due messages of a channel per free delivery slot, so that
+/// messages to a receiving host that has all its slots do not hide the others behind them,
+/// and a burst of one journey can be interleaved with the others.
+const LOOKAHEAD: usize = 4;
+/// The most due messages a selection reads of one channel.
+const MAX_WINDOW: usize = 4096;
+/// How long a message waits when its receiving host already has all its delivery slots.
+const HOST_BUSY_WAIT: SignedDuration = SignedDuration::from_millis(200);
+/// The most outcomes recorded in one transaction.
+const RECORD_BATCH: usize = 1000;
 
+/// How many messages each channel delivers at once (`--email-concurrency`,
+/// `--sms-concurrency`, `--webhook-concurrency`, `--webhook-host-concurrency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Also the size of the SMTP connection pool: one connection per email in flight.
+    pub email: usize,
+    pub sms: usize,
+    pub webhook: usize,
+    /// Of the webhooks in flight, at most this many to one receiving host (`host:port`), so
+    /// that a receiver that answers slowly leaves room for the others.
+    pub webhook_per_host: usize,
+}
+
+impl Default for Concurrency {
+    /// What suits a real provider: SMTP relays usually accept about 10 connections from one
+    /// client; an SMS API or a webhook receiver many requests at once.
+    fn default() -> Self {
+        Concurrency {
+            email: 10,
+            sms: 16,
+            webhook: 64,
+            webhook_per_host: 32,
+        }
+    }
+}
+
+impl Concurrency {
+    fn of(&self, channel: OutboxChannel) -> usize {
+        match channel {
+            OutboxChannel::Email => self.email,
+            OutboxChannel::Sms => self.sms,
+            OutboxChannel::Webhook => self.webhook,
+        }
+        .max(1)
+    }
+}
+
+/// The outbox dispatcher. Each channel is a lane with a fixed number of delivery slots;
+/// selections (one at a time) read the due messages of every lane that has a free slot, take
+/// their rate tokens, and start one task per message. The tasks hand their outcomes to one
+/// recorder, which writes them in batches. A message is "in flight" from its selection until
+/// its outcome is written, and no selection takes a message in flight: a message is handed to
+/// one delivery at a time.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    transports: Transports,
+    transports: Arc<Transports>,
     clock: Clock,
     /// How long temporary failures are retried, from a message's first attempt.
     retry_lifetime: SignedDuration,
-    /// One dispatch round at a time, so that a message is never handed to two deliveries.
-    /// It also guards the send-rate buckets.
-    round: Mutex<Buckets>,
+    concurrency: Concurrency,
+    /// One selection at a time; it also guards the send-rate limits.
+    selection: Mutex<Limits>,
+    /// Free delivery slots per channel.
+    lanes: HashMap<OutboxChannel, Arc<Semaphore>>,
+    /// Free delivery slots per receiving host of webhooks.
+    hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    in_flight: Arc<InFlight>,
+    finished: mpsc::UnboundedSender<Finished>,
+    /// Wakes the dispatch loop: a message was queued, a slot came free.
+    wakeup: Arc<Notify>,
 }
 
-/// Send-rate buckets per channel (`email`, `sms`) and per journey (its `send_rate`).
+/// One channel's queue: how deep, how old, how busy.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Lane {
+    /// `email`, `sms` or `webhook`.
+    pub channel: String,
+    /// Messages queued, including those waiting for a retry or for their send rate.
+    pub queued: i64,
+    /// When the oldest queued message was created (or requeued).
+    pub oldest_queued_at: Option<Timestamp>,
+    /// Its age now; 0 when none is queued. The figure to alert on.
+    pub oldest_queued_seconds: f64,
+    /// Messages being delivered now.
+    pub in_flight: usize,
+    /// The most delivered at once (`--email-concurrency`, ...).
+    pub concurrency: usize,
+}
+
+/// The messages selected whose outcome is not written yet.
 #[derive(Default)]
-struct Buckets {
-    channels: HashMap<OutboxChannel, TokenBucket>,
-    journeys: HashMap<String, TokenBucket>,
+struct InFlight {
+    ids: std::sync::Mutex<HashSet<i64>>,
+    emptied: Notify,
+    /// Held by a selection from before it reads the due messages until it has set aside those
+    /// in flight, and by the recorder while it takes written messages out of the set. Without
+    /// it a selection could read a message still queued, then see it leave the set once its
+    /// outcome is written, and deliver it again.
+    reading: Mutex<()>,
 }
 
-/// Maximum send rates per transport, in messages per second; `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SendRates {
-    pub email: Option<f64>,
-    pub sms: Option<f64>,
-}
+impl InFlight {
+    fn insert(&self, id: i64) {
+        self.ids.lock().expect("in-flight lock").insert(id);
+    }
 
-/// A token bucket over the engine's clock: `rate` tokens a second, at most `burst` saved.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Option<Timestamp>,
-}
+    fn count(&self) -> usize {
+        self.ids.lock().expect("in-flight lock").len()
+    }
 
-impl TokenBucket {
-    fn new(rate: f64) -> Self {
-        let burst = rate.max(1.0);
-        TokenBucket {
-            rate,
-            burst,
-            tokens: burst,
-            at: None,
+    fn remove(&self, finished: &[Finished]) {
+        let mut ids = self.ids.lock().expect("in-flight lock");
+        for f in finished {
+            ids.remove(&f.id);
+        }
+        if ids.is_empty() {
+            self.emptied.notify_waiters();
         }
     }
 
-    /// Takes a token at `now`, or says when to try again: when the token for the
-    /// (`waiting` + 1)-th message still waiting in this round will be there.
-    fn take(&mut self, now: Timestamp, waiting: u32) -> Result<(), Timestamp> {
-        if let Some(at) = self.at {
-            let elapsed = now.duration_since(at).as_secs_f64().max(0.0);
-            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        }
-        self.at = Some(self.at.map_or(now, |at| at.max(now)));
-        if self.tokens >= 1.0 - 1e-9 {
-            self.tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = (f64::from(waiting) + 1.0 - self.tokens) / self.rate;
-        // Whole milliseconds (what the store keeps), rounded up, and always in the future.
-        let ms = now.as_millisecond() + (wait * 1000.0).ceil() as i64 + 1;
-        Err(Timestamp::from_millisecond(ms).unwrap_or(Timestamp::MAX))
-    }
-}
-
-impl Buckets {
-    fn set_journey_rates(&mut self, rates: HashMap<String, f64>) {
-        self.journeys.retain(|id, b| rates.get(id) == Some(&b.rate));
-        for (id, rate) in rates {
-            if rate.is_finite() && rate > 0.0 {
-                self.journeys
-                    .entry(id)
-                    .or_insert_with(|| TokenBucket::new(rate));
+    /// Returns once no message is in flight.
+    async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.ids.lock().expect("in-flight lock").is_empty() {
+                return;
             }
+            emptied.await;
         }
     }
 }
@@ -174,13 +234,30 @@ pub fn after_temporary_failure(
 }
 
 impl Dispatcher {
+    /// Must be called inside a Tokio runtime: it starts the recorder of outcomes.
     pub fn new(store: Arc<dyn Store>, transports: Transports, clock: Clock) -> Self {
+        let (finished, outcomes) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(InFlight::default());
+        let wakeup = Arc::new(Notify::new());
+        tokio::spawn(record_outcomes(
+            store.clone(),
+            in_flight.clone(),
+            wakeup.clone(),
+            outcomes,
+        ));
+        let concurrency = Concurrency::default();
         Dispatcher {
             store,
-            transports,
+            transports: Arc::new(transports),
             clock,
             retry_lifetime: DEFAULT_RETRY_LIFETIME,
-            round: Mutex::new(Buckets::default()),
+            concurrency,
+            selection: Mutex::new(Limits::default()),
+            lanes: lanes(concurrency),
+            hosts: Default::default(),
+            in_flight,
+            finished,
+            wakeup,
         }
     }
 
@@ -190,183 +267,404 @@ impl Dispatcher {
         self
     }
 
+    /// Delivers this many messages at once per channel.
+    pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
+        self.concurrency = concurrency;
+        self.lanes = lanes(concurrency);
+        self
+    }
+
     /// The send rates of live journeys (messages per second), replacing the previous ones; a
-    /// journey whose rate did not change keeps its bucket.
+    /// journey whose rate did not change keeps its limit.
     pub async fn set_journey_rates(&self, rates: HashMap<String, f64>) {
-        self.round.lock().await.set_journey_rates(rates);
+        self.selection.lock().await.set_journey_rates(rates);
     }
 
     /// The send rates of live journeys at start.
     pub fn with_journey_rates(mut self, rates: HashMap<String, f64>) -> Self {
-        self.round.get_mut().set_journey_rates(rates);
+        self.selection.get_mut().set_journey_rates(rates);
         self
     }
 
-    /// Limits the send rate of email and SMS.
-    pub fn with_send_rates(self, rates: SendRates) -> Self {
-        let mut buckets = HashMap::new();
-        for (channel, rate) in [
-            (OutboxChannel::Email, rates.email),
-            (OutboxChannel::Sms, rates.sms),
-        ] {
-            if let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) {
-                buckets.insert(channel, TokenBucket::new(rate));
-            }
-        }
-        Dispatcher {
-            round: Mutex::new(Buckets {
-                channels: buckets,
-                journeys: HashMap::new(),
-            }),
-            ..self
-        }
+    /// Limits the send rate of email and SMS (set before the journeys' rates).
+    pub fn with_send_rates(mut self, rates: SendRates) -> Self {
+        *self.selection.get_mut() = Limits::new(rates);
+        self
     }
 
-    /// Waits for the delivery round in progress, if any, and keeps the next from starting
+    /// Wakes the dispatch loop (messages were queued).
+    pub fn wake(&self) {
+        self.wakeup.notify_one();
+    }
+
+    /// Waits until something may be due: a wake-up, a slot coming free, or `timeout`.
+    pub async fn wait(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.wakeup.notified()).await;
+    }
+
+    /// Waits for the deliveries in flight to be recorded, and keeps new ones from starting
     /// until the guard is dropped: what is removed from the outbox meanwhile is never sent.
     pub(crate) async fn between_rounds(&self) -> impl Sized + '_ {
-        self.round.lock().await
+        let selection = self.selection.lock().await;
+        self.in_flight.wait_empty().await;
+        selection
     }
 
-    /// Delivers every message due now; returns how many attempts were made.
+    /// Delivers every message due now and waits until every outcome is recorded; returns how
+    /// many attempts were made. (The dispatch loop uses [`Dispatcher::start_due`] instead, which
+    /// does not wait.)
     pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
-        let mut buckets = self.round.lock().await;
-        let buckets = &mut *buckets;
         let mut attempts = 0;
-        // Messages left waiting for a token in this round, per channel and per journey.
-        let mut waiting: HashMap<String, u32> = HashMap::new();
-        let mut journey_waiting: HashMap<String, u32> = HashMap::new();
         loop {
-            let now = self.clock.now();
-            let store = self.store.clone();
-            let due = tokio::task::spawn_blocking(move || store.due_messages(now, BATCH))
-                .await
-                .map_err(|e| StoreError::Database(e.to_string()))??;
-            if due.is_empty() {
-                self.record_queue_levels().await?;
-                return Ok(attempts);
+            let started = self.start_due().await?;
+            self.in_flight.wait_empty().await;
+            attempts += started;
+            if started == 0 {
+                break;
             }
-            let mut outcomes = Vec::with_capacity(due.len());
-            for m in &due {
-                // The journey's own rate first: a message it holds back takes no channel token.
-                if let Some(journey) = &m.journey_id
-                    && let Some(bucket) = buckets.journeys.get_mut(journey)
-                {
-                    let waiting = journey_waiting.entry(journey.clone()).or_default();
-                    if let Err(at) = bucket.take(now, *waiting) {
-                        *waiting += 1;
-                        metrics::counter!("waymark_messages_rate_limited_total", "channel" => m.channel.clone())
-                            .increment(1);
-                        outcomes.push((m.id, DeliveryOutcome::Deferred { at }));
-                        continue;
-                    }
-                }
-                if let Some(bucket) = OutboxChannel::parse(&m.channel)
-                    .and_then(|channel| buckets.channels.get_mut(&channel))
-                {
-                    let waiting = waiting.entry(m.channel.clone()).or_default();
-                    if let Err(at) = bucket.take(now, *waiting) {
-                        *waiting += 1;
-                        metrics::counter!("waymark_messages_rate_limited_total", "channel" => m.channel.clone())
-                            .increment(1);
-                        outcomes.push((m.id, DeliveryOutcome::Deferred { at }));
-                        continue;
-                    }
-                }
-                attempts += 1;
-                outcomes.push(self.deliver(m).await);
-            }
-            let store = self.store.clone();
-            let now = self.clock.now();
-            tokio::task::spawn_blocking(move || store.finish_messages(&outcomes, now))
-                .await
-                .map_err(|e| StoreError::Database(e.to_string()))??;
         }
+        self.queue_levels().await?;
+        Ok(attempts)
     }
 
-    async fn deliver(&self, m: &MessageRow) -> (i64, DeliveryOutcome) {
-        let started = std::time::Instant::now();
-        let attempt = self.transports.deliver(m).await;
-        metrics::histogram!("waymark_delivery_attempt_seconds", "channel" => m.channel.clone())
-            .record(started.elapsed().as_secs_f64());
-        let outcome = match attempt {
-            Attempt::Sent => {
-                let latency = self
-                    .clock
-                    .now()
-                    .duration_since(m.created_at)
-                    .as_secs_f64()
-                    .max(0.0);
-                metrics::histogram!("waymark_step_to_send_seconds", "channel" => m.channel.clone())
-                    .record(latency);
-                DeliveryOutcome::Sent
+    /// Starts delivering the due messages of every channel that has a free slot, the highest
+    /// priority first and the journeys' messages interleaved; returns how many deliveries were
+    /// started. A message over a send rate is put back, due when its place comes free,
+    /// without counting an attempt.
+    pub async fn start_due(&self) -> Result<usize, StoreError> {
+        let mut limits = self.selection.lock().await;
+        limits.new_selection();
+        let now = self.clock.now();
+        let mut started = 0;
+        let mut deferred = Vec::new();
+        for channel in OutboxChannel::ALL {
+            let lane = &self.lanes[&channel];
+            let free = lane.available_permits();
+            if free == 0 {
+                continue;
             }
-            Attempt::Temporary(error) => {
-                let outcome = after_temporary_failure(
-                    m.id,
-                    m.attempts,
-                    m.first_attempt_at,
+            let due = {
+                let _reading = self.in_flight.reading.lock().await;
+                let window = (free * LOOKAHEAD + self.in_flight.count()).min(MAX_WINDOW);
+                let store = self.store.clone();
+                let due = tokio::task::spawn_blocking(move || {
+                    store.due_messages(channel.as_str(), now, window)
+                })
+                .await
+                .map_err(|e| StoreError::Database(e.to_string()))??;
+                let in_flight = self.in_flight.ids.lock().expect("in-flight lock");
+                interleave_journeys(due.into_iter().filter(|m| !in_flight.contains(&m.id)))
+            };
+            for m in due {
+                let Ok(slot) = lane.clone().try_acquire_owned() else {
+                    break;
+                };
+                let host_slot = match self.host_lane(&m) {
+                    Some(host) => match host.try_acquire_owned() {
+                        Ok(slot) => Some(slot),
+                        Err(_) => {
+                            // The host has all its slots. Putting its message back a moment
+                            // moves it behind the other hosts' messages, which a backlog for
+                            // this one would otherwise hide from every selection.
+                            self.in_flight.insert(m.id);
+                            deferred.push(Finished {
+                                id: m.id,
+                                outcome: DeliveryOutcome::Deferred {
+                                    at: now.saturating_add(HOST_BUSY_WAIT).unwrap_or(now),
+                                },
+                                at: now,
+                            });
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                // The time the message starts, not the selection's: reading the due messages
+                // of the lanes before may have taken a while.
+                let places = match limits.take(
+                    channel,
+                    m.journey_id.as_deref(),
                     self.clock.now(),
-                    self.retry_lifetime,
-                    error,
-                );
-                match &outcome {
-                    DeliveryOutcome::Retry { error, at } => {
-                        tracing::warn!(message = m.id, attempt = m.attempts + 1, %error, retry_at = %at, "delivery failed, will retry")
+                    &self.clock,
+                ) {
+                    Ok(places) => places,
+                    Err(wait) => {
+                        metrics::counter!("waymark_messages_rate_limited_total", "channel" => m.channel.clone())
+                            .increment(1);
+                        if let Wait::Until(at) = wait {
+                            self.in_flight.insert(m.id);
+                            deferred.push(Finished {
+                                id: m.id,
+                                outcome: DeliveryOutcome::Deferred { at },
+                                at: now,
+                            });
+                        }
+                        // Else it stays due: a delivery ending wakes the next selection.
+                        continue;
                     }
-                    DeliveryOutcome::Failed { error } => {
-                        tracing::error!(message = m.id, %error, "delivery failed for the whole retry lifetime")
-                    }
-                    _ => {}
-                }
-                outcome
+                };
+                self.in_flight.insert(m.id);
+                started += 1;
+                self.spawn_delivery(m, places, [Some(slot), host_slot]);
             }
-            Attempt::Permanent(error) => DeliveryOutcome::Failed { error },
-            Attempt::Bounced { error, hard_bounce } => {
-                DeliveryOutcome::Bounced { error, hard_bounce }
-            }
-        };
-        let status = match outcome {
-            DeliveryOutcome::Sent => "sent",
-            DeliveryOutcome::Retry { .. } => "retry",
-            DeliveryOutcome::Deferred { .. } => "deferred",
-            DeliveryOutcome::Failed { .. } => "failed",
-            DeliveryOutcome::Bounced { .. } => "bounced",
-        };
-        metrics::counter!("waymark_messages_total", "channel" => m.channel.clone(), "status" => status).increment(1);
-        (m.id, outcome)
+        }
+        for f in deferred {
+            let _ = self.finished.send(f);
+        }
+        Ok(started)
     }
 
-    /// Sets the queue gauges: queued messages and the age of the oldest one, per channel.
-    pub async fn record_queue_levels(&self) -> Result<(), StoreError> {
+    /// The delivery slots of the receiving host of a webhook message.
+    fn host_lane(&self, m: &MessageRow) -> Option<Arc<Semaphore>> {
+        if OutboxChannel::parse(&m.channel) != Some(OutboxChannel::Webhook) {
+            return None;
+        }
+        let host = waymark_channels::webhook::destination(m)?;
+        let mut hosts = self.hosts.lock().expect("hosts lock");
+        // Forget idle hosts now and then, so that the map does not grow with every host ever
+        // called.
+        if hosts.len() > 10_000 {
+            let per_host = self.concurrency.webhook_per_host.max(1);
+            hosts.retain(|_, s| s.available_permits() < per_host);
+        }
+        Some(
+            hosts
+                .entry(host)
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.concurrency.webhook_per_host.max(1)))
+                })
+                .clone(),
+        )
+    }
+
+    fn spawn_delivery(
+        &self,
+        m: MessageRow,
+        places: Places,
+        slots: [Option<OwnedSemaphorePermit>; 2],
+    ) {
+        let transports = self.transports.clone();
+        let clock = self.clock.clone();
+        let lifetime = self.retry_lifetime;
+        let wakeup = self.wakeup.clone();
+        let mut report = Report {
+            message: Some((
+                m.id,
+                m.attempts,
+                m.first_attempt_at,
+                lifetime,
+                clock.clone(),
+            )),
+            finished: self.finished.clone(),
+        };
+        tokio::spawn(async move {
+            let outcome = deliver(&transports, &m, &clock, lifetime).await;
+            // The send rates count from the end of the delivery.
+            drop(places);
+            report.send(outcome, clock.now());
+            // The slots are free for the next message as soon as this one is delivered.
+            drop(slots);
+            wakeup.notify_one();
+        });
+    }
+
+    /// The state of each channel's queue now (every channel, even an empty one), also set as
+    /// the gauges `waymark_outbox_queued_messages`, `waymark_outbox_oldest_queued_seconds` and
+    /// `waymark_outbox_in_flight_messages`.
+    pub async fn queue_levels(&self) -> Result<Vec<Lane>, StoreError> {
         let store = self.store.clone();
         let levels = tokio::task::spawn_blocking(move || store.queue_levels())
             .await
             .map_err(|e| StoreError::Database(e.to_string()))??;
         let now = self.clock.now();
-        // Every channel is reported, 0 when none is queued.
-        let channels = OutboxChannel::ALL
+        let lanes: Vec<Lane> = OutboxChannel::ALL
             .iter()
-            .map(|c| c.as_str().to_string())
-            .chain(levels.iter().map(|l| l.channel.clone()))
-            .collect::<std::collections::BTreeSet<_>>();
-        for channel in channels {
-            let level = levels.iter().find(|l| l.channel == channel);
-            let queued = level.map_or(0, |l| l.queued);
-            let age = level
-                .and_then(|l| l.oldest_queued_at)
-                .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0));
+            .map(|channel| {
+                let level = levels.iter().find(|l| l.channel == channel.as_str());
+                let oldest_queued_at = level.and_then(|l| l.oldest_queued_at);
+                let concurrency = self.concurrency.of(*channel);
+                Lane {
+                    channel: channel.as_str().to_string(),
+                    queued: level.map_or(0, |l| l.queued),
+                    oldest_queued_at,
+                    oldest_queued_seconds: oldest_queued_at
+                        .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0)),
+                    in_flight: concurrency - self.lanes[channel].available_permits(),
+                    concurrency,
+                }
+            })
+            .collect();
+        for lane in &lanes {
+            let channel = lane.channel.clone();
             metrics::gauge!("waymark_outbox_queued_messages", "channel" => channel.clone())
-                .set(queued as f64);
-            metrics::gauge!("waymark_outbox_oldest_queued_seconds", "channel" => channel).set(age);
+                .set(lane.queued as f64);
+            metrics::gauge!("waymark_outbox_oldest_queued_seconds", "channel" => channel.clone())
+                .set(lane.oldest_queued_seconds);
+            metrics::gauge!("waymark_outbox_in_flight_messages", "channel" => channel)
+                .set(lane.in_flight as f64);
         }
-        Ok(())
+        Ok(lanes)
     }
 
-    /// When the next retry is due, if any.
+    /// When the next attempt is due, if any (in the past while due messages wait for a slot).
     pub fn next_attempt_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.store.next_message_attempt_at()
     }
+}
+
+fn lanes(concurrency: Concurrency) -> HashMap<OutboxChannel, Arc<Semaphore>> {
+    OutboxChannel::ALL
+        .iter()
+        .map(|c| (*c, Arc::new(Semaphore::new(concurrency.of(*c)))))
+        .collect()
+}
+
+/// Due messages (highest priority first, oldest first) reordered so that, within a priority,
+/// the journeys take turns: the first message of each journey, then the second of each, and
+/// so on. A burst of one journey then does not hold up the others' messages in the window.
+fn interleave_journeys(due: impl Iterator<Item = MessageRow>) -> Vec<MessageRow> {
+    let mut turns: HashMap<(waymark_store::Priority, Option<String>), usize> = HashMap::new();
+    let mut keyed: Vec<((waymark_store::Priority, usize, usize), MessageRow)> = due
+        .enumerate()
+        .map(|(index, m)| {
+            let turn = turns.entry((m.priority, m.journey_id.clone())).or_default();
+            *turn += 1;
+            ((m.priority, *turn, index), m)
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, m)| m).collect()
+}
+
+/// Hands a delivery's outcome to the recorder; if the delivery task ends without one (a
+/// panic, a runtime shutting down), a retry is recorded instead, so that the message leaves
+/// the in-flight set and is offered again.
+struct Report {
+    message: Option<(i64, i64, Option<Timestamp>, SignedDuration, Clock)>,
+    finished: mpsc::UnboundedSender<Finished>,
+}
+
+impl Report {
+    fn send(&mut self, outcome: DeliveryOutcome, at: Timestamp) {
+        if let Some((id, ..)) = self.message.take() {
+            let _ = self.finished.send(Finished { id, outcome, at });
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if let Some((id, attempts, first, lifetime, clock)) = self.message.take() {
+            let now = clock.now();
+            let outcome = after_temporary_failure(
+                id,
+                attempts,
+                first,
+                now,
+                lifetime,
+                "the delivery stopped before it finished".into(),
+            );
+            let _ = self.finished.send(Finished {
+                id,
+                outcome,
+                at: now,
+            });
+        }
+    }
+}
+
+/// Writes delivery outcomes in batches (one transaction for all that arrived meanwhile), then
+/// takes the messages out of the in-flight set. A failed write is tried again until it
+/// succeeds, the messages staying in flight meanwhile: a delivered message is never offered
+/// again because its outcome could not be written at once.
+async fn record_outcomes(
+    store: Arc<dyn Store>,
+    in_flight: Arc<InFlight>,
+    wakeup: Arc<Notify>,
+    mut outcomes: mpsc::UnboundedReceiver<Finished>,
+) {
+    let mut batch = Vec::new();
+    while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let finished = Arc::new(std::mem::take(&mut batch));
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let store = store.clone();
+            let writing = finished.clone();
+            match tokio::task::spawn_blocking(move || store.finish_messages(&writing)).await {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, messages = finished.len(), "cannot record delivery outcomes; trying again")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, messages = finished.len(), "recording delivery outcomes failed; trying again")
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        }
+        {
+            let _reading = in_flight.reading.lock().await;
+            in_flight.remove(&finished);
+        }
+        wakeup.notify_one();
+    }
+}
+
+/// One delivery attempt of `m` and what it means for the message.
+async fn deliver(
+    transports: &Transports,
+    m: &MessageRow,
+    clock: &Clock,
+    retry_lifetime: SignedDuration,
+) -> DeliveryOutcome {
+    let started = std::time::Instant::now();
+    let attempt = transports.deliver(m).await;
+    metrics::histogram!("waymark_delivery_attempt_seconds", "channel" => m.channel.clone())
+        .record(started.elapsed().as_secs_f64());
+    let outcome = match attempt {
+        Attempt::Sent => {
+            let latency = clock
+                .now()
+                .duration_since(m.created_at)
+                .as_secs_f64()
+                .max(0.0);
+            metrics::histogram!("waymark_step_to_send_seconds", "channel" => m.channel.clone())
+                .record(latency);
+            DeliveryOutcome::Sent
+        }
+        Attempt::Temporary(error) => {
+            let outcome = after_temporary_failure(
+                m.id,
+                m.attempts,
+                m.first_attempt_at,
+                clock.now(),
+                retry_lifetime,
+                error,
+            );
+            match &outcome {
+                DeliveryOutcome::Retry { error, at } => {
+                    tracing::warn!(message = m.id, attempt = m.attempts + 1, %error, retry_at = %at, "delivery failed, will retry")
+                }
+                DeliveryOutcome::Failed { error } => {
+                    tracing::error!(message = m.id, %error, "delivery failed for the whole retry lifetime")
+                }
+                _ => {}
+            }
+            outcome
+        }
+        Attempt::Permanent(error) => DeliveryOutcome::Failed { error },
+        Attempt::Bounced { error, hard_bounce } => DeliveryOutcome::Bounced { error, hard_bounce },
+    };
+    let status = match outcome {
+        DeliveryOutcome::Sent => "sent",
+        DeliveryOutcome::Retry { .. } => "retry",
+        DeliveryOutcome::Deferred { .. } => "deferred",
+        DeliveryOutcome::Failed { .. } => "failed",
+        DeliveryOutcome::Bounced { .. } => "bounced",
+    };
+    metrics::counter!("waymark_messages_total", "channel" => m.channel.clone(), "status" => status)
+        .increment(1);
+    outcome
 }
 
 #[cfg(test)]
@@ -375,47 +673,6 @@ mod tests {
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millisecond(1_700_000_000_000 + ms).unwrap()
-    }
-
-    #[test]
-    fn token_bucket_bursts_one_second_then_spaces_sends() {
-        let mut b = TokenBucket::new(2.0);
-        assert_eq!(b.take(t(0), 0), Ok(()));
-        assert_eq!(b.take(t(0), 0), Ok(()));
-        // The next three wait for the 1st, 2nd and 3rd token to come (every 500 ms).
-        assert_eq!(b.take(t(0), 0), Err(t(501)));
-        assert_eq!(b.take(t(0), 1), Err(t(1001)));
-        assert_eq!(b.take(t(0), 2), Err(t(1501)));
-        // At the time given, the token is there.
-        assert_eq!(b.take(t(501), 0), Ok(()));
-        assert!(b.take(t(501), 0).is_err());
-        assert_eq!(b.take(t(1001), 0), Ok(()));
-        // Idle time refills up to the burst only.
-        assert_eq!(b.take(t(60_000), 0), Ok(()));
-        assert_eq!(b.take(t(60_000), 0), Ok(()));
-        assert!(b.take(t(60_000), 0).is_err());
-    }
-
-    #[test]
-    fn token_bucket_retry_time_is_in_the_future_and_enough() {
-        // A rate whose period is not a whole number of milliseconds.
-        let mut b = TokenBucket::new(3.0);
-        let mut now = t(0);
-        let mut sent = 0;
-        while sent < 20 {
-            match b.take(now, 0) {
-                Ok(()) => sent += 1,
-                Err(at) => {
-                    assert!(at > now);
-                    now = at;
-                    assert_eq!(b.take(now, 0), Ok(()), "a token at {at}");
-                    sent += 1;
-                }
-            }
-        }
-        // 3 at once, then 17 more at 3 a second.
-        let secs = now.duration_since(t(0)).as_secs_f64();
-        assert!((17.0 / 3.0..17.0 / 3.0 + 0.1).contains(&secs), "{secs}");
     }
 
     #[test]
@@ -487,12 +744,5 @@ mod tests {
             after_temporary_failure(42, 0, None, t(0), lifetime, String::new()),
             DeliveryOutcome::Retry { .. }
         ));
-    }
-
-    #[test]
-    fn fractional_rates_have_a_burst_of_one() {
-        let mut b = TokenBucket::new(0.5);
-        assert_eq!(b.take(t(0), 0), Ok(()));
-        assert_eq!(b.take(t(0), 0), Err(t(2001)));
     }
 }

@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod intake;
 pub mod problems;
 pub mod processor;
+pub mod rates;
 pub mod recommendations;
 pub mod recorded;
 mod registry;
@@ -29,9 +30,10 @@ use jiff::Timestamp;
 use waymark_store::{EngineTx, Store, StoreError};
 
 pub use clock::Clock;
-pub use dispatch::{DEFAULT_RETRY_LIFETIME, Dispatcher, SendRates};
+pub use dispatch::{Concurrency, DEFAULT_RETRY_LIFETIME, Dispatcher};
 pub use intake::{Intake, IntakeError};
 pub use processor::{BatchReport, Processor};
+pub use rates::SendRates;
 pub use waymark_channels::{
     DkimSettings, EmailTransport, JsonSms, SmsTransport, Tracking, Transports, TwilioSms,
     WebhookConfig, Webhooks,
@@ -78,6 +80,8 @@ pub struct EngineConfig {
     pub send_window: waymark_core::timing::SendWindow,
     /// How long temporary delivery failures are retried (`--retry-lifetime`).
     pub retry_lifetime: jiff::SignedDuration,
+    /// How many messages each channel delivers at once (`--webhook-concurrency`, ...).
+    pub concurrency: Concurrency,
 }
 
 pub struct Engine {
@@ -88,7 +92,6 @@ pub struct Engine {
     intake: Intake,
     tracking: Option<Tracking>,
     wakeup: Wakeup,
-    dispatch_wakeup: tokio::sync::Notify,
     /// Serialises engine work between the background loop and a simulated-clock advance.
     work: Mutex<()>,
     advancing: tokio::sync::Mutex<()>,
@@ -139,13 +142,13 @@ impl Engine {
             dispatcher: Dispatcher::new(store.clone(), config.transports, config.clock.clone())
                 .with_send_rates(config.send_rates)
                 .with_retry_lifetime(config.retry_lifetime)
+                .with_concurrency(config.concurrency)
                 .with_journey_rates(journey_rates),
             intake: Intake::start(store.clone(), wakeup.clone()),
             tracking: config.tracking,
             store,
             clock: config.clock,
             wakeup,
-            dispatch_wakeup: tokio::sync::Notify::new(),
             work: Mutex::new(()),
             advancing: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
@@ -192,7 +195,7 @@ impl Engine {
 
     /// Wakes the dispatcher after messages were queued outside the engine (a test send).
     pub fn messages_queued(&self) {
-        self.dispatch_wakeup.notify_one();
+        self.dispatcher.wake();
     }
 
     /// Runs `work` in one engine transaction with the send gate, through which it sends
@@ -215,21 +218,21 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
-        self.dispatch_wakeup.notify_one();
+        self.dispatcher.wake();
         Ok(out)
     }
 
-    /// Sets the outbox queue gauges (queued messages and the oldest one's age, per channel)
-    /// to what they are now.
-    pub async fn record_queue_levels(self: &Arc<Self>) -> Result<(), EngineError> {
-        Ok(self.dispatcher.record_queue_levels().await?)
+    /// Each channel's outbox queue now (depth, oldest age, deliveries in flight), also set as
+    /// the outbox gauges.
+    pub async fn queue_levels(self: &Arc<Self>) -> Result<Vec<dispatch::Lane>, EngineError> {
+        Ok(self.dispatcher.queue_levels().await?)
     }
 
     /// Stops the engine loop after its current batch (everything it did is committed).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wakeup.wake();
-        self.dispatch_wakeup.notify_one();
+        self.dispatcher.wake();
         for handle in self.threads.lock().expect("threads lock").drain(..) {
             let _ = handle.join();
         }
@@ -283,28 +286,56 @@ impl Engine {
             did = true;
         }
         let report = self.processor.fire_timers(cutoff, BATCH)?;
+        // Lateness: how long after its due time a timer's step was committed.
+        let fired = self.clock.now();
+        for due in &report.timers_due {
+            let late = fired.duration_since(*due).as_secs_f64().max(0.0);
+            metrics::histogram!("waymark_timer_lateness_seconds").record(late);
+        }
         messages += report.messages;
         did |= report.items > 0;
         if messages > 0 {
-            self.dispatch_wakeup.notify_one();
+            self.dispatcher.wake();
         }
         Ok(did)
     }
 
+    /// Starts deliveries whenever messages are due and a channel has a free slot. It does not
+    /// wait for deliveries: a queued message, a slot coming free and the next retry time all
+    /// wake it.
     async fn dispatch_loop(self: Arc<Self>) {
+        let mut levels_recorded = std::time::Instant::now();
         while !self.stopping.load(Ordering::SeqCst) {
-            if let Err(e) = self.dispatcher.dispatch_due().await {
+            if let Err(e) = self.dispatcher.start_due().await {
                 tracing::error!(error = %e, "dispatch round failed");
             }
+            if levels_recorded.elapsed() >= IDLE_POLL {
+                levels_recorded = std::time::Instant::now();
+                if let Err(e) = self.dispatcher.queue_levels().await {
+                    tracing::warn!(error = %e, "cannot read the outbox queue levels");
+                }
+            }
+            // A due time in the past belongs to messages in flight or waiting for a slot,
+            // whose end wakes the loop.
             let wait = match (self.clock.is_simulated(), self.dispatcher.next_attempt_at()) {
-                (false, Ok(Some(at))) => {
-                    let ms = at.duration_since(self.clock.now()).as_millis().max(0) as u64;
+                (false, Ok(Some(at))) if at > self.clock.now() => {
+                    let ms = at.duration_since(self.clock.now()).as_millis().max(1) as u64;
                     IDLE_POLL.min(StdDuration::from_millis(ms))
                 }
                 _ => IDLE_POLL,
             };
-            let _ = tokio::time::timeout(wait, self.dispatch_wakeup.notified()).await;
+            self.dispatcher.wait(wait).await;
         }
+    }
+
+    /// Waits (at most `timeout`) for the deliveries in flight to finish and be recorded, and
+    /// starts no new one: called before stopping, so that a delivered message is not offered
+    /// again after a restart. Returns false when the time ran out.
+    pub async fn finish_deliveries(self: &Arc<Self>, timeout: StdDuration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        tokio::time::timeout(timeout, self.dispatcher.between_rounds())
+            .await
+            .is_ok()
     }
 
     /// Runs engine rounds until there is nothing left to do at the current time.
@@ -390,7 +421,7 @@ impl Engine {
                 {
                     Ok(report) if report.items > 0 => {
                         if report.messages > 0 {
-                            engine.dispatch_wakeup.notify_one();
+                            engine.dispatcher.wake();
                         }
                     }
                     Ok(_) => break,
@@ -478,7 +509,7 @@ impl Engine {
             .set_journey_rates(self.processor.journey_send_rates())
             .await;
         self.wakeup.wake();
-        self.dispatch_wakeup.notify_one();
+        self.dispatcher.wake();
         Ok(())
     }
 }

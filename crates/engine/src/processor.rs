@@ -125,11 +125,13 @@ impl TxFacts<'_, '_> {
 }
 
 /// What one batch did, for metrics and for waking the dispatcher.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct BatchReport {
     pub items: usize,
     pub steps: usize,
     pub messages: usize,
+    /// When each timer fired in the batch was due (its lateness is measured after commit).
+    pub timers_due: Vec<Timestamp>,
 }
 
 impl Processor {
@@ -385,6 +387,7 @@ impl Processor {
                     )?;
                     continue;
                 };
+                report.timers_due.extend(enrollment.wake_at);
                 match self.step_with_facts(tx, &journey, enrollment, Input::Timer, now, upto)? {
                     Some(outcome) => {
                         changed

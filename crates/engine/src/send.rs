@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 use waymark_core::journey::{Channel, TemplateDefinition, WebhookNode};
 use waymark_core::{Enrollment, Journey};
 use waymark_render::{CompiledTemplate, Rendered};
-use waymark_store::{Contact, EngineTx, MessageStatus, NewMessage, StoreError};
+use waymark_store::{Contact, EngineTx, MessageStatus, NewMessage, Priority, StoreError};
 
 use crate::caps::FrequencyCap;
 use crate::tracking::{Tracking, track_html};
@@ -67,10 +67,12 @@ impl JourneyNode<'_> {
         message.enrollment_id = Some(self.enrollment.id);
         message.journey_id = Some(self.journey.id().to_string());
         message.node = Some(self.node.to_string());
+        message.priority = Priority::Journey;
     }
 }
 
-/// A queued outbox row with nothing decided yet: no journey, no content.
+/// A queued outbox row with nothing decided yet: no journey, no content, and the priority of
+/// a message someone waits for (a journey's [`JourneyNode::stamp`] lowers it).
 fn queued_row(idempotency_key: &str, contact_id: i64, channel: &str, now: Timestamp) -> NewMessage {
     NewMessage {
         idempotency_key: idempotency_key.to_string(),
@@ -87,6 +89,7 @@ fn queued_row(idempotency_key: &str, contact_id: i64, channel: &str, now: Timest
         status: MessageStatus::Queued,
         error: None,
         created_at: now,
+        priority: Priority::Transactional,
     }
 }
 

@@ -319,6 +319,7 @@ impl Harness {
                 frequency_caps: Vec::new(),
                 send_window: Default::default(),
                 retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
+                concurrency: Default::default(),
             },
         )?;
         let secrets = Arc::new(Secrets {
@@ -406,6 +407,7 @@ impl Harness {
                 frequency_caps: Vec::new(),
                 send_window: Default::default(),
                 retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
+                concurrency: Default::default(),
             },
         )?;
         self.serve().await

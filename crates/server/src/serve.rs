@@ -11,8 +11,8 @@ use waymark_core::journey::{OutsideHours, QuietHours};
 use waymark_core::timing::SendWindow;
 use waymark_engine::caps::FrequencyCap;
 use waymark_engine::{
-    Clock, DkimSettings, EmailTransport, Engine, EngineConfig, SendRates, SmsTransport, Transports,
-    TwilioSms,
+    Clock, Concurrency, DkimSettings, EmailTransport, Engine, EngineConfig, SendRates,
+    SmsTransport, Transports, TwilioSms,
 };
 use waymark_store::sqlite::SqliteStore;
 
@@ -100,6 +100,19 @@ pub struct ServeArgs {
     /// Send at most N SMS a second; the rest wait, queued. Default: unlimited.
     #[arg(long, env = "WAYMARK_SMS_RATE", value_name = "N", value_parser = parse_rate)]
     pub sms_rate: Option<f64>,
+    /// Emails delivered at once, which is also the size of the SMTP connection pool.
+    #[arg(long, env = "WAYMARK_EMAIL_CONCURRENCY", value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub email_concurrency: u32,
+    /// SMS delivered at once (requests in flight to the SMS provider).
+    #[arg(long, env = "WAYMARK_SMS_CONCURRENCY", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub sms_concurrency: u32,
+    /// Webhook calls in flight at once, to all receivers together.
+    #[arg(long, env = "WAYMARK_WEBHOOK_CONCURRENCY", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub webhook_concurrency: u32,
+    /// Webhook calls in flight at once to one receiving host (`host:port`), so that a slow
+    /// receiver leaves room for the others.
+    #[arg(long, env = "WAYMARK_WEBHOOK_HOST_CONCURRENCY", value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub webhook_host_concurrency: u32,
     /// At most COUNT marketing messages per contact on a channel within a rolling window,
     /// across all journeys, e.g. `email=3/7d` (repeat the flag, or separate with commas, for
     /// several caps). A message over a cap is recorded `suppressed`. Transactional templates
@@ -286,12 +299,29 @@ pub enum SmsProvider {
     Json,
 }
 
+/// How long a shutdown waits for the deliveries in flight (a webhook's own timeout is at most
+/// a few seconds by default; an SMTP server answers within this or the message is retried).
+const SHUTDOWN_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn concurrency(args: &ServeArgs) -> Concurrency {
+    Concurrency {
+        email: args.email_concurrency as usize,
+        sms: args.sms_concurrency as usize,
+        webhook: args.webhook_concurrency as usize,
+        webhook_per_host: args.webhook_host_concurrency as usize,
+    }
+}
+
 fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports> {
     let email = match &args.smtp_url {
-        Some(url) => {
-            EmailTransport::smtp(url, &args.email_from, installation, dkim(args)?.as_ref())
-                .map_err(anyhow::Error::msg)?
-        }
+        Some(url) => EmailTransport::smtp(
+            url,
+            &args.email_from,
+            installation,
+            dkim(args)?.as_ref(),
+            args.email_concurrency as usize,
+        )
+        .map_err(anyhow::Error::msg)?,
         None => EmailTransport::Outbox,
     };
     let sms = match &args.sms_url {
@@ -360,6 +390,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             frequency_caps: args.frequency_cap.clone(),
             send_window: send_window(&args)?,
             retry_lifetime: args.retry_lifetime,
+            concurrency: concurrency(&args),
         },
     )?;
     let state = AppState {
@@ -382,6 +413,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%addr, ?limits, open_files, "serving");
     crate::connections::serve(listener, api::router(state), limits, shutdown_signal()).await;
+    tracing::info!("shutting down: finishing the deliveries in flight");
+    if !engine.finish_deliveries(SHUTDOWN_DELIVERY_WAIT).await {
+        tracing::warn!(
+            "deliveries still in flight after {SHUTDOWN_DELIVERY_WAIT:?}; they will be offered again after a restart"
+        );
+    }
     tracing::info!("shutting down: stopping the engine after its current batch");
     let stopping = engine.clone();
     tokio::task::spawn_blocking(move || stopping.stop()).await?;

@@ -1670,6 +1670,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/templates/{id}/test-send"),
     ("get", "/v1/messages"),
     ("post", "/v1/messages/requeue"),
+    ("get", "/v1/outbox"),
     ("get", "/v1/suppressions"),
     ("post", "/v1/suppressions"),
     ("delete", "/v1/suppressions/{channel}/{address}"),

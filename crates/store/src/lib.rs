@@ -301,11 +301,12 @@ pub trait Store: Send + Sync + 'static {
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 
     // Outbox.
-    /// Queued messages whose next attempt is due, oldest first.
-    fn due_messages(&self, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>>;
+    /// Up to `limit` queued messages of `channel` whose next attempt is due: the highest
+    /// [`Priority`] first, and the oldest due first within one.
+    fn due_messages(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>>;
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>>;
     /// Records the outcomes of delivery attempts, all in one transaction.
-    fn finish_messages(&self, outcomes: &[(i64, DeliveryOutcome)], now: Timestamp) -> Result<()>;
+    fn finish_messages(&self, finished: &[Finished]) -> Result<()>;
     /// Puts the `failed` messages that match `filter` back in the queue, due at `now`, with
     /// their attempts and retry lifetime started over (same id, same idempotency key). Returns
     /// how many were requeued.

@@ -280,6 +280,36 @@ impl MessageStatus {
     }
 }
 
+/// Which messages leave first when a channel has more due than it can carry at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Asked for by a person who waits for it: a double opt-in confirmation, a test send.
+    Transactional = 0,
+    /// A journey's step.
+    Journey = 1,
+    /// A send to a whole audience at once, which may wait behind the others.
+    Bulk = 2,
+}
+
+impl Priority {
+    /// Highest first.
+    pub const ALL: [Priority; 3] = [Priority::Transactional, Priority::Journey, Priority::Bulk];
+
+    pub fn as_i64(self) -> i64 {
+        self as i64
+    }
+
+    /// The stored number; an unknown one reads as a journey's.
+    pub fn from_i64(n: i64) -> Self {
+        match n {
+            0 => Priority::Transactional,
+            2 => Priority::Bulk,
+            _ => Priority::Journey,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub idempotency_key: String,
@@ -297,6 +327,7 @@ pub struct NewMessage {
     pub status: MessageStatus,
     pub error: Option<String>,
     pub created_at: Timestamp,
+    pub priority: Priority,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -310,6 +341,9 @@ pub struct MessageRow {
     pub node: Option<String>,
     pub template: String,
     pub channel: String,
+    /// Which messages of a channel leave first: `transactional` (confirmations, test sends),
+    /// then `journey`, then `bulk`.
+    pub priority: Priority,
     pub recipient: Option<String>,
     pub subject: Option<String>,
     pub html: Option<String>,
@@ -379,6 +413,14 @@ pub struct MessageQuery {
     pub status: Option<String>,
     pub limit: usize,
     pub after_id: i64,
+}
+
+/// The outcome of one delivery attempt of message `id`, known at `at`.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: i64,
+    pub outcome: DeliveryOutcome,
+    pub at: Timestamp,
 }
 
 /// What the dispatcher learned from a delivery attempt.

@@ -1764,6 +1764,11 @@ export interface components {
             node?: string | null;
             /** Format: date-time */
             opened_at?: string | null;
+            /**
+             * @description Which messages of a channel leave first: `transactional` (confirmations, test sends),
+             *     then `journey`, then `bulk`.
+             */
+            priority: components["schemas"]["Priority"];
             recipient?: string | null;
             /**
              * Format: date-time
@@ -2113,6 +2118,8 @@ export interface components {
             subject?: string | null;
             text?: string | null;
         };
+        /** @description Which messages leave first when a channel has more due than it can carry at once. */
+        Priority: "transactional" | "journey" | "bulk";
         Problems: {
             broken: components["schemas"]["Broken"][];
             stalled?: components["schemas"]["Stall"] | null;

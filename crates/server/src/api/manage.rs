@@ -777,6 +777,17 @@ pub async fn messages(
     Ok(Json(Messages { messages }))
 }
 
+/// The outbox, per channel.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Outbox {
+    pub channels: Vec<waymark_engine::dispatch::Lane>,
+}
+
+pub async fn outbox(State(state): State<AppState>) -> ApiResult<Json<Outbox>> {
+    let channels = state.engine.queue_levels().await?;
+    Ok(Json(Outbox { channels }))
+}
+
 /// The longest `error` text a requeue filter may search for.
 pub const MAX_REQUEUE_ERROR_CHARS: usize = 500;
 

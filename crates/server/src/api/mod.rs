@@ -394,7 +394,7 @@ async fn metrics_endpoint(axum::extract::State(state): axum::extract::State<AppS
     }
     // The dispatcher sets these after each round; set them again so the age is current even
     // while the dispatcher waits for the next retry.
-    if let Err(e) = state.engine.record_queue_levels().await {
+    if let Err(e) = state.engine.queue_levels().await {
         tracing::warn!(error = %e, "cannot read the outbox queue levels");
     }
     (

@@ -392,6 +392,9 @@ pub fn all() -> Vec<Operation> {
             .body::<manage::Requeue>()
             .ok::<manage::Requeued>()
             .errors(&[400]),
+        get("/v1/outbox", manage::outbox)
+            .about(Admin, "Messages", "Each channel's queue: messages queued, the oldest one's age, deliveries in flight")
+            .ok::<manage::Outbox>(),
         // ---- suppression
         get("/v1/suppressions", webhooks_in::list_suppressions)
             .about(Admin, "Suppression", "The suppression list, filtered by `channel` and `address`")

@@ -831,3 +831,50 @@ pub fn advance_to(s: &Server, at: jiff::Timestamp) {
 pub fn created_at(m: &Value) -> jiff::Timestamp {
     m["created_at"].as_str().unwrap().parse().unwrap()
 }
+
+/// One HTTP/1.1 request read by a test receiver.
+pub struct ReceivedRequest {
+    pub method: String,
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// Reads one HTTP/1.1 request (the body by `Content-Length`); `None` at the end of the
+/// connection or on a malformed request.
+pub fn read_request(reader: &mut impl BufRead) -> Option<ReceivedRequest> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut headers = std::collections::BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(ReceivedRequest {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}

@@ -145,7 +145,7 @@ fn finish_one(
 
 const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
      m.channel, m.recipient, m.subject, m.html, m.text, m.status, m.error, m.attempts, m.next_attempt_at, m.created_at,
-     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at";
+     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at, m.priority";
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let opt_ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
@@ -175,6 +175,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         first_attempt_at: opt_ts(22)?,
         failed_at: opt_ts(23)?,
         requeued_at: opt_ts(24)?,
+        priority: Priority::from_i64(r.get(25)?),
     })
 }
 
@@ -316,14 +317,29 @@ impl Store for SqliteStore {
         self.put_meta(key, value)
     }
 
-    fn due_messages(&self, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>> {
+    fn due_messages(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>> {
         let conn = self.conn()?;
+        // One range of the `messages_due` index per priority, highest first.
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
-             WHERE m.status = 'queued' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at, m.id LIMIT ?2"
+             WHERE m.status = 'queued' AND m.channel = ?1 AND m.priority = ?2 AND m.next_attempt_at <= ?3
+             ORDER BY m.next_attempt_at, m.id LIMIT ?4"
         ))?;
-        let rows = stmt.query_map(params![ms(now), limit as i64], message_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut due = Vec::new();
+        for priority in Priority::ALL {
+            let left = limit.saturating_sub(due.len());
+            if left == 0 {
+                break;
+            }
+            let rows = stmt.query_map(
+                params![channel, priority.as_i64(), ms(now), left as i64],
+                message_from_row,
+            )?;
+            for row in rows {
+                due.push(row?);
+            }
+        }
+        Ok(due)
     }
 
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>> {
@@ -334,11 +350,11 @@ impl Store for SqliteStore {
         Ok(v.map(ts))
     }
 
-    fn finish_messages(&self, outcomes: &[(i64, DeliveryOutcome)], now: Timestamp) -> Result<()> {
-        // One transaction (one fsync) for a whole dispatch round.
+    fn finish_messages(&self, finished: &[Finished]) -> Result<()> {
+        // One transaction (one fsync) for a whole batch of outcomes.
         self.write(|tx| {
-            for (id, outcome) in outcomes {
-                finish_one(tx, *id, outcome, now)?;
+            for f in finished {
+                finish_one(tx, f.id, &f.outcome, f.at)?;
             }
             Ok(())
         })

@@ -957,6 +957,7 @@ mod tests {
                     status: crate::MessageStatus::Queued,
                     error: None,
                     created_at: Timestamp::UNIX_EPOCH,
+                    priority: crate::Priority::Transactional,
                 })?;
                 Ok(())
             })
