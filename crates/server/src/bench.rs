@@ -1968,3 +1968,109 @@ fn parse(text: &str, now: Timestamp) -> anyhow::Result<NewEvent> {
     api::ingest::parse_call(&value, None, "", now)
         .map_err(|e| anyhow::anyhow!("invalid bench event ({}: {}): {text}", e.field, e.message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(user: &str, key: &str) -> Arrival {
+        Arrival {
+            at: Timestamp::UNIX_EPOCH,
+            idempotency_key: key.into(),
+            user: user.into(),
+        }
+    }
+
+    /// Carts 0 (bought) and 1 (not bought), as the cart figure expects them.
+    fn expected_reminders() -> HashMap<String, usize> {
+        HashMap::from([("cart-0".into(), 0), ("cart-1".into(), 1)])
+    }
+
+    #[test]
+    fn one_reminder_per_cart_without_an_order_passes() {
+        check_arrivals(
+            &[arrival("cart-1", "e1:remind:1")],
+            &expected_reminders(),
+            "x",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_reminder_to_a_buyer_or_a_stranger_fails() {
+        let buyer = [arrival("cart-1", "a"), arrival("cart-0", "b")];
+        let e = check_arrivals(&buyer, &expected_reminders(), "reminders").unwrap_err();
+        assert!(e.to_string().contains("`cart-0` got 1 (expected 0)"), "{e}");
+        let stranger = [arrival("cart-1", "a"), arrival("someone", "b")];
+        let e = check_arrivals(&stranger, &expected_reminders(), "reminders").unwrap_err();
+        assert!(
+            e.to_string().contains("`someone` got 1 (expected 0)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_repeated_reminder_fails() {
+        let e = check_arrivals(&[], &expected_reminders(), "reminders").unwrap_err();
+        assert!(e.to_string().contains("`cart-1` got 0 (expected 1)"), "{e}");
+        let twice = [arrival("cart-1", "a"), arrival("cart-1", "b")];
+        let e = check_arrivals(&twice, &expected_reminders(), "reminders").unwrap_err();
+        assert!(e.to_string().contains("`cart-1` got 2 (expected 1)"), "{e}");
+    }
+
+    #[test]
+    fn a_repeated_or_missing_idempotency_key_fails() {
+        let expected = HashMap::from([("a".into(), 1), ("b".into(), 1)]);
+        let repeated = [arrival("a", "k"), arrival("b", "k")];
+        assert!(check_arrivals(&repeated, &expected, "x").is_err());
+        let missing = [arrival("a", "k"), arrival("b", "")];
+        assert!(check_arrivals(&missing, &expected, "x").is_err());
+    }
+
+    #[test]
+    fn spread_is_nearest_rank() {
+        let s = Spread::of((1..=200).rev().map(f64::from).collect());
+        assert_eq!((s.p50, s.p99, s.max), (100.0, 198.0, 200.0));
+        assert!(Spread::of(Vec::new()).max.is_nan());
+    }
+
+    #[test]
+    fn achieved_rate_counts_intervals_between_offers() {
+        let start = Instant::now();
+        let offers: Vec<Offered<()>> = (0..5)
+            .map(|i| Offered {
+                began: start + Duration::from_millis(250 * i),
+                late_by: Duration::from_millis(i),
+                result: (),
+            })
+            .collect();
+        let (rate, late_ms) = achieved(&offers.iter().collect::<Vec<_>>());
+        assert!((rate - 4.0).abs() < 1e-9, "{rate}");
+        assert_eq!(late_ms, 4.0);
+    }
+
+    #[test]
+    fn an_open_loop_plan_offers_rate_times_seconds() {
+        let plan = OpenLoopPlan {
+            rate: 200.0,
+            seconds: 5.0,
+        };
+        assert_eq!(plan.offers(), 1000);
+        assert_eq!(offer_time(100, plan.rate), Duration::from_millis(500));
+        assert!(
+            OpenLoopPlan {
+                rate: 0.0,
+                seconds: 1.0
+            }
+            .check("cart")
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_mib().is_some_and(|m| m > 0.0));
+        }
+    }
+}
