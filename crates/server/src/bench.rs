@@ -1,6 +1,7 @@
-//! `waymark bench`: measures ingest, journey stepping, trigger-to-send latency and timer
-//! capacity through the real code paths (HTTP API, intake, engine, outbox), each on a fresh
-//! SQLite database, and prints one JSON line per figure on stdout. Progress goes to stderr.
+//! `waymark bench`: measures ingest, journey stepping, trigger-to-send latency, delivery as
+//! users feel it (webhooks to a receiver under events offered open loop) and timer capacity
+//! through the real code paths (HTTP API, intake, engine, outbox), each on a fresh SQLite
+//! database, and prints one JSON line per figure on stdout. Progress goes to stderr.
 //!
 //! What each figure means and how to read it: `docs/benchmarks.md`.
 
