@@ -1,20 +1,24 @@
-//! `waymark bench`: measures ingest, journey stepping, trigger-to-send latency and timer
-//! capacity through the real code paths (HTTP API, intake, engine, outbox), each on a fresh
-//! SQLite database, and prints one JSON line per figure on stdout. Progress goes to stderr.
+//! `waymark bench`: measures ingest, journey stepping, trigger-to-send latency, delivery as
+//! users feel it (webhooks to a receiver under events offered open loop) and timer capacity
+//! through the real code paths (HTTP API, intake, engine, outbox), each on a fresh SQLite
+//! database, and prints one JSON line per figure on stdout. Progress goes to stderr.
 //!
 //! What each figure means and how to read it: `docs/benchmarks.md`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use waymark_engine::{Clock, Engine, EngineConfig, Transports};
+use waymark_engine::{Clock, Engine, EngineConfig, Transports, WebhookConfig, Webhooks};
 use waymark_store::sqlite::SqliteStore;
 use waymark_store::sqlite::inspect::{checkpoint_and_measure, message_counts, no_timer_left};
 use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
@@ -36,6 +40,23 @@ pub enum Figure {
         alias = "trigger_to_send_latency_p99_ms"
     )]
     Latency,
+    /// `immediate_send_latency_p50_ms` and `_p99_ms`: trigger to webhook arrival, offered at a
+    /// steady rate.
+    #[value(
+        name = "send",
+        alias = "immediate_send_latency",
+        alias = "immediate_send_latency_p50_ms",
+        alias = "immediate_send_latency_p99_ms"
+    )]
+    ImmediateSend,
+    /// `cart_reminder_lateness_p50_ms` and `_p99_ms`: abandoned-cart reminders (a webhook after
+    /// a 10 s wait for the order) under a steady stream of carts.
+    #[value(
+        alias = "cart_reminder_lateness",
+        alias = "cart_reminder_lateness_p50_ms",
+        alias = "cart_reminder_lateness_p99_ms"
+    )]
+    Cart,
     /// `waiting_enrollments_bytes_per_enrollment` and `fire_all_due_seconds`.
     #[value(
         alias = "waiting_enrollments_bytes_per_enrollment",
@@ -45,10 +66,14 @@ pub enum Figure {
 }
 
 impl Figure {
-    const ALL: [Figure; 4] = [
+    /// The timers figure comes last: its million enrollments would dominate the peak memory
+    /// that the send and cart figures report.
+    const ALL: [Figure; 6] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
+        Figure::ImmediateSend,
+        Figure::Cart,
         Figure::Timers,
     ];
 
@@ -57,6 +82,8 @@ impl Figure {
             Figure::Ingest => "ingest",
             Figure::Steps => "steps",
             Figure::Latency => "latency",
+            Figure::ImmediateSend => "send",
+            Figure::Cart => "cart",
             Figure::Timers => "timers",
         }
     }
@@ -64,7 +91,8 @@ impl Figure {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Run only this figure (ingest, steps, latency, timers, or a figure's full name).
+    /// Run only this figure (ingest, steps, latency, send, cart, timers, or a figure's full
+    /// name).
     #[arg(long, value_enum)]
     pub only: Option<Figure>,
     /// Small counts (a smoke test that finishes in well under a minute).
@@ -92,6 +120,18 @@ pub struct BenchArgs {
     /// Trigger events per second in the latency figure.
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
+    /// Trigger events per second in the send figure [default: 500; quick: 200].
+    #[arg(long)]
+    pub send_rate: Option<f64>,
+    /// Seconds of trigger events in the send figure [default: 10; quick: 3].
+    #[arg(long)]
+    pub send_seconds: Option<f64>,
+    /// Carts per second in the cart figure [default: 2000; quick: 200].
+    #[arg(long)]
+    pub cart_rate: Option<f64>,
+    /// Seconds of carts in the cart figure [default: 30; quick: 5].
+    #[arg(long)]
+    pub cart_seconds: Option<f64>,
     /// Enrollments left waiting on a timer in the timers figure [default: 1000000; quick: 5000].
     #[arg(long)]
     pub enrollments: Option<usize>,
@@ -111,12 +151,42 @@ struct Plan {
     segments: usize,
     samples: usize,
     rate: f64,
+    send: OpenLoopPlan,
+    cart: OpenLoopPlan,
     enrollments: usize,
+}
+
+/// Offers at a steady rate for a while.
+#[derive(Clone, Copy)]
+struct OpenLoopPlan {
+    rate: f64,
+    seconds: f64,
+}
+
+impl OpenLoopPlan {
+    fn offers(self) -> usize {
+        ((self.rate * self.seconds).round() as usize).max(1)
+    }
+
+    fn check(self, name: &str) -> anyhow::Result<Self> {
+        ensure!(
+            self.rate > 0.0 && self.rate <= 100_000.0,
+            "--{name}-rate must be between 0 and 100000 per second"
+        );
+        ensure!(
+            self.seconds > 0.0 && self.seconds <= 3_600.0,
+            "--{name}-seconds must be between 0 and 3600"
+        );
+        Ok(self)
+    }
 }
 
 impl Plan {
     fn new(args: &BenchArgs) -> anyhow::Result<Self> {
         let pick = |given: Option<usize>, full: usize, quick: usize| {
+            given.unwrap_or(if args.quick { quick } else { full })
+        };
+        let pick_f64 = |given: Option<f64>, full: f64, quick: f64| {
             given.unwrap_or(if args.quick { quick } else { full })
         };
         let plan = Plan {
@@ -128,6 +198,16 @@ impl Plan {
             segments: args.segments,
             samples: pick(args.samples, 2_000, 200),
             rate: args.rate,
+            send: OpenLoopPlan {
+                rate: pick_f64(args.send_rate, 500.0, 200.0),
+                seconds: pick_f64(args.send_seconds, 10.0, 3.0),
+            }
+            .check("send")?,
+            cart: OpenLoopPlan {
+                rate: pick_f64(args.cart_rate, 2_000.0, 200.0),
+                seconds: pick_f64(args.cart_seconds, 30.0, 5.0),
+            }
+            .check("cart")?,
             enrollments: pick(args.enrollments, 1_000_000, 5_000),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
@@ -190,6 +270,8 @@ async fn run_figures(plan: &Plan, root: &Path, figures: &[Figure]) -> anyhow::Re
             Figure::Ingest => ingest(plan, &dir).await,
             Figure::Steps => steps(plan, &dir).await,
             Figure::Latency => latency(plan, &dir).await,
+            Figure::ImmediateSend => immediate_send(plan, &dir).await,
+            Figure::Cart => cart(plan, &dir).await,
             Figure::Timers => timers(plan, &dir).await,
         }
         .with_context(|| format!("the {} figure failed", figure.dir_name()))?;
@@ -290,12 +372,67 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// How the harness's engine delivers messages; `restart` starts the same kind again.
+#[derive(Clone)]
+enum Delivery {
+    /// Email and SMS to the built-in outbox, as `waymark serve` without SMTP; no webhooks.
+    Outbox,
+    /// The outbox, and webhooks signed with `secret`, allowed to reach the loopback receiver.
+    Webhooks { secret: String },
+}
+
+impl Delivery {
+    fn webhooks() -> Self {
+        Delivery::Webhooks {
+            secret: format!("wm_webhook_{}", api::ingest::random_hex(16)),
+        }
+    }
+
+    fn transports(&self) -> anyhow::Result<Transports> {
+        Ok(match self {
+            Delivery::Outbox => Transports::outbox(),
+            Delivery::Webhooks { secret } => Transports {
+                webhooks: Some(
+                    Webhooks::new(WebhookConfig {
+                        secret: secret.clone(),
+                        allow_hosts: vec![RECEIVER_HOST.into()],
+                    })
+                    .map_err(anyhow::Error::msg)?,
+                ),
+                ..Transports::outbox()
+            },
+        })
+    }
+}
+
+/// The engine as `waymark serve` starts it (the one place the bench builds an `EngineConfig`).
+fn start_engine(
+    store: &Arc<dyn Store>,
+    clock: &Clock,
+    delivery: &Delivery,
+) -> anyhow::Result<Arc<Engine>> {
+    Ok(Engine::start(
+        store.clone(),
+        EngineConfig {
+            clock: clock.clone(),
+            transports: delivery.transports()?,
+            tracking: None,
+            send_rates: Default::default(),
+            frequency_caps: Vec::new(),
+            send_window: Default::default(),
+            retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
+            concurrency: Default::default(),
+        },
+    )?)
+}
+
 /// The server as `waymark serve` runs it: SQLite store, engine with outbox transports, the API
 /// on a loopback port. Requests go through a real HTTP client.
 struct Harness {
     db_path: PathBuf,
     store: Arc<dyn Store>,
     clock: Clock,
+    delivery: Delivery,
     engine: Arc<Engine>,
     secrets: Arc<Secrets>,
     base: String,
@@ -306,22 +443,14 @@ struct Harness {
 
 impl Harness {
     async fn start(dir: &Path, clock: Clock) -> anyhow::Result<Self> {
+        Self::start_with(dir, clock, Delivery::Outbox).await
+    }
+
+    async fn start_with(dir: &Path, clock: Clock, delivery: Delivery) -> anyhow::Result<Self> {
         let sqlite = SqliteStore::open(dir).context("cannot open the database")?;
         let db_path = sqlite.path().to_path_buf();
         let store: Arc<dyn Store> = Arc::new(sqlite);
-        let engine = Engine::start(
-            store.clone(),
-            EngineConfig {
-                clock: clock.clone(),
-                transports: Transports::outbox(),
-                tracking: None,
-                send_rates: Default::default(),
-                frequency_caps: Vec::new(),
-                send_window: Default::default(),
-                retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
-                concurrency: Default::default(),
-            },
-        )?;
+        let engine = start_engine(&store, &clock, &delivery)?;
         let secrets = Arc::new(Secrets {
             admin_token: format!("wm_admin_{}", api::ingest::random_hex(24)),
             write_key: format!("wm_write_{}", api::ingest::random_hex(16)),
@@ -332,6 +461,7 @@ impl Harness {
             db_path,
             store,
             clock,
+            delivery,
             engine,
             secrets,
             base: String::new(),
@@ -397,19 +527,7 @@ impl Harness {
     async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop_server().await?;
         self.stop_engine().await?;
-        self.engine = Engine::start(
-            self.store.clone(),
-            EngineConfig {
-                clock: self.clock.clone(),
-                transports: Transports::outbox(),
-                tracking: None,
-                send_rates: Default::default(),
-                frequency_caps: Vec::new(),
-                send_window: Default::default(),
-                retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
-                concurrency: Default::default(),
-            },
-        )?;
+        self.engine = start_engine(&self.store, &self.clock, &self.delivery)?;
         self.serve().await
     }
 
@@ -878,34 +996,20 @@ async fn latency(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
         figure,
         format!("{n} trigger events at {}/s, one per request", plan.rate),
     );
-    let url = h.url("/v1/track");
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         ticker.tick().await;
-        let (http, url) = (h.http.clone(), url.clone());
-        let key = h.secrets.write_key.clone();
-        tasks.spawn(async move {
-            let body = format!(
+        let posted = post_one(
+            &h,
+            "/v1/track",
+            format!(
                 r#"{{"userId":"latency-{i}","event":"Signed Up","messageId":"latency-track-{i}","properties":{{"plan":"pro"}}}}"#
-            );
-            let wall = Timestamp::now();
-            let sent = Instant::now();
-            let resp = http
-                .post(&url)
-                .basic_auth(&key, Some(""))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await
-                .context("POST /v1/track")?;
-            let answer = json_of(resp, "POST /v1/track").await?;
-            let ack_ms = sent.elapsed().as_secs_f64() * 1e3;
-            ensure!(
-                answer["accepted"] == json!(1),
-                "event {i} not accepted: {answer}"
-            );
-            Ok::<_, anyhow::Error>((format!("latency-{i}"), wall, ack_ms))
+            ),
+        );
+        tasks.spawn(async move {
+            let posted = posted.await.with_context(|| format!("event {i}"))?;
+            Ok::<_, anyhow::Error>((format!("latency-{i}"), posted.sent, posted.ack_ms))
         });
     }
     let mut started: HashMap<String, Timestamp> = HashMap::new();
@@ -987,7 +1091,716 @@ async fn latency(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. waiting_enrollments_bytes_per_enrollment and fire_all_due_seconds
+// Delivery as users feel it: a loopback webhook receiver, offers on an open-loop schedule,
+// the spread of a sample and the process's peak memory (the send and cart figures).
+
+/// Where the receiver listens; the webhook transport is allowed to reach it.
+const RECEIVER_HOST: &str = "127.0.0.1";
+
+/// The webhook body of the bench journeys: who the call is about, so that the receiver can
+/// match each request to the event that caused it.
+const WEBHOOK_BODY: &str =
+    r#"{"user": {{ contact.user_id | json }}, "journey": {{ journey.id | json }}}"#;
+
+/// One request as the receiver saw it.
+struct Arrival {
+    at: Timestamp,
+    idempotency_key: String,
+    /// `user` from the body (`WEBHOOK_BODY`).
+    user: String,
+}
+
+type Arrivals = Arc<Mutex<Vec<Arrival>>>;
+
+/// A webhook endpoint inside the bench process, standing for the system a journey notifies:
+/// it notes each request's arrival and answers 200 at once. Stops when dropped.
+struct Receiver {
+    url: String,
+    arrivals: Arrivals,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((RECEIVER_HOST, 0)).await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let arrivals = Arrivals::default();
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(arrivals.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("bench: the webhook receiver failed: {e}");
+            }
+        });
+        Ok(Receiver {
+            url,
+            arrivals,
+            server,
+        })
+    }
+
+    fn count(&self) -> usize {
+        self.arrivals.lock().expect("arrivals lock").len()
+    }
+
+    /// Every arrival so far (the receiver starts over).
+    fn take(&self) -> Vec<Arrival> {
+        std::mem::take(&mut *self.arrivals.lock().expect("arrivals lock"))
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn receive(State(arrivals): State<Arrivals>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let at = Timestamp::now();
+    let idempotency_key = headers
+        .get(waymark_engine::webhook::IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let user = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b["user"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    arrivals.lock().expect("arrivals lock").push(Arrival {
+        at,
+        idempotency_key,
+        user,
+    });
+    StatusCode::OK
+}
+
+/// Checks that each user's requests at the receiver number what `expected` says (none for a
+/// user it does not name), and that each request carried an idempotency key of its own.
+fn check_arrivals(
+    arrivals: &[Arrival],
+    expected: &HashMap<String, usize>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let keys: HashSet<&str> = arrivals
+        .iter()
+        .map(|a| a.idempotency_key.as_str())
+        .collect();
+    ensure!(
+        !keys.contains("") && keys.len() == arrivals.len(),
+        "{what}: {} requests carried {} distinct idempotency keys (one missing or repeated)",
+        arrivals.len(),
+        keys.len()
+    );
+    let mut got: HashMap<&str, usize> = HashMap::new();
+    for a in arrivals {
+        *got.entry(a.user.as_str()).or_default() += 1;
+    }
+    let mut wrong: Vec<String> = got
+        .iter()
+        .filter_map(|(user, &n)| {
+            let want = expected.get(*user).copied().unwrap_or(0);
+            (n != want).then(|| format!("`{user}` got {n} (expected {want})"))
+        })
+        .chain(
+            expected
+                .iter()
+                .filter(|(user, want)| **want > 0 && !got.contains_key(user.as_str()))
+                .map(|(user, want)| format!("`{user}` got 0 (expected {want})")),
+        )
+        .collect();
+    if !wrong.is_empty() {
+        wrong.sort();
+        bail!(
+            "{what}: {} users got the wrong number of requests, e.g. {}",
+            wrong.len(),
+            wrong[..wrong.len().min(5)].join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// An offer's result, with when its task began and how far behind its schedule that was.
+struct Offered<T> {
+    began: Instant,
+    late_by: Duration,
+    result: T,
+}
+
+/// Makes offers on a fixed schedule, open loop as real users do: each offer is a task of its
+/// own, started at its time after the start whether or not earlier offers were answered, so a
+/// slow server does not slow the offers down. `schedule` is in time order. The results come
+/// back in no particular order; the first failed offer fails the whole.
+async fn open_loop<O, T, F>(
+    schedule: Vec<(Duration, O)>,
+    offer: impl Fn(O) -> F,
+) -> anyhow::Result<Vec<Offered<T>>>
+where
+    F: Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (at, o) in schedule {
+        let due = start + at;
+        tokio::time::sleep_until(due).await;
+        let work = offer(o);
+        tasks.spawn(async move {
+            let began = tokio::time::Instant::now();
+            let result = work.await?;
+            Ok::<_, anyhow::Error>(Offered {
+                began: began.into_std(),
+                late_by: began.saturating_duration_since(due),
+                result,
+            })
+        });
+    }
+    let mut done = Vec::with_capacity(tasks.len());
+    while let Some(offered) = tasks.join_next().await {
+        done.push(offered??);
+    }
+    Ok(done)
+}
+
+/// Offer `i` of a steady `rate` per second.
+fn offer_time(i: usize, rate: f64) -> Duration {
+    Duration::from_secs_f64(i as f64 / rate)
+}
+
+/// The rate the offers really began at (between the first and the last), and the most any
+/// began behind its schedule: together they say whether the client kept to the schedule.
+fn achieved<T>(offers: &[&Offered<T>]) -> (f64, f64) {
+    let first = offers.iter().map(|o| o.began).min();
+    let last = offers.iter().map(|o| o.began).max();
+    let rate = match (first, last) {
+        (Some(first), Some(last)) if last > first => {
+            (offers.len() - 1) as f64 / (last - first).as_secs_f64()
+        }
+        _ => f64::NAN,
+    };
+    let late_ms = offers
+        .iter()
+        .map(|o| o.late_by.as_secs_f64() * 1e3)
+        .fold(0.0, f64::max);
+    (rate, late_ms)
+}
+
+/// One event as a client sends it, on its own, and when it was sent and accepted.
+struct Posted {
+    /// Wall time just before the request.
+    sent: Timestamp,
+    /// Wall time of the `200` answer (the event is durable).
+    accepted: Timestamp,
+    ack_ms: f64,
+}
+
+/// Sends one `track` event through POST /v1/batch, as a client sending events one at a time.
+fn post_event(
+    h: &Harness,
+    user: &str,
+    event: &str,
+    properties: Value,
+) -> impl Future<Output = anyhow::Result<Posted>> + Send + use<> {
+    let body = json!({ "batch": [{
+        "type": "track",
+        "userId": user,
+        "event": event,
+        "messageId": format!("{user}-{}", event.to_ascii_lowercase().replace(' ', "-")),
+        "properties": properties,
+    }] })
+    .to_string();
+    post_one(h, "/v1/batch", body)
+}
+
+/// Sends a request carrying one event to the tracking API at `path` and checks that the event
+/// was accepted. The future owns what it needs, so that it can be a task of its own.
+fn post_one(
+    h: &Harness,
+    path: &str,
+    body: String,
+) -> impl Future<Output = anyhow::Result<Posted>> + Send + use<> {
+    let (http, url, key) = (h.http.clone(), h.url(path), h.secrets.write_key.clone());
+    let what = format!("POST {path}");
+    async move {
+        let sent = Timestamp::now();
+        let started = Instant::now();
+        let resp = http
+            .post(&url)
+            .basic_auth(&key, Some(""))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .context(what.clone())?;
+        let answer = json_of(resp, &what).await?;
+        let ack_ms = started.elapsed().as_secs_f64() * 1e3;
+        let accepted = Timestamp::now();
+        ensure!(
+            answer["accepted"] == json!(1),
+            "event not accepted: {answer}"
+        );
+        Ok(Posted {
+            sent,
+            accepted,
+            ack_ms,
+        })
+    }
+}
+
+/// Milliseconds from `from` to `to` (negative when `to` is earlier).
+fn ms_between(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64() * 1e3
+}
+
+/// The median, 99th percentile and maximum of a sample.
+struct Spread {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: Vec<f64>) -> Self {
+        let values = sorted(values);
+        Spread {
+            p50: percentile(&values, 50.0),
+            p99: percentile(&values, 99.0),
+            max: values.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// Requests per second at the receiver, from the first arrival to the last.
+fn arrival_rate(arrivals: &[Arrival]) -> f64 {
+    let first = arrivals.iter().map(|a| a.at).min();
+    let last = arrivals.iter().map(|a| a.at).max();
+    match (first, last) {
+        (Some(first), Some(last)) if last > first => {
+            (arrivals.len() - 1) as f64 * 1e3 / ms_between(first, last)
+        }
+        _ => f64::NAN,
+    }
+}
+
+/// Sets the process's peak resident set size (VmHWM) back to its current size, so that the
+/// next reading covers one figure (Linux; false where that is not possible).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak resident set size (VmHWM) in MiB (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// What `peak_rss_mib` covers, for the figures' parameters.
+fn peak_rss_scope(reset: bool) -> &'static str {
+    if reset {
+        "VmHWM of the whole bench process (server, engine, bench client and receiver), reset at the start of the figure"
+    } else {
+        "VmHWM of the whole bench process (server, engine, bench client and receiver) since it started"
+    }
+}
+
+/// A send or cart figure's server: the engine delivers webhooks to a receiver of its own, and
+/// the peak memory is counted from the start.
+struct WebhookBench {
+    figure: Figure,
+    h: Harness,
+    receiver: Receiver,
+    peak_rss_reset: bool,
+}
+
+impl WebhookBench {
+    /// Starts the receiver and the server, and publishes `journey(receiver_url)`.
+    async fn start(
+        figure: Figure,
+        dir: &Path,
+        journey: impl FnOnce(&str) -> Value,
+    ) -> anyhow::Result<Self> {
+        let peak_rss_reset = reset_peak_rss();
+        let receiver = Receiver::start().await?;
+        let h = Harness::start_with(dir, Clock::System, Delivery::webhooks()).await?;
+        h.publish(&journey(&receiver.url)).await?;
+        Ok(WebhookBench {
+            figure,
+            h,
+            receiver,
+            peak_rss_reset,
+        })
+    }
+
+    /// Waits (at most `limit`) until the engine has nothing left to do, then checks that every
+    /// webhook was sent and that the receiver got what `expected` says per user (`what` names
+    /// them in a failure), and returns the arrivals.
+    async fn delivered(
+        &self,
+        limit: Duration,
+        expected: &HashMap<String, usize>,
+        what: &str,
+    ) -> anyhow::Result<Vec<Arrival>> {
+        self.settle(limit).await?;
+        self.check_sent(expected.values().sum()).await?;
+        let arrivals = self.receiver.take();
+        check_arrivals(&arrivals, expected, what)?;
+        Ok(arrivals)
+    }
+
+    /// Waits until no event is pending, no enrollment active (every wait ended) and no message
+    /// queued (every webhook answered). Fails after `limit`, with what is left.
+    async fn settle(&self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let store = self.h.store.clone();
+        let mut settled = watch(started, Duration::from_millis(50), move || {
+            let g = store.gauges()?;
+            Ok(g.events_pending == 0 && g.enrollments_active == 0 && g.messages_queued == 0)
+        });
+        let (store, arrivals, figure) = (
+            self.h.store.clone(),
+            self.receiver.arrivals.clone(),
+            self.figure,
+        );
+        let reporter = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                let s = store.clone();
+                if let Ok(g) = blocking(move || Ok(s.gauges()?)).await {
+                    let arrived = arrivals.lock().expect("arrivals lock").len();
+                    progress(
+                        figure,
+                        format!(
+                            "{arrived} webhooks received, {} enrollments active, {} messages queued after {:.0}s",
+                            g.enrollments_active,
+                            g.messages_queued,
+                            started.elapsed().as_secs_f64()
+                        ),
+                    );
+                }
+            }
+        });
+        let outcome = tokio::time::timeout(limit, &mut settled).await;
+        reporter.abort();
+        if let Ok(done) = outcome {
+            done??;
+            return Ok(());
+        }
+        settled.abort();
+        let store = self.h.store.clone();
+        let gauges = blocking(move || Ok(store.gauges()?)).await?;
+        let path = self.h.db_path.clone();
+        let by_status = blocking(move || Ok(message_counts(&path)?)).await?;
+        bail!(
+            "not everything was delivered within {}s: {} webhooks received; {gauges:?}; messages by status {by_status:?}",
+            limit.as_secs(),
+            self.receiver.count()
+        )
+    }
+
+    /// Checks that there are exactly `expected` messages, all sent (a failed webhook is
+    /// reported with its reason).
+    async fn check_sent(&self, expected: usize) -> anyhow::Result<()> {
+        let path = self.h.db_path.clone();
+        let by_status = blocking(move || Ok(message_counts(&path)?)).await?;
+        let sent = by_status.get("sent").copied().unwrap_or(0);
+        if sent == expected as i64 && by_status.values().sum::<i64>() == expected as i64 {
+            return Ok(());
+        }
+        let store = self.h.store.clone();
+        let failed = blocking(move || {
+            Ok(store.messages(&MessageQuery {
+                status: Some("failed".into()),
+                limit: 1,
+                ..Default::default()
+            })?)
+        })
+        .await?;
+        bail!(
+            "expected {expected} sent messages, found {by_status:?}{}",
+            failed
+                .first()
+                .map(|m| format!("; a failed one: {:?}", m.error))
+                .unwrap_or_default()
+        )
+    }
+
+    /// Emits `{name}_p50_ms` and `{name}_p99_ms` of `spread` with the figure's own `params`,
+    /// plus, from the `offers` the figure is about and the `arrivals`: how true the offers were
+    /// to their schedule, their acknowledgements, the maximum, the delivery rate at the receiver
+    /// and the peak memory.
+    fn emit<T>(
+        &self,
+        plan: &Plan,
+        name: &str,
+        spread: &Spread,
+        offers: &[&Offered<(T, Posted)>],
+        arrivals: &[Arrival],
+        mut params: Value,
+    ) {
+        let ack = Spread::of(offers.iter().map(|o| o.result.1.ack_ms).collect());
+        let (achieved_rate, late_ms) = achieved(offers);
+        let shared = json!({
+            "achieved_offer_rate": round(achieved_rate, 1),
+            "offer_late_max_ms": round(late_ms, 2),
+            "max_ms": round(spread.max, 2),
+            "ack_p50_ms": round(ack.p50, 2),
+            "ack_p99_ms": round(ack.p99, 2),
+            "delivered_per_second": round(arrival_rate(arrivals), 1),
+            "peak_rss_mib": peak_rss_mib().map(|m| round(m, 1)),
+            "peak_rss": peak_rss_scope(self.peak_rss_reset),
+            "clock": "system",
+            "transport": "outbox; webhooks to a receiver in the bench process",
+        });
+        if let (Value::Object(params), Value::Object(shared)) = (&mut params, shared) {
+            params.extend(shared);
+        }
+        for (p, value) in [(50, spread.p50), (99, spread.p99)] {
+            emit(
+                plan,
+                &format!("{name}_p{p}_ms"),
+                value,
+                "ms",
+                params.clone(),
+            );
+        }
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        self.h.finish().await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. immediate_send_latency
+
+const SEND_JOURNEY: &str = "bench-send";
+
+async fn immediate_send(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let figure = Figure::ImmediateSend;
+    let OpenLoopPlan { rate, seconds } = plan.send;
+    let n = plan.send.offers();
+    let bench = WebhookBench::start(figure, dir, |receiver| {
+        json!({
+            "id": SEND_JOURNEY,
+            "name": "Bench: tell the CRM about a sign-up",
+            "entry": { "reentry": "once" },
+            "nodes": [
+                { "id": "signed-up", "type": "trigger", "event": "Signed Up" },
+                { "id": "notify-crm", "type": "webhook", "url": receiver, "body": WEBHOOK_BODY },
+            ],
+            "edges": [ { "from": "signed-up", "to": "notify-crm" } ],
+        })
+    })
+    .await?;
+
+    // The trigger creates each contact: a sign-up is a new user.
+    progress(
+        figure,
+        format!("{n} trigger events at {rate}/s for {seconds}s, one per request, open loop"),
+    );
+    let schedule = (0..n).map(|i| (offer_time(i, rate), i)).collect();
+    let offered = open_loop(schedule, |i| {
+        let user = format!("send-{i}");
+        let posted = post_event(&bench.h, &user, "Signed Up", json!({ "plan": "pro" }));
+        async move { Ok((user, posted.await?)) }
+    })
+    .await?;
+    progress(figure, "all events accepted; waiting for the webhooks");
+    let expected: HashMap<String, usize> =
+        offered.iter().map(|o| (o.result.0.clone(), 1)).collect();
+    let arrivals = bench
+        .delivered(
+            Duration::from_secs(300),
+            &expected,
+            "webhooks (one per event)",
+        )
+        .await?;
+
+    let sent: HashMap<&str, Timestamp> = offered
+        .iter()
+        .map(|o| (o.result.0.as_str(), o.result.1.sent))
+        .collect();
+    let latency = Spread::of(
+        arrivals
+            .iter()
+            .map(|a| ms_between(sent[a.user.as_str()], a.at))
+            .collect(),
+    );
+    let params = json!({
+        "events": n,
+        "rate_per_second": rate,
+        "seconds": seconds,
+        "measured": "arrival at the webhook receiver minus the wall time just before the request (POST /v1/batch, one event)",
+        "journey": "trigger > webhook",
+    });
+    let offers: Vec<_> = offered.iter().collect();
+    bench.emit(
+        plan,
+        "immediate_send_latency",
+        &latency,
+        &offers,
+        &arrivals,
+        params,
+    );
+    bench.finish().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. cart_reminder_lateness
+
+const CART_JOURNEY: &str = "bench-cart";
+/// How long the journey waits for the order before it reminds.
+const CART_WAIT: Duration = Duration::from_secs(10);
+/// When a buyer orders, after adding to the cart.
+const ORDER_AFTER: Duration = Duration::from_secs(2);
+/// How long the reminders may take beyond the last one's due time before the figure fails.
+const REMINDER_SLACK: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy)]
+enum CartOffer {
+    Cart(usize),
+    Order(usize),
+}
+
+/// Every even cart is bought.
+fn buys(cart: usize) -> bool {
+    cart.is_multiple_of(2)
+}
+
+fn cart_user(cart: usize) -> String {
+    format!("cart-{cart}")
+}
+
+async fn cart(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let figure = Figure::Cart;
+    let OpenLoopPlan { rate, seconds } = plan.cart;
+    let n = plan.cart.offers();
+    let bench = WebhookBench::start(figure, dir, |receiver| {
+        json!({
+            "id": CART_JOURNEY,
+            "name": "Bench: abandoned cart",
+            "entry": { "reentry": "once" },
+            "nodes": [
+                { "id": "added-to-cart", "type": "trigger", "event": "Added To Cart" },
+                { "id": "wait-for-order", "type": "wait_for_event", "event": "Order Completed",
+                  "timeout": format!("{}s", CART_WAIT.as_secs()) },
+                { "id": "bought", "type": "exit" },
+                { "id": "remind", "type": "webhook", "url": receiver, "body": WEBHOOK_BODY },
+            ],
+            "edges": [
+                { "from": "added-to-cart", "to": "wait-for-order" },
+                { "from": "wait-for-order", "to": "bought", "output": "event" },
+                { "from": "wait-for-order", "to": "remind", "output": "timeout" },
+            ],
+        })
+    })
+    .await?;
+
+    // Each cart is a new contact, created by its trigger event; every even one orders
+    // `ORDER_AFTER` after its cart was offered, on the same open-loop schedule.
+    let mut schedule: Vec<(Duration, CartOffer)> = Vec::with_capacity(n + n / 2 + 1);
+    for i in 0..n {
+        let at = offer_time(i, rate);
+        schedule.push((at, CartOffer::Cart(i)));
+        if buys(i) {
+            schedule.push((at + ORDER_AFTER, CartOffer::Order(i)));
+        }
+    }
+    schedule.sort_by_key(|(at, _)| *at);
+    let buyers = (0..n).filter(|&i| buys(i)).count();
+    progress(
+        figure,
+        format!(
+            "{n} carts at {rate}/s for {seconds}s ({buyers} ordered {}s later), one event per request, open loop",
+            ORDER_AFTER.as_secs()
+        ),
+    );
+    let offered = open_loop(schedule, |offer| {
+        let posted = match offer {
+            CartOffer::Cart(i) => post_event(
+                &bench.h,
+                &cart_user(i),
+                "Added To Cart",
+                json!({ "cart_id": cart_user(i), "value": 42 }),
+            ),
+            CartOffer::Order(i) => post_event(
+                &bench.h,
+                &cart_user(i),
+                "Order Completed",
+                json!({ "cart_id": cart_user(i), "total": 42 }),
+            ),
+        };
+        async move { Ok((offer, posted.await?)) }
+    })
+    .await?;
+    let carts: Vec<(usize, &Offered<(CartOffer, Posted)>)> = offered
+        .iter()
+        .filter_map(|o| match o.result.0 {
+            CartOffer::Cart(i) => Some((i, o)),
+            CartOffer::Order(_) => None,
+        })
+        .collect();
+    progress(
+        figure,
+        format!(
+            "all events accepted; waiting for {} reminders (due {}s after their cart)",
+            n - buyers,
+            CART_WAIT.as_secs()
+        ),
+    );
+    let expected: HashMap<String, usize> = (0..n)
+        .map(|i| (cart_user(i), usize::from(!buys(i))))
+        .collect();
+    let arrivals = bench
+        .delivered(
+            CART_WAIT + REMINDER_SLACK,
+            &expected,
+            "reminders (one per cart without an order, none to a buyer)",
+        )
+        .await?;
+
+    let due: HashMap<String, Timestamp> = carts
+        .iter()
+        .map(|(i, o)| Ok((cart_user(*i), o.result.1.accepted.checked_add(CART_WAIT)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let lateness = Spread::of(
+        arrivals
+            .iter()
+            .map(|a| ms_between(due[&a.user], a.at))
+            .collect(),
+    );
+    let params = json!({
+        "carts": n,
+        "rate_per_second": rate,
+        "seconds": seconds,
+        "buyers": buyers,
+        "reminders": arrivals.len(),
+        "measured": "arrival of the reminder at the webhook receiver minus (the wall time of the cart's 200 answer + 10 s); ack: the cart requests' answer times",
+        "journey": "trigger (Added To Cart) > wait_for_event (Order Completed, 10s) > timeout: webhook, event: exit",
+    });
+    // The acknowledgements and the offer rate are the carts'; the orders only end waits.
+    let offers: Vec<_> = carts.iter().map(|(_, o)| *o).collect();
+    bench.emit(
+        plan,
+        "cart_reminder_lateness",
+        &lateness,
+        &offers,
+        &arrivals,
+        params,
+    );
+    bench.finish().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. waiting_enrollments_bytes_per_enrollment and fire_all_due_seconds
 
 const TIMERS_JOURNEY: &str = "bench-reminder";
 /// Contacts per intake append (each contributes an identify and a track event).
@@ -1215,4 +2028,110 @@ fn parse(text: &str, now: Timestamp) -> anyhow::Result<NewEvent> {
     let value: Value = serde_json::from_str(text)?;
     api::ingest::parse_call(&value, None, "", now)
         .map_err(|e| anyhow::anyhow!("invalid bench event ({}: {}): {text}", e.field, e.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(user: &str, key: &str) -> Arrival {
+        Arrival {
+            at: Timestamp::UNIX_EPOCH,
+            idempotency_key: key.into(),
+            user: user.into(),
+        }
+    }
+
+    /// Carts 0 (bought) and 1 (not bought), as the cart figure expects them.
+    fn expected_reminders() -> HashMap<String, usize> {
+        HashMap::from([("cart-0".into(), 0), ("cart-1".into(), 1)])
+    }
+
+    #[test]
+    fn one_reminder_per_cart_without_an_order_passes() {
+        check_arrivals(
+            &[arrival("cart-1", "e1:remind:1")],
+            &expected_reminders(),
+            "x",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_reminder_to_a_buyer_or_a_stranger_fails() {
+        let buyer = [arrival("cart-1", "a"), arrival("cart-0", "b")];
+        let e = check_arrivals(&buyer, &expected_reminders(), "reminders").unwrap_err();
+        assert!(e.to_string().contains("`cart-0` got 1 (expected 0)"), "{e}");
+        let stranger = [arrival("cart-1", "a"), arrival("someone", "b")];
+        let e = check_arrivals(&stranger, &expected_reminders(), "reminders").unwrap_err();
+        assert!(
+            e.to_string().contains("`someone` got 1 (expected 0)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_repeated_reminder_fails() {
+        let e = check_arrivals(&[], &expected_reminders(), "reminders").unwrap_err();
+        assert!(e.to_string().contains("`cart-1` got 0 (expected 1)"), "{e}");
+        let twice = [arrival("cart-1", "a"), arrival("cart-1", "b")];
+        let e = check_arrivals(&twice, &expected_reminders(), "reminders").unwrap_err();
+        assert!(e.to_string().contains("`cart-1` got 2 (expected 1)"), "{e}");
+    }
+
+    #[test]
+    fn a_repeated_or_missing_idempotency_key_fails() {
+        let expected = HashMap::from([("a".into(), 1), ("b".into(), 1)]);
+        let repeated = [arrival("a", "k"), arrival("b", "k")];
+        assert!(check_arrivals(&repeated, &expected, "x").is_err());
+        let missing = [arrival("a", "k"), arrival("b", "")];
+        assert!(check_arrivals(&missing, &expected, "x").is_err());
+    }
+
+    #[test]
+    fn spread_is_nearest_rank() {
+        let s = Spread::of((1..=200).rev().map(f64::from).collect());
+        assert_eq!((s.p50, s.p99, s.max), (100.0, 198.0, 200.0));
+        assert!(Spread::of(Vec::new()).max.is_nan());
+    }
+
+    #[test]
+    fn achieved_rate_counts_intervals_between_offers() {
+        let start = Instant::now();
+        let offers: Vec<Offered<()>> = (0..5)
+            .map(|i| Offered {
+                began: start + Duration::from_millis(250 * i),
+                late_by: Duration::from_millis(i),
+                result: (),
+            })
+            .collect();
+        let (rate, late_ms) = achieved(&offers.iter().collect::<Vec<_>>());
+        assert!((rate - 4.0).abs() < 1e-9, "{rate}");
+        assert_eq!(late_ms, 4.0);
+    }
+
+    #[test]
+    fn an_open_loop_plan_offers_rate_times_seconds() {
+        let plan = OpenLoopPlan {
+            rate: 200.0,
+            seconds: 5.0,
+        };
+        assert_eq!(plan.offers(), 1000);
+        assert_eq!(offer_time(100, plan.rate), Duration::from_millis(500));
+        assert!(
+            OpenLoopPlan {
+                rate: 0.0,
+                seconds: 1.0
+            }
+            .check("cart")
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_mib().is_some_and(|m| m > 0.0));
+        }
+    }
 }
