@@ -96,6 +96,16 @@ impl Transports {
         }
     }
 
+    /// Whether `channel`'s messages are only recorded, not handed to a provider (the built-in
+    /// outbox; webhooks when they are not configured, which fail at once).
+    pub fn only_records(&self, channel: OutboxChannel) -> bool {
+        match channel {
+            OutboxChannel::Email => matches!(self.email, EmailTransport::Outbox),
+            OutboxChannel::Sms => matches!(self.sms, SmsTransport::Outbox),
+            OutboxChannel::Webhook => self.webhooks.is_none(),
+        }
+    }
+
     /// Delivers a message through its channel's transport. The stored channel is parsed here,
     /// once; a value no transport knows fails the message.
     pub async fn deliver(&self, message: &MessageRow) -> Attempt {

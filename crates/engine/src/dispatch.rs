@@ -13,11 +13,13 @@
 //!
 //! A message is marked sent after the transport accepted it. A crash between the two means the
 //! message is offered again on restart (at-least-once); SMTP copies carry the same Message-ID.
+//! A shutdown waits for the deliveries in flight ([`Dispatcher::between_rounds`]).
 //!
-//! Email and SMS may each have a send-rate limit, and each journey its own (a sliding window
-//! over the engine's clock: at most N in any second, see [`SendRate`]). A message over the rate
-//! stays queued until its place is due,
-//! without counting an attempt, so the limiter never sleeps (the simulated clock stays exact).
+//! Each channel is a lane that delivers many messages at once (see [`Dispatcher`]). Email and
+//! SMS may each have a send-rate limit, and each journey its own (`crate::rates`: at most N in
+//! any second, as the provider counts them). A message over the rate stays queued until its
+//! place is due, without counting an attempt, so the limiter never sleeps (the simulated clock
+//! stays exact).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,6 +53,9 @@ const LOOKAHEAD: usize = 4;
 const MAX_WINDOW: usize = 4096;
 /// How long a message waits when its receiving host already has all its delivery slots.
 const HOST_BUSY_WAIT: SignedDuration = SignedDuration::from_millis(200);
+/// The delivery slots of a channel whose transport only records its messages (the built-in
+/// outbox): as many as one selection reads, since nothing waits on a provider.
+const RECORD_ONLY_SLOTS: usize = 1000;
 /// The most outcomes recorded in one transaction.
 const RECORD_BATCH: usize = 1000;
 
@@ -93,7 +98,7 @@ impl Concurrency {
 
 /// The outbox dispatcher. Each channel is a lane with a fixed number of delivery slots;
 /// selections (one at a time) read the due messages of every lane that has a free slot, take
-/// their rate tokens, and start one task per message. The tasks hand their outcomes to one
+/// their send-rate places, and start one task per message. The tasks hand their outcomes to one
 /// recorder, which writes them in batches. A message is "in flight" from its selection until
 /// its outcome is written, and no selection takes a message in flight: a message is handed to
 /// one delivery at a time.
@@ -106,8 +111,8 @@ pub struct Dispatcher {
     concurrency: Concurrency,
     /// One selection at a time; it also guards the send-rate limits.
     selection: Mutex<Limits>,
-    /// Free delivery slots per channel.
-    lanes: HashMap<OutboxChannel, Arc<Semaphore>>,
+    /// The delivery slots of each channel.
+    lanes: HashMap<OutboxChannel, Slots>,
     /// Free delivery slots per receiving host of webhooks.
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     in_flight: Arc<InFlight>,
@@ -253,12 +258,13 @@ impl Dispatcher {
             retry_lifetime: DEFAULT_RETRY_LIFETIME,
             concurrency,
             selection: Mutex::new(Limits::default()),
-            lanes: lanes(concurrency),
+            lanes: HashMap::new(),
             hosts: Default::default(),
             in_flight,
             finished,
             wakeup,
         }
+        .with_concurrency(concurrency)
     }
 
     /// Retries temporary failures for this long from a message's first attempt.
@@ -267,10 +273,23 @@ impl Dispatcher {
         self
     }
 
-    /// Delivers this many messages at once per channel.
+    /// Delivers this many messages at once per channel. A channel whose transport only
+    /// records its messages (the built-in outbox) has [`RECORD_ONLY_SLOTS`]: there is no
+    /// provider to spare.
     pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
-        self.lanes = lanes(concurrency);
+        self.lanes = OutboxChannel::ALL
+            .iter()
+            .map(|channel| {
+                let size = if self.transports.only_records(*channel) {
+                    RECORD_ONLY_SLOTS
+                } else {
+                    concurrency.of(*channel)
+                };
+                let free = Arc::new(Semaphore::new(size));
+                (*channel, Slots { size, free })
+            })
+            .collect();
         self
     }
 
@@ -338,7 +357,7 @@ impl Dispatcher {
         let mut started = 0;
         let mut deferred = Vec::new();
         for channel in OutboxChannel::ALL {
-            let lane = &self.lanes[&channel];
+            let lane = &self.lanes[&channel].free;
             let free = lane.available_permits();
             if free == 0 {
                 continue;
@@ -448,13 +467,13 @@ impl Dispatcher {
         let lifetime = self.retry_lifetime;
         let wakeup = self.wakeup.clone();
         let mut report = Report {
-            message: Some((
-                m.id,
-                m.attempts,
-                m.first_attempt_at,
-                lifetime,
-                clock.clone(),
-            )),
+            pending: Some(Pending {
+                id: m.id,
+                attempts: m.attempts,
+                first_attempt_at: m.first_attempt_at,
+                retry_lifetime: lifetime,
+                clock: clock.clone(),
+            }),
             finished: self.finished.clone(),
         };
         tokio::spawn(async move {
@@ -482,15 +501,15 @@ impl Dispatcher {
             .map(|channel| {
                 let level = levels.iter().find(|l| l.channel == channel.as_str());
                 let oldest_queued_at = level.and_then(|l| l.oldest_queued_at);
-                let concurrency = self.concurrency.of(*channel);
+                let slots = &self.lanes[channel];
                 Lane {
                     channel: channel.as_str().to_string(),
                     queued: level.map_or(0, |l| l.queued),
                     oldest_queued_at,
                     oldest_queued_seconds: oldest_queued_at
                         .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0)),
-                    in_flight: concurrency - self.lanes[channel].available_permits(),
-                    concurrency,
+                    in_flight: slots.size - slots.free.available_permits(),
+                    concurrency: slots.size,
                 }
             })
             .collect();
@@ -512,11 +531,10 @@ impl Dispatcher {
     }
 }
 
-fn lanes(concurrency: Concurrency) -> HashMap<OutboxChannel, Arc<Semaphore>> {
-    OutboxChannel::ALL
-        .iter()
-        .map(|c| (*c, Arc::new(Semaphore::new(concurrency.of(*c)))))
-        .collect()
+/// A channel's delivery slots: `size` in all, `free` of them now.
+struct Slots {
+    size: usize,
+    free: Arc<Semaphore>,
 }
 
 /// Due messages (highest priority first, oldest first) reordered so that, within a priority,
@@ -540,32 +558,46 @@ fn interleave_journeys(due: impl Iterator<Item = MessageRow>) -> Vec<MessageRow>
 /// panic, a runtime shutting down), a retry is recorded instead, so that the message leaves
 /// the in-flight set and is offered again.
 struct Report {
-    message: Option<(i64, i64, Option<Timestamp>, SignedDuration, Clock)>,
+    /// The message, until its outcome is sent.
+    pending: Option<Pending>,
     finished: mpsc::UnboundedSender<Finished>,
+}
+
+/// What a retry of a message whose delivery stopped needs.
+struct Pending {
+    id: i64,
+    attempts: i64,
+    first_attempt_at: Option<Timestamp>,
+    retry_lifetime: SignedDuration,
+    clock: Clock,
 }
 
 impl Report {
     fn send(&mut self, outcome: DeliveryOutcome, at: Timestamp) {
-        if let Some((id, ..)) = self.message.take() {
-            let _ = self.finished.send(Finished { id, outcome, at });
+        if let Some(pending) = self.pending.take() {
+            let _ = self.finished.send(Finished {
+                id: pending.id,
+                outcome,
+                at,
+            });
         }
     }
 }
 
 impl Drop for Report {
     fn drop(&mut self) {
-        if let Some((id, attempts, first, lifetime, clock)) = self.message.take() {
-            let now = clock.now();
+        if let Some(p) = self.pending.take() {
+            let now = p.clock.now();
             let outcome = after_temporary_failure(
-                id,
-                attempts,
-                first,
+                p.id,
+                p.attempts,
+                p.first_attempt_at,
                 now,
-                lifetime,
+                p.retry_lifetime,
                 "the delivery stopped before it finished".into(),
             );
             let _ = self.finished.send(Finished {
-                id,
+                id: p.id,
                 outcome,
                 at: now,
             });

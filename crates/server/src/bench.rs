@@ -1241,8 +1241,14 @@ where
 {
     let start = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut done = Vec::with_capacity(schedule.len());
     for (at, o) in schedule {
         let due = start + at;
+        // A finished task keeps its whole allocation (a request future is kilobytes) until it
+        // is joined: join as we go, or the client alone holds hundreds of megabytes.
+        while let Some(offered) = tasks.try_join_next() {
+            done.push(offered??);
+        }
         tokio::time::sleep_until(due).await;
         let work = offer(o);
         tasks.spawn(async move {
@@ -1255,7 +1261,6 @@ where
             })
         });
     }
-    let mut done = Vec::with_capacity(tasks.len());
     while let Some(offered) = tasks.join_next().await {
         done.push(offered??);
     }
