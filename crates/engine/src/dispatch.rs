@@ -21,14 +21,14 @@
 //! place is due, without counting an attempt, so the limiter never sleeps (the simulated clock
 //! stays exact).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
-use waymark_store::{DeliveryOutcome, Finished, MessageRow, Store, StoreError};
+use waymark_store::{DeliveryOutcome, DueQuery, Finished, MessageRow, Priority, Store, StoreError};
 
 use waymark_channels::{Attempt, Transports};
 use waymark_core::OutboxChannel;
@@ -119,6 +119,9 @@ pub struct Dispatcher {
     finished: mpsc::UnboundedSender<Finished>,
     /// Wakes the dispatch loop: a message was queued, a slot came free.
     wakeup: Arc<Notify>,
+    /// Counts selections, so that journeys take turns at the head when there are more than
+    /// one selection reads.
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 /// One channel's queue: how deep, how old, how busy.
@@ -141,7 +144,8 @@ pub struct Lane {
 /// The messages selected whose outcome is not written yet.
 #[derive(Default)]
 struct InFlight {
-    ids: std::sync::Mutex<HashSet<i64>>,
+    /// Each message's channel and queue (priority and journey).
+    ids: std::sync::Mutex<HashMap<i64, (OutboxChannel, Queue)>>,
     emptied: Notify,
     /// Held by a selection from before it reads the due messages until it has set aside those
     /// in flight, and by the recorder while it takes written messages out of the set. Without
@@ -151,12 +155,23 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn insert(&self, id: i64) {
-        self.ids.lock().expect("in-flight lock").insert(id);
+    fn insert(&self, m: &MessageRow) {
+        let channel = OutboxChannel::parse(&m.channel).unwrap_or(OutboxChannel::Email);
+        self.ids
+            .lock()
+            .expect("in-flight lock")
+            .insert(m.id, (channel, Queue::of(m)));
     }
 
-    fn count(&self) -> usize {
-        self.ids.lock().expect("in-flight lock").len()
+    /// How many messages of each queue of `channel` are in flight.
+    fn of_channel(&self, channel: OutboxChannel) -> HashMap<Queue, usize> {
+        let mut counts = HashMap::new();
+        for (c, queue) in self.ids.lock().expect("in-flight lock").values() {
+            if *c == channel {
+                *counts.entry(queue.clone()).or_default() += 1;
+            }
+        }
+        counts
     }
 
     fn remove(&self, finished: &[Finished]) {
@@ -263,6 +278,7 @@ impl Dispatcher {
             in_flight,
             finished,
             wakeup,
+            turn: Default::default(),
         }
         .with_concurrency(concurrency)
     }
@@ -364,15 +380,17 @@ impl Dispatcher {
             }
             let due = {
                 let _reading = self.in_flight.reading.lock().await;
-                let window = (free * LOOKAHEAD + self.in_flight.count()).min(MAX_WINDOW);
+                let want = (free * LOOKAHEAD).min(MAX_WINDOW);
+                let in_flight = self.in_flight.of_channel(channel);
                 let store = self.store.clone();
+                let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let due = tokio::task::spawn_blocking(move || {
-                    store.due_messages(channel.as_str(), now, window)
+                    read_due(store.as_ref(), channel, now, want, &in_flight, turn)
                 })
                 .await
                 .map_err(|e| StoreError::Database(e.to_string()))??;
                 let in_flight = self.in_flight.ids.lock().expect("in-flight lock");
-                interleave_journeys(due.into_iter().filter(|m| !in_flight.contains(&m.id)))
+                interleave_journeys(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)))
             };
             for m in due {
                 let Ok(slot) = lane.clone().try_acquire_owned() else {
@@ -385,7 +403,7 @@ impl Dispatcher {
                             // The host has all its slots. Putting its message back a moment
                             // moves it behind the other hosts' messages, which a backlog for
                             // this one would otherwise hide from every selection.
-                            self.in_flight.insert(m.id);
+                            self.in_flight.insert(&m);
                             deferred.push(Finished {
                                 id: m.id,
                                 outcome: DeliveryOutcome::Deferred {
@@ -411,7 +429,7 @@ impl Dispatcher {
                         metrics::counter!("waymark_messages_rate_limited_total", "channel" => m.channel.clone())
                             .increment(1);
                         if let Wait::Until(at) = wait {
-                            self.in_flight.insert(m.id);
+                            self.in_flight.insert(&m);
                             deferred.push(Finished {
                                 id: m.id,
                                 outcome: DeliveryOutcome::Deferred { at },
@@ -422,7 +440,7 @@ impl Dispatcher {
                         continue;
                     }
                 };
-                self.in_flight.insert(m.id);
+                self.in_flight.insert(&m);
                 started += 1;
                 self.spawn_delivery(m, places, [Some(slot), host_slot]);
             }
@@ -535,6 +553,79 @@ impl Dispatcher {
 struct Slots {
     size: usize,
     free: Arc<Semaphore>,
+}
+
+/// The queue a message waits in within its channel: its priority, and its journey.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Queue {
+    priority: Priority,
+    journey: Option<String>,
+}
+
+impl Queue {
+    fn of(m: &MessageRow) -> Self {
+        Queue {
+            priority: m.priority,
+            journey: m.journey_id.clone(),
+        }
+    }
+}
+
+/// The most journeys one selection reads from; when more have messages due, the selections
+/// take them in turns.
+const MAX_JOURNEYS_PER_SELECTION: usize = 64;
+
+/// Reads the due messages of `channel` a selection may start, about `want` of them besides
+/// those `in_flight` (read again, for the caller to set aside): transactional messages first;
+/// then the journeys' messages, each journey with messages due getting an equal share, so that
+/// a burst of one does not hold up the others; then bulk.
+fn read_due(
+    store: &dyn Store,
+    channel: OutboxChannel,
+    now: Timestamp,
+    want: usize,
+    in_flight: &HashMap<Queue, usize>,
+    turn: usize,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let mut due = Vec::new();
+    let mut left = want;
+    let mut read = |priority: Priority, journey: Option<&str>, n: usize| {
+        let queue = Queue {
+            priority,
+            journey: journey.map(str::to_string),
+        };
+        let busy = in_flight.get(&queue).copied().unwrap_or(0);
+        let rows = store.due_messages(&DueQuery {
+            channel: channel.as_str(),
+            priority,
+            journey,
+            now,
+            limit: n + busy,
+        })?;
+        let fresh = rows.len().saturating_sub(busy);
+        due.extend(rows);
+        Ok::<_, StoreError>(fresh)
+    };
+    left -= read(Priority::Transactional, None, left)?.min(left);
+    if left > 0 {
+        let mut journeys =
+            store.due_journeys(channel.as_str(), now, MAX_JOURNEYS_PER_SELECTION * 4)?;
+        if !journeys.is_empty() {
+            let first = turn % journeys.len();
+            journeys.rotate_left(first);
+            journeys.truncate(MAX_JOURNEYS_PER_SELECTION);
+            let share = left.div_ceil(journeys.len());
+            let mut read_now = 0;
+            for journey in &journeys {
+                read_now += read(Priority::Journey, Some(journey), share)?;
+            }
+            left = left.saturating_sub(read_now);
+        }
+    }
+    if left > 0 {
+        read(Priority::Bulk, None, left)?;
+    }
+    Ok(due)
 }
 
 /// Due messages (highest priority first, oldest first) reordered so that, within a priority,

@@ -22,6 +22,7 @@ use common::*;
 #[derive(Debug, Clone)]
 struct Arrival {
     at: Instant,
+    path: String,
     /// Which TCP connection it came on (numbered from 0 in accept order).
     connection: usize,
     idempotency_key: String,
@@ -51,14 +52,19 @@ impl Receiver {
                 std::thread::spawn(move || {
                     let mut writer = stream.try_clone().unwrap();
                     let mut reader = BufReader::new(stream);
-                    while let Some(ReceivedRequest { headers, body, .. }) =
-                        read_request(&mut reader)
+                    while let Some(ReceivedRequest {
+                        path,
+                        headers,
+                        body,
+                        ..
+                    }) = read_request(&mut reader)
                     {
                         let at = Instant::now();
                         let handling = now_handling.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(handling, Ordering::SeqCst);
                         log.lock().unwrap().push(Arrival {
                             at,
+                            path,
                             connection,
                             idempotency_key: headers
                                 .get("x-waymark-idempotency-key")
@@ -348,4 +354,36 @@ fn a_shutdown_waits_for_the_deliveries_in_flight_so_none_is_sent_again_after_a_r
     assert_eq!(sent.len(), 10, "recorded sent before the process stopped");
     std::thread::sleep(Duration::from_secs(3));
     assert_each_once(&r.arrivals(), 10);
+}
+
+#[test]
+fn a_burst_of_one_journey_does_not_hold_up_another() {
+    let r = Receiver::start(Duration::from_millis(100));
+    let mut opts = ServerOptions::system_clock();
+    opts.args = vec![
+        "--webhook-concurrency".into(),
+        "2".into(),
+        "--webhook-host-concurrency".into(),
+        "2".into(),
+        "--webhook-allow-host".into(),
+        format!("127.0.0.1:{}", r.port),
+    ];
+    let s = Server::start(opts);
+    s.apply_journey(webhook_journey("burst", "Burst", &r.url("/burst")));
+    s.apply_journey(webhook_journey("other", "Other", &r.url("/other")));
+    // 60 webhooks of one journey, 2 at a time and 100 ms each: 3 s of work queued first.
+    track_many(&s, "b", 60, "Burst", |_| json!({}));
+    r.wait_for(2, Duration::from_secs(30));
+    track_many(&s, "o", 4, "Other", |_| json!({}));
+    let got = r.wait_for(64, Duration::from_secs(60));
+    assert_each_once(&got, 64);
+    // The journeys take turns: the other journey's four go out among the next few, not after
+    // the whole burst.
+    let last_other = got.iter().rposition(|a| a.path == "/other").unwrap();
+    assert!(
+        last_other < 24,
+        "the other journey's last webhook was the {}th of 64: {:?}",
+        last_other + 1,
+        got.iter().map(|a| a.path.as_str()).collect::<Vec<_>>()
+    );
 }

@@ -301,9 +301,11 @@ pub trait Store: Send + Sync + 'static {
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 
     // Outbox.
-    /// Up to `limit` queued messages of `channel` whose next attempt is due: the highest
-    /// [`Priority`] first, and the oldest due first within one.
-    fn due_messages(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>>;
+    /// Up to `limit` queued messages whose next attempt is due, oldest due first.
+    fn due_messages(&self, query: &DueQuery<'_>) -> Result<Vec<MessageRow>>;
+    /// The journeys (at most `limit`, by id) that have [`Priority::Journey`] messages of
+    /// `channel` due at `now`.
+    fn due_journeys(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<String>>;
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>>;
     /// Records the outcomes of delivery attempts, all in one transaction.
     fn finish_messages(&self, finished: &[Finished]) -> Result<()>;

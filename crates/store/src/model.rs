@@ -415,6 +415,17 @@ pub struct MessageQuery {
     pub after_id: i64,
 }
 
+/// Which due messages a dispatcher reads: of one channel and priority, and of one journey when
+/// `journey` is given.
+#[derive(Debug, Clone, Copy)]
+pub struct DueQuery<'a> {
+    pub channel: &'a str,
+    pub priority: Priority,
+    pub journey: Option<&'a str>,
+    pub now: Timestamp,
+    pub limit: usize,
+}
+
 /// The outcome of one delivery attempt of message `id`, known at `at`.
 #[derive(Debug, Clone)]
 pub struct Finished {

@@ -317,29 +317,55 @@ impl Store for SqliteStore {
         self.put_meta(key, value)
     }
 
-    fn due_messages(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<MessageRow>> {
+    fn due_messages(&self, q: &DueQuery<'_>) -> Result<Vec<MessageRow>> {
         let conn = self.conn()?;
-        // One range of the `messages_due` index per priority, highest first.
+        // A range of `messages_due`, or of `messages_due_journey` for one journey.
+        let (index, journey) = match q.journey {
+            Some(_) => ("messages_due_journey", "AND m.journey_id = ?5"),
+            None => ("messages_due", "AND ?5 IS NULL"),
+        };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
-             WHERE m.status = 'queued' AND m.channel = ?1 AND m.priority = ?2 AND m.next_attempt_at <= ?3
+            "SELECT {MESSAGE_COLUMNS} FROM messages m INDEXED BY {index}
+             LEFT JOIN contacts c ON c.id = m.contact_id
+             WHERE m.status = 'queued' AND m.channel = ?1 AND m.priority = ?2 {journey}
+               AND m.next_attempt_at <= ?3
              ORDER BY m.next_attempt_at, m.id LIMIT ?4"
         ))?;
-        let mut due = Vec::new();
-        for priority in Priority::ALL {
-            let left = limit.saturating_sub(due.len());
-            if left == 0 {
-                break;
-            }
-            let rows = stmt.query_map(
-                params![channel, priority.as_i64(), ms(now), left as i64],
-                message_from_row,
-            )?;
-            for row in rows {
-                due.push(row?);
-            }
-        }
-        Ok(due)
+        let rows = stmt.query_map(
+            params![
+                q.channel,
+                q.priority.as_i64(),
+                ms(q.now),
+                q.limit as i64,
+                q.journey
+            ],
+            message_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn due_journeys(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        // A skip scan of `messages_due_journey`: one seek per journey, however many messages
+        // each has queued.
+        let mut stmt = conn.prepare_cached(
+            "WITH RECURSIVE due(journey) AS (
+                 SELECT (SELECT MIN(journey_id) FROM messages INDEXED BY messages_due_journey
+                         WHERE status = 'queued' AND channel = ?1 AND priority = ?2
+                           AND journey_id IS NOT NULL AND next_attempt_at <= ?3)
+                 UNION ALL
+                 SELECT (SELECT MIN(journey_id) FROM messages INDEXED BY messages_due_journey
+                         WHERE status = 'queued' AND channel = ?1 AND priority = ?2
+                           AND journey_id > due.journey AND next_attempt_at <= ?3)
+                 FROM due WHERE due.journey IS NOT NULL
+             )
+             SELECT journey FROM due WHERE journey IS NOT NULL LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![channel, Priority::Journey.as_i64(), ms(now), limit as i64],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>> {
