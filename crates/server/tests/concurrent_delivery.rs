@@ -387,3 +387,58 @@ fn a_burst_of_one_journey_does_not_hold_up_another() {
         got.iter().map(|a| a.path.as_str()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_kill_in_the_middle_of_delivery_loses_nothing_and_repeats_at_most_what_was_in_flight() {
+    let r = Receiver::start(Duration::from_millis(50));
+    let mut opts = ServerOptions::system_clock();
+    opts.args = vec![
+        "--webhook-allow-host".into(),
+        format!("127.0.0.1:{}", r.port),
+    ];
+    let mut s = Server::start(opts);
+    s.apply_journey(webhook_journey("notify", "Signed Up", &r.url("/hook")));
+    let n = 400;
+    track_many(&s, "k", n, "Signed Up", |_| json!({}));
+    r.wait_for(100, Duration::from_secs(60));
+    s.kill();
+    let at_kill = r.arrivals().len();
+    assert!(at_kill < n, "all {n} were delivered before the kill");
+    s.restart();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let distinct = |got: &[Arrival]| {
+        got.iter()
+            .map(|a| a.idempotency_key.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    while distinct(&r.arrivals()) < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = r.arrivals();
+    // Every message arrived; only those in flight when the process died (at most 32 to this
+    // host) may have come twice, with the same idempotency key for the receiver to drop.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for a in &got {
+        *seen.entry(a.idempotency_key.as_str()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), n, "distinct messages received");
+    let repeated = seen.values().filter(|c| **c > 1).count();
+    assert!(seen.values().all(|c| *c <= 2), "a message came three times");
+    assert!(
+        repeated <= 32,
+        "{repeated} repeated: more than were in flight"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s
+        .messages_where(&[("channel", "webhook"), ("status", "sent")])
+        .len()
+        < n
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every message is recorded sent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
