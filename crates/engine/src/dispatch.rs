@@ -351,7 +351,10 @@ impl Dispatcher {
     pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
         let mut attempts = 0;
         loop {
-            let started = self.start_due().await?;
+            // Between two selections every delivery ends, so a busy host's messages just wait
+            // for the next one (put back, they would wait for the clock, which a simulated
+            // clock may never move).
+            let started = self.select(HostBusy::Skip).await?;
             self.in_flight.wait_empty().await;
             attempts += started;
             if started == 0 {
@@ -367,6 +370,10 @@ impl Dispatcher {
     /// started. A message over a send rate is put back, due when its place comes free,
     /// without counting an attempt.
     pub async fn start_due(&self) -> Result<usize, StoreError> {
+        self.select(HostBusy::PutBack).await
+    }
+
+    async fn select(&self, host_busy: HostBusy) -> Result<usize, StoreError> {
         let mut limits = self.selection.lock().await;
         limits.new_selection();
         let now = self.clock.now();
@@ -399,6 +406,7 @@ impl Dispatcher {
                 let host_slot = match self.host_lane(&m) {
                     Some(host) => match host.try_acquire_owned() {
                         Ok(slot) => Some(slot),
+                        Err(_) if host_busy == HostBusy::Skip => continue,
                         Err(_) => {
                             // The host has all its slots. Putting its message back a moment
                             // moves it behind the other hosts' messages, which a backlog for
@@ -547,6 +555,16 @@ impl Dispatcher {
     pub fn next_attempt_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.store.next_message_attempt_at()
     }
+}
+
+/// What a selection does with a webhook whose receiving host has all its slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostBusy {
+    /// Puts it back for [`HOST_BUSY_WAIT`] (the dispatch loop, which does not wait for
+    /// deliveries between selections).
+    PutBack,
+    /// Leaves it due for the next selection.
+    Skip,
 }
 
 /// A channel's delivery slots: `size` in all, `free` of them now.
