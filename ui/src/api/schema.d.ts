@@ -671,6 +671,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/outbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each channel's queue: messages queued, the oldest one's age, deliveries in flight */
+        get: operations["get_v1_outbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/page": {
         parameters: {
             query?: never;
@@ -1706,6 +1723,36 @@ export interface components {
         Journeys: {
             journeys: components["schemas"]["JourneySummary"][];
         };
+        /** @description One channel's queue: how deep, how old, how busy. */
+        Lane: {
+            /** @description `email`, `sms` or `webhook`. */
+            channel: string;
+            /**
+             * Format: uint
+             * @description The most delivered at once (`--email-concurrency`, ...).
+             */
+            concurrency: number;
+            /**
+             * Format: uint
+             * @description Messages being delivered now.
+             */
+            in_flight: number;
+            /**
+             * Format: date-time
+             * @description When the oldest queued message was created (or requeued).
+             */
+            oldest_queued_at?: string | null;
+            /**
+             * Format: double
+             * @description Its age now; 0 when none is queued. The figure to alert on.
+             */
+            oldest_queued_seconds: number;
+            /**
+             * Format: int64
+             * @description Messages queued, including those waiting for a retry or for their send rate.
+             */
+            queued: number;
+        };
         ListSummary: {
             /** Format: date-time */
             created_at: string;
@@ -2101,6 +2148,10 @@ export interface components {
             within_last?: string | null;
             /** @description A date within this duration after now: `now < date <= now + d`. */
             within_next?: string | null;
+        };
+        /** @description The outbox, per channel. */
+        Outbox: {
+            channels: components["schemas"]["Lane"][];
         };
         OutsideHours: "defer" | "skip";
         Position: {
@@ -4006,6 +4057,28 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_outbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Outbox"];
+                };
+            };
+            401: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
