@@ -415,8 +415,8 @@ pub struct MessageQuery {
     pub after_id: i64,
 }
 
-/// Which due messages a dispatcher reads: of one channel and priority, and of one journey when
-/// `journey` is given.
+/// Which due messages a dispatcher reads: of one channel and priority, and of one journey
+/// (`None`: the messages of no journey, as transactional ones).
 #[derive(Debug, Clone, Copy)]
 pub struct DueQuery<'a> {
     pub channel: &'a str,

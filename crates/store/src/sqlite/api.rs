@@ -319,13 +319,13 @@ impl Store for SqliteStore {
 
     fn due_messages(&self, q: &DueQuery<'_>) -> Result<Vec<MessageRow>> {
         let conn = self.conn()?;
-        // A range of `messages_due`, or of `messages_due_journey` for one journey.
-        let (index, journey) = match q.journey {
-            Some(_) => ("messages_due_journey", "AND m.journey_id = ?5"),
-            None => ("messages_due", "AND ?5 IS NULL"),
+        // One range of `messages_due`.
+        let journey = match q.journey {
+            Some(_) => "AND m.journey_id = ?5",
+            None => "AND m.journey_id IS NULL AND ?5 IS NULL",
         };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m INDEXED BY {index}
+            "SELECT {MESSAGE_COLUMNS} FROM messages m INDEXED BY messages_due
              LEFT JOIN contacts c ON c.id = m.contact_id
              WHERE m.status = 'queued' AND m.channel = ?1 AND m.priority = ?2 {journey}
                AND m.next_attempt_at <= ?3
@@ -346,15 +346,15 @@ impl Store for SqliteStore {
 
     fn due_journeys(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         let conn = self.conn()?;
-        // A skip scan of `messages_due_journey`: one seek per journey, however many messages
-        // each has queued.
+        // A skip scan of `messages_due`: one seek per journey, however many messages each has
+        // queued.
         let mut stmt = conn.prepare_cached(
             "WITH RECURSIVE due(journey) AS (
-                 SELECT (SELECT MIN(journey_id) FROM messages INDEXED BY messages_due_journey
+                 SELECT (SELECT MIN(journey_id) FROM messages INDEXED BY messages_due
                          WHERE status = 'queued' AND channel = ?1 AND priority = ?2
                            AND journey_id IS NOT NULL AND next_attempt_at <= ?3)
                  UNION ALL
-                 SELECT (SELECT MIN(journey_id) FROM messages INDEXED BY messages_due_journey
+                 SELECT (SELECT MIN(journey_id) FROM messages INDEXED BY messages_due
                          WHERE status = 'queued' AND channel = ?1 AND priority = ?2
                            AND journey_id > due.journey AND next_attempt_at <= ?3)
                  FROM due WHERE due.journey IS NOT NULL
