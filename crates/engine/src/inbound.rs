@@ -121,8 +121,9 @@ fn apply(
 mod tests {
     use serde_json::{Map, Value, json};
     use waymark_channels::inbound::parse_generic;
+    use waymark_store::prelude::*;
     use waymark_store::sqlite::SqliteStore;
-    use waymark_store::{Store, SuppressionQuery, TimelineEntry};
+    use waymark_store::{SuppressionQuery, TimelineEntry};
 
     use super::*;
 

@@ -106,8 +106,9 @@ mod tests {
     use super::*;
     use jiff::Timestamp;
     use waymark_core::EventKind;
+    use waymark_store::NewEvent;
+    use waymark_store::prelude::*;
     use waymark_store::sqlite::SqliteStore;
-    use waymark_store::{NewEvent, Store};
 
     /// A fresh data directory, removed afterwards.
     struct TempDir(std::path::PathBuf);

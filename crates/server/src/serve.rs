@@ -266,7 +266,7 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 
 /// A random id kept in the database, so that Message-IDs differ between installations.
 fn installation_id(store: &SqliteStore) -> anyhow::Result<String> {
-    use waymark_store::Store;
+    use waymark_store::Meta;
     if let Some(id) = store.meta("installation_id")? {
         return Ok(id);
     }

@@ -602,7 +602,7 @@ impl SqliteStore {
 mod tests {
     use super::super::test_support::{TempDir, tables};
     use super::*;
-    use crate::Store;
+    use crate::prelude::*;
 
     /// (name, declared type, not null, primary key position) of each column.
     fn columns(conn: &Connection, table: &str) -> Vec<(String, String, bool, i64)> {

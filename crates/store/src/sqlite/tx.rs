@@ -1,5 +1,6 @@
-//! `EngineTx` on a SQLite transaction: every statement is prepared once per connection and
-//! cached, because the engine runs these thousands of times per second.
+//! `EngineTx` (every `Tx` concern trait, one impl block each) on a SQLite transaction: every
+//! statement is prepared once per connection and cached, because the engine runs these
+//! thousands of times per second.
 
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
@@ -12,8 +13,10 @@ use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog
 
 use super::{ms, ts};
 use crate::{
-    Contact, EngineTx, ExperimentCounts, NewEvent, NewMessage, Result, StatsDeltas, StoreError,
-    StoredEvent, StoredTemplate, Subscription,
+    AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, EventsTx,
+    ExperimentCounts, ExperimentsTx, MetaTx, NewEvent, NewMessage, OutboxTx, PrivacyTx,
+    ReportingTx, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate, Subscription,
+    TemplatesTx, TimersTx,
 };
 
 pub(crate) struct SqliteTx<'a> {
@@ -184,82 +187,9 @@ impl SqliteTx<'_> {
     }
 }
 
-impl EngineTx for SqliteTx<'_> {
-    fn subscriptions(&mut self, contact_id: i64) -> Result<Vec<Subscription>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT contact_id, channel, topic, status, updated_at FROM subscriptions
-             WHERE contact_id = ?1 ORDER BY channel, topic",
-        )?;
-        let rows = stmt.query_map([contact_id], |r| {
-            Ok(Subscription {
-                contact_id: r.get(0)?,
-                channel: r.get(1)?,
-                topic: r.get(2)?,
-                status: r.get(3)?,
-                updated_at: ts(r.get(4)?),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
+impl EngineTx for SqliteTx<'_> {}
 
-    fn set_subscription(&mut self, s: &Subscription) -> Result<Option<String>> {
-        let before: Option<String> = self
-            .tx
-            .prepare_cached(
-                "SELECT status FROM subscriptions WHERE contact_id = ?1 AND channel = ?2 AND topic = ?3",
-            )?
-            .query_row(params![s.contact_id, s.channel, s.topic], |r| r.get(0))
-            .optional()?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (contact_id, channel, topic)
-                 DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                s.contact_id,
-                s.channel,
-                s.topic,
-                s.status,
-                ms(s.updated_at)
-            ])?;
-        Ok(before)
-    }
-
-    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
-        self.tx
-            .prepare_cached("UPDATE messages SET unsubscribe_url = ?2 WHERE idempotency_key = ?1")?
-            .execute(params![idempotency_key, url])?;
-        Ok(())
-    }
-
-    fn contact_by_email(&mut self, email: &str) -> Result<Option<i64>> {
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT id FROM contacts WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
-            )?
-            .query_row([email.trim()], |r| r.get(0))
-            .optional()?)
-    }
-
-    fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>> {
-        let done = self
-            .meta("processed_seq")?
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0);
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![done, upto_seq, limit as i64], event_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn set_processed_upto(&mut self, seq: i64) -> Result<()> {
-        self.set_meta("processed_seq", &seq.to_string())
-    }
-
+impl ContactsTx for SqliteTx<'_> {
     fn resolve_contact(
         &mut self,
         user_id: Option<&str>,
@@ -345,13 +275,6 @@ impl EngineTx for SqliteTx<'_> {
         })
     }
 
-    fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {
-        self.tx
-            .prepare_cached("UPDATE events SET contact_id = ?2 WHERE seq = ?1")?
-            .execute(params![seq, contact_id])?;
-        Ok(())
-    }
-
     fn contact(&mut self, contact_id: i64) -> Result<Contact> {
         self.contact_inner(contact_id)
     }
@@ -377,6 +300,67 @@ impl EngineTx for SqliteTx<'_> {
         self.tx
             .prepare_cached("UPDATE contacts SET traits = ?2, email = ?3, phone = ?4, timezone = ?5, updated_at = ?6 WHERE id = ?1")?
             .execute(params![contact_id, serde_json::to_string(&traits)?, email, phone, tz, ms(now)])?;
+        Ok(())
+    }
+
+    fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows = stmt.query_map(params![after_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn contacts_with_address(
+        &mut self,
+        channel: &str,
+        address: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let column = match channel {
+            "email" => "email",
+            "sms" => "phone",
+            _ => return Ok(Vec::new()),
+        };
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT id FROM contacts WHERE {column} = ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![address, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn contact_by_email(&mut self, email: &str) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM contacts WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
+            )?
+            .query_row([email.trim()], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+impl EventsTx for SqliteTx<'_> {
+    fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let done = self
+            .meta("processed_seq")?
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![done, upto_seq, limit as i64], event_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_processed_upto(&mut self, seq: i64) -> Result<()> {
+        self.set_meta("processed_seq", &seq.to_string())
+    }
+
+    fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE events SET contact_id = ?2 WHERE seq = ?1")?
+            .execute(params![seq, contact_id])?;
         Ok(())
     }
 
@@ -417,402 +401,106 @@ impl EngineTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn message_engaged(
-        &mut self,
-        enrollment_id: i64,
-        node: &str,
-        engagement: Engagement,
-    ) -> Result<bool> {
-        let condition = match engagement {
-            Engagement::Sent | Engagement::Delivered => "status = 'sent'",
-            Engagement::Opened => "(opened_at IS NOT NULL OR clicked_at IS NOT NULL)",
-            Engagement::Clicked => "clicked_at IS NOT NULL",
-        };
-        let found: Option<i64> = self
-            .tx
-            .prepare_cached(&format!(
-                "SELECT 1 FROM messages WHERE enrollment_id = ?1 AND node = ?2 AND {condition} LIMIT 1"
-            ))?
-            .query_row(params![enrollment_id, node], |r| r.get(0))
-            .optional()?;
-        Ok(found.is_some())
-    }
-
-    fn in_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
-        let found: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT 1 FROM list_members m JOIN lists l ON l.id = m.list_id
-                 WHERE l.name = ?1 AND m.contact_id = ?2",
-            )?
-            .query_row(params![list, contact_id], |r| r.get(0))
-            .optional()?;
-        Ok(found.is_some())
-    }
-
-    fn contact_messages(&mut self, contact_id: i64) -> Result<Vec<MessageRecord>> {
-        // A message counts as sent from the step that queued it (so a condition evaluated in
-        // the same transaction sees it); "delivered" once the transport accepted it.
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT journey_id, template, node, channel, created_at, sent_at, opened_at, clicked_at
-             FROM messages WHERE contact_id = ?1 AND status IN ('queued', 'sent')
-               AND channel IN ('email', 'sms') ORDER BY id",
-        )?;
-        let rows = stmt.query_map([contact_id], |r| {
-            let channel: String = r.get(3)?;
-            let template: String = r.get(1)?;
-            Ok(MessageRecord {
-                journey: r.get(0)?,
-                template: (!template.is_empty()).then_some(template),
-                node: r.get(2)?,
-                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
-                sent_at: ts(r.get(4)?),
-                delivered_at: r.get::<_, Option<i64>>(5)?.map(ts),
-                opened_at: r.get::<_, Option<i64>>(6)?.map(ts),
-                clicked_at: r.get::<_, Option<i64>>(7)?.map(ts),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn segment_definitions(&mut self) -> Result<Vec<(String, Value)>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT id, condition FROM segments ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, condition) = row?;
-            // A row that cannot be read is the caller's to report, not an error of the batch.
-            out.push((id, serde_json::from_str(&condition).unwrap_or(Value::Null)));
-        }
-        Ok(out)
-    }
-
-    fn is_segment_member(&mut self, segment_id: &str, contact_id: i64) -> Result<bool> {
-        let found: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND contact_id = ?2",
-            )?
-            .query_row(params![segment_id, contact_id], |r| r.get(0))
-            .optional()?;
-        Ok(found.is_some())
-    }
-
-    fn set_segment_member(
-        &mut self,
-        segment_id: &str,
-        contact_id: i64,
-        member: bool,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let n = if member {
-            self.tx
-                .prepare_cached("INSERT OR IGNORE INTO segment_members (segment_id, contact_id, entered_at) VALUES (?1, ?2, ?3)")?
-                .execute(params![segment_id, contact_id, ms(now)])?
-        } else {
-            self.tx
-                .prepare_cached(
-                    "DELETE FROM segment_members WHERE segment_id = ?1 AND contact_id = ?2",
-                )?
-                .execute(params![segment_id, contact_id])?
-        };
+    fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
+        let n = self.tx.prepare_cached(
+            concat!(
+                "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+                 VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (message_id) DO NOTHING"
+            ),
+        )?
+        .execute(params![
+            e.message_id,
+            e.kind.as_str(),
+            e.name,
+            e.user_id,
+            e.anonymous_id,
+            e.previous_id,
+            serde_json::to_string(&e.properties)?,
+            ms(e.timestamp),
+            ms(e.received_at),
+            contact_id,
+        ])?;
         Ok(n == 1)
     }
 
-    fn set_segment_check(
-        &mut self,
-        segment_id: &str,
-        contact_id: i64,
-        due: Option<Timestamp>,
-    ) -> Result<()> {
-        match due {
-            Some(at) => self.tx
-                .prepare_cached(
-                    "INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at
-                     WHERE due_at != excluded.due_at",
-                )?
-                .execute(params![segment_id, contact_id, ms(at)])?,
-            None => self.tx
-                .prepare_cached("DELETE FROM segment_checks WHERE segment_id = ?1 AND contact_id = ?2")?
-                .execute(params![segment_id, contact_id])?,
-        };
-        Ok(())
+    fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT properties FROM events
+             WHERE contact_id = ?1 AND name = 'Order Completed'
+             ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![contact_id, limit as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|r| Ok(products_of(&r?))).collect::<Result<_>>()
     }
 
-    fn claim_due_segment_checks(
+    fn orders_with_products(
         &mut self,
-        now: Timestamp,
+        product_ids: &[String],
+        exclude_contact: i64,
         limit: usize,
-    ) -> Result<Vec<(String, i64)>> {
-        let due: Vec<(String, i64)> = {
-            let mut stmt = self.tx.prepare_cached(
-                "SELECT segment_id, contact_id FROM segment_checks WHERE due_at <= ?1
-                 ORDER BY due_at, segment_id, contact_id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+    ) -> Result<Vec<Value>> {
+        // Per product, its newest `limit` orders by others, walking the index backwards; then
+        // the newest `limit` of their union. The work is bounded by the number of products
+        // times `limit`, however many orders hold a best-seller. Events not yet processed (no
+        // contact) count as other contacts' orders.
+        let mut newest = self.tx.prepare_cached(
+            "SELECT op.seq FROM order_products op JOIN events e ON e.seq = op.seq
+             WHERE op.product_id = ?1 AND e.contact_id IS NOT ?2
+             ORDER BY op.seq DESC LIMIT ?3",
+        )?;
+        let mut seqs = std::collections::BTreeSet::new();
+        for id in product_ids {
+            let rows = newest.query_map(params![id, exclude_contact, limit as i64], |r| {
+                r.get::<_, i64>(0)
             })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let mut delete = self.tx.prepare_cached(
-            "DELETE FROM segment_checks WHERE segment_id = ?1 AND contact_id = ?2",
-        )?;
-        for (segment, contact) in &due {
-            delete.execute(params![segment, contact])?;
-        }
-        Ok(due)
-    }
-
-    fn set_trigger_due(
-        &mut self,
-        journey_id: &str,
-        node: &str,
-        contact_id: i64,
-        due: Option<Timestamp>,
-    ) -> Result<()> {
-        match due {
-            Some(at) => self.tx
-                .prepare_cached(
-                    "INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (journey_id, node, contact_id) DO UPDATE SET due_at = excluded.due_at",
-                )?
-                .execute(params![journey_id, node, contact_id, ms(at)])?,
-            None => self.tx
-                .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1 AND node = ?2 AND contact_id = ?3")?
-                .execute(params![journey_id, node, contact_id])?,
-        };
-        Ok(())
-    }
-
-    fn claim_due_triggers(
-        &mut self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(String, String, i64, Timestamp)>> {
-        let due: Vec<(String, String, i64, Timestamp)> = {
-            let mut stmt = self.tx.prepare_cached(
-                "SELECT journey_id, node, contact_id, due_at FROM trigger_schedule WHERE due_at <= ?1
-                 ORDER BY due_at, journey_id, node, contact_id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, ts(r.get(3)?)))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let mut delete = self.tx.prepare_cached(
-            "DELETE FROM trigger_schedule WHERE journey_id = ?1 AND node = ?2 AND contact_id = ?3",
-        )?;
-        for (journey, node, contact, _) in &due {
-            delete.execute(params![journey, node, contact])?;
-        }
-        Ok(due)
-    }
-
-    fn add_score_expiry(
-        &mut self,
-        contact_id: i64,
-        score_trait: &str,
-        points: i64,
-        due: Timestamp,
-    ) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO score_expiries (contact_id, score_trait, points, due_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![contact_id, score_trait, points, ms(due)])?;
-        Ok(())
-    }
-
-    fn claim_due_score_expiries(
-        &mut self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(i64, String, i64)>> {
-        let due: Vec<(i64, i64, String, i64)> = {
-            let mut stmt = self.tx.prepare_cached(
-                "SELECT id, contact_id, score_trait, points FROM score_expiries WHERE due_at <= ?1
-                 ORDER BY due_at, id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let mut delete = self
-            .tx
-            .prepare_cached("DELETE FROM score_expiries WHERE id = ?1")?;
-        for (id, ..) in &due {
-            delete.execute([id])?;
-        }
-        Ok(due.into_iter().map(|(_, c, t, p)| (c, t, p)).collect())
-    }
-
-    fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()> {
-        self.tx
-            .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1")?
-            .execute([journey_id])?;
-        Ok(())
-    }
-
-    fn segment_member_ids(
-        &mut self,
-        segment_id: &str,
-        after_id: i64,
-        limit: usize,
-    ) -> Result<Vec<i64>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT contact_id FROM segment_members WHERE segment_id = ?1 AND contact_id > ?2
-             ORDER BY contact_id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![segment_id, after_id, limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn list_member_ids(&mut self, list: &str, after_id: i64, limit: usize) -> Result<Vec<i64>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id
-             WHERE l.name = ?1 AND m.contact_id > ?2 ORDER BY m.contact_id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![list, after_id, limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT id FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-        let rows = stmt.query_map(params![after_id, limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT node, detail FROM steps WHERE enrollment_id = ?1 AND action = 'left' ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map([enrollment_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (node, detail) = row?;
-            let output = detail
-                .and_then(|d| serde_json::from_str::<Value>(&d).ok())
-                .and_then(|d| d.get("output").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_default();
-            out.push((node, output));
-        }
-        Ok(out)
-    }
-
-    fn add_experiment_counts(
-        &mut self,
-        journey_id: &str,
-        node: &str,
-        variant: &str,
-        entered: i64,
-        converted: i64,
-    ) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO experiment_variants (journey_id, node, variant, entered, converted)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (journey_id, node, variant) DO UPDATE SET
-                   entered = entered + excluded.entered, converted = converted + excluded.converted",
-            )?
-            .execute(params![journey_id, node, variant, entered, converted])?;
-        Ok(())
-    }
-
-    fn experiment_counts(&mut self, journey_id: &str, node: &str) -> Result<Vec<ExperimentCounts>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT node, variant, entered, converted FROM experiment_variants
-             WHERE journey_id = ?1 AND node = ?2 ORDER BY variant",
-        )?;
-        let rows = stmt.query_map(params![journey_id, node], |r| {
-            Ok(ExperimentCounts {
-                node: r.get(0)?,
-                variant: r.get(1)?,
-                entered: r.get(2)?,
-                converted: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn experiment_winner(&mut self, journey_id: &str, node: &str) -> Result<Option<String>> {
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT winner FROM experiment_winners WHERE journey_id = ?1 AND node = ?2",
-            )?
-            .query_row(params![journey_id, node], |r| r.get(0))
-            .optional()?)
-    }
-
-    fn set_experiment_winner(
-        &mut self,
-        journey_id: &str,
-        node: &str,
-        winner: &str,
-        verdict: &Value,
-        now: Timestamp,
-    ) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO experiment_winners (journey_id, node, winner, decided_at, verdict)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (journey_id, node) DO NOTHING",
-            )?
-            .execute(params![
-                journey_id,
-                node,
-                winner,
-                ms(now),
-                verdict.to_string()
-            ])?;
-        Ok(())
-    }
-
-    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
-        let Some((unopened, unclicked)) = self
-            .tx
-            .prepare_cached(
-                "SELECT opened_at IS NULL, clicked_at IS NULL FROM messages WHERE id = ?1",
-            )?
-            .query_row([message_id], |r| {
-                Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?))
-            })
-            .optional()?
-        else {
-            return Ok(false);
-        };
-        // A click implies the message was opened, even if the open pixel was blocked.
-        let sql = if clicked {
-            "UPDATE messages SET clicked_at = COALESCE(clicked_at, ?2), opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
-        } else {
-            "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
-        };
-        self.tx
-            .prepare_cached(sql)?
-            .execute(params![message_id, ms(at)])?;
-        // Unique opens and clicks per journey node: only the first of each counts.
-        for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
-            if first {
-                self.tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO node_stats (journey_id, node, {column})
-                         SELECT journey_id, node, 1 FROM messages
-                         WHERE id = ?1 AND journey_id IS NOT NULL AND node IS NOT NULL
-                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
-                    ))?
-                    .execute([message_id])?;
+            for seq in rows {
+                seqs.insert(seq?);
             }
         }
-        Ok(true)
+        let mut properties = self
+            .tx
+            .prepare_cached("SELECT properties FROM events WHERE seq = ?1")?;
+        seqs.iter()
+            .rev()
+            .take(limit)
+            .map(|seq| {
+                let text: String = properties.query_row([seq], |r| r.get(0))?;
+                Ok(products_of(&text))
+            })
+            .collect()
     }
 
+    fn product_order_counts(
+        &mut self,
+        product_ids: &[String],
+        cap: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM order_products WHERE product_id = ?1 LIMIT ?2)",
+        )?;
+        let mut counts = Vec::with_capacity(product_ids.len());
+        for id in product_ids {
+            let n: i64 = stmt.query_row(params![id, cap as i64], |r| r.get(0))?;
+            if n > 0 {
+                counts.push((id.clone(), n));
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl TemplatesTx for SqliteTx<'_> {
+    fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>> {
+        super::api::template_row(self.tx, id)
+    }
+
+    fn template_version(&mut self, id: &str, version: i64) -> Result<Option<StoredTemplate>> {
+        super::api::template_version_row(self.tx, id, version)
+    }
+}
+
+impl EnrollmentsTx for SqliteTx<'_> {
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE contact_id = ?1 AND status = 'active' ORDER BY id"
@@ -953,6 +641,549 @@ impl EngineTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, detail FROM steps WHERE enrollment_id = ?1 AND action = 'left' ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([enrollment_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (node, detail) = row?;
+            let output = detail
+                .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+                .and_then(|d| d.get("output").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+            out.push((node, output));
+        }
+        Ok(out)
+    }
+}
+
+impl TimersTx for SqliteTx<'_> {
+    fn set_trigger_due(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        contact_id: i64,
+        due: Option<Timestamp>,
+    ) -> Result<()> {
+        match due {
+            Some(at) => self.tx
+                .prepare_cached(
+                    "INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (journey_id, node, contact_id) DO UPDATE SET due_at = excluded.due_at",
+                )?
+                .execute(params![journey_id, node, contact_id, ms(at)])?,
+            None => self.tx
+                .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1 AND node = ?2 AND contact_id = ?3")?
+                .execute(params![journey_id, node, contact_id])?,
+        };
+        Ok(())
+    }
+
+    fn claim_due_triggers(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, String, i64, Timestamp)>> {
+        let due: Vec<(String, String, i64, Timestamp)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT journey_id, node, contact_id, due_at FROM trigger_schedule WHERE due_at <= ?1
+                 ORDER BY due_at, journey_id, node, contact_id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, ts(r.get(3)?)))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut delete = self.tx.prepare_cached(
+            "DELETE FROM trigger_schedule WHERE journey_id = ?1 AND node = ?2 AND contact_id = ?3",
+        )?;
+        for (journey, node, contact, _) in &due {
+            delete.execute(params![journey, node, contact])?;
+        }
+        Ok(due)
+    }
+
+    fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM trigger_schedule WHERE journey_id = ?1")?
+            .execute([journey_id])?;
+        Ok(())
+    }
+
+    fn add_score_expiry(
+        &mut self,
+        contact_id: i64,
+        score_trait: &str,
+        points: i64,
+        due: Timestamp,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO score_expiries (contact_id, score_trait, points, due_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![contact_id, score_trait, points, ms(due)])?;
+        Ok(())
+    }
+
+    fn claim_due_score_expiries(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let due: Vec<(i64, i64, String, i64)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT id, contact_id, score_trait, points FROM score_expiries WHERE due_at <= ?1
+                 ORDER BY due_at, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM score_expiries WHERE id = ?1")?;
+        for (id, ..) in &due {
+            delete.execute([id])?;
+        }
+        Ok(due.into_iter().map(|(_, c, t, p)| (c, t, p)).collect())
+    }
+}
+
+impl OutboxTx for SqliteTx<'_> {
+    fn insert_message(&mut self, m: &NewMessage) -> Result<bool> {
+        let n = self
+            .tx
+            .prepare_cached(
+                concat!(
+                    "INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
+                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority)
+                     VALUES (", next_id!("messages", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
+                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END, ?15)
+                     ON CONFLICT (idempotency_key) DO NOTHING"
+                ),
+            )?
+            .execute(params![
+                m.idempotency_key,
+                m.contact_id,
+                m.enrollment_id,
+                m.journey_id,
+                m.node,
+                m.template,
+                m.channel.as_str(),
+                m.recipient,
+                m.subject,
+                m.html,
+                m.text,
+                m.status.as_str(),
+                m.error,
+                ms(m.created_at),
+                m.priority.as_i64(),
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE messages SET unsubscribe_url = ?2 WHERE idempotency_key = ?1")?
+            .execute(params![idempotency_key, url])?;
+        Ok(())
+    }
+
+    fn count_marketing_messages(
+        &mut self,
+        contact_id: i64,
+        channel: &str,
+        since: Timestamp,
+    ) -> Result<i64> {
+        // Marketing: from a template that is not transactional. Held-back, failed and bounced
+        // messages do not count against a cap.
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM messages m JOIN templates t ON t.id = m.template
+             WHERE m.contact_id = ?1 AND m.channel = ?2 AND m.created_at >= ?3
+               AND m.status IN ('queued', 'sent')
+               AND COALESCE(json_extract(t.definition, '$.transactional'), 0) = 0",
+            )?
+            .query_row(params![contact_id, channel, ms(since)], |r| r.get(0))?)
+    }
+
+    fn contact_messages(&mut self, contact_id: i64) -> Result<Vec<MessageRecord>> {
+        // A message counts as sent from the step that queued it (so a condition evaluated in
+        // the same transaction sees it); "delivered" once the transport accepted it.
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT journey_id, template, node, channel, created_at, sent_at, opened_at, clicked_at
+             FROM messages WHERE contact_id = ?1 AND status IN ('queued', 'sent')
+               AND channel IN ('email', 'sms') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([contact_id], |r| {
+            let channel: String = r.get(3)?;
+            let template: String = r.get(1)?;
+            Ok(MessageRecord {
+                journey: r.get(0)?,
+                template: (!template.is_empty()).then_some(template),
+                node: r.get(2)?,
+                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
+                sent_at: ts(r.get(4)?),
+                delivered_at: r.get::<_, Option<i64>>(5)?.map(ts),
+                opened_at: r.get::<_, Option<i64>>(6)?.map(ts),
+                clicked_at: r.get::<_, Option<i64>>(7)?.map(ts),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn message_engaged(
+        &mut self,
+        enrollment_id: i64,
+        node: &str,
+        engagement: Engagement,
+    ) -> Result<bool> {
+        let condition = match engagement {
+            Engagement::Sent | Engagement::Delivered => "status = 'sent'",
+            Engagement::Opened => "(opened_at IS NOT NULL OR clicked_at IS NOT NULL)",
+            Engagement::Clicked => "clicked_at IS NOT NULL",
+        };
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT 1 FROM messages WHERE enrollment_id = ?1 AND node = ?2 AND {condition} LIMIT 1"
+            ))?
+            .query_row(params![enrollment_id, node], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
+        let Some((unopened, unclicked)) = self
+            .tx
+            .prepare_cached(
+                "SELECT opened_at IS NULL, clicked_at IS NULL FROM messages WHERE id = ?1",
+            )?
+            .query_row([message_id], |r| {
+                Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?))
+            })
+            .optional()?
+        else {
+            return Ok(false);
+        };
+        // A click implies the message was opened, even if the open pixel was blocked.
+        let sql = if clicked {
+            "UPDATE messages SET clicked_at = COALESCE(clicked_at, ?2), opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
+        } else {
+            "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
+        };
+        self.tx
+            .prepare_cached(sql)?
+            .execute(params![message_id, ms(at)])?;
+        // Unique opens and clicks per journey node: only the first of each counts.
+        for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
+            if first {
+                self.tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO node_stats (journey_id, node, {column})
+                         SELECT journey_id, node, 1 FROM messages
+                         WHERE id = ?1 AND journey_id IS NOT NULL AND node IS NOT NULL
+                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
+                    ))?
+                    .execute([message_id])?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl AudiencesTx for SqliteTx<'_> {
+    fn in_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM list_members m JOIN lists l ON l.id = m.list_id
+                 WHERE l.name = ?1 AND m.contact_id = ?2",
+            )?
+            .query_row(params![list, contact_id], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool> {
+        let list_id = self.list_id(list, Some(now))?.expect("list just created");
+        let n = self.tx
+            .prepare_cached("INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![list_id, contact_id, ms(now)])?;
+        Ok(n == 1)
+    }
+
+    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
+        let Some(list_id) = self.list_id(list, None)? else {
+            return Ok(false);
+        };
+        let n = self
+            .tx
+            .prepare_cached("DELETE FROM list_members WHERE list_id = ?1 AND contact_id = ?2")?
+            .execute(params![list_id, contact_id])?;
+        Ok(n == 1)
+    }
+
+    fn list_member_ids(&mut self, list: &str, after_id: i64, limit: usize) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id
+             WHERE l.name = ?1 AND m.contact_id > ?2 ORDER BY m.contact_id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![list, after_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn segment_definitions(&mut self) -> Result<Vec<(String, Value)>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id, condition FROM segments ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, condition) = row?;
+            // A row that cannot be read is the caller's to report, not an error of the batch.
+            out.push((id, serde_json::from_str(&condition).unwrap_or(Value::Null)));
+        }
+        Ok(out)
+    }
+
+    fn is_segment_member(&mut self, segment_id: &str, contact_id: i64) -> Result<bool> {
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND contact_id = ?2",
+            )?
+            .query_row(params![segment_id, contact_id], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn set_segment_member(
+        &mut self,
+        segment_id: &str,
+        contact_id: i64,
+        member: bool,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = if member {
+            self.tx
+                .prepare_cached("INSERT OR IGNORE INTO segment_members (segment_id, contact_id, entered_at) VALUES (?1, ?2, ?3)")?
+                .execute(params![segment_id, contact_id, ms(now)])?
+        } else {
+            self.tx
+                .prepare_cached(
+                    "DELETE FROM segment_members WHERE segment_id = ?1 AND contact_id = ?2",
+                )?
+                .execute(params![segment_id, contact_id])?
+        };
+        Ok(n == 1)
+    }
+
+    fn segment_member_ids(
+        &mut self,
+        segment_id: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT contact_id FROM segment_members WHERE segment_id = ?1 AND contact_id > ?2
+             ORDER BY contact_id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![segment_id, after_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_segment_check(
+        &mut self,
+        segment_id: &str,
+        contact_id: i64,
+        due: Option<Timestamp>,
+    ) -> Result<()> {
+        match due {
+            Some(at) => self.tx
+                .prepare_cached(
+                    "INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at
+                     WHERE due_at != excluded.due_at",
+                )?
+                .execute(params![segment_id, contact_id, ms(at)])?,
+            None => self.tx
+                .prepare_cached("DELETE FROM segment_checks WHERE segment_id = ?1 AND contact_id = ?2")?
+                .execute(params![segment_id, contact_id])?,
+        };
+        Ok(())
+    }
+
+    fn claim_due_segment_checks(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        let due: Vec<(String, i64)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT segment_id, contact_id FROM segment_checks WHERE due_at <= ?1
+                 ORDER BY due_at, segment_id, contact_id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut delete = self.tx.prepare_cached(
+            "DELETE FROM segment_checks WHERE segment_id = ?1 AND contact_id = ?2",
+        )?;
+        for (segment, contact) in &due {
+            delete.execute(params![segment, contact])?;
+        }
+        Ok(due)
+    }
+}
+
+impl ExperimentsTx for SqliteTx<'_> {
+    fn add_experiment_counts(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        variant: &str,
+        entered: i64,
+        converted: i64,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO experiment_variants (journey_id, node, variant, entered, converted)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (journey_id, node, variant) DO UPDATE SET
+                   entered = entered + excluded.entered, converted = converted + excluded.converted",
+            )?
+            .execute(params![journey_id, node, variant, entered, converted])?;
+        Ok(())
+    }
+
+    fn experiment_counts(&mut self, journey_id: &str, node: &str) -> Result<Vec<ExperimentCounts>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, variant, entered, converted FROM experiment_variants
+             WHERE journey_id = ?1 AND node = ?2 ORDER BY variant",
+        )?;
+        let rows = stmt.query_map(params![journey_id, node], |r| {
+            Ok(ExperimentCounts {
+                node: r.get(0)?,
+                variant: r.get(1)?,
+                entered: r.get(2)?,
+                converted: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn experiment_winner(&mut self, journey_id: &str, node: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT winner FROM experiment_winners WHERE journey_id = ?1 AND node = ?2",
+            )?
+            .query_row(params![journey_id, node], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_experiment_winner(
+        &mut self,
+        journey_id: &str,
+        node: &str,
+        winner: &str,
+        verdict: &Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO experiment_winners (journey_id, node, winner, decided_at, verdict)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (journey_id, node) DO NOTHING",
+            )?
+            .execute(params![
+                journey_id,
+                node,
+                winner,
+                ms(now),
+                verdict.to_string()
+            ])?;
+        Ok(())
+    }
+}
+
+impl ConsentTx for SqliteTx<'_> {
+    fn subscriptions(&mut self, contact_id: i64) -> Result<Vec<Subscription>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT contact_id, channel, topic, status, updated_at FROM subscriptions
+             WHERE contact_id = ?1 ORDER BY channel, topic",
+        )?;
+        let rows = stmt.query_map([contact_id], |r| {
+            Ok(Subscription {
+                contact_id: r.get(0)?,
+                channel: r.get(1)?,
+                topic: r.get(2)?,
+                status: r.get(3)?,
+                updated_at: ts(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn set_subscription(&mut self, s: &Subscription) -> Result<Option<String>> {
+        let before: Option<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT status FROM subscriptions WHERE contact_id = ?1 AND channel = ?2 AND topic = ?3",
+            )?
+            .query_row(params![s.contact_id, s.channel, s.topic], |r| r.get(0))
+            .optional()?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (contact_id, channel, topic)
+                 DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                s.contact_id,
+                s.channel,
+                s.topic,
+                s.status,
+                ms(s.updated_at)
+            ])?;
+        Ok(before)
+    }
+
+    fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
+        let plain = self
+            .tx
+            .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
+            .query_row(
+                params![channel, crate::suppression_address(channel, address)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match plain {
+            Some(reason) => Ok(Some(reason)),
+            // The address of an erased contact, imported or identified again.
+            None => super::privacy::erased_suppression(self.tx, channel, address),
+        }
+    }
+
+    fn suppress(&mut self, entry: &crate::Suppression) -> Result<bool> {
+        super::api::suppress_in(self.tx, entry)
+    }
+
+    fn unsuppress(&mut self, channel: &str, address: &str) -> Result<bool> {
+        super::api::unsuppress_in(self.tx, channel, address)
+    }
+}
+
+impl ReportingTx for SqliteTx<'_> {
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO node_stats (journey_id, node, entered, completed, exited, converted, sent, failed, suppressed)
@@ -986,150 +1217,19 @@ impl EngineTx for SqliteTx<'_> {
         }
         Ok(())
     }
+}
 
-    fn insert_message(&mut self, m: &NewMessage) -> Result<bool> {
-        let n = self
-            .tx
-            .prepare_cached(
-                concat!(
-                    "INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority)
-                     VALUES (", next_id!("messages", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
-                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END, ?15)
-                     ON CONFLICT (idempotency_key) DO NOTHING"
-                ),
-            )?
-            .execute(params![
-                m.idempotency_key,
-                m.contact_id,
-                m.enrollment_id,
-                m.journey_id,
-                m.node,
-                m.template,
-                m.channel.as_str(),
-                m.recipient,
-                m.subject,
-                m.html,
-                m.text,
-                m.status.as_str(),
-                m.error,
-                ms(m.created_at),
-                m.priority.as_i64(),
-            ])?;
-        Ok(n == 1)
+impl PrivacyTx for SqliteTx<'_> {
+    fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<crate::Erasure> {
+        super::privacy::erase(self.tx, contact_id, now)
     }
 
-    fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>> {
-        super::api::template_row(self.tx, id)
+    fn record_audit(&mut self, entry: &crate::NewAudit) -> Result<i64> {
+        super::privacy::record_audit(self.tx, entry)
     }
+}
 
-    fn template_version(&mut self, id: &str, version: i64) -> Result<Option<StoredTemplate>> {
-        super::api::template_version_row(self.tx, id, version)
-    }
-
-    fn suppress(&mut self, entry: &crate::Suppression) -> Result<bool> {
-        super::api::suppress_in(self.tx, entry)
-    }
-
-    fn unsuppress(&mut self, channel: &str, address: &str) -> Result<bool> {
-        super::api::unsuppress_in(self.tx, channel, address)
-    }
-
-    fn contacts_with_address(
-        &mut self,
-        channel: &str,
-        address: &str,
-        limit: usize,
-    ) -> Result<Vec<i64>> {
-        let column = match channel {
-            "email" => "email",
-            "sms" => "phone",
-            _ => return Ok(Vec::new()),
-        };
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT id FROM contacts WHERE {column} = ?1 ORDER BY id LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![address, limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
-        let plain = self
-            .tx
-            .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
-            .query_row(
-                params![channel, crate::suppression_address(channel, address)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match plain {
-            Some(reason) => Ok(Some(reason)),
-            // The address of an erased contact, imported or identified again.
-            None => super::privacy::erased_suppression(self.tx, channel, address),
-        }
-    }
-
-    fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool> {
-        let list_id = self.list_id(list, Some(now))?.expect("list just created");
-        let n = self.tx
-            .prepare_cached("INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) VALUES (?1, ?2, ?3)")?
-            .execute(params![list_id, contact_id, ms(now)])?;
-        Ok(n == 1)
-    }
-
-    fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
-        let n = self.tx.prepare_cached(
-            concat!(
-                "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-                 VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (message_id) DO NOTHING"
-            ),
-        )?
-        .execute(params![
-            e.message_id,
-            e.kind.as_str(),
-            e.name,
-            e.user_id,
-            e.anonymous_id,
-            e.previous_id,
-            serde_json::to_string(&e.properties)?,
-            ms(e.timestamp),
-            ms(e.received_at),
-            contact_id,
-        ])?;
-        Ok(n == 1)
-    }
-
-    fn count_marketing_messages(
-        &mut self,
-        contact_id: i64,
-        channel: &str,
-        since: Timestamp,
-    ) -> Result<i64> {
-        // Marketing: from a template that is not transactional. Held-back, failed and bounced
-        // messages do not count against a cap.
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT COUNT(*) FROM messages m JOIN templates t ON t.id = m.template
-             WHERE m.contact_id = ?1 AND m.channel = ?2 AND m.created_at >= ?3
-               AND m.status IN ('queued', 'sent')
-               AND COALESCE(json_extract(t.definition, '$.transactional'), 0) = 0",
-            )?
-            .query_row(params![contact_id, channel, ms(since)], |r| r.get(0))?)
-    }
-
-    fn remove_from_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
-        let Some(list_id) = self.list_id(list, None)? else {
-            return Ok(false);
-        };
-        let n = self
-            .tx
-            .prepare_cached("DELETE FROM list_members WHERE list_id = ?1 AND contact_id = ?2")?
-            .execute(params![list_id, contact_id])?;
-        Ok(n == 1)
-    }
-
+impl MetaTx for SqliteTx<'_> {
     fn meta(&mut self, key: &str) -> Result<Option<String>> {
         Ok(self
             .tx
@@ -1143,79 +1243,6 @@ impl EngineTx for SqliteTx<'_> {
             .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
             .execute([key, value])?;
         Ok(())
-    }
-
-    fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT properties FROM events
-             WHERE contact_id = ?1 AND name = 'Order Completed'
-             ORDER BY seq DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![contact_id, limit as i64], |r| r.get::<_, String>(0))?;
-        rows.map(|r| Ok(products_of(&r?))).collect::<Result<_>>()
-    }
-
-    fn orders_with_products(
-        &mut self,
-        product_ids: &[String],
-        exclude_contact: i64,
-        limit: usize,
-    ) -> Result<Vec<Value>> {
-        // Per product, its newest `limit` orders by others, walking the index backwards; then
-        // the newest `limit` of their union. The work is bounded by the number of products
-        // times `limit`, however many orders hold a best-seller. Events not yet processed (no
-        // contact) count as other contacts' orders.
-        let mut newest = self.tx.prepare_cached(
-            "SELECT op.seq FROM order_products op JOIN events e ON e.seq = op.seq
-             WHERE op.product_id = ?1 AND e.contact_id IS NOT ?2
-             ORDER BY op.seq DESC LIMIT ?3",
-        )?;
-        let mut seqs = std::collections::BTreeSet::new();
-        for id in product_ids {
-            let rows = newest.query_map(params![id, exclude_contact, limit as i64], |r| {
-                r.get::<_, i64>(0)
-            })?;
-            for seq in rows {
-                seqs.insert(seq?);
-            }
-        }
-        let mut properties = self
-            .tx
-            .prepare_cached("SELECT properties FROM events WHERE seq = ?1")?;
-        seqs.iter()
-            .rev()
-            .take(limit)
-            .map(|seq| {
-                let text: String = properties.query_row([seq], |r| r.get(0))?;
-                Ok(products_of(&text))
-            })
-            .collect()
-    }
-
-    fn product_order_counts(
-        &mut self,
-        product_ids: &[String],
-        cap: usize,
-    ) -> Result<Vec<(String, i64)>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM order_products WHERE product_id = ?1 LIMIT ?2)",
-        )?;
-        let mut counts = Vec::with_capacity(product_ids.len());
-        for id in product_ids {
-            let n: i64 = stmt.query_row(params![id, cap as i64], |r| r.get(0))?;
-            if n > 0 {
-                counts.push((id.clone(), n));
-            }
-        }
-        Ok(counts)
-    }
-
-    fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<crate::Erasure> {
-        super::privacy::erase(self.tx, contact_id, now)
-    }
-
-    fn record_audit(&mut self, entry: &crate::NewAudit) -> Result<i64> {
-        super::privacy::record_audit(self.tx, entry)
     }
 }
 

@@ -1,0 +1,57 @@
+//! Contacts: who a person is (user and anonymous ids, merged identities) and what their
+//! traits say. The timeline is the read side of a contact's page.
+
+use jiff::Timestamp;
+use serde_json::Map;
+use serde_json::Value;
+
+use crate::{Contact, ContactDetail, ContactQuery, Result, TimelineEntry};
+
+/// Reading contacts for the API: one contact with its details, searches, its timeline.
+pub trait Contacts {
+    fn contact(&self, id: i64) -> Result<ContactDetail>;
+
+    fn find_contacts(&self, query: &ContactQuery) -> Result<Vec<Contact>>;
+
+    fn timeline(&self, contact_id: i64, limit: usize) -> Result<Vec<TimelineEntry>>;
+}
+
+/// Resolving and changing contacts inside an engine transaction: identities, merges, traits.
+pub trait ContactsTx {
+    /// Finds or creates the contact for these identities, merging an anonymous contact into an
+    /// identified one when the event links them.
+    fn resolve_contact(
+        &mut self,
+        user_id: Option<&str>,
+        anonymous_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<i64>;
+
+    /// Merges the contact known by `previous_id` (a user or anonymous id) into `user_id`'s.
+    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64>;
+
+    fn contact(&mut self, contact_id: i64) -> Result<Contact>;
+
+    /// Merges traits (null removes one) and keeps email, phone and timezone columns in step.
+    fn update_traits(
+        &mut self,
+        contact_id: i64,
+        traits: &Map<String, Value>,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Contact ids greater than `after_id`, ascending, for scans.
+    fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>>;
+
+    /// The ids of the contacts whose email address (channel `email`) or phone number (`sms`)
+    /// is exactly `address`, oldest first, at most `limit`.
+    fn contacts_with_address(
+        &mut self,
+        channel: &str,
+        address: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>>;
+
+    /// The contact with this email address (case-insensitive), the oldest if several.
+    fn contact_by_email(&mut self, email: &str) -> Result<Option<i64>>;
+}
