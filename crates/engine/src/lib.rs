@@ -209,17 +209,112 @@ impl Engine {
     ) -> Result<T, EngineError> {
         let engine = self.clone();
         let out = tokio::task::spawn_blocking(move || {
-            let mut out = None;
-            engine.store.engine_tx(&mut |tx| {
-                out = Some(work(tx, engine.processor.gate())?);
-                Ok(())
-            })?;
-            Ok::<_, StoreError>(out.expect("the transaction ran its work"))
+            in_transaction(engine.store.as_ref(), |tx| {
+                work(tx, engine.processor.gate())
+            })
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
         self.dispatcher.wake();
         Ok(out)
+    }
+
+    /// Runs `work` in one engine transaction (off the async runtime). The engine's own
+    /// operations below use it; the API has no raw transaction.
+    async fn transaction<T: Send + 'static>(
+        self: &Arc<Self>,
+        mut work: impl FnMut(&mut dyn EngineTx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || in_transaction(store.as_ref(), &mut work))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Records a request to enroll a contact through a journey's `api` trigger (the engine
+    /// enrolls it when it processes the event): the contact is `user_id`'s (created if new) or
+    /// the existing `contact_id`. Returns the contact and whether the request is new (false:
+    /// the same `message_id` was recorded before).
+    pub async fn request_enrollment(
+        self: &Arc<Self>,
+        journey_id: String,
+        contact: recorded::ContactRef,
+        payload: serde_json::Map<String, serde_json::Value>,
+        message_id: String,
+    ) -> Result<(i64, bool), EngineError> {
+        let now = self.clock.now();
+        let out = self
+            .transaction(move |tx| {
+                let contact_id = contact.resolve(tx, now)?;
+                let fresh = recorded::request_enrollment(
+                    tx,
+                    contact_id,
+                    &journey_id,
+                    payload.clone(),
+                    message_id.clone(),
+                    now,
+                )?;
+                Ok((contact_id, fresh))
+            })
+            .await?;
+        self.events_recorded();
+        Ok(out)
+    }
+
+    /// Adds the contacts to list `name` (or removes them), recording the list events that
+    /// list triggers and segments follow. Every contact must exist, or nothing changes.
+    pub async fn change_list_members(
+        self: &Arc<Self>,
+        name: String,
+        contact_ids: Vec<i64>,
+        add: bool,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        self.transaction(move |tx| {
+            for id in &contact_ids {
+                tx.contact(*id)
+                    .map_err(|_| StoreError::NotFound(format!("contact {id}")))?;
+                if add {
+                    recorded::add_to_list(tx, *id, &name, now)?;
+                } else {
+                    recorded::remove_from_list(tx, *id, &name, now)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.events_recorded();
+        Ok(())
+    }
+
+    /// A contact's product recommendations, as a send would compute them.
+    pub async fn recommendations_for(
+        self: &Arc<Self>,
+        contact_id: i64,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        self.transaction(move |tx| {
+            recommendations::for_contact(tx, contact_id, recommendations::LIST_LENGTH)
+        })
+        .await
+    }
+
+    /// A contact's subscriptions (channel and topic, with their status).
+    pub async fn subscriptions(
+        self: &Arc<Self>,
+        contact_id: i64,
+    ) -> Result<Vec<waymark_store::Subscription>, EngineError> {
+        self.transaction(move |tx| tx.subscriptions(contact_id))
+            .await
+    }
+
+    /// Sets a subscription; returns its status before (`None`: there was none).
+    pub async fn set_subscription(
+        self: &Arc<Self>,
+        subscription: waymark_store::Subscription,
+    ) -> Result<Option<String>, EngineError> {
+        self.transaction(move |tx| tx.set_subscription(&subscription))
+            .await
     }
 
     /// Each channel's outbox queue now (depth, oldest age, deliveries in flight), also set as
@@ -431,12 +526,7 @@ impl Engine {
                     }
                 }
             }
-            let mut out = None;
-            engine.store.engine_tx(&mut |tx| {
-                out = Some(work(tx)?);
-                Ok(())
-            })?;
-            Ok::<_, StoreError>(out.expect("the transaction ran its work"))
+            in_transaction(engine.store.as_ref(), &mut work)
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))?
@@ -512,6 +602,19 @@ impl Engine {
         self.dispatcher.wake();
         Ok(())
     }
+}
+
+/// Runs `work` in one engine transaction of `store` and returns what it returned.
+fn in_transaction<T>(
+    store: &dyn Store,
+    mut work: impl FnMut(&mut dyn EngineTx) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut out = None;
+    store.engine_tx(&mut |tx| {
+        out = Some(work(tx)?);
+        Ok(())
+    })?;
+    Ok(out.expect("the transaction ran its work"))
 }
 
 #[derive(Debug, Clone, Copy)]

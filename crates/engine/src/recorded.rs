@@ -91,3 +91,24 @@ pub fn request_enrollment(
         now,
     )
 }
+
+/// Who a request names: a user id (the contact is created if new) or an existing contact.
+#[derive(Debug, Clone)]
+pub enum ContactRef {
+    User(String),
+    Id(i64),
+}
+
+impl ContactRef {
+    /// The contact's id; a contact id that does not exist is `NotFound`.
+    pub fn resolve(&self, tx: &mut dyn EngineTx, now: Timestamp) -> Result<i64, StoreError> {
+        match self {
+            ContactRef::User(user) => tx.resolve_contact(Some(user), None, now),
+            ContactRef::Id(id) => {
+                tx.contact(*id)
+                    .map_err(|_| StoreError::NotFound(format!("contact {id}")))?;
+                Ok(*id)
+            }
+        }
+    }
+}

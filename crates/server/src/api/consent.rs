@@ -60,16 +60,8 @@ fn check_topic(topic: &str) -> ApiResult<String> {
 }
 
 async fn contact_subscriptions(state: &AppState, contact_id: i64) -> ApiResult<Vec<Subscription>> {
-    blocking(state, move |s| {
-        s.contact(contact_id)?;
-        let mut out = Vec::new();
-        s.engine_tx(&mut |tx| {
-            out = tx.subscriptions(contact_id)?;
-            Ok(())
-        })?;
-        Ok(out)
-    })
-    .await
+    blocking(state, move |s| s.contact(contact_id).map(|_| ())).await?;
+    Ok(state.engine.subscriptions(contact_id).await?)
 }
 
 /// Sets a subscription and records the matching event when the status changed. Returns the
@@ -90,16 +82,8 @@ async fn change(
         status: status.to_string(),
         updated_at: now,
     };
-    let before = blocking(state, move |s| {
-        s.contact(contact_id)?;
-        let mut before = None;
-        s.engine_tx(&mut |tx| {
-            before = tx.set_subscription(&subscription)?;
-            Ok(())
-        })?;
-        Ok(before)
-    })
-    .await?;
+    blocking(state, move |s| s.contact(contact_id).map(|_| ())).await?;
+    let before = state.engine.set_subscription(subscription).await?;
     let event = match status {
         UNSUBSCRIBED_STATUS => Some(UNSUBSCRIBED),
         SUBSCRIBED_STATUS if before.as_deref() == Some(PENDING) => Some(SUBSCRIPTION_CONFIRMED),

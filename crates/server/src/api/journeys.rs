@@ -15,6 +15,7 @@ use waymark_core::ValidationError;
 use waymark_core::journey::{Channel, JourneyDocument};
 use waymark_core::validate::parse_and_validate;
 use waymark_engine::JourneyChange;
+use waymark_engine::recorded::ContactRef;
 use waymark_store::{JourneyRow, JourneyStatus, JourneyVersion, Store, StoreError};
 
 use super::AppState;
@@ -558,9 +559,8 @@ pub async fn enroll(
         None => format!("enroll-api:{}", super::ingest::random_hex(16)),
         Some(s) => format!("enroll-api:{id}:{s}"),
     };
-    let now = state.engine.clock().now();
     let journey_id = id.clone();
-    let (contact, fresh) = blocking(&state, move |s| {
+    blocking(&state, move |s| {
         let journey = s.journey(&journey_id)?;
         let live = journey
             .live_version
@@ -579,32 +579,18 @@ pub async fn enroll(
                 format!("journey `{journey_id}` is not live with an `api` trigger"),
             )));
         }
-        let mut result = (0, false);
-        s.engine_tx(&mut |tx| {
-            let contact = match (&user_id, contact_id) {
-                (Some(u), _) => tx.resolve_contact(Some(u), None, now)?,
-                (None, Some(c)) => {
-                    tx.contact(c)
-                        .map_err(|_| StoreError::NotFound(format!("contact {c}")))?;
-                    c
-                }
-                (None, None) => unreachable!("checked above"),
-            };
-            let fresh = waymark_engine::recorded::request_enrollment(
-                tx,
-                contact,
-                &journey_id,
-                payload.clone(),
-                message_id.clone(),
-                now,
-            )?;
-            result = (contact, fresh);
-            Ok(())
-        })?;
-        Ok(Ok(result))
+        Ok(Ok(()))
     })
     .await??;
-    state.engine.events_recorded();
+    let who = match (user_id, contact_id) {
+        (Some(user), _) => ContactRef::User(user),
+        (None, Some(id)) => ContactRef::Id(id),
+        (None, None) => unreachable!("checked above"),
+    };
+    let (contact, fresh) = state
+        .engine
+        .request_enrollment(id.clone(), who, payload, message_id)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Enrolled {

@@ -359,24 +359,8 @@ async fn change_members(
             "must be a non-empty list of contact ids",
         ));
     }
-    let now = state.engine.clock().now();
     let count = ids.len();
-    blocking(&state, move |s| {
-        s.engine_tx(&mut |tx| {
-            for id in &ids {
-                tx.contact(*id)
-                    .map_err(|_| StoreError::NotFound(format!("contact {id}")))?;
-                if add {
-                    waymark_engine::recorded::add_to_list(tx, *id, &name, now)?;
-                } else {
-                    waymark_engine::recorded::remove_from_list(tx, *id, &name, now)?;
-                }
-            }
-            Ok(())
-        })
-    })
-    .await?;
-    state.engine.events_recorded();
+    state.engine.change_list_members(name, ids, add).await?;
     Ok(Json(MembersChanged { changed: count }))
 }
 
@@ -637,15 +621,7 @@ async fn render_with(state: &AppState, id: String, body: Sample) -> ApiResult<Re
     } else if let Some(cid) = contact_id
         && recs::uses_recommendations(&template.definition)
     {
-        let list = blocking(state, move |s| {
-            let mut list = Vec::new();
-            s.engine_tx(&mut |tx| {
-                list = recs::for_contact(tx, cid, recs::LIST_LENGTH)?;
-                Ok(())
-            })?;
-            Ok(list)
-        })
-        .await?;
+        let list = state.engine.recommendations_for(cid).await?;
         data.insert(recs::VARIABLE.into(), Value::Array(list));
     }
     let rendered = compiled

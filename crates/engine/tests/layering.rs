@@ -1,6 +1,11 @@
-//! Every outbox row is written by the send gate (`waymark_engine::send`), so that no caller
-//! can skip its checks (recipient, suppression, consent, caps). This test fails when a new
-//! place in the workspace writes messages itself.
+//! Rules of the workspace's layers that the compiler cannot check, read from the sources:
+//!
+//! - every outbox row is written by the send gate (`waymark_engine::send`), so that no caller
+//!   can skip its checks (recipient, suppression, consent, caps);
+//! - the API changes what the engine owns only through the engine's operations
+//!   (`Engine::request_enrollment`, `Engine::send`, ...), never through a raw engine
+//!   transaction: the engine decides what a change records and whom it wakes, and a storage
+//!   backend has one caller to serve.
 
 use std::path::{Path, PathBuf};
 
@@ -40,5 +45,22 @@ fn only_the_send_gate_writes_to_the_outbox() {
         std::fs::read_to_string(&gate)
             .unwrap()
             .contains("insert_message(")
+    );
+}
+
+#[test]
+fn no_handler_opens_an_engine_transaction() {
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let mut files = Vec::new();
+    rust_files(&server, &mut files);
+    assert!(files.len() > 10, "found only {} source files", files.len());
+    let openers: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains(".engine_tx("))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        openers.is_empty(),
+        "these files open engine transactions instead of calling the engine: {openers:?}"
     );
 }
