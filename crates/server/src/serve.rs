@@ -299,8 +299,8 @@ pub enum SmsProvider {
     Json,
 }
 
-/// How long a shutdown waits for the deliveries in flight (a webhook's own timeout is at most
-/// a few seconds by default; an SMTP server answers within this or the message is retried).
+/// How long a shutdown waits for the deliveries in flight (a webhook times out after 10 s
+/// unless its node says otherwise); one still in flight then is offered again after a restart.
 const SHUTDOWN_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn concurrency(args: &ServeArgs) -> Concurrency {
