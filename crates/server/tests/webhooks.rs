@@ -1,6 +1,7 @@
 //! The `webhook` journey action end to end: a tiny HTTP receiver on 127.0.0.1 gets the signed
-//! JSON body; 5xx answers are retried with the outbox backoff; loopback is refused without the
-//! allow-list; a body that is not JSON fails the message.
+//! JSON body; 5xx answers are retried with the outbox backoff; loopback (an address, or a name
+//! that resolves to one) is refused without the allow-list; a body that is not JSON fails the
+//! message.
 
 mod common;
 
@@ -247,6 +248,29 @@ fn loopback_is_refused_without_the_allow_list() {
     assert!(error.contains("127.0.0.1"), "{error}");
     assert!(error.contains("loopback"), "{error}");
     assert_eq!(m["attempts"], 1, "a refused URL is not retried: {m}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(r.received().is_empty(), "{:?}", r.received());
+}
+
+#[test]
+fn a_name_that_resolves_to_loopback_is_refused_by_the_clients_resolver() {
+    let r = Receiver::start(&[]);
+    let s = server(None);
+    let url = format!("http://localhost:{}/internal", r.port);
+    s.apply_journey(journey("ssrf-name", json!({ "url": url })));
+    s.identify("u6", json!({"email": "u6@example.com"})).ok();
+    s.track("u6", "Signed Up", json!({})).ok();
+    s.settle();
+    let messages = webhook_messages(&s, "u6");
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(m["status"], "failed", "{m}");
+    let error = m["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("refused: `localhost` resolves to") && error.contains("loopback"),
+        "{error}"
+    );
+    assert_eq!(m["attempts"], 1, "a refused host is not retried: {m}");
     std::thread::sleep(Duration::from_millis(200));
     assert!(r.received().is_empty(), "{:?}", r.received());
 }
