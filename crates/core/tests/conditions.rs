@@ -1362,3 +1362,24 @@ fn trigger_reads_the_event_that_started_the_enrollment() {
     let t = parse("`trigger` = 1").unwrap();
     assert_eq!(print(&t), "`trigger` = 1");
 }
+
+#[test]
+fn a_comparison_without_an_operator_is_refused_in_every_filter() {
+    // Found by the condition_json fuzz target: `{"trigger": {"x": {}}}` validated, then printed
+    // as `trigger`, which does not parse. An empty predicate compares nothing, in any filter.
+    let c = cond(json!({"any": [
+        {"trigger": {"x": {}}},
+        {"did": {"event": "X", "filter": {"y": {}}}},
+        {"traits": {"z": {}}}
+    ]}));
+    let errors = validate(&c, Scope::Branch);
+    let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.code, e.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("empty_condition", "any[0].trigger.x"),
+            ("empty_condition", "any[1].did.filter.y"),
+            ("empty_condition", "any[2].traits.z"),
+        ]
+    );
+}

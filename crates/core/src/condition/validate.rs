@@ -111,16 +111,6 @@ impl Validator {
                         "a traits condition needs at least one property",
                     );
                 }
-                // `{"email": {}}` compares nothing; its canonical form would be an empty `all`.
-                for (property, predicate) in filter {
-                    if matches!(predicate, Predicate::Ops(ops) if *ops == Ops::default()) {
-                        self.push(
-                            "empty_condition",
-                            join(&p, property),
-                            "give an operator (eq, ne, gt, gte, lt, lte, contains, exists, in, ...)",
-                        );
-                    }
-                }
                 self.filter(filter, &p);
             }
             Condition::Did(h) => {
@@ -221,6 +211,15 @@ impl Validator {
             let p = join(path, property);
             if property.trim().is_empty() {
                 self.push("empty_name", p.clone(), "the property must not be empty");
+            }
+            // `{"email": {}}` compares nothing: it has no text form, and in a traits condition
+            // its canonical form would be an empty `all`.
+            if matches!(predicate, Predicate::Ops(ops) if *ops == Ops::default()) {
+                self.push(
+                    "empty_condition",
+                    p.clone(),
+                    "give an operator (eq, ne, gt, gte, lt, lte, contains, exists, in, ...)",
+                );
             }
             let value_depth = match predicate {
                 Predicate::Equals(v) => json_depth(v),
