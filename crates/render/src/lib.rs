@@ -313,6 +313,12 @@ pub fn mjml_to_html(source: &str) -> Result<String, TemplateError> {
             format!("the MJML nests deeper than {MAX_MARKUP_DEPTH} elements after personalisation"),
         ));
     }
+    if gt_after_non_ascii_in_text(source).is_some() {
+        return Err(TemplateError::new(
+            "mjml",
+            format!("the MJML is invalid after personalisation: {GT_AFTER_NON_ASCII}"),
+        ));
+    }
     let parsed = mrml::parse(source).map_err(|e| {
         let (message, _) = mjml_error(&e, source);
         TemplateError::new(
@@ -361,6 +367,9 @@ pub fn html_to_text(html: &str) -> Result<String, TemplateError> {
 /// sections is not mistaken for stray text.
 fn check_mjml(source: &str) -> Result<(), TemplateError> {
     let blanked = blank_liquid(source);
+    if let Some(at) = gt_after_non_ascii_in_text(&blanked) {
+        return Err(TemplateError::new("mjml", GT_AFTER_NON_ASCII).at(line_column(source, at)));
+    }
     match mrml::parse(&blanked) {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -369,6 +378,54 @@ fn check_mjml(source: &str) -> Result<(), TemplateError> {
             Err(TemplateError::new("mjml", message).at(position))
         }
     }
+}
+
+const GT_AFTER_NON_ASCII: &str =
+    "a `>` right after a non-ASCII character in text cannot be read; write it `&gt;`";
+
+/// Where text holds a `>` whose two preceding bytes are not the start of a character (a `>`
+/// right after a non-ASCII character, as in `Ѣ>`): the MJML parser (htmlparser 0.2) panics on
+/// one instead of answering an error, so it is found and refused here first. Comments, CDATA
+/// and tags (with their quoted attribute values) are not text.
+fn gt_after_non_ascii_in_text(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'<' {
+            let rest = &source[i..];
+            let skip_to = |end: &str| rest.find(end).map_or(bytes.len(), |e| i + e + end.len());
+            if rest.starts_with("<!--") {
+                i = skip_to("-->");
+            } else if rest.starts_with("<![CDATA[") {
+                i = skip_to("]]>");
+            } else {
+                // A tag, to its closing `>` outside quotes.
+                let mut quote = None;
+                i += 1;
+                while i < bytes.len() {
+                    let c = bytes[i];
+                    i += 1;
+                    match quote {
+                        Some(q) if c == q => quote = None,
+                        Some(_) => {}
+                        None if c == b'"' || c == b'\'' => quote = Some(c),
+                        None if c == b'>' => break,
+                        None => {}
+                    }
+                }
+            }
+            continue;
+        }
+        let end = source[i..].find('<').map_or(bytes.len(), |e| i + e);
+        let text = &source[i..end];
+        if let Some(gt) = text.find('>')
+            && !text.is_char_boundary(gt.saturating_sub(2))
+        {
+            return Some(i + gt);
+        }
+        i = end;
+    }
+    None
 }
 
 /// A readable message and the (line, column) of an MJML parse error.
@@ -987,6 +1044,32 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[0].message.contains("`shout`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_gt_right_after_a_non_ascii_character_in_text_is_an_error_not_a_panic() {
+        // Found by the template_render fuzz target: the MJML parser panicked on it.
+        let errs = compile(&mjml_email(
+            "x",
+            "<mjml>\n  <mj-body>act.avatar }\u{462}A>\n  </mj-bzody>\n</mjml>",
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(errs[0].field, "mjml", "{errs:?}");
+        assert!(errs[0].message.contains("&gt;"), "{errs:?}");
+        assert_eq!(errs[0].line, Some(2), "{errs:?}");
+        // After personalisation too.
+        let err = mjml_to_html("<mjml><mj-body><mj-text>\u{462}A></mj-text></mj-body></mjml>")
+            .unwrap_err();
+        assert!(err.message.contains("after personalisation"), "{err:?}");
+        // Not in a quoted attribute, a comment, or text where the `>` follows ASCII.
+        for fine in [
+            "<mjml><mj-body><mj-text title=\"\u{462}\">\u{462} a></mj-text></mj-body></mjml>",
+            "<mjml><mj-body><!-- \u{462}> --><mj-text>\u{462} &gt;</mj-text></mj-body></mjml>",
+        ] {
+            assert_eq!(gt_after_non_ascii_in_text(fine), None, "{fine}");
+            mjml_to_html(fine).unwrap();
+        }
     }
 
     #[test]
