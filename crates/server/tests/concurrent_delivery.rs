@@ -111,6 +111,32 @@ impl Receiver {
     }
 }
 
+/// A server on the system clock that may call these receivers, with `args` besides.
+fn webhook_server(receivers: &[&Receiver], args: &[&str]) -> Server {
+    let mut opts = ServerOptions::system_clock();
+    opts.args = args.iter().map(|a| a.to_string()).collect();
+    for r in receivers {
+        opts.args.push("--webhook-allow-host".into());
+        opts.args.push(format!("127.0.0.1:{}", r.port));
+    }
+    Server::start(opts)
+}
+
+/// Waits (real time, at most 30 s) until `n` webhooks are recorded sent.
+fn wait_recorded_sent(s: &Server, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sent = s
+            .messages_where(&[("channel", "webhook"), ("status", "sent")])
+            .len();
+        if sent == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sent} of {n} recorded sent");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// On `event`, a webhook to `url`.
 fn webhook_journey(id: &str, event: &str, url: &str) -> Value {
     json!({
@@ -151,12 +177,7 @@ fn assert_each_once(arrivals: &[Arrival], expected: usize) {
 #[test]
 fn webhooks_go_out_many_at_once_over_kept_alive_connections_and_each_once() {
     let r = Receiver::start(Duration::from_millis(100));
-    let mut opts = ServerOptions::system_clock();
-    opts.args = vec![
-        "--webhook-allow-host".into(),
-        format!("127.0.0.1:{}", r.port),
-    ];
-    let s = Server::start(opts);
+    let s = webhook_server(&[&r], &[]);
     s.apply_journey(webhook_journey("notify", "Signed Up", &r.url("/hook")));
     let n = 300;
     track_many(&s, "u", n, "Signed Up", |_| json!({}));
@@ -175,35 +196,22 @@ fn webhooks_go_out_many_at_once_over_kept_alive_connections_and_each_once() {
         connections.len()
     );
     // The outbox says the same.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sent = s
-            .messages_where(&[("channel", "webhook"), ("status", "sent")])
-            .len();
-        if sent == n {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{sent} of {n} recorded sent");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_recorded_sent(&s, n);
 }
 
 #[test]
 fn a_slow_receiver_does_not_hold_up_another() {
     let slow = Receiver::start(Duration::from_secs(3));
     let fast = Receiver::start(Duration::ZERO);
-    let mut opts = ServerOptions::system_clock();
-    opts.args = vec![
-        "--webhook-concurrency".into(),
-        "8".into(),
-        "--webhook-host-concurrency".into(),
-        "4".into(),
-    ];
-    for r in [&slow, &fast] {
-        opts.args.push("--webhook-allow-host".into());
-        opts.args.push(format!("127.0.0.1:{}", r.port));
-    }
-    let s = Server::start(opts);
+    let s = webhook_server(
+        &[&slow, &fast],
+        &[
+            "--webhook-concurrency",
+            "8",
+            "--webhook-host-concurrency",
+            "4",
+        ],
+    );
     s.apply_journey(webhook_journey("to-slow", "Slow", &slow.url("/hook")));
     s.apply_journey(webhook_journey("to-fast", "Fast", &fast.url("/hook")));
     // The slow receiver's messages are queued first.
@@ -336,12 +344,7 @@ fn a_test_send_goes_before_a_journeys_backlog() {
 #[test]
 fn a_shutdown_waits_for_the_deliveries_in_flight_so_none_is_sent_again_after_a_restart() {
     let r = Receiver::start(Duration::from_secs(2));
-    let mut opts = ServerOptions::system_clock();
-    opts.args = vec![
-        "--webhook-allow-host".into(),
-        format!("127.0.0.1:{}", r.port),
-    ];
-    let mut s = Server::start(opts);
+    let mut s = webhook_server(&[&r], &[]);
     s.apply_journey(webhook_journey("notify", "Signed Up", &r.url("/hook")));
     track_many(&s, "t", 10, "Signed Up", |_| json!({}));
     // All ten are in flight, each answered 2 s after it arrived.
@@ -359,16 +362,15 @@ fn a_shutdown_waits_for_the_deliveries_in_flight_so_none_is_sent_again_after_a_r
 #[test]
 fn a_burst_of_one_journey_does_not_hold_up_another() {
     let r = Receiver::start(Duration::from_millis(100));
-    let mut opts = ServerOptions::system_clock();
-    opts.args = vec![
-        "--webhook-concurrency".into(),
-        "2".into(),
-        "--webhook-host-concurrency".into(),
-        "2".into(),
-        "--webhook-allow-host".into(),
-        format!("127.0.0.1:{}", r.port),
-    ];
-    let s = Server::start(opts);
+    let s = webhook_server(
+        &[&r],
+        &[
+            "--webhook-concurrency",
+            "2",
+            "--webhook-host-concurrency",
+            "2",
+        ],
+    );
     s.apply_journey(webhook_journey("burst", "Burst", &r.url("/burst")));
     s.apply_journey(webhook_journey("other", "Other", &r.url("/other")));
     // 60 webhooks of one journey, 2 at a time and 100 ms each: 3 s of work queued first.
@@ -391,12 +393,7 @@ fn a_burst_of_one_journey_does_not_hold_up_another() {
 #[test]
 fn a_kill_in_the_middle_of_delivery_loses_nothing_and_repeats_at_most_what_was_in_flight() {
     let r = Receiver::start(Duration::from_millis(50));
-    let mut opts = ServerOptions::system_clock();
-    opts.args = vec![
-        "--webhook-allow-host".into(),
-        format!("127.0.0.1:{}", r.port),
-    ];
-    let mut s = Server::start(opts);
+    let mut s = webhook_server(&[&r], &[]);
     s.apply_journey(webhook_journey("notify", "Signed Up", &r.url("/hook")));
     let n = 400;
     track_many(&s, "k", n, "Signed Up", |_| json!({}));
@@ -429,16 +426,5 @@ fn a_kill_in_the_middle_of_delivery_loses_nothing_and_repeats_at_most_what_was_i
         repeated <= 32,
         "{repeated} repeated: more than were in flight"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s
-        .messages_where(&[("channel", "webhook"), ("status", "sent")])
-        .len()
-        < n
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not every message is recorded sent"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_recorded_sent(&s, n);
 }
