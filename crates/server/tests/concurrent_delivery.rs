@@ -381,6 +381,20 @@ fn a_burst_of_one_journey_does_not_hold_up_another() {
     assert_each_once(&got, 64);
     // The journeys take turns: the other journey's four go out among the next few, not after
     // the whole burst.
+    // The outbox shows each channel's queue, with the lane's size as configured.
+    wait_recorded_sent(&s, 64);
+    let outbox = s.admin_get("/v1/outbox").ok();
+    let lanes = outbox["channels"].as_array().unwrap();
+    let channels: Vec<&str> = lanes
+        .iter()
+        .map(|l| l["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["email", "sms", "webhook"], "{outbox}");
+    let webhook = &lanes[2];
+    assert_eq!(webhook["concurrency"], 2, "{outbox}");
+    assert_eq!(webhook["queued"], 0, "{outbox}");
+    assert_eq!(webhook["in_flight"], 0, "{outbox}");
+    assert!(webhook["oldest_queued_at"].is_null(), "{outbox}");
     let last_other = got.iter().rposition(|a| a.path == "/other").unwrap();
     assert!(
         last_other < 24,
