@@ -11,7 +11,11 @@
 //! Architecture invariant: no engine logic lives here; this crate only stores and loads.
 
 pub mod concerns;
+#[cfg(test)]
+mod conformance;
+mod millis;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 pub use concerns::*;

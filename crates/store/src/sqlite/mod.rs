@@ -32,9 +32,9 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+pub(crate) use crate::millis::{ms, ts};
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
 /// Each schema version's migration, in order: version N is reached by running `MIGRATIONS[N-1]`.
@@ -50,14 +50,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v9.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-pub(crate) fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-pub(crate) fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
-}
 
 pub struct SqliteStore {
     path: PathBuf,

@@ -1,0 +1,355 @@
+//! The PostgreSQL backend: the same tables and the same behaviour as the SQLite one, on a
+//! server that several Waymark processes can share.
+//!
+//! The driver is `postgres`, the blocking client of rust-postgres (sfackler's tokio-postgres
+//! underneath): the store traits are blocking and called off the async threads, so a blocking
+//! client keeps this backend a line-for-line sibling of the SQLite one, with no second async
+//! runtime to bridge. Connections come from a small pool of our own, like SQLite's, that drops
+//! a connection the server closed, so the store recovers by itself when the database returns.
+//!
+//! Writers of one process take turns (as on SQLite), and appending events also takes a
+//! database-wide advisory lock: an event's `seq` comes from a sequence, and the engine reads
+//! events in `seq` order after a cursor, so an event must never commit after one with a
+//! larger `seq` (it would fall behind the cursor and never be processed).
+
+mod api;
+mod privacy;
+mod tx;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::ops::{Deref, DerefMut};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ::postgres::{Client, Config, NoTls};
+
+#[allow(unused_imports)]
+pub(crate) use crate::millis::{ms, ts};
+use crate::{EngineTx, NewEvent, Result, StoreError};
+
+/// Each schema version's migration, in order: version N is reached by running `MIGRATIONS[N-1]`.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Advisory lock keys (one number space per database; these are "waymark" and a purpose).
+const MIGRATION_LOCK: i64 = 0x7761_796d_6172_6b01;
+const APPEND_LOCK: i64 = 0x7761_796d_6172_6b02;
+
+/// Connections kept open between calls.
+const IDLE_CONNECTIONS: usize = 16;
+
+pub struct PgStore {
+    config: Config,
+    /// Where the database is, for messages: host, port and database name, never a password.
+    label: String,
+    pool: Mutex<Vec<Client>>,
+    /// Writers of this process take turns, as on SQLite, so the engine's read-then-write steps
+    /// see the same serial order on both backends.
+    writer: Mutex<()>,
+}
+
+pub(crate) struct Pooled<'a> {
+    store: &'a PgStore,
+    client: Option<Client>,
+}
+
+impl Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let (Some(client), Ok(mut pool)) = (self.client.take(), self.store.pool.lock())
+            && !client.is_closed()
+            && pool.len() < IDLE_CONNECTIONS
+        {
+            pool.push(client);
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        // The error's own Display says only "db error"; the server's message is in the
+        // DbError underneath.
+        match e.as_db_error() {
+            Some(db) => StoreError::Database(match db.detail() {
+                Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
+                None => format!("{} ({})", db.message(), db.code().code()),
+            }),
+            None => {
+                let mut message = e.to_string();
+                if let Some(source) = std::error::Error::source(&e) {
+                    message = format!("{message}: {source}");
+                }
+                StoreError::Database(message)
+            }
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
+    /// the key=value form) and brings its schema up to date. Several processes may open the
+    /// same database at once: migrations run under an advisory lock.
+    pub fn open(url: &str) -> Result<Self> {
+        let mut config = Config::from_str(url).map_err(|e| {
+            StoreError::Database(format!("`{}` is not a PostgreSQL URL: {e}", redact(url)))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        // Notice a server that went away while a connection sat idle in the pool.
+        config.keepalives_idle(Duration::from_secs(30));
+        config.application_name("waymark");
+        let label = label(&config);
+        let store = PgStore {
+            config,
+            label,
+            pool: Mutex::new(Vec::new()),
+            writer: Mutex::new(()),
+        };
+        let mut client = store.connect()?;
+        migrate(&mut client)?;
+        store.pool.lock().expect("pool lock").push(client);
+        Ok(store)
+    }
+
+    /// Host, port and database, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn connect(&self) -> Result<Client> {
+        self.config.connect(NoTls).map_err(|e| {
+            let StoreError::Database(reason) = StoreError::from(e) else {
+                unreachable!("connection errors are database errors")
+            };
+            StoreError::Database(format!(
+                "cannot connect to PostgreSQL at {}: {reason}",
+                self.label
+            ))
+        })
+    }
+
+    pub(crate) fn conn(&self) -> Result<Pooled<'_>> {
+        let pooled = {
+            let mut pool = self.pool.lock().expect("pool lock");
+            loop {
+                match pool.pop() {
+                    Some(c) if c.is_closed() => continue,
+                    other => break other,
+                }
+            }
+        };
+        let client = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        Ok(Pooled {
+            store: self,
+            client: Some(client),
+        })
+    }
+
+    /// Runs `f` in one write transaction, this process's writers taking turns.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn()?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tx = conn.transaction()?;
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
+        self.write(|tx| {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])?;
+            let insert = tx.prepare(
+                "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (message_id) DO NOTHING",
+            )?;
+            let mut fresh = Vec::with_capacity(events.len());
+            for e in events {
+                let n = tx.execute(
+                    &insert,
+                    &[
+                        &e.message_id,
+                        &e.kind.as_str(),
+                        &e.name,
+                        &e.user_id,
+                        &e.anonymous_id,
+                        &e.previous_id,
+                        &serde_json::to_string(&e.properties)?,
+                        &ms(e.timestamp),
+                        &ms(e.received_at),
+                    ],
+                )?;
+                fresh.push(n == 1);
+            }
+            Ok(fresh)
+        })
+    }
+
+    pub(crate) fn run_engine_tx(
+        &self,
+        work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let mut engine_tx = tx::PgTx { tx };
+            work(&mut engine_tx)
+        })
+    }
+}
+
+/// `host:port/database` of a configuration.
+fn label(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(::postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(::postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{database}")
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<()> {
+    // One transaction for every step, under a lock: two processes starting together apply
+    // each migration once, and a crash leaves the schema at a whole version.
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS waymark_schema (
+             singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+             version   BIGINT NOT NULL
+         )",
+    )?;
+    let version: i64 = tx
+        .query_opt("SELECT version FROM waymark_schema", &[])?
+        .map(|row| row.get(0))
+        .unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "the database has schema version {version}, newer than this Waymark ({SCHEMA_VERSION}); upgrade Waymark"
+        )));
+    }
+    for migration in MIGRATIONS.iter().skip(version as usize) {
+        tx.batch_execute(migration)?;
+    }
+    tx.execute(
+        "INSERT INTO waymark_schema (version) VALUES ($1)
+         ON CONFLICT (singleton) DO UPDATE SET version = excluded.version",
+        &[&SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::TestDatabase;
+    use super::*;
+
+    #[test]
+    fn a_password_is_never_shown() {
+        assert_eq!(
+            redact("postgres://waymark:s3cret@db.example.com:5432/waymark"),
+            "postgres://waymark:***@db.example.com:5432/waymark"
+        );
+        assert_eq!(
+            redact("postgres://db.example.com/waymark"),
+            "postgres://db.example.com/waymark"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_clear_error() {
+        let err = PgStore::open("postgres://waymark:s3cret@127.0.0.1:1/waymark?connect_timeout=2")
+            .err()
+            .expect("refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("cannot connect to PostgreSQL at 127.0.0.1:1/waymark"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn two_processes_starting_together_migrate_once() {
+        let Some(db) = TestDatabase::create("migrate_race") else {
+            return;
+        };
+        let url = db.url();
+        let opened: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || PgStore::open(&url).map(|_| ()))
+            })
+            .collect();
+        for handle in opened {
+            handle.join().expect("no panic").expect("opens");
+        }
+        let store = PgStore::open(&url).expect("opens");
+        let mut conn = store.conn().unwrap();
+        let version: i64 = conn
+            .query_one("SELECT version FROM waymark_schema", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+        let keys: i64 = conn
+            .query_one("SELECT COUNT(*) FROM meta WHERE key = 'erasure_key'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(keys, 1);
+    }
+
+    #[test]
+    fn a_database_newer_than_this_build_is_refused() {
+        let Some(db) = TestDatabase::create("newer") else {
+            return;
+        };
+        let store = PgStore::open(&db.url()).expect("opens");
+        store
+            .conn()
+            .unwrap()
+            .execute("UPDATE waymark_schema SET version = version + 1", &[])
+            .unwrap();
+        let err = PgStore::open(&db.url()).err().expect("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
