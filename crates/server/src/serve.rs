@@ -2,7 +2,7 @@
 //! Ctrl-C, then drains in-flight requests and stops the engine after its current batch.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -14,6 +14,8 @@ use waymark_engine::{
     Clock, Concurrency, DkimSettings, EmailTransport, Engine, EngineConfig, SendRates,
     SmsTransport, Transports, TwilioSms,
 };
+use waymark_store::Store;
+use waymark_store::postgres::PgStore;
 use waymark_store::sqlite::SqliteStore;
 
 use crate::api::public_limits::{PublicLimits, PublicLimitsConfig, Rate};
@@ -38,6 +40,15 @@ pub struct ServeArgs {
     /// Directory for the database and generated secrets.
     #[arg(long, env = "WAYMARK_DATA", default_value = "./waymark-data")]
     pub data: PathBuf,
+    /// Keep everything in this PostgreSQL database (`postgres://user:password@host:port/name`)
+    /// instead of the SQLite file in --data. Generated secrets stay in --data.
+    #[arg(
+        long,
+        env = "WAYMARK_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WAYMARK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -264,9 +275,21 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
     }
 }
 
+/// The store: PostgreSQL at `database` when given, else the SQLite file in `data`.
+pub fn open_store(data: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match database {
+        Some(url) => Arc::new(PgStore::open(url).with_context(|| {
+            format!(
+                "cannot open the PostgreSQL database {}",
+                waymark_store::postgres::redact(url)
+            )
+        })?),
+        None => Arc::new(SqliteStore::open(data).context("cannot open the database")?),
+    })
+}
+
 /// A random id kept in the database, so that Message-IDs differ between installations.
-fn installation_id(store: &SqliteStore) -> anyhow::Result<String> {
-    use waymark_store::Meta;
+fn installation_id(store: &dyn Store) -> anyhow::Result<String> {
     if let Some(id) = store.meta("installation_id")? {
         return Ok(id);
     }
@@ -368,7 +391,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             open_files,
         ),
     };
-    let store = Arc::new(SqliteStore::open(&args.data).context("cannot open the database")?);
+    let store = open_store(&args.data, args.database.as_deref())?;
     let clock = match args.clock {
         ClockKind::System => Clock::System,
         ClockKind::Simulated => Clock::simulated(jiff::Timestamp::now()),
@@ -376,7 +399,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let transports = transports(&args, &installation_id(&store)?)?;
+    let transports = transports(&args, &installation_id(store.as_ref())?)?;
     let engine = Engine::start(
         store,
         EngineConfig {
@@ -405,7 +428,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!(
         "waymark listening on http://{addr} (data in {}, {} clock)",
-        args.data.display(),
+        match &args.database {
+            Some(url) => waymark_store::postgres::redact(url),
+            None => args.data.display().to_string(),
+        },
         match args.clock {
             ClockKind::System => "system",
             ClockKind::Simulated => "simulated",

@@ -183,10 +183,11 @@ impl Journeys for PgStore {
 
 impl Meta for PgStore {
     fn meta(&self, key: &str) -> Result<Option<String>> {
-        let mut conn = self.conn()?;
-        Ok(conn
-            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
-            .map(|row| row.get(0)))
+        self.read(|conn| {
+            Ok(conn
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+                .map(|row| row.get(0)))
+        })
     }
 
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {

@@ -7,6 +7,11 @@
 //! runtime to bridge. Connections come from a small pool of our own, like SQLite's, that drops
 //! a connection the server closed, so the store recovers by itself when the database returns.
 //!
+//! The driver blocks on a small runtime of its own, which tokio forbids on a thread that is
+//! driving async tasks; every entry point therefore runs its database work through
+//! [`outside_async`], so that a call from an async thread blocks that thread (as a SQLite call
+//! does) instead of panicking.
+//!
 //! Writers of one process take turns (as on SQLite), and appending events also takes a
 //! database-wide advisory lock: an event's `seq` comes from a sequence, and the engine reads
 //! events in `seq` order after a cursor, so an event must never commit after one with a
@@ -121,10 +126,12 @@ impl PgStore {
             pool: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         };
-        let mut client = store.connect()?;
-        migrate(&mut client)?;
-        store.pool.lock().expect("pool lock").push(client);
-        Ok(store)
+        outside_async(|| {
+            let mut client = store.connect()?;
+            migrate(&mut client)?;
+            store.pool.lock().expect("pool lock").push(client);
+            Ok(store)
+        })
     }
 
     /// Host, port and database, for messages.
@@ -164,17 +171,28 @@ impl PgStore {
         })
     }
 
-    /// Runs `f` in one write transaction, this process's writers taking turns.
+    /// Runs `f` with a pooled connection, outside any async context.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            f(&mut conn)
+        })
+    }
+
+    /// Runs `f` in one write transaction, this process's writers taking turns, outside any
+    /// async context.
     pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.conn()?;
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tx = conn.transaction()?;
-        let out = f(&mut tx)?;
-        tx.commit()?;
-        Ok(out)
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tx = conn.transaction()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
@@ -215,6 +233,18 @@ impl PgStore {
             let mut engine_tx = tx::PgTx { tx };
             work(&mut engine_tx)
         })
+    }
+}
+
+/// Runs `f`, which blocks on the driver's own runtime, so that it may be called from anywhere:
+/// on a thread of a multi-threaded tokio runtime, tokio's `block_in_place` hands the thread's
+/// async work to another thread first; elsewhere `f` just runs. (On a single-threaded tokio
+/// runtime, whose one thread cannot be given up, tokio panics and says so: the server does not
+/// use one.)
+pub(crate) fn outside_async<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(f),
+        Err(_) => f(),
     }
 }
 
