@@ -1409,3 +1409,437 @@ pub(crate) fn unsuppress_in(
     let erased = super::privacy::unsuppress_erased(tx, channel, &address)?;
     Ok(n == 1 || erased)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each trait's methods called alike on SQLite (the reference) and PostgreSQL, over the
+    //! same rows, with the same answers expected.
+
+    use serde::Serialize;
+    use serde_json::json;
+
+    use super::super::test_support::TestDatabase;
+    use super::*;
+    use crate::sqlite::SqliteStore;
+    use crate::sqlite::test_support::TempDir;
+
+    /// Rows of every kind the `&self` traits read, in SQL that both backends accept.
+    const FIXTURE: &str = r#"
+        INSERT INTO contacts (id, user_id, email, phone, timezone, traits, created_at, updated_at) VALUES
+            (1, 'ann', 'Ann@Example.com', '+4915112345678', 'Europe/Berlin', '{"plan":"pro"}', 1000, 2000),
+            (2, 'bob_x', 'bob@example.com', NULL, NULL, '{}', 1100, 1100),
+            (3, 'bobby', NULL, '+4915100000000', NULL, 'not json', 1200, 1200),
+            (4, NULL, 'anna@example.com', NULL, NULL, '{}', 1300, 1300);
+        INSERT INTO anonymous_ids (anonymous_id, contact_id) VALUES ('anon-2', 1), ('anon-1', 1), ('anon-3', 3);
+        INSERT INTO lists (id, name, created_at) VALUES (1, 'vip', 500), (2, 'alpha', 600);
+        INSERT INTO list_members (list_id, contact_id, added_at) VALUES (1, 1, 700), (2, 1, 700), (1, 2, 800), (1, 4, 800);
+        INSERT INTO enrollments (id, journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, consumed_seq, visits, updated_at) VALUES
+            (1, 'welcome', 1, 1, NULL, 'wait', 'active', 9000, 1000, 1, 0, 1, 1000),
+            (2, 'welcome', 1, 2, 'k', 'send', 'completed', NULL, 1000, 2, 0, 1, 1500),
+            (3, 'welcome', 1, 3, NULL, 'gone', 'active', NULL, 1000, 3, 0, 1, 1500),
+            (4, 'welcome', 1, 4, NULL, 'start', 'exited', NULL, 1000, 3, 0, 1, 1500);
+        INSERT INTO steps (id, enrollment_id, at, node, action, detail) VALUES
+            (1, 1, 1000, 'start', 'entered', NULL),
+            (2, 1, 1000, 'wait', 'waiting', '{"until":9000}'),
+            (3, 1, 1200, 'wait', 'odd', 'not json');
+        INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id) VALUES
+            (1, 'e1', 'track', 'Signed Up', 'ann', NULL, NULL, '{"a":1}', 1000, 1000, 1),
+            (2, 'e2', 'identify', 'identify', 'ann', NULL, NULL, '{}', 1100, 1100, 1),
+            (3, 'e3', 'track', 'Viewed', NULL, 'anon-9', NULL, 'bad', 1150, 1150, NULL);
+        INSERT INTO node_stats (journey_id, node, entered, completed, exited, converted, sent, failed, suppressed, opened, clicked) VALUES
+            ('welcome', 'send', 3, 1, 0, 0, 2, 1, 0, 1, 0),
+            ('welcome', 'zeta', 1, 0, 0, 0, 0, 0, 0, 0, 0),
+            ('welcome', 'beta', 1, 0, 0, 0, 0, 0, 0, 0, 0),
+            ('other', 'send', 9, 0, 0, 0, 0, 0, 0, 0, 0);
+        INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient, subject, status, error, attempts, next_attempt_at, created_at, failed_at, priority) VALUES
+            (1, 'k1', 1, 1, 'welcome', 'send', 'hello', 'email', 'ann@example.com', 'Hi', 'queued', NULL, 0, 1500, 1000, NULL, 1),
+            (2, 'k2', 1, NULL, NULL, NULL, 'receipt', 'email', 'ann@example.com', 'Receipt', 'queued', NULL, 0, 1400, 1100, NULL, 0),
+            (3, 'k3', 2, 2, 'welcome', 'send', 'hello', 'email', 'bob@example.com', 'Hi', 'failed', 'SMTP 451 Try Later', 3, NULL, 1000, 1600, 1),
+            (4, 'k4', 2, NULL, 'alpha', 'send', 'hello', 'email', 'bob@example.com', 'Hi', 'queued', NULL, 0, 1300, 1000, NULL, 1),
+            (5, 'k5', 3, NULL, 'beta', 'send', 'sms1', 'sms', '+4915100000000', NULL, 'queued', NULL, 0, 99999, 1000, NULL, 1),
+            (6, 'k6', 4, NULL, 'welcome', 'send', 'hello', 'email', 'anna@example.com', 'Hi', 'queued', NULL, 0, 1200, 1000, NULL, 1),
+            (7, 'k7', 1, 1, 'welcome', 'send', 'hello', 'email', 'ann@example.com', 'Hi', 'failed', 'timeout', 1, NULL, 900, 950, 1);
+        INSERT INTO experiment_variants (journey_id, node, variant, entered, converted) VALUES
+            ('welcome', 'split', 'b', 10, 2), ('welcome', 'split', 'a', 12, 5), ('other', 'split', 'a', 1, 1);
+        INSERT INTO experiment_winners (journey_id, node, winner, decided_at, verdict) VALUES
+            ('welcome', 'split', 'a', 5000, '{"p":0.01}'), ('welcome', 'alt', 'x', 5000, 'bad');
+        INSERT INTO suppressions (channel, address, reason, source, created_at) VALUES
+            ('email', 'x@example.com', 'complaint', 'api', 100),
+            ('sms', '+4915199999999', 'manual', 'api', 100),
+            ('email', 'y@example.com', 'hard_bounce', 'smtp', 200);
+        INSERT INTO segments (id, name, condition, created_at, updated_at) VALUES
+            ('buyers', 'Buyers', '{"trait":"plan"}', 10, 20), ('broken', 'Broken', 'nope', 10, 10);
+        INSERT INTO segment_members (segment_id, contact_id, entered_at) VALUES ('buyers', 1, 5), ('buyers', 3, 5), ('broken', 2, 5);
+        INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES ('buyers', 2, 7000);
+        INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at) VALUES ('welcome', 'start', 1, 8000);
+        INSERT INTO score_expiries (contact_id, score_trait, points, due_at) VALUES (1, 'score', 5, 6000);
+        INSERT INTO meta (key, value) VALUES ('processed_seq', '1');
+    "#;
+
+    struct Both {
+        sqlite: SqliteStore,
+        pg: PgStore,
+        _dir: TempDir,
+        _db: TestDatabase,
+    }
+
+    impl Both {
+        /// Both backends with the fixture's rows, and the journey `welcome` (live at version 1,
+        /// pinning the template `hello`), or `None` when PostgreSQL tests are not set up.
+        fn new(name: &str) -> Option<Both> {
+            let db = TestDatabase::create(name)?;
+            let dir = TempDir::new(name);
+            let both = Both {
+                sqlite: SqliteStore::open(&dir.0).unwrap(),
+                pg: db.open(),
+                _dir: dir,
+                _db: db,
+            };
+            both.sqlite.conn().unwrap().execute_batch(FIXTURE).unwrap();
+            both.pg.conn().unwrap().batch_execute(FIXTURE).unwrap();
+            // Ids given explicitly leave the identity sequences behind: new rows come after.
+            both.pg
+                .conn()
+                .unwrap()
+                .batch_execute("SELECT setval(pg_get_serial_sequence('lists', 'id'), 2)")
+                .unwrap();
+            both.each(|s| {
+                s.put_template(&template("hello", "Hi {{ name }}"), at(100))?;
+                s.put_journey_draft(
+                    "welcome",
+                    "Welcome",
+                    &json!({"nodes": [{"id": "start"}, {"id": "send"}, {"id": "wait"}]}),
+                    at(100),
+                )?;
+                s.publish_journey(
+                    "welcome",
+                    &json!({"nodes": [{"id": "start"}, {"id": "wait"}, {"id": "send"}]}),
+                    &["hello".to_string(), "missing".to_string()],
+                    at(150),
+                )
+            });
+            Some(both)
+        }
+
+        /// Runs `f` on each backend and asserts the same answer (or the same error).
+        #[track_caller]
+        fn each<T: Serialize>(&self, f: impl Fn(&dyn Store) -> Result<T>) -> Value {
+            let answer = |r: Result<T>| match r {
+                Ok(v) => serde_json::to_value(v).unwrap(),
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+            let sqlite = answer(f(&self.sqlite));
+            let pg = answer(f(&self.pg));
+            assert_eq!(pg, sqlite, "PostgreSQL (left) differs from SQLite (right)");
+            sqlite
+        }
+    }
+
+    fn at(millis: i64) -> Timestamp {
+        ts(millis)
+    }
+
+    fn template(id: &str, subject: &str) -> TemplateDefinition {
+        serde_json::from_value(
+            json!({"id": id, "channel": "email", "subject": subject, "text": "x"}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn contacts_read_alike() {
+        let Some(both) = Both::new("api_contacts") else {
+            return;
+        };
+        for id in [1, 3, 99] {
+            both.each(|s| s.contact(id));
+        }
+        let query = |f: &dyn Fn(&mut ContactQuery)| {
+            let mut q = ContactQuery {
+                limit: 10,
+                ..Default::default()
+            };
+            f(&mut q);
+            q
+        };
+        let found = both.each(|s| s.find_contacts(&query(&|q| q.search = Some("AN".into()))));
+        assert_eq!(found.as_array().unwrap().len(), 2, "{found}");
+        for q in [
+            query(&|q| q.search = Some("bob_".into())),
+            query(&|q| q.search = Some("%".into())),
+            query(&|q| q.search = Some("+49151".into())),
+            query(&|q| q.email = Some("bob@example.com".into())),
+            query(&|q| q.user_id = Some("ann".into())),
+            query(&|q| q.phone = Some("+4915100000000".into())),
+            query(&|q| q.anonymous_id = Some("anon-1".into())),
+            query(&|q| {
+                q.after_id = 1;
+                q.limit = 2
+            }),
+        ] {
+            both.each(|s| s.find_contacts(&q));
+        }
+        for limit in [1, 3, 100] {
+            both.each(|s| s.timeline(1, limit));
+        }
+    }
+
+    #[test]
+    fn events_journeys_templates_and_timers_read_and_write_alike() {
+        let Some(both) = Both::new("api_journeys") else {
+            return;
+        };
+        assert_eq!(both.each(|s| s.pending_event_count()), json!(2));
+        assert_eq!(both.each(|s| s.last_event_seq()), json!(3));
+
+        both.each(|s| s.journeys());
+        both.each(|s| s.journey("nope"));
+        both.each(|s| s.put_journey_draft("second", "Second", &json!({"nodes": []}), at(300)));
+        both.each(|s| s.set_journey_status("second", JourneyStatus::Paused, at(310)));
+        both.each(|s| s.publish_journey("second", &json!({"nodes": []}), &[], at(320)));
+        both.each(|s| s.set_journey_status("second", JourneyStatus::Archived, at(330)));
+        both.each(|s| s.put_journey_draft("second", "Again", &json!({}), at(340)));
+        both.each(|s| s.publish_journey("second", &json!({}), &[], at(340)));
+        both.each(|s| s.publish_journey("nope", &json!({}), &[], at(340)));
+        both.each(|s| s.set_journey_status("nope", JourneyStatus::Live, at(340)));
+        both.each(|s| s.journey_versions("welcome"));
+        both.each(|s| s.journey_versions("nope"));
+        both.each(|s| s.journey_version("welcome", 1));
+        both.each(|s| s.journey_version("welcome", 7));
+        both.each(|s| s.running_journeys());
+        both.each(|s| s.journeys());
+
+        assert_eq!(
+            both.each(|s| s.put_template(&template("hello", "Hi {{ name }}"), at(400))),
+            json!(false)
+        );
+        both.each(|s| s.put_template(&template("hello", "Hello"), at(410)));
+        both.each(|s| s.put_template(&template("other", "Other"), at(420)));
+        both.each(|s| s.templates());
+        both.each(|s| s.get_template("hello"));
+        both.each(|s| s.get_template("nope"));
+        both.each(|s| s.template_versions("hello"));
+        both.each(|s| s.template_versions("nope"));
+        both.each(|s| s.get_template_version("hello", 1));
+        both.each(|s| s.get_template_version("hello", 9));
+        both.each(|s| s.template_channel("hello").map(|c| c.map(|c| c.as_str())));
+        both.each(|s| s.delete_template("hello"));
+        both.each(|s| s.delete_template("hello"));
+        both.each(|s| s.get_template_version("hello", 2));
+        both.each(|s| s.template_channel("hello").map(|c| c.map(|c| c.as_str())));
+
+        assert_eq!(both.each(|s| s.next_wake_at()), json!(ts(6000)));
+    }
+
+    #[test]
+    fn the_outbox_reads_and_writes_alike() {
+        let Some(both) = Both::new("api_outbox") else {
+            return;
+        };
+        for (priority, journey) in [
+            (Priority::Journey, Some("welcome")),
+            (Priority::Transactional, None),
+            (Priority::Journey, None),
+        ] {
+            both.each(|s| {
+                s.due_messages(&DueQuery {
+                    channel: "email",
+                    priority,
+                    journey,
+                    now: at(1500),
+                    limit: 10,
+                })
+            });
+        }
+        assert_eq!(
+            both.each(|s| s.due_journeys("email", at(1500), 10)),
+            json!(["alpha", "welcome"])
+        );
+        both.each(|s| s.due_journeys("email", at(1250), 10));
+        both.each(|s| s.due_journeys("sms", at(1500), 10));
+        both.each(|s| s.next_message_attempt_at());
+        both.each(|s| s.queue_levels());
+
+        both.each(|s| {
+            s.finish_messages(&[
+                Finished {
+                    id: 1,
+                    outcome: DeliveryOutcome::Sent,
+                    at: at(2000),
+                },
+                Finished {
+                    id: 2,
+                    outcome: DeliveryOutcome::Retry {
+                        error: "busy".into(),
+                        at: at(3000),
+                    },
+                    at: at(2000),
+                },
+                Finished {
+                    id: 4,
+                    outcome: DeliveryOutcome::Bounced {
+                        error: "no such user".into(),
+                        hard_bounce: true,
+                    },
+                    at: at(2000),
+                },
+                Finished {
+                    id: 5,
+                    outcome: DeliveryOutcome::Deferred { at: at(4000) },
+                    at: at(2000),
+                },
+                Finished {
+                    id: 6,
+                    outcome: DeliveryOutcome::Failed {
+                        error: "rejected".into(),
+                    },
+                    at: at(2000),
+                },
+                // Not queued any more: nothing changes.
+                Finished {
+                    id: 3,
+                    outcome: DeliveryOutcome::Sent,
+                    at: at(2000),
+                },
+            ])
+        });
+        let all = MessageQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        both.each(|s| s.messages(&all));
+        both.each(|s| s.journey_stats("welcome"));
+        both.each(|s| {
+            s.suppressions(&SuppressionQuery {
+                limit: 10,
+                ..Default::default()
+            })
+        });
+
+        let try_later = RequeueFilter {
+            error_contains: Some("TRY later".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            both.each(|s| s.requeue_messages(&try_later, at(5000))),
+            json!(1)
+        );
+        let welcome_failed = RequeueFilter {
+            journey_id: Some("welcome".into()),
+            failed_since: Some(at(1000)),
+            created_until: Some(at(1001)),
+            ..Default::default()
+        };
+        assert_eq!(
+            both.each(|s| s.requeue_messages(&welcome_failed, at(5000))),
+            json!(1)
+        );
+        both.each(|s| s.messages(&all));
+        both.each(|s| s.journey_stats("welcome"));
+        both.each(|s| s.queue_levels());
+        for q in [
+            MessageQuery {
+                user_id: Some("bob_x".into()),
+                limit: 10,
+                ..Default::default()
+            },
+            MessageQuery {
+                contact_id: Some(1),
+                channel: Some("email".into()),
+                status: Some("queued".into()),
+                limit: 10,
+                ..Default::default()
+            },
+            MessageQuery {
+                journey_id: Some("welcome".into()),
+                after_id: 1,
+                limit: 1,
+                ..Default::default()
+            },
+        ] {
+            both.each(|s| s.messages(&q));
+        }
+        both.each(|s| s.message_by_key("k3"));
+        both.each(|s| s.message_by_key("nope"));
+    }
+
+    #[test]
+    fn audiences_experiments_consent_and_reporting_read_and_write_alike() {
+        let Some(both) = Both::new("api_audiences") else {
+            return;
+        };
+        both.each(|s| s.lists());
+        both.each(|s| s.create_list("new", at(900)));
+        both.each(|s| s.create_list("vip", at(900)));
+        both.each(|s| s.lists());
+        both.each(|s| s.list_members("vip", 10, 0));
+        both.each(|s| s.list_members("vip", 1, 1));
+        both.each(|s| s.list_members("nope", 10, 0));
+
+        both.each(|s| s.segments());
+        both.each(|s| s.segment("broken"));
+        both.each(|s| s.segment("nope"));
+        assert_eq!(
+            both.each(|s| s.put_segment("buyers", "Buyers!", &json!({"x": 1}), at(50))),
+            json!(false)
+        );
+        assert_eq!(
+            both.each(|s| s.put_segment("fresh", "Fresh", &json!({}), at(60))),
+            json!(true)
+        );
+        both.each(|s| s.segment_members("buyers", 10, 0));
+        both.each(|s| s.segment_members("nope", 10, 0));
+        both.each(|s| s.delete_segment("buyers"));
+        both.each(|s| s.delete_segment("buyers"));
+        both.each(|s| s.segments());
+
+        both.each(|s| s.experiments("welcome"));
+        both.each(|s| s.experiments("nope"));
+
+        let entry = |address: &str| Suppression {
+            channel: "email".into(),
+            address: address.into(),
+            reason: "manual".into(),
+            source: "api".into(),
+            created_at: at(300),
+        };
+        assert_eq!(
+            both.each(|s| s.suppress(&entry(" New@Example.com"))),
+            json!(true)
+        );
+        assert_eq!(
+            both.each(|s| s.suppress(&entry("X@example.com"))),
+            json!(false)
+        );
+        for q in [
+            SuppressionQuery {
+                limit: 10,
+                ..Default::default()
+            },
+            SuppressionQuery {
+                channel: Some("sms".into()),
+                limit: 10,
+                ..Default::default()
+            },
+            SuppressionQuery {
+                limit: 2,
+                ..Default::default()
+            },
+        ] {
+            both.each(|s| s.suppressions(&q));
+        }
+
+        let stats = both.each(|s| s.journey_stats("welcome"));
+        let nodes: Vec<&str> = stats["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap())
+            .collect();
+        // The live version's order, then counted nodes it lacks by name, then waiting ones.
+        assert_eq!(nodes, ["start", "wait", "send", "beta", "zeta", "gone"]);
+        both.each(|s| s.journey_stats("nope"));
+        both.each(|s| s.gauges());
+        assert!(both.pg.disk_bytes().unwrap() > 0);
+    }
+}
