@@ -451,18 +451,7 @@ impl Contacts for PgStore {
         }
         // Read newest first (for the limit); put back in the order they happened.
         entries[start..].reverse();
-        // Oldest first; at equal times events come before the steps they caused.
-        entries.sort_by_key(|e| {
-            let rank = match e {
-                TimelineEntry::Event { .. } => 0,
-                TimelineEntry::Step { .. } => 1,
-                TimelineEntry::Message { .. } => 2,
-            };
-            (e.at(), rank)
-        });
-        let excess = entries.len().saturating_sub(limit as usize);
-        entries.drain(..excess);
-        Ok(entries)
+        Ok(TimelineEntry::newest_in_order(entries, limit as usize))
     }
 }
 
@@ -1215,7 +1204,7 @@ impl Reporting for PgStore {
         let journey = self.journey_in(&mut conn, id)?;
         // Ordered by node, as SQLite reads them (along its primary key), so that nodes the
         // document does not name come in the same order on both backends.
-        let mut nodes: Vec<NodeStats> = conn
+        let nodes: Vec<NodeStats> = conn
             .query(
                 "SELECT node, entered, completed, exited, converted, sent, failed, suppressed, opened, clicked
                  FROM node_stats WHERE journey_id = $1 ORDER BY node",
@@ -1246,44 +1235,13 @@ impl Reporting for PgStore {
             .iter()
             .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
             .collect::<Result<_>>()?;
-        for (node, count) in waiting {
-            match nodes.iter_mut().find(|n| n.node == node) {
-                Some(n) => n.waiting = count,
-                None => nodes.push(NodeStats {
-                    node,
-                    waiting: count,
-                    ..Default::default()
-                }),
-            }
-        }
         // Nodes in the order of the live (or draft) document, unknown ones after.
-        let order: Vec<String> = journey
+        let document = journey
             .live_version
             .and_then(|v| self.journey_version(id, v).ok())
             .map(|v| v.document)
-            .unwrap_or(journey.draft.clone())
-            .get("nodes")
-            .and_then(Value::as_array)
-            .map(|ns| {
-                ns.iter()
-                    .filter_map(|n| n.get("id")?.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in &order {
-            if !nodes.iter().any(|n| &n.node == id) {
-                nodes.push(NodeStats {
-                    node: id.clone(),
-                    ..Default::default()
-                });
-            }
-        }
-        nodes.sort_by_key(|n| {
-            order
-                .iter()
-                .position(|o| *o == n.node)
-                .unwrap_or(usize::MAX)
-        });
+            .unwrap_or(journey.draft.clone());
+        let nodes = NodeStats::arrange(nodes, waiting, &document);
         let row = conn.query_one(
             "SELECT COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FILTER (WHERE status = 'exited')
              FROM enrollments WHERE journey_id = $1",
