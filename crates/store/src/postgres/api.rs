@@ -28,7 +28,6 @@ fn param_refs(args: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| a.as_ref()).collect()
 }
 
-// Also in `postgres::tx` (its contact reads): one copy to stay at merge.
 const CONTACT_COLUMNS: &str = "id, user_id, email, phone, timezone, traits, created_at, updated_at";
 
 /// `CONTACT_COLUMNS` of the contacts table aliased `c`.
@@ -40,7 +39,6 @@ fn contact_columns_of_c() -> String {
         .join(", ")
 }
 
-// Also in `postgres::tx`: one copy to stay at merge.
 fn contact_from_row(r: &Row) -> Result<Contact> {
     let traits: String = col(r, 5)?;
     Ok(Contact {
