@@ -118,6 +118,26 @@ impl TimelineEntry {
             | TimelineEntry::Message { at, .. } => *at,
         }
     }
+
+    /// A contact's timeline from its newest events, steps and messages (each kind up to
+    /// `limit`, any order): oldest first, at equal times events before the steps they caused
+    /// and messages last, and only the newest `limit` of them. (Shared by the backends.)
+    pub(crate) fn newest_in_order(
+        mut entries: Vec<TimelineEntry>,
+        limit: usize,
+    ) -> Vec<TimelineEntry> {
+        entries.sort_by_key(|e| {
+            let rank = match e {
+                TimelineEntry::Event { .. } => 0,
+                TimelineEntry::Step { .. } => 1,
+                TimelineEntry::Message { .. } => 2,
+            };
+            (e.at(), rank)
+        });
+        let excess = entries.len().saturating_sub(limit);
+        entries.drain(..excess);
+        entries
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -224,6 +244,53 @@ pub struct NodeStats {
     pub opened: i64,
     /// Messages of this node clicked at least once.
     pub clicked: i64,
+}
+
+impl NodeStats {
+    /// A journey's node statistics as reported: the counted `nodes`, with how many active
+    /// enrollments are `waiting` at each (node, count), and every node of the journey's
+    /// `document`; in the document's order, nodes it does not name after (in the order
+    /// given). (Shared by the backends.)
+    pub(crate) fn arrange(
+        mut nodes: Vec<NodeStats>,
+        waiting: Vec<(String, i64)>,
+        document: &Value,
+    ) -> Vec<NodeStats> {
+        for (node, count) in waiting {
+            match nodes.iter_mut().find(|n| n.node == node) {
+                Some(n) => n.waiting = count,
+                None => nodes.push(NodeStats {
+                    node,
+                    waiting: count,
+                    ..Default::default()
+                }),
+            }
+        }
+        let order: Vec<String> = document
+            .get("nodes")
+            .and_then(Value::as_array)
+            .map(|ns| {
+                ns.iter()
+                    .filter_map(|n| n.get("id")?.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in &order {
+            if !nodes.iter().any(|n| &n.node == id) {
+                nodes.push(NodeStats {
+                    node: id.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        nodes.sort_by_key(|n| {
+            order
+                .iter()
+                .position(|o| *o == n.node)
+                .unwrap_or(usize::MAX)
+        });
+        nodes
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

@@ -171,14 +171,6 @@ impl PgStore {
         })
     }
 
-    /// Runs `f` with a pooled connection, outside any async context.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        outside_async(|| {
-            let mut conn = self.conn()?;
-            f(&mut conn)
-        })
-    }
-
     /// Runs `f` in one write transaction, this process's writers taking turns, outside any
     /// async context.
     pub(crate) fn write<T>(

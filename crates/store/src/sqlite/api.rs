@@ -428,18 +428,7 @@ impl Contacts for SqliteStore {
         }
         // Read newest first (for the limit); put back in the order they happened.
         entries[start..].reverse();
-        // Oldest first; at equal times events come before the steps they caused.
-        entries.sort_by_key(|e| {
-            let rank = match e {
-                TimelineEntry::Event { .. } => 0,
-                TimelineEntry::Step { .. } => 1,
-                TimelineEntry::Message { .. } => 2,
-            };
-            (e.at(), rank)
-        });
-        let excess = entries.len().saturating_sub(limit as usize);
-        entries.drain(..excess);
-        Ok(entries)
+        Ok(TimelineEntry::newest_in_order(entries, limit as usize))
     }
 }
 
@@ -1148,7 +1137,7 @@ impl Reporting for SqliteStore {
     fn journey_stats(&self, id: &str) -> Result<JourneyStats> {
         let conn = self.conn()?;
         let journey = self.journey_in(&conn, id)?;
-        let mut nodes: Vec<NodeStats> = conn
+        let nodes: Vec<NodeStats> = conn
             .prepare_cached(
                 "SELECT node, entered, completed, exited, converted, sent, failed, suppressed, opened, clicked FROM node_stats WHERE journey_id = ?1",
             )?
@@ -1172,44 +1161,13 @@ impl Reporting for SqliteStore {
             .prepare_cached("SELECT node, COUNT(*) FROM enrollments WHERE journey_id = ?1 AND status = 'active' GROUP BY node")?
             .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (node, count) in waiting {
-            match nodes.iter_mut().find(|n| n.node == node) {
-                Some(n) => n.waiting = count,
-                None => nodes.push(NodeStats {
-                    node,
-                    waiting: count,
-                    ..Default::default()
-                }),
-            }
-        }
         // Nodes in the order of the live (or draft) document, unknown ones after.
-        let order: Vec<String> = journey
+        let document = journey
             .live_version
             .and_then(|v| self.journey_version(id, v).ok())
             .map(|v| v.document)
-            .unwrap_or(journey.draft.clone())
-            .get("nodes")
-            .and_then(Value::as_array)
-            .map(|ns| {
-                ns.iter()
-                    .filter_map(|n| n.get("id")?.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in &order {
-            if !nodes.iter().any(|n| &n.node == id) {
-                nodes.push(NodeStats {
-                    node: id.clone(),
-                    ..Default::default()
-                });
-            }
-        }
-        nodes.sort_by_key(|n| {
-            order
-                .iter()
-                .position(|o| *o == n.node)
-                .unwrap_or(usize::MAX)
-        });
+            .unwrap_or(journey.draft.clone());
+        let nodes = NodeStats::arrange(nodes, waiting, &document);
         let (completed, exited): (i64, i64) = conn.query_row(
             "SELECT COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0) FROM enrollments WHERE journey_id = ?1",
             [id],
