@@ -33,4 +33,13 @@ macro_rules! conformance_tests {
     };
 }
 
+mod support;
+
+mod contacts;
+mod enrollments;
+mod events;
+mod journeys;
 mod meta;
+mod outbox;
+mod templates;
+mod timers;
