@@ -44,5 +44,7 @@ mod experiments;
 mod journeys;
 mod meta;
 mod outbox;
+mod privacy;
+mod reporting;
 mod templates;
 mod timers;
