@@ -22,7 +22,10 @@ fn resolving_finds_the_same_contact_by_user_id_and_by_anonymous_id(store: &dyn S
     let detail = store.contact(visitor).unwrap();
     assert_eq!(detail.contact.user_id, None);
     assert_eq!(detail.anonymous_ids, ["web-1"]);
-    assert_eq!(store.contact(ann).unwrap().contact.user_id.as_deref(), Some("ann"));
+    assert_eq!(
+        store.contact(ann).unwrap().contact.user_id.as_deref(),
+        Some("ann")
+    );
     assert_eq!(store.contact(ann).unwrap().contact.created_at, at(5));
 }
 
@@ -52,7 +55,10 @@ fn give_history(store: &dyn Store, contact_id: i64, tag: &str) {
     let seq = store.last_event_seq().unwrap();
     in_tx(store, |tx| {
         tx.set_event_contact(seq, contact_id)?;
-        tx.insert_enrollment(&enrollment(&format!("j-{tag}"), contact_id, "a", None), at(1))?;
+        tx.insert_enrollment(
+            &enrollment(&format!("j-{tag}"), contact_id, "a", None),
+            at(1),
+        )?;
         tx.add_to_list(contact_id, &format!("list-{tag}"), at(1))?;
         Ok(())
     });
@@ -63,19 +69,34 @@ fn identifying_an_anonymous_visitor_merges_its_history_into_the_known_user(store
     let ann = resolve(store, Some("ann"), None);
     let visitor = resolve(store, None, Some("web-1"));
     in_tx(store, |tx| {
-        tx.update_traits(ann, &props(json!({"plan": "pro", "email": "ann@example.com"})), at(2))?;
-        tx.update_traits(visitor, &props(json!({"plan": "free", "color": "red"})), at(2))
+        tx.update_traits(
+            ann,
+            &props(json!({"plan": "pro", "email": "ann@example.com"})),
+            at(2),
+        )?;
+        tx.update_traits(
+            visitor,
+            &props(json!({"plan": "free", "color": "red"})),
+            at(2),
+        )
     });
     give_history(store, visitor, "visitor");
     give_history(store, ann, "ann");
 
     assert_eq!(resolve(store, Some("ann"), Some("web-1")), ann);
-    assert!(store.contact(visitor).is_err(), "the anonymous contact is gone");
+    assert!(
+        store.contact(visitor).is_err(),
+        "the anonymous contact is gone"
+    );
     assert_eq!(resolve(store, None, Some("web-1")), ann);
     let detail = store.contact(ann).unwrap();
     assert_eq!(detail.anonymous_ids, ["web-1"]);
     assert_eq!(detail.lists, ["list-ann", "list-visitor"]);
-    let journeys: Vec<&str> = detail.enrollments.iter().map(|e| e.journey_id.as_str()).collect();
+    let journeys: Vec<&str> = detail
+        .enrollments
+        .iter()
+        .map(|e| e.journey_id.as_str())
+        .collect();
     assert_eq!(journeys, ["j-visitor", "j-ann"]);
     assert_eq!(
         detail.contact.traits,
@@ -92,7 +113,10 @@ fn identifying_an_anonymous_visitor_merges_its_history_into_the_known_user(store
             ..Default::default()
         })
         .unwrap();
-    let keys: Vec<&str> = messages.iter().map(|m| m.idempotency_key.as_str()).collect();
+    let keys: Vec<&str> = messages
+        .iter()
+        .map(|m| m.idempotency_key.as_str())
+        .collect();
     assert_eq!(keys, ["msg-visitor", "msg-ann"]);
     assert!(messages.iter().all(|m| m.user_id.as_deref() == Some("ann")));
 }
@@ -101,7 +125,9 @@ fn an_alias_merges_the_previous_identity_into_the_user(store: &dyn Store) {
     let old = resolve(store, Some("old-login"), None);
     let new = resolve(store, Some("new-login"), None);
     give_history(store, old, "old");
-    in_tx(store, |tx| tx.update_traits(old, &props(json!({"plan": "free"})), at(2)));
+    in_tx(store, |tx| {
+        tx.update_traits(old, &props(json!({"plan": "free"})), at(2))
+    });
     let survivor = in_tx(store, |tx| tx.alias("old-login", "new-login", at(3)));
     assert_eq!(survivor, new);
     assert!(store.contact(old).is_err());
@@ -134,7 +160,9 @@ fn an_alias_of_unknown_or_single_identities_creates_or_renames(store: &dyn Store
 fn updating_traits_merges_removes_nulls_and_keeps_address_columns_in_step(store: &dyn Store) {
     let ann = contact(store, "ann");
     let set = |traits: serde_json::Value, secs| {
-        in_tx(store, |tx| tx.update_traits(ann, &props(traits.clone()), at(secs)))
+        in_tx(store, |tx| {
+            tx.update_traits(ann, &props(traits.clone()), at(secs))
+        })
     };
     set(
         json!({"email": "ann@example.com", "phone": "+4915100000001", "timezone": "Europe/Berlin", "plan": "pro"}),
@@ -144,7 +172,9 @@ fn updating_traits_merges_removes_nulls_and_keeps_address_columns_in_step(store:
     let c = in_tx(store, |tx| tx.contact(ann));
     assert_eq!(
         c.traits,
-        props(json!({"email": "ann@example.com", "timezone": "Europe/Berlin", "plan": "pro", "age": 41}))
+        props(
+            json!({"email": "ann@example.com", "timezone": "Europe/Berlin", "plan": "pro", "age": 41})
+        )
     );
     assert_eq!(c.email.as_deref(), Some("ann@example.com"));
     assert_eq!(c.phone, None, "a null trait clears its column");
@@ -154,14 +184,28 @@ fn updating_traits_merges_removes_nulls_and_keeps_address_columns_in_step(store:
     set(json!({}), 3);
     assert_eq!(in_tx(store, |tx| tx.contact(ann)).updated_at, at(2));
     let missing = store.engine_tx(&mut |tx| tx.contact(ann + 1000).map(|_| ()));
-    assert!(matches!(missing, Err(crate::StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(crate::StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 }
 
 fn contacts_are_found_by_address_email_and_id_scans(store: &dyn Store) {
-    let ids: Vec<i64> = ["ann", "bob", "cid"].iter().map(|u| contact(store, u)).collect();
+    let ids: Vec<i64> = ["ann", "bob", "cid"]
+        .iter()
+        .map(|u| contact(store, u))
+        .collect();
     in_tx(store, |tx| {
-        tx.update_traits(ids[0], &props(json!({"email": "Shared@Example.com"})), at(1))?;
-        tx.update_traits(ids[1], &props(json!({"email": "Shared@Example.com", "phone": "+15550001"})), at(1))?;
+        tx.update_traits(
+            ids[0],
+            &props(json!({"email": "Shared@Example.com"})),
+            at(1),
+        )?;
+        tx.update_traits(
+            ids[1],
+            &props(json!({"email": "Shared@Example.com", "phone": "+15550001"})),
+            at(1),
+        )?;
         tx.update_traits(ids[2], &props(json!({"email": "cid@example.com"})), at(1))
     });
     let found = in_tx(store, |tx| {
@@ -194,34 +238,66 @@ fn find_contacts_filters_searches_by_prefix_and_pages(store: &dyn Store) {
     let bob = contact(store, "bob");
     let odd = contact(store, "a_b%c");
     in_tx(store, |tx| {
-        tx.update_traits(bob, &props(json!({"email": "ann.b@example.com", "phone": "+4930111"})), at(1))
+        tx.update_traits(
+            bob,
+            &props(json!({"email": "ann.b@example.com", "phone": "+4930111"})),
+            at(1),
+        )
     });
     let find = |q: ContactQuery| -> Vec<i64> {
         store
-            .find_contacts(&ContactQuery { limit: q.limit.max(1), ..q })
+            .find_contacts(&ContactQuery {
+                limit: q.limit.max(1),
+                ..q
+            })
             .unwrap()
             .iter()
             .map(|c| c.id)
             .collect()
     };
     let q = |f: fn(&mut ContactQuery)| {
-        let mut q = ContactQuery { limit: 100, ..Default::default() };
+        let mut q = ContactQuery {
+            limit: 100,
+            ..Default::default()
+        };
         f(&mut q);
         q
     };
     assert_eq!(find(q(|q| q.user_id = Some("ann".into()))), [ann]);
-    assert_eq!(find(q(|q| q.email = Some("ann.b@example.com".into()))), [bob]);
+    assert_eq!(
+        find(q(|q| q.email = Some("ann.b@example.com".into()))),
+        [bob]
+    );
     assert_eq!(find(q(|q| q.phone = Some("+4930111".into()))), [bob]);
     assert_eq!(find(q(|q| q.anonymous_id = Some("web-ann".into()))), [ann]);
     assert_eq!(find(q(|q| q.search = Some("ann".into()))), [ann, anna, bob]);
-    assert_eq!(find(q(|q| q.search = Some("ANN".into()))), [ann, anna, bob], "ignoring ASCII case");
+    assert_eq!(
+        find(q(|q| q.search = Some("ANN".into()))),
+        [ann, anna, bob],
+        "ignoring ASCII case"
+    );
     assert_eq!(find(q(|q| q.search = Some("+4930".into()))), [bob]);
-    assert_eq!(find(q(|q| q.search = Some("a_".into()))), [odd], "_ is no wildcard");
-    assert_eq!(find(q(|q| q.search = Some("a_b%".into()))), [odd], "% is no wildcard");
-    assert_eq!(find(q(|q| q.search = Some("zzz".into()))), Vec::<i64>::new());
+    assert_eq!(
+        find(q(|q| q.search = Some("a_".into()))),
+        [odd],
+        "_ is no wildcard"
+    );
+    assert_eq!(
+        find(q(|q| q.search = Some("a_b%".into()))),
+        [odd],
+        "% is no wildcard"
+    );
+    assert_eq!(
+        find(q(|q| q.search = Some("zzz".into()))),
+        Vec::<i64>::new()
+    );
     assert_eq!(find(q(|q| q.limit = 2)), [ann, anna]);
     assert_eq!(
-        find(ContactQuery { after_id: anna, limit: 100, ..Default::default() }),
+        find(ContactQuery {
+            after_id: anna,
+            limit: 100,
+            ..Default::default()
+        }),
         [bob, odd]
     );
 }
@@ -229,7 +305,10 @@ fn find_contacts_filters_searches_by_prefix_and_pages(store: &dyn Store) {
 fn the_timeline_interleaves_events_steps_and_messages_oldest_first(store: &dyn Store) {
     let ann = contact(store, "ann");
     store
-        .append_events(&[track("m1", "ann", "Signed Up", 10), track("m2", "ann", "Viewed", 40)])
+        .append_events(&[
+            track("m1", "ann", "Signed Up", 10),
+            track("m2", "ann", "Viewed", 40),
+        ])
         .unwrap();
     let seqs: Vec<i64> = in_tx(store, |tx| tx.pending_events(i64::MAX, 10))
         .iter()
@@ -242,7 +321,9 @@ fn the_timeline_interleaves_events_steps_and_messages_oldest_first(store: &dyn S
         let e = tx.insert_enrollment(&enrollment("j", ann, "start", None), at(10))?;
         tx.record_steps(
             e.id,
-            &[StepLog::Entered { node: "start".into() }],
+            &[StepLog::Entered {
+                node: "start".into(),
+            }],
             at(10),
         )
     });
@@ -253,7 +334,9 @@ fn the_timeline_interleaves_events_steps_and_messages_oldest_first(store: &dyn S
         .map(|e| match e {
             TimelineEntry::Event { name, .. } => format!("event {name}"),
             TimelineEntry::Step { node, action, .. } => format!("step {node} {action}"),
-            TimelineEntry::Message { template, status, .. } => format!("message {template} {status}"),
+            TimelineEntry::Message {
+                template, status, ..
+            } => format!("message {template} {status}"),
         })
         .collect();
     assert_eq!(
@@ -273,7 +356,10 @@ fn the_timeline_interleaves_events_steps_and_messages_oldest_first(store: &dyn S
 }
 
 fn an_unknown_contact_is_not_found(store: &dyn Store) {
-    assert!(matches!(store.contact(4242), Err(crate::StoreError::NotFound(_))));
+    assert!(matches!(
+        store.contact(4242),
+        Err(crate::StoreError::NotFound(_))
+    ));
 }
 
 conformance_tests!(

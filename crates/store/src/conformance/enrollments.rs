@@ -26,17 +26,25 @@ fn an_inserted_enrollment_reads_back_with_its_id_and_every_field(store: &dyn Sto
             ..wanted.clone()
         }
     );
-    assert_eq!(active, [inserted.clone()]);
+    assert_eq!(active, std::slice::from_ref(&inserted));
     let row = &store.contact(ann).unwrap().enrollments[0];
     assert_eq!(row.id, inserted.id);
     assert_eq!(row.key.as_deref(), Some("order-7"));
-    assert_eq!((row.version, row.node.as_str(), row.status.as_str()), (2, "wait", "active"));
-    assert_eq!((row.wake_at, row.entered_at, row.updated_at), (Some(at(60)), at(0), at(1)));
+    assert_eq!(
+        (row.version, row.node.as_str(), row.status.as_str()),
+        (2, "wait", "active")
+    );
+    assert_eq!(
+        (row.wake_at, row.entered_at, row.updated_at),
+        (Some(at(60)), at(0), at(1))
+    );
 }
 
 fn an_update_moves_the_enrollment_and_ending_it_makes_it_inactive(store: &dyn Store) {
     let ann = contact(store, "ann");
-    let e = in_tx(store, |tx| tx.insert_enrollment(&enrollment("j", ann, "a", Some(at(5))), at(0)));
+    let e = in_tx(store, |tx| {
+        tx.insert_enrollment(&enrollment("j", ann, "a", Some(at(5))), at(0))
+    });
     let mut moved = e.clone();
     moved.node = "b".into();
     moved.wake_at = None;
@@ -78,7 +86,10 @@ fn prior_enrollments_are_the_contacts_in_that_journey_only(store: &dyn Store) {
         prior.into_iter().map(|p| (p.key, p.status)).collect();
     assert_eq!(
         seen,
-        [(None, EnrollmentStatus::Active), (Some("k1".into()), EnrollmentStatus::Exited)]
+        [
+            (None, EnrollmentStatus::Active),
+            (Some("k1".into()), EnrollmentStatus::Exited)
+        ]
     );
 }
 
@@ -103,7 +114,11 @@ fn due_enrollments_are_claimed_earliest_first_and_only_when_due(store: &dyn Stor
             .collect()
     };
     assert_eq!(claimed(5, 10), Vec::<i64>::new());
-    assert_eq!(claimed(30, 10), [ids[1], ids[4], ids[3], ids[0]], "by wake_at, then id");
+    assert_eq!(
+        claimed(30, 10),
+        [ids[1], ids[4], ids[3], ids[0]],
+        "by wake_at, then id"
+    );
     assert_eq!(claimed(30, 2), [ids[1], ids[4]]);
     assert_eq!(store.next_wake_at().unwrap(), Some(at(10)));
 }
@@ -113,13 +128,23 @@ fn enrollments_of_a_journey_that_is_not_live_are_not_due(store: &dyn Store) {
     let ann = contact(store, "ann");
     in_tx(store, |tx| {
         tx.insert_enrollment(&enrollment("j", ann, "wait", Some(at(10))), at(0))?;
-        tx.insert_enrollment(&enrollment("no-such-journey", ann, "wait", Some(at(5))), at(0))
+        tx.insert_enrollment(
+            &enrollment("no-such-journey", ann, "wait", Some(at(5))),
+            at(0),
+        )
     });
-    store.set_journey_status("j", JourneyStatus::Paused, at(1)).unwrap();
+    store
+        .set_journey_status("j", JourneyStatus::Paused, at(1))
+        .unwrap();
     assert!(in_tx(store, |tx| tx.claim_due_enrollments(at(100), 10)).is_empty());
     assert_eq!(store.next_wake_at().unwrap(), None);
-    store.set_journey_status("j", JourneyStatus::Live, at(2)).unwrap();
-    assert_eq!(in_tx(store, |tx| tx.claim_due_enrollments(at(100), 10)).len(), 1);
+    store
+        .set_journey_status("j", JourneyStatus::Live, at(2))
+        .unwrap();
+    assert_eq!(
+        in_tx(store, |tx| tx.claim_due_enrollments(at(100), 10)).len(),
+        1
+    );
     assert_eq!(store.next_wake_at().unwrap(), Some(at(10)));
 }
 
@@ -128,7 +153,10 @@ fn journey_enrollments_pages_the_active_ones_by_id(store: &dyn Store) {
     let ids = in_tx(store, |tx| {
         let mut ids = Vec::new();
         for node in ["a", "b", "c", "d"] {
-            ids.push(tx.insert_enrollment(&enrollment("j", ann, node, None), at(0))?.id);
+            ids.push(
+                tx.insert_enrollment(&enrollment("j", ann, node, None), at(0))?
+                    .id,
+            );
         }
         let mut ended = enrollment("j", ann, "e", None);
         ended.status = EnrollmentStatus::Exited;
@@ -155,20 +183,41 @@ fn recorded_steps_give_visited_nodes_and_left_outputs_in_order(store: &dyn Store
         tx.record_steps(
             e.id,
             &[
-                StepLog::Entered { node: "start".into() },
-                StepLog::Left { node: "start".into(), output: "next".into() },
-                StepLog::Entered { node: "split".into() },
-                StepLog::Left { node: "split".into(), output: "yes".into() },
-                StepLog::Entered { node: "start".into() },
-                StepLog::Waiting { node: "start".into(), until: at(60) },
+                StepLog::Entered {
+                    node: "start".into(),
+                },
+                StepLog::Left {
+                    node: "start".into(),
+                    output: "next".into(),
+                },
+                StepLog::Entered {
+                    node: "split".into(),
+                },
+                StepLog::Left {
+                    node: "split".into(),
+                    output: "yes".into(),
+                },
+                StepLog::Entered {
+                    node: "start".into(),
+                },
+                StepLog::Waiting {
+                    node: "start".into(),
+                    until: at(60),
+                },
             ],
             at(1),
         )?;
         tx.record_steps(
             e.id,
             &[
-                StepLog::Skipped { node: "mail".into(), reason: "outside hours".into() },
-                StepLog::Left { node: "start".into(), output: "again".into() },
+                StepLog::Skipped {
+                    node: "mail".into(),
+                    reason: "outside hours".into(),
+                },
+                StepLog::Left {
+                    node: "start".into(),
+                    output: "again".into(),
+                },
                 StepLog::Ended {
                     node: "end".into(),
                     status: EnrollmentStatus::Completed,
@@ -182,9 +231,14 @@ fn recorded_steps_give_visited_nodes_and_left_outputs_in_order(store: &dyn Store
         Ok((visited, tx.left_outputs(e.id)?, tx.visited_nodes(other.id)?))
     });
     assert_eq!(visited, ["split", "start"], "each node once");
-    let outputs: Vec<(&str, &str)> =
-        outputs.iter().map(|(n, o)| (n.as_str(), o.as_str())).collect();
-    assert_eq!(outputs, [("start", "next"), ("split", "yes"), ("start", "again")]);
+    let outputs: Vec<(&str, &str)> = outputs
+        .iter()
+        .map(|(n, o)| (n.as_str(), o.as_str()))
+        .collect();
+    assert_eq!(
+        outputs,
+        [("start", "next"), ("split", "yes"), ("start", "again")]
+    );
     assert!(other.is_empty());
 }
 

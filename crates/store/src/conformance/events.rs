@@ -22,11 +22,13 @@ fn events_are_read_back_in_append_order_with_every_field(store: &dyn Store) {
         received_at: at(12),
         ..track("m2", "ann", "Alias", 11)
     };
+    assert_eq!(store.append_events(&[first, second]).unwrap(), [true, true]);
     assert_eq!(
-        store.append_events(&[first, second]).unwrap(),
-        [true, true]
+        store
+            .append_events(&[track("m3", "bob", "Go", 13)])
+            .unwrap(),
+        [true]
     );
-    assert_eq!(store.append_events(&[track("m3", "bob", "Go", 13)]).unwrap(), [true]);
     let last = store.last_event_seq().unwrap();
     let events = in_tx(store, |tx| tx.pending_events(last, 100));
     let ids: Vec<&str> = events.iter().map(|e| e.event.message_id.as_str()).collect();
@@ -40,7 +42,10 @@ fn events_are_read_back_in_append_order_with_every_field(store: &dyn Store) {
     assert_eq!(e.anonymous_id.as_deref(), Some("anon-1"));
     assert_eq!(e.properties, props(json!({"plan": "pro", "seats": 3})));
     assert_eq!(e.timestamp, at(10));
-    assert_eq!(events[0].contact_id, None, "client events are resolved later");
+    assert_eq!(
+        events[0].contact_id, None,
+        "client events are resolved later"
+    );
     let alias = &events[1].event;
     assert_eq!(alias.kind, waymark_core::EventKind::Alias);
     assert_eq!(alias.previous_id.as_deref(), Some("anon-1"));
@@ -49,7 +54,9 @@ fn events_are_read_back_in_append_order_with_every_field(store: &dyn Store) {
 
 fn a_repeated_message_id_is_not_fresh_and_is_stored_once(store: &dyn Store) {
     assert_eq!(
-        store.append_events(&[track("m1", "ann", "First", 1)]).unwrap(),
+        store
+            .append_events(&[track("m1", "ann", "First", 1)])
+            .unwrap(),
         [true]
     );
     // Again in a later batch, and twice within one batch.
@@ -138,7 +145,9 @@ fn recorded_events_come_after_every_accepted_event_and_dedupe_by_message_id(stor
     assert_eq!(store.last_event_seq().unwrap(), stored[1].seq);
     // A client event with the message id of a recorded one is a duplicate too.
     assert_eq!(
-        store.append_events(&[track("list:1", "ann", "Again", 3)]).unwrap(),
+        store
+            .append_events(&[track("list:1", "ann", "Again", 3)])
+            .unwrap(),
         [false]
     );
 }
@@ -181,7 +190,11 @@ fn order(message_id: &str, user: &str, products: &[&str], secs: i64) -> NewEvent
 }
 
 fn order_products_are_read_newest_first_per_contact_and_across_contacts(store: &dyn Store) {
-    let (ann, bob, cid) = (contact(store, "ann"), contact(store, "bob"), contact(store, "cid"));
+    let (ann, bob, cid) = (
+        contact(store, "ann"),
+        contact(store, "bob"),
+        contact(store, "cid"),
+    );
     store
         .append_events(&[
             order("o1", "ann", &["p1"], 1),

@@ -19,7 +19,10 @@ fn variant_counts_add_up_per_journey_node_and_variant(store: &dyn Store) {
         .collect();
     assert_eq!(counts, [("a".to_string(), 3, 1), ("b".to_string(), 3, 1)]);
     let (all, winners) = store.experiments("j").unwrap();
-    let all: Vec<(String, String, i64)> = all.into_iter().map(|c| (c.node, c.variant, c.entered)).collect();
+    let all: Vec<(String, String, i64)> = all
+        .into_iter()
+        .map(|c| (c.node, c.variant, c.entered))
+        .collect();
     assert_eq!(
         all,
         [
@@ -45,7 +48,10 @@ fn the_first_winner_declared_stays(store: &dyn Store) {
     let (_, winners) = store.experiments("j").unwrap();
     assert_eq!(winners.len(), 1);
     let w = &winners[0];
-    assert_eq!((w.node.as_str(), w.winner.as_str(), w.decided_at), ("split", "b", at(10)));
+    assert_eq!(
+        (w.node.as_str(), w.winner.as_str(), w.decided_at),
+        ("split", "b", at(10))
+    );
     assert_eq!(w.verdict, json!({"p": 0.01}));
 }
 

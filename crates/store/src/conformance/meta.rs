@@ -32,7 +32,11 @@ fn an_engine_transaction_that_fails_leaves_nothing_behind(store: &dyn Store) {
     let result = store.engine_tx(&mut |tx| {
         tx.set_meta("cursor", "9")?;
         tx.resolve_contact(Some("bob"), None, at(1))?;
-        tx.update_traits(ann, &super::support::props(serde_json::json!({"plan": "pro"})), at(1))?;
+        tx.update_traits(
+            ann,
+            &super::support::props(serde_json::json!({"plan": "pro"})),
+            at(1),
+        )?;
         tx.insert_message(&email("k", ann, 1))?;
         tx.add_to_list(ann, "vip", at(1))?;
         tx.set_trigger_due("j", "daily", 0, Some(at(5)))?;
@@ -44,7 +48,11 @@ fn an_engine_transaction_that_fails_leaves_nothing_behind(store: &dyn Store) {
     }
     assert_eq!(store.meta("cursor").unwrap(), None);
     let bob = store
-        .find_contacts(&crate::ContactQuery { user_id: Some("bob".into()), limit: 10, ..Default::default() })
+        .find_contacts(&crate::ContactQuery {
+            user_id: Some("bob".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .unwrap();
     assert!(bob.is_empty());
     assert!(store.contact(ann).unwrap().contact.traits.is_empty());
@@ -52,7 +60,7 @@ fn an_engine_transaction_that_fails_leaves_nothing_behind(store: &dyn Store) {
     assert!(store.lists().unwrap().is_empty());
     assert_eq!(store.next_wake_at().unwrap(), None);
     // The store goes on working after it.
-    assert_eq!(in_tx(store, |tx| tx.insert_message(&email("k", ann, 2))), true);
+    assert!(in_tx(store, |tx| tx.insert_message(&email("k", ann, 2))));
 }
 
 conformance_tests!(

@@ -17,21 +17,36 @@ use crate::{
 fn seed_ann(store: &dyn Store) -> i64 {
     live_journey(store, "j");
     store.put_segment("pro", "Pro", &json!({}), at(0)).unwrap();
-    let ann = in_tx(store, |tx| tx.resolve_contact(Some("ann"), Some("web-ann"), at(0)));
+    let ann = in_tx(store, |tx| {
+        tx.resolve_contact(Some("ann"), Some("web-ann"), at(0))
+    });
     store
-        .append_events(&[
-            viewed("ann-1", "/", 1),
-            viewed("ann-2", "/pricing", 2),
-        ])
+        .append_events(&[viewed("ann-1", "/", 1), viewed("ann-2", "/pricing", 2)])
         .unwrap();
-    let seqs: Vec<i64> = in_tx(store, |tx| tx.pending_events(i64::MAX, 10)).iter().map(|e| e.seq).collect();
+    let seqs: Vec<i64> = in_tx(store, |tx| tx.pending_events(i64::MAX, 10))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
     in_tx(store, |tx| {
         for seq in &seqs {
             tx.set_event_contact(*seq, ann)?;
         }
-        tx.update_traits(ann, &props(json!({"email": "ann@example.com", "phone": "+4915100000001", "plan": "pro"})), at(1))?;
+        tx.update_traits(
+            ann,
+            &props(json!({"email": "ann@example.com", "phone": "+4915100000001", "plan": "pro"})),
+            at(1),
+        )?;
         let e = tx.insert_enrollment(&enrollment("j", ann, "a", Some(at(500))), at(1))?;
-        tx.record_steps(e.id, &[StepLog::Entered { node: "start".into() }, StepLog::Entered { node: "a".into() }], at(1))?;
+        tx.record_steps(
+            e.id,
+            &[
+                StepLog::Entered {
+                    node: "start".into(),
+                },
+                StepLog::Entered { node: "a".into() },
+            ],
+            at(1),
+        )?;
         tx.set_subscription(&Subscription {
             contact_id: ann,
             channel: "email".into(),
@@ -93,8 +108,14 @@ fn export_counts_cover_every_section_of_the_contact(store: &dyn Store) {
     .collect();
     assert_eq!(counts, expected);
     let bobs = store.contact_export_counts(bob).unwrap();
-    assert_eq!((bobs["contact"], bobs["events"], bobs["suppressions"]), (1, 0, 0));
-    assert!(matches!(store.contact_export_counts(bob + 1000), Err(StoreError::NotFound(_))));
+    assert_eq!(
+        (bobs["contact"], bobs["events"], bobs["suppressions"]),
+        (1, 0, 0)
+    );
+    assert!(matches!(
+        store.contact_export_counts(bob + 1000),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn the_export_hands_out_every_section_in_order_in_pages(store: &dyn Store) {
@@ -103,7 +124,11 @@ fn the_export_hands_out_every_section_in_order_in_pages(store: &dyn Store) {
     let mut rows: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     store
         .export_contact(ann, 1, &mut |page| {
-            assert!(page.rows.len() <= 1, "{}: a page holds at most `page` rows", page.section);
+            assert!(
+                page.rows.len() <= 1,
+                "{}: a page holds at most `page` rows",
+                page.section
+            );
             if sections.last() != Some(&page.section) {
                 sections.push(page.section);
             }
@@ -114,12 +139,28 @@ fn the_export_hands_out_every_section_in_order_in_pages(store: &dyn Store) {
     assert_eq!(sections, crate::sqlite::privacy::SECTIONS);
     let contact = &rows["contact"][0];
     assert_eq!(contact["user_id"], json!("ann"));
-    assert_eq!(contact["traits"]["plan"], json!("pro"), "JSON columns as JSON");
+    assert_eq!(
+        contact["traits"]["plan"],
+        json!("pro"),
+        "JSON columns as JSON"
+    );
     assert_eq!(contact["created_at"], json!(at(0)), "times as RFC 3339");
-    let pages: Vec<&Value> = rows["events"].iter().map(|e| &e["properties"]["page"]).collect();
-    assert_eq!(pages, [&json!("/"), &json!("/pricing")], "in seq order, across pages");
+    let pages: Vec<&Value> = rows["events"]
+        .iter()
+        .map(|e| &e["properties"]["page"])
+        .collect();
+    assert_eq!(
+        pages,
+        [&json!("/"), &json!("/pricing")],
+        "in seq order, across pages"
+    );
     let enrollment = &rows["enrollments"][0];
-    let steps: Vec<&Value> = enrollment["steps"].as_array().expect("steps").iter().map(|s| &s["node"]).collect();
+    let steps: Vec<&Value> = enrollment["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| &s["node"])
+        .collect();
     assert_eq!(steps, [&json!("start"), &json!("a")]);
     assert_eq!(rows["anonymous_ids"][0]["anonymous_id"], json!("web-ann"));
     assert_eq!(rows["lists"][0]["list"], json!("vip"));
@@ -132,12 +173,17 @@ fn the_export_hands_out_every_section_in_order_in_pages(store: &dyn Store) {
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
 
-fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashes(store: &dyn Store) {
+fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashes(
+    store: &dyn Store,
+) {
     let ann = seed_ann(store);
-    let bob = in_tx(store, |tx| tx.resolve_contact(Some("bob"), Some("web-bob"), at(0)));
+    let bob = in_tx(store, |tx| {
+        tx.resolve_contact(Some("bob"), Some("web-bob"), at(0))
+    });
     in_tx(store, |tx| {
         tx.add_to_list(bob, "vip", at(1))?;
-        tx.insert_enrollment(&enrollment("j", bob, "b", None), at(1)).map(|_| ())
+        tx.insert_enrollment(&enrollment("j", bob, "b", None), at(1))
+            .map(|_| ())
     });
     let mut deltas = StatsDeltas::default();
     deltas.node("j", "a").entered = 1;
@@ -145,7 +191,10 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
 
     let erasure = in_tx(store, |tx| tx.erase_contact(ann, at(50)));
     assert_eq!(erasure.contact_id, ann);
-    assert_eq!(erasure.addresses_hashed, 3, "email, phone and the message's recipient");
+    assert_eq!(
+        erasure.addresses_hashed, 3,
+        "email, phone and the message's recipient"
+    );
     for (table, n) in [
         ("contacts", 1),
         ("anonymous_ids", 1),
@@ -161,22 +210,42 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
         ("score_expiries", 1),
         ("suppressions", 1),
     ] {
-        assert_eq!(erasure.removed.get(table), Some(&n), "{table}: {:?}", erasure.removed);
+        assert_eq!(
+            erasure.removed.get(table),
+            Some(&n),
+            "{table}: {:?}",
+            erasure.removed
+        );
     }
 
     assert!(matches!(store.contact(ann), Err(StoreError::NotFound(_))));
-    assert!(matches!(store.contact_export_counts(ann), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.contact_export_counts(ann),
+        Err(StoreError::NotFound(_))
+    ));
     assert!(store.timeline(ann, 100).unwrap().is_empty());
     assert!(store.message_by_key("ann-msg").unwrap().is_none());
-    assert!(store.queue_levels().unwrap().is_empty(), "its queued message is gone");
+    assert!(
+        store.queue_levels().unwrap().is_empty(),
+        "its queued message is gone"
+    );
     assert_eq!(store.next_wake_at().unwrap(), None, "its timers are gone");
     assert_eq!(store.segment("pro").unwrap().members, 0);
-    let node_a = store.journey_stats("j").unwrap().nodes.into_iter().find(|n| n.node == "a").unwrap();
+    let node_a = store
+        .journey_stats("j")
+        .unwrap()
+        .nodes
+        .into_iter()
+        .find(|n| n.node == "a")
+        .unwrap();
     assert_eq!(node_a.entered, 1, "aggregate counters stay");
 
     // The other contact is untouched.
     let b = store.contact(bob).unwrap();
-    assert_eq!((b.anonymous_ids.len(), b.lists.len(), b.enrollments.len()), (1, 1, 1));
+    assert_eq!(
+        (b.anonymous_ids.len(), b.lists.len(), b.enrollments.len()),
+        (1, 1, 1)
+    );
     assert_eq!(store.lists().unwrap()[0].members, 1);
 
     // The addresses stay suppressed, in any case, without being stored in plain.
@@ -190,11 +259,24 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
     });
     assert_eq!(
         reasons,
-        [Some("complaint".into()), Some("erased".into()), Some("erased".into()), None],
+        [
+            Some("complaint".into()),
+            Some("erased".into()),
+            Some("erased".into()),
+            None
+        ],
         "a real reason wins over `erased`"
     );
-    let listed = store.suppressions(&SuppressionQuery { limit: 100, ..Default::default() }).unwrap();
-    assert!(listed.iter().all(|s| !s.address.contains("ann")), "{listed:?}");
+    let listed = store
+        .suppressions(&SuppressionQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        listed.iter().all(|s| !s.address.contains("ann")),
+        "{listed:?}"
+    );
     let asked = store
         .suppressions(&SuppressionQuery {
             channel: Some("email".into()),
@@ -204,13 +286,20 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
         .unwrap();
     assert_eq!(asked.len(), 1);
     assert_eq!(
-        (asked[0].address.as_str(), asked[0].reason.as_str(), asked[0].source.as_str()),
+        (
+            asked[0].address.as_str(),
+            asked[0].reason.as_str(),
+            asked[0].source.as_str()
+        ),
         ("ann@example.com", "complaint", "erasure")
     );
     // Lifting it by the plain address works as for any suppression.
     assert!(store.unsuppress("email", "ann@example.com").unwrap());
     assert!(!store.unsuppress("email", "ann@example.com").unwrap());
-    assert_eq!(in_tx(store, |tx| tx.suppression("email", "ann@example.com")), None);
+    assert_eq!(
+        in_tx(store, |tx| tx.suppression("email", "ann@example.com")),
+        None
+    );
 
     let again = store.engine_tx(&mut |tx| tx.erase_contact(ann, at(60)).map(|_| ()));
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
@@ -225,9 +314,13 @@ fn ids_of_an_erased_contact_are_not_handed_out_again(store: &dyn Store) {
     in_tx(store, |tx| tx.erase_contact(ann, at(50)).map(|_| ()));
 
     // Her anonymous id and user id now make a new contact.
-    let newcomer = in_tx(store, |tx| tx.resolve_contact(Some("ann"), Some("web-ann"), at(60)));
+    let newcomer = in_tx(store, |tx| {
+        tx.resolve_contact(Some("ann"), Some("web-ann"), at(60))
+    });
     assert!(newcomer > ann, "{newcomer} after {ann}");
-    store.append_events(&[track("new-1", "ann", "Viewed", 61)]).unwrap();
+    store
+        .append_events(&[track("new-1", "ann", "Viewed", 61)])
+        .unwrap();
     assert!(store.last_event_seq().unwrap() > seq);
     let recorded = in_tx(store, |tx| {
         tx.record_event(newcomer, &track("new-2", "ann", "Recorded", 62))?;
@@ -251,9 +344,15 @@ fn audit_entries_are_appended_and_filtered(store: &dyn Store) {
         contact_id,
         detail: json!({"rows": secs}),
     };
-    let first = store.record_audit(&entry("contact.export", Some(7), 1)).unwrap();
-    let second = in_tx(store, |tx| tx.record_audit(&entry("contact.erase", Some(7), 2)));
-    let third = store.record_audit(&entry("contact.export", Some(8), 3)).unwrap();
+    let first = store
+        .record_audit(&entry("contact.export", Some(7), 1))
+        .unwrap();
+    let second = in_tx(store, |tx| {
+        tx.record_audit(&entry("contact.erase", Some(7), 2))
+    });
+    let third = store
+        .record_audit(&entry("contact.export", Some(8), 3))
+        .unwrap();
     let fourth = store.record_audit(&entry("settings", None, 4)).unwrap();
     assert!(first < second && second < third && third < fourth);
     // Work that fails records nothing.
@@ -264,20 +363,69 @@ fn audit_entries_are_appended_and_filtered(store: &dyn Store) {
     assert!(failed.is_err());
 
     let log = |q: AuditQuery| -> Vec<i64> {
-        store.audit_log(&AuditQuery { limit: q.limit.max(1), ..q }).unwrap().into_iter().map(|e| e.id).collect()
+        store
+            .audit_log(&AuditQuery {
+                limit: q.limit.max(1),
+                ..q
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
     };
-    assert_eq!(log(AuditQuery { limit: 100, ..Default::default() }), [first, second, third, fourth]);
-    assert_eq!(log(AuditQuery { contact_id: Some(7), limit: 100, ..Default::default() }), [first, second]);
     assert_eq!(
-        log(AuditQuery { action: Some("contact.export".into()), limit: 100, ..Default::default() }),
+        log(AuditQuery {
+            limit: 100,
+            ..Default::default()
+        }),
+        [first, second, third, fourth]
+    );
+    assert_eq!(
+        log(AuditQuery {
+            contact_id: Some(7),
+            limit: 100,
+            ..Default::default()
+        }),
+        [first, second]
+    );
+    assert_eq!(
+        log(AuditQuery {
+            action: Some("contact.export".into()),
+            limit: 100,
+            ..Default::default()
+        }),
         [first, third]
     );
-    assert_eq!(log(AuditQuery { after_id: second, limit: 1, ..Default::default() }), [third]);
-    let all = store.audit_log(&AuditQuery { limit: 100, ..Default::default() }).unwrap();
+    assert_eq!(
+        log(AuditQuery {
+            after_id: second,
+            limit: 1,
+            ..Default::default()
+        }),
+        [third]
+    );
+    let all = store
+        .audit_log(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
     let e = &all[1];
     assert_eq!(
-        (e.at, e.actor.as_str(), e.action.as_str(), e.contact_id, &e.detail),
-        (at(2), "admin_token", "contact.erase", Some(7), &json!({"rows": 2}))
+        (
+            e.at,
+            e.actor.as_str(),
+            e.action.as_str(),
+            e.contact_id,
+            &e.detail
+        ),
+        (
+            at(2),
+            "admin_token",
+            "contact.erase",
+            Some(7),
+            &json!({"rows": 2})
+        )
     );
     assert_eq!(all[3].contact_id, None);
 }

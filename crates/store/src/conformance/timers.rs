@@ -39,7 +39,10 @@ fn triggers_are_claimed_once_in_due_order_and_can_be_moved_or_removed(store: &dy
     );
     let rest = in_tx(store, |tx| tx.claim_due_triggers(at(25), 10));
     assert_eq!(rest, [("j".to_string(), "birthday".to_string(), 8, at(20))]);
-    assert!(in_tx(store, |tx| tx.claim_due_triggers(at(25), 10)).is_empty(), "claimed once");
+    assert!(
+        in_tx(store, |tx| tx.claim_due_triggers(at(25), 10)).is_empty(),
+        "claimed once"
+    );
     assert_eq!(store.next_wake_at().unwrap(), Some(at(30)));
 }
 
@@ -65,7 +68,10 @@ fn score_expiries_are_claimed_once_earliest_first(store: &dyn Store) {
     });
     assert_eq!(store.next_wake_at().unwrap(), Some(at(10)));
     let claimed = in_tx(store, |tx| tx.claim_due_score_expiries(at(30), 2));
-    assert_eq!(claimed, [(bob, "score".to_string(), 2), (ann, "score".to_string(), 3)]);
+    assert_eq!(
+        claimed,
+        [(bob, "score".to_string(), 2), (ann, "score".to_string(), 3)]
+    );
     let claimed = in_tx(store, |tx| tx.claim_due_score_expiries(at(30), 10));
     assert_eq!(claimed, [(ann, "score".to_string(), 5)]);
     assert!(in_tx(store, |tx| tx.claim_due_score_expiries(at(30), 10)).is_empty());
@@ -87,7 +93,11 @@ fn segment_checks_are_claimed_once_in_due_order(store: &dyn Store) {
     let claimed = in_tx(store, |tx| tx.claim_due_segment_checks(at(20), 10));
     assert_eq!(
         claimed,
-        [("active".to_string(), ann), ("vip".to_string(), bob), ("vip".to_string(), ann)],
+        [
+            ("active".to_string(), ann),
+            ("vip".to_string(), bob),
+            ("vip".to_string(), ann)
+        ],
         "by due time, then segment"
     );
     assert!(in_tx(store, |tx| tx.claim_due_segment_checks(at(20), 10)).is_empty());
