@@ -4,7 +4,7 @@
 use serde_json::json;
 use waymark_core::StepLog;
 
-use super::support::{at, contact, email, enrollment, in_tx, props, queue, track};
+use super::support::{append_for, at, contact, email, enrollment, in_tx, props, queue, track};
 use crate::{ContactQuery, Store, TimelineEntry};
 
 fn resolve(store: &dyn Store, user: Option<&str>, anon: Option<&str>) -> i64 {
@@ -49,12 +49,12 @@ fn an_anonymous_contact_identified_later_keeps_its_id(store: &dyn Store) {
 
 /// Gives `contact` an event, an enrollment, a message and a list membership.
 fn give_history(store: &dyn Store, contact_id: i64, tag: &str) {
-    store
-        .append_events(&[track(&format!("ev-{tag}"), tag, "Viewed", 1)])
-        .unwrap();
-    let seq = store.last_event_seq().unwrap();
+    append_for(
+        store,
+        contact_id,
+        &[track(&format!("ev-{tag}"), tag, "Viewed", 1)],
+    );
     in_tx(store, |tx| {
-        tx.set_event_contact(seq, contact_id)?;
         tx.insert_enrollment(
             &enrollment(&format!("j-{tag}"), contact_id, "a", None),
             at(1),
@@ -304,20 +304,15 @@ fn find_contacts_filters_searches_by_prefix_and_pages(store: &dyn Store) {
 
 fn the_timeline_interleaves_events_steps_and_messages_oldest_first(store: &dyn Store) {
     let ann = contact(store, "ann");
-    store
-        .append_events(&[
+    append_for(
+        store,
+        ann,
+        &[
             track("m1", "ann", "Signed Up", 10),
             track("m2", "ann", "Viewed", 40),
-        ])
-        .unwrap();
-    let seqs: Vec<i64> = in_tx(store, |tx| tx.pending_events(i64::MAX, 10))
-        .iter()
-        .map(|e| e.seq)
-        .collect();
+        ],
+    );
     in_tx(store, |tx| {
-        for s in &seqs {
-            tx.set_event_contact(*s, ann)?;
-        }
         let e = tx.insert_enrollment(&enrollment("j", ann, "start", None), at(10))?;
         tx.record_steps(
             e.id,

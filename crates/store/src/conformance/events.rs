@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::support::{at, contact, in_tx, props, track};
+use super::support::{append_for, at, contact, in_tx, props, track};
 use crate::{NewEvent, Store};
 
 fn an_empty_log_has_nothing_pending_and_seq_zero(store: &dyn Store) {
@@ -154,22 +154,17 @@ fn recorded_events_come_after_every_accepted_event_and_dedupe_by_message_id(stor
 
 fn events_between_reads_one_contacts_named_events_in_a_seq_window(store: &dyn Store) {
     let (ann, bob) = (contact(store, "ann"), contact(store, "bob"));
-    store
-        .append_events(&[
-            track("m1", "ann", "Clicked", 1),
-            track("m2", "ann", "Viewed", 2),
-            track("m3", "bob", "Clicked", 3),
-            track("m4", "ann", "Clicked", 4),
-            track("m5", "ann", "Clicked", 5),
-        ])
-        .unwrap();
-    let events = in_tx(store, |tx| tx.pending_events(i64::MAX, 100));
-    let seq: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    let owners = [ann, ann, bob, ann, ann];
+    let seq: Vec<i64> = [
+        (ann, track("m1", "ann", "Clicked", 1)),
+        (ann, track("m2", "ann", "Viewed", 2)),
+        (bob, track("m3", "bob", "Clicked", 3)),
+        (ann, track("m4", "ann", "Clicked", 4)),
+        (ann, track("m5", "ann", "Clicked", 5)),
+    ]
+    .into_iter()
+    .flat_map(|(owner, event)| append_for(store, owner, &[event]))
+    .collect();
     let found = in_tx(store, |tx| {
-        for (s, c) in seq.iter().zip(owners) {
-            tx.set_event_contact(*s, c)?;
-        }
         tx.events_between(ann, "Clicked", seq[0], seq[3])
     });
     assert_eq!(found.len(), 1, "after_seq is excluded, upto_seq included");
@@ -195,17 +190,15 @@ fn order_products_are_read_newest_first_per_contact_and_across_contacts(store: &
         contact(store, "bob"),
         contact(store, "cid"),
     );
-    store
-        .append_events(&[
-            order("o1", "ann", &["p1"], 1),
-            order("o2", "bob", &["p1", "p2"], 2),
-            order("o3", "ann", &["p2"], 3),
-            order("o4", "cid", &["p3"], 4),
-            order("o5", "bob", &["p2"], 5),
-        ])
-        .unwrap();
-    let events = in_tx(store, |tx| tx.pending_events(i64::MAX, 100));
-    let owners = [ann, bob, ann, cid, bob];
+    for (owner, event) in [
+        (ann, order("o1", "ann", &["p1"], 1)),
+        (bob, order("o2", "bob", &["p1", "p2"], 2)),
+        (ann, order("o3", "ann", &["p2"], 3)),
+        (cid, order("o4", "cid", &["p3"], 4)),
+        (bob, order("o5", "bob", &["p2"], 5)),
+    ] {
+        append_for(store, owner, &[event]);
+    }
     let ids = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .unwrap()
@@ -214,9 +207,6 @@ fn order_products_are_read_newest_first_per_contact_and_across_contacts(store: &
             .collect()
     };
     let (mine, others, counts) = in_tx(store, |tx| {
-        for (e, c) in events.iter().zip(owners) {
-            tx.set_event_contact(e.seq, c)?;
-        }
         Ok((
             tx.contact_order_products(ann, 10)?,
             tx.orders_with_products(&["p1".into(), "p2".into()], ann, 10)?,

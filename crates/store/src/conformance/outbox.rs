@@ -4,7 +4,9 @@
 use waymark_core::filter::Engagement;
 use waymark_core::journey::Channel;
 
-use super::support::{at, contact, email, in_tx, journey_email, live_journey, queue, template};
+use super::support::{
+    at, contact, email, in_tx, journey_email, live_journey, node_stats, queue, template,
+};
 use crate::{
     DeliveryOutcome, DueQuery, Finished, MessageQuery, MessageRow, MessageStatus, NewMessage,
     Priority, QueueLevel, RequeueFilter, Store,
@@ -284,8 +286,7 @@ fn finishing_records_sent_retry_deferred_and_failed_outcomes(store: &dyn Store) 
     assert_eq!((retry.attempts, retry.first_attempt_at), (2, Some(at(10))));
     assert_eq!(store.next_message_attempt_at().unwrap(), Some(at(40)));
 
-    let stats = store.journey_stats("j").unwrap();
-    let node = |id: &str| stats.nodes.iter().find(|n| n.node == id).unwrap().clone();
+    let node = |id: &str| node_stats(store, "j", id);
     assert_eq!((node("a").sent, node("a").failed), (1, 0));
     assert_eq!((node("b").sent, node("b").failed), (0, 1));
 }
@@ -311,13 +312,7 @@ fn an_outcome_for_a_message_no_longer_queued_changes_nothing(store: &dyn Store) 
         ("sent", 1, Some(at(10)))
     );
     assert_eq!((m.error, m.next_attempt_at), (None, None));
-    let a = store
-        .journey_stats("j")
-        .unwrap()
-        .nodes
-        .into_iter()
-        .find(|n| n.node == "a")
-        .unwrap();
+    let a = node_stats(store, "j", "a");
     assert_eq!((a.sent, a.failed), (1, 0), "counted once");
     // An unknown id is ignored.
     finish(store, id + 1000, DeliveryOutcome::Sent, 50);
@@ -422,13 +417,7 @@ fn requeue_puts_matching_failed_messages_back_and_uncounts_their_failures(store:
         (Some(at(100)), Some(at(100)))
     );
     assert_eq!((m.first_attempt_at, m.failed_at), (None, None));
-    let a = store
-        .journey_stats("j")
-        .unwrap()
-        .nodes
-        .into_iter()
-        .find(|n| n.node == "a")
-        .unwrap();
+    let a = node_stats(store, "j", "a");
     assert_eq!(a.failed, 2, "three failures at `a`, one requeued");
     // By failure time: only the one that failed at 20.
     let by_time = RequeueFilter {
@@ -707,13 +696,7 @@ fn opens_and_clicks_count_once_per_message(store: &dyn Store) {
     );
     let m2 = by_key(store, "m2");
     assert_eq!((m2.opened_at, m2.clicked_at), (Some(at(50)), Some(at(50))));
-    let a = store
-        .journey_stats("j")
-        .unwrap()
-        .nodes
-        .into_iter()
-        .find(|n| n.node == "a")
-        .unwrap();
+    let a = node_stats(store, "j", "a");
     assert_eq!((a.opened, a.clicked), (2, 2));
 }
 

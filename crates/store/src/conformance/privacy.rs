@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use waymark_core::StepLog;
 
-use super::support::{at, contact, email, enrollment, in_tx, live_journey, props, queue, track};
+use super::support::{
+    append_for, at, contact, email, enrollment, in_tx, live_journey, node_stats, props, queue,
+    track,
+};
 use crate::{
     AuditQuery, NewAudit, StatsDeltas, Store, StoreError, Subscription, Suppression,
     SuppressionQuery,
@@ -20,17 +23,12 @@ fn seed_ann(store: &dyn Store) -> i64 {
     let ann = in_tx(store, |tx| {
         tx.resolve_contact(Some("ann"), Some("web-ann"), at(0))
     });
-    store
-        .append_events(&[viewed("ann-1", "/", 1), viewed("ann-2", "/pricing", 2)])
-        .unwrap();
-    let seqs: Vec<i64> = in_tx(store, |tx| tx.pending_events(i64::MAX, 10))
-        .iter()
-        .map(|e| e.seq)
-        .collect();
+    append_for(
+        store,
+        ann,
+        &[viewed("ann-1", "/", 1), viewed("ann-2", "/pricing", 2)],
+    );
     in_tx(store, |tx| {
-        for seq in &seqs {
-            tx.set_event_contact(*seq, ann)?;
-        }
         tx.update_traits(
             ann,
             &props(json!({"email": "ann@example.com", "phone": "+4915100000001", "plan": "pro"})),
@@ -231,13 +229,7 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
     );
     assert_eq!(store.next_wake_at().unwrap(), None, "its timers are gone");
     assert_eq!(store.segment("pro").unwrap().members, 0);
-    let node_a = store
-        .journey_stats("j")
-        .unwrap()
-        .nodes
-        .into_iter()
-        .find(|n| n.node == "a")
-        .unwrap();
+    let node_a = node_stats(store, "j", "a");
     assert_eq!(node_a.entered, 1, "aggregate counters stay");
 
     // The other contact is untouched.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use waymark_core::journey::{Channel, TemplateDefinition};
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind};
 
-use crate::{EngineTx, MessageStatus, NewEvent, NewMessage, Priority, Result, Store};
+use crate::{EngineTx, MessageStatus, NewEvent, NewMessage, NodeStats, Priority, Result, Store};
 
 /// A fixed time, `secs` seconds after an arbitrary origin (tests never read the clock).
 pub(super) fn at(secs: i64) -> Timestamp {
@@ -50,6 +50,34 @@ pub(super) fn track(message_id: &str, user_id: &str, name: &str, secs: i64) -> N
         timestamp: at(secs),
         received_at: at(secs),
     }
+}
+
+/// Appends `events` as one batch and assigns them all to `contact_id`, as processing them
+/// would; returns their seqs.
+pub(super) fn append_for(store: &dyn Store, contact_id: i64, events: &[NewEvent]) -> Vec<i64> {
+    let after = store.last_event_seq().unwrap();
+    store.append_events(events).unwrap();
+    in_tx(store, |tx| {
+        let mut seqs = Vec::new();
+        for event in tx.pending_events(i64::MAX, 10_000)? {
+            if event.seq > after {
+                tx.set_event_contact(event.seq, contact_id)?;
+                seqs.push(event.seq);
+            }
+        }
+        Ok(seqs)
+    })
+}
+
+/// The counters of one node of a journey, as `journey_stats` reports them.
+pub(super) fn node_stats(store: &dyn Store, journey: &str, node: &str) -> NodeStats {
+    store
+        .journey_stats(journey)
+        .unwrap()
+        .nodes
+        .into_iter()
+        .find(|n| n.node == node)
+        .unwrap_or_else(|| panic!("no node `{node}` in `{journey}`'s statistics"))
 }
 
 /// Creates (or finds) the contact of `user_id`.
