@@ -47,6 +47,27 @@ fn an_anonymous_contact_identified_later_keeps_its_id(store: &dyn Store) {
     );
 }
 
+fn an_anonymous_id_of_one_known_user_moves_to_another_without_a_merge(store: &dyn Store) {
+    // A shared device: ann used it first, then bob.
+    let ann = resolve(store, Some("ann"), Some("device"));
+    let bob = resolve(store, Some("bob"), None);
+    assert_eq!(resolve(store, Some("bob"), Some("device")), bob);
+    assert!(
+        store.contact(ann).is_ok(),
+        "two known users are never merged"
+    );
+    assert_eq!(resolve(store, None, Some("device")), bob);
+    assert!(store.contact(ann).unwrap().anonymous_ids.is_empty());
+    // An unknown user on a device of a known one is a new contact, which takes the device.
+    let cid = resolve(store, Some("cid"), Some("device"));
+    assert!(cid != ann && cid != bob);
+    assert_eq!(resolve(store, None, Some("device")), cid);
+    assert_eq!(
+        store.contact(bob).unwrap().contact.user_id.as_deref(),
+        Some("bob")
+    );
+}
+
 /// Gives `contact` an event, an enrollment, a message and a list membership.
 fn give_history(store: &dyn Store, contact_id: i64, tag: &str) {
     append_for(
@@ -360,6 +381,7 @@ fn an_unknown_contact_is_not_found(store: &dyn Store) {
 conformance_tests!(
     resolving_finds_the_same_contact_by_user_id_and_by_anonymous_id,
     an_anonymous_contact_identified_later_keeps_its_id,
+    an_anonymous_id_of_one_known_user_moves_to_another_without_a_merge,
     identifying_an_anonymous_visitor_merges_its_history_into_the_known_user,
     an_alias_merges_the_previous_identity_into_the_user,
     an_alias_of_unknown_or_single_identities_creates_or_renames,

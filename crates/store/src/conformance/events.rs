@@ -74,6 +74,49 @@ fn a_repeated_message_id_is_not_fresh_and_is_stored_once(store: &dyn Store) {
     assert_eq!(names, ["First", "Second"], "the first copy is kept");
 }
 
+/// The API appends from many requests at once: every event gets its own seq, and of copies
+/// sent at the same time exactly one is fresh.
+fn concurrent_appends_get_distinct_seqs_and_one_copy_wins(store: &dyn Store) {
+    let fresh: Vec<Vec<bool>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|worker| {
+                scope.spawn(move || {
+                    let mut fresh = Vec::new();
+                    for i in 0..10 {
+                        let own = track(&format!("w{worker}-{i}"), "ann", "Own", i);
+                        let shared = track(&format!("shared-{i}"), "ann", "Shared", i);
+                        fresh.extend(store.append_events(&[own, shared]).unwrap());
+                    }
+                    fresh
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let own_fresh = fresh
+        .iter()
+        .flat_map(|f| f.iter().step_by(2))
+        .filter(|f| **f)
+        .count();
+    let shared_fresh = fresh
+        .iter()
+        .flat_map(|f| f.iter().skip(1).step_by(2))
+        .filter(|f| **f)
+        .count();
+    assert_eq!((own_fresh, shared_fresh), (40, 10));
+    assert_eq!(store.pending_event_count().unwrap(), 50);
+    let seqs: Vec<i64> = in_tx(store, |tx| tx.pending_events(i64::MAX, 100))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs.len(), 50);
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "distinct, read in order"
+    );
+    assert_eq!(store.last_event_seq().unwrap(), seqs[49]);
+}
+
 fn pending_events_start_after_the_processed_mark_and_stop_at_the_bound(store: &dyn Store) {
     let batch: Vec<NewEvent> = (1..=5)
         .map(|i| track(&format!("m{i}"), "ann", &format!("E{i}"), i))
@@ -236,6 +279,7 @@ conformance_tests!(
     an_empty_log_has_nothing_pending_and_seq_zero,
     events_are_read_back_in_append_order_with_every_field,
     a_repeated_message_id_is_not_fresh_and_is_stored_once,
+    concurrent_appends_get_distinct_seqs_and_one_copy_wins,
     pending_events_start_after_the_processed_mark_and_stop_at_the_bound,
     one_event_is_read_by_seq_with_its_contact,
     recorded_events_come_after_every_accepted_event_and_dedupe_by_message_id,
