@@ -33,4 +33,18 @@ macro_rules! conformance_tests {
     };
 }
 
+mod support;
+
+mod audiences;
+mod consent;
+mod contacts;
+mod enrollments;
+mod events;
+mod experiments;
+mod journeys;
 mod meta;
+mod outbox;
+mod privacy;
+mod reporting;
+mod templates;
+mod timers;
