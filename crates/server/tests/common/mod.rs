@@ -12,6 +12,10 @@
 //! assert_eq!(s.messages("u1").len(), 1);
 //! ```
 //!
+//! With `WAYMARK_TEST_E2E_POSTGRES=1` (and `WAYMARK_TEST_DATABASE_URL`), every server keeps
+//! its data in a fresh PostgreSQL schema instead of SQLite (`--database`), so the same tests
+//! run on both backends (`scripts/test` runs a subset that way).
+//!
 //! Every request helper returns a [`Resp`] (status, parsed JSON body, raw text); `Resp::ok()`
 //! asserts a 2xx status and hands back the JSON. Helpers that only make sense when they succeed
 //! (`advance`, `messages`, `contact_by_user`, `apply_example`, ...) panic with the server's answer
@@ -153,10 +157,64 @@ enum DataDir {
     Given(PathBuf),
 }
 
+/// A PostgreSQL schema a test server keeps its data in (see the module docs).
+struct Schema {
+    base_url: String,
+    name: String,
+    /// Dropped with the server unless the test gave its own data directory (another server may
+    /// open the same one later).
+    drop: bool,
+}
+
+impl Schema {
+    /// A schema for a server on `data`, when end-to-end tests run on PostgreSQL.
+    fn for_server(data: &Path, given: bool) -> Option<Schema> {
+        std::env::var_os("WAYMARK_TEST_E2E_POSTGRES")?;
+        let base_url = std::env::var("WAYMARK_TEST_DATABASE_URL")
+            .expect("WAYMARK_TEST_E2E_POSTGRES needs WAYMARK_TEST_DATABASE_URL");
+        // The data directory's path names the schema, so a second server on the same
+        // directory finds the first one's data.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in data.as_os_str().as_encoded_bytes() {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let name = format!("waymark_e2e_{hash:016x}");
+        let mut client = postgres::Client::connect(&base_url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to WAYMARK_TEST_DATABASE_URL: {e}"));
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
+            .expect("create the test schema");
+        Some(Schema {
+            base_url,
+            name,
+            drop: !given,
+        })
+    }
+
+    fn url(&self) -> String {
+        let separator = if self.base_url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.base_url, self.name
+        )
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if self.drop
+            && let Ok(mut client) = postgres::Client::connect(&self.base_url, postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
 /// A running (or stopped) `waymark serve` process and its data directory. The data directory
 /// lives as long as this value, across `kill`/`terminate`/`restart`.
 pub struct Server {
     data: DataDir,
+    schema: Option<Schema>,
     opts: ServerOptions,
     child: Option<Child>,
     /// The address of the current (or last) process.
@@ -213,8 +271,14 @@ impl Server {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("HTTP client");
+        let data_path = match &data {
+            DataDir::Temp(t) => t.path().to_path_buf(),
+            DataDir::Given(p) => p.clone(),
+        };
+        let schema = Schema::for_server(&data_path, opts.data_dir.is_some());
         let mut server = Server {
             data,
+            schema,
             opts,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -295,8 +359,12 @@ impl Server {
                 "system"
             })
             .args(&self.opts.args);
+        if let Some(schema) = &self.schema {
+            cmd.arg("--database").arg(schema.url());
+        }
         for var in [
             "WAYMARK_DATA",
+            "WAYMARK_DATABASE_URL",
             "WAYMARK_LISTEN",
             "WAYMARK_CLOCK",
             "WAYMARK_SMTP_URL",
@@ -698,6 +766,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Before the schema goes (a field, dropped after this).
         self.kill();
     }
 }
