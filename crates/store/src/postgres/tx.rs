@@ -166,12 +166,27 @@ impl PgTx<'_, '_> {
         let both: &[&(dyn ToSql + Sync)] = &[&from, &into];
         let from_only: &[&(dyn ToSql + Sync)] = &[&from];
         for (sql, params) in [
-            ("UPDATE events SET contact_id = $2 WHERE contact_id = $1", both),
-            ("UPDATE anonymous_ids SET contact_id = $2 WHERE contact_id = $1", both),
-            ("INSERT INTO list_members (list_id, contact_id, added_at) SELECT list_id, $2::BIGINT, added_at FROM list_members WHERE contact_id = $1 ON CONFLICT DO NOTHING", both),
+            (
+                "UPDATE events SET contact_id = $2 WHERE contact_id = $1",
+                both,
+            ),
+            (
+                "UPDATE anonymous_ids SET contact_id = $2 WHERE contact_id = $1",
+                both,
+            ),
+            (
+                "INSERT INTO list_members (list_id, contact_id, added_at) SELECT list_id, $2::BIGINT, added_at FROM list_members WHERE contact_id = $1 ON CONFLICT DO NOTHING",
+                both,
+            ),
             ("DELETE FROM list_members WHERE contact_id = $1", from_only),
-            ("UPDATE enrollments SET contact_id = $2 WHERE contact_id = $1", both),
-            ("UPDATE messages SET contact_id = $2 WHERE contact_id = $1", both),
+            (
+                "UPDATE enrollments SET contact_id = $2 WHERE contact_id = $1",
+                both,
+            ),
+            (
+                "UPDATE messages SET contact_id = $2 WHERE contact_id = $1",
+                both,
+            ),
             ("DELETE FROM contacts WHERE id = $1", from_only),
         ] {
             self.tx.execute(sql, params)?;
@@ -744,7 +759,14 @@ impl TimersTx for PgTx<'_, '_> {
         )?;
         let due = rows
             .iter()
-            .map(|r| Ok((column(r, 0)?, column(r, 1)?, column(r, 2)?, ts(column(r, 3)?))))
+            .map(|r| {
+                Ok((
+                    column(r, 0)?,
+                    column(r, 1)?,
+                    column(r, 2)?,
+                    ts(column(r, 3)?),
+                ))
+            })
             .collect::<Result<Vec<(String, String, i64, Timestamp)>>>()?;
         let delete = self.tx.prepare(
             "DELETE FROM trigger_schedule WHERE journey_id = $1 AND node = $2 AND contact_id = $3",
@@ -793,7 +815,9 @@ impl TimersTx for PgTx<'_, '_> {
             .iter()
             .map(|r| Ok((column(r, 0)?, column(r, 1)?, column(r, 2)?, column(r, 3)?)))
             .collect::<Result<Vec<(i64, i64, String, i64)>>>()?;
-        let delete = self.tx.prepare("DELETE FROM score_expiries WHERE id = $1")?;
+        let delete = self
+            .tx
+            .prepare("DELETE FROM score_expiries WHERE id = $1")?;
         for (id, ..) in &due {
             self.tx.execute(&delete, &[id])?;
         }
@@ -804,12 +828,13 @@ impl TimersTx for PgTx<'_, '_> {
 impl OutboxTx for PgTx<'_, '_> {
     fn insert_message(&mut self, m: &NewMessage) -> Result<bool> {
         // A repeated idempotency key inserts nothing (and reports false); it uses up an id of
-        // the sequence, which only leaves a gap.
+        // the sequence, which only leaves a gap. `$14` is cast where it stands alone in a CASE,
+        // which PostgreSQL would otherwise take for text.
         let n = self.tx.execute(
             "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
                                    subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14 END, $14,
-                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14 END, $15)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14::BIGINT END, $14,
+                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15)
              ON CONFLICT (idempotency_key) DO NOTHING",
             &[
                 &m.idempotency_key,
@@ -1142,13 +1167,7 @@ impl ExperimentsTx for PgTx<'_, '_> {
         self.tx.execute(
             "INSERT INTO experiment_winners (journey_id, node, winner, decided_at, verdict)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (journey_id, node) DO NOTHING",
-            &[
-                &journey_id,
-                &node,
-                &winner,
-                &ms(now),
-                &verdict.to_string(),
-            ],
+            &[&journey_id, &node, &winner, &ms(now), &verdict.to_string()],
         )?;
         Ok(())
     }
@@ -1378,7 +1397,11 @@ pub(crate) fn suppress_in(tx: &mut Transaction<'_>, e: &Suppression) -> Result<b
 }
 
 /// `Store::unsuppress` and `EngineTx::unsuppress`, in the caller's transaction.
-pub(crate) fn unsuppress_in(tx: &mut Transaction<'_>, channel: &str, address: &str) -> Result<bool> {
+pub(crate) fn unsuppress_in(
+    tx: &mut Transaction<'_>,
+    channel: &str,
+    address: &str,
+) -> Result<bool> {
     let address = suppression_address(channel, address);
     let n = tx.execute(
         "DELETE FROM suppressions WHERE channel = $1 AND address = $2",
@@ -1387,4 +1410,641 @@ pub(crate) fn unsuppress_in(tx: &mut Transaction<'_>, channel: &str, address: &s
     // Also lifts the hashed entry an erasure left for this address.
     let erased = super::privacy::unsuppress_erased(tx, channel, &address)?;
     Ok(n == 1 || erased)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each test runs the same engine transaction on SQLite and on PostgreSQL and asserts the
+    //! two answer alike (and, where it matters most, what they answer).
+
+    use std::fmt::Debug;
+
+    use serde_json::json;
+    use waymark_core::EnrollmentStatus;
+
+    use super::*;
+    use crate::postgres::test_support::TestDatabase;
+    use crate::sqlite::SqliteStore;
+    use crate::sqlite::test_support::TempDir;
+    use crate::{MessageStatus, NodeStats, Priority, Store};
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(ms).unwrap()
+    }
+
+    /// A fixture both backends run as is: rows inserted with plain SQL, events appended, and
+    /// the query whose rows (one text column) are compared after the work.
+    #[derive(Default)]
+    struct Fixture<'a> {
+        sql: &'a str,
+        events: Vec<NewEvent>,
+        check: Option<&'a str>,
+    }
+
+    fn run<T>(store: &dyn Store, work: &dyn Fn(&mut dyn EngineTx) -> Result<T>) -> T {
+        let mut out = None;
+        store
+            .engine_tx(&mut |tx| {
+                out = Some(work(tx)?);
+                Ok(())
+            })
+            .expect("engine transaction");
+        out.expect("the work ran")
+    }
+
+    /// `work` in one engine transaction on each backend; both answers (and `check` rows)
+    /// must print alike. SQLite's answer, or `None` when PostgreSQL is not configured here.
+    fn on_both<T: Debug>(
+        name: &str,
+        fixture: Fixture<'_>,
+        work: impl Fn(&mut dyn EngineTx) -> Result<T>,
+    ) -> Option<T> {
+        let db = TestDatabase::create(name)?;
+        let dir = TempDir::new(name);
+        let sqlite = SqliteStore::open(&dir.0).expect("open SQLite");
+        let pg = db.open();
+
+        sqlite.conn().unwrap().execute_batch(fixture.sql).unwrap();
+        pg.conn().unwrap().batch_execute(fixture.sql).unwrap();
+        assert_eq!(
+            sqlite.append(&fixture.events).unwrap(),
+            pg.append(&fixture.events).unwrap()
+        );
+
+        let on_sqlite = run(&sqlite, &work);
+        let on_pg = run(&pg, &work);
+        assert_eq!(format!("{on_sqlite:#?}"), format!("{on_pg:#?}"));
+
+        if let Some(check) = fixture.check {
+            let sqlite_rows: Vec<String> = {
+                let conn = sqlite.conn().unwrap();
+                let mut stmt = conn.prepare(check).unwrap();
+                stmt.query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap()
+            };
+            let pg_rows: Vec<String> = pg
+                .conn()
+                .unwrap()
+                .query(check, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(sqlite_rows, pg_rows);
+        }
+        Some(on_sqlite)
+    }
+
+    fn event(message_id: &str, name: &str, user_id: Option<&str>, properties: Value) -> NewEvent {
+        NewEvent {
+            message_id: message_id.into(),
+            kind: EventKind::Track,
+            name: name.into(),
+            user_id: user_id.map(str::to_string),
+            anonymous_id: None,
+            previous_id: None,
+            properties: properties.as_object().cloned().unwrap_or_default(),
+            timestamp: t(1_000),
+            received_at: t(1_001),
+        }
+    }
+
+    fn traits(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    const JOURNEYS: &str = "
+        INSERT INTO journeys (id, name, status, draft, created_at, updated_at) VALUES ('j-live', 'Live', 'live', '{}', 0, 0);
+        INSERT INTO journeys (id, name, status, draft, created_at, updated_at) VALUES ('j-paused', 'Paused', 'paused', '{}', 0, 0);";
+
+    #[test]
+    fn contacts_resolve_merge_alias_and_look_up_alike() {
+        let outcome = on_both("tx_contacts", Fixture::default(), |tx| {
+            let anon = tx.resolve_contact(None, Some("anon-1"), t(10))?;
+            let user = tx.resolve_contact(Some("user-1"), None, t(10))?;
+            tx.add_to_list(anon, "news", t(10))?;
+            tx.add_to_list(user, "news", t(10))?;
+            tx.add_to_list(anon, "vip", t(10))?;
+            tx.update_traits(
+                anon,
+                &traits(json!({"email": "Ann@Example.COM", "plan": "pro"})),
+                t(11),
+            )?;
+            tx.update_traits(
+                user,
+                &traits(json!({"phone": "+1555", "plan": "free"})),
+                t(11),
+            )?;
+            let merged = tx.resolve_contact(Some("user-1"), Some("anon-1"), t(12))?;
+            let gone = tx.contact(anon).map_err(|e| e.to_string());
+            let renamed = tx.alias("user-1", "user-2", t(13))?;
+            let fresh = tx.alias("anon-9", "user-3", t(14))?;
+            let again = tx.resolve_contact(Some("user-3"), Some("anon-9"), t(15))?;
+            let accented = tx.resolve_contact(Some("user-4"), None, t(16))?;
+            tx.update_traits(
+                accented,
+                &traits(json!({"email": "Élise@Example.org"})),
+                t(16),
+            )?;
+            tx.update_traits(accented, &traits(json!({"nothing": null})), t(17))?;
+            Ok((
+                (anon, user, merged, renamed, fresh, again),
+                gone,
+                tx.contact(user)?,
+                tx.contact_ids(0, 10)?,
+                tx.contact_ids(user, 1)?,
+                tx.contacts_with_address("email", "Ann@Example.COM", 10)?,
+                tx.contacts_with_address("sms", "+1555", 10)?,
+                tx.contacts_with_address("push", "x", 10)?,
+                [
+                    tx.contact_by_email(" ann@example.com ")?,
+                    tx.contact_by_email("ANN@EXAMPLE.COM")?,
+                    tx.contact_by_email("Élise@example.ORG")?,
+                    // NOCASE folds ASCII only, on both.
+                    tx.contact_by_email("élise@example.org")?,
+                ],
+                (tx.in_list(user, "news")?, tx.in_list(user, "vip")?),
+                accented,
+            ))
+        });
+        if let Some(((anon, user, merged, ..), gone, _, _, _, _, _, _, by_email, lists, accented)) =
+            outcome
+        {
+            assert_eq!(merged, user);
+            assert_eq!(gone.err(), Some(format!("not found: contact {anon}")));
+            assert_eq!(by_email, [Some(user), Some(user), Some(accented), None]);
+            assert_eq!(lists, (true, true));
+        }
+    }
+
+    #[test]
+    fn events_read_in_seq_order_after_the_cursor_alike() {
+        let fixture = Fixture {
+            events: vec![
+                event(
+                    "m1",
+                    "Order Completed",
+                    Some("u1"),
+                    json!({"products": [{"product_id": "p1"}, {"sku": "p2"}]}),
+                ),
+                event("m2", "Viewed", Some("u1"), json!({"page": "/"})),
+                event(
+                    "m3",
+                    "Order Completed",
+                    Some("u2"),
+                    json!({"products": [{"product_id": "p1"}]}),
+                ),
+            ],
+            ..Fixture::default()
+        };
+        let (all, upto_two, after_cursor, recorded, ..) = on_both("tx_events", fixture, |tx| {
+            let all = tx.pending_events(100, 10)?;
+            let upto_two = tx.pending_events(2, 10)?;
+            let c = tx.resolve_contact(Some("u1"), None, t(5))?;
+            tx.set_event_contact(1, c)?;
+            tx.set_event_contact(2, c)?;
+            tx.set_processed_upto(1)?;
+            let after_cursor = tx.pending_events(100, 10)?;
+            let engine_event = event("engine-1", "Entered List", None, json!({}));
+            let recorded = (
+                tx.record_event(c, &engine_event)?,
+                tx.record_event(c, &engine_event)?,
+            );
+            Ok((
+                all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                upto_two.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                after_cursor,
+                recorded,
+                tx.events_between(c, "Order Completed", 0, 100)?,
+                tx.event(4)?,
+                tx.event(99)?,
+                tx.contact_order_products(c, 5)?,
+                tx.orders_with_products(&["p1".into(), "p2".into()], c, 5)?,
+                tx.product_order_counts(&["p1".into(), "p2".into(), "p3".into()], 10)?,
+                tx.pending_events(100, 1)?.len(),
+            ))
+        })
+        .unwrap_or_default();
+        if all.is_empty() {
+            return;
+        }
+        assert_eq!(all, [1, 2, 3]);
+        assert_eq!(upto_two, [1, 2]);
+        assert_eq!(
+            after_cursor.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!(recorded, (true, false));
+    }
+
+    #[test]
+    fn templates_and_their_versions_read_alike() {
+        let fixture = Fixture {
+            sql: r#"
+                INSERT INTO templates (id, channel, definition, created_at, updated_at, version)
+                VALUES ('welcome', 'email', '{"id":"welcome","channel":"email","subject":"Hi again"}', 100, 200, 2);
+                INSERT INTO template_versions (template_id, version, definition, created_at)
+                VALUES ('welcome', 1, '{"id":"welcome","channel":"email","subject":"Hi"}', 100);
+                INSERT INTO template_versions (template_id, version, definition, created_at)
+                VALUES ('welcome', 2, '{"id":"welcome","channel":"email","subject":"Hi again"}', 200);
+                INSERT INTO templates (id, channel, definition, created_at, updated_at, version)
+                VALUES ('broken', 'email', 'not json', 100, 200, 1);"#,
+            ..Fixture::default()
+        };
+        on_both("tx_templates", fixture, |tx| {
+            Ok((
+                tx.template("welcome")?,
+                tx.template("nope")?,
+                tx.template_version("welcome", 1)?,
+                tx.template_version("welcome", 3)?,
+                matches!(tx.template("broken"), Err(StoreError::Corrupt(_))),
+            ))
+        });
+    }
+
+    fn enrollment(journey: &str, contact_id: i64, wake_at: Option<i64>) -> Enrollment {
+        Enrollment {
+            id: 0,
+            journey_id: journey.into(),
+            version: 1,
+            contact_id,
+            key: None,
+            node: "start".into(),
+            status: EnrollmentStatus::Active,
+            wake_at: wake_at.map(t),
+            entered_at: t(1),
+            entered_seq: 0,
+            consumed_seq: 0,
+            visits: 1,
+        }
+    }
+
+    #[test]
+    fn due_enrollments_are_claimed_earliest_first_alike() {
+        let fixture = Fixture {
+            sql: JOURNEYS,
+            ..Fixture::default()
+        };
+        let claimed = on_both("tx_enrollments", fixture, |tx| {
+            let mut ids = Vec::new();
+            for (journey, wake) in [
+                ("j-live", Some(200)),
+                ("j-live", Some(100)),
+                ("j-live", None),
+                ("j-paused", Some(50)),
+                ("j-live", Some(100)),
+                ("j-live", Some(300)),
+            ] {
+                ids.push(
+                    tx.insert_enrollment(&enrollment(journey, 7, wake), t(1))?
+                        .id,
+                );
+            }
+            let mut exited = enrollment("j-live", 7, Some(50));
+            exited.status = EnrollmentStatus::Exited;
+            exited.key = Some("k".into());
+            let exited = tx.insert_enrollment(&exited, t(1))?;
+            let claimed = tx.claim_due_enrollments(t(250), 10)?;
+            let first_two = tx.claim_due_enrollments(t(250), 2)?;
+            let mut moved = claimed[2].clone();
+            moved.node = "next".into();
+            moved.wake_at = None;
+            moved.visits = 2;
+            moved.consumed_seq = 9;
+            tx.update_enrollment(&moved, t(2))?;
+            tx.record_steps(
+                moved.id,
+                &[
+                    StepLog::Entered { node: "b".into() },
+                    StepLog::Left {
+                        node: "b".into(),
+                        output: "yes".into(),
+                    },
+                    StepLog::Entered { node: "a".into() },
+                    StepLog::Waiting {
+                        node: "a".into(),
+                        until: t(500),
+                    },
+                    StepLog::Entered { node: "b".into() },
+                    StepLog::Left {
+                        node: "b".into(),
+                        output: "no".into(),
+                    },
+                    StepLog::Skipped {
+                        node: "c".into(),
+                        reason: "hours".into(),
+                    },
+                    StepLog::Ended {
+                        node: "b".into(),
+                        status: EnrollmentStatus::Converted,
+                        reason: "goal".into(),
+                    },
+                ],
+                t(3),
+            )?;
+            let after_second = tx.journey_enrollments("j-live", 2, ids[1])?;
+            Ok((
+                ids,
+                exited.id,
+                claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
+                first_two.iter().map(|e| e.id).collect::<Vec<_>>(),
+                tx.claim_due_enrollments(t(250), 10)?,
+                tx.active_enrollments(7)?,
+                tx.journey_enrollments("j-live", 10, 0)?.len(),
+                after_second,
+                tx.prior_enrollments("j-live", 7)?,
+                tx.visited_nodes(moved.id)?,
+                tx.left_outputs(moved.id)?,
+            ))
+        });
+        if let Some((ids, _, claimed, first_two, .., visited, left)) = claimed {
+            assert_eq!(claimed, [ids[1], ids[4], ids[0]]);
+            assert_eq!(first_two, [ids[1], ids[4]]);
+            assert_eq!(visited, ["b", "a"]);
+            assert_eq!(
+                left,
+                [
+                    ("b".to_string(), "yes".to_string()),
+                    ("b".into(), "no".into())
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn timers_are_claimed_in_order_once_alike() {
+        let claimed = on_both("tx_timers", Fixture::default(), |tx| {
+            tx.set_trigger_due("j1", "n1", 1, Some(t(200)))?;
+            tx.set_trigger_due("j1", "n0", 2, Some(t(100)))?;
+            tx.set_trigger_due("j0", "n1", 3, Some(t(100)))?;
+            tx.set_trigger_due("J9", "n1", 3, Some(t(100)))?;
+            tx.set_trigger_due("j1", "n1", 4, None)?;
+            tx.set_trigger_due("j1", "n1", 1, Some(t(150)))?;
+            tx.set_trigger_due("j2", "n", 5, Some(t(400)))?;
+            tx.set_trigger_due("j2", "n", 6, Some(t(100)))?;
+            tx.set_trigger_due("j2", "n", 6, None)?;
+            let triggers = tx.claim_due_triggers(t(250), 10)?;
+            let again = tx.claim_due_triggers(t(250), 10)?;
+            tx.clear_journey_triggers("j2")?;
+            let cleared = tx.claim_due_triggers(t(1_000), 10)?;
+            tx.add_score_expiry(1, "score", 5, t(300))?;
+            tx.add_score_expiry(2, "score", 3, t(100))?;
+            tx.add_score_expiry(1, "other", 2, t(300))?;
+            tx.add_score_expiry(3, "score", 1, t(900))?;
+            let expiries = tx.claim_due_score_expiries(t(300), 2)?;
+            let rest = tx.claim_due_score_expiries(t(300), 10)?;
+            Ok((triggers, again, cleared, expiries, rest))
+        });
+        if let Some((triggers, again, ..)) = claimed {
+            let order: Vec<_> = triggers
+                .iter()
+                .map(|(j, n, c, _)| format!("{j}/{n}/{c}"))
+                .collect();
+            assert_eq!(order, ["J9/n1/3", "j0/n1/3", "j1/n0/2", "j1/n1/1"]);
+            assert!(again.is_empty());
+        }
+    }
+
+    fn message(key: &str, template: &str, status: MessageStatus) -> NewMessage {
+        NewMessage {
+            idempotency_key: key.into(),
+            contact_id: 7,
+            enrollment_id: Some(70),
+            journey_id: Some("j1".into()),
+            node: Some("n1".into()),
+            template: template.into(),
+            channel: "email".into(),
+            recipient: Some("ann@example.com".into()),
+            subject: Some("Hi".into()),
+            html: None,
+            text: Some("Hello".into()),
+            status,
+            error: None,
+            created_at: t(1_000),
+            priority: Priority::Journey,
+        }
+    }
+
+    #[test]
+    fn messages_are_queued_once_per_key_and_engagement_counts_alike() {
+        let fixture = Fixture {
+            sql: r#"
+                INSERT INTO templates (id, channel, definition, created_at, updated_at, version)
+                VALUES ('promo', 'email', '{"id":"promo","channel":"email"}', 0, 0, 1);
+                INSERT INTO templates (id, channel, definition, created_at, updated_at, version)
+                VALUES ('receipt', 'email', '{"id":"receipt","channel":"email","transactional":true}', 0, 0, 1);"#,
+            check: Some(
+                "SELECT journey_id || '/' || node || ' opened ' || opened || ' clicked ' || clicked
+                 FROM node_stats ORDER BY journey_id, node",
+            ),
+            ..Fixture::default()
+        };
+        let outcome = on_both("tx_outbox", fixture, |tx| {
+            let inserted = [
+                tx.insert_message(&message("k1", "promo", MessageStatus::Queued))?,
+                tx.insert_message(&message("k2", "receipt", MessageStatus::Sent))?,
+                tx.insert_message(&message("k3", "promo", MessageStatus::Failed))?,
+                tx.insert_message(&message("k4", "promo", MessageStatus::Sent))?,
+                tx.insert_message(&message("k1", "receipt", MessageStatus::Sent))?,
+            ];
+            tx.set_message_unsubscribe_url("k1", "https://example.com/u")?;
+            let before = [
+                tx.message_engaged(70, "n1", Engagement::Sent)?,
+                tx.message_engaged(70, "n1", Engagement::Opened)?,
+                tx.message_engaged(70, "n2", Engagement::Sent)?,
+            ];
+            let marked = [
+                tx.mark_engagement(4, false, t(2_000))?,
+                tx.mark_engagement(4, false, t(2_100))?,
+                tx.mark_engagement(1, true, t(2_200))?,
+                tx.mark_engagement(1, true, t(2_300))?,
+                tx.mark_engagement(999, true, t(2_300))?,
+            ];
+            Ok((
+                inserted,
+                tx.count_marketing_messages(7, "email", t(0))?,
+                tx.count_marketing_messages(7, "email", t(1_001))?,
+                before,
+                marked,
+                [
+                    tx.message_engaged(70, "n1", Engagement::Opened)?,
+                    tx.message_engaged(70, "n1", Engagement::Clicked)?,
+                ],
+                tx.contact_messages(7)?,
+            ))
+        });
+        if let Some((inserted, marketing, ..)) = outcome {
+            assert_eq!(inserted, [true, true, true, true, false]);
+            assert_eq!(marketing, 2);
+        }
+    }
+
+    #[test]
+    fn lists_segments_and_segment_checks_alike() {
+        let fixture = Fixture {
+            sql: r#"
+                INSERT INTO segments (id, name, condition, created_at, updated_at) VALUES ('s2', 'Two', '{"trait":"plan"}', 0, 0);
+                INSERT INTO segments (id, name, condition, created_at, updated_at) VALUES ('s1', 'One', 'not json', 0, 0);"#,
+            ..Fixture::default()
+        };
+        on_both("tx_audiences", fixture, |tx| {
+            let added = [
+                tx.add_to_list(1, "a", t(1))?,
+                tx.add_to_list(1, "a", t(2))?,
+                tx.add_to_list(3, "a", t(2))?,
+                tx.add_to_list(2, "a", t(2))?,
+            ];
+            let members = (
+                tx.list_member_ids("a", 0, 10)?,
+                tx.list_member_ids("a", 1, 1)?,
+            );
+            let removed = [
+                tx.remove_from_list(1, "a")?,
+                tx.remove_from_list(1, "a")?,
+                tx.remove_from_list(1, "none")?,
+            ];
+            let segment = [
+                tx.set_segment_member("s1", 5, true, t(1))?,
+                tx.set_segment_member("s1", 5, true, t(1))?,
+                tx.set_segment_member("s1", 4, true, t(1))?,
+                tx.set_segment_member("s1", 4, false, t(1))?,
+                tx.set_segment_member("s1", 4, false, t(1))?,
+            ];
+            tx.set_segment_check("s1", 1, Some(t(200)))?;
+            tx.set_segment_check("s1", 2, Some(t(100)))?;
+            tx.set_segment_check("s0", 3, Some(t(100)))?;
+            tx.set_segment_check("s1", 1, Some(t(150)))?;
+            tx.set_segment_check("s1", 1, Some(t(150)))?;
+            tx.set_segment_check("s0", 9, Some(t(1)))?;
+            tx.set_segment_check("s0", 9, None)?;
+            tx.set_segment_check("s9", 9, Some(t(900)))?;
+            Ok((
+                added,
+                members,
+                removed,
+                (
+                    tx.in_list(1, "a")?,
+                    tx.in_list(2, "a")?,
+                    tx.in_list(2, "b")?,
+                ),
+                tx.segment_definitions()?,
+                segment,
+                (
+                    tx.is_segment_member("s1", 5)?,
+                    tx.is_segment_member("s1", 4)?,
+                ),
+                tx.segment_member_ids("s1", 0, 10)?,
+                tx.claim_due_segment_checks(t(250), 10)?,
+                tx.claim_due_segment_checks(t(250), 10)?,
+            ))
+        });
+    }
+
+    #[test]
+    fn experiments_consent_reporting_and_meta_alike() {
+        let fixture = Fixture {
+            sql: JOURNEYS,
+            check: Some(
+                "SELECT n.journey_id || '/' || n.node || ' ' || n.entered || ' ' || n.completed || ' ' || n.exited
+                        || ' ' || n.converted || ' ' || n.sent || ' ' || n.failed || ' ' || n.suppressed
+                        || ' first ' || COALESCE(j.first_activity_at, -1) || ' last ' || COALESCE(j.last_activity_at, -1)
+                 FROM node_stats n LEFT JOIN journeys j ON j.id = n.journey_id ORDER BY n.journey_id, n.node",
+            ),
+            ..Fixture::default()
+        };
+        on_both("tx_misc", fixture, |tx| {
+            tx.add_experiment_counts("j-live", "split", "b", 3, 1)?;
+            tx.add_experiment_counts("j-live", "split", "a", 2, 0)?;
+            tx.add_experiment_counts("j-live", "split", "B", 1, 1)?;
+            tx.add_experiment_counts("j-live", "split", "b", 1, 1)?;
+            let no_winner = tx.experiment_winner("j-live", "split")?;
+            tx.set_experiment_winner("j-live", "split", "b", &json!({"p": 0.01}), t(5))?;
+            tx.set_experiment_winner("j-live", "split", "a", &json!({}), t(6))?;
+
+            let subscription = |channel: &str, topic: &str, status: &str, at: i64| Subscription {
+                contact_id: 7,
+                channel: channel.into(),
+                topic: topic.into(),
+                status: status.into(),
+                updated_at: t(at),
+            };
+            let before = [
+                tx.set_subscription(&subscription("email", "*", "subscribed", 1))?,
+                tx.set_subscription(&subscription("email", "*", "unsubscribed", 2))?,
+                tx.set_subscription(&subscription("sms", "*", "subscribed", 3))?,
+                tx.set_subscription(&subscription("email", "news", "pending", 4))?,
+            ];
+            let bounce = Suppression {
+                channel: "email".into(),
+                address: " Ann@Example.com ".into(),
+                reason: "bounced".into(),
+                source: "smtp".into(),
+                created_at: t(9),
+            };
+            let suppressed = [tx.suppress(&bounce)?, tx.suppress(&bounce)?];
+
+            let mut deltas = StatsDeltas::default();
+            *deltas.node("j-live", "start") = NodeStats {
+                entered: 2,
+                completed: 1,
+                sent: 1,
+                ..NodeStats::default()
+            };
+            deltas.node("j-paused", "wait").exited = 1;
+            deltas.node("j-gone", "x").failed = 1;
+            tx.add_stats(&deltas, t(50))?;
+            deltas.node("j-live", "start").suppressed = 4;
+            tx.add_stats(&deltas, t(60))?;
+
+            let meta_before = tx.meta("k")?;
+            tx.set_meta("k", "1")?;
+            tx.set_meta("k", "2")?;
+            Ok((
+                tx.experiment_counts("j-live", "split")?,
+                tx.experiment_counts("j-live", "other")?,
+                no_winner,
+                tx.experiment_winner("j-live", "split")?,
+                before,
+                tx.subscriptions(7)?,
+                tx.subscriptions(8)?,
+                suppressed,
+                tx.suppression("email", "ann@example.COM")?,
+                (meta_before, tx.meta("k")?),
+            ))
+        });
+    }
+
+    /// Two processes' engines claiming at once: the second skips what the first holds
+    /// instead of firing it twice.
+    #[test]
+    fn a_claim_skips_timers_another_transaction_holds() {
+        let Some(db) = TestDatabase::create("tx_claim_skip") else {
+            return;
+        };
+        let store = db.open();
+        store
+            .write(|tx| {
+                let mut tx = PgTx { tx };
+                tx.set_trigger_due("j", "n", 1, Some(t(100)))?;
+                tx.set_trigger_due("j", "n", 2, Some(t(200)))?;
+                Ok(())
+            })
+            .unwrap();
+        let mut first_conn = store.conn().unwrap();
+        let mut second_conn = store.conn().unwrap();
+        let mut first = first_conn.transaction().unwrap();
+        let mut second = second_conn.transaction().unwrap();
+        let a = PgTx { tx: &mut first }
+            .claim_due_triggers(t(1_000), 1)
+            .unwrap();
+        let b = PgTx { tx: &mut second }
+            .claim_due_triggers(t(1_000), 10)
+            .unwrap();
+        assert_eq!(a.iter().map(|d| d.2).collect::<Vec<_>>(), [1]);
+        assert_eq!(b.iter().map(|d| d.2).collect::<Vec<_>>(), [2]);
+        first.commit().unwrap();
+        second.commit().unwrap();
+    }
 }
