@@ -3,7 +3,7 @@
 //! PostgreSQL differs and why.
 
 use ::postgres::types::{FromSql, ToSql};
-use ::postgres::{GenericClient, Row, Transaction};
+use ::postgres::{GenericClient, Row, ToStatement, Transaction};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use waymark_core::condition::MessageRecord;
@@ -93,6 +93,37 @@ pub(crate) fn event_from_row(r: &Row) -> Result<StoredEvent> {
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id, contact_id";
+
+/// Adds an event unless one with its message id exists (`false` then); appended events have
+/// no contact yet. The caller holds the append lock (see `PgStore::append`).
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (message_id) DO NOTHING";
+
+/// Runs `INSERT_EVENT` (as text, or prepared once for a batch) for one event.
+pub(crate) fn insert_event(
+    tx: &mut Transaction<'_>,
+    statement: &(impl ToStatement + ?Sized),
+    e: &NewEvent,
+    contact_id: Option<i64>,
+) -> Result<bool> {
+    let n = tx.execute(
+        statement,
+        &[
+            &e.message_id,
+            &e.kind.as_str(),
+            &e.name,
+            &e.user_id,
+            &e.anonymous_id,
+            &e.previous_id,
+            &serde_json::to_string(&e.properties)?,
+            &ms(e.timestamp),
+            &ms(e.received_at),
+            &contact_id,
+        ],
+    )?;
+    Ok(n == 1)
+}
 
 /// Traits whose values also live in their own columns, for lookups and sending.
 fn contact_columns(
@@ -448,24 +479,7 @@ impl EventsTx for PgTx<'_, '_> {
         // behind the processed cursor). The lock is held until this transaction ends.
         self.tx
             .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])?;
-        let n = self.tx.execute(
-            "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (message_id) DO NOTHING",
-            &[
-                &e.message_id,
-                &e.kind.as_str(),
-                &e.name,
-                &e.user_id,
-                &e.anonymous_id,
-                &e.previous_id,
-                &serde_json::to_string(&e.properties)?,
-                &ms(e.timestamp),
-                &ms(e.received_at),
-                &contact_id,
-            ],
-        )?;
-        Ok(n == 1)
+        insert_event(self.tx, INSERT_EVENT, e, Some(contact_id))
     }
 
     fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
