@@ -192,8 +192,8 @@ impl PgTx<'_, '_> {
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
-        // Each statement gets only the parameters it uses: PostgreSQL must infer the type of
-        // every one (and one in a SELECT list is inferred as text unless cast).
+        // Each statement gets only the parameters it uses: PostgreSQL refuses a parameter it
+        // cannot infer a type for (SQLite's `AND ?2 IS NOT NULL` was there only to share one).
         let both: &[&(dyn ToSql + Sync)] = &[&from, &into];
         let from_only: &[&(dyn ToSql + Sync)] = &[&from];
         for (sql, params) in [
@@ -206,7 +206,7 @@ impl PgTx<'_, '_> {
                 both,
             ),
             (
-                "INSERT INTO list_members (list_id, contact_id, added_at) SELECT list_id, $2::BIGINT, added_at FROM list_members WHERE contact_id = $1 ON CONFLICT DO NOTHING",
+                "INSERT INTO list_members (list_id, contact_id, added_at) SELECT list_id, $2, added_at FROM list_members WHERE contact_id = $1 ON CONFLICT DO NOTHING",
                 both,
             ),
             ("DELETE FROM list_members WHERE contact_id = $1", from_only),
