@@ -190,28 +190,10 @@ impl PgStore {
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
         self.write(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])?;
-            let insert = tx.prepare(
-                "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (message_id) DO NOTHING",
-            )?;
+            let insert = tx.prepare(tx::INSERT_EVENT)?;
             let mut fresh = Vec::with_capacity(events.len());
             for e in events {
-                let n = tx.execute(
-                    &insert,
-                    &[
-                        &e.message_id,
-                        &e.kind.as_str(),
-                        &e.name,
-                        &e.user_id,
-                        &e.anonymous_id,
-                        &e.previous_id,
-                        &serde_json::to_string(&e.properties)?,
-                        &ms(e.timestamp),
-                        &ms(e.received_at),
-                    ],
-                )?;
-                fresh.push(n == 1);
+                fresh.push(tx::insert_event(tx, &insert, e, None)?);
             }
             Ok(fresh)
         })

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 
 use ::postgres::{GenericClient, Transaction};
+use jiff::Timestamp;
 
 use super::PgStore;
-use crate::{AuditEntry, AuditQuery, ExportPage, NewAudit, Result, Suppression};
+use crate::{AuditEntry, AuditQuery, Erasure, ExportPage, NewAudit, Result, Suppression};
 
-// Temporary stubs with the signatures `postgres::api` calls (ported from `sqlite::privacy`);
-// the privacy port replaces them.
+// Temporary stubs with the signatures `postgres::api` and `postgres::tx` call; the privacy
+// port replaces them.
 
-/// The hashed entry of `address`, as a suppression list entry showing the address asked for.
 #[allow(unused_variables)]
 pub(crate) fn erased_entry(
     conn: &mut impl GenericClient,
@@ -23,7 +23,15 @@ pub(crate) fn erased_entry(
     todo!("postgres: Privacy")
 }
 
-/// Takes the hashed entry of `address` off the list; true when there was one.
+#[allow(unused_variables)]
+pub(crate) fn erased_suppression(
+    tx: &mut Transaction<'_>,
+    channel: &str,
+    address: &str,
+) -> Result<Option<String>> {
+    todo!("postgres: privacy::erased_suppression")
+}
+
 #[allow(unused_variables)]
 pub(crate) fn unsuppress_erased(
     tx: &mut Transaction<'_>,
@@ -31,6 +39,11 @@ pub(crate) fn unsuppress_erased(
     address: &str,
 ) -> Result<bool> {
     todo!("postgres: Privacy")
+}
+
+#[allow(unused_variables)]
+pub(crate) fn erase(tx: &mut Transaction<'_>, contact_id: i64, now: Timestamp) -> Result<Erasure> {
+    todo!("postgres: privacy::erase")
 }
 
 #[allow(unused_variables)]
