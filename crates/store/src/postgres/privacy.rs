@@ -728,4 +728,273 @@ mod tests {
             "{newest:?}"
         );
     }
+
+    /// A history with every kind of value an export shows (times, NULLs, JSON and not-JSON
+    /// text, a membership of a deleted segment, an address a contact erased before used), in
+    /// statements both backends run as they are.
+    const HISTORY: &str = r#"
+        INSERT INTO lists (id, name, created_at) VALUES (1, 'vip', 0), (2, 'beta', 5);
+        INSERT INTO segments (id, name, condition, created_at, updated_at)
+        VALUES ('s1', 'Active', '{}', 0, 0);
+        INSERT INTO contacts (id, user_id, email, phone, timezone, traits, created_at, updated_at)
+        VALUES (5, 'user-5', 'Gone@Example.com', NULL, NULL, '{}', 0, 0),
+               (7, 'user-7', 'Ann@Example.com', '+4915112345678', 'Europe/Berlin',
+                '{"plan":"pro","n":1}', 1700000000000, 1700000001000);
+        INSERT INTO anonymous_ids (anonymous_id, contact_id)
+        VALUES ('anon-b', 7), ('anon-a', 7), ('anon-5', 5);
+        INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id,
+                            properties, timestamp, received_at, contact_id)
+        VALUES (1, 'm1', 'track', 'Order Completed', 'user-7', NULL, NULL,
+                '{"products":[{"sku":"a"},{"product_id":"b"}]}', 1700000000000, 1700000000001, 7),
+               (2, 'm2', 'identify', 'identify', 'user-7', 'anon-a', NULL, 'not json',
+                1700000000002, 1700000000003, 7),
+               (3, 'm3', 'track', 'Viewed', NULL, 'anon-b', NULL, '{}', 1700000000004,
+                1700000000005, 7),
+               (4, 'm4', 'track', 'Viewed', 'user-5', NULL, NULL, '{}', 0, 0, 5);
+        INSERT INTO enrollments (id, journey_id, version, contact_id, key, node, status, wake_at,
+                                 entered_at, entered_seq, consumed_seq, visits, updated_at)
+        VALUES (1, 'welcome', 1, 7, NULL, 'wait', 'active', 1700000100000, 1700000000000, 1, 1, 1,
+                1700000000000),
+               (2, 'winback', 2, 7, 'k', 'done', 'completed', NULL, 1700000000000, 3, 3, 2,
+                1700000000000),
+               (3, 'welcome', 1, 5, NULL, 'wait', 'active', NULL, 0, 4, 4, 1, 0);
+        INSERT INTO steps (id, enrollment_id, at, node, action, detail)
+        VALUES (1, 1, 1700000000000, 'start', 'entered', NULL),
+               (2, 1, 1700000000001, 'wait', 'waiting', '{"until":1}'),
+               (3, 2, 1700000000002, 'done', 'completed', 'plain'),
+               (4, 3, 0, 'start', 'entered', NULL);
+        INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node,
+                              template, channel, recipient, subject, status, created_at, sent_at)
+        VALUES (1, 'k1', 7, 1, 'welcome', 'mail', 't', 'email', 'ann@example.com', 'Hi', 'sent',
+                1700000000000, 1700000000100),
+               (2, 'k2', 7, NULL, NULL, NULL, 't', 'sms', '+4915112345678', NULL, 'queued',
+                1700000000200, NULL),
+               (3, 'k3', 7, NULL, NULL, NULL, 't', 'email', ' GONE@example.com', NULL, 'sent',
+                1700000000300, 1700000000400),
+               (4, 'k4', 5, NULL, NULL, NULL, 't', 'email', 'gone@example.com', NULL, 'sent', 0, 0);
+        INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at)
+        VALUES (7, 'email', '*', 'subscribed', 0), (7, 'email', 'news', 'unsubscribed', 1);
+        INSERT INTO list_members (list_id, contact_id, added_at) VALUES (1, 7, 10), (2, 7, 20);
+        INSERT INTO segment_members (segment_id, contact_id, entered_at)
+        VALUES ('s1', 7, 30), ('s9', 7, 40);
+        INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES ('s1', 7, 50);
+        INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at)
+        VALUES ('welcome', 'n1', 7, 60);
+        INSERT INTO score_expiries (id, contact_id, score_trait, points, due_at)
+        VALUES (1, 7, 'score', 5, 70), (2, 7, 'score', -2, 80), (3, 7, 'lead', 1, 90);
+        INSERT INTO suppressions (channel, address, reason, source, created_at)
+        VALUES ('email', 'ann@example.com', 'complaint', 'api', 100),
+               ('sms', '+4915112345678', 'manual', 'api', 110),
+               ('email', 'gone@example.com', 'bounce', 'webhook', 120);
+    "#;
+
+    /// The privacy calls of one backend, so that one script runs on both.
+    trait Backend {
+        fn run(&self, sql: &str);
+        fn erase(&self, contact_id: i64, now: Timestamp) -> Result<Erasure>;
+        fn counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>>;
+        fn export(&self, contact_id: i64, page: usize) -> Result<Vec<(&'static str, Value)>>;
+        fn record_audit(&self, entry: &NewAudit) -> Result<i64>;
+        fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+        fn erased_entry(&self, channel: &str, address: &str) -> Result<Option<Suppression>>;
+        fn erased_suppression(&self, channel: &str, address: &str) -> Result<Option<String>>;
+        fn unsuppress_erased(&self, channel: &str, address: &str) -> Result<bool>;
+    }
+
+    impl Backend for SqliteStore {
+        fn run(&self, sql: &str) {
+            self.conn().unwrap().execute_batch(sql).unwrap();
+        }
+        fn erase(&self, contact_id: i64, now: Timestamp) -> Result<Erasure> {
+            let mut erasure = None;
+            self.engine_tx(&mut |tx| {
+                erasure = Some(tx.erase_contact(contact_id, now)?);
+                Ok(())
+            })?;
+            Ok(erasure.expect("erased"))
+        }
+        fn counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>> {
+            self.contact_export_counts(contact_id)
+        }
+        fn export(&self, contact_id: i64, page: usize) -> Result<Vec<(&'static str, Value)>> {
+            let mut pages = Vec::new();
+            self.export_contact(contact_id, page, &mut |p| {
+                pages.push((p.section, Value::Array(p.rows)));
+                Ok(())
+            })?;
+            Ok(pages)
+        }
+        fn record_audit(&self, entry: &NewAudit) -> Result<i64> {
+            Privacy::record_audit(self, entry)
+        }
+        fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+            self.audit_log(query)
+        }
+        fn erased_entry(&self, channel: &str, address: &str) -> Result<Option<Suppression>> {
+            crate::sqlite::privacy::erased_entry(&*self.conn()?, channel, address)
+        }
+        fn erased_suppression(&self, channel: &str, address: &str) -> Result<Option<String>> {
+            crate::sqlite::privacy::erased_suppression(&*self.conn()?, channel, address)
+        }
+        fn unsuppress_erased(&self, channel: &str, address: &str) -> Result<bool> {
+            self.write(|tx| crate::sqlite::privacy::unsuppress_erased(tx, channel, address))
+        }
+    }
+
+    impl Backend for PgStore {
+        fn run(&self, sql: &str) {
+            self.conn().unwrap().batch_execute(sql).unwrap();
+        }
+        fn erase(&self, contact_id: i64, now: Timestamp) -> Result<Erasure> {
+            self.write(|tx| erase(tx, contact_id, now))
+        }
+        fn counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>> {
+            self.export_counts(contact_id)
+        }
+        fn export(&self, contact_id: i64, page: usize) -> Result<Vec<(&'static str, Value)>> {
+            let mut pages = Vec::new();
+            PgStore::export(self, contact_id, page, &mut |p| {
+                pages.push((p.section, Value::Array(p.rows)));
+                Ok(())
+            })?;
+            Ok(pages)
+        }
+        fn record_audit(&self, entry: &NewAudit) -> Result<i64> {
+            self.write(|tx| record_audit(tx, entry))
+        }
+        fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+            PgStore::audit(self, query)
+        }
+        fn erased_entry(&self, channel: &str, address: &str) -> Result<Option<Suppression>> {
+            erased_entry(&mut *self.conn()?, channel, address)
+        }
+        fn erased_suppression(&self, channel: &str, address: &str) -> Result<Option<String>> {
+            // In a transaction, as the send path asks.
+            self.write(|tx| erased_suppression(tx, channel, address))
+        }
+        fn unsuppress_erased(&self, channel: &str, address: &str) -> Result<bool> {
+            self.write(|tx| unsuppress_erased(tx, channel, address))
+        }
+    }
+
+    /// What the backend answers along the script, each answer labelled, errors as their text.
+    fn answers(b: &dyn Backend) -> Vec<(String, Value)> {
+        fn answer<T: serde::Serialize>(r: Result<T>) -> Value {
+            match r {
+                Ok(v) => serde_json::to_value(v).unwrap(),
+                Err(e) => json!({ "error": e.to_string() }),
+            }
+        }
+        let at = |s: i64| Timestamp::from_second(s).unwrap();
+        let mut out = Vec::new();
+        b.run(HISTORY);
+        out.push(("erase 5".into(), answer(b.erase(5, at(1_700_000_000)))));
+        out.push(("counts 7".into(), answer(b.counts(7))));
+        for page in [1, 2, 100] {
+            out.push((format!("export 7 by {page}"), answer(b.export(7, page))));
+        }
+        out.push(("export 5".into(), answer(b.export(5, 10))));
+        out.push(("counts 5".into(), answer(b.counts(5))));
+        for (actor, action, contact) in [
+            ("admin_token", "contact.export", Some(7)),
+            ("session:ab12", "contact.erase", Some(5)),
+            ("admin_token", "contact.erase", None),
+        ] {
+            let entry = NewAudit {
+                at: at(1_700_000_100),
+                actor: actor.into(),
+                action: action.into(),
+                contact_id: contact,
+                detail: json!({ "rows": { "events": 3 }, "by": actor }),
+            };
+            out.push((format!("audit {action}"), answer(b.record_audit(&entry))));
+        }
+        for query in [
+            AuditQuery {
+                limit: 10,
+                ..Default::default()
+            },
+            AuditQuery {
+                contact_id: Some(5),
+                limit: 10,
+                ..Default::default()
+            },
+            AuditQuery {
+                action: Some("contact.erase".into()),
+                limit: 1,
+                after_id: 1,
+                ..Default::default()
+            },
+        ] {
+            out.push((format!("audit log {query:?}"), answer(b.audit(&query))));
+        }
+        b.run("UPDATE audit_log SET detail = 'not json' WHERE id = 1");
+        out.push((
+            "audit log, detail not JSON".into(),
+            answer(b.audit(&AuditQuery {
+                limit: 1,
+                ..Default::default()
+            })),
+        ));
+        out.push(("erase 7".into(), answer(b.erase(7, at(1_700_000_200)))));
+        out.push((
+            "erase 7 again".into(),
+            answer(b.erase(7, at(1_700_000_300))),
+        ));
+        for (channel, address) in [
+            ("email", " ANN@example.com"),
+            ("sms", "+4915112345678"),
+            ("email", "gone@example.com"),
+            ("email", "nobody@example.com"),
+        ] {
+            out.push((
+                format!("erased entry {channel} {address}"),
+                answer(b.erased_entry(channel, address)),
+            ));
+            out.push((
+                format!("erased suppression {channel} {address}"),
+                answer(b.erased_suppression(channel, address)),
+            ));
+        }
+        for _ in 0..2 {
+            out.push((
+                "unsuppress gone".into(),
+                answer(b.unsuppress_erased("email", "gone@example.com")),
+            ));
+        }
+        out.push((
+            "erased suppression gone, lifted".into(),
+            answer(b.erased_suppression("email", "gone@example.com")),
+        ));
+        out
+    }
+
+    #[test]
+    fn every_answer_is_the_same_as_on_sqlite() {
+        let Some(db) = TestDatabase::create("privacy_same") else {
+            return;
+        };
+        let dir = TempDir::new("privacy_same");
+        let sqlite = answers(&SqliteStore::open(&dir.0).unwrap());
+        let postgres = answers(&db.open());
+        assert_eq!(sqlite.len(), postgres.len());
+        for ((label, expected), (_, got)) in sqlite.iter().zip(&postgres) {
+            assert_eq!(got, expected, "{label}");
+        }
+        // The script reached what it means to test.
+        let find = |label: &str| &sqlite.iter().find(|(l, _)| l == label).unwrap().1;
+        let export = find("export 7 by 2").to_string();
+        assert!(export.contains("\"hashed\":true"), "{export}");
+        assert!(export.contains("2023-11-14T22:13:20Z"), "{export}");
+        assert_eq!(find("erase 7")["addresses_hashed"], json!(3));
+        assert_eq!(
+            find("erase 7 again")["error"],
+            json!("not found: contact 7")
+        );
+        assert_eq!(
+            find("erased suppression gone, lifted"),
+            &Value::Null,
+            "{sqlite:?}"
+        );
+    }
 }
