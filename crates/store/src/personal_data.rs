@@ -1,5 +1,5 @@
-//! Which data about a contact each table holds, and how a contact's export is read: the same
-//! on every backend, written down once here.
+//! A contact's data as every backend holds it, written down once: which table holds what, and
+//! how an export reads it (a backend supplies the reads, [`ExportReads`]).
 //!
 //! Which table holds what about a contact is in [`PERSONAL_TABLES`] (erased with the contact,
 //! exported under a section) and [`OTHER_TABLES`] (nothing personal, and why). Each backend has
@@ -10,10 +10,13 @@
 //! The statements number their parameters `?1`, `?2`, ...: SQLite runs them as written, and
 //! PostgreSQL with each `?` written as `$` (they hold no other `?`).
 
+use std::collections::BTreeMap;
+
 use hmac::{Hmac, Mac};
+use serde_json::Value;
 use sha2::Sha256;
 
-use crate::suppression_address;
+use crate::{ExportPage, Result, StoreError, suppression_address};
 
 /// Tables that hold personal data of a contact: (table, export section, erasing statement
 /// with the contact id as `?1`). Erased in this order: rows found through another table go
@@ -216,6 +219,128 @@ pub(crate) const JSON_COLUMNS: &[&str] = &["traits", "properties", "detail"];
 /// Times are stored as milliseconds; exported as RFC 3339.
 pub(crate) fn is_time_column(name: &str) -> bool {
     name == "at" || name == "timestamp" || name.ends_with("_at")
+}
+
+/// The sections counted by their table's rows with the contact's id (besides `contact`, one
+/// row, `suppressions`, by address, and `steps`, through enrollments).
+const COUNTED_TABLES: &[(&str, &str)] = &[
+    ("anonymous_ids", "anonymous_ids"),
+    ("events", "events"),
+    ("enrollments", "enrollments"),
+    ("messages", "messages"),
+    ("subscriptions", "subscriptions"),
+    ("lists", "list_members"),
+    ("segments", "segment_members"),
+    ("segment_checks", "segment_checks"),
+    ("scheduled_triggers", "trigger_schedule"),
+    ("score_expiries", "score_expiries"),
+];
+
+/// What a backend reads for a contact's export. Each call is a short read of its own: nothing
+/// stays open while the export's reader takes its time.
+pub(crate) trait ExportReads {
+    /// Rows of a query of this module (parameters `?1`, `?2`, ...) as JSON objects, column by
+    /// column: times (see [`is_time_column`]) as RFC 3339, [`JSON_COLUMNS`] parsed.
+    fn rows(&self, sql: &str, args: &[i64]) -> Result<Vec<Value>>;
+
+    /// The number a `SELECT COUNT(*)` of this module, with the contact as `?1`, answers.
+    fn count(&self, sql: &str, contact_id: i64) -> Result<i64>;
+
+    /// The suppression entries of the contact's addresses: plain ones, and hashed ones (the
+    /// address was erased before and came back).
+    fn contact_suppressions(&self, contact_id: i64) -> Result<Vec<Value>>;
+}
+
+/// How many rows each section of the contact's export holds (`Privacy::contact_export_counts`).
+pub(crate) fn export_counts(
+    reads: &impl ExportReads,
+    contact_id: i64,
+) -> Result<BTreeMap<String, i64>> {
+    if reads.count("SELECT COUNT(*) FROM contacts WHERE id = ?1", contact_id)? == 0 {
+        return Err(StoreError::NotFound(format!("contact {contact_id}")));
+    }
+    let mut counts = BTreeMap::new();
+    counts.insert("contact".to_string(), 1);
+    for (section, table) in COUNTED_TABLES {
+        counts.insert(
+            section.to_string(),
+            reads.count(
+                &format!("SELECT COUNT(*) FROM {table} WHERE contact_id = ?1"),
+                contact_id,
+            )?,
+        );
+    }
+    counts.insert(
+        "steps".to_string(),
+        reads.count(
+            "SELECT COUNT(*) FROM steps WHERE enrollment_id IN (SELECT id FROM enrollments WHERE contact_id = ?1)",
+            contact_id,
+        )?,
+    );
+    counts.insert(
+        "suppressions".to_string(),
+        reads.contact_suppressions(contact_id)?.len() as i64,
+    );
+    Ok(counts)
+}
+
+/// The contact's export, section by section (`Privacy::export_contact`).
+pub(crate) fn export(
+    reads: &impl ExportReads,
+    contact_id: i64,
+    page: usize,
+    emit: &mut dyn FnMut(ExportPage) -> Result<()>,
+) -> Result<()> {
+    let page = page.clamp(1, 10_000);
+    for section in SECTIONS {
+        match *section {
+            "contact" => {
+                let rows = reads.rows("SELECT * FROM contacts WHERE id = ?1", &[contact_id])?;
+                if rows.is_empty() {
+                    return Err(StoreError::NotFound(format!("contact {contact_id}")));
+                }
+                emit(ExportPage { section, rows })?;
+            }
+            "suppressions" => {
+                let rows = reads.contact_suppressions(contact_id)?;
+                emit(ExportPage { section, rows })?;
+            }
+            name => {
+                if let Some((_, sql)) = WHOLE_SECTIONS.iter().find(|(s, _)| *s == name) {
+                    let rows = reads.rows(sql, &[contact_id])?;
+                    emit(ExportPage { section, rows })?;
+                    continue;
+                }
+                let Some((_, sql, key)) = PAGED_SECTIONS.iter().find(|(s, ..)| *s == name) else {
+                    return Err(StoreError::Database(format!(
+                        "export section `{name}` has no query"
+                    )));
+                };
+                let mut after = 0i64;
+                loop {
+                    let mut rows = reads.rows(sql, &[contact_id, after, page as i64])?;
+                    if name == "enrollments" {
+                        for row in &mut rows {
+                            let id = row["id"].as_i64().unwrap_or(0);
+                            row["steps"] = Value::Array(reads.rows(
+                                "SELECT id, at, node, action, detail FROM steps WHERE enrollment_id = ?1 ORDER BY id",
+                                &[id],
+                            )?);
+                        }
+                    }
+                    let full = rows.len() == page;
+                    if let Some(last) = rows.last().and_then(|r| r[*key].as_i64()) {
+                        after = last;
+                    }
+                    emit(ExportPage { section, rows })?;
+                    if !full {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

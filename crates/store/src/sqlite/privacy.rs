@@ -1,8 +1,8 @@
 //! Data protection on SQLite: a contact's export, its erasure, the audit log, and the keyed
 //! hashes that keep an erased person's addresses suppressed.
 //!
-//! Which table holds what about a contact, and the queries of the export's sections, are in
-//! [`crate::personal_data`], shared with the PostgreSQL backend.
+//! Which table holds what about a contact, and how its export is read section by section,
+//! are in [`crate::personal_data`], shared with the PostgreSQL backend.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{SqliteStore, ms, ts};
 use crate::personal_data::{
-    JSON_COLUMNS, PAGED_SECTIONS, PERSONAL_TABLES, SECTIONS, WHOLE_SECTIONS, address_hash, hex,
-    is_time_column,
+    self, ExportReads, JSON_COLUMNS, PERSONAL_TABLES, address_hash, hex, is_time_column,
 };
 use crate::{
     AuditEntry, AuditQuery, Erasure, ExportPage, NewAudit, Result, StoreError, Suppression,
@@ -238,47 +237,26 @@ pub(crate) fn record_audit(conn: &Connection, e: &NewAudit) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+impl ExportReads for SqliteStore {
+    fn rows(&self, sql: &str, args: &[i64]) -> Result<Vec<Value>> {
+        json_rows(&*self.conn()?, sql, rusqlite::params_from_iter(args))
+    }
+
+    fn count(&self, sql: &str, contact_id: i64) -> Result<i64> {
+        Ok(self
+            .conn()?
+            .prepare_cached(sql)?
+            .query_row([contact_id], |r| r.get(0))?)
+    }
+
+    fn contact_suppressions(&self, contact_id: i64) -> Result<Vec<Value>> {
+        contact_suppressions(&*self.conn()?, contact_id)
+    }
+}
+
 impl SqliteStore {
     pub(crate) fn export_counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>> {
-        let conn = self.conn()?;
-        contact_exists(&conn, contact_id)?;
-        let mut counts = BTreeMap::new();
-        counts.insert("contact".to_string(), 1);
-        let count = |sql: &str| -> Result<i64> {
-            Ok(conn
-                .prepare_cached(sql)?
-                .query_row([contact_id], |r| r.get(0))?)
-        };
-        for (section, table) in [
-            ("anonymous_ids", "anonymous_ids"),
-            ("events", "events"),
-            ("enrollments", "enrollments"),
-            ("messages", "messages"),
-            ("subscriptions", "subscriptions"),
-            ("lists", "list_members"),
-            ("segments", "segment_members"),
-            ("segment_checks", "segment_checks"),
-            ("scheduled_triggers", "trigger_schedule"),
-            ("score_expiries", "score_expiries"),
-        ] {
-            counts.insert(
-                section.to_string(),
-                count(&format!(
-                    "SELECT COUNT(*) FROM {table} WHERE contact_id = ?1"
-                ))?,
-            );
-        }
-        counts.insert(
-            "steps".to_string(),
-            count(
-                "SELECT COUNT(*) FROM steps WHERE enrollment_id IN (SELECT id FROM enrollments WHERE contact_id = ?1)",
-            )?,
-        );
-        counts.insert(
-            "suppressions".to_string(),
-            contact_suppressions(&conn, contact_id)?.len() as i64,
-        );
-        Ok(counts)
+        personal_data::export_counts(self, contact_id)
     }
 
     pub(crate) fn export(
@@ -287,67 +265,7 @@ impl SqliteStore {
         page: usize,
         emit: &mut dyn FnMut(ExportPage) -> Result<()>,
     ) -> Result<()> {
-        let page = page.clamp(1, 10_000);
-        for section in SECTIONS {
-            match *section {
-                "contact" => {
-                    let rows = {
-                        let conn = self.conn()?;
-                        json_rows(&conn, "SELECT * FROM contacts WHERE id = ?1", [contact_id])?
-                    };
-                    if rows.is_empty() {
-                        return Err(StoreError::NotFound(format!("contact {contact_id}")));
-                    }
-                    emit(ExportPage { section, rows })?;
-                }
-                "suppressions" => {
-                    let rows = contact_suppressions(&*self.conn()?, contact_id)?;
-                    emit(ExportPage { section, rows })?;
-                }
-                name => {
-                    if let Some((_, sql)) = WHOLE_SECTIONS.iter().find(|(s, _)| *s == name) {
-                        let rows = json_rows(&*self.conn()?, sql, [contact_id])?;
-                        emit(ExportPage { section, rows })?;
-                        continue;
-                    }
-                    let Some((_, sql, key)) = PAGED_SECTIONS.iter().find(|(s, ..)| *s == name)
-                    else {
-                        return Err(StoreError::Database(format!(
-                            "export section `{name}` has no query"
-                        )));
-                    };
-                    let mut after = 0i64;
-                    loop {
-                        // One short read per page: nothing stays open while `emit` waits.
-                        let rows = {
-                            let conn = self.conn()?;
-                            let mut rows =
-                                json_rows(&conn, sql, params![contact_id, after, page as i64])?;
-                            if name == "enrollments" {
-                                for row in &mut rows {
-                                    let id = row["id"].as_i64().unwrap_or(0);
-                                    row["steps"] = Value::Array(json_rows(
-                                        &conn,
-                                        "SELECT id, at, node, action, detail FROM steps WHERE enrollment_id = ?1 ORDER BY id",
-                                        [id],
-                                    )?);
-                                }
-                            }
-                            rows
-                        };
-                        let full = rows.len() == page;
-                        if let Some(last) = rows.last().and_then(|r| r[*key].as_i64()) {
-                            after = last;
-                        }
-                        emit(ExportPage { section, rows })?;
-                        if !full {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
+        personal_data::export(self, contact_id, page, emit)
     }
 
     pub(crate) fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
@@ -384,7 +302,7 @@ impl SqliteStore {
 mod tests {
     use super::super::test_support::{TempDir, tables};
     use super::*;
-    use crate::personal_data::OTHER_TABLES;
+    use crate::personal_data::{OTHER_TABLES, PAGED_SECTIONS, SECTIONS, WHOLE_SECTIONS};
     use crate::prelude::*;
 
     /// (name, declared type, not null, primary key position) of each column.
