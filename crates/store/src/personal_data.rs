@@ -1,5 +1,5 @@
 //! A contact's data as every backend holds it, written down once: which table holds what, and
-//! how an export reads it (a backend supplies the reads, [`ExportReads`]).
+//! how an export reads it (a backend supplies the reads, `ExportReads`).
 //!
 //! Which table holds what about a contact is in [`PERSONAL_TABLES`] (erased with the contact,
 //! exported under a section) and [`OTHER_TABLES`] (nothing personal, and why). Each backend has
