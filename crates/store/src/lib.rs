@@ -15,6 +15,7 @@ pub mod concerns;
 mod conformance;
 mod millis;
 mod model;
+pub mod personal_data;
 pub mod postgres;
 pub mod sqlite;
 

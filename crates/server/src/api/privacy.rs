@@ -56,7 +56,7 @@ impl futures_core::Stream for Pages {
 }
 
 /// Writes the pages of an export as one JSON object: `contact` an object, every other section
-/// an array, in `waymark_store::sqlite::privacy::SECTIONS` order.
+/// an array, in `waymark_store::personal_data::SECTIONS` order.
 #[derive(Default)]
 struct ExportWriter {
     section: Option<&'static str>,

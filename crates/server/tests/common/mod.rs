@@ -192,7 +192,11 @@ impl Schema {
     }
 
     fn url(&self) -> String {
-        let separator = if self.base_url.contains('?') { '&' } else { '?' };
+        let separator = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         format!(
             "{}{separator}options=-c%20search_path%3D{}",
             self.base_url, self.name

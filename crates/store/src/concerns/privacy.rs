@@ -13,7 +13,7 @@ pub trait Privacy {
     /// no such contact.
     fn contact_export_counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>>;
 
-    /// Everything held about the contact, section by section (`sqlite::privacy::SECTIONS`),
+    /// Everything held about the contact, section by section (`personal_data::SECTIONS`),
     /// handed to `emit` at most `page` rows (enrollments: with their steps) at a time. No read
     /// transaction stays open between pages, so a slow reader holds nothing up; the pages of
     /// a contact changed meanwhile may mix before and after.
@@ -32,7 +32,7 @@ pub trait Privacy {
 
 /// Erasing a contact and auditing it in the same transaction.
 pub trait PrivacyTx {
-    /// Erases the contact and everything personal about it (see `sqlite::privacy`): its rows
+    /// Erases the contact and everything personal about it (see `personal_data`): its rows
     /// in every per-contact table, its queued messages included. Its addresses stay suppressed
     /// as keyed hashes; aggregate counters are kept. `NotFound` when there is no such contact.
     fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<Erasure>;

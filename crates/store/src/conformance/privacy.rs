@@ -134,7 +134,7 @@ fn the_export_hands_out_every_section_in_order_in_pages(store: &dyn Store) {
             Ok(())
         })
         .unwrap();
-    assert_eq!(sections, crate::sqlite::privacy::SECTIONS);
+    assert_eq!(sections, crate::personal_data::SECTIONS);
     let contact = &rows["contact"][0];
     assert_eq!(contact["user_id"], json!("ann"));
     assert_eq!(
@@ -164,7 +164,7 @@ fn the_export_hands_out_every_section_in_order_in_pages(store: &dyn Store) {
     assert_eq!(rows["lists"][0]["list"], json!("vip"));
     assert_eq!(rows["messages"][0]["idempotency_key"], json!("ann-msg"));
     assert_eq!(rows["suppressions"][0]["reason"], json!("complaint"));
-    for section in crate::sqlite::privacy::SECTIONS {
+    for section in crate::personal_data::SECTIONS {
         assert!(!rows[section].is_empty(), "{section} is empty");
     }
     let missing = store.export_contact(ann + 1000, 10, &mut |_| Ok(()));

@@ -1357,7 +1357,7 @@ impl Reporting for PgStore {
 
 impl Privacy for PgStore {
     fn contact_export_counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>> {
-        self.export_counts(contact_id)
+        outside_async(|| self.export_counts(contact_id))
     }
 
     fn export_contact(
@@ -1366,7 +1366,7 @@ impl Privacy for PgStore {
         page: usize,
         emit: &mut dyn FnMut(ExportPage) -> Result<()>,
     ) -> Result<()> {
-        self.export(contact_id, page, emit)
+        outside_async(|| self.export(contact_id, page, emit))
     }
 
     fn record_audit(&self, entry: &NewAudit) -> Result<i64> {
@@ -1374,7 +1374,7 @@ impl Privacy for PgStore {
     }
 
     fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.audit(query)
+        outside_async(|| self.audit(query))
     }
 }
 

@@ -1,225 +1,24 @@
 //! Data protection on SQLite: a contact's export, its erasure, the audit log, and the keyed
 //! hashes that keep an erased person's addresses suppressed.
 //!
-//! Which table holds what about a contact is written down once, in [`PERSONAL_TABLES`] (erased
-//! with the contact, exported under a section) and [`OTHER_TABLES`] (nothing personal, and
-//! why). A test fails when a table is in neither, or when a table with a `contact_id` column
-//! is not erased, so that a table added later cannot be forgotten. Export reads whole rows
-//! (`SELECT *`), so a column added later is exported without anyone thinking of it.
+//! Which table holds what about a contact, and how its export is read section by section,
+//! are in [`crate::personal_data`], shared with the PostgreSQL backend.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Params, params};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 
 use super::{SqliteStore, ms, ts};
+use crate::personal_data::{
+    self, ExportReads, JSON_COLUMNS, PERSONAL_TABLES, address_hash, hex, is_time_column,
+};
 use crate::{
     AuditEntry, AuditQuery, Erasure, ExportPage, NewAudit, Result, StoreError, Suppression,
     suppression_address,
 };
-
-/// Tables that hold personal data of a contact: (table, export section, erasing statement
-/// with the contact id as `?1`). Erased in this order: rows found through another table go
-/// before that table's own rows, the contact last. `suppressions` is keyed by address, not
-/// contact: its entries become keyed hashes (see [`erase`]).
-pub const PERSONAL_TABLES: &[(&str, &str, Option<&str>)] = &[
-    ("suppressions", "suppressions", None),
-    (
-        "order_products",
-        "events",
-        Some(
-            "DELETE FROM order_products WHERE seq IN (SELECT seq FROM events WHERE contact_id = ?1 AND name = 'Order Completed')",
-        ),
-    ),
-    (
-        "steps",
-        "enrollments",
-        Some(
-            "DELETE FROM steps WHERE enrollment_id IN (SELECT id FROM enrollments WHERE contact_id = ?1)",
-        ),
-    ),
-    (
-        "events",
-        "events",
-        Some("DELETE FROM events WHERE contact_id = ?1"),
-    ),
-    (
-        "enrollments",
-        "enrollments",
-        Some("DELETE FROM enrollments WHERE contact_id = ?1"),
-    ),
-    // Queued messages go too: they are never sent.
-    (
-        "messages",
-        "messages",
-        Some("DELETE FROM messages WHERE contact_id = ?1"),
-    ),
-    (
-        "subscriptions",
-        "subscriptions",
-        Some("DELETE FROM subscriptions WHERE contact_id = ?1"),
-    ),
-    (
-        "list_members",
-        "lists",
-        Some("DELETE FROM list_members WHERE contact_id = ?1"),
-    ),
-    (
-        "segment_members",
-        "segments",
-        Some("DELETE FROM segment_members WHERE contact_id = ?1"),
-    ),
-    (
-        "segment_checks",
-        "segment_checks",
-        Some("DELETE FROM segment_checks WHERE contact_id = ?1"),
-    ),
-    (
-        "trigger_schedule",
-        "scheduled_triggers",
-        Some("DELETE FROM trigger_schedule WHERE contact_id = ?1"),
-    ),
-    (
-        "score_expiries",
-        "score_expiries",
-        Some("DELETE FROM score_expiries WHERE contact_id = ?1"),
-    ),
-    (
-        "anonymous_ids",
-        "anonymous_ids",
-        Some("DELETE FROM anonymous_ids WHERE contact_id = ?1"),
-    ),
-    (
-        "contacts",
-        "contact",
-        Some("DELETE FROM contacts WHERE id = ?1"),
-    ),
-];
-
-/// Tables that hold nothing personal about a contact, and why they are kept as they are.
-pub const OTHER_TABLES: &[(&str, &str)] = &[
-    ("meta", "settings and cursors of the installation"),
-    ("lists", "list names; memberships are in list_members"),
-    ("templates", "message content as the operator wrote it"),
-    ("journeys", "journey documents"),
-    ("journey_versions", "published journey documents"),
-    (
-        "template_versions",
-        "earlier copies of message templates as the operator wrote them",
-    ),
-    (
-        "journey_version_templates",
-        "which template version a journey version sends",
-    ),
-    (
-        "node_stats",
-        "aggregate counters per journey node, kept as numbers after an erasure",
-    ),
-    (
-        "segments",
-        "segment definitions; memberships are in segment_members",
-    ),
-    (
-        "experiment_variants",
-        "aggregate counts per experiment variant",
-    ),
-    ("experiment_winners", "declared experiment winners"),
-    (
-        "audit_log",
-        "who exported or erased which contact id, with row counts: the record that the request \
-         was honoured, never the data itself",
-    ),
-    (
-        "erased_addresses",
-        "keyed one-way hashes of erased contacts' addresses, so that they stay suppressed",
-    ),
-];
-
-/// The sections of an export, in the order they are written.
-pub const SECTIONS: &[&str] = &[
-    "contact",
-    "anonymous_ids",
-    "events",
-    "enrollments",
-    "messages",
-    "subscriptions",
-    "lists",
-    "segments",
-    "segment_checks",
-    "scheduled_triggers",
-    "score_expiries",
-    "suppressions",
-];
-
-/// Sections read whole: their size is bounded by what the operator defines (lists, segments,
-/// topics, journeys), not by how active the contact is.
-const WHOLE_SECTIONS: &[(&str, &str)] = &[
-    (
-        "anonymous_ids",
-        "SELECT anonymous_id FROM anonymous_ids WHERE contact_id = ?1 ORDER BY anonymous_id",
-    ),
-    (
-        "subscriptions",
-        "SELECT * FROM subscriptions WHERE contact_id = ?1 ORDER BY channel, topic",
-    ),
-    (
-        "lists",
-        "SELECT l.name AS list, m.added_at FROM list_members m JOIN lists l ON l.id = m.list_id
-         WHERE m.contact_id = ?1 ORDER BY l.name",
-    ),
-    (
-        "segments",
-        "SELECT m.segment_id, s.name AS segment, m.entered_at FROM segment_members m
-         LEFT JOIN segments s ON s.id = m.segment_id WHERE m.contact_id = ?1 ORDER BY m.segment_id",
-    ),
-    (
-        "segment_checks",
-        "SELECT segment_id, due_at FROM segment_checks WHERE contact_id = ?1 ORDER BY segment_id",
-    ),
-    (
-        "scheduled_triggers",
-        "SELECT journey_id, node, due_at FROM trigger_schedule WHERE contact_id = ?1
-         ORDER BY journey_id, node",
-    ),
-];
-
-/// Sections that grow with the contact's activity, read a page at a time in key order:
-/// (section, query with the contact `?1`, the key to start after `?2` and the page size `?3`,
-/// the key column).
-const PAGED_SECTIONS: &[(&str, &str, &str)] = &[
-    (
-        "events",
-        "SELECT * FROM events WHERE contact_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        "seq",
-    ),
-    (
-        "enrollments",
-        "SELECT * FROM enrollments WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        "id",
-    ),
-    (
-        "messages",
-        "SELECT * FROM messages WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        "id",
-    ),
-    (
-        "score_expiries",
-        "SELECT * FROM score_expiries WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        "id",
-    ),
-];
-
-/// Columns stored as JSON text, exported as JSON.
-const JSON_COLUMNS: &[&str] = &["traits", "properties", "detail"];
-
-/// Times are stored as milliseconds; exported as RFC 3339.
-fn is_time_column(name: &str) -> bool {
-    name == "at" || name == "timestamp" || name.ends_with("_at")
-}
 
 /// Rows of a query as JSON objects, column by column.
 fn json_rows(conn: &Connection, sql: &str, args: impl Params) -> Result<Vec<Value>> {
@@ -250,24 +49,6 @@ fn json_rows(conn: &Connection, sql: &str, args: impl Params) -> Result<Vec<Valu
         out.push(Value::Object(obj));
     }
     Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The one-way hash an erased address is kept under: HMAC-SHA-256 of `channel:address`
-/// (normalised as the suppression list does) with the installation's key. Keyed rather than
-/// plain so that the stored hashes cannot be matched against the plain SHA-256 lists of
-/// e-mail addresses that circulate, nor reversed with a precomputed table; someone holding
-/// the whole database (key included) can still test a guessed address, which is exactly what
-/// the send path needs to do.
-pub(crate) fn address_hash(key: &str, channel: &str, address: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
-    mac.update(channel.as_bytes());
-    mac.update(b":");
-    mac.update(suppression_address(channel, address).as_bytes());
-    hex(&mac.finalize().into_bytes())
 }
 
 fn erasure_key(conn: &Connection) -> Result<Option<String>> {
@@ -456,47 +237,26 @@ pub(crate) fn record_audit(conn: &Connection, e: &NewAudit) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+impl ExportReads for SqliteStore {
+    fn rows(&self, sql: &str, args: &[i64]) -> Result<Vec<Value>> {
+        json_rows(&*self.conn()?, sql, rusqlite::params_from_iter(args))
+    }
+
+    fn count(&self, sql: &str, contact_id: i64) -> Result<i64> {
+        Ok(self
+            .conn()?
+            .prepare_cached(sql)?
+            .query_row([contact_id], |r| r.get(0))?)
+    }
+
+    fn contact_suppressions(&self, contact_id: i64) -> Result<Vec<Value>> {
+        contact_suppressions(&*self.conn()?, contact_id)
+    }
+}
+
 impl SqliteStore {
     pub(crate) fn export_counts(&self, contact_id: i64) -> Result<BTreeMap<String, i64>> {
-        let conn = self.conn()?;
-        contact_exists(&conn, contact_id)?;
-        let mut counts = BTreeMap::new();
-        counts.insert("contact".to_string(), 1);
-        let count = |sql: &str| -> Result<i64> {
-            Ok(conn
-                .prepare_cached(sql)?
-                .query_row([contact_id], |r| r.get(0))?)
-        };
-        for (section, table) in [
-            ("anonymous_ids", "anonymous_ids"),
-            ("events", "events"),
-            ("enrollments", "enrollments"),
-            ("messages", "messages"),
-            ("subscriptions", "subscriptions"),
-            ("lists", "list_members"),
-            ("segments", "segment_members"),
-            ("segment_checks", "segment_checks"),
-            ("scheduled_triggers", "trigger_schedule"),
-            ("score_expiries", "score_expiries"),
-        ] {
-            counts.insert(
-                section.to_string(),
-                count(&format!(
-                    "SELECT COUNT(*) FROM {table} WHERE contact_id = ?1"
-                ))?,
-            );
-        }
-        counts.insert(
-            "steps".to_string(),
-            count(
-                "SELECT COUNT(*) FROM steps WHERE enrollment_id IN (SELECT id FROM enrollments WHERE contact_id = ?1)",
-            )?,
-        );
-        counts.insert(
-            "suppressions".to_string(),
-            contact_suppressions(&conn, contact_id)?.len() as i64,
-        );
-        Ok(counts)
+        personal_data::export_counts(self, contact_id)
     }
 
     pub(crate) fn export(
@@ -505,67 +265,7 @@ impl SqliteStore {
         page: usize,
         emit: &mut dyn FnMut(ExportPage) -> Result<()>,
     ) -> Result<()> {
-        let page = page.clamp(1, 10_000);
-        for section in SECTIONS {
-            match *section {
-                "contact" => {
-                    let rows = {
-                        let conn = self.conn()?;
-                        json_rows(&conn, "SELECT * FROM contacts WHERE id = ?1", [contact_id])?
-                    };
-                    if rows.is_empty() {
-                        return Err(StoreError::NotFound(format!("contact {contact_id}")));
-                    }
-                    emit(ExportPage { section, rows })?;
-                }
-                "suppressions" => {
-                    let rows = contact_suppressions(&*self.conn()?, contact_id)?;
-                    emit(ExportPage { section, rows })?;
-                }
-                name => {
-                    if let Some((_, sql)) = WHOLE_SECTIONS.iter().find(|(s, _)| *s == name) {
-                        let rows = json_rows(&*self.conn()?, sql, [contact_id])?;
-                        emit(ExportPage { section, rows })?;
-                        continue;
-                    }
-                    let Some((_, sql, key)) = PAGED_SECTIONS.iter().find(|(s, ..)| *s == name)
-                    else {
-                        return Err(StoreError::Database(format!(
-                            "export section `{name}` has no query"
-                        )));
-                    };
-                    let mut after = 0i64;
-                    loop {
-                        // One short read per page: nothing stays open while `emit` waits.
-                        let rows = {
-                            let conn = self.conn()?;
-                            let mut rows =
-                                json_rows(&conn, sql, params![contact_id, after, page as i64])?;
-                            if name == "enrollments" {
-                                for row in &mut rows {
-                                    let id = row["id"].as_i64().unwrap_or(0);
-                                    row["steps"] = Value::Array(json_rows(
-                                        &conn,
-                                        "SELECT id, at, node, action, detail FROM steps WHERE enrollment_id = ?1 ORDER BY id",
-                                        [id],
-                                    )?);
-                                }
-                            }
-                            rows
-                        };
-                        let full = rows.len() == page;
-                        if let Some(last) = rows.last().and_then(|r| r[*key].as_i64()) {
-                            after = last;
-                        }
-                        emit(ExportPage { section, rows })?;
-                        if !full {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
+        personal_data::export(self, contact_id, page, emit)
     }
 
     pub(crate) fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
@@ -602,6 +302,7 @@ impl SqliteStore {
 mod tests {
     use super::super::test_support::{TempDir, tables};
     use super::*;
+    use crate::personal_data::{OTHER_TABLES, PAGED_SECTIONS, SECTIONS, WHOLE_SECTIONS};
     use crate::prelude::*;
 
     /// (name, declared type, not null, primary key position) of each column.
@@ -634,8 +335,8 @@ mod tests {
             let other = OTHER_TABLES.iter().any(|(t, _)| *t == table);
             assert!(
                 personal || other,
-                "table `{table}`{} is neither erased and exported (privacy::PERSONAL_TABLES) \
-                 nor listed as holding nothing personal (privacy::OTHER_TABLES)",
+                "table `{table}`{} is neither erased and exported (personal_data::PERSONAL_TABLES) \
+                 nor listed as holding nothing personal (personal_data::OTHER_TABLES)",
                 if has_contact_id(&conn, &table) {
                     " has a contact_id column but"
                 } else {
@@ -964,14 +665,5 @@ mod tests {
             .unwrap();
         assert_eq!(max("SELECT MAX(seq) FROM events"), seq + 2);
         assert_eq!(max("SELECT MAX(id) FROM messages"), message + 1);
-    }
-
-    #[test]
-    fn address_hashes_are_keyed_and_normalised() {
-        let a = address_hash("k1", "email", "Ann@Example.com ");
-        assert_eq!(a, address_hash("k1", "email", "ann@example.com"));
-        assert_ne!(a, address_hash("k2", "email", "ann@example.com"));
-        assert_ne!(a, address_hash("k1", "sms", "ann@example.com"));
-        assert_eq!(a.len(), 64);
     }
 }

@@ -1,0 +1,376 @@
+//! A contact's data as every backend holds it, written down once: which table holds what, and
+//! how an export reads it (a backend supplies the reads, `ExportReads`).
+//!
+//! Which table holds what about a contact is in [`PERSONAL_TABLES`] (erased with the contact,
+//! exported under a section) and [`OTHER_TABLES`] (nothing personal, and why). Each backend has
+//! a test that fails when one of its tables is in neither, or when a table with a `contact_id`
+//! column is not erased, so that a table added later cannot be forgotten. Export reads whole
+//! rows (`SELECT *`), so a column added later is exported without anyone thinking of it.
+//!
+//! The statements number their parameters `?1`, `?2`, ...: SQLite runs them as written, and
+//! PostgreSQL with each `?` written as `$` (they hold no other `?`).
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::{ExportPage, Result, StoreError, suppression_address};
+
+/// Tables that hold personal data of a contact: (table, export section, erasing statement
+/// with the contact id as `?1`). Erased in this order: rows found through another table go
+/// before that table's own rows, the contact last. `suppressions` is keyed by address, not
+/// contact: its entries become keyed hashes (see the backends' `erase`).
+pub const PERSONAL_TABLES: &[(&str, &str, Option<&str>)] = &[
+    ("suppressions", "suppressions", None),
+    (
+        "order_products",
+        "events",
+        Some(
+            "DELETE FROM order_products WHERE seq IN (SELECT seq FROM events WHERE contact_id = ?1 AND name = 'Order Completed')",
+        ),
+    ),
+    (
+        "steps",
+        "enrollments",
+        Some(
+            "DELETE FROM steps WHERE enrollment_id IN (SELECT id FROM enrollments WHERE contact_id = ?1)",
+        ),
+    ),
+    (
+        "events",
+        "events",
+        Some("DELETE FROM events WHERE contact_id = ?1"),
+    ),
+    (
+        "enrollments",
+        "enrollments",
+        Some("DELETE FROM enrollments WHERE contact_id = ?1"),
+    ),
+    // Queued messages go too: they are never sent.
+    (
+        "messages",
+        "messages",
+        Some("DELETE FROM messages WHERE contact_id = ?1"),
+    ),
+    (
+        "subscriptions",
+        "subscriptions",
+        Some("DELETE FROM subscriptions WHERE contact_id = ?1"),
+    ),
+    (
+        "list_members",
+        "lists",
+        Some("DELETE FROM list_members WHERE contact_id = ?1"),
+    ),
+    (
+        "segment_members",
+        "segments",
+        Some("DELETE FROM segment_members WHERE contact_id = ?1"),
+    ),
+    (
+        "segment_checks",
+        "segment_checks",
+        Some("DELETE FROM segment_checks WHERE contact_id = ?1"),
+    ),
+    (
+        "trigger_schedule",
+        "scheduled_triggers",
+        Some("DELETE FROM trigger_schedule WHERE contact_id = ?1"),
+    ),
+    (
+        "score_expiries",
+        "score_expiries",
+        Some("DELETE FROM score_expiries WHERE contact_id = ?1"),
+    ),
+    (
+        "anonymous_ids",
+        "anonymous_ids",
+        Some("DELETE FROM anonymous_ids WHERE contact_id = ?1"),
+    ),
+    (
+        "contacts",
+        "contact",
+        Some("DELETE FROM contacts WHERE id = ?1"),
+    ),
+];
+
+/// Tables that hold nothing personal about a contact, and why they are kept as they are.
+pub const OTHER_TABLES: &[(&str, &str)] = &[
+    ("meta", "settings and cursors of the installation"),
+    ("lists", "list names; memberships are in list_members"),
+    ("templates", "message content as the operator wrote it"),
+    ("journeys", "journey documents"),
+    ("journey_versions", "published journey documents"),
+    (
+        "template_versions",
+        "earlier copies of message templates as the operator wrote them",
+    ),
+    (
+        "journey_version_templates",
+        "which template version a journey version sends",
+    ),
+    (
+        "node_stats",
+        "aggregate counters per journey node, kept as numbers after an erasure",
+    ),
+    (
+        "segments",
+        "segment definitions; memberships are in segment_members",
+    ),
+    (
+        "experiment_variants",
+        "aggregate counts per experiment variant",
+    ),
+    ("experiment_winners", "declared experiment winners"),
+    (
+        "audit_log",
+        "who exported or erased which contact id, with row counts: the record that the request \
+         was honoured, never the data itself",
+    ),
+    (
+        "erased_addresses",
+        "keyed one-way hashes of erased contacts' addresses, so that they stay suppressed",
+    ),
+    (
+        "waymark_schema",
+        "the schema version (PostgreSQL only; SQLite keeps it in `user_version`)",
+    ),
+];
+
+/// The sections of an export, in the order they are written.
+pub const SECTIONS: &[&str] = &[
+    "contact",
+    "anonymous_ids",
+    "events",
+    "enrollments",
+    "messages",
+    "subscriptions",
+    "lists",
+    "segments",
+    "segment_checks",
+    "scheduled_triggers",
+    "score_expiries",
+    "suppressions",
+];
+
+/// Sections read whole: their size is bounded by what the operator defines (lists, segments,
+/// topics, journeys), not by how active the contact is.
+pub(crate) const WHOLE_SECTIONS: &[(&str, &str)] = &[
+    (
+        "anonymous_ids",
+        "SELECT anonymous_id FROM anonymous_ids WHERE contact_id = ?1 ORDER BY anonymous_id",
+    ),
+    (
+        "subscriptions",
+        "SELECT * FROM subscriptions WHERE contact_id = ?1 ORDER BY channel, topic",
+    ),
+    (
+        "lists",
+        "SELECT l.name AS list, m.added_at FROM list_members m JOIN lists l ON l.id = m.list_id
+         WHERE m.contact_id = ?1 ORDER BY l.name",
+    ),
+    (
+        "segments",
+        "SELECT m.segment_id, s.name AS segment, m.entered_at FROM segment_members m
+         LEFT JOIN segments s ON s.id = m.segment_id WHERE m.contact_id = ?1 ORDER BY m.segment_id",
+    ),
+    (
+        "segment_checks",
+        "SELECT segment_id, due_at FROM segment_checks WHERE contact_id = ?1 ORDER BY segment_id",
+    ),
+    (
+        "scheduled_triggers",
+        "SELECT journey_id, node, due_at FROM trigger_schedule WHERE contact_id = ?1
+         ORDER BY journey_id, node",
+    ),
+];
+
+/// Sections that grow with the contact's activity, read a page at a time in key order:
+/// (section, query with the contact `?1`, the key to start after `?2` and the page size `?3`,
+/// the key column).
+pub(crate) const PAGED_SECTIONS: &[(&str, &str, &str)] = &[
+    (
+        "events",
+        "SELECT * FROM events WHERE contact_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "seq",
+    ),
+    (
+        "enrollments",
+        "SELECT * FROM enrollments WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "id",
+    ),
+    (
+        "messages",
+        "SELECT * FROM messages WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "id",
+    ),
+    (
+        "score_expiries",
+        "SELECT * FROM score_expiries WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "id",
+    ),
+];
+
+/// Columns stored as JSON text, exported as JSON.
+pub(crate) const JSON_COLUMNS: &[&str] = &["traits", "properties", "detail"];
+
+/// Times are stored as milliseconds; exported as RFC 3339.
+pub(crate) fn is_time_column(name: &str) -> bool {
+    name == "at" || name == "timestamp" || name.ends_with("_at")
+}
+
+/// The sections counted by their table's rows with the contact's id (besides `contact`, one
+/// row, `suppressions`, by address, and `steps`, through enrollments).
+const COUNTED_TABLES: &[(&str, &str)] = &[
+    ("anonymous_ids", "anonymous_ids"),
+    ("events", "events"),
+    ("enrollments", "enrollments"),
+    ("messages", "messages"),
+    ("subscriptions", "subscriptions"),
+    ("lists", "list_members"),
+    ("segments", "segment_members"),
+    ("segment_checks", "segment_checks"),
+    ("scheduled_triggers", "trigger_schedule"),
+    ("score_expiries", "score_expiries"),
+];
+
+/// What a backend reads for a contact's export. Each call is a short read of its own: nothing
+/// stays open while the export's reader takes its time.
+pub(crate) trait ExportReads {
+    /// Rows of a query of this module (parameters `?1`, `?2`, ...) as JSON objects, column by
+    /// column: times (see [`is_time_column`]) as RFC 3339, [`JSON_COLUMNS`] parsed.
+    fn rows(&self, sql: &str, args: &[i64]) -> Result<Vec<Value>>;
+
+    /// The number a `SELECT COUNT(*)` of this module, with the contact as `?1`, answers.
+    fn count(&self, sql: &str, contact_id: i64) -> Result<i64>;
+
+    /// The suppression entries of the contact's addresses: plain ones, and hashed ones (the
+    /// address was erased before and came back).
+    fn contact_suppressions(&self, contact_id: i64) -> Result<Vec<Value>>;
+}
+
+/// How many rows each section of the contact's export holds (`Privacy::contact_export_counts`).
+pub(crate) fn export_counts(
+    reads: &impl ExportReads,
+    contact_id: i64,
+) -> Result<BTreeMap<String, i64>> {
+    if reads.count("SELECT COUNT(*) FROM contacts WHERE id = ?1", contact_id)? == 0 {
+        return Err(StoreError::NotFound(format!("contact {contact_id}")));
+    }
+    let mut counts = BTreeMap::new();
+    counts.insert("contact".to_string(), 1);
+    for (section, table) in COUNTED_TABLES {
+        counts.insert(
+            section.to_string(),
+            reads.count(
+                &format!("SELECT COUNT(*) FROM {table} WHERE contact_id = ?1"),
+                contact_id,
+            )?,
+        );
+    }
+    counts.insert(
+        "steps".to_string(),
+        reads.count(
+            "SELECT COUNT(*) FROM steps WHERE enrollment_id IN (SELECT id FROM enrollments WHERE contact_id = ?1)",
+            contact_id,
+        )?,
+    );
+    counts.insert(
+        "suppressions".to_string(),
+        reads.contact_suppressions(contact_id)?.len() as i64,
+    );
+    Ok(counts)
+}
+
+/// The contact's export, section by section (`Privacy::export_contact`).
+pub(crate) fn export(
+    reads: &impl ExportReads,
+    contact_id: i64,
+    page: usize,
+    emit: &mut dyn FnMut(ExportPage) -> Result<()>,
+) -> Result<()> {
+    let page = page.clamp(1, 10_000);
+    for section in SECTIONS {
+        match *section {
+            "contact" => {
+                let rows = reads.rows("SELECT * FROM contacts WHERE id = ?1", &[contact_id])?;
+                if rows.is_empty() {
+                    return Err(StoreError::NotFound(format!("contact {contact_id}")));
+                }
+                emit(ExportPage { section, rows })?;
+            }
+            "suppressions" => {
+                let rows = reads.contact_suppressions(contact_id)?;
+                emit(ExportPage { section, rows })?;
+            }
+            name => {
+                if let Some((_, sql)) = WHOLE_SECTIONS.iter().find(|(s, _)| *s == name) {
+                    let rows = reads.rows(sql, &[contact_id])?;
+                    emit(ExportPage { section, rows })?;
+                    continue;
+                }
+                let Some((_, sql, key)) = PAGED_SECTIONS.iter().find(|(s, ..)| *s == name) else {
+                    return Err(StoreError::Database(format!(
+                        "export section `{name}` has no query"
+                    )));
+                };
+                let mut after = 0i64;
+                loop {
+                    let mut rows = reads.rows(sql, &[contact_id, after, page as i64])?;
+                    if name == "enrollments" {
+                        for row in &mut rows {
+                            let id = row["id"].as_i64().unwrap_or(0);
+                            row["steps"] = Value::Array(reads.rows(
+                                "SELECT id, at, node, action, detail FROM steps WHERE enrollment_id = ?1 ORDER BY id",
+                                &[id],
+                            )?);
+                        }
+                    }
+                    let full = rows.len() == page;
+                    if let Some(last) = rows.last().and_then(|r| r[*key].as_i64()) {
+                        after = last;
+                    }
+                    emit(ExportPage { section, rows })?;
+                    if !full {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The one-way hash an erased address is kept under: HMAC-SHA-256 of `channel:address`
+/// (normalised as the suppression list does) with the installation's key. Keyed rather than
+/// plain so that the stored hashes cannot be matched against the plain SHA-256 lists of
+/// e-mail addresses that circulate, nor reversed with a precomputed table; someone holding
+/// the whole database (key included) can still test a guessed address, which is exactly what
+/// the send path needs to do.
+pub(crate) fn address_hash(key: &str, channel: &str, address: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(channel.as_bytes());
+    mac.update(b":");
+    mac.update(suppression_address(channel, address).as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_hashes_are_keyed_and_normalised() {
+        let a = address_hash("k1", "email", "Ann@Example.com ");
+        assert_eq!(a, address_hash("k1", "email", "ann@example.com"));
+        assert_ne!(a, address_hash("k2", "email", "ann@example.com"));
+        assert_ne!(a, address_hash("k1", "sms", "ann@example.com"));
+        assert_eq!(a.len(), 64);
+    }
+}
