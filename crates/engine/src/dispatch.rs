@@ -116,7 +116,7 @@ pub struct Dispatcher {
     /// Free delivery slots per receiving host of webhooks.
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     in_flight: Arc<InFlight>,
-    finished: mpsc::UnboundedSender<Finished>,
+    finished: mpsc::UnboundedSender<Done>,
     /// Wakes the dispatch loop: a message was queued, a slot came free.
     wakeup: Arc<Notify>,
     /// Counts selections, so that journeys take turns at the head when there are more than
@@ -453,8 +453,11 @@ impl Dispatcher {
                 self.spawn_delivery(m, places, [Some(slot), host_slot]);
             }
         }
-        for f in deferred {
-            let _ = self.finished.send(f);
+        for finished in deferred {
+            let _ = self.finished.send(Done {
+                finished,
+                slots: [None, None],
+            });
         }
         Ok(started)
     }
@@ -501,14 +504,16 @@ impl Dispatcher {
                 clock: clock.clone(),
             }),
             finished: self.finished.clone(),
+            slots,
         };
         tokio::spawn(async move {
             let outcome = deliver(&transports, &m, &clock, lifetime).await;
             // The send rates count from the end of the delivery.
             drop(places);
+            // The slots go with the outcome: they are free again once it is written, so that
+            // delivered but unwritten messages (sent again after a crash) never outnumber
+            // the lane's slots, however slowly the outcomes are written.
             report.send(outcome, clock.now());
-            // The slots are free for the next message as soon as this one is delivered.
-            drop(slots);
             wakeup.notify_one();
         });
     }
@@ -669,7 +674,15 @@ fn interleave_journeys(due: impl Iterator<Item = MessageRow>) -> Vec<MessageRow>
 struct Report {
     /// The message, until its outcome is sent.
     pending: Option<Pending>,
-    finished: mpsc::UnboundedSender<Finished>,
+    finished: mpsc::UnboundedSender<Done>,
+    /// The delivery's slots (lane, host), handed to the recorder with the outcome.
+    slots: [Option<OwnedSemaphorePermit>; 2],
+}
+
+/// An outcome for the recorder, with the delivery slots it frees once written.
+struct Done {
+    finished: Finished,
+    slots: [Option<OwnedSemaphorePermit>; 2],
 }
 
 /// What a retry of a message whose delivery stopped needs.
@@ -684,10 +697,13 @@ struct Pending {
 impl Report {
     fn send(&mut self, outcome: DeliveryOutcome, at: Timestamp) {
         if let Some(pending) = self.pending.take() {
-            let _ = self.finished.send(Finished {
-                id: pending.id,
-                outcome,
-                at,
+            let _ = self.finished.send(Done {
+                finished: Finished {
+                    id: pending.id,
+                    outcome,
+                    at,
+                },
+                slots: std::mem::take(&mut self.slots),
             });
         }
     }
@@ -705,28 +721,33 @@ impl Drop for Report {
                 p.retry_lifetime,
                 "the delivery stopped before it finished".into(),
             );
-            let _ = self.finished.send(Finished {
-                id: p.id,
-                outcome,
-                at: now,
+            let _ = self.finished.send(Done {
+                finished: Finished {
+                    id: p.id,
+                    outcome,
+                    at: now,
+                },
+                slots: std::mem::take(&mut self.slots),
             });
         }
     }
 }
 
 /// Writes delivery outcomes in batches (one transaction for all that arrived meanwhile), then
-/// takes the messages out of the in-flight set. A failed write is tried again until it
+/// takes the messages out of the in-flight set and frees their delivery slots. A failed write is tried again until it
 /// succeeds, the messages staying in flight meanwhile: a delivered message is never offered
 /// again because its outcome could not be written at once.
 async fn record_outcomes(
     store: Arc<dyn Store>,
     in_flight: Arc<InFlight>,
     wakeup: Arc<Notify>,
-    mut outcomes: mpsc::UnboundedReceiver<Finished>,
+    mut outcomes: mpsc::UnboundedReceiver<Done>,
 ) {
-    let mut batch = Vec::new();
+    let mut batch: Vec<Done> = Vec::new();
     while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let finished = Arc::new(std::mem::take(&mut batch));
+        let (finished, slots): (Vec<Finished>, Vec<_>) =
+            batch.drain(..).map(|d| (d.finished, d.slots)).unzip();
+        let finished = Arc::new(finished);
         let mut pause = std::time::Duration::from_millis(50);
         loop {
             let store = store.clone();
@@ -747,6 +768,7 @@ async fn record_outcomes(
             let _reading = in_flight.reading.lock().await;
             in_flight.remove(&finished);
         }
+        drop(slots);
         wakeup.notify_one();
     }
 }

@@ -350,7 +350,8 @@ fn a_shutdown_waits_for_the_deliveries_in_flight_so_none_is_sent_again_after_a_r
     // All ten are in flight, each answered 2 s after it arrived.
     let got = r.wait_for(10, Duration::from_secs(30));
     assert_eq!(got.len(), 10);
-    assert!(s.terminate().success());
+    let status = s.terminate();
+    assert!(status.success(), "{status}: {}", s.all_output());
     assert!(s.output().contains("waymark stopped"), "{}", s.all_output());
     s.restart();
     let sent = s.messages_where(&[("channel", "webhook"), ("status", "sent")]);

@@ -85,6 +85,19 @@ impl Drop for Pooled<'_> {
     }
 }
 
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()));
+        if clients.is_empty() {
+            return;
+        }
+        // Closing a connection blocks on the driver's runtime, which tokio forbids on a thread
+        // driving async tasks (and the store is often dropped on one, as the server stops);
+        // a thread of its own may block.
+        let _ = std::thread::spawn(move || drop(clients)).join();
+    }
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         // The error's own Display says only "db error"; the server's message is in the
