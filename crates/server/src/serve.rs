@@ -278,12 +278,16 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 /// The store: PostgreSQL at `database` when given, else the SQLite file in `data`.
 pub fn open_store(data: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match database {
-        Some(url) => Arc::new(PgStore::open(url).with_context(|| {
-            format!(
-                "cannot open the PostgreSQL database {}",
-                waymark_store::postgres::redact(url)
-            )
-        })?),
+        Some(url) => {
+            let store = PgStore::open(url).with_context(|| {
+                format!(
+                    "cannot open the PostgreSQL database {}",
+                    waymark_store::postgres::redact(url)
+                )
+            })?;
+            store.take_engine_lock()?;
+            Arc::new(store)
+        }
         None => Arc::new(SqliteStore::open(data).context("cannot open the database")?),
     })
 }

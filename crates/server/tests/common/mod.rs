@@ -64,6 +64,10 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// Use this data directory instead of a fresh temporary one (not deleted afterwards).
     pub data_dir: Option<PathBuf>,
+    /// Keep the data in a PostgreSQL schema of its own even without
+    /// `WAYMARK_TEST_E2E_POSTGRES`, when `WAYMARK_TEST_DATABASE_URL` is set (see
+    /// [`Server::database_url`] to tell whether it is).
+    pub postgres: bool,
 }
 
 impl Default for ServerOptions {
@@ -74,6 +78,7 @@ impl Default for ServerOptions {
             args: Vec::new(),
             env: Vec::new(),
             data_dir: None,
+            postgres: false,
         }
     }
 }
@@ -168,10 +173,22 @@ struct Schema {
 
 impl Schema {
     /// A schema for a server on `data`, when end-to-end tests run on PostgreSQL.
-    fn for_server(data: &Path, given: bool) -> Option<Schema> {
-        std::env::var_os("WAYMARK_TEST_E2E_POSTGRES")?;
-        let base_url = std::env::var("WAYMARK_TEST_DATABASE_URL")
-            .expect("WAYMARK_TEST_E2E_POSTGRES needs WAYMARK_TEST_DATABASE_URL");
+    fn for_server(data: &Path, given: bool, asked: bool) -> Option<Schema> {
+        let everywhere = std::env::var_os("WAYMARK_TEST_E2E_POSTGRES").is_some();
+        if !everywhere && !asked {
+            return None;
+        }
+        let base_url = std::env::var("WAYMARK_TEST_DATABASE_URL").ok();
+        let Some(base_url) = base_url.filter(|u| !u.is_empty()) else {
+            assert!(
+                !everywhere && std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
+                "PostgreSQL tests need WAYMARK_TEST_DATABASE_URL"
+            );
+            eprintln!(
+                "on SQLite: set WAYMARK_TEST_DATABASE_URL=postgres://... to run on PostgreSQL"
+            );
+            return None;
+        };
         // The data directory's path names the schema, so a second server on the same
         // directory finds the first one's data.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -279,7 +296,7 @@ impl Server {
             DataDir::Temp(t) => t.path().to_path_buf(),
             DataDir::Given(p) => p.clone(),
         };
-        let schema = Schema::for_server(&data_path, opts.data_dir.is_some());
+        let schema = Schema::for_server(&data_path, opts.data_dir.is_some(), opts.postgres);
         let mut server = Server {
             data,
             schema,
@@ -308,6 +325,11 @@ impl Server {
             DataDir::Temp(t) => t.path(),
             DataDir::Given(p) => p,
         }
+    }
+
+    /// The PostgreSQL URL (with its schema) the server keeps its data in, if it does.
+    pub fn database_url(&self) -> Option<String> {
+        self.schema.as_ref().map(Schema::url)
     }
 
     pub fn options(&self) -> &ServerOptions {

@@ -39,9 +39,18 @@ use crate::{EngineTx, NewEvent, Result, StoreError};
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Advisory lock keys (one number space per database; these are "waymark" and a purpose).
+/// Advisory lock keys (one number space per database; this one is "waymark" and a purpose).
+/// Migrations lock the whole database: they may create schemas.
 const MIGRATION_LOCK: i64 = 0x7761_796d_6172_6b01;
-const APPEND_LOCK: i64 = 0x7761_796d_6172_6b02;
+/// Locks of one installation take two keys, a purpose and the hash of the schema, so that
+/// installations in different schemas of one database do not hold each other up. Use as
+/// `pg_advisory_xact_lock($1, hashtext(current_schema()))`.
+const APPEND_LOCK: i32 = 0x776d_0002;
+const ENGINE_LOCK: i32 = 0x776d_0003;
+
+/// How long a starting process waits for the engine lock: a process that was just killed
+/// holds it until its database session notices the closed connection, usually at once.
+const ENGINE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Connections kept open between calls.
 const IDLE_CONNECTIONS: usize = 16;
@@ -51,6 +60,8 @@ pub struct PgStore {
     /// Where the database is, for messages: host, port and database name, never a password.
     label: String,
     pool: Mutex<Vec<Client>>,
+    /// The session that holds the engine lock, once taken (see `take_engine_lock`).
+    engine_lock: Mutex<Option<Client>>,
     /// Writers of this process take turns, as on SQLite, so the engine's read-then-write steps
     /// see the same serial order on both backends.
     writer: Mutex<()>,
@@ -87,7 +98,13 @@ impl Drop for Pooled<'_> {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()));
+        clients.extend(
+            self.engine_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if clients.is_empty() {
             return;
         }
@@ -137,6 +154,7 @@ impl PgStore {
             config,
             label,
             pool: Mutex::new(Vec::new()),
+            engine_lock: Mutex::new(None),
             writer: Mutex::new(()),
         };
         outside_async(|| {
@@ -144,6 +162,37 @@ impl PgStore {
             migrate(&mut client)?;
             store.pool.lock().expect("pool lock").push(client);
             Ok(store)
+        })
+    }
+
+    /// Makes this process the one that runs the engine on this installation, for as long as
+    /// the store lives: a session-level advisory lock on a connection of its own. Until work
+    /// is partitioned between processes, a second engine on the same tables would process the
+    /// same events; it is refused instead, with a message saying so.
+    pub fn take_engine_lock(&self) -> Result<()> {
+        outside_async(|| {
+            let mut client = self.connect()?;
+            let deadline = std::time::Instant::now() + ENGINE_LOCK_WAIT;
+            loop {
+                let taken: bool = client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                        &[&ENGINE_LOCK],
+                    )?
+                    .get(0);
+                if taken {
+                    *self.engine_lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Conflict(format!(
+                        "another Waymark process runs the engine on {} (this version runs one \
+                         engine per database; see docs/scaling.md)",
+                        self.label
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         })
     }
 
@@ -202,7 +251,10 @@ impl PgStore {
 
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
         self.write(|tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+                &[&APPEND_LOCK],
+            )?;
             let insert = tx.prepare(tx::INSERT_EVENT)?;
             let mut fresh = Vec::with_capacity(events.len());
             for e in events {
@@ -353,6 +405,32 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(keys, 1);
+    }
+
+    #[test]
+    fn one_engine_per_installation_and_not_per_database() {
+        let (Some(one), Some(other)) = (
+            TestDatabase::create("engine_lock_one"),
+            TestDatabase::create("engine_lock_other"),
+        ) else {
+            return;
+        };
+        let first = one.open();
+        first.take_engine_lock().expect("the first engine");
+        other
+            .open()
+            .take_engine_lock()
+            .expect("an installation in another schema has its own lock");
+        let started = std::time::Instant::now();
+        let Err(err) = one.open().take_engine_lock() else {
+            panic!("a second engine took the lock");
+        };
+        assert!(err.to_string().contains("another Waymark process"), "{err}");
+        assert!(started.elapsed() >= ENGINE_LOCK_WAIT);
+        drop(first);
+        one.open()
+            .take_engine_lock()
+            .expect("free again once the first store is gone");
     }
 
     #[test]

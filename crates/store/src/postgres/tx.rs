@@ -477,8 +477,10 @@ impl EventsTx for PgTx<'_, '_> {
         // As in `PgStore::append`: a `seq` is taken under the append lock, so this event
         // cannot commit before an appended one with a smaller `seq` (which would then fall
         // behind the processed cursor). The lock is held until this transaction ends.
-        self.tx
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])?;
+        self.tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+            &[&APPEND_LOCK],
+        )?;
         insert_event(self.tx, INSERT_EVENT, e, Some(contact_id))
     }
 
