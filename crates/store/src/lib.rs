@@ -16,6 +16,7 @@ mod conformance;
 mod millis;
 mod model;
 pub mod personal_data;
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 
