@@ -546,3 +546,442 @@ fn set_sequences(
     }
     Ok(next_ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use ::postgres::Client;
+    use jiff::Timestamp;
+    use rusqlite::params_from_iter;
+    use rusqlite::types::Value as SqlValue;
+    use serde_json::Map;
+    use waymark_core::EventKind;
+
+    use super::*;
+    use crate::NewEvent;
+    use crate::postgres::test_support::TestDatabase;
+    use crate::prelude::*;
+    use crate::sqlite::SqliteStore;
+    use crate::sqlite::test_support::TempDir;
+
+    /// Events added on top of the seeded rows, so that a table is copied in several progress
+    /// steps.
+    const MANY_EVENTS: i64 = 25_000;
+
+    fn names(tables: &[Table]) -> Vec<String> {
+        let mut names: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    fn pg_tables(client: &mut Client) -> Vec<String> {
+        client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                   AND table_name <> 'waymark_schema'
+                 ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    /// The guard against a table left behind: every table of the SQLite schema is copied.
+    #[test]
+    fn every_table_of_the_sqlite_schema_is_copied() {
+        let dir = TempDir::new("migrate_tables");
+        let store = SqliteStore::open(&dir.0).unwrap();
+        let conn = store.conn().unwrap();
+        assert_eq!(
+            sqlite_tables(&conn).unwrap(),
+            names(TABLES),
+            "migrate::TABLES must list every table of the SQLite schema, and no other"
+        );
+    }
+
+    /// ... and every table of the PostgreSQL schema is filled (but its own version table).
+    #[test]
+    fn every_table_of_the_postgres_schema_is_filled() {
+        let Some(db) = TestDatabase::create("migrate_tables") else {
+            return;
+        };
+        let store = db.open();
+        let mut conn = store.conn().unwrap();
+        assert_eq!(
+            pg_tables(&mut conn),
+            names(TABLES),
+            "migrate::TABLES must list every table of the PostgreSQL schema but waymark_schema"
+        );
+        for table in TABLES {
+            let columns = pg_columns(&mut *conn, table.name).unwrap();
+            if let Some(id) = table.id_column {
+                assert!(
+                    columns.iter().any(|(name, kind)| name == id && *kind == Kind::Int),
+                    "{}.{id}",
+                    table.name
+                );
+            }
+        }
+    }
+
+    /// A value for row `row` of a column, unlike any other of the column: gaps between ids,
+    /// negative and large numbers, text with everything a copy could mangle, NULL where the
+    /// column allows it.
+    fn seed_value(table: &str, column: &str, ty: &str, not_null: bool, row: i64) -> SqlValue {
+        if !not_null && row == 2 {
+            return SqlValue::Null;
+        }
+        if ty == "INTEGER" {
+            let is_id = TABLES
+                .iter()
+                .any(|t| t.name == table && t.id_column == Some(column));
+            return SqlValue::Integer(if is_id {
+                [5, 17, 40][row as usize]
+            } else {
+                [0, -1_700_000_000_123, i64::MAX][row as usize]
+            });
+        }
+        SqlValue::Text(format!(
+            "{table}.{column} #{row}: tab\there, line\nbreak, \\N \\ 'single' \"double\" é 🙂 {}",
+            "x".repeat(row as usize * 100)
+        ))
+    }
+
+    /// Three rows in every table of the schema, whatever its columns (so that a table or a
+    /// column added later is seeded too), and the rows the engine itself writes in `meta`.
+    fn seed_every_table(conn: &Connection) {
+        for table in sqlite_tables(conn).unwrap() {
+            let columns: Vec<(String, String, bool)> = conn
+                .prepare("SELECT name, type, \"notnull\" FROM pragma_table_info(?1)")
+                .unwrap()
+                .query_map([&table], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? == 1))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+            let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+            for row in 0..3 {
+                let values = columns
+                    .iter()
+                    .map(|(name, ty, not_null)| seed_value(&table, name, ty, *not_null, row));
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {table} ({}) VALUES ({})",
+                        names.join(", "),
+                        marks.join(", ")
+                    ),
+                    params_from_iter(values),
+                )
+                .unwrap_or_else(|e| panic!("seeding {table}: {e}"));
+            }
+        }
+        // An order: SQLite's trigger lists its products in order_products.
+        conn.execute(
+            "INSERT INTO events (seq, message_id, kind, name, properties, timestamp, received_at)
+             VALUES (41, 'order-1', 'track', 'Order Completed',
+                     '{\"products\": [{\"product_id\": \"p1\"}, {\"sku\": \"s2\"}]}', 0, 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES
+               ('processed_seq', '41'),
+               ('simulated_clock_ms', '1767225600000'),
+               ('installation_id', 'abcdef0123456789'),
+               ('id_floor:contacts', '1000'),
+               ('id_floor:events', '3');",
+        )
+        .unwrap();
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO events (message_id, kind, name, user_id, properties, timestamp, received_at)
+                     VALUES (?1, 'track', 'Viewed', 'many', '{}', ?2, ?2)",
+                )
+                .unwrap();
+            for i in 0..MANY_EVENTS {
+                insert
+                    .execute(rusqlite::params![format!("many-{i}"), i])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+
+    /// Every row of `table` in PostgreSQL, sorted.
+    fn pg_rows(client: &mut Client, table: &Table) -> Vec<Vec<Cell>> {
+        let columns = pg_columns(client, table.name).unwrap();
+        let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+        let mut rows: Vec<Vec<Cell>> = client
+            .query(
+                &format!("SELECT {} FROM {}", names.join(", "), table.name),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, kind))| match kind {
+                        Kind::Int => Cell::Int(row.get(i)),
+                        Kind::Text => Cell::Text(row.get(i)),
+                    })
+                    .collect()
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// Every row of `table` in SQLite (`meta` without the id floors), sorted.
+    fn sqlite_rows(conn: &Connection, columns: &[(String, Kind)], table: &Table) -> Vec<Vec<Cell>> {
+        let mut rows = Vec::new();
+        read_source_rows(conn, table, columns, |cells| {
+            rows.push(cells);
+            Ok(())
+        })
+        .unwrap();
+        rows.sort();
+        rows
+    }
+
+    fn event(message_id: &str) -> NewEvent {
+        NewEvent {
+            message_id: message_id.to_string(),
+            kind: EventKind::Track,
+            name: "After".to_string(),
+            user_id: Some("after".to_string()),
+            anonymous_id: None,
+            previous_id: None,
+            properties: Map::new(),
+            timestamp: Timestamp::UNIX_EPOCH,
+            received_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn every_row_of_every_table_arrives_as_it_was_and_new_rows_get_fresh_ids() {
+        let Some(db) = TestDatabase::create("migrate_rows") else {
+            return;
+        };
+        let dir = TempDir::new("migrate_rows");
+        let source = SqliteStore::open(&dir.0).unwrap();
+        seed_every_table(&source.conn().unwrap());
+        drop(source);
+
+        let mut seen = Vec::new();
+        let report = sqlite_to_postgres(&dir.0, &db.url(), &mut |p| {
+            seen.push(match p {
+                Progress::Started { table, rows } => format!("start {table} {rows}"),
+                Progress::Copied { table, rows } => format!("copied {table} {rows}"),
+                Progress::Finished { table } => format!("done {table}"),
+            })
+        })
+        .expect("migrates");
+
+        assert_eq!(report.counts.len(), TABLES.len());
+        for count in &report.counts {
+            assert!(count.source > 0, "{}: no rows were seeded", count.table);
+            assert_eq!(count.source, count.target, "{}", count.table);
+        }
+        assert!(seen.contains(&"copied events 20000".to_string()), "{seen:?}");
+        assert!(seen.contains(&"done audit_log".to_string()), "{seen:?}");
+
+        let conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+        let target = db.open();
+        let mut client = target.conn().unwrap();
+        for table in TABLES {
+            let columns = pg_columns(&mut *client, table.name).unwrap();
+            let expected = sqlite_rows(&conn, &columns, table);
+            let copied = pg_rows(&mut client, table);
+            assert_eq!(copied.len(), expected.len(), "{}", table.name);
+            assert!(copied == expected, "{}: the rows differ", table.name);
+        }
+        let floors: i64 = client
+            .query_one("SELECT COUNT(*) FROM meta WHERE key LIKE 'id\\_floor:%'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(floors, 0, "id floors become sequence positions");
+        let products: Vec<String> = client
+            .query("SELECT product_id FROM order_products WHERE seq = 41 ORDER BY 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(products, ["p1", "s2"]);
+        drop(client);
+
+        // New rows through the store: past the copied ids and past SQLite's floors.
+        let last_seq = 41 + MANY_EVENTS;
+        assert_eq!(target.last_event_seq().unwrap(), last_seq);
+        target
+            .append_events(&[event("after-1"), event("after-2")])
+            .unwrap();
+        assert_eq!(target.last_event_seq().unwrap(), last_seq + 2);
+        let contact = target
+            .engine_tx(&mut |tx| {
+                assert_eq!(
+                    tx.resolve_contact(Some("after"), None, Timestamp::UNIX_EPOCH)?,
+                    1001
+                );
+                Ok(())
+            });
+        contact.expect("a new contact after the floor");
+        assert_eq!(
+            report
+                .next_ids
+                .iter()
+                .find(|(column, _)| column == "contacts.id")
+                .map(|(_, next)| *next),
+            Some(1001)
+        );
+        // Every other table with ids: its sequence is past its largest id.
+        let mut client = target.conn().unwrap();
+        for table in TABLES {
+            let Some(column) = table.id_column else {
+                continue;
+            };
+            let largest: i64 = client
+                .query_one(&format!("SELECT MAX({column}) FROM {}", table.name), &[])
+                .unwrap()
+                .get(0);
+            let next: i64 = client
+                .query_one("SELECT nextval(pg_get_serial_sequence($1, $2))", &[&table.name, &column])
+                .unwrap()
+                .get(0);
+            assert!(next > largest, "{}: next id {next}, largest {largest}", table.name);
+        }
+    }
+
+    #[test]
+    fn a_target_that_holds_data_is_refused_and_left_as_it_was() {
+        let Some(db) = TestDatabase::create("migrate_refused") else {
+            return;
+        };
+        let dir = TempDir::new("migrate_refused");
+        SqliteStore::open(&dir.0)
+            .unwrap()
+            .conn()
+            .unwrap()
+            .execute(
+                "INSERT INTO contacts (id, user_id, created_at, updated_at) VALUES (7, 'from-sqlite', 0, 0)",
+                [],
+            )
+            .unwrap();
+        let target = db.open();
+        target
+            .conn()
+            .unwrap()
+            .batch_execute(
+                "INSERT INTO journeys (id, name, status, draft, created_at, updated_at)
+                 VALUES ('j', 'J', 'draft', '{}', 0, 0)",
+            )
+            .unwrap();
+        let err = sqlite_to_postgres(&dir.0, &db.url(), &mut |_| {}).expect_err("refused");
+        assert!(matches!(err, MigrateError::TargetNotEmpty(_)), "{err}");
+        assert!(err.to_string().contains("journeys: 1"), "{err}");
+        let contacts: i64 = target
+            .conn()
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM contacts", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(contacts, 0);
+    }
+
+    #[test]
+    fn a_failure_half_way_leaves_the_target_untouched() {
+        let Some(db) = TestDatabase::create("migrate_rollback") else {
+            return;
+        };
+        let dir = TempDir::new("migrate_rollback");
+        let source = SqliteStore::open(&dir.0).unwrap();
+        source
+            .conn()
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO contacts (id, user_id, created_at, updated_at) VALUES (7, 'ann', 0, 0);
+                 INSERT INTO audit_log (at, actor, action, detail) VALUES ('yesterday', 'a', 'b', '{}');",
+            )
+            .unwrap();
+        drop(source);
+        let key_before: String = {
+            let target = db.open();
+            let mut conn = target.conn().unwrap();
+            conn.query_one("SELECT value FROM meta WHERE key = 'erasure_key'", &[])
+                .unwrap()
+                .get(0)
+        };
+        let err = sqlite_to_postgres(&dir.0, &db.url(), &mut |_| {}).expect_err("fails");
+        let message = err.to_string();
+        assert!(message.contains("audit_log.at of row 1"), "{message}");
+        let target = db.open();
+        let mut conn = target.conn().unwrap();
+        let contacts: i64 = conn
+            .query_one("SELECT COUNT(*) FROM contacts", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(contacts, 0, "the contacts copied before the failure are gone");
+        let key_after: String = conn
+            .query_one("SELECT value FROM meta WHERE key = 'erasure_key'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(key_after, key_before);
+    }
+
+    #[test]
+    fn an_older_sqlite_schema_is_refused_with_what_to_do() {
+        let dir = TempDir::new("migrate_old");
+        SqliteStore::open(&dir.0)
+            .unwrap()
+            .conn()
+            .unwrap()
+            .execute_batch(&format!(
+                "PRAGMA user_version = {}",
+                crate::sqlite::SCHEMA_VERSION - 1
+            ))
+            .unwrap();
+        // Refused before the target is opened: this one does not exist.
+        let err = sqlite_to_postgres(&dir.0, "postgres://nobody@127.0.0.1:1/none", &mut |_| {})
+            .expect_err("refused");
+        assert!(matches!(err, MigrateError::SourceVersion(_)), "{err}");
+        assert!(err.to_string().contains("start this Waymark once"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_data_directory_is_a_clear_error() {
+        let dir = TempDir::new("migrate_missing");
+        for missing in [dir.0.join("nowhere"), dir.0.clone()] {
+            let err = sqlite_to_postgres(&missing, "postgres://nobody@127.0.0.1:1/none", &mut |_| {})
+                .expect_err("refused");
+            assert!(matches!(err, MigrateError::NoSource(_)), "{err}");
+            assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+        }
+        assert!(!dir.0.join("nowhere").exists(), "nothing is created");
+        assert!(!dir.0.join("waymark.db").exists(), "nothing is created");
+    }
+
+    #[test]
+    fn an_unreachable_target_is_a_clear_error_without_the_password() {
+        let dir = TempDir::new("migrate_unreachable");
+        drop(SqliteStore::open(&dir.0).unwrap());
+        let err = sqlite_to_postgres(
+            &dir.0,
+            "postgres://waymark:s3cret@127.0.0.1:1/waymark?connect_timeout=2",
+            &mut |_| {},
+        )
+        .expect_err("refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("cannot connect to PostgreSQL at 127.0.0.1:1/waymark"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
