@@ -37,9 +37,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<bool> {
     let from = args.from.clone();
     let report = tokio::task::spawn_blocking(move || {
         let mut bar: Option<indicatif::ProgressBar> = None;
-        migrate::sqlite_to_postgres(&from, &args.to, &mut |progress| {
-            show(&mut bar, progress)
-        })
+        migrate::sqlite_to_postgres(&from, &args.to, &mut |progress| show(&mut bar, progress))
     })
     .await?
     .context("nothing was migrated")?;

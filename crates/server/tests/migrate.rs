@@ -96,7 +96,11 @@ fn a_contact_waiting_in_a_delay_gets_its_email_once_and_on_time_after_the_move()
         data_dir: Some(before.data_dir().to_path_buf()),
         ..Default::default()
     });
-    assert_eq!(now(&after), stopped_at, "the simulated clock resumes where it stood");
+    assert_eq!(
+        now(&after),
+        stopped_at,
+        "the simulated clock resumes where it stood"
+    );
     assert_eq!(after.contact_by_user("ann")["id"], contact["id"]);
     let due = entered + jiff::SignedDuration::from_hours(30 * 24);
     after.advance(20 * DAY - 1);
@@ -117,6 +121,22 @@ fn a_contact_waiting_in_a_delay_gets_its_email_once_and_on_time_after_the_move()
     assert!(!again.status.success(), "{refusal}");
     assert!(refusal.contains("already holds data"), "{refusal}");
     assert_eq!(after.messages("ann").len(), 1);
+}
+
+#[test]
+fn the_help_names_both_ends() {
+    let out = Command::new(bin())
+        .args(["migrate", "--help"])
+        .output()
+        .expect("cannot run waymark");
+    let help = text(&out);
+    assert!(out.status.success(), "{help}");
+    for wanted in ["--from", "--to", "WAYMARK_DATABASE_URL", "empty"] {
+        assert!(
+            help.contains(wanted),
+            "`{wanted}` is not mentioned:\n{help}"
+        );
+    }
 }
 
 #[test]

@@ -13,10 +13,10 @@
 pub mod concerns;
 #[cfg(test)]
 mod conformance;
+pub mod migrate;
 mod millis;
 mod model;
 pub mod personal_data;
-pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 

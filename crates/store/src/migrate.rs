@@ -182,7 +182,12 @@ pub fn sqlite_to_postgres(
         let mismatched: Vec<String> = counts
             .iter()
             .filter(|c| c.source != c.target)
-            .map(|c| format!("{}: {} in SQLite, {} in PostgreSQL", c.table, c.source, c.target))
+            .map(|c| {
+                format!(
+                    "{}: {} in SQLite, {} in PostgreSQL",
+                    c.table, c.source, c.target
+                )
+            })
             .collect();
         if !mismatched.is_empty() {
             return Err(MigrateError::CountMismatch(format!(
@@ -282,7 +287,9 @@ fn id_floors(conn: &Connection) -> Result<BTreeMap<String, i64>, MigrateError> {
             .iter()
             .any(|t| t.name == table && t.id_column.is_some())
         {
-            return Err(StoreError::Corrupt(format!("meta key `{key}` names no table with ids")).into());
+            return Err(
+                StoreError::Corrupt(format!("meta key `{key}` names no table with ids")).into(),
+            );
         }
         let floor = value.trim().parse::<i64>().map_err(|_| {
             StoreError::Corrupt(format!("meta key `{key}` holds `{value}`, not an id"))
@@ -381,6 +388,13 @@ fn cell(value: ValueRef<'_>, kind: Kind, place: impl Fn() -> String) -> Result<C
         (Kind::Int, ValueRef::Null) => Cell::Int(None),
         (Kind::Int, ValueRef::Integer(i)) => Cell::Int(Some(i)),
         (Kind::Text, ValueRef::Null) => Cell::Text(None),
+        // PostgreSQL stores neither; SQLite takes any bytes as text.
+        (Kind::Text, ValueRef::Text(bytes)) if bytes.contains(&0) => {
+            return Err(StoreError::Corrupt(format!(
+                "{}: text with a NUL character, which PostgreSQL cannot store",
+                place()
+            )));
+        }
         (Kind::Text, ValueRef::Text(bytes)) => {
             Cell::Text(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
                 StoreError::Corrupt(format!("{}: text that is not UTF-8", place()))
@@ -402,11 +416,7 @@ fn cell(value: ValueRef<'_>, kind: Kind, place: impl Fn() -> String) -> Result<C
 
 /// The statement that reads a table's rows from SQLite in the target's column order (the
 /// `meta` rows of SQLite alone left out), and whether it has the same columns.
-fn source_select(
-    source: &Connection,
-    table: &Table,
-    columns: &[(String, Kind)],
-) -> Result<String> {
+fn source_select(source: &Connection, table: &Table, columns: &[(String, Kind)]) -> Result<String> {
     let mut source_columns: Vec<String> = source
         .prepare("SELECT name FROM pragma_table_info(?1)")?
         .query_map([table.name], |r| r.get(0))?
@@ -424,7 +434,10 @@ fn source_select(
     }
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
     let filter = if table.name == "meta" {
-        format!(" WHERE substr(key, 1, {}) <> '{ID_FLOOR_PREFIX}'", ID_FLOOR_PREFIX.len())
+        format!(
+            " WHERE substr(key, 1, {}) <> '{ID_FLOOR_PREFIX}'",
+            ID_FLOOR_PREFIX.len()
+        )
     } else {
         String::new()
     };
@@ -618,7 +631,9 @@ mod tests {
             let columns = pg_columns(&mut *conn, table.name).unwrap();
             if let Some(id) = table.id_column {
                 assert!(
-                    columns.iter().any(|(name, kind)| name == id && *kind == Kind::Int),
+                    columns
+                        .iter()
+                        .any(|(name, kind)| name == id && *kind == Kind::Int),
                     "{}.{id}",
                     table.name
                 );
@@ -790,7 +805,10 @@ mod tests {
             assert!(count.source > 0, "{}: no rows were seeded", count.table);
             assert_eq!(count.source, count.target, "{}", count.table);
         }
-        assert!(seen.contains(&"copied events 20000".to_string()), "{seen:?}");
+        assert!(
+            seen.contains(&"copied events 20000".to_string()),
+            "{seen:?}"
+        );
         assert!(seen.contains(&"done audit_log".to_string()), "{seen:?}");
 
         let conn = Connection::open(dir.0.join("waymark.db")).unwrap();
@@ -804,12 +822,18 @@ mod tests {
             assert!(copied == expected, "{}: the rows differ", table.name);
         }
         let floors: i64 = client
-            .query_one("SELECT COUNT(*) FROM meta WHERE key LIKE 'id\\_floor:%'", &[])
+            .query_one(
+                "SELECT COUNT(*) FROM meta WHERE key LIKE 'id\\_floor:%'",
+                &[],
+            )
             .unwrap()
             .get(0);
         assert_eq!(floors, 0, "id floors become sequence positions");
         let products: Vec<String> = client
-            .query("SELECT product_id FROM order_products WHERE seq = 41 ORDER BY 1", &[])
+            .query(
+                "SELECT product_id FROM order_products WHERE seq = 41 ORDER BY 1",
+                &[],
+            )
             .unwrap()
             .iter()
             .map(|r| r.get(0))
@@ -824,14 +848,13 @@ mod tests {
             .append_events(&[event("after-1"), event("after-2")])
             .unwrap();
         assert_eq!(target.last_event_seq().unwrap(), last_seq + 2);
-        let contact = target
-            .engine_tx(&mut |tx| {
-                assert_eq!(
-                    tx.resolve_contact(Some("after"), None, Timestamp::UNIX_EPOCH)?,
-                    1001
-                );
-                Ok(())
-            });
+        let contact = target.engine_tx(&mut |tx| {
+            assert_eq!(
+                tx.resolve_contact(Some("after"), None, Timestamp::UNIX_EPOCH)?,
+                1001
+            );
+            Ok(())
+        });
         contact.expect("a new contact after the floor");
         assert_eq!(
             report
@@ -852,10 +875,17 @@ mod tests {
                 .unwrap()
                 .get(0);
             let next: i64 = client
-                .query_one("SELECT nextval(pg_get_serial_sequence($1, $2))", &[&table.name, &column])
+                .query_one(
+                    "SELECT nextval(pg_get_serial_sequence($1, $2))",
+                    &[&table.name, &column],
+                )
                 .unwrap()
                 .get(0);
-            assert!(next > largest, "{}: next id {next}, largest {largest}", table.name);
+            assert!(
+                next > largest,
+                "{}: next id {next}, largest {largest}",
+                table.name
+            );
         }
     }
 
@@ -927,12 +957,39 @@ mod tests {
             .query_one("SELECT COUNT(*) FROM contacts", &[])
             .unwrap()
             .get(0);
-        assert_eq!(contacts, 0, "the contacts copied before the failure are gone");
+        assert_eq!(
+            contacts, 0,
+            "the contacts copied before the failure are gone"
+        );
         let key_after: String = conn
             .query_one("SELECT value FROM meta WHERE key = 'erasure_key'", &[])
             .unwrap()
             .get(0);
         assert_eq!(key_after, key_before);
+    }
+
+    #[test]
+    fn a_value_postgresql_cannot_hold_is_named_with_its_place() {
+        let place = || "contacts.email of row 3".to_string();
+        for (value, kind, reason) in [
+            (ValueRef::Text(b"a\0b"), Kind::Text, "NUL"),
+            (ValueRef::Text(b"\xff"), Kind::Text, "not UTF-8"),
+            (ValueRef::Real(1.5), Kind::Int, "Real where an integer"),
+            (ValueRef::Integer(1), Kind::Text, "Integer where text"),
+            (ValueRef::Blob(b"x"), Kind::Text, "Blob where text"),
+        ] {
+            let message = cell(value, kind, place).expect_err(reason).to_string();
+            assert!(message.contains("contacts.email of row 3"), "{message}");
+            assert!(message.contains(reason), "{message}");
+        }
+        assert_eq!(
+            cell(ValueRef::Text("é".as_bytes()), Kind::Text, place).unwrap(),
+            Cell::Text(Some("é".to_string()))
+        );
+        assert_eq!(
+            cell(ValueRef::Null, Kind::Int, place).unwrap(),
+            Cell::Int(None)
+        );
     }
 
     #[test]
@@ -958,10 +1015,14 @@ mod tests {
     fn a_missing_data_directory_is_a_clear_error() {
         let dir = TempDir::new("migrate_missing");
         for missing in [dir.0.join("nowhere"), dir.0.clone()] {
-            let err = sqlite_to_postgres(&missing, "postgres://nobody@127.0.0.1:1/none", &mut |_| {})
-                .expect_err("refused");
+            let err =
+                sqlite_to_postgres(&missing, "postgres://nobody@127.0.0.1:1/none", &mut |_| {})
+                    .expect_err("refused");
             assert!(matches!(err, MigrateError::NoSource(_)), "{err}");
-            assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+            assert!(
+                err.to_string().contains(&missing.display().to_string()),
+                "{err}"
+            );
         }
         assert!(!dir.0.join("nowhere").exists(), "nothing is created");
         assert!(!dir.0.join("waymark.db").exists(), "nothing is created");
