@@ -52,7 +52,7 @@ fn show(bar: &mut Option<indicatif::ProgressBar>, progress: Progress<'_>) {
         Progress::Started { table, rows } if rows > BAR_FROM_ROWS => {
             let new = indicatif::ProgressBar::new(rows as u64);
             new.set_style(
-                indicatif::ProgressStyle::with_template("{msg:26} {bar:40} {pos}/{len} rows")
+                indicatif::ProgressStyle::with_template("{msg:20} {bar:30} {pos}/{len} rows")
                     .expect("progress template"),
             );
             new.set_message(table.to_string());
