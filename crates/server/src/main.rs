@@ -2,7 +2,7 @@
 //! command failed and why.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use waymark::{bench, cli, config_file, serve};
+use waymark::{bench, cli, config_file, migrate, serve};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,9 @@ enum Command {
     /// Export or erase a contact's data on a running server (data-protection requests).
     #[command(subcommand)]
     Contacts(cli::ContactsCommand),
+    /// Move an installation from its SQLite file to PostgreSQL: copies every row, ids kept,
+    /// into an empty database, then prints the row counts of both.
+    Migrate(migrate::MigrateArgs),
     /// Measure ingest, stepping, latency and timer capacity; prints one JSON line per figure.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document the server serves at /v1/openapi.json (the web app's API
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Import(cmd) => cli::import(cmd).await,
             Command::Messages(cmd) => cli::messages(cmd).await,
             Command::Contacts(cmd) => cli::contacts(cmd).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),
             Command::Openapi => {
                 let doc = waymark::api::openapi::document();

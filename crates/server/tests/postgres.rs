@@ -9,13 +9,14 @@ use common::*;
 
 #[test]
 fn a_second_engine_on_the_same_database_is_refused_and_says_why() {
-    let s = Server::start(ServerOptions {
-        postgres: true,
-        ..ServerOptions::default()
-    });
-    let Some(url) = s.database_url() else {
+    let Some(schema) = Schema::fresh("second_engine") else {
         return;
     };
+    let url = schema.url();
+    let s = Server::start(ServerOptions {
+        backend: Backend::Postgres(url.clone()),
+        ..ServerOptions::default()
+    });
     let data = tempfile::tempdir().expect("temporary data dir");
     let second = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])

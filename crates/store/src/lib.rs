@@ -13,6 +13,7 @@
 pub mod concerns;
 #[cfg(test)]
 mod conformance;
+pub mod migrate;
 mod millis;
 mod model;
 pub mod personal_data;

@@ -64,10 +64,21 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// Use this data directory instead of a fresh temporary one (not deleted afterwards).
     pub data_dir: Option<PathBuf>,
-    /// Keep the data in a PostgreSQL schema of its own even without
-    /// `WAYMARK_TEST_E2E_POSTGRES`, when `WAYMARK_TEST_DATABASE_URL` is set (see
-    /// [`Server::database_url`] to tell whether it is).
-    pub postgres: bool,
+    /// Where the server keeps its data.
+    pub backend: Backend,
+}
+
+/// Where a test server keeps its data.
+#[derive(Clone, Debug, Default)]
+pub enum Backend {
+    /// SQLite in the data directory, or a fresh PostgreSQL schema when end-to-end tests run
+    /// on PostgreSQL (see the module docs).
+    #[default]
+    AsConfigured,
+    /// SQLite in the data directory, whatever the tests run on (a test of SQLite itself).
+    Sqlite,
+    /// This PostgreSQL database (`--database URL`), whatever the tests run on.
+    Postgres(String),
 }
 
 impl Default for ServerOptions {
@@ -78,7 +89,7 @@ impl Default for ServerOptions {
             args: Vec::new(),
             env: Vec::new(),
             data_dir: None,
-            postgres: false,
+            backend: Backend::AsConfigured,
         }
     }
 }
@@ -162,8 +173,9 @@ enum DataDir {
     Given(PathBuf),
 }
 
-/// A PostgreSQL schema a test server keeps its data in (see the module docs).
-struct Schema {
+/// A PostgreSQL schema a test server keeps its data in (see the module docs), dropped with
+/// this value.
+pub struct Schema {
     base_url: String,
     name: String,
     /// Dropped with the server unless the test gave its own data directory (another server may
@@ -173,22 +185,10 @@ struct Schema {
 
 impl Schema {
     /// A schema for a server on `data`, when end-to-end tests run on PostgreSQL.
-    fn for_server(data: &Path, given: bool, asked: bool) -> Option<Schema> {
-        let everywhere = std::env::var_os("WAYMARK_TEST_E2E_POSTGRES").is_some();
-        if !everywhere && !asked {
-            return None;
-        }
-        let base_url = std::env::var("WAYMARK_TEST_DATABASE_URL").ok();
-        let Some(base_url) = base_url.filter(|u| !u.is_empty()) else {
-            assert!(
-                !everywhere && std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
-                "PostgreSQL tests need WAYMARK_TEST_DATABASE_URL"
-            );
-            eprintln!(
-                "on SQLite: set WAYMARK_TEST_DATABASE_URL=postgres://... to run on PostgreSQL"
-            );
-            return None;
-        };
+    fn for_server(data: &Path, given: bool) -> Option<Schema> {
+        std::env::var_os("WAYMARK_TEST_E2E_POSTGRES")?;
+        let base_url = std::env::var("WAYMARK_TEST_DATABASE_URL")
+            .expect("WAYMARK_TEST_E2E_POSTGRES needs WAYMARK_TEST_DATABASE_URL");
         // The data directory's path names the schema, so a second server on the same
         // directory finds the first one's data.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -208,7 +208,49 @@ impl Schema {
         })
     }
 
-    fn url(&self) -> String {
+    /// A new empty schema named after `label`, for a test that picks its own database; `None`
+    /// (and a note) when `WAYMARK_TEST_DATABASE_URL` is unset, unless
+    /// `WAYMARK_TEST_REQUIRE_POSTGRES` is set, which makes that a failure.
+    pub fn fresh(label: &str) -> Option<Schema> {
+        let Some(base_url) = std::env::var("WAYMARK_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            assert!(
+                std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
+                "WAYMARK_TEST_REQUIRE_POSTGRES is set but WAYMARK_TEST_DATABASE_URL is not"
+            );
+            eprintln!("skipped: set WAYMARK_TEST_DATABASE_URL=postgres://... to run it");
+            return None;
+        };
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let label: String = label
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(24)
+            .collect();
+        let name = format!(
+            "waymark_e2e_{label}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut client = postgres::Client::connect(&base_url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to WAYMARK_TEST_DATABASE_URL: {e}"));
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .expect("create the test schema");
+        Some(Schema {
+            base_url,
+            name,
+            drop: true,
+        })
+    }
+
+    /// A URL whose connections use this schema.
+    pub fn url(&self) -> String {
         let separator = if self.base_url.contains('?') {
             '&'
         } else {
@@ -296,7 +338,10 @@ impl Server {
             DataDir::Temp(t) => t.path().to_path_buf(),
             DataDir::Given(p) => p.clone(),
         };
-        let schema = Schema::for_server(&data_path, opts.data_dir.is_some(), opts.postgres);
+        let schema = match opts.backend {
+            Backend::AsConfigured => Schema::for_server(&data_path, opts.data_dir.is_some()),
+            Backend::Sqlite | Backend::Postgres(_) => None,
+        };
         let mut server = Server {
             data,
             schema,
@@ -329,7 +374,10 @@ impl Server {
 
     /// The PostgreSQL URL (with its schema) the server keeps its data in, if it does.
     pub fn database_url(&self) -> Option<String> {
-        self.schema.as_ref().map(Schema::url)
+        match &self.opts.backend {
+            Backend::Postgres(url) => Some(url.clone()),
+            _ => self.schema.as_ref().map(Schema::url),
+        }
     }
 
     pub fn options(&self) -> &ServerOptions {
@@ -387,6 +435,9 @@ impl Server {
             .args(&self.opts.args);
         if let Some(schema) = &self.schema {
             cmd.arg("--database").arg(schema.url());
+        }
+        if let Backend::Postgres(url) = &self.opts.backend {
+            cmd.arg("--database").arg(url);
         }
         for var in [
             "WAYMARK_DATA",
