@@ -234,7 +234,12 @@ fn define_segments(store: &dyn Store, tags: &[&str]) {
 fn give_personal_rows(store: &dyn Store, contact_id: i64, tag: &str, all_status: &str, secs: i64) {
     in_tx(store, |tx| {
         tx.set_subscription(&subscription(contact_id, "email/*", all_status, secs))?;
-        tx.set_subscription(&subscription(contact_id, &format!("email/{tag}"), "subscribed", 1))?;
+        tx.set_subscription(&subscription(
+            contact_id,
+            &format!("email/{tag}"),
+            "subscribed",
+            1,
+        ))?;
         let segment = format!("seg-{tag}");
         tx.set_segment_member(&segment, contact_id, true, at(1))?;
         tx.set_segment_check(&segment, contact_id, Some(at(100)))?;
@@ -293,11 +298,18 @@ fn an_alias_moves_consent_segments_and_timers_to_the_user(store: &dyn Store) {
         in_tx(store, |tx| tx.alias("old-login", "new-login", at(3))),
         new
     );
-    assert_eq!(personal_rows(store, new), merged_personal_rows("old", "new"));
+    assert_eq!(
+        personal_rows(store, new),
+        merged_personal_rows("old", "new")
+    );
     assert!(personal_rows(store, old).is_empty());
     let counts = store.contact_export_counts(new).unwrap();
     assert_eq!(
-        (counts["subscriptions"], counts["segments"], counts["score_expiries"]),
+        (
+            counts["subscriptions"],
+            counts["segments"],
+            counts["score_expiries"]
+        ),
         (3, 2, 2),
         "an erasure of the survivor reaches them"
     );

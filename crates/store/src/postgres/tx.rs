@@ -206,7 +206,9 @@ impl PgTx<'_, '_> {
             for sql in *statements {
                 // Typed: a statement may leave out a parameter before the last it uses.
                 let n = merge_parameters(sql);
-                let statement = self.tx.prepare_typed(&numbered(sql), &[Type::INT8; 3][..n])?;
+                let statement = self
+                    .tx
+                    .prepare_typed(&numbered(sql), &[Type::INT8; 3][..n])?;
                 self.tx.execute(&statement, &args[..n])?;
             }
         }
