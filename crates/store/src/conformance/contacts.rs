@@ -4,8 +4,10 @@
 use serde_json::json;
 use waymark_core::StepLog;
 
-use super::support::{append_for, at, contact, email, enrollment, in_tx, props, queue, track};
-use crate::{ContactQuery, Store, StoreError, Subscription, TimelineEntry};
+use super::support::{
+    append_for, at, contact, email, enrollment, in_tx, props, queue, subscription, track,
+};
+use crate::{ContactQuery, Store, StoreError, TimelineEntry};
 
 fn resolve(store: &dyn Store, user: Option<&str>, anon: Option<&str>) -> i64 {
     in_tx(store, |tx| tx.resolve_contact(user, anon, at(5)))
@@ -208,17 +210,6 @@ fn personal_rows(store: &dyn Store, contact_id: i64) -> Vec<String> {
     rows
 }
 
-fn subscription(contact_id: i64, channel_topic: &str, status: &str, secs: i64) -> Subscription {
-    let (channel, topic) = channel_topic.split_once('/').expect("channel/topic");
-    Subscription {
-        contact_id,
-        channel: channel.into(),
-        topic: topic.into(),
-        status: status.into(),
-        updated_at: at(secs),
-    }
-}
-
 /// Defines the segments `seg-<tag>` the tests use (the merge re-checks every defined one).
 fn define_segments(store: &dyn Store, tags: &[&str]) {
     for tag in tags {
@@ -233,13 +224,8 @@ fn define_segments(store: &dyn Store, tags: &[&str]) {
 /// email subscription to everything with `all_status`.
 fn give_personal_rows(store: &dyn Store, contact_id: i64, tag: &str, all_status: &str, secs: i64) {
     in_tx(store, |tx| {
-        tx.set_subscription(&subscription(contact_id, "email/*", all_status, secs))?;
-        tx.set_subscription(&subscription(
-            contact_id,
-            &format!("email/{tag}"),
-            "subscribed",
-            1,
-        ))?;
+        tx.set_subscription(&subscription(contact_id, "email", "*", all_status, secs))?;
+        tx.set_subscription(&subscription(contact_id, "email", tag, "subscribed", 1))?;
         let segment = format!("seg-{tag}");
         tx.set_segment_member(&segment, contact_id, true, at(1))?;
         tx.set_segment_check(&segment, contact_id, Some(at(100)))?;
@@ -321,14 +307,14 @@ fn a_merge_keeps_the_strictest_consent_and_the_due_times_that_hold(store: &dyn S
     let visitor = resolve(store, None, Some("web-1"));
     in_tx(store, |tx| {
         for s in [
-            subscription(visitor, "email/*", "pending", 4),
-            subscription(ann, "email/*", "subscribed", 2),
-            subscription(visitor, "email/news", "subscribed", 4),
-            subscription(ann, "email/news", "unsubscribed", 2),
-            subscription(visitor, "email/offers", "subscribed", 4),
-            subscription(ann, "email/offers", "subscribed", 2),
-            subscription(visitor, "sms/*", "unsubscribed", 1),
-            subscription(ann, "sms/*", "unsubscribed", 3),
+            subscription(visitor, "email", "*", "pending", 4),
+            subscription(ann, "email", "*", "subscribed", 2),
+            subscription(visitor, "email", "news", "subscribed", 4),
+            subscription(ann, "email", "news", "unsubscribed", 2),
+            subscription(visitor, "email", "offers", "subscribed", 4),
+            subscription(ann, "email", "offers", "subscribed", 2),
+            subscription(visitor, "sms", "*", "unsubscribed", 1),
+            subscription(ann, "sms", "*", "unsubscribed", 3),
         ] {
             tx.set_subscription(&s)?;
         }
