@@ -633,3 +633,80 @@ fn public_pages_cannot_be_framed_or_redirect_anywhere() {
         assert_eq!(r.status, status, "{target}: {}", r.text);
     }
 }
+
+/// A visitor known only by an anonymous id gets a newsletter, unsubscribes from all of it,
+/// and later logs in as a user who already has a contact: the two contacts merge, and the
+/// opt-out goes with the person, so the journey emails of either contact are suppressed.
+#[test]
+fn an_unsubscribe_before_logging_in_survives_the_merge_into_the_known_user() {
+    let s = consent_server();
+    apply_news_journey(&s, "Signed Up");
+    let (ann, _) = enrol(&s, "ann");
+
+    let anonymous = |path: &str, body: Value| {
+        let mut body = body;
+        body["anonymousId"] = json!("web-1");
+        let r = s.ingest(path, body);
+        assert!(r.status < 300, "{}", r.text);
+    };
+    anonymous(
+        "/v1/identify",
+        json!({"traits": {"email": "ann.home@example.com"}}),
+    );
+    anonymous("/v1/track", json!({"event": "Signed Up"}));
+    s.settle();
+    let to_visitor: Vec<Value> = s
+        .messages_where(&[("channel", "email")])
+        .into_iter()
+        .filter(|m| m["recipient"] == "ann.home@example.com")
+        .collect();
+    let first = message_of(&to_visitor, "news-1");
+    assert_eq!(first["status"], "sent", "{first}");
+    let visitor = first["contact_id"].as_i64().unwrap();
+    assert_ne!(visitor, ann);
+    let page = path_of(first["unsubscribe_url"].as_str().unwrap());
+    let r = s.form_post(&page, "action=unsubscribe_all&topic=*");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        s.subscription_status(visitor, "*").as_deref(),
+        Some("unsubscribed")
+    );
+
+    // Logging in: the visitor's contact merges into ann's.
+    let r = s.ingest(
+        "/v1/identify",
+        json!({"userId": "ann", "anonymousId": "web-1", "traits": {}}),
+    );
+    assert!(r.status < 300, "{}", r.text);
+    s.settle();
+    assert_eq!(s.admin_get(&format!("/v1/contacts/{visitor}")).status, 404);
+    assert_eq!(
+        s.subscription_status(ann, "*").as_deref(),
+        Some("unsubscribed")
+    );
+
+    // Both enrollments (ann's and the visitor's, now ann's) reach their next emails.
+    s.advance(DAY);
+    s.settle();
+    let messages = s.messages("ann");
+    let marketing: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["template"] == "news-2" || m["template"] == "promo")
+        .collect();
+    assert_eq!(marketing.len(), 4, "{messages:?}");
+    for m in marketing {
+        assert_eq!(m["status"], "suppressed", "{m}");
+        assert!(
+            m["error"].as_str().unwrap().contains("all marketing"),
+            "{m}"
+        );
+    }
+    // Transactional messages still go.
+    assert!(
+        messages
+            .iter()
+            .filter(|m| m["template"] == "receipt")
+            .all(|m| m["status"] == "sent"),
+        "{messages:?}"
+    );
+}

@@ -139,6 +139,138 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// A merge of one contact into another (an anonymous visitor who identifies as a known
+/// user, an alias) moves every row of the merged contact (`?1`) to the survivor (`?2`) in
+/// this order, with `?3` the time of the merge; afterwards nothing anywhere holds the merged
+/// contact's id (its contact row goes last), so that an erasure of the survivor reaches
+/// everything, and no timer fires for a contact that no longer exists (a score expiry of a
+/// missing contact would fail every timer batch it is claimed in). The backend applies
+/// [`MERGE_SCORE_EXPIRIES`] first, and writes the merged traits (the survivor's win) last.
+/// Where both contacts hold a row with the same key:
+///
+/// - subscriptions (channel, topic): the most restrictive status wins, `unsubscribed` over
+///   `pending` over `subscribed` (an unknown status counts as `subscribed`, as the consent
+///   rule reads it), then the newer `updated_at`. An opt-out given under either identity is
+///   the person's, and a merge must never lose it: sending to someone who unsubscribed is
+///   the one mistake that cannot be taken back, and the law says so too. A `pending` double
+///   opt-in was never confirmed, so it does not turn into consent either.
+/// - list and segment memberships: the survivor's row stays (with its `added_at` or
+///   `entered_at`), the merged contact's other memberships are added. The merged contact's
+///   `Segment Entered` events move with its other events, so the survivor's history already
+///   says it entered; dropping the membership instead would make the re-check below record a
+///   second entry, and start segment-triggered journeys a second time.
+/// - segment checks: the earlier due time wins (an early re-check costs one evaluation; a
+///   late one leaves the membership wrong meanwhile). Then every segment is re-checked for
+///   the survivor at the merge: a membership of either contact may no longer hold for the
+///   merged person, or one neither had may now (their events and traits are together now).
+///   The re-check records `Segment Exited` or `Segment Entered` as for any other change;
+///   the engine runs it with the next timers, or at once where it re-evaluates the merged
+///   contact in the same transaction (an alias does).
+/// - scheduled triggers: the later due time wins. A date trigger's next time is computed
+///   again from the merged traits as soon as the merging event has been processed; what
+///   remains is an inactivity deadline, counted from the last activity, which is the later
+///   of the two: the earlier one would start a "came back after N days of silence" journey
+///   for a person who was active meanwhile under the other identity.
+pub(crate) const MERGE_STATEMENTS: &[(&str, &[&str])] = &[
+    (
+        "events",
+        &["UPDATE events SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    (
+        "anonymous_ids",
+        &["UPDATE anonymous_ids SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    (
+        "enrollments",
+        &["UPDATE enrollments SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    (
+        "messages",
+        &["UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    (
+        "list_members",
+        &[
+            "INSERT INTO list_members (list_id, contact_id, added_at)
+             SELECT list_id, ?2, added_at FROM list_members WHERE contact_id = ?1
+             ON CONFLICT DO NOTHING",
+            "DELETE FROM list_members WHERE contact_id = ?1",
+        ],
+    ),
+    (
+        "subscriptions",
+        &[
+            "INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at)
+             SELECT ?2, channel, topic, status, updated_at FROM subscriptions WHERE contact_id = ?1
+             ON CONFLICT (contact_id, channel, topic) DO UPDATE
+             SET status = excluded.status, updated_at = excluded.updated_at
+             WHERE (CASE excluded.status WHEN 'unsubscribed' THEN 2 WHEN 'pending' THEN 1 ELSE 0 END,
+                    excluded.updated_at)
+                 > (CASE subscriptions.status WHEN 'unsubscribed' THEN 2 WHEN 'pending' THEN 1 ELSE 0 END,
+                    subscriptions.updated_at)",
+            "DELETE FROM subscriptions WHERE contact_id = ?1",
+        ],
+    ),
+    (
+        "segment_members",
+        &[
+            "INSERT INTO segment_members (segment_id, contact_id, entered_at)
+             SELECT segment_id, ?2, entered_at FROM segment_members WHERE contact_id = ?1
+             ON CONFLICT DO NOTHING",
+            "DELETE FROM segment_members WHERE contact_id = ?1",
+        ],
+    ),
+    (
+        "segment_checks",
+        &[
+            "INSERT INTO segment_checks (segment_id, contact_id, due_at)
+             SELECT segment_id, ?2, due_at FROM segment_checks WHERE contact_id = ?1
+             ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at
+             WHERE excluded.due_at < segment_checks.due_at",
+            "DELETE FROM segment_checks WHERE contact_id = ?1",
+            "INSERT INTO segment_checks (segment_id, contact_id, due_at)
+             SELECT id, ?2, ?3 FROM segments WHERE true
+             ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at
+             WHERE excluded.due_at < segment_checks.due_at",
+        ],
+    ),
+    (
+        "trigger_schedule",
+        &[
+            "INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at)
+             SELECT journey_id, node, ?2, due_at FROM trigger_schedule WHERE contact_id = ?1
+             ON CONFLICT (journey_id, node, contact_id) DO UPDATE SET due_at = excluded.due_at
+             WHERE excluded.due_at > trigger_schedule.due_at",
+            "DELETE FROM trigger_schedule WHERE contact_id = ?1",
+        ],
+    ),
+    (
+        "score_expiries",
+        &["UPDATE score_expiries SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    ("contacts", &["DELETE FROM contacts WHERE id = ?1"]),
+];
+
+/// Score expiries take back points from a score trait. The merged traits keep the survivor's
+/// value of a trait both contacts have, so the points the merged contact earned are not in
+/// it: its expiries of such a trait are deleted (`?1` the merged contact, `?2` the trait),
+/// for taking back points the survivor never got would leave its score too low for good.
+/// Its expiries of a trait only it had move with the value (by [`MERGE_STATEMENTS`], run
+/// after these).
+pub(crate) const MERGE_SCORE_EXPIRIES: (&str, &str) = (
+    "SELECT DISTINCT score_trait FROM score_expiries WHERE contact_id = ?1",
+    "DELETE FROM score_expiries WHERE contact_id = ?1 AND score_trait = ?2",
+);
+
+/// How many of the parameters (`?1` merged, `?2` survivor, `?3` now) a merge statement
+/// takes: the last it uses (both backends refuse one more than that).
+pub(crate) fn merge_parameters(sql: &str) -> usize {
+    (1..=3)
+        .rev()
+        .find(|n| sql.contains(&format!("?{n}")))
+        .unwrap_or(0)
+}
+
 /// The sections of an export, in the order they are written.
 pub const SECTIONS: &[&str] = &[
     "contact",
@@ -372,5 +504,36 @@ mod tests {
         assert_ne!(a, address_hash("k2", "email", "ann@example.com"));
         assert_ne!(a, address_hash("k1", "sms", "ann@example.com"));
         assert_eq!(a.len(), 64);
+    }
+
+    /// Personal tables a merge has no statement for, and why.
+    const NOT_MERGED: &[(&str, &str)] = &[
+        ("suppressions", "keyed by address, not by contact"),
+        ("order_products", "keyed by the event, which moves"),
+        ("steps", "keyed by the enrollment, which moves"),
+    ];
+
+    #[test]
+    fn a_merge_moves_every_personal_table() {
+        for (table, ..) in PERSONAL_TABLES {
+            let merged = MERGE_STATEMENTS.iter().any(|(t, _)| t == table);
+            let explained = NOT_MERGED.iter().any(|(t, _)| t == table);
+            assert!(
+                merged != explained,
+                "`{table}` needs exactly one of a merge statement or a reason it has none"
+            );
+        }
+        assert_eq!(MERGE_STATEMENTS.last().map(|(t, _)| *t), Some("contacts"));
+    }
+
+    #[test]
+    fn merge_statements_take_the_parameters_they_use() {
+        assert_eq!(merge_parameters("DELETE FROM contacts WHERE id = ?1"), 1);
+        assert_eq!(merge_parameters(MERGE_STATEMENTS[0].1[0]), 2);
+        let (_, checks) = MERGE_STATEMENTS
+            .iter()
+            .find(|(t, _)| *t == "segment_checks")
+            .unwrap();
+        assert_eq!(merge_parameters(checks[2]), 3);
     }
 }

@@ -1,7 +1,7 @@
 //! Consent: per-channel, per-topic subscriptions and the suppression list.
 
-use super::support::{at, contact, in_tx};
-use crate::{Store, Subscription, Suppression, SuppressionQuery};
+use super::support::{at, contact, in_tx, subscription};
+use crate::{Store, Suppression, SuppressionQuery};
 
 fn entry(channel: &str, address: &str, reason: &str, secs: i64) -> Suppression {
     Suppression {
@@ -10,22 +10,6 @@ fn entry(channel: &str, address: &str, reason: &str, secs: i64) -> Suppression {
         reason: reason.into(),
         source: "api".into(),
         created_at: at(secs),
-    }
-}
-
-fn subscription(
-    contact_id: i64,
-    channel: &str,
-    topic: &str,
-    status: &str,
-    secs: i64,
-) -> Subscription {
-    Subscription {
-        contact_id,
-        channel: channel.into(),
-        topic: topic.into(),
-        status: status.into(),
-        updated_at: at(secs),
     }
 }
 

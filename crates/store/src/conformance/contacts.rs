@@ -4,8 +4,10 @@
 use serde_json::json;
 use waymark_core::StepLog;
 
-use super::support::{append_for, at, contact, email, enrollment, in_tx, props, queue, track};
-use crate::{ContactQuery, Store, TimelineEntry};
+use super::support::{
+    append_for, at, contact, email, enrollment, in_tx, props, queue, subscription, track,
+};
+use crate::{ContactQuery, Store, StoreError, TimelineEntry};
 
 fn resolve(store: &dyn Store, user: Option<&str>, anon: Option<&str>) -> i64 {
     in_tx(store, |tx| tx.resolve_contact(user, anon, at(5)))
@@ -162,6 +164,199 @@ fn an_alias_merges_the_previous_identity_into_the_user(store: &dyn Store) {
     );
     // The merged-away user id still names the surviving contact.
     assert_eq!(resolve(store, Some("old-login"), None), new);
+}
+
+/// Every row of a contact that is neither its history nor its contact row: subscriptions,
+/// segment memberships and checks, scheduled triggers and score expiries, as sorted text.
+/// Timed rows are read by claiming everything due in a transaction that is rolled back.
+fn personal_rows(store: &dyn Store, contact_id: i64) -> Vec<String> {
+    let secs = |t: jiff::Timestamp| t.as_second() - at(0).as_second();
+    let mut rows = Vec::new();
+    let rolled_back = store.engine_tx(&mut |tx| {
+        rows.clear();
+        for s in tx.subscriptions(contact_id)? {
+            rows.push(format!(
+                "subscription {}/{} {} @{}",
+                s.channel,
+                s.topic,
+                s.status,
+                secs(s.updated_at)
+            ));
+        }
+        for (segment, _) in tx.segment_definitions()? {
+            if tx.is_segment_member(&segment, contact_id)? {
+                rows.push(format!("member {segment}"));
+            }
+        }
+        for (segment, contact) in tx.claim_due_segment_checks(at(1_000_000), 1000)? {
+            if contact == contact_id {
+                rows.push(format!("check {segment}"));
+            }
+        }
+        for (journey, node, contact, due) in tx.claim_due_triggers(at(1_000_000), 1000)? {
+            if contact == contact_id {
+                rows.push(format!("trigger {journey}/{node} @{}", secs(due)));
+            }
+        }
+        for (contact, score_trait, points) in tx.claim_due_score_expiries(at(1_000_000), 1000)? {
+            if contact == contact_id {
+                rows.push(format!("expiry {score_trait} {points}"));
+            }
+        }
+        Err(StoreError::Conflict("only reading".into()))
+    });
+    assert!(matches!(rolled_back, Err(StoreError::Conflict(_))));
+    rows.sort();
+    rows
+}
+
+/// Defines the segments `seg-<tag>` the tests use (the merge re-checks every defined one).
+fn define_segments(store: &dyn Store, tags: &[&str]) {
+    for tag in tags {
+        let id = format!("seg-{tag}");
+        store
+            .put_segment(&id, &id, &json!({"trait": "plan", "op": "exists"}), at(0))
+            .unwrap();
+    }
+}
+
+/// Gives `contact_id` one row of each kind `personal_rows` reads, named after `tag`, and an
+/// email subscription to everything with `all_status`.
+fn give_personal_rows(store: &dyn Store, contact_id: i64, tag: &str, all_status: &str, secs: i64) {
+    in_tx(store, |tx| {
+        tx.set_subscription(&subscription(contact_id, "email", "*", all_status, secs))?;
+        tx.set_subscription(&subscription(contact_id, "email", tag, "subscribed", 1))?;
+        let segment = format!("seg-{tag}");
+        tx.set_segment_member(&segment, contact_id, true, at(1))?;
+        tx.set_segment_check(&segment, contact_id, Some(at(100)))?;
+        tx.set_trigger_due(&format!("j-{tag}"), "due", contact_id, Some(at(100)))?;
+        let score_trait = format!("score-{tag}");
+        tx.update_traits(contact_id, &props(json!({&score_trait: 5})), at(1))?;
+        tx.add_score_expiry(contact_id, &score_trait, 5, at(100))
+    });
+}
+
+/// What `personal_rows` reads after `give_personal_rows` of `visitor` (who unsubscribed
+/// from all email) and of `ann` (subscribed later) once one is merged into the other; the
+/// segment `seg-both` neither was in is checked again.
+fn merged_personal_rows(merged: &str, survivor: &str) -> Vec<String> {
+    let mut rows = vec![
+        "subscription email/* unsubscribed @1".to_string(),
+        "check seg-both".to_string(),
+    ];
+    for tag in [merged, survivor] {
+        rows.extend([
+            format!("subscription email/{tag} subscribed @1"),
+            format!("member seg-{tag}"),
+            format!("check seg-{tag}"),
+            format!("trigger j-{tag}/due @100"),
+            format!("expiry score-{tag} 5"),
+        ]);
+    }
+    rows.sort();
+    rows
+}
+
+fn identifying_moves_consent_segments_and_timers_to_the_known_user(store: &dyn Store) {
+    define_segments(store, &["visitor", "ann", "both"]);
+    let ann = resolve(store, Some("ann"), None);
+    let visitor = resolve(store, None, Some("web-1"));
+    give_personal_rows(store, visitor, "visitor", "unsubscribed", 1);
+    give_personal_rows(store, ann, "ann", "subscribed", 3);
+
+    assert_eq!(resolve(store, Some("ann"), Some("web-1")), ann);
+    assert_eq!(
+        personal_rows(store, ann),
+        merged_personal_rows("visitor", "ann"),
+        "the visitor's unsubscribe is kept, though ann's subscribe is newer"
+    );
+    assert!(personal_rows(store, visitor).is_empty());
+}
+
+fn an_alias_moves_consent_segments_and_timers_to_the_user(store: &dyn Store) {
+    define_segments(store, &["old", "new", "both"]);
+    let old = resolve(store, Some("old-login"), None);
+    let new = resolve(store, Some("new-login"), None);
+    give_personal_rows(store, old, "old", "unsubscribed", 1);
+    give_personal_rows(store, new, "new", "subscribed", 3);
+
+    assert_eq!(
+        in_tx(store, |tx| tx.alias("old-login", "new-login", at(3))),
+        new
+    );
+    assert_eq!(
+        personal_rows(store, new),
+        merged_personal_rows("old", "new")
+    );
+    assert!(personal_rows(store, old).is_empty());
+    let counts = store.contact_export_counts(new).unwrap();
+    assert_eq!(
+        (
+            counts["subscriptions"],
+            counts["segments"],
+            counts["score_expiries"]
+        ),
+        (3, 2, 2),
+        "an erasure of the survivor reaches them"
+    );
+}
+
+fn a_merge_keeps_the_strictest_consent_and_the_due_times_that_hold(store: &dyn Store) {
+    define_segments(store, &["both"]);
+    let ann = resolve(store, Some("ann"), None);
+    let visitor = resolve(store, None, Some("web-1"));
+    in_tx(store, |tx| {
+        for s in [
+            subscription(visitor, "email", "*", "pending", 4),
+            subscription(ann, "email", "*", "subscribed", 2),
+            subscription(visitor, "email", "news", "subscribed", 4),
+            subscription(ann, "email", "news", "unsubscribed", 2),
+            subscription(visitor, "email", "offers", "subscribed", 4),
+            subscription(ann, "email", "offers", "subscribed", 2),
+            subscription(visitor, "sms", "*", "unsubscribed", 1),
+            subscription(ann, "sms", "*", "unsubscribed", 3),
+        ] {
+            tx.set_subscription(&s)?;
+        }
+        for contact in [visitor, ann] {
+            tx.set_segment_member("seg-both", contact, true, at(1))?;
+        }
+        tx.set_segment_check("seg-both", visitor, Some(at(2)))?;
+        tx.set_segment_check("seg-both", ann, Some(at(100)))?;
+        tx.set_trigger_due("j", "quiet", visitor, Some(at(200)))?;
+        tx.set_trigger_due("j", "quiet", ann, Some(at(100)))?;
+        tx.update_traits(visitor, &props(json!({"score": 10, "visits": 2})), at(1))?;
+        tx.update_traits(ann, &props(json!({"score": 50})), at(1))?;
+        tx.add_score_expiry(visitor, "score", 10, at(100))?;
+        tx.add_score_expiry(visitor, "visits", 2, at(100))?;
+        tx.add_score_expiry(ann, "score", 50, at(100))
+    });
+
+    assert_eq!(resolve(store, Some("ann"), Some("web-1")), ann);
+    assert_eq!(
+        personal_rows(store, ann),
+        [
+            "check seg-both",
+            // Ann's score (50) is kept: the visitor's 10 points are not in it to take back.
+            "expiry score 50",
+            "expiry visits 2",
+            "member seg-both",
+            "subscription email/* pending @4",
+            "subscription email/news unsubscribed @2",
+            "subscription email/offers subscribed @4",
+            "subscription sms/* unsubscribed @3",
+            // The later inactivity deadline: the person was active then.
+            "trigger j/quiet @200",
+        ]
+    );
+    assert!(personal_rows(store, visitor).is_empty());
+    // The earlier check is kept (and every segment is checked again at the merge, at(5)).
+    let due = |secs| in_tx(store, |tx| tx.claim_due_segment_checks(at(secs), 10));
+    assert_eq!(due(3), [("seg-both".to_string(), ann)]);
+    assert_eq!(
+        store.contact(ann).unwrap().contact.traits,
+        props(json!({"score": 50, "visits": 2}))
+    );
 }
 
 fn an_alias_of_unknown_or_single_identities_creates_or_renames(store: &dyn Store) {
@@ -385,6 +580,9 @@ conformance_tests!(
     identifying_an_anonymous_visitor_merges_its_history_into_the_known_user,
     an_alias_merges_the_previous_identity_into_the_user,
     an_alias_of_unknown_or_single_identities_creates_or_renames,
+    identifying_moves_consent_segments_and_timers_to_the_known_user,
+    an_alias_moves_consent_segments_and_timers_to_the_user,
+    a_merge_keeps_the_strictest_consent_and_the_due_times_that_hold,
     updating_traits_merges_removes_nulls_and_keeps_address_columns_in_step,
     contacts_are_found_by_address_email_and_id_scans,
     find_contacts_filters_searches_by_prefix_and_pages,

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use waymark_core::journey::{Channel, TemplateDefinition};
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind};
 
-use crate::{EngineTx, MessageStatus, NewEvent, NewMessage, NodeStats, Priority, Result, Store};
+use crate::{
+    EngineTx, MessageStatus, NewEvent, NewMessage, NodeStats, Priority, Result, Store, Subscription,
+};
 
 /// A fixed time, `secs` seconds after an arbitrary origin (tests never read the clock).
 pub(super) fn at(secs: i64) -> Timestamp {
@@ -192,5 +194,22 @@ pub(super) fn template(id: &str, subject: &str) -> TemplateDefinition {
         tracking: None,
         topic: None,
         transactional: false,
+    }
+}
+
+/// A subscription of `contact_id`, changed at `at(secs)`.
+pub(super) fn subscription(
+    contact_id: i64,
+    channel: &str,
+    topic: &str,
+    status: &str,
+    secs: i64,
+) -> Subscription {
+    Subscription {
+        contact_id,
+        channel: channel.into(),
+        topic: topic.into(),
+        status: status.into(),
+        updated_at: at(secs),
     }
 }

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// A shared statement (`personal_data`, parameters `?1`, `?2`, ...) in PostgreSQL's `$1`, `$2`.
-fn numbered(sql: &str) -> String {
+pub(crate) fn numbered(sql: &str) -> String {
     sql.replace('?', "$")
 }
 

@@ -2,7 +2,7 @@
 //! line-for-line sibling of `sqlite::tx`, in the same order; comments here say only where
 //! PostgreSQL differs and why.
 
-use ::postgres::types::{FromSql, ToSql};
+use ::postgres::types::{FromSql, ToSql, Type};
 use ::postgres::{GenericClient, Row, ToStatement, Transaction};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -12,7 +12,9 @@ use waymark_core::journey::Channel;
 use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
+use super::privacy::numbered;
 use super::{APPEND_LOCK, ms, ts};
+use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, Erasure, EventsTx,
     ExperimentCounts, ExperimentsTx, MetaTx, NewAudit, NewEvent, NewMessage, OutboxTx, PrivacyTx,
@@ -189,39 +191,30 @@ impl PgTx<'_, '_> {
         }
         let from_contact = self.contact_inner(from)?;
         let into_contact = self.contact_inner(into)?;
+        // The rules for rows both contacts hold are in `personal_data`.
+        let (score_traits, drop_scores) = MERGE_SCORE_EXPIRIES;
+        for row in self.tx.query(&numbered(score_traits), &[&from])? {
+            let score_trait: String = column(&row, 0)?;
+            if into_contact.traits.contains_key(&score_trait) {
+                self.tx
+                    .execute(&numbered(drop_scores), &[&from, &score_trait])?;
+            }
+        }
+        let now_ms = ms(now);
+        let args: [&(dyn ToSql + Sync); 3] = [&from, &into, &now_ms];
+        for (_, statements) in MERGE_STATEMENTS {
+            for sql in *statements {
+                // Typed: a statement may leave out a parameter before the last it uses.
+                let n = merge_parameters(sql);
+                let statement = self
+                    .tx
+                    .prepare_typed(&numbered(sql), &[Type::INT8; 3][..n])?;
+                self.tx.execute(&statement, &args[..n])?;
+            }
+        }
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
-        // Each statement gets only the parameters it uses: PostgreSQL refuses a parameter it
-        // cannot infer a type for (SQLite's `AND ?2 IS NOT NULL` was there only to share one).
-        let both: &[&(dyn ToSql + Sync)] = &[&from, &into];
-        let from_only: &[&(dyn ToSql + Sync)] = &[&from];
-        for (sql, params) in [
-            (
-                "UPDATE events SET contact_id = $2 WHERE contact_id = $1",
-                both,
-            ),
-            (
-                "UPDATE anonymous_ids SET contact_id = $2 WHERE contact_id = $1",
-                both,
-            ),
-            (
-                "INSERT INTO list_members (list_id, contact_id, added_at) SELECT list_id, $2, added_at FROM list_members WHERE contact_id = $1 ON CONFLICT DO NOTHING",
-                both,
-            ),
-            ("DELETE FROM list_members WHERE contact_id = $1", from_only),
-            (
-                "UPDATE enrollments SET contact_id = $2 WHERE contact_id = $1",
-                both,
-            ),
-            (
-                "UPDATE messages SET contact_id = $2 WHERE contact_id = $1",
-                both,
-            ),
-            ("DELETE FROM contacts WHERE id = $1", from_only),
-        ] {
-            self.tx.execute(sql, params)?;
-        }
         self.tx.execute(
             "UPDATE contacts SET traits = $2, email = $3, phone = $4, timezone = $5, updated_at = $6 WHERE id = $1",
             &[&into, &serde_json::to_string(&traits)?, &email, &phone, &tz, &ms(now)],

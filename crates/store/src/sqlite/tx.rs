@@ -12,6 +12,7 @@ use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::{ms, ts};
+use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, EventsTx,
     ExperimentCounts, ExperimentsTx, MetaTx, NewEvent, NewMessage, OutboxTx, PrivacyTx,
@@ -143,20 +144,32 @@ impl SqliteTx<'_> {
         }
         let from_contact = self.contact_inner(from)?;
         let into_contact = self.contact_inner(into)?;
+        // The rules for rows both contacts hold are in `personal_data`.
+        let (score_traits, drop_scores) = MERGE_SCORE_EXPIRIES;
+        let scored: Vec<String> = self
+            .tx
+            .prepare_cached(score_traits)?
+            .query_map([from], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for score_trait in scored
+            .iter()
+            .filter(|t| into_contact.traits.contains_key(*t))
+        {
+            self.tx
+                .prepare_cached(drop_scores)?
+                .execute(params![from, score_trait])?;
+        }
+        let args = params![from, into, ms(now)];
+        for (_, statements) in MERGE_STATEMENTS {
+            for sql in *statements {
+                self.tx
+                    .prepare_cached(sql)?
+                    .execute(&args[..merge_parameters(sql)])?;
+            }
+        }
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
-        for sql in [
-            "UPDATE events SET contact_id = ?2 WHERE contact_id = ?1",
-            "UPDATE anonymous_ids SET contact_id = ?2 WHERE contact_id = ?1",
-            "INSERT OR IGNORE INTO list_members (list_id, contact_id, added_at) SELECT list_id, ?2, added_at FROM list_members WHERE contact_id = ?1",
-            "DELETE FROM list_members WHERE contact_id = ?1 AND ?2 IS NOT NULL",
-            "UPDATE enrollments SET contact_id = ?2 WHERE contact_id = ?1",
-            "UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1",
-            "DELETE FROM contacts WHERE id = ?1 AND ?2 IS NOT NULL",
-        ] {
-            self.tx.prepare_cached(sql)?.execute(params![from, into])?;
-        }
         self.tx
             .prepare_cached("UPDATE contacts SET traits = ?2, email = ?3, phone = ?4, timezone = ?5, updated_at = ?6 WHERE id = ?1")?
             .execute(params![into, serde_json::to_string(&traits)?, email, phone, tz, ms(now)])?;
