@@ -229,3 +229,57 @@ fn losing_the_database_answers_503_keeps_what_was_acknowledged_and_recovers_by_i
     assert!(output.contains("group commit succeeds again"), "{output}");
     assert!(s.is_running());
 }
+
+#[test]
+fn a_database_that_accepts_connections_but_never_answers_fails_calls_within_the_connect_timeout() {
+    let Some(db) = TestDatabase::create("db_stall") else {
+        return;
+    };
+    let proxy = DbProxy::start(db.server_addr());
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--database".into(),
+            format!("{}&connect_timeout=2", db.url_via(proxy.addr)),
+        ],
+        ..Default::default()
+    });
+    s.apply_example("welcome-series");
+    send_sign_up(&s, "before").0.ok();
+
+    // Connections are made but the database never answers their startup: each call gives up
+    // after the connect timeout (2 s) and, once a few attempts hang, at once.
+    proxy.stall();
+    let mut refused = Vec::new();
+    for i in 0..8 {
+        let user = format!("stalled-{i}");
+        let (answer, took) = send_sign_up(&s, &user);
+        assert_database_unavailable(&answer, took, "a batch while the database hangs");
+        refused.push(user);
+    }
+    let (answer, took) = send_sign_up(&s, "stalled-last");
+    assert_database_unavailable(&answer, took, "a batch after attempts hung");
+    assert!(
+        took < Duration::from_secs(1),
+        "fails at once, not after {took:?}"
+    );
+    refused.push("stalled-last".into());
+
+    proxy.restore();
+    let deadline = Instant::now() + RECOVERY;
+    for user in &refused {
+        while send_sign_up(&s, user).0.status != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "accepts again within {RECOVERY:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let deadline = Instant::now() + RECOVERY;
+    for user in refused.iter().chain([&"before".to_string()]) {
+        while s.messages(user).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(nodes_of(&s.messages(user)), ["confirmation"], "{user}");
+    }
+}

@@ -1,6 +1,8 @@
 //! A TCP proxy between a test server and its database, which the test can cut: it then
 //! refuses new connections (accepts and closes them at once, as a server that is down or
-//! unreachable does) and cuts every open one, until it is restored.
+//! unreachable does) and cuts every open one, until it is restored. Or it can stall: cut
+//! the open connections and accept new ones but never answer them (a server that hangs, or a
+//! load balancer in front of a dead one).
 //!
 //! ```ignore
 //! let db = TestDatabase::create("loss")?;
@@ -25,6 +27,9 @@ pub struct DbProxy {
 struct Shared {
     upstream: SocketAddr,
     up: AtomicBool,
+    stalled: AtomicBool,
+    /// Connections accepted while stalled, kept open and unanswered until restored.
+    held: Mutex<Vec<TcpStream>>,
     stopping: AtomicBool,
     /// Both ends of every proxied connection, to cut them.
     open: Mutex<Vec<TcpStream>>,
@@ -38,6 +43,8 @@ impl DbProxy {
         let shared = Arc::new(Shared {
             upstream,
             up: AtomicBool::new(true),
+            stalled: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
         });
@@ -48,6 +55,10 @@ impl DbProxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
+                if accepting.stalled.load(Ordering::SeqCst) {
+                    accepting.held.lock().unwrap().push(client);
+                    continue;
+                }
                 if !accepting.up.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
@@ -64,9 +75,21 @@ impl DbProxy {
         self.shared.cut_open();
     }
 
-    /// The database is back: new connections reach it again.
+    /// The database hangs: open connections are cut, and new ones are accepted but never
+    /// answered.
+    pub fn stall(&self) {
+        self.shared.stalled.store(true, Ordering::SeqCst);
+        self.shared.cut_open();
+    }
+
+    /// The database is back: new connections reach it again (the ones held while it stalled
+    /// are closed).
     pub fn restore(&self) {
         self.shared.up.store(true, Ordering::SeqCst);
+        self.shared.stalled.store(false, Ordering::SeqCst);
+        for stream in self.shared.held.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -122,6 +145,7 @@ impl Drop for DbProxy {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.cut_open();
+        self.shared.held.lock().unwrap().clear();
         // Wakes the accepting thread, which then sees `stopping`.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }

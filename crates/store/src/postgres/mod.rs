@@ -26,7 +26,7 @@ pub(crate) mod test_support;
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::postgres::{Client, Config, NoTls};
@@ -47,6 +47,9 @@ const APPEND_LOCK: i64 = 0x7761_796d_6172_6b02;
 const IDLE_CONNECTIONS: usize = 16;
 /// How long making a connection may take, unless the URL says (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connection attempts that may wait for an answer after they were given up on, at most (each
+/// holds a thread and a socket until the server answers or the connection dies).
+const MAX_STUCK_CONNECTS: usize = 4;
 /// A connection idle in the pool for longer is checked (a round trip) before it is used: the
 /// driver only notices that the server closed a connection when it uses it.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
@@ -61,6 +64,17 @@ pub struct PgStore {
     /// Writers of this process take turns, as on SQLite, so the engine's read-then-write steps
     /// see the same serial order on both backends.
     writer: Mutex<()>,
+    /// Connection attempts given up on after the connect timeout that still wait for an
+    /// answer (see [`PgStore::connect`]).
+    stuck_connects: Arc<Mutex<usize>>,
+}
+
+/// A connection attempt of [`PgStore::connect`].
+#[derive(Default)]
+struct Attempt {
+    /// The caller stopped waiting for it (the connect timeout passed).
+    given_up: bool,
+    ended: bool,
 }
 
 /// A connection waiting in the pool, and since when.
@@ -217,6 +231,7 @@ impl PgStore {
             label,
             pool: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
+            stuck_connects: Arc::new(Mutex::new(0)),
         };
         outside_async(|| {
             let mut client = store.connect()?;
@@ -234,15 +249,83 @@ impl PgStore {
         &self.label
     }
 
+    /// A new connection, made within the connect timeout. The driver's `connect_timeout`
+    /// bounds only the TCP connection, not the startup and authentication after it: a server
+    /// (or a proxy in front of it) that accepts connections and then never answers would hang
+    /// the call, and every writer queued behind it. So the connection is made on a thread of
+    /// its own and given up after the timeout; while [`MAX_STUCK_CONNECTS`] given-up attempts
+    /// are still waiting for an answer, calls fail at once instead of starting more. Such an
+    /// attempt ends when the server answers at last or its connection dies (TCP keepalive
+    /// ends it once the host is gone), and with it the refusal.
     fn connect(&self) -> Result<Client> {
-        self.config.connect(NoTls).map_err(|e| {
-            let context = format!("cannot connect to PostgreSQL at {}", self.label);
-            match StoreError::from(e) {
-                StoreError::Unavailable(reason) => {
-                    StoreError::Unavailable(format!("{context}: {reason}"))
+        let context = format!("cannot connect to PostgreSQL at {}", self.label);
+        if *self
+            .stuck_connects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            >= MAX_STUCK_CONNECTS
+        {
+            return Err(StoreError::Unavailable(format!(
+                "{context}: earlier attempts are still waiting for an answer"
+            )));
+        }
+        let timeout = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        // Both fields change under `stuck_connects`' lock, so that an attempt given up on is
+        // counted until it ends.
+        let attempt = Arc::new(Mutex::new(Attempt::default()));
+        let (answer, made) = std::sync::mpsc::sync_channel(1);
+        let config = self.config.clone();
+        let stuck = self.stuck_connects.clone();
+        let ending = attempt.clone();
+        std::thread::Builder::new()
+            .name("waymark-pg-connect".into())
+            .spawn(move || {
+                let result = config.connect(NoTls);
+                {
+                    let mut stuck = stuck.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut attempt = ending.lock().unwrap_or_else(|e| e.into_inner());
+                    if attempt.given_up {
+                        *stuck -= 1;
+                    }
+                    attempt.ended = true;
                 }
-                other => StoreError::Database(format!("{context}: {other}")),
+                // After a timeout nobody receives it, and the connection is closed here.
+                let _ = answer.send(result);
+            })
+            .map_err(|e| StoreError::Database(format!("{context}: cannot start a thread: {e}")))?;
+        let result = match made.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => {
+                let mut stuck = self
+                    .stuck_connects
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut attempt = attempt.lock().unwrap_or_else(|e| e.into_inner());
+                if attempt.ended {
+                    // It ended just now.
+                    drop((stuck, attempt));
+                    made.recv().map_err(|_| {
+                        StoreError::Unavailable(format!("{context}: the attempt stopped"))
+                    })?
+                } else {
+                    attempt.given_up = true;
+                    *stuck += 1;
+                    return Err(StoreError::Unavailable(format!(
+                        "{context}: no answer within {} s",
+                        timeout.as_secs_f64()
+                    )));
+                }
             }
+        };
+        result.map_err(|e| match StoreError::from(e) {
+            StoreError::Unavailable(reason) => {
+                StoreError::Unavailable(format!("{context}: {reason}"))
+            }
+            other => StoreError::Database(format!("{context}: {other}")),
         })
     }
 
