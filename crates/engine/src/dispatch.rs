@@ -744,6 +744,7 @@ async fn record_outcomes(
     mut outcomes: mpsc::UnboundedReceiver<Done>,
 ) {
     let mut batch: Vec<Done> = Vec::new();
+    let mut outage = crate::outage::Outage::new("recording delivery outcomes");
     while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let (finished, slots): (Vec<Finished>, Vec<_>) =
             batch.drain(..).map(|d| (d.finished, d.slots)).unzip();
@@ -753,13 +754,12 @@ async fn record_outcomes(
             let store = store.clone();
             let writing = finished.clone();
             match tokio::task::spawn_blocking(move || store.finish_messages(&writing)).await {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, messages = finished.len(), "cannot record delivery outcomes; trying again")
+                Ok(Ok(())) => {
+                    outage.ended();
+                    break;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, messages = finished.len(), "recording delivery outcomes failed; trying again")
-                }
+                Ok(Err(e)) => outage.failed(&e),
+                Err(e) => outage.failed(&e),
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_secs(5));

@@ -7,16 +7,17 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
-use waymark_store::{NewEvent, Store};
+use waymark_store::{NewEvent, Store, StoreError};
 
 use crate::Wakeup;
+use crate::outage::Outage;
 
 /// Upper bound of events in one group commit, to bound transaction size and latency.
 const MAX_EVENTS_PER_COMMIT: usize = 20_000;
 
 struct Job {
     events: Vec<NewEvent>,
-    reply: oneshot::Sender<Result<Vec<bool>, String>>,
+    reply: oneshot::Sender<Result<Vec<bool>, IntakeError>>,
 }
 
 #[derive(Clone)]
@@ -24,10 +25,15 @@ pub struct Intake {
     jobs: mpsc::SyncSender<Job>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IntakeError {
     #[error("the event store is not accepting events: {0}")]
     Unavailable(String),
+    /// The database cannot be reached ([`StoreError::Unavailable`]): the events were not
+    /// accepted (or, when the connection was lost during the commit, perhaps they were), and
+    /// sending them again once it is back is safe (they are de-duplicated by `messageId`).
+    #[error("the event store is not accepting events: database unavailable: {0}")]
+    DatabaseUnavailable(String),
 }
 
 impl Intake {
@@ -63,11 +69,13 @@ impl Intake {
         answer
             .await
             .map_err(|_| IntakeError::Unavailable("the writer has stopped".into()))?
-            .map_err(IntakeError::Unavailable)
     }
 }
 
 fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
+    // Each request is answered at once, failed or not (its client retries): the writer does
+    // not wait for the database, it only logs an outage once rather than per commit.
+    let mut outage = Outage::new("group commit");
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let mut count = batch[0].events.len();
@@ -90,6 +98,7 @@ fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
             .record(started.elapsed().as_secs_f64());
         match result {
             Ok(fresh) => {
+                outage.ended();
                 let new = fresh.iter().filter(|f| **f).count() as u64;
                 metrics::counter!("waymark_events_ingested_total").increment(new);
                 metrics::counter!("waymark_events_duplicate_total")
@@ -103,9 +112,13 @@ fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
                 wakeup.wake();
             }
             Err(e) => {
-                tracing::error!(error = %e, events = all.len(), "group commit failed");
+                outage.failed(&e);
+                let answer = match e {
+                    StoreError::Unavailable(reason) => IntakeError::DatabaseUnavailable(reason),
+                    other => IntakeError::Unavailable(other.to_string()),
+                };
                 for job in batch {
-                    let _ = job.reply.send(Err(e.to_string()));
+                    let _ = job.reply.send(Err(answer.clone()));
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod consent;
 pub mod dispatch;
 pub mod inbound;
 pub mod intake;
+mod outage;
 pub mod problems;
 pub mod processor;
 pub mod rates;
@@ -334,25 +335,32 @@ impl Engine {
     }
 
     fn run_loop(&self) {
+        // Failed rounds in a row (the database is unreachable, say): the round is retried
+        // after a pause that grows, and sooner when new work wakes the engine.
+        let mut failures = 0;
         while !self.stopping.load(Ordering::SeqCst) {
-            match self.tick() {
+            let wait = match self.tick() {
                 Ok(did) => {
+                    failures = 0;
                     self.processor.problems().round_succeeded();
                     if did {
                         continue;
                     }
+                    match (self.clock.is_simulated(), self.store.next_wake_at()) {
+                        (false, Ok(Some(at))) => {
+                            let ms = at.duration_since(self.clock.now()).as_millis().max(0) as u64;
+                            IDLE_POLL.min(StdDuration::from_millis(ms))
+                        }
+                        _ => IDLE_POLL,
+                    }
                 }
-                Err(e) => self
-                    .processor
-                    .problems()
-                    .round_failed(&e.to_string(), self.clock.now()),
-            }
-            let wait = match (self.clock.is_simulated(), self.store.next_wake_at()) {
-                (false, Ok(Some(at))) => {
-                    let ms = at.duration_since(self.clock.now()).as_millis().max(0) as u64;
-                    IDLE_POLL.min(StdDuration::from_millis(ms))
+                Err(e) => {
+                    failures += 1;
+                    self.processor
+                        .problems()
+                        .round_failed(&e.to_string(), self.clock.now());
+                    outage::pause_after(failures)
                 }
-                _ => IDLE_POLL,
             };
             if !wait.is_zero() {
                 self.wakeup.wait(wait);
@@ -400,11 +408,14 @@ impl Engine {
     /// wake it.
     async fn dispatch_loop(self: Arc<Self>) {
         let mut levels_recorded = std::time::Instant::now();
+        let mut outage = outage::Outage::new("dispatch round");
         while !self.stopping.load(Ordering::SeqCst) {
-            if let Err(e) = self.dispatcher.start_due().await {
-                tracing::error!(error = %e, "dispatch round failed");
+            match self.dispatcher.start_due().await {
+                Ok(_) => outage.ended(),
+                Err(e) => outage.failed(&e),
             }
-            if levels_recorded.elapsed() >= IDLE_POLL {
+            // While rounds fail, so would this (and say so every second).
+            if levels_recorded.elapsed() >= IDLE_POLL && outage.pause().is_zero() {
                 levels_recorded = std::time::Instant::now();
                 if let Err(e) = self.dispatcher.queue_levels().await {
                     tracing::warn!(error = %e, "cannot read the outbox queue levels");
@@ -412,12 +423,16 @@ impl Engine {
             }
             // A due time in the past belongs to messages in flight or waiting for a slot,
             // whose end wakes the loop.
-            let wait = match (self.clock.is_simulated(), self.dispatcher.next_attempt_at()) {
-                (false, Ok(Some(at))) if at > self.clock.now() => {
-                    let ms = at.duration_since(self.clock.now()).as_millis().max(1) as u64;
-                    IDLE_POLL.min(StdDuration::from_millis(ms))
+            let wait = if !outage.pause().is_zero() {
+                outage.pause()
+            } else {
+                match (self.clock.is_simulated(), self.dispatcher.next_attempt_at()) {
+                    (false, Ok(Some(at))) if at > self.clock.now() => {
+                        let ms = at.duration_since(self.clock.now()).as_millis().max(1) as u64;
+                        IDLE_POLL.min(StdDuration::from_millis(ms))
+                    }
+                    _ => IDLE_POLL,
                 }
-                _ => IDLE_POLL,
             };
             self.dispatcher.wait(wait).await;
         }

@@ -39,6 +39,13 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached: a connection could not be made, or it was lost or
+    /// timed out during the call. Nothing is wrong with the request, and retrying it once the
+    /// database is back is safe (a write whose commit was cut off may or may not have been
+    /// made; writes are de-duplicated or idempotent where a client may retry them). Only a
+    /// database server (PostgreSQL) gives it: an embedded SQLite file is never unreachable.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

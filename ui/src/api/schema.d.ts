@@ -25,7 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health: `ok`, `degraded` (stored definitions the engine cannot use) or 503 `stalled` (engine rounds fail) */
+        /** Health: `ok`, `degraded` (stored definitions the engine cannot use), 503 `database_unavailable` (the database does not answer) or 503 `stalled` (engine rounds fail) */
         get: operations["get_healthz"];
         put?: never;
         post?: never;
@@ -1443,7 +1443,7 @@ export interface components {
              * @description Stable; explained in docs/api.md under #error-<code>
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "too_many_connections";
+            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
             /** @description Every individual problem, for requests that can have several. */
             errors?: unknown;
             field?: string | null;
@@ -1503,10 +1503,12 @@ export interface components {
              * @description How many stored definitions the engine cannot use (`degraded`, `stalled`).
              */
             broken?: number | null;
+            /** @description Why the database does not answer (`database_unavailable`). */
+            database?: string | null;
             /** @description Why the engine's rounds fail (`stalled`). */
             engine?: components["schemas"]["Stall"] | null;
             /** @enum {string} */
-            status: "ok" | "degraded" | "stalled";
+            status: "ok" | "degraded" | "stalled" | "database_unavailable";
         };
         /** @description "did `event` [times] [within] [filter]". */
         HistoryCondition: {
@@ -2801,7 +2803,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The engine is stalled */
+            /** @description The database does not answer, or the engine is stalled */
             503: {
                 headers: {
                     [name: string]: unknown;

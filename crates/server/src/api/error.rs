@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
-use waymark_engine::EngineError;
+use waymark_engine::{EngineError, IntakeError};
 use waymark_store::StoreError;
 
 /// An error code the server answers with, the status it comes with, and where it is explained.
@@ -75,6 +75,7 @@ pub const CODES: &[ErrorCode] = &[
     code!("rate_limited", 429),
     code!("internal", 500),
     code!("unavailable", 503),
+    code!("database_unavailable", 503),
     code!("too_many_connections", 503),
 ];
 
@@ -96,6 +97,10 @@ fn code_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// The `Retry-After` of a `database_unavailable` answer: the server reconnects on the next
+/// request, so a client may try again soon.
+pub const DATABASE_RETRY_AFTER_SECONDS: u32 = 2;
+
 /// The body of every error answer (`Error` in the OpenAPI document).
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "Error")]
@@ -114,7 +119,7 @@ pub struct ApiError {
     pub errors: Option<Box<Value>>,
     /// The explanation of `code` (docs/api.md#error-<code>).
     pub link: &'static str,
-    /// Seconds to wait, sent as `Retry-After` (429 answers).
+    /// Seconds to wait, sent as `Retry-After` (429 answers, `database_unavailable`).
     #[serde(skip)]
     pub retry_after: Option<u32>,
 }
@@ -187,6 +192,19 @@ impl ApiError {
         )
     }
 
+    /// The database cannot be reached ([`StoreError::Unavailable`]): nothing is wrong with
+    /// the request; `Retry-After` says when to try again.
+    pub fn database_unavailable(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "unavailable",
+            format!("database unavailable: {}", message.into()),
+        );
+        e.retry_after = Some(DATABASE_RETRY_AFTER_SECONDS);
+        e
+    }
+
     pub fn too_many_requests(
         code: &'static str,
         message: impl Into<String>,
@@ -209,7 +227,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.code == "database_unavailable" {
+            // Every request fails while the database is away; the intake and the engine log
+            // the outage once, when it begins and when it ends.
+            tracing::debug!(message = %self.message, "request failed");
+        } else if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         let retry_after = self.retry_after;
@@ -228,7 +250,17 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} does not exist")),
             StoreError::Conflict(what) => ApiError::conflict("conflict", what),
+            StoreError::Unavailable(why) => ApiError::database_unavailable(why),
             other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::DatabaseUnavailable(why) => ApiError::database_unavailable(why),
+            other @ IntakeError::Unavailable(_) => ApiError::unavailable(other.to_string()),
         }
     }
 }
@@ -337,15 +369,19 @@ mod tests {
             "codes missing from error::CODES: {missing:?}"
         );
         // And the table holds nothing the server never says.
-        for fixed in ["unauthorized", "not_found", "internal", "unavailable"] {
+        let fixed = [
+            "unauthorized",
+            "not_found",
+            "internal",
+            "unavailable",
+            "database_unavailable",
+        ];
+        for fixed in fixed {
             assert!(known.contains(fixed));
         }
         let unused: Vec<_> = known
             .iter()
-            .filter(|c| {
-                !used.contains(**c)
-                    && !["unauthorized", "not_found", "internal", "unavailable"].contains(c)
-            })
+            .filter(|c| !used.contains(**c) && !fixed.contains(c))
             .collect();
         assert!(
             unused.is_empty(),

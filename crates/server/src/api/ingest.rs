@@ -485,12 +485,7 @@ pub fn random_hex(bytes: usize) -> String {
 
 async fn accept(state: &AppState, events: Vec<NewEvent>) -> ApiResult<(usize, usize)> {
     let total = events.len();
-    let fresh = state
-        .engine
-        .intake()
-        .append(events)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let fresh = state.engine.intake().append(events).await?;
     let accepted = fresh.iter().filter(|f| **f).count();
     Ok((accepted, total - accepted))
 }

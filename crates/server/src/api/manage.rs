@@ -266,12 +266,7 @@ pub async fn import_contacts(
         }
     }
     let imported = events.len();
-    state
-        .engine
-        .intake()
-        .append(events)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    state.engine.intake().append(events).await?;
     Ok(Json(ImportResult {
         imported,
         rejected: errors.len(),

@@ -324,12 +324,24 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// `GET /healthz`: 200 `ok`, 200 `degraded` when stored definitions cannot be used (counted;
-/// the admin API's `/v1/problems` names them), 503 `stalled` when the engine's rounds of work
-/// fail, with the error, so that a load balancer or an operator sees an engine that cannot
-/// make progress.
+/// the admin API's `/v1/problems` names them), 503 `database_unavailable` when the database
+/// does not answer a trivial read within [`DATABASE_CHECK_TIMEOUT`], 503 `stalled` when the
+/// engine's rounds of work fail, with the error, so that a load balancer or an operator sees
+/// a server that cannot take or make progress.
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (StatusCode, Json<Health>) {
+    if let Err(reason) = database_answers(&state).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "database_unavailable",
+                database: Some(reason),
+                engine: None,
+                broken: None,
+            }),
+        );
+    }
     let report = state.engine.problems();
     let broken = report.broken.len();
     match report.stalled {
@@ -337,6 +349,7 @@ async fn health(
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
                 status: "stalled",
+                database: None,
                 engine: Some(stall),
                 broken: Some(broken),
             }),
@@ -345,6 +358,7 @@ async fn health(
             StatusCode::OK,
             Json(Health {
                 status: "degraded",
+                database: None,
                 engine: None,
                 broken: Some(broken),
             }),
@@ -353,6 +367,7 @@ async fn health(
             StatusCode::OK,
             Json(Health {
                 status: "ok",
+                database: None,
                 engine: None,
                 broken: None,
             }),
@@ -360,11 +375,32 @@ async fn health(
     }
 }
 
+/// How long `/healthz` waits for the database to answer.
+const DATABASE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the database answers a trivial read (the last event's number) in time; why not.
+async fn database_answers(state: &AppState) -> Result<(), String> {
+    let store = state.engine.store().clone();
+    let read = tokio::task::spawn_blocking(move || store.last_event_seq());
+    match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, read).await {
+        Ok(Ok(Ok(_))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            DATABASE_CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// The answer of `/healthz`.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct Health {
-    #[schemars(extend("enum" = ["ok", "degraded", "stalled"]))]
+    #[schemars(extend("enum" = ["ok", "degraded", "stalled", "database_unavailable"]))]
     status: &'static str,
+    /// Why the database does not answer (`database_unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
     /// Why the engine's rounds fail (`stalled`).
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<waymark_engine::problems::Stall>,

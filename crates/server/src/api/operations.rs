@@ -547,9 +547,9 @@ pub fn all() -> Vec<Operation> {
             .reply(200, "text/plain", "Metrics in the Prometheus text format", &[])
             .errors(&[404]),
         get("/healthz", super::health)
-            .about(Open, "Meta", "Health: `ok`, `degraded` (stored definitions the engine cannot use) or 503 `stalled` (engine rounds fail)")
+            .about(Open, "Meta", "Health: `ok`, `degraded` (stored definitions the engine cannot use), 503 `database_unavailable` (the database does not answer) or 503 `stalled` (engine rounds fail)")
             .ok::<super::Health>()
-            .json::<super::Health>(503, "The engine is stalled"),
+            .json::<super::Health>(503, "The database does not answer, or the engine is stalled"),
         // ---- inbound webhooks
         post("/v1/webhooks/ses", webhooks_in::ses)
             .about(Inbound, "Inbound webhooks", "Amazon SES bounces and complaints through SNS (subscription confirmation included)")

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use waymark_channels::inbound::{self, InboundError, InboundFact, SnsMessage};
 use waymark_core::Channel;
 use waymark_engine::inbound::InboundOutcome;
-use waymark_store::{Suppression, SuppressionQuery, SuppressionReason};
+use waymark_store::{StoreError, Suppression, SuppressionQuery, SuppressionReason};
 
 use super::error::{ApiError, ApiResult};
 use super::ingest::random_hex;
@@ -115,7 +115,13 @@ async fn apply(state: &AppState, facts: Vec<InboundFact>) -> ApiResult<Json<Inbo
         .engine
         .apply_inbound(facts, random_hex(16))
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        .map_err(|e| match e {
+            // The provider retries a 503 with Retry-After as it does any other.
+            waymark_engine::EngineError::Store(store @ StoreError::Unavailable(_)) => {
+                ApiError::from(store)
+            }
+            other => ApiError::unavailable(other.to_string()),
+        })?;
     Ok(Json(InboundAnswer {
         status: "ok",
         results: Some(outcomes),

@@ -23,6 +23,8 @@
 
 #![allow(dead_code)]
 
+pub mod db_proxy;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -110,6 +112,8 @@ pub struct Resp {
     pub json: Value,
     pub text: String,
     pub content_type: Option<String>,
+    /// The `Retry-After` header, when there is one.
+    pub retry_after: Option<String>,
 }
 
 impl Resp {
@@ -184,9 +188,13 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// A schema for a server on `data`, when end-to-end tests run on PostgreSQL.
-    fn for_server(data: &Path, given: bool) -> Option<Schema> {
+    /// A schema for a server on `data`, when end-to-end tests run on PostgreSQL (and the test
+    /// did not give the server a `--database` of its own).
+    fn for_server(data: &Path, given: bool, args: &[String]) -> Option<Schema> {
         std::env::var_os("WAYMARK_TEST_E2E_POSTGRES")?;
+        if args.iter().any(|a| a == "--database") {
+            return None;
+        }
         let base_url = std::env::var("WAYMARK_TEST_DATABASE_URL")
             .expect("WAYMARK_TEST_E2E_POSTGRES needs WAYMARK_TEST_DATABASE_URL");
         // The data directory's path names the schema, so a second server on the same
@@ -195,17 +203,24 @@ impl Schema {
         for b in data.as_os_str().as_encoded_bytes() {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
-        let name = format!("waymark_e2e_{hash:016x}");
+        Some(Schema::create(
+            base_url,
+            format!("waymark_e2e_{hash:016x}"),
+            !given,
+        ))
+    }
+
+    fn create(base_url: String, name: String, drop: bool) -> Schema {
         let mut client = postgres::Client::connect(&base_url, postgres::NoTls)
             .unwrap_or_else(|e| panic!("cannot connect to WAYMARK_TEST_DATABASE_URL: {e}"));
         client
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
             .expect("create the test schema");
-        Some(Schema {
+        Schema {
             base_url,
             name,
-            drop: !given,
-        })
+            drop,
+        }
     }
 
     /// A new empty schema named after `label`, for a test that picks its own database; `None`
@@ -235,18 +250,7 @@ impl Schema {
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let mut client = postgres::Client::connect(&base_url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("cannot connect to WAYMARK_TEST_DATABASE_URL: {e}"));
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .expect("create the test schema");
-        Some(Schema {
-            base_url,
-            name,
-            drop: true,
-        })
+        Some(Schema::create(base_url, name, true))
     }
 
     /// A URL whose connections use this schema.
@@ -260,6 +264,55 @@ impl Schema {
             "{}{separator}options=-c%20search_path%3D{}",
             self.base_url, self.name
         )
+    }
+}
+
+/// A fresh PostgreSQL schema of its own, dropped with this value, for a test that starts its
+/// server with `--database` itself (e.g. through a [`db_proxy::DbProxy`]), whatever
+/// `WAYMARK_TEST_E2E_POSTGRES` says.
+pub struct TestDatabase {
+    schema: Schema,
+}
+
+impl TestDatabase {
+    /// A new schema in the database of `WAYMARK_TEST_DATABASE_URL`, or `None` (the test skips,
+    /// and says so) without that variable; with `WAYMARK_TEST_REQUIRE_POSTGRES` it is required.
+    pub fn create(tag: &str) -> Option<TestDatabase> {
+        Schema::fresh(tag).map(|schema| TestDatabase { schema })
+    }
+
+    /// The URL of the schema, for `--database`.
+    pub fn url(&self) -> String {
+        self.schema.url()
+    }
+
+    /// The URL of the schema with the server's host and port replaced by `addr`.
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let url = self.url();
+        let authority = url.find("://").map_or(0, |at| at + 3);
+        let host_start = url[authority..]
+            .find('@')
+            .map_or(authority, |at| authority + at + 1);
+        let host_end = url[host_start..]
+            .find(['/', '?'])
+            .map_or(url.len(), |at| host_start + at);
+        format!("{}{addr}{}", &url[..host_start], &url[host_end..])
+    }
+
+    /// The address of the database server.
+    pub fn server_addr(&self) -> SocketAddr {
+        use std::net::ToSocketAddrs;
+        let config: postgres::Config = self.schema.base_url.parse().expect("a PostgreSQL URL");
+        let host = match config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => panic!("WAYMARK_TEST_DATABASE_URL must name a TCP host"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .expect("resolve the database host")
+            .next()
+            .expect("an address of the database host")
     }
 }
 
@@ -339,7 +392,9 @@ impl Server {
             DataDir::Given(p) => p.clone(),
         };
         let schema = match opts.backend {
-            Backend::AsConfigured => Schema::for_server(&data_path, opts.data_dir.is_some()),
+            Backend::AsConfigured => {
+                Schema::for_server(&data_path, opts.data_dir.is_some(), &opts.args)
+            }
             Backend::Sqlite | Backend::Postgres(_) => None,
         };
         let mut server = Server {
@@ -594,6 +649,11 @@ impl Server {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = response.text().expect("response body");
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Resp {
@@ -601,6 +661,7 @@ impl Server {
             json,
             text,
             content_type,
+            retry_after,
         }
     }
 

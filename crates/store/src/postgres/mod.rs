@@ -26,8 +26,8 @@ pub(crate) mod test_support;
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ::postgres::{Client, Config, NoTls};
 
@@ -54,17 +54,44 @@ const ENGINE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Connections kept open between calls.
 const IDLE_CONNECTIONS: usize = 16;
+/// How long making a connection may take, unless the URL says (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connection attempts that may wait for an answer after they were given up on, at most (each
+/// holds a thread and a socket until the server answers or the connection dies).
+const MAX_STUCK_CONNECTS: usize = 4;
+/// A connection idle in the pool for longer is checked (a round trip) before it is used: the
+/// driver only notices that the server closed a connection when it uses it.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// How long that check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct PgStore {
     config: Config,
     /// Where the database is, for messages: host, port and database name, never a password.
     label: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Vec<Idle>>,
     /// The session that holds the engine lock, once taken (see `take_engine_lock`).
     engine_lock: Mutex<Option<Client>>,
     /// Writers of this process take turns, as on SQLite, so the engine's read-then-write steps
     /// see the same serial order on both backends.
     writer: Mutex<()>,
+    /// Connection attempts given up on after the connect timeout that still wait for an
+    /// answer (see [`PgStore::connect`]).
+    stuck_connects: Arc<Mutex<usize>>,
+}
+
+/// A connection attempt of [`PgStore::connect`].
+#[derive(Default)]
+struct Attempt {
+    /// The caller stopped waiting for it (the connect timeout passed).
+    given_up: bool,
+    ended: bool,
+}
+
+/// A connection waiting in the pool, and since when.
+struct Idle {
+    client: Client,
+    since: Instant,
 }
 
 pub(crate) struct Pooled<'a> {
@@ -87,18 +114,35 @@ impl DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let (Some(client), Ok(mut pool)) = (self.client.take(), self.store.pool.lock())
-            && !client.is_closed()
-            && pool.len() < IDLE_CONNECTIONS
-        {
-            pool.push(client);
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let Ok(mut pool) = self.store.pool.lock() else {
+            return;
+        };
+        if client.is_closed() {
+            // The server closed it, or the network between lost it: the connections waiting
+            // in the pool most likely went the same way, and each would fail a call of its
+            // own. New ones cost a connect each.
+            let dead = std::mem::take(&mut *pool);
+            drop(pool);
+            drop(dead);
+        } else if pool.len() < IDLE_CONNECTIONS {
+            pool.push(Idle {
+                client,
+                since: Instant::now(),
+            });
         }
     }
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let mut clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut clients: Vec<Client> =
+            std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .map(|idle| idle.client)
+                .collect();
         clients.extend(
             self.engine_lock
                 .lock()
@@ -119,20 +163,55 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         // The error's own Display says only "db error"; the server's message is in the
         // DbError underneath.
-        match e.as_db_error() {
-            Some(db) => StoreError::Database(match db.detail() {
+        let message = match e.as_db_error() {
+            Some(db) => match db.detail() {
                 Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
                 None => format!("{} ({})", db.message(), db.code().code()),
-            }),
-            None => {
-                let mut message = e.to_string();
-                if let Some(source) = std::error::Error::source(&e) {
-                    message = format!("{message}: {source}");
-                }
-                StoreError::Database(message)
-            }
+            },
+            None => match std::error::Error::source(&e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            },
+        };
+        if is_connection_failure(&e) {
+            StoreError::Unavailable(message)
+        } else {
+            StoreError::Database(message)
         }
     }
+}
+
+/// Whether `e` says the database could not be reached (no connection, a connection lost or
+/// timed out, a server shutting down or starting up) rather than that a statement failed: the
+/// first is retried until the database is back, the second is a bug or bad data.
+fn is_connection_failure(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        // Class 08: connection exception; 57P01-57P03: the server is shutting down, crashed
+        // or is not accepting connections yet; 53300: it has all the connections it takes.
+        use ::postgres::error::SqlState;
+        return code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code);
+    }
+    // Reading, writing or connecting failed (refused, reset, timed out, no route). The driver
+    // also wraps malformed messages in an I/O error, of kind InvalidData or InvalidInput:
+    // those are not an outage.
+    std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            )
+        })
 }
 
 impl PgStore {
@@ -143,11 +222,29 @@ impl PgStore {
         let mut config = Config::from_str(url).map_err(|e| {
             StoreError::Database(format!("`{}` is not a PostgreSQL URL: {e}", redact(url)))
         })?;
+        // A database that cannot be reached must make calls fail within seconds, not hang
+        // them (and every writer queued behind them): the API answers 503 and the engine
+        // retries. The URL may set each of these itself.
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(CONNECT_TIMEOUT);
         }
-        // Notice a server that went away while a connection sat idle in the pool.
-        config.keepalives_idle(Duration::from_secs(30));
+        // Notice a server that went away while a connection sat idle in the pool, or while a
+        // call waited for its answer: probes after 10 s of silence, every 5 s, 3 unanswered
+        // ones close the connection.
+        if !url.contains("keepalives_idle") {
+            // (Its getter cannot tell the driver's default of 2 hours from a chosen value.)
+            config.keepalives_idle(Duration::from_secs(10));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(5));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+        // And a request the server does not acknowledge at all (the network dropped it).
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(20));
+        }
         config.application_name("waymark");
         let label = label(&config);
         let store = PgStore {
@@ -156,11 +253,15 @@ impl PgStore {
             pool: Mutex::new(Vec::new()),
             engine_lock: Mutex::new(None),
             writer: Mutex::new(()),
+            stuck_connects: Arc::new(Mutex::new(0)),
         };
         outside_async(|| {
             let mut client = store.connect()?;
             migrate(&mut client)?;
-            store.pool.lock().expect("pool lock").push(client);
+            store.pool.lock().expect("pool lock").push(Idle {
+                client,
+                since: Instant::now(),
+            });
             Ok(store)
         })
     }
@@ -201,27 +302,105 @@ impl PgStore {
         &self.label
     }
 
+    /// A new connection, made within the connect timeout. The driver's `connect_timeout`
+    /// bounds only the TCP connection, not the startup and authentication after it: a server
+    /// (or a proxy in front of it) that accepts connections and then never answers would hang
+    /// the call, and every writer queued behind it. So the connection is made on a thread of
+    /// its own and given up after the timeout; while [`MAX_STUCK_CONNECTS`] given-up attempts
+    /// are still waiting for an answer, calls fail at once instead of starting more. Such an
+    /// attempt ends when the server answers at last or its connection dies (TCP keepalive
+    /// ends it once the host is gone), and with it the refusal.
     fn connect(&self) -> Result<Client> {
-        self.config.connect(NoTls).map_err(|e| {
-            let StoreError::Database(reason) = StoreError::from(e) else {
-                unreachable!("connection errors are database errors")
-            };
-            StoreError::Database(format!(
-                "cannot connect to PostgreSQL at {}: {reason}",
-                self.label
-            ))
+        let context = format!("cannot connect to PostgreSQL at {}", self.label);
+        if *self
+            .stuck_connects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            >= MAX_STUCK_CONNECTS
+        {
+            return Err(StoreError::Unavailable(format!(
+                "{context}: earlier attempts are still waiting for an answer"
+            )));
+        }
+        let timeout = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        // Both fields change under `stuck_connects`' lock, so that an attempt given up on is
+        // counted until it ends.
+        let attempt = Arc::new(Mutex::new(Attempt::default()));
+        let (answer, made) = std::sync::mpsc::sync_channel(1);
+        let config = self.config.clone();
+        let stuck = self.stuck_connects.clone();
+        let ending = attempt.clone();
+        std::thread::Builder::new()
+            .name("waymark-pg-connect".into())
+            .spawn(move || {
+                let result = config.connect(NoTls);
+                {
+                    let mut stuck = stuck.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut attempt = ending.lock().unwrap_or_else(|e| e.into_inner());
+                    if attempt.given_up {
+                        *stuck -= 1;
+                    }
+                    attempt.ended = true;
+                }
+                // After a timeout nobody receives it, and the connection is closed here.
+                let _ = answer.send(result);
+            })
+            .map_err(|e| StoreError::Database(format!("{context}: cannot start a thread: {e}")))?;
+        let result = match made.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => {
+                let mut stuck = self
+                    .stuck_connects
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut attempt = attempt.lock().unwrap_or_else(|e| e.into_inner());
+                if attempt.ended {
+                    // It ended just now.
+                    drop((stuck, attempt));
+                    made.recv().map_err(|_| {
+                        StoreError::Unavailable(format!("{context}: the attempt stopped"))
+                    })?
+                } else {
+                    attempt.given_up = true;
+                    *stuck += 1;
+                    return Err(StoreError::Unavailable(format!(
+                        "{context}: no answer within {} s",
+                        timeout.as_secs_f64()
+                    )));
+                }
+            }
+        };
+        result.map_err(|e| match StoreError::from(e) {
+            StoreError::Unavailable(reason) => {
+                StoreError::Unavailable(format!("{context}: {reason}"))
+            }
+            other => StoreError::Database(format!("{context}: {other}")),
         })
     }
 
+    /// A connection from the pool, or a new one. A pooled connection that is closed, or that
+    /// sat idle a while and no longer answers (the database restarted meanwhile, or the
+    /// network between cut it), is dropped with the rest of the pool rather than handed out:
+    /// after an outage, calls get fresh connections instead of failing one by one on dead
+    /// ones. Called outside async (see [`outside_async`]).
     pub(crate) fn conn(&self) -> Result<Pooled<'_>> {
-        let pooled = {
-            let mut pool = self.pool.lock().expect("pool lock");
-            loop {
-                match pool.pop() {
-                    Some(c) if c.is_closed() => continue,
-                    other => break other,
-                }
+        let pooled = loop {
+            let candidate = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some(Idle { mut client, since }) = candidate else {
+                break None;
+            };
+            if client.is_closed() {
+                continue;
             }
+            if since.elapsed() < CHECK_AFTER_IDLE || client.is_valid(CHECK_TIMEOUT).is_ok() {
+                break Some(client);
+            }
+            let dead = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()));
+            drop(dead);
         };
         let client = match pooled {
             Some(c) => c,
@@ -353,6 +532,14 @@ mod tests {
     use super::test_support::TestDatabase;
     use super::*;
 
+    impl PgStore {
+        /// A trivial read through the pool.
+        fn trivial_read(&self) -> Result<i64> {
+            let mut conn = self.conn()?;
+            Ok(conn.query_one("SELECT 1::BIGINT", &[])?.get(0))
+        }
+    }
+
     #[test]
     fn a_password_is_never_shown() {
         assert_eq!(
@@ -376,6 +563,79 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn an_unreachable_server_is_unavailable_not_a_database_error() {
+        let err = PgStore::open("postgres://waymark@127.0.0.1:1/waymark?connect_timeout=2")
+            .err()
+            .expect("refused");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_failing_statement_is_a_database_error_not_an_outage() {
+        let Some(db) = TestDatabase::create("sql_error") else {
+            return;
+        };
+        let store = db.open();
+        let err = store
+            .write(|tx| Ok(tx.execute("SELECT * FROM no_such_table", &[])?))
+            .expect_err("no such table");
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    }
+
+    /// Fills the pool with three connections and has the server end them (as a restart of
+    /// the database does); only these, as other tests share the server.
+    fn pool_of_ended_connections(db: &TestDatabase, store: &PgStore) {
+        let pids: Vec<i32> = {
+            let mut held: Vec<_> = (0..3).map(|_| store.conn().unwrap()).collect();
+            held.iter_mut()
+                .map(|c| c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0))
+                .collect()
+        };
+        assert_eq!(store.pool.lock().unwrap().len(), 3);
+        let mut admin = ::postgres::Client::connect(&db.url(), NoTls).unwrap();
+        for pid in pids {
+            let ended: bool = admin
+                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .unwrap()
+                .get(0);
+            assert!(ended, "ended {pid}");
+        }
+    }
+
+    #[test]
+    fn connections_that_idled_while_the_server_closed_them_are_not_handed_out() {
+        let Some(db) = TestDatabase::create("closed_idle") else {
+            return;
+        };
+        let store = db.open();
+        pool_of_ended_connections(&db, &store);
+        std::thread::sleep(CHECK_AFTER_IDLE + Duration::from_millis(200));
+        for _ in 0..4 {
+            store.trivial_read().expect("a fresh connection");
+        }
+    }
+
+    #[test]
+    fn one_dead_connection_empties_the_pool() {
+        let Some(db) = TestDatabase::create("closed_busy") else {
+            return;
+        };
+        let store = db.open();
+        pool_of_ended_connections(&db, &store);
+        // Used at once, a connection is not checked first: the call that finds it dead fails
+        // (and is retried by its caller), the ones after it get fresh connections.
+        std::thread::sleep(Duration::from_millis(200));
+        let first = store.trivial_read();
+        assert!(
+            matches!(first, Ok(_) | Err(StoreError::Unavailable(_))),
+            "{first:?}"
+        );
+        for _ in 0..4 {
+            store.trivial_read().expect("a fresh connection");
+        }
     }
 
     #[test]
