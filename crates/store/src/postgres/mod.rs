@@ -18,6 +18,7 @@
 //! larger `seq` (it would fall behind the cursor and never be processed).
 
 mod api;
+pub mod inspect;
 mod privacy;
 mod tx;
 
