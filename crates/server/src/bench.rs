@@ -541,9 +541,7 @@ impl Inspect {
     /// index after checkpointing the WAL; on PostgreSQL each table with its indexes.
     fn table_sizes(&self) -> anyhow::Result<Vec<(String, u64)>> {
         Ok(match self {
-            Inspect::Sqlite(path) => {
-                waymark_store::sqlite::inspect::checkpoint_and_measure(path)?
-            }
+            Inspect::Sqlite(path) => waymark_store::sqlite::inspect::checkpoint_and_measure(path)?,
             Inspect::Postgres(pg) => waymark_store::postgres::inspect::table_sizes(pg)?,
         })
     }

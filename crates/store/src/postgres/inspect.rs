@@ -28,7 +28,10 @@ pub fn table_sizes(store: &PgStore) -> Result<Vec<(String, u64)>> {
         let mut tables = Vec::with_capacity(rows.len());
         for row in &rows {
             let bytes: i64 = row.try_get(1)?;
-            tables.push((row.try_get::<_, String>(0)?, u64::try_from(bytes).unwrap_or(0)));
+            tables.push((
+                row.try_get::<_, String>(0)?,
+                u64::try_from(bytes).unwrap_or(0),
+            ));
         }
         let (small, mut tables): (Vec<_>, Vec<_>) = tables
             .into_iter()
@@ -153,7 +156,7 @@ fn connect(url: &str) -> std::result::Result<Client, ::postgres::Error> {
 mod tests {
     use super::super::test_support::TestDatabase;
     use super::*;
-    use crate::Store;
+    use crate::Reporting;
 
     #[test]
     fn timers_and_messages_are_seen_and_the_tables_add_up_to_the_disk_size() {
@@ -185,7 +188,9 @@ mod tests {
         let total: u64 = tables.iter().map(|(_, bytes)| bytes).sum();
         assert_eq!(total, store.disk_bytes().unwrap(), "{tables:?}");
         assert!(
-            tables.last().is_some_and(|(name, _)| name.contains("tables under 64 kB")),
+            tables
+                .last()
+                .is_some_and(|(name, _)| name.contains("tables under 64 kB")),
             "{tables:?}"
         );
     }
