@@ -25,12 +25,13 @@ mod tx;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ::postgres::{Client, Config, NoTls};
+use ::postgres::{Client, Config, NoTls, Statement, Transaction};
 
 #[allow(unused_imports)]
 pub(crate) use crate::millis::{ms, ts};
@@ -47,11 +48,45 @@ const APPEND_LOCK: i64 = 0x7761_796d_6172_6b02;
 /// Connections kept open between calls.
 const IDLE_CONNECTIONS: usize = 16;
 
+/// Statements a connection keeps prepared; past this (SQL built per call, e.g. with a list of
+/// ids) the connection starts over.
+const PREPARED_PER_CONNECTION: usize = 256;
+
+/// A connection and the statements it has prepared, by their SQL text: a statement run by text
+/// takes two round trips (prepare, then execute), one already prepared takes one, and the
+/// engine's transactions run the same few dozen statements over and over.
+pub(crate) struct Connection {
+    client: Client,
+    prepared: Prepared,
+}
+
+#[derive(Default)]
+pub(crate) struct Prepared(HashMap<String, Statement>);
+
+impl Prepared {
+    /// `sql` prepared on `tx`'s connection: from the cache, or prepared now and kept.
+    pub(crate) fn get(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &str,
+    ) -> std::result::Result<Statement, ::postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = tx.prepare(sql)?;
+        if self.0.len() >= PREPARED_PER_CONNECTION {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
 pub struct PgStore {
     config: Config,
     /// Where the database is, for messages: host, port and database name, never a password.
     label: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Vec<Connection>>,
     /// Writers of this process take turns, as on SQLite, so the engine's read-then-write steps
     /// see the same serial order on both backends.
     writer: Mutex<()>,
@@ -59,26 +94,34 @@ pub struct PgStore {
 
 pub(crate) struct Pooled<'a> {
     store: &'a PgStore,
-    client: Option<Client>,
+    client: Option<Connection>,
+}
+
+impl Pooled<'_> {
+    /// The client and the statements it has prepared, to borrow both at once.
+    fn parts(&mut self) -> (&mut Client, &mut Prepared) {
+        let connection = self.client.as_mut().expect("present until drop");
+        (&mut connection.client, &mut connection.prepared)
+    }
 }
 
 impl Deref for Pooled<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until drop")
+        &self.client.as_ref().expect("present until drop").client
     }
 }
 
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until drop")
+        &mut self.client.as_mut().expect("present until drop").client
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let (Some(client), Ok(mut pool)) = (self.client.take(), self.store.pool.lock())
-            && !client.is_closed()
+            && !client.client.is_closed()
             && pool.len() < IDLE_CONNECTIONS
         {
             pool.push(client);
@@ -143,7 +186,10 @@ impl PgStore {
         outside_async(|| {
             let mut client = store.connect()?;
             migrate(&mut client)?;
-            store.pool.lock().expect("pool lock").push(client);
+            store.pool.lock().expect("pool lock").push(Connection {
+                client,
+                prepared: Prepared::default(),
+            });
             Ok(store)
         })
     }
@@ -170,14 +216,17 @@ impl PgStore {
             let mut pool = self.pool.lock().expect("pool lock");
             loop {
                 match pool.pop() {
-                    Some(c) if c.is_closed() => continue,
+                    Some(c) if c.client.is_closed() => continue,
                     other => break other,
                 }
             }
         };
         let client = match pooled {
             Some(c) => c,
-            None => self.connect()?,
+            None => Connection {
+                client: self.connect()?,
+                prepared: Prepared::default(),
+            },
         };
         Ok(Pooled {
             store: self,
@@ -191,11 +240,20 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.write_prepared(|tx, _| f(tx))
+    }
+
+    /// `write`, with the connection's prepared statements at hand.
+    fn write_prepared<T>(
+        &self,
+        f: impl FnOnce(&mut ::postgres::Transaction<'_>, &mut Prepared) -> Result<T>,
+    ) -> Result<T> {
         outside_async(|| {
             let mut conn = self.conn()?;
+            let (client, prepared) = conn.parts();
             let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let mut tx = conn.transaction()?;
-            let out = f(&mut tx)?;
+            let mut tx = client.transaction()?;
+            let out = f(&mut tx, prepared)?;
             tx.commit()?;
             Ok(out)
         })
@@ -217,8 +275,8 @@ impl PgStore {
         &self,
         work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>,
     ) -> Result<()> {
-        self.write(|tx| {
-            let mut engine_tx = tx::PgTx { tx };
+        self.write_prepared(|tx, prepared| {
+            let mut engine_tx = tx::PgTx { tx, prepared };
             work(&mut engine_tx)
         })
     }
