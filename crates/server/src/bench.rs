@@ -1,11 +1,12 @@
 //! `waymark bench`: measures ingest, journey stepping, trigger-to-send latency, delivery as
 //! users feel it (webhooks to a receiver under events offered open loop) and timer capacity
 //! through the real code paths (HTTP API, intake, engine, outbox), each on a fresh SQLite
-//! database, and prints one JSON line per figure on stdout. Progress goes to stderr.
+//! database (or a fresh schema of a PostgreSQL database, with `--database`), and prints one
+//! JSON line per figure on stdout. Progress goes to stderr.
 //!
 //! What each figure means and how to read it: `docs/benchmarks.md`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,9 @@ use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use waymark_engine::{Clock, Engine, EngineConfig, Transports, WebhookConfig, Webhooks};
+use waymark_store::postgres::inspect::ScratchSchema;
+use waymark_store::postgres::{PgStore, redact};
 use waymark_store::sqlite::SqliteStore;
-use waymark_store::sqlite::inspect::{checkpoint_and_measure, message_counts, no_timer_left};
 use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
 
 use crate::api::{self, AppState, Secrets};
@@ -139,11 +141,18 @@ pub struct BenchArgs {
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Run on PostgreSQL instead of SQLite: each figure gets a fresh schema
+    /// (`waymark_bench_<pid>_<n>`) in this database, dropped afterwards. Never read from
+    /// WAYMARK_DATABASE_URL, so that a benchmark does not land in a production database.
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    pub database: Option<String>,
 }
 
 /// The counts in effect (defaults depend on `--quick`).
 struct Plan {
     quick: bool,
+    /// The backend's name, in every line.
+    database: &'static str,
     events: usize,
     batch_size: usize,
     connections: usize,
@@ -191,6 +200,10 @@ impl Plan {
         };
         let plan = Plan {
             quick: args.quick,
+            database: match args.database {
+                Some(_) => "postgresql",
+                None => "sqlite",
+            },
             events: pick(args.events, 200_000, 2_000),
             batch_size: args.batch_size,
             connections: args.connections,
@@ -233,6 +246,13 @@ impl Plan {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&args)?;
+    let figures: Vec<Figure> = match args.only {
+        Some(f) => vec![f],
+        None => Figure::ALL.to_vec(),
+    };
+    if let Some(url) = &args.database {
+        return run_figures(&plan, &figures, &Backend::Postgres(url.clone())).await;
+    }
     let (root, temporary) = match &args.data {
         Some(dir) => (dir.clone(), false),
         None => (
@@ -244,11 +264,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             true,
         ),
     };
-    let figures: Vec<Figure> = match args.only {
-        Some(f) => vec![f],
-        None => Figure::ALL.to_vec(),
-    };
-    let result = run_figures(&plan, &root, &figures).await;
+    let result = run_figures(&plan, &figures, &Backend::Sqlite(root.clone())).await;
     if temporary {
         if let Err(e) = std::fs::remove_dir_all(&root)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -261,26 +277,76 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn run_figures(plan: &Plan, root: &Path, figures: &[Figure]) -> anyhow::Result<()> {
-    for &figure in figures {
-        let dir = root.join(figure.dir_name());
-        fresh_dir(&dir)?;
+/// Where the figures keep their data.
+enum Backend {
+    /// A subdirectory per figure of this directory.
+    Sqlite(PathBuf),
+    /// A schema per figure in the PostgreSQL database at this URL.
+    Postgres(String),
+}
+
+/// Where one figure keeps its data, fresh for it.
+enum FigureData {
+    Sqlite(PathBuf),
+    /// The URL of the figure's schema.
+    Postgres(String),
+}
+
+async fn run_figures(plan: &Plan, figures: &[Figure], backend: &Backend) -> anyhow::Result<()> {
+    for (n, &figure) in figures.iter().enumerate() {
         let started = Instant::now();
-        match figure {
-            Figure::Ingest => ingest(plan, &dir).await,
-            Figure::Steps => steps(plan, &dir).await,
-            Figure::Latency => latency(plan, &dir).await,
-            Figure::ImmediateSend => immediate_send(plan, &dir).await,
-            Figure::Cart => cart(plan, &dir).await,
-            Figure::Timers => timers(plan, &dir).await,
+        match backend {
+            Backend::Sqlite(root) => {
+                let dir = root.join(figure.dir_name());
+                fresh_dir(&dir)?;
+                run_figure(plan, figure, &FigureData::Sqlite(dir)).await?;
+            }
+            Backend::Postgres(url) => {
+                let (url, name) = (
+                    url.clone(),
+                    format!("waymark_bench_{}_{n}", std::process::id()),
+                );
+                progress(
+                    figure,
+                    format!("on a fresh schema {name} in {}", redact(&url)),
+                );
+                let schema = blocking(move || {
+                    ScratchSchema::create(&url, &name).with_context(|| {
+                        format!("cannot create the schema {name} in {}", redact(&url))
+                    })
+                })
+                .await?;
+                // Dropped whether the figure passed or not (and on a panic, by the value's drop).
+                let ran = run_figure(plan, figure, &FigureData::Postgres(schema.url())).await;
+                let name = schema.name().to_string();
+                let dropped = blocking(move || {
+                    schema
+                        .drop_now()
+                        .with_context(|| format!("cannot drop the schema {name}"))
+                })
+                .await;
+                ran?;
+                dropped?;
+            }
         }
-        .with_context(|| format!("the {} figure failed", figure.dir_name()))?;
         progress(
             figure,
             format!("done in {:.1}s", started.elapsed().as_secs_f64()),
         );
     }
     Ok(())
+}
+
+async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::Result<()> {
+    match figure {
+        Figure::Ingest => ingest(plan, data).await,
+        Figure::Steps => steps(plan, data).await,
+        Figure::Latency => latency(plan, data).await,
+        Figure::ImmediateSend => immediate_send(plan, data).await,
+        Figure::Cart => cart(plan, data).await,
+        Figure::Timers => timers(plan, data).await,
+    }
+    .with_context(|| format!("the {} figure failed", figure.dir_name()))
 }
 
 /// Each figure gets a database of its own, which must not exist yet.
@@ -312,6 +378,7 @@ fn emit(plan: &Plan, bench: &str, value: f64, unit: &str, params: Value) {
         "unit": unit,
         "cores": cores(),
         "quick": plan.quick,
+        "database": plan.database,
     });
     if let (Some(line), Value::Object(params)) = (line.as_object_mut(), params) {
         line.extend(params);
@@ -426,10 +493,76 @@ fn start_engine(
     )?)
 }
 
-/// The server as `waymark serve` runs it: SQLite store, engine with outbox transports, the API
+/// The figures' views of the database beside the server (sizes, timers left, messages by
+/// status), whichever backend holds it.
+#[derive(Clone)]
+enum Inspect {
+    /// The SQLite file, opened on a connection of its own for each look.
+    Sqlite(PathBuf),
+    /// The PostgreSQL store itself (its pooled connections).
+    Postgres(Arc<PgStore>),
+}
+
+impl Inspect {
+    /// Opens the store of a figure's data, as `waymark serve` opens it, and the view of it.
+    fn open(data: &FigureData) -> anyhow::Result<(Arc<dyn Store>, Inspect)> {
+        Ok(match data {
+            FigureData::Sqlite(dir) => {
+                let sqlite = SqliteStore::open(dir).context("cannot open the database")?;
+                let path = sqlite.path().to_path_buf();
+                (Arc::new(sqlite), Inspect::Sqlite(path))
+            }
+            FigureData::Postgres(url) => {
+                let pg = Arc::new(PgStore::open(url).with_context(|| {
+                    format!("cannot open the PostgreSQL database {}", redact(url))
+                })?);
+                (pg.clone(), Inspect::Postgres(pg))
+            }
+        })
+    }
+
+    /// True when no enrollment is waiting on a timer.
+    fn no_timer_left(&self) -> anyhow::Result<bool> {
+        Ok(match self {
+            Inspect::Sqlite(path) => waymark_store::sqlite::inspect::no_timer_left(path)?,
+            Inspect::Postgres(pg) => waymark_store::postgres::inspect::no_timer_left(pg)?,
+        })
+    }
+
+    /// How many messages there are of each status.
+    fn message_counts(&self) -> anyhow::Result<BTreeMap<String, i64>> {
+        Ok(match self {
+            Inspect::Sqlite(path) => waymark_store::sqlite::inspect::message_counts(path)?,
+            Inspect::Postgres(pg) => waymark_store::postgres::inspect::message_counts(pg)?,
+        })
+    }
+
+    /// The bytes of each table, largest first, in the steady state: on SQLite each table and
+    /// index after checkpointing the WAL; on PostgreSQL each table with its indexes.
+    fn table_sizes(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        Ok(match self {
+            Inspect::Sqlite(path) => waymark_store::sqlite::inspect::checkpoint_and_measure(path)?,
+            Inspect::Postgres(pg) => waymark_store::postgres::inspect::table_sizes(pg)?,
+        })
+    }
+
+    /// How `table_sizes` and `disk_bytes` measured, for the figure's line.
+    fn size_measured(&self) -> &'static str {
+        match self {
+            Inspect::Sqlite(_) => {
+                "database files after PRAGMA wal_checkpoint(TRUNCATE); includes the contacts, their identify and track events and the step log"
+            }
+            Inspect::Postgres(_) => {
+                "pg_total_relation_size of the schema's tables (with indexes and TOAST); includes the contacts, their identify and track events and the step log"
+            }
+        }
+    }
+}
+
+/// The server as `waymark serve` runs it: the store, engine with outbox transports, the API
 /// on a loopback port. Requests go through a real HTTP client.
 struct Harness {
-    db_path: PathBuf,
+    inspect: Inspect,
     store: Arc<dyn Store>,
     clock: Clock,
     delivery: Delivery,
@@ -442,14 +575,16 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start(dir: &Path, clock: Clock) -> anyhow::Result<Self> {
-        Self::start_with(dir, clock, Delivery::Outbox).await
+    async fn start(data: &FigureData, clock: Clock) -> anyhow::Result<Self> {
+        Self::start_with(data, clock, Delivery::Outbox).await
     }
 
-    async fn start_with(dir: &Path, clock: Clock, delivery: Delivery) -> anyhow::Result<Self> {
-        let sqlite = SqliteStore::open(dir).context("cannot open the database")?;
-        let db_path = sqlite.path().to_path_buf();
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+    async fn start_with(
+        data: &FigureData,
+        clock: Clock,
+        delivery: Delivery,
+    ) -> anyhow::Result<Self> {
+        let (store, inspect) = Inspect::open(data)?;
         let engine = start_engine(&store, &clock, &delivery)?;
         let secrets = Arc::new(Secrets {
             admin_token: format!("wm_admin_{}", api::ingest::random_hex(24)),
@@ -458,7 +593,7 @@ impl Harness {
         });
         let http = http_client()?;
         let mut h = Harness {
-            db_path,
+            inspect,
             store,
             clock,
             delivery,
@@ -755,9 +890,9 @@ async fn ingest_untimed(
 // ---------------------------------------------------------------------------------------------
 // 1. ingest_events_per_second
 
-async fn ingest(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+async fn ingest(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::Ingest;
-    let h = Harness::start(dir, Clock::System).await?;
+    let h = Harness::start(data, Clock::System).await?;
     let timestamp = Timestamp::now().to_string();
     let run_id = api::ingest::random_hex(4);
     let prefix = format!("ingest-{run_id}");
@@ -819,11 +954,11 @@ fn email_template(id: &str, subject: &str, line: &str) -> Value {
 
 const STEPS_JOURNEY: &str = "bench-welcome";
 
-async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+async fn steps(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::Steps;
     let n = plan.contacts;
     let start = Timestamp::now();
-    let mut h = Harness::start(dir, Clock::simulated(start)).await?;
+    let mut h = Harness::start(data, Clock::simulated(start)).await?;
     h.publish(&json!({
         "id": STEPS_JOURNEY,
         "name": "Bench: welcome series",
@@ -908,9 +1043,9 @@ async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     // Timed: a day later every contact's timer fires and the second email goes out.
     progress(figure, format!("advancing 1 day: {n} timers (timed)"));
     let started = Instant::now();
-    let path = h.db_path.clone();
+    let inspect = h.inspect.clone();
     let fired = watch(started, Duration::from_millis(5), move || {
-        Ok(no_timer_left(&path)?)
+        inspect.no_timer_left()
     });
     h.engine.advance(86_400).await?;
     let timer_phase = started.elapsed().as_secs_f64();
@@ -966,10 +1101,10 @@ async fn steps(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
 
 const LATENCY_JOURNEY: &str = "bench-latency";
 
-async fn latency(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+async fn latency(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::Latency;
     let n = plan.samples;
-    let h = Harness::start(dir, Clock::System).await?;
+    let h = Harness::start(data, Clock::System).await?;
     h.publish(&json!({
         "id": LATENCY_JOURNEY,
         "name": "Bench: instant welcome",
@@ -1429,12 +1564,12 @@ impl WebhookBench {
     /// Starts the receiver and the server, and publishes `journey(receiver_url)`.
     async fn start(
         figure: Figure,
-        dir: &Path,
+        data: &FigureData,
         journey: impl FnOnce(&str) -> Value,
     ) -> anyhow::Result<Self> {
         let peak_rss_reset = reset_peak_rss();
         let receiver = Receiver::start().await?;
-        let h = Harness::start_with(dir, Clock::System, Delivery::webhooks()).await?;
+        let h = Harness::start_with(data, Clock::System, Delivery::webhooks()).await?;
         h.publish(&journey(&receiver.url)).await?;
         Ok(WebhookBench {
             figure,
@@ -1501,8 +1636,8 @@ impl WebhookBench {
         settled.abort();
         let store = self.h.store.clone();
         let gauges = blocking(move || Ok(store.gauges()?)).await?;
-        let path = self.h.db_path.clone();
-        let by_status = blocking(move || Ok(message_counts(&path)?)).await?;
+        let inspect = self.h.inspect.clone();
+        let by_status = blocking(move || inspect.message_counts()).await?;
         bail!(
             "not everything was delivered within {}s: {} webhooks received; {gauges:?}; messages by status {by_status:?}",
             limit.as_secs(),
@@ -1513,8 +1648,8 @@ impl WebhookBench {
     /// Checks that there are exactly `expected` messages, all sent (a failed webhook is
     /// reported with its reason).
     async fn check_sent(&self, expected: usize) -> anyhow::Result<()> {
-        let path = self.h.db_path.clone();
-        let by_status = blocking(move || Ok(message_counts(&path)?)).await?;
+        let inspect = self.h.inspect.clone();
+        let by_status = blocking(move || inspect.message_counts()).await?;
         let sent = by_status.get("sent").copied().unwrap_or(0);
         if sent == expected as i64 && by_status.values().sum::<i64>() == expected as i64 {
             return Ok(());
@@ -1588,11 +1723,11 @@ impl WebhookBench {
 
 const SEND_JOURNEY: &str = "bench-send";
 
-async fn immediate_send(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+async fn immediate_send(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::ImmediateSend;
     let OpenLoopPlan { rate, seconds } = plan.send;
     let n = plan.send.offers();
-    let bench = WebhookBench::start(figure, dir, |receiver| {
+    let bench = WebhookBench::start(figure, data, |receiver| {
         json!({
             "id": SEND_JOURNEY,
             "name": "Bench: tell the CRM about a sign-up",
@@ -1684,11 +1819,11 @@ fn cart_user(cart: usize) -> String {
     format!("cart-{cart}")
 }
 
-async fn cart(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+async fn cart(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::Cart;
     let OpenLoopPlan { rate, seconds } = plan.cart;
     let n = plan.cart.offers();
-    let bench = WebhookBench::start(figure, dir, |receiver| {
+    let bench = WebhookBench::start(figure, data, |receiver| {
         json!({
             "id": CART_JOURNEY,
             "name": "Bench: abandoned cart",
@@ -1812,11 +1947,11 @@ const TIMERS_JOURNEY: &str = "bench-reminder";
 const SETUP_CHUNK: usize = 5_000;
 const SETUP_IN_FLIGHT: usize = 4;
 
-async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+async fn timers(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::Timers;
     let n = plan.enrollments;
     let start = Timestamp::now();
-    let h = Harness::start(dir, Clock::simulated(start)).await?;
+    let h = Harness::start(data, Clock::simulated(start)).await?;
     h.publish(&json!({
         "id": TIMERS_JOURNEY,
         "name": "Bench: reminder after an hour",
@@ -1919,9 +2054,9 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     let next_wake_ms = wake_started.elapsed().as_secs_f64() * 1e3;
     ensure!(next_wake.is_some(), "no timer is waiting after the setup");
 
-    // Disk: checkpoint the WAL into the database file first, so the figure is the steady size.
-    let path = h.db_path.clone();
-    let tables = blocking(move || Ok(checkpoint_and_measure(&path)?)).await?;
+    // Disk in the steady state (on SQLite, the WAL checkpointed into the database file first).
+    let inspect = h.inspect.clone();
+    let tables = blocking(move || inspect.table_sizes()).await?;
     let store = h.store.clone();
     let total_bytes = blocking(move || Ok(store.disk_bytes()?)).await?;
     let enrollment_bytes: u64 = tables
@@ -1940,7 +2075,7 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
             "total_mb": round(total_bytes as f64 / 1e6, 1),
             "enrollments_table_and_index_bytes": enrollment_bytes,
             "bytes_by_table": tables,
-            "measured": "database files after PRAGMA wal_checkpoint(TRUNCATE); includes the contacts, their identify and track events and the step log",
+            "measured": h.inspect.size_measured(),
             "setup_seconds": round(setup_seconds, 1),
             "stats_request_ms": round(stats_ms, 1),
             "next_wake_at_query_ms": round(next_wake_ms, 2),
@@ -1951,10 +2086,10 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     // Fire: one simulated hour later every timer is due at once.
     progress(figure, format!("advancing 1 hour: {n} timers due (timed)"));
     let started = Instant::now();
-    let path = h.db_path.clone();
+    let inspect = h.inspect.clone();
     let fired = watch(started, Duration::from_millis(50), move || {
         // Every timer fired and its message written to the outbox.
-        Ok(no_timer_left(&path)?)
+        inspect.no_timer_left()
     });
     let store = h.store.clone();
     let reporter = tokio::spawn(async move {
@@ -1982,8 +2117,8 @@ async fn timers(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
         .await
         .context("timers still waiting after the advance")???;
 
-    let path = h.db_path.clone();
-    let by_status = blocking(move || Ok(message_counts(&path)?)).await?;
+    let inspect = h.inspect.clone();
+    let by_status = blocking(move || inspect.message_counts()).await?;
     let sent = by_status.get("sent").copied().unwrap_or(0);
     ensure!(
         sent == n as i64 && by_status.values().sum::<i64>() == n as i64,

@@ -752,7 +752,7 @@ fn import_contacts_needs_a_user_id_or_email_column() {
 
 #[test]
 fn help_of_every_command() {
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (
             &["--help"],
             &["serve", "journeys", "import", "Usage: waymark"],
@@ -770,6 +770,7 @@ fn help_of_every_command() {
             &["import", "contacts", "--help"],
             &["user_id", "email", "--server", "--admin-token"],
         ),
+        (&["bench", "--help"], &["--quick", "--only", "--database"]),
     ];
     for (args, wanted) in cases {
         let run = waymark(args, &[]);
@@ -897,4 +898,85 @@ fn contacts_export_and_erase_talk_to_the_server_and_a_reimported_erased_address_
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["status"], "suppressed", "{messages:?}");
     assert_eq!(messages[0]["error"], "address suppressed: erased");
+}
+
+// ---- bench ----
+
+/// The benchmark on PostgreSQL (the SQLite run is `scripts/test`'s smoke run): every figure
+/// runs on a schema of its own and passes its checks, prints the same figures as on SQLite,
+/// and leaves no schema behind.
+#[test]
+fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
+    let Some(url) = std::env::var("WAYMARK_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
+            "WAYMARK_TEST_REQUIRE_POSTGRES is set but WAYMARK_TEST_DATABASE_URL is not"
+        );
+        eprintln!("skipped on PostgreSQL: set WAYMARK_TEST_DATABASE_URL=postgres://... to run it");
+        return;
+    };
+    let run = waymark(
+        &[
+            "bench",
+            "--quick",
+            "--send-seconds",
+            "1",
+            "--cart-seconds",
+            "1",
+            "--enrollments",
+            "500",
+            "--database",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let figures: Vec<&str> = lines.iter().filter_map(|l| l["bench"].as_str()).collect();
+    assert_eq!(
+        figures,
+        [
+            "ingest_events_per_second",
+            "journey_steps_per_second",
+            "trigger_to_send_latency_p50_ms",
+            "trigger_to_send_latency_p99_ms",
+            "immediate_send_latency_p50_ms",
+            "immediate_send_latency_p99_ms",
+            "cart_reminder_lateness_p50_ms",
+            "cart_reminder_lateness_p99_ms",
+            "waiting_enrollments_bytes_per_enrollment",
+            "fire_all_due_seconds",
+        ],
+        "{}",
+        run.describe()
+    );
+    for line in &lines {
+        assert_eq!(line["database"], "postgresql", "{line}");
+        assert!(line["value"].as_f64().is_some_and(|v| v > 0.0), "{line}");
+    }
+    let schemas: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("on a fresh schema ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(schemas.len(), 6, "{}", run.describe());
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    for schema in schemas {
+        let left: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&schema],
+            )
+            .expect("query")
+            .get(0);
+        assert!(!left, "the bench left the schema {schema} behind");
+    }
 }

@@ -18,18 +18,20 @@
 //! larger `seq` (it would fall behind the cursor and never be processed).
 
 mod api;
+pub mod inspect;
 mod privacy;
 mod tx;
 
 #[cfg(test)]
 pub(crate) mod test_support;
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ::postgres::{Client, Config, NoTls};
+use ::postgres::{Client, Config, NoTls, Statement, Transaction};
 
 #[allow(unused_imports)]
 pub(crate) use crate::millis::{ms, ts};
@@ -65,6 +67,40 @@ const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
 /// How long that check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Statements a connection keeps prepared; past this (SQL built per call, e.g. with a list of
+/// ids) the connection starts over.
+const PREPARED_PER_CONNECTION: usize = 256;
+
+/// A connection and the statements it has prepared, by their SQL text: a statement run by text
+/// takes two round trips (prepare, then execute), one already prepared takes one, and the
+/// engine's transactions run the same few dozen statements over and over.
+pub(crate) struct Connection {
+    client: Client,
+    prepared: Prepared,
+}
+
+#[derive(Default)]
+pub(crate) struct Prepared(HashMap<String, Statement>);
+
+impl Prepared {
+    /// `sql` prepared on `tx`'s connection: from the cache, or prepared now and kept.
+    pub(crate) fn get(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &str,
+    ) -> std::result::Result<Statement, ::postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = tx.prepare(sql)?;
+        if self.0.len() >= PREPARED_PER_CONNECTION {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
 pub struct PgStore {
     config: Config,
     /// Where the database is, for messages: host, port and database name, never a password.
@@ -90,37 +126,45 @@ struct Attempt {
 
 /// A connection waiting in the pool, and since when.
 struct Idle {
-    client: Client,
+    connection: Connection,
     since: Instant,
 }
 
 pub(crate) struct Pooled<'a> {
     store: &'a PgStore,
-    client: Option<Client>,
+    client: Option<Connection>,
+}
+
+impl Pooled<'_> {
+    /// The client and the statements it has prepared, to borrow both at once.
+    fn parts(&mut self) -> (&mut Client, &mut Prepared) {
+        let connection = self.client.as_mut().expect("present until drop");
+        (&mut connection.client, &mut connection.prepared)
+    }
 }
 
 impl Deref for Pooled<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until drop")
+        &self.client.as_ref().expect("present until drop").client
     }
 }
 
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until drop")
+        &mut self.client.as_mut().expect("present until drop").client
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
+        let Some(connection) = self.client.take() else {
             return;
         };
         let Ok(mut pool) = self.store.pool.lock() else {
             return;
         };
-        if client.is_closed() {
+        if connection.client.is_closed() {
             // The server closed it, or the network between lost it: the connections waiting
             // in the pool most likely went the same way, and each would fail a call of its
             // own. New ones cost a connect each.
@@ -129,7 +173,7 @@ impl Drop for Pooled<'_> {
             drop(dead);
         } else if pool.len() < IDLE_CONNECTIONS {
             pool.push(Idle {
-                client,
+                connection,
                 since: Instant::now(),
             });
         }
@@ -141,7 +185,7 @@ impl Drop for PgStore {
         let mut clients: Vec<Client> =
             std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_iter()
-                .map(|idle| idle.client)
+                .map(|idle| idle.connection.client)
                 .collect();
         clients.extend(
             self.engine_lock
@@ -259,7 +303,10 @@ impl PgStore {
             let mut client = store.connect()?;
             migrate(&mut client)?;
             store.pool.lock().expect("pool lock").push(Idle {
-                client,
+                connection: Connection {
+                    client,
+                    prepared: Prepared::default(),
+                },
                 since: Instant::now(),
             });
             Ok(store)
@@ -390,21 +437,30 @@ impl PgStore {
     pub(crate) fn conn(&self) -> Result<Pooled<'_>> {
         let pooled = loop {
             let candidate = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some(Idle { mut client, since }) = candidate else {
+            let Some(Idle {
+                mut connection,
+                since,
+            }) = candidate
+            else {
                 break None;
             };
-            if client.is_closed() {
+            if connection.client.is_closed() {
                 continue;
             }
-            if since.elapsed() < CHECK_AFTER_IDLE || client.is_valid(CHECK_TIMEOUT).is_ok() {
-                break Some(client);
+            if since.elapsed() < CHECK_AFTER_IDLE
+                || connection.client.is_valid(CHECK_TIMEOUT).is_ok()
+            {
+                break Some(connection);
             }
             let dead = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()));
             drop(dead);
         };
         let client = match pooled {
             Some(c) => c,
-            None => self.connect()?,
+            None => Connection {
+                client: self.connect()?,
+                prepared: Prepared::default(),
+            },
         };
         Ok(Pooled {
             store: self,
@@ -418,11 +474,20 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.write_prepared(|tx, _| f(tx))
+    }
+
+    /// `write`, with the connection's prepared statements at hand.
+    fn write_prepared<T>(
+        &self,
+        f: impl FnOnce(&mut ::postgres::Transaction<'_>, &mut Prepared) -> Result<T>,
+    ) -> Result<T> {
         outside_async(|| {
             let mut conn = self.conn()?;
+            let (client, prepared) = conn.parts();
             let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let mut tx = conn.transaction()?;
-            let out = f(&mut tx)?;
+            let mut tx = client.transaction()?;
+            let out = f(&mut tx, prepared)?;
             tx.commit()?;
             Ok(out)
         })
@@ -447,8 +512,8 @@ impl PgStore {
         &self,
         work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>,
     ) -> Result<()> {
-        self.write(|tx| {
-            let mut engine_tx = tx::PgTx { tx };
+        self.write_prepared(|tx, prepared| {
+            let mut engine_tx = tx::PgTx { tx, prepared };
             work(&mut engine_tx)
         })
     }

@@ -55,15 +55,7 @@ impl TestDatabase {
 
     /// A URL whose connections use this schema.
     pub(crate) fn url(&self) -> String {
-        let separator = if self.base_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!(
-            "{}{separator}options=-c%20search_path%3D{}",
-            self.base_url, self.schema
-        )
+        super::inspect::schema_url(&self.base_url, &self.schema)
     }
 
     pub(crate) fn open(&self) -> PgStore {

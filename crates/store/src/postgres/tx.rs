@@ -3,7 +3,7 @@
 //! PostgreSQL differs and why.
 
 use ::postgres::types::{FromSql, ToSql, Type};
-use ::postgres::{GenericClient, Row, ToStatement, Transaction};
+use ::postgres::{GenericClient, Row, Statement, ToStatement, Transaction};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use waymark_core::condition::MessageRecord;
@@ -13,7 +13,7 @@ use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::privacy::numbered;
-use super::{APPEND_LOCK, ms, ts};
+use super::{APPEND_LOCK, Prepared, ms, ts};
 use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, Erasure, EventsTx,
@@ -24,6 +24,92 @@ use crate::{
 
 pub(crate) struct PgTx<'a, 'b> {
     pub(crate) tx: &'a mut Transaction<'b>,
+    pub(crate) prepared: &'a mut Prepared,
+}
+
+/// SQL to run: text (prepared once per connection, then reused) or a statement at hand.
+pub(crate) trait Sql {
+    fn statement(
+        &self,
+        tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
+    ) -> std::result::Result<Statement, ::postgres::Error>;
+}
+
+impl Sql for str {
+    fn statement(
+        &self,
+        tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
+    ) -> std::result::Result<Statement, ::postgres::Error> {
+        prepared.get(tx, self)
+    }
+}
+
+impl Sql for String {
+    fn statement(
+        &self,
+        tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
+    ) -> std::result::Result<Statement, ::postgres::Error> {
+        prepared.get(tx, self)
+    }
+}
+
+impl Sql for Statement {
+    fn statement(
+        &self,
+        _: &mut Transaction<'_>,
+        _: &mut Prepared,
+    ) -> std::result::Result<Statement, ::postgres::Error> {
+        Ok(self.clone())
+    }
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// The transaction's statements go through the connection's prepared statements: one round
+/// trip each instead of two.
+impl PgTx<'_, '_> {
+    fn prepare(&mut self, sql: &str) -> std::result::Result<Statement, ::postgres::Error> {
+        self.prepared.get(self.tx, sql)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &(impl Sql + ?Sized),
+        params: Params<'_>,
+    ) -> std::result::Result<u64, ::postgres::Error> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        self.tx.execute(&statement, params)
+    }
+
+    fn query(
+        &mut self,
+        sql: &(impl Sql + ?Sized),
+        params: Params<'_>,
+    ) -> std::result::Result<Vec<Row>, ::postgres::Error> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        self.tx.query(&statement, params)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &(impl Sql + ?Sized),
+        params: Params<'_>,
+    ) -> std::result::Result<Row, ::postgres::Error> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        self.tx.query_one(&statement, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &(impl Sql + ?Sized),
+        params: Params<'_>,
+    ) -> std::result::Result<Option<Row>, ::postgres::Error> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        self.tx.query_opt(&statement, params)
+    }
 }
 
 /// Column `idx` of a stored row. A value that cannot be read (a NULL where none may be) is
@@ -142,7 +228,7 @@ fn first_column<'a, T: FromSql<'a>>(rows: &'a [Row]) -> Result<Vec<T>> {
 
 impl PgTx<'_, '_> {
     fn create_contact(&mut self, user_id: Option<&str>, now: Timestamp) -> Result<i64> {
-        let row = self.tx.query_one(
+        let row = self.query_one(
             "INSERT INTO contacts (user_id, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id",
             &[&user_id, &ms(now)],
         )?;
@@ -150,24 +236,22 @@ impl PgTx<'_, '_> {
     }
 
     fn contact_by_user(&mut self, user_id: &str) -> Result<Option<i64>> {
-        self.tx
-            .query_opt("SELECT id FROM contacts WHERE user_id = $1", &[&user_id])?
+        self.query_opt("SELECT id FROM contacts WHERE user_id = $1", &[&user_id])?
             .map(|r| column(&r, 0))
             .transpose()
     }
 
     fn contact_by_anonymous(&mut self, anonymous_id: &str) -> Result<Option<i64>> {
-        self.tx
-            .query_opt(
-                "SELECT contact_id FROM anonymous_ids WHERE anonymous_id = $1",
-                &[&anonymous_id],
-            )?
-            .map(|r| column(&r, 0))
-            .transpose()
+        self.query_opt(
+            "SELECT contact_id FROM anonymous_ids WHERE anonymous_id = $1",
+            &[&anonymous_id],
+        )?
+        .map(|r| column(&r, 0))
+        .transpose()
     }
 
     fn link_anonymous(&mut self, anonymous_id: &str, contact_id: i64) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO anonymous_ids (anonymous_id, contact_id) VALUES ($1, $2)
              ON CONFLICT (anonymous_id) DO UPDATE SET contact_id = excluded.contact_id",
             &[&anonymous_id, &contact_id],
@@ -215,7 +299,7 @@ impl PgTx<'_, '_> {
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
-        self.tx.execute(
+        self.execute(
             "UPDATE contacts SET traits = $2, email = $3, phone = $4, timezone = $5, updated_at = $6 WHERE id = $1",
             &[&into, &serde_json::to_string(&traits)?, &email, &phone, &tz, &ms(now)],
         )?;
@@ -223,25 +307,23 @@ impl PgTx<'_, '_> {
     }
 
     fn contact_inner(&mut self, contact_id: i64) -> Result<Contact> {
-        self.tx
-            .query_opt(
-                &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"),
-                &[&contact_id],
-            )?
-            .map(|r| contact_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))
+        self.query_opt(
+            &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"),
+            &[&contact_id],
+        )?
+        .map(|r| contact_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))
     }
 
     fn list_id(&mut self, name: &str, create_at: Option<Timestamp>) -> Result<Option<i64>> {
         if let Some(now) = create_at {
-            self.tx.execute(
+            self.execute(
                 "INSERT INTO lists (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
                 &[&name, &ms(now)],
             )?;
         }
-        self.tx
-            .query_opt("SELECT id FROM lists WHERE name = $1", &[&name])?
+        self.query_opt("SELECT id FROM lists WHERE name = $1", &[&name])?
             .map(|r| column(&r, 0))
             .transpose()
     }
@@ -282,7 +364,7 @@ impl ContactsTx for PgTx<'_, '_> {
             (Some(u), _) => u,
             (None, Some(a)) => match user_id {
                 Some(uid) if self.user_id_of(a)?.is_none() => {
-                    self.tx.execute(
+                    self.execute(
                         "UPDATE contacts SET user_id = $2, updated_at = $3 WHERE id = $1",
                         &[&a, &uid, &ms(now)],
                     )?;
@@ -315,7 +397,7 @@ impl ContactsTx for PgTx<'_, '_> {
             }
             (Some(p), None) => {
                 // The previous identity becomes (also) known by the new user id.
-                self.tx.execute(
+                self.execute(
                     "UPDATE contacts SET user_id = $2, updated_at = $3 WHERE id = $1",
                     &[&p, &user_id, &ms(now)],
                 )?;
@@ -355,7 +437,7 @@ impl ContactsTx for PgTx<'_, '_> {
             }
         }
         let (email, phone, tz) = contact_columns(&traits);
-        self.tx.execute(
+        self.execute(
             "UPDATE contacts SET traits = $2, email = $3, phone = $4, timezone = $5, updated_at = $6 WHERE id = $1",
             &[&contact_id, &serde_json::to_string(&traits)?, &email, &phone, &tz, &ms(now)],
         )?;
@@ -363,7 +445,7 @@ impl ContactsTx for PgTx<'_, '_> {
     }
 
     fn contact_ids(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT id FROM contacts WHERE id > $1 ORDER BY id LIMIT $2",
             &[&after_id, &(limit as i64)],
         )?;
@@ -381,7 +463,7 @@ impl ContactsTx for PgTx<'_, '_> {
             "sms" => "phone",
             _ => return Ok(Vec::new()),
         };
-        let rows = self.tx.query(
+        let rows = self.query(
             &format!("SELECT id FROM contacts WHERE {column} = $1 ORDER BY id LIMIT $2"),
             &[&address, &(limit as i64)],
         )?;
@@ -392,14 +474,13 @@ impl ContactsTx for PgTx<'_, '_> {
         // SQLite's NOCASE folds ASCII letters only, as lower() does in the "C" collation (the
         // column's, and the contacts_email_lower index's); the parameter is put in it too, or
         // lower() would fold it in the database's locale.
-        self.tx
-            .query_opt(
-                "SELECT id FROM contacts WHERE lower(email) = lower($1::TEXT COLLATE \"C\")
+        self.query_opt(
+            "SELECT id FROM contacts WHERE lower(email) = lower($1::TEXT COLLATE \"C\")
                  ORDER BY id LIMIT 1",
-                &[&email.trim()],
-            )?
-            .map(|r| column(&r, 0))
-            .transpose()
+            &[&email.trim()],
+        )?
+        .map(|r| column(&r, 0))
+        .transpose()
     }
 }
 
@@ -409,7 +490,7 @@ impl EventsTx for PgTx<'_, '_> {
             .meta("processed_seq")?
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or(0);
-        let rows = self.tx.query(
+        let rows = self.query(
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
             ),
@@ -423,7 +504,7 @@ impl EventsTx for PgTx<'_, '_> {
     }
 
     fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "UPDATE events SET contact_id = $2 WHERE seq = $1",
             &[&seq, &contact_id],
         )?;
@@ -437,7 +518,7 @@ impl EventsTx for PgTx<'_, '_> {
         after_seq: i64,
         upto_seq: i64,
     ) -> Result<Vec<EventRecord>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE contact_id = $1 AND name = $2 AND seq > $3 AND seq <= $4 ORDER BY seq"
             ),
@@ -457,28 +538,28 @@ impl EventsTx for PgTx<'_, '_> {
     }
 
     fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>> {
-        self.tx
-            .query_opt(
-                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"),
-                &[&seq],
-            )?
-            .map(|r| event_from_row(&r))
-            .transpose()
+        self.query_opt(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"),
+            &[&seq],
+        )?
+        .map(|r| event_from_row(&r))
+        .transpose()
     }
 
     fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
         // As in `PgStore::append`: a `seq` is taken under the append lock, so this event
         // cannot commit before an appended one with a smaller `seq` (which would then fall
         // behind the processed cursor). The lock is held until this transaction ends.
-        self.tx.execute(
+        self.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
             &[&APPEND_LOCK],
         )?;
-        insert_event(self.tx, INSERT_EVENT, e, Some(contact_id))
+        let insert = self.prepare(INSERT_EVENT)?;
+        insert_event(self.tx, &insert, e, Some(contact_id))
     }
 
     fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT properties FROM events
              WHERE contact_id = $1 AND name = 'Order Completed'
              ORDER BY seq DESC LIMIT $2",
@@ -499,7 +580,7 @@ impl EventsTx for PgTx<'_, '_> {
         // the newest `limit` of their union. The work is bounded by the number of products
         // times `limit`, however many orders hold a best-seller. Events not yet processed (no
         // contact) count as other contacts' orders.
-        let newest = self.tx.prepare(
+        let newest = self.prepare(
             "SELECT op.seq FROM order_products op JOIN events e ON e.seq = op.seq
              WHERE op.product_id = $1 AND e.contact_id IS DISTINCT FROM $2
              ORDER BY op.seq DESC LIMIT $3",
@@ -520,7 +601,7 @@ impl EventsTx for PgTx<'_, '_> {
             .rev()
             .take(limit)
             .map(|seq| {
-                let row = self.tx.query_one(&properties, &[seq])?;
+                let row = self.query_one(&properties, &[seq])?;
                 Ok(products_of(&column::<String>(&row, 0)?))
             })
             .collect()
@@ -531,12 +612,12 @@ impl EventsTx for PgTx<'_, '_> {
         product_ids: &[String],
         cap: usize,
     ) -> Result<Vec<(String, i64)>> {
-        let stmt = self.tx.prepare(
+        let stmt = self.prepare(
             "SELECT COUNT(*) FROM (SELECT 1 FROM order_products WHERE product_id = $1 LIMIT $2) AS capped",
         )?;
         let mut counts = Vec::with_capacity(product_ids.len());
         for id in product_ids {
-            let n: i64 = column(&self.tx.query_one(&stmt, &[id, &(cap as i64)])?, 0)?;
+            let n: i64 = column(&self.query_one(&stmt, &[id, &(cap as i64)])?, 0)?;
             if n > 0 {
                 counts.push((id.clone(), n));
             }
@@ -557,7 +638,7 @@ impl TemplatesTx for PgTx<'_, '_> {
 
 impl EnrollmentsTx for PgTx<'_, '_> {
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             &format!(
                 "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE contact_id = $1 AND status = 'active' ORDER BY id"
             ),
@@ -573,7 +654,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     ) -> Result<Vec<PriorEnrollment>> {
         // SQLite returns them in id order (its index on (contact_id, journey_id) ends with the
         // rowid); PostgreSQL promises no order without ORDER BY.
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT key, status, entered_at FROM enrollments WHERE contact_id = $1 AND journey_id = $2 ORDER BY id",
             &[&contact_id, &journey_id],
         )?;
@@ -590,7 +671,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
-        let row = self.tx.query_one(
+        let row = self.query_one(
             "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             &[
@@ -615,7 +696,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn update_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "UPDATE enrollments SET node = $2, status = $3, wake_at = $4, visits = $5, updated_at = $6, consumed_seq = $7 WHERE id = $1",
             &[&e.id, &e.node, &e.status.as_str(), &e.wake_at.map(ms), &e.visits, &ms(now), &e.consumed_seq],
         )?;
@@ -627,7 +708,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
         // SQLite (and without it the partial index on wake_at gives the order).
         // Another process's engine may be stepping some of these: those are skipped (and
         // locked for this transaction), so no enrollment is stepped twice at once.
-        let rows = self.tx.query(
+        let rows = self.query(
             &format!(
                 "SELECT {} FROM enrollments e JOIN journeys j ON j.id = e.journey_id
                  WHERE e.wake_at <= $1 AND e.status = 'active' AND j.status = 'live'
@@ -650,7 +731,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
         limit: usize,
         after_id: i64,
     ) -> Result<Vec<Enrollment>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             &format!(
                 "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE journey_id = $1 AND status = 'active' AND id > $2 ORDER BY id LIMIT $3"
             ),
@@ -660,7 +741,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) -> Result<()> {
-        let stmt = self.tx.prepare(
+        let stmt = self.prepare(
             "INSERT INTO steps (enrollment_id, at, node, action, detail) VALUES ($1, $2, $3, $4, $5)",
         )?;
         for entry in log {
@@ -687,7 +768,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
                     Some(serde_json::json!({ "reason": reason })),
                 ),
             };
-            self.tx.execute(
+            self.execute(
                 &stmt,
                 &[
                     &enrollment_id,
@@ -704,7 +785,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     fn visited_nodes(&mut self, enrollment_id: i64) -> Result<Vec<String>> {
         // SQLite's DISTINCT keeps the order of first entry (it reads the steps in rowid
         // order); PostgreSQL's would hash, so the same order is asked for.
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT node FROM steps WHERE enrollment_id = $1 AND action = 'entered'
              GROUP BY node ORDER BY MIN(id)",
             &[&enrollment_id],
@@ -713,7 +794,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT node, detail FROM steps WHERE enrollment_id = $1 AND action = 'left' ORDER BY id",
             &[&enrollment_id],
         )?;
@@ -740,12 +821,12 @@ impl TimersTx for PgTx<'_, '_> {
         due: Option<Timestamp>,
     ) -> Result<()> {
         match due {
-            Some(at) => self.tx.execute(
+            Some(at) => self.execute(
                 "INSERT INTO trigger_schedule (journey_id, node, contact_id, due_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (journey_id, node, contact_id) DO UPDATE SET due_at = excluded.due_at",
                 &[&journey_id, &node, &contact_id, &ms(at)],
             )?,
-            None => self.tx.execute(
+            None => self.execute(
                 "DELETE FROM trigger_schedule WHERE journey_id = $1 AND node = $2 AND contact_id = $3",
                 &[&journey_id, &node, &contact_id],
             )?,
@@ -760,7 +841,7 @@ impl TimersTx for PgTx<'_, '_> {
     ) -> Result<Vec<(String, String, i64, Timestamp)>> {
         // SKIP LOCKED: triggers another process is claiming are its own (see
         // `claim_due_enrollments`).
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT journey_id, node, contact_id, due_at FROM trigger_schedule WHERE due_at <= $1
              ORDER BY due_at, journey_id, node, contact_id LIMIT $2
              FOR UPDATE SKIP LOCKED",
@@ -777,17 +858,17 @@ impl TimersTx for PgTx<'_, '_> {
                 ))
             })
             .collect::<Result<Vec<(String, String, i64, Timestamp)>>>()?;
-        let delete = self.tx.prepare(
+        let delete = self.prepare(
             "DELETE FROM trigger_schedule WHERE journey_id = $1 AND node = $2 AND contact_id = $3",
         )?;
         for (journey, node, contact, _) in &due {
-            self.tx.execute(&delete, &[journey, node, contact])?;
+            self.execute(&delete, &[journey, node, contact])?;
         }
         Ok(due)
     }
 
     fn clear_journey_triggers(&mut self, journey_id: &str) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "DELETE FROM trigger_schedule WHERE journey_id = $1",
             &[&journey_id],
         )?;
@@ -801,7 +882,7 @@ impl TimersTx for PgTx<'_, '_> {
         points: i64,
         due: Timestamp,
     ) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO score_expiries (contact_id, score_trait, points, due_at) VALUES ($1, $2, $3, $4)",
             &[&contact_id, &score_trait, &points, &ms(due)],
         )?;
@@ -814,7 +895,7 @@ impl TimersTx for PgTx<'_, '_> {
         limit: usize,
     ) -> Result<Vec<(i64, String, i64)>> {
         // SKIP LOCKED: see `claim_due_triggers`.
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT id, contact_id, score_trait, points FROM score_expiries WHERE due_at <= $1
              ORDER BY due_at, id LIMIT $2
              FOR UPDATE SKIP LOCKED",
@@ -828,7 +909,7 @@ impl TimersTx for PgTx<'_, '_> {
             .tx
             .prepare("DELETE FROM score_expiries WHERE id = $1")?;
         for (id, ..) in &due {
-            self.tx.execute(&delete, &[id])?;
+            self.execute(&delete, &[id])?;
         }
         Ok(due.into_iter().map(|(_, c, t, p)| (c, t, p)).collect())
     }
@@ -839,7 +920,7 @@ impl OutboxTx for PgTx<'_, '_> {
         // A repeated idempotency key inserts nothing (and reports false); it uses up an id of
         // the sequence, which only leaves a gap. `$14` is cast where it stands alone in a CASE,
         // which PostgreSQL would otherwise take for text.
-        let n = self.tx.execute(
+        let n = self.execute(
             "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
                                    subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14::BIGINT END, $14,
@@ -867,7 +948,7 @@ impl OutboxTx for PgTx<'_, '_> {
     }
 
     fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "UPDATE messages SET unsubscribe_url = $2 WHERE idempotency_key = $1",
             &[&idempotency_key, &url],
         )?;
@@ -883,7 +964,7 @@ impl OutboxTx for PgTx<'_, '_> {
         // Marketing: from a template that is not transactional. Held-back, failed and bounced
         // messages do not count against a cap. SQLite's `COALESCE(json_extract(..), 0) = 0`
         // holds for an absent, null, false or zero `transactional`; so does this.
-        let row = self.tx.query_one(
+        let row = self.query_one(
             "SELECT COUNT(*) FROM messages m JOIN templates t ON t.id = m.template
              WHERE m.contact_id = $1 AND m.channel = $2 AND m.created_at >= $3
                AND m.status IN ('queued', 'sent')
@@ -896,7 +977,7 @@ impl OutboxTx for PgTx<'_, '_> {
     fn contact_messages(&mut self, contact_id: i64) -> Result<Vec<MessageRecord>> {
         // A message counts as sent from the step that queued it (so a condition evaluated in
         // the same transaction sees it); "delivered" once the transport accepted it.
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT journey_id, template, node, channel, created_at, sent_at, opened_at, clicked_at
              FROM messages WHERE contact_id = $1 AND status IN ('queued', 'sent')
                AND channel IN ('email', 'sms') ORDER BY id",
@@ -931,7 +1012,7 @@ impl OutboxTx for PgTx<'_, '_> {
             Engagement::Opened => "(opened_at IS NOT NULL OR clicked_at IS NOT NULL)",
             Engagement::Clicked => "clicked_at IS NOT NULL",
         };
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             &format!(
                 "SELECT 1 FROM messages WHERE enrollment_id = $1 AND node = $2 AND {condition} LIMIT 1"
             ),
@@ -941,7 +1022,7 @@ impl OutboxTx for PgTx<'_, '_> {
     }
 
     fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
-        let Some(row) = self.tx.query_opt(
+        let Some(row) = self.query_opt(
             "SELECT opened_at IS NULL, clicked_at IS NULL FROM messages WHERE id = $1",
             &[&message_id],
         )?
@@ -955,11 +1036,11 @@ impl OutboxTx for PgTx<'_, '_> {
         } else {
             "UPDATE messages SET opened_at = COALESCE(opened_at, $2) WHERE id = $1"
         };
-        self.tx.execute(sql, &[&message_id, &ms(at)])?;
+        self.execute(sql, &[&message_id, &ms(at)])?;
         // Unique opens and clicks per journey node: only the first of each counts.
         for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
             if first {
-                self.tx.execute(
+                self.execute(
                     &format!(
                         "INSERT INTO node_stats (journey_id, node, {column})
                          SELECT journey_id, node, 1 FROM messages
@@ -976,7 +1057,7 @@ impl OutboxTx for PgTx<'_, '_> {
 
 impl AudiencesTx for PgTx<'_, '_> {
     fn in_list(&mut self, contact_id: i64, list: &str) -> Result<bool> {
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             "SELECT 1 FROM list_members m JOIN lists l ON l.id = m.list_id
              WHERE l.name = $1 AND m.contact_id = $2",
             &[&list, &contact_id],
@@ -986,7 +1067,7 @@ impl AudiencesTx for PgTx<'_, '_> {
 
     fn add_to_list(&mut self, contact_id: i64, list: &str, now: Timestamp) -> Result<bool> {
         let list_id = self.list_id(list, Some(now))?.expect("list just created");
-        let n = self.tx.execute(
+        let n = self.execute(
             "INSERT INTO list_members (list_id, contact_id, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             &[&list_id, &contact_id, &ms(now)],
         )?;
@@ -997,7 +1078,7 @@ impl AudiencesTx for PgTx<'_, '_> {
         let Some(list_id) = self.list_id(list, None)? else {
             return Ok(false);
         };
-        let n = self.tx.execute(
+        let n = self.execute(
             "DELETE FROM list_members WHERE list_id = $1 AND contact_id = $2",
             &[&list_id, &contact_id],
         )?;
@@ -1005,7 +1086,7 @@ impl AudiencesTx for PgTx<'_, '_> {
     }
 
     fn list_member_ids(&mut self, list: &str, after_id: i64, limit: usize) -> Result<Vec<i64>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id
              WHERE l.name = $1 AND m.contact_id > $2 ORDER BY m.contact_id LIMIT $3",
             &[&list, &after_id, &(limit as i64)],
@@ -1027,7 +1108,7 @@ impl AudiencesTx for PgTx<'_, '_> {
     }
 
     fn is_segment_member(&mut self, segment_id: &str, contact_id: i64) -> Result<bool> {
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             "SELECT 1 FROM segment_members WHERE segment_id = $1 AND contact_id = $2",
             &[&segment_id, &contact_id],
         )?;
@@ -1042,12 +1123,12 @@ impl AudiencesTx for PgTx<'_, '_> {
         now: Timestamp,
     ) -> Result<bool> {
         let n = if member {
-            self.tx.execute(
+            self.execute(
                 "INSERT INTO segment_members (segment_id, contact_id, entered_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[&segment_id, &contact_id, &ms(now)],
             )?
         } else {
-            self.tx.execute(
+            self.execute(
                 "DELETE FROM segment_members WHERE segment_id = $1 AND contact_id = $2",
                 &[&segment_id, &contact_id],
             )?
@@ -1061,7 +1142,7 @@ impl AudiencesTx for PgTx<'_, '_> {
         after_id: i64,
         limit: usize,
     ) -> Result<Vec<i64>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT contact_id FROM segment_members WHERE segment_id = $1 AND contact_id > $2
              ORDER BY contact_id LIMIT $3",
             &[&segment_id, &after_id, &(limit as i64)],
@@ -1076,13 +1157,13 @@ impl AudiencesTx for PgTx<'_, '_> {
         due: Option<Timestamp>,
     ) -> Result<()> {
         match due {
-            Some(at) => self.tx.execute(
+            Some(at) => self.execute(
                 "INSERT INTO segment_checks (segment_id, contact_id, due_at) VALUES ($1, $2, $3)
                  ON CONFLICT (segment_id, contact_id) DO UPDATE SET due_at = excluded.due_at
                  WHERE segment_checks.due_at != excluded.due_at",
                 &[&segment_id, &contact_id, &ms(at)],
             )?,
-            None => self.tx.execute(
+            None => self.execute(
                 "DELETE FROM segment_checks WHERE segment_id = $1 AND contact_id = $2",
                 &[&segment_id, &contact_id],
             )?,
@@ -1096,7 +1177,7 @@ impl AudiencesTx for PgTx<'_, '_> {
         limit: usize,
     ) -> Result<Vec<(String, i64)>> {
         // SKIP LOCKED: see `claim_due_triggers`.
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT segment_id, contact_id FROM segment_checks WHERE due_at <= $1
              ORDER BY due_at, segment_id, contact_id LIMIT $2
              FOR UPDATE SKIP LOCKED",
@@ -1110,7 +1191,7 @@ impl AudiencesTx for PgTx<'_, '_> {
             .tx
             .prepare("DELETE FROM segment_checks WHERE segment_id = $1 AND contact_id = $2")?;
         for (segment, contact) in &due {
-            self.tx.execute(&delete, &[segment, contact])?;
+            self.execute(&delete, &[segment, contact])?;
         }
         Ok(due)
     }
@@ -1126,7 +1207,7 @@ impl ExperimentsTx for PgTx<'_, '_> {
         converted: i64,
     ) -> Result<()> {
         // In PostgreSQL an unqualified column of DO UPDATE is ambiguous: the table names it.
-        self.tx.execute(
+        self.execute(
             "INSERT INTO experiment_variants (journey_id, node, variant, entered, converted)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (journey_id, node, variant) DO UPDATE SET
@@ -1138,7 +1219,7 @@ impl ExperimentsTx for PgTx<'_, '_> {
     }
 
     fn experiment_counts(&mut self, journey_id: &str, node: &str) -> Result<Vec<ExperimentCounts>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT node, variant, entered, converted FROM experiment_variants
              WHERE journey_id = $1 AND node = $2 ORDER BY variant",
             &[&journey_id, &node],
@@ -1156,13 +1237,12 @@ impl ExperimentsTx for PgTx<'_, '_> {
     }
 
     fn experiment_winner(&mut self, journey_id: &str, node: &str) -> Result<Option<String>> {
-        self.tx
-            .query_opt(
-                "SELECT winner FROM experiment_winners WHERE journey_id = $1 AND node = $2",
-                &[&journey_id, &node],
-            )?
-            .map(|r| column(&r, 0))
-            .transpose()
+        self.query_opt(
+            "SELECT winner FROM experiment_winners WHERE journey_id = $1 AND node = $2",
+            &[&journey_id, &node],
+        )?
+        .map(|r| column(&r, 0))
+        .transpose()
     }
 
     fn set_experiment_winner(
@@ -1173,7 +1253,7 @@ impl ExperimentsTx for PgTx<'_, '_> {
         verdict: &Value,
         now: Timestamp,
     ) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO experiment_winners (journey_id, node, winner, decided_at, verdict)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (journey_id, node) DO NOTHING",
             &[&journey_id, &node, &winner, &ms(now), &verdict.to_string()],
@@ -1184,7 +1264,7 @@ impl ExperimentsTx for PgTx<'_, '_> {
 
 impl ConsentTx for PgTx<'_, '_> {
     fn subscriptions(&mut self, contact_id: i64) -> Result<Vec<Subscription>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT contact_id, channel, topic, status, updated_at FROM subscriptions
              WHERE contact_id = $1 ORDER BY channel, topic",
             &[&contact_id],
@@ -1211,7 +1291,7 @@ impl ConsentTx for PgTx<'_, '_> {
             )?
             .map(|r| column(&r, 0))
             .transpose()?;
-        self.tx.execute(
+        self.execute(
             "INSERT INTO subscriptions (contact_id, channel, topic, status, updated_at)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (contact_id, channel, topic)
@@ -1254,7 +1334,7 @@ impl ConsentTx for PgTx<'_, '_> {
 
 impl ReportingTx for PgTx<'_, '_> {
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()> {
-        let stmt = self.tx.prepare(
+        let stmt = self.prepare(
             "INSERT INTO node_stats (journey_id, node, entered, completed, exited, converted, sent, failed, suppressed)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (journey_id, node) DO UPDATE SET
@@ -1268,7 +1348,7 @@ impl ReportingTx for PgTx<'_, '_> {
         )?;
         let mut journeys = std::collections::BTreeSet::new();
         for ((journey, node), s) in &deltas.nodes {
-            self.tx.execute(
+            self.execute(
                 &stmt,
                 &[
                     journey,
@@ -1284,11 +1364,11 @@ impl ReportingTx for PgTx<'_, '_> {
             )?;
             journeys.insert(journey);
         }
-        let activity = self.tx.prepare(
+        let activity = self.prepare(
             "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, $2), last_activity_at = $2 WHERE id = $1",
         )?;
         for j in journeys {
-            self.tx.execute(&activity, &[j, &ms(at)])?;
+            self.execute(&activity, &[j, &ms(at)])?;
         }
         Ok(())
     }
@@ -1306,14 +1386,13 @@ impl PrivacyTx for PgTx<'_, '_> {
 
 impl MetaTx for PgTx<'_, '_> {
     fn meta(&mut self, key: &str) -> Result<Option<String>> {
-        self.tx
-            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+        self.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
             .map(|r| column(&r, 0))
             .transpose()
     }
 
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[&key, &value],
         )?;
@@ -2035,7 +2114,11 @@ mod tests {
         let store = db.open();
         store
             .write(|tx| {
-                let mut tx = PgTx { tx };
+                let mut prepared = Prepared::default();
+                let mut tx = PgTx {
+                    tx,
+                    prepared: &mut prepared,
+                };
                 tx.set_trigger_due("j", "n", 1, Some(t(100)))?;
                 tx.set_trigger_due("j", "n", 2, Some(t(200)))?;
                 Ok(())
@@ -2045,12 +2128,19 @@ mod tests {
         let mut second_conn = store.conn().unwrap();
         let mut first = first_conn.transaction().unwrap();
         let mut second = second_conn.transaction().unwrap();
-        let a = PgTx { tx: &mut first }
-            .claim_due_triggers(t(1_000), 1)
-            .unwrap();
-        let b = PgTx { tx: &mut second }
-            .claim_due_triggers(t(1_000), 10)
-            .unwrap();
+        let (mut first_prepared, mut second_prepared) = (Prepared::default(), Prepared::default());
+        let a = PgTx {
+            tx: &mut first,
+            prepared: &mut first_prepared,
+        }
+        .claim_due_triggers(t(1_000), 1)
+        .unwrap();
+        let b = PgTx {
+            tx: &mut second,
+            prepared: &mut second_prepared,
+        }
+        .claim_due_triggers(t(1_000), 10)
+        .unwrap();
         assert_eq!(a.iter().map(|d| d.2).collect::<Vec<_>>(), [1]);
         assert_eq!(b.iter().map(|d| d.2).collect::<Vec<_>>(), [2]);
         first.commit().unwrap();
