@@ -12,8 +12,8 @@
 //! [`outside_async`], so that a call from an async thread blocks that thread (as a SQLite call
 //! does) instead of panicking.
 //!
-//! Writers of one process take turns (as on SQLite), and appending events also takes a
-//! database-wide advisory lock: an event's `seq` comes from a sequence, and the engine reads
+//! Writers of one process take turns (as on SQLite), and appending events also takes an
+//! advisory lock of the installation (its schema): an event's `seq` comes from a sequence, and the engine reads
 //! events in `seq` order after a cursor, so an event must never commit after one with a
 //! larger `seq` (it would fall behind the cursor and never be processed).
 
@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use ::postgres::{Client, Config, NoTls, Statement, Transaction};
 
-#[allow(unused_imports)]
 pub(crate) use crate::millis::{ms, ts};
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
