@@ -334,12 +334,30 @@ impl Engine {
         }
     }
 
+    /// The turn to work on engine state (rounds, erasures, segment and journey changes). It
+    /// guards no data, only the order of work, so a panic while it was held leaves nothing
+    /// half-done to protect (the transaction rolled back) and the turn is taken all the same.
+    fn work_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.work
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn run_loop(&self) {
         // Failed rounds in a row (the database is unreachable, say): the round is retried
         // after a pause that grows, and sooner when new work wakes the engine.
         let mut failures = 0;
         while !self.stopping.load(Ordering::SeqCst) {
-            let wait = match self.tick() {
+            // A panic in a round (a bug) is a failed round, not the end of the engine: the
+            // round's transaction rolled back, and the next one starts from the same place.
+            let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.tick()))
+                .unwrap_or_else(|panic| {
+                    Err(StoreError::Database(format!(
+                        "the round panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
+                });
+            let wait = match round {
                 Ok(did) => {
                     failures = 0;
                     self.processor.problems().round_succeeded();
@@ -373,7 +391,7 @@ impl Engine {
     /// event accepted before a timer fell due is applied before that timer fires; stopping at
     /// the events accepted by then keeps a flood of new events from starving the timers.
     fn tick(&self) -> Result<bool, StoreError> {
-        let _work = self.work.lock().expect("work lock");
+        let _work = self.work_turn();
         let cutoff = self.clock.now();
         let accepted = self.store.last_event_seq()?;
         let mut did = false;
@@ -520,7 +538,7 @@ impl Engine {
         let _no_delivery = self.dispatcher.between_rounds().await;
         let engine = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _work = engine.work.lock().expect("work lock");
+            let _work = engine.work_turn();
             // Best effort: an engine that cannot process its events must not make `work`
             // (an erasure) impossible; those events are then processed after it.
             let accepted = engine.store.last_event_seq()?;
@@ -554,7 +572,7 @@ impl Engine {
         let engine = self.clone();
         let id = segment_id.to_string();
         let members = tokio::task::spawn_blocking(move || {
-            let _work = engine.work.lock().expect("work lock");
+            let _work = engine.work_turn();
             engine.processor.backfill_segment(&id, engine.clock.now())
         })
         .await
@@ -588,7 +606,7 @@ impl Engine {
         let engine = self.clone();
         let id = journey_id.to_string();
         tokio::task::spawn_blocking(move || {
-            let _work = engine.work.lock().expect("work lock");
+            let _work = engine.work_turn();
             engine.processor.reload_journeys()?;
             let now = engine.clock.now();
             match change {
@@ -642,4 +660,13 @@ pub enum JourneyChange {
     Paused,
     Resumed,
     Archived,
+}
+
+/// The message of a caught panic, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

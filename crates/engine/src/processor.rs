@@ -148,6 +148,15 @@ impl Processor {
     }
 
     /// Holds back marketing messages over these caps (recorded `suppressed`).
+    /// The compiled journeys. A panic in a round that held them (a bug) must not stop every
+    /// later round: they are compiled copies of immutable journey versions, each added whole,
+    /// which a panic elsewhere leaves consistent, so the lock is taken even when poisoned.
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn with_frequency_caps(mut self, caps: Vec<FrequencyCap>) -> Self {
         self.gate.set_caps(caps);
         self
@@ -157,7 +166,7 @@ impl Processor {
     pub fn with_send_window(self, window: SendWindow) -> Result<Self, StoreError> {
         let registry = Registry::load(self.store.as_ref(), &window)?;
         self.problems.set_broken("journey", registry.broken());
-        *self.registry.lock().expect("registry lock") = registry;
+        *self.registry() = registry;
         Ok(self)
     }
 
@@ -174,11 +183,11 @@ impl Processor {
 
     /// The send rates of live journeys, for the dispatcher.
     pub fn journey_send_rates(&self) -> HashMap<String, f64> {
-        self.registry.lock().expect("registry lock").send_rates()
+        self.registry().send_rates()
     }
 
     pub fn reload_journeys(&self) -> Result<(), StoreError> {
-        let mut registry = self.registry.lock().expect("registry lock");
+        let mut registry = self.registry();
         *registry = Registry::load(self.store.as_ref(), registry.installation_window())?;
         self.problems.set_broken("journey", registry.broken());
         Ok(())
@@ -205,7 +214,7 @@ impl Processor {
         now: Timestamp,
     ) -> Result<BatchReport, StoreError> {
         let mut report = BatchReport::default();
-        let mut registry = self.registry.lock().expect("registry lock");
+        let mut registry = self.registry();
         self.store.engine_tx(&mut |tx| {
             report = BatchReport::default();
             let events = tx.pending_events(upto_seq, limit)?;
@@ -354,7 +363,7 @@ impl Processor {
     /// Fires up to `limit` timers due at `now`, earliest first, in one transaction.
     pub fn fire_timers(&self, now: Timestamp, limit: usize) -> Result<BatchReport, StoreError> {
         let mut report = BatchReport::default();
-        let mut registry = self.registry.lock().expect("registry lock");
+        let mut registry = self.registry();
         self.store.engine_tx(&mut |tx| {
             report = BatchReport::default();
             let due = tx.claim_due_enrollments(now, limit)?;
@@ -447,7 +456,7 @@ impl Processor {
     /// After a resume: waits whose event arrived during the pause end now. Returns how many
     /// enrollments moved.
     pub fn resume_journey(&self, journey_id: &str, now: Timestamp) -> Result<usize, StoreError> {
-        let mut registry = self.registry.lock().expect("registry lock");
+        let mut registry = self.registry();
         let mut moved = 0;
         let mut after = 0;
         loop {
@@ -519,12 +528,7 @@ impl Processor {
         enroll_existing: bool,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let Some(journey) = self
-            .registry
-            .lock()
-            .expect("registry lock")
-            .live_journey(journey_id)
-        else {
+        let Some(journey) = self.registry().live_journey(journey_id) else {
             return Ok(());
         };
         let mut after = 0;

@@ -386,7 +386,11 @@ impl SendGate {
     ) -> Result<Arc<CompiledTemplate>, String> {
         let key = version.map(|v| (definition.id.clone(), v));
         if let Some(key) = &key
-            && let Some(t) = self.templates.lock().expect("template cache lock").get(key)
+            && let Some(t) = self
+                .templates
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(key)
         {
             return Ok(t.clone());
         }
@@ -399,7 +403,10 @@ impl SendGate {
         })?;
         let compiled = Arc::new(compiled);
         if let Some(key) = key {
-            let mut cache = self.templates.lock().expect("template cache lock");
+            let mut cache = self
+                .templates
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             // Every edit adds a version: start afresh rather than keep old ones for ever.
             if cache.len() >= MAX_CACHED_TEMPLATES {
                 cache.clear();
