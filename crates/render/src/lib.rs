@@ -140,6 +140,9 @@ pub fn render_json_body(source: Option<&str>, data: &Map<String, Value>) -> Resu
     if liquid_depth(source) > MAX_LIQUID_DEPTH {
         return Err("invalid body template: Liquid blocks nest too deep".into());
     }
+    if oversized_liquid_number(source).is_some() {
+        return Err(format!("invalid body template: {OVERSIZED_NUMBER}"));
+    }
     let template = parser()
         .parse(source)
         .map_err(|e| format!("invalid body template: {e}"))?;
@@ -289,6 +292,9 @@ impl CompiledTemplate {
 /// Refuses a field whose Liquid blocks or MJML elements nest deeper than the limits (the
 /// parsers recurse once per level; see `waymark_core::limits`).
 fn check_depth(field: &str, source: &str) -> Result<(), TemplateError> {
+    if let Some(at) = oversized_liquid_number(source) {
+        return Err(TemplateError::new(field, OVERSIZED_NUMBER).at(line_column(source, at)));
+    }
     if liquid_depth(source) > MAX_LIQUID_DEPTH {
         return Err(TemplateError::new(
             field,
@@ -378,6 +384,61 @@ fn check_mjml(source: &str) -> Result<(), TemplateError> {
             Err(TemplateError::new("mjml", message).at(position))
         }
     }
+}
+
+const OVERSIZED_NUMBER: &str =
+    "a whole number in Liquid markup must fit in 64 bits (at most 9223372036854775807)";
+
+/// Where Liquid markup (`{{ … }}`, `{% … %}`, outside quoted strings) holds a whole number
+/// that does not fit in an `i64`: the Liquid parser (liquid-core 0.26) panics on one instead of
+/// answering an error, so it is found and refused here first. Digits that are part of a name
+/// (`item2`) or the fraction of a decimal (`1.5`) are not whole numbers.
+fn oversized_liquid_number(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while let Some(open) = source[i..].find('{').map(|o| i + o) {
+        let close = match bytes.get(open + 1) {
+            Some(b'{') => "}}",
+            Some(b'%') => "%}",
+            _ => {
+                i = open + 1;
+                continue;
+            }
+        };
+        let start = open + 2;
+        let end = source[start..]
+            .find(close)
+            .map_or(bytes.len(), |e| start + e);
+        let mut quote = None;
+        let mut j = start;
+        while j < end {
+            let c = bytes[j];
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None if c.is_ascii_digit() => {
+                    let run_end = (j..end)
+                        .find(|&k| !bytes[k].is_ascii_digit())
+                        .unwrap_or(end);
+                    let before = |n: usize| j.checked_sub(n).map(|k| bytes[k]);
+                    let in_name = before(1).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    let fraction =
+                        before(1) == Some(b'.') && before(2).is_some_and(|b| b.is_ascii_digit());
+                    let signed = if before(1) == Some(b'-') { j - 1 } else { j };
+                    if !in_name && !fraction && source[signed..run_end].parse::<i64>().is_err() {
+                        return Some(signed);
+                    }
+                    j = run_end;
+                    continue;
+                }
+                None => {}
+            }
+            j += 1;
+        }
+        i = end;
+    }
+    None
 }
 
 const GT_AFTER_NON_ASCII: &str =
@@ -1069,6 +1130,46 @@ mod tests {
         ] {
             assert_eq!(gt_after_non_ascii_in_text(fine), None, "{fine}");
             mjml_to_html(fine).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_whole_number_too_large_for_64_bits_in_liquid_is_an_error_not_a_panic() {
+        // Found by the template_render fuzz target: the Liquid parser panics on these.
+        for (html, line, column) in [
+            ("<p>{{ 9223372036854775808 }}</p>", 1, 7),
+            (
+                "<ul>\n{%- for p in 55555555555555555555555recommendations: 3 %}{% endfor %}",
+                2,
+                14,
+            ),
+            ("{{ price | plus: -99999999999999999999 }}", 1, 18),
+            (
+                "{% for i in (1..99999999999999999999) %}{% endfor %}",
+                1,
+                17,
+            ),
+        ] {
+            let errs = compile(&email("Hi", html)).err().expect(html);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].field, "html");
+            assert_eq!(errs[0].message, OVERSIZED_NUMBER);
+            assert_eq!(
+                (errs[0].line, errs[0].column),
+                (Some(line), Some(column)),
+                "{html}"
+            );
+            let body = render_json_body(Some(html), &Map::new()).unwrap_err();
+            assert!(body.contains("64 bits"), "{body}");
+        }
+        // Numbers that fit, digits in names, fractions and quoted text are fine.
+        for fine in [
+            "{{ 9223372036854775807 }} {{ -9223372036854775808 }}",
+            "{{ item2 }} {{ 1.99999999999999999999999 }}",
+            "{{ 'order 99999999999999999999' }} 99999999999999999999 outside markup",
+        ] {
+            assert_eq!(oversized_liquid_number(fine), None, "{fine}");
+            compile(&email("Hi", fine)).expect(fine);
         }
     }
 
