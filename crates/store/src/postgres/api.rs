@@ -3,32 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use ::postgres::types::{FromSql, ToSql};
+use ::postgres::types::ToSql;
 use ::postgres::{Client, GenericClient, Row, Transaction};
 use jiff::Timestamp;
 use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
+use super::tx::{CONTACT_COLUMNS, column, contact_from_row};
 use super::{PgStore, ms, outside_async, ts};
 use crate::*;
 
-/// Column `i` of a row. A stored value that cannot be read as `T` is reported as corrupt
-/// (the driver's `Row::get` would panic).
-fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
-    r.try_get(i).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 /// Column `i`, a time in milliseconds, or none.
 fn opt_ts(r: &Row, i: usize) -> Result<Option<Timestamp>> {
-    Ok(col::<Option<i64>>(r, i)?.map(ts))
+    Ok(column::<Option<i64>>(r, i)?.map(ts))
 }
 
 /// The parameters of a statement built at run time, as the driver takes them.
 fn param_refs(args: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| a.as_ref()).collect()
 }
-
-const CONTACT_COLUMNS: &str = "id, user_id, email, phone, timezone, traits, created_at, updated_at";
 
 /// `CONTACT_COLUMNS` of the contacts table aliased `c`.
 fn contact_columns_of_c() -> String {
@@ -37,20 +30,6 @@ fn contact_columns_of_c() -> String {
         .map(|c| format!("c.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn contact_from_row(r: &Row) -> Result<Contact> {
-    let traits: String = col(r, 5)?;
-    Ok(Contact {
-        id: col(r, 0)?,
-        user_id: col(r, 1)?,
-        email: col(r, 2)?,
-        phone: col(r, 3)?,
-        timezone: col(r, 4)?,
-        traits: serde_json::from_str(&traits).unwrap_or_default(),
-        created_at: ts(col(r, 6)?),
-        updated_at: ts(col(r, 7)?),
-    })
 }
 
 pub(crate) fn template_row(
@@ -85,12 +64,12 @@ pub(crate) fn template_version_row(
 /// A template row (SQLite reads it in two steps, as its row closures cannot fail with a JSON
 /// error; here a row function returns any `StoreError`).
 fn template_from_row(r: &Row) -> Result<StoredTemplate> {
-    let definition: String = col(r, 0)?;
+    let definition: String = column(r, 0)?;
     Ok(StoredTemplate {
         definition: serde_json::from_str(&definition)?,
-        version: col(r, 1)?,
-        created_at: ts(col(r, 2)?),
-        updated_at: ts(col(r, 3)?),
+        version: column(r, 1)?,
+        created_at: ts(column(r, 2)?),
+        updated_at: ts(column(r, 3)?),
     })
 }
 
@@ -106,7 +85,7 @@ fn pinned_templates(
         &[&journey_id, &version],
     )?
     .iter()
-    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+    .map(|r| Ok((column(r, 0)?, column(r, 1)?)))
     .collect()
 }
 
@@ -190,32 +169,32 @@ const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id,
 
 fn message_from_row(r: &Row) -> Result<MessageRow> {
     Ok(MessageRow {
-        id: col(r, 0)?,
-        idempotency_key: col(r, 1)?,
-        contact_id: col(r, 2)?,
-        user_id: col(r, 3)?,
-        enrollment_id: col(r, 4)?,
-        journey_id: col(r, 5)?,
-        node: col(r, 6)?,
-        template: col(r, 7)?,
-        channel: col(r, 8)?,
-        recipient: col(r, 9)?,
-        subject: col(r, 10)?,
-        html: col(r, 11)?,
-        text: col(r, 12)?,
-        status: col(r, 13)?,
-        error: col(r, 14)?,
-        attempts: col(r, 15)?,
+        id: column(r, 0)?,
+        idempotency_key: column(r, 1)?,
+        contact_id: column(r, 2)?,
+        user_id: column(r, 3)?,
+        enrollment_id: column(r, 4)?,
+        journey_id: column(r, 5)?,
+        node: column(r, 6)?,
+        template: column(r, 7)?,
+        channel: column(r, 8)?,
+        recipient: column(r, 9)?,
+        subject: column(r, 10)?,
+        html: column(r, 11)?,
+        text: column(r, 12)?,
+        status: column(r, 13)?,
+        error: column(r, 14)?,
+        attempts: column(r, 15)?,
         next_attempt_at: opt_ts(r, 16)?,
-        created_at: ts(col(r, 17)?),
+        created_at: ts(column(r, 17)?),
         sent_at: opt_ts(r, 18)?,
         opened_at: opt_ts(r, 19)?,
         clicked_at: opt_ts(r, 20)?,
-        unsubscribe_url: col(r, 21)?,
+        unsubscribe_url: column(r, 21)?,
         first_attempt_at: opt_ts(r, 22)?,
         failed_at: opt_ts(r, 23)?,
         requeued_at: opt_ts(r, 24)?,
-        priority: Priority::from_i64(col(r, 25)?),
+        priority: Priority::from_i64(column(r, 25)?),
     })
 }
 
@@ -227,31 +206,31 @@ const JOURNEY_COLUMNS: &str =
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'converted')";
 
 fn journey_from_row(r: &Row) -> Result<JourneyRow> {
-    let status: String = col(r, 2)?;
-    let draft: String = col(r, 4)?;
+    let status: String = column(r, 2)?;
+    let draft: String = column(r, 4)?;
     Ok(JourneyRow {
-        id: col(r, 0)?,
-        name: col(r, 1)?,
+        id: column(r, 0)?,
+        name: column(r, 1)?,
         status: JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Draft),
-        live_version: col(r, 3)?,
+        live_version: column(r, 3)?,
         draft: serde_json::from_str(&draft).unwrap_or(Value::Null),
-        created_at: ts(col(r, 5)?),
-        updated_at: ts(col(r, 6)?),
+        created_at: ts(column(r, 5)?),
+        updated_at: ts(column(r, 6)?),
         first_activity_at: opt_ts(r, 7)?,
         last_activity_at: opt_ts(r, 8)?,
-        entered: col(r, 9)?,
-        active: col(r, 10)?,
-        converted: col(r, 11)?,
+        entered: column(r, 9)?,
+        active: column(r, 10)?,
+        converted: column(r, 11)?,
     })
 }
 
 fn version_from_row(r: &Row) -> Result<JourneyVersion> {
-    let doc: String = col(r, 2)?;
+    let doc: String = column(r, 2)?;
     Ok(JourneyVersion {
-        journey_id: col(r, 0)?,
-        version: col(r, 1)?,
+        journey_id: column(r, 0)?,
+        version: column(r, 1)?,
         document: serde_json::from_str(&doc).unwrap_or(Value::Null),
-        published_at: ts(col(r, 3)?),
+        published_at: ts(column(r, 3)?),
         // Filled by `with_pins`.
         templates: BTreeMap::new(),
     })
@@ -259,15 +238,15 @@ fn version_from_row(r: &Row) -> Result<JourneyVersion> {
 
 /// A segment row (in one step: see `template_from_row`).
 fn segment_from_row(r: &Row) -> Result<SegmentRow> {
-    let condition: String = col(r, 2)?;
+    let condition: String = column(r, 2)?;
     Ok(SegmentRow {
-        id: col(r, 0)?,
-        name: col(r, 1)?,
+        id: column(r, 0)?,
+        name: column(r, 1)?,
         // Unreadable: null, which the API reports as a broken segment.
         condition: serde_json::from_str(&condition).unwrap_or(Value::Null),
-        created_at: ts(col(r, 3)?),
-        updated_at: ts(col(r, 4)?),
-        members: col(r, 5)?,
+        created_at: ts(column(r, 3)?),
+        updated_at: ts(column(r, 4)?),
+        members: column(r, 5)?,
     })
 }
 
@@ -305,7 +284,7 @@ impl Contacts for PgStore {
                     &[&id],
                 )?
                 .iter()
-                .map(|r| col(r, 0))
+                .map(|r| column(r, 0))
                 .collect::<Result<_>>()?;
             let lists = conn
                 .query(
@@ -313,7 +292,7 @@ impl Contacts for PgStore {
                     &[&id],
                 )?
                 .iter()
-                .map(|r| col(r, 0))
+                .map(|r| column(r, 0))
                 .collect::<Result<_>>()?;
             let enrollments = conn
                 .query(
@@ -324,15 +303,15 @@ impl Contacts for PgStore {
                 .iter()
                 .map(|r| {
                     Ok(EnrollmentRow {
-                        id: col(r, 0)?,
-                        journey_id: col(r, 1)?,
-                        version: col(r, 2)?,
-                        key: col(r, 3)?,
-                        node: col(r, 4)?,
-                        status: col(r, 5)?,
+                        id: column(r, 0)?,
+                        journey_id: column(r, 1)?,
+                        version: column(r, 2)?,
+                        key: column(r, 3)?,
+                        node: column(r, 4)?,
+                        status: column(r, 5)?,
                         wake_at: opt_ts(r, 6)?,
-                        entered_at: ts(col(r, 7)?),
-                        updated_at: ts(col(r, 8)?),
+                        entered_at: ts(column(r, 7)?),
+                        updated_at: ts(column(r, 8)?),
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -404,13 +383,13 @@ impl Contacts for PgStore {
                 "SELECT seq, kind, name, properties, timestamp FROM events WHERE contact_id = $1 ORDER BY seq DESC LIMIT $2",
                 &[&contact_id, &limit],
             )? {
-                let props: String = col(&r, 3)?;
+                let props: String = column(&r, 3)?;
                 entries.push(TimelineEntry::Event {
-                    seq: col(&r, 0)?,
-                    kind: col(&r, 1)?,
-                    name: col(&r, 2)?,
+                    seq: column(&r, 0)?,
+                    kind: column(&r, 1)?,
+                    name: column(&r, 2)?,
                     properties: serde_json::from_str(&props).unwrap_or(Value::Null),
-                    at: ts(col(&r, 4)?),
+                    at: ts(column(&r, 4)?),
                 });
             }
             // Read newest first (for the limit); put back in the order they happened.
@@ -422,13 +401,13 @@ impl Contacts for PgStore {
                  WHERE e.contact_id = $1 ORDER BY s.id DESC LIMIT $2",
                 &[&contact_id, &limit],
             )? {
-                let detail: Option<String> = col(&r, 5)?;
+                let detail: Option<String> = column(&r, 5)?;
                 entries.push(TimelineEntry::Step {
-                    at: ts(col(&r, 0)?),
-                    journey_id: col(&r, 1)?,
-                    enrollment_id: col(&r, 2)?,
-                    node: col(&r, 3)?,
-                    action: col(&r, 4)?,
+                    at: ts(column(&r, 0)?),
+                    journey_id: column(&r, 1)?,
+                    enrollment_id: column(&r, 2)?,
+                    node: column(&r, 3)?,
+                    action: column(&r, 4)?,
                     detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
                 });
             }
@@ -441,15 +420,15 @@ impl Contacts for PgStore {
                 &[&contact_id, &limit],
             )? {
                 entries.push(TimelineEntry::Message {
-                    message_id: col(&r, 0)?,
-                    at: ts(col(&r, 1)?),
-                    channel: col(&r, 2)?,
-                    journey_id: col(&r, 3)?,
-                    node: col(&r, 4)?,
-                    template: col(&r, 5)?,
-                    status: col(&r, 6)?,
-                    subject: col(&r, 7)?,
-                    error: col(&r, 8)?,
+                    message_id: column(&r, 0)?,
+                    at: ts(column(&r, 1)?),
+                    channel: column(&r, 2)?,
+                    journey_id: column(&r, 3)?,
+                    node: column(&r, 4)?,
+                    template: column(&r, 5)?,
+                    status: column(&r, 6)?,
+                    subject: column(&r, 7)?,
+                    error: column(&r, 8)?,
                 });
             }
             // Read newest first (for the limit); put back in the order they happened.
@@ -469,11 +448,11 @@ impl Events for PgStore {
             let mut conn = self.conn()?;
             let upto: i64 = conn
                 .query_opt("SELECT value FROM meta WHERE key = 'processed_seq'", &[])?
-                .map(|r| col::<String>(&r, 0))
+                .map(|r| column::<String>(&r, 0))
                 .transpose()?
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            col(
+            column(
                 &conn.query_one("SELECT COUNT(*) FROM events WHERE seq > $1", &[&upto])?,
                 0,
             )
@@ -483,7 +462,7 @@ impl Events for PgStore {
     fn last_event_seq(&self) -> Result<i64> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            col(
+            column(
                 &conn.query_one("SELECT COALESCE(MAX(seq), 0) FROM events", &[])?,
                 0,
             )
@@ -522,7 +501,7 @@ impl Journeys for PgStore {
         self.write(|tx| {
             let status: Option<String> = tx
                 .query_opt("SELECT status FROM journeys WHERE id = $1", &[&id])?
-                .map(|r| col(&r, 0))
+                .map(|r| column(&r, 0))
                 .transpose()?;
             match status.as_deref() {
                 Some("archived") => return Err(StoreError::Conflict(format!("journey `{id}` is archived"))),
@@ -555,11 +534,11 @@ impl Journeys for PgStore {
             let status: String = tx
                 .query_opt("SELECT status FROM journeys WHERE id = $1", &[&id])?
                 .ok_or_else(|| StoreError::NotFound(format!("journey `{id}`")))
-                .and_then(|r| col(&r, 0))?;
+                .and_then(|r| column(&r, 0))?;
             if status == "archived" {
                 return Err(StoreError::Conflict(format!("journey `{id}` is archived")));
             }
-            let version: i64 = col(
+            let version: i64 = column(
                 &tx.query_one(
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM journey_versions WHERE journey_id = $1",
                     &[&id],
@@ -654,7 +633,7 @@ impl Journeys for PgStore {
                 )?
                 .iter()
                 .map(|r| {
-                    let status: String = col(r, 4)?;
+                    let status: String = column(r, 4)?;
                     Ok((
                         JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Live),
                         version_from_row(r)?,
@@ -696,7 +675,7 @@ impl Templates for PgStore {
         self.write(|tx| {
             let current: Option<String> = tx
                 .query_opt("SELECT definition FROM templates WHERE id = $1", &[&def.id])?
-                .map(|r| col(&r, 0))
+                .map(|r| column(&r, 0))
                 .transpose()?;
             // Compared as definitions, so that a copy written with other whitespace or key
             // order is no new version.
@@ -708,7 +687,7 @@ impl Templates for PgStore {
                 return Ok(false);
             }
             // Numbers continue after a deletion: a version, once pinned, is never reused.
-            let version: i64 = col(
+            let version: i64 = column(
                 &tx.query_one(
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM template_versions WHERE template_id = $1",
                     &[&def.id],
@@ -740,8 +719,8 @@ impl Templates for PgStore {
                 .iter()
                 .map(|r| {
                     Ok(TemplateVersionSummary {
-                        version: col(r, 0)?,
-                        created_at: ts(col(r, 1)?),
+                        version: column(r, 0)?,
+                        created_at: ts(column(r, 1)?),
                         pinned_by: Vec::new(),
                     })
                 })
@@ -755,10 +734,10 @@ impl Templates for PgStore {
                 &[&id],
             )?;
             for r in &pins {
-                let template_version: i64 = col(r, 0)?;
+                let template_version: i64 = column(r, 0)?;
                 let by = JourneyVersionRef {
-                    journey_id: col(r, 1)?,
-                    version: col(r, 2)?,
+                    journey_id: column(r, 1)?,
+                    version: column(r, 2)?,
                 };
                 if let Some(v) = versions.iter_mut().find(|v| v.version == template_version) {
                     v.pinned_by.push(by);
@@ -792,7 +771,7 @@ impl Templates for PgStore {
             let mut conn = self.conn()?;
             let ch: Option<String> = conn
                 .query_opt("SELECT channel FROM templates WHERE id = $1", &[&id])?
-                .map(|r| col(&r, 0))
+                .map(|r| column(&r, 0))
                 .transpose()?;
             Ok(ch.and_then(|c| Channel::parse(&c)))
         })
@@ -873,7 +852,7 @@ impl Outbox for PgStore {
                 ],
             )?
             .iter()
-            .map(|r| col(r, 0))
+            .map(|r| column(r, 0))
             .collect()
         })
     }
@@ -958,8 +937,8 @@ impl Outbox for PgStore {
             .iter()
             .map(|r| {
                 Ok(QueueLevel {
-                    channel: col(r, 0)?,
-                    queued: col(r, 1)?,
+                    channel: column(r, 0)?,
+                    queued: column(r, 1)?,
                     oldest_queued_at: opt_ts(r, 2)?,
                 })
             })
@@ -1029,9 +1008,9 @@ impl Audiences for PgStore {
             .iter()
             .map(|r| {
                 Ok(ListSummary {
-                    name: col(r, 0)?,
-                    members: col(r, 1)?,
-                    created_at: ts(col(r, 2)?),
+                    name: column(r, 0)?,
+                    members: column(r, 1)?,
+                    created_at: ts(column(r, 2)?),
                 })
             })
             .collect()
@@ -1061,7 +1040,7 @@ impl Audiences for PgStore {
             let list_id: i64 = conn
                 .query_opt("SELECT id FROM lists WHERE name = $1", &[&name])?
                 .ok_or_else(|| StoreError::NotFound(format!("list `{name}`")))
-                .and_then(|r| col(&r, 0))?;
+                .and_then(|r| column(&r, 0))?;
             conn.query(
                 &format!(
                     "SELECT {} FROM list_members m JOIN contacts c ON c.id = m.contact_id
@@ -1167,10 +1146,10 @@ impl Experiments for PgStore {
                 .iter()
                 .map(|r| {
                     Ok(ExperimentCounts {
-                        node: col(r, 0)?,
-                        variant: col(r, 1)?,
-                        entered: col(r, 2)?,
-                        converted: col(r, 3)?,
+                        node: column(r, 0)?,
+                        variant: column(r, 1)?,
+                        entered: column(r, 2)?,
+                        converted: column(r, 3)?,
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -1182,11 +1161,11 @@ impl Experiments for PgStore {
                 )?
                 .iter()
                 .map(|r| {
-                    let verdict: String = col(r, 3)?;
+                    let verdict: String = column(r, 3)?;
                     Ok(ExperimentWinner {
-                        node: col(r, 0)?,
-                        winner: col(r, 1)?,
-                        decided_at: ts(col(r, 2)?),
+                        node: column(r, 0)?,
+                        winner: column(r, 1)?,
+                        decided_at: ts(column(r, 2)?),
                         verdict: serde_json::from_str(&verdict).unwrap_or(Value::Null),
                     })
                 })
@@ -1222,11 +1201,11 @@ impl Consent for PgStore {
                 .iter()
                 .map(|r| {
                     Ok(Suppression {
-                        channel: col(r, 0)?,
-                        address: col(r, 1)?,
-                        reason: col(r, 2)?,
-                        source: col(r, 3)?,
-                        created_at: ts(col(r, 4)?),
+                        channel: column(r, 0)?,
+                        address: column(r, 1)?,
+                        reason: column(r, 2)?,
+                        source: column(r, 3)?,
+                        created_at: ts(column(r, 4)?),
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -1271,17 +1250,17 @@ impl Reporting for PgStore {
                 .iter()
                 .map(|r| {
                     Ok(NodeStats {
-                        node: col(r, 0)?,
-                        entered: col(r, 1)?,
+                        node: column(r, 0)?,
+                        entered: column(r, 1)?,
                         waiting: 0,
-                        completed: col(r, 2)?,
-                        exited: col(r, 3)?,
-                        converted: col(r, 4)?,
-                        sent: col(r, 5)?,
-                        failed: col(r, 6)?,
-                        suppressed: col(r, 7)?,
-                        opened: col(r, 8)?,
-                        clicked: col(r, 9)?,
+                        completed: column(r, 2)?,
+                        exited: column(r, 3)?,
+                        converted: column(r, 4)?,
+                        sent: column(r, 5)?,
+                        failed: column(r, 6)?,
+                        suppressed: column(r, 7)?,
+                        opened: column(r, 8)?,
+                        clicked: column(r, 9)?,
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -1291,7 +1270,7 @@ impl Reporting for PgStore {
                     &[&id],
                 )?
                 .iter()
-                .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+                .map(|r| Ok((column(r, 0)?, column(r, 1)?)))
                 .collect::<Result<_>>()?;
             // Nodes in the order of the live (or draft) document, unknown ones after.
             let document = journey
@@ -1305,7 +1284,7 @@ impl Reporting for PgStore {
                  FROM enrollments WHERE journey_id = $1",
                 &[&id],
             )?;
-            let (completed, exited): (i64, i64) = (col(&row, 0)?, col(&row, 1)?);
+            let (completed, exited): (i64, i64) = (column(&row, 0)?, column(&row, 1)?);
             Ok(JourneyStats {
                 journey_id: journey.id,
                 status: journey.status,
@@ -1324,7 +1303,7 @@ impl Reporting for PgStore {
     fn gauges(&self) -> Result<Gauges> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            let mut one = |sql: &str| -> Result<i64> { col(&conn.query_one(sql, &[])?, 0) };
+            let mut one = |sql: &str| -> Result<i64> { column(&conn.query_one(sql, &[])?, 0) };
             Ok(Gauges {
                 timers_waiting: one("SELECT COUNT(*) FROM enrollments WHERE wake_at IS NOT NULL")?,
                 enrollments_active: one(
@@ -1341,7 +1320,7 @@ impl Reporting for PgStore {
             // The store's tables with their indexes and TOAST, in the schema it lives in: the
             // database may hold other schemas (other installations, tests) that are not its size.
             let mut conn = self.conn()?;
-            let bytes: i64 = col(
+            let bytes: i64 = column(
                 &conn.query_one(
                     "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT
                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -1383,7 +1362,7 @@ impl Meta for PgStore {
         outside_async(|| {
             let mut conn = self.conn()?;
             conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
-                .map(|r| col(&r, 0))
+                .map(|r| column(&r, 0))
                 .transpose()
         })
     }
@@ -1403,7 +1382,7 @@ impl Meta for PgStore {
 /// `Store::suppress` and `EngineTx::suppress`, in the caller's transaction.
 pub(crate) fn suppress_in(tx: &mut Transaction<'_>, e: &Suppression) -> Result<bool> {
     let address = suppression_address(&e.channel, &e.address);
-    let existed: bool = col(
+    let existed: bool = column(
         &tx.query_one(
             "SELECT EXISTS (SELECT 1 FROM suppressions WHERE channel = $1 AND address = $2)",
             &[&e.channel, &address],

@@ -3,7 +3,7 @@
 //! PostgreSQL differs and why.
 
 use ::postgres::types::{FromSql, ToSql, Type};
-use ::postgres::{GenericClient, Row, Statement, ToStatement, Transaction};
+use ::postgres::{Row, Statement, ToStatement, Transaction};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use waymark_core::condition::MessageRecord;
@@ -628,11 +628,11 @@ impl EventsTx for PgTx<'_, '_> {
 
 impl TemplatesTx for PgTx<'_, '_> {
     fn template(&mut self, id: &str) -> Result<Option<StoredTemplate>> {
-        template_row(self.tx, id)
+        super::api::template_row(self.tx, id)
     }
 
     fn template_version(&mut self, id: &str, version: i64) -> Result<Option<StoredTemplate>> {
-        template_version_row(self.tx, id, version)
+        super::api::template_version_row(self.tx, id, version)
     }
 }
 
@@ -1324,11 +1324,11 @@ impl ConsentTx for PgTx<'_, '_> {
     }
 
     fn suppress(&mut self, entry: &Suppression) -> Result<bool> {
-        suppress_in(self.tx, entry)
+        super::api::suppress_in(self.tx, entry)
     }
 
     fn unsuppress(&mut self, channel: &str, address: &str) -> Result<bool> {
-        unsuppress_in(self.tx, channel, address)
+        super::api::unsuppress_in(self.tx, channel, address)
     }
 }
 
@@ -1406,98 +1406,6 @@ fn products_of(properties: &str) -> Value {
         .ok()
         .and_then(|mut p| p.remove("products"))
         .unwrap_or(Value::Null)
-}
-
-// What SQLite keeps in `sqlite::api` and both the engine transaction and the `Store` methods
-// call: here, for `postgres::api` to reuse. The template readers take any client (a pooled
-// connection or a transaction).
-
-pub(crate) fn template_row(
-    conn: &mut impl GenericClient,
-    id: &str,
-) -> Result<Option<StoredTemplate>> {
-    conn.query_opt(
-        "SELECT definition, version, created_at, updated_at FROM templates WHERE id = $1",
-        &[&id],
-    )?
-    .map(|r| raw_template(&r)?.finish())
-    .transpose()
-}
-
-/// One version of a template, also of a deleted one (`created_at`: its first version's).
-pub(crate) fn template_version_row(
-    conn: &mut impl GenericClient,
-    id: &str,
-    version: i64,
-) -> Result<Option<StoredTemplate>> {
-    conn.query_opt(
-        "SELECT v.definition, v.version,
-                (SELECT MIN(f.created_at) FROM template_versions f WHERE f.template_id = v.template_id),
-                v.created_at
-         FROM template_versions v WHERE v.template_id = $1 AND v.version = $2",
-        &[&id, &version],
-    )?
-    .map(|r| raw_template(&r)?.finish())
-    .transpose()
-}
-
-/// A template row before its definition JSON is parsed.
-struct RawTemplate(String, i64, i64, i64);
-
-impl RawTemplate {
-    fn finish(self) -> Result<StoredTemplate> {
-        let RawTemplate(definition, version, created, updated) = self;
-        Ok(StoredTemplate {
-            definition: serde_json::from_str(&definition)?,
-            version,
-            created_at: ts(created),
-            updated_at: ts(updated),
-        })
-    }
-}
-
-fn raw_template(r: &Row) -> Result<RawTemplate> {
-    Ok(RawTemplate(
-        column(r, 0)?,
-        column(r, 1)?,
-        column(r, 2)?,
-        column(r, 3)?,
-    ))
-}
-
-/// `Store::suppress` and `EngineTx::suppress`, in the caller's transaction.
-pub(crate) fn suppress_in(tx: &mut Transaction<'_>, e: &Suppression) -> Result<bool> {
-    let address = suppression_address(&e.channel, &e.address);
-    let existed: bool = column(
-        &tx.query_one(
-            "SELECT EXISTS (SELECT 1 FROM suppressions WHERE channel = $1 AND address = $2)",
-            &[&e.channel, &address],
-        )?,
-        0,
-    )?;
-    tx.execute(
-        "INSERT INTO suppressions (channel, address, reason, source, created_at)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (channel, address) DO UPDATE SET reason = excluded.reason, source = excluded.source",
-        &[&e.channel, &address, &e.reason, &e.source, &ms(e.created_at)],
-    )?;
-    Ok(!existed)
-}
-
-/// `Store::unsuppress` and `EngineTx::unsuppress`, in the caller's transaction.
-pub(crate) fn unsuppress_in(
-    tx: &mut Transaction<'_>,
-    channel: &str,
-    address: &str,
-) -> Result<bool> {
-    let address = suppression_address(channel, address);
-    let n = tx.execute(
-        "DELETE FROM suppressions WHERE channel = $1 AND address = $2",
-        &[&channel, &address],
-    )?;
-    // Also lifts the hashed entry an erasure left for this address.
-    let erased = super::privacy::unsuppress_erased(tx, channel, &address)?;
-    Ok(n == 1 || erased)
 }
 
 #[cfg(test)]
