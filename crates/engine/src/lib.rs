@@ -45,6 +45,11 @@ const BATCH: usize = 500;
 /// The longest the engine sleeps before looking for work again.
 const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
 const SIMULATED_CLOCK_KEY: &str = "simulated_clock_ms";
+/// Changed whenever a journey is published, paused, resumed or archived, so that every process
+/// sharing the database reloads its journeys (see `Engine::follow_journey_changes`).
+const JOURNEYS_REVISION_KEY: &str = "journeys_revision";
+/// How often the engine looks for journey changes made by another process.
+const JOURNEY_CHANGES_POLL: StdDuration = StdDuration::from_millis(500);
 
 /// Wakes the engine thread when there is new work (coalesced).
 #[derive(Clone, Default)]
@@ -98,6 +103,11 @@ pub struct Engine {
     advancing: tokio::sync::Mutex<()>,
     stopping: AtomicBool,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The journeys revision the compiled journeys match, and when it was last read.
+    journeys_seen: Mutex<(Option<String>, std::time::Instant)>,
+    /// The journeys were reloaded after another process changed them: the dispatcher takes
+    /// their send rates at its next round.
+    journey_rates_stale: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +143,8 @@ impl Engine {
             }
         }
         let wakeup = Wakeup::default();
+        // Read before the journeys are: a change after it is followed.
+        let journeys_revision = store.meta(JOURNEYS_REVISION_KEY)?;
         let processor = Processor::new(store.clone())?
             .with_tracking(config.tracking.clone())
             .with_frequency_caps(config.frequency_caps)
@@ -154,7 +166,14 @@ impl Engine {
             advancing: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            journeys_seen: Mutex::new((journeys_revision, std::time::Instant::now())),
+            journey_rates_stale: AtomicBool::new(false),
         });
+        // Events another process accepted may be for this one's partitions.
+        let waking = engine.wakeup.clone();
+        engine
+            .store
+            .on_events_elsewhere(Arc::new(move || waking.wake()));
         let looping = engine.clone();
         let handle = std::thread::Builder::new()
             .name("waymark-engine".into())
@@ -392,6 +411,7 @@ impl Engine {
     /// the events accepted by then keeps a flood of new events from starving the timers.
     fn tick(&self) -> Result<bool, StoreError> {
         let _work = self.work_turn();
+        self.follow_journey_changes()?;
         let cutoff = self.clock.now();
         let accepted = self.store.last_event_seq()?;
         let mut did = false;
@@ -421,6 +441,27 @@ impl Engine {
         Ok(did)
     }
 
+    /// Reloads the journeys when another process sharing the database published, paused,
+    /// resumed or archived one (this process's own changes reload them at once).
+    fn follow_journey_changes(&self) -> Result<(), StoreError> {
+        let mut seen = self
+            .journeys_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.1.elapsed() < JOURNEY_CHANGES_POLL {
+            return Ok(());
+        }
+        seen.1 = std::time::Instant::now();
+        let revision = self.store.meta(JOURNEYS_REVISION_KEY)?;
+        if revision != seen.0 {
+            self.processor.reload_journeys()?;
+            self.journey_rates_stale.store(true, Ordering::SeqCst);
+            self.dispatcher.wake();
+            seen.0 = revision;
+        }
+        Ok(())
+    }
+
     /// Starts deliveries whenever messages are due and a channel has a free slot. It does not
     /// wait for deliveries: a queued message, a slot coming free and the next retry time all
     /// wake it.
@@ -428,6 +469,11 @@ impl Engine {
         let mut levels_recorded = std::time::Instant::now();
         let mut outage = outage::Outage::new("dispatch round");
         while !self.stopping.load(Ordering::SeqCst) {
+            if self.journey_rates_stale.swap(false, Ordering::SeqCst) {
+                self.dispatcher
+                    .set_journey_rates(self.processor.journey_send_rates())
+                    .await;
+            }
             match self.dispatcher.start_due().await {
                 Ok(_) => outage.ended(),
                 Err(e) => outage.failed(&e),
@@ -607,7 +653,19 @@ impl Engine {
         let id = journey_id.to_string();
         tokio::task::spawn_blocking(move || {
             let _work = engine.work_turn();
+            // The other processes sharing the database reload theirs when they see it.
+            let revision = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .to_string();
+            engine.store.set_meta(JOURNEYS_REVISION_KEY, &revision)?;
             engine.processor.reload_journeys()?;
+            engine
+                .journeys_seen
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0 = Some(revision);
             let now = engine.clock.now();
             match change {
                 JourneyChange::Resumed => {

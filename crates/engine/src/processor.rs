@@ -217,7 +217,7 @@ impl Processor {
         let mut registry = self.registry();
         self.store.engine_tx(&mut |tx| {
             report = BatchReport::default();
-            let events = tx.pending_events(upto_seq, limit)?;
+            let events = pending_events_locked(tx, upto_seq, limit)?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
@@ -254,9 +254,11 @@ impl Processor {
     ) -> Result<(i64, EventRecord, Changes), StoreError> {
         let e = &stored.event;
         let mut changes = Changes::default();
+        // The contact is known when the engine recorded the event, and on PostgreSQL when it
+        // was accepted (routed to its partition); a merge that event asks for is left to now.
+        let links = e.kind == EventKind::Alias || (e.user_id.is_some() && e.anonymous_id.is_some());
         let contact_id = match (e.kind, &e.previous_id, &e.user_id, stored.contact_id) {
-            // Recorded by the engine for a known contact.
-            (_, _, None, Some(id)) if e.anonymous_id.is_none() => id,
+            (_, _, _, Some(id)) if !links => id,
             (EventKind::Alias, Some(previous), Some(user), _) => tx.alias(previous, user, now)?,
             _ => tx.resolve_contact(e.user_id.as_deref(), e.anonymous_id.as_deref(), now)?,
         };
@@ -367,10 +369,15 @@ impl Processor {
         self.store.engine_tx(&mut |tx| {
             report = BatchReport::default();
             let due = tx.claim_due_enrollments(now, limit)?;
-            let upto = processed_upto(tx)?;
             let mut stats = StatsDeltas::default();
             let segments = self.load_segments(tx)?;
             let checks = tx.claim_due_segment_checks(now, limit)?;
+            let expiries = tx.claim_due_score_expiries(now, limit)?;
+            let contacts: Vec<i64> = (due.iter().map(|e| e.contact_id))
+                .chain(checks.iter().map(|(_, c)| *c))
+                .chain(expiries.iter().map(|(c, ..)| *c))
+                .collect();
+            tx.lock_contacts(&contacts)?;
             for (segment_id, contact) in &checks {
                 if let Some(segment) = segments.iter().find(|s| &s.id == segment_id) {
                     let one = std::slice::from_ref(segment);
@@ -397,6 +404,7 @@ impl Processor {
                     continue;
                 };
                 report.timers_due.extend(enrollment.wake_at);
+                let upto = tx.processed_upto(enrollment.contact_id)?;
                 match self.step_with_facts(tx, &journey, enrollment, Input::Timer, now, upto)? {
                     Some(outcome) => {
                         changed
@@ -416,7 +424,6 @@ impl Processor {
                 }
             }
             // Score decay: points given earlier are taken back.
-            let expiries = tx.claim_due_score_expiries(now, limit)?;
             for (contact, score_trait, points) in &expiries {
                 let traits = tx.contact(*contact)?.traits;
                 let back = waymark_core::stepper::increment(
@@ -463,10 +470,17 @@ impl Processor {
             let mut batch = 0;
             self.store.engine_tx(&mut |tx| {
                 batch = 0;
-                let upto = processed_upto(tx)?;
                 let mut stats = StatsDeltas::default();
                 let mut report = BatchReport::default();
-                for e in tx.journey_enrollments(journey_id, 500, after)? {
+                // Their contacts locked (read again if another process may have moved one).
+                let enrollments = loop {
+                    let enrollments = tx.journey_enrollments(journey_id, 500, after)?;
+                    let contacts: Vec<i64> = enrollments.iter().map(|e| e.contact_id).collect();
+                    if !tx.lock_contacts(&contacts)? {
+                        break enrollments;
+                    }
+                };
+                for e in enrollments {
                     after = e.id;
                     batch += 1;
                     let Some(journey) =
@@ -474,6 +488,7 @@ impl Processor {
                     else {
                         continue;
                     };
+                    let upto = tx.processed_upto(e.contact_id)?;
                     if let Some(outcome) =
                         self.step_with_facts(tx, &journey, &e, Input::Resume, now, upto)?
                     {
@@ -851,9 +866,20 @@ fn decide_experiment(
     Ok(())
 }
 
-fn processed_upto(tx: &mut dyn EngineTx) -> Result<i64, StoreError> {
-    Ok(tx
-        .meta("processed_seq")?
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0))
+/// The next batch of accepted events, their contacts locked against other processes' engines
+/// (see `ContactsTx::lock_contacts`). A merge another process committed before the locks were
+/// taken may have moved some of the events to another contact, so the batch is read again
+/// until every contact in it is locked.
+fn pending_events_locked(
+    tx: &mut dyn EngineTx,
+    upto_seq: i64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    loop {
+        let events = tx.pending_events(upto_seq, limit)?;
+        let contacts: Vec<i64> = events.iter().filter_map(|e| e.contact_id).collect();
+        if !tx.lock_contacts(&contacts)? {
+            return Ok(events);
+        }
+    }
 }

@@ -32,7 +32,9 @@ use serde_json::{Map, Value, json};
 use waymark_core::journey::{Channel, TemplateDefinition, WebhookNode};
 use waymark_core::{Enrollment, Journey};
 use waymark_render::{CompiledTemplate, Rendered};
-use waymark_store::{Contact, EngineTx, MessageStatus, NewMessage, Priority, StoreError};
+use waymark_store::{
+    Contact, EngineTx, MessageStatus, NewMessage, Priority, StoreError, StoredTemplate,
+};
 
 use crate::caps::FrequencyCap;
 use crate::tracking::{Tracking, track_html};
@@ -153,6 +155,10 @@ pub struct SendGate {
     caps: Vec<FrequencyCap>,
     /// Compiled stored templates, by id and version.
     templates: Mutex<HashMap<(String, i64), Arc<CompiledTemplate>>>,
+    /// Stored template versions as read, by id and version: a version never changes, and a
+    /// journey's sends read the one it pinned again and again (a round trip each on a database
+    /// server).
+    versions: Mutex<HashMap<(String, i64), StoredTemplate>>,
 }
 
 impl SendGate {
@@ -161,6 +167,7 @@ impl SendGate {
             tracking,
             caps,
             templates: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -238,7 +245,9 @@ impl SendGate {
             _ => None,
         };
         let stored = match (outgoing.template, pinned) {
-            (TemplateSource::Stored(id), Some(version)) => tx.template_version(id, version)?,
+            (TemplateSource::Stored(id), Some(version)) => {
+                self.template_version(tx, id, version)?
+            }
             (TemplateSource::Stored(id), None) => tx.template(id)?,
             (TemplateSource::Builtin(_), _) => None,
         };
@@ -375,6 +384,37 @@ impl SendGate {
             text: message.text.clone(),
         };
         Ok((message, unsubscribe_url, Some(rendered)))
+    }
+
+    /// Version `version` of stored template `id`, read once (a missing one is read again).
+    fn template_version(
+        &self,
+        tx: &mut dyn EngineTx,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<StoredTemplate>, StoreError> {
+        let key = (id.to_string(), version);
+        let cached = self
+            .versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let stored = tx.template_version(id, version)?;
+        if let Some(template) = &stored {
+            let mut cache = self
+                .versions
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if cache.len() >= MAX_CACHED_TEMPLATES {
+                cache.clear();
+            }
+            cache.insert(key, template.clone());
+        }
+        Ok(stored)
     }
 
     /// `definition` compiled; a stored template (its `version` given) is compiled once per

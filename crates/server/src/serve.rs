@@ -16,6 +16,7 @@ use waymark_engine::{
 };
 use waymark_store::Store;
 use waymark_store::postgres::PgStore;
+use waymark_store::postgres::cluster::ClusterOptions;
 use waymark_store::sqlite::SqliteStore;
 
 use crate::api::public_limits::{PublicLimits, PublicLimitsConfig, Rate};
@@ -49,6 +50,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database: Option<String>,
+    /// With --database: how long the engine's work on a partition of contacts waits for a
+    /// process that stopped (killed, cut off) before another process takes it over. Processes
+    /// heartbeat five times per lease time.
+    #[arg(long, env = "WAYMARK_LEASE_TIME", value_name = "DURATION", default_value = "10s", value_parser = parse_lease_time)]
+    pub lease_time: std::time::Duration,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WAYMARK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -234,6 +240,15 @@ fn parse_timeout(raw: &str) -> Result<std::time::Duration, String> {
     Ok(duration)
 }
 
+/// A lease time: from 1 s (heartbeats every 200 ms) to 10 minutes.
+fn parse_lease_time(raw: &str) -> Result<std::time::Duration, String> {
+    let lease = parse_timeout(raw)?;
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(600)).contains(&lease) {
+        return Err(format!("`{raw}` must be from 1s to 10m"));
+    }
+    Ok(lease)
+}
+
 /// `21:00-08:00`.
 fn parse_quiet_hours(raw: &str) -> Result<QuietHours, String> {
     let (start, end) = raw
@@ -275,21 +290,61 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
     }
 }
 
-/// The store: PostgreSQL at `database` when given, else the SQLite file in `data`.
-pub fn open_store(data: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match database {
-        Some(url) => {
-            let store = PgStore::open(url).with_context(|| {
-                format!(
-                    "cannot open the PostgreSQL database {}",
-                    waymark_store::postgres::redact(url)
-                )
-            })?;
-            store.take_engine_lock()?;
-            Arc::new(store)
+/// Holds the data directory for as long as the process runs (the lock goes with the process,
+/// however it ends): two processes on one data directory would both run the engine on its
+/// SQLite file, and on PostgreSQL the data directory names the process's node (see
+/// `ClusterOptions::node`).
+fn lock_data_dir(data: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data.join("serve.lock");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `waymark serve` is running on the data directory {} (one process per data \
+             directory; processes sharing a PostgreSQL database each need their own --data)",
+            data.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
-        None => Arc::new(SqliteStore::open(data).context("cannot open the database")?),
-    })
+    }
+}
+
+/// The store: PostgreSQL at `database` when given, else the SQLite file in `data`.
+pub enum OpenedStore {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl OpenedStore {
+    pub fn open(data: &Path, database: Option<&str>) -> anyhow::Result<Self> {
+        Ok(match database {
+            Some(url) => {
+                OpenedStore::Postgres(Arc::new(PgStore::open(url).with_context(|| {
+                    format!(
+                        "cannot open the PostgreSQL database {}",
+                        waymark_store::postgres::redact(url)
+                    )
+                })?))
+            }
+            None => OpenedStore::Sqlite(Arc::new(
+                SqliteStore::open(data).context("cannot open the database")?,
+            )),
+        })
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenedStore::Sqlite(s) => s.clone(),
+            OpenedStore::Postgres(s) => s.clone(),
+        }
+    }
 }
 
 /// A random id kept in the database, so that Message-IDs differ between installations.
@@ -384,6 +439,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         bail!("--sms-url needs --sms-from (the sender number)");
     }
     secrets::make_data_dir_private(&args.data)?;
+    let _data_dir = lock_data_dir(&args.data)?;
     let secrets = secrets::load(&args.data, &args.secrets)?;
     let open_files = crate::connections::raise_open_file_limit();
     let limits = ConnectionLimits {
@@ -395,7 +451,20 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             open_files,
         ),
     };
-    let store = open_store(&args.data, args.database.as_deref())?;
+    let opened = OpenedStore::open(&args.data, args.database.as_deref())?;
+    // On PostgreSQL, this process shares the engine's work with the others on the database.
+    if let OpenedStore::Postgres(pg) = &opened {
+        let data = args
+            .data
+            .canonicalize()
+            .unwrap_or_else(|_| args.data.clone());
+        pg.join_cluster(ClusterOptions {
+            lease_time: args.lease_time,
+            node: format!("{}:{}", waymark_store::this_host(), data.display()),
+        })
+        .context("cannot join the processes on the database")?;
+    }
+    let store = opened.store();
     let clock = match args.clock {
         ClockKind::System => Clock::System,
         ClockKind::Simulated => Clock::simulated(jiff::Timestamp::now()),
@@ -452,6 +521,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: stopping the engine after its current batch");
     let stopping = engine.clone();
     tokio::task::spawn_blocking(move || stopping.stop()).await?;
+    if let OpenedStore::Postgres(pg) = opened {
+        // The others take this process's partitions over at their next heartbeat.
+        tokio::task::spawn_blocking(move || pg.leave_cluster()).await?;
+    }
     println!("waymark stopped");
     Ok(())
 }

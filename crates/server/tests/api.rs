@@ -1671,6 +1671,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/messages"),
     ("post", "/v1/messages/requeue"),
     ("get", "/v1/outbox"),
+    ("get", "/v1/cluster"),
     ("get", "/v1/suppressions"),
     ("post", "/v1/suppressions"),
     ("delete", "/v1/suppressions/{channel}/{address}"),

@@ -907,15 +907,7 @@ fn contacts_export_and_erase_talk_to_the_server_and_a_reimported_erased_address_
 /// and leaves no schema behind.
 #[test]
 fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
-    let Some(url) = std::env::var("WAYMARK_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
-            "WAYMARK_TEST_REQUIRE_POSTGRES is set but WAYMARK_TEST_DATABASE_URL is not"
-        );
-        eprintln!("skipped on PostgreSQL: set WAYMARK_TEST_DATABASE_URL=postgres://... to run it");
+    let Some(url) = test_database_url() else {
         return;
     };
     let run = waymark(
@@ -928,6 +920,8 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "1",
             "--enrollments",
             "500",
+            "--process-carts",
+            "20",
             "--database",
             &url,
         ],
@@ -953,6 +947,10 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "cart_reminder_lateness_p99_ms",
             "waiting_enrollments_bytes_per_enrollment",
             "fire_all_due_seconds",
+            "cart_journeys_per_second_1_process",
+            "cart_journeys_per_second_2_processes",
+            "cart_journeys_per_second_3_processes",
+            "cart_journeys_ratio_3_to_1_processes",
         ],
         "{}",
         run.describe()
@@ -961,22 +959,144 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
         assert_eq!(line["database"], "postgresql", "{line}");
         assert!(line["value"].as_f64().is_some_and(|v| v > 0.0), "{line}");
     }
-    let schemas: Vec<&str> = run
-        .stderr
+    // One schema per figure, and one per process count in the processes figure.
+    assert_eq!(
+        no_schema_left(&url, &run.stderr),
+        6 + 3,
+        "{}",
+        run.describe()
+    );
+}
+
+/// The schemas the bench says it ran on (in its progress on stderr), after checking that none
+/// is left in the database.
+fn no_schema_left(url: &str, stderr: &str) -> usize {
+    let schemas: Vec<&str> = stderr
         .lines()
         .filter_map(|l| l.split("on a fresh schema ").nth(1))
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
-    assert_eq!(schemas.len(), 6, "{}", run.describe());
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    for schema in schemas {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    for schema in &schemas {
         let left: bool = client
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-                &[&schema],
+                &[schema],
             )
             .expect("query")
             .get(0);
         assert!(!left, "the bench left the schema {schema} behind");
+    }
+    schemas.len()
+}
+
+/// The processes figure: 1, 2 and 3 `waymark serve` child processes on one database, each
+/// count on a schema of its own, every cart's journey checked; a line per count and the
+/// ratio, and nothing left behind (schemas, processes).
+#[test]
+fn bench_processes_runs_one_two_and_three_serve_processes_on_one_database() {
+    let Some(url) = test_database_url() else {
+        return;
+    };
+    let run = waymark(
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "processes",
+            "--database",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let figures: Vec<&str> = lines.iter().filter_map(|l| l["bench"].as_str()).collect();
+    assert_eq!(
+        figures,
+        [
+            "cart_journeys_per_second_1_process",
+            "cart_journeys_per_second_2_processes",
+            "cart_journeys_per_second_3_processes",
+            "cart_journeys_ratio_3_to_1_processes",
+        ],
+        "{}",
+        run.describe()
+    );
+    for (line, processes) in lines.iter().zip(1..=3) {
+        assert_eq!(line["processes"], processes, "{line}");
+        assert_eq!(line["carts"], 300, "{line}");
+        assert_eq!(line["completed"], 300, "{line}");
+        assert_eq!(line["unit"], "journeys/s", "{line}");
+        let held = line["partitions_held"].as_array().expect("partitions_held");
+        assert_eq!(held.len(), processes, "{line}");
+        assert_eq!(
+            held.iter().filter_map(Value::as_u64).sum::<u64>(),
+            32,
+            "{line}"
+        );
+    }
+    for line in &lines {
+        assert_eq!(line["database"], "postgresql", "{line}");
+        assert!(line["value"].as_f64().is_some_and(|v| v > 0.0), "{line}");
+    }
+    assert_eq!(lines[3]["target"], 0.7, "{}", lines[3]);
+    assert_eq!(no_schema_left(&url, &run.stderr), 3, "{}", run.describe());
+}
+
+/// Without a database the processes figure is refused when asked for by name (and skipped,
+/// with a note, in a run of every figure).
+#[test]
+fn bench_processes_needs_a_database() {
+    let run = waymark(&["bench", "--quick", "--only", "processes"], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("the processes figure needs --database URL"),
+        "{}",
+        run.describe()
+    );
+}
+
+/// Two `serve` on one data directory would both run the engine (on SQLite, on one file): the
+/// second is refused, and says why.
+#[test]
+fn a_second_serve_on_the_same_data_directory_is_refused() {
+    let first = Server::start(ServerOptions::default());
+    let data = first.data_dir().display().to_string();
+    let second = waymark(
+        &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
+        &[
+            ("WAYMARK_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("WAYMARK_WRITE_KEY", WRITE_KEY),
+        ],
+    );
+    assert_eq!(second.code, Some(1), "{}", second.describe());
+    assert!(
+        second
+            .stderr
+            .contains("another `waymark serve` is running on the data directory"),
+        "{}",
+        second.describe()
+    );
+    // The first goes on.
+    assert_eq!(first.get("/healthz").ok()["status"], "ok");
+}
+
+/// A lease time outside 1 s to 10 min is refused before anything starts.
+#[test]
+fn a_lease_time_out_of_range_is_refused() {
+    for bad in ["0s", "500ms", "11m", "soon"] {
+        let run = waymark(&["serve", "--lease-time", bad], &[]);
+        assert_eq!(run.code, Some(2), "{bad}: {}", run.describe());
+        assert!(
+            run.stderr.contains("--lease-time"),
+            "{bad}: {}",
+            run.describe()
+        );
     }
 }

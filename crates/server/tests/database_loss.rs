@@ -55,21 +55,10 @@ fn an_unreachable_database_at_start_is_a_clear_error_and_a_failed_exit() {
     );
 }
 
-/// A sign-up of `user`, as one batch (its identify and its track), with fixed message ids so
-/// that sending it again is de-duplicated.
-fn sign_up(user: &str) -> Vec<Value> {
-    vec![
-        json!({"type": "identify", "userId": user, "messageId": format!("{user}-identify"),
-               "traits": {"email": format!("{user}@example.com")}}),
-        json!({"type": "track", "userId": user, "messageId": format!("{user}-signed-up"),
-               "event": "Signed Up"}),
-    ]
-}
-
 /// Sends `user`'s sign-up and returns the answer and how long it took.
 fn send_sign_up(s: &Server, user: &str) -> (Resp, Duration) {
     let started = Instant::now();
-    let answer = s.batch(sign_up(user));
+    let answer = s.batch(sign_up_batch(user));
     (answer, started.elapsed())
 }
 

@@ -100,6 +100,7 @@ pub trait Store:
     + Reporting
     + Privacy
     + Meta
+    + Cluster
     + Send
     + Sync
     + 'static

@@ -196,6 +196,7 @@ pub fn sqlite_to_postgres(
             )));
         }
         let next_ids = set_sequences(&mut tx, &floors)?;
+        set_partitions(&mut tx)?;
         tx.commit()?;
         Ok(Report {
             target: target.label().to_string(),
@@ -358,7 +359,12 @@ impl Kind {
     }
 }
 
-/// A table's columns in the target, in order, with their kinds.
+/// Columns of the PostgreSQL schema that SQLite has no counterpart of: filled by
+/// [`set_partitions`] after the copy, not copied.
+const POSTGRES_ONLY_COLUMNS: &[(&str, &str)] =
+    &[("events", "partition"), ("messages", "partition")];
+
+/// A table's columns in the target that the copy fills, in order, with their kinds.
 pub(crate) fn pg_columns(
     tx: &mut impl ::postgres::GenericClient,
     table: &str,
@@ -369,6 +375,7 @@ pub(crate) fn pg_columns(
         &[&table],
     )?
     .iter()
+    .filter(|row| !POSTGRES_ONLY_COLUMNS.contains(&(table, row.get::<_, &str>(0))))
     .map(|row| {
         let (name, data_type): (String, String) = (row.get(0), row.get(1));
         match data_type.as_str() {
@@ -530,6 +537,25 @@ fn copy_table(
     Ok(copied)
 }
 
+/// Tables of the PostgreSQL schema that SQLite has no counterpart of: how several processes
+/// share the engine's work (`postgres::cluster`). Set up by the schema, and by
+/// [`set_partitions`] for what was copied.
+pub const POSTGRES_ONLY: &[&str] = &["partition_cursors", "partition_leases", "processes"];
+
+/// Puts the copied events and messages in their contacts' partitions and starts every
+/// partition's cursor where SQLite's one cursor stood. Events not processed yet have no
+/// contact: they go to partition 0, whose engine resolves their contacts as SQLite's would.
+fn set_partitions(tx: &mut Transaction<'_>) -> Result<()> {
+    let partitions = crate::postgres::cluster::PARTITIONS;
+    tx.batch_execute(&format!(
+        "UPDATE events SET partition = (COALESCE(contact_id, 0) % {partitions})::SMALLINT;
+         UPDATE messages SET partition = (contact_id % {partitions})::SMALLINT;
+         UPDATE partition_cursors SET processed_seq =
+             COALESCE((SELECT value::BIGINT FROM meta WHERE key = 'processed_seq'), 0);"
+    ))?;
+    Ok(())
+}
+
 /// Sets each identity sequence past the largest id copied and past the source's floor for the
 /// table; returns the id each table's next row gets.
 fn set_sequences(
@@ -597,7 +623,8 @@ mod tests {
             )
             .unwrap()
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| r.get::<_, String>(0))
+            .filter(|t| !POSTGRES_ONLY.contains(&t.as_str()))
             .collect()
     }
 

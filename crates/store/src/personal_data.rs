@@ -99,6 +99,15 @@ pub const PERSONAL_TABLES: &[(&str, &str, Option<&str>)] = &[
 /// Tables that hold nothing personal about a contact, and why they are kept as they are.
 pub const OTHER_TABLES: &[(&str, &str)] = &[
     ("meta", "settings and cursors of the installation"),
+    (
+        "partition_cursors",
+        "PostgreSQL: how far each partition's events are processed",
+    ),
+    (
+        "partition_leases",
+        "PostgreSQL: which process works on each partition",
+    ),
+    ("processes", "PostgreSQL: the processes sharing the work"),
     ("lists", "list names; memberships are in list_members"),
     ("templates", "message content as the operator wrote it"),
     ("journeys", "journey documents"),

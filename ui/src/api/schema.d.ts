@@ -189,6 +189,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The processes sharing the engine's work on this database, the partitions each holds and since when, and their heartbeat ages */
+        get: operations["get_v1_cluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/contacts": {
         parameters: {
             query?: never;
@@ -1183,6 +1200,46 @@ export interface components {
             now: string;
             /** @description Whether the clock is simulated (`--clock simulated`) and can be advanced. */
             simulated: boolean;
+        };
+        ClusterLease: {
+            /** Format: double */
+            held_seconds: number;
+            /** Format: int16 */
+            partition: number;
+        };
+        /** @description One process, as `GET /v1/cluster` shows it. */
+        ClusterProcess: {
+            /** @description Whether its leases still hold (its heartbeat is recent enough). */
+            alive: boolean;
+            /**
+             * Format: double
+             * @description Seconds since its last heartbeat.
+             */
+            heartbeat_age_seconds: number;
+            host: string;
+            id: string;
+            /** @description The partitions it holds, and for how long it has held each. */
+            partitions: components["schemas"]["ClusterLease"][];
+            /** Format: int64 */
+            pid: number;
+            started_at: string;
+            /** @description Whether this is the process that answered. */
+            this_process: boolean;
+        };
+        ClusterStatus: {
+            /**
+             * Format: double
+             * @description How long a partition waits for a process that stopped heartbeating (0: one process).
+             */
+            lease_time_seconds: number;
+            /**
+             * Format: int16
+             * @description How many partitions the engine's work is divided into (by contact).
+             */
+            partitions: number;
+            processes: components["schemas"]["ClusterProcess"][];
+            /** @description Partitions no live process holds (taken at the next heartbeat of a process with room). */
+            unowned: number[];
         };
         /** @enum {string} */
         CompareOp: "gt" | "gte" | "lt" | "lte" | "eq" | "ne";
@@ -3075,6 +3132,28 @@ export interface operations {
             408: components["responses"]["Error"];
             409: components["responses"]["Error"];
             413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_cluster: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterStatus"];
+                };
+            };
+            401: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -759,6 +759,13 @@ pub async fn outbox(State(state): State<AppState>) -> ApiResult<Json<Outbox>> {
     Ok(Json(Outbox { channels }))
 }
 
+/// The processes sharing the engine's work (on SQLite: this one).
+pub async fn cluster(
+    State(state): State<AppState>,
+) -> ApiResult<Json<waymark_store::ClusterStatus>> {
+    Ok(Json(blocking(&state, |s| s.cluster()).await?))
+}
+
 /// The longest `error` text a requeue filter may search for.
 pub const MAX_REQUEUE_ERROR_CHARS: usize = 500;
 

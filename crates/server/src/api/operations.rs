@@ -395,6 +395,9 @@ pub fn all() -> Vec<Operation> {
         get("/v1/outbox", manage::outbox)
             .about(Admin, "Messages", "Each channel's queue: messages queued, the oldest one's age, deliveries in flight")
             .ok::<manage::Outbox>(),
+        get("/v1/cluster", manage::cluster)
+            .about(Admin, "Operations", "The processes sharing the engine's work on this database, the partitions each holds and since when, and their heartbeat ages")
+            .ok::<waymark_store::ClusterStatus>(),
         // ---- suppression
         get("/v1/suppressions", webhooks_in::list_suppressions)
             .about(Admin, "Suppression", "The suppression list, filtered by `channel` and `address`")

@@ -227,17 +227,7 @@ impl Schema {
     /// (and a note) when `WAYMARK_TEST_DATABASE_URL` is unset, unless
     /// `WAYMARK_TEST_REQUIRE_POSTGRES` is set, which makes that a failure.
     pub fn fresh(label: &str) -> Option<Schema> {
-        let Some(base_url) = std::env::var("WAYMARK_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            assert!(
-                std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
-                "WAYMARK_TEST_REQUIRE_POSTGRES is set but WAYMARK_TEST_DATABASE_URL is not"
-            );
-            eprintln!("skipped: set WAYMARK_TEST_DATABASE_URL=postgres://... to run it");
-            return None;
-        };
+        let base_url = test_database_url()?;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let label: String = label
             .to_lowercase()
@@ -265,6 +255,22 @@ impl Schema {
             self.base_url, self.name
         )
     }
+}
+
+/// `WAYMARK_TEST_DATABASE_URL`, or `None` (and a note that the test is skipped) when it is
+/// unset, unless `WAYMARK_TEST_REQUIRE_POSTGRES` is set, which makes that a failure.
+pub fn test_database_url() -> Option<String> {
+    let url = std::env::var("WAYMARK_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var_os("WAYMARK_TEST_REQUIRE_POSTGRES").is_none(),
+            "WAYMARK_TEST_REQUIRE_POSTGRES is set but WAYMARK_TEST_DATABASE_URL is not"
+        );
+        eprintln!("skipped: set WAYMARK_TEST_DATABASE_URL=postgres://... to run it");
+    }
+    url
 }
 
 /// A fresh PostgreSQL schema of its own, dropped with this value, for a test that starts its
@@ -954,6 +960,17 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// A sign-up of `user`, as one batch (its identify and its track), with fixed message ids so
+/// that sending it again is de-duplicated.
+pub fn sign_up_batch(user: &str) -> Vec<Value> {
+    vec![
+        json!({"type": "identify", "userId": user, "messageId": format!("{user}-identify"),
+               "traits": {"email": format!("{user}@example.com")}}),
+        json!({"type": "track", "userId": user, "messageId": format!("{user}-signed-up"),
+               "event": "Signed Up"}),
+    ]
 }
 
 /// The `node`s of messages, in order.

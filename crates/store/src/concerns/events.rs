@@ -23,8 +23,13 @@ pub trait EventsTx {
     /// Accepted events not yet processed with `seq <= upto_seq`, in ingest order.
     fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>>;
 
-    /// Marks events up to `seq` as processed.
+    /// Marks events up to `seq` as processed (on PostgreSQL: in the partitions of the events
+    /// `pending_events` returned in this transaction).
     fn set_processed_upto(&mut self, seq: i64) -> Result<()>;
+
+    /// How far the events that may concern this contact are processed: the `seq` up to which
+    /// its conditions may read its events.
+    fn processed_upto(&mut self, contact_id: i64) -> Result<i64>;
 
     fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()>;
 

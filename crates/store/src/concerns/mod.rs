@@ -4,6 +4,7 @@
 //! implements every trait; `Store` and `EngineTx` (in the crate root) gather them.
 
 mod audiences;
+mod cluster;
 mod consent;
 mod contacts;
 mod enrollments;
@@ -18,6 +19,7 @@ mod templates;
 mod timers;
 
 pub use audiences::*;
+pub use cluster::*;
 pub use consent::*;
 pub use contacts::*;
 pub use enrollments::*;

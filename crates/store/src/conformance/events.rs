@@ -42,9 +42,15 @@ fn events_are_read_back_in_append_order_with_every_field(store: &dyn Store) {
     assert_eq!(e.anonymous_id.as_deref(), Some("anon-1"));
     assert_eq!(e.properties, props(json!({"plan": "pro", "seats": 3})));
     assert_eq!(e.timestamp, at(10));
+    // An event's contact is found (or created) when it is accepted, so that it can be routed
+    // to its contact's partition.
+    let resolved = in_tx(store, |tx| {
+        tx.resolve_contact(Some("ann"), Some("anon-1"), at(10))
+    });
     assert_eq!(
-        events[0].contact_id, None,
-        "client events are resolved later"
+        events[0].contact_id,
+        Some(resolved),
+        "routed to the contact its identities name"
     );
     let alias = &events[1].event;
     assert_eq!(alias.kind, waymark_core::EventKind::Alias);
@@ -154,16 +160,17 @@ fn pending_events_start_after_the_processed_mark_and_stop_at_the_bound(store: &d
 
 fn one_event_is_read_by_seq_with_its_contact(store: &dyn Store) {
     let ann = contact(store, "ann");
+    let bob = contact(store, "bob");
     store.append_events(&[track("m1", "ann", "Go", 1)]).unwrap();
     let seq = store.last_event_seq().unwrap();
     let (before, after, missing) = in_tx(store, |tx| {
         let before = tx.event(seq)?.expect("stored").contact_id;
-        tx.set_event_contact(seq, ann)?;
+        tx.set_event_contact(seq, bob)?;
         let after = tx.event(seq)?.expect("stored");
         Ok((before, after, tx.event(seq + 100)?.is_some()))
     });
-    assert_eq!(before, None);
-    assert_eq!(after.contact_id, Some(ann));
+    assert_eq!(before, Some(ann), "routed when accepted");
+    assert_eq!(after.contact_id, Some(bob));
     assert_eq!(after.event.message_id, "m1");
     assert!(!missing);
 }

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
+use super::cluster::PARTITIONS;
 use super::tx::{CONTACT_COLUMNS, column, contact_from_row};
 use super::{PgStore, ms, outside_async, ts};
 use crate::*;
@@ -97,67 +98,119 @@ fn with_pins(conn: &mut Client, mut versions: Vec<JourneyVersion>) -> Result<Vec
     Ok(versions)
 }
 
-fn finish_one(
+/// Records a batch of delivery outcomes in a few statements, whatever the batch's size: the
+/// recorder holds the process's writer turn meanwhile, and the engine waits for it.
+fn finish_batch(
     tx: &mut Transaction<'_>,
-    id: i64,
-    outcome: &DeliveryOutcome,
-    now: Timestamp,
+    prepared: &mut super::Prepared,
+    finished: &[Finished],
 ) -> Result<()> {
-    let (status, error, next, stat) = match outcome {
-        DeliveryOutcome::Sent => ("sent", None, None, Some("sent")),
-        DeliveryOutcome::Retry { error, at } => {
-            ("queued", Some(error.as_str()), Some(ms(*at)), None)
-        }
-        DeliveryOutcome::Deferred { at } => {
-            tx.execute(
-                "UPDATE messages SET next_attempt_at = $2 WHERE id = $1 AND status = 'queued'",
-                &[&id, &ms(*at)],
-            )?;
-            return Ok(());
-        }
-        DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
-        // Counted with the failures in node statistics: the message did not arrive.
-        DeliveryOutcome::Bounced { error, .. } => {
-            ("bounced", Some(error.as_str()), None, Some("failed"))
-        }
-    };
-    let changed = tx.execute(
-        "UPDATE messages SET status = $2, error = $3, next_attempt_at = $4, attempts = attempts + 1,
-                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
-                failed_at = CASE WHEN $2 IN ('failed', 'bounced') THEN $5 ELSE failed_at END,
-                first_attempt_at = COALESCE(first_attempt_at, $5)
-         WHERE id = $1 AND status = 'queued'",
-        &[&id, &status, &error, &next, &ms(now)],
-    )?;
-    if changed == 1
-        && let Some(column) = stat
-    {
-        // The counter is qualified: on PostgreSQL a bare column in DO UPDATE could also name
-        // the proposed row's.
-        tx.execute(
-            &format!(
-                "INSERT INTO node_stats (journey_id, node, {column})
-                 SELECT journey_id, node, 1 FROM messages WHERE id = $1 AND journey_id IS NOT NULL
-                 ON CONFLICT (journey_id, node) DO UPDATE SET {column} = node_stats.{column} + 1"
-            ),
-            &[&id],
+    // Deferred: not attempted; only its next attempt moves.
+    let (deferred, deferred_at): (Vec<i64>, Vec<i64>) = finished
+        .iter()
+        .filter_map(|f| match f.outcome {
+            DeliveryOutcome::Deferred { at } => Some((f.id, ms(at))),
+            _ => None,
+        })
+        .unzip();
+    if !deferred.is_empty() {
+        let statement = prepared.get(
+            tx,
+            "UPDATE messages m SET next_attempt_at = v.at
+             FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(id, at)
+             WHERE m.id = v.id AND m.status = 'queued'",
         )?;
+        tx.execute(&statement, &[&deferred, &deferred_at])?;
     }
-    if changed == 1
-        && matches!(
-            outcome,
-            DeliveryOutcome::Bounced {
-                hard_bounce: true,
-                ..
+    let mut ids = Vec::new();
+    let mut statuses = Vec::new();
+    let mut errors: Vec<Option<&str>> = Vec::new();
+    let mut nexts: Vec<Option<i64>> = Vec::new();
+    let mut ats = Vec::new();
+    let mut hard_bounces = std::collections::HashSet::new();
+    for f in finished {
+        let (status, error, next) = match &f.outcome {
+            DeliveryOutcome::Sent => ("sent", None, None),
+            DeliveryOutcome::Retry { error, at } => ("queued", Some(error.as_str()), Some(ms(*at))),
+            DeliveryOutcome::Deferred { .. } => continue,
+            DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None),
+            DeliveryOutcome::Bounced { error, hard_bounce } => {
+                if *hard_bounce {
+                    hard_bounces.insert(f.id);
+                }
+                ("bounced", Some(error.as_str()), None)
             }
-        )
-    {
+        };
+        ids.push(f.id);
+        statuses.push(status);
+        errors.push(error);
+        nexts.push(next);
+        ats.push(ms(f.at));
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // Only a message still queued takes its outcome (one recorded already is left as it is).
+    let statement = prepared.get(
+        tx,
+        "UPDATE messages m SET status = v.status, error = v.error, next_attempt_at = v.next,
+                attempts = m.attempts + 1,
+                sent_at = CASE WHEN v.status = 'sent' THEN v.at ELSE m.sent_at END,
+                failed_at = CASE WHEN v.status IN ('failed', 'bounced') THEN v.at ELSE m.failed_at END,
+                first_attempt_at = COALESCE(m.first_attempt_at, v.at)
+         FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
+              AS v(id, status, error, next, at)
+         WHERE m.id = v.id AND m.status = 'queued'
+         RETURNING m.id, m.journey_id, m.node, v.status, m.channel, m.recipient, v.at",
+    )?;
+    let changed = tx.query(&statement, &[&ids, &statuses, &errors, &nexts, &ats])?;
+    // Node statistics: sent, or failed (a bounce did not arrive either), per journey node.
+    let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut suppress: Vec<(String, String, i64)> = Vec::new();
+    for row in &changed {
+        let id: i64 = column(row, 0)?;
+        let status: String = column(row, 3)?;
+        if let (Some(journey), Some(node)) = (
+            column::<Option<String>>(row, 1)?,
+            column::<Option<String>>(row, 2)?,
+        ) {
+            let count = counts.entry((journey, node)).or_default();
+            match status.as_str() {
+                "sent" => count.0 += 1,
+                "failed" | "bounced" => count.1 += 1,
+                _ => {}
+            }
+        }
+        if hard_bounces.contains(&id)
+            && let Some(recipient) = column::<Option<String>>(row, 5)?
+        {
+            suppress.push((column(row, 4)?, recipient, column(row, 6)?));
+        }
+    }
+    counts.retain(|_, (sent, failed)| *sent + *failed > 0);
+    if !counts.is_empty() {
+        // In (journey, node) order, as the engine's own counters are added, so that the two
+        // never wait for each other's rows in opposite orders.
+        let (keys, values): (Vec<_>, Vec<_>) = counts.into_iter().unzip();
+        let (journeys, nodes): (Vec<String>, Vec<String>) = keys.into_iter().unzip();
+        let (sent, failed): (Vec<i64>, Vec<i64>) = values.into_iter().unzip();
+        // The counters are qualified: on PostgreSQL a bare column in DO UPDATE could also name
+        // the proposed row's.
+        let statement = prepared.get(
+            tx,
+            "INSERT INTO node_stats (journey_id, node, sent, failed)
+             SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
+             ON CONFLICT (journey_id, node) DO UPDATE
+             SET sent = node_stats.sent + excluded.sent, failed = node_stats.failed + excluded.failed",
+        )?;
+        tx.execute(&statement, &[&journeys, &nodes, &sent, &failed])?;
+    }
+    for (channel, recipient, at) in suppress {
         tx.execute(
             "INSERT INTO suppressions (channel, address, reason, source, created_at)
-             SELECT channel, recipient, 'hard_bounce', 'smtp', $2 FROM messages
-             WHERE id = $1 AND recipient IS NOT NULL
+             VALUES ($1, $2, 'hard_bounce', 'smtp', $3)
              ON CONFLICT (channel, address) DO UPDATE SET reason = excluded.reason, source = excluded.source",
-            &[&id, &ms(now)],
+            &[&channel, &recipient, &at],
         )?;
     }
     Ok(())
@@ -446,14 +499,12 @@ impl Events for PgStore {
     fn pending_event_count(&self) -> Result<i64> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            let upto: i64 = conn
-                .query_opt("SELECT value FROM meta WHERE key = 'processed_seq'", &[])?
-                .map(|r| column::<String>(&r, 0))
-                .transpose()?
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
             column(
-                &conn.query_one("SELECT COUNT(*) FROM events WHERE seq > $1", &[&upto])?,
+                &conn.query_one(
+                    "SELECT COUNT(*) FROM partition_cursors c
+                     JOIN events e ON e.partition = c.partition AND e.seq > c.processed_seq",
+                    &[],
+                )?,
                 0,
             )
         })
@@ -462,10 +513,8 @@ impl Events for PgStore {
     fn last_event_seq(&self) -> Result<i64> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            column(
-                &conn.query_one("SELECT COALESCE(MAX(seq), 0) FROM events", &[])?,
-                0,
-            )
+            let statement = conn.statement("SELECT COALESCE(MAX(seq), 0) FROM events")?;
+            column(&conn.query_one(&statement, &[])?, 0)
         })
     }
 }
@@ -531,8 +580,10 @@ impl Journeys for PgStore {
         now: Timestamp,
     ) -> Result<JourneyRow> {
         self.write(|tx| {
+            // Locked: two processes publishing the journey at once number their versions one
+            // after the other.
             let status: String = tx
-                .query_opt("SELECT status FROM journeys WHERE id = $1", &[&id])?
+                .query_opt("SELECT status FROM journeys WHERE id = $1 FOR UPDATE", &[&id])?
                 .ok_or_else(|| StoreError::NotFound(format!("journey `{id}`")))
                 .and_then(|r| column(&r, 0))?;
             if status == "archived" {
@@ -673,6 +724,12 @@ impl Templates for PgStore {
     fn put_template(&self, def: &TemplateDefinition, now: Timestamp) -> Result<bool> {
         let definition = serde_json::to_string(def)?;
         self.write(|tx| {
+            // Two processes saving the template at once (the first save may create it) number
+            // their versions one after the other.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&super::TEMPLATE_LOCK, &def.id],
+            )?;
             let current: Option<String> = tx
                 .query_opt("SELECT definition FROM templates WHERE id = $1", &[&def.id])?
                 .map(|r| column(&r, 0))
@@ -782,15 +839,22 @@ impl Timers for PgStore {
     fn next_wake_at(&self) -> Result<Option<Timestamp>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            let row = conn.query_one(
-                "SELECT MIN(at) FROM (
-                   SELECT MIN(e.wake_at) AS at FROM enrollments e JOIN journeys j ON j.id = e.journey_id
-                   WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
-                   UNION ALL SELECT MIN(due_at) FROM segment_checks
-                   UNION ALL SELECT MIN(due_at) FROM trigger_schedule
-                   UNION ALL SELECT MIN(due_at) FROM score_expiries) AS due",
-                &[],
+            // Only this process's partitions: another's due timer must not keep it awake.
+            let statement = conn.statement(
+                &format!(
+                    "SELECT MIN(at) FROM (
+                       SELECT MIN(e.wake_at) AS at FROM enrollments e JOIN journeys j ON j.id = e.journey_id
+                       WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
+                         AND (e.contact_id % {PARTITIONS})::SMALLINT = ANY($1)
+                       UNION ALL SELECT MIN(due_at) FROM segment_checks
+                         WHERE (contact_id % {PARTITIONS})::SMALLINT = ANY($1)
+                       UNION ALL SELECT MIN(due_at) FROM trigger_schedule
+                         WHERE (contact_id % {PARTITIONS})::SMALLINT = ANY($1)
+                       UNION ALL SELECT MIN(due_at) FROM score_expiries
+                         WHERE (contact_id % {PARTITIONS})::SMALLINT = ANY($1)) AS due"
+                ),
             )?;
+            let row = conn.query_one(&statement, &[&self.working_partitions()])?;
             opt_ts(&row, 0)
         })
     }
@@ -805,20 +869,22 @@ impl Outbox for PgStore {
                 Some(_) => "AND m.journey_id = $5",
                 None => "AND m.journey_id IS NULL AND $5::TEXT IS NULL",
             };
+            let statement = conn.statement(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m
+                 LEFT JOIN contacts c ON c.id = m.contact_id
+                 WHERE m.status = 'queued' AND m.channel = $1 AND m.priority = $2 {journey}
+                   AND m.next_attempt_at <= $3 AND m.partition = ANY($6)
+                 ORDER BY m.next_attempt_at, m.id LIMIT $4"
+            ))?;
             conn.query(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m
-                     LEFT JOIN contacts c ON c.id = m.contact_id
-                     WHERE m.status = 'queued' AND m.channel = $1 AND m.priority = $2 {journey}
-                       AND m.next_attempt_at <= $3
-                     ORDER BY m.next_attempt_at, m.id LIMIT $4"
-                ),
+                &statement,
                 &[
                     &q.channel,
                     &q.priority.as_i64(),
                     &ms(q.now),
                     &(q.limit as i64),
                     &q.journey,
+                    &self.working_partitions(),
                 ],
             )?
             .iter()
@@ -832,23 +898,29 @@ impl Outbox for PgStore {
             let mut conn = self.conn()?;
             // A skip scan of `messages_due`: one seek per journey, however many messages each has
             // queued.
-            conn.query(
+            let statement = conn.statement(
                 "WITH RECURSIVE due(journey) AS (
                      SELECT (SELECT MIN(journey_id) FROM messages
                              WHERE status = 'queued' AND channel = $1 AND priority = $2
-                               AND journey_id IS NOT NULL AND next_attempt_at <= $3)
+                               AND journey_id IS NOT NULL AND next_attempt_at <= $3
+                               AND partition = ANY($5))
                      UNION ALL
                      SELECT (SELECT MIN(journey_id) FROM messages
                              WHERE status = 'queued' AND channel = $1 AND priority = $2
-                               AND journey_id > due.journey AND next_attempt_at <= $3)
+                               AND journey_id > due.journey AND next_attempt_at <= $3
+                               AND partition = ANY($5))
                      FROM due WHERE due.journey IS NOT NULL
                  )
                  SELECT journey FROM due WHERE journey IS NOT NULL LIMIT $4",
+            )?;
+            conn.query(
+                &statement,
                 &[
                     &channel,
                     &Priority::Journey.as_i64(),
                     &ms(now),
                     &(limit as i64),
+                    &self.working_partitions(),
                 ],
             )?
             .iter()
@@ -860,22 +932,18 @@ impl Outbox for PgStore {
     fn next_message_attempt_at(&self) -> Result<Option<Timestamp>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            let row = conn.query_one(
-                "SELECT MIN(next_attempt_at) FROM messages WHERE status = 'queued'",
-                &[],
+            let statement = conn.statement(
+                "SELECT MIN(next_attempt_at) FROM messages
+                 WHERE status = 'queued' AND partition = ANY($1)",
             )?;
+            let row = conn.query_one(&statement, &[&self.working_partitions()])?;
             opt_ts(&row, 0)
         })
     }
 
     fn finish_messages(&self, finished: &[Finished]) -> Result<()> {
         // One transaction (one commit) for a whole batch of outcomes.
-        self.write(|tx| {
-            for f in finished {
-                finish_one(tx, f.id, &f.outcome, f.at)?;
-            }
-            Ok(())
-        })
+        self.write_prepared(|tx, prepared| finish_batch(tx, prepared, finished))
     }
 
     fn requeue_messages(&self, f: &RequeueFilter, now: Timestamp) -> Result<i64> {
@@ -1361,7 +1429,8 @@ impl Meta for PgStore {
     fn meta(&self, key: &str) -> Result<Option<String>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+            let statement = conn.statement("SELECT value FROM meta WHERE key = $1")?;
+            conn.query_opt(&statement, &[&key])?
                 .map(|r| column(&r, 0))
                 .transpose()
         })
@@ -1505,7 +1574,11 @@ mod tests {
             both.pg
                 .conn()
                 .unwrap()
-                .batch_execute("SELECT setval(pg_get_serial_sequence('lists', 'id'), 2)")
+                .batch_execute(
+                    "SELECT setval(pg_get_serial_sequence('lists', 'id'), 2);
+                     -- SQLite's one cursor, in every partition.
+                     UPDATE partition_cursors SET processed_seq = 1;",
+                )
                 .unwrap();
             both.each(|s| {
                 s.put_template(&template("hello", "Hi {{ name }}"), at(100))?;
@@ -1845,5 +1918,60 @@ mod tests {
         both.each(|s| s.journey_stats("nope"));
         both.each(|s| s.gauges());
         assert!(both.pg.disk_bytes().unwrap() > 0);
+    }
+
+    /// Processes (each with its own store) publishing one journey, or saving one template, at
+    /// the same moment number their versions one after the other.
+    #[test]
+    fn versions_made_at_once_by_several_processes_are_numbered_in_turn() {
+        let Some(db) = TestDatabase::create("versions_race") else {
+            return;
+        };
+        let processes: Vec<PgStore> = (0..4).map(|_| db.open()).collect();
+        let at = Timestamp::from_second(1_000).unwrap();
+        processes[0]
+            .put_journey_draft("j", "J", &json!({}), at)
+            .unwrap();
+        std::thread::scope(|scope| {
+            for (p, store) in processes.iter().enumerate() {
+                scope.spawn(move || {
+                    for i in 0..5 {
+                        store
+                            .publish_journey("j", &json!({"by": p, "n": i}), &[], at)
+                            .expect("published");
+                        let template = TemplateDefinition {
+                            id: "t".into(),
+                            channel: Channel::Email,
+                            name: None,
+                            subject: Some(format!("{p}-{i}")),
+                            html: None,
+                            mjml: None,
+                            text: Some("Hello".into()),
+                            body: None,
+                            tracking: None,
+                            topic: None,
+                            transactional: false,
+                        };
+                        store.put_template(&template, at).expect("saved");
+                    }
+                });
+            }
+        });
+        let mut journeys: Vec<i64> = processes[0]
+            .journey_versions("j")
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        journeys.sort_unstable();
+        assert_eq!(journeys, (1..=20).collect::<Vec<_>>());
+        let mut templates: Vec<i64> = processes[0]
+            .template_versions("t")
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        templates.sort_unstable();
+        assert_eq!(templates, (1..=20).collect::<Vec<_>>());
     }
 }

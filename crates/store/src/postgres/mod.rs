@@ -12,14 +12,18 @@
 //! [`outside_async`], so that a call from an async thread blocks that thread (as a SQLite call
 //! does) instead of panicking.
 //!
-//! Writers of one process take turns (as on SQLite), and appending events also takes an
-//! advisory lock of the installation (its schema): an event's `seq` comes from a sequence, and the engine reads
-//! events in `seq` order after a cursor, so an event must never commit after one with a
-//! larger `seq` (it would fall behind the cursor and never be processed).
+//! Writers of one process take turns (as on SQLite), but for appends of events, which take an
+//! advisory lock of the installation (its schema) instead: an event's `seq` comes from a
+//! sequence, and the engine reads each partition's events in `seq` order after a cursor, so an
+//! event must never commit after one with a larger `seq` (it would fall behind the cursor and
+//! never be processed). Several processes share the engine's work: see `cluster`.
 
 mod api;
+pub mod cluster;
 pub mod inspect;
+mod intake;
 mod privacy;
+mod tls;
 mod tx;
 
 #[cfg(test)]
@@ -31,13 +35,13 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ::postgres::{Client, Config, NoTls, Statement, Transaction};
+use ::postgres::{Client, Config, NoTls, Statement};
 
 pub(crate) use crate::millis::{ms, ts};
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
 /// Each schema version's migration, in order: version N is reached by running `MIGRATIONS[N-1]`.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Advisory lock keys (one number space per database; this one is "waymark" and a purpose).
@@ -47,11 +51,11 @@ const MIGRATION_LOCK: i64 = 0x7761_796d_6172_6b01;
 /// installations in different schemas of one database do not hold each other up. Use as
 /// `pg_advisory_xact_lock($1, hashtext(current_schema()))`.
 const APPEND_LOCK: i32 = 0x776d_0002;
-const ENGINE_LOCK: i32 = 0x776d_0003;
-
-/// How long a starting process waits for the engine lock: a process that was just killed
-/// holds it until its database session notices the closed connection, usually at once.
-const ENGINE_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Engine work on one contact: `pg_advisory_xact_lock(CONTACT_LOCK, contact_id)` (see
+/// `ContactsTx::lock_contacts`).
+const CONTACT_LOCK: i32 = 0x776d_0004;
+/// Saving a template: `pg_advisory_xact_lock(TEMPLATE_LOCK, hashtext(id))`.
+const TEMPLATE_LOCK: i32 = 0x776d_0005;
 
 /// Connections kept open between calls.
 const IDLE_CONNECTIONS: usize = 16;
@@ -85,7 +89,7 @@ impl Prepared {
     /// `sql` prepared on `tx`'s connection: from the cache, or prepared now and kept.
     pub(crate) fn get(
         &mut self,
-        tx: &mut Transaction<'_>,
+        tx: &mut impl ::postgres::GenericClient,
         sql: &str,
     ) -> std::result::Result<Statement, ::postgres::Error> {
         if let Some(statement) = self.0.get(sql) {
@@ -102,11 +106,16 @@ impl Prepared {
 
 pub struct PgStore {
     config: Config,
+    /// How connections are encrypted (`None`: they are not; see `tls`).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// Where the database is, for messages: host, port and database name, never a password.
     label: String,
     pool: Mutex<Vec<Idle>>,
-    /// The session that holds the engine lock, once taken (see `take_engine_lock`).
-    engine_lock: Mutex<Option<Client>>,
+    /// This process's place among those sharing the engine's work, once it joined (see
+    /// `cluster`).
+    membership: Mutex<Option<Arc<cluster::Membership>>>,
+    /// Set when the store is dropped: threads of its own (see `cluster`) end.
+    closed: Arc<std::sync::atomic::AtomicBool>,
     /// Writers of this process take turns, as on SQLite, so the engine's read-then-write steps
     /// see the same serial order on both backends.
     writer: Mutex<()>,
@@ -135,6 +144,15 @@ pub(crate) struct Pooled<'a> {
 }
 
 impl Pooled<'_> {
+    /// `sql`, prepared on this connection once (see [`Prepared`]).
+    pub(crate) fn statement(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<Statement, ::postgres::Error> {
+        let (client, prepared) = self.parts();
+        prepared.get(client, sql)
+    }
+
     /// The client and the statements it has prepared, to borrow both at once.
     fn parts(&mut self) -> (&mut Client, &mut Prepared) {
         let connection = self.client.as_mut().expect("present until drop");
@@ -181,17 +199,12 @@ impl Drop for Pooled<'_> {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let mut clients: Vec<Client> =
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let clients: Vec<Client> =
             std::mem::take(&mut *self.pool.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_iter()
                 .map(|idle| idle.connection.client)
                 .collect();
-        clients.extend(
-            self.engine_lock
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
         if clients.is_empty() {
             return;
         }
@@ -262,7 +275,9 @@ impl PgStore {
     /// the key=value form) and brings its schema up to date. Several processes may open the
     /// same database at once: migrations run under an advisory lock.
     pub fn open(url: &str) -> Result<Self> {
-        let mut config = Config::from_str(url).map_err(|e| {
+        let (driver_url, verify) = tls::split(url)?;
+        let tls = tls::connector(&verify)?;
+        let mut config = Config::from_str(&driver_url).map_err(|e| {
             StoreError::Database(format!("`{}` is not a PostgreSQL URL: {e}", redact(url)))
         })?;
         // A database that cannot be reached must make calls fail within seconds, not hang
@@ -292,9 +307,11 @@ impl PgStore {
         let label = label(&config);
         let store = PgStore {
             config,
+            tls,
             label,
             pool: Mutex::new(Vec::new()),
-            engine_lock: Mutex::new(None),
+            membership: Mutex::new(None),
+            closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             writer: Mutex::new(()),
             stuck_connects: Arc::new(Mutex::new(0)),
         };
@@ -309,37 +326,6 @@ impl PgStore {
                 since: Instant::now(),
             });
             Ok(store)
-        })
-    }
-
-    /// Makes this process the one that runs the engine on this installation, for as long as
-    /// the store lives: a session-level advisory lock on a connection of its own. Until work
-    /// is partitioned between processes, a second engine on the same tables would process the
-    /// same events; it is refused instead, with a message saying so.
-    pub fn take_engine_lock(&self) -> Result<()> {
-        outside_async(|| {
-            let mut client = self.connect()?;
-            let deadline = std::time::Instant::now() + ENGINE_LOCK_WAIT;
-            loop {
-                let taken: bool = client
-                    .query_one(
-                        "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-                        &[&ENGINE_LOCK],
-                    )?
-                    .get(0);
-                if taken {
-                    *self.engine_lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
-                    return Ok(());
-                }
-                if std::time::Instant::now() >= deadline {
-                    return Err(StoreError::Conflict(format!(
-                        "another Waymark process runs the engine on {} (this version runs one \
-                         engine per database; see docs/scaling.md)",
-                        self.label
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
         })
     }
 
@@ -378,12 +364,16 @@ impl PgStore {
         let attempt = Arc::new(Mutex::new(Attempt::default()));
         let (answer, made) = std::sync::mpsc::sync_channel(1);
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let stuck = self.stuck_connects.clone();
         let ending = attempt.clone();
         std::thread::Builder::new()
             .name("waymark-pg-connect".into())
             .spawn(move || {
-                let result = config.connect(NoTls);
+                let result = match tls {
+                    Some(tls) => config.connect(tls),
+                    None => config.connect(NoTls),
+                };
                 {
                     let mut stuck = stuck.lock().unwrap_or_else(|e| e.into_inner());
                     let mut attempt = ending.lock().unwrap_or_else(|e| e.into_inner());
@@ -492,17 +482,25 @@ impl PgStore {
         })
     }
 
+    /// Appends events, each routed to its contact's partition (see `intake`). Appends do not
+    /// take turns with this process's other writers: they take turns among themselves, across
+    /// processes, under the append lock, and the engine's transactions meet them there only
+    /// (an event the engine records), as they meet other processes' appends.
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
-        self.write(|tx| {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
-                &[&APPEND_LOCK],
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            let (client, prepared) = conn.parts();
+            let mut tx = client.transaction()?;
+            let lock = prepared.get(
+                &mut tx,
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema())),
+                        pg_notify($2, current_schema())",
             )?;
-            let insert = tx.prepare(tx::INSERT_EVENT)?;
-            let mut fresh = Vec::with_capacity(events.len());
-            for e in events {
-                fresh.push(tx::insert_event(tx, &insert, e, None)?);
-            }
+            // The notification is delivered when this commits, to every process listening
+            // (see `cluster`).
+            tx.execute(&lock, &[&APPEND_LOCK, &cluster::EVENTS_CHANNEL])?;
+            let fresh = intake::append(&mut tx, prepared, events)?;
+            tx.commit()?;
             Ok(fresh)
         })
     }
@@ -512,7 +510,7 @@ impl PgStore {
         work: &mut dyn FnMut(&mut dyn EngineTx) -> Result<()>,
     ) -> Result<()> {
         self.write_prepared(|tx, prepared| {
-            let mut engine_tx = tx::PgTx { tx, prepared };
+            let mut engine_tx = tx::PgTx::new(tx, prepared, self.membership());
             work(&mut engine_tx)
         })
     }
@@ -729,32 +727,6 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(keys, 1);
-    }
-
-    #[test]
-    fn one_engine_per_installation_and_not_per_database() {
-        let (Some(one), Some(other)) = (
-            TestDatabase::create("engine_lock_one"),
-            TestDatabase::create("engine_lock_other"),
-        ) else {
-            return;
-        };
-        let first = one.open();
-        first.take_engine_lock().expect("the first engine");
-        other
-            .open()
-            .take_engine_lock()
-            .expect("an installation in another schema has its own lock");
-        let started = std::time::Instant::now();
-        let Err(err) = one.open().take_engine_lock() else {
-            panic!("a second engine took the lock");
-        };
-        assert!(err.to_string().contains("another Waymark process"), "{err}");
-        assert!(started.elapsed() >= ENGINE_LOCK_WAIT);
-        drop(first);
-        one.open()
-            .take_engine_lock()
-            .expect("free again once the first store is gone");
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! line-for-line sibling of `sqlite::tx`, in the same order; comments here say only where
 //! PostgreSQL differs and why.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use ::postgres::types::{FromSql, ToSql, Type};
-use ::postgres::{Row, Statement, ToStatement, Transaction};
+use ::postgres::{Row, Statement, Transaction};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use waymark_core::condition::MessageRecord;
@@ -12,8 +15,10 @@ use waymark_core::journey::Channel;
 use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
+use super::cluster::{Membership, PARTITIONS, all_partitions, partition_of};
 use super::privacy::numbered;
-use super::{APPEND_LOCK, Prepared, ms, ts};
+use super::{APPEND_LOCK, CONTACT_LOCK, Prepared, ms, ts};
+use crate::concerns::{Identities, Merges};
 use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, Erasure, EventsTx,
@@ -25,6 +30,53 @@ use crate::{
 pub(crate) struct PgTx<'a, 'b> {
     pub(crate) tx: &'a mut Transaction<'b>,
     pub(crate) prepared: &'a mut Prepared,
+    /// This process's membership, when it joined a cluster (`None`: every partition).
+    membership: Option<Arc<Membership>>,
+    /// The partitions this transaction works on, fenced on first use (see `cluster`).
+    scope: Option<Vec<i16>>,
+    /// Contacts locked in this transaction (see `lock_contacts`).
+    locked: HashSet<i64>,
+    /// Contacts read in this transaction, as they stand in it: a step reads its contact several
+    /// times (its traits, then the send gate), each a round trip. Every change of a contact in
+    /// this transaction drops its entry.
+    contacts: HashMap<i64, Contact>,
+    /// Every partition's cursor, read once per transaction (timers ask for one each).
+    cursors: Option<HashMap<i16, i64>>,
+    /// The events `pending_events` read, by `seq`: a send reads its trigger event again.
+    events: HashMap<i64, StoredEvent>,
+}
+
+impl<'a, 'b> PgTx<'a, 'b> {
+    pub(crate) fn new(
+        tx: &'a mut Transaction<'b>,
+        prepared: &'a mut Prepared,
+        membership: Option<Arc<Membership>>,
+    ) -> Self {
+        PgTx {
+            tx,
+            prepared,
+            membership,
+            scope: None,
+            locked: HashSet::new(),
+            contacts: HashMap::new(),
+            cursors: None,
+            events: HashMap::new(),
+        }
+    }
+
+    /// The partitions this transaction may work on: every one, or, in a cluster, those this
+    /// process holds, locked against a takeover until the transaction ends.
+    fn scope(&mut self) -> Result<Vec<i16>> {
+        if let Some(scope) = &self.scope {
+            return Ok(scope.clone());
+        }
+        let scope = match &self.membership {
+            Some(m) => m.fence(self.tx)?.partitions,
+            None => all_partitions(),
+        };
+        self.scope = Some(scope.clone());
+        Ok(scope)
+    }
 }
 
 /// SQL to run: text (prepared once per connection, then reused) or a statement at hand.
@@ -182,37 +234,6 @@ pub(crate) fn event_from_row(r: &Row) -> Result<StoredEvent> {
 
 pub(crate) const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id, contact_id";
 
-/// Adds an event unless one with its message id exists (`false` then); appended events have
-/// no contact yet. The caller holds the append lock (see `PgStore::append`).
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-     ON CONFLICT (message_id) DO NOTHING";
-
-/// Runs `INSERT_EVENT` (as text, or prepared once for a batch) for one event.
-pub(crate) fn insert_event(
-    tx: &mut Transaction<'_>,
-    statement: &(impl ToStatement + ?Sized),
-    e: &NewEvent,
-    contact_id: Option<i64>,
-) -> Result<bool> {
-    let n = tx.execute(
-        statement,
-        &[
-            &e.message_id,
-            &e.kind.as_str(),
-            &e.name,
-            &e.user_id,
-            &e.anonymous_id,
-            &e.previous_id,
-            &serde_json::to_string(&e.properties)?,
-            &ms(e.timestamp),
-            &ms(e.received_at),
-            &contact_id,
-        ],
-    )?;
-    Ok(n == 1)
-}
-
 /// Traits whose values also live in their own columns, for lookups and sending.
 fn contact_columns(
     traits: &Map<String, Value>,
@@ -273,6 +294,8 @@ impl PgTx<'_, '_> {
         if from == into {
             return Ok(());
         }
+        // `from` may be in another process's partition: its engine waits until this ends.
+        self.lock_contacts(&[from, into])?;
         let from_contact = self.contact_inner(from)?;
         let into_contact = self.contact_inner(into)?;
         // The rules for rows both contacts hold are in `personal_data`.
@@ -296,6 +319,10 @@ impl PgTx<'_, '_> {
                 self.tx.execute(&statement, &args[..n])?;
             }
         }
+        self.contacts.remove(&from);
+        self.contacts.remove(&into);
+        // The merge moves `from`'s events to `into`.
+        self.events.clear();
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
@@ -307,13 +334,19 @@ impl PgTx<'_, '_> {
     }
 
     fn contact_inner(&mut self, contact_id: i64) -> Result<Contact> {
-        self.query_opt(
-            &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"),
-            &[&contact_id],
-        )?
-        .map(|r| contact_from_row(&r))
-        .transpose()?
-        .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))
+        if let Some(contact) = self.contacts.get(&contact_id) {
+            return Ok(contact.clone());
+        }
+        let contact = self
+            .query_opt(
+                &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"),
+                &[&contact_id],
+            )?
+            .map(|r| contact_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))?;
+        self.contacts.insert(contact_id, contact.clone());
+        Ok(contact)
     }
 
     fn list_id(&mut self, name: &str, create_at: Option<Timestamp>) -> Result<Option<i64>> {
@@ -331,12 +364,13 @@ impl PgTx<'_, '_> {
 
 impl EngineTx for PgTx<'_, '_> {}
 
-impl ContactsTx for PgTx<'_, '_> {
-    fn resolve_contact(
+impl Identities for PgTx<'_, '_> {
+    fn resolve_as(
         &mut self,
         user_id: Option<&str>,
         anonymous_id: Option<&str>,
         now: Timestamp,
+        merges: Merges,
     ) -> Result<i64> {
         // A user id merged away by an alias still names its contact (kept with the anonymous ids).
         let by_user = match user_id {
@@ -351,6 +385,8 @@ impl ContactsTx for PgTx<'_, '_> {
             None => None,
         };
         let id = match (by_user, by_anon) {
+            // Left for the engine, as is (a link made now would hide the merge from it).
+            (Some(u), Some(a)) if u != a && merges == Merges::Later => return Ok(u),
             (Some(u), Some(a)) if u != a => {
                 // The anonymous visitor turns out to be this user: one person, one history.
                 // An anonymous id already tied to another known user moves to this one only.
@@ -364,6 +400,7 @@ impl ContactsTx for PgTx<'_, '_> {
             (Some(u), _) => u,
             (None, Some(a)) => match user_id {
                 Some(uid) if self.user_id_of(a)?.is_none() => {
+                    self.contacts.remove(&a);
                     self.execute(
                         "UPDATE contacts SET user_id = $2, updated_at = $3 WHERE id = $1",
                         &[&a, &uid, &ms(now)],
@@ -383,13 +420,20 @@ impl ContactsTx for PgTx<'_, '_> {
         Ok(id)
     }
 
-    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64> {
+    fn alias_as(
+        &mut self,
+        previous_id: &str,
+        user_id: &str,
+        now: Timestamp,
+        merges: Merges,
+    ) -> Result<i64> {
         let previous = match self.contact_by_user(previous_id)? {
             Some(c) => Some(c),
             None => self.contact_by_anonymous(previous_id)?,
         };
         let target = self.contact_by_user(user_id)?;
         Ok(match (previous, target) {
+            (Some(p), Some(t)) if p != t && merges == Merges::Later => t,
             (Some(p), Some(t)) => {
                 self.merge(p, t, now)?;
                 self.link_anonymous(previous_id, t)?;
@@ -397,6 +441,7 @@ impl ContactsTx for PgTx<'_, '_> {
             }
             (Some(p), None) => {
                 // The previous identity becomes (also) known by the new user id.
+                self.contacts.remove(&p);
                 self.execute(
                     "UPDATE contacts SET user_id = $2, updated_at = $3 WHERE id = $1",
                     &[&p, &user_id, &ms(now)],
@@ -414,6 +459,46 @@ impl ContactsTx for PgTx<'_, '_> {
             }
         })
     }
+}
+
+impl ContactsTx for PgTx<'_, '_> {
+    fn resolve_contact(
+        &mut self,
+        user_id: Option<&str>,
+        anonymous_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<i64> {
+        self.resolve_as(user_id, anonymous_id, now, Merges::Now)
+    }
+
+    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64> {
+        self.alias_as(previous_id, user_id, now, Merges::Now)
+    }
+
+    fn lock_contacts(&mut self, contact_ids: &[i64]) -> Result<bool> {
+        if self.membership.is_none() {
+            // Not in a cluster: this process's writers take turns, and no other works.
+            return Ok(false);
+        }
+        let mut fresh: Vec<i64> = contact_ids
+            .iter()
+            .copied()
+            .filter(|id| !self.locked.contains(id))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(false);
+        }
+        // In one order, so that two transactions locking overlapping sets cannot deadlock.
+        fresh.sort_unstable();
+        fresh.dedup();
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, (c % 2147483648)::INT)
+             FROM unnest($2::BIGINT[]) WITH ORDINALITY AS v(c, n) ORDER BY n",
+            &[&CONTACT_LOCK, &fresh],
+        )?;
+        self.locked.extend(fresh);
+        Ok(true)
+    }
 
     fn contact(&mut self, contact_id: i64) -> Result<Contact> {
         self.contact_inner(contact_id)
@@ -428,7 +513,9 @@ impl ContactsTx for PgTx<'_, '_> {
         if patch.is_empty() {
             return Ok(());
         }
-        let mut traits = self.contact_inner(contact_id)?.traits;
+        let mut contact = self.contact_inner(contact_id)?;
+        self.contacts.remove(&contact_id);
+        let traits = &mut contact.traits;
         for (k, v) in patch {
             if v.is_null() {
                 traits.remove(k);
@@ -436,11 +523,19 @@ impl ContactsTx for PgTx<'_, '_> {
                 traits.insert(k.clone(), v.clone());
             }
         }
-        let (email, phone, tz) = contact_columns(&traits);
+        let (email, phone, tz) = contact_columns(traits);
         self.execute(
             "UPDATE contacts SET traits = $2, email = $3, phone = $4, timezone = $5, updated_at = $6 WHERE id = $1",
-            &[&contact_id, &serde_json::to_string(&traits)?, &email, &phone, &tz, &ms(now)],
+            &[&contact_id, &serde_json::to_string(traits)?, &email, &phone, &tz, &ms(now)],
         )?;
+        // As it now stands, without reading it back.
+        (
+            contact.email,
+            contact.phone,
+            contact.timezone,
+            contact.updated_at,
+        ) = (email, phone, tz, now);
+        self.contacts.insert(contact_id, contact);
         Ok(())
     }
 
@@ -486,24 +581,62 @@ impl ContactsTx for PgTx<'_, '_> {
 
 impl EventsTx for PgTx<'_, '_> {
     fn pending_events(&mut self, upto_seq: i64, limit: usize) -> Result<Vec<StoredEvent>> {
-        let done = self
-            .meta("processed_seq")?
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0);
+        // Each partition's events after its own cursor, merged in `seq` order: the first
+        // `limit` of them are every pending event of these partitions up to the last one
+        // taken, so every cursor can move to that one (`set_processed_upto`).
+        let scope = self.scope()?;
         let rows = self.query(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+                "SELECT e.* FROM partition_cursors c CROSS JOIN LATERAL (
+                     SELECT {EVENT_COLUMNS} FROM events
+                     WHERE partition = c.partition AND seq > c.processed_seq AND seq <= $1
+                     ORDER BY seq LIMIT $2) e
+                 WHERE c.partition = ANY($3) ORDER BY e.seq LIMIT $2"
             ),
-            &[&done, &upto_seq, &(limit as i64)],
+            &[&upto_seq, &(limit as i64), &scope],
         )?;
-        rows.iter().map(event_from_row).collect()
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.events = events.iter().map(|e| (e.seq, e.clone())).collect();
+        Ok(events)
     }
 
     fn set_processed_upto(&mut self, seq: i64) -> Result<()> {
-        self.set_meta("processed_seq", &seq.to_string())
+        let scope = self.scope()?;
+        self.execute(
+            "UPDATE partition_cursors SET processed_seq = $1
+             WHERE partition = ANY($2) AND processed_seq < $1",
+            &[&seq, &scope],
+        )?;
+        self.cursors = None;
+        Ok(())
+    }
+
+    fn processed_upto(&mut self, contact_id: i64) -> Result<i64> {
+        if self.cursors.is_none() {
+            let rows = self.query(
+                "SELECT partition, processed_seq FROM partition_cursors",
+                &[],
+            )?;
+            let cursors = rows
+                .iter()
+                .map(|r| Ok((column(r, 0)?, column(r, 1)?)))
+                .collect::<Result<HashMap<i16, i64>>>()?;
+            self.cursors = Some(cursors);
+        }
+        let partition = partition_of(contact_id);
+        self.cursors
+            .as_ref()
+            .and_then(|c| c.get(&partition).copied())
+            .ok_or_else(|| StoreError::Corrupt(format!("partition {partition} has no cursor")))
     }
 
     fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {
+        if let Some(event) = self.events.get_mut(&seq) {
+            event.contact_id = Some(contact_id);
+        }
         self.execute(
             "UPDATE events SET contact_id = $2 WHERE seq = $1",
             &[&seq, &contact_id],
@@ -538,6 +671,9 @@ impl EventsTx for PgTx<'_, '_> {
     }
 
     fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>> {
+        if let Some(event) = self.events.get(&seq) {
+            return Ok(Some(event.clone()));
+        }
         self.query_opt(
             &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"),
             &[&seq],
@@ -554,8 +690,27 @@ impl EventsTx for PgTx<'_, '_> {
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
             &[&APPEND_LOCK],
         )?;
-        let insert = self.prepare(INSERT_EVENT)?;
-        insert_event(self.tx, &insert, e, Some(contact_id))
+        // Unless one with its message id exists (`false` then), in its contact's partition.
+        let n = self.execute(
+            "INSERT INTO events (message_id, kind, name, user_id, anonymous_id, previous_id,
+                                 properties, timestamp, received_at, contact_id, partition)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (message_id) DO NOTHING",
+            &[
+                &e.message_id,
+                &e.kind.as_str(),
+                &e.name,
+                &e.user_id,
+                &e.anonymous_id,
+                &e.previous_id,
+                &serde_json::to_string(&e.properties)?,
+                &ms(e.timestamp),
+                &ms(e.received_at),
+                &contact_id,
+                &partition_of(contact_id),
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
@@ -708,10 +863,12 @@ impl EnrollmentsTx for PgTx<'_, '_> {
         // SQLite (and without it the partial index on wake_at gives the order).
         // Another process's engine may be stepping some of these: those are skipped (and
         // locked for this transaction), so no enrollment is stepped twice at once.
+        let scope = self.scope()?;
         let rows = self.query(
             &format!(
                 "SELECT {} FROM enrollments e JOIN journeys j ON j.id = e.journey_id
                  WHERE e.wake_at <= $1 AND e.status = 'active' AND j.status = 'live'
+                   AND (e.contact_id % {PARTITIONS})::SMALLINT = ANY($3)
                  ORDER BY e.wake_at, e.id LIMIT $2
                  FOR UPDATE OF e SKIP LOCKED",
                 ENROLLMENT_COLUMNS
@@ -720,7 +877,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            &[&ms(now), &(limit as i64)],
+            &[&ms(now), &(limit as i64), &scope],
         )?;
         rows.iter().map(enrollment_from_row).collect()
     }
@@ -741,9 +898,12 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) -> Result<()> {
-        let stmt = self.prepare(
-            "INSERT INTO steps (enrollment_id, at, node, action, detail) VALUES ($1, $2, $3, $4, $5)",
-        )?;
+        if log.is_empty() {
+            return Ok(());
+        }
+        let mut nodes = Vec::with_capacity(log.len());
+        let mut actions = Vec::with_capacity(log.len());
+        let mut details: Vec<Option<String>> = Vec::with_capacity(log.len());
         for entry in log {
             let (node, action, detail) = match entry {
                 StepLog::Entered { node } => (node, "entered", None),
@@ -768,17 +928,18 @@ impl EnrollmentsTx for PgTx<'_, '_> {
                     Some(serde_json::json!({ "reason": reason })),
                 ),
             };
-            self.execute(
-                &stmt,
-                &[
-                    &enrollment_id,
-                    &ms(at),
-                    node,
-                    &action,
-                    &detail.map(|d| d.to_string()),
-                ],
-            )?;
+            nodes.push(node.as_str());
+            actions.push(action);
+            details.push(detail.map(|d| d.to_string()));
         }
+        // One statement for the whole log, in its order (ids rise as SQLite's rowids do).
+        self.execute(
+            "INSERT INTO steps (enrollment_id, at, node, action, detail)
+             SELECT $1, $2, node, action, detail
+             FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[]) WITH ORDINALITY AS v(node, action, detail, n)
+             ORDER BY n",
+            &[&enrollment_id, &ms(at), &nodes, &actions, &details],
+        )?;
         Ok(())
     }
 
@@ -841,11 +1002,15 @@ impl TimersTx for PgTx<'_, '_> {
     ) -> Result<Vec<(String, String, i64, Timestamp)>> {
         // SKIP LOCKED: triggers another process is claiming are its own (see
         // `claim_due_enrollments`).
+        let scope = self.scope()?;
         let rows = self.query(
-            "SELECT journey_id, node, contact_id, due_at FROM trigger_schedule WHERE due_at <= $1
-             ORDER BY due_at, journey_id, node, contact_id LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-            &[&ms(now), &(limit as i64)],
+            &format!(
+                "SELECT journey_id, node, contact_id, due_at FROM trigger_schedule WHERE due_at <= $1
+                   AND (contact_id % {PARTITIONS})::SMALLINT = ANY($3)
+                 ORDER BY due_at, journey_id, node, contact_id LIMIT $2
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&ms(now), &(limit as i64), &scope],
         )?;
         let due = rows
             .iter()
@@ -895,11 +1060,15 @@ impl TimersTx for PgTx<'_, '_> {
         limit: usize,
     ) -> Result<Vec<(i64, String, i64)>> {
         // SKIP LOCKED: see `claim_due_triggers`.
+        let scope = self.scope()?;
         let rows = self.query(
-            "SELECT id, contact_id, score_trait, points FROM score_expiries WHERE due_at <= $1
-             ORDER BY due_at, id LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-            &[&ms(now), &(limit as i64)],
+            &format!(
+                "SELECT id, contact_id, score_trait, points FROM score_expiries WHERE due_at <= $1
+                   AND (contact_id % {PARTITIONS})::SMALLINT = ANY($3)
+                 ORDER BY due_at, id LIMIT $2
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&ms(now), &(limit as i64), &scope],
         )?;
         let due = rows
             .iter()
@@ -922,9 +1091,9 @@ impl OutboxTx for PgTx<'_, '_> {
         // which PostgreSQL would otherwise take for text.
         let n = self.execute(
             "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                   subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority)
+                                   subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, partition)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14::BIGINT END, $14,
-                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15)
+                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15, $16)
              ON CONFLICT (idempotency_key) DO NOTHING",
             &[
                 &m.idempotency_key,
@@ -942,6 +1111,9 @@ impl OutboxTx for PgTx<'_, '_> {
                 &m.error,
                 &ms(m.created_at),
                 &m.priority.as_i64(),
+                // Fixed here: the process holding this partition delivers it, even after a
+                // merge moves it to a contact of another partition.
+                &partition_of(m.contact_id),
             ],
         )?;
         Ok(n == 1)
@@ -1177,11 +1349,15 @@ impl AudiencesTx for PgTx<'_, '_> {
         limit: usize,
     ) -> Result<Vec<(String, i64)>> {
         // SKIP LOCKED: see `claim_due_triggers`.
+        let scope = self.scope()?;
         let rows = self.query(
-            "SELECT segment_id, contact_id FROM segment_checks WHERE due_at <= $1
-             ORDER BY due_at, segment_id, contact_id LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-            &[&ms(now), &(limit as i64)],
+            &format!(
+                "SELECT segment_id, contact_id FROM segment_checks WHERE due_at <= $1
+                   AND (contact_id % {PARTITIONS})::SMALLINT = ANY($3)
+                 ORDER BY due_at, segment_id, contact_id LIMIT $2
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&ms(now), &(limit as i64), &scope],
         )?;
         let due = rows
             .iter()
@@ -1376,6 +1552,8 @@ impl ReportingTx for PgTx<'_, '_> {
 
 impl PrivacyTx for PgTx<'_, '_> {
     fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<Erasure> {
+        self.contacts.clear();
+        self.events.clear();
         super::privacy::erase(self.tx, contact_id, now)
     }
 
@@ -2023,10 +2201,7 @@ mod tests {
         store
             .write(|tx| {
                 let mut prepared = Prepared::default();
-                let mut tx = PgTx {
-                    tx,
-                    prepared: &mut prepared,
-                };
+                let mut tx = PgTx::new(tx, &mut prepared, None);
                 tx.set_trigger_due("j", "n", 1, Some(t(100)))?;
                 tx.set_trigger_due("j", "n", 2, Some(t(200)))?;
                 Ok(())
@@ -2037,18 +2212,12 @@ mod tests {
         let mut first = first_conn.transaction().unwrap();
         let mut second = second_conn.transaction().unwrap();
         let (mut first_prepared, mut second_prepared) = (Prepared::default(), Prepared::default());
-        let a = PgTx {
-            tx: &mut first,
-            prepared: &mut first_prepared,
-        }
-        .claim_due_triggers(t(1_000), 1)
-        .unwrap();
-        let b = PgTx {
-            tx: &mut second,
-            prepared: &mut second_prepared,
-        }
-        .claim_due_triggers(t(1_000), 10)
-        .unwrap();
+        let a = PgTx::new(&mut first, &mut first_prepared, None)
+            .claim_due_triggers(t(1_000), 1)
+            .unwrap();
+        let b = PgTx::new(&mut second, &mut second_prepared, None)
+            .claim_due_triggers(t(1_000), 10)
+            .unwrap();
         assert_eq!(a.iter().map(|d| d.2).collect::<Vec<_>>(), [1]);
         assert_eq!(b.iter().map(|d| d.2).collect::<Vec<_>>(), [2]);
         first.commit().unwrap();

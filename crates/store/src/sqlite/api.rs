@@ -1242,6 +1242,33 @@ impl Meta for SqliteStore {
     }
 }
 
+impl Cluster for SqliteStore {
+    /// One process works on a SQLite file: this one, with all the work (one partition).
+    fn cluster(&self) -> Result<ClusterStatus> {
+        let since = jiff::Timestamp::now().duration_since(self.opened_at);
+        Ok(ClusterStatus {
+            partitions: 1,
+            lease_time_seconds: 0.0,
+            processes: vec![ClusterProcess {
+                id: format!("{}:{}", this_host(), std::process::id()),
+                host: this_host(),
+                pid: std::process::id() as i64,
+                started_at: self.opened_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                heartbeat_age_seconds: 0.0,
+                alive: true,
+                this_process: true,
+                partitions: vec![ClusterLease {
+                    partition: 0,
+                    held_seconds: since.as_secs_f64(),
+                }],
+            }],
+            unowned: Vec::new(),
+        })
+    }
+
+    fn on_events_elsewhere(&self, _wake: std::sync::Arc<dyn Fn() + Send + Sync>) {}
+}
+
 /// `Store::suppress` and `EngineTx::suppress`, in the caller's transaction.
 pub(crate) fn suppress_in(tx: &Transaction<'_>, e: &Suppression) -> Result<bool> {
     let address = suppression_address(&e.channel, &e.address);

@@ -34,6 +34,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::concerns::Identities;
 pub(crate) use crate::millis::{ms, ts};
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
@@ -57,6 +58,8 @@ pub struct SqliteStore {
     /// Writers of this process queue here rather than in SQLite's busy handler, which sleeps
     /// up to 100 ms at a time however soon the lock is free.
     writer: Mutex<()>,
+    /// When this process opened the file (it is the one process working on it).
+    pub(crate) opened_at: jiff::Timestamp,
 }
 
 pub(crate) struct Pooled<'a> {
@@ -96,6 +99,7 @@ impl SqliteStore {
             path: dir.join("waymark.db"),
             pool: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
+            opened_at: jiff::Timestamp::now(),
         };
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
@@ -154,13 +158,14 @@ impl SqliteStore {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 concat!(
-                    "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at)
-                     VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+                     VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (message_id) DO NOTHING"
                 ),
             )?;
             let mut fresh = Vec::with_capacity(events.len());
             for e in events {
+                let contact = tx::SqliteTx { tx }.route(e)?;
                 let n = stmt.execute(params![
                     e.message_id,
                     e.kind.as_str(),
@@ -171,6 +176,7 @@ impl SqliteStore {
                     serde_json::to_string(&e.properties)?,
                     ms(e.timestamp),
                     ms(e.received_at),
+                    contact,
                 ])?;
                 fresh.push(n == 1);
             }

@@ -12,6 +12,7 @@ use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::{ms, ts};
+use crate::concerns::{Identities, Merges};
 use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, EventsTx,
@@ -202,12 +203,13 @@ impl SqliteTx<'_> {
 
 impl EngineTx for SqliteTx<'_> {}
 
-impl ContactsTx for SqliteTx<'_> {
-    fn resolve_contact(
+impl Identities for SqliteTx<'_> {
+    fn resolve_as(
         &mut self,
         user_id: Option<&str>,
         anonymous_id: Option<&str>,
         now: Timestamp,
+        merges: Merges,
     ) -> Result<i64> {
         // A user id merged away by an alias still names its contact (kept with the anonymous ids).
         let by_user = match user_id {
@@ -222,6 +224,8 @@ impl ContactsTx for SqliteTx<'_> {
             None => None,
         };
         let id = match (by_user, by_anon) {
+            // Left for the engine, as is (a link made now would hide the merge from it).
+            (Some(u), Some(a)) if u != a && merges == Merges::Later => return Ok(u),
             (Some(u), Some(a)) if u != a => {
                 // The anonymous visitor turns out to be this user: one person, one history.
                 // An anonymous id already tied to another known user moves to this one only.
@@ -255,13 +259,20 @@ impl ContactsTx for SqliteTx<'_> {
         Ok(id)
     }
 
-    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64> {
+    fn alias_as(
+        &mut self,
+        previous_id: &str,
+        user_id: &str,
+        now: Timestamp,
+        merges: Merges,
+    ) -> Result<i64> {
         let previous = match self.contact_by_user(previous_id)? {
             Some(c) => Some(c),
             None => self.contact_by_anonymous(previous_id)?,
         };
         let target = self.contact_by_user(user_id)?;
         Ok(match (previous, target) {
+            (Some(p), Some(t)) if p != t && merges == Merges::Later => t,
             (Some(p), Some(t)) => {
                 self.merge(p, t, now)?;
                 self.link_anonymous(previous_id, t)?;
@@ -286,6 +297,26 @@ impl ContactsTx for SqliteTx<'_> {
                 t
             }
         })
+    }
+}
+
+impl ContactsTx for SqliteTx<'_> {
+    fn resolve_contact(
+        &mut self,
+        user_id: Option<&str>,
+        anonymous_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<i64> {
+        self.resolve_as(user_id, anonymous_id, now, Merges::Now)
+    }
+
+    fn alias(&mut self, previous_id: &str, user_id: &str, now: Timestamp) -> Result<i64> {
+        self.alias_as(previous_id, user_id, now, Merges::Now)
+    }
+
+    fn lock_contacts(&mut self, _contact_ids: &[i64]) -> Result<bool> {
+        // One process writes a SQLite file, one transaction at a time.
+        Ok(false)
     }
 
     fn contact(&mut self, contact_id: i64) -> Result<Contact> {
@@ -368,6 +399,13 @@ impl EventsTx for SqliteTx<'_> {
 
     fn set_processed_upto(&mut self, seq: i64) -> Result<()> {
         self.set_meta("processed_seq", &seq.to_string())
+    }
+
+    fn processed_upto(&mut self, _contact_id: i64) -> Result<i64> {
+        Ok(self
+            .meta("processed_seq")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
     }
 
     fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {

@@ -2,7 +2,8 @@
 //! users feel it (webhooks to a receiver under events offered open loop) and timer capacity
 //! through the real code paths (HTTP API, intake, engine, outbox), each on a fresh SQLite
 //! database (or a fresh schema of a PostgreSQL database, with `--database`), and prints one
-//! JSON line per figure on stdout. Progress goes to stderr.
+//! JSON line per figure on stdout. Progress goes to stderr. With `--database`, it also measures
+//! several `waymark serve` processes sharing the database (`processes`).
 //!
 //! What each figure means and how to read it: `docs/benchmarks.md`.
 
@@ -26,6 +27,8 @@ use waymark_store::sqlite::SqliteStore;
 use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
 
 use crate::api::{self, AppState, Secrets};
+
+mod processes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Figure {
@@ -65,18 +68,30 @@ pub enum Figure {
         alias = "fire_all_due_seconds"
     )]
     Timers,
+    /// `cart_journeys_per_second` with 1, 2 and 3 `waymark serve` processes on one PostgreSQL
+    /// database, and the ratio of 3 to 1 (only with `--database`).
+    #[value(
+        alias = "cart_journeys_per_second",
+        alias = "cart_journeys_per_second_1_process",
+        alias = "cart_journeys_per_second_2_processes",
+        alias = "cart_journeys_per_second_3_processes",
+        alias = "cart_journeys_ratio_3_to_1_processes"
+    )]
+    Processes,
 }
 
 impl Figure {
-    /// The timers figure comes last: its million enrollments would dominate the peak memory
-    /// that the send and cart figures report.
-    const ALL: [Figure; 6] = [
+    /// The timers figure comes after the in-process figures: its million enrollments would
+    /// dominate the peak memory that the send and cart figures report. The processes figure
+    /// runs its servers as child processes, so its place does not matter to the others.
+    const ALL: [Figure; 7] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
         Figure::ImmediateSend,
         Figure::Cart,
         Figure::Timers,
+        Figure::Processes,
     ];
 
     fn dir_name(self) -> &'static str {
@@ -87,14 +102,18 @@ impl Figure {
             Figure::ImmediateSend => "send",
             Figure::Cart => "cart",
             Figure::Timers => "timers",
+            Figure::Processes => "processes",
         }
     }
 }
 
+/// Why the processes figure is not run on SQLite.
+const PROCESSES_NEED_DATABASE: &str = "the processes figure needs --database URL: several `waymark serve` processes share one PostgreSQL database (a SQLite data directory is locked by its one process)";
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Run only this figure (ingest, steps, latency, send, cart, timers, or a figure's full
-    /// name).
+    /// Run only this figure (ingest, steps, latency, send, cart, timers, processes, or a
+    /// figure's full name).
     #[arg(long, value_enum)]
     pub only: Option<Figure>,
     /// Small counts (a smoke test that finishes in well under a minute).
@@ -137,6 +156,10 @@ pub struct BenchArgs {
     /// Enrollments left waiting on a timer in the timers figure [default: 1000000; quick: 5000].
     #[arg(long)]
     pub enrollments: Option<usize>,
+    /// Carts sent through the cart journey for each process count in the processes figure
+    /// [default: 20000; quick: 300].
+    #[arg(long)]
+    pub process_carts: Option<usize>,
     /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
@@ -163,6 +186,7 @@ struct Plan {
     send: OpenLoopPlan,
     cart: OpenLoopPlan,
     enrollments: usize,
+    process_carts: usize,
 }
 
 /// Offers at a steady rate for a while.
@@ -222,6 +246,7 @@ impl Plan {
             }
             .check("cart")?,
             enrollments: pick(args.enrollments, 1_000_000, 5_000),
+            process_carts: pick(args.process_carts, 20_000, 300),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
         ensure!(
@@ -240,16 +265,28 @@ impl Plan {
             "--rate must be between 0 and 100000 per second"
         );
         ensure!(plan.enrollments > 0, "--enrollments must be at least 1");
+        ensure!(
+            plan.process_carts >= 2,
+            "--process-carts must be at least 2 (a cart that orders and one that does not)"
+        );
         Ok(plan)
     }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&args)?;
-    let figures: Vec<Figure> = match args.only {
+    let mut figures: Vec<Figure> = match args.only {
         Some(f) => vec![f],
         None => Figure::ALL.to_vec(),
     };
+    if args.database.is_none() && figures.contains(&Figure::Processes) {
+        ensure!(args.only.is_none(), PROCESSES_NEED_DATABASE);
+        figures.retain(|&f| f != Figure::Processes);
+        progress(
+            Figure::Processes,
+            "skipped: several `waymark serve` processes share one PostgreSQL database, so this figure runs only with --database URL",
+        );
+    }
     if let Some(url) = &args.database {
         return run_figures(&plan, &figures, &Backend::Postgres(url.clone())).await;
     }
@@ -295,38 +332,24 @@ enum FigureData {
 async fn run_figures(plan: &Plan, figures: &[Figure], backend: &Backend) -> anyhow::Result<()> {
     for (n, &figure) in figures.iter().enumerate() {
         let started = Instant::now();
+        let schema = format!("waymark_bench_{}_{n}", std::process::id());
         match backend {
             Backend::Sqlite(root) => {
                 let dir = root.join(figure.dir_name());
                 fresh_dir(&dir)?;
                 run_figure(plan, figure, &FigureData::Sqlite(dir)).await?;
             }
+            // A fresh schema for each process count.
+            Backend::Postgres(url) if figure == Figure::Processes => {
+                processes::processes(plan, url, &schema)
+                    .await
+                    .with_context(|| format!("the {} figure failed", figure.dir_name()))?;
+            }
             Backend::Postgres(url) => {
-                let (url, name) = (
-                    url.clone(),
-                    format!("waymark_bench_{}_{n}", std::process::id()),
-                );
-                progress(
-                    figure,
-                    format!("on a fresh schema {name} in {}", redact(&url)),
-                );
-                let schema = blocking(move || {
-                    ScratchSchema::create(&url, &name).with_context(|| {
-                        format!("cannot create the schema {name} in {}", redact(&url))
-                    })
+                on_scratch_schema(figure, url, schema, |schema_url| async move {
+                    run_figure(plan, figure, &FigureData::Postgres(schema_url)).await
                 })
                 .await?;
-                // Dropped whether the figure passed or not (and on a panic, by the value's drop).
-                let ran = run_figure(plan, figure, &FigureData::Postgres(schema.url())).await;
-                let name = schema.name().to_string();
-                let dropped = blocking(move || {
-                    schema
-                        .drop_now()
-                        .with_context(|| format!("cannot drop the schema {name}"))
-                })
-                .await;
-                ran?;
-                dropped?;
             }
         }
         progress(
@@ -345,8 +368,44 @@ async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::R
         Figure::ImmediateSend => immediate_send(plan, data).await,
         Figure::Cart => cart(plan, data).await,
         Figure::Timers => timers(plan, data).await,
+        Figure::Processes => Err(anyhow::anyhow!(PROCESSES_NEED_DATABASE)),
     }
     .with_context(|| format!("the {} figure failed", figure.dir_name()))
+}
+
+/// Runs `run` on a fresh schema `name` of the database at `url` (it gets the schema's URL),
+/// and drops the schema afterwards, whether `run` passed or not (and on a panic, by the
+/// value's drop).
+async fn on_scratch_schema<T, F>(
+    figure: Figure,
+    url: &str,
+    name: String,
+    run: impl FnOnce(String) -> F,
+) -> anyhow::Result<T>
+where
+    F: Future<Output = anyhow::Result<T>>,
+{
+    progress(
+        figure,
+        format!("on a fresh schema {name} in {}", redact(url)),
+    );
+    let url = url.to_string();
+    let schema = blocking(move || {
+        ScratchSchema::create(&url, &name)
+            .with_context(|| format!("cannot create the schema {name} in {}", redact(&url)))
+    })
+    .await?;
+    let ran = run(schema.url()).await;
+    let name = schema.name().to_string();
+    let dropped = blocking(move || {
+        schema
+            .drop_now()
+            .with_context(|| format!("cannot drop the schema {name}"))
+    })
+    .await;
+    let value = ran?;
+    dropped?;
+    Ok(value)
 }
 
 /// Each figure gets a database of its own, which must not exist yet.
@@ -675,6 +734,48 @@ impl Harness {
         format!("{}{path}", self.base)
     }
 
+    fn api(&self) -> Api<'_> {
+        Api {
+            http: &self.http,
+            base: &self.base,
+            admin_token: &self.secrets.admin_token,
+        }
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        self.api().admin(method, path, body).await
+    }
+
+    /// Creates the journey (with its templates) through the API and publishes it.
+    async fn publish(&self, doc: &Value) -> anyhow::Result<()> {
+        self.api().publish(doc).await
+    }
+
+    async fn stats(&self, id: &str) -> anyhow::Result<Value> {
+        self.api().stats(id).await
+    }
+
+    async fn run_until_idle(&self) -> anyhow::Result<()> {
+        self.engine.run_until_idle().await?;
+        Ok(())
+    }
+}
+
+/// A server's management API as the figures call it, whether the server runs in the bench
+/// process (`Harness`) or as a child process (the processes figure).
+struct Api<'a> {
+    http: &'a reqwest::Client,
+    /// `http://ADDR`
+    base: &'a str,
+    admin_token: &'a str,
+}
+
+impl Api<'_> {
     async fn admin(
         &self,
         method: reqwest::Method,
@@ -683,8 +784,8 @@ impl Harness {
     ) -> anyhow::Result<Value> {
         let mut req = self
             .http
-            .request(method.clone(), self.url(path))
-            .bearer_auth(&self.secrets.admin_token);
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(self.admin_token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -731,11 +832,6 @@ impl Harness {
             None,
         )
         .await
-    }
-
-    async fn run_until_idle(&self) -> anyhow::Result<()> {
-        self.engine.run_until_idle().await?;
-        Ok(())
     }
 }
 
@@ -818,15 +914,27 @@ async fn post_batches(
     bodies: Vec<String>,
     connections: usize,
 ) -> anyhow::Result<BatchRun> {
+    let urls = [h.url("/v1/batch")];
+    post_batches_to(&h.http, &urls, &h.secrets.write_key, bodies, connections).await
+}
+
+/// `post_batches` to several servers: body `b` goes to `urls[b % urls.len()]`, round robin.
+async fn post_batches_to(
+    http: &reqwest::Client,
+    urls: &[String],
+    write_key: &str,
+    bodies: Vec<String>,
+    connections: usize,
+) -> anyhow::Result<BatchRun> {
     let bodies = Arc::new(bodies);
+    let urls: Arc<[String]> = urls.into();
     let next = Arc::new(AtomicUsize::new(0));
-    let url = h.url("/v1/batch");
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections.min(bodies.len()) {
-        let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
-        let http = h.http.clone();
-        let key = h.secrets.write_key.clone();
+        let (bodies, next, urls) = (bodies.clone(), next.clone(), urls.clone());
+        let http = http.clone();
+        let key = write_key.to_string();
         tasks.spawn(async move {
             let mut accepted = 0u64;
             let mut duplicates = 0u64;
@@ -837,7 +945,7 @@ async fn post_batches(
                 let Some(body) = bodies.get(b) else { break };
                 let sent = Instant::now();
                 let resp = http
-                    .post(&url)
+                    .post(&urls[b % urls.len()])
                     .basic_auth(&key, Some(""))
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.clone())
@@ -1237,12 +1345,22 @@ const RECEIVER_HOST: &str = "127.0.0.1";
 const WEBHOOK_BODY: &str =
     r#"{"user": {{ contact.user_id | json }}, "journey": {{ journey.id | json }}}"#;
 
+/// `WEBHOOK_BODY` with a `kind`, for a journey that calls the receiver from more than one node.
+fn webhook_body_of_kind(kind: &str) -> String {
+    let fields = WEBHOOK_BODY
+        .strip_suffix('}')
+        .expect("WEBHOOK_BODY is an object");
+    format!(r#"{fields}, "kind": {}}}"#, json!(kind))
+}
+
 /// One request as the receiver saw it.
 struct Arrival {
     at: Timestamp,
     idempotency_key: String,
     /// `user` from the body (`WEBHOOK_BODY`).
     user: String,
+    /// `kind` from the body (`webhook_body_of_kind`); empty without one.
+    kind: String,
 }
 
 type Arrivals = Arc<Mutex<Vec<Arrival>>>;
@@ -1251,6 +1369,8 @@ type Arrivals = Arc<Mutex<Vec<Arrival>>>;
 /// it notes each request's arrival and answers 200 at once. Stops when dropped.
 struct Receiver {
     url: String,
+    /// `HOST:PORT`, as `--webhook-allow-host` takes it.
+    host_port: String,
     arrivals: Arrivals,
     server: tokio::task::JoinHandle<()>,
 }
@@ -1258,7 +1378,8 @@ struct Receiver {
 impl Receiver {
     async fn start() -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind((RECEIVER_HOST, 0)).await?;
-        let url = format!("http://{}/hook", listener.local_addr()?);
+        let host_port = listener.local_addr()?.to_string();
+        let url = format!("http://{host_port}/hook");
         let arrivals = Arrivals::default();
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
@@ -1270,6 +1391,7 @@ impl Receiver {
         });
         Ok(Receiver {
             url,
+            host_port,
             arrivals,
             server,
         })
@@ -1298,14 +1420,13 @@ async fn receive(State(arrivals): State<Arrivals>, headers: HeaderMap, body: Byt
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let user = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|b| b["user"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    let body = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    let field = |name: &str| body[name].as_str().unwrap_or_default().to_string();
     arrivals.lock().expect("arrivals lock").push(Arrival {
         at,
         idempotency_key,
-        user,
+        user: field("user"),
+        kind: field("kind"),
     });
     StatusCode::OK
 }
@@ -2179,6 +2300,7 @@ mod tests {
             at: Timestamp::UNIX_EPOCH,
             idempotency_key: key.into(),
             user: user.into(),
+            kind: String::new(),
         }
     }
 
@@ -2226,6 +2348,14 @@ mod tests {
         assert!(check_arrivals(&repeated, &expected, "x").is_err());
         let missing = [arrival("a", "k"), arrival("b", "")];
         assert!(check_arrivals(&missing, &expected, "x").is_err());
+    }
+
+    #[test]
+    fn a_webhook_body_of_a_kind_adds_the_kind_to_the_body() {
+        assert_eq!(
+            webhook_body_of_kind("thanks"),
+            r#"{"user": {{ contact.user_id | json }}, "journey": {{ journey.id | json }}, "kind": "thanks"}"#
+        );
     }
 
     #[test]
