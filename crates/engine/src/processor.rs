@@ -23,7 +23,7 @@ use waymark_core::{
     StepLog, StepOutcome, step,
 };
 use waymark_store::{
-    EngineTx, JourneyStatus, MessageStatus, StatsDeltas, Store, StoreError, StoredEvent,
+    EngineTx, JourneyStatus, MessageStatus, ReadAhead, StatsDeltas, Store, StoreError, StoredEvent,
 };
 
 use crate::caps::FrequencyCap;
@@ -224,6 +224,7 @@ impl Processor {
             let mut stats = StatsDeltas::default();
             let segments = self.load_segments(tx)?;
             let timed = registry.timed();
+            read_ahead_of_events(tx, &registry, &events)?;
             for event in &events {
                 let (contact, record, changes) =
                     self.process_event(tx, &mut registry, event, now, &mut stats, &mut report)?;
@@ -378,6 +379,12 @@ impl Processor {
                 .chain(expiries.iter().map(|(c, ..)| *c))
                 .collect();
             tx.lock_contacts(&contacts)?;
+            let started_by: Vec<i64> = due.iter().map(|e| e.entered_seq).collect();
+            tx.read_ahead(&ReadAhead {
+                contacts: &contacts,
+                journeys: &[],
+                events: &started_by,
+            })?;
             for (segment_id, contact) in &checks {
                 if let Some(segment) = segments.iter().find(|s| &s.id == segment_id) {
                     let one = std::slice::from_ref(segment);
@@ -870,6 +877,28 @@ fn decide_experiment(
 /// (see `ContactsTx::lock_contacts`). A merge another process committed before the locks were
 /// taken may have moved some of the events to another contact, so the batch is read again
 /// until every contact in it is locked.
+/// Tells the store what stepping `events` will read: their contacts, and those contacts' earlier
+/// enrollments in the journeys the events may start.
+fn read_ahead_of_events(
+    tx: &mut dyn EngineTx,
+    registry: &Registry,
+    events: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let contacts: Vec<i64> = events.iter().filter_map(|e| e.contact_id).collect();
+    let mut journeys: Vec<String> = (events.iter())
+        .flat_map(|e| registry.triggered_by(&e.event.name))
+        .map(|(journey, _)| journey.id().to_string())
+        .collect();
+    journeys.sort_unstable();
+    journeys.dedup();
+    let journeys: Vec<&str> = journeys.iter().map(String::as_str).collect();
+    tx.read_ahead(&ReadAhead {
+        contacts: &contacts,
+        journeys: &journeys,
+        events: &[],
+    })
+}
+
 fn pending_events_locked(
     tx: &mut dyn EngineTx,
     upto_seq: i64,

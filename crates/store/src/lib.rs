@@ -82,6 +82,25 @@ pub trait EngineTx:
     + PrivacyTx
     + MetaTx
 {
+    /// See [`ReadAhead`]. A backend that gains nothing by it does nothing.
+    fn read_ahead(&mut self, _plan: &ReadAhead<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What an engine transaction is about to step, told before it steps it one contact at a time, so
+/// that a backend whose every read is a round trip (PostgreSQL) can load for the whole batch, in a
+/// few statements, what the steps will then ask for one by one. Only a hint: every read answers
+/// the same with or without it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadAhead<'a> {
+    /// The contacts about to be stepped: their rows, active enrollments, subscriptions and the
+    /// suppression entries of their addresses.
+    pub contacts: &'a [i64],
+    /// Journeys these contacts may enter: their earlier enrollments in them (entry rules).
+    pub journeys: &'a [&'a str],
+    /// Events the steps will read (e.g. the events that started the enrollments of due timers).
+    pub events: &'a [i64],
 }
 
 /// The whole storage surface: every concern trait (see [`concerns`]), and `engine_tx`, the

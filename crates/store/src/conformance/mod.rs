@@ -45,6 +45,7 @@ mod journeys;
 mod meta;
 mod outbox;
 mod privacy;
+mod read_ahead;
 mod reporting;
 mod templates;
 mod timers;

@@ -23,6 +23,8 @@ pub mod cluster;
 pub mod inspect;
 mod intake;
 mod privacy;
+mod seen;
+mod step_writes;
 mod tls;
 mod tx;
 
@@ -511,7 +513,8 @@ impl PgStore {
     ) -> Result<()> {
         self.write_prepared(|tx, prepared| {
             let mut engine_tx = tx::PgTx::new(tx, prepared, self.membership());
-            work(&mut engine_tx)
+            work(&mut engine_tx)?;
+            engine_tx.write_step_writes()
         })
     }
 }

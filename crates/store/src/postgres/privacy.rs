@@ -78,7 +78,9 @@ fn erasure_key(conn: &mut impl GenericClient) -> Result<Option<String>> {
         .map(|r| r.get(0)))
 }
 
-/// Why an erased contact's `address` is suppressed on `channel`, if it is.
+/// Why an erased contact's `address` is suppressed on `channel`, if it is (the engine asks
+/// `PgTx::suppression`, which looks up both lists at once).
+#[cfg(test)]
 pub(crate) fn erased_suppression(
     conn: &mut impl GenericClient,
     channel: &str,

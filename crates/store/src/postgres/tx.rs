@@ -17,14 +17,18 @@ use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog
 
 use super::cluster::{Membership, PARTITIONS, all_partitions, partition_of};
 use super::privacy::numbered;
+use super::seen::Seen;
+use super::step_writes::StepWrites;
 use super::{APPEND_LOCK, CONTACT_LOCK, Prepared, ms, ts};
 use crate::concerns::{Identities, Merges};
-use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
+use crate::personal_data::{
+    MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, address_hash, merge_parameters,
+};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, Erasure, EventsTx,
     ExperimentCounts, ExperimentsTx, MetaTx, NewAudit, NewEvent, NewMessage, OutboxTx, PrivacyTx,
-    ReportingTx, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate, Subscription,
-    Suppression, TemplatesTx, TimersTx, suppression_address,
+    ReadAhead, ReportingTx, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate,
+    Subscription, Suppression, TemplatesTx, TimersTx, suppression_address,
 };
 
 pub(crate) struct PgTx<'a, 'b> {
@@ -36,14 +40,10 @@ pub(crate) struct PgTx<'a, 'b> {
     scope: Option<Vec<i16>>,
     /// Contacts locked in this transaction (see `lock_contacts`).
     locked: HashSet<i64>,
-    /// Contacts read in this transaction, as they stand in it: a step reads its contact several
-    /// times (its traits, then the send gate), each a round trip. Every change of a contact in
-    /// this transaction drops its entry.
-    contacts: HashMap<i64, Contact>,
-    /// Every partition's cursor, read once per transaction (timers ask for one each).
-    cursors: Option<HashMap<i16, i64>>,
-    /// The events `pending_events` read, by `seq`: a send reads its trigger event again.
-    events: HashMap<i64, StoredEvent>,
+    /// Rows read in this transaction, as they stand in it.
+    seen: Seen,
+    /// Enrollment updates and step logs not written yet.
+    step_writes: StepWrites,
 }
 
 impl<'a, 'b> PgTx<'a, 'b> {
@@ -58,10 +58,17 @@ impl<'a, 'b> PgTx<'a, 'b> {
             membership,
             scope: None,
             locked: HashSet::new(),
-            contacts: HashMap::new(),
-            cursors: None,
-            events: HashMap::new(),
+            seen: Seen::default(),
+            step_writes: StepWrites::default(),
         }
+    }
+
+    /// Writes the held step writes (before a statement that may read them, and at commit).
+    pub(crate) fn write_step_writes(&mut self) -> Result<()> {
+        if self.step_writes.is_empty() {
+            return Ok(());
+        }
+        self.step_writes.write(self.tx, self.prepared)
     }
 
     /// The partitions this transaction may work on: every one, or, in a cluster, those this
@@ -121,46 +128,62 @@ impl Sql for Statement {
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 /// The transaction's statements go through the connection's prepared statements: one round
-/// trip each instead of two.
-impl PgTx<'_, '_> {
+/// trip each instead of two. Each writes the held step writes first (see `step_writes`), except
+/// the `_aside` ones: statements that neither read nor write enrollments or step logs, which
+/// may run before them.
+impl<'b> PgTx<'_, 'b> {
     fn prepare(&mut self, sql: &str) -> std::result::Result<Statement, ::postgres::Error> {
         self.prepared.get(self.tx, sql)
     }
 
-    fn execute(
-        &mut self,
-        sql: &(impl Sql + ?Sized),
-        params: Params<'_>,
-    ) -> std::result::Result<u64, ::postgres::Error> {
-        let statement = sql.statement(self.tx, self.prepared)?;
-        self.tx.execute(&statement, params)
+    fn execute(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<u64> {
+        self.write_step_writes()?;
+        self.execute_aside(sql, params)
     }
 
-    fn query(
-        &mut self,
-        sql: &(impl Sql + ?Sized),
-        params: Params<'_>,
-    ) -> std::result::Result<Vec<Row>, ::postgres::Error> {
-        let statement = sql.statement(self.tx, self.prepared)?;
-        self.tx.query(&statement, params)
+    fn query(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Vec<Row>> {
+        self.write_step_writes()?;
+        self.query_aside(sql, params)
     }
 
-    fn query_one(
-        &mut self,
-        sql: &(impl Sql + ?Sized),
-        params: Params<'_>,
-    ) -> std::result::Result<Row, ::postgres::Error> {
-        let statement = sql.statement(self.tx, self.prepared)?;
-        self.tx.query_one(&statement, params)
+    fn query_one(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Row> {
+        self.write_step_writes()?;
+        self.query_one_aside(sql, params)
     }
 
-    fn query_opt(
+    fn query_opt(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Option<Row>> {
+        self.write_step_writes()?;
+        self.query_opt_aside(sql, params)
+    }
+
+    fn execute_aside(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<u64> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        Ok(self.tx.execute(&statement, params)?)
+    }
+
+    fn query_aside(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Vec<Row>> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        Ok(self.tx.query(&statement, params)?)
+    }
+
+    fn query_one_aside(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Row> {
+        let statement = sql.statement(self.tx, self.prepared)?;
+        Ok(self.tx.query_one(&statement, params)?)
+    }
+
+    fn query_opt_aside(
         &mut self,
         sql: &(impl Sql + ?Sized),
         params: Params<'_>,
-    ) -> std::result::Result<Option<Row>, ::postgres::Error> {
+    ) -> Result<Option<Row>> {
         let statement = sql.statement(self.tx, self.prepared)?;
-        self.tx.query_opt(&statement, params)
+        Ok(self.tx.query_opt(&statement, params)?)
+    }
+
+    /// The transaction itself, for statements made elsewhere, after the held step writes.
+    fn raw(&mut self) -> Result<&mut Transaction<'b>> {
+        self.write_step_writes()?;
+        Ok(self.tx)
     }
 }
 
@@ -300,11 +323,11 @@ impl PgTx<'_, '_> {
         let into_contact = self.contact_inner(into)?;
         // The rules for rows both contacts hold are in `personal_data`.
         let (score_traits, drop_scores) = MERGE_SCORE_EXPIRIES;
-        for row in self.tx.query(&numbered(score_traits), &[&from])? {
+        let tx = self.raw()?;
+        for row in tx.query(&numbered(score_traits), &[&from])? {
             let score_trait: String = column(&row, 0)?;
             if into_contact.traits.contains_key(&score_trait) {
-                self.tx
-                    .execute(&numbered(drop_scores), &[&from, &score_trait])?;
+                tx.execute(&numbered(drop_scores), &[&from, &score_trait])?;
             }
         }
         let now_ms = ms(now);
@@ -313,16 +336,12 @@ impl PgTx<'_, '_> {
             for sql in *statements {
                 // Typed: a statement may leave out a parameter before the last it uses.
                 let n = merge_parameters(sql);
-                let statement = self
-                    .tx
-                    .prepare_typed(&numbered(sql), &[Type::INT8; 3][..n])?;
-                self.tx.execute(&statement, &args[..n])?;
+                let statement = tx.prepare_typed(&numbered(sql), &[Type::INT8; 3][..n])?;
+                tx.execute(&statement, &args[..n])?;
             }
         }
-        self.contacts.remove(&from);
-        self.contacts.remove(&into);
-        // The merge moves `from`'s events to `into`.
-        self.events.clear();
+        // The merge moves `from`'s events, enrollments, consent and memberships to `into`.
+        self.seen.contacts_changed();
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
@@ -334,18 +353,18 @@ impl PgTx<'_, '_> {
     }
 
     fn contact_inner(&mut self, contact_id: i64) -> Result<Contact> {
-        if let Some(contact) = self.contacts.get(&contact_id) {
+        if let Some(contact) = self.seen.contacts.get(&contact_id) {
             return Ok(contact.clone());
         }
         let contact = self
-            .query_opt(
+            .query_opt_aside(
                 &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"),
                 &[&contact_id],
             )?
             .map(|r| contact_from_row(&r))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("contact {contact_id}")))?;
-        self.contacts.insert(contact_id, contact.clone());
+        self.seen.contacts.insert(contact_id, contact.clone());
         Ok(contact)
     }
 
@@ -362,7 +381,199 @@ impl PgTx<'_, '_> {
     }
 }
 
-impl EngineTx for PgTx<'_, '_> {}
+impl EngineTx for PgTx<'_, '_> {
+    fn read_ahead(&mut self, plan: &ReadAhead<'_>) -> Result<()> {
+        let unseen = |seen: &dyn Fn(i64) -> bool| -> Vec<i64> {
+            let mut ids: Vec<i64> = plan
+                .contacts
+                .iter()
+                .copied()
+                .filter(|c| !seen(*c))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let contacts = unseen(&|c| self.seen.contacts.contains_key(&c));
+        if !contacts.is_empty() {
+            let rows = self.query_aside(
+                &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ANY($1)"),
+                &[&contacts],
+            )?;
+            for row in &rows {
+                let contact = contact_from_row(row)?;
+                self.seen.contacts.insert(contact.id, contact);
+            }
+        }
+        let active = unseen(&|c| self.seen.active.contains_key(&c));
+        if !active.is_empty() {
+            let rows = self.query(
+                &format!(
+                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments
+                     WHERE contact_id = ANY($1) AND status = 'active' ORDER BY id"
+                ),
+                &[&active],
+            )?;
+            for c in &active {
+                self.seen.active.insert(*c, Vec::new());
+            }
+            for row in &rows {
+                let e = enrollment_from_row(row)?;
+                self.seen.active.entry(e.contact_id).or_default().push(e);
+            }
+        }
+        if !plan.journeys.is_empty() {
+            let pairs: Vec<(String, i64)> = (plan.journeys.iter())
+                .flat_map(|j| plan.contacts.iter().map(|c| (j.to_string(), *c)))
+                .filter(|pair| !self.seen.prior.contains_key(pair))
+                .collect();
+            if !pairs.is_empty() {
+                let mut contacts: Vec<i64> = pairs.iter().map(|(_, c)| *c).collect();
+                contacts.sort_unstable();
+                contacts.dedup();
+                let journeys: Vec<&str> = plan.journeys.to_vec();
+                let rows = self.query(
+                    "SELECT id, journey_id, contact_id, key, status, entered_at FROM enrollments
+                     WHERE contact_id = ANY($1) AND journey_id = ANY($2) ORDER BY id",
+                    &[&contacts, &journeys],
+                )?;
+                let mut found: HashMap<(String, i64), Vec<(i64, PriorEnrollment)>> =
+                    pairs.into_iter().map(|pair| (pair, Vec::new())).collect();
+                for r in &rows {
+                    let status: String = column(r, 4)?;
+                    let prior = PriorEnrollment {
+                        key: column(r, 3)?,
+                        status: EnrollmentStatus::parse(&status)
+                            .unwrap_or(EnrollmentStatus::Exited),
+                        entered_at: ts(column(r, 5)?),
+                    };
+                    if let Some(list) = found.get_mut(&(column(r, 1)?, column(r, 2)?)) {
+                        list.push((column(r, 0)?, prior));
+                    }
+                }
+                self.seen.prior.extend(found);
+            }
+        }
+        let subscribed = unseen(&|c| self.seen.subscriptions.contains_key(&c));
+        if !subscribed.is_empty() {
+            let rows = self.query_aside(
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
+                     WHERE contact_id = ANY($1) ORDER BY contact_id, channel, topic"
+                ),
+                &[&subscribed],
+            )?;
+            for c in &subscribed {
+                self.seen.subscriptions.insert(*c, Vec::new());
+            }
+            for row in &rows {
+                let s = subscription_from_row(row)?;
+                self.seen
+                    .subscriptions
+                    .entry(s.contact_id)
+                    .or_default()
+                    .push(s);
+            }
+        }
+        // The suppression entries of the addresses the contacts would be sent to.
+        for channel in [Channel::Email, Channel::Sms] {
+            let addresses: Vec<String> = (plan.contacts.iter())
+                .filter_map(|c| self.seen.contacts.get(c))
+                .filter_map(|c| match channel {
+                    Channel::Email => c.email.clone(),
+                    Channel::Sms => c.phone.clone(),
+                })
+                .collect();
+            if !addresses.is_empty() {
+                let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+                self.suppressions_of(channel.as_str(), &addresses)?;
+            }
+        }
+        let mut events: Vec<i64> = (plan.events.iter().copied())
+            .filter(|seq| !self.seen.events.contains_key(seq))
+            .collect();
+        events.sort_unstable();
+        events.dedup();
+        if !events.is_empty() {
+            let rows = self.query_aside(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = ANY($1)"),
+                &[&events],
+            )?;
+            for row in &rows {
+                let event = event_from_row(row)?;
+                self.seen.events.insert(event.seq, event);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PgTx<'_, '_> {
+    /// Why each of `addresses` is suppressed on `channel` (`None`: it is not), in their order:
+    /// on the suppression list, or as the address of an erased contact imported or identified
+    /// again. Kept in `seen`.
+    fn suppressions_of(
+        &mut self,
+        channel: &str,
+        addresses: &[&str],
+    ) -> Result<Vec<Option<String>>> {
+        let key = self.erasure_key()?;
+        let plain: Vec<String> = (addresses.iter())
+            .map(|a| suppression_address(channel, a))
+            .collect();
+        let hashes: Vec<Option<String>> = (addresses.iter())
+            .map(|a| key.as_ref().map(|k| address_hash(k, channel, a)))
+            .collect();
+        // The list's own entry first, as a lookup of each in turn would answer.
+        let rows = self.query_aside(
+            "SELECT v.n, COALESCE(s.reason, x.reason)
+             FROM unnest($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS v(address, hash, n)
+             LEFT JOIN suppressions s ON s.channel = $1 AND s.address = v.address
+             LEFT JOIN erased_addresses x ON x.channel = $1 AND x.address_hash = v.hash",
+            &[&channel, &plain, &hashes],
+        )?;
+        let mut reasons: Vec<Option<String>> = vec![None; addresses.len()];
+        for row in &rows {
+            let n: i64 = column(row, 0)?;
+            let reason: Option<String> = column(row, 1)?;
+            if let Some(slot) = reasons.get_mut(n as usize - 1)
+                && slot.is_none()
+            {
+                *slot = reason;
+            }
+        }
+        for (address, reason) in plain.into_iter().zip(&reasons) {
+            (self.seen.suppressions).insert((channel.to_string(), address), reason.clone());
+        }
+        Ok(reasons)
+    }
+
+    /// The key erased addresses are hashed with (made with the schema; `None` only on a
+    /// database that has not been given one yet).
+    fn erasure_key(&mut self) -> Result<Option<String>> {
+        if let Some(key) = &self.seen.erasure_key {
+            return Ok(Some(key.clone()));
+        }
+        let key: Option<String> = self
+            .query_opt_aside("SELECT value FROM meta WHERE key = 'erasure_key'", &[])?
+            .map(|r| column(&r, 0))
+            .transpose()?;
+        self.seen.erasure_key = key.clone();
+        Ok(key)
+    }
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "contact_id, channel, topic, status, updated_at";
+
+fn subscription_from_row(r: &Row) -> Result<Subscription> {
+    Ok(Subscription {
+        contact_id: column(r, 0)?,
+        channel: column(r, 1)?,
+        topic: column(r, 2)?,
+        status: column(r, 3)?,
+        updated_at: ts(column(r, 4)?),
+    })
+}
 
 impl Identities for PgTx<'_, '_> {
     fn resolve_as(
@@ -400,7 +611,7 @@ impl Identities for PgTx<'_, '_> {
             (Some(u), _) => u,
             (None, Some(a)) => match user_id {
                 Some(uid) if self.user_id_of(a)?.is_none() => {
-                    self.contacts.remove(&a);
+                    self.seen.contacts.remove(&a);
                     self.execute(
                         "UPDATE contacts SET user_id = $2, updated_at = $3 WHERE id = $1",
                         &[&a, &uid, &ms(now)],
@@ -441,7 +652,7 @@ impl Identities for PgTx<'_, '_> {
             }
             (Some(p), None) => {
                 // The previous identity becomes (also) known by the new user id.
-                self.contacts.remove(&p);
+                self.seen.contacts.remove(&p);
                 self.execute(
                     "UPDATE contacts SET user_id = $2, updated_at = $3 WHERE id = $1",
                     &[&p, &user_id, &ms(now)],
@@ -514,7 +725,7 @@ impl ContactsTx for PgTx<'_, '_> {
             return Ok(());
         }
         let mut contact = self.contact_inner(contact_id)?;
-        self.contacts.remove(&contact_id);
+        self.seen.contacts.remove(&contact_id);
         let traits = &mut contact.traits;
         for (k, v) in patch {
             if v.is_null() {
@@ -524,7 +735,7 @@ impl ContactsTx for PgTx<'_, '_> {
             }
         }
         let (email, phone, tz) = contact_columns(traits);
-        self.execute(
+        self.execute_aside(
             "UPDATE contacts SET traits = $2, email = $3, phone = $4, timezone = $5, updated_at = $6 WHERE id = $1",
             &[&contact_id, &serde_json::to_string(traits)?, &email, &phone, &tz, &ms(now)],
         )?;
@@ -535,7 +746,7 @@ impl ContactsTx for PgTx<'_, '_> {
             contact.timezone,
             contact.updated_at,
         ) = (email, phone, tz, now);
-        self.contacts.insert(contact_id, contact);
+        self.seen.contacts.insert(contact_id, contact);
         Ok(())
     }
 
@@ -599,24 +810,24 @@ impl EventsTx for PgTx<'_, '_> {
             .iter()
             .map(event_from_row)
             .collect::<Result<Vec<_>>>()?;
-        self.events = events.iter().map(|e| (e.seq, e.clone())).collect();
+        self.seen.events = events.iter().map(|e| (e.seq, e.clone())).collect();
         Ok(events)
     }
 
     fn set_processed_upto(&mut self, seq: i64) -> Result<()> {
         let scope = self.scope()?;
-        self.execute(
+        self.execute_aside(
             "UPDATE partition_cursors SET processed_seq = $1
              WHERE partition = ANY($2) AND processed_seq < $1",
             &[&seq, &scope],
         )?;
-        self.cursors = None;
+        self.seen.cursors = None;
         Ok(())
     }
 
     fn processed_upto(&mut self, contact_id: i64) -> Result<i64> {
-        if self.cursors.is_none() {
-            let rows = self.query(
+        if self.seen.cursors.is_none() {
+            let rows = self.query_aside(
                 "SELECT partition, processed_seq FROM partition_cursors",
                 &[],
             )?;
@@ -624,17 +835,18 @@ impl EventsTx for PgTx<'_, '_> {
                 .iter()
                 .map(|r| Ok((column(r, 0)?, column(r, 1)?)))
                 .collect::<Result<HashMap<i16, i64>>>()?;
-            self.cursors = Some(cursors);
+            self.seen.cursors = Some(cursors);
         }
         let partition = partition_of(contact_id);
-        self.cursors
+        self.seen
+            .cursors
             .as_ref()
             .and_then(|c| c.get(&partition).copied())
             .ok_or_else(|| StoreError::Corrupt(format!("partition {partition} has no cursor")))
     }
 
     fn set_event_contact(&mut self, seq: i64, contact_id: i64) -> Result<()> {
-        if let Some(event) = self.events.get_mut(&seq) {
+        if let Some(event) = self.seen.events.get_mut(&seq) {
             event.contact_id = Some(contact_id);
         }
         self.execute(
@@ -671,10 +883,10 @@ impl EventsTx for PgTx<'_, '_> {
     }
 
     fn event(&mut self, seq: i64) -> Result<Option<StoredEvent>> {
-        if let Some(event) = self.events.get(&seq) {
+        if let Some(event) = self.seen.events.get(&seq) {
             return Ok(Some(event.clone()));
         }
-        self.query_opt(
+        self.query_opt_aside(
             &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"),
             &[&seq],
         )?
@@ -793,6 +1005,9 @@ impl TemplatesTx for PgTx<'_, '_> {
 
 impl EnrollmentsTx for PgTx<'_, '_> {
     fn active_enrollments(&mut self, contact_id: i64) -> Result<Vec<Enrollment>> {
+        if let Some(active) = self.seen.active.get(&contact_id) {
+            return Ok(active.clone());
+        }
         let rows = self.query(
             &format!(
                 "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE contact_id = $1 AND status = 'active' ORDER BY id"
@@ -807,6 +1022,9 @@ impl EnrollmentsTx for PgTx<'_, '_> {
         journey_id: &str,
         contact_id: i64,
     ) -> Result<Vec<PriorEnrollment>> {
+        if let Some(prior) = self.seen.prior.get(&(journey_id.to_string(), contact_id)) {
+            return Ok(prior.iter().map(|(_, p)| p.clone()).collect());
+        }
         // SQLite returns them in id order (its index on (contact_id, journey_id) ends with the
         // rowid); PostgreSQL promises no order without ORDER BY.
         let rows = self.query(
@@ -826,7 +1044,8 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
-        let row = self.query_one(
+        // A new row: the held updates of other enrollments change nothing it depends on.
+        let row = self.query_one_aside(
             "INSERT INTO enrollments (journey_id, version, contact_id, key, node, status, wake_at, entered_at, entered_seq, visits, updated_at, consumed_seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             &[
@@ -844,17 +1063,17 @@ impl EnrollmentsTx for PgTx<'_, '_> {
                 &e.consumed_seq,
             ],
         )?;
-        Ok(Enrollment {
+        let inserted = Enrollment {
             id: column(&row, 0)?,
             ..e.clone()
-        })
+        };
+        self.seen.enrollment_written(&inserted);
+        Ok(inserted)
     }
 
     fn update_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<()> {
-        self.execute(
-            "UPDATE enrollments SET node = $2, status = $3, wake_at = $4, visits = $5, updated_at = $6, consumed_seq = $7 WHERE id = $1",
-            &[&e.id, &e.node, &e.status.as_str(), &e.wake_at.map(ms), &e.visits, &ms(now), &e.consumed_seq],
-        )?;
+        self.step_writes.update_enrollment(e, now);
+        self.seen.enrollment_written(e);
         Ok(())
     }
 
@@ -898,48 +1117,7 @@ impl EnrollmentsTx for PgTx<'_, '_> {
     }
 
     fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) -> Result<()> {
-        if log.is_empty() {
-            return Ok(());
-        }
-        let mut nodes = Vec::with_capacity(log.len());
-        let mut actions = Vec::with_capacity(log.len());
-        let mut details: Vec<Option<String>> = Vec::with_capacity(log.len());
-        for entry in log {
-            let (node, action, detail) = match entry {
-                StepLog::Entered { node } => (node, "entered", None),
-                StepLog::Left { node, output } => {
-                    (node, "left", Some(serde_json::json!({ "output": output })))
-                }
-                StepLog::Waiting { node, until } => {
-                    (node, "waiting", Some(serde_json::json!({ "until": until })))
-                }
-                StepLog::Ended {
-                    node,
-                    status,
-                    reason,
-                } => (
-                    node,
-                    status.as_str(),
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-                StepLog::Skipped { node, reason } => (
-                    node,
-                    "skipped",
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-            };
-            nodes.push(node.as_str());
-            actions.push(action);
-            details.push(detail.map(|d| d.to_string()));
-        }
-        // One statement for the whole log, in its order (ids rise as SQLite's rowids do).
-        self.execute(
-            "INSERT INTO steps (enrollment_id, at, node, action, detail)
-             SELECT $1, $2, node, action, detail
-             FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[]) WITH ORDINALITY AS v(node, action, detail, n)
-             ORDER BY n",
-            &[&enrollment_id, &ms(at), &nodes, &actions, &details],
-        )?;
+        self.step_writes.record_steps(enrollment_id, log, at);
         Ok(())
     }
 
@@ -1089,7 +1267,7 @@ impl OutboxTx for PgTx<'_, '_> {
         // A repeated idempotency key inserts nothing (and reports false); it uses up an id of
         // the sequence, which only leaves a gap. `$14` is cast where it stands alone in a CASE,
         // which PostgreSQL would otherwise take for text.
-        let n = self.execute(
+        let n = self.execute_aside(
             "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
                                    subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, partition)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14::BIGINT END, $14,
@@ -1120,7 +1298,7 @@ impl OutboxTx for PgTx<'_, '_> {
     }
 
     fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
-        self.execute(
+        self.execute_aside(
             "UPDATE messages SET unsubscribe_url = $2 WHERE idempotency_key = $1",
             &[&idempotency_key, &url],
         )?;
@@ -1440,25 +1618,18 @@ impl ExperimentsTx for PgTx<'_, '_> {
 
 impl ConsentTx for PgTx<'_, '_> {
     fn subscriptions(&mut self, contact_id: i64) -> Result<Vec<Subscription>> {
-        let rows = self.query(
-            "SELECT contact_id, channel, topic, status, updated_at FROM subscriptions
-             WHERE contact_id = $1 ORDER BY channel, topic",
+        if let Some(subscriptions) = self.seen.subscriptions.get(&contact_id) {
+            return Ok(subscriptions.clone());
+        }
+        let rows = self.query_aside(
+            &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE contact_id = $1 ORDER BY channel, topic"),
             &[&contact_id],
         )?;
-        rows.iter()
-            .map(|r| {
-                Ok(Subscription {
-                    contact_id: column(r, 0)?,
-                    channel: column(r, 1)?,
-                    topic: column(r, 2)?,
-                    status: column(r, 3)?,
-                    updated_at: ts(column(r, 4)?),
-                })
-            })
-            .collect()
+        rows.iter().map(subscription_from_row).collect()
     }
 
     fn set_subscription(&mut self, s: &Subscription) -> Result<Option<String>> {
+        self.seen.subscriptions.remove(&s.contact_id);
         let before: Option<String> = self
             .tx
             .query_opt(
@@ -1484,26 +1655,25 @@ impl ConsentTx for PgTx<'_, '_> {
     }
 
     fn suppression(&mut self, channel: &str, address: &str) -> Result<Option<String>> {
-        let plain: Option<String> = self
-            .tx
-            .query_opt(
-                "SELECT reason FROM suppressions WHERE channel = $1 AND address = $2",
-                &[&channel, &suppression_address(channel, address)],
-            )?
-            .map(|r| column(&r, 0))
-            .transpose()?;
-        match plain {
-            Some(reason) => Ok(Some(reason)),
-            // The address of an erased contact, imported or identified again.
-            None => super::privacy::erased_suppression(self.tx, channel, address),
+        let normalised = suppression_address(channel, address);
+        if let Some(reason) = self
+            .seen
+            .suppressions
+            .get(&(channel.to_string(), normalised))
+        {
+            return Ok(reason.clone());
         }
+        let reasons = self.suppressions_of(channel, &[address])?;
+        Ok(reasons.into_iter().next().flatten())
     }
 
     fn suppress(&mut self, entry: &Suppression) -> Result<bool> {
+        self.seen.suppressions.clear();
         super::api::suppress_in(self.tx, entry)
     }
 
     fn unsuppress(&mut self, channel: &str, address: &str) -> Result<bool> {
+        self.seen.suppressions.clear();
         super::api::unsuppress_in(self.tx, channel, address)
     }
 }
@@ -1524,7 +1694,7 @@ impl ReportingTx for PgTx<'_, '_> {
         )?;
         let mut journeys = std::collections::BTreeSet::new();
         for ((journey, node), s) in &deltas.nodes {
-            self.execute(
+            self.execute_aside(
                 &stmt,
                 &[
                     journey,
@@ -1544,7 +1714,7 @@ impl ReportingTx for PgTx<'_, '_> {
             "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, $2), last_activity_at = $2 WHERE id = $1",
         )?;
         for j in journeys {
-            self.execute(&activity, &[j, &ms(at)])?;
+            self.execute_aside(&activity, &[j, &ms(at)])?;
         }
         Ok(())
     }
@@ -1552,9 +1722,8 @@ impl ReportingTx for PgTx<'_, '_> {
 
 impl PrivacyTx for PgTx<'_, '_> {
     fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<Erasure> {
-        self.contacts.clear();
-        self.events.clear();
-        super::privacy::erase(self.tx, contact_id, now)
+        self.seen.contacts_changed();
+        super::privacy::erase(self.raw()?, contact_id, now)
     }
 
     fn record_audit(&mut self, entry: &NewAudit) -> Result<i64> {
