@@ -349,18 +349,25 @@ impl Dispatcher {
     /// many attempts were made. (The dispatch loop uses [`Dispatcher::start_due`] instead, which
     /// does not wait.)
     pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
+        // The dispatch loop's selections wait until this returns, and its deliveries in flight
+        // end first: then every slot is free for this call's selections, so one that starts
+        // nothing means that nothing is due. (Sharing the slots with the dispatch loop, a
+        // selection could find them all taken and end this with messages still queued.)
+        let mut limits = self.selection.lock().await;
+        self.in_flight.wait_empty().await;
         let mut attempts = 0;
         loop {
             // Between two selections every delivery ends, so a busy host's messages just wait
             // for the next one (put back, they would wait for the clock, which a simulated
             // clock may never move).
-            let started = self.select(HostBusy::Skip).await?;
+            let started = self.select(&mut limits, HostBusy::Skip).await?;
             self.in_flight.wait_empty().await;
             attempts += started;
             if started == 0 {
                 break;
             }
         }
+        drop(limits);
         self.queue_levels().await?;
         Ok(attempts)
     }
@@ -370,11 +377,12 @@ impl Dispatcher {
     /// started. A message over a send rate is put back, due when its place comes free,
     /// without counting an attempt.
     pub async fn start_due(&self) -> Result<usize, StoreError> {
-        self.select(HostBusy::PutBack).await
+        let mut limits = self.selection.lock().await;
+        self.select(&mut limits, HostBusy::PutBack).await
     }
 
-    async fn select(&self, host_busy: HostBusy) -> Result<usize, StoreError> {
-        let mut limits = self.selection.lock().await;
+    /// One selection, holding the selection lock (`limits`).
+    async fn select(&self, limits: &mut Limits, host_busy: HostBusy) -> Result<usize, StoreError> {
         limits.new_selection();
         let now = self.clock.now();
         let mut started = 0;
@@ -764,11 +772,13 @@ async fn record_outcomes(
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_secs(5));
         }
+        // The slots first: once the in-flight set is empty (what `dispatch_due` waits for),
+        // every slot is free again.
+        drop(slots);
         {
             let _reading = in_flight.reading.lock().await;
             in_flight.remove(&finished);
         }
-        drop(slots);
         wakeup.notify_one();
     }
 }

@@ -342,6 +342,49 @@ fn a_test_send_goes_before_a_journeys_backlog() {
 }
 
 #[test]
+fn settling_delivers_every_due_message_when_more_are_due_than_a_lane_has_slots() {
+    // The built-in outbox's lane has 1,000 slots; 1,500 welcome emails fall due at once. A
+    // settle (what `advance` does at every stop) returns only when none of them is queued:
+    // it once returned while the recorder still held the slots of the last 1,000 outcomes it
+    // had just written, leaving the rest queued.
+    let s = Server::start(ServerOptions::default());
+    s.apply_journey(json!({
+        "id": "welcome", "name": "welcome",
+        "nodes": [
+            {"id": "start", "type": "trigger", "event": "Signed Up"},
+            {"id": "mail", "type": "send_email", "template": "hello"},
+        ],
+        "edges": [{"from": "start", "to": "mail"}],
+        "templates": [{"id": "hello", "channel": "email", "subject": "Hello", "text": "Hello"}],
+    }));
+    track_many(
+        &s,
+        "w",
+        1_500,
+        "Signed Up",
+        |i| json!({"email": format!("w{i}@example.com")}),
+    );
+    s.settle();
+    let mail = |counter: &str| {
+        let stats = s.stats("welcome");
+        let node = stats["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == "mail");
+        node.expect("the mail node")[counter].as_i64().unwrap()
+    };
+    assert_eq!(mail("entered"), 1_500);
+    let queued = s.messages_where(&[("channel", "email"), ("status", "queued")]);
+    assert!(
+        queued.is_empty(),
+        "{} still queued after a settle",
+        queued.len()
+    );
+    assert_eq!(mail("sent"), 1_500);
+}
+
+#[test]
 fn a_shutdown_waits_for_the_deliveries_in_flight_so_none_is_sent_again_after_a_restart() {
     let r = Receiver::start(Duration::from_secs(2));
     let mut s = webhook_server(&[&r], &[]);
