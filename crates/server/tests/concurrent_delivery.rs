@@ -342,46 +342,29 @@ fn a_test_send_goes_before_a_journeys_backlog() {
 }
 
 #[test]
-fn settling_delivers_every_due_message_when_more_are_due_than_a_lane_has_slots() {
-    // The built-in outbox's lane has 1,000 slots; 1,500 welcome emails fall due at once. A
-    // settle (what `advance` does at every stop) returns only when none of them is queued:
-    // it once returned while the recorder still held the slots of the last 1,000 outcomes it
-    // had just written, leaving the rest queued.
-    let s = Server::start(ServerOptions::default());
-    s.apply_journey(json!({
-        "id": "welcome", "name": "welcome",
-        "nodes": [
-            {"id": "start", "type": "trigger", "event": "Signed Up"},
-            {"id": "mail", "type": "send_email", "template": "hello"},
+fn a_settle_waits_for_the_dispatch_loops_deliveries_then_delivers_the_rest() {
+    // The dispatch loop takes both webhook slots for a receiver answering in 400 ms; a settle
+    // (what `advance` does at every stop) called meanwhile returns only once all 10 are recorded
+    // sent. It once found every slot taken, started nothing and returned with 8 still queued.
+    let receiver = Receiver::start(Duration::from_millis(400));
+    let s = Server::start(ServerOptions {
+        args: vec![
+            "--webhook-concurrency".into(),
+            "2".into(),
+            "--webhook-host-concurrency".into(),
+            "2".into(),
+            "--webhook-allow-host".into(),
+            format!("127.0.0.1:{}", receiver.port),
         ],
-        "edges": [{"from": "start", "to": "mail"}],
-        "templates": [{"id": "hello", "channel": "email", "subject": "Hello", "text": "Hello"}],
-    }));
-    track_many(
-        &s,
-        "w",
-        1_500,
-        "Signed Up",
-        |i| json!({"email": format!("w{i}@example.com")}),
-    );
+        ..Default::default()
+    });
+    s.apply_journey(webhook_journey("hooks", "Go", &receiver.url("/hook")));
+    track_many(&s, "u", 10, "Go", |_| json!({}));
+    receiver.wait_for(1, Duration::from_secs(30));
     s.settle();
-    let mail = |counter: &str| {
-        let stats = s.stats("welcome");
-        let node = stats["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["node"] == "mail");
-        node.expect("the mail node")[counter].as_i64().unwrap()
-    };
-    assert_eq!(mail("entered"), 1_500);
-    let queued = s.messages_where(&[("channel", "email"), ("status", "queued")]);
-    assert!(
-        queued.is_empty(),
-        "{} still queued after a settle",
-        queued.len()
-    );
-    assert_eq!(mail("sent"), 1_500);
+    let sent = s.messages_where(&[("channel", "webhook"), ("status", "sent")]);
+    assert_eq!(sent.len(), 10, "recorded sent when the settle returned");
+    assert_each_once(&receiver.arrivals(), 10);
 }
 
 #[test]
