@@ -639,8 +639,16 @@ fn alias_merges_two_known_contacts() {
     .ok();
     s.settle();
     assert_eq!(all_contacts(&s).len(), 1, "{:#?}", all_contacts(&s));
-    assert!(s.find_contact_by_user("old-user").is_none());
     let c = s.contact_by_user("new-user");
+    // The merged-away user id still finds the contact it now names, by lookup and by search.
+    let by_old_id = s
+        .find_contact_by_user("old-user")
+        .expect("found by its old id");
+    assert_eq!(by_old_id["id"], c["id"]);
+    let searched = s.admin_get("/v1/contacts?q=OLD-us").ok();
+    assert_eq!(searched["contacts"][0]["id"], c["id"], "{searched}");
+    let none = s.admin_get("/v1/contacts?q=older").ok();
+    assert_eq!(none["contacts"], json!([]), "{none}");
     assert_eq!(c["email"], "new@example.com", "the target's traits win");
     assert_eq!(c["traits"]["first_name"], "Olli");
     let mut names = event_names(&s, c["id"].as_i64().unwrap());

@@ -3168,8 +3168,15 @@ export interface operations {
                 /** @description How many to list, 1 to 1000 (default 100). */
                 limit?: number;
                 phone?: string;
-                /** @description A prefix of the user id, email or phone. */
+                /**
+                 * @description A prefix of the user id, email, phone or any other id the contact has had (an anonymous
+                 *     id, a user id merged into it by an alias), ignoring ASCII case.
+                 */
                 q?: string;
+                /**
+                 * @description Any id the contact has had: its user id, an anonymous id, or a user id merged into it
+                 *     by an alias.
+                 */
                 user_id?: string;
             };
             header?: never;
@@ -4068,6 +4075,7 @@ export interface operations {
                 limit?: number;
                 /** @description `queued`, `sent`, `failed`, `suppressed` or `bounced`. */
                 status?: string;
+                /** @description Any id the contact has had (as `GET /v1/contacts` takes it). */
                 user_id?: string;
             };
             header?: never;

@@ -67,12 +67,15 @@ pub struct ContactsPage {
 /// `GET /v1/contacts`: every given criterion must hold.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ContactSearch {
+    /// Any id the contact has had: its user id, an anonymous id, or a user id merged into it
+    /// by an alias.
     pub user_id: Option<String>,
     /// Compared ignoring case.
     pub email: Option<String>,
     pub phone: Option<String>,
     pub anonymous_id: Option<String>,
-    /// A prefix of the user id, email or phone.
+    /// A prefix of the user id, email, phone or any other id the contact has had (an anonymous
+    /// id, a user id merged into it by an alias), ignoring ASCII case.
     pub q: Option<String>,
     /// How many to list, 1 to 1000 (default 100).
     #[schemars(range(min = 1, max = 1000))]
@@ -712,6 +715,7 @@ pub async fn test_send_template(
 /// `GET /v1/messages`: every given criterion must hold.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct MessageSearch {
+    /// Any id the contact has had (as `GET /v1/contacts` takes it).
     pub user_id: Option<String>,
     pub contact_id: Option<i64>,
     pub journey_id: Option<String>,

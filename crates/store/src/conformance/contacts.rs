@@ -162,8 +162,27 @@ fn an_alias_merges_the_previous_identity_into_the_user(store: &dyn Store) {
         in_tx(store, |tx| tx.events_between(new, "Viewed", 0, i64::MAX)).len(),
         1
     );
-    // The merged-away user id still names the surviving contact.
+    // The merged-away user id still names the surviving contact, and finds it.
     assert_eq!(resolve(store, Some("old-login"), None), new);
+    let found = |q: ContactQuery| -> Vec<i64> {
+        let q = ContactQuery { limit: 10, ..q };
+        store
+            .find_contacts(&q)
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    let by_user = ContactQuery {
+        user_id: Some("old-login".into()),
+        ..Default::default()
+    };
+    assert_eq!(found(by_user), [new]);
+    let by_search = ContactQuery {
+        search: Some("OLD-".into()),
+        ..Default::default()
+    };
+    assert_eq!(found(by_search), [new]);
 }
 
 /// Every row of a contact that is neither its history nor its contact row: subscriptions,
@@ -493,6 +512,16 @@ fn find_contacts_filters_searches_by_prefix_and_pages(store: &dyn Store) {
         "ignoring ASCII case"
     );
     assert_eq!(find(q(|q| q.search = Some("+4930".into()))), [bob]);
+    assert_eq!(
+        find(q(|q| q.search = Some("web-".into()))),
+        [ann],
+        "an anonymous id"
+    );
+    assert_eq!(
+        find(q(|q| q.user_id = Some("web-ann".into()))),
+        [ann],
+        "any id the contact has"
+    );
     assert_eq!(
         find(q(|q| q.search = Some("a_".into()))),
         [odd],

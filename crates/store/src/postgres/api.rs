@@ -387,7 +387,12 @@ impl Contacts for PgStore {
                 clauses.push(clause.replace('?', &format!("${}", args.len())));
             };
             if let Some(u) = &q.user_id {
-                push("c.user_id = ?", u.clone());
+                // Any id the contact has had: its user id, or one kept with its anonymous ids (an
+                // anonymous id, or a user id merged into it by an alias).
+                push(
+                    "(c.user_id = ? OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?))",
+                    u.clone(),
+                );
             }
             if let Some(e) = &q.email {
                 push("c.email = ?", e.clone());
@@ -409,7 +414,8 @@ impl Contacts for PgStore {
                 // ILIKE: SQLite's LIKE ignores ASCII case (and only ASCII case, as ILIKE under
                 // the "C" collation).
                 push(
-                    "(c.user_id ILIKE ? ESCAPE '\\' OR c.email ILIKE ? ESCAPE '\\' OR c.phone ILIKE ? ESCAPE '\\')",
+                    "(c.user_id ILIKE ? ESCAPE '\\' OR c.email ILIKE ? ESCAPE '\\' OR c.phone ILIKE ? ESCAPE '\\'
+                  OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id ILIKE ? ESCAPE '\\'))",
                     format!("{escaped}%"),
                 );
             }
@@ -1024,7 +1030,11 @@ impl Outbox for PgStore {
                 clauses.push(clause.replace('?', &format!("${}", args.len())));
             };
             if let Some(u) = &q.user_id {
-                push("c.user_id = ?", Box::new(u.clone()));
+                // Any id the contact has had, as `find_contacts` takes it.
+                push(
+                    "(c.user_id = ? OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?))",
+                    Box::new(u.clone()),
+                );
             }
             if let Some(c) = q.contact_id {
                 push("m.contact_id = ?", Box::new(c));
@@ -1640,7 +1650,8 @@ mod tests {
             q
         };
         let found = both.each(|s| s.find_contacts(&query(&|q| q.search = Some("AN".into()))));
-        assert_eq!(found.as_array().unwrap().len(), 2, "{found}");
+        // ann and anna by user id and email, bobby by his anonymous id `anon-1`.
+        assert_eq!(found.as_array().unwrap().len(), 3, "{found}");
         for q in [
             query(&|q| q.search = Some("bob_".into())),
             query(&|q| q.search = Some("%".into())),

@@ -324,7 +324,12 @@ impl Contacts for SqliteStore {
             clauses.push(clause.replace('?', &format!("?{}", args.len())));
         };
         if let Some(u) = &q.user_id {
-            push("c.user_id = ?", u.clone());
+            // Any id the contact has had: its user id, or one kept with its anonymous ids (an
+            // anonymous id, or a user id merged into it by an alias).
+            push(
+                "(c.user_id = ? OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?))",
+                u.clone(),
+            );
         }
         if let Some(e) = &q.email {
             push("c.email = ?", e.clone());
@@ -344,7 +349,8 @@ impl Contacts for SqliteStore {
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             push(
-                "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\')",
+                "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\'
+                  OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id LIKE ? ESCAPE '\\'))",
                 format!("{escaped}%"),
             );
         }
@@ -886,7 +892,11 @@ impl Outbox for SqliteStore {
             clauses.push(clause.replace('?', &format!("?{}", args.len())));
         };
         if let Some(u) = &q.user_id {
-            push("c.user_id = ?", u.clone().into());
+            // Any id the contact has had, as `find_contacts` takes it.
+            push(
+                "(c.user_id = ? OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?))",
+                u.clone().into(),
+            );
         }
         if let Some(c) = q.contact_id {
             push("m.contact_id = ?", c.into());
