@@ -1,16 +1,17 @@
-//! The contact importer (`waymark import contacts`): any bytes as a CSV file, read with the
-//! importer's reader and checked row by row, never panic; an accepted row has a `user_id` or
-//! an `email`, and its email, phone and time zone are already normalised (checking them again
-//! changes nothing), so the server receives exactly what the importer checked.
+//! The contact importer (`waymark import contacts`): any bytes as a CSV file, its delimiter
+//! found as the importer finds it, read with the importer's reader and checked row by row,
+//! never panic; an accepted row has a `user_id` or an `email`, and its email, phone and time
+//! zone are already normalised (checking them again changes nothing), so the server receives
+//! exactly what the importer checked.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use waymark::cli::{contact_from_row, contacts_reader};
+use waymark::import::{contact_from_row, contacts_reader, detect_delimiter};
 use waymark_core::{Email, Phone, TimeZoneName};
 
 fuzz_target!(|data: &[u8]| {
-    let mut reader = contacts_reader(data);
+    let mut reader = contacts_reader(data, detect_delimiter(data));
     let Ok(headers) = reader.headers().cloned() else {
         return;
     };

@@ -3,6 +3,7 @@
 //! export` and `contacts erase`.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -10,7 +11,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 use waymark_core::journey::{Channel, parse_document_value};
 use waymark_core::validate::parse_and_validate;
-use waymark_core::{Email, Phone, TimeZoneName};
+
+use crate::import::{
+    Encoding, OnDuplicate, SeenContacts, contact_from_row, contacts_reader, detect_delimiter,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum JourneysCommand {
@@ -51,9 +55,22 @@ pub struct ApplyArgs {
 pub enum ImportCommand {
     /// Import contacts from a CSV file with a header row. Columns `user_id`, `email`, `phone`
     /// and `timezone` are recognised; every other column becomes a trait. A row needs a
-    /// user_id or an email. Exits 1 if any row was rejected.
+    /// user_id or an email. A row naming a contact an earlier row named (the same user_id,
+    /// or the same email) is rejected with both lines unless --on-duplicate merge. Exits 1 if
+    /// any row was rejected.
     Contacts {
         file: PathBuf,
+        /// The column separator: one character, or `tab` [default: found from the header row
+        /// among `,` `;` tab `|`].
+        #[arg(long, value_parser = crate::import::parse_delimiter)]
+        delimiter: Option<u8>,
+        /// The file's encoding (a UTF-8 byte order mark is skipped).
+        #[arg(long, value_enum, default_value = "utf-8")]
+        encoding: Encoding,
+        /// What to do with a row naming a contact an earlier row named: `reject` reports it
+        /// with the earlier line; `merge` applies it after the earlier row (its cells win).
+        #[arg(long, value_enum, default_value = "reject")]
+        on_duplicate: OnDuplicate,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -442,58 +459,28 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<bool> {
     Ok(all_ok)
 }
 
-/// The reader `waymark import contacts` reads a CSV file with: a header row, then rows of the
-/// same length. Public (with [`contact_from_row`]) for the fuzz target `csv_import`.
-pub fn contacts_reader<R: std::io::Read>(input: R) -> csv::Reader<R> {
-    csv::ReaderBuilder::new().flexible(false).from_reader(input)
-}
-
-/// A CSV row checked at the edge: `Err` carries the column and the reason.
-pub fn contact_from_row(
-    headers: &csv::StringRecord,
-    row: &csv::StringRecord,
-) -> Result<Value, (String, String)> {
-    let mut contact = Map::new();
-    let mut traits = Map::new();
-    for (header, cell) in headers.iter().zip(row.iter()) {
-        let cell = cell.trim();
-        if cell.is_empty() {
-            continue;
-        }
-        let column = header.trim();
-        match column {
-            "user_id" => {
-                contact.insert("user_id".into(), json!(cell));
-            }
-            "email" => {
-                let e = Email::parse(cell).map_err(|e| ("email".to_string(), e.0))?;
-                contact.insert("email".into(), json!(e.as_str()));
-            }
-            "phone" => {
-                let p = Phone::parse(cell).map_err(|e| ("phone".to_string(), e.0))?;
-                contact.insert("phone".into(), json!(p.as_str()));
-            }
-            "timezone" => {
-                let t = TimeZoneName::parse(cell).map_err(|e| ("timezone".to_string(), e.0))?;
-                contact.insert("timezone".into(), json!(t.as_str()));
-            }
-            other => {
-                traits.insert(other.to_string(), json!(cell));
-            }
-        }
-    }
-    if !contact.contains_key("user_id") && !contact.contains_key("email") {
-        return Err(("user_id".into(), "a row needs a user_id or an email".into()));
-    }
-    contact.insert("traits".into(), Value::Object(traits));
-    Ok(Value::Object(contact))
-}
-
 pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
-    let ImportCommand::Contacts { file, server } = cmd;
-    let mut reader = contacts_reader(
-        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?,
-    );
+    let ImportCommand::Contacts {
+        file,
+        delimiter,
+        encoding,
+        on_duplicate,
+        server,
+    } = cmd;
+    let open =
+        || std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()));
+    let delimiter = match delimiter {
+        Some(d) => d,
+        None => {
+            let mut start = Vec::new();
+            let head = crate::import::text(open()?, encoding);
+            std::io::Read::take(head, 64 * 1024)
+                .read_to_end(&mut start)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            detect_delimiter(&start)
+        }
+    };
+    let mut reader = contacts_reader(crate::import::text(open()?, encoding), delimiter);
     let headers = reader
         .headers()
         .context("cannot read the header row")?
@@ -501,27 +488,28 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
     let known: Vec<&str> = headers.iter().map(str::trim).collect();
     if !known.contains(&"user_id") && !known.contains(&"email") {
         bail!(
-            "{}: the header row needs a `user_id` or an `email` column (found: {})",
+            "{}: the header row needs a `user_id` or an `email` column (found: {}; columns are \
+             separated by `{}`: say another with --delimiter)",
             file.display(),
-            known.join(", ")
+            known.join(", "),
+            (delimiter as char).escape_default()
         );
     }
     let total_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let progress = indicatif::ProgressBar::new(total_bytes);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
-            .expect("progress template"),
-    );
+    let progress = Progress::new(total_bytes);
     let base = server.server.trim_end_matches('/').to_string();
     let http = client();
+    let mut seen = SeenContacts::new(|line| format!("line {line}"));
     let mut rejected: Vec<String> = Vec::new();
-    let mut imported = 0usize;
-    let mut chunk: Vec<(u64, Value)> = Vec::new();
+    let (mut rows, mut imported_rows, mut contacts) = (0usize, 0usize, 0usize);
+    // Accepted rows waiting to be sent: their line, the row, and whether it names a new contact.
+    let mut chunk: Vec<(u64, Value, bool)> = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         let more = match reader.read_record(&mut record) {
             Ok(more) => more,
             Err(e) => {
+                rows += 1;
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 rejected.push(format!("line {line}: {e}"));
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
@@ -531,50 +519,113 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
             }
         };
         if more {
+            rows += 1;
             let line = record.position().map(|p| p.line()).unwrap_or(0);
             match contact_from_row(&headers, &record) {
-                Ok(contact) => chunk.push((line, contact)),
+                Ok(contact) => match seen.note(line, &contact, on_duplicate) {
+                    Ok(new) => chunk.push((line, contact, new)),
+                    Err(repeated) => rejected.push(format!(
+                        "line {line}: {}: {}",
+                        repeated.column, repeated.message
+                    )),
+                },
                 Err((column, reason)) => rejected.push(format!("line {line}: {column}: {reason}")),
             }
-            progress.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
+            progress.read_up_to(record.position().map(|p| p.byte()).unwrap_or(0));
         }
         if chunk.len() >= 1000 || (!more && !chunk.is_empty()) {
-            let contacts: Vec<Value> = chunk.iter().map(|(_, c)| c.clone()).collect();
+            let rows_sent: Vec<&Value> = chunk.iter().map(|(_, c, _)| c).collect();
+            // Repeats within the batch were let through above only when merging was asked.
             let (status, body) = send(
                 http.post(format!("{base}/v1/contacts/import"))
                     .bearer_auth(&server.admin_token)
-                    .json(&json!({ "contacts": contacts })),
+                    .json(&json!({ "contacts": rows_sent, "on_duplicate": "merge" })),
             )
             .await?;
             if !status.is_success() {
                 progress.abandon();
                 bail!("the server refused the import: {}", describe_error(&body));
             }
-            imported += body["imported"].as_u64().unwrap_or(0) as usize;
+            let mut refused = std::collections::HashSet::new();
             for e in body["errors"].as_array().into_iter().flatten() {
-                let line = e["index"]
-                    .as_u64()
-                    .and_then(|i| chunk.get(i as usize))
-                    .map(|(l, _)| *l)
-                    .unwrap_or(0);
+                let index = e["index"].as_u64().unwrap_or(u64::MAX) as usize;
+                refused.insert(index);
+                let line = chunk.get(index).map(|(l, ..)| *l).unwrap_or(0);
                 rejected.push(format!("line {line}: {}", format_validation_error(e)));
             }
-            progress.set_message(format!("{imported} imported, {} rejected", rejected.len()));
+            for (i, (_, _, new)) in chunk.iter().enumerate() {
+                if !refused.contains(&i) {
+                    imported_rows += 1;
+                    contacts += usize::from(*new);
+                }
+            }
+            progress.counts(rows, contacts, rejected.len());
             chunk.clear();
         }
         if !more {
             break;
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
     println!(
-        "imported {imported} contacts, rejected {} rows",
+        "imported {contacts} contacts from {imported_rows} rows, rejected {} rows",
         rejected.len()
     );
     for r in &rejected {
         println!("  - {r}");
     }
     Ok(rejected.is_empty())
+}
+
+/// An import's progress on standard error: a bar on a terminal; otherwise a line every few
+/// seconds, so that a long import in a script or a log is not silent.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    terminal: bool,
+    last_line: std::cell::Cell<std::time::Instant>,
+}
+
+impl Progress {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new(total_bytes: u64) -> Self {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+                .expect("progress template"),
+        );
+        Progress {
+            bar,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            last_line: std::cell::Cell::new(std::time::Instant::now()),
+        }
+    }
+
+    fn read_up_to(&self, byte: u64) {
+        self.bar.set_position(byte);
+    }
+
+    fn counts(&self, rows: usize, contacts: usize, rejected: usize) {
+        let text =
+            format!("{rows} rows read: {contacts} contacts imported, {rejected} rows rejected");
+        if self.terminal {
+            self.bar.set_message(text);
+        } else if self.last_line.get().elapsed() >= Self::EVERY {
+            self.last_line.set(std::time::Instant::now());
+            let percent = (self.bar.position() * 100)
+                .checked_div(self.bar.length().unwrap_or(0))
+                .unwrap_or(100);
+            eprintln!("{percent}% of the file, {text}");
+        }
+    }
+
+    fn abandon(&self) {
+        self.bar.abandon();
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 pub async fn messages(cmd: MessagesCommand) -> anyhow::Result<bool> {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config_file;
 pub mod connections;
+pub mod import;
 pub mod migrate;
 pub mod secrets;
 pub mod serve;

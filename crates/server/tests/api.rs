@@ -802,6 +802,77 @@ fn contact_import_stores_valid_rows_and_reports_the_others() {
     assert_eq!(all_contacts(&s).len(), 2);
 }
 
+#[test]
+fn contact_import_reports_a_repeated_contact_and_merges_only_when_asked() {
+    let s = Server::simulated();
+    let rows = json!([
+        { "user_id": "rep-1", "email": "first@example.com" },
+        { "user_id": "rep-1", "email": "other@example.com" },
+        { "user_id": "rep-2", "email": "FIRST@example.com" },
+        { "email": "solo@example.com", "traits": { "plan": "free" } },
+        { "email": "solo@example.com", "traits": { "plan": "pro" } }
+    ]);
+    let r = s
+        .admin_post("/v1/contacts/import", json!({ "contacts": rows }))
+        .ok();
+    assert_eq!(
+        (r["imported"].as_i64(), r["contacts"].as_i64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    let errors: Vec<_> = (r["errors"].as_array().unwrap().iter())
+        .map(|e| (e["field"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                "contacts[1].user_id",
+                "user_id `rep-1` is also on contacts[0]"
+            ),
+            (
+                "contacts[2].email",
+                "email `first@example.com` is also on contacts[0], for another contact (to import both, merge duplicates)"
+            ),
+            (
+                "contacts[4].email",
+                "email `solo@example.com` (the contact's id, as it has no user_id) is also on contacts[3]"
+            ),
+        ],
+        "{r}"
+    );
+    s.settle();
+    assert_eq!(s.contact_by_user("rep-1")["email"], "first@example.com");
+    assert!(s.find_contact_by_user("rep-2").is_none());
+
+    // Merged when asked: later rows win, one contact each.
+    let merged = s
+        .admin_post(
+            "/v1/contacts/import",
+            json!({ "contacts": rows, "on_duplicate": "merge" }),
+        )
+        .ok();
+    assert_eq!(
+        (merged["imported"].as_i64(), merged["contacts"].as_i64()),
+        (Some(5), Some(3)),
+        "{merged}"
+    );
+    s.settle();
+    assert_eq!(s.contact_by_user("rep-1")["email"], "other@example.com");
+    assert_eq!(s.contact_by_user("rep-2")["email"], "first@example.com");
+    assert_eq!(
+        s.contact_by_user("solo@example.com")["traits"]["plan"],
+        "pro"
+    );
+    let bad = s
+        .admin_post(
+            "/v1/contacts/import",
+            json!({ "contacts": [], "on_duplicate": "keep" }),
+        )
+        .expect(400);
+    assert_eq!(bad["field"], "on_duplicate", "{bad}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // templates
 

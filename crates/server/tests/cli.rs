@@ -628,7 +628,7 @@ fn import_contacts_reports_every_rejected_row_and_imports_the_good_ones() {
     assert!(
         run.stdout
             .lines()
-            .any(|l| l == "imported 3 contacts, rejected 5 rows"),
+            .any(|l| l == "imported 3 contacts from 3 rows, rejected 5 rows"),
         "{}",
         run.describe()
     );
@@ -697,7 +697,7 @@ fn import_contacts_all_good_exits_zero() {
     assert!(
         run.stdout
             .lines()
-            .any(|l| l == "imported 2 contacts, rejected 0 rows"),
+            .any(|l| l == "imported 2 contacts from 2 rows, rejected 0 rows"),
         "{}",
         run.describe()
     );
@@ -713,6 +713,136 @@ fn import_contacts_all_good_exits_zero() {
 }
 
 #[test]
+fn import_contacts_reports_a_repeated_contact_by_line_and_merges_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "repeats.csv",
+        "user_id,email,first_name\n\
+         dup-1,first@example.com,First\n\
+         dup-2,second@example.com,Second\n\
+         dup-1,other@example.com,Other\n\
+         dup-3,SECOND@example.com,Third\n\
+         ,solo@example.com,Solo\n\
+         ,solo@example.com,Solo again\n",
+    );
+    let s = Server::simulated();
+    let run = waymark(
+        &["import", "contacts", &csv, "--server", &s.base],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "imported 3 contacts from 3 rows, rejected 3 rows",
+            "  - line 4: user_id: user_id `dup-1` is also on line 2",
+            "  - line 5: email: email `second@example.com` is also on line 3, for another contact (to import both, merge duplicates)",
+            "  - line 7: email: email `solo@example.com` (the contact's id, as it has no user_id) is also on line 6",
+        ],
+        "{}",
+        run.describe()
+    );
+    s.settle();
+    let first = s.contact_by_user("dup-1");
+    assert_eq!(
+        first["email"], "first@example.com",
+        "the first person's email was replaced"
+    );
+    assert_eq!(first["traits"]["first_name"], "First");
+    assert!(s.find_contact_by_user("dup-3").is_none());
+
+    let s = Server::simulated();
+    let run = waymark(
+        &[
+            "import",
+            "contacts",
+            &csv,
+            "--on-duplicate",
+            "merge",
+            "--server",
+            &s.base,
+        ],
+        &admin_env(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(
+        run.stdout.lines().next(),
+        Some("imported 4 contacts from 6 rows, rejected 0 rows"),
+        "{}",
+        run.describe()
+    );
+    s.settle();
+    let merged = s.contact_by_user("dup-1");
+    assert_eq!(merged["email"], "other@example.com", "{merged}");
+    assert_eq!(merged["traits"]["first_name"], "Other", "{merged}");
+    assert_eq!(s.contact_by_user("dup-3")["email"], "second@example.com");
+    assert_eq!(
+        s.contact_by_user("solo@example.com")["traits"]["first_name"],
+        "Solo again"
+    );
+}
+
+#[test]
+fn import_contacts_reads_semicolons_tabs_a_byte_order_mark_and_latin1() {
+    let s = Server::simulated();
+    let dir = tempfile::tempdir().unwrap();
+    let import = |args: &[&str]| {
+        let mut all = vec!["import", "contacts"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--server", &s.base]);
+        waymark(&all, &admin_env())
+    };
+    // What Excel writes in much of Europe: `;`, and a byte order mark before the header.
+    let semicolons = write(
+        dir.path(),
+        "excel.csv",
+        "\u{feff}user_id;email;first_name\nsemi-1;s1@example.com;Zoé\n",
+    );
+    let run = import(&[&semicolons]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let tabs = write(
+        dir.path(),
+        "tabs.tsv",
+        "user_id\tcity\ntab-1\tLyon, France\n",
+    );
+    let run = import(&[&tabs, "--delimiter", "tab"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    // Latin-1 bytes: refused by line as UTF-8, read when the encoding is given.
+    let latin1 = dir.path().join("latin1.csv");
+    std::fs::write(&latin1, b"user_id,first_name\nlat-1,Jos\xe9\n").unwrap();
+    let latin1 = latin1.to_str().unwrap();
+    let run = import(&[latin1]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.items()
+            .iter()
+            .any(|l| l.starts_with("  - line 2:") && l.contains("UTF-8")),
+        "{}",
+        run.describe()
+    );
+    let run = import(&[latin1, "--encoding", "latin1"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    // A delimiter that is not the file's: the header row says so.
+    let run = import(&[&semicolons, "--delimiter", ","]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr.contains("say another with --delimiter"),
+        "{}",
+        run.describe()
+    );
+    let run = import(&[&semicolons, "--delimiter", ";;"]);
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+    s.settle();
+    let semi = s.contact_by_user("semi-1");
+    assert_eq!(semi["email"], "s1@example.com", "{semi}");
+    assert_eq!(semi["traits"]["first_name"], "Zoé", "{semi}");
+    assert_eq!(s.contact_by_user("tab-1")["traits"]["city"], "Lyon, France");
+    assert_eq!(s.contact_by_user("lat-1")["traits"]["first_name"], "José");
+}
+
+#[test]
 fn import_contacts_needs_a_user_id_or_email_column() {
     let s = Server::simulated();
     let dir = tempfile::tempdir().unwrap();
@@ -724,7 +854,7 @@ fn import_contacts_needs_a_user_id_or_email_column() {
     assert_eq!(run.code, Some(1), "{}", run.describe());
     assert!(
         run.stderr
-            .contains("the header row needs a `user_id` or an `email` column (found: name, phone)"),
+            .contains("the header row needs a `user_id` or an `email` column (found: name, phone; columns are separated by `,`"),
         "{}",
         run.describe()
     );

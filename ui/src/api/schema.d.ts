@@ -1330,6 +1330,13 @@ export interface components {
              *     thousands).
              */
             contacts: components["schemas"]["ImportRow"][];
+            /**
+             * @description What to do with a row naming a contact an earlier row of the request named (the same
+             *     `user_id`, or the same email): `reject` (the default) reports it with the row it repeats;
+             *     `merge` applies it after that row, its fields winning. An email repeated under another
+             *     `user_id` is reported unless merging.
+             */
+            on_duplicate?: components["schemas"]["OnDuplicate"];
         };
         /** @description Contacts, one page. */
         ContactsPage: {
@@ -1581,8 +1588,16 @@ export interface components {
             within?: string | null;
         };
         ImportResult: {
+            /**
+             * Format: uint
+             * @description Contacts those rows name (fewer than the rows when rows were merged).
+             */
+            contacts: number;
             errors: components["schemas"]["ItemError"][];
-            /** Format: uint */
+            /**
+             * Format: uint
+             * @description Rows imported.
+             */
             imported: number;
             /** Format: uint */
             rejected: number;
@@ -2163,6 +2178,11 @@ export interface components {
             /** Format: int64 */
             waiting: number;
         };
+        /**
+         * @description What an import does with a row naming a contact an earlier row of the same import named
+         *     (the same `user_id`, or, for a row without one, the same email).
+         */
+        OnDuplicate: "reject" | "merge";
         /** @description What happens to a contact's lists when its enrollment ends. */
         OnEnd: {
             /** @description Add the contact to this list. */

@@ -17,6 +17,7 @@ use waymark_store::{
 use super::error::{ApiError, ApiResult};
 use super::ingest::{check_traits, random_hex};
 use super::{AppState, Body, JsonBody, QueryParams, RequestBody};
+use crate::import::{OnDuplicate, SeenContacts};
 
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
@@ -158,6 +159,12 @@ pub struct ContactImport {
     /// thousands).
     #[schemars(with = "Vec<ImportRow>")]
     pub contacts: Vec<Value>,
+    /// What to do with a row naming a contact an earlier row of the request named (the same
+    /// `user_id`, or the same email): `reject` (the default) reports it with the row it repeats;
+    /// `merge` applies it after that row, its fields winning. An email repeated under another
+    /// `user_id` is reported unless merging.
+    #[serde(default)]
+    pub on_duplicate: OnDuplicate,
 }
 
 impl RequestBody for ContactImport {
@@ -187,7 +194,10 @@ pub struct ItemError {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ImportResult {
+    /// Rows imported.
     pub imported: usize,
+    /// Contacts those rows name (fewer than the rows when rows were merged).
+    pub contacts: usize,
     pub rejected: usize,
     pub errors: Vec<ItemError>,
 }
@@ -209,6 +219,8 @@ pub async fn import_contacts(
     let now = state.engine.clock().now();
     let mut events = Vec::new();
     let mut errors = Vec::new();
+    let mut seen = SeenContacts::new(|i| format!("contacts[{i}]"));
+    let mut contacts = 0;
     for (i, row) in rows.iter().enumerate() {
         let prefix = format!("contacts[{i}].");
         let parsed = (|| {
@@ -241,12 +253,17 @@ pub async fn import_contacts(
                 .get("email")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let identity = json!({ "user_id": user_id, "email": email });
             let user_id = user_id.map(str::to_string).or(email).ok_or_else(|| {
                 (
                     format!("{prefix}user_id"),
                     "a contact needs a user_id or an email".to_string(),
                 )
             })?;
+            let new = seen
+                .note(i as u64, &identity, body.on_duplicate)
+                .map_err(|r| (format!("{prefix}{}", r.column), r.message))?;
+            contacts += usize::from(new);
             Ok(NewEvent {
                 message_id: format!("import-{}", random_hex(16)),
                 kind: EventKind::Identify,
@@ -272,6 +289,7 @@ pub async fn import_contacts(
     state.engine.intake().append(events).await?;
     Ok(Json(ImportResult {
         imported,
+        contacts,
         rejected: errors.len(),
         errors,
     }))
