@@ -256,6 +256,23 @@ pub fn entry_key(journey: &Journey, event: &EventRecord) -> Result<Option<String
     }
 }
 
+/// Whether `event` started `enrollment` or joined it: it matches one of the journey's triggers
+/// (name and filter), carries the enrollment's key, and came at or after the event that started
+/// it. While an enrollment runs, such an event starts no other one with its key (at most one
+/// active enrollment per contact and key); it joins that one instead, so that, say, a cart
+/// reminder can list every item added to the cart, not only the first.
+pub fn joins(journey: &Journey, enrollment: &Enrollment, event: &EventRecord) -> bool {
+    enrollment.entered_seq > 0
+        && event.seq >= enrollment.entered_seq
+        && journey
+            .triggers(&event.name)
+            .any(|(_, filter)| filter_matches(filter, &event.properties))
+        && match journey.key_property() {
+            Some(property) => event.key_value(property) == enrollment.key,
+            None => true,
+        }
+}
+
 /// The trigger event lacks the journey's key property, so it cannot start an enrollment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingKey;

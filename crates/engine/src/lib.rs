@@ -7,6 +7,7 @@ pub mod caps;
 pub mod clock;
 pub mod consent;
 pub mod dispatch;
+pub mod enrollment_events;
 pub mod inbound;
 pub mod intake;
 mod outage;

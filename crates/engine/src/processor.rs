@@ -319,7 +319,8 @@ impl Processor {
             )?;
             if let Some(outcome) = outcome {
                 changes.note(&outcome.effects);
-                self.apply(tx, &journey, outcome, now, stats, report)?;
+                let at = StepAt::new(now, stored.seq);
+                self.apply(tx, &journey, outcome, at, stats, report)?;
             }
         }
 
@@ -357,7 +358,8 @@ impl Processor {
                 self.step_with_facts(tx, &journey, &enrollment, Input::Enter, now, stored.seq)?
             {
                 changes.note(&outcome.effects);
-                self.apply(tx, &journey, outcome, now, stats, report)?;
+                let at = StepAt::new(now, stored.seq);
+                self.apply(tx, &journey, outcome, at, stats, report)?;
             }
         }
         Ok((contact_id, record, changes))
@@ -418,7 +420,8 @@ impl Processor {
                             .entry(enrollment.contact_id)
                             .or_default()
                             .note(&outcome.effects);
-                        self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?
+                        let at = StepAt::new(now, upto);
+                        self.apply(tx, &journey, outcome, at, &mut stats, &mut report)?
                     }
                     // A timer that no longer applies (e.g. a stale wake time) must not fire again.
                     None => tx.update_enrollment(
@@ -499,7 +502,8 @@ impl Processor {
                     if let Some(outcome) =
                         self.step_with_facts(tx, &journey, &e, Input::Resume, now, upto)?
                     {
-                        self.apply(tx, &journey, outcome, now, &mut stats, &mut report)?;
+                        let at = StepAt::new(now, upto);
+                        self.apply(tx, &journey, outcome, at, &mut stats, &mut report)?;
                         moved += 1;
                     }
                 }
@@ -660,10 +664,11 @@ impl Processor {
         tx: &mut dyn EngineTx,
         journey: &Journey,
         outcome: StepOutcome,
-        now: Timestamp,
+        at: StepAt,
         stats: &mut StatsDeltas,
         report: &mut BatchReport,
     ) -> Result<(), StoreError> {
+        let now = at.now;
         let e = &outcome.enrollment;
         let jid = journey.id();
         tx.update_enrollment(e, now)?;
@@ -757,14 +762,15 @@ impl Processor {
                     webhook,
                     idempotency_key,
                 } => {
-                    let at = JourneyNode {
+                    let from = JourneyNode {
                         journey,
                         enrollment: e,
                         node,
+                        upto_seq: at.upto_seq,
                     };
-                    let decision = self
-                        .gate
-                        .send_webhook(tx, at, webhook, idempotency_key, now)?;
+                    let decision =
+                        self.gate
+                            .send_webhook(tx, from, webhook, idempotency_key, now)?;
                     count_decision(stats, report, jid, node, OutboxChannel::Webhook, &decision);
                 }
                 Effect::Send {
@@ -782,6 +788,7 @@ impl Processor {
                             journey,
                             enrollment: e,
                             node,
+                            upto_seq: at.upto_seq,
                         }),
                         to: None,
                         data: None,
@@ -802,6 +809,19 @@ impl Processor {
 /// Counts what the send gate did with a node's message: held back and failed messages in the
 /// node's statistics and the metrics, newly queued ones in the batch's report (to wake the
 /// dispatcher).
+/// When a step is applied: the clock, and the last accepted event the step saw.
+#[derive(Debug, Clone, Copy)]
+struct StepAt {
+    now: Timestamp,
+    upto_seq: i64,
+}
+
+impl StepAt {
+    fn new(now: Timestamp, upto_seq: i64) -> Self {
+        StepAt { now, upto_seq }
+    }
+}
+
 fn count_decision(
     stats: &mut StatsDeltas,
     report: &mut BatchReport,

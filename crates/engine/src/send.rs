@@ -38,7 +38,7 @@ use waymark_store::{
 
 use crate::caps::FrequencyCap;
 use crate::tracking::{Tracking, track_html};
-use crate::{consent, recommendations, webhook};
+use crate::{consent, enrollment_events, recommendations, webhook};
 
 /// How many compiled template versions the gate keeps.
 const MAX_CACHED_TEMPLATES: usize = 1000;
@@ -61,6 +61,8 @@ pub struct JourneyNode<'a> {
     pub journey: &'a Journey,
     pub enrollment: &'a Enrollment,
     pub node: &'a str,
+    /// The last accepted event the step saw: `enrollment.events` lists the events up to it.
+    pub upto_seq: i64,
 }
 
 impl JourneyNode<'_> {
@@ -336,11 +338,16 @@ impl SendGate {
                 Purpose::Journey(JourneyNode {
                     journey,
                     enrollment,
+                    upto_seq,
                     ..
                 }),
                 Some(contact),
             ) => {
                 let mut data = journey_data(tx, journey, enrollment, contact)?;
+                if enrollment_events::uses(definition) {
+                    let events = enrollment_events::of(tx, journey, enrollment, upto_seq)?;
+                    data["enrollment"]["events"] = Value::Array(events);
+                }
                 if recommendations::uses_recommendations(definition) {
                     let list =
                         recommendations::for_contact(tx, contact.id, recommendations::LIST_LENGTH)?;
@@ -487,6 +494,15 @@ fn journey_data(
     data.insert(
         "journey".into(),
         json!({ "id": journey.id(), "name": journey.document.name }),
+    );
+    data.insert(
+        "enrollment".into(),
+        json!({
+            "id": enrollment.id,
+            "key": enrollment.key,
+            "entered_at": enrollment.entered_at.to_string(),
+            "events": [],
+        }),
     );
     Ok(data)
 }

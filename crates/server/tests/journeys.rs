@@ -422,6 +422,61 @@ fn abandoned_cart_emails_after_24_hours_then_texts_a_day_later() {
 }
 
 #[test]
+fn abandoned_cart_email_lists_every_product_added_to_that_cart_one_event_each() {
+    // Segment's e-commerce spec: one `Product Added` per product, flat, with a shared cart_id.
+    let s = cart_server();
+    shopper(&s, "flat");
+    let add = |cart: &str, name: &str, quantity: i64| {
+        s.track(
+            "flat",
+            "Product Added",
+            json!({ "cart_id": cart, "product_id": name.to_lowercase(), "name": name,
+                    "price": 9.5, "quantity": quantity }),
+        )
+        .ok();
+    };
+    add("cart-f", "Red Shoes", 2);
+    s.advance(HOUR);
+    add("cart-f", "Blue Hat", 1);
+    add("cart-g", "Green Scarf", 1);
+    s.advance(HOUR);
+    add("cart-f", "Yellow Socks", 3);
+    s.settle();
+    // One enrollment per cart: the later adds joined cart-f's.
+    let enrollments = s.contact_by_user("flat")["enrollments"].clone();
+    assert_eq!(enrollments.as_array().unwrap().len(), 2, "{enrollments}");
+    s.advance(DAY);
+    let m = assert_templates(&s, "flat", &["cart-reminder-email", "cart-reminder-email"]);
+    let by_cart = |cart: &str| {
+        m.iter()
+            .find(|m| {
+                m["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with(&format!("/cart/{cart}\n"))
+            })
+            .unwrap_or_else(|| panic!("no reminder for {cart}: {m:#?}"))
+            .clone()
+    };
+    let f = by_cart("cart-f");
+    assert_eq!(
+        f["text"],
+        "Your cart is waiting:\n- Red Shoes x 2\n- Blue Hat x 1\n- Yellow Socks x 3\nhttps://shop.example/cart/cart-f\n"
+    );
+    let html = f["html"].as_str().unwrap();
+    assert!(html.contains("<li>Red Shoes × 2</li>"), "{html}");
+    assert!(html.contains("<li>Yellow Socks × 3</li>"), "{html}");
+    assert!(
+        !html.contains("Green Scarf"),
+        "another cart's product: {html}"
+    );
+    assert_eq!(
+        by_cart("cart-g")["text"],
+        "Your cart is waiting:\n- Green Scarf x 1\nhttps://shop.example/cart/cart-g\n"
+    );
+}
+
+#[test]
 fn abandoned_cart_email_counts_items_without_quantity_as_one() {
     let s = cart_server();
     shopper(&s, "nq");

@@ -260,6 +260,34 @@ fn the_segment_client_triggers_a_journey() {
 }
 
 #[test]
+fn a_cart_sent_by_the_segment_client_as_the_ecommerce_spec_says_is_listed_in_the_reminder() {
+    require_segment_client();
+    let s = Server::simulated();
+    s.apply_example("abandoned-cart");
+    let script = repo_root().join("tests/py/segment_cart.py");
+    let out = run_python(&[script.to_str().unwrap(), &s.base, WRITE_KEY]);
+    assert!(
+        out.status.success(),
+        "segment_cart.py failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.settle();
+    s.advance(24 * 3600);
+    let m = s.messages("py-shopper");
+    assert_eq!(templates_of(&m), ["cart-reminder-email"], "{m:?}");
+    assert_eq!(m[0]["recipient"], "dora@example.org");
+    let html = m[0]["html"].as_str().unwrap_or_default();
+    assert!(
+        html.contains("<li>Monopoly: 3rd Edition × 1</li>"),
+        "{html}"
+    );
+    assert!(html.contains("<li>Uno Card Game × 2</li>"), "{html}");
+    assert!(html.contains("Hi Dora, your cart is waiting"), "{html}");
+}
+
+#[test]
 fn contacts_are_found_by_email_whatever_its_case() {
     let s = Server::simulated();
     s.identify("mixed-case", json!({ "email": "Alice.Smith@Example.COM" }))
