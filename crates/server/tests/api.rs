@@ -877,6 +877,41 @@ fn contact_import_reports_a_repeated_contact_and_merges_only_when_asked() {
 // templates
 
 #[test]
+fn a_preview_shows_the_sample_enrollments_events_or_the_sample_event_as_its_first() {
+    let s = Server::simulated();
+    s.apply_example("abandoned-cart");
+    let preview = |body: Value| {
+        s.admin_post("/v1/templates/cart-reminder-email/preview", body)
+            .ok()["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let flat = preview(json!({
+        "event": { "cart_id": "c-1" },
+        "enrollment": { "key": "c-1", "events": [
+            { "name": "Product Added", "properties": { "name": "Red Shoes", "quantity": 2 } },
+            { "name": "Product Added", "properties": { "name": "Blue Hat" } }
+        ] }
+    }));
+    assert_eq!(
+        flat,
+        "Your cart is waiting:\n- Red Shoes x 2\n- Blue Hat x 1\nhttps://shop.example/cart/c-1\n"
+    );
+    let nested = preview(json!({
+        "event": { "cart_id": "c-2", "products": [{ "name": "Green Scarf", "quantity": 3 }] }
+    }));
+    assert_eq!(
+        nested,
+        "Your cart is waiting:\n- Green Scarf x 3\nhttps://shop.example/cart/c-2\n"
+    );
+    assert_eq!(
+        preview(json!({})),
+        "Your cart is waiting:\nhttps://shop.example/cart/\n"
+    );
+}
+
+#[test]
 fn templates_crud_checks_liquid_at_save_and_previews() {
     let s = Server::simulated();
     let t = json!({

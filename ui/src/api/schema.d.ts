@@ -2342,6 +2342,11 @@ export interface components {
              * @description Render with this contact's data (and recommendations).
              */
             contact_id?: number | null;
+            /**
+             * @description Sample enrollment data, as templates see `enrollment` (`{key, events: [{name, timestamp,
+             *     properties}]}`); without it, `enrollment.events` holds the sample `event` alone.
+             */
+            enrollment?: unknown;
             /** @description The triggering event's properties, as templates see `event`. */
             event?: unknown;
             journey?: unknown;
@@ -2687,6 +2692,7 @@ export interface components {
             } | null;
             /** Format: int64 */
             contact_id?: number | null;
+            enrollment?: unknown;
             event?: unknown;
             journey?: unknown;
             recommendations?: unknown;

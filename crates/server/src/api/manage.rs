@@ -555,6 +555,9 @@ pub struct Sample {
     /// The triggering event's properties, as templates see `event`.
     pub event: Option<Value>,
     pub journey: Option<Value>,
+    /// Sample enrollment data, as templates see `enrollment` (`{key, events: [{name, timestamp,
+    /// properties}]}`); without it, `enrollment.events` holds the sample `event` alone.
+    pub enrollment: Option<Value>,
     /// Sample recommendations, instead of the contact's.
     pub recommendations: Option<Value>,
 }
@@ -570,6 +573,7 @@ pub struct TestSend {
     pub contact: Option<Map<String, Value>>,
     pub event: Option<Value>,
     pub journey: Option<Value>,
+    pub enrollment: Option<Value>,
     pub recommendations: Option<Value>,
 }
 
@@ -582,6 +586,7 @@ impl TestSend {
             contact: self.contact,
             event: self.event,
             journey: self.journey,
+            enrollment: self.enrollment,
             recommendations: self.recommendations,
         };
         (self.to, sample)
@@ -628,8 +633,18 @@ async fn render_with(state: &AppState, id: String, body: Sample) -> ApiResult<Re
     }
     let mut data = Map::new();
     data.insert("contact".into(), Value::Object(contact));
+    // As a send would see them: the sample event is the one that started the enrollment.
+    let enrollment = match (body.enrollment, &body.event) {
+        (Some(enrollment), _) => enrollment,
+        (None, Some(event)) => json!({ "events": [{
+            "name": event.get("name"),
+            "properties": event,
+        }] }),
+        (None, None) => json!({ "events": [] }),
+    };
     data.insert("event".into(), body.event.unwrap_or(json!({})));
     data.insert("journey".into(), body.journey.unwrap_or(json!({})));
+    data.insert("enrollment".into(), enrollment);
     // `recommendations`: sample data if given, else the contact's, computed as a send would.
     use waymark_engine::recommendations as recs;
     if let Some(sample) = body.recommendations {
