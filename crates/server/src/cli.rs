@@ -500,10 +500,19 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
     let base = server.server.trim_end_matches('/').to_string();
     let http = client();
     let mut seen = SeenContacts::new(|line| format!("line {line}"));
-    let mut rejected: Vec<String> = Vec::new();
-    let (mut rows, mut imported_rows, mut contacts) = (0usize, 0usize, 0usize);
+    let mut tally = Tally::default();
+    let mut rows = 0usize;
     // Accepted rows waiting to be sent: their line, the row, and whether it names a new contact.
     let mut chunk: Vec<(u64, Value, bool)> = Vec::new();
+    // Batches sent and not answered yet. Several at once unless rows are merged: a merged
+    // contact's rows must reach the server in their order, while otherwise no two batches
+    // name the same contact.
+    let at_once = match on_duplicate {
+        OnDuplicate::Reject => IMPORT_BATCHES_AT_ONCE,
+        OnDuplicate::Merge => 1,
+    };
+    let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<Sent>>> =
+        std::collections::VecDeque::new();
     let mut record = csv::StringRecord::new();
     loop {
         let more = match reader.read_record(&mut record) {
@@ -511,7 +520,7 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
             Err(e) => {
                 rows += 1;
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                rejected.push(format!("line {line}: {e}"));
+                tally.rejected.push((line, format!("line {line}: {e}")));
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     break;
                 }
@@ -524,57 +533,118 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
             match contact_from_row(&headers, &record) {
                 Ok(contact) => match seen.note(line, &contact, on_duplicate) {
                     Ok(new) => chunk.push((line, contact, new)),
-                    Err(repeated) => rejected.push(format!(
-                        "line {line}: {}: {}",
-                        repeated.column, repeated.message
+                    Err(repeated) => tally.rejected.push((
+                        line,
+                        format!("line {line}: {}: {}", repeated.column, repeated.message),
                     )),
                 },
-                Err((column, reason)) => rejected.push(format!("line {line}: {column}: {reason}")),
+                Err((column, reason)) => tally
+                    .rejected
+                    .push((line, format!("line {line}: {column}: {reason}"))),
             }
             progress.read_up_to(record.position().map(|p| p.byte()).unwrap_or(0));
         }
         if chunk.len() >= 1000 || (!more && !chunk.is_empty()) {
-            let rows_sent: Vec<&Value> = chunk.iter().map(|(_, c, _)| c).collect();
-            // Repeats within the batch were let through above only when merging was asked.
-            let (status, body) = send(
-                http.post(format!("{base}/v1/contacts/import"))
-                    .bearer_auth(&server.admin_token)
-                    .json(&json!({ "contacts": rows_sent, "on_duplicate": "merge" })),
-            )
-            .await?;
-            if !status.is_success() {
-                progress.abandon();
-                bail!("the server refused the import: {}", describe_error(&body));
+            if in_flight.len() >= at_once
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                tally.answered(oldest.await??, &progress, rows)?;
             }
-            let mut refused = std::collections::HashSet::new();
-            for e in body["errors"].as_array().into_iter().flatten() {
-                let index = e["index"].as_u64().unwrap_or(u64::MAX) as usize;
-                refused.insert(index);
-                let line = chunk.get(index).map(|(l, ..)| *l).unwrap_or(0);
-                rejected.push(format!("line {line}: {}", format_validation_error(e)));
-            }
-            for (i, (_, _, new)) in chunk.iter().enumerate() {
-                if !refused.contains(&i) {
-                    imported_rows += 1;
-                    contacts += usize::from(*new);
-                }
-            }
-            progress.counts(rows, contacts, rejected.len());
-            chunk.clear();
+            let batch = std::mem::take(&mut chunk);
+            let (http, url, token) = (
+                http.clone(),
+                format!("{base}/v1/contacts/import"),
+                server.admin_token.clone(),
+            );
+            in_flight.push_back(tokio::spawn(async move {
+                let (lines, rows): (Vec<(u64, bool)>, Vec<Value>) =
+                    batch.into_iter().map(|(l, c, new)| ((l, new), c)).unzip();
+                // Repeats within the batch were let through above only when merging was asked.
+                let (status, body) = send(
+                    http.post(url)
+                        .bearer_auth(token)
+                        .json(&json!({ "contacts": rows, "on_duplicate": "merge" })),
+                )
+                .await?;
+                Ok(Sent {
+                    rows: lines,
+                    status,
+                    body,
+                })
+            }));
         }
         if !more {
             break;
         }
     }
+    while let Some(oldest) = in_flight.pop_front() {
+        tally.answered(oldest.await??, &progress, rows)?;
+    }
     progress.finish();
+    let Tally {
+        imported_rows,
+        contacts,
+        mut rejected,
+    } = tally;
+    rejected.sort_by_key(|(line, _)| *line);
     println!(
         "imported {contacts} contacts from {imported_rows} rows, rejected {} rows",
         rejected.len()
     );
-    for r in &rejected {
+    for (_, r) in &rejected {
         println!("  - {r}");
     }
     Ok(rejected.is_empty())
+}
+
+/// What an import did so far.
+#[derive(Default)]
+struct Tally {
+    imported_rows: usize,
+    contacts: usize,
+    /// By line, as they are found (a batch's refusals by the server come after later lines').
+    rejected: Vec<(u64, String)>,
+}
+
+impl Tally {
+    /// Counts a batch the server answered (`rows`: the rows read so far, for the progress).
+    fn answered(&mut self, sent: Sent, progress: &Progress, rows: usize) -> anyhow::Result<()> {
+        let Sent {
+            rows: sent_rows,
+            status,
+            body,
+        } = sent;
+        if !status.is_success() {
+            progress.abandon();
+            bail!("the server refused the import: {}", describe_error(&body));
+        }
+        let mut refused = std::collections::HashSet::new();
+        for e in body["errors"].as_array().into_iter().flatten() {
+            let index = e["index"].as_u64().unwrap_or(u64::MAX) as usize;
+            refused.insert(index);
+            let line = sent_rows.get(index).map(|(l, _)| *l).unwrap_or(0);
+            (self.rejected).push((line, format!("line {line}: {}", format_validation_error(e))));
+        }
+        for (i, (_, new)) in sent_rows.iter().enumerate() {
+            if !refused.contains(&i) {
+                self.imported_rows += 1;
+                self.contacts += usize::from(*new);
+            }
+        }
+        progress.counts(rows, self.contacts, self.rejected.len());
+        Ok(())
+    }
+}
+
+/// Import batches sent before the first is answered, when no contact's rows span batches.
+const IMPORT_BATCHES_AT_ONCE: usize = 4;
+
+/// A batch of imported rows the server answered: each row's line and whether it names a new
+/// contact, and the answer.
+struct Sent {
+    rows: Vec<(u64, bool)>,
+    status: reqwest::StatusCode,
+    body: Value,
 }
 
 /// An import's progress on standard error: a bar on a terminal; otherwise a line every few

@@ -233,8 +233,8 @@ pub struct SeenContacts {
     place: fn(u64) -> String,
     /// By the contact's id in the import (its `user_id`, or its email when it has none).
     ids: HashMap<u64, u64>,
-    /// By email address (lower case): where it was first seen, and the id it was seen with.
-    emails: HashMap<u64, (u64, u64)>,
+    /// By email address (lower case): where it was first seen.
+    emails: HashMap<u64, u64>,
 }
 
 /// Why a row was left out: it repeats the contact or the address of row `at`.
@@ -292,12 +292,14 @@ impl SeenContacts {
                 }),
             };
         }
+        // The row names a contact no earlier row named: an earlier row with its email named
+        // another one.
         if let Some(e) = &email {
             let address = hash(("email", e.as_str()));
             match self.emails.get(&address) {
                 // Two ids with one address: people may share one, but in a single file it is
                 // more often one person entered twice, so it is said unless merging was asked.
-                Some(&(first, other)) if other != id && on_duplicate == OnDuplicate::Reject => {
+                Some(&first) if on_duplicate == OnDuplicate::Reject => {
                     return Err(Repeated {
                         column: "email",
                         at: first,
@@ -310,7 +312,7 @@ impl SeenContacts {
                 }
                 Some(_) => {}
                 None => {
-                    self.emails.insert(address, (at, id));
+                    self.emails.insert(address, at);
                 }
             }
         }

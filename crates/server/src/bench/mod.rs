@@ -28,6 +28,7 @@ use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
 
 use crate::api::{self, AppState, Secrets};
 
+mod import;
 mod processes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,6 +69,9 @@ pub enum Figure {
         alias = "fire_all_due_seconds"
     )]
     Timers,
+    /// `import_rows_per_second`: `waymark import contacts` of a generated CSV file.
+    #[value(alias = "import_rows_per_second")]
+    Import,
     /// `cart_journeys_per_second` with 1, 2 and 3 `waymark serve` processes on one PostgreSQL
     /// database, and the ratio of 3 to 1 (only with `--database`).
     #[value(
@@ -84,12 +88,13 @@ impl Figure {
     /// The timers figure comes after the in-process figures: its million enrollments would
     /// dominate the peak memory that the send and cart figures report. The processes figure
     /// runs its servers as child processes, so its place does not matter to the others.
-    const ALL: [Figure; 7] = [
+    const ALL: [Figure; 8] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
         Figure::ImmediateSend,
         Figure::Cart,
+        Figure::Import,
         Figure::Timers,
         Figure::Processes,
     ];
@@ -102,6 +107,7 @@ impl Figure {
             Figure::ImmediateSend => "send",
             Figure::Cart => "cart",
             Figure::Timers => "timers",
+            Figure::Import => "import",
             Figure::Processes => "processes",
         }
     }
@@ -160,6 +166,9 @@ pub struct BenchArgs {
     /// [default: 20000; quick: 300].
     #[arg(long)]
     pub process_carts: Option<usize>,
+    /// Rows in the CSV file of the import figure [default: 1000000; quick: 10000].
+    #[arg(long)]
+    pub import_rows: Option<usize>,
     /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
@@ -187,6 +196,7 @@ struct Plan {
     cart: OpenLoopPlan,
     enrollments: usize,
     process_carts: usize,
+    import_rows: usize,
 }
 
 /// Offers at a steady rate for a while.
@@ -247,6 +257,7 @@ impl Plan {
             .check("cart")?,
             enrollments: pick(args.enrollments, 1_000_000, 5_000),
             process_carts: pick(args.process_carts, 20_000, 300),
+            import_rows: pick(args.import_rows, 1_000_000, 10_000),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
         ensure!(
@@ -265,6 +276,7 @@ impl Plan {
             "--rate must be between 0 and 100000 per second"
         );
         ensure!(plan.enrollments > 0, "--enrollments must be at least 1");
+        ensure!(plan.import_rows > 0, "--import-rows must be at least 1");
         ensure!(
             plan.process_carts >= 2,
             "--process-carts must be at least 2 (a cart that orders and one that does not)"
@@ -368,6 +380,7 @@ async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::R
         Figure::ImmediateSend => immediate_send(plan, data).await,
         Figure::Cart => cart(plan, data).await,
         Figure::Timers => timers(plan, data).await,
+        Figure::Import => import::import(plan, data).await,
         Figure::Processes => Err(anyhow::anyhow!(PROCESSES_NEED_DATABASE)),
     }
     .with_context(|| format!("the {} figure failed", figure.dir_name()))
