@@ -198,14 +198,26 @@ test('build, publish and watch the abandoned-cart journey', async () => {
   await expectStat(page, 'wait-a-day', 'waiting', 0);
   await page.screenshot({ path: join(SCREENSHOTS, 'canvas.png') });
 
-  // Ann's page and timeline.
+  // Ann's page and timeline: the contacts are listed without a search; a part of her address,
+  // in another case, finds her.
   await page.getByRole('link', { name: 'Contacts', exact: true }).click();
-  await page.getByLabel('Search contacts').fill('ann@example.com');
+  await page.getByRole('table', { name: 'All contacts' }).getByText('ann@example.com').waitFor();
+  await page.getByLabel('Search contacts').fill('ANN@exa');
   await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('table', { name: 'Contacts found' }).getByText('ann@example.com').waitFor();
   await page.getByRole('link', { name: 'ann', exact: true }).click();
   await page.getByRole('heading', { name: /ann/ }).waitFor();
   const timeline = page.getByTestId('timeline');
   await timeline.getByText('Product Added', { exact: false }).first().waitFor();
+  // Newest first: the SMS of the second day above the event that started it all; an event's
+  // properties in words, its JSON on demand.
+  const entries = await timeline.locator('li').allTextContents();
+  const sms = entries.findIndex((t) => /sms · sent/.test(t));
+  const added = entries.findIndex((t) => /Product Added/.test(t));
+  assert.ok(sms >= 0 && added > sms, `not newest first: ${JSON.stringify(entries)}`);
+  await timeline.getByText(/Product Added — cart_id: /).first().waitFor();
+  await timeline.locator('li', { hasText: 'Product Added' }).first().getByRole('button', { name: 'JSON' }).click();
+  await timeline.locator('pre', { hasText: '"cart_id"' }).first().waitFor();
   await timeline.getByText(/email · sent · template cart-reminder-email/).waitFor();
   await timeline.getByText(/sms · sent · template cart-reminder-sms/).waitFor();
   await timeline.getByText(/abandoned-cart › cart-email: entered/).waitFor();
@@ -215,7 +227,7 @@ test('build, publish and watch the abandoned-cart journey', async () => {
   // The reminder as Ann got it: her cart.
   await timeline.locator('li', { hasText: 'template cart-reminder-email' }).getByRole('button', { name: 'show' }).click();
   await page.frameLocator('iframe[title^="Message"]').getByText('Mug × 2').waitFor();
-  await page.getByRole('button', { name: 'hide' }).scrollIntoViewIfNeeded();
+  await page.getByRole('button', { name: 'hide', exact: true }).scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(SCREENSHOTS, 'contact-message.png') });
 
   // Search by phone finds her too.

@@ -73,7 +73,8 @@ pub struct ContactQuery {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub anonymous_id: Option<String>,
-    /// Matches user id, email or phone by prefix.
+    /// Matches a part of the user id, email, phone or any other id the contact has had,
+    /// ignoring ASCII case.
     pub search: Option<String>,
     pub limit: usize,
     pub after_id: i64,

@@ -3195,7 +3195,7 @@ export interface operations {
                 limit?: number;
                 phone?: string;
                 /**
-                 * @description A prefix of the user id, email, phone or any other id the contact has had (an anonymous
+                 * @description A part of the user id, email, phone or any other id the contact has had (an anonymous
                  *     id, a user id merged into it by an alias), ignoring ASCII case.
                  */
                 q?: string;

@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import { api, ok } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
+import { type Entry, timelineText } from '../lib/contacts';
 import { Link } from '../router';
 
 interface Contact {
@@ -17,7 +18,6 @@ interface Contact {
   created_at: string;
 }
 
-type Entry = Record<string, any> & { type: string; at: string };
 
 export function ContactPage({ contactId }: { contactId: string }) {
   const contact = useLoad(() => ok<Contact>(api.GET('/v1/contacts/{id}', { params: { path: { id: Number(contactId) } } })), [contactId]);
@@ -149,11 +149,13 @@ export function ContactPage({ contactId }: { contactId: string }) {
       {timeline.data && (
         <ol className="timeline" data-testid="timeline">
           {timeline.data.entries.length === 0 && <li className="muted">Nothing yet.</li>}
-          {timeline.data.entries.map((e, i) => (
+          {/* Newest first: what happened last is what one comes to see. */}
+          {[...timeline.data.entries].reverse().map((e, i) => (
             <li key={i} className={`tl tl-${e.type}`}>
               <time>{when(e.at)}</time>
               <span className={`badge kind-${e.type}`}>{e.type}</span>
               <TimelineText entry={e} />
+              {e.type === 'event' && e.properties && Object.keys(e.properties).length > 0 && <RawJson value={e.properties} />}
               {e.type === 'message' && byId.has(e.message_id) && <MessageView message={byId.get(e.message_id)!} />}
             </li>
           ))}
@@ -161,21 +163,6 @@ export function ContactPage({ contactId }: { contactId: string }) {
       )}
     </div>
   );
-}
-
-export function timelineText(e: Entry): string {
-  switch (e.type) {
-    case 'event':
-      return `${e.name}${e.properties && Object.keys(e.properties).length ? ` ${JSON.stringify(e.properties)}` : ''}`;
-    case 'step':
-      return `${e.journey_id} › ${e.node}: ${e.action}${e.detail ? ` ${JSON.stringify(e.detail)}` : ''}`;
-    case 'message':
-      return [e.channel, e.status, e.template && `template ${e.template}`, e.subject && `“${e.subject}”`, e.recipient && `to ${e.recipient}`, e.error].filter(Boolean).join(' · ');
-    default: {
-      const { type: _t, at: _a, ...rest } = e;
-      return JSON.stringify(rest);
-    }
-  }
 }
 
 interface Message {
@@ -203,6 +190,19 @@ function MessageView({ message }: { message: Message }) {
           {message.html ? <iframe title={`Message ${message.id}`} sandbox="" srcDoc={message.html} /> : <pre className="text-part">{message.text}</pre>}
         </div>
       )}
+    </span>
+  );
+}
+
+/** A value as JSON, on demand. */
+function RawJson({ value }: { value: unknown }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <span className="message-view">
+      <button className="link small" onClick={() => setOpen(!open)} aria-expanded={open}>
+        {open ? 'hide JSON' : 'JSON'}
+      </button>
+      {open && <pre className="text-part">{JSON.stringify(value, null, 2)}</pre>}
     </span>
   );
 }

@@ -75,7 +75,7 @@ pub struct ContactSearch {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub anonymous_id: Option<String>,
-    /// A prefix of the user id, email, phone or any other id the contact has had (an anonymous
+    /// A part of the user id, email, phone or any other id the contact has had (an anonymous
     /// id, a user id merged into it by an alias), ignoring ASCII case.
     pub q: Option<String>,
     /// How many to list, 1 to 1000 (default 100).

@@ -467,7 +467,7 @@ fn contacts_are_found_by_address_email_and_id_scans(store: &dyn Store) {
     assert_eq!(found.8, [ids[2]]);
 }
 
-fn find_contacts_filters_searches_by_prefix_and_pages(store: &dyn Store) {
+fn find_contacts_filters_searches_by_a_part_and_pages(store: &dyn Store) {
     let ann = resolve(store, Some("ann"), Some("web-ann"));
     let anna = contact(store, "anna");
     let bob = contact(store, "bob");
@@ -517,6 +517,12 @@ fn find_contacts_filters_searches_by_prefix_and_pages(store: &dyn Store) {
         [ann],
         "an anonymous id"
     );
+    assert_eq!(
+        find(q(|q| q.search = Some("B@EXAMPLE".into()))),
+        [bob],
+        "a part of an address"
+    );
+
     assert_eq!(
         find(q(|q| q.user_id = Some("web-ann".into()))),
         [ann],
@@ -614,7 +620,7 @@ conformance_tests!(
     a_merge_keeps_the_strictest_consent_and_the_due_times_that_hold,
     updating_traits_merges_removes_nulls_and_keeps_address_columns_in_step,
     contacts_are_found_by_address_email_and_id_scans,
-    find_contacts_filters_searches_by_prefix_and_pages,
+    find_contacts_filters_searches_by_a_part_and_pages,
     the_timeline_interleaves_events_steps_and_messages_oldest_first,
     an_unknown_contact_is_not_found,
 );

@@ -416,7 +416,7 @@ impl Contacts for PgStore {
                 push(
                     "(c.user_id ILIKE ? ESCAPE '\\' OR c.email ILIKE ? ESCAPE '\\' OR c.phone ILIKE ? ESCAPE '\\'
                   OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id ILIKE ? ESCAPE '\\'))",
-                    format!("{escaped}%"),
+                    format!("%{escaped}%"),
                 );
             }
             let sql = format!(

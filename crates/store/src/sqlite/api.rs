@@ -351,7 +351,7 @@ impl Contacts for SqliteStore {
             push(
                 "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\'
                   OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id LIKE ? ESCAPE '\\'))",
-                format!("{escaped}%"),
+                format!("%{escaped}%"),
             );
         }
         let sql = format!(
