@@ -806,9 +806,6 @@ impl Processor {
     }
 }
 
-/// Counts what the send gate did with a node's message: held back and failed messages in the
-/// node's statistics and the metrics, newly queued ones in the batch's report (to wake the
-/// dispatcher).
 /// When a step is applied: the clock, and the last accepted event the step saw.
 #[derive(Debug, Clone, Copy)]
 struct StepAt {
@@ -822,6 +819,9 @@ impl StepAt {
     }
 }
 
+/// Counts what the send gate did with a node's message: held back and failed messages in the
+/// node's statistics and the metrics, newly queued ones in the batch's report (to wake the
+/// dispatcher).
 fn count_decision(
     stats: &mut StatsDeltas,
     report: &mut BatchReport,
@@ -893,10 +893,6 @@ fn decide_experiment(
     Ok(())
 }
 
-/// The next batch of accepted events, their contacts locked against other processes' engines
-/// (see `ContactsTx::lock_contacts`). A merge another process committed before the locks were
-/// taken may have moved some of the events to another contact, so the batch is read again
-/// until every contact in it is locked.
 /// Tells the store what stepping `events` will read: their contacts, and those contacts' earlier
 /// enrollments in the journeys the events may start.
 fn read_ahead_of_events(
@@ -919,6 +915,10 @@ fn read_ahead_of_events(
     })
 }
 
+/// The next batch of accepted events, their contacts locked against other processes' engines
+/// (see `ContactsTx::lock_contacts`). A merge another process committed before the locks were
+/// taken may have moved some of the events to another contact, so the batch is read again
+/// until every contact in it is locked.
 fn pending_events_locked(
     tx: &mut dyn EngineTx,
     upto_seq: i64,
