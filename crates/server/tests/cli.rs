@@ -1075,6 +1075,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "immediate_send_latency_p99_ms",
             "cart_reminder_lateness_p50_ms",
             "cart_reminder_lateness_p99_ms",
+            "import_rows_per_second",
             "waiting_enrollments_bytes_per_enrollment",
             "fire_all_due_seconds",
             "cart_journeys_per_second_1_process",
@@ -1092,7 +1093,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
     // One schema per figure, and one per process count in the processes figure.
     assert_eq!(
         no_schema_left(&url, &run.stderr),
-        6 + 3,
+        7 + 3,
         "{}",
         run.describe()
     );
