@@ -19,12 +19,12 @@ export function binary() {
   return bin;
 }
 
-/** Starts the server; resolves once it prints its address. */
-export async function startServer() {
+/** Starts the server (with `extraArgs` for `waymark serve`); resolves once it prints its address. */
+export async function startServer(extraArgs = []) {
   const data = mkdtempSync(join(tmpdir(), 'waymark-e2e-'));
   const env = { ...process.env, WAYMARK_ADMIN_TOKEN: ADMIN_TOKEN, WAYMARK_WRITE_KEY: WRITE_KEY, RUST_LOG: 'warn' };
   for (const k of ['WAYMARK_DATA', 'WAYMARK_LISTEN', 'WAYMARK_CLOCK', 'WAYMARK_CONFIG', 'WAYMARK_PUBLIC_URL', 'WAYMARK_SMTP_URL', 'WAYMARK_SMS_URL']) delete env[k];
-  const child = spawn(binary(), ['serve', '--data', data, '--listen', '127.0.0.1:0', '--clock', 'simulated'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary(), ['serve', '--data', data, '--listen', '127.0.0.1:0', '--clock', 'simulated', ...extraArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const base = await new Promise((resolveBase, reject) => {
     const timer = setTimeout(() => reject(new Error(`waymark did not start in 60 s:\n${output}`)), 60_000);

@@ -176,6 +176,14 @@ interface Message {
   error: string | null;
 }
 
+/** A sent email's HTML for an admin to look at: nothing remote loads (its open-tracking pixel
+ * would count an open) and links open nowhere (their tracking would count a click: a link
+ * meant for a new window is refused by the frame's sandbox). */
+function withoutRemoteLoads(html: string): string {
+  const policy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
+  return `<meta http-equiv="Content-Security-Policy" content="${policy}"><base target="_blank">${html}`;
+}
+
 /** The message as it was rendered, on demand (email HTML in a sandboxed frame). */
 function MessageView({ message }: { message: Message }) {
   const [open, setOpen] = useState(false);
@@ -187,7 +195,14 @@ function MessageView({ message }: { message: Message }) {
       {open && (
         <div className="message-body">
           {message.recipient && <div className="muted small">to {message.recipient}</div>}
-          {message.html ? <iframe title={`Message ${message.id}`} sandbox="" srcDoc={message.html} /> : <pre className="text-part">{message.text}</pre>}
+          {message.html ? (
+            <>
+              <div className="muted small">Remote images are not loaded and links do not open here, so that looking at a message is not counted as its contact opening or clicking it.</div>
+              <iframe title={`Message ${message.id}`} sandbox="" srcDoc={withoutRemoteLoads(message.html)} />
+            </>
+          ) : (
+            <pre className="text-part">{message.text}</pre>
+          )}
         </div>
       )}
     </span>
