@@ -724,6 +724,19 @@ fn contacts_can_be_found_by_user_email_and_phone() {
     assert_eq!(c["timezone"], "Europe/London");
     let first = c["id"].as_i64().unwrap();
     assert_eq!(ids(&format!("after={first}")), ["pam", "zed"]);
+    // Members of a list, alone or with a search; a list nobody made has none.
+    s.admin_post("/v1/lists", json!({ "name": "press" }))
+        .expect(201);
+    let zed = s.contact_by_user("zed")["id"].as_i64().unwrap();
+    s.admin_post(
+        "/v1/lists/press/members",
+        json!({ "contact_ids": [first, zed] }),
+    )
+    .ok();
+    assert_eq!(ids("list=press"), ["pat", "zed"]);
+    assert_eq!(ids("list=press&q=ze"), ["zed"]);
+    assert!(ids("list=nobody-made-this").is_empty());
+    assert!(ids("segment=no-such-segment").is_empty());
     s.admin_get("/v1/contacts?limit=0")
         .expect_error(400, "invalid_parameter");
     s.admin_get("/v1/contacts/999999")

@@ -76,6 +76,10 @@ pub struct ContactQuery {
     /// Matches a part of the user id, email, phone or any other id the contact has had,
     /// ignoring ASCII case.
     pub search: Option<String>,
+    /// Members of this segment (its id) now.
+    pub segment: Option<String>,
+    /// Members of this list (its name).
+    pub list: Option<String>,
     pub limit: usize,
     pub after_id: i64,
 }

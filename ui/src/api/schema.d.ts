@@ -3193,12 +3193,16 @@ export interface operations {
                 email?: string;
                 /** @description How many to list, 1 to 1000 (default 100). */
                 limit?: number;
+                /** @description Only members of this list (its name). */
+                list?: string;
                 phone?: string;
                 /**
                  * @description A part of the user id, email, phone or any other id the contact has had (an anonymous
                  *     id, a user id merged into it by an alias), ignoring ASCII case.
                  */
                 q?: string;
+                /** @description Only members of this segment (its id), as of its last evaluation. */
+                segment?: string;
                 /**
                  * @description Any id the contact has had: its user id, an anonymous id, or a user id merged into it
                  *     by an alias.

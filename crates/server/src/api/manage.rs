@@ -78,6 +78,10 @@ pub struct ContactSearch {
     /// A part of the user id, email, phone or any other id the contact has had (an anonymous
     /// id, a user id merged into it by an alias), ignoring ASCII case.
     pub q: Option<String>,
+    /// Only members of this segment (its id), as of its last evaluation.
+    pub segment: Option<String>,
+    /// Only members of this list (its name).
+    pub list: Option<String>,
     /// How many to list, 1 to 1000 (default 100).
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
@@ -97,6 +101,8 @@ pub async fn find_contacts(
         phone: p.phone,
         anonymous_id: p.anonymous_id,
         search: p.q.filter(|q| !q.trim().is_empty()),
+        segment: p.segment,
+        list: p.list,
     };
     let contacts = blocking(&state, move |s| s.find_contacts(&query)).await?;
     Ok(Json(ContactsPage { contacts }))

@@ -542,6 +542,29 @@ fn find_contacts_filters_searches_by_a_part_and_pages(store: &dyn Store) {
         find(q(|q| q.search = Some("zzz".into()))),
         Vec::<i64>::new()
     );
+    // Members of a list, of a segment, and either with a search.
+    in_tx(store, |tx| {
+        tx.add_to_list(ann, "vip", at(2))?;
+        tx.add_to_list(bob, "vip", at(2))?;
+        tx.add_to_list(anna, "other", at(2))?;
+        tx.set_segment_member("active", bob, true, at(2))?;
+        tx.set_segment_member("active", odd, true, at(2))?;
+        tx.set_segment_member("active", odd, false, at(3))?;
+        Ok(())
+    });
+    assert_eq!(find(q(|q| q.list = Some("vip".into()))), [ann, bob]);
+    assert_eq!(find(q(|q| q.segment = Some("active".into()))), [bob]);
+    assert_eq!(
+        find(q(|q| {
+            q.list = Some("vip".into());
+            q.search = Some("web".into());
+        })),
+        [ann]
+    );
+    assert_eq!(
+        find(q(|q| q.list = Some("nobody-made-this".into()))),
+        Vec::<i64>::new()
+    );
     assert_eq!(find(q(|q| q.limit = 2)), [ann, anna]);
     assert_eq!(
         find(ContactQuery {

@@ -406,6 +406,18 @@ impl Contacts for PgStore {
                     a.clone(),
                 );
             }
+            if let Some(segment) = &q.segment {
+                push(
+                    "c.id IN (SELECT contact_id FROM segment_members WHERE segment_id = ?)",
+                    segment.clone(),
+                );
+            }
+            if let Some(list) = &q.list {
+                push(
+                    "c.id IN (SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id WHERE l.name = ?)",
+                    list.clone(),
+                );
+            }
             if let Some(s) = &q.search {
                 let escaped = s
                     .replace('\\', "\\\\")
