@@ -236,6 +236,18 @@ test('build, publish and watch the abandoned-cart journey', async () => {
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('table', { name: 'Contacts found' }).getByText('ann@example.com').waitFor();
 
+  // Narrowed to the members of a list: Ann, not Bob.
+  const annId = (await server.api('GET', '/v1/contacts?user_id=ann')).contacts[0].id;
+  await server.api('POST', '/v1/lists', { name: 'press' });
+  await server.api('POST', '/v1/lists/press/members', { contact_ids: [annId] });
+  await page.getByRole('link', { name: 'Journeys', exact: true }).click();
+  await page.getByRole('link', { name: 'Contacts', exact: true }).click();
+  await page.getByRole('table', { name: 'All contacts' }).getByText('bob@example.com').waitFor();
+  await page.getByLabel('In list').selectOption('press');
+  const inList = page.getByRole('table', { name: 'Contacts found' });
+  await inList.getByText('ann@example.com').waitFor();
+  assert.equal(await inList.getByText('bob@example.com').count(), 0);
+
   assert.deepEqual(b.problems, []);
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { propertySummary, searchQuery, timelineText } from './contacts';
+import { filterQuery, filters, noFilter, propertySummary, searchQuery, timelineText } from './contacts';
 
 describe('contact search', () => {
   it('takes a phone number typed with spaces as the number, anything else as a part', () => {
@@ -7,6 +7,13 @@ describe('contact search', () => {
     expect(searchQuery(' ann@exa ')).toEqual({ q: 'ann@exa' });
     expect(searchQuery('crm-45')).toEqual({ q: 'crm-45' });
     expect(searchQuery('   ')).toEqual({});
+  });
+
+  it('adds the segment and the list to the search', () => {
+    expect(filterQuery({ text: 'ann', segment: 'active', list: '' })).toEqual({ q: 'ann', segment: 'active' });
+    expect(filterQuery({ text: '', segment: '', list: 'vip' })).toEqual({ list: 'vip' });
+    expect(filters(noFilter)).toBe(false);
+    expect(filters({ ...noFilter, list: 'vip' })).toBe(true);
   });
 });
 

@@ -14,6 +14,29 @@ export function searchQuery(text: string): Record<string, string> {
   return { q };
 }
 
+/** What the contacts page asks for: the search box's text, and the segment and the list the
+ * contacts must be members of ('' for any). */
+export interface ContactFilter {
+  text: string;
+  segment: string;
+  list: string;
+}
+
+export const noFilter: ContactFilter = { text: '', segment: '', list: '' };
+
+/** The query parameters of a filter (`GET /v1/contacts`). */
+export function filterQuery(f: ContactFilter): Record<string, string> {
+  const params = searchQuery(f.text);
+  if (f.segment) params.segment = f.segment;
+  if (f.list) params.list = f.list;
+  return params;
+}
+
+/** Whether the filter narrows the contacts down at all. */
+export function filters(f: ContactFilter): boolean {
+  return Object.keys(filterQuery(f)).length > 0;
+}
+
 /** An event's properties in a few words: the first few that are plain values, as `key: value`. */
 export function propertySummary(properties: Record<string, unknown> | null | undefined, most = 4): string {
   const plain = Object.entries(properties ?? {}).filter(([, v]) => v !== null && ['string', 'number', 'boolean'].includes(typeof v));

@@ -1,9 +1,10 @@
 // Contacts: every contact a page at a time, or those a search finds (a part of an email, phone,
-// user id or any other id the contact has had; a number is also tried as a contact id).
+// user id or any other id the contact has had; a number is also tried as a contact id), narrowed
+// to the members of a segment or a list.
 import { useEffect, useState } from 'react';
 import { api, describe, ok } from '../api/client';
-import { ErrorBanner } from '../components/common';
-import { searchQuery } from '../lib/contacts';
+import { ErrorBanner, useLoad } from '../components/common';
+import { type ContactFilter, filterQuery, filters, noFilter } from '../lib/contacts';
 import { Link } from '../router';
 
 export interface ContactSummary {
@@ -22,31 +23,34 @@ export const PAGE_SIZE = 50;
 interface Listing {
   contacts: ContactSummary[];
   next: number | null;
-  /** The search it answers ('' when browsing). */
-  searched: string;
+  /** The filter it answers. */
+  filter: ContactFilter;
 }
 
 export function Contacts() {
-  const [text, setText] = useState('');
+  const [filter, setFilter] = useState<ContactFilter>(noFilter);
+  const segments = useLoad(() => ok<{ segments: Array<{ id: string; name: string }> }>(api.GET('/v1/segments')), []);
+  const lists = useLoad(() => ok<{ lists: Array<{ name: string }> }>(api.GET('/v1/lists')), []);
   const [listing, setListing] = useState<Listing | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  /** Loads the page after contact `after` of the search `query` ('' lists every contact). */
-  const load = async (query: string, after: number | null) => {
+  /** Loads the page after contact `after` of the contacts `f` asks for. */
+  const load = async (f: ContactFilter, after: number | null) => {
+    const query = f.text.trim();
     setBusy(true);
     setError(null);
     try {
       const found: ContactSummary[] = [];
       // A number may be a contact id.
-      if (after === null && /^\d+$/.test(query)) {
+      if (after === null && /^\d+$/.test(query) && !f.segment && !f.list) {
         try {
           found.push(await ok<ContactSummary>(api.GET('/v1/contacts/{id}', { params: { path: { id: Number(query) } } })));
         } catch {
           // Not an id: the search may still find it.
         }
       }
-      const params: Record<string, string> = { ...searchQuery(query), limit: String(PAGE_SIZE) };
+      const params: Record<string, string> = { ...filterQuery(f), limit: String(PAGE_SIZE) };
       if (after !== null) params.after = String(after);
       const r = await ok<{ contacts: ContactSummary[] }>(api.GET('/v1/contacts', { params: { query: params as never } }));
       for (const c of r.contacts) if (!found.some((f) => f.id === c.id)) found.push(c);
@@ -54,7 +58,7 @@ export function Contacts() {
       setListing((before) => ({
         contacts: after === null || !before ? found : [...before.contacts, ...found],
         next: r.contacts.length === PAGE_SIZE && last ? last.id : null,
-        searched: query,
+        filter: f,
       }));
     } catch (e) {
       setError(describe(e));
@@ -64,7 +68,7 @@ export function Contacts() {
   };
 
   useEffect(() => {
-    void load('', null);
+    void load(noFilter, null);
   }, []);
 
   return (
@@ -74,19 +78,51 @@ export function Contacts() {
         className="searchbar"
         onSubmit={(e) => {
           e.preventDefault();
-          void load(text.trim(), null);
+          void load(filter, null);
         }}
       >
-        <input aria-label="Search contacts" placeholder="A part of an email, phone or user id, or a contact id" value={text} onChange={(e) => setText(e.target.value)} autoFocus />
+        <input aria-label="Search contacts" placeholder="A part of an email, phone or user id, or a contact id" value={filter.text} onChange={(e) => setFilter({ ...filter, text: e.target.value })} autoFocus />
+        <select
+          aria-label="In segment"
+          value={filter.segment}
+          onChange={(e) => {
+            const f = { ...filter, segment: e.target.value };
+            setFilter(f);
+            void load(f, null);
+          }}
+        >
+          <option value="">Any segment</option>
+          {(segments.data?.segments ?? []).map((g) => (
+            <option key={g.id} value={g.id}>
+              {g.name || g.id}
+            </option>
+          ))}
+        </select>
+        <select
+          aria-label="In list"
+          value={filter.list}
+          onChange={(e) => {
+            const f = { ...filter, list: e.target.value };
+            setFilter(f);
+            void load(f, null);
+          }}
+        >
+          <option value="">Any list</option>
+          {(lists.data?.lists ?? []).map((l) => (
+            <option key={l.name} value={l.name}>
+              {l.name}
+            </option>
+          ))}
+        </select>
         <button className="primary" type="submit" disabled={busy}>
           Search
         </button>
-        {listing?.searched && (
+        {listing && filters(listing.filter) && (
           <button
             type="button"
             onClick={() => {
-              setText('');
-              void load('', null);
+              setFilter(noFilter);
+              void load(noFilter, null);
             }}
           >
             Show all
@@ -96,7 +132,7 @@ export function Contacts() {
       <ErrorBanner error={error} />
       {listing && (
         <>
-          <table className="table" aria-label={listing.searched ? 'Contacts found' : 'All contacts'}>
+          <table className="table" aria-label={filters(listing.filter) ? 'Contacts found' : 'All contacts'}>
             <thead>
               <tr>
                 <th>Id</th>
@@ -110,7 +146,7 @@ export function Contacts() {
               {listing.contacts.length === 0 && (
                 <tr>
                   <td colSpan={5} className="muted">
-                    {listing.searched ? 'No contact matches.' : 'No contacts yet: send an identify call or import a CSV file.'}
+                    {filters(listing.filter) ? 'No contact matches.' : 'No contacts yet: send an identify call or import a CSV file.'}
                   </td>
                 </tr>
               )}
@@ -130,7 +166,7 @@ export function Contacts() {
             </tbody>
           </table>
           {listing.next !== null && (
-            <button onClick={() => void load(listing.searched, listing.next)} disabled={busy}>
+            <button onClick={() => void load(listing.filter, listing.next)} disabled={busy}>
               More contacts
             </button>
           )}
