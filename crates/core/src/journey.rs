@@ -303,6 +303,24 @@ pub struct TemplateDefinition {
     pub transactional: bool,
 }
 
+impl TemplateDefinition {
+    /// Whether any of its fields mentions `text`: a cheap, conservative test of whether a
+    /// template uses a variable that costs reads to fill (a mention in a comment or in plain
+    /// text only costs a needless read).
+    pub fn mentions(&self, text: &str) -> bool {
+        [
+            &self.subject,
+            &self.html,
+            &self.mjml,
+            &self.text,
+            &self.body,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|source| source.contains(text))
+    }
+}
+
 /// Parses a document from YAML or JSON text (JSON is YAML, but JSON errors read better).
 pub fn parse_document_value(text: &str) -> Result<Value, String> {
     let trimmed = text.trim_start();

@@ -16,13 +16,9 @@ pub const VARIABLE: &str = "enrollment.events";
 /// that runs for months could gather thousands.
 pub const MOST: usize = 100;
 
-/// Whether any field of the template mentions the list (a cheap, conservative test: a mention
-/// in a comment or in plain text only costs a needless read).
+/// Whether the template mentions the list (see `TemplateDefinition::mentions`).
 pub fn uses(def: &TemplateDefinition) -> bool {
-    [&def.subject, &def.html, &def.mjml, &def.text, &def.body]
-        .into_iter()
-        .flatten()
-        .any(|source| source.contains(VARIABLE))
+    def.mentions(VARIABLE)
 }
 
 /// The events of `enrollment` as templates see them, up to the last event the step saw

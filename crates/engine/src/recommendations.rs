@@ -32,10 +32,7 @@ pub const ORDER_COUNT_CAP: usize = 10_000;
 /// Whether any field of the template mentions the variable (a cheap, conservative test: a
 /// mention in a comment or in plain text only costs a needless computation).
 pub fn uses_recommendations(def: &TemplateDefinition) -> bool {
-    [&def.subject, &def.html, &def.mjml, &def.text, &def.body]
-        .into_iter()
-        .flatten()
-        .any(|source| source.contains(VARIABLE))
+    def.mentions(VARIABLE)
 }
 
 /// The contact's recommendations, best first, as templates see them: objects with

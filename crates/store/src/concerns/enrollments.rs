@@ -40,3 +40,31 @@ pub trait EnrollmentsTx {
     /// The (node, output) of every node this enrollment left, in order.
     fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>>;
 }
+
+/// How a step log entry is stored in `steps`: its node, its action, and its detail as JSON text.
+pub(crate) fn step_row(entry: &StepLog) -> (&str, &'static str, Option<String>) {
+    let (node, action, detail) = match entry {
+        StepLog::Entered { node } => (node, "entered", None),
+        StepLog::Left { node, output } => {
+            (node, "left", Some(serde_json::json!({ "output": output })))
+        }
+        StepLog::Waiting { node, until } => {
+            (node, "waiting", Some(serde_json::json!({ "until": until })))
+        }
+        StepLog::Ended {
+            node,
+            status,
+            reason,
+        } => (
+            node,
+            status.as_str(),
+            Some(serde_json::json!({ "reason": reason })),
+        ),
+        StepLog::Skipped { node, reason } => (
+            node,
+            "skipped",
+            Some(serde_json::json!({ "reason": reason })),
+        ),
+    };
+    (node.as_str(), action, detail.map(|d| d.to_string()))
+}

@@ -15,6 +15,7 @@ use waymark_core::{Enrollment, StepLog};
 
 use super::{Prepared, ms};
 use crate::Result;
+use crate::concerns::step_row;
 
 #[derive(Default)]
 pub(crate) struct StepWrites {
@@ -70,35 +71,13 @@ impl StepWrites {
 
     pub(crate) fn record_steps(&mut self, enrollment_id: i64, log: &[StepLog], at: Timestamp) {
         for entry in log {
-            let (node, action, detail) = match entry {
-                StepLog::Entered { node } => (node, "entered", None),
-                StepLog::Left { node, output } => {
-                    (node, "left", Some(serde_json::json!({ "output": output })))
-                }
-                StepLog::Waiting { node, until } => {
-                    (node, "waiting", Some(serde_json::json!({ "until": until })))
-                }
-                StepLog::Ended {
-                    node,
-                    status,
-                    reason,
-                } => (
-                    node,
-                    status.as_str(),
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-                StepLog::Skipped { node, reason } => (
-                    node,
-                    "skipped",
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-            };
+            let (node, action, detail) = step_row(entry);
             self.steps.push(StepRow {
                 enrollment_id,
                 at: ms(at),
-                node: node.clone(),
+                node: node.to_string(),
                 action,
-                detail: detail.map(|d| d.to_string()),
+                detail,
             });
         }
     }

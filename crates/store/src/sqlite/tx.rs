@@ -12,7 +12,7 @@ use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::{ms, ts};
-use crate::concerns::{Identities, Merges};
+use crate::concerns::{Identities, Merges, step_row};
 use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, EventsTx,
@@ -650,36 +650,8 @@ impl EnrollmentsTx for SqliteTx<'_> {
             .tx
             .prepare_cached("INSERT INTO steps (enrollment_id, at, node, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for entry in log {
-            let (node, action, detail) = match entry {
-                StepLog::Entered { node } => (node, "entered", None),
-                StepLog::Left { node, output } => {
-                    (node, "left", Some(serde_json::json!({ "output": output })))
-                }
-                StepLog::Waiting { node, until } => {
-                    (node, "waiting", Some(serde_json::json!({ "until": until })))
-                }
-                StepLog::Ended {
-                    node,
-                    status,
-                    reason,
-                } => (
-                    node,
-                    status.as_str(),
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-                StepLog::Skipped { node, reason } => (
-                    node,
-                    "skipped",
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-            };
-            stmt.execute(params![
-                enrollment_id,
-                ms(at),
-                node,
-                action,
-                detail.map(|d| d.to_string())
-            ])?;
+            let (node, action, detail) = step_row(entry);
+            stmt.execute(params![enrollment_id, ms(at), node, action, detail])?;
         }
         Ok(())
     }
