@@ -5,6 +5,7 @@
 //! the shell in `waymark-engine` loads the inputs and commits the outputs in one transaction.
 //! Architecture invariant: this crate never depends on a runtime, database or network crate.
 
+pub mod broadcast;
 pub mod condition;
 pub mod contact;
 pub mod duration;

@@ -94,6 +94,7 @@ fn queued_row(idempotency_key: &str, contact_id: i64, channel: &str, now: Timest
         error: None,
         created_at: now,
         priority: Priority::Transactional,
+        broadcast_id: None,
     }
 }
 

@@ -10,6 +10,7 @@
 //! can be written and reviewed a concern at a time; `Store` and `EngineTx` gather them.
 //! Architecture invariant: no engine logic lives here; this crate only stores and loads.
 
+mod broadcast_sql;
 pub mod concerns;
 #[cfg(test)]
 mod conformance;
@@ -76,6 +77,7 @@ pub trait EngineTx:
     + TimersTx
     + OutboxTx
     + AudiencesTx
+    + BroadcastsTx
     + ExperimentsTx
     + ConsentTx
     + ReportingTx
@@ -114,6 +116,7 @@ pub trait Store:
     + Timers
     + Outbox
     + Audiences
+    + Broadcasts
     + Experiments
     + Consent
     + Reporting

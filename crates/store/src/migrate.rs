@@ -78,6 +78,8 @@ pub const TABLES: &[Table] = &[
     table("trigger_schedule"),
     with_ids("score_expiries", "id"),
     with_ids("audit_log", "id"),
+    table("broadcasts"),
+    table("broadcast_recipients"),
 ];
 
 /// The SQLite-only `meta` keys of the largest ids ever handed out: `id_floor:<table>`.

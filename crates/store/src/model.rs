@@ -338,6 +338,10 @@ pub enum MessageStatus {
     Suppressed,
     /// The receiving server said the mailbox does not exist; the address is now suppressed.
     Bounced,
+    /// A broadcast's message held while the broadcast is paused.
+    Paused,
+    /// A broadcast's message that had not left when the broadcast was cancelled.
+    Cancelled,
 }
 
 impl MessageStatus {
@@ -348,6 +352,8 @@ impl MessageStatus {
             MessageStatus::Failed => "failed",
             MessageStatus::Suppressed => "suppressed",
             MessageStatus::Bounced => "bounced",
+            MessageStatus::Paused => "paused",
+            MessageStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -400,6 +406,8 @@ pub struct NewMessage {
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub priority: Priority,
+    /// The broadcast that sent it, if one did.
+    pub broadcast_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -684,4 +692,168 @@ pub struct Erasure {
 pub struct ExportPage {
     pub section: &'static str,
     pub rows: Vec<Value>,
+}
+
+/// Where a broadcast stands. `draft` → `scheduled` (waiting for its start) → `sending` → `sent`
+/// (every recipient's message written to the outbox); `paused` from `sending`, and
+/// `cancelled` from any state but `sent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BroadcastStatus {
+    Draft,
+    Scheduled,
+    Sending,
+    Paused,
+    Sent,
+    Cancelled,
+}
+
+impl BroadcastStatus {
+    pub const ALL: [BroadcastStatus; 6] = [
+        BroadcastStatus::Draft,
+        BroadcastStatus::Scheduled,
+        BroadcastStatus::Sending,
+        BroadcastStatus::Paused,
+        BroadcastStatus::Sent,
+        BroadcastStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BroadcastStatus::Draft => "draft",
+            BroadcastStatus::Scheduled => "scheduled",
+            BroadcastStatus::Sending => "sending",
+            BroadcastStatus::Paused => "paused",
+            BroadcastStatus::Sent => "sent",
+            BroadcastStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+}
+
+/// An operator's change of a broadcast's status, and what it does to the broadcast's messages
+/// already in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastChange {
+    /// `draft` → `scheduled`, to start at `send_at` with an audience of about `audience_size`.
+    Schedule {
+        send_at: Timestamp,
+        audience_size: i64,
+    },
+    /// `sending` → `paused`: its queued messages are held (`paused`) and no new ones are written.
+    Pause,
+    /// `paused` → `sending` (or `scheduled`, if it had not started): held messages are queued
+    /// again, and the send rate counts from now.
+    Resume,
+    /// Any state but `sent` → `cancelled`: queued and held messages are `cancelled`, and the
+    /// recipients still waiting get nothing.
+    Cancel,
+}
+
+impl BroadcastChange {
+    /// The statuses the change applies to.
+    pub fn applies_to(self) -> &'static [BroadcastStatus] {
+        use BroadcastStatus::*;
+        match self {
+            BroadcastChange::Schedule { .. } => &[Draft],
+            BroadcastChange::Pause => &[Sending],
+            BroadcastChange::Resume => &[Paused],
+            BroadcastChange::Cancel => &[Draft, Scheduled, Sending, Paused],
+        }
+    }
+
+    /// What the API calls it ("cannot be {verb}").
+    pub fn verb(self) -> &'static str {
+        match self {
+            BroadcastChange::Schedule { .. } => "sent",
+            BroadcastChange::Pause => "paused",
+            BroadcastChange::Resume => "resumed",
+            BroadcastChange::Cancel => "cancelled",
+        }
+    }
+
+    /// The message statuses the change moves from, and the one it moves them to.
+    pub fn messages(self) -> Option<(&'static [&'static str], &'static str)> {
+        match self {
+            BroadcastChange::Schedule { .. } => None,
+            BroadcastChange::Pause => Some((&["queued"], "paused")),
+            BroadcastChange::Resume => Some((&["paused"], "queued")),
+            BroadcastChange::Cancel => Some((&["queued", "paused"], "cancelled")),
+        }
+    }
+}
+
+/// A stored broadcast and how far its sending has come.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BroadcastRow {
+    pub id: String,
+    /// The `BroadcastDocument` as saved (read by the engine and the API; one that cannot be
+    /// read is reported, not fatal).
+    pub document: Value,
+    pub status: BroadcastStatus,
+    /// The template version every recipient gets, pinned when sending starts.
+    pub template_version: Option<i64>,
+    /// The audience's size when it was scheduled (members may join or leave until each is
+    /// reached).
+    pub audience_size: Option<i64>,
+    /// Contacts of the audience reached so far (exclusions left out).
+    pub processed: i64,
+    /// Messages written to the outbox so far (queued, suppressed or failed).
+    pub released: i64,
+    /// The last contact id reached: the audience is gone through in id order.
+    pub cursor: i64,
+    /// Every contact of the audience has been reached (some may still wait for their time).
+    pub audience_done: bool,
+    /// Recipients reached whose message waits for its time (local time, quiet hours).
+    pub waiting: i64,
+    pub send_at: Option<Timestamp>,
+    /// The send rate counts from this moment (the start, or the last resume), and
+    /// `rate_base` messages had been written by then.
+    pub rate_since: Option<Timestamp>,
+    pub rate_base: i64,
+    /// When the engine next has work for it.
+    pub next_run_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// What one engine round did to a broadcast, saved with the messages it wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcastProgress {
+    pub status: BroadcastStatus,
+    pub template_version: Option<i64>,
+    pub processed: i64,
+    pub released: i64,
+    pub cursor: i64,
+    pub audience_done: bool,
+    pub waiting: i64,
+    pub rate_since: Option<Timestamp>,
+    pub rate_base: i64,
+    pub next_run_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl BroadcastRow {
+    pub fn progress(&self) -> BroadcastProgress {
+        BroadcastProgress {
+            status: self.status,
+            template_version: self.template_version,
+            processed: self.processed,
+            released: self.released,
+            cursor: self.cursor,
+            audience_done: self.audience_done,
+            waiting: self.waiting,
+            rate_since: self.rate_since,
+            rate_base: self.rate_base,
+            next_run_at: self.next_run_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
 }

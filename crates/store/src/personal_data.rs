@@ -75,6 +75,11 @@ pub const PERSONAL_TABLES: &[(&str, &str, Option<&str>)] = &[
         Some("DELETE FROM segment_checks WHERE contact_id = ?1"),
     ),
     (
+        "broadcast_recipients",
+        "broadcast_recipients",
+        Some("DELETE FROM broadcast_recipients WHERE contact_id = ?1"),
+    ),
+    (
         "trigger_schedule",
         "scheduled_triggers",
         Some("DELETE FROM trigger_schedule WHERE contact_id = ?1"),
@@ -109,6 +114,10 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
     ),
     ("processes", "PostgreSQL: the processes sharing the work"),
     ("lists", "list names; memberships are in list_members"),
+    (
+        "broadcasts",
+        "broadcast documents and counters; what each recipient got is in messages",
+    ),
     ("templates", "message content as the operator wrote it"),
     ("journeys", "journey documents"),
     ("journey_versions", "published journey documents"),
@@ -257,6 +266,17 @@ pub(crate) const MERGE_STATEMENTS: &[(&str, &[&str])] = &[
         "score_expiries",
         &["UPDATE score_expiries SET contact_id = ?2 WHERE contact_id = ?1"],
     ),
+    // A recipient waiting under both contacts gets one message, the earlier.
+    (
+        "broadcast_recipients",
+        &[
+            "INSERT INTO broadcast_recipients (broadcast_id, contact_id, due_at)
+             SELECT broadcast_id, ?2, due_at FROM broadcast_recipients WHERE contact_id = ?1
+             ON CONFLICT (broadcast_id, contact_id) DO UPDATE SET due_at = excluded.due_at
+             WHERE excluded.due_at < broadcast_recipients.due_at",
+            "DELETE FROM broadcast_recipients WHERE contact_id = ?1",
+        ],
+    ),
     ("contacts", &["DELETE FROM contacts WHERE id = ?1"]),
 ];
 
@@ -291,6 +311,7 @@ pub const SECTIONS: &[&str] = &[
     "lists",
     "segments",
     "segment_checks",
+    "broadcast_recipients",
     "scheduled_triggers",
     "score_expiries",
     "suppressions",
@@ -316,6 +337,11 @@ pub(crate) const WHOLE_SECTIONS: &[(&str, &str)] = &[
         "segments",
         "SELECT m.segment_id, s.name AS segment, m.entered_at FROM segment_members m
          LEFT JOIN segments s ON s.id = m.segment_id WHERE m.contact_id = ?1 ORDER BY m.segment_id",
+    ),
+    (
+        "broadcast_recipients",
+        "SELECT broadcast_id, due_at FROM broadcast_recipients WHERE contact_id = ?1
+         ORDER BY broadcast_id",
     ),
     (
         "segment_checks",
@@ -373,6 +399,7 @@ const COUNTED_TABLES: &[(&str, &str)] = &[
     ("lists", "list_members"),
     ("segments", "segment_members"),
     ("segment_checks", "segment_checks"),
+    ("broadcast_recipients", "broadcast_recipients"),
     ("scheduled_triggers", "trigger_schedule"),
     ("score_expiries", "score_expiries"),
 ];

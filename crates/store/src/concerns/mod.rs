@@ -4,6 +4,7 @@
 //! implements every trait; `Store` and `EngineTx` (in the crate root) gather them.
 
 mod audiences;
+mod broadcasts;
 mod cluster;
 mod consent;
 mod contacts;
@@ -19,6 +20,7 @@ mod templates;
 mod timers;
 
 pub use audiences::*;
+pub use broadcasts::*;
 pub use cluster::*;
 pub use consent::*;
 pub use contacts::*;

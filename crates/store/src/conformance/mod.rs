@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
 mod support;
 
 mod audiences;
+mod broadcasts;
 mod consent;
 mod contacts;
 mod enrollments;

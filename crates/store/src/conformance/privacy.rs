@@ -55,6 +55,7 @@ fn seed_ann(store: &dyn Store) -> i64 {
         tx.add_to_list(ann, "vip", at(1))?;
         tx.set_segment_member("pro", ann, true, at(1))?;
         tx.set_segment_check("pro", ann, Some(at(600)))?;
+        tx.defer_broadcast_recipients("news", &[(ann, at(650))])?;
         tx.set_trigger_due("j", "start", ann, Some(at(700)))?;
         tx.add_score_expiry(ann, "score", 5, at(800))?;
         Ok(())
@@ -97,6 +98,7 @@ fn export_counts_cover_every_section_of_the_contact(store: &dyn Store) {
         ("lists", 1),
         ("segments", 1),
         ("segment_checks", 1),
+        ("broadcast_recipients", 1),
         ("scheduled_triggers", 1),
         ("score_expiries", 1),
         ("suppressions", 1),
@@ -204,6 +206,7 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
         ("list_members", 1),
         ("segment_members", 1),
         ("segment_checks", 1),
+        ("broadcast_recipients", 1),
         ("trigger_schedule", 1),
         ("score_expiries", 1),
         ("suppressions", 1),

@@ -105,6 +105,7 @@ pub(super) fn email(key: &str, contact_id: i64, secs: i64) -> NewMessage {
         error: None,
         created_at: at(secs),
         priority: Priority::Transactional,
+        broadcast_id: None,
     }
 }
 
@@ -114,6 +115,7 @@ pub(super) fn journey_email(key: &str, contact_id: i64, journey: &str, node: &st
         journey_id: Some(journey.to_string()),
         node: Some(node.to_string()),
         priority: Priority::Journey,
+        broadcast_id: None,
         ..email(key, contact_id, 0)
     }
 }

@@ -150,17 +150,20 @@ fn finish_batch(
     if ids.is_empty() {
         return Ok(());
     }
-    // Only a message still queued takes its outcome (one recorded already is left as it is).
+    // Only a message still queued takes its outcome (one recorded already is left as it is),
+    // or one a broadcast's pause or cancel held while it was on its way: what happened to it
+    // is recorded, except that a retry leaves it held.
     let statement = prepared.get(
         tx,
-        "UPDATE messages m SET status = v.status, error = v.error, next_attempt_at = v.next,
+        "UPDATE messages m SET status = CASE WHEN v.status = 'queued' THEN m.status ELSE v.status END,
+                error = v.error, next_attempt_at = v.next,
                 attempts = m.attempts + 1,
                 sent_at = CASE WHEN v.status = 'sent' THEN v.at ELSE m.sent_at END,
                 failed_at = CASE WHEN v.status IN ('failed', 'bounced') THEN v.at ELSE m.failed_at END,
                 first_attempt_at = COALESCE(m.first_attempt_at, v.at)
          FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
               AS v(id, status, error, next, at)
-         WHERE m.id = v.id AND m.status = 'queued'
+         WHERE m.id = v.id AND m.status IN ('queued', 'paused', 'cancelled')
          RETURNING m.id, m.journey_id, m.node, v.status, m.channel, m.recipient, v.at",
     )?;
     let changed = tx.query(&statement, &[&ids, &statuses, &errors, &nexts, &ats])?;
@@ -869,7 +872,10 @@ impl Timers for PgStore {
                        UNION ALL SELECT MIN(due_at) FROM trigger_schedule
                          WHERE (contact_id % {PARTITIONS})::SMALLINT = ANY($1)
                        UNION ALL SELECT MIN(due_at) FROM score_expiries
-                         WHERE (contact_id % {PARTITIONS})::SMALLINT = ANY($1)) AS due"
+                         WHERE (contact_id % {PARTITIONS})::SMALLINT = ANY($1)
+                       -- Any process may run a broadcast's round.
+                       UNION ALL SELECT MIN(next_run_at) FROM broadcasts
+                         WHERE status IN ('scheduled', 'sending')) AS due"
                 ),
             )?;
             let row = conn.query_one(&statement, &[&self.working_partitions()])?;

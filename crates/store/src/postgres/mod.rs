@@ -19,6 +19,7 @@
 //! never be processed). Several processes share the engine's work: see `cluster`.
 
 mod api;
+mod broadcasts;
 pub mod cluster;
 pub mod inspect;
 mod intake;
@@ -43,7 +44,11 @@ pub(crate) use crate::millis::{ms, ts};
 use crate::{EngineTx, NewEvent, Result, StoreError};
 
 /// Each schema version's migration, in order: version N is reached by running `MIGRATIONS[N-1]`.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Advisory lock keys (one number space per database; this one is "waymark" and a purpose).

@@ -136,12 +136,16 @@ impl<'b> PgTx<'_, 'b> {
         self.prepared.get(self.tx, sql)
     }
 
-    fn execute(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<u64> {
+    pub(super) fn execute(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<u64> {
         self.write_step_writes()?;
         self.execute_aside(sql, params)
     }
 
-    fn query(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Vec<Row>> {
+    pub(super) fn query(
+        &mut self,
+        sql: &(impl Sql + ?Sized),
+        params: Params<'_>,
+    ) -> Result<Vec<Row>> {
         self.write_step_writes()?;
         self.query_aside(sql, params)
     }
@@ -151,7 +155,11 @@ impl<'b> PgTx<'_, 'b> {
         self.query_one_aside(sql, params)
     }
 
-    fn query_opt(&mut self, sql: &(impl Sql + ?Sized), params: Params<'_>) -> Result<Option<Row>> {
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &(impl Sql + ?Sized),
+        params: Params<'_>,
+    ) -> Result<Option<Row>> {
         self.write_step_writes()?;
         self.query_opt_aside(sql, params)
     }
@@ -1269,9 +1277,9 @@ impl OutboxTx for PgTx<'_, '_> {
         // which PostgreSQL would otherwise take for text.
         let n = self.execute_aside(
             "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                   subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, partition)
+                                   subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, partition, broadcast_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14::BIGINT END, $14,
-                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15, $16)
+                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15, $16, $17)
              ON CONFLICT (idempotency_key) DO NOTHING",
             &[
                 &m.idempotency_key,
@@ -1292,6 +1300,7 @@ impl OutboxTx for PgTx<'_, '_> {
                 // Fixed here: the process holding this partition delivers it, even after a
                 // merge moves it to a contact of another partition.
                 &partition_of(m.contact_id),
+                &m.broadcast_id,
             ],
         )?;
         Ok(n == 1)
@@ -2167,6 +2176,7 @@ mod tests {
             error: None,
             created_at: t(1_000),
             priority: Priority::Journey,
+            broadcast_id: None,
         }
     }
 

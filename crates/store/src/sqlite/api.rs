@@ -104,13 +104,17 @@ fn finish_one(
             ("bounced", Some(error.as_str()), None, Some("failed"))
         }
     };
+    // Only a message still queued takes its outcome (one recorded already is left as it is),
+    // or one a broadcast's pause or cancel held while it was on its way: what happened to it
+    // is recorded, except that a retry leaves it held.
     let changed = tx
                 .prepare_cached(
-                    "UPDATE messages SET status = ?2, error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
+                    "UPDATE messages SET status = CASE WHEN ?2 = 'queued' THEN status ELSE ?2 END,
+                            error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
                             sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END,
                             failed_at = CASE WHEN ?2 IN ('failed', 'bounced') THEN ?5 ELSE failed_at END,
                             first_attempt_at = COALESCE(first_attempt_at, ?5)
-                     WHERE id = ?1 AND status = 'queued'",
+                     WHERE id = ?1 AND status IN ('queued', 'paused', 'cancelled')",
                 )?
                 .execute(params![id, status, error, next, ms(now)])?;
     if changed == 1
@@ -762,7 +766,9 @@ impl Timers for SqliteStore {
                    WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
                    UNION ALL SELECT MIN(due_at) FROM segment_checks
                    UNION ALL SELECT MIN(due_at) FROM trigger_schedule
-                   UNION ALL SELECT MIN(due_at) FROM score_expiries)",
+                   UNION ALL SELECT MIN(due_at) FROM score_expiries
+                   UNION ALL SELECT MIN(next_run_at) FROM broadcasts
+                     WHERE status IN ('scheduled', 'sending'))",
             )?
             .query_row([], |r| r.get(0))?;
         Ok(v.map(ts))

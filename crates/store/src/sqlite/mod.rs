@@ -24,6 +24,7 @@ macro_rules! next_id {
 }
 
 mod api;
+pub(crate) mod broadcasts;
 pub mod inspect;
 pub mod privacy;
 mod tx;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
+    include_str!("schema_v10.sql"),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

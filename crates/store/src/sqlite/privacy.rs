@@ -659,6 +659,7 @@ mod tests {
                     error: None,
                     created_at: Timestamp::UNIX_EPOCH,
                     priority: crate::Priority::Transactional,
+                    broadcast_id: None,
                 })?;
                 Ok(())
             })

@@ -784,9 +784,9 @@ impl OutboxTx for SqliteTx<'_> {
             .prepare_cached(
                 concat!(
                     "INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority)
+                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, broadcast_id)
                      VALUES (", next_id!("messages", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
-                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END, ?15)
+                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END, ?15, ?16)
                      ON CONFLICT (idempotency_key) DO NOTHING"
                 ),
             )?
@@ -806,6 +806,7 @@ impl OutboxTx for SqliteTx<'_> {
                 m.error,
                 ms(m.created_at),
                 m.priority.as_i64(),
+                m.broadcast_id,
             ])?;
         Ok(n == 1)
     }

@@ -1,0 +1,269 @@
+//! Broadcasts: drafts, status changes with their messages, the audience in pages, waiting
+//! recipients and the engine's claim.
+
+use serde_json::json;
+use waymark_core::broadcast::Audience;
+
+use super::support::{at, contact, email, in_tx, queue};
+use crate::{BroadcastChange, BroadcastStatus, DeliveryOutcome, Finished, Store, StoreError};
+
+fn only_a_draft_is_changed_or_deleted(store: &dyn Store) {
+    let doc = json!({"name": "News"});
+    let created = store.create_broadcast("news", &doc, at(1)).unwrap();
+    assert_eq!(created.status, BroadcastStatus::Draft);
+    assert_eq!(created.document, doc);
+    assert!(matches!(
+        store.create_broadcast("news", &doc, at(2)),
+        Err(StoreError::Conflict(_))
+    ));
+    let edited = store
+        .update_broadcast("news", &json!({"name": "News 2"}), at(3))
+        .unwrap();
+    assert_eq!(
+        (edited.document["name"].as_str(), edited.updated_at),
+        (Some("News 2"), at(3))
+    );
+    store
+        .change_broadcast(
+            "news",
+            BroadcastChange::Schedule {
+                send_at: at(10),
+                audience_size: 7,
+            },
+            at(4),
+        )
+        .unwrap();
+    let refused = store.update_broadcast("news", &doc, at(5)).unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Conflict(m) if m.contains("scheduled")),
+        "{refused}"
+    );
+    assert!(matches!(
+        store.delete_broadcast("news"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.change_broadcast("news", BroadcastChange::Resume, at(5)),
+        Err(StoreError::Conflict(_))
+    ));
+    store.create_broadcast("old", &doc, at(0)).unwrap();
+    store.delete_broadcast("old").unwrap();
+    assert!(matches!(
+        store.broadcast("old"),
+        Err(StoreError::NotFound(_))
+    ));
+    let listed: Vec<_> = store
+        .broadcasts()
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.id, b.status, b.audience_size, b.next_run_at))
+        .collect();
+    assert_eq!(
+        listed,
+        [(
+            "news".to_string(),
+            BroadcastStatus::Scheduled,
+            Some(7),
+            Some(at(10))
+        )]
+    );
+}
+
+fn the_audience_comes_in_id_order_without_the_excluded(store: &dyn Store) {
+    let ids: Vec<i64> = (0..6).map(|i| contact(store, &format!("c{i}"))).collect();
+    in_tx(store, |tx| {
+        for id in &ids {
+            tx.set_segment_member("fans", *id, true, at(1))?;
+        }
+        tx.add_to_list(ids[1], "unsubscribed-elsewhere", at(1))?;
+        tx.set_segment_member("churned", ids[4], true, at(1))?;
+        tx.add_to_list(ids[0], "vip", at(1))?;
+        tx.add_to_list(ids[4], "vip", at(1))?;
+        Ok(())
+    });
+    let fans = Audience::Segment("fans".into());
+    let exclude = [
+        Audience::List("unsubscribed-elsewhere".into()),
+        Audience::Segment("churned".into()),
+    ];
+    let (first, rest) = in_tx(store, |tx| {
+        let first = tx.audience_page(&fans, &exclude, 0, 2)?;
+        let rest = tx.audience_page(&fans, &exclude, first[1], 10)?;
+        Ok((first, rest))
+    });
+    assert_eq!(first, [ids[0], ids[2]]);
+    assert_eq!(rest, [ids[3], ids[5]]);
+    assert_eq!(store.count_audience(&fans, &exclude).unwrap(), 4);
+    let vip = Audience::List("vip".into());
+    let vips = in_tx(store, |tx| tx.audience_page(&vip, &exclude, 0, 10));
+    assert_eq!(vips, [ids[0]]);
+    assert_eq!(store.count_audience(&vip, &[]).unwrap(), 2);
+    let nobody = Audience::List("no-such-list".into());
+    assert_eq!(store.count_audience(&nobody, &[]).unwrap(), 0);
+}
+
+fn a_due_broadcast_is_claimed_and_its_progress_saved(store: &dyn Store) {
+    store.create_broadcast("news", &json!({}), at(0)).unwrap();
+    assert!(
+        in_tx(store, |tx| tx.claim_due_broadcast(at(100))).is_none(),
+        "a draft"
+    );
+    store
+        .change_broadcast(
+            "news",
+            BroadcastChange::Schedule {
+                send_at: at(10),
+                audience_size: 3,
+            },
+            at(1),
+        )
+        .unwrap();
+    assert!(in_tx(store, |tx| tx.claim_due_broadcast(at(9))).is_none());
+    let claimed = in_tx(store, |tx| tx.claim_due_broadcast(at(10))).unwrap();
+    assert_eq!(claimed.id, "news");
+    let mut progress = claimed.progress();
+    progress.status = BroadcastStatus::Sending;
+    progress.template_version = Some(2);
+    progress.processed = 2;
+    progress.released = 1;
+    progress.cursor = 42;
+    progress.waiting = 1;
+    progress.started_at = Some(at(10));
+    progress.rate_since = Some(at(10));
+    progress.next_run_at = Some(at(20));
+    in_tx(store, |tx| {
+        tx.defer_broadcast_recipients("news", &[(42, at(30)), (41, at(20))])?;
+        tx.save_broadcast_progress("news", &progress, at(11))
+    });
+    let saved = store.broadcast("news").unwrap();
+    assert_eq!(saved.progress(), progress);
+    assert_eq!(saved.updated_at, at(11));
+    assert_eq!(store.next_wake_at().unwrap(), Some(at(20)));
+    let (early, due, next, later) = in_tx(store, |tx| {
+        Ok((
+            tx.take_due_broadcast_recipients("news", at(19), 10)?,
+            tx.take_due_broadcast_recipients("news", at(25), 10)?,
+            tx.next_broadcast_recipient_due("news")?,
+            tx.take_due_broadcast_recipients("news", at(30), 10)?,
+        ))
+    });
+    assert_eq!(
+        (early, due, next, later),
+        (vec![], vec![41], Some(at(30)), vec![42])
+    );
+}
+
+fn pause_resume_and_cancel_move_the_broadcasts_messages(store: &dyn Store) {
+    let ann = contact(store, "ann");
+    store.create_broadcast("news", &json!({}), at(0)).unwrap();
+    store
+        .change_broadcast(
+            "news",
+            BroadcastChange::Schedule {
+                send_at: at(1),
+                audience_size: 3,
+            },
+            at(0),
+        )
+        .unwrap();
+    let claimed = in_tx(store, |tx| tx.claim_due_broadcast(at(1))).unwrap();
+    let mut progress = claimed.progress();
+    progress.status = BroadcastStatus::Sending;
+    progress.started_at = Some(at(1));
+    progress.released = 3;
+    in_tx(store, |tx| {
+        tx.save_broadcast_progress("news", &progress, at(1))
+    });
+    let of_broadcast = |key: &str| crate::NewMessage {
+        broadcast_id: Some("news".into()),
+        ..email(key, ann, 1)
+    };
+    let ids = queue(
+        store,
+        &[
+            of_broadcast("a"),
+            of_broadcast("b"),
+            of_broadcast("c"),
+            email("other", ann, 1),
+        ],
+    );
+    // `a` left before the pause; `b` was on its way when it came.
+    store
+        .finish_messages(&[Finished {
+            id: ids[0],
+            outcome: DeliveryOutcome::Sent,
+            at: at(2),
+        }])
+        .unwrap();
+    let paused = store
+        .change_broadcast("news", BroadcastChange::Pause, at(3))
+        .unwrap();
+    assert_eq!(
+        (paused.status, paused.next_run_at),
+        (BroadcastStatus::Paused, None)
+    );
+    let counts = |store: &dyn Store| store.broadcast_message_counts("news").unwrap();
+    let pairs = |v: &[(&str, i64)]| {
+        v.iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(store), pairs(&[("paused", 2), ("sent", 1)]));
+    store
+        .finish_messages(&[Finished {
+            id: ids[1],
+            outcome: DeliveryOutcome::Sent,
+            at: at(4),
+        }])
+        .unwrap();
+    assert_eq!(
+        counts(store),
+        pairs(&[("paused", 1), ("sent", 2)]),
+        "a delivery that was on its way is recorded, never offered again"
+    );
+    let resumed = store
+        .change_broadcast("news", BroadcastChange::Resume, at(5))
+        .unwrap();
+    assert_eq!(
+        (
+            resumed.status,
+            resumed.next_run_at,
+            resumed.rate_since,
+            resumed.rate_base
+        ),
+        (BroadcastStatus::Sending, Some(at(5)), Some(at(5)), 3)
+    );
+    assert_eq!(counts(store), pairs(&[("queued", 1), ("sent", 2)]));
+    in_tx(store, |tx| {
+        tx.defer_broadcast_recipients("news", &[(ann, at(50))])
+    });
+    let cancelled = store
+        .change_broadcast("news", BroadcastChange::Cancel, at(6))
+        .unwrap();
+    assert_eq!(
+        (cancelled.status, cancelled.finished_at, cancelled.waiting),
+        (BroadcastStatus::Cancelled, Some(at(6)), 0)
+    );
+    assert_eq!(counts(store), pairs(&[("cancelled", 1), ("sent", 2)]));
+    assert!(
+        in_tx(store, |tx| tx.take_due_broadcast_recipients(
+            "news",
+            at(99),
+            9
+        ))
+        .is_empty()
+    );
+    let other = store.message_by_key("other").unwrap().unwrap();
+    assert_eq!(other.status, "queued", "other messages are left alone");
+    assert!(matches!(
+        store.change_broadcast("news", BroadcastChange::Cancel, at(7)),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+conformance_tests!(
+    only_a_draft_is_changed_or_deleted,
+    the_audience_comes_in_id_order_without_the_excluded,
+    a_due_broadcast_is_claimed_and_its_progress_saved,
+    pause_resume_and_cancel_move_the_broadcasts_messages,
+);

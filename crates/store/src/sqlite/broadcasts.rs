@@ -1,0 +1,309 @@
+//! Broadcasts on SQLite (the SQL is shared with PostgreSQL: `broadcast_sql`).
+
+use jiff::Timestamp;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
+use serde_json::Value;
+use waymark_core::broadcast::Audience;
+
+use super::tx::SqliteTx;
+use super::{SqliteStore, ms, ts};
+use crate::broadcast_sql as sql;
+use crate::{
+    BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
+    Result, StoreError,
+};
+
+/// `sql` with SQLite's numbered placeholders (`?N`) for PostgreSQL's (`$N`).
+fn q(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn broadcast_from_row(r: &Row<'_>) -> rusqlite::Result<BroadcastRow> {
+    let document: String = r.get(1)?;
+    let status: String = r.get(2)?;
+    let opt_ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
+    Ok(BroadcastRow {
+        id: r.get(0)?,
+        // A document that cannot be read reads as null: the engine and the API report it.
+        document: serde_json::from_str(&document).unwrap_or(Value::Null),
+        // An unknown status holds the broadcast where an operator sees it.
+        status: BroadcastStatus::parse(&status).unwrap_or(BroadcastStatus::Paused),
+        template_version: r.get(3)?,
+        audience_size: r.get(4)?,
+        processed: r.get(5)?,
+        released: r.get(6)?,
+        cursor: r.get(7)?,
+        audience_done: r.get::<_, i64>(8)? != 0,
+        waiting: r.get(9)?,
+        send_at: opt_ts(10)?,
+        rate_since: opt_ts(11)?,
+        rate_base: r.get(12)?,
+        next_run_at: opt_ts(13)?,
+        created_at: ts(r.get(14)?),
+        updated_at: ts(r.get(15)?),
+        started_at: opt_ts(16)?,
+        finished_at: opt_ts(17)?,
+    })
+}
+
+fn read(tx: &rusqlite::Connection, id: &str) -> Result<BroadcastRow> {
+    tx.prepare_cached(&q(&format!(
+        "SELECT {} FROM broadcasts WHERE id = $1",
+        sql::COLUMNS
+    )))?
+    .query_row([id], broadcast_from_row)
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("broadcast `{id}`")))
+}
+
+/// The parameters of an audience query: its id, `after`, the exclusions' ids, `limit`.
+fn audience_params(
+    audience: &Audience,
+    exclude: &[Audience],
+    after: i64,
+    limit: i64,
+) -> Vec<SqlValue> {
+    let ids = sql::audience_ids(audience, exclude);
+    let mut out = vec![SqlValue::Text(ids[0].to_string()), SqlValue::Integer(after)];
+    out.extend(ids[1..].iter().map(|id| SqlValue::Text(id.to_string())));
+    out.push(SqlValue::Integer(limit));
+    out
+}
+
+/// A conflict saying why `change` does not apply to a broadcast that is `status`.
+pub(crate) fn refused(id: &str, status: BroadcastStatus, change: BroadcastChange) -> StoreError {
+    StoreError::Conflict(format!(
+        "broadcast `{id}` is {}: it cannot be {}",
+        status.as_str(),
+        change.verb()
+    ))
+}
+
+fn change(tx: &Transaction<'_>, id: &str, change: BroadcastChange, now: Timestamp) -> Result<()> {
+    let status: String = tx
+        .prepare_cached(&q(sql::STATUS))?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("broadcast `{id}`")))?;
+    let status = BroadcastStatus::parse(&status).unwrap_or(BroadcastStatus::Paused);
+    if !change.applies_to().contains(&status) {
+        return Err(refused(id, status, change));
+    }
+    let now = ms(now);
+    match change {
+        BroadcastChange::Schedule {
+            send_at,
+            audience_size,
+        } => tx.prepare_cached(&q(sql::SCHEDULE))?.execute(params![
+            id,
+            ms(send_at),
+            audience_size,
+            now
+        ])?,
+        BroadcastChange::Pause => tx
+            .prepare_cached(&q(sql::PAUSE))?
+            .execute(params![id, now])?,
+        BroadcastChange::Resume => tx
+            .prepare_cached(&q(sql::RESUME))?
+            .execute(params![id, now])?,
+        BroadcastChange::Cancel => {
+            tx.prepare_cached(&q(sql::FORGET_WAITING))?.execute([id])?;
+            tx.prepare_cached(&q(sql::CANCEL))?
+                .execute(params![id, now])?
+        }
+    };
+    if let Some((from, to)) = change.messages() {
+        for from in from {
+            tx.prepare_cached(&q(sql::MOVE_MESSAGES))?
+                .execute(params![id, from, to])?;
+        }
+    }
+    Ok(())
+}
+
+impl Broadcasts for SqliteStore {
+    fn create_broadcast(&self, id: &str, document: &Value, now: Timestamp) -> Result<BroadcastRow> {
+        self.write(|tx| {
+            let n = tx.prepare_cached(&q(sql::INSERT))?.execute(params![
+                id,
+                document.to_string(),
+                ms(now)
+            ])?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "broadcast `{id}` already exists"
+                )));
+            }
+            read(tx, id)
+        })
+    }
+
+    fn update_broadcast(&self, id: &str, document: &Value, now: Timestamp) -> Result<BroadcastRow> {
+        self.write(|tx| {
+            let n = tx.prepare_cached(&q(sql::UPDATE_DRAFT))?.execute(params![
+                id,
+                document.to_string(),
+                ms(now)
+            ])?;
+            let row = read(tx, id)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "broadcast `{id}` is {}: only a draft can be changed",
+                    row.status.as_str()
+                )));
+            }
+            Ok(row)
+        })
+    }
+
+    fn delete_broadcast(&self, id: &str) -> Result<()> {
+        self.write(|tx| {
+            let row = read(tx, id)?;
+            if tx.prepare_cached(&q(sql::DELETE_DRAFT))?.execute([id])? == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "broadcast `{id}` is {}: only a draft can be deleted (cancel it instead)",
+                    row.status.as_str()
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn broadcasts(&self) -> Result<Vec<BroadcastRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&q(&format!(
+            "SELECT {} FROM broadcasts ORDER BY created_at DESC, id",
+            sql::COLUMNS
+        )))?;
+        let rows = stmt.query_map([], broadcast_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn broadcast(&self, id: &str) -> Result<BroadcastRow> {
+        read(&*self.conn()?, id)
+    }
+
+    fn change_broadcast(
+        &self,
+        id: &str,
+        change_: BroadcastChange,
+        now: Timestamp,
+    ) -> Result<BroadcastRow> {
+        self.write(|tx| {
+            change(tx, id, change_, now)?;
+            read(tx, id)
+        })
+    }
+
+    fn broadcast_message_counts(&self, id: &str) -> Result<Vec<(String, i64)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&q(sql::MESSAGE_COUNTS))?;
+        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64> {
+        let conn = self.conn()?;
+        let n = conn
+            .prepare_cached(&q(&sql::audience_count(audience, exclude)))?
+            .query_row(
+                params_from_iter(audience_params(audience, exclude, 0, i64::MAX)),
+                |r| r.get(0),
+            )?;
+        Ok(n)
+    }
+}
+
+impl BroadcastsTx for SqliteTx<'_> {
+    fn claim_due_broadcast(&mut self, now: Timestamp) -> Result<Option<BroadcastRow>> {
+        // The engine's transaction is SQLite's one writer: nothing else claims meanwhile.
+        Ok(self
+            .tx
+            .prepare_cached(&q(&format!(
+                "SELECT {} FROM broadcasts {}",
+                sql::COLUMNS,
+                sql::DUE
+            )))?
+            .query_row([ms(now)], broadcast_from_row)
+            .optional()?)
+    }
+
+    fn audience_page(
+        &mut self,
+        audience: &Audience,
+        exclude: &[Audience],
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(&q(&sql::audience_page(audience, exclude)))?;
+        let rows = stmt.query_map(
+            params_from_iter(audience_params(audience, exclude, after_id, limit as i64)),
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn defer_broadcast_recipients(
+        &mut self,
+        broadcast_id: &str,
+        due: &[(i64, Timestamp)],
+    ) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(&q(sql::DEFER))?;
+        for (contact_id, at) in due {
+            stmt.execute(params![broadcast_id, contact_id, ms(*at)])?;
+        }
+        Ok(())
+    }
+
+    fn take_due_broadcast_recipients(
+        &mut self,
+        broadcast_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(&q(sql::TAKE_DUE))?;
+        let rows = stmt.query_map(params![broadcast_id, ms(now), limit as i64], |r| r.get(0))?;
+        let mut ids: Vec<i64> = rows.collect::<rusqlite::Result<_>>()?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn next_broadcast_recipient_due(&mut self, broadcast_id: &str) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = self
+            .tx
+            .prepare_cached(&q(sql::NEXT_DUE))?
+            .query_row([broadcast_id], |r| r.get(0))?;
+        Ok(at.map(ts))
+    }
+
+    fn save_broadcast_progress(
+        &mut self,
+        broadcast_id: &str,
+        p: &BroadcastProgress,
+        now: Timestamp,
+    ) -> Result<()> {
+        let opt = |t: Option<Timestamp>| t.map(ms);
+        self.tx
+            .prepare_cached(&q(sql::SAVE_PROGRESS))?
+            .execute(params![
+                broadcast_id,
+                p.status.as_str(),
+                p.template_version,
+                p.processed,
+                p.released,
+                p.cursor,
+                i64::from(p.audience_done),
+                p.waiting,
+                opt(p.rate_since),
+                p.rate_base,
+                opt(p.next_run_at),
+                opt(p.started_at),
+                opt(p.finished_at),
+                ms(now),
+            ])?;
+        Ok(())
+    }
+}
