@@ -3,6 +3,7 @@
 //!
 //! Architecture invariant: no HTTP here. The server crate owns the API and calls `Engine`.
 
+pub mod broadcasts;
 pub mod caps;
 pub mod clock;
 pub mod consent;
@@ -436,6 +437,12 @@ impl Engine {
         }
         messages += report.messages;
         did |= report.items > 0;
+        // One round of broadcasts, between the rounds of events and timers: a broadcast to a
+        // million contacts goes on while journeys keep up with their events.
+        if let Some(round) = self.processor.run_broadcasts(self.clock.now(), BATCH)? {
+            messages += round.queued;
+            did = true;
+        }
         if messages > 0 {
             self.dispatcher.wake();
         }

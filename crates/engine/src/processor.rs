@@ -176,6 +176,22 @@ impl Processor {
         self
     }
 
+    /// One round of the broadcast with the earliest due work (see `broadcasts`), in one
+    /// transaction; `None` when no broadcast has work due.
+    pub fn run_broadcasts(
+        &self,
+        now: Timestamp,
+        page: usize,
+    ) -> Result<Option<crate::broadcasts::Round>, StoreError> {
+        let window = self.registry().installation_window().clone();
+        let mut done = None;
+        self.store.engine_tx(&mut |tx| {
+            done = crate::broadcasts::round(tx, &self.gate, &window, now, page)?;
+            Ok(())
+        })?;
+        Ok(done)
+    }
+
     /// The send gate, for messages sent outside journeys (confirmations, test sends).
     pub fn gate(&self) -> &SendGate {
         &self.gate

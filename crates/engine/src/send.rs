@@ -1,24 +1,26 @@
 //! The send gate: the one place where a message is decided and written to the outbox.
 //!
 //! Every outbox row is written here, in the caller's transaction: journey emails and SMS,
-//! journey webhooks, double opt-in confirmations and operators' test sends (and, later,
-//! broadcasts). What a message must pass depends on its [`Purpose`]:
+//! journey webhooks, broadcasts, double opt-in confirmations and operators' test sends. What a
+//! message must pass depends on its [`Purpose`]:
 //!
-//! | check                                   | journey | requested | test |
-//! | --------------------------------------- | ------- | --------- | ---- |
-//! | the contact has an address (or `to`)    | yes     | yes       | yes  |
-//! | the address is not suppressed (bounces, complaints, STOP) | yes | yes | yes |
-//! | consent to the template's topic (marketing templates, see `consent`) | yes | no | no |
-//! | frequency caps (marketing templates, see `caps`) | yes | no | no |
-//! | unsubscribe link (`unsubscribe_url`)    | marketing | no    | no   |
-//! | open and click tracking                 | yes¹    | no        | no   |
+//! | check                                   | journey | broadcast | requested | test |
+//! | --------------------------------------- | ------- | --------- | --------- | ---- |
+//! | the contact has an address (or `to`)    | yes     | yes       | yes       | yes  |
+//! | the address is not suppressed (bounces, complaints, STOP) | yes | yes | yes | yes |
+//! | consent to the template's topic (marketing templates, see `consent`) | yes | yes | no | no |
+//! | frequency caps (marketing templates, see `caps`) | yes | yes² | no | no |
+//! | unsubscribe link (`unsubscribe_url`)    | marketing | marketing | no    | no   |
+//! | open and click tracking                 | yes¹    | yes¹      | no        | no   |
 //!
-//! ¹ when a public URL is configured and the template allows it.
+//! ¹ when a public URL is configured and the template allows it. ² unless the broadcast says
+//! it ignores them (recorded on the broadcast).
 //!
 //! Quiet hours and blocked dates are a matter of *when*, decided before a message reaches the
 //! gate: a journey's send node waits for the window to open (`waymark_core::timing`, applied
-//! by the stepper, so that goals and exits still apply while it waits). Requested and test
-//! messages are sent at once, whatever the hour.
+//! by the stepper, so that goals and exits still apply while it waits), and a broadcast keeps
+//! a recipient waiting until then (`waymark_core::broadcast`). Requested and test messages are
+//! sent at once, whatever the hour.
 //!
 //! A message refused by a check is written `suppressed` with the reason, and one that cannot
 //! be rendered `failed` with the error: never dropped, so the step log, the counts and the
@@ -48,11 +50,24 @@ const MAX_CACHED_TEMPLATES: usize = 1000;
 pub enum Purpose<'a> {
     /// A journey's email or SMS node.
     Journey(JourneyNode<'a>),
+    /// A broadcast's message to one of its recipients.
+    Broadcast(BroadcastSend<'a>),
     /// A message the contact asked for by their own action, such as the double opt-in
     /// confirmation of a subscribe form: it needs no consent and is never capped.
     Requested,
     /// An operator's test of a template, to an address given with the request.
     Test,
+}
+
+impl Purpose<'_> {
+    /// Marks `message` as sent by its journey node or broadcast, at that priority.
+    fn stamp(&self, message: &mut NewMessage) {
+        match self {
+            Purpose::Journey(at) => at.stamp(message),
+            Purpose::Broadcast(b) => b.stamp(message),
+            Purpose::Requested | Purpose::Test => {}
+        }
+    }
 }
 
 /// A node of a journey that an enrollment is at.
@@ -72,6 +87,24 @@ impl JourneyNode<'_> {
         message.journey_id = Some(self.journey.id().to_string());
         message.node = Some(self.node.to_string());
         message.priority = Priority::Journey;
+    }
+}
+
+/// A broadcast, as its messages need it.
+#[derive(Clone, Copy)]
+pub struct BroadcastSend<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// The template version pinned when the broadcast started.
+    pub template_version: Option<i64>,
+    pub ignore_frequency_caps: bool,
+}
+
+impl BroadcastSend<'_> {
+    /// Marks `message` as this broadcast's: bulk, behind transactional and journey messages.
+    fn stamp(&self, message: &mut NewMessage) {
+        message.broadcast_id = Some(self.id.to_string());
+        message.priority = Priority::Bulk;
     }
 }
 
@@ -202,6 +235,31 @@ impl SendGate {
         Ok(Decision::of(message, rendered, written))
     }
 
+    /// Writes `outgoing` as `suppressed` with `reason` without looking further (a broadcast's
+    /// recipient whose time never comes).
+    pub fn suppress(
+        &self,
+        tx: &mut dyn EngineTx,
+        outgoing: Outgoing<'_>,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError> {
+        let mut message = queued_row(
+            &outgoing.idempotency_key,
+            outgoing.contact_id,
+            outgoing.channel.as_str(),
+            now,
+        );
+        if let TemplateSource::Stored(id) = outgoing.template {
+            message.template = id.to_string();
+        }
+        outgoing.purpose.stamp(&mut message);
+        message.status = MessageStatus::Suppressed;
+        message.error = Some(reason);
+        let written = tx.insert_message(&message)?;
+        Ok(Decision::of(message, None, written))
+    }
+
     /// Renders a journey's `webhook` node's body and writes its outbox row (channel `webhook`;
     /// see `waymark_channels::webhook`). Webhooks go to a system, not a person: no consent,
     /// suppression or caps apply.
@@ -245,6 +303,7 @@ impl SendGate {
         // A journey sends the template version it pinned when it was published.
         let pinned = match (outgoing.template, outgoing.purpose) {
             (TemplateSource::Stored(id), Purpose::Journey(at)) => at.journey.template_version(id),
+            (TemplateSource::Stored(_), Purpose::Broadcast(b)) => b.template_version,
             _ => None,
         };
         let stored = match (outgoing.template, pinned) {
@@ -266,9 +325,7 @@ impl SendGate {
         );
         message.template = template_id.to_string();
         message.recipient = recipient.clone();
-        if let Purpose::Journey(at) = outgoing.purpose {
-            at.stamp(&mut message);
-        }
+        outgoing.purpose.stamp(&mut message);
         let suppress = |mut message: NewMessage, reason: String| {
             message.status = MessageStatus::Suppressed;
             message.error = Some(reason);
@@ -301,14 +358,27 @@ impl SendGate {
             }
         };
 
-        // Consent and caps: marketing messages of journeys (see `consent` and `caps`).
-        let journey = matches!(outgoing.purpose, Purpose::Journey(_));
-        let topic = consent::topic_of(definition).filter(|_| journey);
+        // Consent and caps: marketing messages of journeys and broadcasts (see `consent` and
+        // `caps`).
+        let marketing = matches!(
+            outgoing.purpose,
+            Purpose::Journey(_) | Purpose::Broadcast(_)
+        );
+        let capped = !matches!(
+            outgoing.purpose,
+            Purpose::Broadcast(BroadcastSend {
+                ignore_frequency_caps: true,
+                ..
+            })
+        );
+        let topic = consent::topic_of(definition).filter(|_| marketing);
         if let (Some(topic), Some(contact)) = (&topic, &contact) {
             if let Some(reason) = consent::refusal(tx, contact, channel, topic)? {
                 return suppress(message, reason);
             }
-            if let Some(cap) = crate::caps::exceeded(&self.caps, tx, contact.id, channel, now)? {
+            if capped
+                && let Some(cap) = crate::caps::exceeded(&self.caps, tx, contact.id, channel, now)?
+            {
                 return suppress(message, format!("frequency cap reached ({cap})"));
             }
         }
@@ -356,6 +426,17 @@ impl SendGate {
                 }
                 data
             }
+            (None, Purpose::Broadcast(b), Some(contact)) => {
+                let mut data = Map::new();
+                data.insert("contact".into(), Value::Object(contact_data(contact)));
+                data.insert("broadcast".into(), json!({ "id": b.id, "name": b.name }));
+                if recommendations::uses_recommendations(definition) {
+                    let list =
+                        recommendations::for_contact(tx, contact.id, recommendations::LIST_LENGTH)?;
+                    data.insert(recommendations::VARIABLE.into(), Value::Array(list));
+                }
+                data
+            }
             (None, _, contact) => {
                 let mut data = Map::new();
                 if let Some(contact) = contact {
@@ -370,7 +451,7 @@ impl SendGate {
 
         match template.render(&data) {
             Ok(rendered) => {
-                let tracked = journey && template.tracking;
+                let tracked = marketing && template.tracking;
                 message.subject = rendered.subject;
                 message.html = track_html(
                     self.tracking.as_ref(),

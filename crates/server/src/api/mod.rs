@@ -1,5 +1,6 @@
 //! The HTTP API: routes, shared state, authentication and body parsing.
 
+mod broadcasts;
 mod consent;
 pub mod error;
 pub mod ingest;

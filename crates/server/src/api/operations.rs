@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use super::{consent, ingest, journeys, manage, privacy, segments, tracking, webhooks_in};
+use super::{
+    broadcasts, consent, ingest, journeys, manage, privacy, segments, tracking, webhooks_in,
+};
 
 /// Writes the schema of a type into a generator (shared definitions go to the generator).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -521,6 +523,45 @@ pub fn all() -> Vec<Operation> {
             .query::<manage::Page>()
             .ok::<manage::ContactsPage>()
             .errors(&[400, 404]),
+        // ---- broadcasts
+        get("/v1/broadcasts", broadcasts::list)
+            .about(Admin, "Broadcasts", "Broadcasts, newest first, with their progress")
+            .ok::<broadcasts::BroadcastList>(),
+        post("/v1/broadcasts", broadcasts::create)
+            .about(Admin, "Broadcasts", "Save a draft broadcast (its id is made from its name): one email or SMS to a segment or list, minus exclusions")
+            .body::<waymark_core::broadcast::BroadcastDocument>()
+            .json::<broadcasts::BroadcastView>(201, "The draft")
+            .errors(&[400]),
+        get("/v1/broadcasts/{id}", broadcasts::get)
+            .about(Admin, "Broadcasts", "One broadcast: its document, status and progress (messages by status)")
+            .ok::<broadcasts::BroadcastView>()
+            .errors(&[404]),
+        put("/v1/broadcasts/{id}", broadcasts::put)
+            .about(Admin, "Broadcasts", "Create or replace a draft broadcast")
+            .body::<waymark_core::broadcast::BroadcastDocument>()
+            .json::<broadcasts::BroadcastView>(200, "The draft, replaced")
+            .json::<broadcasts::BroadcastView>(201, "The draft, created")
+            .errors(&[400, 409]),
+        delete("/v1/broadcasts/{id}", broadcasts::delete)
+            .about(Admin, "Broadcasts", "Delete a draft (a broadcast that was sent is cancelled instead)")
+            .no_content("Deleted")
+            .errors(&[404, 409]),
+        post("/v1/broadcasts/{id}/send", broadcasts::send)
+            .about(Admin, "Broadcasts", "Send a draft now, or at its `send_at`")
+            .ok::<broadcasts::BroadcastView>()
+            .errors(&[400, 404, 409]),
+        post("/v1/broadcasts/{id}/pause", broadcasts::pause)
+            .about(Admin, "Broadcasts", "Pause a sending broadcast: its queued messages are held, no new ones are written")
+            .ok::<broadcasts::BroadcastView>()
+            .errors(&[404, 409]),
+        post("/v1/broadcasts/{id}/resume", broadcasts::resume)
+            .about(Admin, "Broadcasts", "Resume a paused broadcast where it stopped")
+            .ok::<broadcasts::BroadcastView>()
+            .errors(&[404, 409]),
+        post("/v1/broadcasts/{id}/cancel", broadcasts::cancel)
+            .about(Admin, "Broadcasts", "Cancel a broadcast: messages not yet sent are cancelled, recipients not yet reached get nothing")
+            .ok::<broadcasts::BroadcastView>()
+            .errors(&[404, 409]),
         // ---- meta and the web app
         get("/v1/problems", super::problems)
             .about(Admin, "Meta", "The stored journeys and segments the engine cannot use and why, and whether it is stalled")

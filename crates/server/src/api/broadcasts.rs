@@ -1,0 +1,359 @@
+//! Broadcast endpoints: one email or SMS to a segment or a list (minus exclusions), saved as a
+//! draft, then sent now or at a time, paused, resumed or cancelled, with live progress. The
+//! engine sends them (see `waymark_engine::broadcasts`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
+use waymark_core::broadcast::{Audience, BroadcastDocument};
+use waymark_store::{BroadcastChange, BroadcastRow, BroadcastStatus, Store, StoreError};
+
+use super::error::{ApiError, ApiResult};
+use super::manage::blocking;
+use super::{AppState, Body, RequestBody};
+
+impl RequestBody for BroadcastDocument {
+    const INVALID: &'static str = "invalid_broadcast";
+}
+
+/// A broadcast and how far its sending has come.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BroadcastView {
+    pub id: String,
+    pub name: String,
+    pub status: BroadcastStatus,
+    /// What it sends, to whom and when (null when the stored one cannot be read: see `broken`).
+    pub document: Option<BroadcastDocument>,
+    pub broken: Option<String>,
+    /// Contacts in the audience (minus exclusions) when it was sent.
+    pub audience_size: Option<i64>,
+    /// Contacts of the audience reached so far.
+    pub processed: i64,
+    /// Recipients reached whose message waits for its time (local time, quiet hours).
+    pub waiting: i64,
+    /// Its messages by status: `queued`, `sent`, `suppressed`, `failed`, `bounced`, `paused`,
+    /// `cancelled`.
+    pub messages: BTreeMap<String, i64>,
+    /// The template version every recipient gets, pinned when sending started.
+    pub template_version: Option<i64>,
+    pub send_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BroadcastList {
+    pub broadcasts: Vec<BroadcastView>,
+}
+
+fn view(row: BroadcastRow, counts: Vec<(String, i64)>) -> BroadcastView {
+    let parsed = serde_json::from_value::<BroadcastDocument>(row.document.clone());
+    let (document, broken) = match parsed {
+        Ok(d) => (Some(d), None),
+        Err(e) => (
+            None,
+            Some(format!("the stored broadcast cannot be read: {e}")),
+        ),
+    };
+    BroadcastView {
+        id: row.id.clone(),
+        name: document
+            .as_ref()
+            .map_or_else(|| row.id.clone(), |d| d.name.clone()),
+        status: row.status,
+        document,
+        broken,
+        audience_size: row.audience_size,
+        processed: row.processed,
+        waiting: row.waiting,
+        messages: counts.into_iter().collect(),
+        template_version: row.template_version,
+        send_at: row.send_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+async fn load(state: &AppState, id: String) -> ApiResult<BroadcastView> {
+    let (row, counts) = blocking(state, move |s| {
+        Ok((s.broadcast(&id)?, s.broadcast_message_counts(&id)?))
+    })
+    .await?;
+    Ok(view(row, counts))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Checks a document against itself and against what the server holds: its template exists
+/// and is of its channel, and every segment and list it names exists.
+fn check(store: &dyn Store, doc: &BroadcastDocument) -> ApiResult<()> {
+    if let Err(errors) = doc.check() {
+        let first = errors[0].field.clone().unwrap_or_default();
+        return Err(ApiError::invalid(
+            "invalid_broadcast",
+            first,
+            format!(
+                "the broadcast has {} error(s): {}",
+                errors.len(),
+                errors[0].message
+            ),
+        )
+        .with_errors(json!(errors)));
+    }
+    match store.template_channel(&doc.template)? {
+        None => {
+            return Err(ApiError::invalid(
+                "unknown_template",
+                "template",
+                format!("template `{}` does not exist", doc.template),
+            ));
+        }
+        Some(channel) if channel != doc.channel => {
+            return Err(ApiError::invalid(
+                "wrong_channel",
+                "template",
+                format!(
+                    "template `{}` is for {}, the broadcast for {}",
+                    doc.template,
+                    channel.as_str(),
+                    doc.channel.as_str()
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let lists = store.lists()?;
+    let audiences = std::iter::once(("audience".to_string(), &doc.audience)).chain(
+        doc.exclude
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("exclude[{i}]"), a)),
+    );
+    for (field, audience) in audiences {
+        let exists = match audience {
+            Audience::Segment(id) => match store.segment(id) {
+                Ok(_) => true,
+                Err(StoreError::NotFound(_)) => false,
+                Err(e) => return Err(e.into()),
+            },
+            Audience::List(name) => lists.iter().any(|l| &l.name == name),
+        };
+        if !exists {
+            return Err(ApiError::invalid(
+                "unknown_audience",
+                field,
+                format!("{audience} does not exist"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/broadcasts`: newest first.
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<BroadcastList>> {
+    let rows = blocking(&state, |s| {
+        s.broadcasts()?
+            .into_iter()
+            .map(|row| {
+                let counts = s.broadcast_message_counts(&row.id)?;
+                Ok((row, counts))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+    })
+    .await?;
+    Ok(Json(BroadcastList {
+        broadcasts: rows.into_iter().map(|(r, c)| view(r, c)).collect(),
+    }))
+}
+
+/// `POST /v1/broadcasts`: a new draft, its id made from its name.
+pub async fn create(
+    State(state): State<AppState>,
+    Body(doc): Body<BroadcastDocument>,
+) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
+    let slug: String = doc
+        .name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .take(6)
+        .collect::<Vec<_>>()
+        .join("-");
+    let id = format!(
+        "{}-{}",
+        &slug[..slug.len().min(60)],
+        super::ingest::random_hex(3)
+    )
+    .trim_start_matches('-')
+    .to_string();
+    save(state, id, doc, false).await
+}
+
+/// `PUT /v1/broadcasts/{id}`: creates or replaces a draft.
+pub async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(doc): Body<BroadcastDocument>,
+) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
+    save(state, id, doc, true).await
+}
+
+async fn save(
+    state: AppState,
+    id: String,
+    doc: BroadcastDocument,
+    replace: bool,
+) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
+    if !valid_id(&id) {
+        return Err(ApiError::invalid(
+            "invalid_id",
+            "id",
+            format!("`{id}` must be 1-100 letters, digits, `-` or `_`"),
+        ));
+    }
+    let now = state.engine.clock().now();
+    let value = serde_json::to_value(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
+    let saved = id.clone();
+    let checked = state.engine.store().clone();
+    let created = tokio::task::spawn_blocking(move || {
+        check(checked.as_ref(), &doc)?;
+        let store = checked.as_ref();
+        match store.broadcast(&saved) {
+            Ok(_) if replace => store.update_broadcast(&saved, &value, now).map(|_| false),
+            Ok(_) => Err(StoreError::Conflict(format!(
+                "broadcast `{saved}` already exists"
+            ))),
+            Err(StoreError::NotFound(_)) => {
+                store.create_broadcast(&saved, &value, now).map(|_| true)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(ApiError::from)
+    })
+    .await??;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(load(&state, id).await?)))
+}
+
+/// `GET /v1/broadcasts/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BroadcastView>> {
+    Ok(Json(load(&state, id).await?))
+}
+
+/// `DELETE /v1/broadcasts/{id}`: a draft only.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    blocking(&state, move |s| s.delete_broadcast(&id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/broadcasts/{id}/send`: starts a draft now, or schedules it for its `send_at`.
+pub async fn send(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BroadcastView>> {
+    let now = state.engine.clock().now();
+    let store = state.engine.store().clone();
+    let sent = id.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = store.as_ref();
+        let row = store.broadcast(&sent)?;
+        if row.status != BroadcastStatus::Draft {
+            return Err(ApiError::conflict(
+                "conflict",
+                format!(
+                    "broadcast `{sent}` is {}: it cannot be sent again",
+                    row.status.as_str()
+                ),
+            ));
+        }
+        let doc = serde_json::from_value::<BroadcastDocument>(row.document).map_err(|e| {
+            ApiError::conflict(
+                "broken_broadcast",
+                format!("the stored broadcast cannot be read: {e}"),
+            )
+        })?;
+        // Checked again: a template or a segment may have gone since the draft was saved.
+        check(store, &doc)?;
+        let audience_size = store.count_audience(&doc.audience, &doc.exclude)?;
+        let send_at = doc.send_at.map_or(now, |at| at.max(now));
+        store.change_broadcast(
+            &sent,
+            BroadcastChange::Schedule {
+                send_at,
+                audience_size,
+            },
+            now,
+        )?;
+        Ok::<_, ApiError>(())
+    })
+    .await??;
+    state.engine.events_recorded();
+    Ok(Json(load(&state, id).await?))
+}
+
+async fn change(
+    state: AppState,
+    id: String,
+    change: BroadcastChange,
+) -> ApiResult<Json<BroadcastView>> {
+    let now = state.engine.clock().now();
+    let changed = id.clone();
+    blocking(&state, move |s| s.change_broadcast(&changed, change, now)).await?;
+    // The engine and the dispatcher both have something new to look at.
+    state.engine.events_recorded();
+    state.engine.messages_queued();
+    Ok(Json(load(&state, id).await?))
+}
+
+/// `POST /v1/broadcasts/{id}/pause`
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BroadcastView>> {
+    change(state, id, BroadcastChange::Pause).await
+}
+
+/// `POST /v1/broadcasts/{id}/resume`
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BroadcastView>> {
+    change(state, id, BroadcastChange::Resume).await
+}
+
+/// `POST /v1/broadcasts/{id}/cancel`
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BroadcastView>> {
+    change(state, id, BroadcastChange::Cancel).await
+}
