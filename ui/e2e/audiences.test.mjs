@@ -1,6 +1,7 @@
-// Segments in the web app, against a real server: a segment typed with an error shows the error
-// at its line and column, fixed it shows who matches, saved it lists its members, and a journey
-// using it keeps it from being deleted.
+// Segments and lists in the web app, against a real server: a segment typed with an error shows
+// the error at its line and column, fixed it shows who matches, saved it lists its members, and a
+// journey using it keeps it from being deleted; a list gets a CSV file (with bad rows) with its
+// progress and the rejected rows, then a contact found by search, and loses one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -122,5 +123,65 @@ test('a segment shows its errors where they are, then who matches, and a journey
   await page.getByRole('heading', { name: 'Segments' }).waitFor();
   const { segments } = await server.api('GET', '/v1/segments');
   assert.deepEqual(segments, []);
+  assert.deepEqual(b.problems, []);
+});
+
+test('a list gets a CSV file with its progress and rejected rows, and contacts found by search', async () => {
+  const { page } = b;
+  await page.getByRole('link', { name: 'Lists', exact: true }).click();
+  await page.getByRole('heading', { name: 'Lists' }).waitFor();
+  await page.getByLabel('New list name').fill('newsletter');
+  await page.getByRole('button', { name: 'Create list' }).click();
+  await page.getByRole('heading', { name: /newsletter/ }).waitFor();
+
+  // 600 rows (three requests), one with a bad email, one repeating an earlier contact.
+  const lines = ['email;first_name;plan'];
+  for (let i = 1; i <= 600; i++) lines.push(`reader${i}@example.com;Reader ${i};free`);
+  lines[10] = 'not-an-email;Broken;free';
+  lines.push('reader1@example.com;Again;free');
+  await b.expectingHttpErrors(async () => {
+    await page.getByLabel('CSV file').setInputFiles({ name: 'readers.csv', mimeType: 'text/csv', buffer: Buffer.from(lines.join('\n')) });
+    await page.getByTestId('import-summary').waitFor({ timeout: 30_000 });
+  });
+  assert.equal(await page.getByTestId('import-progress').innerText(), 'readers.csv: 601 of 601 rows read');
+  const progress = page.getByLabel('Import progress');
+  assert.equal(await progress.getAttribute('value'), await progress.getAttribute('max'));
+  assert.equal(await page.getByTestId('import-summary').innerText(), 'Imported 599 contacts from 599 rows, rejected 2 rows.');
+  const rejected = await page.getByRole('table', { name: 'Rejected rows' }).locator('tbody tr').allInnerTexts();
+  assert.equal(rejected.length, 2, rejected.join('\n'));
+  assert.match(rejected[0], /^11\temail\t/);
+  assert.match(rejected[1], /^602\temail\temail `reader1@example.com` .*line 2/);
+  await page.screenshot({ path: join(SCREENSHOTS, 'list-import.png') });
+
+  // The members, a page at a time.
+  const members = page.getByRole('table', { name: 'List members' });
+  await members.getByText('reader1@example.com', { exact: true }).first().waitFor();
+  await eventually(async () => /599 members/.test(await page.getByTestId('list-count').innerText()), 'the count of 599');
+  await page.getByRole('button', { name: 'Next →' }).click();
+  await page.getByText('Page 2').waitFor();
+  // Page 1 ended with reader 26 (reader 10 was the bad row).
+  await members.getByText('reader27@example.com', { exact: true }).first().waitFor();
+  assert.equal(await members.getByText('reader26@example.com', { exact: true }).count(), 0);
+  await page.getByRole('button', { name: '← Previous' }).click();
+  await page.getByText('Page 1').waitFor();
+
+  // A contact the search finds, added; then removed.
+  await page.getByLabel('Find contacts to add').fill('bob@exa');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.getByRole('button', { name: 'Add bob' }).click();
+  await page.getByText('added', { exact: true }).waitFor();
+  await eventually(async () => /600 members/.test(await page.getByTestId('list-count').innerText()), 'the count of 600');
+  const inList = async () => (await server.api('GET', '/v1/contacts?list=newsletter&user_id=bob')).contacts.length;
+  assert.equal(await inList(), 1);
+  // Members are listed by contact id: bob came before the readers.
+  await members.getByText('bob', { exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Remove bob' }).click();
+  await eventually(async () => (await members.getByText('bob', { exact: true }).count()) === 0, 'bob gone from the table');
+  assert.equal(await inList(), 0);
+
+  // The imported contacts have their traits (the identify calls were applied).
+  const { contacts } = await server.api('GET', '/v1/contacts?user_id=reader5@example.com');
+  await eventually(async () => (await server.api('GET', '/v1/contacts?user_id=reader5@example.com')).contacts[0]?.traits?.first_name === 'Reader 5', 'the traits of reader5');
+  assert.equal(contacts.length, 1);
   assert.deepEqual(b.problems, []);
 });
