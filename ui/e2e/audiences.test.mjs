@@ -1,7 +1,8 @@
 // Segments and lists in the web app, against a real server: a segment typed with an error shows
 // the error at its line and column, fixed it shows who matches, saved it lists its members, and a
 // journey using it keeps it from being deleted; a list gets a CSV file (with bad rows) with its
-// progress and the rejected rows, then a contact found by search, and loses one.
+// progress and the rejected rows, then a contact found by search, and loses one; contacts checked
+// on the contacts page go into a list at once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -183,5 +184,35 @@ test('a list gets a CSV file with its progress and rejected rows, and contacts f
   const { contacts } = await server.api('GET', '/v1/contacts?user_id=reader5@example.com');
   await eventually(async () => (await server.api('GET', '/v1/contacts?user_id=reader5@example.com')).contacts[0]?.traits?.first_name === 'Reader 5', 'the traits of reader5');
   assert.equal(contacts.length, 1);
+  assert.deepEqual(b.problems, []);
+});
+
+test('contacts checked on the contacts page go into a list at once', async () => {
+  const { page } = b;
+  await server.api('POST', '/v1/lists', { name: 'pro-plan' });
+  await page.getByRole('link', { name: 'Contacts', exact: true }).click();
+  await page.getByLabel('Search contacts').fill('@example.com');
+  await page.getByLabel('Search contacts').press('Enter');
+  const table = page.getByRole('table', { name: 'Contacts found' });
+  await table.getByText('ann', { exact: true }).waitFor();
+
+  // All on the page, then one taken out again.
+  await page.getByLabel('Select all on this page').check();
+  const shown = await table.locator('tbody tr').count();
+  assert.equal(await page.getByTestId('bulk-add').getByText(`${shown} selected`).count(), 1);
+  await page.getByLabel('Select all on this page').uncheck();
+  await page.getByLabel('Select ann').check();
+  await page.getByLabel('Select cy').check();
+  await page.getByLabel('Select bob').check();
+  await page.getByLabel('Select bob').uncheck();
+  await page.getByLabel('Add to list').selectOption('pro-plan');
+  await page.getByRole('button', { name: 'Add to list' }).click();
+  await page.getByText('Added 2 contacts to pro-plan.').waitFor();
+  assert.equal(await page.getByLabel('Select ann').isChecked(), false);
+  const { contacts } = await server.api('GET', '/v1/lists/pro-plan/members');
+  assert.deepEqual(
+    contacts.map((c) => c.user_id),
+    ['ann', 'cy'],
+  );
   assert.deepEqual(b.problems, []);
 });
