@@ -8,6 +8,8 @@ import { Templates } from './pages/Templates';
 import { Contacts } from './pages/Contacts';
 import { Messages } from './pages/Messages';
 import { ContactPage } from './pages/ContactPage';
+import { Segments } from './pages/Segments';
+import { Lists } from './pages/Lists';
 
 type Auth = 'checking' | 'signed-out' | 'signed-in';
 
@@ -77,6 +79,12 @@ export function App() {
           <Link to="/contacts" className={section === 'contacts' ? 'active' : ''}>
             Contacts
           </Link>
+          <Link to="/segments" className={section === 'segments' ? 'active' : ''}>
+            Segments
+          </Link>
+          <Link to="/lists" className={section === 'lists' ? 'active' : ''}>
+            Lists
+          </Link>
           <Link to="/messages" className={section === 'messages' ? 'active' : ''}>
             Messages
           </Link>
@@ -99,6 +107,8 @@ function Route({ path }: { path: string }) {
   if (parts[0] === 'templates') return <Templates selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 1) return <Contacts />;
   if (parts[0] === 'messages' && parts.length === 1) return <Messages />;
+  if (parts[0] === 'segments' && parts.length <= 2) return <Segments selected={parts[1]} />;
+  if (parts[0] === 'lists' && parts.length <= 2) return <Lists key={parts[1] ?? ''} selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 2) return <ContactPage key={parts[1]} contactId={parts[1]} />;
   return (
     <div className="page">

@@ -99,6 +99,27 @@ impl JourneyDocument {
         }
         ids
     }
+
+    /// The segments its triggers start on (entry or exit) or draw from (a schedule's
+    /// segment), each once, in node order.
+    pub fn segments(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for node in &self.nodes {
+            let NodeKind::Trigger(trigger) = &node.kind else {
+                continue;
+            };
+            let named = [
+                trigger.segment.as_ref().map(|s| &s.id),
+                trigger.schedule.as_ref().and_then(|s| s.segment.as_ref()),
+            ];
+            for id in named.into_iter().flatten() {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+        ids
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -516,5 +537,27 @@ impl Journey {
         names.sort();
         names.dedup();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_segments_of_a_journey_are_those_its_triggers_name_once_each() {
+        let doc: JourneyDocument = serde_json::from_value(serde_json::json!({
+            "id": "j", "name": "J",
+            "nodes": [
+                {"id": "in", "type": "trigger", "segment": {"id": "vip"}},
+                {"id": "out", "type": "trigger", "segment": {"id": "lapsed", "on": "exit"}},
+                {"id": "weekly", "type": "trigger", "schedule": {"cron": "@weekly", "segment": "vip"}},
+                {"id": "all", "type": "trigger", "schedule": {"cron": "@daily"}},
+                {"id": "signup", "type": "trigger", "event": "Signed Up"},
+                {"id": "bye", "type": "exit"}
+            ]
+        }))
+        .expect("a journey document");
+        assert_eq!(doc.segments(), ["vip", "lapsed"]);
     }
 }

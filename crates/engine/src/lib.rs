@@ -310,6 +310,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Adds the contacts of these user ids to list `name` (an import into a list), creating
+    /// those not known yet as their identify calls would: recorded before, those calls come
+    /// first in the event stream and find the same contacts. Returns the contacts' ids.
+    pub async fn add_users_to_list(
+        self: &Arc<Self>,
+        name: String,
+        user_ids: Vec<String>,
+    ) -> Result<Vec<i64>, EngineError> {
+        let now = self.clock.now();
+        let ids = self
+            .transaction(move |tx| {
+                let mut ids = Vec::with_capacity(user_ids.len());
+                for user in &user_ids {
+                    let id = recorded::ContactRef::User(user.clone()).resolve(tx, now)?;
+                    recorded::add_to_list(tx, id, &name, now)?;
+                    ids.push(id);
+                }
+                Ok(ids)
+            })
+            .await?;
+        self.events_recorded();
+        Ok(ids)
+    }
+
     /// A contact's product recommendations, as a send would compute them.
     pub async fn recommendations_for(
         self: &Arc<Self>,

@@ -886,6 +886,52 @@ fn contact_import_reports_a_repeated_contact_and_merges_only_when_asked() {
     assert_eq!(bad["field"], "on_duplicate", "{bad}");
 }
 
+#[test]
+fn contact_import_into_a_list_adds_the_imported_contacts_after_their_traits() {
+    let s = Server::simulated();
+    let known = user(&s, "known");
+    let r = s
+        .admin_post(
+            "/v1/contacts/import",
+            json!({ "list": " newsletter ", "contacts": [
+                { "user_id": "known", "traits": { "plan": "pro" } },
+                { "email": "new@example.com", "traits": { "first_name": "Nia" } },
+                { "email": "broken" }
+            ] }),
+        )
+        .ok();
+    assert_eq!(
+        (r["imported"].as_i64(), r["rejected"].as_i64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    s.settle();
+    let members: Vec<String> = s.admin_get("/v1/lists/newsletter/members").ok()["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(members, ["known", "new@example.com"]);
+    let new = s.contact_by_user("new@example.com");
+    assert_eq!(new["traits"]["first_name"], "Nia");
+    assert_eq!(new["lists"], json!(["newsletter"]));
+    // The identify call comes first, so what the list event starts sees the imported traits.
+    let names = event_names(&s, new["id"].as_i64().unwrap());
+    assert_eq!(names, ["Identify", "Added To List"], "{names:?}");
+    assert_eq!(s.contact(known)["traits"]["plan"], "pro");
+
+    let bad = s
+        .admin_post(
+            "/v1/contacts/import",
+            json!({ "list": "  ", "contacts": [{ "user_id": "never" }] }),
+        )
+        .expect_error(400, "invalid_import");
+    assert_eq!(bad["field"], "list");
+    s.settle();
+    assert!(s.find_contact_by_user("never").is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // templates
 

@@ -127,6 +127,82 @@ fn segments_are_defined_counted_previewed_and_validated() {
 }
 
 #[test]
+fn a_segment_names_the_journeys_that_use_it_and_is_not_deleted_under_them() {
+    let s = Server::simulated();
+    for id in ["vip", "spare"] {
+        s.admin_post("/v1/segments", json!({"id": id, "text": "plan exists"}))
+            .expect(201);
+    }
+    let uses = |segment: &str| -> Vec<(String, String, bool, bool)> {
+        let view = s.admin_get(&format!("/v1/segments/{segment}")).ok();
+        (view["used_by"].as_array().unwrap().iter())
+            .map(|u| {
+                (
+                    u["journey_id"].as_str().unwrap().to_string(),
+                    u["status"].as_str().unwrap().to_string(),
+                    u["live"].as_bool().unwrap(),
+                    u["draft"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let trigger_on = |segment: &str| {
+        json!({"id": "welcome-vip", "name": "Welcome VIPs",
+               "nodes": [{"id": "start", "type": "trigger", "segment": {"id": segment}}]})
+    };
+    assert!(uses("vip").is_empty());
+
+    // A draft uses it; once published, the live version does too.
+    s.admin_put("/v1/journeys/welcome-vip", trigger_on("vip"))
+        .ok();
+    assert_eq!(
+        uses("vip"),
+        [("welcome-vip".into(), "draft".into(), false, true)]
+    );
+    s.admin_post("/v1/journeys/welcome-vip/publish", json!({}))
+        .ok();
+    assert_eq!(
+        uses("vip"),
+        [("welcome-vip".into(), "live".into(), true, true)]
+    );
+    // A schedule drawing from the segment uses it as well.
+    s.apply_journey(json!({"id": "weekly-vip", "name": "Weekly",
+        "nodes": [{"id": "start", "type": "trigger", "schedule": {"cron": "@weekly", "segment": "vip"}}]}));
+    assert_eq!(uses("vip").len(), 2);
+    let listed = s.admin_get("/v1/segments").ok();
+    let spare = (listed["segments"].as_array().unwrap().iter())
+        .find(|g| g["id"] == "spare")
+        .unwrap();
+    assert_eq!(spare["used_by"], json!([]));
+
+    let refused = s
+        .admin_delete("/v1/segments/vip", None)
+        .expect_error(409, "segment_in_use");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("`welcome-vip`") && message.contains("`weekly-vip`"),
+        "{message}"
+    );
+    s.admin_get("/v1/segments/vip").ok();
+
+    // The draft moves to the other segment: the live version still uses it, until archived.
+    s.admin_put("/v1/journeys/welcome-vip", trigger_on("spare"))
+        .ok();
+    assert_eq!(
+        uses("spare"),
+        [("welcome-vip".into(), "live".into(), false, true)]
+    );
+    for journey in ["welcome-vip", "weekly-vip"] {
+        s.admin_post(&format!("/v1/journeys/{journey}/archive"), json!({}))
+            .ok();
+    }
+    assert!(uses("vip").is_empty());
+    s.admin_delete("/v1/segments/vip", None).expect(204);
+    s.admin_delete("/v1/segments/nobody", None)
+        .expect_error(404, "not_found");
+}
+
+#[test]
 fn membership_follows_time_and_entry_starts_a_journey() {
     let s = Server::simulated();
     s.admin_post(

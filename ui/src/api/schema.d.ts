@@ -780,7 +780,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Segments with their condition (JSON and text forms) and member counts */
+        /** Segments with their condition (JSON and text forms), member counts and the journeys that use them */
         get: operations["get_v1_segments"];
         put?: never;
         /** Create a segment `{id, name, condition | text}`; every contact is evaluated at once */
@@ -820,7 +820,7 @@ export interface paths {
         /** Create or replace a segment; membership is re-evaluated */
         put: operations["put_v1_segments__id_"];
         post?: never;
-        /** Delete a segment */
+        /** Delete a segment; refused (`segment_in_use`) while a journey's triggers use it */
         delete: operations["delete_v1_segments__id_"];
         options?: never;
         head?: never;
@@ -1331,6 +1331,12 @@ export interface components {
              */
             contacts: components["schemas"]["ImportRow"][];
             /**
+             * @description Also add the contact of every imported row to this list (its name; created if there is
+             *     none). The rows' identify calls are recorded first, so a list trigger and a segment
+             *     see the imported traits.
+             */
+            list?: string | null;
+            /**
              * @description What to do with a row naming a contact an earlier row of the request named (the same
              *     `user_id`, or the same email): `reject` (the default) reports it with the row it repeats;
              *     `merge` applies it after that row, its fields winning. An email repeated under another
@@ -1507,7 +1513,7 @@ export interface components {
              * @description Stable; explained in docs/api.md under #error-<code>
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
+            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "segment_in_use" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
             /** @description Every individual problem, for requests that can have several. */
             errors?: unknown;
             field?: string | null;
@@ -2418,6 +2424,19 @@ export interface components {
             on: components["schemas"]["SegmentEdge"];
         };
         /**
+         * @description A journey whose triggers name a segment: a segment trigger (entry or exit) or a schedule
+         *     drawing from the segment.
+         */
+        SegmentUse: {
+            /** @description Its draft names the segment. */
+            draft: boolean;
+            journey_id: string;
+            journey_name: string;
+            /** @description Its live version names the segment. */
+            live: boolean;
+            status: components["schemas"]["JourneyStatus"];
+        };
+        /**
          * @description A segment with both forms of its condition; `broken` says why the engine cannot use a
          *     stored condition (it is then not kept current).
          */
@@ -2435,6 +2454,8 @@ export interface components {
             text: string;
             /** Format: date-time */
             updated_at: string;
+            /** @description The journeys (archived ones aside) whose triggers name the segment. */
+            used_by: components["schemas"]["SegmentUse"][];
         };
         Segments: {
             segments: components["schemas"]["SegmentView"][];
@@ -4472,6 +4493,7 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -1,10 +1,12 @@
 // Contacts: every contact a page at a time, or those a search finds (a part of an email, phone,
 // user id or any other id the contact has had; a number is also tried as a contact id), narrowed
-// to the members of a segment or a list.
+// to the members of a segment or a list; the contacts checked (one by one, or all shown) are
+// added to a list at once.
 import { useEffect, useState } from 'react';
 import { api, describe, ok } from '../api/client';
 import { ErrorBanner, useLoad } from '../components/common';
 import { type ContactFilter, filterQuery, filters, noFilter } from '../lib/contacts';
+import { allSelected, selectedAmong, toggle, toggleAll } from '../lib/selection';
 import { Link } from '../router';
 
 export interface ContactSummary {
@@ -34,6 +36,9 @@ export function Contacts() {
   const [listing, setListing] = useState<Listing | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [target, setTarget] = useState('');
+  const [added, setAdded] = useState<string | null>(null);
 
   /** Loads the page after contact `after` of the contacts `f` asks for. */
   const load = async (f: ContactFilter, after: number | null) => {
@@ -55,6 +60,8 @@ export function Contacts() {
       const r = await ok<{ contacts: ContactSummary[] }>(api.GET('/v1/contacts', { params: { query: params as never } }));
       for (const c of r.contacts) if (!found.some((f) => f.id === c.id)) found.push(c);
       const last = r.contacts.at(-1);
+      // A new search starts a new selection: what was checked is no longer shown.
+      if (after === null) setSelected(new Set());
       setListing((before) => ({
         contacts: after === null || !before ? found : [...before.contacts, ...found],
         next: r.contacts.length === PAGE_SIZE && last ? last.id : null,
@@ -70,6 +77,21 @@ export function Contacts() {
   useEffect(() => {
     void load(noFilter, null);
   }, []);
+
+  const shownIds = listing?.contacts.map((c) => c.id) ?? [];
+  const chosen = selectedAmong(selected, shownIds);
+  const addToList = async () => {
+    setError(null);
+    setAdded(null);
+    try {
+      await ok(api.POST('/v1/lists/{name}/members', { params: { path: { name: target } }, body: { contact_ids: chosen } }));
+      setAdded(`Added ${chosen.length} contact${chosen.length === 1 ? '' : 's'} to ${target}.`);
+      setSelected(new Set());
+      await lists.reload();
+    } catch (e) {
+      setError(describe(e));
+    }
+  };
 
   return (
     <div className="page">
@@ -130,11 +152,33 @@ export function Contacts() {
         )}
       </form>
       <ErrorBanner error={error} />
+      {listing && listing.contacts.length > 0 && (
+        <div className="bulkbar" data-testid="bulk-add">
+          <span className="muted">
+            {chosen.length} selected
+          </span>
+          <select aria-label="Add to list" value={target} onChange={(e) => setTarget(e.target.value)}>
+            <option value="">Choose a list…</option>
+            {(lists.data?.lists ?? []).map((l) => (
+              <option key={l.name} value={l.name}>
+                {l.name}
+              </option>
+            ))}
+          </select>
+          <button onClick={() => void addToList()} disabled={chosen.length === 0 || !target}>
+            Add to list
+          </button>
+          {added && <span className="ok-text">{added}</span>}
+        </div>
+      )}
       {listing && (
         <>
           <table className="table" aria-label={filters(listing.filter) ? 'Contacts found' : 'All contacts'}>
             <thead>
               <tr>
+                <th className="check">
+                  <input type="checkbox" aria-label="Select all on this page" checked={allSelected(selected, shownIds)} onChange={() => setSelected(toggleAll(selected, shownIds))} />
+                </th>
                 <th>Id</th>
                 <th>User id</th>
                 <th>Email</th>
@@ -145,13 +189,16 @@ export function Contacts() {
             <tbody>
               {listing.contacts.length === 0 && (
                 <tr>
-                  <td colSpan={5} className="muted">
+                  <td colSpan={6} className="muted">
                     {filters(listing.filter) ? 'No contact matches.' : 'No contacts yet: send an identify call or import a CSV file.'}
                   </td>
                 </tr>
               )}
               {listing.contacts.map((c) => (
                 <tr key={c.id}>
+                  <td className="check">
+                    <input type="checkbox" aria-label={`Select ${c.user_id ?? c.email ?? `#${c.id}`}`} checked={selected.has(c.id)} onChange={() => setSelected(toggle(selected, c.id))} />
+                  </td>
                   <td>
                     <Link to={`/contacts/${c.id}`}>#{c.id}</Link>
                   </td>

@@ -68,6 +68,7 @@ pub const CODES: &[ErrorCode] = &[
     code!("invalid_transition", 409),
     code!("clock_not_simulated", 409),
     code!("segment_exists", 409),
+    code!("segment_in_use", 409),
     code!("not_enrollable", 409),
     code!("public_url_required", 409),
     code!("body_too_large", 413),

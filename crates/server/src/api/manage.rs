@@ -171,6 +171,11 @@ pub struct ContactImport {
     /// `user_id` is reported unless merging.
     #[serde(default)]
     pub on_duplicate: OnDuplicate,
+    /// Also add the contact of every imported row to this list (its name; created if there is
+    /// none). The rows' identify calls are recorded first, so a list trigger and a segment
+    /// see the imported traits.
+    #[schemars(length(min = 1, max = 200))]
+    pub list: Option<String>,
 }
 
 impl RequestBody for ContactImport {
@@ -222,6 +227,17 @@ pub async fn import_contacts(
             "at most 5000 contacts per request",
         ));
     }
+    let list = match body.list.as_deref().map(str::trim) {
+        None => None,
+        Some(name) if !name.is_empty() && name.len() <= 200 => Some(name.to_string()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_import",
+                "list",
+                "a list needs a name of 1 to 200 characters",
+            ));
+        }
+    };
     let now = state.engine.clock().now();
     let mut events = Vec::new();
     let mut errors = Vec::new();
@@ -292,7 +308,11 @@ pub async fn import_contacts(
         }
     }
     let imported = events.len();
+    let user_ids: Vec<String> = events.iter().filter_map(|e| e.user_id.clone()).collect();
     state.engine.intake().append(events).await?;
+    if let Some(list) = list {
+        state.engine.add_users_to_list(list, user_ids).await?;
+    }
     Ok(Json(ImportResult {
         imported,
         contacts,

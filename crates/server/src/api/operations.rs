@@ -492,7 +492,7 @@ pub fn all() -> Vec<Operation> {
             .errors(&[404]),
         // ---- segments
         get("/v1/segments", segments::list)
-            .about(Admin, "Segments", "Segments with their condition (JSON and text forms) and member counts")
+            .about(Admin, "Segments", "Segments with their condition (JSON and text forms), member counts and the journeys that use them")
             .ok::<segments::Segments>(),
         post("/v1/segments", segments::create)
             .about(Admin, "Segments", "Create a segment `{id, name, condition | text}`; every contact is evaluated at once")
@@ -515,9 +515,9 @@ pub fn all() -> Vec<Operation> {
             .json::<segments::SegmentView>(201, "The segment, created")
             .errors(&[400]),
         delete("/v1/segments/{id}", segments::delete)
-            .about(Admin, "Segments", "Delete a segment")
+            .about(Admin, "Segments", "Delete a segment; refused (`segment_in_use`) while a journey's triggers use it")
             .no_content("Deleted")
-            .errors(&[404]),
+            .errors(&[404, 409]),
         get("/v1/segments/{id}/members", segments::members)
             .about(Admin, "Segments", "Members of a segment (`limit`, `after`)")
             .query::<manage::Page>()

@@ -1,6 +1,9 @@
 //! Segment endpoints: define segments in the condition language (JSON or text form), count and
 //! list their members, and preview a condition before saving it. Membership is kept current by
-//! the engine (see `waymark_engine::segments`).
+//! the engine (see `waymark_engine::segments`). A segment names the journeys whose triggers use
+//! it, and cannot be deleted while one does.
+
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use waymark_core::Condition;
 use waymark_core::condition::{self, Scope};
-use waymark_store::{Contact, SegmentRow};
+use waymark_core::journey::JourneyDocument;
+use waymark_store::{Contact, JourneyStatus, SegmentRow, Store, StoreError};
 
 use super::error::{ApiError, ApiResult};
 use super::manage::{ContactsPage, Page, blocking};
@@ -30,15 +34,70 @@ pub struct SegmentView {
     pub text: String,
     pub broken: Option<String>,
     pub members: i64,
+    /// The journeys (archived ones aside) whose triggers name the segment.
+    pub used_by: Vec<SegmentUse>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
-fn render(row: SegmentRow) -> SegmentView {
+/// A journey whose triggers name a segment: a segment trigger (entry or exit) or a schedule
+/// drawing from the segment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SegmentUse {
+    pub journey_id: String,
+    pub journey_name: String,
+    pub status: JourneyStatus,
+    /// Its live version names the segment.
+    pub live: bool,
+    /// Its draft names the segment.
+    pub draft: bool,
+}
+
+/// The journeys that name each segment, by segment id: every journey not archived, through its
+/// draft and its live version. A document that cannot be read names nothing (the problems
+/// report covers a live version that cannot be read).
+fn segment_uses(store: &dyn Store) -> Result<HashMap<String, Vec<SegmentUse>>, StoreError> {
+    let named = |document: Value| {
+        serde_json::from_value::<JourneyDocument>(document)
+            .map(|doc| doc.segments())
+            .unwrap_or_default()
+    };
+    let mut uses: HashMap<String, Vec<SegmentUse>> = HashMap::new();
+    for journey in store.journeys()? {
+        if journey.status == JourneyStatus::Archived {
+            continue;
+        }
+        let in_draft = named(journey.draft);
+        let in_live = match journey.live_version {
+            Some(version) => match store.journey_version(&journey.id, version) {
+                Ok(v) => named(v.document),
+                Err(StoreError::NotFound(_)) => Vec::new(),
+                Err(e) => return Err(e),
+            },
+            None => Vec::new(),
+        };
+        let mut segments = in_live.clone();
+        segments.extend(in_draft.iter().filter(|s| !in_live.contains(s)).cloned());
+        for segment in segments {
+            uses.entry(segment.clone()).or_default().push(SegmentUse {
+                journey_id: journey.id.clone(),
+                journey_name: journey.name.clone(),
+                status: journey.status,
+                live: in_live.contains(&segment),
+                draft: in_draft.contains(&segment),
+            });
+        }
+    }
+    Ok(uses)
+}
+
+/// A stored segment, with the journeys that use it (taken from `uses`).
+fn render(row: SegmentRow, uses: &mut HashMap<String, Vec<SegmentUse>>) -> SegmentView {
     let (text, broken) = match waymark_engine::segments::readable_condition(row.condition.clone()) {
         Ok(c) => (condition::print(&c), None),
         Err(reason) => (String::new(), Some(reason)),
     };
+    let used_by = uses.remove(&row.id).unwrap_or_default();
     SegmentView {
         id: row.id,
         name: row.name,
@@ -46,6 +105,7 @@ fn render(row: SegmentRow) -> SegmentView {
         text,
         broken,
         members: row.members,
+        used_by,
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
@@ -165,13 +225,16 @@ async fn save(
     let saved_id = id.clone();
     let created = blocking(&state, move |s| s.put_segment(&saved_id, &name, &json, now)).await?;
     state.engine.segment_changed(&id).await?;
-    let row = blocking(&state, move |s| s.segment(&id)).await?;
+    let row = blocking(&state, move |s| {
+        Ok(render(s.segment(&id)?, &mut segment_uses(s)?))
+    })
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(render(row))))
+    Ok((status, Json(row)))
 }
 
 /// `POST /v1/segments {id, name?, condition | text}`
@@ -218,10 +281,13 @@ pub struct Segments {
 
 /// `GET /v1/segments`
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Segments>> {
-    let rows = blocking(&state, |s| s.segments()).await?;
-    Ok(Json(Segments {
-        segments: rows.into_iter().map(render).collect(),
-    }))
+    let segments = blocking(&state, |s| {
+        let mut uses = segment_uses(s)?;
+        let rows = s.segments()?;
+        Ok(rows.into_iter().map(|row| render(row, &mut uses)).collect())
+    })
+    .await?;
+    Ok(Json(Segments { segments }))
 }
 
 /// `GET /v1/segments/{id}`
@@ -229,16 +295,39 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SegmentView>> {
-    let row = blocking(&state, move |s| s.segment(&id)).await?;
-    Ok(Json(render(row)))
+    let view = blocking(&state, move |s| {
+        Ok(render(s.segment(&id)?, &mut segment_uses(s)?))
+    })
+    .await?;
+    Ok(Json(view))
 }
 
-/// `DELETE /v1/segments/{id}`
+/// `DELETE /v1/segments/{id}`: refused (`segment_in_use`) while a journey that is not archived
+/// names the segment in its draft or live version, whose trigger would otherwise wait for a
+/// segment that is gone.
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    blocking(&state, move |s| s.delete_segment(&id)).await?;
+    blocking(&state, move |s| {
+        s.segment(&id)?;
+        let used_by = segment_uses(s)?.remove(&id).unwrap_or_default();
+        if !used_by.is_empty() {
+            let names: Vec<String> = used_by
+                .iter()
+                .map(|u| format!("`{}`", u.journey_id))
+                .collect();
+            return Ok(Err(ApiError::conflict(
+                "segment_in_use",
+                format!(
+                    "segment `{id}` is used by the triggers of journey(s) {}: take it out of them, or archive them, first",
+                    names.join(", ")
+                ),
+            )));
+        }
+        s.delete_segment(&id).map(Ok)
+    })
+    .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
