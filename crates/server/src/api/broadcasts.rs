@@ -119,14 +119,14 @@ fn check(store: &dyn Store, doc: &BroadcastDocument) -> ApiResult<()> {
     match store.template_channel(&doc.template)? {
         None => {
             return Err(ApiError::invalid(
-                "unknown_template",
+                "invalid_broadcast",
                 "template",
                 format!("template `{}` does not exist", doc.template),
             ));
         }
         Some(channel) if channel != doc.channel => {
             return Err(ApiError::invalid(
-                "wrong_channel",
+                "invalid_broadcast",
                 "template",
                 format!(
                     "template `{}` is for {}, the broadcast for {}",
@@ -156,7 +156,7 @@ fn check(store: &dyn Store, doc: &BroadcastDocument) -> ApiResult<()> {
         };
         if !exists {
             return Err(ApiError::invalid(
-                "unknown_audience",
+                "invalid_broadcast",
                 field,
                 format!("{audience} does not exist"),
             ));
@@ -297,7 +297,7 @@ pub async fn send(
         }
         let doc = serde_json::from_value::<BroadcastDocument>(row.document).map_err(|e| {
             ApiError::conflict(
-                "broken_broadcast",
+                "conflict",
                 format!("the stored broadcast cannot be read: {e}"),
             )
         })?;

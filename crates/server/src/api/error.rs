@@ -40,6 +40,7 @@ pub const CODES: &[ErrorCode] = &[
     code!("invalid_events", 400),
     code!("invalid_batch", 400),
     code!("invalid_journey", 400),
+    code!("invalid_broadcast", 400),
     code!("invalid_template", 400),
     code!("invalid_condition", 400),
     code!("invalid_list", 400),

@@ -1,0 +1,273 @@
+//! Broadcasts through the API: one email to a list or segment minus exclusions, each
+//! recipient's message decided by the send gate; pause, resume and cancel; a send rate; and a
+//! kill in the middle of a large send.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NEWSLETTER: &str = "newsletter";
+
+fn setup_template(s: &Server) {
+    s.admin_put(
+        &format!("/v1/templates/{NEWSLETTER}"),
+        json!({
+            "channel": "email",
+            "topic": "news",
+            "subject": "{{ broadcast.name }} for {{ contact.first_name | default: 'you' }}",
+            "text": "Hello {{ contact.first_name }}",
+        }),
+    )
+    .ok();
+}
+
+fn contact_id(s: &Server, user: &str) -> i64 {
+    s.contact_by_user(user)["id"].as_i64().unwrap()
+}
+
+fn broadcast(s: &Server, id: &str) -> Value {
+    s.admin_get(&format!("/v1/broadcasts/{id}")).ok()
+}
+
+/// Sends the draft and waits (settling a simulated clock) until it is `sent`.
+fn send_and_finish(s: &Server, id: &str) -> Value {
+    s.admin_post(&format!("/v1/broadcasts/{id}/send"), json!({}))
+        .ok();
+    s.settle();
+    let b = broadcast(s, id);
+    assert_eq!(b["status"], "sent", "{b}");
+    b
+}
+
+#[test]
+fn a_broadcast_reaches_its_audience_once_minus_exclusions_and_refusals() {
+    let s = Server::simulated();
+    setup_template(&s);
+    for (user, traits) in [
+        (
+            "ann",
+            json!({"email": "ann@example.com", "first_name": "Ann"}),
+        ),
+        (
+            "bob",
+            json!({"email": "bob@example.com", "first_name": "Bob"}),
+        ),
+        ("cat", json!({"email": "cat@example.com"})),
+        ("dan", json!({"first_name": "Dan"})),
+        ("eve", json!({"email": "eve@example.com"})),
+        ("fay", json!({"email": "fay@example.com"})),
+    ] {
+        s.identify(user, traits).ok();
+    }
+    s.settle();
+    s.admin_post("/v1/lists", json!({"name": "readers"}))
+        .expect(201);
+    s.admin_post("/v1/lists", json!({"name": "press"}))
+        .expect(201);
+    let ids: Vec<i64> = ["ann", "bob", "cat", "dan", "eve", "fay"]
+        .iter()
+        .map(|u| contact_id(&s, u))
+        .collect();
+    s.admin_post("/v1/lists/readers/members", json!({"contact_ids": ids}))
+        .ok();
+    s.admin_post("/v1/lists/press/members", json!({"contact_ids": [ids[4]]}))
+        .ok();
+    // Fay said no to news.
+    s.admin_put(
+        &format!("/v1/contacts/{}/subscriptions/email/news", ids[5]),
+        json!({"status": "unsubscribed"}),
+    )
+    .ok();
+
+    let doc = json!({
+        "name": "November news",
+        "channel": "email",
+        "template": NEWSLETTER,
+        "audience": {"list": "readers"},
+        "exclude": [{"list": "press"}],
+    });
+    // Checked at the edge, each problem with its field.
+    let mut bad = doc.clone();
+    bad["template"] = json!("no-such-template");
+    s.admin_post("/v1/broadcasts", bad)
+        .expect_error(400, "invalid_broadcast");
+    let mut bad = doc.clone();
+    bad["exclude"] = json!([{"segment": "no-such-segment"}]);
+    let e = s.admin_post("/v1/broadcasts", bad).expect(400);
+    assert_eq!(
+        (e["code"].as_str(), e["field"].as_str()),
+        (Some("invalid_broadcast"), Some("exclude[0]")),
+        "{e}"
+    );
+    let mut bad = doc.clone();
+    bad["local_time"] = json!("9am");
+    let e = s.admin_post("/v1/broadcasts", bad).expect(400);
+    assert_eq!(e["field"], "local_time", "{e}");
+    let mut bad = doc.clone();
+    bad["audiences"] = json!([]);
+    s.admin_post("/v1/broadcasts", bad).expect(400);
+
+    let draft = s
+        .admin_put("/v1/broadcasts/november", doc.clone())
+        .expect(201);
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(draft["name"], "November news");
+    let b = send_and_finish(&s, "november");
+    assert_eq!(b["audience_size"], 5, "readers minus press: {b}");
+    assert_eq!(b["processed"], 5);
+    assert_eq!(b["messages"], json!({"sent": 3, "suppressed": 2}), "{b}");
+    let ann = s.messages("ann");
+    assert_eq!(ann.len(), 1);
+    assert_eq!(ann[0]["subject"], "November news for Ann");
+    assert_eq!(ann[0]["priority"], "bulk");
+    assert_eq!(ann[0]["status"], "sent");
+    let only = |user: &str| {
+        let m = s.messages(user);
+        assert_eq!(m.len(), 1, "{user}: {m:?}");
+        (
+            m[0]["status"].as_str().unwrap().to_string(),
+            m[0]["error"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(only("cat").0, "sent");
+    let (status, error) = only("dan");
+    assert_eq!(status, "suppressed");
+    assert!(error.contains("no email"), "{error}");
+    assert!(s.messages("eve").is_empty(), "excluded");
+    assert_eq!(only("fay").0, "suppressed");
+
+    // A broadcast is sent once; a sent one is neither changed, deleted nor sent again.
+    s.admin_post("/v1/broadcasts/november/send", json!({}))
+        .expect(409);
+    s.admin_put("/v1/broadcasts/november", doc.clone())
+        .expect(409);
+    s.admin_delete("/v1/broadcasts/november", None).expect(409);
+    s.admin_post("/v1/broadcasts/november/cancel", json!({}))
+        .expect(409);
+    assert_eq!(s.messages("ann").len(), 1);
+    let listed = s.admin_get("/v1/broadcasts").ok();
+    assert_eq!(listed["broadcasts"][0]["id"], "november");
+}
+
+#[test]
+fn a_send_rate_spaces_the_messages_and_pause_resume_and_cancel_hold_them() {
+    let s = Server::simulated();
+    setup_template(&s);
+    let users: Vec<String> = (0..12).map(|i| format!("r{i:02}")).collect();
+    for u in &users {
+        s.identify(u, json!({"email": format!("{u}@example.com")}))
+            .ok();
+    }
+    s.settle();
+    let ids: Vec<i64> = users.iter().map(|u| contact_id(&s, u)).collect();
+    s.admin_post("/v1/lists", json!({"name": "all"}))
+        .expect(201);
+    s.admin_post("/v1/lists/all/members", json!({"contact_ids": ids}))
+        .ok();
+    s.admin_put(
+        "/v1/broadcasts/slow",
+        json!({
+            "name": "Slow", "channel": "email", "template": NEWSLETTER,
+            "audience": {"list": "all"}, "rate_per_second": 2,
+        }),
+    )
+    .expect(201);
+    s.admin_post("/v1/broadcasts/slow/send", json!({})).ok();
+    s.settle();
+    let total = |s: &Server| -> i64 {
+        broadcast(s, "slow")["messages"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        total(&s),
+        1,
+        "the first message leaves at once, the rest wait their turn"
+    );
+    s.advance(2);
+    assert_eq!(total(&s), 5, "two a second");
+    let paused = s.admin_post("/v1/broadcasts/slow/pause", json!({})).ok();
+    assert_eq!(paused["status"], "paused");
+    s.admin_post("/v1/broadcasts/slow/pause", json!({}))
+        .expect(409);
+    s.advance(60);
+    assert_eq!(total(&s), 5, "nothing is written while paused");
+    s.admin_post("/v1/broadcasts/slow/resume", json!({})).ok();
+    s.settle();
+    assert_eq!(total(&s), 6, "the rate starts over from the resume");
+    s.advance(2);
+    assert_eq!(total(&s), 10);
+    let cancelled = s.admin_post("/v1/broadcasts/slow/cancel", json!({})).ok();
+    assert_eq!(cancelled["status"], "cancelled");
+    s.advance(60);
+    assert_eq!(total(&s), 10, "recipients not reached get nothing");
+    let got: usize = users.iter().map(|u| s.messages(u).len()).sum();
+    assert_eq!(got, 10);
+}
+
+#[test]
+fn a_kill_in_the_middle_of_a_large_broadcast_loses_no_recipient_and_repeats_none() {
+    const RECIPIENTS: usize = 20_000;
+    let mut s = Server::start(ServerOptions::system_clock());
+    setup_template(&s);
+    for chunk in (0..RECIPIENTS).collect::<Vec<_>>().chunks(5000) {
+        let contacts: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"user_id": format!("k{i}"), "email": format!("k{i}@example.com")}))
+            .collect();
+        let r = s
+            .admin_post(
+                "/v1/contacts/import",
+                json!({"contacts": contacts, "list": "everyone"}),
+            )
+            .ok();
+        assert_eq!(r["rejected"].as_array().map_or(0, Vec::len), 0, "{r}");
+    }
+    s.admin_put(
+        "/v1/broadcasts/big",
+        json!({"name": "Big", "channel": "email", "template": NEWSLETTER, "audience": {"list": "everyone"}}),
+    )
+    .expect(201);
+    s.admin_post("/v1/broadcasts/big/send", json!({})).ok();
+    // Killed once part of the audience has been reached.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let b = broadcast(&s, "big");
+        let processed = b["processed"].as_i64().unwrap();
+        if processed > 0 || b["status"] == "sent" {
+            assert!(processed < RECIPIENTS as i64, "too late to kill: {b}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broadcast did not start: {b}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.kill();
+    s.restart();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let b = loop {
+        let b = broadcast(&s, "big");
+        let queued = b["messages"]["queued"].as_i64().unwrap_or(0);
+        if b["status"] == "sent" && queued == 0 {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broadcast did not finish: {b}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(b["processed"], RECIPIENTS as i64, "{b}");
+    assert_eq!(
+        b["messages"],
+        json!({"sent": RECIPIENTS}),
+        "one message each: {b}"
+    );
+}
