@@ -155,6 +155,111 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/broadcasts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Broadcasts, newest first, with their progress */
+        get: operations["get_v1_broadcasts"];
+        put?: never;
+        /** Save a draft broadcast (its id is made from its name): one email or SMS to a segment or list, minus exclusions */
+        post: operations["post_v1_broadcasts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/broadcasts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One broadcast: its document, status and progress (messages by status) */
+        get: operations["get_v1_broadcasts__id_"];
+        /** Create or replace a draft broadcast */
+        put: operations["put_v1_broadcasts__id_"];
+        post?: never;
+        /** Delete a draft (a broadcast that was sent is cancelled instead) */
+        delete: operations["delete_v1_broadcasts__id_"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/broadcasts/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a broadcast: messages not yet sent are cancelled, recipients not yet reached get nothing */
+        post: operations["post_v1_broadcasts__id__cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/broadcasts/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a sending broadcast: its queued messages are held, no new ones are written */
+        post: operations["post_v1_broadcasts__id__pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/broadcasts/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused broadcast where it stopped */
+        post: operations["post_v1_broadcasts__id__resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/broadcasts/{id}/send": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a draft now, or at its `send_at` */
+        post: operations["post_v1_broadcasts__id__send"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clock": {
         parameters: {
             query?: never;
@@ -1161,6 +1266,12 @@ export interface components {
          * @enum {string}
          */
         AggregateFunction: "sum" | "min" | "max" | "avg";
+        /** @description A segment or a list. */
+        Audience: {
+            segment: string;
+        } | {
+            list: string;
+        };
         AuditEntry: {
             action: string;
             actor: string;
@@ -1174,6 +1285,112 @@ export interface components {
         };
         AuditLog: {
             entries: components["schemas"]["AuditEntry"][];
+        };
+        /** @description What a broadcast sends, to whom and when, as the API and the CLI's files give it. */
+        BroadcastDocument: {
+            /** @description Who receives it: the members of a segment or of a list when each is reached. */
+            audience: components["schemas"]["Audience"];
+            channel: components["schemas"]["Channel"];
+            /**
+             * @description Contacts in any of these segments or lists receive nothing.
+             * @default []
+             */
+            exclude: components["schemas"]["Audience"][];
+            /**
+             * @description Send to contacts who reached a frequency cap too (recorded on the broadcast).
+             * @default false
+             */
+            ignore_frequency_caps: boolean;
+            /**
+             * @description Send in the installation's quiet hours and on its blocked dates too (recorded on the
+             *     broadcast). By default a message due then waits for the window to open.
+             * @default false
+             */
+            ignore_quiet_hours: boolean;
+            /**
+             * @description Deliver at this local time (`HH:MM`) in each contact's time zone: the first such moment
+             *     at or after the start.
+             * @default null
+             */
+            local_time: string | null;
+            /** @description What the marketer calls it (1-200 characters). */
+            name: string;
+            /**
+             * Format: uint32
+             * @description At most this many messages per second leave for this broadcast (default: as fast as the
+             *     channel's own limits allow).
+             * @default null
+             */
+            rate_per_second: number | null;
+            /**
+             * Format: date-time
+             * @description When to start (RFC 3339); absent: as soon as it is sent.
+             * @default null
+             */
+            send_at: string | null;
+            /** @description The template's id; its version at the start is the one every recipient gets. */
+            template: string;
+            /**
+             * @description The time zone of contacts without a valid `timezone` trait (IANA name; default UTC).
+             * @default null
+             */
+            timezone: string | null;
+        };
+        BroadcastList: {
+            broadcasts: components["schemas"]["BroadcastView"][];
+        };
+        /**
+         * @description Where a broadcast stands. `draft` → `scheduled` (waiting for its start) → `sending` → `sent`
+         *     (every recipient's message written to the outbox); `paused` from `sending`, and
+         *     `cancelled` from any state but `sent`.
+         * @enum {string}
+         */
+        BroadcastStatus: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+        /** @description A broadcast and how far its sending has come. */
+        BroadcastView: {
+            /**
+             * Format: int64
+             * @description Contacts in the audience (minus exclusions) when it was sent.
+             */
+            audience_size?: number | null;
+            broken?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** @description What it sends, to whom and when (null when the stored one cannot be read: see `broken`). */
+            document?: components["schemas"]["BroadcastDocument"] | null;
+            /** Format: date-time */
+            finished_at?: string | null;
+            id: string;
+            /**
+             * @description Its messages by status: `queued`, `sent`, `suppressed`, `failed`, `bounced`, `paused`,
+             *     `cancelled`.
+             */
+            messages: {
+                [key: string]: number;
+            };
+            name: string;
+            /**
+             * Format: int64
+             * @description Contacts of the audience reached so far.
+             */
+            processed: number;
+            /** Format: date-time */
+            send_at?: string | null;
+            /** Format: date-time */
+            started_at?: string | null;
+            status: components["schemas"]["BroadcastStatus"];
+            /**
+             * Format: int64
+             * @description The template version every recipient gets, pinned when sending started.
+             */
+            template_version?: number | null;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Recipients reached whose message waits for its time (local time, quiet hours).
+             */
+            waiting: number;
         };
         /** @description A stored definition the engine cannot use. */
         Broken: {
@@ -1513,7 +1730,7 @@ export interface components {
              * @description Stable; explained in docs/api.md under #error-<code>
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "segment_in_use" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
+            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_broadcast" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "segment_in_use" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
             /** @description Every individual problem, for requests that can have several. */
             errors?: unknown;
             field?: string | null;
@@ -3126,6 +3343,259 @@ export interface operations {
             401: components["responses"]["Error"];
             408: components["responses"]["Error"];
             413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_broadcasts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastList"];
+                };
+            };
+            401: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_broadcasts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastDocument"];
+            };
+        };
+        responses: {
+            /** @description The draft */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_broadcasts__id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    put_v1_broadcasts__id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastDocument"];
+            };
+        };
+        responses: {
+            /** @description The draft, replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            /** @description The draft, created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    delete_v1_broadcasts__id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_broadcasts__id__cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_broadcasts__id__pause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_broadcasts__id__resume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_broadcasts__id__send: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
