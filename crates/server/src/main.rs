@@ -31,6 +31,9 @@ enum Command {
     /// Export or erase a contact's data on a running server (data-protection requests).
     #[command(subcommand)]
     Contacts(cli::ContactsCommand),
+    /// Save, send, follow, pause, resume or cancel broadcasts on a running server.
+    #[command(subcommand)]
+    Broadcasts(cli::broadcasts::BroadcastsCommand),
     /// Move an installation from its SQLite file to PostgreSQL: copies every row, ids kept,
     /// into an empty database, then prints the row counts of both.
     Migrate(migrate::MigrateArgs),
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Command::Import(cmd) => cli::import(cmd).await,
             Command::Messages(cmd) => cli::messages(cmd).await,
             Command::Contacts(cmd) => cli::contacts(cmd).await,
+            Command::Broadcasts(cmd) => cli::broadcasts::run(cmd).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),
             Command::Openapi => {

@@ -882,7 +882,7 @@ fn import_contacts_needs_a_user_id_or_email_column() {
 
 #[test]
 fn help_of_every_command() {
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 7] = [
         (
             &["--help"],
             &["serve", "journeys", "import", "Usage: waymark"],
@@ -901,6 +901,10 @@ fn help_of_every_command() {
             &["user_id", "email", "--server", "--admin-token"],
         ),
         (&["bench", "--help"], &["--quick", "--only", "--database"]),
+        (
+            &["broadcasts", "--help"],
+            &["save", "send", "pause", "resume", "cancel", "show", "list"],
+        ),
     ];
     for (args, wanted) in cases {
         let run = waymark(args, &[]);
@@ -1230,4 +1234,85 @@ fn a_lease_time_out_of_range_is_refused() {
             run.describe()
         );
     }
+}
+
+#[test]
+fn broadcasts_are_saved_from_a_file_sent_followed_and_cancelled_from_the_command_line() {
+    // The engine runs a broadcast without anyone advancing the (simulated) clock.
+    let s = Server::simulated();
+    s.admin_put(
+        "/v1/templates/cli-news",
+        json!({"channel": "email", "subject": "News for {{ contact.first_name }}", "text": "Hi"}),
+    )
+    .ok();
+    for user in ["amy", "ben", "cal"] {
+        s.identify(
+            user,
+            json!({"email": format!("{user}@example.com"), "first_name": user}),
+        )
+        .ok();
+    }
+    s.settle();
+    let ids: Vec<i64> = ["amy", "ben", "cal"]
+        .iter()
+        .map(|u| s.contact_by_user(u)["id"].as_i64().unwrap())
+        .collect();
+    s.admin_post("/v1/lists", json!({"name": "cli-readers"}))
+        .expect(201);
+    s.admin_post("/v1/lists/cli-readers/members", json!({"contact_ids": ids}))
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ["--server", s.base.as_str()];
+    let bc = |args: &[&str]| {
+        let mut all = vec!["broadcasts"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&server);
+        waymark(&all, &admin_env())
+    };
+
+    let broken = write(
+        dir.path(),
+        "broken.yaml",
+        "name: Spring\nchannel: email\ntemplate: cli-news\naudience: {list: no-such-list}\n",
+    );
+    let run = bc(&["save", &broken, "--id", "spring"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr.contains("`audience`") && run.stderr.contains("no-such-list"),
+        "{}",
+        run.describe()
+    );
+    let good = write(
+        dir.path(),
+        "spring.yaml",
+        "name: Spring\nchannel: email\ntemplate: cli-news\naudience: {list: cli-readers}\n",
+    );
+    let run = bc(&["save", &good, "--id", "spring"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(run.stdout.trim(), "spring");
+    let run = bc(&["send", "spring", "--wait"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let last = run.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("spring\tsent\t3/3 reached") && last.contains("sent 3"),
+        "{}",
+        run.describe()
+    );
+    for user in ["amy", "ben", "cal"] {
+        assert_eq!(s.messages(user).len(), 1, "{user}");
+    }
+    let run = bc(&["list"]);
+    assert!(run.stdout.contains("spring\tsent"), "{}", run.describe());
+    // A sent broadcast cannot be cancelled: the command says why and fails.
+    let run = bc(&["cancel", "spring"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(run.stderr.contains("is sent"), "{}", run.describe());
+    // A draft can.
+    let run = bc(&["save", &good]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let id = run.stdout.trim().to_string();
+    assert!(id.starts_with("spring-"), "{id}");
+    let run = bc(&["cancel", &id]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(run.stdout.contains("\tcancelled\t"), "{}", run.describe());
 }

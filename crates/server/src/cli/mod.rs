@@ -1,6 +1,8 @@
 //! Command-line tools that work on files or talk to a running server:
 //! `journeys validate`, `journeys apply`, `import contacts`, `messages requeue`, `contacts
-//! export` and `contacts erase`.
+//! export`, `contacts erase` and `broadcasts …` (in `broadcasts`).
+
+pub mod broadcasts;
 
 use std::collections::HashMap;
 use std::io::Read;
