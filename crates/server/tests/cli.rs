@@ -1080,6 +1080,10 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "cart_reminder_lateness_p50_ms",
             "cart_reminder_lateness_p99_ms",
             "import_rows_per_second",
+            "broadcast_messages_per_second",
+            "smtp_sink_messages_per_second",
+            "broadcast_smtp_messages_per_second",
+            "broadcast_first_message_ms",
             "waiting_enrollments_bytes_per_enrollment",
             "fire_all_due_seconds",
             "cart_journeys_per_second_1_process",
@@ -1097,7 +1101,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
     // One schema per figure, and one per process count in the processes figure.
     assert_eq!(
         no_schema_left(&url, &run.stderr),
-        7 + 3,
+        8 + 3,
         "{}",
         run.describe()
     );

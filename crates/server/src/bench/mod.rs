@@ -28,8 +28,10 @@ use waymark_store::{MessageQuery, MessageRow, NewEvent, Store};
 
 use crate::api::{self, AppState, Secrets};
 
+mod broadcast;
 mod import;
 mod processes;
+mod smtp_sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Figure {
@@ -72,6 +74,16 @@ pub enum Figure {
     /// `import_rows_per_second`: `waymark import contacts` of a generated CSV file.
     #[value(alias = "import_rows_per_second")]
     Import,
+    /// `broadcast_messages_per_second`, `smtp_sink_messages_per_second`,
+    /// `broadcast_smtp_messages_per_second` and `broadcast_first_message_ms`: one email to a
+    /// list of every contact.
+    #[value(
+        alias = "broadcast_messages_per_second",
+        alias = "smtp_sink_messages_per_second",
+        alias = "broadcast_smtp_messages_per_second",
+        alias = "broadcast_first_message_ms"
+    )]
+    Broadcast,
     /// `cart_journeys_per_second` with 1, 2 and 3 `waymark serve` processes on one PostgreSQL
     /// database, and the ratio of 3 to 1 (only with `--database`).
     #[value(
@@ -88,13 +100,14 @@ impl Figure {
     /// The timers figure comes after the in-process figures: its million enrollments would
     /// dominate the peak memory that the send and cart figures report. The processes figure
     /// runs its servers as child processes, so its place does not matter to the others.
-    const ALL: [Figure; 8] = [
+    const ALL: [Figure; 9] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
         Figure::ImmediateSend,
         Figure::Cart,
         Figure::Import,
+        Figure::Broadcast,
         Figure::Timers,
         Figure::Processes,
     ];
@@ -108,6 +121,7 @@ impl Figure {
             Figure::Cart => "cart",
             Figure::Timers => "timers",
             Figure::Import => "import",
+            Figure::Broadcast => "broadcast",
             Figure::Processes => "processes",
         }
     }
@@ -169,6 +183,9 @@ pub struct BenchArgs {
     /// Rows in the CSV file of the import figure [default: 1000000; quick: 10000].
     #[arg(long)]
     pub import_rows: Option<usize>,
+    /// Contacts a broadcast goes to in the broadcast figure [default: 1000000; quick: 2000].
+    #[arg(long)]
+    pub broadcast_contacts: Option<usize>,
     /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
@@ -197,6 +214,7 @@ struct Plan {
     enrollments: usize,
     process_carts: usize,
     import_rows: usize,
+    broadcast_contacts: usize,
 }
 
 /// Offers at a steady rate for a while.
@@ -258,6 +276,7 @@ impl Plan {
             enrollments: pick(args.enrollments, 1_000_000, 5_000),
             process_carts: pick(args.process_carts, 20_000, 300),
             import_rows: pick(args.import_rows, 1_000_000, 10_000),
+            broadcast_contacts: pick(args.broadcast_contacts, 1_000_000, 2_000),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
         ensure!(
@@ -277,6 +296,10 @@ impl Plan {
         );
         ensure!(plan.enrollments > 0, "--enrollments must be at least 1");
         ensure!(plan.import_rows > 0, "--import-rows must be at least 1");
+        ensure!(
+            plan.broadcast_contacts > 0,
+            "--broadcast-contacts must be at least 1"
+        );
         ensure!(
             plan.process_carts >= 2,
             "--process-carts must be at least 2 (a cart that orders and one that does not)"
@@ -381,6 +404,7 @@ async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::R
         Figure::Cart => cart(plan, data).await,
         Figure::Timers => timers(plan, data).await,
         Figure::Import => import::import(plan, data).await,
+        Figure::Broadcast => broadcast::broadcast(plan, data).await,
         Figure::Processes => Err(anyhow::anyhow!(PROCESSES_NEED_DATABASE)),
     }
     .with_context(|| format!("the {} figure failed", figure.dir_name()))
@@ -518,6 +542,8 @@ enum Delivery {
     Outbox,
     /// The outbox, and webhooks signed with `secret`, allowed to reach the loopback receiver.
     Webhooks { secret: String },
+    /// Email through SMTP at `url`, over a pool of `connections` (`--email-concurrency`).
+    Smtp { url: String, connections: usize },
 }
 
 impl Delivery {
@@ -540,7 +566,29 @@ impl Delivery {
                 ),
                 ..Transports::outbox()
             },
+            Delivery::Smtp { url, connections } => Transports {
+                email: waymark_engine::EmailTransport::smtp(
+                    url,
+                    "bench@waymark.test",
+                    "bench",
+                    None,
+                    *connections,
+                )
+                .map_err(anyhow::Error::msg)?,
+                ..Transports::outbox()
+            },
         })
+    }
+
+    /// Deliveries at once, as `waymark serve`'s `--email-concurrency` and the others set them.
+    fn concurrency(&self) -> waymark_engine::Concurrency {
+        match self {
+            Delivery::Smtp { connections, .. } => waymark_engine::Concurrency {
+                email: *connections,
+                ..Default::default()
+            },
+            Delivery::Outbox | Delivery::Webhooks { .. } => Default::default(),
+        }
     }
 }
 
@@ -560,7 +608,7 @@ fn start_engine(
             frequency_caps: Vec::new(),
             send_window: Default::default(),
             retry_lifetime: waymark_engine::DEFAULT_RETRY_LIFETIME,
-            concurrency: Default::default(),
+            concurrency: delivery.concurrency(),
         },
     )?)
 }
