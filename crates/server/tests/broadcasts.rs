@@ -147,6 +147,10 @@ fn a_broadcast_reaches_its_audience_once_minus_exclusions_and_refusals() {
     s.admin_post("/v1/broadcasts/november/cancel", json!({}))
         .expect(409);
     assert_eq!(s.messages("ann").len(), 1);
+    let of_broadcast = s.admin_get("/v1/messages?broadcast_id=november").ok();
+    let of_broadcast = of_broadcast["messages"].as_array().unwrap();
+    assert_eq!(of_broadcast.len(), 5);
+    assert!(of_broadcast.iter().all(|m| m["broadcast_id"] == "november"));
     let listed = s.admin_get("/v1/broadcasts").ok();
     assert_eq!(listed["broadcasts"][0]["id"], "november");
 }

@@ -447,6 +447,8 @@ pub struct MessageRow {
     pub failed_at: Option<Timestamp>,
     /// When the message was last requeued.
     pub requeued_at: Option<Timestamp>,
+    /// The broadcast that sent it, if one did.
+    pub broadcast_id: Option<String>,
 }
 
 /// Which failed messages to put back in the queue. Every given criterion must hold; only
@@ -491,6 +493,7 @@ pub struct MessageQuery {
     pub journey_id: Option<String>,
     pub channel: Option<String>,
     pub status: Option<String>,
+    pub broadcast_id: Option<String>,
     pub limit: usize,
     pub after_id: i64,
 }

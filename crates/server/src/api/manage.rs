@@ -780,8 +780,11 @@ pub struct MessageSearch {
     pub journey_id: Option<String>,
     /// `email`, `sms` or `webhook`.
     pub channel: Option<String>,
-    /// `queued`, `sent`, `failed`, `suppressed` or `bounced`.
+    /// `queued`, `sent`, `failed`, `suppressed`, `bounced`, or (a broadcast's) `paused` or
+    /// `cancelled`.
     pub status: Option<String>,
+    /// Only the messages of this broadcast.
+    pub broadcast_id: Option<String>,
     /// How many to list, 1 to 1000 (default 100).
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
@@ -806,6 +809,7 @@ pub async fn messages(
         journey_id: p.journey_id,
         channel: p.channel,
         status: p.status,
+        broadcast_id: p.broadcast_id,
     };
     let messages = blocking(&state, move |s| s.messages(&query)).await?;
     Ok(Json(Messages { messages }))

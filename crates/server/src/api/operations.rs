@@ -543,7 +543,7 @@ pub fn all() -> Vec<Operation> {
             .json::<broadcasts::BroadcastView>(201, "The draft, created")
             .errors(&[400, 409]),
         delete("/v1/broadcasts/{id}", broadcasts::delete)
-            .about(Admin, "Broadcasts", "Delete a draft (a broadcast that was sent is cancelled instead)")
+            .about(Admin, "Broadcasts", "Delete a draft (one that was sent can only be cancelled: 409)")
             .no_content("Deleted")
             .errors(&[404, 409]),
         post("/v1/broadcasts/{id}/send", broadcasts::send)

@@ -348,6 +348,7 @@ fn sample_message(i: usize) -> MessageRow {
         first_attempt_at: None,
         failed_at: None,
         requeued_at: None,
+        broadcast_id: None,
     }
 }
 

@@ -221,7 +221,8 @@ fn finish_batch(
 
 const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
      m.channel, m.recipient, m.subject, m.html, m.text, m.status, m.error, m.attempts, m.next_attempt_at, m.created_at,
-     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at, m.priority";
+     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at, m.priority,
+     m.broadcast_id";
 
 fn message_from_row(r: &Row) -> Result<MessageRow> {
     Ok(MessageRow {
@@ -251,6 +252,7 @@ fn message_from_row(r: &Row) -> Result<MessageRow> {
         failed_at: opt_ts(r, 23)?,
         requeued_at: opt_ts(r, 24)?,
         priority: Priority::from_i64(column(r, 25)?),
+        broadcast_id: column(r, 26)?,
     })
 }
 
@@ -1065,6 +1067,9 @@ impl Outbox for PgStore {
             }
             if let Some(s) = &q.status {
                 push("m.status = ?", Box::new(s.clone()));
+            }
+            if let Some(b) = &q.broadcast_id {
+                push("m.broadcast_id = ?", Box::new(b.clone()));
             }
             let sql = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id WHERE {} ORDER BY m.id LIMIT {}",

@@ -149,7 +149,8 @@ fn finish_one(
 
 const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
      m.channel, m.recipient, m.subject, m.html, m.text, m.status, m.error, m.attempts, m.next_attempt_at, m.created_at,
-     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at, m.priority";
+     m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at, m.priority,
+     m.broadcast_id";
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let opt_ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
@@ -180,6 +181,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         failed_at: opt_ts(23)?,
         requeued_at: opt_ts(24)?,
         priority: Priority::from_i64(r.get(25)?),
+        broadcast_id: r.get(26)?,
     })
 }
 
@@ -927,6 +929,9 @@ impl Outbox for SqliteStore {
         }
         if let Some(s) = &q.status {
             push("m.status = ?", s.clone().into());
+        }
+        if let Some(b) = &q.broadcast_id {
+            push("m.broadcast_id = ?", b.clone().into());
         }
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id WHERE {} ORDER BY m.id LIMIT {}",
