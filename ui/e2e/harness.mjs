@@ -1,5 +1,6 @@
-// End-to-end harness: a real `waymark serve --clock simulated` on a temporary data directory
-// and a free port, and Debian's Chromium driven by playwright-core (no browser download).
+// End-to-end harness: a real `waymark serve` (with a simulated clock unless a test asks for the
+// system's) on a temporary data directory and a free port, and Debian's Chromium driven by
+// playwright-core (no browser download).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,12 +20,14 @@ export function binary() {
   return bin;
 }
 
-/** Starts the server (with `extraArgs` for `waymark serve`); resolves once it prints its address. */
+/** Starts the server (with `extraArgs` for `waymark serve`; the clock is simulated unless they
+ * give `--clock`); resolves once it prints its address. */
 export async function startServer(extraArgs = []) {
   const data = mkdtempSync(join(tmpdir(), 'waymark-e2e-'));
   const env = { ...process.env, WAYMARK_ADMIN_TOKEN: ADMIN_TOKEN, WAYMARK_WRITE_KEY: WRITE_KEY, RUST_LOG: 'warn' };
   for (const k of ['WAYMARK_DATA', 'WAYMARK_LISTEN', 'WAYMARK_CLOCK', 'WAYMARK_CONFIG', 'WAYMARK_PUBLIC_URL', 'WAYMARK_SMTP_URL', 'WAYMARK_SMS_URL']) delete env[k];
-  const child = spawn(binary(), ['serve', '--data', data, '--listen', '127.0.0.1:0', '--clock', 'simulated', ...extraArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const clock = extraArgs.includes('--clock') ? [] : ['--clock', 'simulated'];
+  const child = spawn(binary(), ['serve', '--data', data, '--listen', '127.0.0.1:0', ...clock, ...extraArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const base = await new Promise((resolveBase, reject) => {
     const timer = setTimeout(() => reject(new Error(`waymark did not start in 60 s:\n${output}`)), 60_000);

@@ -10,6 +10,7 @@ import { Messages } from './pages/Messages';
 import { ContactPage } from './pages/ContactPage';
 import { Segments } from './pages/Segments';
 import { Lists } from './pages/Lists';
+import { Broadcasts } from './pages/Broadcasts';
 
 type Auth = 'checking' | 'signed-out' | 'signed-in';
 
@@ -85,6 +86,9 @@ export function App() {
           <Link to="/lists" className={section === 'lists' ? 'active' : ''}>
             Lists
           </Link>
+          <Link to="/broadcasts" className={section === 'broadcasts' ? 'active' : ''}>
+            Broadcasts
+          </Link>
           <Link to="/messages" className={section === 'messages' ? 'active' : ''}>
             Messages
           </Link>
@@ -109,6 +113,7 @@ function Route({ path }: { path: string }) {
   if (parts[0] === 'messages' && parts.length === 1) return <Messages />;
   if (parts[0] === 'segments' && parts.length <= 2) return <Segments selected={parts[1]} />;
   if (parts[0] === 'lists' && parts.length <= 2) return <Lists key={parts[1] ?? ''} selected={parts[1]} />;
+  if (parts[0] === 'broadcasts' && parts.length <= 2) return <Broadcasts selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 2) return <ContactPage key={parts[1]} contactId={parts[1]} />;
   return (
     <div className="page">
