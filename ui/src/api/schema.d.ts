@@ -185,7 +185,7 @@ export interface paths {
         /** Create or replace a draft broadcast */
         put: operations["put_v1_broadcasts__id_"];
         post?: never;
-        /** Delete a draft (a broadcast that was sent is cancelled instead) */
+        /** Delete a draft (one that was sent can only be cancelled: 409) */
         delete: operations["delete_v1_broadcasts__id_"];
         options?: never;
         head?: never;
@@ -2077,6 +2077,8 @@ export interface components {
              * @description Attempts in the current run (since creation, or since the last requeue).
              */
             attempts: number;
+            /** @description The broadcast that sent it, if one did. */
+            broadcast_id?: string | null;
             channel: string;
             /** Format: date-time */
             clicked_at?: string | null;
@@ -4588,13 +4590,18 @@ export interface operations {
             query?: {
                 /** @description List those after this message id. */
                 after?: number;
+                /** @description Only the messages of this broadcast. */
+                broadcast_id?: string;
                 /** @description `email`, `sms` or `webhook`. */
                 channel?: string;
                 contact_id?: number;
                 journey_id?: string;
                 /** @description How many to list, 1 to 1000 (default 100). */
                 limit?: number;
-                /** @description `queued`, `sent`, `failed`, `suppressed` or `bounced`. */
+                /**
+                 * @description `queued`, `sent`, `failed`, `suppressed`, `bounced`, or (a broadcast's) `paused` or
+                 *     `cancelled`.
+                 */
                 status?: string;
                 /** @description Any id the contact has had (as `GET /v1/contacts` takes it). */
                 user_id?: string;
