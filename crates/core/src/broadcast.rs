@@ -9,14 +9,21 @@ use jiff::tz::TimeZone;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::duration::Duration;
+use crate::experiment::{VariantCounts, Verdict};
 use crate::journey::Channel;
-use crate::timing::{SendWindow, parse_time_of_day};
+use crate::timing::{SendWindow, parse_time_of_day, split_bucket};
 use crate::validate::ValidationError;
 
 /// The most segments and lists a broadcast may exclude.
 pub const MAX_EXCLUSIONS: usize = 20;
 /// The fastest send rate a broadcast may ask for, in messages per second.
 pub const MAX_RATE_PER_SECOND: u32 = 1_000_000;
+/// The most templates an A/B test may try besides the broadcast's own.
+pub const MAX_TEST_VARIANTS: usize = 4;
+/// The shortest and longest an A/B test may run before the winner is chosen.
+pub const MIN_TEST_WAIT_SECONDS: i64 = 60;
+pub const MAX_TEST_WAIT_SECONDS: i64 = 30 * 86_400;
 
 /// What a broadcast sends, to whom and when, as the API and the CLI's files give it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -53,6 +60,43 @@ pub struct BroadcastDocument {
     /// Send to contacts who reached a frequency cap too (recorded on the broadcast).
     #[serde(default)]
     pub ignore_frequency_caps: bool,
+    /// Try other templates on a share of the audience first, then send the best to the rest.
+    #[serde(default)]
+    pub test: Option<AbTest>,
+}
+
+/// An A/B test: `template` (variant A) and each of `variants` (B, C, ...) go to an equal part
+/// of `share_percent` of the audience; after `decide_after`, the variant with the best rate of
+/// `metric` is sent to everyone else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbTest {
+    /// The other templates tried (1-4), each of the broadcast's channel.
+    pub variants: Vec<String>,
+    /// The part of the audience that gets a variant (1-100); the rest waits for the winner.
+    pub share_percent: u8,
+    /// How long after the start the winner is chosen (`4h`, `1d`; 1 minute to 30 days).
+    pub decide_after: String,
+    pub metric: TestMetric,
+}
+
+/// What makes a variant the best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestMetric {
+    /// Opened messages per message sent.
+    Opens,
+    /// Clicked messages per message sent.
+    Clicks,
+}
+
+impl TestMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestMetric::Opens => "opens",
+            TestMetric::Clicks => "clicks",
+        }
+    }
 }
 
 /// A segment or a list.
@@ -82,6 +126,34 @@ pub struct BroadcastPlan {
     pub fallback_zone: TimeZone,
     pub rate_per_second: Option<u32>,
     pub ignore_quiet_hours: bool,
+    pub test: Option<TestPlan>,
+}
+
+/// A checked [`AbTest`].
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    /// Every template that competes, the broadcast's own first.
+    pub templates: Vec<String>,
+    pub share_percent: u8,
+    pub decide_after: jiff::SignedDuration,
+    pub metric: TestMetric,
+}
+
+/// One variant's counts at the decision: messages sent, and of them those opened or clicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantResult {
+    pub template: String,
+    pub sent: u64,
+    pub opened: u64,
+    pub clicked: u64,
+}
+
+/// The winner of a test and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestDecision {
+    pub winner: String,
+    pub reason: String,
+    pub verdict: Verdict,
 }
 
 /// When one contact's message is due.
@@ -179,6 +251,54 @@ impl BroadcastDocument {
                 format!("must be 1-{MAX_RATE_PER_SECOND}"),
             );
         }
+        let test = self.test.as_ref().and_then(|t| {
+            let mut ok = true;
+            if t.variants.is_empty() || t.variants.len() > MAX_TEST_VARIANTS {
+                error(
+                    "test.variants",
+                    "invalid_test",
+                    format!("must name 1-{MAX_TEST_VARIANTS} templates besides `template`"),
+                );
+                ok = false;
+            }
+            for (i, v) in t.variants.iter().enumerate() {
+                if v == &self.template || t.variants[..i].contains(v) {
+                    error(
+                        &format!("test.variants[{i}]"),
+                        "invalid_test",
+                        format!("`{v}` is already a variant of the test"),
+                    );
+                    ok = false;
+                }
+            }
+            if !(1..=100).contains(&t.share_percent) {
+                error("test.share_percent", "invalid_test", "must be 1-100".into());
+                ok = false;
+            }
+            let wait = Duration::parse(&t.decide_after)
+                .ok()
+                .map(|d| d.seconds())
+                .filter(|s| (MIN_TEST_WAIT_SECONDS..=MAX_TEST_WAIT_SECONDS).contains(s));
+            if wait.is_none() {
+                error(
+                    "test.decide_after",
+                    "invalid_test",
+                    format!(
+                        "`{}` is not a duration of 1 minute to 30 days (`30m`, `4h`, `1d`)",
+                        t.decide_after
+                    ),
+                );
+                ok = false;
+            }
+            ok.then(|| TestPlan {
+                templates: std::iter::once(self.template.clone())
+                    .chain(t.variants.iter().cloned())
+                    .collect(),
+                share_percent: t.share_percent,
+                decide_after: jiff::SignedDuration::from_secs(wait.unwrap_or_default()),
+                metric: t.metric,
+            })
+        });
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -187,6 +307,7 @@ impl BroadcastDocument {
             fallback_zone,
             rate_per_second: self.rate_per_second,
             ignore_quiet_hours: self.ignore_quiet_hours,
+            test,
         })
     }
 }
@@ -215,6 +336,69 @@ impl BroadcastPlan {
             }
             Some(allowed) => Due::At(allowed),
             None => Due::Skipped("every date is blocked for over a year".into()),
+        }
+    }
+}
+
+impl TestPlan {
+    /// The template a contact of the test share gets, or `None` for a contact who waits for
+    /// the winner: a stable hash of the broadcast and the contact, so that a page redone after
+    /// a crash, or a recipient taken later, gets the same answer.
+    pub fn variant_of(&self, broadcast_id: &str, contact_id: i64) -> Option<&str> {
+        if split_bucket(broadcast_id, "test", contact_id) >= u64::from(self.share_percent) {
+            return None;
+        }
+        let n = self.templates.len() as u64;
+        let index = split_bucket(broadcast_id, "variant", contact_id) % n;
+        Some(&self.templates[index as usize])
+    }
+
+    /// The winner: the best rate of the metric (ties: the earlier variant), kept whether or
+    /// not its lead is significant (the reason says which, with each one-sided p-value of a
+    /// two-proportion z-test at 95 %).
+    pub fn decide(&self, results: &[VariantResult]) -> TestDecision {
+        let counts: Vec<VariantCounts> = self
+            .templates
+            .iter()
+            .map(|t| {
+                let r = results.iter().find(|r| &r.template == t);
+                VariantCounts {
+                    name: t.clone(),
+                    entered: r.map_or(0, |r| r.sent),
+                    converted: r.map_or(0, |r| match self.metric {
+                        TestMetric::Opens => r.opened,
+                        TestMetric::Clicks => r.clicked,
+                    }),
+                }
+            })
+            .collect();
+        let verdict = crate::experiment::decide(&counts, 1, 0.95);
+        let winner = verdict
+            .leader
+            .clone()
+            .unwrap_or_else(|| self.templates[0].clone());
+        let rates = counts
+            .iter()
+            .map(|c| format!("`{}` {:.1}% of {}", c.name, c.rate() * 100.0, c.entered))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let metric = self.metric.as_str();
+        let reason = if counts.iter().all(|c| c.converted == 0) {
+            format!("no {metric} recorded ({rates}): the broadcast's own template is kept")
+        } else if verdict.winner.is_some() {
+            format!("best rate of {metric}, significant at 95%: {rates}")
+        } else {
+            format!("best rate of {metric}, not significant at 95%: {rates}")
+        };
+        let winner = if counts.iter().all(|c| c.converted == 0) {
+            self.templates[0].clone()
+        } else {
+            winner
+        };
+        TestDecision {
+            winner,
+            reason,
+            verdict,
         }
     }
 }
@@ -333,6 +517,94 @@ mod tests {
         assert_eq!(
             plan.due(ts("2026-12-01T09:00:00Z"), Some(&utc), &window),
             Due::At(ts("2026-12-01T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_test_splits_its_share_evenly_and_the_rest_waits() {
+        let mut d = doc();
+        d.test = Some(AbTest {
+            variants: vec!["newsletter-b".into()],
+            share_percent: 20,
+            decide_after: "4h".into(),
+            metric: TestMetric::Opens,
+        });
+        let plan = d.check().unwrap().test.unwrap();
+        assert_eq!(plan.decide_after, jiff::SignedDuration::from_hours(4));
+        let mut a = 0;
+        let mut b = 0;
+        for contact in 0..10_000 {
+            let first = plan.variant_of("nov", contact);
+            assert_eq!(first, plan.variant_of("nov", contact), "stable");
+            match first {
+                Some("newsletter") => a += 1,
+                Some("newsletter-b") => b += 1,
+                Some(other) => panic!("{other}"),
+                None => {}
+            }
+        }
+        assert!((1_800..2_200).contains(&(a + b)), "{a} + {b}");
+        assert!(
+            (800..1_200).contains(&a) && (800..1_200).contains(&b),
+            "{a} / {b}"
+        );
+    }
+
+    #[test]
+    fn the_winner_is_the_best_rate_and_the_reason_says_whether_it_is_significant() {
+        let plan = TestPlan {
+            templates: vec!["a".into(), "b".into()],
+            share_percent: 20,
+            decide_after: jiff::SignedDuration::from_hours(1),
+            metric: TestMetric::Clicks,
+        };
+        let result = |t: &str, sent, clicked| VariantResult {
+            template: t.into(),
+            sent,
+            opened: clicked,
+            clicked,
+        };
+        let clear = plan.decide(&[result("a", 1000, 50), result("b", 1000, 120)]);
+        assert_eq!(clear.winner, "b");
+        assert!(
+            clear.reason.contains("significant at 95%") && !clear.reason.contains("not"),
+            "{}",
+            clear.reason
+        );
+        let close = plan.decide(&[result("a", 100, 10), result("b", 100, 11)]);
+        assert_eq!(close.winner, "b");
+        assert!(close.reason.contains("not significant"), "{}", close.reason);
+        let none = plan.decide(&[result("a", 100, 0)]);
+        assert_eq!(none.winner, "a");
+        assert!(
+            none.reason.contains("no clicks recorded"),
+            "{}",
+            none.reason
+        );
+    }
+
+    #[test]
+    fn a_test_is_checked_at_the_edge() {
+        let mut d = doc();
+        d.test = Some(AbTest {
+            variants: vec!["newsletter".into()],
+            share_percent: 0,
+            decide_after: "10s".into(),
+            metric: TestMetric::Clicks,
+        });
+        let fields: Vec<_> = d
+            .check()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field.unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "test.variants[0]",
+                "test.share_percent",
+                "test.decide_after"
+            ]
         );
     }
 

@@ -8,11 +8,15 @@
 //! a contact whose message is due now gets it through the send gate (consent, suppression,
 //! caps), one whose local time or the end of quiet hours is later waits for it. A send rate
 //! limits how many messages a round may write: the rounds space them out evenly.
+//!
+//! With an A/B test, a contact of the test share gets its variant's template at once; the
+//! others wait until the test's decision time, when the first round after it chooses the
+//! winner from the variants' messages and sends it to them.
 
 use jiff::{SignedDuration, Timestamp};
 use waymark_core::broadcast::{BroadcastDocument, Due};
 use waymark_core::timing::SendWindow;
-use waymark_store::{BroadcastProgress, BroadcastStatus, EngineTx, ReadAhead, StoreError};
+use waymark_store::{BroadcastProgress, BroadcastStatus, EngineTx, ReadAhead, StoreError, Winner};
 
 use crate::send::{BroadcastSend, Outgoing, Purpose, SendGate, TemplateSource};
 
@@ -75,21 +79,36 @@ pub fn round(
         progress.template_version = tx.template(&doc.template)?.map(|t| t.version);
     }
     let start = progress.started_at.unwrap_or(now);
-    let budget = budget(&progress, plan.rate_per_second, now, page);
-    let send = BroadcastSend {
-        id: &row.id,
-        name: &doc.name,
-        template_version: progress.template_version,
-        ignore_frequency_caps: doc.ignore_frequency_caps,
+    let test = plan.test.as_ref();
+    let decide_at = test.map(|t| start + t.decide_after);
+    if let (Some(test), Some(at)) = (test, decide_at)
+        && progress.winner.is_none()
+        && now >= at
+    {
+        let decision = test.decide(&tx.broadcast_variant_counts(&row.id)?);
+        progress.winner = Some(Winner {
+            template: decision.winner,
+            at: now,
+            reason: decision.reason,
+        });
+    }
+    let winner = progress.winner.as_ref().map(|w| w.template.clone());
+    // The template a contact gets: its variant's in a test's share, else the winner once
+    // chosen (`None` until then), else the broadcast's own.
+    let template_of = |contact_id: i64| -> Option<String> {
+        match test {
+            None => Some(doc.template.clone()),
+            Some(t) => t
+                .variant_of(&row.id, contact_id)
+                .map(str::to_string)
+                .or_else(|| winner.clone()),
+        }
     };
-    let outgoing = |contact_id: i64| Outgoing {
-        idempotency_key: message_key(&row.id, contact_id),
-        contact_id,
-        channel: doc.channel,
-        template: TemplateSource::Stored(&doc.template),
-        purpose: Purpose::Broadcast(send),
-        to: None,
-        data: None,
+    let budget = budget(&progress, plan.rate_per_second, now, page);
+    let messages = Messages {
+        id: &row.id,
+        doc: &doc,
+        pinned: progress.template_version,
     };
     let mut done = Round::default();
 
@@ -97,7 +116,11 @@ pub fn round(
     let due = tx.take_due_broadcast_recipients(&row.id, now, budget)?;
     read_ahead(tx, &due)?;
     for contact_id in &due {
-        if gate.send(tx, outgoing(*contact_id), now)?.queued() {
+        let template = template_of(*contact_id).unwrap_or_else(|| doc.template.clone());
+        if gate
+            .send(tx, messages.to(*contact_id, &template), now)?
+            .queued()
+        {
             done.queued += 1;
         }
     }
@@ -116,17 +139,27 @@ pub fn round(
                 .contact(*contact_id)
                 .ok()
                 .and_then(|c| waymark_core::contact::trait_time_zone(&c.traits));
-            match plan.due(start, zone.as_ref(), window) {
+            let template = template_of(*contact_id);
+            let due = match (plan.due(start, zone.as_ref(), window), &template, decide_at) {
+                // Waits for the test's winner.
+                (Due::At(at), None, Some(decide_at)) => Due::At(at.max(decide_at)),
+                (due, _, _) => due,
+            };
+            let template = template.unwrap_or_else(|| doc.template.clone());
+            match due {
                 Due::At(at) if at > now => waiting.push((*contact_id, at)),
                 Due::At(_) => {
                     progress.released += 1;
-                    if gate.send(tx, outgoing(*contact_id), now)?.queued() {
+                    if gate
+                        .send(tx, messages.to(*contact_id, &template), now)?
+                        .queued()
+                    {
                         done.queued += 1;
                     }
                 }
                 Due::Skipped(reason) => {
                     progress.released += 1;
-                    gate.suppress(tx, outgoing(*contact_id), reason, now)?;
+                    gate.suppress(tx, messages.to(*contact_id, &template), reason, now)?;
                 }
             }
         }
@@ -138,7 +171,11 @@ pub fn round(
         done.recipients += ids.len();
     }
 
-    progress.next_run_at = if progress.audience_done && progress.waiting == 0 {
+    // A test stays open until its decision, even when nobody waits for it (a share of 100 %),
+    // so that its result is recorded.
+    let undecided = decide_at.filter(|_| progress.winner.is_none());
+    progress.next_run_at = if progress.audience_done && progress.waiting == 0 && undecided.is_none()
+    {
         progress.status = BroadcastStatus::Sent;
         progress.finished_at = Some(now);
         None
@@ -150,7 +187,11 @@ pub fn round(
             .rate_per_second
             .map(|rate| next_allowed(&progress, rate).max(now));
         let waiting_next = if progress.audience_done {
-            tx.next_broadcast_recipient_due(&row.id)?
+            let next = tx.next_broadcast_recipient_due(&row.id)?;
+            match (next, undecided) {
+                (Some(n), Some(d)) => Some(n.min(d)),
+                (n, d) => n.or(d),
+            }
         } else {
             Some(now)
         };
@@ -161,6 +202,35 @@ pub fn round(
     };
     tx.save_broadcast_progress(&row.id, &progress, now)?;
     Ok(Some(done))
+}
+
+/// A broadcast's messages, one per contact.
+struct Messages<'a> {
+    id: &'a str,
+    doc: &'a BroadcastDocument,
+    /// The version of the broadcast's own template pinned at the start.
+    pinned: Option<i64>,
+}
+
+impl Messages<'_> {
+    fn to<'t>(&'t self, contact_id: i64, template: &'t str) -> Outgoing<'t> {
+        let send = BroadcastSend {
+            id: self.id,
+            name: &self.doc.name,
+            // A test's other templates are sent as they stand.
+            template_version: self.pinned.filter(|_| template == self.doc.template),
+            ignore_frequency_caps: self.doc.ignore_frequency_caps,
+        };
+        Outgoing {
+            idempotency_key: message_key(self.id, contact_id),
+            contact_id,
+            channel: self.doc.channel,
+            template: TemplateSource::Stored(template),
+            purpose: Purpose::Broadcast(send),
+            to: None,
+            data: None,
+        }
+    }
 }
 
 /// Loads the page's contacts (and what the gate reads of them) at once, where that saves round
@@ -215,6 +285,7 @@ mod tests {
             next_run_at: None,
             started_at: None,
             finished_at: None,
+            winner: None,
         }
     }
 

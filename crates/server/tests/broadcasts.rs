@@ -275,3 +275,89 @@ fn a_kill_in_the_middle_of_a_large_broadcast_loses_no_recipient_and_repeats_none
         "one message each: {b}"
     );
 }
+
+/// The server-relative path of the open pixel in `html` (`--public-url` is `PUBLIC`).
+fn open_pixel(html: &str) -> String {
+    let prefix = format!("{PUBLIC}/t/o/");
+    let at = html.find(&prefix).expect("an open pixel") + prefix.len();
+    let token: String = html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    format!("/t/o/{token}")
+}
+
+const PUBLIC: &str = "http://mail.example.test";
+
+#[test]
+fn an_ab_test_sends_its_share_first_then_the_winner_to_everyone_else() {
+    let s = Server::start(ServerOptions {
+        args: vec!["--public-url".into(), format!("{PUBLIC}/")],
+        ..Default::default()
+    });
+    for (id, subject) in [
+        ("news-a", "Our November news"),
+        ("news-b", "Ann, 3 things for you"),
+    ] {
+        s.admin_put(
+            &format!("/v1/templates/{id}"),
+            json!({"channel": "email", "subject": subject,
+                   "html": "<html><body><p>Hello</p></body></html>"}),
+        )
+        .ok();
+    }
+    let users: Vec<String> = (0..60).map(|i| format!("t{i:02}")).collect();
+    for u in &users {
+        s.identify(u, json!({"email": format!("{u}@example.com")}))
+            .ok();
+    }
+    s.settle();
+    let ids: Vec<i64> = users.iter().map(|u| contact_id(&s, u)).collect();
+    s.admin_post("/v1/lists", json!({"name": "testers"}))
+        .expect(201);
+    s.admin_post("/v1/lists/testers/members", json!({"contact_ids": ids}))
+        .ok();
+    let mut doc = json!({
+        "name": "November", "channel": "email", "template": "news-a",
+        "audience": {"list": "testers"},
+        "test": {"variants": ["news-b"], "share_percent": 50, "decide_after": "4h", "metric": "opens"},
+    });
+    doc["test"]["variants"] = json!(["no-such-template"]);
+    let e = s.admin_put("/v1/broadcasts/ab", doc.clone()).expect(400);
+    assert_eq!(e["field"], "test.variants[0]", "{e}");
+    doc["test"]["variants"] = json!(["news-b"]);
+    s.admin_put("/v1/broadcasts/ab", doc).expect(201);
+    s.admin_post("/v1/broadcasts/ab/send", json!({})).ok();
+    s.settle();
+
+    // The test share got its variants; everyone else waits for the winner.
+    let b = broadcast(&s, "ab");
+    assert_eq!(b["status"], "sending", "{b}");
+    let tried: Vec<Value> = users.iter().flat_map(|u| s.messages(u)).collect();
+    let of = |t: &str| tried.iter().filter(|m| m["template"] == t).count();
+    let (a, bee) = (of("news-a"), of("news-b"));
+    assert!(a > 0 && bee > 0 && a + bee < 60, "{a} + {bee}");
+    assert_eq!(b["waiting"], 60 - (a + bee) as i64, "{b}");
+    // Everyone who got B opens it; nobody who got A does.
+    for m in tried.iter().filter(|m| m["template"] == "news-b") {
+        let pixel = open_pixel(m["html"].as_str().unwrap());
+        assert_eq!(s.get(&pixel).status, 200);
+    }
+    let test = &broadcast(&s, "ab")["test"];
+    assert_eq!(test["variants"][1]["opened"], bee as i64, "{test}");
+    assert_eq!(test["winner"], Value::Null);
+
+    s.advance(4 * HOUR);
+    let b = broadcast(&s, "ab");
+    assert_eq!(b["status"], "sent", "{b}");
+    assert_eq!(b["test"]["winner"]["template"], "news-b", "{b}");
+    let reason = b["test"]["winner"]["reason"].as_str().unwrap();
+    assert!(reason.contains("best rate of opens"), "{reason}");
+    for u in &users {
+        let got = s.messages(u);
+        assert_eq!(got.len(), 1, "{u}: {got:?}");
+    }
+    let all: Vec<Value> = users.iter().flat_map(|u| s.messages(u)).collect();
+    let winners = all.iter().filter(|m| m["template"] == "news-b").count();
+    assert_eq!(winners, 60 - a, "the rest got the winner");
+}

@@ -5,7 +5,7 @@ use waymark_core::broadcast::Audience;
 
 pub(crate) const COLUMNS: &str = "id, document, status, template_version, audience_size, processed, released, cursor,
      audience_done, waiting, send_at, rate_since, rate_base, next_run_at, created_at, updated_at, started_at,
-     finished_at";
+     finished_at, winner, winner_at, winner_reason";
 
 pub(crate) const INSERT: &str =
     "INSERT INTO broadcasts (id, document, status, created_at, updated_at)
@@ -64,8 +64,16 @@ pub(crate) const NEXT_DUE: &str =
 pub(crate) const SAVE_PROGRESS: &str =
     "UPDATE broadcasts SET status = $2, template_version = $3, processed = $4,
      released = $5, cursor = $6, audience_done = $7, waiting = $8, rate_since = $9, rate_base = $10,
-     next_run_at = $11, started_at = $12, finished_at = $13, updated_at = $14
+     next_run_at = $11, started_at = $12, finished_at = $13, updated_at = $14, winner = $15,
+     winner_at = $16, winner_reason = $17
      WHERE id = $1";
+
+/// Per template of the broadcast's messages: sent, opened, clicked (an A/B test's results).
+pub(crate) const VARIANT_COUNTS: &str = "SELECT template,
+     SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
+     SUM(CASE WHEN opened_at IS NOT NULL THEN 1 ELSE 0 END),
+     SUM(CASE WHEN clicked_at IS NOT NULL THEN 1 ELSE 0 END)
+     FROM messages WHERE broadcast_id = $1 GROUP BY template ORDER BY template";
 
 /// The members of `audience` in none of `exclude`, after an id, in id order: parameters `$1`
 /// the audience's id, `$2` the id to start after, `$3`.. the exclusions' ids, then the limit.

@@ -823,6 +823,15 @@ pub struct BroadcastRow {
     pub updated_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    pub winner: Option<Winner>,
+}
+
+/// An A/B test's winning template, when and why it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Winner {
+    pub template: String,
+    pub at: Timestamp,
+    pub reason: String,
 }
 
 /// What one engine round did to a broadcast, saved with the messages it wrote.
@@ -840,6 +849,7 @@ pub struct BroadcastProgress {
     pub next_run_at: Option<Timestamp>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    pub winner: Option<Winner>,
 }
 
 impl BroadcastRow {
@@ -857,6 +867,7 @@ impl BroadcastRow {
             next_run_at: self.next_run_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            winner: self.winner.clone(),
         }
     }
 }

@@ -1231,6 +1231,23 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description An A/B test: `template` (variant A) and each of `variants` (B, C, ...) go to an equal part
+         *     of `share_percent` of the audience; after `decide_after`, the variant with the best rate of
+         *     `metric` is sent to everyone else.
+         */
+        AbTest: {
+            /** @description How long after the start the winner is chosen (`4h`, `1d`; 1 minute to 30 days). */
+            decide_after: string;
+            metric: components["schemas"]["TestMetric"];
+            /**
+             * Format: uint8
+             * @description The part of the audience that gets a variant (1-100); the rest waits for the winner.
+             */
+            share_percent: number;
+            /** @description The other templates tried (1-4), each of the broadcast's channel. */
+            variants: string[];
+        };
         /** @description How many calls of a request were stored, and how many were already (same `messageId`). */
         Accepted: {
             /** Format: uint */
@@ -1331,6 +1348,11 @@ export interface components {
             /** @description The template's id; its version at the start is the one every recipient gets. */
             template: string;
             /**
+             * @description Try other templates on a share of the audience first, then send the best to the rest.
+             * @default null
+             */
+            test: components["schemas"]["AbTest"] | null;
+            /**
              * @description The time zone of contacts without a valid `timezone` trait (IANA name; default UTC).
              * @default null
              */
@@ -1384,6 +1406,8 @@ export interface components {
              * @description The template version every recipient gets, pinned when sending started.
              */
             template_version?: number | null;
+            /** @description An A/B test's standing, or its result once the winner is chosen. */
+            test?: components["schemas"]["TestView"] | null;
             /** Format: date-time */
             updated_at: string;
             /**
@@ -2925,6 +2949,8 @@ export interface components {
         Templates: {
             templates: components["schemas"]["StoredTemplate"][];
         };
+        /** @description What makes a variant the best. */
+        TestMetric: "opens" | "clicks";
         /** @description `POST /v1/templates/{id}/test-send`: the preview's data and the address to send to. */
         TestSend: {
             contact?: {
@@ -2950,6 +2976,23 @@ export interface components {
             subject?: string | null;
             text?: string | null;
             to: string;
+        };
+        TestView: {
+            /** @description The best rate so far against each other variant: one-sided two-proportion z-tests. */
+            comparisons: components["schemas"]["Comparison"][];
+            /**
+             * Format: date-time
+             * @description When the winner is (or was) chosen: the start plus `decide_after`.
+             */
+            decide_at?: string | null;
+            metric: components["schemas"]["TestMetric"];
+            /** Format: uint8 */
+            share_percent: number;
+            /** @description How the variants stand (before the decision) or why the winner won. */
+            standing: string;
+            /** @description Each template tried, the broadcast's own first. */
+            variants: components["schemas"]["VariantView"][];
+            winner?: components["schemas"]["Winner"] | null;
         };
         Timeline: {
             /** Format: int64 */
@@ -3034,11 +3077,34 @@ export interface components {
             /** Format: double */
             rate: number;
         };
+        VariantView: {
+            /** Format: double */
+            click_rate: number;
+            /** Format: uint64 */
+            clicked: number;
+            /**
+             * Format: double
+             * @description Opened per sent (0 before any is sent).
+             */
+            open_rate: number;
+            /** Format: uint64 */
+            opened: number;
+            /** Format: uint64 */
+            sent: number;
+            template: string;
+        };
         Versions: {
             versions: components["schemas"]["JourneyVersion"][];
         };
         /** @enum {string} */
         WebhookMethod: "POST" | "PUT";
+        /** @description An A/B test's winning template, when and why it was chosen. */
+        Winner: {
+            /** Format: date-time */
+            at: string;
+            reason: string;
+            template: string;
+        };
     };
     responses: {
         /** @description An error: its `code` is explained in docs/api.md */

@@ -38,6 +38,7 @@ describe('the broadcast document', () => {
         rate_per_second: null,
         ignore_quiet_hours: false,
         ignore_frequency_caps: false,
+        test: null,
       },
     });
   });

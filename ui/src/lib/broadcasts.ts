@@ -130,6 +130,7 @@ export function broadcastDocument(form: BroadcastForm): { document: BroadcastDoc
       rate_per_second: rate,
       ignore_quiet_hours: form.ignoreQuietHours,
       ignore_frequency_caps: form.ignoreFrequencyCaps,
+      test: null,
     },
   };
 }

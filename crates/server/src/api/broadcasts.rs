@@ -11,8 +11,9 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
-use waymark_core::broadcast::{Audience, BroadcastDocument};
-use waymark_store::{BroadcastChange, BroadcastRow, BroadcastStatus, Store, StoreError};
+use waymark_core::broadcast::{Audience, BroadcastDocument, TestMetric, VariantResult};
+use waymark_core::experiment::Comparison;
+use waymark_store::{BroadcastChange, BroadcastRow, BroadcastStatus, Store, StoreError, Winner};
 
 use super::error::{ApiError, ApiResult};
 use super::manage::blocking;
@@ -47,6 +48,72 @@ pub struct BroadcastView {
     pub finished_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// An A/B test's standing, or its result once the winner is chosen.
+    pub test: Option<TestView>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TestView {
+    pub metric: TestMetric,
+    pub share_percent: u8,
+    /// When the winner is (or was) chosen: the start plus `decide_after`.
+    pub decide_at: Option<Timestamp>,
+    /// Each template tried, the broadcast's own first.
+    pub variants: Vec<VariantView>,
+    /// The best rate so far against each other variant: one-sided two-proportion z-tests.
+    pub comparisons: Vec<Comparison>,
+    /// How the variants stand (before the decision) or why the winner won.
+    pub standing: String,
+    pub winner: Option<Winner>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VariantView {
+    pub template: String,
+    pub sent: u64,
+    pub opened: u64,
+    pub clicked: u64,
+    /// Opened per sent (0 before any is sent).
+    pub open_rate: f64,
+    pub click_rate: f64,
+}
+
+fn test_view(
+    doc: &BroadcastDocument,
+    row: &BroadcastRow,
+    results: &[VariantResult],
+) -> Option<TestView> {
+    let test = doc.check().ok()?.test?;
+    let decision = test.decide(results);
+    let rate = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    Some(TestView {
+        metric: test.metric,
+        share_percent: test.share_percent,
+        decide_at: row.started_at.map(|s| s + test.decide_after),
+        variants: test
+            .templates
+            .iter()
+            .map(|t| {
+                let r = results.iter().find(|r| &r.template == t);
+                let (sent, opened, clicked) =
+                    r.map_or((0, 0, 0), |r| (r.sent, r.opened, r.clicked));
+                VariantView {
+                    template: t.clone(),
+                    sent,
+                    opened,
+                    clicked,
+                    open_rate: rate(opened, sent),
+                    click_rate: rate(clicked, sent),
+                }
+            })
+            .collect(),
+        comparisons: decision.verdict.comparisons,
+        standing: row
+            .winner
+            .as_ref()
+            .map_or(decision.reason, |w| w.reason.clone()),
+        winner: row.winner.clone(),
+    })
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -54,7 +121,7 @@ pub struct BroadcastList {
     pub broadcasts: Vec<BroadcastView>,
 }
 
-fn view(row: BroadcastRow, counts: Vec<(String, i64)>) -> BroadcastView {
+fn view(row: BroadcastRow, counts: Vec<(String, i64)>, results: &[VariantResult]) -> BroadcastView {
     let parsed = serde_json::from_value::<BroadcastDocument>(row.document.clone());
     let (document, broken) = match parsed {
         Ok(d) => (Some(d), None),
@@ -63,7 +130,11 @@ fn view(row: BroadcastRow, counts: Vec<(String, i64)>) -> BroadcastView {
             Some(format!("the stored broadcast cannot be read: {e}")),
         ),
     };
+    let test = document
+        .as_ref()
+        .and_then(|doc| test_view(doc, &row, results));
     BroadcastView {
+        test,
         id: row.id.clone(),
         name: document
             .as_ref()
@@ -85,11 +156,15 @@ fn view(row: BroadcastRow, counts: Vec<(String, i64)>) -> BroadcastView {
 }
 
 async fn load(state: &AppState, id: String) -> ApiResult<BroadcastView> {
-    let (row, counts) = blocking(state, move |s| {
-        Ok((s.broadcast(&id)?, s.broadcast_message_counts(&id)?))
+    let (row, counts, results) = blocking(state, move |s| {
+        Ok((
+            s.broadcast(&id)?,
+            s.broadcast_message_counts(&id)?,
+            s.broadcast_results(&id)?,
+        ))
     })
     .await?;
-    Ok(view(row, counts))
+    Ok(view(row, counts, &results))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -116,27 +191,36 @@ fn check(store: &dyn Store, doc: &BroadcastDocument) -> ApiResult<()> {
         )
         .with_errors(json!(errors)));
     }
-    match store.template_channel(&doc.template)? {
-        None => {
-            return Err(ApiError::invalid(
-                "invalid_broadcast",
-                "template",
-                format!("template `{}` does not exist", doc.template),
-            ));
+    let templates = std::iter::once(("template".to_string(), &doc.template)).chain(
+        doc.test.iter().flat_map(|t| {
+            t.variants
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("test.variants[{i}]"), v))
+        }),
+    );
+    for (field, template) in templates {
+        match store.template_channel(template)? {
+            None => {
+                return Err(ApiError::invalid(
+                    "invalid_broadcast",
+                    field,
+                    format!("template `{template}` does not exist"),
+                ));
+            }
+            Some(channel) if channel != doc.channel => {
+                return Err(ApiError::invalid(
+                    "invalid_broadcast",
+                    field,
+                    format!(
+                        "template `{template}` is for {}, the broadcast for {}",
+                        channel.as_str(),
+                        doc.channel.as_str()
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
-        Some(channel) if channel != doc.channel => {
-            return Err(ApiError::invalid(
-                "invalid_broadcast",
-                "template",
-                format!(
-                    "template `{}` is for {}, the broadcast for {}",
-                    doc.template,
-                    channel.as_str(),
-                    doc.channel.as_str()
-                ),
-            ));
-        }
-        Some(_) => {}
     }
     let lists = store.lists()?;
     let audiences = std::iter::once(("audience".to_string(), &doc.audience)).chain(
@@ -172,13 +256,17 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<BroadcastList
             .into_iter()
             .map(|row| {
                 let counts = s.broadcast_message_counts(&row.id)?;
-                Ok((row, counts))
+                let results = s.broadcast_results(&row.id)?;
+                Ok((row, counts, results))
             })
             .collect::<Result<Vec<_>, StoreError>>()
     })
     .await?;
     Ok(Json(BroadcastList {
-        broadcasts: rows.into_iter().map(|(r, c)| view(r, c)).collect(),
+        broadcasts: rows
+            .into_iter()
+            .map(|(r, c, results)| view(r, c, &results))
+            .collect(),
     }))
 }
 

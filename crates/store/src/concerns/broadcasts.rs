@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 use serde_json::Value;
-use waymark_core::broadcast::Audience;
+use waymark_core::broadcast::{Audience, VariantResult};
 
 use crate::{BroadcastChange, BroadcastProgress, BroadcastRow, Result};
 
@@ -37,6 +37,9 @@ pub trait Broadcasts {
 
     /// The broadcast's messages per status (`queued`, `sent`, `suppressed`, ...).
     fn broadcast_message_counts(&self, id: &str) -> Result<Vec<(String, i64)>>;
+
+    /// Per template of the broadcast's messages: sent, opened, clicked (an A/B test).
+    fn broadcast_results(&self, broadcast_id: &str) -> Result<Vec<VariantResult>>;
 
     /// How many contacts are in `audience` and in none of `exclude` now.
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64>;
@@ -76,6 +79,10 @@ pub trait BroadcastsTx {
 
     /// When the broadcast's next waiting recipient is due.
     fn next_broadcast_recipient_due(&mut self, broadcast_id: &str) -> Result<Option<Timestamp>>;
+
+    /// Per template of the broadcast's messages: sent, opened, clicked (an A/B test's
+    /// decision).
+    fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>>;
 
     /// Saves the broadcast's progress.
     fn save_broadcast_progress(

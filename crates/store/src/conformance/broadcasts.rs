@@ -2,7 +2,7 @@
 //! recipients and the engine's claim.
 
 use serde_json::json;
-use waymark_core::broadcast::Audience;
+use waymark_core::broadcast::{Audience, VariantResult};
 
 use super::support::{at, contact, email, in_tx, queue};
 use crate::{BroadcastChange, BroadcastStatus, DeliveryOutcome, Finished, Store, StoreError};
@@ -131,6 +131,11 @@ fn a_due_broadcast_is_claimed_and_its_progress_saved(store: &dyn Store) {
     progress.started_at = Some(at(10));
     progress.rate_since = Some(at(10));
     progress.next_run_at = Some(at(20));
+    progress.winner = Some(crate::Winner {
+        template: "b".into(),
+        at: at(10),
+        reason: "best rate".into(),
+    });
     in_tx(store, |tx| {
         tx.defer_broadcast_recipients("news", &[(42, at(30)), (41, at(20))])?;
         tx.save_broadcast_progress("news", &progress, at(11))
@@ -261,7 +266,57 @@ fn pause_resume_and_cancel_move_the_broadcasts_messages(store: &dyn Store) {
     ));
 }
 
+fn a_tests_results_are_counted_per_template(store: &dyn Store) {
+    let ann = contact(store, "ann");
+    let message = |key: &str, template: &str| crate::NewMessage {
+        broadcast_id: Some("news".into()),
+        template: template.into(),
+        ..email(key, ann, 1)
+    };
+    let ids = queue(
+        store,
+        &[
+            message("a1", "a"),
+            message("a2", "a"),
+            message("b1", "b"),
+            email("other", ann, 1),
+        ],
+    );
+    let sent = |id: i64| Finished {
+        id,
+        outcome: DeliveryOutcome::Sent,
+        at: at(2),
+    };
+    store
+        .finish_messages(&[sent(ids[0]), sent(ids[1]), sent(ids[2]), sent(ids[3])])
+        .unwrap();
+    in_tx(store, |tx| {
+        tx.mark_engagement(ids[1], true, at(3))?;
+        tx.mark_engagement(ids[2], false, at(3))
+    });
+    let expected = vec![
+        VariantResult {
+            template: "a".into(),
+            sent: 2,
+            opened: 1,
+            clicked: 1,
+        },
+        VariantResult {
+            template: "b".into(),
+            sent: 1,
+            opened: 1,
+            clicked: 0,
+        },
+    ];
+    assert_eq!(store.broadcast_results("news").unwrap(), expected);
+    assert_eq!(
+        in_tx(store, |tx| tx.broadcast_variant_counts("news")),
+        expected
+    );
+}
+
 conformance_tests!(
+    a_tests_results_are_counted_per_template,
     only_a_draft_is_changed_or_deleted,
     the_audience_comes_in_id_order_without_the_excluded,
     a_due_broadcast_is_claimed_and_its_progress_saved,

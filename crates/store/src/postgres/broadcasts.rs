@@ -4,7 +4,7 @@ use ::postgres::types::ToSql;
 use ::postgres::{GenericClient, Row};
 use jiff::Timestamp;
 use serde_json::Value;
-use waymark_core::broadcast::Audience;
+use waymark_core::broadcast::{Audience, VariantResult};
 
 use super::tx::{PgTx, column};
 use super::{PgStore, ms, outside_async, ts};
@@ -12,7 +12,7 @@ use crate::broadcast_sql as sql;
 use crate::sqlite::broadcasts::refused;
 use crate::{
     BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
-    Result, StoreError,
+    Result, StoreError, Winner,
 };
 
 fn broadcast_from_row(r: &Row) -> Result<BroadcastRow> {
@@ -40,6 +40,14 @@ fn broadcast_from_row(r: &Row) -> Result<BroadcastRow> {
         updated_at: ts(column(r, 15)?),
         started_at: opt_ts(16)?,
         finished_at: opt_ts(17)?,
+        winner: match (column::<Option<String>>(r, 18)?, opt_ts(19)?) {
+            (Some(template), Some(at)) => Some(Winner {
+                template,
+                at,
+                reason: column::<Option<String>>(r, 20)?.unwrap_or_default(),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -73,6 +81,15 @@ fn audience_params(
     );
     out.push(Box::new(limit));
     out
+}
+
+fn variant_from_row(r: &Row) -> Result<VariantResult> {
+    Ok(VariantResult {
+        template: column(r, 0)?,
+        sent: column::<i64>(r, 1)?.max(0) as u64,
+        opened: column::<i64>(r, 2)?.max(0) as u64,
+        clicked: column::<i64>(r, 3)?.max(0) as u64,
+    })
 }
 
 fn refs(args: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
@@ -184,6 +201,16 @@ impl Broadcasts for PgStore {
         })
     }
 
+    fn broadcast_results(&self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            conn.query(sql::VARIANT_COUNTS, &[&broadcast_id])?
+                .iter()
+                .map(variant_from_row)
+                .collect()
+        })
+    }
+
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64> {
         outside_async(|| {
             let mut conn = self.conn()?;
@@ -286,8 +313,16 @@ impl BroadcastsTx for PgTx<'_, '_> {
                 &opt(p.started_at),
                 &opt(p.finished_at),
                 &ms(now),
+                &p.winner.as_ref().map(|w| &w.template),
+                &opt(p.winner.as_ref().map(|w| w.at)),
+                &p.winner.as_ref().map(|w| &w.reason),
             ],
         )?;
         Ok(())
+    }
+
+    fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
+        let rows = self.query(sql::VARIANT_COUNTS, &[&broadcast_id])?;
+        rows.iter().map(variant_from_row).collect()
     }
 }

@@ -21,7 +21,11 @@ CREATE TABLE broadcasts (
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
     started_at       BIGINT,
-    finished_at      BIGINT
+    finished_at      BIGINT,
+    -- An A/B test's winning template, when and why it was chosen.
+    winner           TEXT COLLATE "C",
+    winner_at        BIGINT,
+    winner_reason    TEXT COLLATE "C"
 );
 CREATE INDEX broadcasts_due ON broadcasts (next_run_at) WHERE status IN ('scheduled', 'sending');
 

@@ -4,14 +4,14 @@ use jiff::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::Value;
-use waymark_core::broadcast::Audience;
+use waymark_core::broadcast::{Audience, VariantResult};
 
 use super::tx::SqliteTx;
 use super::{SqliteStore, ms, ts};
 use crate::broadcast_sql as sql;
 use crate::{
     BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
-    Result, StoreError,
+    Result, StoreError, Winner,
 };
 
 /// `sql` with SQLite's numbered placeholders (`?N`) for PostgreSQL's (`$N`).
@@ -44,6 +44,14 @@ fn broadcast_from_row(r: &Row<'_>) -> rusqlite::Result<BroadcastRow> {
         updated_at: ts(r.get(15)?),
         started_at: opt_ts(16)?,
         finished_at: opt_ts(17)?,
+        winner: match (r.get::<_, Option<String>>(18)?, opt_ts(19)?) {
+            (Some(template), Some(at)) => Some(Winner {
+                template,
+                at,
+                reason: r.get::<_, Option<String>>(20)?.unwrap_or_default(),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -55,6 +63,19 @@ fn read(tx: &rusqlite::Connection, id: &str) -> Result<BroadcastRow> {
     .query_row([id], broadcast_from_row)
     .optional()?
     .ok_or_else(|| StoreError::NotFound(format!("broadcast `{id}`")))
+}
+
+fn variant_counts(conn: &rusqlite::Connection, id: &str) -> Result<Vec<VariantResult>> {
+    let mut stmt = conn.prepare_cached(&q(sql::VARIANT_COUNTS))?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(VariantResult {
+            template: r.get(0)?,
+            sent: r.get::<_, i64>(1)?.max(0) as u64,
+            opened: r.get::<_, i64>(2)?.max(0) as u64,
+            clicked: r.get::<_, i64>(3)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The parameters of an audience query: its id, `after`, the exclusions' ids, `limit`.
@@ -203,6 +224,10 @@ impl Broadcasts for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn broadcast_results(&self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
+        variant_counts(&*self.conn()?, broadcast_id)
+    }
+
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64> {
         let conn = self.conn()?;
         let n = conn
@@ -303,7 +328,14 @@ impl BroadcastsTx for SqliteTx<'_> {
                 opt(p.started_at),
                 opt(p.finished_at),
                 ms(now),
+                p.winner.as_ref().map(|w| &w.template),
+                opt(p.winner.as_ref().map(|w| w.at)),
+                p.winner.as_ref().map(|w| &w.reason),
             ])?;
         Ok(())
+    }
+
+    fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
+        variant_counts(self.tx, broadcast_id)
     }
 }

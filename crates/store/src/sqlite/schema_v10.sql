@@ -21,7 +21,11 @@ CREATE TABLE broadcasts (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     started_at       INTEGER,
-    finished_at      INTEGER
+    finished_at      INTEGER,
+    -- An A/B test's winning template, when and why it was chosen.
+    winner           TEXT,
+    winner_at        INTEGER,
+    winner_reason    TEXT
 );
 CREATE INDEX broadcasts_due ON broadcasts (next_run_at) WHERE status IN ('scheduled', 'sending');
 
