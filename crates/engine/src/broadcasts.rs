@@ -134,11 +134,18 @@ pub fn round(
         let ids = tx.audience_page(&doc.audience, &doc.exclude, progress.cursor, room)?;
         read_ahead(tx, &ids)?;
         let mut waiting = Vec::new();
+        // A contact's zone matters only to a local time or to quiet hours; without them its
+        // row is read once, by the gate.
+        let zoned =
+            plan.local_time.is_some() || !(plan.ignore_quiet_hours || window.is_unrestricted());
         for contact_id in &ids {
-            let zone = tx
-                .contact(*contact_id)
-                .ok()
-                .and_then(|c| waymark_core::contact::trait_time_zone(&c.traits));
+            let zone = if zoned {
+                tx.contact(*contact_id)
+                    .ok()
+                    .and_then(|c| waymark_core::contact::trait_time_zone(&c.traits))
+            } else {
+                None
+            };
             let template = template_of(*contact_id);
             let due = match (plan.due(start, zone.as_ref(), window), &template, decide_at) {
                 // Waits for the test's winner.

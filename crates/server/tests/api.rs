@@ -1860,6 +1860,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/journeys/{id}/experiments"),
     ("get", "/v1/broadcasts"),
     ("post", "/v1/broadcasts"),
+    ("post", "/v1/broadcasts/audience"),
     ("get", "/v1/broadcasts/{id}"),
     ("put", "/v1/broadcasts/{id}"),
     ("delete", "/v1/broadcasts/{id}"),

@@ -109,6 +109,18 @@ fn a_broadcast_reaches_its_audience_once_minus_exclusions_and_refusals() {
     bad["audiences"] = json!([]);
     s.admin_post("/v1/broadcasts", bad).expect(400);
 
+    let size = s
+        .admin_post(
+            "/v1/broadcasts/audience",
+            json!({"audience": {"list": "readers"}, "exclude": [{"list": "press"}]}),
+        )
+        .ok();
+    assert_eq!(size["size"], 5, "{size}");
+    s.admin_post(
+        "/v1/broadcasts/audience",
+        json!({"audience": {"lists": "readers"}}),
+    )
+    .expect_error(400, "invalid_broadcast");
     let draft = s
         .admin_put("/v1/broadcasts/november", doc.clone())
         .expect(201);

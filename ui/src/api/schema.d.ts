@@ -173,6 +173,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/broadcasts/audience": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How many contacts a segment or list minus exclusions holds now: who a broadcast would reach */
+        post: operations["post_v1_broadcasts_audience"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/broadcasts/{id}": {
         parameters: {
             query?: never;
@@ -1288,6 +1305,19 @@ export interface components {
             segment: string;
         } | {
             list: string;
+        };
+        /** @description Who a broadcast would reach: a segment or list minus exclusions. */
+        AudienceRequest: {
+            audience: components["schemas"]["Audience"];
+            /** @default [] */
+            exclude: components["schemas"]["Audience"][];
+        };
+        AudienceSize: {
+            /**
+             * Format: int64
+             * @description Contacts in the audience and in none of the exclusions now.
+             */
+            size: number;
         };
         AuditEntry: {
             action: string;
@@ -3456,6 +3486,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BroadcastView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_broadcasts_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AudienceRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceSize"];
                 };
             };
             400: components["responses"]["Error"];

@@ -346,6 +346,48 @@ async fn save(
     Ok((status, Json(load(&state, id).await?)))
 }
 
+/// Who a broadcast would reach: a segment or list minus exclusions.
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceRequest {
+    pub audience: Audience,
+    #[serde(default)]
+    pub exclude: Vec<Audience>,
+}
+
+impl RequestBody for AudienceRequest {
+    const INVALID: &'static str = "invalid_broadcast";
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AudienceSize {
+    /// Contacts in the audience and in none of the exclusions now.
+    pub size: i64,
+}
+
+/// `POST /v1/broadcasts/audience`: how many contacts a broadcast to this audience would reach
+/// now (before sending: members may still join or leave).
+pub async fn audience_size(
+    State(state): State<AppState>,
+    Body(request): Body<AudienceRequest>,
+) -> ApiResult<Json<AudienceSize>> {
+    if request.exclude.len() > waymark_core::broadcast::MAX_EXCLUSIONS {
+        return Err(ApiError::invalid(
+            "invalid_broadcast",
+            "exclude",
+            format!(
+                "at most {} segments and lists",
+                waymark_core::broadcast::MAX_EXCLUSIONS
+            ),
+        ));
+    }
+    let size = blocking(&state, move |s| {
+        s.count_audience(&request.audience, &request.exclude)
+    })
+    .await?;
+    Ok(Json(AudienceSize { size }))
+}
+
 /// `GET /v1/broadcasts/{id}`
 pub async fn get(
     State(state): State<AppState>,

@@ -532,6 +532,11 @@ pub fn all() -> Vec<Operation> {
             .body::<waymark_core::broadcast::BroadcastDocument>()
             .json::<broadcasts::BroadcastView>(201, "The draft")
             .errors(&[400]),
+        post("/v1/broadcasts/audience", broadcasts::audience_size)
+            .about(Admin, "Broadcasts", "How many contacts a segment or list minus exclusions holds now: who a broadcast would reach")
+            .body::<broadcasts::AudienceRequest>()
+            .ok::<broadcasts::AudienceSize>()
+            .errors(&[400]),
         get("/v1/broadcasts/{id}", broadcasts::get)
             .about(Admin, "Broadcasts", "One broadcast: its document, status and progress (messages by status)")
             .ok::<broadcasts::BroadcastView>()
