@@ -373,27 +373,28 @@ impl TestPlan {
             })
             .collect();
         let verdict = crate::experiment::decide(&counts, 1, 0.95);
-        let winner = verdict
-            .leader
-            .clone()
-            .unwrap_or_else(|| self.templates[0].clone());
         let rates = counts
             .iter()
             .map(|c| format!("`{}` {:.1}% of {}", c.name, c.rate() * 100.0, c.entered))
             .collect::<Vec<_>>()
             .join(", ");
         let metric = self.metric.as_str();
-        let reason = if counts.iter().all(|c| c.converted == 0) {
-            format!("no {metric} recorded ({rates}): the broadcast's own template is kept")
-        } else if verdict.winner.is_some() {
-            format!("best rate of {metric}, significant at 95%: {rates}")
-        } else {
-            format!("best rate of {metric}, not significant at 95%: {rates}")
-        };
-        let winner = if counts.iter().all(|c| c.converted == 0) {
-            self.templates[0].clone()
-        } else {
-            winner
+        let own = self.templates[0].clone();
+        let (winner, reason) = match &verdict.leader {
+            // Nothing to compare: every rate is 0.
+            _ if counts.iter().all(|c| c.converted == 0) => (
+                own,
+                format!("no {metric} recorded ({rates}): the broadcast's own template is kept"),
+            ),
+            Some(leader) if verdict.winner.is_some() => (
+                leader.clone(),
+                format!("best rate of {metric}, significant at 95%: {rates}"),
+            ),
+            Some(leader) => (
+                leader.clone(),
+                format!("best rate of {metric}, not significant at 95%: {rates}"),
+            ),
+            None => (own, format!("no variant was sent ({rates})")),
         };
         TestDecision {
             winner,
