@@ -690,7 +690,15 @@ fn import_contacts_all_good_exits_zero() {
         "email,first_name\nzoe@example.com,Zoé\nyan@example.com,Yan\n",
     );
     let run = waymark(
-        &["import", "contacts", &csv, "--server", &s.base],
+        &[
+            "import",
+            "contacts",
+            &csv,
+            "--list",
+            "newsletter",
+            "--server",
+            &s.base,
+        ],
         &admin_env(),
     );
     assert_eq!(run.code, Some(0), "{}", run.describe());
@@ -709,6 +717,13 @@ fn import_contacts_all_good_exits_zero() {
     assert_eq!(
         s.contact_by_user("yan@example.com")["traits"]["first_name"],
         "Yan"
+    );
+    // Both are in the list `--list` named.
+    let members = s.admin_get("/v1/lists/newsletter/members").ok();
+    assert_eq!(
+        members["contacts"].as_array().map(Vec::len),
+        Some(2),
+        "{members}"
     );
 }
 

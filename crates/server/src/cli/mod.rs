@@ -73,6 +73,10 @@ pub enum ImportCommand {
         /// with the earlier line; `merge` applies it after the earlier row (its cells win).
         #[arg(long, value_enum, default_value = "reject")]
         on_duplicate: OnDuplicate,
+        /// Also add every imported contact to this list (made if there is none), after its
+        /// traits are saved.
+        #[arg(long, value_name = "NAME")]
+        list: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -467,6 +471,7 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
         delimiter,
         encoding,
         on_duplicate,
+        list,
         server,
     } = cmd;
     let open =
@@ -553,10 +558,11 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
                 tally.answered(oldest.await??, &progress, rows)?;
             }
             let batch = std::mem::take(&mut chunk);
-            let (http, url, token) = (
+            let (http, url, token, list) = (
                 http.clone(),
                 format!("{base}/v1/contacts/import"),
                 server.admin_token.clone(),
+                list.clone(),
             );
             in_flight.push_back(tokio::spawn(async move {
                 let (lines, rows): (Vec<(u64, bool)>, Vec<Value>) =
@@ -565,7 +571,7 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
                 let (status, body) = send(
                     http.post(url)
                         .bearer_auth(token)
-                        .json(&json!({ "contacts": rows, "on_duplicate": "merge" })),
+                        .json(&json!({ "contacts": rows, "on_duplicate": "merge", "list": list })),
                 )
                 .await?;
                 Ok(Sent {
