@@ -155,12 +155,24 @@ fn view(row: BroadcastRow, counts: Vec<(String, i64)>, results: &[VariantResult]
     }
 }
 
+/// A test's results: read (a pass over the broadcast's messages) only for a broadcast with a
+/// test.
+fn test_results(store: &dyn Store, id: &str) -> Result<Vec<VariantResult>, StoreError> {
+    let row = store.broadcast(id)?;
+    let has_test = row.document.get("test").is_some_and(|t| !t.is_null());
+    if has_test {
+        store.broadcast_results(id)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 async fn load(state: &AppState, id: String) -> ApiResult<BroadcastView> {
     let (row, counts, results) = blocking(state, move |s| {
         Ok((
             s.broadcast(&id)?,
             s.broadcast_message_counts(&id)?,
-            s.broadcast_results(&id)?,
+            test_results(s, &id)?,
         ))
     })
     .await?;
@@ -256,7 +268,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<BroadcastList
             .into_iter()
             .map(|row| {
                 let counts = s.broadcast_message_counts(&row.id)?;
-                let results = s.broadcast_results(&row.id)?;
+                let results = test_results(s, &row.id)?;
                 Ok((row, counts, results))
             })
             .collect::<Result<Vec<_>, StoreError>>()

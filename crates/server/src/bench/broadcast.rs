@@ -240,7 +240,9 @@ async fn send_and_wait(
     let mut written = None;
     let mut first_message_ms = None;
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Often enough for the times measured (seconds), seldom enough not to weigh on the
+        // broadcast: the counts by status are a pass over the broadcast's messages.
+        tokio::time::sleep(Duration::from_millis(250)).await;
         if let Some(sink) = sink
             && first_message_ms.is_none()
             && let Some(first) = sink.first_at()
@@ -367,7 +369,7 @@ impl PeakRss {
                 let mut peak = 0;
                 while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
                     peak = peak.max(rss_kib().unwrap_or(0));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 peak
             }),
