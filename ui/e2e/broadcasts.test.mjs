@@ -251,9 +251,9 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
       ['news-b', 'Three things for you'],
     ])
       await srv.api('PUT', `/v1/templates/${id}`, { id, channel: 'email', subject, html: '<html><body><p>Hello</p></body></html>' });
-    // 40 testers: with half of them tested, A, B and the waiting rest all get some (each is
-    // empty with a chance of about 1 in 100 000).
-    const users = Array.from({ length: 40 }, (_, i) => `t${String(i).padStart(2, '0')}`);
+    // 60 testers: with half of them tested, A, B and the waiting rest all get some (each is
+    // empty with a chance of about 1 in 10 million); 59 messages fill more than a page (50).
+    const users = Array.from({ length: 60 }, (_, i) => `t${String(i).padStart(2, '0')}`);
     await srv.api('POST', '/v1/contacts/import', { list: 'testers', contacts: users.map((u) => ({ user_id: u, email: `${u}@example.com` })) });
     await srv.api('POST', '/v1/contacts/import', { list: 'press', contacts: [{ user_id: 't00', email: 't00@example.com' }] });
     await srv.api('POST', '/v1/clock/advance', { seconds: 1 });
@@ -264,10 +264,10 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
     await page.getByLabel('Name').fill('Subject test');
     await page.getByLabel('Template').selectOption('news-a');
     await page.getByLabel('Audience', { exact: true }).selectOption('list:testers');
-    await page.getByTestId('audience-size').getByText(/^40 contacts now;/).waitFor();
+    await page.getByTestId('audience-size').getByText(/^60 contacts now;/).waitFor();
     await page.getByRole('button', { name: 'Add an exclusion' }).click();
     await page.getByLabel('Exclusion 1', { exact: true }).selectOption('list:press');
-    await page.getByTestId('audience-size').getByText(/^39 contacts now, not counting the excluded;/).waitFor();
+    await page.getByTestId('audience-size').getByText(/^59 contacts now, not counting the excluded;/).waitFor();
 
     await page.getByLabel('Test before sending').check();
     // The broadcast's own template is variant A: B offers the others.
@@ -275,7 +275,7 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
     assert.deepEqual(await variantB.locator('option').allInnerTexts(), ['— choose another template —', 'news-b']);
     await variantB.selectOption('news-b');
     await page.getByLabel('Share tested (%)').fill('50');
-    await page.getByTestId('test-share-size').getByText(/^About 20 of the 39 contacts get a variant/).waitFor();
+    await page.getByTestId('test-share-size').getByText(/^About 30 of the 59 contacts get a variant/).waitFor();
     // A decision time the server refuses is shown at its input, and a second variant left
     // unchosen at its row.
     await page.getByLabel('Decide after').fill('10s');
@@ -308,7 +308,7 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
     await page.getByRole('button', { name: 'Send…' }).click();
     const dialog = page.getByRole('dialog', { name: 'Send the broadcast' });
     await dialog.getByTestId('send-audience').waitFor();
-    assert.match(await dialog.getByTestId('send-audience').innerText(), /^To the 39 contacts in list “testers” and in none of list “press”, as counted now\./);
+    assert.match(await dialog.getByTestId('send-audience').innerText(), /^To the 59 contacts in list “testers” and in none of list “press”, as counted now\./);
     assert.match(await dialog.getByTestId('send-test').innerText(), /^First 50% of them get one of 2 templates \(news-a, news-b\); 2h after the start/);
     await dialog.getByRole('button', { name: 'Send now' }).click();
 
@@ -318,11 +318,11 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
     const view = await eventually(async () => {
       const v = await srv.api('GET', `/v1/broadcasts/${id}`);
       // Everyone reached, and each either sent a variant or waiting for the winner.
-      const settled = v.processed === 39 && !v.messages.queued && v.messages.sent + v.waiting === 39;
+      const settled = v.processed === 59 && !v.messages.queued && v.messages.sent + v.waiting === 59;
       return settled && v.messages.sent === v.test.variants[0].sent + v.test.variants[1].sent ? v : null;
     }, 'the tested share sent');
     const [sentA, sentB] = view.test.variants.map((v) => v.sent);
-    assert.ok(sentA > 0 && sentB > 0 && sentA + sentB < 39, `A ${sentA}, B ${sentB} of 39`);
+    assert.ok(sentA > 0 && sentB > 0 && sentA + sentB < 59, `A ${sentA}, B ${sentB} of 59`);
     await eventually(
       async () => (await results.getByTestId('variant-news-a').getByTestId('variant-sent').innerText()) === String(sentA) && (await results.getByTestId('variant-news-b').getByTestId('variant-sent').innerText()) === String(sentB),
       'the variants sent counts on the page',
@@ -356,23 +356,32 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
     if (shown[2] === '<') assert.ok(comparison.p_value < 0.001);
     else assert.equal(shown[3], comparison.p_value.toFixed(3));
     assert.equal(shown[4], comparison.p_value < 0.05 ? 'significant' : 'not significant');
-    await eventually(async () => (await page.getByTestId('broadcast-status').getAttribute('data-status')) === 'sent' && (await page.getByTestId('messages-sent').innerText()) === '39', 'sent to all 39');
+    await eventually(async () => (await page.getByTestId('broadcast-status').getAttribute('data-status')) === 'sent' && (await page.getByTestId('messages-sent').innerText()) === '59', 'sent to all 59');
     await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-ab-winner.png') });
 
-    // Its messages: one row per recipient, the excluded one not among them.
+    // Its messages, 50 a page: one row per recipient, the excluded one not among them.
     await page.getByRole('link', { name: /^Its messages/ }).click();
     assert.equal(new URL(page.url()).pathname, `/broadcasts/${encodeURIComponent(id)}/messages`);
     const table = page.getByRole('table', { name: 'Messages of the broadcast' });
-    await eventually(async () => (await table.locator('tbody tr').count()) === 39, '39 message rows');
-    const rows = await table.locator('tbody tr').allInnerTexts();
+    const rowsOfPage = async (n, range) => {
+      await eventually(async () => (await table.locator('tbody tr').count()) === n && (await page.getByTestId('messages-range').innerText()) === range, `${n} message rows, ${range}`);
+      return table.locator('tbody tr').allInnerTexts();
+    };
+    const firstPage = await rowsOfPage(50, '1–50');
+    assert.equal(await page.getByRole('button', { name: 'Previous page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    const secondPage = await rowsOfPage(9, '51–59');
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-messages.png') });
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    assert.deepEqual(await rowsOfPage(50, '1–50'), firstPage);
+    const rows = [...firstPage, ...secondPage];
     const recipients = rows.map((r) => r.split('\t')[0]).sort();
     assert.deepEqual(recipients, users.slice(1).map((u) => `${u}@example.com`));
     const templates = rows.map((r) => r.split('\t')[1]);
     assert.equal(templates.filter((t) => t === 'news-a').length, sentA, 'only the tested share got A');
-    assert.equal(templates.filter((t) => t === 'news-b').length, 39 - sentA, 'B went to the others');
-    for (const r of rows) assert.match(r.split('\t')[2], /^sent$/);
-    assert.equal(await page.getByTestId('messages-range').innerText(), '1–39');
-    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    assert.equal(templates.filter((t) => t === 'news-b').length, 59 - sentA, 'B went to the others');
+    for (const r of rows) assert.equal(r.split('\t')[2], 'sent');
     assert.deepEqual(ab.problems, []);
   } finally {
     await ab.close();

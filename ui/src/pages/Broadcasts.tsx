@@ -521,7 +521,12 @@ function Summary({ b }: { b: BroadcastView }) {
       'template',
       <>
         <Link to={`/templates/${encodeURIComponent(doc.template)}`}>{doc.template}</Link>
-        {b.template_version != null && <span className="muted"> version {b.template_version}, as every recipient gets it</span>}
+        {b.template_version != null && (
+          <span className="muted">
+            {/* Only the broadcast's own template is pinned; a test's variants are sent as they stand. */}
+            {doc.test ? ` version ${b.template_version}, pinned at the start (the test's other templates are sent as they stand)` : ` version ${b.template_version}, as every recipient gets it`}
+          </span>
+        )}
       </>,
     ],
     ['audience', audienceLink(doc.audience)],
