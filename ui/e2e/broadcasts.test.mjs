@@ -2,7 +2,9 @@
 // server's errors at their fields, fixed it is saved, test-sent, sent after a confirmation that
 // names the audience, and its progress reaches `sent` with one message for each contact of the
 // list but the excluded one; a broadcast at 1 message a second (on the system clock) is paused,
-// resumed and cancelled with its buttons, and stops there.
+// resumed and cancelled with its buttons, and stops there; a broadcast with an A/B test made in
+// the form keeps its test through an edit, shows each variant's counts, then the winner once the
+// simulated clock passes its decision time, and lists its messages, one per recipient.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -65,9 +67,11 @@ test('a draft with mistakes shows them at their fields; fixed, test-sent and sen
   assert.deepEqual(await template.locator('option').allInnerTexts(), ['— choose an SMS template —', 'sale-sms']);
   await page.getByLabel('Channel').selectOption('email');
   await page.getByLabel('Audience', { exact: true }).selectOption('list:readers');
-  assert.match(await page.getByTestId('audience-size').innerText(), /^4 members now/);
+  await page.getByTestId('audience-size').getByText(/^4 contacts now;/).waitFor();
   await page.getByRole('button', { name: 'Add an exclusion' }).click();
   await page.getByLabel('Exclusion 1', { exact: true }).selectOption('list:press');
+  // The server counts the audience minus the exclusion: dee is in both lists.
+  await page.getByTestId('audience-size').getByText(/^3 contacts now, not counting the excluded;/).waitFor();
   // Two mistakes: no template, and a local time that is none.
   await page.getByLabel('Deliver at a local time').check();
   await page.getByLabel('Local time (HH:MM)').fill('25:00');
@@ -107,6 +111,7 @@ test('a draft with mistakes shows them at their fields; fixed, test-sent and sen
     rate_per_second: null,
     ignore_quiet_hours: false,
     ignore_frequency_caps: false,
+    test: null,
   });
   assert.deepEqual(await page.getByTestId('overrides').locator('li').allInnerTexts(), ['Waits for quiet hours and blocked dates to end', 'Respects frequency caps']);
   // A draft can be edited, deleted, sent or cancelled, not paused.
@@ -136,7 +141,9 @@ test('a draft with mistakes shows them at their fields; fixed, test-sent and sen
   // Sending: the confirmation names the audience and its size.
   await page.getByRole('button', { name: 'Send…' }).click();
   const dialog = page.getByRole('dialog', { name: 'Send the broadcast' });
-  assert.match(await dialog.getByTestId('send-audience').innerText(), /^To the 4 members of list “readers” now, less those in list “press”\./);
+  await dialog.getByTestId('send-audience').waitFor();
+  assert.match(await dialog.getByTestId('send-audience').innerText(), /^To the 3 contacts in list “readers” and in none of list “press”, as counted now\./);
+  assert.equal(await dialog.getByTestId('send-test').count(), 0);
   await dialog.getByText('Ignores frequency caps').waitFor();
   await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-confirm.png') });
   await dialog.getByRole('button', { name: 'Send now' }).click();
@@ -229,5 +236,155 @@ test('a broadcast at 1 message a second is paused, resumed and cancelled with it
   } finally {
     await lb.close();
     await live.stop();
+  }
+});
+
+test('an A/B test made in the form shows each variant, then the winner; the messages list one per recipient', async () => {
+  // Opens are recorded through the open pixel, which needs a public URL; the pixel's path is
+  // fetched from the server itself.
+  const PUBLIC = 'http://mail.example.test';
+  const srv = await startServer(['--public-url', `${PUBLIC}/`]);
+  const ab = await openBrowser();
+  try {
+    for (const [id, subject] of [
+      ['news-a', 'Our November news'],
+      ['news-b', 'Three things for you'],
+    ])
+      await srv.api('PUT', `/v1/templates/${id}`, { id, channel: 'email', subject, html: '<html><body><p>Hello</p></body></html>' });
+    // 60 testers: with half of them tested, A, B and the waiting rest all get some (each is
+    // empty with a chance of about 1 in 10 million); 59 messages fill more than a page (50).
+    const users = Array.from({ length: 60 }, (_, i) => `t${String(i).padStart(2, '0')}`);
+    await srv.api('POST', '/v1/contacts/import', { list: 'testers', contacts: users.map((u) => ({ user_id: u, email: `${u}@example.com` })) });
+    await srv.api('POST', '/v1/contacts/import', { list: 'press', contacts: [{ user_id: 't00', email: 't00@example.com' }] });
+    await srv.api('POST', '/v1/clock/advance', { seconds: 1 });
+    const { page } = ab;
+    await signIn(page, srv.base);
+    await page.getByRole('link', { name: 'Broadcasts', exact: true }).click();
+    await page.getByRole('button', { name: 'New broadcast' }).click();
+    await page.getByLabel('Name').fill('Subject test');
+    await page.getByLabel('Template').selectOption('news-a');
+    await page.getByLabel('Audience', { exact: true }).selectOption('list:testers');
+    await page.getByTestId('audience-size').getByText(/^60 contacts now;/).waitFor();
+    await page.getByRole('button', { name: 'Add an exclusion' }).click();
+    await page.getByLabel('Exclusion 1', { exact: true }).selectOption('list:press');
+    await page.getByTestId('audience-size').getByText(/^59 contacts now, not counting the excluded;/).waitFor();
+
+    await page.getByLabel('Test before sending').check();
+    // The broadcast's own template is variant A: B offers the others.
+    const variantB = page.getByLabel('Variant B', { exact: true });
+    assert.deepEqual(await variantB.locator('option').allInnerTexts(), ['— choose another template —', 'news-b']);
+    await variantB.selectOption('news-b');
+    await page.getByLabel('Share tested (%)').fill('50');
+    await page.getByTestId('test-share-size').getByText(/^About 30 of the 59 contacts get a variant/).waitFor();
+    // A decision time the server refuses is shown at its input, and a second variant left
+    // unchosen at its row.
+    await page.getByLabel('Decide after').fill('10s');
+    await page.getByRole('button', { name: 'Add a variant' }).click();
+    await ab.expectingHttpErrors(async () => {
+      await page.getByRole('button', { name: 'Create draft' }).click();
+      await page.getByTestId('error-test.decide_after').waitFor();
+    });
+    assert.match(await page.getByTestId('error-test.decide_after').innerText(), /`10s` is not a duration of 1 minute to 30 days/);
+    await page.getByRole('button', { name: 'Remove variant C' }).click();
+    await page.getByLabel('Decide after').fill('2h');
+    await page.getByLabel('Winning metric').selectOption('opens');
+    await page.getByRole('button', { name: 'Create draft' }).click();
+    await page.getByRole('heading', { name: 'Subject test' }).waitFor();
+    const id = decodeURIComponent(new URL(page.url()).pathname.split('/')[2]);
+    const savedTest = { variants: ['news-b'], share_percent: 50, decide_after: '2h', metric: 'opens' };
+    assert.deepEqual((await srv.api('GET', `/v1/broadcasts/${id}`)).document.test, savedTest);
+    assert.match(await page.getByTestId('summary-test').innerText(), /^A: news-a, B: news-b to 50% of the audience; after 2h, the best rate of opens goes to the rest$/);
+
+    // Edited and saved without a change, the test comes back in the form and is kept.
+    await page.getByRole('button', { name: 'Edit' }).click();
+    assert.equal(await page.getByLabel('Test before sending').isChecked(), true);
+    assert.equal(await page.getByLabel('Variant B', { exact: true }).inputValue(), 'news-b');
+    assert.equal(await page.getByLabel('Share tested (%)').inputValue(), '50');
+    assert.equal(await page.getByLabel('Decide after').inputValue(), '2h');
+    await page.getByRole('button', { name: 'Save draft' }).click();
+    await page.getByRole('button', { name: 'Edit' }).waitFor();
+    assert.deepEqual((await srv.api('GET', `/v1/broadcasts/${id}`)).document.test, savedTest);
+
+    await page.getByRole('button', { name: 'Send…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Send the broadcast' });
+    await dialog.getByTestId('send-audience').waitFor();
+    assert.match(await dialog.getByTestId('send-audience').innerText(), /^To the 59 contacts in list “testers” and in none of list “press”, as counted now\./);
+    assert.match(await dialog.getByTestId('send-test').innerText(), /^First 50% of them get one of 2 templates \(news-a, news-b\); 2h after the start/);
+    await dialog.getByRole('button', { name: 'Send now' }).click();
+
+    // The tested share is sent; the page shows each variant's count as the server does.
+    const results = page.getByTestId('test-results');
+    await results.waitFor();
+    const view = await eventually(async () => {
+      const v = await srv.api('GET', `/v1/broadcasts/${id}`);
+      // Everyone reached, and each either sent a variant or waiting for the winner.
+      const settled = v.processed === 59 && !v.messages.queued && v.messages.sent + v.waiting === 59;
+      return settled && v.messages.sent === v.test.variants[0].sent + v.test.variants[1].sent ? v : null;
+    }, 'the tested share sent');
+    const [sentA, sentB] = view.test.variants.map((v) => v.sent);
+    assert.ok(sentA > 0 && sentB > 0 && sentA + sentB < 59, `A ${sentA}, B ${sentB} of 59`);
+    await eventually(
+      async () => (await results.getByTestId('variant-news-a').getByTestId('variant-sent').innerText()) === String(sentA) && (await results.getByTestId('variant-news-b').getByTestId('variant-sent').innerText()) === String(sentB),
+      'the variants sent counts on the page',
+    );
+    assert.match(await page.getByTestId('test-status').innerText(), /^Decides at /);
+    assert.equal(await page.getByTestId('winner-badge').count(), 0);
+
+    // Everyone who got B opens it.
+    const { messages: tried } = await srv.api('GET', `/v1/messages?broadcast_id=${encodeURIComponent(id)}&limit=1000`);
+    for (const m of tried.filter((m) => m.template === 'news-b')) {
+      const token = new RegExp(`${PUBLIC}/t/o/([A-Za-z0-9_.-]+)`).exec(m.html)[1];
+      const r = await fetch(`${srv.base}/t/o/${token}`);
+      assert.equal(r.status, 200);
+    }
+    await eventually(async () => (await results.getByTestId('variant-news-b').locator('td').nth(5).innerText()) === '100.0%', 'B opened by all on the page');
+    await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-ab-testing.png') });
+
+    // Past the decision time, B wins and goes to the others.
+    await srv.api('POST', '/v1/clock/advance', { seconds: 2 * 3600 });
+    await eventually(async () => /^Winner: news-b, chosen /.test(await page.getByTestId('test-status').innerText()), 'the winner shown');
+    await results.getByTestId('variant-news-b').getByTestId('winner-badge').waitFor();
+    assert.equal(await results.getByTestId('winner-badge').count(), 1);
+    // The split is random, so the p-value is too: the page states the server's.
+    const decided = (await srv.api('GET', `/v1/broadcasts/${id}`)).test;
+    assert.equal(await page.getByTestId('test-standing').innerText(), decided.winner.reason);
+    assert.match(decided.winner.reason, /^best rate of opens, (not )?significant at 95%/);
+    const [comparison] = decided.comparisons;
+    const shown = /^against news-a: z = (-?[\d.]+), p (=|<) ([\d.]+), (significant|not significant) at 95%$/.exec(await page.getByTestId('test-comparisons').innerText());
+    assert.ok(shown, 'the comparison in words');
+    assert.equal(Number(shown[1]), Number(comparison.z.toFixed(2)));
+    if (shown[2] === '<') assert.ok(comparison.p_value < 0.001);
+    else assert.equal(shown[3], comparison.p_value.toFixed(3));
+    assert.equal(shown[4], comparison.p_value < 0.05 ? 'significant' : 'not significant');
+    await eventually(async () => (await page.getByTestId('broadcast-status').getAttribute('data-status')) === 'sent' && (await page.getByTestId('messages-sent').innerText()) === '59', 'sent to all 59');
+    await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-ab-winner.png') });
+
+    // Its messages, 50 a page: one row per recipient, the excluded one not among them.
+    await page.getByRole('link', { name: /^Its messages/ }).click();
+    assert.equal(new URL(page.url()).pathname, `/broadcasts/${encodeURIComponent(id)}/messages`);
+    const table = page.getByRole('table', { name: 'Messages of the broadcast' });
+    const rowsOfPage = async (n, range) => {
+      await eventually(async () => (await table.locator('tbody tr').count()) === n && (await page.getByTestId('messages-range').innerText()) === range, `${n} message rows, ${range}`);
+      return table.locator('tbody tr').allInnerTexts();
+    };
+    const firstPage = await rowsOfPage(50, '1–50');
+    assert.equal(await page.getByRole('button', { name: 'Previous page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    const secondPage = await rowsOfPage(9, '51–59');
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-messages.png') });
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    assert.deepEqual(await rowsOfPage(50, '1–50'), firstPage);
+    const rows = [...firstPage, ...secondPage];
+    const recipients = rows.map((r) => r.split('\t')[0]).sort();
+    assert.deepEqual(recipients, users.slice(1).map((u) => `${u}@example.com`));
+    const templates = rows.map((r) => r.split('\t')[1]);
+    assert.equal(templates.filter((t) => t === 'news-a').length, sentA, 'only the tested share got A');
+    assert.equal(templates.filter((t) => t === 'news-b').length, 59 - sentA, 'B went to the others');
+    for (const r of rows) assert.equal(r.split('\t')[2], 'sent');
+    assert.deepEqual(ab.problems, []);
+  } finally {
+    await ab.close();
+    await srv.stop();
   }
 });

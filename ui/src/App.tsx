@@ -114,6 +114,7 @@ function Route({ path }: { path: string }) {
   if (parts[0] === 'segments' && parts.length <= 2) return <Segments selected={parts[1]} />;
   if (parts[0] === 'lists' && parts.length <= 2) return <Lists key={parts[1] ?? ''} selected={parts[1]} />;
   if (parts[0] === 'broadcasts' && parts.length <= 2) return <Broadcasts selected={parts[1]} />;
+  if (parts[0] === 'broadcasts' && parts.length === 3 && parts[2] === 'messages') return <Broadcasts selected={parts[1]} showMessages />;
   if (parts[0] === 'contacts' && parts.length === 2) return <ContactPage key={parts[1]} contactId={parts[1]} />;
   return (
     <div className="page">

@@ -3,6 +3,8 @@ import {
   allowedActions,
   audienceFromKey,
   audienceKey,
+  audienceRequest,
+  describePValue,
   broadcastDocument,
   broadcastForm,
   describeAudience,
@@ -13,10 +15,14 @@ import {
   formField,
   localDateTimeInput,
   messageCounts,
+  nextAfter,
   overrides,
+  percent,
   progressOf,
   stillMoving,
   testAddresses,
+  testStatus,
+  variantLetter,
 } from './broadcasts';
 
 function form(patch: Partial<BroadcastForm>): BroadcastForm {
@@ -78,6 +84,34 @@ describe('the broadcast document', () => {
     // The date-time input is in the browser's zone; the document holds the instant.
     expect(doc.send_at).toBe(new Date('2026-12-10T08:30').toISOString());
     expect(broadcastForm(doc)).toEqual(full);
+  });
+
+  it('carries an A/B test, and a draft with one comes back as the same form and the same document', () => {
+    const testing = form({ testing: true, testVariants: ['news-b', 'news-c'], testShare: ' 30 ', testDecideAfter: ' 1d ', testMetric: 'clicks' });
+    const built = broadcastDocument(testing);
+    if (!('document' in built)) throw new Error(JSON.stringify(built));
+    expect(built.document.test).toEqual({ variants: ['news-b', 'news-c'], share_percent: 30, decide_after: '1d', metric: 'clicks' });
+    const reloaded = broadcastForm(built.document);
+    expect(reloaded).toEqual({ ...testing, testShare: '30', testDecideAfter: '1d' });
+    // Saved again unchanged, the test is kept (it used to be written as null).
+    expect(broadcastDocument(reloaded)).toEqual(built);
+  });
+
+  it('writes no test when the section is off, whatever its inputs hold', () => {
+    expect(broadcastDocument(form({ testing: false, testVariants: ['news-b'], testShare: 'lots' }))).toMatchObject({ document: { test: null } });
+  });
+
+  it('passes every variant row to the server, an unchosen one included, so that its errors name the row', () => {
+    expect(broadcastDocument(form({ testing: true, testVariants: ['news-b', ''], testShare: '100' }))).toMatchObject({
+      document: { test: { variants: ['news-b', ''], share_percent: 100, decide_after: '4h', metric: 'opens' } },
+    });
+  });
+
+  it('refuses a share that is not a whole percentage, and leaves its range to the server', () => {
+    expect(broadcastDocument(form({ testing: true, testVariants: ['b'], testShare: '12.5' }))).toEqual({
+      errors: { 'test.share_percent': ['“12.5” is not a whole percentage'] },
+    });
+    expect(broadcastDocument(form({ testing: true, testVariants: ['b'], testShare: '0' }))).toMatchObject({ document: { test: { share_percent: 0 } } });
   });
 
   it('leaves the local time out when not asked for, and keeps the fallback zone', () => {
@@ -165,6 +199,30 @@ describe('server errors at their fields', () => {
     expect(formField(undefined)).toBe('');
     expect(formField('id')).toBe('');
   });
+
+  it('places the errors of an A/B test at its inputs, a variant at its row', () => {
+    // As crates/core's check reports a test naming the broadcast's own template, share 0 and `10s`.
+    const errors = fieldErrors({
+      message: 'the broadcast has 3 error(s): ...',
+      field: 'test.variants[1]',
+      errors: [
+        { code: 'invalid_test', field: 'test.variants[1]', message: '`news` is already a variant of the test' },
+        { code: 'invalid_test', field: 'test.share_percent', message: 'must be 1-100' },
+        { code: 'invalid_test', field: 'test.decide_after', message: '`10s` is not a duration of 1 minute to 30 days (`30m`, `4h`, `1d`)' },
+      ],
+    });
+    expect(errors).toEqual({
+      'test.variants[1]': ['`news` is already a variant of the test'],
+      'test.share_percent': ['must be 1-100'],
+      'test.decide_after': ['`10s` is not a duration of 1 minute to 30 days (`30m`, `4h`, `1d`)'],
+    });
+    // The server's own check of the templates names the variant's row too.
+    expect(fieldErrors({ message: 'template `nope` does not exist', field: 'test.variants[0]' })).toEqual({ 'test.variants[0]': ['template `nope` does not exist'] });
+    expect(formField('test.variants')).toBe('test.variants');
+    expect(formField('test.metric')).toBe('test.metric');
+    expect(formField('test.colour')).toBe('test');
+    expect(formField('test')).toBe('test');
+  });
 });
 
 describe('what a status allows', () => {
@@ -218,5 +276,61 @@ describe('words and addresses', () => {
   it('reads test addresses, each once', () => {
     expect(testAddresses(' ann@example.com, bob@example.com;\n+14155552671  ann@example.com \n')).toEqual(['ann@example.com', 'bob@example.com', '+14155552671']);
     expect(testAddresses('  \n ')).toEqual([]);
+  });
+});
+
+describe('the exact audience', () => {
+  it('is the audience minus the exclusions chosen so far', () => {
+    expect(
+      audienceRequest({
+        audience: { kind: 'list', id: 'readers' },
+        exclude: [
+          { kind: 'list', id: 'press' },
+          { kind: 'segment', id: '' },
+          { kind: 'segment', id: 'churned' },
+        ],
+      }),
+    ).toEqual({ audience: { list: 'readers' }, exclude: [{ list: 'press' }, { segment: 'churned' }] });
+  });
+
+  it('is not asked for before an audience is chosen', () => {
+    expect(audienceRequest({ audience: { kind: 'segment', id: '' }, exclude: [{ kind: 'list', id: 'press' }] })).toBeNull();
+  });
+});
+
+describe('A/B test results', () => {
+  it('names the variants by letter, the broadcast’s own template first', () => {
+    expect([0, 1, 2, 3, 4].map(variantLetter)).toEqual(['A', 'B', 'C', 'D', 'E']);
+  });
+
+  it('shows rates as percentages with one decimal', () => {
+    expect(percent(0)).toBe('0.0%');
+    expect(percent(1)).toBe('100.0%');
+    expect(percent(1 / 8)).toBe('12.5%');
+    expect(percent(2 / 3)).toBe('66.7%');
+  });
+
+  it('states a p-value and whether it is significant at 95%', () => {
+    expect(describePValue(0.0123)).toBe('p = 0.012, significant at 95%');
+    expect(describePValue(0.05)).toBe('p = 0.050, not significant at 95%');
+    expect(describePValue(0.5)).toBe('p = 0.500, not significant at 95%');
+    expect(describePValue(0.00002)).toBe('p < 0.001, significant at 95%');
+  });
+
+  it('says when the winner is chosen, then which won and when', () => {
+    const at = (iso: string) => `<${iso}>`;
+    expect(testStatus({ decide_at: null, winner: null }, at)).toBe('Decides after the start');
+    expect(testStatus({ decide_at: '2026-12-10T12:00:00Z', winner: null }, at)).toBe('Decides at <2026-12-10T12:00:00Z>');
+    expect(testStatus({ decide_at: '2026-12-10T12:00:00Z', winner: { template: 'news-b', at: '2026-12-10T12:00:03Z', reason: 'best rate' } }, at)).toBe(
+      'Winner: news-b, chosen <2026-12-10T12:00:03Z>',
+    );
+  });
+});
+
+describe('paging a broadcast’s messages', () => {
+  it('goes on after the last id of a full page, and stops after a short one', () => {
+    expect(nextAfter([{ id: 3 }, { id: 7 }], 2)).toBe(7);
+    expect(nextAfter([{ id: 3 }], 2)).toBeNull();
+    expect(nextAfter([], 2)).toBeNull();
   });
 });

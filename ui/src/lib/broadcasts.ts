@@ -1,13 +1,20 @@
 // What the Broadcasts page makes of a broadcast (docs/api.md#broadcasts): the editor's form
 // turned into the document the server takes and back, the server's `invalid_broadcast` errors
-// placed at the form's fields, which buttons a status allows, and the progress arithmetic.
-// Pure, so it is unit-tested; the page only draws it.
+// placed at the form's fields, which buttons a status allows, the progress arithmetic, an A/B
+// test's rates and p-values in words, and the paging of a broadcast's messages. Pure, so it is
+// unit-tested; the page only draws it.
 import type { components } from '../api/schema';
 
 export type BroadcastDocument = components['schemas']['BroadcastDocument'];
 export type BroadcastView = components['schemas']['BroadcastView'];
 export type BroadcastStatus = components['schemas']['BroadcastStatus'];
 export type Channel = components['schemas']['Channel'];
+export type TestMetric = components['schemas']['TestMetric'];
+export type TestView = components['schemas']['TestView'];
+export type MessageRow = components['schemas']['MessageRow'];
+
+/** The most templates a test tries besides the broadcast's own (crates/core: `MAX_TEST_VARIANTS`). */
+export const MAX_TEST_VARIANTS = 4;
 
 /** A segment (by id) or a list (by name); `id` is '' while none is chosen. */
 export interface AudienceChoice {
@@ -37,6 +44,15 @@ export interface BroadcastForm {
   rate: string;
   ignoreQuietHours: boolean;
   ignoreFrequencyCaps: boolean;
+  /** Try other templates on a share of the audience first (the `test` of the document). */
+  testing: boolean;
+  /** The other templates tried (B, C, ...), '' while one is not chosen yet. */
+  testVariants: string[];
+  /** The percentage of the audience that gets a variant, as typed. */
+  testShare: string;
+  /** How long after the start the winner is chosen (`4h`, `1d`), checked by the server. */
+  testDecideAfter: string;
+  testMetric: TestMetric;
 }
 
 export function emptyBroadcastForm(): BroadcastForm {
@@ -54,6 +70,11 @@ export function emptyBroadcastForm(): BroadcastForm {
     rate: '',
     ignoreQuietHours: false,
     ignoreFrequencyCaps: false,
+    testing: false,
+    testVariants: [''],
+    testShare: '20',
+    testDecideAfter: '4h',
+    testMetric: 'opens',
   };
 }
 
@@ -62,14 +83,22 @@ export function emptyBroadcastForm(): BroadcastForm {
 export type FieldErrors = Record<string, string[]>;
 
 /** The fields of the document the form has an input for: an error naming another goes to `''`. */
-const FORM_FIELDS = ['name', 'channel', 'template', 'audience', 'exclude', 'send_at', 'local_time', 'timezone', 'rate_per_second', 'ignore_quiet_hours', 'ignore_frequency_caps'];
+const FORM_FIELDS = ['name', 'channel', 'template', 'audience', 'exclude', 'send_at', 'local_time', 'timezone', 'rate_per_second', 'ignore_quiet_hours', 'ignore_frequency_caps', 'test'];
+
+/** The fields of the test the form has an input for. */
+const TEST_FIELDS = ['variants', 'share_percent', 'decide_after', 'metric'];
 
 /** The form's field for a field path of the server: `exclude[2].segment` is the third
- * exclusion's, `audience.list` the audience's, an unknown one none (''). */
+ * exclusion's, `audience.list` the audience's, `test.variants[1]` the second variant's,
+ * `test.share_percent` the share's, an unknown one none (''). */
 export function formField(path: string | undefined | null): string {
   if (!path) return '';
   const exclusion = /^exclude\[(\d+)\]/.exec(path);
   if (exclusion) return `exclude[${exclusion[1]}]`;
+  const variant = /^test\.variants\[(\d+)\]/.exec(path);
+  if (variant) return `test.variants[${variant[1]}]`;
+  const testField = /^test\.([a-z_]+)/.exec(path);
+  if (testField) return TEST_FIELDS.includes(testField[1]) ? `test.${testField[1]}` : 'test';
   const top = path.split(/[.[]/)[0];
   return FORM_FIELDS.includes(top) ? top : '';
 }
@@ -116,6 +145,14 @@ export function broadcastDocument(form: BroadcastForm): { document: BroadcastDoc
     if (WHOLE_NUMBER.test(rateText)) rate = Number(rateText);
     else addError(errors, 'rate_per_second', `“${rateText}” is not a whole number of messages a second`);
   }
+  let test: BroadcastDocument['test'] = null;
+  if (form.testing) {
+    const shareText = form.testShare.trim();
+    if (!WHOLE_NUMBER.test(shareText)) addError(errors, 'test.share_percent', `“${shareText}” is not a whole percentage`);
+    // Every variant row is sent, an empty one included: the server's `test.variants[i]` then
+    // names the row the user sees.
+    else test = { variants: form.testVariants, share_percent: Number(shareText), decide_after: form.testDecideAfter.trim(), metric: form.testMetric };
+  }
   if (Object.keys(errors).length > 0) return { errors };
   return {
     document: {
@@ -130,7 +167,7 @@ export function broadcastDocument(form: BroadcastForm): { document: BroadcastDoc
       rate_per_second: rate,
       ignore_quiet_hours: form.ignoreQuietHours,
       ignore_frequency_caps: form.ignoreFrequencyCaps,
-      test: null,
+      test,
     },
   };
 }
@@ -163,7 +200,17 @@ export function broadcastForm(doc: BroadcastDocument): BroadcastForm {
     rate: doc.rate_per_second == null ? '' : String(doc.rate_per_second),
     ignoreQuietHours: doc.ignore_quiet_hours ?? false,
     ignoreFrequencyCaps: doc.ignore_frequency_caps ?? false,
+    ...(doc.test
+      ? { testing: true, testVariants: [...doc.test.variants], testShare: String(doc.test.share_percent), testDecideAfter: doc.test.decide_after, testMetric: doc.test.metric }
+      : { testing: false, testVariants: [''], testShare: '20', testDecideAfter: '4h', testMetric: 'opens' as const }),
   };
+}
+
+/** What POST /v1/broadcasts/audience counts for the form: its audience minus the exclusions
+ * chosen so far (a row still on “choose” excludes nobody); null while no audience is chosen. */
+export function audienceRequest(form: Pick<BroadcastForm, 'audience' | 'exclude'>): { audience: BroadcastDocument['audience']; exclude: BroadcastDocument['audience'][] } | null {
+  if (!form.audience.id) return null;
+  return { audience: audienceOf(form.audience), exclude: form.exclude.filter((x) => x.id).map(audienceOf) };
 }
 
 /** The value of an audience `<select>` option: `segment:ID` or `list:NAME`. */
@@ -282,3 +329,39 @@ export function testAddresses(text: string): string[] {
 
 /** At most this many test sends at once: a test goes to a few people, not to a list. */
 export const MAX_TEST_ADDRESSES = 10;
+
+/** A test's variants are called A (the broadcast's own template), B, C, ... */
+export function variantLetter(index: number): string {
+  return String.fromCharCode(65 + index);
+}
+
+/** A rate (0-1) as a percentage with one decimal: `12.5%`. */
+export function percent(rate: number): string {
+  return `${(rate * 100).toFixed(1)}%`;
+}
+
+/** A one-sided p-value in words, with whether the lead is significant at 95 % (the server's
+ * threshold): `p = 0.012, significant at 95%`; tiny ones as `p < 0.001`. */
+export function describePValue(p: number): string {
+  const shown = p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`;
+  return `${shown}, ${p < 0.05 ? 'significant' : 'not significant'} at 95%`;
+}
+
+/** Where an A/B test stands, in one line: the winner with when it was chosen, or when it will
+ * be (`decideAt` is null until the broadcast starts). `at` renders an instant. */
+export function testStatus(test: Pick<TestView, 'decide_at' | 'winner'>, at: (iso: string) => string): string {
+  if (test.winner) return `Winner: ${test.winner.template}, chosen ${at(test.winner.at)}`;
+  if (test.decide_at) return `Decides at ${at(test.decide_at)}`;
+  return 'Decides after the start';
+}
+
+/** How many of a broadcast's messages one page of its list shows. */
+export const MESSAGES_PAGE_SIZE = 50;
+
+/** The `after` cursor of the next page of messages (ordered by id), or null when this page was
+ * the last: a page shorter than the limit has nothing after it. A full page may be the last
+ * too; the next one is then empty. */
+export function nextAfter(messages: Pick<MessageRow, 'id'>[], limit: number): number | null {
+  if (messages.length < limit || messages.length === 0) return null;
+  return messages[messages.length - 1].id;
+}

@@ -1,9 +1,11 @@
 // Broadcasts: one email or SMS to a segment or a list, minus exclusions (docs/api.md#broadcasts).
 // Every broadcast with its progress; a draft written in a form whose server errors appear at the
 // field they concern; a test send of its template to a few addresses; sending after a
-// confirmation that names the audience; then live progress (asked for every 1.5 s while the
-// engine works on it) with pause, resume and cancel as the status allows. The form's logic is in
-// ui/src/lib/broadcasts.ts.
+// confirmation that names the audience and its exact size (minus exclusions, as the server counts
+// it); then live progress (asked for every 1.5 s while the engine works on it) with pause, resume
+// and cancel as the status allows, an A/B test's results, and a paged list of the broadcast's
+// messages (/broadcasts/{id}/messages: the Messages page lists failed messages only). The logic is
+// in ui/src/lib/broadcasts.ts.
 import { type ReactNode, useEffect, useState } from 'react';
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
@@ -12,25 +14,38 @@ import {
   type AudienceChoice,
   audienceFromKey,
   audienceKey,
+  audienceRequest,
   broadcastDocument,
   broadcastForm,
   type BroadcastForm,
   type BroadcastView,
   describeAudience,
+  describePValue,
   emptyBroadcastForm,
   type FieldErrors,
   fieldErrors,
   MAX_TEST_ADDRESSES,
+  MAX_TEST_VARIANTS,
   messageCounts,
+  type MessageRow,
+  MESSAGES_PAGE_SIZE,
+  nextAfter,
   overrides,
+  percent,
   progressOf,
   stillMoving,
   testAddresses,
+  testStatus,
+  type TestView,
+  variantLetter,
 } from '../lib/broadcasts';
 import { Link, navigate } from '../router';
 
 /** How often a broadcast the engine works on is asked for again. */
 const POLL_MS = 1500;
+/** How long the audience choice must stay unchanged before it is counted again: picking
+ * through a select or adding exclusions one by one asks once, not at every step. */
+const AUDIENCE_DEBOUNCE_MS = 300;
 
 interface TemplateSummary {
   id: string;
@@ -56,8 +71,8 @@ function usePolling(reload: () => Promise<void>, active: boolean, ms = POLL_MS) 
   }, [active, reload, ms]);
 }
 
-export function Broadcasts({ selected }: { selected?: string }) {
-  if (selected) return <BroadcastPage key={selected} id={selected} />;
+export function Broadcasts({ selected, showMessages = false }: { selected?: string; showMessages?: boolean }) {
+  if (selected) return <BroadcastPage key={selected} id={selected} showMessages={showMessages} />;
   return <BroadcastList />;
 }
 
@@ -142,9 +157,10 @@ function BroadcastList() {
   );
 }
 
-/** A broadcast: its actions, its progress once sent, what it sends, and a test send while it is
- * a draft; or, while editing, the editor. */
-function BroadcastPage({ id }: { id: string }) {
+/** A broadcast: its actions, its progress once sent (with its A/B test's results and, when
+ * asked for, its messages), what it sends, and a test send while it is a draft; or, while
+ * editing, the editor. */
+function BroadcastPage({ id, showMessages }: { id: string; showMessages: boolean }) {
   const broadcast = useLoad(() => ok<BroadcastView>(api.GET('/v1/broadcasts/{id}', { params: { path: { id } } })), [id]);
   const [editing, setEditing] = useState(false);
   const [confirmingSend, setConfirmingSend] = useState(false);
@@ -252,6 +268,15 @@ function BroadcastPage({ id }: { id: string }) {
           ) : (
             <>
               {b.status !== 'draft' && <ProgressView b={b} />}
+              {b.status !== 'draft' && b.test && <TestResults test={b.test} />}
+              {b.status !== 'draft' &&
+                (showMessages ? (
+                  <BroadcastMessages id={b.id} counts={JSON.stringify(b.messages)} />
+                ) : (
+                  <p>
+                    <Link to={`/broadcasts/${encodeURIComponent(b.id)}/messages`}>Its messages, one per recipient reached →</Link>
+                  </p>
+                ))}
               {b.document && <Summary b={b} />}
               {b.status === 'draft' && b.document && <TestSend template={b.document.template} channel={b.document.channel} />}
             </>
@@ -317,6 +342,170 @@ function ProgressView({ b }: { b: BroadcastView }) {
   );
 }
 
+/** An A/B test as it stands: each variant's counts and rates, the leader against each other
+ * variant, and when the winner is chosen, or which won, when and why. */
+function TestResults({ test }: { test: TestView }) {
+  const metricRate = test.metric === 'opens' ? 'open rate' : 'click rate';
+  return (
+    <section className="card broadcast-test" data-testid="test-results">
+      <h2>A/B test</h2>
+      <p className="muted small">
+        {test.share_percent}% of the audience split between {test.variants.length} templates; the best {metricRate} wins.
+      </p>
+      <p data-testid="test-status">
+        <b>{testStatus(test, when)}</b>
+      </p>
+      <p className="small" data-testid="test-standing">
+        {test.standing}
+      </p>
+      {test.winner && (
+        // The server counts every message of each template, the winner's to those who waited
+        // included; its reason keeps the rates the decision was made on.
+        <p className="muted small" data-testid="test-after-decision">
+          Since the decision, the counts below include the winner sent to everyone who waited; the line above gives the rates it was chosen on.
+        </p>
+      )}
+      <table className="table compact" aria-label="Variants">
+        <thead>
+          <tr>
+            <th>Variant</th>
+            <th>Template</th>
+            <th className="num">Sent</th>
+            <th className="num">Opened</th>
+            <th className="num">Clicked</th>
+            <th className="num">Open rate</th>
+            <th className="num">Click rate</th>
+          </tr>
+        </thead>
+        <tbody>
+          {test.variants.map((v, i) => (
+            <tr key={v.template} data-testid={`variant-${v.template}`}>
+              <td>
+                {variantLetter(i)}
+                {test.winner?.template === v.template && (
+                  <>
+                    {' '}
+                    <span className="badge" data-testid="winner-badge">
+                      winner
+                    </span>
+                  </>
+                )}
+              </td>
+              <td>
+                <Link to={`/templates/${encodeURIComponent(v.template)}`}>{v.template}</Link>
+              </td>
+              <td className="num" data-testid="variant-sent">
+                {v.sent}
+              </td>
+              <td className="num">{v.opened}</td>
+              <td className="num">{v.clicked}</td>
+              <td className={`num${test.metric === 'opens' ? ' strong' : ''}`}>{percent(v.open_rate)}</td>
+              <td className={`num${test.metric === 'clicks' ? ' strong' : ''}`}>{percent(v.click_rate)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {test.comparisons.length > 0 && (
+        <>
+          <p className="muted small">The best {metricRate} so far against each other variant (one-sided two-proportion z-test):</p>
+          <ul data-testid="test-comparisons">
+            {test.comparisons.map((c) => (
+              <li key={c.against}>
+                against {c.against}: z = {c.z.toFixed(2)}, {describePValue(c.p_value)}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </section>
+  );
+}
+
+/** A broadcast's messages, a page at a time in id order (GET /v1/messages?broadcast_id=),
+ * asked for again when the broadcast's message counts change. */
+function BroadcastMessages({ id, counts }: { id: string; counts: string }) {
+  // The `after` cursor of each page shown before this one, to go back; the last is this page's.
+  const [cursors, setCursors] = useState<number[]>([]);
+  const after = cursors.length > 0 ? cursors[cursors.length - 1] : undefined;
+  const page = useLoad(
+    () => ok<{ messages: MessageRow[] }>(api.GET('/v1/messages', { params: { query: { broadcast_id: id, limit: MESSAGES_PAGE_SIZE, after } } })),
+    [id, after, counts],
+  );
+  const messages = page.data?.messages ?? [];
+  const next = nextAfter(messages, MESSAGES_PAGE_SIZE);
+  const first = cursors.length * MESSAGES_PAGE_SIZE + 1;
+  return (
+    <section className="card broadcast-messages" id="messages">
+      <div className="page-head">
+        <h2>Messages</h2>
+        <Link to={`/broadcasts/${encodeURIComponent(id)}`} className="muted small">
+          Hide
+        </Link>
+      </div>
+      <ErrorBanner error={page.error} />
+      {page.loading && !page.data ? (
+        <Loading what="the messages" />
+      ) : (
+        <>
+          <table className="table compact" aria-label="Messages of the broadcast">
+            <thead>
+              <tr>
+                <th>Recipient</th>
+                <th>Template</th>
+                <th>Status</th>
+                <th>Error</th>
+                <th>Sent</th>
+                <th>Opened</th>
+                <th>Clicked</th>
+              </tr>
+            </thead>
+            <tbody>
+              {messages.length === 0 && (
+                <tr>
+                  <td colSpan={7} className="muted">
+                    {cursors.length === 0 ? 'No message yet.' : 'No more messages.'}
+                  </td>
+                </tr>
+              )}
+              {messages.map((m) => (
+                <tr key={m.id} data-testid={`message-${m.id}`}>
+                  <td>
+                    <Link to={`/contacts/${m.contact_id}`}>{m.recipient ?? `contact #${m.contact_id}`}</Link>
+                  </td>
+                  <td>{m.template}</td>
+                  <td>
+                    <StatusBadge status={m.status} />
+                  </td>
+                  <td className="error-text small">{m.error ?? ''}</td>
+                  <td className="muted small">{when(m.sent_at) || '—'}</td>
+                  <td className="muted small">{when(m.opened_at) || '—'}</td>
+                  <td className="muted small">{when(m.clicked_at) || '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <div className="actions-inline">
+            {messages.length > 0 && (
+              <span className="muted small" data-testid="messages-range">
+                {first}–{first + messages.length - 1}
+              </span>
+            )}
+            <button className="small" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+              Previous page
+            </button>
+            <button className="small" disabled={next === null} onClick={() => next !== null && setCursors([...cursors, next])}>
+              Next page
+            </button>
+            <button className="small" onClick={() => void page.reload()}>
+              Refresh
+            </button>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
+
 /** What the broadcast sends, to whom and when, the overrides stated either way. */
 function Summary({ b }: { b: BroadcastView }) {
   const doc = b.document!;
@@ -332,7 +521,12 @@ function Summary({ b }: { b: BroadcastView }) {
       'template',
       <>
         <Link to={`/templates/${encodeURIComponent(doc.template)}`}>{doc.template}</Link>
-        {b.template_version != null && <span className="muted"> version {b.template_version}, as every recipient gets it</span>}
+        {b.template_version != null && (
+          <span className="muted">
+            {/* Only the broadcast's own template is pinned; a test's variants are sent as they stand. */}
+            {doc.test ? ` version ${b.template_version}, pinned at the start (the test's other templates are sent as they stand)` : ` version ${b.template_version}, as every recipient gets it`}
+          </span>
+        )}
       </>,
     ],
     ['audience', audienceLink(doc.audience)],
@@ -353,6 +547,17 @@ function Summary({ b }: { b: BroadcastView }) {
     ['local time', doc.local_time ? `${doc.local_time} in each contact's time zone` : <span className="muted">no: at the start</span>],
     ['fallback zone', doc.timezone ?? 'UTC'],
     ['send rate', doc.rate_per_second ? `${doc.rate_per_second} message${doc.rate_per_second === 1 ? '' : 's'} a second` : 'as fast as the channel allows'],
+    [
+      'A/B test',
+      doc.test ? (
+        <span data-testid="summary-test">
+          {[doc.template, ...doc.test.variants].map((t, i) => `${variantLetter(i)}: ${t}`).join(', ')} to {doc.test.share_percent}% of the audience; after{' '}
+          {doc.test.decide_after}, the best rate of {doc.test.metric} goes to the rest
+        </span>
+      ) : (
+        <span className="muted">no: everyone gets {doc.template}</span>
+      ),
+    ],
     [
       'overrides',
       <ul className="overrides" data-testid="overrides">
@@ -383,20 +588,27 @@ function Summary({ b }: { b: BroadcastView }) {
 /** Sending, once more in words: to whom (the audience's size now), when, and the overrides. */
 function SendConfirmation({ b, onClose, onSend }: { b: BroadcastView; onClose: () => void; onSend: () => Promise<void> }) {
   const doc = b.document!;
-  const audiences = useAudiences();
   const [busy, setBusy] = useState(false);
-  const size = audienceSize(audiences, audienceChoice(doc.audience));
+  const exact = useExactAudienceSize({ audience: doc.audience, exclude: doc.exclude });
+  const size = exact.size;
   return (
     <div className="modal-backdrop" onClick={onClose}>
       <div className="modal" role="dialog" aria-label="Send the broadcast" onClick={(e) => e.stopPropagation()}>
         <h2>Send “{b.name}”</h2>
+        {exact.error && <ErrorBanner error={`The audience cannot be counted: ${exact.error}`} />}
         {size === null ? (
-          <Loading what="the audience" />
+          !exact.error && <Loading what="the audience" />
         ) : (
           <p data-testid="send-audience">
-            To the <b>{size}</b> member{size === 1 ? '' : 's'} of {describeAudience(doc.audience)} now
-            {doc.exclude.length > 0 && `, less those in ${doc.exclude.map(describeAudience).join(', ')}`}. Who is in the audience is counted when it starts, and each
-            contact is taken as they are when reached.
+            To the <b>{size}</b> contact{size === 1 ? '' : 's'} in {describeAudience(doc.audience)}
+            {doc.exclude.length > 0 && ` and in none of ${doc.exclude.map(describeAudience).join(', ')}`}, as counted now. The audience is counted again when it
+            starts, and each contact is taken as they are when reached.
+          </p>
+        )}
+        {doc.test && (
+          <p data-testid="send-test">
+            First {doc.test.share_percent}% of them get one of {doc.test.variants.length + 1} templates ({[doc.template, ...doc.test.variants].join(', ')}); {doc.test.decide_after} after the
+            start, the one with the best rate of {doc.test.metric} goes to the others.
           </p>
         )}
         <p>
@@ -431,10 +643,6 @@ function SendConfirmation({ b, onClose, onSend }: { b: BroadcastView; onClose: (
   );
 }
 
-function audienceChoice(a: { segment: string } | { list: string }): AudienceChoice {
-  return 'segment' in a ? { kind: 'segment', id: a.segment } : { kind: 'list', id: a.list };
-}
-
 /** The segments and lists there are, with their member counts now. */
 function useAudiences() {
   return useLoad(async () => {
@@ -443,12 +651,37 @@ function useAudiences() {
   }, []);
 }
 
-/** The member count of a segment or list now, null while unknown. */
-function audienceSize(audiences: ReturnType<typeof useAudiences>, choice: AudienceChoice): number | null {
-  const data = audiences.data;
-  if (!data || !choice.id) return null;
-  if (choice.kind === 'segment') return data.segments.find((s) => s.id === choice.id)?.members ?? null;
-  return data.lists.find((l) => l.name === choice.id)?.members ?? null;
+type AudienceRequest = NonNullable<ReturnType<typeof audienceRequest>>;
+
+/** How many contacts are in the audience and in none of the exclusions now, as the server
+ * counts them (POST /v1/broadcasts/audience), asked again once the choice has stayed the same
+ * for AUDIENCE_DEBOUNCE_MS. `size` is null while there is nothing to count or it is being
+ * counted; `counting` tells the two apart. */
+function useExactAudienceSize(request: AudienceRequest | null): { size: number | null; counting: boolean; error: string | null } {
+  // The request as a value: a new object with the same choice is not a change.
+  const key = request ? JSON.stringify(request) : '';
+  const [answer, setAnswer] = useState<{ key: string; size: number | null; error: string | null }>({ key: '', size: null, error: null });
+  useEffect(() => {
+    if (!key) return;
+    let current = true;
+    const timer = window.setTimeout(async () => {
+      try {
+        const counted = await ok<{ size: number }>(api.POST('/v1/broadcasts/audience', { body: JSON.parse(key) as AudienceRequest }));
+        if (current) setAnswer({ key, size: counted.size, error: null });
+      } catch (e) {
+        if (current) setAnswer({ key, size: null, error: describe(e) });
+      }
+    }, AUDIENCE_DEBOUNCE_MS);
+    return () => {
+      // An answer for an earlier choice that arrives late is dropped.
+      current = false;
+      window.clearTimeout(timer);
+    };
+  }, [key]);
+  if (!key) return { size: null, counting: false, error: null };
+  // A count of an earlier choice is not shown for this one.
+  if (answer.key !== key) return { size: null, counting: true, error: null };
+  return { size: answer.size, counting: false, error: answer.error };
 }
 
 /** A problem of the form under its input. */
@@ -508,7 +741,8 @@ function BroadcastEditor({ id, initial, onSaved, onCancel }: { id?: string; init
   const set = (patch: Partial<BroadcastForm>) => setForm((f) => ({ ...f, ...patch }));
   const ofChannel = (templates.data?.templates ?? []).filter((t) => t.channel === form.channel);
   const templateKnown = !form.template || !templates.data || ofChannel.some((t) => t.id === form.template);
-  const size = audienceSize(audiences, form.audience);
+  const exact = useExactAudienceSize(audienceRequest(form));
+  const excluding = form.exclude.some((x) => x.id);
   const has = (field: string) => (errors[field]?.length ? ' has-error' : '');
 
   const save = async () => {
@@ -547,8 +781,8 @@ function BroadcastEditor({ id, initial, onSaved, onCancel }: { id?: string; init
             value={form.channel}
             onChange={(e) => {
               const channel = e.target.value as BroadcastForm['channel'];
-              // A template is of one channel: the choice goes when the channel changes.
-              set({ channel, template: channel === form.channel ? form.template : '' });
+              // A template is of one channel: the choices go when the channel changes.
+              set(channel === form.channel ? { channel } : { channel, template: '', testVariants: form.testVariants.map(() => '') });
             }}
           >
             <option value="email">email</option>
@@ -573,11 +807,13 @@ function BroadcastEditor({ id, initial, onSaved, onCancel }: { id?: string; init
       <div className={`field${has('audience')}`}>
         <label htmlFor="bc-audience">Audience</label>
         <AudienceSelect id="bc-audience" label="Audience" value={form.audience} onChange={(audience) => set({ audience })} audiences={audiences} />
-        {size !== null && (
+        {exact.size !== null && (
           <div className="hint" data-testid="audience-size">
-            {size} member{size === 1 ? '' : 's'} now; counted again, less the exclusions, when it is sent.
+            {exact.size} contact{exact.size === 1 ? '' : 's'} now{excluding ? ', not counting the excluded' : ''}; counted again when it is sent.
           </div>
         )}
+        {exact.counting && <div className="hint muted">Counting the audience…</div>}
+        {exact.error && <div className="hint error-text">The audience cannot be counted: {exact.error}</div>}
         <FieldError errors={errors} field="audience" />
       </div>
       <fieldset className={`object field${has('exclude')}`}>
@@ -649,6 +885,93 @@ function BroadcastEditor({ id, initial, onSaved, onCancel }: { id?: string; init
           <div className="hint">An IANA name such as Europe/Rome, for local time and quiet hours.</div>
           <FieldError errors={errors} field="timezone" />
         </div>
+      </fieldset>
+      <fieldset className={`object ab-test${has('test')}`} data-testid="test-section">
+        <legend className="small">A/B test</legend>
+        <label className="check">
+          <input type="checkbox" checked={form.testing} onChange={(e) => set({ testing: e.target.checked })} /> Test before sending
+        </label>
+        {form.testing && (
+          <>
+            <div className="hint muted small">
+              The broadcast's template (A) and each other template below go to equal parts of a share of the audience; everyone else waits. After the time given,
+              the template with the best rate wins and goes to them.
+            </div>
+            <div className="field">
+              <span className="small">Variant A</span> <span className="muted small">{form.template || 'the template chosen above'}</span>
+            </div>
+            {form.testVariants.map((variant, i) => {
+              const letter = variantLetter(i + 1);
+              const field = `test.variants[${i}]`;
+              const known = !variant || !templates.data || ofChannel.some((t) => t.id === variant);
+              return (
+                <div key={i} className={`array-item${has(field)}`}>
+                  <div className="array-body field">
+                    <label htmlFor={`bc-variant-${i}`}>Variant {letter}</label>
+                    <select
+                      id={`bc-variant-${i}`}
+                      value={variant}
+                      onChange={(e) => set({ testVariants: form.testVariants.map((old, j) => (j === i ? e.target.value : old)) })}
+                    >
+                      <option value="">— choose another template —</option>
+                      {!known && <option value={variant}>{variant} (not found)</option>}
+                      {ofChannel
+                        // The broadcast's own template is variant A already.
+                        .filter((t) => t.id !== form.template || t.id === variant)
+                        .map((t) => (
+                          <option key={t.id} value={t.id}>
+                            {t.name || t.id}
+                          </option>
+                        ))}
+                    </select>
+                    <FieldError errors={errors} field={field} />
+                  </div>
+                  {form.testVariants.length > 1 && (
+                    <button className="small danger" aria-label={`Remove variant ${letter}`} onClick={() => set({ testVariants: form.testVariants.filter((_, j) => j !== i) })}>
+                      Remove
+                    </button>
+                  )}
+                </div>
+              );
+            })}
+            {form.testVariants.length < MAX_TEST_VARIANTS && (
+              <div>
+                <button className="small" onClick={() => set({ testVariants: [...form.testVariants, ''] })}>
+                  Add a variant
+                </button>
+              </div>
+            )}
+            <FieldError errors={errors} field="test.variants" />
+            <div className="row">
+              <div className={`field${has('test.share_percent')}`}>
+                <label htmlFor="bc-test-share">Share tested (%)</label>
+                <input id="bc-test-share" inputMode="numeric" value={form.testShare} onChange={(e) => set({ testShare: e.target.value })} />
+                <div className="hint">1-100 % of the audience, split evenly between the variants.</div>
+                <FieldError errors={errors} field="test.share_percent" />
+              </div>
+              <div className={`field${has('test.decide_after')}`}>
+                <label htmlFor="bc-test-decide">Decide after</label>
+                <input id="bc-test-decide" value={form.testDecideAfter} onChange={(e) => set({ testDecideAfter: e.target.value })} placeholder="4h" />
+                <div className="hint">After the start: 30m, 4h, 1d (1 minute to 30 days).</div>
+                <FieldError errors={errors} field="test.decide_after" />
+              </div>
+              <div className={`field${has('test.metric')}`}>
+                <label htmlFor="bc-test-metric">Winning metric</label>
+                <select id="bc-test-metric" value={form.testMetric} onChange={(e) => set({ testMetric: e.target.value as BroadcastForm['testMetric'] })}>
+                  <option value="opens">opens (opened per sent)</option>
+                  <option value="clicks">clicks (clicked per sent)</option>
+                </select>
+                <FieldError errors={errors} field="test.metric" />
+              </div>
+            </div>
+            {exact.size !== null && /^\d+$/.test(form.testShare.trim()) && (
+              <div className="hint muted small" data-testid="test-share-size">
+                About {Math.round((exact.size * Math.min(100, Number(form.testShare.trim()))) / 100)} of the {exact.size} contacts get a variant; the others wait for the winner.
+              </div>
+            )}
+          </>
+        )}
+        <FieldError errors={errors} field="test" />
       </fieldset>
       <div className={`field${has('rate_per_second')}`}>
         <label htmlFor="bc-rate">Send rate (messages a second)</label>
