@@ -365,6 +365,10 @@ fn an_ab_test_sends_its_share_first_then_the_winner_to_everyone_else() {
     assert_eq!(b["test"]["winner"]["template"], "news-b", "{b}");
     let reason = b["test"]["winner"]["reason"].as_str().unwrap();
     assert!(reason.contains("best rate of opens"), "{reason}");
+    // The results stay those of the test's share, not of the winner sent to the others.
+    assert_eq!(b["test"]["variants"][0]["sent"], a as i64, "{b}");
+    assert_eq!(b["test"]["variants"][1]["sent"], bee as i64, "{b}");
+    assert_eq!(b["test"]["variants"][1]["opened"], bee as i64, "{b}");
     for u in &users {
         let got = s.messages(u);
         assert_eq!(got.len(), 1, "{u}: {got:?}");

@@ -766,7 +766,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Messages, filtered by user_id, contact_id, journey_id, channel, status */
+        /** Messages, filtered by user_id, contact_id, journey_id, broadcast_id, channel, status */
         get: operations["get_v1_messages"];
         put?: never;
         post?: never;

@@ -156,12 +156,13 @@ fn view(row: BroadcastRow, counts: Vec<(String, i64)>, results: &[VariantResult]
 }
 
 /// A test's results: read (a pass over the broadcast's messages) only for a broadcast with a
-/// test.
+/// test, and once the winner is chosen, of the messages written before (the test's share, not
+/// the winner sent to everyone else).
 fn test_results(store: &dyn Store, id: &str) -> Result<Vec<VariantResult>, StoreError> {
     let row = store.broadcast(id)?;
     let has_test = row.document.get("test").is_some_and(|t| !t.is_null());
     if has_test {
-        store.broadcast_results(id)
+        store.broadcast_results(id, row.winner.map(|w| w.at))
     } else {
         Ok(Vec::new())
     }

@@ -385,7 +385,7 @@ pub fn all() -> Vec<Operation> {
             .errors(&[400, 404]),
         // ---- messages
         get("/v1/messages", manage::messages)
-            .about(Admin, "Messages", "Messages, filtered by user_id, contact_id, journey_id, channel, status")
+            .about(Admin, "Messages", "Messages, filtered by user_id, contact_id, journey_id, broadcast_id, channel, status")
             .query::<manage::MessageSearch>()
             .ok::<manage::Messages>()
             .errors(&[400]),

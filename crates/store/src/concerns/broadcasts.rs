@@ -38,8 +38,13 @@ pub trait Broadcasts {
     /// The broadcast's messages per status (`queued`, `sent`, `suppressed`, ...).
     fn broadcast_message_counts(&self, id: &str) -> Result<Vec<(String, i64)>>;
 
-    /// Per template of the broadcast's messages: sent, opened, clicked (an A/B test).
-    fn broadcast_results(&self, broadcast_id: &str) -> Result<Vec<VariantResult>>;
+    /// Per template of the broadcast's messages (only those written before `before`, when
+    /// given): sent, opened, clicked (an A/B test).
+    fn broadcast_results(
+        &self,
+        broadcast_id: &str,
+        before: Option<Timestamp>,
+    ) -> Result<Vec<VariantResult>>;
 
     /// How many contacts are in `audience` and in none of `exclude` now.
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64>;

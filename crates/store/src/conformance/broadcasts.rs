@@ -308,7 +308,18 @@ fn a_tests_results_are_counted_per_template(store: &dyn Store) {
             clicked: 0,
         },
     ];
-    assert_eq!(store.broadcast_results("news").unwrap(), expected);
+    assert_eq!(store.broadcast_results("news", None).unwrap(), expected);
+    assert!(
+        store
+            .broadcast_results("news", Some(at(1)))
+            .unwrap()
+            .is_empty(),
+        "written at 1: none before it"
+    );
+    assert_eq!(
+        store.broadcast_results("news", Some(at(2))).unwrap(),
+        expected
+    );
     assert_eq!(
         in_tx(store, |tx| tx.broadcast_variant_counts("news")),
         expected

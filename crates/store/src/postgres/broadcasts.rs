@@ -201,13 +201,20 @@ impl Broadcasts for PgStore {
         })
     }
 
-    fn broadcast_results(&self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
+    fn broadcast_results(
+        &self,
+        broadcast_id: &str,
+        before: Option<Timestamp>,
+    ) -> Result<Vec<VariantResult>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            conn.query(sql::VARIANT_COUNTS, &[&broadcast_id])?
-                .iter()
-                .map(variant_from_row)
-                .collect()
+            let rows = match before {
+                None => conn.query(sql::VARIANT_COUNTS, &[&broadcast_id])?,
+                Some(before) => {
+                    conn.query(sql::VARIANT_COUNTS_BEFORE, &[&broadcast_id, &ms(before)])?
+                }
+            };
+            rows.iter().map(variant_from_row).collect()
         })
     }
 

@@ -65,17 +65,30 @@ fn read(tx: &rusqlite::Connection, id: &str) -> Result<BroadcastRow> {
     .ok_or_else(|| StoreError::NotFound(format!("broadcast `{id}`")))
 }
 
-fn variant_counts(conn: &rusqlite::Connection, id: &str) -> Result<Vec<VariantResult>> {
-    let mut stmt = conn.prepare_cached(&q(sql::VARIANT_COUNTS))?;
-    let rows = stmt.query_map([id], |r| {
+fn variant_counts(
+    conn: &rusqlite::Connection,
+    id: &str,
+    before: Option<Timestamp>,
+) -> Result<Vec<VariantResult>> {
+    let read = |r: &Row<'_>| {
         Ok(VariantResult {
             template: r.get(0)?,
             sent: r.get::<_, i64>(1)?.max(0) as u64,
             opened: r.get::<_, i64>(2)?.max(0) as u64,
             clicked: r.get::<_, i64>(3)?.max(0) as u64,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let rows = match before {
+        None => conn
+            .prepare_cached(&q(sql::VARIANT_COUNTS))?
+            .query_map([id], read)?
+            .collect::<rusqlite::Result<_>>()?,
+        Some(before) => conn
+            .prepare_cached(&q(sql::VARIANT_COUNTS_BEFORE))?
+            .query_map(params![id, ms(before)], read)?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    Ok(rows)
 }
 
 /// The parameters of an audience query: its id, `after`, the exclusions' ids, `limit`.
@@ -224,8 +237,12 @@ impl Broadcasts for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn broadcast_results(&self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
-        variant_counts(&*self.conn()?, broadcast_id)
+    fn broadcast_results(
+        &self,
+        broadcast_id: &str,
+        before: Option<Timestamp>,
+    ) -> Result<Vec<VariantResult>> {
+        variant_counts(&*self.conn()?, broadcast_id, before)
     }
 
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64> {
@@ -336,6 +353,6 @@ impl BroadcastsTx for SqliteTx<'_> {
     }
 
     fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
-        variant_counts(self.tx, broadcast_id)
+        variant_counts(self.tx, broadcast_id, None)
     }
 }
