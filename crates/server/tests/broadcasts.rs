@@ -377,3 +377,55 @@ fn an_ab_test_sends_its_share_first_then_the_winner_to_everyone_else() {
     let winners = all.iter().filter(|m| m["template"] == "news-b").count();
     assert_eq!(winners, 60 - a, "the rest got the winner");
 }
+
+#[test]
+fn an_sms_broadcast_goes_to_phone_numbers_and_an_email_template_is_refused() {
+    let s = Server::simulated();
+    setup_template(&s);
+    s.admin_put(
+        "/v1/templates/flash-sms",
+        json!({"channel": "sms", "body": "Flash sale today, {{ contact.first_name }}!"}),
+    )
+    .ok();
+    s.identify(
+        "pia",
+        json!({"phone": "+393471234567", "first_name": "Pia"}),
+    )
+    .ok();
+    s.identify(
+        "ugo",
+        json!({"email": "ugo@example.com", "first_name": "Ugo"}),
+    )
+    .ok();
+    s.settle();
+    let ids = [contact_id(&s, "pia"), contact_id(&s, "ugo")];
+    s.admin_post("/v1/lists", json!({"name": "shoppers"}))
+        .expect(201);
+    s.admin_post("/v1/lists/shoppers/members", json!({"contact_ids": ids}))
+        .ok();
+    let mut doc = json!({
+        "name": "Flash", "channel": "sms", "template": NEWSLETTER,
+        "audience": {"list": "shoppers"},
+    });
+    let e = s.admin_put("/v1/broadcasts/flash", doc.clone()).expect(400);
+    assert_eq!(e["field"], "template", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("is for email"),
+        "{e}"
+    );
+    doc["template"] = json!("flash-sms");
+    s.admin_put("/v1/broadcasts/flash", doc).expect(201);
+    let b = send_and_finish(&s, "flash");
+    assert_eq!(b["messages"], json!({"sent": 1, "suppressed": 1}), "{b}");
+    let pia = s.messages("pia");
+    assert_eq!(pia.len(), 1);
+    assert_eq!(pia[0]["channel"], "sms");
+    assert_eq!(pia[0]["recipient"], "+393471234567");
+    assert_eq!(pia[0]["text"], "Flash sale today, Pia!");
+    let ugo = s.messages("ugo");
+    assert_eq!(ugo[0]["status"], "suppressed");
+    assert!(
+        ugo[0]["error"].as_str().unwrap().contains("no phone"),
+        "{ugo:?}"
+    );
+}
