@@ -355,6 +355,8 @@ fn an_ab_test_sends_its_share_first_then_the_winner_to_everyone_else() {
         let pixel = open_pixel(m["html"].as_str().unwrap());
         assert_eq!(s.get(&pixel).status, 200);
     }
+    // An open is recorded by the engine, after the pixel answered.
+    s.settle();
     let test = &broadcast(&s, "ab")["test"];
     assert_eq!(test["variants"][1]["opened"], bee as i64, "{test}");
     assert_eq!(test["winner"], Value::Null);
