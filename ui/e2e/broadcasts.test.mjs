@@ -121,7 +121,8 @@ test('a draft with mistakes shows them at their fields; fixed, test-sent and sen
   // Edited, the form comes back as saved; the override is recorded.
   await page.getByRole('button', { name: 'Edit' }).click();
   assert.equal(await page.getByLabel('Name').inputValue(), 'November news');
-  assert.equal(await page.getByLabel('Exclusion 1', { exact: true }).inputValue(), 'list:press');
+  // A select shows its saved value once its options (the lists and segments) have loaded.
+  await eventually(async () => (await page.getByLabel('Exclusion 1', { exact: true }).inputValue()) === 'list:press', 'the saved exclusion in the form');
   await page.getByLabel('Ignore frequency caps').check();
   await page.getByRole('button', { name: 'Save draft' }).click();
   await page.getByTestId('overrides').getByText('Ignores frequency caps').waitFor();
@@ -298,7 +299,7 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
     // Edited and saved without a change, the test comes back in the form and is kept.
     await page.getByRole('button', { name: 'Edit' }).click();
     assert.equal(await page.getByLabel('Test before sending').isChecked(), true);
-    assert.equal(await page.getByLabel('Variant B', { exact: true }).inputValue(), 'news-b');
+    await eventually(async () => (await page.getByLabel('Variant B', { exact: true }).inputValue()) === 'news-b', 'the saved variant B in the form');
     assert.equal(await page.getByLabel('Share tested (%)').inputValue(), '50');
     assert.equal(await page.getByLabel('Decide after').inputValue(), '2h');
     await page.getByRole('button', { name: 'Save draft' }).click();
