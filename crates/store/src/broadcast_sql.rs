@@ -68,20 +68,19 @@ pub(crate) const SAVE_PROGRESS: &str =
      winner_at = $16, winner_reason = $17
      WHERE id = $1";
 
-/// Per template of the broadcast's messages: sent, opened, clicked (an A/B test's results).
-pub(crate) const VARIANT_COUNTS: &str = "SELECT template,
-     SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
-     SUM(CASE WHEN opened_at IS NOT NULL THEN 1 ELSE 0 END),
-     SUM(CASE WHEN clicked_at IS NOT NULL THEN 1 ELSE 0 END)
-     FROM messages WHERE broadcast_id = $1 GROUP BY template ORDER BY template";
-
-/// [`VARIANT_COUNTS`] of the messages written before `$2` (the test's share, once a winner
+/// Per template of the broadcast's messages: sent, opened, clicked (an A/B test's results);
+/// with `before`, only of the messages written before `$2` (the test's share, once a winner
 /// went to the others).
-pub(crate) const VARIANT_COUNTS_BEFORE: &str = "SELECT template,
-     SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
-     SUM(CASE WHEN opened_at IS NOT NULL THEN 1 ELSE 0 END),
-     SUM(CASE WHEN clicked_at IS NOT NULL THEN 1 ELSE 0 END)
-     FROM messages WHERE broadcast_id = $1 AND created_at < $2 GROUP BY template ORDER BY template";
+pub(crate) fn variant_counts(before: bool) -> String {
+    let before = if before { " AND created_at < $2" } else { "" };
+    format!(
+        "SELECT template,
+         SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
+         SUM(CASE WHEN opened_at IS NOT NULL THEN 1 ELSE 0 END),
+         SUM(CASE WHEN clicked_at IS NOT NULL THEN 1 ELSE 0 END)
+         FROM messages WHERE broadcast_id = $1{before} GROUP BY template ORDER BY template"
+    )
+}
 
 /// The members of `audience` in none of `exclude`, after an id, in id order: parameters `$1`
 /// the audience's id, `$2` the id to start after, `$3`.. the exclusions' ids, then the limit.

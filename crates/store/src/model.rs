@@ -778,6 +778,15 @@ impl BroadcastChange {
         }
     }
 
+    /// The conflict of a broadcast `id` that is `status`, which the change does not apply to.
+    pub fn refused(self, id: &str, status: BroadcastStatus) -> crate::StoreError {
+        crate::StoreError::Conflict(format!(
+            "broadcast `{id}` is {}: it cannot be {}",
+            status.as_str(),
+            self.verb()
+        ))
+    }
+
     /// The message statuses the change moves from, and the one it moves them to.
     pub fn messages(self) -> Option<(&'static [&'static str], &'static str)> {
         match self {

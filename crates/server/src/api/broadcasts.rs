@@ -158,11 +158,10 @@ fn view(row: BroadcastRow, counts: Vec<(String, i64)>, results: &[VariantResult]
 /// A test's results: read (a pass over the broadcast's messages) only for a broadcast with a
 /// test, and once the winner is chosen, of the messages written before (the test's share, not
 /// the winner sent to everyone else).
-fn test_results(store: &dyn Store, id: &str) -> Result<Vec<VariantResult>, StoreError> {
-    let row = store.broadcast(id)?;
+fn test_results(store: &dyn Store, row: &BroadcastRow) -> Result<Vec<VariantResult>, StoreError> {
     let has_test = row.document.get("test").is_some_and(|t| !t.is_null());
     if has_test {
-        store.broadcast_results(id, row.winner.map(|w| w.at))
+        store.broadcast_results(&row.id, row.winner.as_ref().map(|w| w.at))
     } else {
         Ok(Vec::new())
     }
@@ -170,11 +169,9 @@ fn test_results(store: &dyn Store, id: &str) -> Result<Vec<VariantResult>, Store
 
 async fn load(state: &AppState, id: String) -> ApiResult<BroadcastView> {
     let (row, counts, results) = blocking(state, move |s| {
-        Ok((
-            s.broadcast(&id)?,
-            s.broadcast_message_counts(&id)?,
-            test_results(s, &id)?,
-        ))
+        let row = s.broadcast(&id)?;
+        let results = test_results(s, &row)?;
+        Ok((row, s.broadcast_message_counts(&id)?, results))
     })
     .await?;
     Ok(view(row, counts, &results))
@@ -269,7 +266,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<BroadcastList
             .into_iter()
             .map(|row| {
                 let counts = s.broadcast_message_counts(&row.id)?;
-                let results = test_results(s, &row.id)?;
+                let results = test_results(s, &row)?;
                 Ok((row, counts, results))
             })
             .collect::<Result<Vec<_>, StoreError>>()

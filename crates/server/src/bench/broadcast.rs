@@ -367,7 +367,7 @@ impl PeakRss {
             tokio::spawn(async move {
                 let mut peak = 0;
                 while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    peak = peak.max(rss_kib().unwrap_or(0));
+                    peak = peak.max(super::proc_status_kib("self", "VmRSS").unwrap_or(0));
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 peak
@@ -380,12 +380,4 @@ impl PeakRss {
         self.1.store(true, std::sync::atomic::Ordering::SeqCst);
         self.0.await.unwrap_or(0) as f64 / 1024.0
     }
-}
-
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

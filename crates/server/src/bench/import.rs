@@ -141,12 +141,5 @@ impl Drop for TempFile {
 
 /// A process's peak resident set size (VmHWM) in KiB, while it runs (Linux).
 fn peak_rss_kib_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    super::proc_status_kib(&pid.to_string(), "VmHWM")
 }

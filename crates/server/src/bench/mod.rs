@@ -527,6 +527,19 @@ fn watch(
     })
 }
 
+/// A memory figure (`VmHWM`, `VmRSS`, ...) in KiB from `/proc/{pid}/status` (`pid` may be
+/// `self`); `None` once the process is gone, or off Linux.
+fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(1024)

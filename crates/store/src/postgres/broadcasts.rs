@@ -9,7 +9,6 @@ use waymark_core::broadcast::{Audience, VariantResult};
 use super::tx::{PgTx, column};
 use super::{PgStore, ms, outside_async, ts};
 use crate::broadcast_sql as sql;
-use crate::sqlite::broadcasts::refused;
 use crate::{
     BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
     Result, StoreError, Winner,
@@ -167,7 +166,7 @@ impl Broadcasts for PgStore {
             // the messages it wrote are then changed with the others.
             let status = read(tx, id, true)?.status;
             if !change.applies_to().contains(&status) {
-                return Err(refused(id, status, change));
+                return Err(change.refused(id, status));
             }
             let now = ms(now);
             match change {
@@ -209,9 +208,9 @@ impl Broadcasts for PgStore {
         outside_async(|| {
             let mut conn = self.conn()?;
             let rows = match before {
-                None => conn.query(sql::VARIANT_COUNTS, &[&broadcast_id])?,
+                None => conn.query(&sql::variant_counts(false), &[&broadcast_id])?,
                 Some(before) => {
-                    conn.query(sql::VARIANT_COUNTS_BEFORE, &[&broadcast_id, &ms(before)])?
+                    conn.query(&sql::variant_counts(true), &[&broadcast_id, &ms(before)])?
                 }
             };
             rows.iter().map(variant_from_row).collect()
@@ -329,7 +328,7 @@ impl BroadcastsTx for PgTx<'_, '_> {
     }
 
     fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
-        let rows = self.query(sql::VARIANT_COUNTS, &[&broadcast_id])?;
+        let rows = self.query(&sql::variant_counts(false), &[&broadcast_id])?;
         rows.iter().map(variant_from_row).collect()
     }
 }

@@ -80,11 +80,11 @@ fn variant_counts(
     };
     let rows = match before {
         None => conn
-            .prepare_cached(&q(sql::VARIANT_COUNTS))?
+            .prepare_cached(&q(&sql::variant_counts(false)))?
             .query_map([id], read)?
             .collect::<rusqlite::Result<_>>()?,
         Some(before) => conn
-            .prepare_cached(&q(sql::VARIANT_COUNTS_BEFORE))?
+            .prepare_cached(&q(&sql::variant_counts(true)))?
             .query_map(params![id, ms(before)], read)?
             .collect::<rusqlite::Result<_>>()?,
     };
@@ -105,15 +105,6 @@ fn audience_params(
     out
 }
 
-/// A conflict saying why `change` does not apply to a broadcast that is `status`.
-pub(crate) fn refused(id: &str, status: BroadcastStatus, change: BroadcastChange) -> StoreError {
-    StoreError::Conflict(format!(
-        "broadcast `{id}` is {}: it cannot be {}",
-        status.as_str(),
-        change.verb()
-    ))
-}
-
 fn change(tx: &Transaction<'_>, id: &str, change: BroadcastChange, now: Timestamp) -> Result<()> {
     let status: String = tx
         .prepare_cached(&q(sql::STATUS))?
@@ -122,7 +113,7 @@ fn change(tx: &Transaction<'_>, id: &str, change: BroadcastChange, now: Timestam
         .ok_or_else(|| StoreError::NotFound(format!("broadcast `{id}`")))?;
     let status = BroadcastStatus::parse(&status).unwrap_or(BroadcastStatus::Paused);
     if !change.applies_to().contains(&status) {
-        return Err(refused(id, status, change));
+        return Err(change.refused(id, status));
     }
     let now = ms(now);
     match change {

@@ -24,7 +24,7 @@ macro_rules! next_id {
 }
 
 mod api;
-pub(crate) mod broadcasts;
+mod broadcasts;
 pub mod inspect;
 pub mod privacy;
 mod tx;
