@@ -21,7 +21,7 @@
 //! place is due, without counting an attempt, so the limiter never sleeps (the simulated clock
 //! stays exact).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -144,8 +144,8 @@ pub struct Lane {
 /// The messages selected whose outcome is not written yet.
 #[derive(Default)]
 struct InFlight {
-    /// Each message's channel and queue (priority and journey).
-    ids: std::sync::Mutex<HashMap<i64, (OutboxChannel, Queue)>>,
+    /// Each message's channel.
+    ids: std::sync::Mutex<HashMap<i64, OutboxChannel>>,
     emptied: Notify,
     /// Held by a selection from before it reads the due messages until it has set aside those
     /// in flight, and by the recorder while it takes written messages out of the set. Without
@@ -160,18 +160,18 @@ impl InFlight {
         self.ids
             .lock()
             .expect("in-flight lock")
-            .insert(m.id, (channel, Queue::of(m)));
+            .insert(m.id, channel);
     }
 
-    /// How many messages of each queue of `channel` are in flight.
-    fn of_channel(&self, channel: OutboxChannel) -> HashMap<Queue, usize> {
-        let mut counts = HashMap::new();
-        for (c, queue) in self.ids.lock().expect("in-flight lock").values() {
-            if *c == channel {
-                *counts.entry(queue.clone()).or_default() += 1;
-            }
-        }
-        counts
+    /// The messages of `channel` in flight.
+    fn of_channel(&self, channel: OutboxChannel) -> HashSet<i64> {
+        self.ids
+            .lock()
+            .expect("in-flight lock")
+            .iter()
+            .filter(|(_, c)| **c == channel)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn remove(&self, finished: &[Finished]) {
@@ -586,28 +586,12 @@ struct Slots {
     free: Arc<Semaphore>,
 }
 
-/// The queue a message waits in within its channel: its priority, and its journey.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Queue {
-    priority: Priority,
-    journey: Option<String>,
-}
-
-impl Queue {
-    fn of(m: &MessageRow) -> Self {
-        Queue {
-            priority: m.priority,
-            journey: m.journey_id.clone(),
-        }
-    }
-}
-
 /// The most journeys one selection reads from; when more have messages due, the selections
 /// take them in turns.
 const MAX_JOURNEYS_PER_SELECTION: usize = 64;
 
-/// Reads the due messages of `channel` a selection may start, about `want` of them besides
-/// those `in_flight` (read again, for the caller to set aside): transactional messages first;
+/// Reads the due messages of `channel` a selection may start, about `want` of them, none of
+/// those `in_flight`: transactional messages first;
 /// then the journeys' messages, each journey with messages due getting an equal share, so that
 /// a burst of one does not hold up the others; then bulk.
 fn read_due(
@@ -615,27 +599,23 @@ fn read_due(
     channel: OutboxChannel,
     now: Timestamp,
     want: usize,
-    in_flight: &HashMap<Queue, usize>,
+    in_flight: &HashSet<i64>,
     turn: usize,
 ) -> Result<Vec<MessageRow>, StoreError> {
     let mut due = Vec::new();
     let mut left = want;
     let mut read = |priority: Priority, journey: Option<&str>, n: usize| {
-        let queue = Queue {
-            priority,
-            journey: journey.map(str::to_string),
-        };
-        let busy = in_flight.get(&queue).copied().unwrap_or(0);
         let rows = store.due_messages(&DueQuery {
             channel: channel.as_str(),
             priority,
             journey,
             now,
-            limit: n + busy,
+            limit: n,
+            skip: in_flight,
         })?;
-        let fresh = rows.len().saturating_sub(busy);
+        let read = rows.len();
         due.extend(rows);
-        Ok::<_, StoreError>(fresh)
+        Ok::<_, StoreError>(read)
     };
     left -= read(Priority::Transactional, None, left)?.min(left);
     if left > 0 {

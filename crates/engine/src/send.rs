@@ -128,6 +128,7 @@ fn queued_row(idempotency_key: &str, contact_id: i64, channel: &str, now: Timest
         created_at: now,
         priority: Priority::Transactional,
         broadcast_id: None,
+        unsubscribe_url: None,
     }
 }
 
@@ -224,14 +225,8 @@ impl SendGate {
         outgoing: Outgoing<'_>,
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
-        let (message, unsubscribe_url, rendered) = self.decide(tx, &outgoing, now)?;
+        let (message, rendered) = self.decide(tx, &outgoing, now)?;
         let written = tx.insert_message(&message)?;
-        if written
-            && message.status == MessageStatus::Queued
-            && let Some(url) = &unsubscribe_url
-        {
-            tx.set_message_unsubscribe_url(&message.idempotency_key, url)?;
-        }
         Ok(Decision::of(message, rendered, written))
     }
 
@@ -280,14 +275,14 @@ impl SendGate {
         Ok(Decision::of(message, None, written))
     }
 
-    /// The outbox row of `outgoing` (with its unsubscribe link, and what was rendered), after
-    /// every check its purpose requires.
+    /// The outbox row of `outgoing` (with its unsubscribe link when queued) and what was
+    /// rendered, after every check its purpose requires.
     fn decide(
         &self,
         tx: &mut dyn EngineTx,
         outgoing: &Outgoing<'_>,
         now: Timestamp,
-    ) -> Result<(NewMessage, Option<String>, Option<Rendered>), StoreError> {
+    ) -> Result<(NewMessage, Option<Rendered>), StoreError> {
         let channel = outgoing.channel;
         let contact = if outgoing.contact_id == 0 {
             None
@@ -329,7 +324,7 @@ impl SendGate {
         let suppress = |mut message: NewMessage, reason: String| {
             message.status = MessageStatus::Suppressed;
             message.error = Some(reason);
-            Ok((message, None, None))
+            Ok((message, None))
         };
 
         // Who: an address, not on the suppression list.
@@ -354,7 +349,7 @@ impl SendGate {
                     Some(v) => format!("version {v} of template `{id}` does not exist"),
                     None => format!("template `{id}` does not exist"),
                 });
-                return Ok((message, None, None));
+                return Ok((message, None));
             }
         };
 
@@ -399,7 +394,7 @@ impl SendGate {
             Err(error) => {
                 message.status = MessageStatus::Failed;
                 message.error = Some(error);
-                return Ok((message, None, None));
+                return Ok((message, None));
             }
         };
         let mut data = match (&outgoing.data, outgoing.purpose, &contact) {
@@ -464,7 +459,7 @@ impl SendGate {
             Err(error) => {
                 message.status = MessageStatus::Failed;
                 message.error = Some(format!("rendering failed: {error}"));
-                return Ok((message, None, None));
+                return Ok((message, None));
             }
         }
         let rendered = Rendered {
@@ -472,7 +467,8 @@ impl SendGate {
             html: message.html.clone(),
             text: message.text.clone(),
         };
-        Ok((message, unsubscribe_url, Some(rendered)))
+        message.unsubscribe_url = unsubscribe_url;
+        Ok((message, Some(rendered)))
     }
 
     /// Version `version` of stored template `id`, read once (a missing one is read again).

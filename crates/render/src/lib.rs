@@ -89,6 +89,13 @@ struct Part {
     paths: Vec<Vec<String>>,
 }
 
+impl Part {
+    /// Whether the part is HTML, whose values are escaped.
+    fn is_html(&self) -> bool {
+        matches!(self.field, "html" | "mjml")
+    }
+}
+
 /// A template ready to render many times.
 pub struct CompiledTemplate {
     pub channel: Channel,
@@ -146,7 +153,7 @@ pub fn render_json_body(source: Option<&str>, data: &Map<String, Value>) -> Resu
     let template = parser()
         .parse(source)
         .map_err(|e| format!("invalid body template: {e}"))?;
-    let globals = liquid::model::to_object(data).map_err(|e| format!("rendering failed: {e}"))?;
+    let globals = liquid_object(data, false);
     let body = template
         .render(&globals)
         .map_err(|e| format!("rendering failed: {e}"))?;
@@ -254,23 +261,18 @@ impl CompiledTemplate {
     /// body is returned as `text`.
     pub fn render(&self, data: &Map<String, Value>) -> Result<Rendered, TemplateError> {
         let mut out = Rendered::default();
-        let mut escaped: Option<Map<String, Value>> = None;
+        // What the parts see, built once per message for each kind of part: in HTML and MJML
+        // every value from the data is HTML-escaped (see `escape_html`); the subject, the text
+        // part and SMS bodies are not HTML and get values as they are.
+        let mut as_is: Option<liquid::Object> = None;
+        let mut escaped: Option<liquid::Object> = None;
         for part in &self.parts {
-            // In HTML and MJML every value from the data is HTML-escaped (see `escape_html`);
-            // the subject, the text part and SMS bodies are not HTML and get values as they are.
-            let mut filled = if matches!(part.field, "html" | "mjml") {
-                escaped.get_or_insert_with(|| escape_strings(data)).clone()
-            } else {
-                data.clone()
-            };
-            for path in &part.paths {
-                fill_nil(&mut filled, path);
-            }
-            let globals = liquid::model::to_object(&filled)
-                .map_err(|e| TemplateError::new(part.field, e.to_string()))?;
+            let html = part.is_html();
+            let slot = if html { &mut escaped } else { &mut as_is };
+            let globals = slot.get_or_insert_with(|| self.globals(data, html));
             let text = part
                 .template
-                .render(&globals)
+                .render(globals)
                 .map_err(|e| TemplateError::new(part.field, e.to_string().trim().to_string()))?;
             match part.field {
                 "subject" => out.subject = Some(text.trim().to_string()),
@@ -286,6 +288,20 @@ impl CompiledTemplate {
             out.text = Some(html_to_text(html)?);
         }
         Ok(out)
+    }
+}
+
+impl CompiledTemplate {
+    /// `data` as the Liquid globals of the HTML parts (`html`, with every string escaped) or
+    /// of the others, with nil wherever those parts use a variable the data lacks.
+    fn globals(&self, data: &Map<String, Value>, html: bool) -> liquid::Object {
+        let mut globals = liquid_object(data, html);
+        for part in self.parts.iter().filter(|p| p.is_html() == html) {
+            for path in &part.paths {
+                fill_nil(&mut globals, path);
+            }
+        }
+        globals
     }
 }
 
@@ -663,34 +679,48 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// The data with every string HTML-escaped, at any depth. Values come from outside (traits,
-/// event properties, form fields): escaped, they cannot add markup, scripts or links to a
-/// message sent from the user's domain. Templates therefore never need `| escape`.
-fn escape_strings(data: &Map<String, Value>) -> Map<String, Value> {
-    fn escape_value(v: &Value) -> Value {
-        match v {
-            Value::String(s) => Value::String(escape_html(s)),
-            Value::Array(items) => Value::Array(items.iter().map(escape_value).collect()),
-            Value::Object(map) => Value::Object(escape_strings(map)),
-            other => other.clone(),
-        }
+/// The data as a Liquid object, every string HTML-escaped at any depth when `escape`. Values
+/// come from outside (traits, event properties, form fields): escaped, they cannot add markup,
+/// scripts or links to a message sent from the user's domain. Templates therefore never need
+/// `| escape`. (Converted directly: going through serde costs a message more than its
+/// rendering.)
+fn liquid_object(data: &Map<String, Value>, escape: bool) -> liquid::Object {
+    let mut object = liquid::Object::new();
+    for (key, value) in data {
+        object.insert(key.clone().into(), liquid_value(value, escape));
     }
-    data.iter()
-        .map(|(k, v)| (k.clone(), escape_value(v)))
-        .collect()
+    object
+}
+
+fn liquid_value(value: &Value, escape: bool) -> LiquidValue {
+    match value {
+        Value::Null => LiquidValue::Nil,
+        Value::Bool(b) => LiquidValue::scalar(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => LiquidValue::scalar(i),
+            // Beyond i64 (a large u64) or fractional.
+            None => LiquidValue::scalar(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) if escape => LiquidValue::scalar(escape_html(s)),
+        Value::String(s) => LiquidValue::scalar(s.clone()),
+        Value::Array(items) => {
+            LiquidValue::Array(items.iter().map(|v| liquid_value(v, escape)).collect())
+        }
+        Value::Object(map) => LiquidValue::Object(liquid_object(map, escape)),
+    }
 }
 
 /// Inserts nil along `path` wherever the data has nothing, so that a missing variable renders
 /// empty instead of failing. Paths through a value that is not an object are left alone.
-fn fill_nil(data: &mut Map<String, Value>, path: &[String]) {
+fn fill_nil(data: &mut liquid::Object, path: &[String]) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };
     if rest.first().is_some_and(|s| s == EACH) {
         // A loop variable's path: fill it in every element of the collection.
-        if let Some(Value::Array(items)) = data.get_mut(first) {
+        if let Some(LiquidValue::Array(items)) = data.get_mut(first.as_str()) {
             for item in items {
-                if let Value::Object(o) = item {
+                if let LiquidValue::Object(o) = item {
                     fill_nil(o, &rest[1..]);
                 }
             }
@@ -698,16 +728,16 @@ fn fill_nil(data: &mut Map<String, Value>, path: &[String]) {
         return;
     }
     if rest.is_empty() {
-        data.entry(first.clone()).or_insert(Value::Null);
+        data.entry(first.clone()).or_insert(LiquidValue::Nil);
         return;
     }
     let entry = data
         .entry(first.clone())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if entry.is_null() {
-        *entry = Value::Object(Map::new());
+        .or_insert_with(|| LiquidValue::Object(liquid::Object::new()));
+    if entry.is_nil() {
+        *entry = LiquidValue::Object(liquid::Object::new());
     }
-    if let Value::Object(inner) = entry {
+    if let LiquidValue::Object(inner) = entry {
         fill_nil(inner, rest);
     }
 }

@@ -408,6 +408,8 @@ pub struct NewMessage {
     pub priority: Priority,
     /// The broadcast that sent it, if one did.
     pub broadcast_id: Option<String>,
+    /// The one-click unsubscribe link of a marketing message (its `List-Unsubscribe` header).
+    pub unsubscribe_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -507,6 +509,10 @@ pub struct DueQuery<'a> {
     pub journey: Option<&'a str>,
     pub now: Timestamp,
     pub limit: usize,
+    /// Messages left out (those a dispatcher has in flight): they still look due until their
+    /// outcome is written, and reading their whole rows again at every selection would cost
+    /// more than the messages it looks for.
+    pub skip: &'a std::collections::HashSet<i64>,
 }
 
 /// The outcome of one delivery attempt of message `id`, known at `at`.

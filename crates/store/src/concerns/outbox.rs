@@ -12,7 +12,8 @@ use crate::{
 /// The delivery queue as the dispatcher and the API see it: due work, outcomes, requeues,
 /// message listings.
 pub trait Outbox {
-    /// Up to `limit` queued messages whose next attempt is due, oldest due first.
+    /// Up to `limit` queued messages whose next attempt is due, oldest due first, none of
+    /// `query.skip`.
     fn due_messages(&self, query: &DueQuery<'_>) -> Result<Vec<MessageRow>>;
 
     /// The journeys (at most `limit`, by id) that have
@@ -43,9 +44,6 @@ pub trait Outbox {
 pub trait OutboxTx {
     /// Inserts a message unless one with the same idempotency key exists (returns false then).
     fn insert_message(&mut self, message: &NewMessage) -> Result<bool>;
-
-    /// Records the one-click unsubscribe URL of a queued message.
-    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()>;
 
     /// Marketing messages (queued or sent, from non-transactional templates) created for the
     /// contact on the channel since `since`, for frequency caps.

@@ -181,6 +181,7 @@ fn pause_resume_and_cancel_move_the_broadcasts_messages(store: &dyn Store) {
     });
     let of_broadcast = |key: &str| crate::NewMessage {
         broadcast_id: Some("news".into()),
+        unsubscribe_url: None,
         ..email(key, ann, 1)
     };
     let ids = queue(
@@ -270,6 +271,7 @@ fn a_tests_results_are_counted_per_template(store: &dyn Store) {
     let ann = contact(store, "ann");
     let message = |key: &str, template: &str| crate::NewMessage {
         broadcast_id: Some("news".into()),
+        unsubscribe_url: None,
         template: template.into(),
         ..email(key, ann, 1)
     };

@@ -126,6 +126,7 @@ fn due_messages_are_one_channel_priority_and_journey_oldest_due_first(store: &dy
                 journey,
                 now: at(now),
                 limit: 10,
+                skip: &Default::default(),
             })
             .unwrap()
     };
@@ -151,9 +152,35 @@ fn due_messages_are_one_channel_priority_and_journey_oldest_due_first(store: &dy
             journey: None,
             now: at(100),
             limit: 1,
+            skip: &Default::default(),
         })
         .unwrap();
     assert_eq!(keys(&limited), ["t-early"]);
+    // Those in flight are left out, and the limit counts the others.
+    let early = limited[0].id;
+    let past_in_flight = store
+        .due_messages(&DueQuery {
+            channel: "email",
+            priority: Priority::Transactional,
+            journey: None,
+            now: at(100),
+            limit: 1,
+            skip: &[early].into(),
+        })
+        .unwrap();
+    assert_eq!(keys(&past_in_flight), ["t-tie"]);
+    let tie = past_in_flight[0].id;
+    let rest = store
+        .due_messages(&DueQuery {
+            channel: "email",
+            priority: Priority::Transactional,
+            journey: None,
+            now: at(100),
+            limit: 10,
+            skip: &[tie].into(),
+        })
+        .unwrap();
+    assert_eq!(keys(&rest), ["t-early", "t-late"]);
     let sms_due = store
         .due_messages(&DueQuery {
             channel: "sms",
@@ -161,6 +188,7 @@ fn due_messages_are_one_channel_priority_and_journey_oldest_due_first(store: &dy
             journey: None,
             now: at(100),
             limit: 10,
+            skip: &Default::default(),
         })
         .unwrap();
     assert_eq!(keys(&sms_due), ["sms"]);
@@ -534,10 +562,9 @@ fn messages_are_listed_by_filter_in_id_order(store: &dyn Store) {
 
 fn the_unsubscribe_url_is_stored_on_the_message(store: &dyn Store) {
     let ann = contact(store, "ann");
-    queue(store, &[email("k", ann, 0), email("other", ann, 0)]);
-    in_tx(store, |tx| {
-        tx.set_message_unsubscribe_url("k", "https://x.test/u/1")
-    });
+    let mut with_link = email("k", ann, 0);
+    with_link.unsubscribe_url = Some("https://x.test/u/1".into());
+    queue(store, &[with_link, email("other", ann, 0)]);
     assert_eq!(
         by_key(store, "k").unsubscribe_url.as_deref(),
         Some("https://x.test/u/1")

@@ -106,6 +106,7 @@ pub(super) fn email(key: &str, contact_id: i64, secs: i64) -> NewMessage {
         created_at: at(secs),
         priority: Priority::Transactional,
         broadcast_id: None,
+        unsubscribe_url: None,
     }
 }
 
@@ -116,6 +117,7 @@ pub(super) fn journey_email(key: &str, contact_id: i64, journey: &str, node: &st
         node: Some(node.to_string()),
         priority: Priority::Journey,
         broadcast_id: None,
+        unsubscribe_url: None,
         ..email(key, contact_id, 0)
     }
 }

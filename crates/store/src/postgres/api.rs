@@ -890,32 +890,54 @@ impl Outbox for PgStore {
     fn due_messages(&self, q: &DueQuery<'_>) -> Result<Vec<MessageRow>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            // One range of `messages_due` (the planner picks it; PostgreSQL has no INDEXED BY).
+            // First the ids, from one range of `messages_due` (the planner picks it; PostgreSQL
+            // has no INDEXED BY), leaving out those in flight; then the whole rows of the
+            // others.
             let journey = match q.journey {
                 Some(_) => "AND m.journey_id = $5",
                 None => "AND m.journey_id IS NULL AND $5::TEXT IS NULL",
             };
             let statement = conn.statement(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m
-                 LEFT JOIN contacts c ON c.id = m.contact_id
+                "SELECT m.id FROM messages m
                  WHERE m.status = 'queued' AND m.channel = $1 AND m.priority = $2 {journey}
                    AND m.next_attempt_at <= $3 AND m.partition = ANY($6)
                  ORDER BY m.next_attempt_at, m.id LIMIT $4"
             ))?;
-            conn.query(
-                &statement,
-                &[
-                    &q.channel,
-                    &q.priority.as_i64(),
-                    &ms(q.now),
-                    &(q.limit as i64),
-                    &q.journey,
-                    &self.working_partitions(),
-                ],
-            )?
-            .iter()
-            .map(message_from_row)
-            .collect()
+            let ids: Vec<i64> = conn
+                .query(
+                    &statement,
+                    &[
+                        &q.channel,
+                        &q.priority.as_i64(),
+                        &ms(q.now),
+                        &((q.limit + q.skip.len()) as i64),
+                        &q.journey,
+                        &self.working_partitions(),
+                    ],
+                )?
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .filter(|id| !q.skip.contains(id))
+                .take(q.limit)
+                .collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let statement = conn.statement(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m
+                 LEFT JOIN contacts c ON c.id = m.contact_id
+                 WHERE m.id = ANY($1) AND m.status = 'queued'"
+            ))?;
+            let mut rows = conn
+                .query(&statement, &[&ids])?
+                .iter()
+                .map(message_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            // In the order of the ids: due time, then id.
+            let position: std::collections::HashMap<i64, usize> =
+                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            rows.sort_by_key(|m| position[&m.id]);
+            Ok(rows)
         })
     }
 
@@ -1759,6 +1781,7 @@ mod tests {
                     journey,
                     now: at(1500),
                     limit: 10,
+                    skip: &Default::default(),
                 })
             });
         }

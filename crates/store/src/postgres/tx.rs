@@ -1277,9 +1277,10 @@ impl OutboxTx for PgTx<'_, '_> {
         // which PostgreSQL would otherwise take for text.
         let n = self.execute_aside(
             "INSERT INTO messages (idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                   subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, partition, broadcast_id)
+                                   subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, partition, broadcast_id,
+                                   unsubscribe_url)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $12 = 'queued' THEN $14::BIGINT END, $14,
-                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15, $16, $17)
+                     CASE WHEN $12 IN ('failed', 'bounced') THEN $14::BIGINT END, $15, $16, $17, $18)
              ON CONFLICT (idempotency_key) DO NOTHING",
             &[
                 &m.idempotency_key,
@@ -1301,17 +1302,10 @@ impl OutboxTx for PgTx<'_, '_> {
                 // merge moves it to a contact of another partition.
                 &partition_of(m.contact_id),
                 &m.broadcast_id,
+                &m.unsubscribe_url,
             ],
         )?;
         Ok(n == 1)
-    }
-
-    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
-        self.execute_aside(
-            "UPDATE messages SET unsubscribe_url = $2 WHERE idempotency_key = $1",
-            &[&idempotency_key, &url],
-        )?;
-        Ok(())
     }
 
     fn count_marketing_messages(
@@ -2177,6 +2171,7 @@ mod tests {
             created_at: t(1_000),
             priority: Priority::Journey,
             broadcast_id: None,
+            unsubscribe_url: None,
         }
     }
 
@@ -2195,14 +2190,15 @@ mod tests {
             ..Fixture::default()
         };
         let outcome = on_both("tx_outbox", fixture, |tx| {
+            let mut with_link = message("k1", "promo", MessageStatus::Queued);
+            with_link.unsubscribe_url = Some("https://example.com/u".into());
             let inserted = [
-                tx.insert_message(&message("k1", "promo", MessageStatus::Queued))?,
+                tx.insert_message(&with_link)?,
                 tx.insert_message(&message("k2", "receipt", MessageStatus::Sent))?,
                 tx.insert_message(&message("k3", "promo", MessageStatus::Failed))?,
                 tx.insert_message(&message("k4", "promo", MessageStatus::Sent))?,
                 tx.insert_message(&message("k1", "receipt", MessageStatus::Sent))?,
             ];
-            tx.set_message_unsubscribe_url("k1", "https://example.com/u")?;
             let before = [
                 tx.message_engaged(70, "n1", Engagement::Sent)?,
                 tx.message_engaged(70, "n1", Engagement::Opened)?,

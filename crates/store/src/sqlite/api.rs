@@ -152,6 +152,26 @@ const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id,
      m.sent_at, m.opened_at, m.clicked_at, m.unsubscribe_url, m.first_attempt_at, m.failed_at, m.requeued_at, m.priority,
      m.broadcast_id";
 
+/// The queued messages among `ids`, in that order (one that left the queue meanwhile is left
+/// out).
+fn messages_by_id(conn: &Connection, ids: &[i64]) -> Result<Vec<MessageRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
+         WHERE m.id IN (SELECT value FROM json_each(?1)) AND m.status = 'queued'"
+    ))?;
+    let list = serde_json::to_string(ids).map_err(|e| StoreError::Database(e.to_string()))?;
+    let mut rows = stmt
+        .query_map([list], message_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let position: std::collections::HashMap<i64, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    rows.sort_by_key(|m| position[&m.id]);
+    Ok(rows)
+}
+
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let opt_ts = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
     Ok(MessageRow {
@@ -780,29 +800,36 @@ impl Timers for SqliteStore {
 impl Outbox for SqliteStore {
     fn due_messages(&self, q: &DueQuery<'_>) -> Result<Vec<MessageRow>> {
         let conn = self.conn()?;
-        // One range of `messages_due`.
+        // First the ids, from one range of `messages_due` alone (the rowid is in the index),
+        // leaving out those in flight; then the whole rows of the others.
         let journey = match q.journey {
             Some(_) => "AND m.journey_id = ?5",
             None => "AND m.journey_id IS NULL AND ?5 IS NULL",
         };
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m INDEXED BY messages_due
-             LEFT JOIN contacts c ON c.id = m.contact_id
-             WHERE m.status = 'queued' AND m.channel = ?1 AND m.priority = ?2 {journey}
-               AND m.next_attempt_at <= ?3
-             ORDER BY m.next_attempt_at, m.id LIMIT ?4"
-        ))?;
-        let rows = stmt.query_map(
-            params![
+        let mut ids = Vec::with_capacity(q.limit);
+        {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT m.id FROM messages m INDEXED BY messages_due
+                 WHERE m.status = 'queued' AND m.channel = ?1 AND m.priority = ?2 {journey}
+                   AND m.next_attempt_at <= ?3
+                 ORDER BY m.next_attempt_at, m.id LIMIT ?4"
+            ))?;
+            let mut rows = stmt.query(params![
                 q.channel,
                 q.priority.as_i64(),
                 ms(q.now),
-                q.limit as i64,
+                (q.limit + q.skip.len()) as i64,
                 q.journey
-            ],
-            message_from_row,
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            ])?;
+            while ids.len() < q.limit {
+                let Some(row) = rows.next()? else { break };
+                let id: i64 = row.get(0)?;
+                if !q.skip.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        messages_by_id(&conn, &ids)
     }
 
     fn due_journeys(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<String>> {

@@ -660,6 +660,7 @@ mod tests {
                     created_at: Timestamp::UNIX_EPOCH,
                     priority: crate::Priority::Transactional,
                     broadcast_id: None,
+                    unsubscribe_url: None,
                 })?;
                 Ok(())
             })

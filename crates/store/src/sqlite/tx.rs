@@ -784,9 +784,10 @@ impl OutboxTx for SqliteTx<'_> {
             .prepare_cached(
                 concat!(
                     "INSERT INTO messages (id, idempotency_key, contact_id, enrollment_id, journey_id, node, template, channel, recipient,
-                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, broadcast_id)
+                                           subject, html, text, status, error, next_attempt_at, created_at, failed_at, priority, broadcast_id,
+                                           unsubscribe_url)
                      VALUES (", next_id!("messages", "id"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, CASE WHEN ?12 = 'queued' THEN ?14 END, ?14,
-                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END, ?15, ?16)
+                             CASE WHEN ?12 IN ('failed', 'bounced') THEN ?14 END, ?15, ?16, ?17)
                      ON CONFLICT (idempotency_key) DO NOTHING"
                 ),
             )?
@@ -807,15 +808,9 @@ impl OutboxTx for SqliteTx<'_> {
                 ms(m.created_at),
                 m.priority.as_i64(),
                 m.broadcast_id,
+                m.unsubscribe_url,
             ])?;
         Ok(n == 1)
-    }
-
-    fn set_message_unsubscribe_url(&mut self, idempotency_key: &str, url: &str) -> Result<()> {
-        self.tx
-            .prepare_cached("UPDATE messages SET unsubscribe_url = ?2 WHERE idempotency_key = ?1")?
-            .execute(params![idempotency_key, url])?;
-        Ok(())
     }
 
     fn count_marketing_messages(
