@@ -2,6 +2,7 @@
 
 mod broadcasts;
 mod consent;
+mod contact_query;
 pub mod error;
 pub mod ingest;
 mod journeys;
