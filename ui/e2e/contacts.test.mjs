@@ -123,6 +123,11 @@ test("a contact's consent is changed with a reason, which the timeline shows fir
   await page.getByTestId('subscriptions').getByRole('button', { name: 'change' }).click();
   assert.equal(await form.getByLabel('Status').inputValue(), 'subscribed');
   assert.equal(await form.getByLabel('Topic').inputValue(), 'news');
+  // The same status again changes nothing, and says so.
+  await form.getByLabel('Status').selectOption('unsubscribed');
+  await form.getByLabel('Reason').fill('asked again');
+  await submit.click();
+  await page.getByText('Nothing changed: email · news was already unsubscribed.').waitFor();
   await page.screenshot({ path: join(SCREENSHOTS, 'contact-consent.png') });
   assert.deepEqual(b.problems, []);
 });

@@ -208,13 +208,15 @@ function ConsentEditor({ contactId, start, onSaved }: { contactId: number; start
     setSaved(null);
     try {
       const topic = form.topic.trim() || '*';
-      await ok(
+      const r = await ok<{ previous_status?: string | null }>(
         api.PUT('/v1/contacts/{id}/subscriptions/{channel}/{topic}', {
           params: { path: { id: contactId, channel: form.channel, topic } },
-          body: { status: form.status as 'subscribed' | 'pending' | 'unsubscribed', reason: reason.trim() },
+          body: { status: form.status as 'subscribed' | 'unsubscribed', reason: reason.trim() },
         }),
       );
-      setSaved(`Saved: ${form.channel} · ${topic === '*' ? 'all marketing' : topic} is ${form.status}.`);
+      const what = `${form.channel} · ${topic === '*' ? 'all marketing' : topic}`;
+      // An unchanged status records no event, so neither its reason.
+      setSaved(r.previous_status === form.status ? `Nothing changed: ${what} was already ${form.status}.` : `Saved: ${what} is ${form.status}.`);
       setReason('');
       onSaved();
     } catch (e) {
@@ -246,8 +248,9 @@ function ConsentEditor({ contactId, start, onSaved }: { contactId: number; start
           ))}
       </datalist>
       <select aria-label="Status" value={form.status} onChange={(e) => setForm({ ...form, status: e.target.value })}>
+        {/* Not `pending`: only double opt-in sets it, and a change to it records no event to
+            keep the reason with. */}
         <option value="subscribed">subscribed</option>
-        <option value="pending">pending</option>
         <option value="unsubscribed">unsubscribed</option>
       </select>
       <input className="reason" aria-label="Reason" placeholder="Reason (kept on the timeline)" maxLength={500} value={reason} onChange={(e) => setReason(e.target.value)} required />
