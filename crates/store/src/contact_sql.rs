@@ -79,12 +79,12 @@ impl Builder {
         }
     }
 
-    /// How a trait's key is bound: a JSON path in SQLite (quoted, so that any key is one
-    /// member), the member's name in PostgreSQL.
+    /// How a trait's key is bound: a JSON path in SQLite (quoted, so that a key with `.` or
+    /// `[` is one member; it cannot hold `"`), the member's name in PostgreSQL.
     fn trait_key(&mut self, key: &str) -> String {
         self.reads_traits = true;
         match self.dialect {
-            Dialect::Sqlite => self.text(&format!("$.\"{}\"", key.replace('"', "\\\""))),
+            Dialect::Sqlite => self.text(&format!("$.\"{key}\"")),
             Dialect::Postgres => format!("{}::text", self.text(key)),
         }
     }
@@ -241,6 +241,10 @@ fn search(b: &mut Builder, s: &str) -> String {
 }
 
 fn trait_equals(b: &mut Builder, key: &str, value: &str) -> String {
+    if key.contains('"') {
+        // SQLite's JSON paths cannot name it: no contact has it, on either backend.
+        return "1 = 0".to_string();
+    }
     let key = b.trait_key(key);
     let text = b.text(value);
     let mut any = vec![format!("{} = {text}", b.trait_string(&key))];

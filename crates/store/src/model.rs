@@ -93,7 +93,7 @@ pub struct ContactQuery {
 
 /// A top-level trait equal to a value as it is written in a query: a string trait equal to
 /// it, a number trait equal to it as a number (`3` matches `3` and `3.0`), a boolean trait
-/// when it is `true` or `false`.
+/// when it is `true` or `false`. A key with `"` matches no contact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraitEquals {
     pub key: String,

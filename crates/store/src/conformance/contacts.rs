@@ -636,7 +636,7 @@ fn contacts_are_filtered_by_a_trait_compared_by_its_type(store: &dyn Store) {
         json!({"plan": "Pro", "seats": "3", "vip": "true"}),
         json!({"plan": null, "seats": 30}),
         json!({"nested": {"plan": "pro"}, "my-key": "x", "first.second": "y"}),
-        json!({"plan": ["pro"]}),
+        json!({"plan": ["pro"], "pl\"an": "pro"}),
     ];
     in_tx(store, |tx| {
         for (id, t) in ids.iter().zip(&traits) {
@@ -688,6 +688,10 @@ fn contacts_are_filtered_by_a_trait_compared_by_its_type(store: &dyn Store) {
         "a key, not a path"
     );
     assert!(with(&[("nowhere", "pro")]).is_empty());
+    assert!(
+        with(&[("pl\"an", "pro")]).is_empty(),
+        "a key with a quote matches nothing (SQLite cannot name it)"
+    );
 }
 
 fn contacts_are_filtered_by_a_recorded_subscription(store: &dyn Store) {
