@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addressOfFilter, consentOf, consentParts, filterFromAddress, filterQuery, filters, nextSort, noFilter, propertySummary, searchQuery, sortState, timelineText } from './contacts';
+import { addressOfFilter, consentOf, consentParts, engagementText, filterFromAddress, filterQuery, filters, nextSort, noFilter, propertySummary, searchQuery, sortState, timelineText } from './contacts';
 
 describe('contact search', () => {
   it('takes a phone number typed with spaces as the number, anything else as a part', () => {
@@ -53,6 +53,13 @@ describe('contact search', () => {
 });
 
 describe('timeline', () => {
+  it("says when a message was opened and clicked, if it was", () => {
+    const at = (t: string) => t.slice(11, 16);
+    expect(engagementText({ opened_at: '2026-01-01T10:00:00Z', clicked_at: '2026-01-01T10:05:00Z' }, at)).toBe('opened 10:00 · clicked 10:05');
+    expect(engagementText({ opened_at: '2026-01-01T10:00:00Z', clicked_at: null }, at)).toBe('opened 10:00');
+    expect(engagementText({}, at)).toBe('');
+  });
+
   it('shows an event by its name and a few of its plain properties', () => {
     expect(propertySummary({ cart_id: 'c1', name: 'Mug', quantity: 2, products: [{ name: 'x' }] })).toBe('cart_id: c1 · name: Mug · quantity: 2 · +1 more');
     expect(propertySummary({ a: 1, b: 2, c: 3, d: 4, e: 5 })).toBe('a: 1 · b: 2 · c: 3 · d: 4 · +1 more');

@@ -138,3 +138,9 @@ export function timelineText(e: Entry): string {
   }
 }
 
+
+/** A message's engagement in a few words (`opened 3:02 PM · clicked 3:05 PM`), '' for none;
+ * `at` writes a time. */
+export function engagementText(m: { opened_at?: string | null; clicked_at?: string | null }, at: (t: string) => string): string {
+  return [m.opened_at && `opened ${at(m.opened_at)}`, m.clicked_at && `clicked ${at(m.clicked_at)}`].filter(Boolean).join(' · ');
+}

@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { api, describe, ok } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
-import { type Entry, timelineText } from '../lib/contacts';
+import { type Entry, engagementText, timelineText } from '../lib/contacts';
 import { Link } from '../router';
 
 interface Contact {
@@ -170,6 +170,9 @@ export function ContactPage({ contactId }: { contactId: string }) {
               <span className={`badge kind-${e.type}`}>{e.type}</span>
               <TimelineText entry={e} />
               {e.type === 'event' && e.properties && Object.keys(e.properties).length > 0 && <RawJson value={e.properties} />}
+              {e.type === 'message' && byId.has(e.message_id) && engagementText(byId.get(e.message_id)!, when) && (
+                <span className="muted small engagement">{engagementText(byId.get(e.message_id)!, when)}</span>
+              )}
               {e.type === 'message' && byId.has(e.message_id) && <MessageView message={byId.get(e.message_id)!} />}
             </li>
           ))}
@@ -272,6 +275,8 @@ interface Message {
   text: string | null;
   status: string;
   error: string | null;
+  opened_at?: string | null;
+  clicked_at?: string | null;
 }
 
 /** A sent email's HTML for an admin to look at: nothing remote loads (its open-tracking pixel
