@@ -813,6 +813,11 @@ fn contacts_are_found_by_name_trait_and_consent_sorted_and_paged_by_cursor() {
     assert_eq!(ids("trait=plan:pro"), ["u1", "u3"]);
     assert_eq!(ids("trait=seats:3"), ["u1", "u2"], "3 and 3.0");
     assert_eq!(ids("trait=vip:true&q=zoe"), ["u3"]);
+    assert_eq!(
+        ids("trait=plan:pro&trait=seats:3"),
+        ["u1"],
+        "every trait given"
+    );
     assert_eq!(ids("sort=-email"), ["u3", "u1", "u2"]);
     assert_eq!(ids("sort=-created_at"), ["u3", "u2", "u1"]);
 
@@ -825,6 +830,10 @@ fn contacts_are_found_by_name_trait_and_consent_sorted_and_paged_by_cursor() {
     .ok();
     assert_eq!(ids("consent=email:news:unsubscribed"), ["u2"]);
     assert_eq!(ids("consent=email:news:none"), ["u1", "u3"]);
+    assert_eq!(
+        ids("consent=email:news:none&consent=email:*:none&trait=plan:free"),
+        Vec::<String>::new()
+    );
 
     // Page by page with the cursor each page gives; the last page has none.
     let mut seen = Vec::new();
@@ -857,6 +866,8 @@ fn contacts_are_found_by_name_trait_and_consent_sorted_and_paged_by_cursor() {
         body["field"].as_str().unwrap().to_string()
     };
     assert_eq!(field("trait=plan"), "trait");
+    assert_eq!(field("sort=id&sort=email"), "sort", "given twice");
+    assert_eq!(field("trait=plan:pro&trait=seats"), "trait");
     assert_eq!(field("consent=email:news:maybe"), "consent");
     assert_eq!(field("sort=name"), "sort");
     assert_eq!(field("sort=email&after=2"), "after");

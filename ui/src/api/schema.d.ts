@@ -3822,9 +3822,9 @@ export interface operations {
                 /**
                  * @description Only contacts with this subscription recorded: `channel:topic:status`
                  *     (`email:newsletter:unsubscribed`; topic `*` is all marketing); status `none` is no
-                 *     record for the channel and topic.
+                 *     record for the channel and topic. May be repeated: every one must hold.
                  */
-                consent?: string;
+                consent?: string[];
                 /** @description The next page: `next_cursor` of the page before, with the same sort. */
                 cursor?: string;
                 /** @description Compared ignoring case. */
@@ -3850,9 +3850,10 @@ export interface operations {
                 /**
                  * @description Only contacts whose top-level trait has this value: `key:value` (`plan:pro`). A string
                  *     trait must equal the value; a number trait equals it as a number (`seats:3` matches 3
-                 *     and 3.0); a boolean trait matches `true` or `false`.
+                 *     and 3.0); a boolean trait matches `true` or `false`. May be repeated: every one must
+                 *     hold.
                  */
-                trait?: string;
+                trait?: string[];
                 /**
                  * @description Any id the contact has had: its user id, an anonymous id, or a user id merged into it
                  *     by an alias.

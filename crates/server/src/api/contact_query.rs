@@ -3,6 +3,8 @@
 //! `invalid_parameter` naming it. The cursor is opaque to clients: it holds the sort it was
 //! made for and the position of the last contact of a page.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -12,6 +14,35 @@ use waymark_store::{
 };
 
 use super::error::{ApiError, ApiResult};
+use super::manage::ContactSearch;
+use super::parse_query;
+
+/// `GET /v1/contacts`'s parameters. `trait` and `consent` may be given more than once (each
+/// adds a criterion), which the query reader cannot take: they are taken out first and the
+/// rest is read as usual.
+pub struct ContactParams(pub ContactSearch);
+
+impl<S: Send + Sync> FromRequestParts<S> for ContactParams {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let mut rest = form_urlencoded::Serializer::new(String::new());
+        let (mut traits, mut consent) = (Vec::new(), Vec::new());
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "trait" => traits.push(value.into_owned()),
+                "consent" => consent.push(value.into_owned()),
+                _ => {
+                    rest.append_pair(&key, &value);
+                }
+            }
+        }
+        let mut search: ContactSearch = parse_query(&rest.finish())?;
+        search.trait_equals = traits;
+        search.consent = consent;
+        Ok(ContactParams(search))
+    }
+}
 
 /// The `sort` values, each with its order.
 pub const SORTS: [(&str, ContactSortKey, bool); 8] = [

@@ -94,13 +94,15 @@ pub struct ContactSearch {
     pub list: Option<String>,
     /// Only contacts whose top-level trait has this value: `key:value` (`plan:pro`). A string
     /// trait must equal the value; a number trait equals it as a number (`seats:3` matches 3
-    /// and 3.0); a boolean trait matches `true` or `false`.
-    #[serde(rename = "trait")]
-    pub trait_equals: Option<String>,
+    /// and 3.0); a boolean trait matches `true` or `false`. May be repeated: every one must
+    /// hold.
+    #[serde(rename = "trait", default)]
+    pub trait_equals: Vec<String>,
     /// Only contacts with this subscription recorded: `channel:topic:status`
     /// (`email:newsletter:unsubscribed`; topic `*` is all marketing); status `none` is no
-    /// record for the channel and topic.
-    pub consent: Option<String>,
+    /// record for the channel and topic. May be repeated: every one must hold.
+    #[serde(default)]
+    pub consent: Vec<String>,
     /// The order: `id` (the default), `created_at`, `updated_at` or `email` (contacts without
     /// one last), `-` before it for descending; contacts with equal keys by id, the same way.
     #[schemars(extend("enum" = ["id", "-id", "created_at", "-created_at", "updated_at", "-updated_at", "email", "-email"]))]
@@ -116,7 +118,7 @@ pub struct ContactSearch {
 
 pub async fn find_contacts(
     State(state): State<AppState>,
-    QueryParams(p): QueryParams<ContactSearch>,
+    contact_query::ContactParams(p): contact_query::ContactParams,
 ) -> ApiResult<Json<ContactsFound>> {
     let order = contact_query::order(p.sort.as_deref())?;
     let after = match (p.cursor, p.after) {
@@ -155,18 +157,14 @@ pub async fn find_contacts(
         list: p.list,
         traits: p
             .trait_equals
-            .as_deref()
-            .map(contact_query::trait_equals)
-            .transpose()?
-            .into_iter()
-            .collect(),
+            .iter()
+            .map(|t| contact_query::trait_equals(t))
+            .collect::<ApiResult<_>>()?,
         consent: p
             .consent
-            .as_deref()
-            .map(contact_query::consent_is)
-            .transpose()?
-            .into_iter()
-            .collect(),
+            .iter()
+            .map(|c| contact_query::consent_is(c))
+            .collect::<ApiResult<_>>()?,
     };
     let contacts = blocking(&state, move |s| s.find_contacts(&query)).await?;
     let next_cursor = contacts
