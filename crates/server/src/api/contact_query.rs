@@ -138,6 +138,28 @@ pub fn consent_is(raw: &str) -> ApiResult<ConsentIs> {
     })
 }
 
+/// Where a page in `order` starts: after the position a `cursor` holds, or, in the orders by
+/// id, after the contact `after` (the paging of old); the first page with neither.
+pub fn start(
+    order: ContactOrder,
+    cursor: Option<&str>,
+    after: Option<i64>,
+) -> ApiResult<Option<ContactPosition>> {
+    match (cursor, after) {
+        (Some(_), Some(_)) => Err(invalid("after", "give `after` or `cursor`, not both")),
+        (Some(cursor), None) => position(cursor, order).map(Some),
+        (None, Some(_)) if order.key != ContactSortKey::Id => Err(invalid(
+            "after",
+            "only pages the sorts by id: page other sorts with `cursor`",
+        )),
+        (None, Some(id)) => Ok(Some(ContactPosition {
+            id,
+            key: SortValue::None,
+        })),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The cursor of the page after the one ending with `last` in `order`.
 pub fn cursor_after(last: &Contact, order: ContactOrder) -> String {
     let position = ContactPosition::of(last, order.key);

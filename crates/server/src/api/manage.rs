@@ -10,8 +10,8 @@ use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
 use waymark_engine::send::{Outgoing, Purpose, TemplateSource};
 use waymark_store::{
-    Contact, ContactPosition, ContactQuery, ContactSortKey, ListSummary, MessageQuery, MessageRow,
-    NewEvent, RequeueFilter, SortValue, Store, StoreError, StoredTemplate, TimelineEntry,
+    Contact, ContactQuery, ListSummary, MessageQuery, MessageRow, NewEvent, RequeueFilter, Store,
+    StoreError, StoredTemplate, TimelineEntry,
 };
 
 use super::contact_query;
@@ -121,28 +121,7 @@ pub async fn find_contacts(
     contact_query::ContactParams(p): contact_query::ContactParams,
 ) -> ApiResult<Json<ContactsFound>> {
     let order = contact_query::order(p.sort.as_deref())?;
-    let after = match (p.cursor, p.after) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "invalid_parameter",
-                "after",
-                "give `after` or `cursor`, not both",
-            ));
-        }
-        (Some(cursor), None) => Some(contact_query::position(&cursor, order)?),
-        (None, Some(_)) if order.key != ContactSortKey::Id => {
-            return Err(ApiError::invalid(
-                "invalid_parameter",
-                "after",
-                "only pages the sorts by id: page other sorts with `cursor`",
-            ));
-        }
-        (None, Some(id)) => Some(ContactPosition {
-            id,
-            key: SortValue::None,
-        }),
-        (None, None) => None,
-    };
+    let after = contact_query::start(order, p.cursor.as_deref(), p.after)?;
     let limit = page_limit(p.limit)?;
     let query = ContactQuery {
         limit,
