@@ -111,8 +111,10 @@ export function Contacts() {
     change({ ...noFilter, sort: filter.sort });
   };
 
-  /** A column header that sorts by it (and the other way on a second click). */
-  const SortHeader = ({ column, label }: { column: SortColumn; label: string }) => (
+  /** A column header that sorts by it (and the other way on a second click). A function, not
+   * a component declared here, which would be a new component at each render and lose the
+   * keyboard focus of its button. */
+  const sortHeader = (column: SortColumn, label: string) => (
     <th aria-sort={sortState(filter.sort, column)}>
       <button type="button" className="link sort" onClick={() => change({ ...filter, sort: nextSort(filter.sort, column) })}>
         {label}
@@ -248,13 +250,13 @@ export function Contacts() {
                 <th className="check">
                   <input type="checkbox" aria-label="Select all on this page" checked={allSelected(selected, shownIds)} onChange={() => setSelected(toggleAll(selected, shownIds))} />
                 </th>
-                <SortHeader column="id" label="Id" />
+                {sortHeader('id', 'Id')}
                 <th>User id</th>
-                <SortHeader column="email" label="Email" />
+                {sortHeader('email', 'Email')}
                 <th>Phone</th>
                 <th>Name</th>
-                <SortHeader column="created_at" label="Created" />
-                <SortHeader column="updated_at" label="Updated" />
+                {sortHeader('created_at', 'Created')}
+                {sortHeader('updated_at', 'Updated')}
               </tr>
             </thead>
             <tbody>
