@@ -770,6 +770,114 @@ fn contacts_can_be_searched_by_prefix() {
 }
 
 #[test]
+fn contacts_are_found_by_name_trait_and_consent_sorted_and_paged_by_cursor() {
+    let s = Server::simulated();
+    let people = [
+        (
+            "u1",
+            "kim@example.com",
+            json!({"first_name": "Kim", "last_name": "Lee", "plan": "pro", "seats": 3}),
+        ),
+        (
+            "u2",
+            "ann@example.com",
+            json!({"first_name": "Ann", "plan": "free", "seats": 3.0}),
+        ),
+        (
+            "u3",
+            "zoe@example.com",
+            json!({"name": "Zoe Kimura", "plan": "pro", "vip": true}),
+        ),
+    ];
+    for (user, email, traits) in &people {
+        let mut traits = traits.clone();
+        traits["email"] = json!(email);
+        s.identify(user, traits).ok();
+        s.settle();
+        s.advance(1000);
+    }
+    let ids = |q: &str| -> Vec<String> {
+        s.admin_get(&format!("/v1/contacts?{q}")).ok()["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["user_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids("q=kim"),
+        ["u1", "u3"],
+        "a first name and a part of a name"
+    );
+    assert_eq!(ids("q=kim%20lee"), ["u1"], "a full name");
+    assert_eq!(ids("trait=plan:pro"), ["u1", "u3"]);
+    assert_eq!(ids("trait=seats:3"), ["u1", "u2"], "3 and 3.0");
+    assert_eq!(ids("trait=vip:true&q=zoe"), ["u3"]);
+    assert_eq!(
+        ids("trait=plan:pro&trait=seats:3"),
+        ["u1"],
+        "every trait given"
+    );
+    assert_eq!(ids("sort=-email"), ["u3", "u1", "u2"]);
+    assert_eq!(ids("sort=-created_at"), ["u3", "u2", "u1"]);
+
+    // Consent, as recorded by a change through the API.
+    let u2 = s.contact_by_user("u2")["id"].as_i64().unwrap();
+    s.admin_put(
+        &format!("/v1/contacts/{u2}/subscriptions/email/news"),
+        json!({"status": "unsubscribed", "reason": "asked on the phone"}),
+    )
+    .ok();
+    assert_eq!(ids("consent=email:news:unsubscribed"), ["u2"]);
+    assert_eq!(ids("consent=email:news:none"), ["u1", "u3"]);
+    assert_eq!(
+        ids("consent=email:news:none&consent=email:*:none&trait=plan:free"),
+        Vec::<String>::new()
+    );
+
+    // Page by page with the cursor each page gives; the last page has none.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/v1/contacts?sort=email&limit=2&cursor={c}"),
+            None => "/v1/contacts?sort=email&limit=2".to_string(),
+        };
+        let page = s.admin_get(&q).ok();
+        for c in page["contacts"].as_array().unwrap() {
+            seen.push(c["user_id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["u2", "u1", "u3"]);
+    let u3 = s.contact_by_user("u3")["id"].as_i64().unwrap();
+    assert_eq!(
+        ids(&format!("sort=-id&after={u3}")),
+        ["u2", "u1"],
+        "`after` pages the id order"
+    );
+
+    let field = |q: &str| {
+        let body = s.admin_get(&format!("/v1/contacts?{q}")).expect(400);
+        assert_eq!(body["code"], "invalid_parameter", "{q}: {body}");
+        body["field"].as_str().unwrap().to_string()
+    };
+    assert_eq!(field("trait=plan"), "trait");
+    assert_eq!(field("sort=id&sort=email"), "sort", "given twice");
+    assert_eq!(field("trait=plan:pro&trait=seats"), "trait");
+    assert_eq!(field("consent=email:news:maybe"), "consent");
+    assert_eq!(field("sort=name"), "sort");
+    assert_eq!(field("sort=email&after=2"), "after");
+    assert_eq!(field("cursor=nonsense"), "cursor");
+    let by_email = s.admin_get("/v1/contacts?sort=email&limit=1").ok();
+    let cursor = by_email["next_cursor"].as_str().unwrap();
+    assert_eq!(field(&format!("sort=-email&cursor={cursor}")), "cursor");
+}
+
+#[test]
 fn contact_import_stores_valid_rows_and_reports_the_others() {
     let s = Server::simulated();
     let r = s

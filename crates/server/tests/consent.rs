@@ -321,6 +321,28 @@ fn subscribe_with_the_write_key_and_the_subscriptions_api() {
         json!({"status": "maybe"}),
     );
     assert_eq!(r.status, 400);
+    // An admin's reason is recorded with the change's event, on the timeline.
+    let r = s.admin_put(
+        &format!("/v1/contacts/{contact}/subscriptions/email/news"),
+        json!({"status": "subscribed", "reason": "  asked at the counter "}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.settle();
+    let event = s
+        .timeline(contact)
+        .into_iter()
+        .rfind(|e| e["name"] == "Subscribed")
+        .expect("a Subscribed event");
+    assert_eq!(event["properties"]["reason"], "asked at the counter");
+    assert_eq!(event["properties"]["topic"], "news");
+    for reason in [json!(""), json!("x".repeat(501)), json!("two\nlines")] {
+        let r = s.admin_put(
+            &format!("/v1/contacts/{contact}/subscriptions/email/news"),
+            json!({"status": "unsubscribed", "reason": reason}),
+        );
+        assert_eq!(r.status, 400, "{reason}");
+        assert_eq!(r.json["field"], "reason");
+    }
     let r = s.admin_put(
         &format!("/v1/contacts/{contact}/subscriptions/fax/news"),
         json!({"status": "subscribed"}),

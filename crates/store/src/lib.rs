@@ -14,6 +14,7 @@ mod broadcast_sql;
 pub mod concerns;
 #[cfg(test)]
 mod conformance;
+mod contact_sql;
 pub mod migrate;
 mod millis;
 mod model;

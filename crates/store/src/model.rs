@@ -73,15 +73,92 @@ pub struct ContactQuery {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub anonymous_id: Option<String>,
-    /// Matches a part of the user id, email, phone or any other id the contact has had,
-    /// ignoring ASCII case.
+    /// Matches a part of the user id, email, phone, name (the traits `first_name`, `last_name`,
+    /// both with a space between, or `name`) or any other id the contact has had, ignoring
+    /// ASCII case.
     pub search: Option<String>,
     /// Members of this segment (its id) now.
     pub segment: Option<String>,
     /// Members of this list (its name).
     pub list: Option<String>,
+    /// Every one of these top-level traits has the value given.
+    pub traits: Vec<TraitEquals>,
+    /// Every one of these subscriptions is recorded with the status given (or not recorded).
+    pub consent: Vec<ConsentIs>,
+    pub order: ContactOrder,
+    /// Where the page starts: after this position in `order` (the first page when none).
+    pub after: Option<ContactPosition>,
     pub limit: usize,
-    pub after_id: i64,
+}
+
+/// A top-level trait equal to a value as it is written in a query: a string trait equal to
+/// it, a number trait equal to it as a number (`3` matches `3` and `3.0`), a boolean trait
+/// when it is `true` or `false`. A key with `"` matches no contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraitEquals {
+    pub key: String,
+    pub value: String,
+}
+
+/// A contact's recorded subscription to a channel and a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentIs {
+    pub channel: String,
+    pub topic: String,
+    /// `subscribed`, `pending` or `unsubscribed`; `None`: no record for the channel and topic.
+    pub status: Option<String>,
+}
+
+/// What contacts are listed by; contacts with equal keys by their id, in the same direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContactSortKey {
+    #[default]
+    Id,
+    CreatedAt,
+    UpdatedAt,
+    /// Contacts without an email address come last, whichever the direction.
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContactOrder {
+    pub key: ContactSortKey,
+    pub descending: bool,
+}
+
+/// A place in a `ContactOrder`: that of the contact with this id and this sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPosition {
+    pub id: i64,
+    pub key: SortValue,
+}
+
+/// The value of a contact's sort key (none for `Id`, or an email address the contact lacks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    None,
+    Millis(i64),
+    Text(String),
+}
+
+impl ContactPosition {
+    /// Where `contact` stands in an order by `key`: a page that ends with it continues from
+    /// here.
+    pub fn of(contact: &Contact, key: ContactSortKey) -> ContactPosition {
+        let key = match key {
+            ContactSortKey::Id => SortValue::None,
+            ContactSortKey::CreatedAt => SortValue::Millis(contact.created_at.as_millisecond()),
+            ContactSortKey::UpdatedAt => SortValue::Millis(contact.updated_at.as_millisecond()),
+            ContactSortKey::Email => contact
+                .email
+                .clone()
+                .map_or(SortValue::None, SortValue::Text),
+        };
+        ContactPosition {
+            id: contact.id,
+            key,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

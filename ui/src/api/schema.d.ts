@@ -335,7 +335,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Find contacts by user_id, email, phone, anonymous_id or prefix (q) */
+        /** Browse and find contacts: by an id, email, phone, a part of one or of a name (q), segment, list, trait or consent; sorted and paged */
         get: operations["get_v1_contacts"];
         put?: never;
         post?: never;
@@ -1614,6 +1614,12 @@ export interface components {
              *     `user_id` is reported unless merging.
              */
             on_duplicate?: components["schemas"]["OnDuplicate"];
+        };
+        /** @description The contacts a search found, one page. */
+        ContactsFound: {
+            contacts: components["schemas"]["Contact"][];
+            /** @description Where the next page starts (`cursor`), when this page is full: there may be more. */
+            next_cursor?: string | null;
         };
         /** @description Contacts, one page. */
         ContactsPage: {
@@ -2895,6 +2901,11 @@ export interface components {
         };
         /** @description `PUT /v1/contacts/{id}/subscriptions/{channel}/{topic}` */
         SubscriptionChange: {
+            /**
+             * @description Why it changes (an admin's note: 1 to 500 printable characters), recorded with the
+             *     `Subscribed` or `Unsubscribed` event on the contact's timeline.
+             */
+            reason?: string | null;
             /** @enum {string} */
             status: "subscribed" | "pending" | "unsubscribed";
         };
@@ -3805,9 +3816,17 @@ export interface operations {
     get_v1_contacts: {
         parameters: {
             query?: {
-                /** @description List those after this contact id. */
+                /** @description List those after this contact id (sorts `id` and `-id` only; `cursor` pages any sort). */
                 after?: number;
                 anonymous_id?: string;
+                /**
+                 * @description Only contacts with this subscription recorded: `channel:topic:status`
+                 *     (`email:newsletter:unsubscribed`; topic `*` is all marketing); status `none` is no
+                 *     record for the channel and topic. May be repeated: every one must hold.
+                 */
+                consent?: string[];
+                /** @description The next page: `next_cursor` of the page before, with the same sort. */
+                cursor?: string;
                 /** @description Compared ignoring case. */
                 email?: string;
                 /** @description How many to list, 1 to 1000 (default 100). */
@@ -3816,12 +3835,25 @@ export interface operations {
                 list?: string;
                 phone?: string;
                 /**
-                 * @description A part of the user id, email, phone or any other id the contact has had (an anonymous
+                 * @description A part of the user id, email, phone, name (the traits `first_name`, `last_name`, the
+                 *     two with a space between, or `name`) or any other id the contact has had (an anonymous
                  *     id, a user id merged into it by an alias), ignoring ASCII case.
                  */
                 q?: string;
                 /** @description Only members of this segment (its id), as of its last evaluation. */
                 segment?: string;
+                /**
+                 * @description The order: `id` (the default), `created_at`, `updated_at` or `email` (contacts without
+                 *     one last), `-` before it for descending; contacts with equal keys by id, the same way.
+                 */
+                sort?: "id" | "-id" | "created_at" | "-created_at" | "updated_at" | "-updated_at" | "email" | "-email";
+                /**
+                 * @description Only contacts whose top-level trait has this value: `key:value` (`plan:pro`). A string
+                 *     trait must equal the value; a number trait equals it as a number (`seats:3` matches 3
+                 *     and 3.0); a boolean trait matches `true` or `false`. May be repeated: every one must
+                 *     hold.
+                 */
+                trait?: string[];
                 /**
                  * @description Any id the contact has had: its user id, an anonymous id, or a user id merged into it
                  *     by an alias.
@@ -3840,7 +3872,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ContactsPage"];
+                    "application/json": components["schemas"]["ContactsFound"];
                 };
             };
             400: components["responses"]["Error"];

@@ -14,27 +14,103 @@ export function searchQuery(text: string): Record<string, string> {
   return { q };
 }
 
-/** What the contacts page asks for: the search box's text, and the segment and the list the
- * contacts must be members of ('' for any). */
+/** What the contacts page asks for: the search box's text, the segment and the list the
+ * contacts must be members of, a trait (`key:value`) and a recorded subscription
+ * (`channel:topic:status`) they must have ('' for any), and their order (a `sort` of the API;
+ * '' for by id). */
 export interface ContactFilter {
   text: string;
   segment: string;
   list: string;
+  trait: string;
+  consent: string;
+  sort: string;
 }
 
-export const noFilter: ContactFilter = { text: '', segment: '', list: '' };
+export const noFilter: ContactFilter = { text: '', segment: '', list: '', trait: '', consent: '', sort: '' };
 
 /** The query parameters of a filter (`GET /v1/contacts`). */
 export function filterQuery(f: ContactFilter): Record<string, string> {
   const params = searchQuery(f.text);
   if (f.segment) params.segment = f.segment;
   if (f.list) params.list = f.list;
+  if (f.trait.trim()) params.trait = f.trait.trim();
+  if (f.consent) params.consent = f.consent;
+  if (f.sort) params.sort = f.sort;
   return params;
 }
 
-/** Whether the filter narrows the contacts down at all. */
+/** Whether the filter narrows the contacts down at all (an order alone does not). */
 export function filters(f: ContactFilter): boolean {
-  return Object.keys(filterQuery(f)).length > 0;
+  return Object.keys(filterQuery({ ...f, sort: '' })).length > 0;
+}
+
+/** The parameters of the page's address that hold each part of a filter, so that a search
+ * can be reloaded, bookmarked and shared. */
+const addressKeys: Array<[keyof ContactFilter, string]> = [
+  ['text', 'q'],
+  ['segment', 'segment'],
+  ['list', 'list'],
+  ['trait', 'trait'],
+  ['consent', 'consent'],
+  ['sort', 'sort'],
+];
+
+/** The filter a page address's query string (`?q=ann&list=vip`) stands for. */
+export function filterFromAddress(search: string): ContactFilter {
+  const params = new URLSearchParams(search);
+  const f = { ...noFilter };
+  for (const [field, key] of addressKeys) f[field] = params.get(key) ?? '';
+  return f;
+}
+
+/** The query string (with its `?`, or '' for none) that keeps a filter in the address. */
+export function addressOfFilter(f: ContactFilter): string {
+  const params = new URLSearchParams();
+  for (const [field, key] of addressKeys) if (f[field]) params.set(key, f[field]);
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+/** The sortable columns, each with the direction its first click asks for (times: newest
+ * first). */
+export const sortColumns = { id: 'id', email: 'email', created_at: '-created_at', updated_at: '-updated_at' } as const;
+
+export type SortColumn = keyof typeof sortColumns;
+
+/** The sort after a click on `column`'s header: its first direction, then the other way. */
+export function nextSort(current: string, column: SortColumn): string {
+  const first = sortColumns[column];
+  const other = first.startsWith('-') ? first.slice(1) : `-${first}`;
+  return (current || 'id') === first ? other : first;
+}
+
+/** How `column` is sorted now (for `aria-sort`). */
+export function sortState(current: string, column: SortColumn): 'ascending' | 'descending' | 'none' {
+  const sort = current || 'id';
+  if (sort === column) return 'ascending';
+  if (sort === `-${column}`) return 'descending';
+  return 'none';
+}
+
+/** A consent filter's parts: channel, topic and status ('' status: any). */
+export interface ConsentParts {
+  channel: string;
+  topic: string;
+  status: string;
+}
+
+/** The parts of `channel:topic:status` (a topic may hold `:`; the status follows the last). */
+export function consentParts(consent: string): ConsentParts {
+  const first = consent.indexOf(':');
+  const last = consent.lastIndexOf(':');
+  if (first < 0 || last === first) return { channel: 'email', topic: '*', status: '' };
+  return { channel: consent.slice(0, first), topic: consent.slice(first + 1, last), status: consent.slice(last + 1) };
+}
+
+/** The `consent` parameter of the parts ('' when no status is chosen). */
+export function consentOf(p: ConsentParts): string {
+  return p.status ? `${p.channel}:${p.topic.trim() || '*'}:${p.status}` : '';
 }
 
 /** An event's properties in a few words: the first few that are plain values, as `key: value`. */
@@ -62,3 +138,9 @@ export function timelineText(e: Entry): string {
   }
 }
 
+
+/** A message's engagement in a few words (`opened 3:02 PM · clicked 3:05 PM`), '' for none;
+ * `at` writes a time. */
+export function engagementText(m: { opened_at?: string | null; clicked_at?: string | null }, at: (t: string) => string): string {
+  return [m.opened_at && `opened ${at(m.opened_at)}`, m.clicked_at && `clicked ${at(m.clicked_at)}`].filter(Boolean).join(' · ');
+}

@@ -1,8 +1,9 @@
-// One contact: traits, lists, journeys, and the timeline of events, steps and messages.
+// One contact: traits, consent (changed by an admin with a reason, which the timeline keeps),
+// lists, journeys, and the timeline of events, steps and messages, newest first.
 import { useState } from 'react';
-import { api, ok } from '../api/client';
+import { api, describe, ok } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
-import { type Entry, timelineText } from '../lib/contacts';
+import { type Entry, engagementText, timelineText } from '../lib/contacts';
 import { Link } from '../router';
 
 interface Contact {
@@ -31,6 +32,8 @@ export function ContactPage({ contactId }: { contactId: string }) {
     [contactId],
   );
   const byId = new Map((messages.data?.messages ?? []).map((m) => [m.id, m]));
+  /** The subscription whose "change" was clicked, to start the form from. */
+  const [editing, setEditing] = useState<Subscription | null>(null);
   const c = contact.data;
   return (
     <div className="page contact-page">
@@ -73,7 +76,10 @@ export function ContactPage({ contactId }: { contactId: string }) {
                         {x.channel} · {x.topic === '*' ? 'all marketing' : x.topic}
                       </dt>
                       <dd>
-                        <StatusBadge status={x.status} />
+                        <StatusBadge status={x.status} />{' '}
+                        <button className="link small" onClick={() => setEditing({ channel: x.channel, topic: x.topic, status: x.status })}>
+                          change
+                        </button>
                       </dd>
                     </div>
                   ))}
@@ -81,6 +87,14 @@ export function ContactPage({ contactId }: { contactId: string }) {
               ) : (
                 <p className="muted small">No subscription records: counts as subscribed.</p>
               )}
+              <ConsentEditor
+                contactId={c.id}
+                start={editing}
+                onSaved={() => {
+                  void subscriptions.reload();
+                  void timeline.reload();
+                }}
+              />
             </section>
             <section className="card">
               <h2>Lists</h2>
@@ -156,12 +170,99 @@ export function ContactPage({ contactId }: { contactId: string }) {
               <span className={`badge kind-${e.type}`}>{e.type}</span>
               <TimelineText entry={e} />
               {e.type === 'event' && e.properties && Object.keys(e.properties).length > 0 && <RawJson value={e.properties} />}
+              {e.type === 'message' && byId.has(e.message_id) && engagementText(byId.get(e.message_id)!, when) && (
+                <span className="muted small engagement">{engagementText(byId.get(e.message_id)!, when)}</span>
+              )}
               {e.type === 'message' && byId.has(e.message_id) && <MessageView message={byId.get(e.message_id)!} />}
             </li>
           ))}
         </ol>
       )}
     </div>
+  );
+}
+
+/** A channel, topic and status of a contact's consent. */
+interface Subscription {
+  channel: string;
+  topic: string;
+  status: string;
+}
+
+/** Changes one subscription, with the reason the admin gives (recorded on the timeline with
+ * the change's event). */
+function ConsentEditor({ contactId, start, onSaved }: { contactId: number; start: Subscription | null; onSaved: () => void }) {
+  const blank: Subscription = { channel: 'email', topic: '*', status: 'unsubscribed' };
+  const [form, setForm] = useState<Subscription>(start ?? blank);
+  const [reason, setReason] = useState('');
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  // A "change" clicked on a subscription starts the form from it.
+  const [startedFrom, setStartedFrom] = useState(start);
+  if (start !== startedFrom) {
+    setStartedFrom(start);
+    if (start) setForm({ ...start, status: start.status === 'subscribed' ? 'unsubscribed' : 'subscribed' });
+  }
+  const topics = useLoad(() => ok<{ topics: Array<{ channel: string; topic: string }> }>(api.GET('/v1/topics')), []);
+  const save = async () => {
+    setSaving(true);
+    setError(null);
+    setSaved(null);
+    try {
+      const topic = form.topic.trim() || '*';
+      const r = await ok<{ previous_status?: string | null }>(
+        api.PUT('/v1/contacts/{id}/subscriptions/{channel}/{topic}', {
+          params: { path: { id: contactId, channel: form.channel, topic } },
+          body: { status: form.status as 'subscribed' | 'unsubscribed', reason: reason.trim() },
+        }),
+      );
+      const what = `${form.channel} · ${topic === '*' ? 'all marketing' : topic}`;
+      // An unchanged status records no event, so neither its reason.
+      setSaved(r.previous_status === form.status ? `Nothing changed: ${what} was already ${form.status}.` : `Saved: ${what} is ${form.status}.`);
+      setReason('');
+      onSaved();
+    } catch (e) {
+      setError(describe(e));
+    } finally {
+      setSaving(false);
+    }
+  };
+  return (
+    <form
+      className="consent-edit"
+      aria-label="Change consent"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void save();
+      }}
+    >
+      <select aria-label="Channel" value={form.channel} onChange={(e) => setForm({ ...form, channel: e.target.value })}>
+        <option value="email">email</option>
+        <option value="sms">sms</option>
+      </select>
+      <input aria-label="Topic" list="consent-topics" title="A topic, or * for all marketing" value={form.topic} onChange={(e) => setForm({ ...form, topic: e.target.value })} />
+      <datalist id="consent-topics">
+        <option value="*">all marketing</option>
+        {(topics.data?.topics ?? [])
+          .filter((t) => t.channel === form.channel)
+          .map((t) => (
+            <option key={t.topic} value={t.topic} />
+          ))}
+      </datalist>
+      <select aria-label="Status" value={form.status} onChange={(e) => setForm({ ...form, status: e.target.value })}>
+        {/* Not `pending`: only double opt-in sets it, and a change to it records no event to
+            keep the reason with. */}
+        <option value="subscribed">subscribed</option>
+        <option value="unsubscribed">unsubscribed</option>
+      </select>
+      <input className="reason" aria-label="Reason" placeholder="Reason (kept on the timeline)" maxLength={500} value={reason} onChange={(e) => setReason(e.target.value)} required />
+      <button type="submit" disabled={saving || !reason.trim()}>
+        Change consent
+      </button>
+      <ErrorBanner error={error} />
+      {saved && <span className="ok-text">{saved}</span>}
+    </form>
   );
 }
 
@@ -174,6 +275,8 @@ interface Message {
   text: string | null;
   status: string;
   error: string | null;
+  opened_at?: string | null;
+  clicked_at?: string | null;
 }
 
 /** A sent email's HTML for an admin to look at: nothing remote loads (its open-tracking pixel

@@ -5,8 +5,9 @@
 //!
 //! Links are signed with the tracking secret (`--public-url`): a tampered or unknown token
 //! gets a 404. Every change of a subscription records a track event on the contact through
-//! the intake (`Unsubscribed`, `Subscribed`, `Subscription Confirmed`, with `channel` and
-//! `topic`), so journeys can branch or exit on it.
+//! the intake (`Unsubscribed`, `Subscribed`, `Subscription Confirmed`, with `channel`,
+//! `topic`, `source`, and an admin's `reason` when the API was given one), so journeys can
+//! branch or exit on it and the contact's timeline says why consent changed.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -64,8 +65,8 @@ async fn contact_subscriptions(state: &AppState, contact_id: i64) -> ApiResult<V
     Ok(state.engine.subscriptions(contact_id).await?)
 }
 
-/// Sets a subscription and records the matching event when the status changed. Returns the
-/// previous status.
+/// Sets a subscription and records the matching event when the status changed (with the
+/// reason an admin gave, if any). Returns the previous status.
 async fn change(
     state: &AppState,
     contact_id: i64,
@@ -73,6 +74,7 @@ async fn change(
     topic: &str,
     status: &str,
     source: &str,
+    reason: Option<&str>,
 ) -> ApiResult<Option<String>> {
     let now = state.engine.clock().now();
     let subscription = Subscription {
@@ -93,7 +95,7 @@ async fn change(
     if let Some(name) = event
         && before.as_deref() != Some(status)
     {
-        record_event(state, contact_id, name, channel, topic, source).await?;
+        record_event(state, contact_id, name, channel, topic, source, reason).await?;
     }
     Ok(before)
 }
@@ -106,6 +108,7 @@ async fn record_event(
     channel: &str,
     topic: &str,
     source: &str,
+    reason: Option<&str>,
 ) -> ApiResult<()> {
     let detail = blocking(state, move |s| s.contact(contact_id)).await?;
     let user_id = detail.contact.user_id.clone();
@@ -122,6 +125,9 @@ async fn record_event(
     properties.insert("channel".into(), json!(channel));
     properties.insert("topic".into(), json!(topic));
     properties.insert("source".into(), json!(source));
+    if let Some(reason) = reason {
+        properties.insert("reason".into(), json!(reason));
+    }
     let event = NewEvent {
         message_id: format!("waymark-consent-{}", random_hex(12)),
         kind: EventKind::Track,
@@ -161,6 +167,30 @@ pub async fn list_subscriptions(
 pub struct SubscriptionChange {
     #[schemars(extend("enum" = ["subscribed", "pending", "unsubscribed"]))]
     pub status: String,
+    /// Why it changes (an admin's note: 1 to 500 printable characters), recorded with the
+    /// `Subscribed` or `Unsubscribed` event on the contact's timeline.
+    #[schemars(length(min = 1, max = 500))]
+    pub reason: Option<String>,
+}
+
+/// The longest reason for a change of a subscription, in characters.
+const REASON_MAX: usize = 500;
+
+fn check_reason(reason: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(reason) = reason.map(str::trim) else {
+        return Ok(None);
+    };
+    if reason.is_empty()
+        || reason.chars().count() > REASON_MAX
+        || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "reason",
+            format!("must be 1 to {REASON_MAX} printable characters"),
+        ));
+    }
+    Ok(Some(reason.to_string()))
 }
 
 impl RequestBody for SubscriptionChange {}
@@ -190,8 +220,18 @@ pub async fn put_subscription(
             "must be `subscribed`, `pending` or `unsubscribed`",
         ));
     }
+    let reason = check_reason(body.reason.as_deref())?;
     let status = body.status;
-    let previous_status = change(&state, id, channel, &topic, &status, "api").await?;
+    let previous_status = change(
+        &state,
+        id,
+        channel,
+        &topic,
+        &status,
+        "api",
+        reason.as_deref(),
+    )
+    .await?;
     Ok(Json(SubscriptionChanged {
         contact_id: id,
         channel,
@@ -436,15 +476,33 @@ pub async fn unsubscribe_post(
     };
     let note = match action {
         "unsubscribe" => {
-            change(&state, t.c, &t.ch, &topic, UNSUBSCRIBED_STATUS, source).await?;
+            change(
+                &state,
+                t.c,
+                &t.ch,
+                &topic,
+                UNSUBSCRIBED_STATUS,
+                source,
+                None,
+            )
+            .await?;
             format!("You are unsubscribed from {}.", topic_label(&topic))
         }
         "unsubscribe_all" => {
-            change(&state, t.c, &t.ch, ALL_TOPICS, UNSUBSCRIBED_STATUS, source).await?;
+            change(
+                &state,
+                t.c,
+                &t.ch,
+                ALL_TOPICS,
+                UNSUBSCRIBED_STATUS,
+                source,
+                None,
+            )
+            .await?;
             "You are unsubscribed from all marketing.".to_string()
         }
         "resubscribe" => {
-            change(&state, t.c, &t.ch, &topic, SUBSCRIBED_STATUS, source).await?;
+            change(&state, t.c, &t.ch, &topic, SUBSCRIBED_STATUS, source, None).await?;
             // Resubscribing to a topic means nothing while all marketing is refused.
             let subs = contact_subscriptions(&state, t.c).await?;
             if topic != ALL_TOPICS
@@ -452,7 +510,16 @@ pub async fn unsubscribe_post(
                     s.channel == t.ch && s.topic == ALL_TOPICS && s.status == UNSUBSCRIBED_STATUS
                 })
             {
-                change(&state, t.c, &t.ch, ALL_TOPICS, SUBSCRIBED_STATUS, source).await?;
+                change(
+                    &state,
+                    t.c,
+                    &t.ch,
+                    ALL_TOPICS,
+                    SUBSCRIBED_STATUS,
+                    source,
+                    None,
+                )
+                .await?;
             }
             format!("You are subscribed to {} again.", topic_label(&topic))
         }
@@ -826,7 +893,16 @@ pub async fn confirm(
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
     let t = verified(&state, &token, true)?;
-    change(&state, t.c, &t.ch, &t.t, SUBSCRIBED_STATUS, "double opt-in").await?;
+    change(
+        &state,
+        t.c,
+        &t.ch,
+        &t.t,
+        SUBSCRIBED_STATUS,
+        "double opt-in",
+        None,
+    )
+    .await?;
     Ok(page(
         "Subscription confirmed",
         "<p>Thank you: your subscription is confirmed.</p>",

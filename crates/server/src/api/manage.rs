@@ -14,6 +14,7 @@ use waymark_store::{
     StoreError, StoredTemplate, TimelineEntry,
 };
 
+use super::contact_query;
 use super::error::{ApiError, ApiResult};
 use super::ingest::{check_traits, random_hex};
 use super::{AppState, Body, JsonBody, QueryParams, RequestBody};
@@ -65,6 +66,14 @@ pub struct ContactsPage {
     pub contacts: Vec<Contact>,
 }
 
+/// The contacts a search found, one page.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContactsFound {
+    pub contacts: Vec<Contact>,
+    /// Where the next page starts (`cursor`), when this page is full: there may be more.
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /v1/contacts`: every given criterion must hold.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ContactSearch {
@@ -75,27 +84,49 @@ pub struct ContactSearch {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub anonymous_id: Option<String>,
-    /// A part of the user id, email, phone or any other id the contact has had (an anonymous
+    /// A part of the user id, email, phone, name (the traits `first_name`, `last_name`, the
+    /// two with a space between, or `name`) or any other id the contact has had (an anonymous
     /// id, a user id merged into it by an alias), ignoring ASCII case.
     pub q: Option<String>,
     /// Only members of this segment (its id), as of its last evaluation.
     pub segment: Option<String>,
     /// Only members of this list (its name).
     pub list: Option<String>,
+    /// Only contacts whose top-level trait has this value: `key:value` (`plan:pro`). A string
+    /// trait must equal the value; a number trait equals it as a number (`seats:3` matches 3
+    /// and 3.0); a boolean trait matches `true` or `false`. May be repeated: every one must
+    /// hold.
+    #[serde(rename = "trait", default)]
+    pub trait_equals: Vec<String>,
+    /// Only contacts with this subscription recorded: `channel:topic:status`
+    /// (`email:newsletter:unsubscribed`; topic `*` is all marketing); status `none` is no
+    /// record for the channel and topic. May be repeated: every one must hold.
+    #[serde(default)]
+    pub consent: Vec<String>,
+    /// The order: `id` (the default), `created_at`, `updated_at` or `email` (contacts without
+    /// one last), `-` before it for descending; contacts with equal keys by id, the same way.
+    #[schemars(extend("enum" = ["id", "-id", "created_at", "-created_at", "updated_at", "-updated_at", "email", "-email"]))]
+    pub sort: Option<String>,
     /// How many to list, 1 to 1000 (default 100).
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
-    /// List those after this contact id.
+    /// The next page: `next_cursor` of the page before, with the same sort.
+    pub cursor: Option<String>,
+    /// List those after this contact id (sorts `id` and `-id` only; `cursor` pages any sort).
     pub after: Option<i64>,
 }
 
 pub async fn find_contacts(
     State(state): State<AppState>,
-    QueryParams(p): QueryParams<ContactSearch>,
-) -> ApiResult<Json<ContactsPage>> {
+    contact_query::ContactParams(p): contact_query::ContactParams,
+) -> ApiResult<Json<ContactsFound>> {
+    let order = contact_query::order(p.sort.as_deref())?;
+    let after = contact_query::start(order, p.cursor.as_deref(), p.after)?;
+    let limit = page_limit(p.limit)?;
     let query = ContactQuery {
-        limit: page_limit(p.limit)?,
-        after_id: p.after.unwrap_or(0),
+        limit,
+        after,
+        order,
         user_id: p.user_id,
         email: p.email.map(|e| e.trim().to_lowercase()),
         phone: p.phone,
@@ -103,9 +134,26 @@ pub async fn find_contacts(
         search: p.q.filter(|q| !q.trim().is_empty()),
         segment: p.segment,
         list: p.list,
+        traits: p
+            .trait_equals
+            .iter()
+            .map(|t| contact_query::trait_equals(t))
+            .collect::<ApiResult<_>>()?,
+        consent: p
+            .consent
+            .iter()
+            .map(|c| contact_query::consent_is(c))
+            .collect::<ApiResult<_>>()?,
     };
     let contacts = blocking(&state, move |s| s.find_contacts(&query)).await?;
-    Ok(Json(ContactsPage { contacts }))
+    let next_cursor = contacts
+        .last()
+        .filter(|_| contacts.len() == limit)
+        .map(|last| contact_query::cursor_after(last, order));
+    Ok(Json(ContactsFound {
+        contacts,
+        next_cursor,
+    }))
 }
 
 pub(crate) fn contact_id(raw: &str) -> ApiResult<i64> {

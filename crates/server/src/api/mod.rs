@@ -2,6 +2,7 @@
 
 mod broadcasts;
 mod consent;
+mod contact_query;
 pub mod error;
 pub mod ingest;
 mod journeys;
@@ -233,23 +234,30 @@ pub struct QueryParams<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(pairs)
-            .map(QueryParams)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let value = form_urlencoded::parse(query.as_bytes())
-                    .find(|(k, _)| *k == field)
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
-                ApiError::invalid(
-                    "invalid_parameter",
-                    field,
-                    format!("`{value}`: {}", e.into_inner()),
-                )
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(QueryParams)
     }
+}
+
+/// Reads a query string as `T`; a bad parameter is `invalid_parameter` naming it.
+pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(pairs).map_err(|e| {
+        let message = e.inner().to_string();
+        let mut field = e.path().to_string();
+        // A parameter given twice is no path into the value: serde names it in its message.
+        if field == "."
+            && let Some(name) = message
+                .strip_prefix("duplicate field `")
+                .and_then(|rest| rest.split('`').next())
+        {
+            field = name.to_string();
+        }
+        let value = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| *k == field)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        ApiError::invalid("invalid_parameter", field, format!("`{value}`: {message}"))
+    })
 }
 
 /// A document body in JSON or, with a YAML content type, YAML.

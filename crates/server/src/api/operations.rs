@@ -259,9 +259,9 @@ pub fn all() -> Vec<Operation> {
     ops.extend([
         // ---- contacts
         get("/v1/contacts", manage::find_contacts)
-            .about(Admin, "Contacts", "Find contacts by user_id, email, phone, anonymous_id or prefix (q)")
+            .about(Admin, "Contacts", "Browse and find contacts: by an id, email, phone, a part of one or of a name (q), segment, list, trait or consent; sorted and paged")
             .query::<manage::ContactSearch>()
-            .ok::<manage::ContactsPage>()
+            .ok::<manage::ContactsFound>()
             .errors(&[400]),
         post("/v1/contacts/import", manage::import_contacts)
             .about(Admin, "Contacts", "Import contacts (as identify calls); returns rejected rows")

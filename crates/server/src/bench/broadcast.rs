@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use serde_json::json;
 use waymark_engine::{Clock, EmailTransport, Transports};
-use waymark_store::{ContactQuery, MessageRow, Priority};
+use waymark_store::{ContactPosition, ContactQuery, ContactSortKey, MessageRow, Priority};
 
 use super::smtp_sink::SmtpSink;
 use super::{Delivery, Figure, FigureData, Harness, Plan, blocking, emit, parse, progress, round};
@@ -157,13 +157,13 @@ async fn setup(h: &Harness, n: usize) -> anyhow::Result<()> {
     h.run_until_idle().await?;
     // Every contact into the list, a page at a time, as the API adds members (each addition
     // is recorded on the contact; the engine has processed them all before the timing starts).
-    let mut after = 0;
+    let mut after = None;
     let mut added = 0;
     loop {
         let store = h.store.clone();
         let page = blocking(move || {
             Ok(store.find_contacts(&ContactQuery {
-                after_id: after,
+                after: after.clone(),
                 limit: 10_000,
                 ..Default::default()
             })?)
@@ -172,7 +172,7 @@ async fn setup(h: &Harness, n: usize) -> anyhow::Result<()> {
         let Some(last) = page.last() else {
             break;
         };
-        after = last.id;
+        after = Some(ContactPosition::of(last, ContactSortKey::Id));
         let ids: Vec<i64> = page.iter().map(|c| c.id).collect();
         added += ids.len();
         h.engine

@@ -7,7 +7,10 @@ use waymark_core::StepLog;
 use super::support::{
     append_for, at, contact, email, enrollment, in_tx, props, queue, subscription, track,
 };
-use crate::{ContactQuery, Store, StoreError, TimelineEntry};
+use crate::{
+    ConsentIs, ContactOrder, ContactPosition, ContactQuery, ContactSortKey, SortValue, Store,
+    StoreError, TimelineEntry, TraitEquals,
+};
 
 fn resolve(store: &dyn Store, user: Option<&str>, anon: Option<&str>) -> i64 {
     in_tx(store, |tx| tx.resolve_contact(user, anon, at(5)))
@@ -568,12 +571,238 @@ fn find_contacts_filters_searches_by_a_part_and_pages(store: &dyn Store) {
     assert_eq!(find(q(|q| q.limit = 2)), [ann, anna]);
     assert_eq!(
         find(ContactQuery {
-            after_id: anna,
+            after: Some(ContactPosition {
+                id: anna,
+                key: SortValue::None
+            }),
             limit: 100,
             ..Default::default()
         }),
         [bob, odd]
     );
+}
+
+/// The ids `find_contacts` lists for `q` (at most 100).
+fn found(store: &dyn Store, q: ContactQuery) -> Vec<i64> {
+    store
+        .find_contacts(&ContactQuery { limit: 100, ..q })
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+fn a_search_finds_a_part_of_a_name(store: &dyn Store) {
+    let ann = contact(store, "u1");
+    let lee = contact(store, "u2");
+    let prince = contact(store, "u3");
+    let numbered = contact(store, "u4");
+    in_tx(store, |tx| {
+        tx.update_traits(
+            ann,
+            &props(json!({"first_name": "Ann", "last_name": "Smith"})),
+            at(1),
+        )?;
+        tx.update_traits(lee, &props(json!({"last_name": "Lee"})), at(1))?;
+        tx.update_traits(prince, &props(json!({"name": "The Artist"})), at(1))?;
+        // Not a string: no name to find.
+        tx.update_traits(numbered, &props(json!({"name": {"smith": 1}})), at(1))
+    });
+    let search = |s: &str| {
+        found(
+            store,
+            ContactQuery {
+                search: Some(s.into()),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(search("ann"), [ann], "a first name, ignoring case");
+    assert_eq!(search("SMI"), [ann], "a last name");
+    assert_eq!(search("ann smith"), [ann], "first and last name");
+    assert_eq!(search("lee"), [lee], "a last name alone");
+    assert_eq!(search("artist"), [prince], "the name trait");
+    assert_eq!(search("u"), [ann, lee, prince, numbered], "still the ids");
+}
+
+fn contacts_are_filtered_by_a_trait_compared_by_its_type(store: &dyn Store) {
+    let ids: Vec<i64> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|u| contact(store, u))
+        .collect();
+    let traits = [
+        json!({"plan": "pro", "seats": 3, "vip": true}),
+        json!({"plan": "free", "seats": 3.0, "vip": false}),
+        json!({"plan": "Pro", "seats": "3", "vip": "true"}),
+        json!({"plan": null, "seats": 30}),
+        json!({"nested": {"plan": "pro"}, "my-key": "x", "first.second": "y"}),
+        json!({"plan": ["pro"], "pl\"an": "pro"}),
+    ];
+    in_tx(store, |tx| {
+        for (id, t) in ids.iter().zip(&traits) {
+            tx.update_traits(*id, &props(t.clone()), at(1))?;
+        }
+        Ok(())
+    });
+    let with = |pairs: &[(&str, &str)]| {
+        found(
+            store,
+            ContactQuery {
+                traits: pairs
+                    .iter()
+                    .map(|(k, v)| TraitEquals {
+                        key: k.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(
+        with(&[("plan", "pro")]),
+        [ids[0]],
+        "exact and case-sensitive"
+    );
+    assert_eq!(
+        with(&[("seats", "3")]),
+        [ids[0], ids[1], ids[2]],
+        "a number as a number (3 is 3.0), or a string"
+    );
+    assert_eq!(with(&[("seats", "3.0")]), [ids[0], ids[1]]);
+    assert_eq!(
+        with(&[("vip", "true")]),
+        [ids[0], ids[2]],
+        "a boolean, or a string"
+    );
+    assert_eq!(with(&[("vip", "false")]), [ids[1]]);
+    assert_eq!(
+        with(&[("plan", "pro"), ("seats", "3")]),
+        [ids[0]],
+        "all of them"
+    );
+    assert_eq!(with(&[("my-key", "x")]), [ids[4]]);
+    assert_eq!(
+        with(&[("first.second", "y")]),
+        [ids[4]],
+        "a key, not a path"
+    );
+    assert!(with(&[("nowhere", "pro")]).is_empty());
+    assert!(
+        with(&[("pl\"an", "pro")]).is_empty(),
+        "a key with a quote matches nothing (SQLite cannot name it)"
+    );
+}
+
+fn contacts_are_filtered_by_a_recorded_subscription(store: &dyn Store) {
+    let ids: Vec<i64> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|u| contact(store, u))
+        .collect();
+    in_tx(store, |tx| {
+        tx.set_subscription(&subscription(ids[0], "email", "news", "unsubscribed", 1))?;
+        tx.set_subscription(&subscription(ids[1], "email", "news", "subscribed", 1))?;
+        tx.set_subscription(&subscription(ids[2], "sms", "news", "unsubscribed", 1))?;
+        tx.set_subscription(&subscription(ids[2], "email", "*", "pending", 1))?;
+        Ok(())
+    });
+    let consent = |channel: &str, topic: &str, status: Option<&str>| {
+        found(
+            store,
+            ContactQuery {
+                consent: vec![ConsentIs {
+                    channel: channel.into(),
+                    topic: topic.into(),
+                    status: status.map(Into::into),
+                }],
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(consent("email", "news", Some("unsubscribed")), [ids[0]]);
+    assert_eq!(consent("email", "news", Some("subscribed")), [ids[1]]);
+    assert_eq!(consent("sms", "news", Some("unsubscribed")), [ids[2]]);
+    assert_eq!(consent("email", "*", Some("pending")), [ids[2]]);
+    assert_eq!(
+        consent("email", "news", None),
+        [ids[2], ids[3]],
+        "no record for it"
+    );
+}
+
+fn contacts_are_sorted_and_paged_by_each_key_both_ways(store: &dyn Store) {
+    // Created in id order but at times out of it; emails with a tie and two missing.
+    let rows = [
+        ("a", 30, Some("m@example.com"), 5),
+        ("b", 10, None, 7),
+        ("c", 20, Some("b@example.com"), 5),
+        ("d", 10, Some("m@example.com"), 9),
+        ("e", 40, None, 1),
+        ("f", 20, Some("z@example.com"), 2),
+    ];
+    let mut ids = Vec::new();
+    for (user, created, email, updated) in rows {
+        let id = in_tx(store, |tx| {
+            tx.resolve_contact(Some(user), None, at(created))
+        });
+        if let Some(email) = email {
+            in_tx(store, |tx| {
+                tx.update_traits(id, &props(json!({"email": email})), at(100 + updated))
+            });
+        } else {
+            in_tx(store, |tx| {
+                tx.update_traits(id, &props(json!({"x": 1})), at(100 + updated))
+            });
+        }
+        ids.push(id);
+    }
+    let [a, b, c, d, e, f] = ids[..] else {
+        unreachable!()
+    };
+    let cases = [
+        (ContactSortKey::Id, false, vec![a, b, c, d, e, f]),
+        (ContactSortKey::Id, true, vec![f, e, d, c, b, a]),
+        (ContactSortKey::CreatedAt, false, vec![b, d, c, f, a, e]),
+        (ContactSortKey::CreatedAt, true, vec![e, a, f, c, d, b]),
+        (ContactSortKey::UpdatedAt, false, vec![e, f, a, c, b, d]),
+        (ContactSortKey::UpdatedAt, true, vec![d, b, c, a, f, e]),
+        (ContactSortKey::Email, false, vec![c, a, d, f, b, e]),
+        (ContactSortKey::Email, true, vec![f, d, a, c, e, b]),
+    ];
+    for (key, descending, expected) in cases {
+        let order = ContactOrder { key, descending };
+        let all = found(
+            store,
+            ContactQuery {
+                order,
+                ..Default::default()
+            },
+        );
+        assert_eq!(all, expected, "{order:?}");
+        // Page by page, one and two at a time, each page after the last one's position.
+        for size in [1, 2] {
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .find_contacts(&ContactQuery {
+                        order,
+                        after: after.clone(),
+                        limit: size,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                paged.extend(page.iter().map(|c| c.id));
+                match page.last() {
+                    Some(last) if page.len() == size => {
+                        after = Some(ContactPosition::of(last, key));
+                    }
+                    _ => break,
+                }
+            }
+            assert_eq!(paged, expected, "{order:?} by {size}");
+        }
+    }
 }
 
 fn the_timeline_interleaves_events_steps_and_messages_oldest_first(store: &dyn Store) {
@@ -644,6 +873,10 @@ conformance_tests!(
     updating_traits_merges_removes_nulls_and_keeps_address_columns_in_step,
     contacts_are_found_by_address_email_and_id_scans,
     find_contacts_filters_searches_by_a_part_and_pages,
+    a_search_finds_a_part_of_a_name,
+    contacts_are_filtered_by_a_trait_compared_by_its_type,
+    contacts_are_filtered_by_a_recorded_subscription,
+    contacts_are_sorted_and_paged_by_each_key_both_ways,
     the_timeline_interleaves_events_steps_and_messages_oldest_first,
     an_unknown_contact_is_not_found,
 );

@@ -12,6 +12,7 @@ use waymark_core::journey::{Channel, TemplateDefinition};
 use super::cluster::PARTITIONS;
 use super::tx::{CONTACT_COLUMNS, column, contact_from_row};
 use super::{PgStore, ms, outside_async, ts};
+use crate::contact_sql::{self, Arg, Dialect};
 use crate::*;
 
 /// Column `i`, a time in milliseconds, or none.
@@ -385,64 +386,19 @@ impl Contacts for PgStore {
     fn find_contacts(&self, q: &ContactQuery) -> Result<Vec<Contact>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            let mut clauses = vec!["c.id > $1".to_string()];
-            let mut args: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(q.after_id)];
-            let mut push = |clause: &str, v: String| {
-                args.push(Box::new(v));
-                clauses.push(clause.replace('?', &format!("${}", args.len())));
-            };
-            if let Some(u) = &q.user_id {
-                // Any id the contact has had: its user id, or one kept with its anonymous ids (an
-                // anonymous id, or a user id merged into it by an alias).
-                push(
-                    "(c.user_id = ? OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?))",
-                    u.clone(),
-                );
-            }
-            if let Some(e) = &q.email {
-                push("c.email = ?", e.clone());
-            }
-            if let Some(p) = &q.phone {
-                push("c.phone = ?", p.clone());
-            }
-            if let Some(a) = &q.anonymous_id {
-                push(
-                    "c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?)",
-                    a.clone(),
-                );
-            }
-            if let Some(segment) = &q.segment {
-                push(
-                    "c.id IN (SELECT contact_id FROM segment_members WHERE segment_id = ?)",
-                    segment.clone(),
-                );
-            }
-            if let Some(list) = &q.list {
-                push(
-                    "c.id IN (SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id WHERE l.name = ?)",
-                    list.clone(),
-                );
-            }
-            if let Some(s) = &q.search {
-                let escaped = s
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                // ILIKE: SQLite's LIKE ignores ASCII case (and only ASCII case, as ILIKE under
-                // the "C" collation).
-                push(
-                    "(c.user_id ILIKE ? ESCAPE '\\' OR c.email ILIKE ? ESCAPE '\\' OR c.phone ILIKE ? ESCAPE '\\'
-                  OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id ILIKE ? ESCAPE '\\'))",
-                    format!("%{escaped}%"),
-                );
-            }
-            let sql = format!(
-                "SELECT {} FROM contacts c WHERE {} ORDER BY c.id LIMIT {}",
-                contact_columns_of_c(),
-                clauses.join(" AND "),
-                q.limit.clamp(1, 1000)
-            );
-            conn.query(&sql, &param_refs(&args))?
+            let search = contact_sql::find_contacts(Dialect::Postgres, CONTACT_COLUMNS, q);
+            let args: Vec<Box<dyn ToSql + Sync>> = search
+                .args
+                .into_iter()
+                .map(|a| -> Box<dyn ToSql + Sync> {
+                    match a {
+                        Arg::Int(i) => Box::new(i),
+                        Arg::Real(r) => Box::new(r),
+                        Arg::Text(t) => Box::new(t),
+                    }
+                })
+                .collect();
+            conn.query(&search.sql, &param_refs(&args))?
                 .iter()
                 .map(contact_from_row)
                 .collect()
@@ -1705,8 +1661,31 @@ mod tests {
             query(&|q| q.user_id = Some("ann".into())),
             query(&|q| q.phone = Some("+4915100000000".into())),
             query(&|q| q.anonymous_id = Some("anon-1".into())),
+            // Traits read as JSON, and one contact's cannot be read.
+            query(&|q| q.search = Some("bobby".into())),
             query(&|q| {
-                q.after_id = 1;
+                q.traits = vec![TraitEquals {
+                    key: "name".into(),
+                    value: "3".into(),
+                }]
+            }),
+            query(&|q| {
+                q.order = ContactOrder {
+                    key: ContactSortKey::Email,
+                    descending: true,
+                }
+            }),
+            query(&|q| {
+                q.order = ContactOrder {
+                    key: ContactSortKey::CreatedAt,
+                    descending: false,
+                }
+            }),
+            query(&|q| {
+                q.after = Some(ContactPosition {
+                    id: 1,
+                    key: SortValue::None,
+                });
                 q.limit = 2
             }),
         ] {

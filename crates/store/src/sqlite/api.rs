@@ -9,6 +9,7 @@ use waymark_core::journey::{Channel, TemplateDefinition};
 
 use super::tx::{CONTACT_COLUMNS, contact_from_row};
 use super::{SqliteStore, ms, ts};
+use crate::contact_sql::{self, Arg, Dialect};
 use crate::*;
 
 pub(crate) fn template_row(conn: &Connection, id: &str) -> Result<Option<StoredTemplate>> {
@@ -343,66 +344,13 @@ impl Contacts for SqliteStore {
 
     fn find_contacts(&self, q: &ContactQuery) -> Result<Vec<Contact>> {
         let conn = self.conn()?;
-        let mut clauses = vec!["c.id > ?1".to_string()];
-        let mut args: Vec<rusqlite::types::Value> = vec![q.after_id.into()];
-        let mut push = |clause: &str, v: String| {
-            args.push(v.into());
-            clauses.push(clause.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some(u) = &q.user_id {
-            // Any id the contact has had: its user id, or one kept with its anonymous ids (an
-            // anonymous id, or a user id merged into it by an alias).
-            push(
-                "(c.user_id = ? OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?))",
-                u.clone(),
-            );
-        }
-        if let Some(e) = &q.email {
-            push("c.email = ?", e.clone());
-        }
-        if let Some(p) = &q.phone {
-            push("c.phone = ?", p.clone());
-        }
-        if let Some(a) = &q.anonymous_id {
-            push(
-                "c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id = ?)",
-                a.clone(),
-            );
-        }
-        if let Some(segment) = &q.segment {
-            push(
-                "c.id IN (SELECT contact_id FROM segment_members WHERE segment_id = ?)",
-                segment.clone(),
-            );
-        }
-        if let Some(list) = &q.list {
-            push(
-                "c.id IN (SELECT m.contact_id FROM list_members m JOIN lists l ON l.id = m.list_id WHERE l.name = ?)",
-                list.clone(),
-            );
-        }
-        if let Some(s) = &q.search {
-            let escaped = s
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            push(
-                "(c.user_id LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\'
-                  OR c.id IN (SELECT contact_id FROM anonymous_ids WHERE anonymous_id LIKE ? ESCAPE '\\'))",
-                format!("%{escaped}%"),
-            );
-        }
-        let sql = format!(
-            "SELECT {} FROM contacts c WHERE {} ORDER BY c.id LIMIT {}",
-            CONTACT_COLUMNS
-                .split(", ")
-                .map(|c| format!("c.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            clauses.join(" AND "),
-            q.limit.clamp(1, 1000)
-        );
-        let mut stmt = conn.prepare(&sql)?;
+        let search = contact_sql::find_contacts(Dialect::Sqlite, CONTACT_COLUMNS, q);
+        let args = search.args.into_iter().map(|a| match a {
+            Arg::Int(i) => rusqlite::types::Value::Integer(i),
+            Arg::Real(r) => rusqlite::types::Value::Real(r),
+            Arg::Text(t) => rusqlite::types::Value::Text(t),
+        });
+        let mut stmt = conn.prepare(&search.sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), contact_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
