@@ -31,9 +31,10 @@ pub enum HistoryBucket {
 /// `GET /v1/segments/{id}/history` parameters.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct HistoryQuery {
-    /// The start of the range: an RFC 3339 timestamp, or a date (`2025-03-01`: its start in
-    /// `tz`). The first bucket is the one it falls in. Default: 30 days before `to` with day
-    /// buckets, 48 hours with hour buckets.
+    /// The start of the range: an RFC 3339 timestamp, a date (`2025-03-01`: its start in
+    /// `tz`), or a duration before now (`29d`: the day 29 days ago, so 30 days up to today).
+    /// The first bucket is the one it falls in. Default: 30 days before `to` with day buckets,
+    /// 48 hours with hour buckets.
     pub from: Option<String>,
     /// The end of the range (exclusive), in the same forms. Default: now.
     pub to: Option<String>,
@@ -91,11 +92,11 @@ impl HistoryRange {
             )
         })?;
         let to = match &q.to {
-            Some(raw) => time("to", raw, &tz)?,
+            Some(raw) => time("to", raw, &tz, now)?,
             None => now,
         };
         let from = match &q.from {
-            Some(raw) => time("from", raw, &tz)?,
+            Some(raw) => time("from", raw, &tz, now)?,
             None => {
                 let back = match bucket {
                     HistoryBucket::Day => SignedDuration::from_hours(30 * 24),
@@ -142,11 +143,17 @@ impl HistoryRange {
     }
 }
 
-/// A timestamp, or a date's start in `tz`.
-fn time(field: &str, raw: &str, tz: &TimeZone) -> ApiResult<Timestamp> {
+/// A timestamp, a date's start in `tz`, or a duration before `now` (as the UI asks for the
+/// last days of the server's clock, which may be simulated, without reading it first).
+fn time(field: &str, raw: &str, tz: &TimeZone, now: Timestamp) -> ApiResult<Timestamp> {
     let raw = raw.trim();
     if let Ok(at) = raw.parse::<Timestamp>() {
         return Ok(at);
+    }
+    if let Ok(ago) = waymark_core::Duration::parse(raw) {
+        return Ok(now
+            .saturating_sub(SignedDuration::from_secs(ago.seconds()))
+            .unwrap_or(Timestamp::MIN));
     }
     raw.parse::<Date>()
         .ok()
@@ -157,8 +164,8 @@ fn time(field: &str, raw: &str, tz: &TimeZone) -> ApiResult<Timestamp> {
                 "invalid_parameter",
                 field,
                 format!(
-                    "`{raw}` is neither an RFC 3339 timestamp (2025-03-01T09:00:00Z) nor a date \
-                     (2025-03-01)"
+                    "`{raw}` is neither an RFC 3339 timestamp (2025-03-01T09:00:00Z), a date \
+                     (2025-03-01) nor a duration before now (`29d`, `6h`)"
                 ),
             )
         })
@@ -329,6 +336,12 @@ mod tests {
             HistoryRange::parse(query(None, None, Some(HistoryBucket::Hour), None), now).unwrap();
         assert_eq!(hours.edges.len(), 50);
         assert_eq!(hours.edges[0], t("2025-06-08T12:00:00Z"));
+        // 29 days before now: 30 days up to today, in the zone asked for.
+        let days =
+            HistoryRange::parse(query(Some("29d"), None, None, Some("Asia/Tokyo")), now).unwrap();
+        assert_eq!(days.edges.len(), 31);
+        assert_eq!(days.edges[0], t("2025-05-11T15:00:00Z"));
+        assert_eq!(days.edges[30], t("2025-06-10T15:00:00Z"));
     }
 
     #[test]
