@@ -1,6 +1,6 @@
 // Segments and lists in the web app, against a real server: a segment typed with an error shows
-// the error at its line and column, fixed it shows who matches, saved it lists its members, and a
-// journey using it keeps it from being deleted; a list gets a CSV file (with bad rows) with its
+// the error at its line and column, fixed it shows who matches, saved it lists its members and
+// charts them per day as the clock moves on, and a journey using it keeps it from being deleted; a list gets a CSV file (with bad rows) with its
 // progress and the rejected rows, then a contact found by search, and loses one; contacts checked
 // on the contacts page go into a list at once.
 import { test, before, after } from 'node:test';
@@ -93,6 +93,25 @@ test('a segment shows its errors where they are, then who matches, and a journey
   assert.equal(await members.getByText('bob', { exact: true }).count(), 0);
   assert.match(await page.getByText('No journey\'s trigger uses this segment.').innerText(), /No journey/);
 
+  // Members over time: a point per day of the last 30, ann a member since today.
+  const chart = page.getByTestId('members-chart');
+  const perDay = async () => ((await chart.getAttribute('data-members').catch(() => null)) ?? '').split(',').map(Number);
+  await chart.waitFor();
+  assert.equal(await chart.getAttribute('data-days'), '30');
+  assert.deepEqual((await perDay()).slice(-2), [0, 1]);
+  // Two days on, cy orders twice and enters: the chart follows the server's clock.
+  await server.api('POST', '/v1/clock/advance', { seconds: 2 * 86_400 });
+  for (let i = 0; i < 2; i++) await server.api('POST', '/v1/track', { userId: 'cy', event: 'Order Completed' }, 'write');
+  await server.api('POST', '/v1/clock/advance', { seconds: 0 });
+  await page.reload();
+  await eventually(async () => (await perDay()).slice(-3).join() === '1,1,2', 'cy in the chart, two days after ann');
+  await page.getByLabel('Range').selectOption({ label: 'Last 7 days' });
+  await eventually(async () => (await chart.getAttribute('data-days').catch(() => null)) === '7', 'a week of days');
+  assert.deepEqual(await perDay(), [0, 0, 0, 0, 1, 1, 2]);
+  assert.match(await page.getByTestId('members-summary').innerText(), /Last 7 days: 2 entered, 0 left/);
+  assert.match(await chart.locator('circle title').last().textContent(), /: 2 members \(\+1, −0\)$/);
+  await page.screenshot({ path: join(SCREENSHOTS, 'segment-history.png') });
+
   // A journey starts on it: the page says so, and the server refuses to delete it.
   await server.api('PUT', '/v1/journeys/vip-thanks', {
     id: 'vip-thanks',
@@ -114,7 +133,7 @@ test('a segment shows its errors where they are, then who matches, and a journey
   await page.getByRole('link', { name: '← Segments' }).click();
   const table = page.getByRole('table', { name: 'Segments' });
   await table.getByRole('link', { name: 'Repeat buyers', exact: true }).waitFor();
-  assert.equal(await page.getByTestId('members-repeat-buyers').innerText(), '1');
+  assert.equal(await page.getByTestId('members-repeat-buyers').innerText(), '2');
   await table.getByRole('link', { name: 'Thank repeat buyers' }).waitFor();
 
   // Archived, the journey no longer keeps it: deleted after the confirmation.

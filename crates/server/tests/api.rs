@@ -1983,6 +1983,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/segments/{id}"),
     ("delete", "/v1/segments/{id}"),
     ("get", "/v1/segments/{id}/members"),
+    ("get", "/v1/segments/{id}/history"),
     ("get", "/v1/session"),
     ("post", "/v1/session"),
     ("delete", "/v1/session"),

@@ -416,3 +416,123 @@ fn new_contacts_and_list_changes_are_evaluated_at_once() {
         "{names:?}"
     );
 }
+
+/// `(members, entered, left)` of each point of a segment's history.
+fn history(s: &Server, segment: &str, query: &str) -> Vec<(i64, i64, i64)> {
+    let body = s
+        .admin_get(&format!("/v1/segments/{segment}/history?{query}"))
+        .ok();
+    body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let n = |k: &str| p[k].as_i64().unwrap();
+            (n("members"), n("entered"), n("left"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_segment_keeps_its_size_over_time_by_day_and_by_hour() {
+    let s = Server::simulated();
+    s.admin_post(
+        "/v1/segments",
+        json!({"id": "pro", "text": r#"plan = "pro""#}),
+    )
+    .expect(201);
+    // Day 1 begins at the next UTC midnight; everything happens an hour into a day.
+    let day1 = now(&s)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .start_of_day()
+        .unwrap()
+        .timestamp()
+        + jiff::SignedDuration::from_hours(24);
+    let date = |n: i64| {
+        (day1 + jiff::SignedDuration::from_hours(24 * (n - 1)))
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string()
+    };
+    advance_to(&s, day1 + jiff::SignedDuration::from_hours(1));
+    for user in ["ann", "bob"] {
+        s.identify(user, json!({"plan": "pro"})).ok();
+    }
+    s.settle();
+    s.advance(DAY);
+    s.identify("bob", json!({"plan": "free"})).ok();
+    s.identify("cy", json!({"plan": "pro"})).ok();
+    s.settle();
+    s.advance(DAY);
+    // An erased contact leaves the segment's count (and nothing of it stays there).
+    let ann = s.contact_by_user("ann")["id"].as_i64().unwrap();
+    s.admin_delete(&format!("/v1/contacts/{ann}"), None).ok();
+    s.settle();
+
+    let range = format!("from={}&to={}", date(1), date(4));
+    assert_eq!(
+        history(&s, "pro", &range),
+        [(2, 2, 0), (2, 1, 1), (1, 0, 1)]
+    );
+    let body = s
+        .admin_get(&format!("/v1/segments/pro/history?{range}"))
+        .ok();
+    assert_eq!(
+        (&body["bucket"], &body["tz"], &body["points"][1]["time"]),
+        (
+            &json!("day"),
+            &json!("UTC"),
+            &json!(format!("{}T00:00:00Z", date(2)))
+        )
+    );
+    // By default: the last 30 days (and today), up to the members now.
+    let default = history(&s, "pro", "");
+    assert_eq!(default.len(), 31);
+    assert_eq!(default[30], (1, 0, 1));
+    assert_eq!(default[..28].iter().map(|p| p.0).max(), Some(0));
+    // By the hour: the changes are in the second hour of day 2.
+    let hours = history(
+        &s,
+        "pro",
+        &format!(
+            "bucket=hour&from={}T00:00:00Z&to={}T03:00:00Z",
+            date(2),
+            date(2)
+        ),
+    );
+    assert_eq!(hours, [(2, 0, 0), (2, 1, 1), (2, 0, 0)]);
+    // Days in another zone begin at its midnight: in Tokyo (UTC+9), 01:00 UTC is 10:00.
+    let tokyo = history(
+        &s,
+        "pro",
+        &format!("from={}&to={}&tz=Asia/Tokyo", date(1), date(3)),
+    );
+    assert_eq!(tokyo, [(2, 2, 0), (2, 1, 1)]);
+
+    for (query, field) in [
+        ("bucket=week", "bucket"),
+        ("tz=Mars/Olympus", "tz"),
+        ("from=last-week", "from"),
+        ("from=2025-06-10&to=2025-06-01", "to"),
+        ("from=2000-01-01", "from"),
+        ("bucket=hour&from=2000-01-01T00:00:00Z", "from"),
+    ] {
+        let e = s
+            .admin_get(&format!("/v1/segments/pro/history?{query}"))
+            .expect_error(400, "invalid_parameter");
+        assert_eq!(e["field"], field, "{query}: {e}");
+    }
+    s.admin_get("/v1/segments/nope/history")
+        .expect_error(404, "not_found");
+    // Deleting the segment deletes its history: one of the same id starts afresh.
+    s.admin_delete("/v1/segments/pro", None).expect(204);
+    s.admin_post(
+        "/v1/segments",
+        json!({"id": "pro", "text": r#"plan = "gold""#}),
+    )
+    .expect(201);
+    assert_eq!(
+        history(&s, "pro", &range),
+        [(0, 0, 0), (0, 0, 0), (0, 0, 0)]
+    );
+}

@@ -75,6 +75,7 @@ pub const TABLES: &[Table] = &[
     table("segments"),
     table("segment_members"),
     table("segment_checks"),
+    table("segment_history"),
     table("trigger_schedule"),
     with_ids("score_expiries", "id"),
     with_ids("audit_log", "id"),

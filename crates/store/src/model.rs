@@ -713,6 +713,25 @@ pub struct SegmentRow {
     pub updated_at: Timestamp,
 }
 
+/// A segment's membership changes over a range of time, hour by hour (see
+/// `concerns::audiences` for how they are kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentHistory {
+    /// Members at the start of the range: every change before it, summed.
+    pub members_before: i64,
+    /// The hours of the range in which anyone entered or left, in order.
+    pub hours: Vec<SegmentHour>,
+}
+
+/// How many contacts entered and left a segment in one hour (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHour {
+    /// The start of the hour.
+    pub hour: Timestamp,
+    pub entered: i64,
+    pub left: i64,
+}
+
 /// One experiment variant's counts.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ExperimentCounts {

@@ -138,6 +138,10 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
         "segment definitions; memberships are in segment_members",
     ),
     (
+        "segment_history",
+        "how many contacts entered and left each segment per hour: counts, never who",
+    ),
+    (
         "experiment_variants",
         "aggregate counts per experiment variant",
     ),
@@ -279,6 +283,20 @@ pub(crate) const MERGE_STATEMENTS: &[(&str, &[&str])] = &[
     ),
     ("contacts", &["DELETE FROM contacts WHERE id = ?1"]),
 ];
+
+/// The segments whose size an erasure of contact `?1` lowers: those it is a member of. Its
+/// memberships go with it, so each is recorded as a member leaving (see
+/// `concerns::audiences`): the history keeps the counts right and says nothing of who.
+pub(crate) const ERASURE_LEAVES_SEGMENTS: &str =
+    "SELECT segment_id FROM segment_members WHERE contact_id = ?1 ORDER BY segment_id";
+
+/// The segments whose size a merge of `?1` into `?2` lowers: those both are members of (two
+/// members become one). A membership only the merged contact had moves to the survivor and
+/// changes no size.
+pub(crate) const MERGE_LEAVES_SEGMENTS: &str =
+    "SELECT segment_id FROM segment_members WHERE contact_id = ?1
+       AND segment_id IN (SELECT segment_id FROM segment_members WHERE contact_id = ?2)
+     ORDER BY segment_id";
 
 /// Score expiries take back points from a score trait. The merged traits keep the survivor's
 /// value of a trait both contacts have, so the points the merged contact earned are not in

@@ -949,6 +949,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/segments/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Members over time: per hour or day (`bucket`, days in `tz`) from `from` to `to` (default the last 30 days), members at each bucket's end, entered and left; at most 1000 buckets */
+        get: operations["get_v1_segments__id__history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/segments/{id}/members": {
         parameters: {
             query?: never;
@@ -1857,6 +1874,8 @@ export interface components {
             /** @enum {string} */
             status: "ok" | "degraded" | "stalled" | "database_unavailable";
         };
+        /** @enum {string} */
+        HistoryBucket: "hour" | "day";
         /** @description "did `event` [times] [within] [filter]". */
         HistoryCondition: {
             /** @description The event name, e.g. `Order Completed`. */
@@ -1869,6 +1888,30 @@ export interface components {
             times?: components["schemas"]["Times"];
             /** @description Only events in the last duration (e.g. `90d`); absent: all time. */
             within?: string | null;
+        };
+        /** @description One bucket of a segment's history. */
+        HistoryPoint: {
+            /**
+             * Format: int64
+             * @description Contacts that entered the segment in the bucket.
+             */
+            entered: number;
+            /**
+             * Format: int64
+             * @description Contacts that left it in the bucket (an erased contact leaves; two merged members
+             *     become one).
+             */
+            left: number;
+            /**
+             * Format: int64
+             * @description Members at the end of the bucket (for the bucket holding now: members now).
+             */
+            members: number;
+            /**
+             * Format: date-time
+             * @description The start of the bucket.
+             */
+            time: string;
         };
         ImportResult: {
             /**
@@ -2673,6 +2716,23 @@ export interface components {
         };
         /** @enum {string} */
         SegmentEdge: "enter" | "exit";
+        SegmentHistoryView: {
+            bucket: components["schemas"]["HistoryBucket"];
+            /**
+             * Format: date-time
+             * @description The start of the first bucket.
+             */
+            from: string;
+            /** @description One per bucket, in time order, buckets without changes included. */
+            points: components["schemas"]["HistoryPoint"][];
+            segment_id: string;
+            /**
+             * Format: date-time
+             * @description The end of the last bucket.
+             */
+            to: string;
+            tz: string;
+        };
         /** @description What a condition matches now. */
         SegmentPreview: {
             condition: components["schemas"]["Condition"];
@@ -5129,6 +5189,46 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_segments__id__history: {
+        parameters: {
+            query?: {
+                /** @description `day` (the default; days begin at midnight in `tz`) or `hour`. */
+                bucket?: components["schemas"]["HistoryBucket"] | null;
+                /**
+                 * @description The start of the range: an RFC 3339 timestamp, a date (`2025-03-01`: its start in
+                 *     `tz`), or a duration before now (`29d`: the day 29 days ago, so 30 days up to today).
+                 *     The first bucket is the one it falls in. Default: 30 days before `to` with day buckets,
+                 *     48 hours with hour buckets.
+                 */
+                from?: string;
+                /** @description The end of the range (exclusive), in the same forms. Default: now. */
+                to?: string;
+                /** @description The IANA time zone of dates and of the days' midnights (default `UTC`). */
+                tz?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentHistoryView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -1,12 +1,15 @@
 // Segments: every segment with its member count and the journeys that use it; a segment written
 // in the text condition language (docs/conditions.md), checked while typing by
 // POST /v1/segments/preview (debounced), which answers the errors at their line and column, or
-// how many contacts match now and a sample of them; a saved segment's members, a page at a time;
-// deleting one (refused by the server while a journey uses it).
+// how many contacts match now and a sample of them; a saved segment's members over time (a chart
+// per day) and its members now, a page at a time; deleting one (refused by the server while a
+// journey uses it).
 import { useEffect, useRef, useState } from 'react';
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
+import { MembersChart } from '../components/MembersChart';
 import { type Member, MemberTable } from '../components/MemberTable';
+import { browserZone } from '../lib/segmentHistory';
 import { type ConditionError, conditionErrors, errorExcerpt, errorPlace, type SegmentUse, segmentIdFor, useWhere, validSegmentId } from '../lib/segments';
 import { Link, navigate } from '../router';
 
@@ -146,6 +149,7 @@ function SegmentPage({ id }: { id: string }) {
           <h2>
             Members <span className="muted small">{s.members} now</span>
           </h2>
+          <MembersChart segmentId={s.id} tz={browserZone()} version={s.updated_at} />
           <MemberTable
             label="Segment members"
             empty="No contact is a member now."

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod operations;
 mod privacy;
 pub mod public_limits;
+mod segment_history;
 mod segments;
 mod tracking;
 mod webhooks_in;

@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use super::{
-    broadcasts, consent, ingest, journeys, manage, privacy, segments, tracking, webhooks_in,
+    broadcasts, consent, ingest, journeys, manage, privacy, segment_history, segments, tracking,
+    webhooks_in,
 };
 
 /// Writes the schema of a type into a generator (shared definitions go to the generator).
@@ -522,6 +523,11 @@ pub fn all() -> Vec<Operation> {
             .about(Admin, "Segments", "Members of a segment (`limit`, `after`)")
             .query::<manage::Page>()
             .ok::<manage::ContactsPage>()
+            .errors(&[400, 404]),
+        get("/v1/segments/{id}/history", segment_history::history)
+            .about(Admin, "Segments", "Members over time: per hour or day (`bucket`, days in `tz`) from `from` to `to` (default the last 30 days), members at each bucket's end, entered and left; at most 1000 buckets")
+            .query::<segment_history::HistoryQuery>()
+            .ok::<segment_history::SegmentHistoryView>()
             .errors(&[400, 404]),
         // ---- broadcasts
         get("/v1/broadcasts", broadcasts::list)

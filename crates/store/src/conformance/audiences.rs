@@ -212,7 +212,121 @@ fn deleting_a_segment_removes_its_members_and_checks(store: &dyn Store) {
     assert!(in_tx(store, |tx| tx.is_segment_member("kept", ann)));
 }
 
+/// The start of the hour `n` hours after the one `at(0)` falls in (`at(0)` is 22:13:20 UTC).
+fn hour(n: i64) -> jiff::Timestamp {
+    at(-800 + n * 3600)
+}
+
+/// A segment's history as (hour number, entered, left) and the members before the range.
+fn history(store: &dyn Store, id: &str, from: i64, to: i64) -> (i64, Vec<(i64, i64, i64)>) {
+    let h = store.segment_history(id, hour(from), hour(to)).unwrap();
+    let hours = h
+        .hours
+        .iter()
+        .map(|x| {
+            let n = (x.hour.as_second() - hour(0).as_second()) / 3600;
+            (n, x.entered, x.left)
+        })
+        .collect();
+    (h.members_before, hours)
+}
+
+fn segment_history_counts_who_entered_and_left_each_hour(store: &dyn Store) {
+    store.put_segment("pro", "Pro", &json!({}), at(0)).unwrap();
+    store
+        .put_segment("other", "Other", &json!({}), at(0))
+        .unwrap();
+    let [ann, bob, cid] = ["ann", "bob", "cid"].map(|u| contact(store, u));
+    in_tx(store, |tx| {
+        tx.set_segment_member("pro", ann, true, at(1))?;
+        tx.set_segment_member("pro", bob, true, at(2))?;
+        // No change, no count.
+        tx.set_segment_member("pro", bob, true, at(3))?;
+        tx.set_segment_member("pro", cid, false, at(3))?;
+        tx.set_segment_member("other", cid, true, at(3))?;
+        Ok(())
+    });
+    // The next hour: one in and out again, one out, one in.
+    in_tx(store, |tx| {
+        tx.set_segment_member("pro", bob, false, hour(1))?;
+        tx.set_segment_member("pro", cid, true, at(2801))?;
+        tx.set_segment_member("pro", ann, false, at(2900))?;
+        tx.set_segment_member("pro", ann, true, at(3000))
+    });
+    // Nothing in hour 2; hour 3 is the last second of it.
+    in_tx(store, |tx| {
+        tx.set_segment_member("pro", cid, false, at(-800 + 4 * 3600 - 1))
+    });
+    assert_eq!(
+        history(store, "pro", 0, 4),
+        (0, vec![(0, 2, 0), (1, 2, 2), (3, 0, 1)])
+    );
+    assert_eq!(
+        history(store, "pro", 1, 3),
+        (2, vec![(1, 2, 2)]),
+        "the members at the start are the changes before it, summed"
+    );
+    assert_eq!(history(store, "pro", 4, 10), (1, vec![]));
+    assert_eq!(
+        history(store, "pro", 4, 10).0,
+        store.segment("pro").unwrap().members
+    );
+    assert_eq!(history(store, "other", 0, 4), (0, vec![(0, 1, 0)]));
+    assert!(matches!(
+        store.segment_history("nope", hour(0), hour(1)),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// An erasure takes the contact's memberships with it, and a merge makes two members one:
+/// both are counted as members leaving, so the history's sum stays the segment's size.
+fn segment_history_counts_erasures_and_merges_as_leaving(store: &dyn Store) {
+    store.put_segment("pro", "Pro", &json!({}), at(0)).unwrap();
+    let [ann, bob, old, new] = ["ann", "bob", "old-login", "new-login"].map(|u| contact(store, u));
+    in_tx(store, |tx| {
+        for id in [ann, bob, old, new] {
+            tx.set_segment_member("pro", id, true, at(1))?;
+        }
+        Ok(())
+    });
+    in_tx(store, |tx| tx.erase_contact(ann, hour(1)).map(|_| ()));
+    in_tx(store, |tx| {
+        tx.alias("old-login", "new-login", hour(2)).map(|_| ())
+    });
+    assert_eq!(store.segment("pro").unwrap().members, 2);
+    assert_eq!(
+        history(store, "pro", 0, 3),
+        (0, vec![(0, 4, 0), (1, 0, 1), (2, 0, 1)])
+    );
+    // A merged contact that was the only member of the two moves, and the size stays.
+    let [visitor, known] = ["visitor", "known"].map(|u| contact(store, u));
+    in_tx(store, |tx| {
+        tx.set_segment_member("pro", visitor, true, hour(3))
+            .map(|_| ())
+    });
+    in_tx(store, |tx| {
+        tx.alias("visitor", "known", hour(3)).map(|_| ())
+    });
+    assert!(in_tx(store, |tx| tx.is_segment_member("pro", known)));
+    assert_eq!(history(store, "pro", 3, 4), (2, vec![(3, 1, 0)]));
+    assert_eq!(store.segment("pro").unwrap().members, 3);
+}
+
+fn deleting_a_segment_removes_its_history(store: &dyn Store) {
+    store.put_segment("pro", "Pro", &json!({}), at(0)).unwrap();
+    let ann = contact(store, "ann");
+    in_tx(store, |tx| {
+        tx.set_segment_member("pro", ann, true, at(1)).map(|_| ())
+    });
+    store.delete_segment("pro").unwrap();
+    store.put_segment("pro", "Pro", &json!({}), at(2)).unwrap();
+    assert_eq!(history(store, "pro", 0, 2), (0, vec![]));
+}
+
 conformance_tests!(
+    segment_history_counts_who_entered_and_left_each_hour,
+    segment_history_counts_erasures_and_merges_as_leaving,
+    deleting_a_segment_removes_its_history,
     lists_are_created_once_and_counted,
     list_membership_is_added_and_removed_once,
     list_members_are_paged_by_contact_id,

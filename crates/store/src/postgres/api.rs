@@ -1186,7 +1186,39 @@ impl Audiences for PgStore {
             }
             tx.execute("DELETE FROM segment_members WHERE segment_id = $1", &[&id])?;
             tx.execute("DELETE FROM segment_checks WHERE segment_id = $1", &[&id])?;
+            tx.execute("DELETE FROM segment_history WHERE segment_id = $1", &[&id])?;
             Ok(())
+        })
+    }
+
+    fn segment_history(&self, id: &str, from: Timestamp, to: Timestamp) -> Result<SegmentHistory> {
+        outside_async(|| {
+            self.segment(id)?;
+            let mut conn = self.conn()?;
+            let before = conn.query_one(
+                "SELECT CAST(COALESCE(SUM(entered - exited), 0) AS BIGINT) FROM segment_history
+                 WHERE segment_id = $1 AND hour_at < $2",
+                &[&id, &ms(from)],
+            )?;
+            let hours = conn
+                .query(
+                    "SELECT hour_at, entered, exited FROM segment_history
+                     WHERE segment_id = $1 AND hour_at >= $2 AND hour_at < $3 ORDER BY hour_at",
+                    &[&id, &ms(from), &ms(to)],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(SegmentHour {
+                        hour: ts(column(r, 0)?),
+                        entered: column(r, 1)?,
+                        left: column(r, 2)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(SegmentHistory {
+                members_before: column(&before, 0)?,
+                hours,
+            })
         })
     }
 

@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -519,7 +520,7 @@ impl PgStore {
         self.write_prepared(|tx, prepared| {
             let mut engine_tx = tx::PgTx::new(tx, prepared, self.membership());
             work(&mut engine_tx)?;
-            engine_tx.write_step_writes()
+            engine_tx.write_held()
         })
     }
 }

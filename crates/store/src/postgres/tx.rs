@@ -2,7 +2,7 @@
 //! line-for-line sibling of `sqlite::tx`, in the same order; comments here say only where
 //! PostgreSQL differs and why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ::postgres::types::{FromSql, ToSql, Type};
@@ -20,9 +20,11 @@ use super::privacy::numbered;
 use super::seen::Seen;
 use super::step_writes::StepWrites;
 use super::{APPEND_LOCK, CONTACT_LOCK, Prepared, ms, ts};
+use crate::concerns::history_hour;
 use crate::concerns::{Identities, Merges};
 use crate::personal_data::{
-    MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, address_hash, merge_parameters,
+    ERASURE_LEAVES_SEGMENTS, MERGE_LEAVES_SEGMENTS, MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS,
+    address_hash, merge_parameters,
 };
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, Erasure, EventsTx,
@@ -44,6 +46,9 @@ pub(crate) struct PgTx<'a, 'b> {
     seen: Seen,
     /// Enrollment updates and step logs not written yet.
     step_writes: StepWrites,
+    /// Segment history increments not written yet: (segment, hour) → (entered, left). Written
+    /// at commit in one statement, in key order (see `write_held`).
+    segment_history: BTreeMap<(String, i64), (i64, i64)>,
 }
 
 impl<'a, 'b> PgTx<'a, 'b> {
@@ -60,7 +65,57 @@ impl<'a, 'b> PgTx<'a, 'b> {
             locked: HashSet::new(),
             seen: Seen::default(),
             step_writes: StepWrites::default(),
+            segment_history: BTreeMap::new(),
         }
+    }
+
+    /// Writes everything held, before the transaction commits: the step writes, then the
+    /// segment history increments. Those are held to the end, not written as they happen:
+    /// an hour's row is shared by every transaction that changes the segment's members in
+    /// that hour, on every process, and a row written mid-transaction would stay locked
+    /// (the others waiting on it) until the commit. Written last and in key order, the
+    /// locks are held only for the commit and always taken in the same order, so two
+    /// transactions never wait on each other for them.
+    pub(crate) fn write_held(&mut self) -> Result<()> {
+        self.write_step_writes()?;
+        if self.segment_history.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.segment_history);
+        let mut segments = Vec::with_capacity(held.len());
+        let (mut hours, mut entered, mut left) = (Vec::new(), Vec::new(), Vec::new());
+        for ((segment, hour), (e, l)) in held {
+            segments.push(segment);
+            hours.push(hour);
+            entered.push(e);
+            left.push(l);
+        }
+        // A segment deleted meanwhile (by the API, in another transaction) gets no history.
+        let statement = self.prepared.get(
+            self.tx,
+            "INSERT INTO segment_history (segment_id, hour_at, entered, exited)
+             SELECT v.segment_id, v.hour_at, v.entered, v.exited
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[])
+                  WITH ORDINALITY AS v(segment_id, hour_at, entered, exited, n)
+             WHERE EXISTS (SELECT 1 FROM segments s WHERE s.id = v.segment_id)
+             ORDER BY n
+             ON CONFLICT (segment_id, hour_at) DO UPDATE SET
+               entered = segment_history.entered + excluded.entered,
+               exited = segment_history.exited + excluded.exited",
+        )?;
+        self.tx
+            .execute(&statement, &[&segments, &hours, &entered, &left])?;
+        Ok(())
+    }
+
+    /// Counts a membership change in the segment's history, for the hour of `at`.
+    fn count_segment_change(&mut self, segment_id: &str, at: Timestamp, entered: i64, left: i64) {
+        let counts = self
+            .segment_history
+            .entry((segment_id.to_string(), history_hour(ms(at))))
+            .or_default();
+        counts.0 += entered;
+        counts.1 += left;
     }
 
     /// Writes the held step writes (before a statement that may read them, and at commit).
@@ -338,6 +393,11 @@ impl PgTx<'_, '_> {
                 tx.execute(&numbered(drop_scores), &[&from, &score_trait])?;
             }
         }
+        let fewer = tx.query(&numbered(MERGE_LEAVES_SEGMENTS), &[&from, &into])?;
+        let fewer = fewer
+            .iter()
+            .map(|r| column::<String>(r, 0))
+            .collect::<Result<Vec<_>>>()?;
         let now_ms = ms(now);
         let args: [&(dyn ToSql + Sync); 3] = [&from, &into, &now_ms];
         for (_, statements) in MERGE_STATEMENTS {
@@ -350,6 +410,9 @@ impl PgTx<'_, '_> {
         }
         // The merge moves `from`'s events, enrollments, consent and memberships to `into`.
         self.seen.contacts_changed();
+        for segment in &fewer {
+            self.count_segment_change(segment, now, 0, 1);
+        }
         let mut traits = from_contact.traits;
         traits.extend(into_contact.traits);
         let (email, phone, tz) = contact_columns(&traits);
@@ -1486,6 +1549,10 @@ impl AudiencesTx for PgTx<'_, '_> {
                 &[&segment_id, &contact_id],
             )?
         };
+        if n == 1 {
+            let (entered, left) = if member { (1, 0) } else { (0, 1) };
+            self.count_segment_change(segment_id, now, entered, left);
+        }
         Ok(n == 1)
     }
 
@@ -1726,7 +1793,16 @@ impl ReportingTx for PgTx<'_, '_> {
 impl PrivacyTx for PgTx<'_, '_> {
     fn erase_contact(&mut self, contact_id: i64, now: Timestamp) -> Result<Erasure> {
         self.seen.contacts_changed();
-        super::privacy::erase(self.raw()?, contact_id, now)
+        let segments = self.query(&numbered(ERASURE_LEAVES_SEGMENTS), &[&contact_id])?;
+        let segments = segments
+            .iter()
+            .map(|r| column::<String>(r, 0))
+            .collect::<Result<Vec<_>>>()?;
+        let erasure = super::privacy::erase(self.raw()?, contact_id, now)?;
+        for segment in &segments {
+            self.count_segment_change(segment, now, 0, 1);
+        }
+        Ok(erasure)
     }
 
     fn record_audit(&mut self, entry: &NewAudit) -> Result<i64> {

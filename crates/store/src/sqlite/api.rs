@@ -1026,7 +1026,34 @@ impl Audiences for SqliteStore {
             }
             tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [id])?;
             tx.execute("DELETE FROM segment_checks WHERE segment_id = ?1", [id])?;
+            tx.execute("DELETE FROM segment_history WHERE segment_id = ?1", [id])?;
             Ok(())
+        })
+    }
+
+    fn segment_history(&self, id: &str, from: Timestamp, to: Timestamp) -> Result<SegmentHistory> {
+        self.segment(id)?;
+        let conn = self.conn()?;
+        let members_before: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(entered - exited), 0) FROM segment_history
+                 WHERE segment_id = ?1 AND hour_at < ?2",
+            )?
+            .query_row(params![id, ms(from)], |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT hour_at, entered, exited FROM segment_history
+             WHERE segment_id = ?1 AND hour_at >= ?2 AND hour_at < ?3 ORDER BY hour_at",
+        )?;
+        let rows = stmt.query_map(params![id, ms(from), ms(to)], |r| {
+            Ok(SegmentHour {
+                hour: ts(r.get(0)?),
+                entered: r.get(1)?,
+                left: r.get(2)?,
+            })
+        })?;
+        Ok(SegmentHistory {
+            members_before,
+            hours: rows.collect::<rusqlite::Result<_>>()?,
         })
     }
 

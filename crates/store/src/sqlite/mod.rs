@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
+    include_str!("schema_v11.sql"),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -243,6 +244,53 @@ pub(crate) mod test_support;
 mod tests {
     use super::test_support::{TempDir, tables};
     use super::*;
+
+    /// Version 11 starts each segment's history with its members then, by the hour they
+    /// entered: the sizes it reports from then on are the segments' real sizes.
+    #[test]
+    fn the_segment_history_starts_with_the_members_at_the_upgrade() {
+        use crate::Audiences;
+        let dir = TempDir::new("v10-members");
+        {
+            let mut conn = Connection::open(dir.0.join("waymark.db")).unwrap();
+            let tx = conn.transaction().unwrap();
+            for migration in &MIGRATIONS[..10] {
+                tx.execute_batch(migration).unwrap();
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 10;
+                 INSERT INTO segments (id, name, condition, created_at, updated_at)
+                   VALUES ('pro', 'Pro', '{}', 0, 0), ('empty', 'Empty', '{}', 0, 0);
+                 INSERT INTO segment_members (segment_id, contact_id, entered_at)
+                   VALUES ('pro', 1, 7200000), ('pro', 2, 7300000), ('pro', 3, 36000000);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&dir.0).expect("opens and migrates");
+        let hour = |n: i64| jiff::Timestamp::from_second(n * 3600).unwrap();
+        let history = store.segment_history("pro", hour(0), hour(24)).unwrap();
+        let hours: Vec<(jiff::Timestamp, i64, i64)> = history
+            .hours
+            .iter()
+            .map(|h| (h.hour, h.entered, h.left))
+            .collect();
+        assert_eq!(hours, [(hour(2), 2, 0), (hour(10), 1, 0)]);
+        assert_eq!(
+            store
+                .segment_history("pro", hour(3), hour(4))
+                .unwrap()
+                .members_before,
+            2
+        );
+        assert!(
+            store
+                .segment_history("empty", hour(0), hour(24))
+                .unwrap()
+                .hours
+                .is_empty()
+        );
+    }
 
     #[test]
     fn a_database_of_each_earlier_version_migrates_to_the_current_one_keeping_its_rows() {

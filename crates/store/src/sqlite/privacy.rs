@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::{SqliteStore, ms, ts};
 use crate::personal_data::{
-    self, ExportReads, JSON_COLUMNS, PERSONAL_TABLES, address_hash, hex, is_time_column,
+    self, ERASURE_LEAVES_SEGMENTS, ExportReads, JSON_COLUMNS, PERSONAL_TABLES, address_hash, hex,
+    is_time_column,
 };
 use crate::{
     AuditEntry, AuditQuery, Erasure, ExportPage, NewAudit, Result, StoreError, Suppression,
@@ -213,6 +214,14 @@ pub(crate) fn erase(conn: &Connection, contact_id: i64, now: Timestamp) -> Resul
             ),
             [],
         )?;
+    }
+    let segments: Vec<String> = {
+        let mut stmt = conn.prepare_cached(ERASURE_LEAVES_SEGMENTS)?;
+        let rows = stmt.query_map([contact_id], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for segment in &segments {
+        super::tx::count_segment_change(conn, segment, now, 0, 1)?;
     }
     for (table, _, sql) in PERSONAL_TABLES {
         if let Some(sql) = sql {

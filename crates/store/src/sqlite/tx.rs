@@ -12,8 +12,11 @@ use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
 use super::{ms, ts};
+use crate::concerns::history_hour;
 use crate::concerns::{Identities, Merges, step_row};
-use crate::personal_data::{MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters};
+use crate::personal_data::{
+    MERGE_LEAVES_SEGMENTS, MERGE_SCORE_EXPIRIES, MERGE_STATEMENTS, merge_parameters,
+};
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, EventsTx,
     ExperimentCounts, ExperimentsTx, MetaTx, NewEvent, NewMessage, OutboxTx, PrivacyTx,
@@ -159,6 +162,14 @@ impl SqliteTx<'_> {
             self.tx
                 .prepare_cached(drop_scores)?
                 .execute(params![from, score_trait])?;
+        }
+        let fewer: Vec<String> = {
+            let mut stmt = self.tx.prepare_cached(MERGE_LEAVES_SEGMENTS)?;
+            let rows = stmt.query_map(params![from, into], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for segment in &fewer {
+            count_segment_change(self.tx, segment, now, 0, 1)?;
         }
         let args = params![from, into, ms(now)];
         for (_, statements) in MERGE_STATEMENTS {
@@ -1001,6 +1012,10 @@ impl AudiencesTx for SqliteTx<'_> {
                 )?
                 .execute(params![segment_id, contact_id])?
         };
+        if n == 1 {
+            let (entered, left) = if member { (1, 0) } else { (0, 1) };
+            count_segment_change(self.tx, segment_id, now, entered, left)?;
+        }
         Ok(n == 1)
     }
 
@@ -1062,6 +1077,24 @@ impl AudiencesTx for SqliteTx<'_> {
         }
         Ok(due)
     }
+}
+
+/// Adds to the segment's history for the hour of `at` (see `concerns::audiences`): one
+/// upsert of a row in the same transaction, no read of the segment's size.
+pub(crate) fn count_segment_change(
+    tx: &rusqlite::Connection,
+    segment_id: &str,
+    at: Timestamp,
+    entered: i64,
+    left: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO segment_history (segment_id, hour_at, entered, exited) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (segment_id, hour_at) DO UPDATE SET
+           entered = entered + excluded.entered, exited = exited + excluded.exited",
+    )?
+    .execute(params![segment_id, history_hour(ms(at)), entered, left])?;
+    Ok(())
 }
 
 impl ExperimentsTx for SqliteTx<'_> {
