@@ -13,6 +13,8 @@
 //! (lettre), `sms` and `webhook` (reqwest); see `Cargo.toml` for what each turns off.
 
 pub mod inbound;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 pub mod tracking;
 pub mod transport;
 pub mod webhook;

@@ -1,8 +1,10 @@
 //! Where messages go. The built-in outbox transport only records them (they are listed by
-//! `/v1/messages`), so Waymark runs with nothing else installed; SMTP goes through lettre with a
-//! connection pool (feature `smtp`); SMS through a Twilio-compatible HTTP API or a generic JSON
-//! HTTP API (feature `sms`).
+//! `/v1/messages`), so Waymark runs with nothing else installed; SMTP goes through lettre over
+//! the pooled connections of `crate::smtp` (feature `smtp`); SMS through a Twilio-compatible
+//! HTTP API or a generic JSON HTTP API (feature `sms`).
 
+#[cfg(feature = "smtp")]
+use crate::smtp::SendError;
 #[cfg(feature = "smtp")]
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
@@ -12,8 +14,6 @@ use lettre::message::dkim::{
 use lettre::message::header::HeaderName;
 #[cfg(feature = "smtp")]
 use lettre::message::{Mailbox, MultiPart, SinglePart, header};
-#[cfg(feature = "smtp")]
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use waymark_core::OutboxChannel;
 use waymark_store::MessageRow;
 
@@ -62,7 +62,7 @@ pub enum EmailTransport {
     Outbox,
     #[cfg(feature = "smtp")]
     Smtp {
-        mailer: AsyncSmtpTransport<Tokio1Executor>,
+        pool: Box<crate::smtp::SmtpPool>,
         from: Mailbox,
         /// Makes Message-IDs unique across installations sending from one domain.
         installation: String,
@@ -154,18 +154,15 @@ impl EmailTransport {
         connections: usize,
     ) -> Result<Self, String> {
         let dkim = dkim.map(DkimSettings::config).transpose()?.map(Box::new);
-        let url = with_tls_default(url)?;
-        let pool = lettre::transport::smtp::PoolConfig::new()
-            .max_size(u32::try_from(connections.max(1)).unwrap_or(u32::MAX));
-        let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-            .map_err(|e| format!("invalid SMTP URL: {e}"))?
-            .pool_config(pool)
-            .build();
+        let pool = Box::new(crate::smtp::SmtpPool::new(
+            crate::smtp::Relay::parse(url)?,
+            connections,
+        )?);
         let from: Mailbox = from
             .parse()
             .map_err(|e| format!("invalid sender address `{from}`: {e}"))?;
         Ok(EmailTransport::Smtp {
-            mailer,
+            pool,
             from,
             installation: installation.to_string(),
             dkim,
@@ -180,7 +177,7 @@ impl EmailTransport {
     #[cfg(feature = "smtp")]
     async fn deliver(&self, m: &MessageRow) -> Attempt {
         let EmailTransport::Smtp {
-            mailer,
+            pool,
             from,
             installation,
             dkim,
@@ -238,9 +235,10 @@ impl EmailTransport {
         if let Some(dkim) = dkim {
             email.sign(dkim);
         }
-        match mailer.send(email).await {
-            Ok(_) => Attempt::Sent,
-            Err(e) if e.is_permanent() => {
+        let sent = pool.send(email.envelope(), &email.formatted()).await;
+        match sent {
+            Ok(()) => Attempt::Sent,
+            Err(SendError::Smtp(e)) if e.is_permanent() => {
                 let code = e.status().map(u16::from);
                 let text = e.to_string();
                 // The reply text follows `permanent error (550): `.
@@ -323,24 +321,6 @@ impl DkimSettings {
             canonicalization,
         ))
     }
-}
-
-/// lettre treats `smtp://` without `tls=` as plain text, never upgrading: a password would
-/// cross the wire in clear. Default to STARTTLS, required when there are credentials.
-#[cfg(feature = "smtp")]
-fn with_tls_default(url: &str) -> Result<String, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("invalid SMTP URL: {e}"))?;
-    if parsed.scheme() != "smtp" || parsed.query_pairs().any(|(k, _)| k == "tls") {
-        return Ok(url.to_string());
-    }
-    let mode = if parsed.username().is_empty() {
-        "opportunistic"
-    } else {
-        "required"
-    };
-    let mut with = parsed.clone();
-    with.query_pairs_mut().append_pair("tls", mode);
-    Ok(with.to_string())
 }
 
 /// A Twilio-compatible Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`
@@ -436,8 +416,8 @@ impl JsonSms {
 }
 
 /// Decodes `%XX` escapes (URL user info is kept percent-encoded).
-#[cfg(feature = "sms")]
-fn percent_decode(s: &str) -> Result<String, String> {
+#[cfg(any(feature = "sms", feature = "smtp"))]
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -7,7 +7,7 @@
 //!   without SMTP does). Beside it, the peak resident memory of the bench process while it
 //!   ran.
 //! - `smtp_sink_messages_per_second`: the local SMTP sink alone, fed by the same SMTP client
-//!   (lettre's pool, the same number of connections) without Waymark: the ceiling of the next
+//!   (Waymark's SMTP pool, the same number of connections) without the rest of Waymark: the ceiling of the next
 //!   figure.
 //! - `broadcast_smtp_messages_per_second`: a second broadcast to the same list delivered
 //!   through SMTP to that sink, from `POST …/send` until the sink has every message and none
@@ -82,7 +82,7 @@ pub(super) async fn broadcast(plan: &Plan, data: &FigureData) -> anyhow::Result<
         json!({
             "messages": alone,
             "connections": SMTP_CONNECTIONS,
-            "measured": "lettre's pooled SMTP client straight to the local sink, no Waymark: the ceiling of broadcast_smtp_messages_per_second",
+            "measured": "Waymark's pooled SMTP client straight to the local sink, without the engine, store or dispatcher: the ceiling of broadcast_smtp_messages_per_second",
         }),
     );
     let h = Harness::start_with(
@@ -280,7 +280,7 @@ async fn send_and_wait(
     }
 }
 
-/// Messages per second that lettre's pool delivers to the sink with nothing else running.
+/// Messages per second that the SMTP pool delivers to the sink with nothing else running.
 async fn sink_alone(sink: &SmtpSink, n: usize) -> anyhow::Result<f64> {
     let transports = Arc::new(Transports {
         email: EmailTransport::smtp(

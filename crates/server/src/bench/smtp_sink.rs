@@ -130,10 +130,11 @@ async fn serve(stream: TcpStream, received: &Received) -> std::io::Result<()> {
 }
 
 /// Reads one line, refusing one longer than [`MAX_LINE`]; then acknowledges what arrived at
-/// once. Linux delays an ACK by up to 40 ms when it expects to send an answer with it, and
-/// lettre writes a message's closing `.` separately without TCP_NODELAY, so its Nagle waits
-/// for that ACK: a sink that delays costs every message 40 ms (as a relay that does so
-/// would).
+/// once. Linux delays an ACK by up to 40 ms when it expects to send an answer with it, and a
+/// client that writes a message's closing `.` separately without TCP_NODELAY (lettre's own
+/// transport) waits for that ACK in Nagle's algorithm. Waymark's client sets TCP_NODELAY
+/// (`waymark_channels::smtp`); the sink acknowledges at once anyway, so that it is never the
+/// limit, whatever the client.
 async fn read_line(
     read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
     line: &mut String,
