@@ -4817,6 +4817,13 @@ export interface operations {
                 /** @description How many to list, 1 to 1000 (default 100). */
                 limit?: number;
                 /**
+                 * @description `true`: each email's `html` for an admin to look at, not as it was sent: its open
+                 *     pixel removed and its tracked links pointing at their destinations again, so that
+                 *     showing it (or following a link in it) does not count as the contact's open or click.
+                 *     The admin app asks for this; the default is the HTML exactly as sent.
+                 */
+                preview?: boolean;
+                /**
                  * @description `queued`, `sent`, `failed`, `suppressed`, `bounced`, or (a broadcast's) `paused` or
                  *     `cancelled`.
                  */
