@@ -1,6 +1,6 @@
-// Looking at a sent email in the web app counts as neither an open nor a click: its frame loads
-// nothing remote (the open-tracking pixel would count an open) and its links open nowhere (their
-// tracking would count a click). The server's tracking links point at a stand-in here
+// Looking at a sent email in the web app counts as neither an open nor a click: the server hands
+// the app the HTML without its open pixel and with its links untracked, and the frame loads
+// nothing remote and opens no link anyway (defence in depth). The server's tracking links point at a stand-in here
 // (`--public-url`), an HTTP server of the test that records what asks it for anything.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,7 +63,16 @@ test('looking at a sent email counts no open and follows no link', async () => {
   await timeline.locator('li', { hasText: 'template hello' }).getByRole('button', { name: 'show' }).click();
   const frame = page.frameLocator('iframe[title^="Message"]');
   await frame.getByText('Hello from the shop.').waitFor();
-  await frame.getByRole('link', { name: 'See what is new' }).click();
+  // The app asks for the HTML without its tracking (`preview=true`): no pixel in it, and the
+  // link points at its destination, not at the tracker.
+  assert.equal(await frame.locator('img').count(), 0);
+  const link = frame.getByRole('link', { name: 'See what is new' });
+  assert.equal(await link.getAttribute('href'), 'https://shop.example/new');
+  await link.click();
   await page.waitForTimeout(500);
   assert.deepEqual(tracked, [], 'the message view asked the tracker for something');
+  const stats = await server.api('GET', '/v1/journeys/hi/stats');
+  const mail = stats.nodes.find((n) => n.node === 'mail');
+  assert.equal(mail.opened, 0);
+  assert.equal(mail.clicked, 0);
 });

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use waymark_render::links::{is_trackable, track_links};
+use waymark_render::links::{is_trackable, track_links, untrack_links};
 
 /// Separates tracking MACs from any other use of the secret.
 const DOMAIN: &[u8] = b"waymark-tracking-v1\0";
@@ -197,6 +197,27 @@ impl Tracking {
         track_links(html, &self.open_url(message), &mut |index, url| {
             self.click_url(message, index, url)
         })
+    }
+
+    /// A sent email's HTML for an admin to look at: its open pixel removed and its tracked
+    /// links pointing at their destinations again, so that looking at it (or following a
+    /// link from it) is not counted as its recipient's open or click. Only URLs this server
+    /// signed are recognised; everything else is left as it is.
+    pub fn untrack_html(&self, html: &str) -> String {
+        let (opens, clicks) = (
+            format!("{}/t/o/", self.public_url),
+            format!("{}/t/c/", self.public_url),
+        );
+        let is_pixel = |src: &str| {
+            src.strip_prefix(&opens)
+                .and_then(|token| self.verify(token))
+                .is_some_and(|t| matches!(t, Tracked::Open { .. }))
+        };
+        let original = |href: &str| match self.verify(href.strip_prefix(&clicks)?)? {
+            Tracked::Click { url, .. } => Some(url),
+            Tracked::Open { .. } => None,
+        };
+        untrack_links(html, &is_pixel, &original)
     }
 }
 
@@ -416,5 +437,18 @@ mod tests {
                 .unwrap()
                 .contains("/t/c/")
         );
+    }
+
+    #[test]
+    fn untracking_gives_back_the_html_as_rendered() {
+        let t = tracking();
+        let html = r#"<html><body><a href="https://shop.example/sale?a=1&amp;b=2">sale</a> <a href="https://t.example.com/t/c/forged.sig">x</a></body></html>"#;
+        let tracked = t.rewrite_html(html, "m-1");
+        assert!(tracked.contains("/t/o/"), "{tracked}");
+        let seen = t.untrack_html(&tracked);
+        assert_eq!(seen, html);
+        // A pixel of another server (or secret) stays: only our own are recognised.
+        let other = Tracking::new("https://t.example.com", "another-secret-0123456").unwrap();
+        assert!(other.untrack_html(&tracked).contains("/t/o/"));
     }
 }

@@ -15,6 +15,10 @@ use crate::{Engine, EngineError, recorded};
 /// The most contacts with one address that get the event.
 const MAX_CONTACTS_PER_ADDRESS: usize = 10;
 
+/// How long after a message was sent a reported bounce is taken to be about it (providers
+/// report within minutes; a relay gives up retrying after a few days).
+pub const BOUNCE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
+
 /// What was done with one fact, as the inbound webhook endpoints answer it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct InboundOutcome {
@@ -96,6 +100,16 @@ fn apply(
         }
         // Recorded on the contact itself: one without a user id or anonymous id gets it too.
         let contacts = tx.contacts_with_address(channel, &address, MAX_CONTACTS_PER_ADDRESS)?;
+        // A bounce after the receiving side accepted a message: the last one sent to the
+        // address was not delivered after all (see `docs/api.md`, "Journey statistics").
+        if fact.event.ends_with(" Bounced") && !contacts.is_empty() {
+            let since = now - BOUNCE_WINDOW;
+            let error = match fact.properties.get("diagnostic").and_then(|d| d.as_str()) {
+                Some(d) => format!("bounced after it was sent ({source}): {d}"),
+                None => format!("bounced after it was sent ({source})"),
+            };
+            tx.bounce_sent_message(&contacts, channel, &address, since, &error, now)?;
+        }
         for (i, contact_id) in contacts.into_iter().enumerate() {
             let message_id = match &fact.event_id {
                 Some(id) => format!("{source}-{id}-{address}-{i}"),

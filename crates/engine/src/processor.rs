@@ -638,7 +638,7 @@ impl Processor {
                     e.wake_at = None;
                     tx.update_enrollment(&e, now)?;
                     tx.record_steps(e.id, &log, now)?;
-                    stats.node(journey_id, &e.node).exited += 1;
+                    stats.node(journey_id, e.version, &e.node).exited += 1;
                 }
                 tx.add_stats(&stats, now)
             })?;
@@ -692,11 +692,11 @@ impl Processor {
         for entry in &outcome.log {
             match entry {
                 StepLog::Entered { node } => {
-                    stats.node(jid, node).entered += 1;
+                    stats.node(jid, e.version, node).entered += 1;
                     report.steps += 1;
                 }
                 StepLog::Left { node, output } => {
-                    stats.node(jid, node).completed += 1;
+                    stats.node(jid, e.version, node).completed += 1;
                     if let Some(x) = experiment_node(journey, node) {
                         tx.add_experiment_counts(jid, node, output, 1, 0)?;
                         decide_experiment(tx, jid, node, x, now)?;
@@ -712,7 +712,7 @@ impl Processor {
                         visited.push(node.clone());
                     }
                     for n in visited {
-                        stats.node(jid, &n).converted += 1;
+                        stats.node(jid, e.version, &n).converted += 1;
                     }
                     // Each experiment the enrollment went through counts the conversion for
                     // the variant it took (once, even if it passed the node twice).
@@ -726,8 +726,8 @@ impl Processor {
                         }
                     }
                 }
-                StepLog::Ended { node, .. } => stats.node(jid, node).exited += 1,
-                StepLog::Skipped { node, .. } => stats.node(jid, node).suppressed += 1,
+                StepLog::Ended { node, .. } => stats.node(jid, e.version, node).exited += 1,
+                StepLog::Skipped { node, .. } => stats.node(jid, e.version, node).suppressed += 1,
                 StepLog::Waiting { .. } => {}
             }
         }
@@ -787,7 +787,13 @@ impl Processor {
                     let decision =
                         self.gate
                             .send_webhook(tx, from, webhook, idempotency_key, now)?;
-                    count_decision(stats, report, jid, node, OutboxChannel::Webhook, &decision);
+                    count_decision(
+                        stats,
+                        report,
+                        (jid, e.version, node),
+                        OutboxChannel::Webhook,
+                        &decision,
+                    );
                 }
                 Effect::Send {
                     channel,
@@ -814,7 +820,13 @@ impl Processor {
                         Channel::Email => OutboxChannel::Email,
                         Channel::Sms => OutboxChannel::Sms,
                     };
-                    count_decision(stats, report, jid, node, outbox_channel, &decision);
+                    count_decision(
+                        stats,
+                        report,
+                        (jid, e.version, node),
+                        outbox_channel,
+                        &decision,
+                    );
                 }
             }
         }
@@ -841,14 +853,13 @@ impl StepAt {
 fn count_decision(
     stats: &mut StatsDeltas,
     report: &mut BatchReport,
-    journey: &str,
-    node: &str,
+    (journey, version, node): (&str, i64, &str),
     channel: OutboxChannel,
     decision: &Decision,
 ) {
     match decision.status {
-        MessageStatus::Suppressed => stats.node(journey, node).suppressed += 1,
-        MessageStatus::Failed => stats.node(journey, node).failed += 1,
+        MessageStatus::Suppressed => stats.node(journey, version, node).suppressed += 1,
+        MessageStatus::Failed => stats.node(journey, version, node).failed += 1,
         _ => {}
     }
     if matches!(

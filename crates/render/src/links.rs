@@ -21,7 +21,52 @@ pub fn track_links(
     pixel_src: &str,
     link: &mut dyn FnMut(u32, &str) -> String,
 ) -> String {
-    rewrite(html, link).with_pixel(pixel_src)
+    let mut index = 0u32;
+    rewrite(html, &mut |text, tag| {
+        tag.name
+            .eq_ignore_ascii_case("a")
+            .then(|| rewrite_anchor(text, tag, &mut index, link))
+    })
+    .with_pixel(pixel_src)
+}
+
+/// The reverse of [`track_links`], for looking at a sent email without being counted as its
+/// recipient: every `<img>` whose `src` `is_pixel` says is an open pixel is removed, and every
+/// `<a href>` for which `original` gives a destination points there again. Nothing else
+/// changes.
+pub fn untrack_links(
+    html: &str,
+    is_pixel: &dyn Fn(&str) -> bool,
+    original: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    rewrite(html, &mut |text, tag| {
+        let value = |name: &str| {
+            let (from, to) = tag
+                .attrs
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+                .and_then(|a| a.value)?;
+            let raw = text[from..to].trim_matches(|c| c == '"' || c == '\'');
+            Some((from, to, decode_entities(raw.trim())))
+        };
+        if tag.name.eq_ignore_ascii_case("img") {
+            return value("src")
+                .filter(|(_, _, src)| is_pixel(src))
+                .map(|_| String::new());
+        }
+        if tag.name.eq_ignore_ascii_case("a") {
+            let (from, to, href) = value("href")?;
+            let url = original(&href)?;
+            return Some(format!(
+                "{}\"{}\"{}",
+                &text[..from],
+                escape_attr(&url),
+                &text[to..]
+            ));
+        }
+        None
+    })
+    .html
 }
 
 struct Rewritten {
@@ -62,12 +107,12 @@ struct Tag<'a> {
 /// Elements whose content is raw text, not markup.
 const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp"];
 
-/// A small HTML scanner: copies the document, replacing the `href` of `<a>` tags through
-/// `link` and noting where `</body>` is.
-fn rewrite(html: &str, link: &mut dyn FnMut(u32, &str) -> String) -> Rewritten {
+/// A small HTML scanner: copies the document, replacing each start tag for which `start_tag`
+/// (given the tag's text and parsed form) returns a replacement, and noting where `</body>`
+/// is.
+fn rewrite(html: &str, start_tag: &mut dyn FnMut(&str, &Tag<'_>) -> Option<String>) -> Rewritten {
     let mut out = String::with_capacity(html.len() + html.len() / 4 + 256);
     let mut body_end = None;
-    let mut index = 0u32;
     let mut i = 0;
     while let Some(rel) = html[i..].find('<') {
         let start = i + rel;
@@ -99,10 +144,9 @@ fn rewrite(html: &str, link: &mut dyn FnMut(u32, &str) -> String) -> Rewritten {
             out.push_str(text);
             continue;
         }
-        if tag.name.eq_ignore_ascii_case("a") {
-            out.push_str(&rewrite_anchor(text, &tag, &mut index, link));
-        } else {
-            out.push_str(text);
+        match start_tag(text, &tag) {
+            Some(replaced) => out.push_str(&replaced),
+            None => out.push_str(text),
         }
         if let Some(raw) = RAW_TEXT
             .iter()
@@ -321,5 +365,22 @@ mod tests {
         );
         assert!(out.contains(r#"href="mailto:x@y.z""#));
         assert!(out.ends_with(r#"height:1px"></body>"#), "{out}");
+    }
+
+    #[test]
+    fn untracking_restores_links_and_drops_the_pixel_only() {
+        let html = r#"<body><a href="https://a.example/">a</a> <a href="https://b.example/">b</a><img src="https://logo.example/x.png"></body>"#;
+        let tracked = track_links(html, "https://t/o/1", &mut |index, _| {
+            format!("https://t/c/{index}?a&b")
+        });
+        let original = |url: &str| match url {
+            "https://t/c/0?a&b" => Some("https://a.example/?q=1&r=2".to_string()),
+            _ => None,
+        };
+        let out = untrack_links(&tracked, &|src| src.starts_with("https://t/o/"), &original);
+        assert_eq!(
+            out,
+            r#"<body><a href="https://a.example/?q=1&amp;r=2">a</a> <a href="https://t/c/1?a&amp;b">b</a><img src="https://logo.example/x.png"></body>"#
+        );
     }
 }

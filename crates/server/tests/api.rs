@@ -1699,11 +1699,19 @@ fn stats_report_every_node_with_all_counters() {
         BTreeSet::from([
             "journey_id",
             "status",
+            "version",
             "entered",
             "active",
             "completed",
             "exited",
             "converted",
+            "sent",
+            "delivered",
+            "bounced",
+            "failed",
+            "suppressed",
+            "opened",
+            "clicked",
             "first_activity_at",
             "last_activity_at",
             "nodes"
@@ -1726,6 +1734,8 @@ fn stats_report_every_node_with_all_counters() {
         "exited",
         "converted",
         "sent",
+        "delivered",
+        "bounced",
         "failed",
         "suppressed",
         "opened",
@@ -1745,7 +1755,12 @@ fn stats_report_every_node_with_all_counters() {
     assert_eq!(by["wait"]["completed"], 1);
     assert_eq!(by["thanks"]["entered"], 1);
     assert_eq!(by["thanks"]["sent"], 1);
+    assert_eq!(by["thanks"]["delivered"], 1);
     assert_eq!(by["nudge"]["entered"], 0);
+    assert_eq!(
+        (&st["sent"], &st["delivered"], &st["version"]),
+        (&json!(1), &json!(1), &Value::Null)
+    );
 
     // The contact without an email: its reminder is suppressed, not sent.
     s.advance(DAY);

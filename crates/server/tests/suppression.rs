@@ -613,3 +613,97 @@ fn suppression_list_management() {
     )
     .expect_error(401, "unauthorized");
 }
+
+/// Per node and for the whole journey: a sent email is delivered until a provider reports it
+/// bounced; statistics of one version (`?version=`) count its enrollments' messages only.
+#[test]
+fn a_later_bounce_is_not_delivered_and_versions_are_counted_apart() {
+    let s = server();
+    s.apply_journey(email_journey());
+    s.identify("ann", json!({"email": "ann@example.com"})).ok();
+    s.track("ann", "Signed Up", json!({})).ok();
+    s.settle();
+    let hello = s.node_stats("supp-email", "hello");
+    assert_eq!(
+        (hello["sent"].as_i64(), hello["delivered"].as_i64()),
+        (Some(1), Some(1)),
+        "{hello}"
+    );
+
+    // Version 2 (another name), which bob enters.
+    let mut second = email_journey();
+    second["name"] = json!("Suppression: two emails, again");
+    assert_eq!(s.apply_journey(second)["live_version"], 2);
+    s.identify("bob", json!({"email": "bob@example.com"})).ok();
+    s.track("bob", "Signed Up", json!({})).ok();
+    s.settle();
+
+    // The provider reports later that ann's email bounced.
+    post_generic(
+        &s,
+        SECRET,
+        &json!({"events": [{"type": "bounce", "address": "Ann@example.com"}]}),
+    )
+    .ok();
+    s.settle();
+    let ann = s.messages("ann");
+    assert_eq!(ann[0]["status"], "bounced", "{ann:#?}");
+    assert!(
+        ann[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bounced after it was sent"),
+        "{ann:#?}"
+    );
+
+    let stats = |query: &str| {
+        s.admin_get(&format!("/v1/journeys/supp-email/stats{query}"))
+            .ok()
+    };
+    let figures = |v: &Value| {
+        [
+            "entered",
+            "sent",
+            "delivered",
+            "bounced",
+            "failed",
+            "suppressed",
+        ]
+        .map(|k| v[k].as_i64().unwrap())
+    };
+    let hello = |v: &Value| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == "hello")
+            .unwrap()
+            .clone()
+    };
+    let all = stats("");
+    assert_eq!(all["version"], Value::Null);
+    assert_eq!(figures(&all), [2, 2, 1, 1, 0, 0], "{all:#}");
+    assert_eq!(figures(&hello(&all)), [2, 2, 1, 1, 0, 0], "{all:#}");
+    let one = stats("?version=1");
+    assert_eq!(one["version"], 1);
+    assert_eq!(figures(&one), [1, 1, 0, 1, 0, 0], "{one:#}");
+    assert_eq!(figures(&hello(&one)), [1, 1, 0, 1, 0, 0], "{one:#}");
+    let two = stats("?version=2");
+    assert_eq!(figures(&two), [1, 1, 1, 0, 0, 0], "{two:#}");
+    assert_eq!(hello(&two)["waiting"], 0);
+    assert_eq!(
+        two["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == "wait")
+            .unwrap()["waiting"],
+        1
+    );
+
+    // An unknown version is an error, not the totals.
+    s.admin_get("/v1/journeys/supp-email/stats?version=3")
+        .expect_error(404, "not_found");
+    let bad = s.admin_get("/v1/journeys/supp-email/stats?version=two");
+    assert_eq!(bad.status, 400);
+}

@@ -259,6 +259,45 @@ fn the_pixel_records_one_open_and_tampered_tokens_get_404() {
     );
 }
 
+/// The admin app asks for messages with `preview=true`: their HTML has no open pixel and its
+/// links lead to their destinations, so looking at one records no open and no click.
+#[test]
+fn a_preview_of_a_sent_email_carries_no_tracking() {
+    let s = tracking_server();
+    apply_click_journey(&s);
+    sign_up(&s, &["ann"]);
+
+    let sent = message_of(&s, "ann", "promo-hello");
+    let preview = s.messages_where(&[("user_id", "ann"), ("preview", "true")]);
+    let preview = preview
+        .iter()
+        .find(|m| m["template"] == "promo-hello")
+        .unwrap();
+    let (sent_html, html) = (
+        sent["html"].as_str().unwrap(),
+        preview["html"].as_str().unwrap(),
+    );
+    assert_eq!(tracking_paths(sent_html, 'o').len(), 1, "{sent_html}");
+    assert!(!html.contains("/t/o/") && !html.contains("/t/c/"), "{html}");
+    assert_eq!(
+        html,
+        "<html><body><p>Hi ann@example.com, see <a href=\"https://shop.example.com/sale?a=1&amp;b=2\">the sale</a> or <a href=\"mailto:help@example.com\">write</a> or <a data-waymark-notrack href=\"https://shop.example.com/account\">your account</a>.</p></body></html>"
+    );
+    // Everything else is as listed without `preview`.
+    assert_eq!(preview["id"], sent["id"]);
+    assert_eq!(preview["subject"], sent["subject"]);
+
+    // Nothing was opened or clicked by looking.
+    s.settle();
+    assert!(events_named(&s, "ann", "Email Opened").is_empty());
+    let stats = s.node_stats("promo", "hello");
+    assert_eq!(
+        (stats["opened"].as_i64(), stats["clicked"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert!(message_of(&s, "ann", "promo-hello")["opened_at"].is_null());
+}
+
 #[test]
 fn without_a_public_url_nothing_is_rewritten() {
     let s = Server::simulated();

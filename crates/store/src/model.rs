@@ -319,7 +319,14 @@ pub struct NodeStats {
     pub completed: i64,
     pub exited: i64,
     pub converted: i64,
+    /// Messages accepted by our transport (the SMTP relay's 250 after DATA, the SMS
+    /// provider's acceptance, a webhook's 2xx).
     pub sent: i64,
+    /// Sent messages not bounced since (see `docs/api.md`, "Journey statistics").
+    pub delivered: i64,
+    /// Messages the receiving side refused: at once (counted in `failed` too) or after
+    /// accepting them (counted in `sent`, not in `delivered`).
+    pub bounced: i64,
     pub failed: i64,
     pub suppressed: i64,
     /// Messages of this node opened (or clicked) at least once.
@@ -333,6 +340,22 @@ impl NodeStats {
     /// enrollments are `waiting` at each (node, count), and every node of the journey's
     /// `document`; in the document's order, nodes it does not name after (in the order
     /// given). (Shared by the backends.)
+    /// Adds `other`'s counters to these (the node name is kept).
+    pub(crate) fn add(&mut self, other: &NodeStats) {
+        self.entered += other.entered;
+        self.waiting += other.waiting;
+        self.completed += other.completed;
+        self.exited += other.exited;
+        self.converted += other.converted;
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.bounced += other.bounced;
+        self.failed += other.failed;
+        self.suppressed += other.suppressed;
+        self.opened += other.opened;
+        self.clicked += other.clicked;
+    }
+
     pub(crate) fn arrange(
         mut nodes: Vec<NodeStats>,
         waiting: Vec<(String, i64)>,
@@ -379,26 +402,54 @@ impl NodeStats {
 pub struct JourneyStats {
     pub journey_id: String,
     pub status: JourneyStatus,
+    /// The journey version counted; `null`: every version together.
+    pub version: Option<i64>,
     pub entered: i64,
     pub active: i64,
     pub completed: i64,
     pub exited: i64,
     pub converted: i64,
+    /// The messages of the whole journey (the sums over its nodes).
+    pub sent: i64,
+    pub delivered: i64,
+    pub bounced: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+    pub opened: i64,
+    pub clicked: i64,
     pub first_activity_at: Option<Timestamp>,
     pub last_activity_at: Option<Timestamp>,
     pub nodes: Vec<NodeStats>,
 }
 
-/// Counter increments for one batch: (journey, node) → counters.
+impl JourneyStats {
+    /// Fills the message totals from the nodes.
+    pub(crate) fn with_totals(mut self) -> Self {
+        let mut sum = NodeStats::default();
+        for n in &self.nodes {
+            sum.add(n);
+        }
+        self.sent = sum.sent;
+        self.delivered = sum.delivered;
+        self.bounced = sum.bounced;
+        self.failed = sum.failed;
+        self.suppressed = sum.suppressed;
+        self.opened = sum.opened;
+        self.clicked = sum.clicked;
+        self
+    }
+}
+
+/// Counter increments for one batch: (journey, version, node) → counters.
 #[derive(Debug, Clone, Default)]
 pub struct StatsDeltas {
-    pub nodes: BTreeMap<(String, String), NodeStats>,
+    pub nodes: BTreeMap<(String, i64, String), NodeStats>,
 }
 
 impl StatsDeltas {
-    pub fn node(&mut self, journey: &str, node: &str) -> &mut NodeStats {
+    pub fn node(&mut self, journey: &str, version: i64, node: &str) -> &mut NodeStats {
         self.nodes
-            .entry((journey.to_string(), node.to_string()))
+            .entry((journey.to_string(), version, node.to_string()))
             .or_default()
     }
     pub fn is_empty(&self) -> bool {

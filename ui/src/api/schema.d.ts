@@ -678,7 +678,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per-node counts and first/last activity */
+        /** The journey's totals and per-node counts, of every version or of one (`?version=`), and first/last activity */
         get: operations["get_v1_journeys__id__stats"];
         put?: never;
         post?: never;
@@ -2063,20 +2063,42 @@ export interface components {
             /** Format: int64 */
             active: number;
             /** Format: int64 */
+            bounced: number;
+            /** Format: int64 */
+            clicked: number;
+            /** Format: int64 */
             completed: number;
             /** Format: int64 */
             converted: number;
             /** Format: int64 */
+            delivered: number;
+            /** Format: int64 */
             entered: number;
             /** Format: int64 */
             exited: number;
+            /** Format: int64 */
+            failed: number;
             /** Format: date-time */
             first_activity_at?: string | null;
             journey_id: string;
             /** Format: date-time */
             last_activity_at?: string | null;
             nodes: components["schemas"]["NodeStats"][];
+            /** Format: int64 */
+            opened: number;
+            /**
+             * Format: int64
+             * @description The messages of the whole journey (the sums over its nodes).
+             */
+            sent: number;
             status: components["schemas"]["JourneyStatus"];
+            /** Format: int64 */
+            suppressed: number;
+            /**
+             * Format: int64
+             * @description The journey version counted; `null`: every version together.
+             */
+            version?: number | null;
         };
         /** @enum {string} */
         JourneyStatus: "draft" | "live" | "paused" | "archived";
@@ -2480,6 +2502,12 @@ export interface components {
         NodeStats: {
             /**
              * Format: int64
+             * @description Messages the receiving side refused: at once (counted in `failed` too) or after
+             *     accepting them (counted in `sent`, not in `delivered`).
+             */
+            bounced: number;
+            /**
+             * Format: int64
              * @description Messages of this node clicked at least once.
              */
             clicked: number;
@@ -2487,6 +2515,11 @@ export interface components {
             completed: number;
             /** Format: int64 */
             converted: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since (see `docs/api.md`, "Journey statistics").
+             */
+            delivered: number;
             /** Format: int64 */
             entered: number;
             /** Format: int64 */
@@ -2499,7 +2532,11 @@ export interface components {
              * @description Messages of this node opened (or clicked) at least once.
              */
             opened: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Messages accepted by our transport (the SMTP relay's 250 after DATA, the SMS
+             *     provider's acceptance, a webhook's 2xx).
+             */
             sent: number;
             /** Format: int64 */
             suppressed: number;
@@ -4578,7 +4615,13 @@ export interface operations {
     };
     get_v1_journeys__id__stats: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Only the enrollments of this published version (and the messages they were sent);
+                 *     without it, every version together.
+                 */
+                version?: number;
+            };
             header?: never;
             path: {
                 id: string;
@@ -4596,6 +4639,7 @@ export interface operations {
                     "application/json": components["schemas"]["JourneyStats"];
                 };
             };
+            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             503: components["responses"]["Error"];
@@ -4816,6 +4860,13 @@ export interface operations {
                 journey_id?: string;
                 /** @description How many to list, 1 to 1000 (default 100). */
                 limit?: number;
+                /**
+                 * @description `true`: each email's `html` for an admin to look at, not as it was sent: its open
+                 *     pixel removed and its tracked links pointing at their destinations again, so that
+                 *     showing it (or following a link in it) does not count as the contact's open or click.
+                 *     The admin app asks for this; the default is the HTML exactly as sent.
+                 */
+                preview?: boolean;
                 /**
                  * @description `queued`, `sent`, `failed`, `suppressed`, `bounced`, or (a broadcast's) `paused` or
                  *     `cancelled`.

@@ -1,7 +1,9 @@
 // How a journey node looks on the canvas: kind, id, a summary of its settings, its server
-// validation errors, live numbers, an input on top and one labelled output per edge name.
+// validation errors, live numbers (a message node's suppressed and failed sends too, and a
+// warning when they look wrong), an input on top and one labelled output per edge name.
 import { useEffect } from 'react';
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react';
+import { sendWarning } from '../lib/nodeHealth';
 
 export interface NodeError {
   code: string;
@@ -17,6 +19,8 @@ export interface NodeStats {
   sent: number;
   opened: number;
   clicked: number;
+  delivered?: number;
+  bounced?: number;
   failed?: number;
   suppressed?: number;
 }
@@ -47,14 +51,20 @@ export function JourneyNode({ id, data, selected }: NodeProps) {
   const outputsKey = d.outputs.join('\u0000');
   useEffect(() => update(id), [id, outputsKey, update]);
   const isMessage = 'template' in d.settings;
+  const warning = isMessage && d.stats ? sendWarning(d.stats) : null;
   return (
-    <div className={`jnode${selected ? ' selected' : ''}${d.errors.length ? ' invalid' : ''}`} data-testid={`node-${id}`} data-kind={d.kind}>
+    <div className={`jnode${selected ? ' selected' : ''}${d.errors.length ? ' invalid' : ''}${warning ? ' suspect' : ''}`} data-testid={`node-${id}`} data-kind={d.kind}>
       <Handle type="target" position={Position.Top} id="in" data-testid={`in-${id}`} className="handle-in" />
       <div className="jnode-head">
         <span className="jnode-kind">{d.label}</span>
         {d.errors.length > 0 && (
           <span className="jnode-badge" title={d.errors.map((e) => e.message).join('\n')}>
             {d.errors.length} error{d.errors.length > 1 ? 's' : ''}
+          </span>
+        )}
+        {warning && (
+          <span className="jnode-warning" title={warning} aria-label={`Warning: ${warning}`} role="img" data-testid={`warning-${id}`}>
+            ⚠
           </span>
         )}
       </div>
@@ -81,8 +91,12 @@ export function JourneyNode({ id, data, selected }: NodeProps) {
           {isMessage && (
             <>
               <Stat id={id} name="sent" value={d.stats.sent} />
+              {d.stats.delivered !== undefined && <Stat id={id} name="delivered" value={d.stats.delivered} />}
               <Stat id={id} name="opened" value={d.stats.opened} />
               <Stat id={id} name="clicked" value={d.stats.clicked} />
+              <Stat id={id} name="suppressed" value={d.stats.suppressed ?? 0} alert={(d.stats.suppressed ?? 0) > 0} />
+              <Stat id={id} name="failed" value={d.stats.failed ?? 0} alert={(d.stats.failed ?? 0) > 0} />
+              {(d.stats.bounced ?? 0) > 0 && <Stat id={id} name="bounced" value={d.stats.bounced ?? 0} alert />}
             </>
           )}
         </div>
@@ -102,9 +116,9 @@ export function JourneyNode({ id, data, selected }: NodeProps) {
   );
 }
 
-function Stat({ id, name, value }: { id: string; name: string; value: number }) {
+function Stat({ id, name, value, alert = false }: { id: string; name: string; value: number; alert?: boolean }) {
   return (
-    <span className="stat" data-testid={`stat-${id}-${name}`} data-value={value}>
+    <span className={`stat${alert ? ' stat-alert' : ''}`} data-testid={`stat-${id}-${name}`} data-value={value}>
       <b>{value}</b> {name}
     </span>
   );

@@ -24,7 +24,7 @@ export function ContactPage({ contactId }: { contactId: string }) {
   const contact = useLoad(() => ok<Contact>(api.GET('/v1/contacts/{id}', { params: { path: { id: Number(contactId) } } })), [contactId]);
   const timeline = useLoad(() => ok<{ entries: Entry[] }>(api.GET('/v1/contacts/{id}/timeline', { params: { path: { id: Number(contactId) } } })), [contactId]);
   const messages = useLoad(
-    () => ok<{ messages: Message[] }>(api.GET('/v1/messages', { params: { query: { contact_id: Number(contactId), limit: 1000 } } })),
+    () => ok<{ messages: Message[] }>(api.GET('/v1/messages', { params: { query: { contact_id: Number(contactId), limit: 1000, preview: true } } })),
     [contactId],
   );
   const subscriptions = useLoad(
@@ -279,9 +279,10 @@ interface Message {
   clicked_at?: string | null;
 }
 
-/** A sent email's HTML for an admin to look at: nothing remote loads (its open-tracking pixel
- * would count an open) and links open nowhere (their tracking would count a click: a link
- * meant for a new window is refused by the frame's sandbox). */
+/** A sent email's HTML for an admin to look at. The server gives it without the open pixel and
+ * with untracked links (`preview: true`); in case one is left (a pixel signed with an older
+ * tracking secret), nothing remote loads here either and links open nowhere (a link meant for a
+ * new window is refused by the frame's sandbox). */
 function withoutRemoteLoads(html: string): string {
   const policy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
   return `<meta http-equiv="Content-Security-Policy" content="${policy}"><base target="_blank">${html}`;

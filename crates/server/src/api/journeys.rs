@@ -21,7 +21,7 @@ use waymark_store::{JourneyRow, JourneyStatus, JourneyVersion, Store, StoreError
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::manage::{blocking, parse_template};
-use super::{DocBody, RequestBody, typed};
+use super::{DocBody, QueryParams, RequestBody, typed};
 
 /// Validates a document against the templates it ships and those on the server.
 fn check(
@@ -489,11 +489,21 @@ pub async fn version(
     Ok(Json(version))
 }
 
+/// `GET /v1/journeys/{id}/stats`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StatsQuery {
+    /// Only the enrollments of this published version (and the messages they were sent);
+    /// without it, every version together.
+    #[schemars(range(min = 1))]
+    pub version: Option<i64>,
+}
+
 pub async fn stats(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    QueryParams(q): QueryParams<StatsQuery>,
 ) -> ApiResult<Json<waymark_store::JourneyStats>> {
-    let stats = blocking(&state, move |s| s.journey_stats(&id)).await?;
+    let stats = blocking(&state, move |s| s.journey_stats(&id, q.version)).await?;
     Ok(Json(stats))
 }
 

@@ -838,6 +838,11 @@ pub struct MessageSearch {
     pub limit: Option<i64>,
     /// List those after this message id.
     pub after: Option<i64>,
+    /// `true`: each email's `html` for an admin to look at, not as it was sent: its open
+    /// pixel removed and its tracked links pointing at their destinations again, so that
+    /// showing it (or following a link in it) does not count as the contact's open or click.
+    /// The admin app asks for this; the default is the HTML exactly as sent.
+    pub preview: Option<bool>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -859,7 +864,16 @@ pub async fn messages(
         status: p.status,
         broadcast_id: p.broadcast_id,
     };
-    let messages = blocking(&state, move |s| s.messages(&query)).await?;
+    let mut messages = blocking(&state, move |s| s.messages(&query)).await?;
+    if p.preview == Some(true)
+        && let Some(tracking) = state.engine.tracking()
+    {
+        for m in &mut messages {
+            if let Some(html) = &m.html {
+                m.html = Some(tracking.untrack_html(html));
+            }
+        }
+    }
     Ok(Json(Messages { messages }))
 }
 

@@ -478,9 +478,10 @@ pub fn all() -> Vec<Operation> {
             .ok::<waymark_store::JourneyVersion>()
             .errors(&[400, 404]),
         get("/v1/journeys/{id}/stats", journeys::stats)
-            .about(Admin, "Journeys", "Per-node counts and first/last activity")
+            .about(Admin, "Journeys", "The journey's totals and per-node counts, of every version or of one (`?version=`), and first/last activity")
+            .query::<journeys::StatsQuery>()
             .ok::<waymark_store::JourneyStats>()
-            .errors(&[404]),
+            .errors(&[400, 404]),
         post("/v1/journeys/{id}/enroll", journeys::enroll)
             .about(Admin, "Journeys", "Enroll a contact (`user_id` or `contact_id`) through the journey's `api` trigger, with a `payload`")
             .body::<journeys::Enroll>()

@@ -68,4 +68,19 @@ pub trait OutboxTx {
 
     /// Records an open or click of a message; returns false for an unknown message.
     fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool>;
+
+    /// A bounce the receiving side reported after accepting a message (a provider's
+    /// webhook): the last message sent on `channel` to `address` (as the suppression list
+    /// keeps it) by one of `contacts` since `since` becomes `bounced` with `error`, and its
+    /// node's statistics count it bounced and no longer delivered. Returns its id, `None`
+    /// when no such message was found.
+    fn bounce_sent_message(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<Option<i64>>;
 }

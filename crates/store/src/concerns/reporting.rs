@@ -7,7 +7,9 @@ use crate::{Gauges, JourneyStats, Result, StatsDeltas};
 
 /// Journey statistics, gauges and the size on disk.
 pub trait Reporting {
-    fn journey_stats(&self, id: &str) -> Result<JourneyStats>;
+    /// A journey's statistics: of every version together (`None`), or of the enrollments of
+    /// one `version` (an unknown one is `NotFound`).
+    fn journey_stats(&self, id: &str, version: Option<i64>) -> Result<JourneyStats>;
 
     /// Current levels for the metrics endpoint.
     fn gauges(&self) -> Result<Gauges>;

@@ -186,7 +186,7 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
             .map(|_| ())
     });
     let mut deltas = StatsDeltas::default();
-    deltas.node("j", "a").entered = 1;
+    deltas.node("j", 1, "a").entered = 1;
     in_tx(store, |tx| tx.add_stats(&deltas, at(1)));
 
     let erasure = in_tx(store, |tx| tx.erase_contact(ann, at(50)));

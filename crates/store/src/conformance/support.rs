@@ -74,7 +74,7 @@ pub(super) fn append_for(store: &dyn Store, contact_id: i64, events: &[NewEvent]
 /// The counters of one node of a journey, as `journey_stats` reports them.
 pub(super) fn node_stats(store: &dyn Store, journey: &str, node: &str) -> NodeStats {
     store
-        .journey_stats(journey)
+        .journey_stats(journey, None)
         .unwrap()
         .nodes
         .into_iter()

@@ -101,6 +101,35 @@ fn with_pins(conn: &mut Client, mut versions: Vec<JourneyVersion>) -> Result<Vec
 
 /// Records a batch of delivery outcomes in a few statements, whatever the batch's size: the
 /// recorder holds the process's writer turn meanwhile, and the engine waits for it.
+/// Adds `by` to the statistics `columns` (`sent, delivered`) of message `id`'s journey node,
+/// in the version of its enrollment (nothing for a message of no journey).
+pub(crate) fn count_message(
+    tx: &mut Transaction<'_>,
+    id: i64,
+    columns: &str,
+    by: i64,
+) -> Result<()> {
+    let names: Vec<&str> = columns.split(", ").collect();
+    let values = vec!["$2::BIGINT"; names.len()].join(", ");
+    // Qualified: on PostgreSQL a bare column in DO UPDATE could also name the proposed row's.
+    let sets: Vec<String> = names
+        .iter()
+        .map(|c| format!("{c} = node_stats.{c} + $2"))
+        .collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO node_stats (journey_id, version, node, {columns})
+             SELECT m.journey_id, COALESCE(e.version, 0), m.node, {values}
+             FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+             WHERE m.id = $1 AND m.journey_id IS NOT NULL AND m.node IS NOT NULL
+             ON CONFLICT (journey_id, version, node) DO UPDATE SET {}",
+            sets.join(", ")
+        ),
+        &[&id, &by],
+    )?;
+    Ok(())
+}
+
 fn finish_batch(
     tx: &mut Transaction<'_>,
     prepared: &mut super::Prepared,
@@ -165,11 +194,13 @@ fn finish_batch(
          FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
               AS v(id, status, error, next, at)
          WHERE m.id = v.id AND m.status IN ('queued', 'paused', 'cancelled')
-         RETURNING m.id, m.journey_id, m.node, v.status, m.channel, m.recipient, v.at",
+         RETURNING m.id, m.journey_id, m.node, v.status, m.channel, m.recipient, v.at,
+                   (SELECT e.version FROM enrollments e WHERE e.id = m.enrollment_id)",
     )?;
     let changed = tx.query(&statement, &[&ids, &statuses, &errors, &nexts, &ats])?;
-    // Node statistics: sent, or failed (a bounce did not arrive either), per journey node.
-    let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    // Node statistics per journey version and node: sent (and delivered), or failed (a
+    // bounce did not arrive either, and is counted bounced too).
+    let mut counts: BTreeMap<(String, i64, String), (i64, i64, i64)> = BTreeMap::new();
     let mut suppress: Vec<(String, String, i64)> = Vec::new();
     for row in &changed {
         let id: i64 = column(row, 0)?;
@@ -178,10 +209,15 @@ fn finish_batch(
             column::<Option<String>>(row, 1)?,
             column::<Option<String>>(row, 2)?,
         ) {
-            let count = counts.entry((journey, node)).or_default();
+            let version = column::<Option<i64>>(row, 7)?.unwrap_or(0);
+            let count = counts.entry((journey, version, node)).or_default();
             match status.as_str() {
                 "sent" => count.0 += 1,
-                "failed" | "bounced" => count.1 += 1,
+                "failed" => count.1 += 1,
+                "bounced" => {
+                    count.1 += 1;
+                    count.2 += 1;
+                }
                 _ => {}
             }
         }
@@ -191,23 +227,38 @@ fn finish_batch(
             suppress.push((column(row, 4)?, recipient, column(row, 6)?));
         }
     }
-    counts.retain(|_, (sent, failed)| *sent + *failed > 0);
+    counts.retain(|_, (sent, failed, _)| *sent + *failed > 0);
     if !counts.is_empty() {
-        // In (journey, node) order, as the engine's own counters are added, so that the two
-        // never wait for each other's rows in opposite orders.
-        let (keys, values): (Vec<_>, Vec<_>) = counts.into_iter().unzip();
-        let (journeys, nodes): (Vec<String>, Vec<String>) = keys.into_iter().unzip();
-        let (sent, failed): (Vec<i64>, Vec<i64>) = values.into_iter().unzip();
+        // In (journey, version, node) order, as the engine's own counters are added, so that
+        // the two never wait for each other's rows in opposite orders.
+        let (mut journeys, mut versions, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut sent, mut failed, mut bounced) = (Vec::new(), Vec::new(), Vec::new());
+        for ((journey, version, node), (s, f, b)) in counts {
+            journeys.push(journey);
+            versions.push(version);
+            nodes.push(node);
+            sent.push(s);
+            failed.push(f);
+            bounced.push(b);
+        }
         // The counters are qualified: on PostgreSQL a bare column in DO UPDATE could also name
-        // the proposed row's.
+        // the proposed row's. What is sent is delivered until a bounce says otherwise.
         let statement = prepared.get(
             tx,
-            "INSERT INTO node_stats (journey_id, node, sent, failed)
-             SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
-             ON CONFLICT (journey_id, node) DO UPDATE
-             SET sent = node_stats.sent + excluded.sent, failed = node_stats.failed + excluded.failed",
+            "INSERT INTO node_stats (journey_id, version, node, sent, delivered, failed, bounced)
+             SELECT j, v, n, s, s, f, b
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[])
+                  AS u(j, v, n, s, f, b)
+             ON CONFLICT (journey_id, version, node) DO UPDATE
+             SET sent = node_stats.sent + excluded.sent,
+                 delivered = node_stats.delivered + excluded.delivered,
+                 failed = node_stats.failed + excluded.failed,
+                 bounced = node_stats.bounced + excluded.bounced",
         )?;
-        tx.execute(&statement, &[&journeys, &nodes, &sent, &failed])?;
+        tx.execute(
+            &statement,
+            &[&journeys, &versions, &nodes, &sent, &failed, &bounced],
+        )?;
     }
     for (channel, recipient, at) in suppress {
         tx.execute(
@@ -979,10 +1030,14 @@ impl Outbox for PgStore {
             tx.execute(
                 &format!(
                     "UPDATE node_stats SET failed = GREATEST(failed - n.count, 0)
-                     FROM (SELECT journey_id, node, COUNT(*) AS count FROM messages
-                           WHERE {MATCHES} AND $8::BIGINT IS NOT NULL AND journey_id IS NOT NULL
-                           GROUP BY journey_id, node) AS n
-                     WHERE node_stats.journey_id = n.journey_id AND node_stats.node = n.node"
+                     FROM (SELECT m.journey_id, COALESCE(e.version, 0) AS version, m.node,
+                                  COUNT(*) AS count
+                           FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+                           WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                             AND $8::BIGINT IS NOT NULL AND m.journey_id IS NOT NULL
+                           GROUP BY m.journey_id, COALESCE(e.version, 0), m.node) AS n
+                     WHERE node_stats.journey_id = n.journey_id AND node_stats.version = n.version
+                       AND node_stats.node = n.node"
                 ),
                 &args,
             )?;
@@ -1346,17 +1401,31 @@ impl Consent for PgStore {
 }
 
 impl Reporting for PgStore {
-    fn journey_stats(&self, id: &str) -> Result<JourneyStats> {
+    fn journey_stats(&self, id: &str, version: Option<i64>) -> Result<JourneyStats> {
         outside_async(|| {
             let mut conn = self.conn()?;
             let journey = self.journey_in(&mut conn, id)?;
-            // Ordered by node, as SQLite reads them (along its primary key), so that nodes the
-            // document does not name come in the same order on both backends.
+            // Nodes in the order of the version asked for, else of the live (or draft)
+            // document; unknown ones after.
+            let document = match version {
+                Some(v) => self.journey_version(id, v)?.document,
+                None => journey
+                    .live_version
+                    .and_then(|v| self.journey_version(id, v).ok())
+                    .map(|v| v.document)
+                    .unwrap_or(journey.draft.clone()),
+            };
+            // Ordered by node, as SQLite reads them, so that nodes the document does not
+            // name come in the same order on both backends.
             let nodes: Vec<NodeStats> = conn
                 .query(
-                    "SELECT node, entered, completed, exited, converted, sent, failed, suppressed, opened, clicked
-                     FROM node_stats WHERE journey_id = $1 ORDER BY node",
-                    &[&id],
+                    "SELECT node, SUM(entered)::BIGINT, SUM(completed)::BIGINT, SUM(exited)::BIGINT,
+                            SUM(converted)::BIGINT, SUM(sent)::BIGINT, SUM(delivered)::BIGINT,
+                            SUM(bounced)::BIGINT, SUM(failed)::BIGINT, SUM(suppressed)::BIGINT,
+                            SUM(opened)::BIGINT, SUM(clicked)::BIGINT
+                     FROM node_stats WHERE journey_id = $1 AND ($2::BIGINT IS NULL OR version = $2)
+                     GROUP BY node ORDER BY node",
+                    &[&id, &version],
                 )?
                 .iter()
                 .map(|r| {
@@ -1368,46 +1437,62 @@ impl Reporting for PgStore {
                         exited: column(r, 3)?,
                         converted: column(r, 4)?,
                         sent: column(r, 5)?,
-                        failed: column(r, 6)?,
-                        suppressed: column(r, 7)?,
-                        opened: column(r, 8)?,
-                        clicked: column(r, 9)?,
+                        delivered: column(r, 6)?,
+                        bounced: column(r, 7)?,
+                        failed: column(r, 8)?,
+                        suppressed: column(r, 9)?,
+                        opened: column(r, 10)?,
+                        clicked: column(r, 11)?,
                     })
                 })
                 .collect::<Result<_>>()?;
             let waiting: Vec<(String, i64)> = conn
                 .query(
-                    "SELECT node, COUNT(*) FROM enrollments WHERE journey_id = $1 AND status = 'active' GROUP BY node ORDER BY node",
-                    &[&id],
+                    "SELECT node, COUNT(*) FROM enrollments
+                     WHERE journey_id = $1 AND status = 'active' AND ($2::BIGINT IS NULL OR version = $2)
+                     GROUP BY node ORDER BY node",
+                    &[&id, &version],
                 )?
                 .iter()
                 .map(|r| Ok((column(r, 0)?, column(r, 1)?)))
                 .collect::<Result<_>>()?;
-            // Nodes in the order of the live (or draft) document, unknown ones after.
-            let document = journey
-                .live_version
-                .and_then(|v| self.journey_version(id, v).ok())
-                .map(|v| v.document)
-                .unwrap_or(journey.draft.clone());
             let nodes = NodeStats::arrange(nodes, waiting, &document);
             let row = conn.query_one(
-                "SELECT COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FILTER (WHERE status = 'exited')
-                 FROM enrollments WHERE journey_id = $1",
-                &[&id],
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'active'),
+                        COUNT(*) FILTER (WHERE status = 'completed'),
+                        COUNT(*) FILTER (WHERE status = 'exited'),
+                        COUNT(*) FILTER (WHERE status = 'converted')
+                 FROM enrollments WHERE journey_id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
+                &[&id, &version],
             )?;
-            let (completed, exited): (i64, i64) = (column(&row, 0)?, column(&row, 1)?);
+            let (completed, exited): (i64, i64) = (column(&row, 2)?, column(&row, 3)?);
+            // Of every version together, the journey's own counters (they outlive erased
+            // enrollments); of one version, its enrollments.
+            let (entered, active, converted) = match version {
+                None => (journey.entered, journey.active, journey.converted),
+                Some(_) => (column(&row, 0)?, column(&row, 1)?, column(&row, 4)?),
+            };
             Ok(JourneyStats {
                 journey_id: journey.id,
                 status: journey.status,
-                entered: journey.entered,
-                active: journey.active,
+                version,
+                entered,
+                active,
                 completed,
                 exited,
-                converted: journey.converted,
+                converted,
+                sent: 0,
+                delivered: 0,
+                bounced: 0,
+                failed: 0,
+                suppressed: 0,
+                opened: 0,
+                clicked: 0,
                 first_activity_at: journey.first_activity_at,
                 last_activity_at: journey.last_activity_at,
                 nodes,
-            })
+            }
+            .with_totals())
         })
     }
 
@@ -1853,7 +1938,7 @@ mod tests {
             ..Default::default()
         };
         both.each(|s| s.messages(&all));
-        both.each(|s| s.journey_stats("welcome"));
+        both.each(|s| s.journey_stats("welcome", None));
         both.each(|s| {
             s.suppressions(&SuppressionQuery {
                 limit: 10,
@@ -1880,7 +1965,7 @@ mod tests {
             json!(1)
         );
         both.each(|s| s.messages(&all));
-        both.each(|s| s.journey_stats("welcome"));
+        both.each(|s| s.journey_stats("welcome", None));
         both.each(|s| s.queue_levels());
         for q in [
             MessageQuery {
@@ -1974,7 +2059,7 @@ mod tests {
             both.each(|s| s.suppressions(&q));
         }
 
-        let stats = both.each(|s| s.journey_stats("welcome"));
+        let stats = both.each(|s| s.journey_stats("welcome", None));
         let nodes: Vec<&str> = stats["nodes"]
             .as_array()
             .unwrap()
@@ -1983,7 +2068,7 @@ mod tests {
             .collect();
         // The live version's order, then counted nodes it lacks by name, then waiting ones.
         assert_eq!(nodes, ["start", "wait", "send", "beta", "zeta", "gone"]);
-        both.each(|s| s.journey_stats("nope"));
+        both.each(|s| s.journey_stats("nope", None));
         both.each(|s| s.gauges());
         assert!(both.pg.disk_bytes().unwrap() > 0);
     }

@@ -1456,18 +1456,42 @@ impl OutboxTx for PgTx<'_, '_> {
         // Unique opens and clicks per journey node: only the first of each counts.
         for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
             if first {
-                self.execute(
-                    &format!(
-                        "INSERT INTO node_stats (journey_id, node, {column})
-                         SELECT journey_id, node, 1 FROM messages
-                         WHERE id = $1 AND journey_id IS NOT NULL AND node IS NOT NULL
-                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = node_stats.{column} + 1"
-                    ),
-                    &[&message_id],
-                )?;
+                super::api::count_message(self.tx, message_id, column, 1)?;
             }
         }
         Ok(true)
+    }
+
+    fn bounce_sent_message(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        // The contacts' messages, newest first, through the index by contact.
+        let row = self.query_opt(
+            "SELECT MAX(id) FROM messages
+             WHERE contact_id = ANY($1) AND channel = $2 AND status = 'sent'
+               AND sent_at >= $3 AND lower(recipient) = $4",
+            &[&contacts, &channel, &ms(since), &address],
+        )?;
+        let Some(id) = row
+            .map(|r| column::<Option<i64>>(&r, 0))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        self.execute(
+            "UPDATE messages SET status = 'bounced', error = $2, failed_at = $3 WHERE id = $1",
+            &[&id, &error, &ms(now)],
+        )?;
+        super::api::count_message(self.tx, id, "bounced", 1)?;
+        super::api::count_message(self.tx, id, "delivered", -1)?;
+        Ok(Some(id))
     }
 }
 
@@ -1751,9 +1775,9 @@ impl ConsentTx for PgTx<'_, '_> {
 impl ReportingTx for PgTx<'_, '_> {
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()> {
         let stmt = self.prepare(
-            "INSERT INTO node_stats (journey_id, node, entered, completed, exited, converted, sent, failed, suppressed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (journey_id, node) DO UPDATE SET
+            "INSERT INTO node_stats (journey_id, version, node, entered, completed, exited, converted, sent, failed, suppressed)
+             VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (journey_id, version, node) DO UPDATE SET
                entered = node_stats.entered + excluded.entered,
                completed = node_stats.completed + excluded.completed,
                exited = node_stats.exited + excluded.exited,
@@ -1763,7 +1787,7 @@ impl ReportingTx for PgTx<'_, '_> {
                suppressed = node_stats.suppressed + excluded.suppressed",
         )?;
         let mut journeys = std::collections::BTreeSet::new();
-        for ((journey, node), s) in &deltas.nodes {
+        for ((journey, version, node), s) in &deltas.nodes {
             self.execute_aside(
                 &stmt,
                 &[
@@ -1776,6 +1800,7 @@ impl ReportingTx for PgTx<'_, '_> {
                     &s.sent,
                     &s.failed,
                     &s.suppressed,
+                    version,
                 ],
             )?;
             journeys.insert(journey);
@@ -2411,16 +2436,16 @@ mod tests {
             let suppressed = [tx.suppress(&bounce)?, tx.suppress(&bounce)?];
 
             let mut deltas = StatsDeltas::default();
-            *deltas.node("j-live", "start") = NodeStats {
+            *deltas.node("j-live", 1, "start") = NodeStats {
                 entered: 2,
                 completed: 1,
                 sent: 1,
                 ..NodeStats::default()
             };
-            deltas.node("j-paused", "wait").exited = 1;
-            deltas.node("j-gone", "x").failed = 1;
+            deltas.node("j-paused", 1, "wait").exited = 1;
+            deltas.node("j-gone", 1, "x").failed = 1;
             tx.add_stats(&deltas, t(50))?;
-            deltas.node("j-live", "start").suppressed = 4;
+            deltas.node("j-live", 1, "start").suppressed = 4;
             tx.add_stats(&deltas, t(60))?;
 
             let meta_before = tx.meta("k")?;

@@ -81,6 +81,24 @@ fn with_pins(conn: &Connection, mut versions: Vec<JourneyVersion>) -> Result<Vec
     Ok(versions)
 }
 
+/// Adds `by` to the statistics `columns` (`sent, delivered`) of message `id`'s journey node,
+/// in the version of its enrollment (nothing for a message of no journey).
+pub(super) fn count_message(tx: &Transaction<'_>, id: i64, columns: &str, by: i64) -> Result<()> {
+    let names: Vec<&str> = columns.split(", ").collect();
+    let ones = vec!["?2"; names.len()].join(", ");
+    let sets: Vec<String> = names.iter().map(|c| format!("{c} = {c} + ?2")).collect();
+    tx.prepare_cached(&format!(
+        "INSERT INTO node_stats (journey_id, version, node, {columns})
+         SELECT m.journey_id, COALESCE(e.version, 0), m.node, {ones}
+         FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+         WHERE m.id = ?1 AND m.journey_id IS NOT NULL AND m.node IS NOT NULL
+         ON CONFLICT (journey_id, version, node) DO UPDATE SET {}",
+        sets.join(", ")
+    ))?
+    .execute(params![id, by])?;
+    Ok(())
+}
+
 fn finish_one(
     tx: &Transaction<'_>,
     id: i64,
@@ -88,7 +106,7 @@ fn finish_one(
     now: Timestamp,
 ) -> Result<()> {
     let (status, error, next, stat) = match outcome {
-        DeliveryOutcome::Sent => ("sent", None, None, Some("sent")),
+        DeliveryOutcome::Sent => ("sent", None, None, Some("sent, delivered")),
         DeliveryOutcome::Retry { error, at } => {
             ("queued", Some(error.as_str()), Some(ms(*at)), None)
         }
@@ -100,10 +118,13 @@ fn finish_one(
             return Ok(());
         }
         DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
-        // Counted with the failures in node statistics: the message did not arrive.
-        DeliveryOutcome::Bounced { error, .. } => {
-            ("bounced", Some(error.as_str()), None, Some("failed"))
-        }
+        // Counted with the failures in node statistics too: the message did not arrive.
+        DeliveryOutcome::Bounced { error, .. } => (
+            "bounced",
+            Some(error.as_str()),
+            None,
+            Some("failed, bounced"),
+        ),
     };
     // Only a message still queued takes its outcome (one recorded already is left as it is),
     // or one a broadcast's pause or cancel held while it was on its way: what happened to it
@@ -121,12 +142,7 @@ fn finish_one(
     if changed == 1
         && let Some(column) = stat
     {
-        tx.prepare_cached(&format!(
-                        "INSERT INTO node_stats (journey_id, node, {column})
-                         SELECT journey_id, node, 1 FROM messages WHERE id = ?1 AND journey_id IS NOT NULL
-                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
-                    ))?
-                    .execute([id])?;
+        count_message(tx, id, column, 1)?;
     }
     if changed == 1
         && matches!(
@@ -845,10 +861,14 @@ impl Outbox for SqliteStore {
             // unused here but keeps both statements' parameters the same.)
             tx.prepare_cached(&format!(
                 "UPDATE node_stats SET failed = MAX(failed - n.count, 0)
-                 FROM (SELECT journey_id, node, COUNT(*) AS count FROM messages
-                       WHERE {MATCHES} AND ?8 IS NOT NULL AND journey_id IS NOT NULL
-                       GROUP BY journey_id, node) AS n
-                 WHERE node_stats.journey_id = n.journey_id AND node_stats.node = n.node"
+                 FROM (SELECT m.journey_id, COALESCE(e.version, 0) AS version, m.node,
+                              COUNT(*) AS count
+                       FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+                       WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                         AND ?8 IS NOT NULL AND m.journey_id IS NOT NULL
+                       GROUP BY m.journey_id, COALESCE(e.version, 0), m.node) AS n
+                 WHERE node_stats.journey_id = n.journey_id AND node_stats.version = n.version
+                   AND node_stats.node = n.node"
             ))?
             .execute(args)?;
             let n = tx
@@ -1169,14 +1189,28 @@ impl Consent for SqliteStore {
 }
 
 impl Reporting for SqliteStore {
-    fn journey_stats(&self, id: &str) -> Result<JourneyStats> {
+    fn journey_stats(&self, id: &str, version: Option<i64>) -> Result<JourneyStats> {
         let conn = self.conn()?;
         let journey = self.journey_in(&conn, id)?;
+        // Nodes in the order of the version asked for, else of the live (or draft) document;
+        // unknown ones after.
+        let document = match version {
+            Some(v) => self.journey_version(id, v)?.document,
+            None => journey
+                .live_version
+                .and_then(|v| self.journey_version(id, v).ok())
+                .map(|v| v.document)
+                .unwrap_or(journey.draft.clone()),
+        };
         let nodes: Vec<NodeStats> = conn
             .prepare_cached(
-                "SELECT node, entered, completed, exited, converted, sent, failed, suppressed, opened, clicked FROM node_stats WHERE journey_id = ?1",
+                "SELECT node, SUM(entered), SUM(completed), SUM(exited), SUM(converted), SUM(sent),
+                        SUM(delivered), SUM(bounced), SUM(failed), SUM(suppressed), SUM(opened),
+                        SUM(clicked)
+                 FROM node_stats WHERE journey_id = ?1 AND (?2 IS NULL OR version = ?2)
+                 GROUP BY node ORDER BY node",
             )?
-            .query_map([id], |r| {
+            .query_map(params![id, version], |r| {
                 Ok(NodeStats {
                     node: r.get(0)?,
                     entered: r.get(1)?,
@@ -1185,41 +1219,60 @@ impl Reporting for SqliteStore {
                     exited: r.get(3)?,
                     converted: r.get(4)?,
                     sent: r.get(5)?,
-                    failed: r.get(6)?,
-                    suppressed: r.get(7)?,
-                    opened: r.get(8)?,
-                    clicked: r.get(9)?,
+                    delivered: r.get(6)?,
+                    bounced: r.get(7)?,
+                    failed: r.get(8)?,
+                    suppressed: r.get(9)?,
+                    opened: r.get(10)?,
+                    clicked: r.get(11)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
         let waiting: Vec<(String, i64)> = conn
-            .prepare_cached("SELECT node, COUNT(*) FROM enrollments WHERE journey_id = ?1 AND status = 'active' GROUP BY node")?
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached(
+                "SELECT node, COUNT(*) FROM enrollments
+                 WHERE journey_id = ?1 AND status = 'active' AND (?2 IS NULL OR version = ?2)
+                 GROUP BY node",
+            )?
+            .query_map(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        // Nodes in the order of the live (or draft) document, unknown ones after.
-        let document = journey
-            .live_version
-            .and_then(|v| self.journey_version(id, v).ok())
-            .map(|v| v.document)
-            .unwrap_or(journey.draft.clone());
         let nodes = NodeStats::arrange(nodes, waiting, &document);
-        let (completed, exited): (i64, i64) = conn.query_row(
-            "SELECT COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0) FROM enrollments WHERE journey_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (entered, active, completed, exited, converted): (i64, i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0),
+                        COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0),
+                        COALESCE(SUM(status = 'converted'), 0)
+                 FROM enrollments WHERE journey_id = ?1 AND (?2 IS NULL OR version = ?2)",
+                params![id, version],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        // Of every version together, the journey's own counters (they outlive erased
+        // enrollments); of one version, its enrollments.
+        let (entered, active, converted) = match version {
+            None => (journey.entered, journey.active, journey.converted),
+            Some(_) => (entered, active, converted),
+        };
         Ok(JourneyStats {
             journey_id: journey.id,
             status: journey.status,
-            entered: journey.entered,
-            active: journey.active,
+            version,
+            entered,
+            active,
             completed,
             exited,
-            converted: journey.converted,
+            converted,
+            sent: 0,
+            delivered: 0,
+            bounced: 0,
+            failed: 0,
+            suppressed: 0,
+            opened: 0,
+            clicked: 0,
             first_activity_at: journey.first_activity_at,
             last_activity_at: journey.last_activity_at,
             nodes,
-        })
+        }
+        .with_totals())
     }
 
     fn gauges(&self) -> Result<Gauges> {

@@ -914,17 +914,47 @@ impl OutboxTx for SqliteTx<'_> {
         // Unique opens and clicks per journey node: only the first of each counts.
         for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
             if first {
-                self.tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO node_stats (journey_id, node, {column})
-                         SELECT journey_id, node, 1 FROM messages
-                         WHERE id = ?1 AND journey_id IS NOT NULL AND node IS NOT NULL
-                         ON CONFLICT (journey_id, node) DO UPDATE SET {column} = {column} + 1"
-                    ))?
-                    .execute([message_id])?;
+                super::api::count_message(self.tx, message_id, column, 1)?;
             }
         }
         Ok(true)
+    }
+
+    fn bounce_sent_message(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        let mut last: Option<i64> = None;
+        // The contacts' messages, newest first, through the index by contact.
+        for &contact in contacts {
+            let found: Option<i64> = self
+                .tx
+                .prepare_cached(
+                    "SELECT id FROM messages
+                     WHERE contact_id = ?1 AND channel = ?2 AND status = 'sent'
+                       AND sent_at >= ?3 AND lower(recipient) = ?4
+                     ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![contact, channel, ms(since), address], |r| r.get(0))
+                .optional()?;
+            last = last.max(found);
+        }
+        let Some(id) = last else {
+            return Ok(None);
+        };
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET status = 'bounced', error = ?2, failed_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, error, ms(now)])?;
+        super::api::count_message(self.tx, id, "bounced", 1)?;
+        super::api::count_message(self.tx, id, "delivered", -1)?;
+        Ok(Some(id))
     }
 }
 
@@ -1238,16 +1268,16 @@ impl ConsentTx for SqliteTx<'_> {
 impl ReportingTx for SqliteTx<'_> {
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO node_stats (journey_id, node, entered, completed, exited, converted, sent, failed, suppressed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (journey_id, node) DO UPDATE SET
+            "INSERT INTO node_stats (journey_id, version, node, entered, completed, exited, converted, sent, failed, suppressed)
+             VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (journey_id, version, node) DO UPDATE SET
                entered = entered + excluded.entered, completed = completed + excluded.completed,
                exited = exited + excluded.exited, converted = converted + excluded.converted,
                sent = sent + excluded.sent, failed = failed + excluded.failed,
                suppressed = suppressed + excluded.suppressed",
         )?;
         let mut journeys = std::collections::BTreeSet::new();
-        for ((journey, node), s) in &deltas.nodes {
+        for ((journey, version, node), s) in &deltas.nodes {
             stmt.execute(params![
                 journey,
                 node,
@@ -1257,7 +1287,8 @@ impl ReportingTx for SqliteTx<'_> {
                 s.converted,
                 s.sent,
                 s.failed,
-                s.suppressed
+                s.suppressed,
+                version
             ])?;
             journeys.insert(journey);
         }
