@@ -591,9 +591,9 @@ struct Slots {
 const MAX_JOURNEYS_PER_SELECTION: usize = 64;
 
 /// Reads the due messages of `channel` a selection may start, about `want` of them, none of
-/// those `in_flight`: transactional messages first;
-/// then the journeys' messages, each journey with messages due getting an equal share, so that
-/// a burst of one does not hold up the others; then bulk.
+/// those `in_flight`: transactional messages first; then the journeys' messages, each journey
+/// with messages due getting an equal share, so that a burst of one does not hold up the
+/// others; then bulk.
 fn read_due(
     store: &dyn Store,
     channel: OutboxChannel,
