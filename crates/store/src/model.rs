@@ -422,21 +422,59 @@ pub struct JourneyStats {
     pub nodes: Vec<NodeStats>,
 }
 
+/// A journey's enrollments by status, of one version or of every version.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EnrollmentCounts {
+    pub entered: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub exited: i64,
+    pub converted: i64,
+}
+
 impl JourneyStats {
-    /// Fills the message totals from the nodes.
-    pub(crate) fn with_totals(mut self) -> Self {
+    /// The statistics of `journey` (of `version`, or of every version together when `None`)
+    /// from its enrollments and its nodes. Of every version together, `entered`, `active` and
+    /// `converted` are the journey's own counters, which outlive erased enrollments; the
+    /// message totals are the sums over the nodes.
+    pub(crate) fn of(
+        journey: JourneyRow,
+        version: Option<i64>,
+        enrollments: EnrollmentCounts,
+        nodes: Vec<NodeStats>,
+    ) -> Self {
+        let (entered, active, converted) = match version {
+            None => (journey.entered, journey.active, journey.converted),
+            Some(_) => (
+                enrollments.entered,
+                enrollments.active,
+                enrollments.converted,
+            ),
+        };
         let mut sum = NodeStats::default();
-        for n in &self.nodes {
+        for n in &nodes {
             sum.add(n);
         }
-        self.sent = sum.sent;
-        self.delivered = sum.delivered;
-        self.bounced = sum.bounced;
-        self.failed = sum.failed;
-        self.suppressed = sum.suppressed;
-        self.opened = sum.opened;
-        self.clicked = sum.clicked;
-        self
+        JourneyStats {
+            journey_id: journey.id,
+            status: journey.status,
+            version,
+            entered,
+            active,
+            completed: enrollments.completed,
+            exited: enrollments.exited,
+            converted,
+            sent: sum.sent,
+            delivered: sum.delivered,
+            bounced: sum.bounced,
+            failed: sum.failed,
+            suppressed: sum.suppressed,
+            opened: sum.opened,
+            clicked: sum.clicked,
+            first_activity_at: journey.first_activity_at,
+            last_activity_at: journey.last_activity_at,
+            nodes,
+        }
     }
 }
 

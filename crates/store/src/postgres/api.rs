@@ -1465,34 +1465,14 @@ impl Reporting for PgStore {
                  FROM enrollments WHERE journey_id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
                 &[&id, &version],
             )?;
-            let (completed, exited): (i64, i64) = (column(&row, 2)?, column(&row, 3)?);
-            // Of every version together, the journey's own counters (they outlive erased
-            // enrollments); of one version, its enrollments.
-            let (entered, active, converted) = match version {
-                None => (journey.entered, journey.active, journey.converted),
-                Some(_) => (column(&row, 0)?, column(&row, 1)?, column(&row, 4)?),
+            let enrollments = EnrollmentCounts {
+                entered: column(&row, 0)?,
+                active: column(&row, 1)?,
+                completed: column(&row, 2)?,
+                exited: column(&row, 3)?,
+                converted: column(&row, 4)?,
             };
-            Ok(JourneyStats {
-                journey_id: journey.id,
-                status: journey.status,
-                version,
-                entered,
-                active,
-                completed,
-                exited,
-                converted,
-                sent: 0,
-                delivered: 0,
-                bounced: 0,
-                failed: 0,
-                suppressed: 0,
-                opened: 0,
-                clicked: 0,
-                first_activity_at: journey.first_activity_at,
-                last_activity_at: journey.last_activity_at,
-                nodes,
-            }
-            .with_totals())
+            Ok(JourneyStats::of(journey, version, enrollments, nodes))
         })
     }
 

@@ -1471,7 +1471,7 @@ impl OutboxTx for PgTx<'_, '_> {
         error: &str,
         now: Timestamp,
     ) -> Result<Option<i64>> {
-        // The contacts' messages, newest first, through the index by contact.
+        // The newest of the contacts' messages, through the index by contact.
         let row = self.query_opt(
             "SELECT MAX(id) FROM messages
              WHERE contact_id = ANY($1) AND channel = $2 AND status = 'sent'

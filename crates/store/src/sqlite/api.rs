@@ -1237,42 +1237,23 @@ impl Reporting for SqliteStore {
             .query_map(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let nodes = NodeStats::arrange(nodes, waiting, &document);
-        let (entered, active, completed, exited, converted): (i64, i64, i64, i64, i64) = conn
-            .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0),
-                        COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0),
-                        COALESCE(SUM(status = 'converted'), 0)
-                 FROM enrollments WHERE journey_id = ?1 AND (?2 IS NULL OR version = ?2)",
-                params![id, version],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
-        // Of every version together, the journey's own counters (they outlive erased
-        // enrollments); of one version, its enrollments.
-        let (entered, active, converted) = match version {
-            None => (journey.entered, journey.active, journey.converted),
-            Some(_) => (entered, active, converted),
-        };
-        Ok(JourneyStats {
-            journey_id: journey.id,
-            status: journey.status,
-            version,
-            entered,
-            active,
-            completed,
-            exited,
-            converted,
-            sent: 0,
-            delivered: 0,
-            bounced: 0,
-            failed: 0,
-            suppressed: 0,
-            opened: 0,
-            clicked: 0,
-            first_activity_at: journey.first_activity_at,
-            last_activity_at: journey.last_activity_at,
-            nodes,
-        }
-        .with_totals())
+        let enrollments = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0),
+                    COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0),
+                    COALESCE(SUM(status = 'converted'), 0)
+             FROM enrollments WHERE journey_id = ?1 AND (?2 IS NULL OR version = ?2)",
+            params![id, version],
+            |r| {
+                Ok(EnrollmentCounts {
+                    entered: r.get(0)?,
+                    active: r.get(1)?,
+                    completed: r.get(2)?,
+                    exited: r.get(3)?,
+                    converted: r.get(4)?,
+                })
+            },
+        )?;
+        Ok(JourneyStats::of(journey, version, enrollments, nodes))
     }
 
     fn gauges(&self) -> Result<Gauges> {
