@@ -83,6 +83,61 @@ pub fn decide(variants: &[VariantCounts], min_sample: u64, confidence: f64) -> V
     }
 }
 
+/// The Wilson score interval of a conversion rate at `confidence` (two-sided, e.g. 0.95):
+/// (low, high). Unlike the normal approximation it stays within 0..1 and is sound for small
+/// samples and rates near 0. `None` without entries.
+pub fn wilson_interval(converted: u64, entered: u64, confidence: f64) -> Option<(f64, f64)> {
+    if entered == 0 {
+        return None;
+    }
+    let n = entered as f64;
+    let p = converted.min(entered) as f64 / n;
+    let z = normal_quantile(1.0 - (1.0 - confidence) / 2.0);
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+}
+
+/// A variant against the holdout (who got nothing): the relative lift of its conversion rate
+/// and the one-sided p-value that it converts no better than the holdout.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Lift {
+    /// variant rate / holdout rate - 1 (`null` when the holdout converted nobody).
+    pub relative: Option<f64>,
+    /// variant rate - holdout rate.
+    pub absolute: f64,
+    pub p_value: f64,
+}
+
+/// The lift of `variant` over `holdout`; `None` when either has no entries.
+pub fn lift(variant: &VariantCounts, holdout: &VariantCounts) -> Option<Lift> {
+    if variant.entered == 0 || holdout.entered == 0 {
+        return None;
+    }
+    let z = z_score(variant, holdout);
+    Some(Lift {
+        relative: (holdout.converted > 0).then(|| variant.rate() / holdout.rate() - 1.0),
+        absolute: variant.rate() - holdout.rate(),
+        p_value: 1.0 - normal_cdf(z),
+    })
+}
+
+/// The z with `normal_cdf(z) == p` (0 < p < 1), by bisection: exact to 1e-9, plenty here.
+pub fn normal_quantile(p: f64) -> f64 {
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let (mut low, mut high) = (-10.0_f64, 10.0_f64);
+    for _ in 0..80 {
+        let mid = (low + high) / 2.0;
+        if normal_cdf(mid) < p {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    (low + high) / 2.0
+}
+
 /// Two-proportion z statistic of `a` over `b` with the pooled proportion; 0 when undefined.
 fn z_score(a: &VariantCounts, b: &VariantCounts) -> f64 {
     let (na, nb) = (a.entered as f64, b.entered as f64);
@@ -124,6 +179,30 @@ mod tests {
             entered,
             converted,
         }
+    }
+
+    #[test]
+    fn intervals_and_lift_over_the_holdout() {
+        assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
+        // 10 of 100 at 95%: Wilson gives 0.0552 to 0.1744.
+        let (low, high) = wilson_interval(10, 100, 0.95).unwrap();
+        assert!(
+            (low - 0.0552).abs() < 5e-4 && (high - 0.1744).abs() < 5e-4,
+            "{low} {high}"
+        );
+        let (low, high) = wilson_interval(0, 20, 0.95).unwrap();
+        assert_eq!(low, 0.0);
+        assert!(high > 0.1 && high < 0.2, "{high}");
+        assert_eq!(wilson_interval(0, 0, 0.95), None);
+        let l = lift(&v("a", 1000, 120), &v("holdout", 1000, 80)).unwrap();
+        assert!((l.relative.unwrap() - 0.5).abs() < 1e-9);
+        assert!((l.absolute - 0.04).abs() < 1e-9);
+        assert!(l.p_value < 0.01, "{}", l.p_value);
+        assert_eq!(
+            lift(&v("a", 10, 1), &v("holdout", 10, 0)).unwrap().relative,
+            None
+        );
+        assert_eq!(lift(&v("a", 10, 1), &v("holdout", 0, 0)), None);
     }
 
     #[test]

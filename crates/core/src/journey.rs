@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::duration::Duration;
 use crate::filter::Filter;
@@ -157,9 +157,60 @@ pub struct ExitEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_key: Option<bool>,
     /// Goal only: the conversion window after entry, e.g. `7d`; a later goal event does not
-    /// convert (nor end the enrollment).
+    /// convert (nor end the enrollment). Without it, a goal event converts while the
+    /// enrollment runs and for 7 days after it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within: Option<String>,
+    /// Goal only: the property of the goal event that holds its revenue (a number, or a
+    /// number in a string). Default: `revenue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue_property: Option<String>,
+    /// Goal only: the currency revenue is reported in (ISO 4217, e.g. `EUR`). A goal event
+    /// whose `currency` property names another one converts, but its revenue is not added.
+    /// Default: `USD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+/// The revenue a goal event states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revenue {
+    pub amount: f64,
+    /// The event's `currency` (upper-cased), else the goal's.
+    pub currency: String,
+    /// Whether it is in the goal's currency, so that reports add it up.
+    pub counted: bool,
+}
+
+impl ExitEvent {
+    /// The currency a goal's revenue is reported in.
+    pub fn revenue_currency(&self) -> &str {
+        self.currency.as_deref().unwrap_or("USD")
+    }
+
+    /// The revenue a goal event's `properties` state: the goal's `revenue_property` (default
+    /// `revenue`) as a finite number, or a string holding one (`"19.90"`); `None` without it.
+    pub fn revenue_of(&self, properties: &Map<String, Value>) -> Option<Revenue> {
+        let property = self.revenue_property.as_deref().unwrap_or("revenue");
+        let amount = match properties.get(property)? {
+            Value::Number(n) => n.as_f64()?,
+            Value::String(s) => s.trim().parse::<f64>().ok()?,
+            _ => return None,
+        };
+        if !amount.is_finite() {
+            return None;
+        }
+        let ours = self.revenue_currency();
+        let currency = match properties.get("currency").and_then(Value::as_str) {
+            Some(c) if !c.trim().is_empty() => c.trim().to_ascii_uppercase(),
+            _ => ours.to_string(),
+        };
+        Some(Revenue {
+            amount,
+            counted: currency == ours,
+            currency,
+        })
+    }
 }
 
 /// What happens to a contact's lists when its enrollment ends.

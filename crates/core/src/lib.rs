@@ -16,6 +16,7 @@ pub mod journey;
 pub mod kinds;
 pub mod limits;
 pub mod recommend;
+pub mod report;
 pub mod schedule;
 pub mod stepper;
 pub mod suggest;

@@ -303,6 +303,49 @@ pub fn interrupts(journey: &Journey, enrollment: &Enrollment, event: &EventRecor
                 .any(|x| run.exit_matches(x, event)))
 }
 
+/// How long after an enrollment ended its journey's goal still converts, when the goal has no
+/// `within` of its own: an order placed the day after the last reminder is the reminder's.
+pub const CONVERSION_AFTER_END: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// Whether `event` converts an enrollment that already ended (completed or exited, at
+/// `ended_at`) without converting: it is the journey's goal (with its filter and key) and
+/// falls within the conversion window: the goal's `within` after entry, else
+/// [`CONVERSION_AFTER_END`] after the end. Exposures are kept, so a conversion is credited
+/// whether or not the enrollment was still running.
+pub fn converts_after_end(
+    journey: &Journey,
+    enrollment: &Enrollment,
+    ended_at: Timestamp,
+    event: &EventRecord,
+    now: Timestamp,
+) -> bool {
+    if !matches!(
+        enrollment.status,
+        EnrollmentStatus::Completed | EnrollmentStatus::Exited
+    ) || event.seq <= enrollment.entered_seq
+    {
+        return false;
+    }
+    let Some(goal) = &journey.document.goal else {
+        return false;
+    };
+    let facts = TraitsOnly::default();
+    let run = Run {
+        journey,
+        enrollment: enrollment.clone(),
+        effects: Vec::new(),
+        log: Vec::new(),
+        now,
+        facts: &facts,
+        traits: None,
+    };
+    let deadline = match journey.goal_window() {
+        Some(w) => enrollment.entered_at + SignedDuration::from_secs(w.seconds()),
+        None => ended_at + CONVERSION_AFTER_END,
+    };
+    run.exit_matches(goal, event) && now <= deadline
+}
+
 pub fn step(
     journey: &Journey,
     enrollment: &Enrollment,

@@ -428,14 +428,43 @@ fn check_document(
     if let Some(w) = doc.goal.as_ref().and_then(|g| g.within.as_deref()) {
         check_duration(w, None, "goal.within", &mut errors);
     }
+    if let Some(c) = doc.goal.as_ref().and_then(|g| g.currency.as_deref())
+        && !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        errors.push(err(
+            "invalid_setting",
+            None,
+            Some("goal.currency"),
+            format!("`{c}` is not a currency code: three capital letters, e.g. `EUR`"),
+        ));
+    }
     for (i, x) in doc.exit_on.iter().enumerate() {
-        if x.within.is_some() {
-            errors.push(err(
-                "invalid_setting",
-                None,
-                Some(&format!("exit_on[{i}].within")),
-                "only the goal has a conversion window".into(),
-            ));
+        let goal_only = [
+            (
+                "within",
+                x.within.is_some(),
+                "only the goal has a conversion window",
+            ),
+            (
+                "revenue_property",
+                x.revenue_property.is_some(),
+                "only the goal has revenue",
+            ),
+            (
+                "currency",
+                x.currency.is_some(),
+                "only the goal has revenue",
+            ),
+        ];
+        for (field, set, why) in goal_only {
+            if set {
+                errors.push(err(
+                    "invalid_setting",
+                    None,
+                    Some(&format!("exit_on[{i}].{field}")),
+                    why.into(),
+                ));
+            }
         }
     }
     if let Err((field, message)) = crate::timing::SendWindow::from_settings(

@@ -110,6 +110,11 @@ fn apply(
             };
             tx.bounce_sent_message(&contacts, channel, &address, since, &error, now)?;
         }
+        // A spam complaint is about the last message sent to the address: its journey's
+        // reports count it.
+        if fact.event.ends_with(" Complained") && !contacts.is_empty() {
+            tx.complain_sent_message(&contacts, channel, &address, now - BOUNCE_WINDOW, now)?;
+        }
         for (i, contact_id) in contacts.into_iter().enumerate() {
             let message_id = match &fact.event_id {
                 Some(id) => format!("{source}-{id}-{address}-{i}"),

@@ -27,6 +27,8 @@ use waymark_store::{
 };
 
 use crate::caps::FrequencyCap;
+use crate::conversions;
+use crate::machine_activity;
 use crate::problems::Problems;
 use crate::recorded;
 use crate::registry::Registry;
@@ -298,7 +300,9 @@ impl Processor {
                 .get("message_id")
                 .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
         {
-            tx.mark_engagement(id, e.name == EMAIL_CLICKED, e.timestamp)?;
+            let sent_at = tx.message_sent_at(id)?;
+            let human = machine_activity::is_human(&e.properties, sent_at, e.timestamp);
+            tx.mark_engagement(id, e.name == EMAIL_CLICKED, human, e.timestamp)?;
         }
         let record = EventRecord {
             seq: stored.seq,
@@ -339,6 +343,17 @@ impl Processor {
                 self.apply(tx, &journey, outcome, at, stats, report)?;
             }
         }
+
+        // A goal event also converts enrollments that ended within their conversion window.
+        conversions::after_end(
+            tx,
+            self.store.as_ref(),
+            registry,
+            contact_id,
+            &record,
+            now,
+            stats,
+        )?;
 
         // Then triggers of live journeys.
         for (journey, version) in registry.triggered_by(&record.name) {
@@ -707,24 +722,15 @@ impl Processor {
                     status: EnrollmentStatus::Converted,
                     ..
                 } => {
-                    let mut visited = tx.visited_nodes(e.id)?;
-                    if !visited.contains(node) {
-                        visited.push(node.clone());
-                    }
-                    for n in visited {
-                        stats.node(jid, e.version, &n).converted += 1;
-                    }
-                    // Each experiment the enrollment went through counts the conversion for
-                    // the variant it took (once, even if it passed the node twice).
-                    let mut taken = tx.left_outputs(e.id)?;
-                    taken.sort();
-                    taken.dedup();
-                    for (n, variant) in taken {
-                        if let Some(x) = experiment_node(journey, &n) {
-                            tx.add_experiment_counts(jid, &n, &variant, 0, 1)?;
-                            decide_experiment(tx, jid, &n, x, now)?;
-                        }
-                    }
+                    // Only a goal event converts: the one this step was given.
+                    let event = tx.event(at.upto_seq)?.map(|stored| EventRecord {
+                        seq: stored.seq,
+                        kind: stored.event.kind,
+                        name: stored.event.name,
+                        properties: stored.event.properties,
+                        timestamp: stored.event.timestamp,
+                    });
+                    conversions::convert(tx, journey, e, node, event.as_ref(), now, stats)?;
                 }
                 StepLog::Ended { node, .. } => stats.node(jid, e.version, node).exited += 1,
                 StepLog::Skipped { node, .. } => stats.node(jid, e.version, node).suppressed += 1,
@@ -873,7 +879,7 @@ fn count_decision(
     }
 }
 
-fn experiment_node<'j>(journey: &'j Journey, node: &str) -> Option<&'j ExperimentNode> {
+pub(crate) fn experiment_node<'j>(journey: &'j Journey, node: &str) -> Option<&'j ExperimentNode> {
     match journey.node(node).map(|n| &n.kind) {
         Some(NodeKind::Experiment(x)) => Some(x),
         _ => None,
@@ -882,7 +888,7 @@ fn experiment_node<'j>(journey: &'j Journey, node: &str) -> Option<&'j Experimen
 
 /// Declares the experiment's winner once the counts allow it (see `waymark_core::experiment`);
 /// a declared winner is final.
-fn decide_experiment(
+pub(crate) fn decide_experiment(
     tx: &mut dyn EngineTx,
     journey_id: &str,
     node: &str,

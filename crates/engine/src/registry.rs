@@ -22,6 +22,8 @@ pub struct Registry {
     versions: HashMap<(String, i64), Arc<Journey>>,
     /// Event name → ids of live journeys with a trigger on it.
     triggers: HashMap<String, Vec<String>>,
+    /// Event name → ids of running journeys (live or paused) with a version whose goal it is.
+    goals: HashMap<String, Vec<String>>,
     /// The installation's quiet hours and blocked dates, applied to every journey.
     installation_window: SendWindow,
     /// Versions that cannot be compiled, with the reason.
@@ -76,6 +78,12 @@ impl Registry {
                 .iter()
                 .any(|j| j.id == version.journey_id && j.live_version == Some(version.version));
             registry.status.insert(version.journey_id.clone(), status);
+            if let Some(goal) = &journey.document.goal {
+                let ids = registry.goals.entry(goal.event.clone()).or_default();
+                if !ids.contains(&version.journey_id) {
+                    ids.push(version.journey_id.clone());
+                }
+            }
             if is_live {
                 if status == JourneyStatus::Live {
                     for name in journey.trigger_events() {
@@ -180,6 +188,11 @@ impl Registry {
             .collect();
         out.sort_by(|a, b| (&a.id, a.version).cmp(&(&b.id, b.version)));
         out
+    }
+
+    /// Running journeys (live or paused) whose goal, in one of their versions, is this event.
+    pub fn with_goal(&self, event: &str) -> &[String] {
+        self.goals.get(event).map_or(&[], Vec::as_slice)
     }
 
     /// Live journeys (with their live version number) that this event name triggers.

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use waymark_core::journey::{OutsideHours, QuietHours};
 use waymark_core::timing::SendWindow;
 use waymark_engine::caps::FrequencyCap;
+use waymark_engine::machine_activity::MachineDetector;
 use waymark_engine::{
     Clock, Concurrency, DkimSettings, EmailTransport, Engine, EngineConfig, SendRates,
     SmsTransport, Transports, TwilioSms,
@@ -195,6 +196,18 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub subscribe_redirect_hosts: Vec<String>,
+    /// Address ranges (CIDR) whose open-pixel fetches and link clicks are machines', not
+    /// people's (privacy proxies, link scanners): reports count them apart. Repeatable; the
+    /// variable is comma-separated. Known proxy and scanner user agents, and hits within a
+    /// second of the send, count as machines' too.
+    #[arg(
+        long = "machine-ip-range",
+        value_name = "CIDR",
+        env = "WAYMARK_MACHINE_IP_RANGES",
+        value_delimiter = ',',
+        default_value = "17.0.0.0/8"
+    )]
+    pub machine_ip_ranges: Vec<String>,
     /// How long a message whose delivery fails temporarily (connection refused, timeout, SMTP
     /// 4xx, HTTP 408/429/5xx) is retried, from its first attempt: `3d`, `12h`, `90m`. Waits
     /// double from 30 s to at most 1 h (plus up to 20 % jitter); then the message is failed.
@@ -493,7 +506,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         engine: engine.clone(),
         secrets: Arc::new(secrets),
         metrics,
-        public: Arc::new(public_pages(&args)),
+        public: Arc::new(public_pages(&args)?),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -548,8 +561,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// The limits and the redirect hosts of the pages anyone can reach.
-fn public_pages(args: &ServeArgs) -> PublicPages {
+/// The limits, the redirect hosts and the machine detection of the pages anyone can reach.
+fn public_pages(args: &ServeArgs) -> anyhow::Result<PublicPages> {
     let mut redirect_hosts: Vec<String> = args
         .subscribe_redirect_hosts
         .iter()
@@ -564,7 +577,7 @@ fn public_pages(args: &ServeArgs) -> PublicPages {
     {
         redirect_hosts.push(host);
     }
-    PublicPages {
+    Ok(PublicPages {
         limits: PublicLimits::new(&PublicLimitsConfig {
             pages: args.public_rate,
             tracking: args.tracking_rate,
@@ -572,7 +585,9 @@ fn public_pages(args: &ServeArgs) -> PublicPages {
             client_ip_header: args.client_ip_header.clone(),
         }),
         redirect_hosts,
-    }
+        machines: MachineDetector::new(&args.machine_ip_ranges)
+            .map_err(|e| anyhow::anyhow!("--machine-ip-range: {e}"))?,
+    })
 }
 
 /// The webhook action: the signing secret (`--webhook-secret` or its file, else

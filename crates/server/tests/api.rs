@@ -1979,6 +1979,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/journeys/{id}/versions"),
     ("get", "/v1/journeys/{id}/versions/{version}"),
     ("get", "/v1/journeys/{id}/stats"),
+    ("get", "/v1/journeys/{id}/report"),
+    ("get", "/v1/reports/overview"),
     ("post", "/v1/journeys/{id}/enroll"),
     ("get", "/v1/journeys/{id}/experiments"),
     ("get", "/v1/broadcasts"),

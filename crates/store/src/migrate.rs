@@ -67,6 +67,9 @@ pub const TABLES: &[Table] = &[
     with_ids("steps", "id"),
     with_ids("messages", "id"),
     table("node_stats"),
+    table("journey_rollups"),
+    table("reaction_rollups"),
+    table("conversions"),
     table("experiment_variants"),
     table("experiment_winners"),
     table("suppressions"),
@@ -331,10 +334,11 @@ fn lock_and_check_empty(tx: &mut Transaction<'_>) -> Result<(), MigrateError> {
 }
 
 /// A column's value, as both backends hold it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug)]
 pub(crate) enum Cell {
     Int(Option<i64>),
     Text(Option<String>),
+    Real(Option<f64>),
 }
 
 impl Cell {
@@ -342,15 +346,54 @@ impl Cell {
         match self {
             Cell::Int(v) => v,
             Cell::Text(v) => v,
+            Cell::Real(v) => v,
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Cell::Int(_) => 0,
+            Cell::Text(_) => 1,
+            Cell::Real(_) => 2,
         }
     }
 }
 
-/// The kinds of value a column holds: every column of the schema is one of the two.
+// Rows are compared whole (sorted, checked equal); a real compares by its total order.
+impl Ord for Cell {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Cell::Int(a), Cell::Int(b)) => a.cmp(b),
+            (Cell::Text(a), Cell::Text(b)) => a.cmp(b),
+            (Cell::Real(a), Cell::Real(b)) => match (a, b) {
+                (Some(a), Some(b)) => a.total_cmp(b),
+                (a, b) => a.is_some().cmp(&b.is_some()),
+            },
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+impl PartialOrd for Cell {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Cell {}
+
+/// The kinds of value a column holds: every column of the schema is one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Int,
     Text,
+    Real,
 }
 
 impl Kind {
@@ -358,6 +401,7 @@ impl Kind {
         match self {
             Kind::Int => Type::INT8,
             Kind::Text => Type::TEXT,
+            Kind::Real => Type::FLOAT8,
         }
     }
 }
@@ -384,6 +428,7 @@ pub(crate) fn pg_columns(
         match data_type.as_str() {
             "bigint" => Ok((name, Kind::Int)),
             "text" => Ok((name, Kind::Text)),
+            "double precision" => Ok((name, Kind::Real)),
             other => Err(StoreError::Database(format!(
                 "{table}.{name} is of type {other}, which `waymark migrate` does not copy"
             ))),
@@ -398,6 +443,10 @@ fn cell(value: ValueRef<'_>, kind: Kind, place: impl Fn() -> String) -> Result<C
         (Kind::Int, ValueRef::Null) => Cell::Int(None),
         (Kind::Int, ValueRef::Integer(i)) => Cell::Int(Some(i)),
         (Kind::Text, ValueRef::Null) => Cell::Text(None),
+        (Kind::Real, ValueRef::Null) => Cell::Real(None),
+        (Kind::Real, ValueRef::Real(r)) => Cell::Real(Some(r)),
+        // A REAL column keeps what it is given; a whole number may have come as an integer.
+        (Kind::Real, ValueRef::Integer(i)) => Cell::Real(Some(i as f64)),
         // PostgreSQL stores neither; SQLite takes any bytes as text.
         (Kind::Text, ValueRef::Text(bytes)) if bytes.contains(&0) => {
             return Err(StoreError::Corrupt(format!(
@@ -418,6 +467,7 @@ fn cell(value: ValueRef<'_>, kind: Kind, place: impl Fn() -> String) -> Result<C
                 match kind {
                     Kind::Int => "an integer",
                     Kind::Text => "text",
+                    Kind::Real => "a number",
                 }
             )));
         }
@@ -688,6 +738,9 @@ mod tests {
                 [0, -1_700_000_000_123, i64::MAX][row as usize]
             });
         }
+        if ty == "REAL" {
+            return SqlValue::Real([0.0, -12.75, 1e300][row as usize]);
+        }
         SqlValue::Text(format!(
             "{table}.{column} #{row}: tab\there, line\nbreak, \\N \\ 'single' \"double\" é 🙂 {}",
             "x".repeat(row as usize * 100)
@@ -776,6 +829,7 @@ mod tests {
                     .map(|(i, (_, kind))| match kind {
                         Kind::Int => Cell::Int(row.get(i)),
                         Kind::Text => Cell::Text(row.get(i)),
+                        Kind::Real => Cell::Real(row.get(i)),
                     })
                     .collect()
             })

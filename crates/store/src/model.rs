@@ -495,6 +495,41 @@ impl StatsDeltas {
     }
 }
 
+/// The message a conversion is credited to: the enrollment's last one sent before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastTouch {
+    pub message_id: i64,
+    pub node: String,
+    pub sent_at: Timestamp,
+}
+
+/// A conversion to record: an enrollment, the goal event that converted it, and what it is
+/// credited to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversion {
+    pub enrollment_id: i64,
+    pub contact_id: i64,
+    pub journey_id: String,
+    pub version: i64,
+    /// The node credited: the last touch's, else the node the enrollment was at.
+    pub node: String,
+    pub last_touch: Option<LastTouch>,
+    pub event_seq: i64,
+    pub at: Timestamp,
+    pub revenue: Option<waymark_core::journey::Revenue>,
+}
+
+/// Which roll-up rows a report reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupQuery {
+    pub journey_id: String,
+    /// Rows of the hours from the one holding `from` up to `to` (exclusive).
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub version: Option<i64>,
+    pub node: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {

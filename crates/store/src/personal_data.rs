@@ -44,6 +44,11 @@ pub const PERSONAL_TABLES: &[(&str, &str, Option<&str>)] = &[
         Some("DELETE FROM events WHERE contact_id = ?1"),
     ),
     (
+        "conversions",
+        "conversions",
+        Some("DELETE FROM conversions WHERE contact_id = ?1"),
+    ),
+    (
         "enrollments",
         "enrollments",
         Some("DELETE FROM enrollments WHERE contact_id = ?1"),
@@ -142,6 +147,14 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
         "how many contacts entered and left each segment per hour: counts, never who",
     ),
     (
+        "journey_rollups",
+        "aggregate counters per journey node and hour, kept as numbers after an erasure",
+    ),
+    (
+        "reaction_rollups",
+        "how many reactions per journey node and hour took how long: counts, never who",
+    ),
+    (
         "experiment_variants",
         "aggregate counts per experiment variant",
     ),
@@ -209,6 +222,10 @@ pub(crate) const MERGE_STATEMENTS: &[(&str, &[&str])] = &[
     (
         "messages",
         &["UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    (
+        "conversions",
+        &["UPDATE conversions SET contact_id = ?2 WHERE contact_id = ?1"],
     ),
     (
         "list_members",
@@ -324,6 +341,7 @@ pub const SECTIONS: &[&str] = &[
     "anonymous_ids",
     "events",
     "enrollments",
+    "conversions",
     "messages",
     "subscriptions",
     "lists",
@@ -387,6 +405,12 @@ pub(crate) const PAGED_SECTIONS: &[(&str, &str, &str)] = &[
         "id",
     ),
     (
+        "conversions",
+        "SELECT * FROM conversions WHERE contact_id = ?1 AND enrollment_id > ?2
+         ORDER BY enrollment_id LIMIT ?3",
+        "enrollment_id",
+    ),
+    (
         "messages",
         "SELECT * FROM messages WHERE contact_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         "id",
@@ -412,6 +436,7 @@ const COUNTED_TABLES: &[(&str, &str)] = &[
     ("anonymous_ids", "anonymous_ids"),
     ("events", "events"),
     ("enrollments", "enrollments"),
+    ("conversions", "conversions"),
     ("messages", "messages"),
     ("subscriptions", "subscriptions"),
     ("lists", "list_members"),

@@ -531,6 +531,13 @@ pub async fn unsubscribe_post(
             ));
         }
     };
+    // The message whose link it was counts the unsubscription in its journey's reports.
+    if action != "resubscribe"
+        && let Some(key) = t.m.clone()
+    {
+        let now = state.engine.clock().now();
+        blocking(&state, move |s| s.mark_message_unsubscribed(&key, now)).await?;
+    }
     if one_click {
         return Ok(page("Unsubscribed", &format!("<p>{}</p>", escape(&note))));
     }

@@ -611,7 +611,8 @@ pub async fn enroll(
     ))
 }
 
-/// One variant's (or the holdout's) counts and conversion rate.
+/// One variant's (or the holdout's) counts and conversion rate. Conversions count whether the
+/// enrollment was still running or had ended within the conversion window.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct VariantReport {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -619,15 +620,31 @@ pub struct VariantReport {
     pub entered: u64,
     pub converted: u64,
     pub rate: f64,
+    /// The Wilson interval of `rate` at the experiment's confidence (`null` without entries).
+    pub rate_low: Option<f64>,
+    pub rate_high: Option<f64>,
+    /// Against the holdout, when the experiment has one (variants only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lift_over_holdout: Option<waymark_core::experiment::Lift>,
 }
 
 impl VariantReport {
-    fn of(counts: &waymark_core::experiment::VariantCounts, named: bool) -> VariantReport {
+    fn of(
+        counts: &waymark_core::experiment::VariantCounts,
+        named: bool,
+        confidence: f64,
+        holdout: Option<&waymark_core::experiment::VariantCounts>,
+    ) -> VariantReport {
+        let interval =
+            waymark_core::experiment::wilson_interval(counts.converted, counts.entered, confidence);
         VariantReport {
             name: named.then(|| counts.name.clone()),
             entered: counts.entered,
             converted: counts.converted,
             rate: counts.rate(),
+            rate_low: interval.map(|i| i.0),
+            rate_high: interval.map(|i| i.1),
+            lift_over_holdout: holdout.and_then(|h| waymark_core::experiment::lift(counts, h)),
         }
     }
 }
@@ -646,6 +663,9 @@ pub struct ExperimentReport {
     pub enough_data: bool,
     pub winner: Option<String>,
     pub decided_at: Option<Timestamp>,
+    /// Why the winner was declared: the test, the confidence, the counts and the comparisons
+    /// at that moment.
+    pub decision: Option<Value>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -695,6 +715,7 @@ pub async fn experiments(
             }
         };
         let variants: Vec<_> = x.variants.iter().map(|v| count_of(&v.name)).collect();
+        let holdout = (x.holdout > 0).then(|| count_of(waymark_core::journey::HOLDOUT));
         let verdict = waymark_core::experiment::decide(&variants, x.min_sample, x.confidence);
         let winner = winners.iter().find(|w| w.node == node.id);
         out.push(ExperimentReport {
@@ -704,15 +725,17 @@ pub async fn experiments(
             confidence: x.confidence,
             variants: variants
                 .iter()
-                .map(|v| VariantReport::of(v, true))
+                .map(|v| VariantReport::of(v, true, x.confidence, holdout.as_ref()))
                 .collect(),
-            holdout: (x.holdout > 0)
-                .then(|| VariantReport::of(&count_of(waymark_core::journey::HOLDOUT), false)),
+            holdout: holdout
+                .as_ref()
+                .map(|h| VariantReport::of(h, false, x.confidence, None)),
             leader: verdict.leader,
             comparisons: verdict.comparisons,
             enough_data: verdict.enough_data,
             winner: winner.map(|w| w.winner.clone()),
             decided_at: winner.map(|w| w.decided_at),
+            decision: winner.map(|w| w.verdict.clone()),
         });
     }
     Ok(Json(Experiments {

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod operations;
 mod privacy;
 pub mod public_limits;
+mod reports;
 mod segment_history;
 mod segments;
 mod tracking;
@@ -48,6 +49,8 @@ pub struct PublicPages {
     pub limits: public_limits::PublicLimits,
     /// Hosts (lower case) that the subscribe form's `redirect` may lead to.
     pub redirect_hosts: Vec<String>,
+    /// Tells tracking hits by proxies and scanners from people's.
+    pub machines: waymark_engine::machine_activity::MachineDetector,
 }
 
 impl Default for PublicPages {
@@ -55,6 +58,7 @@ impl Default for PublicPages {
         PublicPages {
             limits: public_limits::PublicLimits::new(&Default::default()),
             redirect_hosts: Vec::new(),
+            machines: Default::default(),
         }
     }
 }

@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use super::{
-    broadcasts, consent, ingest, journeys, manage, privacy, segment_history, segments, tracking,
-    webhooks_in,
+    broadcasts, consent, ingest, journeys, manage, privacy, reports, segment_history, segments,
+    tracking, webhooks_in,
 };
 
 /// Writes the schema of a type into a generator (shared definitions go to the generator).
@@ -226,6 +226,17 @@ impl Operation {
             content,
             headers,
         });
+        self
+    }
+
+    /// The last reply may also come as `media_type` (asked for with `Accept`).
+    fn or_as(mut self, media_type: &'static str) -> Self {
+        if let Some(reply) = self.replies.last_mut() {
+            reply.content.push(Content {
+                media_type,
+                schema: None,
+            });
+        }
         self
     }
 
@@ -482,6 +493,18 @@ pub fn all() -> Vec<Operation> {
             .query::<journeys::StatsQuery>()
             .ok::<waymark_store::JourneyStats>()
             .errors(&[400, 404]),
+        get("/v1/journeys/{id}/report", reports::journey)
+            .about(Admin, "Reports", "What the journey did and earned from `from` to `to` (default the last 30 days) in `hour`, `day` or `week` buckets of `tz`: entered, sent, delivered, bounced, opened, clicked (people's and all), unsubscribed, complained, converted, revenue, their rates and reaction times; in total, per bucket, per node and per channel, of one `version` or `node` or all. CSV with `Accept: text/csv` (`rows=series` or `nodes`)")
+            .query::<reports::ReportQuery>()
+            .ok::<reports::JourneyReport>()
+            .or_as("text/csv")
+            .errors(&[400, 404]),
+        get("/v1/reports/overview", reports::overview)
+            .about(Admin, "Reports", "Every journey's figures over the last `days` (default 30; or `from`/`to`): entered, sent, delivered, opened, clicked, converted, revenue and their rates, most sent first, with the totals; CSV with `Accept: text/csv`")
+            .query::<reports::OverviewQuery>()
+            .ok::<reports::Overview>()
+            .or_as("text/csv")
+            .errors(&[400]),
         post("/v1/journeys/{id}/enroll", journeys::enroll)
             .about(Admin, "Journeys", "Enroll a contact (`user_id` or `contact_id`) through the journey's `api` trigger, with a `payload`")
             .body::<journeys::Enroll>()

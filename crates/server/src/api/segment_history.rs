@@ -145,7 +145,7 @@ impl HistoryRange {
 
 /// A timestamp, a date's start in `tz`, or a duration before `now` (as the UI asks for the
 /// last days of the server's clock, which may be simulated, without reading it first).
-fn time(field: &str, raw: &str, tz: &TimeZone, now: Timestamp) -> ApiResult<Timestamp> {
+pub(super) fn time(field: &str, raw: &str, tz: &TimeZone, now: Timestamp) -> ApiResult<Timestamp> {
     let raw = raw.trim();
     if let Ok(at) = raw.parse::<Timestamp>() {
         return Ok(at);

@@ -7,12 +7,20 @@
 //! event: `Email Opened` (once per message: its event id is derived from the message) and, for a
 //! click, `Email Link Clicked` with the `url`, preceded by that same `Email Opened` (a click
 //! implies an open). The engine then records `opened_at` / `clicked_at` on the message.
+//!
+//! A hit by a machine (a privacy proxy, a link scanner: see `waymark_engine::machine_activity`)
+//! carries the reason in its `machine` property, and its open has an event id of its own, so
+//! that the person's open that follows is still recorded.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
+use waymark_engine::machine_activity::{MACHINE_PROPERTY, MACHINE_REACTION};
 use waymark_engine::processor::{EMAIL_CLICKED, EMAIL_OPENED};
 use waymark_engine::tracking::{Tracked, redirect_location};
 use waymark_store::{NewEvent, StoreError};
@@ -30,8 +38,14 @@ const PIXEL: &[u8] = &[
 const NO_CACHE: &str = "no-store, no-cache, must-revalidate, max-age=0";
 
 /// `GET /t/o/{token}`: the open pixel.
-pub async fn open(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match record(&state, &token, false).await {
+pub async fn open(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let hit = Hit::of(&headers, connection);
+    match record(&state, &token, false, hit).await {
         Ok(_) => (
             [
                 (header::CONTENT_TYPE, "image/gif"),
@@ -47,8 +61,14 @@ pub async fn open(State(state): State<AppState>, Path(token): Path<String>) -> R
 }
 
 /// `GET /t/c/{token}`: records the click and redirects to the link's destination.
-pub async fn click(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match record(&state, &token, true).await {
+pub async fn click(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let hit = Hit::of(&headers, connection);
+    match record(&state, &token, true, hit).await {
         Ok(Tracked::Click { url, .. }) => match HeaderValue::from_str(&redirect_location(&url)) {
             Ok(location) => {
                 let mut response = StatusCode::FOUND.into_response();
@@ -68,13 +88,33 @@ pub async fn click(State(state): State<AppState>, Path(token): Path<String>) -> 
     }
 }
 
+/// What a tracking request shows of who made it.
+struct Hit {
+    user_agent: Option<String>,
+    headers: HeaderMap,
+    connection: Option<ConnectInfo<SocketAddr>>,
+}
+
+impl Hit {
+    fn of(headers: &HeaderMap, connection: Option<Extension<ConnectInfo<SocketAddr>>>) -> Self {
+        Hit {
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(300).collect()),
+            headers: headers.clone(),
+            connection: connection.map(|Extension(c)| c),
+        }
+    }
+}
+
 fn unknown() -> ApiError {
     ApiError::not_found("no such tracking link")
 }
 
 /// Verifies the token, finds its message and records the events; returns what the token
 /// stands for.
-async fn record(state: &AppState, token: &str, click: bool) -> ApiResult<Tracked> {
+async fn record(state: &AppState, token: &str, click: bool, hit: Hit) -> ApiResult<Tracked> {
     let tracked = state
         .engine
         .tracking()
@@ -112,8 +152,27 @@ async fn record(state: &AppState, token: &str, click: bool) -> ApiResult<Tracked
         return Ok(tracked);
     }
     let now = state.engine.clock().now();
+    let client = state
+        .public
+        .limits
+        .client(&hit.headers, hit.connection.as_ref());
+    let machine = state
+        .public
+        .machines
+        .classify(hit.user_agent.as_deref(), Some(client))
+        .or_else(|| {
+            let sent = message.sent_at?;
+            (now.duration_since(sent) < MACHINE_REACTION)
+                .then(|| "within a second of the send".into())
+        });
     let mut properties = Map::new();
     properties.insert("message_id".into(), json!(message.id));
+    if let Some(agent) = &hit.user_agent {
+        properties.insert("user_agent".into(), json!(agent));
+    }
+    if let Some(reason) = &machine {
+        properties.insert(MACHINE_PROPERTY.into(), json!(reason));
+    }
     properties.insert("template".into(), json!(message.template));
     if let Some(journey) = &message.journey_id {
         properties.insert("journey_id".into(), json!(journey));
@@ -131,11 +190,11 @@ async fn record(state: &AppState, token: &str, click: bool) -> ApiResult<Tracked
     };
     // The open's event id is fixed per message, so it is recorded once however often the
     // pixel is fetched or links are clicked.
-    let mut events = vec![event(
-        EMAIL_OPENED,
-        format!("waymark-open-{}", message.id),
-        properties.clone(),
-    )];
+    let open_id = match machine {
+        None => format!("waymark-open-{}", message.id),
+        Some(_) => format!("waymark-machine-open-{}", message.id),
+    };
+    let mut events = vec![event(EMAIL_OPENED, open_id, properties.clone())];
     if let Tracked::Click { index, url, .. } = &tracked {
         let mut properties = properties;
         properties.insert("url".into(), json!(url));

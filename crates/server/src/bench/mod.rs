@@ -31,6 +31,7 @@ use crate::api::{self, AppState, Secrets};
 mod broadcast;
 mod import;
 mod processes;
+mod report;
 mod smtp_sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +85,10 @@ pub enum Figure {
         alias = "broadcast_first_message_ms"
     )]
     Broadcast,
+    /// `journey_report_p99_ms`: journey reports over HTTP for a journey with a million
+    /// messages over 30 days.
+    #[value(alias = "journey_report_p99_ms")]
+    Report,
     /// `cart_journeys_per_second` with 1, 2 and 3 `waymark serve` processes on one PostgreSQL
     /// database, and the ratio of 3 to 1 (only with `--database`).
     #[value(
@@ -100,7 +105,7 @@ impl Figure {
     /// The timers figure comes after the in-process figures: its million enrollments would
     /// dominate the peak memory that the send and cart figures report. The processes figure
     /// runs its servers as child processes, so its place does not matter to the others.
-    const ALL: [Figure; 9] = [
+    const ALL: [Figure; 10] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
@@ -108,6 +113,7 @@ impl Figure {
         Figure::Cart,
         Figure::Import,
         Figure::Broadcast,
+        Figure::Report,
         Figure::Timers,
         Figure::Processes,
     ];
@@ -122,6 +128,7 @@ impl Figure {
             Figure::Timers => "timers",
             Figure::Import => "import",
             Figure::Broadcast => "broadcast",
+            Figure::Report => "report",
             Figure::Processes => "processes",
         }
     }
@@ -186,6 +193,9 @@ pub struct BenchArgs {
     /// Contacts a broadcast goes to in the broadcast figure [default: 1000000; quick: 2000].
     #[arg(long)]
     pub broadcast_contacts: Option<usize>,
+    /// Messages of the journey the report figure reports on [default: 1000000; quick: 5000].
+    #[arg(long)]
+    pub report_messages: Option<usize>,
     /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
@@ -215,6 +225,7 @@ struct Plan {
     process_carts: usize,
     import_rows: usize,
     broadcast_contacts: usize,
+    report_messages: usize,
 }
 
 /// Offers at a steady rate for a while.
@@ -277,6 +288,7 @@ impl Plan {
             process_carts: pick(args.process_carts, 20_000, 300),
             import_rows: pick(args.import_rows, 1_000_000, 10_000),
             broadcast_contacts: pick(args.broadcast_contacts, 1_000_000, 2_000),
+            report_messages: pick(args.report_messages, 1_000_000, 5_000),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
         ensure!(
@@ -296,6 +308,10 @@ impl Plan {
         );
         ensure!(plan.enrollments > 0, "--enrollments must be at least 1");
         ensure!(plan.import_rows > 0, "--import-rows must be at least 1");
+        ensure!(
+            plan.report_messages > 0,
+            "--report-messages must be at least 1"
+        );
         ensure!(
             plan.broadcast_contacts > 0,
             "--broadcast-contacts must be at least 1"
@@ -405,6 +421,7 @@ async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::R
         Figure::Timers => timers(plan, data).await,
         Figure::Import => import::import(plan, data).await,
         Figure::Broadcast => broadcast::broadcast(plan, data).await,
+        Figure::Report => report::report(plan, data).await,
         Figure::Processes => Err(anyhow::anyhow!(PROCESSES_NEED_DATABASE)),
     }
     .with_context(|| format!("the {} figure failed", figure.dir_name()))

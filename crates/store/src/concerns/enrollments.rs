@@ -37,6 +37,15 @@ pub trait EnrollmentsTx {
 
     fn visited_nodes(&mut self, enrollment_id: i64) -> Result<Vec<String>>;
 
+    /// The contact's enrollments in the journey that ended without converting (completed or
+    /// exited) at or after `since`, each with the time it ended; none with a conversion.
+    fn ended_unconverted(
+        &mut self,
+        contact_id: i64,
+        journey_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Enrollment, Timestamp)>>;
+
     /// The (node, output) of every node this enrollment left, in order.
     fn left_outputs(&mut self, enrollment_id: i64) -> Result<Vec<(String, String)>>;
 }

@@ -6,7 +6,8 @@ use waymark_core::condition::MessageRecord;
 use waymark_core::filter::Engagement;
 
 use crate::{
-    DueQuery, Finished, MessageQuery, MessageRow, NewMessage, QueueLevel, RequeueFilter, Result,
+    DueQuery, Finished, LastTouch, MessageQuery, MessageRow, NewMessage, QueueLevel, RequeueFilter,
+    Result,
 };
 
 /// The delivery queue as the dispatcher and the API see it: due work, outcomes, requeues,
@@ -37,6 +38,10 @@ pub trait Outbox {
 
     /// The message with this idempotency key, if any (open and click tracking).
     fn message_by_key(&self, idempotency_key: &str) -> Result<Option<MessageRow>>;
+
+    /// Records that the recipient unsubscribed through this message's link (once per
+    /// message); returns false for an unknown message or one already marked.
+    fn mark_message_unsubscribed(&self, idempotency_key: &str, at: Timestamp) -> Result<bool>;
 }
 
 /// Queuing messages and reading a contact's messages inside an engine transaction (engagement
@@ -66,8 +71,34 @@ pub trait OutboxTx {
         engagement: Engagement,
     ) -> Result<bool>;
 
-    /// Records an open or click of a message; returns false for an unknown message.
-    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool>;
+    /// When a message was sent (`None`: unknown, or not sent).
+    fn message_sent_at(&mut self, message_id: i64) -> Result<Option<Timestamp>>;
+
+    /// Records an open or click of a message, by a person or (`human` false) a machine: the
+    /// first of each per message is counted, and a person's first open and click measure the
+    /// reaction time since the send. Returns false for an unknown message.
+    fn mark_engagement(
+        &mut self,
+        message_id: i64,
+        clicked: bool,
+        human: bool,
+        at: Timestamp,
+    ) -> Result<bool>;
+
+    /// The last message this enrollment sent (status `sent`) at or before `before`: the last
+    /// touch a conversion is credited to.
+    fn last_touch(&mut self, enrollment_id: i64, before: Timestamp) -> Result<Option<LastTouch>>;
+
+    /// A spam complaint a provider reported: the last message sent on `channel` to `address`
+    /// by one of `contacts` since `since` is marked complained (once). Returns its id.
+    fn complain_sent_message(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<i64>>;
 
     /// A bounce the receiving side reported after accepting a message (a provider's
     /// webhook): the last message sent on `channel` to `address` (as the suppression list

@@ -3,13 +3,23 @@
 
 use jiff::Timestamp;
 
-use crate::{Gauges, JourneyStats, Result, StatsDeltas};
+use waymark_core::report::{Counts, ReactionRow, RollupRow};
+
+use crate::{Gauges, JourneyStats, NewConversion, Result, RollupQuery, StatsDeltas};
 
 /// Journey statistics, gauges and the size on disk.
 pub trait Reporting {
     /// A journey's statistics: of every version together (`None`), or of the enrollments of
     /// one `version` (an unknown one is `NotFound`).
     fn journey_stats(&self, id: &str, version: Option<i64>) -> Result<JourneyStats>;
+
+    /// A journey's hourly roll-up rows and reaction-time histogram rows in a time range (by
+    /// the hour they count), of one version and node or all of them.
+    fn journey_rollups(&self, query: &RollupQuery) -> Result<(Vec<RollupRow>, Vec<ReactionRow>)>;
+
+    /// Every journey's counters per node from the hour holding `from` up to `to`, summed:
+    /// (journey, node, counts), in journey and node order.
+    fn rollup_sums(&self, from: Timestamp, to: Timestamp) -> Result<Vec<(String, String, Counts)>>;
 
     /// Current levels for the metrics endpoint.
     fn gauges(&self) -> Result<Gauges>;
@@ -18,7 +28,13 @@ pub trait Reporting {
     fn disk_bytes(&self) -> Result<u64>;
 }
 
-/// Adding the counters of one engine batch.
+/// Adding the counters of one engine batch, and recording conversions.
 pub trait ReportingTx {
+    /// Adds to the node statistics and to the roll-ups of the hour of `at`.
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()>;
+
+    /// Records a conversion, credited to its node and message, and adds it (with its revenue
+    /// and its reaction time) to the roll-ups of the hour it happened in. An enrollment
+    /// converts once: returns false when it already had.
+    fn record_conversion(&mut self, conversion: &NewConversion) -> Result<bool>;
 }

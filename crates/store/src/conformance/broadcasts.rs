@@ -293,8 +293,8 @@ fn a_tests_results_are_counted_per_template(store: &dyn Store) {
         .finish_messages(&[sent(ids[0]), sent(ids[1]), sent(ids[2]), sent(ids[3])])
         .unwrap();
     in_tx(store, |tx| {
-        tx.mark_engagement(ids[1], true, at(3))?;
-        tx.mark_engagement(ids[2], false, at(3))
+        tx.mark_engagement(ids[1], true, true, at(3))?;
+        tx.mark_engagement(ids[2], false, true, at(3))
     });
     let expected = vec![
         VariantResult {

@@ -653,8 +653,8 @@ fn contact_messages_and_engagement_follow_sends_opens_and_clicks(store: &dyn Sto
 
     let (clicked, unknown) = in_tx(store, |tx| {
         Ok((
-            tx.mark_engagement(ids[0], true, at(30))?,
-            tx.mark_engagement(ids[0] + 1000, false, at(30))?,
+            tx.mark_engagement(ids[0], true, true, at(30))?,
+            tx.mark_engagement(ids[0] + 1000, false, true, at(30))?,
         ))
     });
     assert!(clicked && !unknown);
@@ -708,12 +708,12 @@ fn opens_and_clicks_count_once_per_message(store: &dyn Store) {
         ],
     );
     in_tx(store, |tx| {
-        tx.mark_engagement(ids[0], false, at(10))?;
-        tx.mark_engagement(ids[0], false, at(20))?;
-        tx.mark_engagement(ids[0], true, at(30))?;
-        tx.mark_engagement(ids[0], true, at(40))?;
-        tx.mark_engagement(ids[1], true, at(50))?;
-        tx.mark_engagement(ids[1], false, at(60))
+        tx.mark_engagement(ids[0], false, true, at(10))?;
+        tx.mark_engagement(ids[0], false, true, at(20))?;
+        tx.mark_engagement(ids[0], true, true, at(30))?;
+        tx.mark_engagement(ids[0], true, true, at(40))?;
+        tx.mark_engagement(ids[1], true, true, at(50))?;
+        tx.mark_engagement(ids[1], false, true, at(60))
     });
     let m1 = by_key(store, "m1");
     assert_eq!(

@@ -58,6 +58,17 @@ fn seed_ann(store: &dyn Store) -> i64 {
         tx.defer_broadcast_recipients("news", &[(ann, at(650))])?;
         tx.set_trigger_due("j", "start", ann, Some(at(700)))?;
         tx.add_score_expiry(ann, "score", 5, at(800))?;
+        tx.record_conversion(&crate::NewConversion {
+            enrollment_id: e.id,
+            contact_id: ann,
+            journey_id: "j".into(),
+            version: 1,
+            node: "a".into(),
+            last_touch: None,
+            event_seq: 2,
+            at: at(2),
+            revenue: None,
+        })?;
         Ok(())
     });
     let mut message = email("ann-msg", ann, 2);
@@ -92,6 +103,7 @@ fn export_counts_cover_every_section_of_the_contact(store: &dyn Store) {
         ("anonymous_ids", 1),
         ("events", 2),
         ("enrollments", 1),
+        ("conversions", 1),
         ("steps", 2),
         ("messages", 1),
         ("subscriptions", 1),
@@ -200,6 +212,7 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
         ("anonymous_ids", 1),
         ("events", 2),
         ("enrollments", 1),
+        ("conversions", 1),
         ("steps", 2),
         ("messages", 1),
         ("subscriptions", 1),

@@ -2,8 +2,11 @@
 
 use waymark_core::EnrollmentStatus;
 
+use waymark_core::journey::Revenue;
+use waymark_core::report::{Counts, Reaction};
+
 use super::support::{at, contact, email, enrollment, in_tx, live_journey, queue, track};
-use crate::{DeliveryOutcome, Finished, StatsDeltas, Store};
+use crate::{DeliveryOutcome, Finished, NewConversion, RollupQuery, StatsDeltas, Store};
 
 fn stats_deltas_add_up_and_journey_stats_follow_the_document(store: &dyn Store) {
     live_journey(store, "j");
@@ -274,7 +277,164 @@ fn journey_stats_by_version_count_delivered_and_bounced_messages(store: &dyn Sto
     ));
 }
 
+/// The hourly roll-ups: steps, deliveries, machine and human engagement, unsubscriptions,
+/// complaints, late bounces and conversions each count in the hour they happened (a late
+/// bounce takes `delivered` back in the hour of the send), with reaction times; a conversion
+/// counts once per enrollment.
+fn rollups_count_each_activity_in_its_hour(store: &dyn Store) {
+    live_journey(store, "j");
+    // Minutes into the hours after a whole hour.
+    let t = |hour: i64, minutes: i64| at(2_800 + hour * 3600 + minutes * 60);
+    let ann = contact(store, "ann");
+    let (one, other) = in_tx(store, |tx| {
+        let one = tx.insert_enrollment(&enrollment("j", ann, "a", None), t(0, 0))?;
+        let mut done = enrollment("j", ann, "b", None);
+        done.status = waymark_core::EnrollmentStatus::Completed;
+        done.key = Some("done".into());
+        let other = tx.insert_enrollment(&done, t(0, 0))?;
+        Ok((one, other))
+    });
+    let mut deltas = StatsDeltas::default();
+    deltas.node("j", 1, "start").entered = 2;
+    deltas.node("j", 1, "a").entered = 1;
+    in_tx(store, |tx| tx.add_stats(&deltas, t(0, 1)));
+    let mut m = email("m1", ann, 0);
+    m.enrollment_id = Some(one.id);
+    m.journey_id = Some("j".into());
+    m.node = Some("a".into());
+    let id = queue(store, &[m])[0];
+    store
+        .finish_messages(&[Finished {
+            id,
+            outcome: DeliveryOutcome::Sent,
+            at: t(0, 10),
+        }])
+        .unwrap();
+    // A privacy proxy opens it at once; the person opens and clicks in the next hour.
+    in_tx(store, |tx| tx.mark_engagement(id, false, false, t(0, 10)));
+    in_tx(store, |tx| tx.mark_engagement(id, false, true, t(1, 10)));
+    in_tx(store, |tx| tx.mark_engagement(id, true, true, t(1, 20)));
+    in_tx(store, |tx| tx.mark_engagement(id, true, true, t(1, 30)));
+    assert!(store.mark_message_unsubscribed("m1", t(1, 40)).unwrap());
+    assert!(!store.mark_message_unsubscribed("m1", t(1, 41)).unwrap());
+    assert!(!store.mark_message_unsubscribed("nope", t(1, 41)).unwrap());
+    let complained = in_tx(store, |tx| {
+        tx.complain_sent_message(&[ann], "email", "m1@example.com", t(0, 0), t(2, 0))
+    });
+    assert_eq!(complained, Some(id));
+    // The conversion: credited to the message sent last before it.
+    let touch = in_tx(store, |tx| tx.last_touch(one.id, t(2, 30)));
+    let touch = touch.expect("the message sent before");
+    assert_eq!((touch.message_id, touch.node.as_str()), (id, "a"));
+    assert_eq!(in_tx(store, |tx| tx.last_touch(one.id, t(0, 5))), None);
+    let ended = in_tx(store, |tx| tx.ended_unconverted(ann, "j", t(0, 0)));
+    assert_eq!(
+        ended.iter().map(|(e, _)| e.id).collect::<Vec<_>>(),
+        [other.id]
+    );
+    let conversion = |enrollment: i64, revenue: f64, currency: &str| NewConversion {
+        enrollment_id: enrollment,
+        contact_id: ann,
+        journey_id: "j".into(),
+        version: 1,
+        node: "a".into(),
+        last_touch: Some(touch.clone()),
+        event_seq: 7,
+        at: t(2, 30),
+        revenue: Some(Revenue {
+            amount: revenue,
+            currency: currency.into(),
+            counted: currency == "USD",
+        }),
+    };
+    assert!(in_tx(store, |tx| tx
+        .record_conversion(&conversion(one.id, 20.5, "USD"))));
+    assert!(!in_tx(store, |tx| tx
+        .record_conversion(&conversion(one.id, 99.0, "USD"))));
+    assert!(in_tx(store, |tx| tx
+        .record_conversion(&conversion(other.id, 5.0, "EUR"))));
+    assert!(in_tx(store, |tx| tx.ended_unconverted(ann, "j", t(0, 0))).is_empty());
+    // A bounce reported after the conversion: a bounced message is no touch.
+    let bounced = in_tx(store, |tx| {
+        tx.bounce_sent_message(&[ann], "email", "m1@example.com", t(0, 0), "late", t(2, 5))
+    });
+    assert_eq!(bounced, Some(id));
+    assert_eq!(in_tx(store, |tx| tx.last_touch(one.id, t(2, 30))), None);
+
+    let query = |node: Option<&str>, version: Option<i64>| RollupQuery {
+        journey_id: "j".into(),
+        from: t(0, 30),
+        to: t(3, 0),
+        version,
+        node: node.map(Into::into),
+    };
+    let (rows, reactions) = store.journey_rollups(&query(Some("a"), None)).unwrap();
+    let mut by_hour: Vec<(i64, Counts)> = rows
+        .iter()
+        .map(|r| {
+            (
+                (r.hour_at.as_second() - t(0, 0).as_second()) / 3600,
+                r.counts,
+            )
+        })
+        .collect();
+    by_hour.sort_by_key(|(h, _)| *h);
+    let hour0 = Counts {
+        entered: 1,
+        sent: 1,
+        // Delivered, then taken back by the late bounce in the hour of the send.
+        delivered: 0,
+        opened: 1,
+        ..Counts::default()
+    };
+    let hour1 = Counts {
+        clicked: 1,
+        human_opened: 1,
+        human_clicked: 1,
+        unsubscribed: 1,
+        ..Counts::default()
+    };
+    let hour2 = Counts {
+        bounced: 1,
+        complained: 1,
+        attributed: 2,
+        revenue: 20.5,
+        ..Counts::default()
+    };
+    assert_eq!(by_hour, [(0, hour0), (1, hour1), (2, hour2)]);
+    let mut kinds: Vec<(Reaction, i64)> = reactions.iter().map(|r| (r.reaction, r.count)).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            (Reaction::Open, 1),
+            (Reaction::Click, 1),
+            (Reaction::Conversion, 2)
+        ],
+        "the person's first open and click, and the conversions (the proxy's open is no reaction)"
+    );
+    let all = store.journey_rollups(&query(None, Some(1))).unwrap().0;
+    assert!(
+        all.iter()
+            .any(|r| r.node == "start" && r.counts.entered == 2)
+    );
+    assert!(
+        store
+            .journey_rollups(&query(None, Some(2)))
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    let later = RollupQuery {
+        from: t(3, 0),
+        to: t(5, 0),
+        ..query(None, None)
+    };
+    assert!(store.journey_rollups(&later).unwrap().0.is_empty());
+}
+
 conformance_tests!(
+    rollups_count_each_activity_in_its_hour,
     stats_deltas_add_up_and_journey_stats_follow_the_document,
     journey_stats_by_version_count_delivered_and_bounced_messages,
     gauges_count_timers_active_enrollments_pending_events_and_queued_messages,

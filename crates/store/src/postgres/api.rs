@@ -10,6 +10,7 @@ use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
 use super::cluster::PARTITIONS;
+use super::rollups::Hour;
 use super::tx::{CONTACT_COLUMNS, column, contact_from_row};
 use super::{PgStore, ms, outside_async, ts};
 use crate::contact_sql::{self, Arg, Dialect};
@@ -101,35 +102,6 @@ fn with_pins(conn: &mut Client, mut versions: Vec<JourneyVersion>) -> Result<Vec
 
 /// Records a batch of delivery outcomes in a few statements, whatever the batch's size: the
 /// recorder holds the process's writer turn meanwhile, and the engine waits for it.
-/// Adds `by` to the statistics `columns` (`sent, delivered`) of message `id`'s journey node,
-/// in the version of its enrollment (nothing for a message of no journey).
-pub(crate) fn count_message(
-    tx: &mut Transaction<'_>,
-    id: i64,
-    columns: &str,
-    by: i64,
-) -> Result<()> {
-    let names: Vec<&str> = columns.split(", ").collect();
-    let values = vec!["$2::BIGINT"; names.len()].join(", ");
-    // Qualified: on PostgreSQL a bare column in DO UPDATE could also name the proposed row's.
-    let sets: Vec<String> = names
-        .iter()
-        .map(|c| format!("{c} = node_stats.{c} + $2"))
-        .collect();
-    tx.execute(
-        &format!(
-            "INSERT INTO node_stats (journey_id, version, node, {columns})
-             SELECT m.journey_id, COALESCE(e.version, 0), m.node, {values}
-             FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
-             WHERE m.id = $1 AND m.journey_id IS NOT NULL AND m.node IS NOT NULL
-             ON CONFLICT (journey_id, version, node) DO UPDATE SET {}",
-            sets.join(", ")
-        ),
-        &[&id, &by],
-    )?;
-    Ok(())
-}
-
 fn finish_batch(
     tx: &mut Transaction<'_>,
     prepared: &mut super::Prepared,
@@ -200,7 +172,11 @@ fn finish_batch(
     let changed = tx.query(&statement, &[&ids, &statuses, &errors, &nexts, &ats])?;
     // Node statistics per journey version and node: sent (and delivered), or failed (a
     // bounce did not arrive either, and is counted bounced too).
-    let mut counts: BTreeMap<(String, i64, String), (i64, i64, i64)> = BTreeMap::new();
+    // (sent, failed, bounced) per (journey, version, node), and per (journey, hour, version,
+    // node) for the roll-ups.
+    type Sent = (i64, i64, i64);
+    let mut counts: BTreeMap<(String, i64, String), Sent> = BTreeMap::new();
+    let mut hourly: BTreeMap<(String, i64, i64, String), Sent> = BTreeMap::new();
     let mut suppress: Vec<(String, String, i64)> = Vec::new();
     for row in &changed {
         let id: i64 = column(row, 0)?;
@@ -210,15 +186,22 @@ fn finish_batch(
             column::<Option<String>>(row, 2)?,
         ) {
             let version = column::<Option<i64>>(row, 7)?.unwrap_or(0);
-            let count = counts.entry((journey, version, node)).or_default();
-            match status.as_str() {
-                "sent" => count.0 += 1,
-                "failed" => count.1 += 1,
-                "bounced" => {
-                    count.1 += 1;
-                    count.2 += 1;
-                }
-                _ => {}
+            let hour = super::rollups::hour_of(ts(column(row, 6)?));
+            let (sent, failed, bounced) = match status.as_str() {
+                "sent" => (1, 0, 0),
+                "failed" => (0, 1, 0),
+                "bounced" => (0, 1, 1),
+                _ => (0, 0, 0),
+            };
+            for count in [
+                counts
+                    .entry((journey.clone(), version, node.clone()))
+                    .or_default(),
+                hourly.entry((journey, hour, version, node)).or_default(),
+            ] {
+                count.0 += sent;
+                count.1 += failed;
+                count.2 += bounced;
             }
         }
         if hard_bounces.contains(&id)
@@ -258,6 +241,40 @@ fn finish_batch(
         tx.execute(
             &statement,
             &[&journeys, &versions, &nodes, &sent, &failed, &bounced],
+        )?;
+    }
+    hourly.retain(|_, (sent, failed, _)| *sent + *failed > 0);
+    if !hourly.is_empty() {
+        let (mut journeys, mut hours, mut versions, mut nodes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut sent, mut failed, mut bounced) = (Vec::new(), Vec::new(), Vec::new());
+        for ((journey, hour, version, node), (s, f, b)) in hourly {
+            journeys.push(journey);
+            hours.push(hour);
+            versions.push(version);
+            nodes.push(node);
+            sent.push(s);
+            failed.push(f);
+            bounced.push(b);
+        }
+        let statement = prepared.get(
+            tx,
+            "INSERT INTO journey_rollups (journey_id, hour_at, version, node, sent, delivered, failed, bounced)
+             SELECT j, h, v, n, s, s, f, b
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[],
+                         $6::BIGINT[], $7::BIGINT[])
+                  AS u(j, h, v, n, s, f, b)
+             ON CONFLICT (journey_id, hour_at, version, node) DO UPDATE
+             SET sent = journey_rollups.sent + excluded.sent,
+                 delivered = journey_rollups.delivered + excluded.delivered,
+                 failed = journey_rollups.failed + excluded.failed,
+                 bounced = journey_rollups.bounced + excluded.bounced",
+        )?;
+        tx.execute(
+            &statement,
+            &[
+                &journeys, &hours, &versions, &nodes, &sent, &failed, &bounced,
+            ],
         )?;
     }
     for (channel, recipient, at) in suppress {
@@ -1041,6 +1058,22 @@ impl Outbox for PgStore {
                 ),
                 &args,
             )?;
+            // And the roll-ups of the hours they failed in.
+            tx.execute(
+                &format!(
+                    "UPDATE journey_rollups r SET failed = r.failed - n.count
+                     FROM (SELECT m.journey_id, COALESCE(e.version, 0) AS version, m.node,
+                                  m.failed_at - m.failed_at % 3600000 AS hour_at, COUNT(*) AS count
+                           FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+                           WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                             AND $8::BIGINT IS NOT NULL AND m.journey_id IS NOT NULL
+                             AND m.failed_at IS NOT NULL
+                           GROUP BY 1, 2, 3, 4) AS n
+                     WHERE r.journey_id = n.journey_id AND r.hour_at = n.hour_at
+                       AND r.version = n.version AND r.node = n.node"
+                ),
+                &args,
+            )?;
             let n = tx.execute(
                 &format!(
                     "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = $8,
@@ -1127,6 +1160,22 @@ impl Outbox for PgStore {
             )?
             .map(|r| message_from_row(&r))
             .transpose()
+        })
+    }
+
+    fn mark_message_unsubscribed(&self, idempotency_key: &str, at: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let Some(row) = tx.query_opt(
+                "UPDATE messages SET unsubscribed_at = $2
+                 WHERE idempotency_key = $1 AND unsubscribed_at IS NULL RETURNING id",
+                &[&idempotency_key, &ms(at)],
+            )?
+            else {
+                return Ok(false);
+            };
+            let id: i64 = column(&row, 0)?;
+            super::rollups::count_message(tx, id, "unsubscribed", 1, Hour::Of(at))?;
+            Ok(true)
         })
     }
 }
@@ -1401,6 +1450,24 @@ impl Consent for PgStore {
 }
 
 impl Reporting for PgStore {
+    fn rollup_sums(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, String, waymark_core::report::Counts)>> {
+        outside_async(|| super::rollups::rollup_sums(&mut *self.conn()?, from, to))
+    }
+
+    fn journey_rollups(
+        &self,
+        query: &RollupQuery,
+    ) -> Result<(
+        Vec<waymark_core::report::RollupRow>,
+        Vec<waymark_core::report::ReactionRow>,
+    )> {
+        outside_async(|| super::rollups::journey_rollups(&mut *self.conn()?, query))
+    }
+
     fn journey_stats(&self, id: &str, version: Option<i64>) -> Result<JourneyStats> {
         outside_async(|| {
             let mut conn = self.conn()?;

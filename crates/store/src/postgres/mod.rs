@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod inspect;
 mod intake;
 mod privacy;
+mod rollups;
 mod seen;
 mod step_writes;
 mod tls;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

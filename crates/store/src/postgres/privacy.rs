@@ -52,6 +52,10 @@ fn json_rows(
                     Some(n) if is_time_column(name) => json!(ts(n)),
                     Some(n) => json!(n),
                 },
+                Type::FLOAT8 => match r.try_get::<_, Option<f64>>(i)? {
+                    None => Value::Null,
+                    Some(x) => json!(x),
+                },
                 Type::TEXT => match r.try_get::<_, Option<String>>(i)? {
                     None => Value::Null,
                     Some(s) if JSON_COLUMNS.contains(&name) => {
@@ -421,9 +425,12 @@ mod tests {
                 names.push(name.clone());
                 values.push(match (name.as_str(), ty.as_str()) {
                     ("contact_id", _) => Box::new(contact),
+                    // One conversion per enrollment: the key must differ between contacts.
+                    ("enrollment_id", _) if table == "conversions" => Box::new(contact),
                     ("name", _) if table == "events" => Box::new("Order Completed"),
                     (_, "bigint") => Box::new(1i64),
                     (_, "smallint") => Box::new(0i16),
+                    (_, "double precision") => Box::new(1.5f64),
                     _ => Box::new(format!("{table}-{name}-{contact}")),
                 });
             }

@@ -17,6 +17,7 @@ use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog
 
 use super::cluster::{Membership, PARTITIONS, all_partitions, partition_of};
 use super::privacy::numbered;
+use super::rollups::Hour;
 use super::seen::Seen;
 use super::step_writes::StepWrites;
 use super::{APPEND_LOCK, CONTACT_LOCK, Prepared, ms, ts};
@@ -28,9 +29,10 @@ use crate::personal_data::{
 };
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, Erasure, EventsTx,
-    ExperimentCounts, ExperimentsTx, MetaTx, NewAudit, NewEvent, NewMessage, OutboxTx, PrivacyTx,
-    ReadAhead, ReportingTx, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate,
-    Subscription, Suppression, TemplatesTx, TimersTx, suppression_address,
+    ExperimentCounts, ExperimentsTx, LastTouch, MetaTx, NewAudit, NewConversion, NewEvent,
+    NewMessage, OutboxTx, PrivacyTx, ReadAhead, ReportingTx, Result, StatsDeltas, StoreError,
+    StoredEvent, StoredTemplate, Subscription, Suppression, TemplatesTx, TimersTx,
+    suppression_address,
 };
 
 pub(crate) struct PgTx<'a, 'b> {
@@ -1088,6 +1090,27 @@ impl EnrollmentsTx for PgTx<'_, '_> {
         rows.iter().map(enrollment_from_row).collect()
     }
 
+    fn ended_unconverted(
+        &mut self,
+        contact_id: i64,
+        journey_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Enrollment, Timestamp)>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {ENROLLMENT_COLUMNS}, updated_at FROM enrollments e
+                 WHERE contact_id = $1 AND journey_id = $2 AND status IN ('completed', 'exited')
+                   AND updated_at >= $3
+                   AND NOT EXISTS (SELECT 1 FROM conversions c WHERE c.enrollment_id = e.id)
+                 ORDER BY id"
+            ),
+            &[&contact_id, &journey_id, &ms(since)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((enrollment_from_row(r)?, ts(column(r, 12)?))))
+            .collect()
+    }
+
     fn prior_enrollments(
         &mut self,
         journey_id: &str,
@@ -1437,29 +1460,63 @@ impl OutboxTx for PgTx<'_, '_> {
         Ok(found.is_some())
     }
 
-    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
-        let Some(row) = self.query_opt(
-            "SELECT opened_at IS NULL, clicked_at IS NULL FROM messages WHERE id = $1",
-            &[&message_id],
-        )?
+    fn message_sent_at(&mut self, message_id: i64) -> Result<Option<Timestamp>> {
+        let row = self.query_opt("SELECT sent_at FROM messages WHERE id = $1", &[&message_id])?;
+        Ok(row
+            .map(|r| column::<Option<i64>>(&r, 0))
+            .transpose()?
+            .flatten()
+            .map(ts))
+    }
+
+    fn mark_engagement(
+        &mut self,
+        message_id: i64,
+        clicked: bool,
+        human: bool,
+        at: Timestamp,
+    ) -> Result<bool> {
+        super::rollups::mark_engagement(self.raw()?, message_id, clicked, human, at)
+    }
+
+    fn last_touch(&mut self, enrollment_id: i64, before: Timestamp) -> Result<Option<LastTouch>> {
+        let row = self.query_opt(
+            "SELECT id, node, sent_at FROM messages
+             WHERE enrollment_id = $1 AND status = 'sent' AND sent_at <= $2 AND node IS NOT NULL
+             ORDER BY sent_at DESC, id DESC LIMIT 1",
+            &[&enrollment_id, &ms(before)],
+        )?;
+        row.map(|r| {
+            Ok(LastTouch {
+                message_id: column(&r, 0)?,
+                node: column(&r, 1)?,
+                sent_at: ts(column(&r, 2)?),
+            })
+        })
+        .transpose()
+    }
+
+    fn complain_sent_message(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        let Some(id) =
+            self.last_sent_to(contacts, channel, address, since, &["sent", "bounced"])?
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        let (unopened, unclicked): (bool, bool) = (column(&row, 0)?, column(&row, 1)?);
-        // A click implies the message was opened, even if the open pixel was blocked.
-        let sql = if clicked {
-            "UPDATE messages SET clicked_at = COALESCE(clicked_at, $2), opened_at = COALESCE(opened_at, $2) WHERE id = $1"
-        } else {
-            "UPDATE messages SET opened_at = COALESCE(opened_at, $2) WHERE id = $1"
-        };
-        self.execute(sql, &[&message_id, &ms(at)])?;
-        // Unique opens and clicks per journey node: only the first of each counts.
-        for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
-            if first {
-                super::api::count_message(self.tx, message_id, column, 1)?;
-            }
+        let marked = self.execute(
+            "UPDATE messages SET complained_at = $2 WHERE id = $1 AND complained_at IS NULL",
+            &[&id, &ms(now)],
+        )?;
+        if marked == 1 {
+            super::rollups::count_message(self.tx, id, "complained", 1, Hour::Of(now))?;
         }
-        Ok(true)
+        Ok(Some(id))
     }
 
     fn bounce_sent_message(
@@ -1471,27 +1528,41 @@ impl OutboxTx for PgTx<'_, '_> {
         error: &str,
         now: Timestamp,
     ) -> Result<Option<i64>> {
-        // The newest of the contacts' messages, through the index by contact.
-        let row = self.query_opt(
-            "SELECT MAX(id) FROM messages
-             WHERE contact_id = ANY($1) AND channel = $2 AND status = 'sent'
-               AND sent_at >= $3 AND lower(recipient) = $4",
-            &[&contacts, &channel, &ms(since), &address],
-        )?;
-        let Some(id) = row
-            .map(|r| column::<Option<i64>>(&r, 0))
-            .transpose()?
-            .flatten()
-        else {
+        let Some(id) = self.last_sent_to(contacts, channel, address, since, &["sent"])? else {
             return Ok(None);
         };
         self.execute(
             "UPDATE messages SET status = 'bounced', error = $2, failed_at = $3 WHERE id = $1",
             &[&id, &error, &ms(now)],
         )?;
-        super::api::count_message(self.tx, id, "bounced", 1)?;
-        super::api::count_message(self.tx, id, "delivered", -1)?;
+        super::rollups::count_message(self.tx, id, "bounced", 1, Hour::Of(now))?;
+        super::rollups::count_message(self.tx, id, "delivered", -1, Hour::Sent)?;
         Ok(Some(id))
+    }
+}
+
+impl PgTx<'_, '_> {
+    /// The last message sent on `channel` to `address` (as the suppression list keeps it) by
+    /// one of `contacts` since `since`, with one of `statuses`.
+    fn last_sent_to(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        statuses: &[&str],
+    ) -> Result<Option<i64>> {
+        // The newest of the contacts' messages, through the index by contact.
+        let row = self.query_opt(
+            "SELECT MAX(id) FROM messages
+             WHERE contact_id = ANY($1) AND channel = $2 AND status = ANY($5)
+               AND sent_at >= $3 AND lower(recipient) = $4",
+            &[&contacts, &channel, &ms(since), &address, &statuses],
+        )?;
+        Ok(row
+            .map(|r| column::<Option<i64>>(&r, 0))
+            .transpose()?
+            .flatten())
     }
 }
 
@@ -1786,8 +1857,37 @@ impl ReportingTx for PgTx<'_, '_> {
                failed = node_stats.failed + excluded.failed,
                suppressed = node_stats.suppressed + excluded.suppressed",
         )?;
+        let rollup = self.prepare(
+            "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed)
+             VALUES ($1, $11, $10, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (journey_id, hour_at, version, node) DO UPDATE SET
+               entered = journey_rollups.entered + excluded.entered,
+               completed = journey_rollups.completed + excluded.completed,
+               exited = journey_rollups.exited + excluded.exited,
+               converted = journey_rollups.converted + excluded.converted,
+               sent = journey_rollups.sent + excluded.sent,
+               failed = journey_rollups.failed + excluded.failed,
+               suppressed = journey_rollups.suppressed + excluded.suppressed",
+        )?;
+        let hour = super::rollups::hour_of(at);
         let mut journeys = std::collections::BTreeSet::new();
         for ((journey, version, node), s) in &deltas.nodes {
+            self.execute_aside(
+                &rollup,
+                &[
+                    journey,
+                    node,
+                    &s.entered,
+                    &s.completed,
+                    &s.exited,
+                    &s.converted,
+                    &s.sent,
+                    &s.failed,
+                    &s.suppressed,
+                    version,
+                    &hour,
+                ],
+            )?;
             self.execute_aside(
                 &stmt,
                 &[
@@ -1812,6 +1912,10 @@ impl ReportingTx for PgTx<'_, '_> {
             self.execute_aside(&activity, &[j, &ms(at)])?;
         }
         Ok(())
+    }
+
+    fn record_conversion(&mut self, conversion: &NewConversion) -> Result<bool> {
+        super::rollups::record_conversion(self.raw()?, conversion)
     }
 }
 
@@ -2306,11 +2410,11 @@ mod tests {
                 tx.message_engaged(70, "n2", Engagement::Sent)?,
             ];
             let marked = [
-                tx.mark_engagement(4, false, t(2_000))?,
-                tx.mark_engagement(4, false, t(2_100))?,
-                tx.mark_engagement(1, true, t(2_200))?,
-                tx.mark_engagement(1, true, t(2_300))?,
-                tx.mark_engagement(999, true, t(2_300))?,
+                tx.mark_engagement(4, false, true, t(2_000))?,
+                tx.mark_engagement(4, false, true, t(2_100))?,
+                tx.mark_engagement(1, true, true, t(2_200))?,
+                tx.mark_engagement(1, true, true, t(2_300))?,
+                tx.mark_engagement(999, true, true, t(2_300))?,
             ];
             Ok((
                 inserted,

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
+use super::rollups::Hour;
 use super::tx::{CONTACT_COLUMNS, contact_from_row};
 use super::{SqliteStore, ms, ts};
 use crate::contact_sql::{self, Arg, Dialect};
@@ -81,24 +82,6 @@ fn with_pins(conn: &Connection, mut versions: Vec<JourneyVersion>) -> Result<Vec
     Ok(versions)
 }
 
-/// Adds `by` to the statistics `columns` (`sent, delivered`) of message `id`'s journey node,
-/// in the version of its enrollment (nothing for a message of no journey).
-pub(super) fn count_message(tx: &Transaction<'_>, id: i64, columns: &str, by: i64) -> Result<()> {
-    let names: Vec<&str> = columns.split(", ").collect();
-    let ones = vec!["?2"; names.len()].join(", ");
-    let sets: Vec<String> = names.iter().map(|c| format!("{c} = {c} + ?2")).collect();
-    tx.prepare_cached(&format!(
-        "INSERT INTO node_stats (journey_id, version, node, {columns})
-         SELECT m.journey_id, COALESCE(e.version, 0), m.node, {ones}
-         FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
-         WHERE m.id = ?1 AND m.journey_id IS NOT NULL AND m.node IS NOT NULL
-         ON CONFLICT (journey_id, version, node) DO UPDATE SET {}",
-        sets.join(", ")
-    ))?
-    .execute(params![id, by])?;
-    Ok(())
-}
-
 fn finish_one(
     tx: &Transaction<'_>,
     id: i64,
@@ -142,7 +125,7 @@ fn finish_one(
     if changed == 1
         && let Some(column) = stat
     {
-        count_message(tx, id, column, 1)?;
+        super::rollups::count_message(tx, id, column, 1, Hour::Of(now))?;
     }
     if changed == 1
         && matches!(
@@ -871,6 +854,20 @@ impl Outbox for SqliteStore {
                    AND node_stats.node = n.node"
             ))?
             .execute(args)?;
+            // And the roll-ups of the hours they failed in.
+            tx.prepare_cached(&format!(
+                "UPDATE journey_rollups SET failed = failed - n.count
+                 FROM (SELECT m.journey_id, COALESCE(e.version, 0) AS version, m.node,
+                              m.failed_at - m.failed_at % 3600000 AS hour_at, COUNT(*) AS count
+                       FROM messages m LEFT JOIN enrollments e ON e.id = m.enrollment_id
+                       WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                         AND ?8 IS NOT NULL AND m.journey_id IS NOT NULL AND m.failed_at IS NOT NULL
+                       GROUP BY 1, 2, 3, 4) AS n
+                 WHERE journey_rollups.journey_id = n.journey_id
+                   AND journey_rollups.hour_at = n.hour_at
+                   AND journey_rollups.version = n.version AND journey_rollups.node = n.node"
+            ))?
+            .execute(args)?;
             let n = tx
                 .prepare_cached(&format!(
                     "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?8,
@@ -946,6 +943,23 @@ impl Outbox for SqliteStore {
         Ok(stmt
             .query_row([idempotency_key], message_from_row)
             .optional()?)
+    }
+
+    fn mark_message_unsubscribed(&self, idempotency_key: &str, at: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let Some(id) = tx
+                .prepare_cached(
+                    "UPDATE messages SET unsubscribed_at = ?2
+                     WHERE idempotency_key = ?1 AND unsubscribed_at IS NULL RETURNING id",
+                )?
+                .query_row(params![idempotency_key, ms(at)], |r| r.get::<_, i64>(0))
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            super::rollups::count_message(tx, id, "unsubscribed", 1, Hour::Of(at))?;
+            Ok(true)
+        })
     }
 }
 
@@ -1189,6 +1203,24 @@ impl Consent for SqliteStore {
 }
 
 impl Reporting for SqliteStore {
+    fn rollup_sums(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, String, waymark_core::report::Counts)>> {
+        super::rollups::rollup_sums(&*self.conn()?, from, to)
+    }
+
+    fn journey_rollups(
+        &self,
+        query: &RollupQuery,
+    ) -> Result<(
+        Vec<waymark_core::report::RollupRow>,
+        Vec<waymark_core::report::ReactionRow>,
+    )> {
+        super::rollups::journey_rollups(&*self.conn()?, query)
+    }
+
     fn journey_stats(&self, id: &str, version: Option<i64>) -> Result<JourneyStats> {
         let conn = self.conn()?;
         let journey = self.journey_in(&conn, id)?;

@@ -27,6 +27,7 @@ mod api;
 mod broadcasts;
 pub mod inspect;
 pub mod privacy;
+mod rollups;
 mod tx;
 
 use std::ops::{Deref, DerefMut};
@@ -53,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
+    include_str!("schema_v13.sql"),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

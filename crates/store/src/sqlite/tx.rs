@@ -11,6 +11,7 @@ use waymark_core::journey::Channel;
 use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
+use super::rollups::Hour;
 use super::{ms, ts};
 use crate::concerns::history_hour;
 use crate::concerns::{Identities, Merges, step_row};
@@ -19,9 +20,9 @@ use crate::personal_data::{
 };
 use crate::{
     AudiencesTx, ConsentTx, Contact, ContactsTx, EngineTx, EnrollmentsTx, EventsTx,
-    ExperimentCounts, ExperimentsTx, MetaTx, NewEvent, NewMessage, OutboxTx, PrivacyTx,
-    ReportingTx, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate, Subscription,
-    TemplatesTx, TimersTx,
+    ExperimentCounts, ExperimentsTx, LastTouch, MetaTx, NewConversion, NewEvent, NewMessage,
+    OutboxTx, PrivacyTx, ReportingTx, Result, StatsDeltas, StoreError, StoredEvent, StoredTemplate,
+    Subscription, TemplatesTx, TimersTx,
 };
 
 pub(crate) struct SqliteTx<'a> {
@@ -590,6 +591,24 @@ impl EnrollmentsTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn ended_unconverted(
+        &mut self,
+        contact_id: i64,
+        journey_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(Enrollment, Timestamp)>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {ENROLLMENT_COLUMNS}, updated_at FROM enrollments e
+             WHERE contact_id = ?1 AND journey_id = ?2 AND status IN ('completed', 'exited')
+               AND updated_at >= ?3
+               AND NOT EXISTS (SELECT 1 FROM conversions c WHERE c.enrollment_id = e.id)"
+        ))?;
+        let rows = stmt.query_map(params![contact_id, journey_id, ms(since)], |r| {
+            Ok((enrollment_from_row(r)?, ts(r.get(12)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn insert_enrollment(&mut self, e: &Enrollment, now: Timestamp) -> Result<Enrollment> {
         self.tx
             .prepare_cached(
@@ -889,35 +908,72 @@ impl OutboxTx for SqliteTx<'_> {
         Ok(found.is_some())
     }
 
-    fn mark_engagement(&mut self, message_id: i64, clicked: bool, at: Timestamp) -> Result<bool> {
-        let Some((unopened, unclicked)) = self
+    fn message_sent_at(&mut self, message_id: i64) -> Result<Option<Timestamp>> {
+        let sent: Option<Option<i64>> = self
+            .tx
+            .prepare_cached("SELECT sent_at FROM messages WHERE id = ?1")?
+            .query_row([message_id], |r| r.get(0))
+            .optional()?;
+        Ok(sent.flatten().map(ts))
+    }
+
+    fn mark_engagement(
+        &mut self,
+        message_id: i64,
+        clicked: bool,
+        human: bool,
+        at: Timestamp,
+    ) -> Result<bool> {
+        super::rollups::mark_engagement(self.tx, message_id, clicked, human, at)
+    }
+
+    fn last_touch(&mut self, enrollment_id: i64, before: Timestamp) -> Result<Option<LastTouch>> {
+        Ok(self
             .tx
             .prepare_cached(
-                "SELECT opened_at IS NULL, clicked_at IS NULL FROM messages WHERE id = ?1",
+                "SELECT id, node, sent_at FROM messages
+                 WHERE enrollment_id = ?1 AND status = 'sent' AND sent_at <= ?2 AND node IS NOT NULL
+                 ORDER BY sent_at DESC, id DESC LIMIT 1",
             )?
-            .query_row([message_id], |r| {
-                Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?))
+            .query_row(params![enrollment_id, ms(before)], |r| {
+                Ok(LastTouch {
+                    message_id: r.get(0)?,
+                    node: r.get(1)?,
+                    sent_at: ts(r.get(2)?),
+                })
             })
-            .optional()?
+            .optional()?)
+    }
+
+    fn complain_sent_message(
+        &mut self,
+        contacts: &[i64],
+        channel: &str,
+        address: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        let Some(id) = last_sent_to(
+            self.tx,
+            contacts,
+            channel,
+            address,
+            since,
+            &["sent", "bounced"],
+        )?
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        // A click implies the message was opened, even if the open pixel was blocked.
-        let sql = if clicked {
-            "UPDATE messages SET clicked_at = COALESCE(clicked_at, ?2), opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
-        } else {
-            "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE id = ?1"
-        };
-        self.tx
-            .prepare_cached(sql)?
-            .execute(params![message_id, ms(at)])?;
-        // Unique opens and clicks per journey node: only the first of each counts.
-        for (column, first) in [("opened", unopened), ("clicked", clicked && unclicked)] {
-            if first {
-                super::api::count_message(self.tx, message_id, column, 1)?;
-            }
+        let marked = self
+            .tx
+            .prepare_cached(
+                "UPDATE messages SET complained_at = ?2 WHERE id = ?1 AND complained_at IS NULL",
+            )?
+            .execute(params![id, ms(now)])?;
+        if marked == 1 {
+            super::rollups::count_message(self.tx, id, "complained", 1, Hour::Of(now))?;
         }
-        Ok(true)
+        Ok(Some(id))
     }
 
     fn bounce_sent_message(
@@ -929,22 +985,7 @@ impl OutboxTx for SqliteTx<'_> {
         error: &str,
         now: Timestamp,
     ) -> Result<Option<i64>> {
-        let mut last: Option<i64> = None;
-        // The contacts' messages, newest first, through the index by contact.
-        for &contact in contacts {
-            let found: Option<i64> = self
-                .tx
-                .prepare_cached(
-                    "SELECT id FROM messages
-                     WHERE contact_id = ?1 AND channel = ?2 AND status = 'sent'
-                       AND sent_at >= ?3 AND lower(recipient) = ?4
-                     ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![contact, channel, ms(since), address], |r| r.get(0))
-                .optional()?;
-            last = last.max(found);
-        }
-        let Some(id) = last else {
+        let Some(id) = last_sent_to(self.tx, contacts, channel, address, since, &["sent"])? else {
             return Ok(None);
         };
         self.tx
@@ -952,10 +993,47 @@ impl OutboxTx for SqliteTx<'_> {
                 "UPDATE messages SET status = 'bounced', error = ?2, failed_at = ?3 WHERE id = ?1",
             )?
             .execute(params![id, error, ms(now)])?;
-        super::api::count_message(self.tx, id, "bounced", 1)?;
-        super::api::count_message(self.tx, id, "delivered", -1)?;
+        super::rollups::count_message(self.tx, id, "bounced", 1, Hour::Of(now))?;
+        super::rollups::count_message(self.tx, id, "delivered", -1, Hour::Sent)?;
         Ok(Some(id))
     }
+}
+
+/// The last message sent on `channel` to `address` (as the suppression list keeps it) by one
+/// of `contacts` since `since`, with one of `statuses`.
+fn last_sent_to(
+    tx: &Transaction<'_>,
+    contacts: &[i64],
+    channel: &str,
+    address: &str,
+    since: Timestamp,
+    statuses: &[&str],
+) -> Result<Option<i64>> {
+    let mut last: Option<i64> = None;
+    // The contacts' messages, newest first, through the index by contact.
+    for &contact in contacts {
+        let found: Option<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM messages
+                 WHERE contact_id = ?1 AND channel = ?2 AND status IN (?5, ?6)
+                   AND sent_at >= ?3 AND lower(recipient) = ?4
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    contact,
+                    channel,
+                    ms(since),
+                    address,
+                    statuses[0],
+                    statuses.last().copied().unwrap_or(statuses[0])
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        last = last.max(found);
+    }
+    Ok(last)
 }
 
 impl AudiencesTx for SqliteTx<'_> {
@@ -1267,38 +1345,11 @@ impl ConsentTx for SqliteTx<'_> {
 
 impl ReportingTx for SqliteTx<'_> {
     fn add_stats(&mut self, deltas: &StatsDeltas, at: Timestamp) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO node_stats (journey_id, version, node, entered, completed, exited, converted, sent, failed, suppressed)
-             VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (journey_id, version, node) DO UPDATE SET
-               entered = entered + excluded.entered, completed = completed + excluded.completed,
-               exited = exited + excluded.exited, converted = converted + excluded.converted,
-               sent = sent + excluded.sent, failed = failed + excluded.failed,
-               suppressed = suppressed + excluded.suppressed",
-        )?;
-        let mut journeys = std::collections::BTreeSet::new();
-        for ((journey, version, node), s) in &deltas.nodes {
-            stmt.execute(params![
-                journey,
-                node,
-                s.entered,
-                s.completed,
-                s.exited,
-                s.converted,
-                s.sent,
-                s.failed,
-                s.suppressed,
-                version
-            ])?;
-            journeys.insert(journey);
-        }
-        let mut activity = self.tx.prepare_cached(
-            "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, ?2), last_activity_at = ?2 WHERE id = ?1",
-        )?;
-        for j in journeys {
-            activity.execute(params![j, ms(at)])?;
-        }
-        Ok(())
+        super::rollups::add_stats(self.tx, deltas, at)
+    }
+
+    fn record_conversion(&mut self, conversion: &NewConversion) -> Result<bool> {
+        super::rollups::record_conversion(self.tx, conversion)
     }
 }
 
