@@ -1981,6 +1981,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/journeys/{id}/stats"),
     ("get", "/v1/journeys/{id}/report"),
     ("get", "/v1/reports/overview"),
+    ("get", "/v1/journeys/{id}/people"),
     ("post", "/v1/journeys/{id}/enroll"),
     ("get", "/v1/journeys/{id}/experiments"),
     ("get", "/v1/broadcasts"),

@@ -1099,6 +1099,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "smtp_sink_messages_per_second",
             "broadcast_smtp_messages_per_second",
             "broadcast_first_message_ms",
+            "journey_report_p99_ms",
             "waiting_enrollments_bytes_per_enrollment",
             "fire_all_due_seconds",
             "cart_journeys_per_second_1_process",
@@ -1116,7 +1117,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
     // One schema per figure, and one per process count in the processes figure.
     assert_eq!(
         no_schema_left(&url, &run.stderr),
-        8 + 3,
+        9 + 3,
         "{}",
         run.describe()
     );

@@ -179,6 +179,66 @@ fn reports_count_people_apart_from_machines_and_credit_conversions_after_the_end
     let row = lines.iter().find(|l| l.starts_with("remind,")).unwrap();
     assert!(row.starts_with("remind,send_email,email,3,3,3,"), "{row}");
 
+    // Drill-down: who is behind the numbers.
+    let people = |query: &str| {
+        let page = s
+            .admin_get(&format!("/v1/journeys/cart/people?{query}"))
+            .ok();
+        let users: Vec<String> = page["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["user_id"].as_str().unwrap().to_string())
+            .collect();
+        (users, page)
+    };
+    let (converted, page) = people("show=converted&node=remind");
+    assert_eq!(converted, ["ann", "bob"]);
+    assert_eq!(page["people"][0]["revenue"], 42.5);
+    assert_eq!(page["people"][1]["currency"], "USD");
+    assert_eq!(
+        people("show=messaged&node=remind&status=opened").0,
+        ["ann", "bob"]
+    );
+    assert_eq!(
+        people("show=messaged&status=clicked&channel=email").0,
+        ["bob"]
+    );
+    assert!(
+        people("show=waiting").0.is_empty(),
+        "nobody waits in this journey"
+    );
+    let (first, page) = people("show=messaged&limit=2");
+    assert_eq!(first, ["ann", "bob"]);
+    let next = page["next_cursor"]
+        .as_i64()
+        .expect("a full page has a next cursor");
+    let (rest, page) = people(&format!("show=messaged&limit=2&after={next}"));
+    assert_eq!(rest, ["cat"]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    let csv = s.send(
+        s.request(
+            Method::GET,
+            "/v1/journeys/cart/people?show=messaged&status=opened",
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Accept", "text/csv"),
+    );
+    assert_eq!(csv.text.lines().count(), 3, "{}", csv.text);
+    assert!(
+        csv.text.lines().nth(1).unwrap().contains("ann@example.com"),
+        "{}",
+        csv.text
+    );
+    s.admin_get("/v1/journeys/cart/people?show=messaged&status=read")
+        .expect_error(400, "invalid_parameter");
+    s.admin_get("/v1/journeys/cart/people?show=waiting&status=opened")
+        .expect_error(400, "invalid_parameter");
+    s.admin_get("/v1/journeys/cart/people?show=everyone")
+        .expect_error(400, "invalid_parameter");
+    s.admin_get("/v1/journeys/nope/people?show=waiting")
+        .expect_error(404, "not_found");
+
     // The overview across journeys: this one, and a journey that did nothing.
     s.apply_journey(json!({
         "id": "idle", "name": "Idle",
@@ -282,11 +342,14 @@ fn experiments_count_conversions_after_the_end_with_intervals_and_lift() {
             v["rate_low"].as_f64().unwrap(),
             v["rate_high"].as_f64().unwrap(),
         );
-        assert!(low > 0.5 && high == 1.0, "{v}");
+        assert!(low > 0.5 && high > 0.999_999, "{v}");
     }
     let lift = &variants[0]["lift_over_holdout"];
     assert_eq!(lift["relative"], 0.0, "{lift}");
-    assert!(lift["p_value"].as_f64().unwrap() >= 0.5, "{lift}");
+    assert!(
+        lift["p_value"].as_f64().unwrap() > 0.49,
+        "no better than the holdout: {lift}"
+    );
     assert!(x["holdout"].get("lift_over_holdout").is_none());
     // The journey report credits the conversions to the messages of the variants.
     let totals = s.admin_get("/v1/journeys/ab/report").ok()["totals"].clone();

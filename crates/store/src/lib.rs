@@ -15,6 +15,7 @@ pub mod concerns;
 #[cfg(test)]
 mod conformance;
 mod contact_sql;
+mod drill_sql;
 pub mod migrate;
 mod millis;
 mod model;
@@ -23,6 +24,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use concerns::*;
+pub use drill_sql::PEOPLE_STATUSES;
 pub use model::*;
 
 /// Everything needed to call the store's methods: `Store`, `EngineTx` and every concern trait.

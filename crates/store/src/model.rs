@@ -519,6 +519,65 @@ pub struct NewConversion {
     pub revenue: Option<waymark_core::journey::Revenue>,
 }
 
+/// Whose numbers a drill-down lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeopleKind {
+    /// Enrollments waiting at the node now (or anywhere in the journey), with until when.
+    Waiting,
+    /// The node's (or journey's) messages, each with what became of it.
+    Messaged,
+    /// Conversions credited to the node (or of the journey).
+    Converted,
+}
+
+/// One page of a drill-down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeopleQuery {
+    pub journey_id: String,
+    pub kind: PeopleKind,
+    pub node: Option<String>,
+    pub version: Option<i64>,
+    /// Messages only: the channel.
+    pub channel: Option<String>,
+    /// Messages only: a message status, or `delivered`, `opened`, `clicked`, `unsubscribed`,
+    /// `complained` (see `drill_sql::PEOPLE_STATUSES`).
+    pub status: Option<String>,
+    /// The `cursor` of the last row of the previous page (0: from the start).
+    pub after: i64,
+    pub limit: usize,
+}
+
+/// A contact behind a journey's number, with what the row is about.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct PersonRow {
+    /// Where the next page starts (`after`).
+    pub cursor: i64,
+    pub contact_id: i64,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub enrollment_id: Option<i64>,
+    pub node: Option<String>,
+    /// Waiting: when the enrollment entered the journey, and when its wait ends.
+    pub entered_at: Option<Timestamp>,
+    pub wake_at: Option<Timestamp>,
+    /// Messaged: the message and what became of it; converted: the message credited.
+    pub message_id: Option<i64>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    pub opened_at: Option<Timestamp>,
+    pub human_opened_at: Option<Timestamp>,
+    pub clicked_at: Option<Timestamp>,
+    pub human_clicked_at: Option<Timestamp>,
+    pub unsubscribed_at: Option<Timestamp>,
+    pub complained_at: Option<Timestamp>,
+    /// Converted: when, and the revenue the goal event stated.
+    pub converted_at: Option<Timestamp>,
+    pub revenue: Option<f64>,
+    pub currency: Option<String>,
+}
+
 /// Which roll-up rows a report reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupQuery {

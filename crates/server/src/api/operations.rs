@@ -499,6 +499,12 @@ pub fn all() -> Vec<Operation> {
             .ok::<reports::JourneyReport>()
             .or_as("text/csv")
             .errors(&[400, 404]),
+        get("/v1/journeys/{id}/people", reports::people)
+            .about(Admin, "Reports", "Who is behind the journey's numbers: contacts `waiting` at a node (until when), `messaged` by it (what became of each message; `status`, `channel`) or `converted` (credited to it), paged with `after`; CSV with `Accept: text/csv`")
+            .query::<reports::PeopleParams>()
+            .ok::<reports::People>()
+            .or_as("text/csv")
+            .errors(&[400, 404]),
         get("/v1/reports/overview", reports::overview)
             .about(Admin, "Reports", "Every journey's figures over the last `days` (default 30; or `from`/`to`): entered, sent, delivered, opened, clicked, converted, revenue and their rates, most sent first, with the totals; CSV with `Accept: text/csv`")
             .query::<reports::OverviewQuery>()

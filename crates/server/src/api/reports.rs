@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use waymark_core::JourneyDocument;
 use waymark_core::report::{self, Bucket, NodeInfo, Range, Report};
 use waymark_core::stepper::CONVERSION_AFTER_END;
-use waymark_store::RollupQuery;
+use waymark_store::{PEOPLE_STATUSES, PeopleKind, PeopleQuery, PersonRow, RollupQuery};
 
 use super::error::{ApiError, ApiResult};
 use super::manage::blocking;
@@ -355,6 +355,151 @@ fn overview_csv(view: &Overview) -> Result<String, csv::Error> {
         ];
         row.extend(csv_cells(&j.counts, &j.rates));
         w.write_record(&row)?;
+    }
+    finish(w)
+}
+
+/// `GET /v1/journeys/{id}/people` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PeopleParams {
+    /// `waiting` (enrollments at the node now, with until when), `messaged` (its messages and
+    /// what became of each) or `converted` (conversions credited to it).
+    pub show: PeopleKind,
+    /// The node; without it, the whole journey.
+    #[schemars(length(min = 1, max = 200))]
+    pub node: Option<String>,
+    #[schemars(range(min = 1))]
+    pub version: Option<i64>,
+    /// `messaged` only: `email`, `sms` or `webhook`.
+    pub channel: Option<String>,
+    /// `messaged` only: `queued`, `sent`, `delivered`, `failed`, `suppressed`, `bounced`, or what
+    /// the recipient did: `opened`, `clicked` (people's), `unsubscribed`, `complained`.
+    pub status: Option<String>,
+    /// How many to list, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct People {
+    pub journey_id: String,
+    pub show: PeopleKind,
+    pub people: Vec<PersonRow>,
+    /// Where the next page starts (`after`), when this page is full: there may be more.
+    pub next_cursor: Option<i64>,
+}
+
+/// `GET /v1/journeys/{id}/people`: the contacts behind a journey's or a node's numbers.
+pub async fn people(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(p): QueryParams<PeopleParams>,
+) -> ApiResult<Response> {
+    if let Some(status) = &p.status {
+        if p.show != PeopleKind::Messaged {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                "status",
+                "applies to `show=messaged` only",
+            ));
+        }
+        if !PEOPLE_STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                "status",
+                format!("`{status}` is not one of {}", PEOPLE_STATUSES.join(", ")),
+            ));
+        }
+    }
+    if p.channel.is_some() && p.show != PeopleKind::Messaged {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "channel",
+            "applies to `show=messaged` only",
+        ));
+    }
+    let limit = super::manage::page_limit(p.limit)?;
+    let query = PeopleQuery {
+        journey_id: id.clone(),
+        kind: p.show,
+        node: p.node,
+        version: p.version,
+        channel: p.channel,
+        status: p.status,
+        after: p.after.unwrap_or(0),
+        limit,
+    };
+    let people = blocking(&state, move |s| {
+        s.journey(&query.journey_id)?;
+        s.journey_people(&query)
+    })
+    .await?;
+    let next_cursor = (people.len() == limit)
+        .then(|| people.last().map(|p| p.cursor))
+        .flatten();
+    let view = People {
+        journey_id: id,
+        show: p.show,
+        people,
+        next_cursor,
+    };
+    if wants_csv(&headers) {
+        let body = people_csv(&view)
+            .map_err(|e| ApiError::internal(format!("the CSV could not be written: {e}")))?;
+        return Ok(csv_response(body, &format!("{}-people", view.journey_id)));
+    }
+    Ok(Json(view).into_response())
+}
+
+fn people_csv(view: &People) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "contact_id",
+        "user_id",
+        "email",
+        "enrollment_id",
+        "node",
+        "entered_at",
+        "wake_at",
+        "message_id",
+        "channel",
+        "status",
+        "sent_at",
+        "opened_at",
+        "clicked_at",
+        "unsubscribed_at",
+        "complained_at",
+        "converted_at",
+        "revenue",
+        "currency",
+    ])?;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let int = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let time = |v: Option<Timestamp>| v.map(|v| v.to_string()).unwrap_or_default();
+    for p in &view.people {
+        w.write_record([
+            p.contact_id.to_string(),
+            text(&p.user_id),
+            text(&p.email),
+            int(p.enrollment_id),
+            text(&p.node),
+            time(p.entered_at),
+            time(p.wake_at),
+            int(p.message_id),
+            text(&p.channel),
+            text(&p.status),
+            time(p.sent_at),
+            time(p.human_opened_at),
+            time(p.human_clicked_at),
+            time(p.unsubscribed_at),
+            time(p.complained_at),
+            time(p.converted_at),
+            p.revenue.map(|r| r.to_string()).unwrap_or_default(),
+            text(&p.currency),
+        ])?;
     }
     finish(w)
 }

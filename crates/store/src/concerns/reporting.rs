@@ -5,7 +5,9 @@ use jiff::Timestamp;
 
 use waymark_core::report::{Counts, ReactionRow, RollupRow};
 
-use crate::{Gauges, JourneyStats, NewConversion, Result, RollupQuery, StatsDeltas};
+use crate::{
+    Gauges, JourneyStats, NewConversion, PeopleQuery, PersonRow, Result, RollupQuery, StatsDeltas,
+};
 
 /// Journey statistics, gauges and the size on disk.
 pub trait Reporting {
@@ -20,6 +22,10 @@ pub trait Reporting {
     /// Every journey's counters per node from the hour holding `from` up to `to`, summed:
     /// (journey, node, counts), in journey and node order.
     fn rollup_sums(&self, from: Timestamp, to: Timestamp) -> Result<Vec<(String, String, Counts)>>;
+
+    /// Who is behind a journey's numbers: one page of the contacts waiting at a node, sent its
+    /// messages or converted (see `PeopleQuery`).
+    fn journey_people(&self, query: &PeopleQuery) -> Result<Vec<PersonRow>>;
 
     /// Current levels for the metrics endpoint.
     fn gauges(&self) -> Result<Gauges>;

@@ -1450,6 +1450,54 @@ impl Consent for PgStore {
 }
 
 impl Reporting for PgStore {
+    fn journey_people(&self, q: &PeopleQuery) -> Result<Vec<PersonRow>> {
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            let drill = crate::drill_sql::journey_people(Dialect::Postgres, q);
+            let args: Vec<Box<dyn ToSql + Sync>> = drill
+                .args
+                .into_iter()
+                .map(|a| -> Box<dyn ToSql + Sync> {
+                    match a {
+                        Arg::Int(i) => Box::new(i),
+                        Arg::Real(r) => Box::new(r),
+                        Arg::Text(t) => Box::new(t),
+                    }
+                })
+                .collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
+            conn.query(&drill.sql, &refs)?
+                .iter()
+                .map(|r| {
+                    let t = |i: usize| column::<Option<i64>>(r, i).map(|v| v.map(ts));
+                    Ok(PersonRow {
+                        cursor: column(r, 0)?,
+                        contact_id: column(r, 1)?,
+                        user_id: column(r, 2)?,
+                        email: column(r, 3)?,
+                        enrollment_id: column(r, 4)?,
+                        node: column(r, 5)?,
+                        entered_at: t(6)?,
+                        wake_at: t(7)?,
+                        message_id: column(r, 8)?,
+                        channel: column(r, 9)?,
+                        status: column(r, 10)?,
+                        sent_at: t(11)?,
+                        opened_at: t(12)?,
+                        human_opened_at: t(13)?,
+                        clicked_at: t(14)?,
+                        human_clicked_at: t(15)?,
+                        unsubscribed_at: t(16)?,
+                        complained_at: t(17)?,
+                        converted_at: t(18)?,
+                        revenue: column(r, 19)?,
+                        currency: column(r, 20)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn rollup_sums(
         &self,
         from: Timestamp,

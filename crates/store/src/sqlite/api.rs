@@ -1203,6 +1203,44 @@ impl Consent for SqliteStore {
 }
 
 impl Reporting for SqliteStore {
+    fn journey_people(&self, q: &PeopleQuery) -> Result<Vec<PersonRow>> {
+        let conn = self.conn()?;
+        let drill = crate::drill_sql::journey_people(Dialect::Sqlite, q);
+        let args = drill.args.into_iter().map(|a| match a {
+            Arg::Int(i) => rusqlite::types::Value::Integer(i),
+            Arg::Real(r) => rusqlite::types::Value::Real(r),
+            Arg::Text(t) => rusqlite::types::Value::Text(t),
+        });
+        let mut stmt = conn.prepare_cached(&drill.sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            let t = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(ts));
+            Ok(PersonRow {
+                cursor: r.get(0)?,
+                contact_id: r.get(1)?,
+                user_id: r.get(2)?,
+                email: r.get(3)?,
+                enrollment_id: r.get(4)?,
+                node: r.get(5)?,
+                entered_at: t(6)?,
+                wake_at: t(7)?,
+                message_id: r.get(8)?,
+                channel: r.get(9)?,
+                status: r.get(10)?,
+                sent_at: t(11)?,
+                opened_at: t(12)?,
+                human_opened_at: t(13)?,
+                clicked_at: t(14)?,
+                human_clicked_at: t(15)?,
+                unsubscribed_at: t(16)?,
+                complained_at: t(17)?,
+                converted_at: t(18)?,
+                revenue: r.get(19)?,
+                currency: r.get(20)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn rollup_sums(
         &self,
         from: Timestamp,
