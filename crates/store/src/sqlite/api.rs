@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
-use super::rollups::Hour;
+use super::rollups::{Hour, MessageCounts, MessageNode, Outcome};
 use super::tx::{CONTACT_COLUMNS, contact_from_row};
 use super::{SqliteStore, ms, ts};
 use crate::contact_sql::{self, Arg, Dialect};
@@ -82,14 +82,16 @@ fn with_pins(conn: &Connection, mut versions: Vec<JourneyVersion>) -> Result<Vec
     Ok(versions)
 }
 
+/// Records one delivery outcome; returns the journey node a changed message counts for, with
+/// what it counts (see `MessageCounts`), `None` when it counts nowhere.
 fn finish_one(
     tx: &Transaction<'_>,
     id: i64,
     outcome: &DeliveryOutcome,
     now: Timestamp,
-) -> Result<()> {
-    let (status, error, next, stat) = match outcome {
-        DeliveryOutcome::Sent => ("sent", None, None, Some("sent, delivered")),
+) -> Result<Option<(MessageNode, Outcome)>> {
+    let (status, error, next, counted) = match outcome {
+        DeliveryOutcome::Sent => ("sent", None, None, Some(Outcome::Sent)),
         DeliveryOutcome::Retry { error, at } => {
             ("queued", Some(error.as_str()), Some(ms(*at)), None)
         }
@@ -98,44 +100,47 @@ fn finish_one(
                 "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'queued'",
             )?
             .execute(params![id, ms(*at)])?;
-            return Ok(());
+            return Ok(None);
         }
-        DeliveryOutcome::Failed { error } => ("failed", Some(error.as_str()), None, Some("failed")),
+        DeliveryOutcome::Failed { error } => {
+            ("failed", Some(error.as_str()), None, Some(Outcome::Failed))
+        }
         // Counted with the failures in node statistics too: the message did not arrive.
         DeliveryOutcome::Bounced { error, .. } => (
             "bounced",
             Some(error.as_str()),
             None,
-            Some("failed, bounced"),
+            Some(Outcome::Bounced),
         ),
     };
     // Only a message still queued takes its outcome (one recorded already is left as it is),
     // or one a broadcast's pause or cancel held while it was on its way: what happened to it
     // is recorded, except that a retry leaves it held.
-    let changed = tx
-                .prepare_cached(
-                    "UPDATE messages SET status = CASE WHEN ?2 = 'queued' THEN status ELSE ?2 END,
-                            error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
-                            sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END,
-                            failed_at = CASE WHEN ?2 IN ('failed', 'bounced') THEN ?5 ELSE failed_at END,
-                            first_attempt_at = COALESCE(first_attempt_at, ?5)
-                     WHERE id = ?1 AND status IN ('queued', 'paused', 'cancelled')",
-                )?
-                .execute(params![id, status, error, next, ms(now)])?;
-    if changed == 1
-        && let Some(column) = stat
-    {
-        super::rollups::count_message(tx, id, column, 1, Hour::Of(now))?;
-    }
-    if changed == 1
-        && matches!(
-            outcome,
-            DeliveryOutcome::Bounced {
-                hard_bounce: true,
-                ..
-            }
-        )
-    {
+    let changed: Option<(Option<String>, Option<String>, Option<i64>)> = tx
+        .prepare_cached(
+            "UPDATE messages SET status = CASE WHEN ?2 = 'queued' THEN status ELSE ?2 END,
+                    error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
+                    sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END,
+                    failed_at = CASE WHEN ?2 IN ('failed', 'bounced') THEN ?5 ELSE failed_at END,
+                    first_attempt_at = COALESCE(first_attempt_at, ?5)
+             WHERE id = ?1 AND status IN ('queued', 'paused', 'cancelled')
+             RETURNING journey_id, node,
+                       (SELECT version FROM enrollments e WHERE e.id = messages.enrollment_id)",
+        )?
+        .query_row(params![id, status, error, next, ms(now)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((journey, node, version)) = changed else {
+        return Ok(None);
+    };
+    if matches!(
+        outcome,
+        DeliveryOutcome::Bounced {
+            hard_bounce: true,
+            ..
+        }
+    ) {
         tx.prepare_cached(
             "INSERT INTO suppressions (channel, address, reason, source, created_at)
              SELECT channel, recipient, 'hard_bounce', 'smtp', ?2 FROM messages
@@ -144,7 +149,18 @@ fn finish_one(
         )?
         .execute(params![id, ms(now)])?;
     }
-    Ok(())
+    Ok(match (journey, node, counted) {
+        (Some(journey_id), Some(node), Some(outcome)) => Some((
+            MessageNode {
+                journey_id,
+                version: version.unwrap_or(0),
+                node,
+                hour_at: super::rollups::hour_of(now),
+            },
+            outcome,
+        )),
+        _ => None,
+    })
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.idempotency_key, m.contact_id, c.user_id, m.enrollment_id, m.journey_id, m.node, m.template,
@@ -814,10 +830,14 @@ impl Outbox for SqliteStore {
     fn finish_messages(&self, finished: &[Finished]) -> Result<()> {
         // One transaction (one fsync) for a whole batch of outcomes.
         self.write(|tx| {
+            let mut counts = MessageCounts::default();
             for f in finished {
-                finish_one(tx, f.id, &f.outcome, f.at)?;
+                if let Some((node, outcome)) = finish_one(tx, f.id, &f.outcome, f.at)? {
+                    counts.add(node, outcome);
+                }
             }
-            Ok(())
+            // Once per journey node and hour, not once per message.
+            super::rollups::add_message_counts(tx, &counts)
         })
     }
 

@@ -86,6 +86,74 @@ pub(super) fn count_message(
     Ok(())
 }
 
+/// A journey node in one hour, as a batch of delivery outcomes counts it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct MessageNode {
+    pub journey_id: String,
+    pub version: i64,
+    pub node: String,
+    pub hour_at: i64,
+}
+
+/// What a delivery outcome counts: sent (and delivered), failed, or bounced (failed too).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Outcome {
+    Sent,
+    Failed,
+    Bounced,
+}
+
+/// A batch's delivery outcomes per journey node and hour: (sent, failed, bounced).
+#[derive(Debug, Default)]
+pub(super) struct MessageCounts(std::collections::BTreeMap<MessageNode, (i64, i64, i64)>);
+
+impl MessageCounts {
+    pub(super) fn add(&mut self, node: MessageNode, outcome: Outcome) {
+        let c = self.0.entry(node).or_default();
+        match outcome {
+            Outcome::Sent => c.0 += 1,
+            Outcome::Failed => c.1 += 1,
+            Outcome::Bounced => {
+                c.1 += 1;
+                c.2 += 1;
+            }
+        }
+    }
+}
+
+/// Adds a batch's delivery outcomes to the node statistics and the roll-ups: what is sent is
+/// delivered until a bounce says otherwise.
+pub(super) fn add_message_counts(tx: &Transaction<'_>, counts: &MessageCounts) -> Result<()> {
+    let mut stats = tx.prepare_cached(
+        "INSERT INTO node_stats (journey_id, version, node, sent, delivered, failed, bounced)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+         ON CONFLICT (journey_id, version, node) DO UPDATE SET
+           sent = sent + excluded.sent, delivered = delivered + excluded.delivered,
+           failed = failed + excluded.failed, bounced = bounced + excluded.bounced",
+    )?;
+    let mut rollup = tx.prepare_cached(
+        "INSERT INTO journey_rollups (journey_id, version, node, sent, delivered, failed, bounced, hour_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)
+         ON CONFLICT (journey_id, hour_at, version, node) DO UPDATE SET
+           sent = sent + excluded.sent, delivered = delivered + excluded.delivered,
+           failed = failed + excluded.failed, bounced = bounced + excluded.bounced",
+    )?;
+    for (n, (sent, failed, bounced)) in &counts.0 {
+        let values = params![
+            n.journey_id,
+            n.version,
+            n.node,
+            sent,
+            failed,
+            bounced,
+            n.hour_at
+        ];
+        stats.execute(&values[..6])?;
+        rollup.execute(values)?;
+    }
+    Ok(())
+}
+
 /// Counts a reaction to message `id` (sent at `sent_at`) at `at` in its node's histogram.
 pub(super) fn count_reaction(
     tx: &Transaction<'_>,
