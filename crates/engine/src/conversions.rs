@@ -16,7 +16,8 @@ use crate::processor::{decide_experiment, experiment_node};
 use crate::registry::Registry;
 
 /// Records that `enrollment` converted with `event` (at `node`, where it is or ended) and,
-/// the first time, counts it. Returns whether it was new.
+/// the first time, counts it. Returns whether it was new. The revenue is read from `event`
+/// only when it is the goal event (a step resumed after a pause may see a later one).
 pub(crate) fn convert(
     tx: &mut dyn EngineTx,
     journey: &Journey,
@@ -32,6 +33,7 @@ pub(crate) fn convert(
         .goal
         .as_ref()
         .zip(event)
+        .filter(|(goal, e)| goal.event == e.name)
         .and_then(|(goal, e)| goal.revenue_of(&e.properties));
     let conversion = NewConversion {
         enrollment_id: enrollment.id,

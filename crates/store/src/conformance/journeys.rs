@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::support::{at, contact, enrollment, in_tx, template};
+use super::support::{at, contact, conversion_of, enrollment, in_tx, template};
 use crate::{JourneyStatus, Store, StoreError};
 
 fn a_draft_is_created_then_replaced_and_listed_in_creation_order(store: &dyn Store) {
@@ -223,15 +223,26 @@ fn a_journeys_counts_follow_its_enrollments(store: &dyn Store) {
     let ann = contact(store, "ann");
     in_tx(store, |tx| {
         use waymark_core::EnrollmentStatus::*;
-        for status in [Active, Active, Converted, Completed, Exited] {
+        for (status, converts) in [
+            (Active, false),
+            (Active, false),
+            (Converted, true),
+            (Completed, false),
+            // Converted after it ended, within the conversion window.
+            (Completed, true),
+            (Exited, false),
+        ] {
             let mut e = enrollment("j", ann, "a", None);
             e.status = status;
-            tx.insert_enrollment(&e, at(0))?;
+            let e = tx.insert_enrollment(&e, at(0))?;
+            if converts {
+                tx.record_conversion(&conversion_of(&e, at(1)))?;
+            }
         }
         Ok(())
     });
     let j = store.journey("j").unwrap();
-    assert_eq!((j.entered, j.active, j.converted), (5, 2, 1));
+    assert_eq!((j.entered, j.active, j.converted), (6, 2, 2));
 }
 
 conformance_tests!(

@@ -5,7 +5,9 @@ use waymark_core::EnrollmentStatus;
 use waymark_core::journey::Revenue;
 use waymark_core::report::{Counts, Reaction};
 
-use super::support::{at, contact, email, enrollment, in_tx, live_journey, queue, track};
+use super::support::{
+    at, contact, conversion_of, email, enrollment, in_tx, live_journey, queue, track,
+};
 use crate::{DeliveryOutcome, Finished, NewConversion, RollupQuery, StatsDeltas, Store};
 
 fn stats_deltas_add_up_and_journey_stats_follow_the_document(store: &dyn Store) {
@@ -51,7 +53,10 @@ fn stats_deltas_add_up_and_journey_stats_follow_the_document(store: &dyn Store) 
         ] {
             let mut e = enrollment("j", ann, node, None);
             e.status = status;
-            tx.insert_enrollment(&e, at(0))?;
+            let e = tx.insert_enrollment(&e, at(0))?;
+            if status == EnrollmentStatus::Converted {
+                tx.record_conversion(&conversion_of(&e, at(1)))?;
+            }
         }
         Ok(())
     });

@@ -217,3 +217,19 @@ pub(super) fn subscription(
         updated_at: at(secs),
     }
 }
+
+/// The conversion the engine records for an enrollment converted at `at` (no message
+/// credited, no revenue).
+pub(super) fn conversion_of(e: &waymark_core::Enrollment, at: Timestamp) -> crate::NewConversion {
+    crate::NewConversion {
+        enrollment_id: e.id,
+        contact_id: e.contact_id,
+        journey_id: e.journey_id.clone(),
+        version: e.version,
+        node: e.node.clone(),
+        last_touch: None,
+        event_seq: 0,
+        at,
+        revenue: None,
+    }
+}

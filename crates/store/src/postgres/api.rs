@@ -330,7 +330,7 @@ const JOURNEY_COLUMNS: &str =
      j.first_activity_at, j.last_activity_at,
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id),
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'active'),
-     (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'converted')";
+     (SELECT COUNT(*) FROM conversions c WHERE c.journey_id = j.id)";
 
 fn journey_from_row(r: &Row) -> Result<JourneyRow> {
     let status: String = column(r, 2)?;
@@ -1576,7 +1576,8 @@ impl Reporting for PgStore {
                 "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'active'),
                         COUNT(*) FILTER (WHERE status = 'completed'),
                         COUNT(*) FILTER (WHERE status = 'exited'),
-                        COUNT(*) FILTER (WHERE status = 'converted')
+                        (SELECT COUNT(*) FROM conversions
+                         WHERE journey_id = $1 AND ($2::BIGINT IS NULL OR version = $2))
                  FROM enrollments WHERE journey_id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
                 &[&id, &version],
             )?;

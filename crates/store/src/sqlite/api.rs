@@ -226,7 +226,7 @@ const JOURNEY_COLUMNS: &str =
      j.first_activity_at, j.last_activity_at,
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id),
      (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'active'),
-     (SELECT COUNT(*) FROM enrollments e WHERE e.journey_id = j.id AND e.status = 'converted')";
+     (SELECT COUNT(*) FROM conversions c WHERE c.journey_id = j.id)";
 
 fn journey_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyRow> {
     let status: String = r.get(2)?;
@@ -1330,7 +1330,8 @@ impl Reporting for SqliteStore {
         let enrollments = conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0),
                     COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'exited'), 0),
-                    COALESCE(SUM(status = 'converted'), 0)
+                    (SELECT COUNT(*) FROM conversions
+                     WHERE journey_id = ?1 AND (?2 IS NULL OR version = ?2))
              FROM enrollments WHERE journey_id = ?1 AND (?2 IS NULL OR version = ?2)",
             params![id, version],
             |r| {
