@@ -365,6 +365,78 @@ impl NodeInfo {
     }
 }
 
+/// The nodes of one variant of an experiment: those its output leads to that no other way
+/// through the journey reaches (a node where the variants meet again belongs to none). The
+/// first of them are marked `trigger`, so that their entries are the variant's. `None` when
+/// the document has no such experiment node or variant.
+pub fn variant_nodes(
+    document: &crate::JourneyDocument,
+    experiment: &str,
+    variant: &str,
+) -> Option<Vec<NodeInfo>> {
+    use std::collections::{BTreeSet, VecDeque};
+    let node = document.nodes.iter().find(|n| n.id == experiment)?;
+    let crate::NodeKind::Experiment(x) = &node.kind else {
+        return None;
+    };
+    let outputs = node.kind.outputs();
+    if !outputs.iter().any(|o| o == variant)
+        || (variant != crate::journey::HOLDOUT && !x.variants.iter().any(|v| v.name == variant))
+    {
+        return None;
+    }
+    // Nodes reachable from `starts` without passing through the experiment node again.
+    fn reach<'d>(
+        document: &'d crate::JourneyDocument,
+        experiment: &str,
+        starts: Vec<&'d str>,
+    ) -> BTreeSet<&'d str> {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut queue: VecDeque<&str> = starts.into_iter().collect();
+        while let Some(n) = queue.pop_front() {
+            if n == experiment || !seen.insert(n) {
+                continue;
+            }
+            for e in document.edges.iter().filter(|e| e.from == n) {
+                queue.push_back(&e.to);
+            }
+        }
+        seen
+    }
+    let firsts: Vec<&str> = document
+        .edges
+        .iter()
+        .filter(|e| e.from == experiment && e.output == variant)
+        .map(|e| e.to.as_str())
+        .collect();
+    let mine = reach(document, experiment, firsts.clone());
+    // Everything reachable otherwise: from the triggers and from the other outputs.
+    let mut others: Vec<&str> = document
+        .edges
+        .iter()
+        .filter(|e| e.from == experiment && e.output != variant)
+        .map(|e| e.to.as_str())
+        .collect();
+    others.extend(
+        document
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, crate::NodeKind::Trigger(_)))
+            .map(|n| n.id.as_str()),
+    );
+    let theirs = reach(document, experiment, others);
+    Some(
+        NodeInfo::of(document)
+            .into_iter()
+            .filter(|n| mine.contains(n.id.as_str()) && !theirs.contains(n.id.as_str()))
+            .map(|n| NodeInfo {
+                trigger: firsts.contains(&n.id.as_str()),
+                ..n
+            })
+            .collect(),
+    )
+}
+
 /// Counts with their rates and reaction times.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Summary {
@@ -649,6 +721,48 @@ mod tests {
         assert_eq!(report.channels[0].channel, "email");
         assert_eq!(report.channels[0].summary.counts.sent, 4);
         assert_eq!(report.nodes[2].summary.rates.open_rate, None);
+    }
+
+    #[test]
+    fn a_variant_owns_the_nodes_only_its_output_reaches() {
+        let doc: crate::JourneyDocument = serde_json::from_value(serde_json::json!({
+            "id": "ab", "name": "AB",
+            "goal": {"event": "Order Completed"},
+            "nodes": [
+                {"id": "start", "type": "trigger", "event": "Signed Up"},
+                {"id": "test", "type": "experiment",
+                 "variants": [{"name": "a", "percent": 50}, {"name": "b", "percent": 50}]},
+                {"id": "mail-a", "type": "send_email", "template": "t"},
+                {"id": "wait-a", "type": "delay", "duration": "1d"},
+                {"id": "mail-b", "type": "send_email", "template": "t"},
+                {"id": "after", "type": "send_email", "template": "t"}
+            ],
+            "edges": [
+                {"from": "start", "to": "test"},
+                {"from": "test", "to": "mail-a", "output": "a"},
+                {"from": "mail-a", "to": "wait-a"},
+                {"from": "wait-a", "to": "after"},
+                {"from": "test", "to": "mail-b", "output": "b"},
+                {"from": "mail-b", "to": "after"}
+            ]
+        }))
+        .unwrap();
+        let ids = |nodes: Vec<NodeInfo>| {
+            nodes
+                .into_iter()
+                .map(|n| (n.id, n.trigger))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(variant_nodes(&doc, "test", "a").unwrap()),
+            [("mail-a".to_string(), true), ("wait-a".to_string(), false)]
+        );
+        assert_eq!(
+            ids(variant_nodes(&doc, "test", "b").unwrap()),
+            [("mail-b".to_string(), true)]
+        );
+        assert!(variant_nodes(&doc, "test", "c").is_none());
+        assert!(variant_nodes(&doc, "start", "a").is_none());
     }
 
     #[test]

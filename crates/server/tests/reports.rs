@@ -355,4 +355,25 @@ fn experiments_count_conversions_after_the_end_with_intervals_and_lift() {
     let totals = s.admin_get("/v1/journeys/ab/report").ok()["totals"].clone();
     assert_eq!(totals["converted"], 60);
     assert_eq!(totals["revenue"], 600.0);
+    // One variant's report: its message, its entries, the conversions credited to it.
+    let plain = s
+        .admin_get("/v1/journeys/ab/report?variant=test:plain")
+        .ok();
+    let entered = variants[0]["entered"].as_i64().unwrap();
+    assert_eq!(plain["totals"]["entered"], entered, "{plain}");
+    assert_eq!(plain["totals"]["sent"], entered);
+    assert_eq!(plain["totals"]["converted"], entered);
+    let nodes: Vec<&str> = plain["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["mail-plain"]);
+    assert_eq!(
+        s.admin_get("/v1/journeys/ab/report?variant=bold").ok()["totals"]["sent"],
+        variants[1]["entered"]
+    );
+    s.admin_get("/v1/journeys/ab/report?variant=test:italic")
+        .expect_error(400, "invalid_parameter");
 }

@@ -40,6 +40,11 @@ pub struct ReportQuery {
     /// Only this node's counts (totals and series then describe the node).
     #[schemars(length(min = 1, max = 200))]
     pub node: Option<String>,
+    /// Only the nodes of one experiment variant (`experiment-node:variant`, or the variant's
+    /// name alone when one experiment has it): those only its output leads to. Its entries are
+    /// the entries at its first nodes, its conversions those credited to its messages.
+    #[schemars(length(min = 1, max = 401))]
+    pub variant: Option<String>,
     /// With `Accept: text/csv`: one row per time bucket (`series`, default) or per node
     /// (`nodes`).
     pub rows: Option<String>,
@@ -67,6 +72,7 @@ pub struct JourneyReport {
     pub journey_id: String,
     pub version: Option<i64>,
     pub node: Option<String>,
+    pub variant: Option<String>,
     /// The start of the first bucket.
     pub from: Timestamp,
     pub to: Timestamp,
@@ -163,6 +169,25 @@ pub async fn journey(
     .await?;
     let document: Option<JourneyDocument> = serde_json::from_value(document).ok();
     let mut nodes = document.as_ref().map(NodeInfo::of).unwrap_or_default();
+    let (mut rows, mut reactions) = (rows, reactions);
+    if let Some(variant) = &q.variant {
+        let scope = document
+            .as_ref()
+            .and_then(|d| variant_scope(d, variant))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_parameter",
+                    "variant",
+                    format!(
+                        "`{variant}` names no variant of an experiment of this version: give `experiment-node:variant`"
+                    ),
+                )
+            })?;
+        let mine = |node: &str| scope.iter().any(|n| n.id == node);
+        rows.retain(|r| mine(&r.node));
+        reactions.retain(|r| mine(&r.node));
+        nodes = scope;
+    }
     if let Some(node) = &q.node {
         nodes.retain(|n| &n.id == node);
     }
@@ -188,6 +213,7 @@ pub async fn journey(
         journey_id: id,
         version: q.version,
         node: q.node,
+        variant: q.variant,
         from: asked
             .range
             .starts()
@@ -523,6 +549,19 @@ fn csv_response(body: String, name: &str) -> Response {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
+}
+
+/// The nodes of `variant` (`node:variant`, or a variant name only one experiment has).
+fn variant_scope(document: &JourneyDocument, variant: &str) -> Option<Vec<NodeInfo>> {
+    if let Some((node, name)) = variant.split_once(':') {
+        return report::variant_nodes(document, node, name);
+    }
+    let mut found = document
+        .nodes
+        .iter()
+        .filter_map(|n| report::variant_nodes(document, &n.id, variant));
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 /// Whether the client asked for CSV (`Accept: text/csv`, preferred over JSON).
