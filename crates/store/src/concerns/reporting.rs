@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use waymark_core::report::{Counts, ReactionRow, RollupRow};
+use waymark_core::report::{Counts, Reaction, ReactionRow, RollupRow};
 
 use crate::{
     Gauges, JourneyStats, NewConversion, PeopleQuery, PersonRow, Result, RollupQuery, StatsDeltas,
@@ -43,4 +43,62 @@ pub trait ReportingTx {
     /// and its reaction time) to the roll-ups of the hour it happened in. An enrollment
     /// converts once: returns false when it already had.
     fn record_conversion(&mut self, conversion: &NewConversion) -> Result<bool>;
+}
+
+/// The columns of `node_stats` (every one is in `journey_rollups` too): a message's counter
+/// outside this list is kept in the roll-ups only.
+pub(crate) const NODE_STATS_COLUMNS: &[&str] = &[
+    "entered",
+    "completed",
+    "exited",
+    "converted",
+    "sent",
+    "delivered",
+    "bounced",
+    "failed",
+    "suppressed",
+    "opened",
+    "clicked",
+];
+
+/// The start of the UTC hour holding `at`, in ms: the key of its roll-up row.
+pub(crate) fn rollup_hour(at: Timestamp) -> i64 {
+    super::history_hour(at.as_millisecond())
+}
+
+/// Which of a message's engagement timestamps were still unset before an open or click.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unset {
+    pub opened: bool,
+    pub clicked: bool,
+    pub human_opened: bool,
+    pub human_clicked: bool,
+}
+
+/// What an open (or, `clicked`, a click) by a person (`human`) or a machine counts, given
+/// what the message had: each first open and click, by anyone and by a person (a click is an
+/// open too), with the reaction time a person's first measures.
+pub(crate) fn engagement_counts(
+    clicked: bool,
+    human: bool,
+    unset: Unset,
+) -> Vec<(&'static str, Option<Reaction>)> {
+    [
+        ("opened", unset.opened, None),
+        ("clicked", clicked && unset.clicked, None),
+        (
+            "human_opened",
+            human && unset.human_opened,
+            Some(Reaction::Open),
+        ),
+        (
+            "human_clicked",
+            human && clicked && unset.human_clicked,
+            Some(Reaction::Click),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, first, _)| *first)
+    .map(|(column, _, reaction)| (column, reaction))
+    .collect()
 }

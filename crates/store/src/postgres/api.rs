@@ -186,7 +186,7 @@ fn finish_batch(
             column::<Option<String>>(row, 2)?,
         ) {
             let version = column::<Option<i64>>(row, 7)?.unwrap_or(0);
-            let hour = super::rollups::hour_of(ts(column(row, 6)?));
+            let hour = crate::concerns::rollup_hour(ts(column(row, 6)?));
             let (sent, failed, bounced) = match status.as_str() {
                 "sent" => (1, 0, 0),
                 "failed" => (0, 1, 0),

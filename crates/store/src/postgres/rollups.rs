@@ -9,27 +9,8 @@ use waymark_core::report::{Counts, Reaction, ReactionRow, RollupRow, reaction_bu
 
 use super::tx::column;
 use super::{ms, ts};
+use crate::concerns::{NODE_STATS_COLUMNS, Unset, engagement_counts, rollup_hour as hour_of};
 use crate::{NewConversion, Result, RollupQuery};
-
-/// The columns of `node_stats` (every one is in `journey_rollups` too).
-const NODE_STATS_COLUMNS: &[&str] = &[
-    "entered",
-    "completed",
-    "exited",
-    "converted",
-    "sent",
-    "delivered",
-    "bounced",
-    "failed",
-    "suppressed",
-    "opened",
-    "clicked",
-];
-
-/// The start of the UTC hour holding `at`, in ms.
-pub(crate) fn hour_of(at: Timestamp) -> i64 {
-    ms(at).div_euclid(3_600_000) * 3_600_000
-}
 
 /// Which hour a message's counts go to.
 #[derive(Clone, Copy)]
@@ -180,8 +161,12 @@ pub(crate) fn mark_engagement(
     else {
         return Ok(false);
     };
-    let (unopened, unclicked): (bool, bool) = (column(&row, 0)?, column(&row, 1)?);
-    let (human_unopened, human_unclicked): (bool, bool) = (column(&row, 2)?, column(&row, 3)?);
+    let unset = Unset {
+        opened: column(&row, 0)?,
+        clicked: column(&row, 1)?,
+        human_opened: column(&row, 2)?,
+        human_clicked: column(&row, 3)?,
+    };
     let sent_at: Option<i64> = column(&row, 4)?;
     // A click implies the message was opened, even if the open pixel was blocked.
     tx.execute(
@@ -193,24 +178,7 @@ pub(crate) fn mark_engagement(
         &[&id, &ms(at), &clicked, &human],
     )?;
     // Unique opens and clicks per journey node: only the first of each counts.
-    let firsts = [
-        ("opened", unopened, None),
-        ("clicked", clicked && unclicked, None),
-        (
-            "human_opened",
-            human && human_unopened,
-            Some(Reaction::Open),
-        ),
-        (
-            "human_clicked",
-            human && clicked && human_unclicked,
-            Some(Reaction::Click),
-        ),
-    ];
-    for (column, first, reaction) in firsts {
-        if !first {
-            continue;
-        }
+    for (column, reaction) in engagement_counts(clicked, human, unset) {
         count_message(tx, id, column, 1, Hour::Of(at))?;
         if let (Some(reaction), Some(sent)) = (reaction, sent_at) {
             count_reaction(tx, id, reaction, ts(sent), at)?;

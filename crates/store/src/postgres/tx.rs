@@ -1869,7 +1869,7 @@ impl ReportingTx for PgTx<'_, '_> {
                failed = journey_rollups.failed + excluded.failed,
                suppressed = journey_rollups.suppressed + excluded.suppressed",
         )?;
-        let hour = super::rollups::hour_of(at);
+        let hour = crate::concerns::rollup_hour(at);
         let mut journeys = std::collections::BTreeSet::new();
         for ((journey, version, node), s) in &deltas.nodes {
             self.execute_aside(

@@ -155,7 +155,7 @@ fn finish_one(
                 journey_id,
                 version: version.unwrap_or(0),
                 node,
-                hour_at: super::rollups::hour_of(now),
+                hour_at: crate::concerns::rollup_hour(now),
             },
             outcome,
         )),

@@ -7,27 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use waymark_core::report::{Counts, Reaction, ReactionRow, RollupRow, reaction_bucket};
 
 use super::{ms, ts};
+use crate::concerns::{NODE_STATS_COLUMNS, Unset, engagement_counts, rollup_hour as hour_of};
 use crate::{NewConversion, Result, RollupQuery, StatsDeltas};
-
-/// The columns of `node_stats` (every one is in `journey_rollups` too).
-const NODE_STATS_COLUMNS: &[&str] = &[
-    "entered",
-    "completed",
-    "exited",
-    "converted",
-    "sent",
-    "delivered",
-    "bounced",
-    "failed",
-    "suppressed",
-    "opened",
-    "clicked",
-];
-
-/// The start of the UTC hour holding `at`, in ms.
-pub(super) fn hour_of(at: Timestamp) -> i64 {
-    ms(at).div_euclid(3_600_000) * 3_600_000
-}
 
 /// Which hour a message's counts go to.
 #[derive(Clone, Copy)]
@@ -381,15 +362,20 @@ pub(super) fn mark_engagement(
     human: bool,
     at: Timestamp,
 ) -> Result<bool> {
-    type Firsts = (bool, bool, bool, bool, Option<i64>);
-    let Some((unopened, unclicked, human_unopened, human_unclicked, sent_at)) = tx
+    let Some((unset, sent_at)) = tx
         .prepare_cached(
             "SELECT opened_at IS NULL, clicked_at IS NULL, human_opened_at IS NULL,
                     human_clicked_at IS NULL, sent_at
              FROM messages WHERE id = ?1",
         )?
-        .query_row([id], |r| -> rusqlite::Result<Firsts> {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        .query_row([id], |r| {
+            let unset = Unset {
+                opened: r.get(0)?,
+                clicked: r.get(1)?,
+                human_opened: r.get(2)?,
+                human_clicked: r.get(3)?,
+            };
+            Ok((unset, r.get::<_, Option<i64>>(4)?))
         })
         .optional()?
     else {
@@ -405,24 +391,7 @@ pub(super) fn mark_engagement(
     )?
     .execute(params![id, ms(at), clicked, human])?;
     // Unique opens and clicks per journey node: only the first of each counts.
-    let firsts = [
-        ("opened", unopened, None),
-        ("clicked", clicked && unclicked, None),
-        (
-            "human_opened",
-            human && human_unopened,
-            Some(Reaction::Open),
-        ),
-        (
-            "human_clicked",
-            human && clicked && human_unclicked,
-            Some(Reaction::Click),
-        ),
-    ];
-    for (column, first, reaction) in firsts {
-        if !first {
-            continue;
-        }
+    for (column, reaction) in engagement_counts(clicked, human, unset) {
         count_message(tx, id, column, 1, Hour::Of(at))?;
         if let (Some(reaction), Some(sent)) = (reaction, sent_at) {
             count_reaction(tx, id, reaction, ts(sent), at)?;
