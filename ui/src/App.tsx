@@ -11,6 +11,7 @@ import { ContactPage } from './pages/ContactPage';
 import { Segments } from './pages/Segments';
 import { Lists } from './pages/Lists';
 import { Broadcasts } from './pages/Broadcasts';
+import { Report } from './pages/Report';
 
 type Auth = 'checking' | 'signed-out' | 'signed-in';
 
@@ -108,6 +109,7 @@ function Route({ path }: { path: string }) {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0 || (parts[0] === 'journeys' && parts.length === 1)) return <JourneyList />;
   if (parts[0] === 'journeys' && parts.length === 2) return <Builder key={parts[1]} journeyId={parts[1]} />;
+  if (parts[0] === 'journeys' && parts.length === 3 && parts[2] === 'report') return <Report key={parts[1]} journeyId={parts[1]} />;
   if (parts[0] === 'templates') return <Templates selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 1) return <Contacts />;
   if (parts[0] === 'messages' && parts.length === 1) return <Messages />;
