@@ -67,6 +67,23 @@ describe('funnel', () => {
       ['mail', 4, 0.4, 0.5],
     ]);
   });
+  it('compares a branch with the node that leads to it, not with the branch beside it', () => {
+    const nodes = [node('start', 'trigger', 10), node('test', 'experiment', 10), node('a', 'send_email', 6), node('b', 'send_email', 4), node('join', 'wait', 8)];
+    const edges = [
+      { from: 'start', to: 'test' },
+      { from: 'test', to: 'a' },
+      { from: 'test', to: 'b' },
+      { from: 'a', to: 'join' },
+      { from: 'b', to: 'join' },
+    ];
+    expect(funnel(nodes, edges).map((s) => [s.node, s.ofPrevious])).toEqual([
+      ['start', null],
+      ['test', 1],
+      ['a', 0.6],
+      ['b', 0.4],
+      ['join', null],
+    ]);
+  });
   it('has no shares without entries', () => {
     expect(funnel([node('start', 'trigger', 0), node('mail', 'send_email', 0)]).map((s) => [s.ofFirst, s.ofPrevious])).toEqual([
       [null, null],

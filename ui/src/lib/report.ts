@@ -163,24 +163,29 @@ export interface FunnelStep {
   entered: number;
   /** entered / the first step's entered. */
   ofFirst: number | null;
-  /** entered / the previous step's entered. */
+  /** entered / the entered of the node before it: its one predecessor by the journey's edges
+   * (null when it has none or several), or, without edges, the step before in the list. */
   ofPrevious: number | null;
 }
 
 /** Entered per node in the journey's order (the answer's; nodes the journey no longer has,
- * kind `removed`, are left out), with each step's share of the first and of the one before. */
-export function funnel(nodes: NodeRow[]): FunnelStep[] {
+ * kind `removed`, are left out), with each step's share of the first and of the node before.
+ * With the journey's `edges`, the node before is the one that leads to it, so that two
+ * branches side by side are not compared with each other. */
+export function funnel(nodes: NodeRow[], edges?: { from: string; to: string }[]): FunnelStep[] {
   const steps = nodes.filter((n) => n.kind !== 'removed');
   const first = steps[0]?.entered ?? 0;
+  const entered = new Map(steps.map((n) => [n.node, n.entered]));
+  const share = (n: number, of: number | undefined) => (of === undefined || of <= 0 ? null : n / of);
   return steps.map((n, i) => {
-    const previous = i === 0 ? null : steps[i - 1].entered;
-    return {
-      node: n.node,
-      kind: n.kind,
-      entered: n.entered,
-      ofFirst: first > 0 ? n.entered / first : null,
-      ofPrevious: previous === null ? null : previous > 0 ? n.entered / previous : null,
-    };
+    let before: number | undefined;
+    if (edges) {
+      const from = [...new Set(edges.filter((e) => e.to === n.node).map((e) => e.from))];
+      before = from.length === 1 ? entered.get(from[0]) : undefined;
+    } else if (i > 0) {
+      before = steps[i - 1].entered;
+    }
+    return { node: n.node, kind: n.kind, entered: n.entered, ofFirst: share(n.entered, first), ofPrevious: share(n.entered, before) };
   });
 }
 

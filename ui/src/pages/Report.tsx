@@ -32,6 +32,11 @@ import {
 } from '../lib/report';
 import { Link } from '../router';
 
+interface Edge {
+  from: string;
+  to: string;
+}
+
 interface Lift {
   relative?: number | null;
   absolute: number;
@@ -72,11 +77,11 @@ export function Report({ journeyId }: { journeyId: string }) {
   const [params, setParams] = useState<ReportParams>({ days: DEFAULT_DAYS, bucket: 'day', tz: browserZone() });
   const set = (change: Partial<ReportParams>) => setParams((p) => ({ ...p, ...change }));
   const journey = useLoad(
-    () => ok<{ id: string; name: string; status: string; live_version: number | null }>(api.GET('/v1/journeys/{id}', { params: { path: { id: journeyId } } })),
+    () => ok<{ id: string; name: string; status: string; live_version: number | null; draft: { edges?: Edge[] } }>(api.GET('/v1/journeys/{id}', { params: { path: { id: journeyId } } })),
     [journeyId],
   );
   const versions = useLoad(
-    () => ok<{ versions: { version: number; published_at: string }[] }>(api.GET('/v1/journeys/{id}/versions', { params: { path: { id: journeyId } } })),
+    () => ok<{ versions: { version: number; published_at: string; document: { edges?: Edge[] } }[] }>(api.GET('/v1/journeys/{id}/versions', { params: { path: { id: journeyId } } })),
     [journeyId],
   );
   const report = useLoad(
@@ -91,6 +96,9 @@ export function Report({ journeyId }: { journeyId: string }) {
   const bucket = bucketFor(params.days, params.bucket);
   const r = report.data;
   const currency = r?.attribution.currency ?? 'USD';
+  // The funnel follows the edges of the version shown (the live one for all versions).
+  const shownVersion = params.version ?? journey.data?.live_version ?? undefined;
+  const edges = versions.data?.versions.find((v) => v.version === shownVersion)?.document.edges ?? journey.data?.draft.edges;
 
   const download = async (rows: 'series' | 'nodes') => {
     setCsvError(null);
@@ -190,12 +198,12 @@ export function Report({ journeyId }: { journeyId: string }) {
           <h2>Over time</h2>
           <ReportChart series={r.series} bucket={r.bucket} tz={r.tz} currency={currency} />
           <h2>Funnel</h2>
-          <Funnel r={r} />
+          <Funnel r={r} edges={edges} />
           <h2>Nodes</h2>
           <NodeTable r={r} />
           <p className="muted small">
-            Conversions: {r.attribution.goal ? <code>{r.attribution.goal}</code> : 'no goal event'}, credited to the last touch, within{' '}
-            {r.attribution.window}; revenue from <code>{r.attribution.revenue_property}</code> in {r.attribution.currency}. Open and click
+            Conversions: {r.attribution.goal ? <code>{r.attribution.goal}</code> : 'no goal event'}, credited to the last touch (window:{' '}
+            {r.attribution.window}); revenue from <code>{r.attribution.revenue_property}</code> in {r.attribution.currency}. Open and click
             rates count people; the figures with machines (privacy proxies, link scanners) are shown smaller.
           </p>
         </>
@@ -254,8 +262,8 @@ function Headline({ r }: { r: JourneyReport }) {
   );
 }
 
-function Funnel({ r }: { r: JourneyReport }) {
-  const steps = funnel(r.nodes);
+function Funnel({ r, edges }: { r: JourneyReport; edges?: Edge[] }) {
+  const steps = funnel(r.nodes, edges);
   if (steps.length === 0) return <p className="muted">No nodes.</p>;
   return (
     <table className="table compact funnel" aria-label="Funnel">
@@ -264,7 +272,7 @@ function Funnel({ r }: { r: JourneyReport }) {
           <th>Node</th>
           <th className="num">Entered</th>
           <th className="num">Of the first</th>
-          <th className="num">Of the previous</th>
+          <th className="num" title="Of the node that leads to it">Of the node before</th>
           <th className="funnel-bar-cell" aria-hidden="true" />
         </tr>
       </thead>
@@ -315,11 +323,11 @@ function NodeTable({ r }: { r: JourneyReport }) {
             <td className="num">{n.delivered}</td>
             <td className="num">
               {pct(n.open_rate)}
-              <div className="muted small">{pct(n.open_rate_all)} all</div>
+              {n.open_rate_all !== null && <div className="muted small">{pct(n.open_rate_all)} with machines</div>}
             </td>
             <td className="num">
               {pct(n.click_rate)}
-              <div className="muted small">{pct(n.click_rate_all)} all</div>
+              {n.click_rate_all !== null && <div className="muted small">{pct(n.click_rate_all)} with machines</div>}
             </td>
             <td className="num">{pct(n.conversion_rate)}</td>
             <td className="num">{n.unsubscribed}</td>
