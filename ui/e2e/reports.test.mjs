@@ -202,6 +202,12 @@ test('the report tab shows what the report API answers, and its CSV', async () =
   await page.getByLabel('Version').selectOption('1');
   await showsReport(page, await ask({ from: '167h', bucket: 'hour', version: '1' }), 'version 1');
 
+  // The address keeps the parameters: a reload shows the same report.
+  await eventually(async () => new URL(page.url()).search === '?days=7&bucket=hour&version=1', 'the parameters in the address');
+  await page.reload();
+  assert.deepEqual([await page.getByLabel('Range').inputValue(), await page.getByLabel('Bucket').inputValue(), await page.getByLabel('Version').inputValue()], ['7', 'hour', '1']);
+  await showsReport(page, await ask({ from: '167h', bucket: 'hour', version: '1' }), 'version 1 after a reload');
+
   // Hours over 90 days would be too many buckets: the page asks for days.
   await page.getByLabel('Range').selectOption('90');
   assert.equal(await page.getByLabel('Bucket').inputValue(), 'day');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  addressOfParams,
   bucketFor,
   bucketLabel,
   chartData,
@@ -8,6 +9,7 @@ import {
   liftText,
   money,
   overviewById,
+  paramsFromAddress,
   pct,
   rateWithInterval,
   reportQuery,
@@ -39,6 +41,20 @@ describe('reportQuery', () => {
   });
   it('builds the CSV download search string', () => {
     expect(reportSearch({ days: 7, bucket: 'day', tz: 'Europe/Rome' }, 'nodes')).toBe('from=6d&bucket=day&tz=Europe%2FRome&rows=nodes');
+  });
+});
+
+describe('the address', () => {
+  it('keeps only what differs from the defaults, and reads it back', () => {
+    expect(addressOfParams({ days: 30, bucket: 'day', tz: 'Europe/Rome' }, 'Europe/Rome')).toBe('');
+    const p = { days: 7, bucket: 'hour' as const, tz: 'UTC', version: 2 };
+    const search = addressOfParams(p, 'Europe/Rome');
+    expect(search).toBe('?days=7&bucket=hour&tz=UTC&version=2');
+    expect(paramsFromAddress(search, 'Europe/Rome')).toEqual(p);
+  });
+  it('takes the defaults for what it does not understand', () => {
+    expect(paramsFromAddress('?days=12&bucket=month&version=x', 'Asia/Tokyo')).toEqual({ days: 30, bucket: 'day', tz: 'Asia/Tokyo' });
+    expect(addressOfParams({ days: 90, bucket: 'hour', tz: 'UTC' }, 'UTC'), 'hours over 90 days are asked as days').toBe('?days=90');
   });
 });
 

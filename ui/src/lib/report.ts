@@ -96,6 +96,35 @@ export interface ReportParams {
   version?: number;
 }
 
+/** The parameters in the page's address (`?days=7&bucket=hour&tz=Europe/Rome&version=2`), so
+ * that a reload, a bookmark or a shared link shows the same report; what is missing or not
+ * understood takes its default (30 days, by day, the browser's zone `tz`, all versions). */
+export function paramsFromAddress(search: string, tz: string): ReportParams {
+  const q = new URLSearchParams(search);
+  const days = Number(q.get('days'));
+  const bucket = q.get('bucket') as Bucket;
+  const version = Number(q.get('version'));
+  const p: ReportParams = {
+    days: RANGES.some((r) => r.days === days) ? days : DEFAULT_DAYS,
+    bucket: BUCKETS.includes(bucket) ? bucket : 'day',
+    tz: q.get('tz') || tz,
+  };
+  if (Number.isInteger(version) && version > 0) p.version = version;
+  return p;
+}
+
+/** The address's search string for `p`: only what differs from the defaults. */
+export function addressOfParams(p: ReportParams, tz: string): string {
+  const q = new URLSearchParams();
+  if (p.days !== DEFAULT_DAYS) q.set('days', String(p.days));
+  const bucket = bucketFor(p.days, p.bucket);
+  if (bucket !== 'day') q.set('bucket', bucket);
+  if (p.tz !== tz) q.set('tz', p.tz);
+  if (p.version !== undefined) q.set('version', String(p.version));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
 /** The bucket to use for `days`: hours only up to MAX_HOUR_DAYS, else days. */
 export function bucketFor(days: number, bucket: Bucket): Bucket {
   return bucket === 'hour' && days > MAX_HOUR_DAYS ? 'day' : bucket;

@@ -5,21 +5,22 @@
 // (`open_rate`); the figures with machines' opens and clicks are shown beside them, smaller.
 // Everything shown comes from GET /v1/journeys/{id}/report and /experiments as they answer;
 // lib/report.ts shapes it.
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
 import { JourneyTabs } from '../components/JourneyTabs';
 import { ReportChart } from '../components/ReportChart';
 import { browserZone } from '../lib/segmentHistory';
 import {
+  addressOfParams,
   BUCKETS,
   bucketFor,
-  DEFAULT_DAYS,
   duration,
   funnel,
   liftText,
   MAX_HOUR_DAYS,
   money,
+  paramsFromAddress,
   pct,
   RANGES,
   rateWithInterval,
@@ -74,8 +75,13 @@ function zones(current: string): string[] {
 }
 
 export function Report({ journeyId }: { journeyId: string }) {
-  const [params, setParams] = useState<ReportParams>({ days: DEFAULT_DAYS, bucket: 'day', tz: browserZone() });
+  const [params, setParams] = useState<ReportParams>(() => paramsFromAddress(window.location.search, browserZone()));
   const set = (change: Partial<ReportParams>) => setParams((p) => ({ ...p, ...change }));
+  // The address keeps the parameters: a reload, a bookmark or a shared link shows the same.
+  useEffect(() => {
+    const search = addressOfParams(params, browserZone());
+    if (search !== window.location.search) window.history.replaceState(null, '', `${window.location.pathname}${search}`);
+  }, [params]);
   const journey = useLoad(
     () => ok<{ id: string; name: string; status: string; live_version: number | null; draft: { edges?: Edge[] } }>(api.GET('/v1/journeys/{id}', { params: { path: { id: journeyId } } })),
     [journeyId],
