@@ -637,6 +637,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/journeys/{id}/people": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is behind the journey's numbers: contacts `waiting` at a node (until when), `messaged` by it (what became of each message; `status`, `channel`) or `converted` (credited to it), paged with `after`; CSV with `Accept: text/csv` */
+        get: operations["get_v1_journeys__id__people"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/journeys/{id}/publish": {
         parameters: {
             query?: never;
@@ -2391,6 +2408,7 @@ export interface components {
              */
             totals: components["schemas"]["Summary"];
             tz: string;
+            variant?: string | null;
             /** Format: int64 */
             version?: number | null;
         };
@@ -3115,6 +3133,69 @@ export interface components {
             to: string;
             /** @description Every journey together. */
             totals: components["schemas"]["Summary"];
+        };
+        People: {
+            journey_id: string;
+            /**
+             * Format: int64
+             * @description Where the next page starts (`after`), when this page is full: there may be more.
+             */
+            next_cursor?: number | null;
+            people: components["schemas"]["PersonRow"][];
+            show: components["schemas"]["PeopleKind"];
+        };
+        /** @description Whose numbers a drill-down lists. */
+        PeopleKind: "waiting" | "messaged" | "converted";
+        /** @description A contact behind a journey's number, with what the row is about. */
+        PersonRow: {
+            channel?: string | null;
+            /** Format: date-time */
+            clicked_at?: string | null;
+            /** Format: date-time */
+            complained_at?: string | null;
+            /** Format: int64 */
+            contact_id: number;
+            /**
+             * Format: date-time
+             * @description Converted: when, and the revenue the goal event stated.
+             */
+            converted_at?: string | null;
+            currency?: string | null;
+            /**
+             * Format: int64
+             * @description Where the next page starts (`after`).
+             */
+            cursor: number;
+            email?: string | null;
+            /** Format: int64 */
+            enrollment_id?: number | null;
+            /**
+             * Format: date-time
+             * @description Waiting: when the enrollment entered the journey, and when its wait ends.
+             */
+            entered_at?: string | null;
+            /** Format: date-time */
+            human_clicked_at?: string | null;
+            /** Format: date-time */
+            human_opened_at?: string | null;
+            /**
+             * Format: int64
+             * @description Messaged: the message and what became of it; converted: the message credited.
+             */
+            message_id?: number | null;
+            node?: string | null;
+            /** Format: date-time */
+            opened_at?: string | null;
+            /** Format: double */
+            revenue?: number | null;
+            /** Format: date-time */
+            sent_at?: string | null;
+            status?: string | null;
+            /** Format: date-time */
+            unsubscribed_at?: string | null;
+            user_id?: string | null;
+            /** Format: date-time */
+            wake_at?: string | null;
         };
         /** @description One time bucket of a report. */
         Point: {
@@ -5355,6 +5436,53 @@ export interface operations {
             503: components["responses"]["Error"];
         };
     };
+    get_v1_journeys__id__people: {
+        parameters: {
+            query: {
+                /** @description The `next_cursor` of the previous page. */
+                after?: number;
+                /** @description `messaged` only: `email`, `sms` or `webhook`. */
+                channel?: string;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description The node; without it, the whole journey. */
+                node?: string;
+                /**
+                 * @description `waiting` (enrollments at the node now, with until when), `messaged` (its messages and
+                 *     what became of each) or `converted` (conversions credited to it).
+                 */
+                show: components["schemas"]["PeopleKind"];
+                /**
+                 * @description `messaged` only: `queued`, `sent`, `delivered`, `failed`, `suppressed`, `bounced`, or what
+                 *     the recipient did: `opened`, `clicked` (people's), `unsubscribed`, `complained`.
+                 */
+                status?: string;
+                version?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["People"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
     post_v1_journeys__id__publish: {
         parameters: {
             query?: never;
@@ -5411,6 +5539,12 @@ export interface operations {
                 to?: string;
                 /** @description The IANA time zone of dates, days and weeks (default `UTC`). */
                 tz?: string;
+                /**
+                 * @description Only the nodes of one experiment variant (`experiment-node:variant`, or the variant's
+                 *     name alone when one experiment has it): those only its output leads to. Its entries are
+                 *     the entries at its first nodes, its conversions those credited to its messages.
+                 */
+                variant?: string;
                 /** @description Only the enrollments of this published version (and their messages). */
                 version?: number;
             };
