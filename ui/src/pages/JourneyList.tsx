@@ -70,9 +70,7 @@ export function JourneyList() {
               <th>Version</th>
               <th className="num">Entered</th>
               <th className="num">Active now</th>
-              <th className="num" title="Enrollments ended by their goal event, all time (conversions after an enrollment ended are in the 30-day conversion rate)">
-                Converted
-              </th>
+              <th className="num">Converted</th>
               <th className="num" title="Messages sent in the last 30 days">Sent (30 d)</th>
               <th className="num" title="Opened by people, of delivered, last 30 days">Open rate</th>
               <th className="num" title="Clicked by people, of delivered, last 30 days">Click rate</th>
