@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { api, describe, ok, onUnauthorized, setCsrfToken } from './api/client';
+import { Loading } from './components/common';
 import { Link, navigate, usePath } from './router';
 import { SignIn } from './pages/SignIn';
 import { JourneyList } from './pages/JourneyList';
@@ -11,6 +12,10 @@ import { ContactPage } from './pages/ContactPage';
 import { Segments } from './pages/Segments';
 import { Lists } from './pages/Lists';
 import { Broadcasts } from './pages/Broadcasts';
+
+// The report tab and its chart library (uPlot) load when a report is first opened, not with
+// the app.
+const Report = lazy(() => import('./pages/Report').then((m) => ({ default: m.Report })));
 
 type Auth = 'checking' | 'signed-out' | 'signed-in';
 
@@ -108,6 +113,11 @@ function Route({ path }: { path: string }) {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0 || (parts[0] === 'journeys' && parts.length === 1)) return <JourneyList />;
   if (parts[0] === 'journeys' && parts.length === 2) return <Builder key={parts[1]} journeyId={parts[1]} />;
+  if (parts[0] === 'journeys' && parts.length === 3 && parts[2] === 'report') return (
+      <Suspense fallback={<Loading what="the report" />}>
+        <Report key={parts[1]} journeyId={parts[1]} />
+      </Suspense>
+    );
   if (parts[0] === 'templates') return <Templates selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 1) return <Contacts />;
   if (parts[0] === 'messages' && parts.length === 1) return <Messages />;

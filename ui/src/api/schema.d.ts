@@ -637,6 +637,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/journeys/{id}/people": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is behind the journey's numbers: contacts `waiting` at a node (until when), `messaged` by it (what became of each message; `status`, `channel`) or `converted` (credited to it), paged with `after`; CSV with `Accept: text/csv` */
+        get: operations["get_v1_journeys__id__people"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/journeys/{id}/publish": {
         parameters: {
             query?: never;
@@ -648,6 +665,23 @@ export interface paths {
         put?: never;
         /** Publish the draft as a new immutable version; a draft identical to the live version makes none (`unchanged: true`) */
         post: operations["post_v1_journeys__id__publish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/journeys/{id}/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the journey did and earned from `from` to `to` (default the last 30 days) in `hour`, `day` or `week` buckets of `tz`: entered, sent, delivered, bounced, opened, clicked (people's and all), unsubscribed, complained, converted, revenue, their rates and reaction times; in total, per bucket, per node and per channel, of one `version` or `node` or all. CSV with `Accept: text/csv` (`rows=series` or `nodes`) */
+        get: operations["get_v1_journeys__id__report"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -853,6 +887,23 @@ export interface paths {
         };
         /** The stored journeys and segments the engine cannot use and why, and whether it is stalled */
         get: operations["get_v1_problems"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reports/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every journey's figures over the last `days` (default 30; or `from`/`to`): entered, sent, delivered, opened, clicked, converted, revenue and their rates, most sent first, with the totals; CSV with `Accept: text/csv` */
+        get: operations["get_v1_reports_overview"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1317,6 +1368,25 @@ export interface components {
          * @enum {string}
          */
         AggregateFunction: "sum" | "min" | "max" | "avg";
+        /** @description How conversions are credited, as the report states it. */
+        Attribution: {
+            /** @description The currency `revenue` is in: the goal's `currency`, default `USD`. */
+            currency: string;
+            /** @description The goal event, if the journey has one. */
+            goal?: string | null;
+            /**
+             * @description `last_touch`: a conversion is credited to the last message the enrollment was sent
+             *     before it (else to the node it was at).
+             */
+            model: string;
+            /** @description The goal event's property read as revenue. */
+            revenue_property: string;
+            /**
+             * @description The conversion window: the goal's `within` after entry, or while the enrollment runs
+             *     and this long after it ended (e.g. `7d`).
+             */
+            window: string;
+        };
         /** @description A segment or a list. */
         Audience: {
             segment: string;
@@ -1481,8 +1551,138 @@ export interface components {
             /** Format: int64 */
             version?: number | null;
         };
+        /** @description The length of a report's time buckets. */
+        Bucket: ("hour" | "day") | "week";
         /** @enum {string} */
         Channel: "email" | "sms";
+        /** @description Counts with their rates and reaction times. */
+        ChannelSummary: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            channel: string;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            reaction_times: components["schemas"]["ReactionTimes"];
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
         Clock: {
             /** Format: date-time */
             now: string;
@@ -1817,6 +2017,12 @@ export interface components {
             type: string;
         };
         ExitEvent: {
+            /**
+             * @description Goal only: the currency revenue is reported in (ISO 4217, e.g. `EUR`). A goal event
+             *     whose `currency` property names another one converts, but its revenue is not added.
+             *     Default: `USD`.
+             */
+            currency?: string | null;
             event: string;
             filter?: {
                 [key: string]: components["schemas"]["Predicate"];
@@ -1827,8 +2033,14 @@ export interface components {
              */
             match_key?: boolean | null;
             /**
+             * @description Goal only: the property of the goal event that holds its revenue (a number, or a
+             *     number in a string). Default: `revenue`.
+             */
+            revenue_property?: string | null;
+            /**
              * @description Goal only: the conversion window after entry, e.g. `7d`; a later goal event does not
-             *     convert (nor end the enrollment).
+             *     convert (nor end the enrollment). Without it, a goal event converts while the
+             *     enrollment runs and for 7 days after it ended.
              */
             within?: string | null;
         };
@@ -1839,6 +2051,11 @@ export interface components {
             confidence: number;
             /** Format: date-time */
             decided_at?: string | null;
+            /**
+             * @description Why the winner was declared: the test, the confidence, the counts and the comparisons
+             *     at that moment.
+             */
+            decision?: unknown;
             enough_data: boolean;
             holdout?: components["schemas"]["VariantReport"] | null;
             leader?: string | null;
@@ -2037,6 +2254,164 @@ export interface components {
              */
             timezone?: string | null;
         };
+        /** @description One journey's figures in the overview. */
+        JourneyOverview: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            journey_id: string;
+            name: string;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            status: components["schemas"]["JourneyStatus"];
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
+        /** @description A journey's numbers over a time range. */
+        JourneyReport: {
+            attribution: components["schemas"]["Attribution"];
+            bucket: components["schemas"]["Bucket"];
+            /** @description Per channel, of the nodes that send. */
+            channels: components["schemas"]["ChannelSummary"][];
+            /**
+             * Format: date-time
+             * @description The start of the first bucket.
+             */
+            from: string;
+            journey_id: string;
+            node?: string | null;
+            /** @description Per node, in the journey's node order. */
+            nodes: components["schemas"]["NodeSummary"][];
+            /** @description The totals per time bucket, every bucket of the range (empty ones too), in order. */
+            series: components["schemas"]["Point"][];
+            /** Format: date-time */
+            to: string;
+            /**
+             * @description The whole journey: `entered` are entries (at its triggers), `converted` and `revenue`
+             *     its conversions (each once), the message counts those of every node.
+             */
+            totals: components["schemas"]["Summary"];
+            tz: string;
+            variant?: string | null;
+            /** Format: int64 */
+            version?: number | null;
+        };
         JourneyRow: {
             /** Format: int64 */
             active: number;
@@ -2174,6 +2549,24 @@ export interface components {
              * @description Messages queued, including those waiting for a retry or for their send rate.
              */
             queued: number;
+        };
+        /**
+         * @description A variant against the holdout (who got nothing): the relative lift of its conversion rate
+         *     and the one-sided p-value that it converts no better than the holdout.
+         */
+        Lift: {
+            /**
+             * Format: double
+             * @description variant rate - holdout rate.
+             */
+            absolute: number;
+            /** Format: double */
+            p_value: number;
+            /**
+             * Format: double
+             * @description variant rate / holdout rate - 1 (`null` when the holdout converted nobody).
+             */
+            relative?: number | null;
         };
         ListSummary: {
             /** Format: date-time */
@@ -2543,6 +2936,136 @@ export interface components {
             /** Format: int64 */
             waiting: number;
         };
+        /** @description Counts with their rates and reaction times. */
+        NodeSummary: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            channel?: string | null;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            kind: string;
+            node: string;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            reaction_times: components["schemas"]["ReactionTimes"];
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
         /**
          * @description What an import does with a row naming a contact an earlier row of the same import named
          *     (the same `user_id`, or, for a row without one, the same email).
@@ -2598,6 +3121,210 @@ export interface components {
             channels: components["schemas"]["Lane"][];
         };
         OutsideHours: "defer" | "skip";
+        Overview: {
+            /** Format: date-time */
+            from: string;
+            /**
+             * @description Every journey (archived ones with activity in the range too), most messages sent
+             *     first.
+             */
+            journeys: components["schemas"]["JourneyOverview"][];
+            /** Format: date-time */
+            to: string;
+            /** @description Every journey together. */
+            totals: components["schemas"]["Summary"];
+        };
+        People: {
+            journey_id: string;
+            /**
+             * Format: int64
+             * @description Where the next page starts (`after`), when this page is full: there may be more.
+             */
+            next_cursor?: number | null;
+            people: components["schemas"]["PersonRow"][];
+            show: components["schemas"]["PeopleKind"];
+        };
+        /** @description Whose numbers a drill-down lists. */
+        PeopleKind: "waiting" | "messaged" | "converted";
+        /** @description A contact behind a journey's number, with what the row is about. */
+        PersonRow: {
+            channel?: string | null;
+            /** Format: date-time */
+            clicked_at?: string | null;
+            /** Format: date-time */
+            complained_at?: string | null;
+            /** Format: int64 */
+            contact_id: number;
+            /**
+             * Format: date-time
+             * @description Converted: when, and the revenue the goal event stated.
+             */
+            converted_at?: string | null;
+            currency?: string | null;
+            /**
+             * Format: int64
+             * @description Where the next page starts (`after`).
+             */
+            cursor: number;
+            email?: string | null;
+            /** Format: int64 */
+            enrollment_id?: number | null;
+            /**
+             * Format: date-time
+             * @description Waiting: when the enrollment entered the journey, and when its wait ends.
+             */
+            entered_at?: string | null;
+            /** Format: date-time */
+            human_clicked_at?: string | null;
+            /** Format: date-time */
+            human_opened_at?: string | null;
+            /**
+             * Format: int64
+             * @description Messaged: the message and what became of it; converted: the message credited.
+             */
+            message_id?: number | null;
+            node?: string | null;
+            /** Format: date-time */
+            opened_at?: string | null;
+            /** Format: double */
+            revenue?: number | null;
+            /** Format: date-time */
+            sent_at?: string | null;
+            status?: string | null;
+            /** Format: date-time */
+            unsubscribed_at?: string | null;
+            user_id?: string | null;
+            /** Format: date-time */
+            wake_at?: string | null;
+        };
+        /** @description One time bucket of a report. */
+        Point: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            /** Format: date-time */
+            start: string;
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
         Position: {
             /** Format: double */
             x: number;
@@ -2667,6 +3394,24 @@ export interface components {
             end: string;
             /** @description Start, `HH:MM`. */
             start: string;
+        };
+        /** @description Median and 90th percentile of one kind of reaction, in seconds. */
+        ReactionTime: {
+            /**
+             * Format: int64
+             * @description How many reactions were measured.
+             */
+            count: number;
+            /** Format: double */
+            median_seconds?: number | null;
+            /** Format: double */
+            p90_seconds?: number | null;
+        };
+        /** @description Reaction times from send to first human open, to first human click and to conversion. */
+        ReactionTimes: {
+            to_click: components["schemas"]["ReactionTime"];
+            to_conversion: components["schemas"]["ReactionTime"];
+            to_open: components["schemas"]["ReactionTime"];
         };
         /** @description Whether a contact may enter the journey again. */
         Reentry: "once" | "every_time" | {
@@ -3018,6 +3763,133 @@ export interface components {
         Subscriptions: {
             subscriptions: components["schemas"]["Subscription"][];
         };
+        /** @description Counts with their rates and reaction times. */
+        Summary: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            reaction_times: components["schemas"]["ReactionTimes"];
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
         /**
          * @description One entry of the suppression list. `address` is an email address (lower-cased) for the
          *     `email` channel and an E.164 number for `sms`.
@@ -3205,15 +4077,27 @@ export interface components {
             message: string;
             node?: string | null;
         };
-        /** @description One variant's (or the holdout's) counts and conversion rate. */
+        /**
+         * @description One variant's (or the holdout's) counts and conversion rate. Conversions count whether the
+         *     enrollment was still running or had ended within the conversion window.
+         */
         VariantReport: {
             /** Format: uint64 */
             converted: number;
             /** Format: uint64 */
             entered: number;
+            /** @description Against the holdout, when the experiment has one (variants only). */
+            lift_over_holdout?: components["schemas"]["Lift"] | null;
             name?: string | null;
             /** Format: double */
             rate: number;
+            /** Format: double */
+            rate_high?: number | null;
+            /**
+             * Format: double
+             * @description The Wilson interval of `rate` at the experiment's confidence (`null` without entries).
+             */
+            rate_low?: number | null;
         };
         VariantView: {
             /** Format: double */
@@ -4552,6 +5436,53 @@ export interface operations {
             503: components["responses"]["Error"];
         };
     };
+    get_v1_journeys__id__people: {
+        parameters: {
+            query: {
+                /** @description The `next_cursor` of the previous page. */
+                after?: number;
+                /** @description `messaged` only: `email`, `sms` or `webhook`. */
+                channel?: string;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description The node; without it, the whole journey. */
+                node?: string;
+                /**
+                 * @description `waiting` (enrollments at the node now, with until when), `messaged` (its messages and
+                 *     what became of each) or `converted` (conversions credited to it).
+                 */
+                show: components["schemas"]["PeopleKind"];
+                /**
+                 * @description `messaged` only: `queued`, `sent`, `delivered`, `failed`, `suppressed`, `bounced`, or what
+                 *     the recipient did: `opened`, `clicked` (people's), `unsubscribed`, `complained`.
+                 */
+                status?: string;
+                version?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["People"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
     post_v1_journeys__id__publish: {
         parameters: {
             query?: never;
@@ -4583,6 +5514,61 @@ export interface operations {
             408: components["responses"]["Error"];
             409: components["responses"]["Error"];
             413: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_journeys__id__report: {
+        parameters: {
+            query?: {
+                /** @description `hour`, `day` (default; days begin at midnight in `tz`) or `week` (from Monday). */
+                bucket?: string;
+                /**
+                 * @description The start of the range: an RFC 3339 timestamp, a date (`2026-03-01`: its start in
+                 *     `tz`), or a duration before now (`29d`). The first bucket is the one it falls in.
+                 *     Default: 30 days before `to`.
+                 */
+                from?: string;
+                /** @description Only this node's counts (totals and series then describe the node). */
+                node?: string;
+                /**
+                 * @description With `Accept: text/csv`: one row per time bucket (`series`, default) or per node
+                 *     (`nodes`).
+                 */
+                rows?: string;
+                /** @description The end of the range (exclusive), in the same forms. Default: now. */
+                to?: string;
+                /** @description The IANA time zone of dates, days and weeks (default `UTC`). */
+                tz?: string;
+                /**
+                 * @description Only the nodes of one experiment variant (`experiment-node:variant`, or the variant's
+                 *     name alone when one experiment has it): those only its output leads to. Its entries are
+                 *     the entries at its first nodes, its conversions those credited to its messages.
+                 */
+                variant?: string;
+                /** @description Only the enrollments of this published version (and their messages). */
+                version?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JourneyReport"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -5015,6 +6001,37 @@ export interface operations {
                     "application/json": components["schemas"]["Problems"];
                 };
             };
+            401: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_reports_overview: {
+        parameters: {
+            query?: {
+                /** @description The last this many days up to now (1 to 366; default 30), unless `from` is given. */
+                days?: number;
+                /** @description The start of the range, as in the journey report (overrides `days`). */
+                from?: string;
+                /** @description The end of the range (exclusive). Default: now. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };

@@ -21,6 +21,7 @@ import {
 } from '@xyflow/react';
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge } from '../components/common';
+import { JourneyTabs } from '../components/JourneyTabs';
 import { JourneyNode, type NodeError, type NodeStats, type NodeView } from '../components/JourneyNode';
 import { SchemaForm } from '../components/SchemaForm';
 import { canvasToDoc, connect, docToCanvas, freshId, removeItems, renameNode, type Canvas, type CanvasEdge, type CanvasNode, type JourneyDoc } from '../lib/graph';
@@ -296,6 +297,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
         </Link>
         <h1 className="title">{String(canvas.meta.name ?? row.id)}</h1>
         <StatusBadge status={row.status} />
+        <JourneyTabs journeyId={row.id} active="builder" />
         {row.live_version != null && <span className="muted">version {row.live_version} live</span>}
         {dirty ? <span className="dirty">unsaved changes</span> : <span className="muted">saved</span>}
         <span className="spacer" />

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { api, describe, ok } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad } from '../components/common';
+import { money, overviewById, pct, type JourneyOverview } from '../lib/report';
 import { Link, navigate } from '../router';
 
 interface JourneySummary {
@@ -35,13 +36,19 @@ export function slug(name: string): string {
 
 export function JourneyList() {
   const list = useLoad(() => ok<{ journeys: JourneySummary[] }>(api.GET('/v1/journeys')), []);
+  // The last 30 days of every journey, in one request (GET /v1/reports/overview).
+  const overview = useLoad(() => ok<{ journeys: JourneyOverview[] }>(api.GET('/v1/reports/overview', { params: { query: { days: 30 } } })), []);
+  const figures = overviewById(overview.data?.journeys ?? []);
   const gallery = useLoad(() => ok<{ templates: GalleryItem[] }>(api.GET('/v1/journey-templates')), []);
   const [creating, setCreating] = useState<GalleryItem | 'blank' | null>(null);
   // The numbers move while journeys run.
   useEffect(() => {
-    const t = setInterval(() => void list.reload(), 5000);
+    const t = setInterval(() => {
+      void list.reload();
+      void overview.reload();
+    }, 5000);
     return () => clearInterval(t);
-  }, [list.reload]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [list.reload, overview.reload]); // eslint-disable-line react-hooks/exhaustive-deps
 
   return (
     <div className="page">
@@ -52,6 +59,7 @@ export function JourneyList() {
         </button>
       </div>
       <ErrorBanner error={list.error} />
+      <ErrorBanner error={overview.error} />
       {list.loading && !list.data && <Loading what="journeys" />}
       {list.data && (
         <table className="table" aria-label="Journeys">
@@ -63,36 +71,49 @@ export function JourneyList() {
               <th className="num">Entered</th>
               <th className="num">Active now</th>
               <th className="num">Converted</th>
+              <th className="num" title="Messages sent in the last 30 days">Sent (30 d)</th>
+              <th className="num" title="Opened by people, of delivered, last 30 days">Open rate</th>
+              <th className="num" title="Clicked by people, of delivered, last 30 days">Click rate</th>
+              <th className="num" title="Converted, of entered, last 30 days">Conversion rate</th>
+              <th className="num" title="Revenue of conversions in the last 30 days">Revenue (30 d)</th>
             </tr>
           </thead>
           <tbody>
             {list.data.journeys.length === 0 && (
               <tr>
-                <td colSpan={6} className="muted">
+                <td colSpan={11} className="muted">
                   No journeys yet: start from scratch or from a template below.
                 </td>
               </tr>
             )}
-            {list.data.journeys.map((j) => (
-              <tr key={j.id}>
-                <td>
-                  <Link to={`/journeys/${encodeURIComponent(j.id)}`}>{j.name}</Link>
-                  <div className="muted small">{j.id}</div>
-                </td>
-                <td>
-                  <StatusBadge status={j.status} />
-                  {(j.broken ?? []).map((b) => (
-                    <div key={b.version ?? 0} className="badge status-broken" title={b.reason}>
-                      version {b.version} broken
-                    </div>
-                  ))}
-                </td>
-                <td>{j.live_version ?? '—'}</td>
-                <td className="num">{j.entered}</td>
-                <td className="num">{j.active}</td>
-                <td className="num">{j.converted}</td>
-              </tr>
-            ))}
+            {list.data.journeys.map((j) => {
+              const f = figures.get(j.id);
+              return (
+                <tr key={j.id} data-journey={j.id}>
+                  <td>
+                    <Link to={`/journeys/${encodeURIComponent(j.id)}`}>{j.name}</Link>
+                    <div className="muted small">{j.id}</div>
+                  </td>
+                  <td>
+                    <StatusBadge status={j.status} />
+                    {(j.broken ?? []).map((b) => (
+                      <div key={b.version ?? 0} className="badge status-broken" title={b.reason}>
+                        version {b.version} broken
+                      </div>
+                    ))}
+                  </td>
+                  <td>{j.live_version ?? '—'}</td>
+                  <td className="num">{j.entered}</td>
+                  <td className="num">{j.active}</td>
+                  <td className="num">{j.converted}</td>
+                  <td className="num" data-figure="sent">{f ? f.sent : '—'}</td>
+                  <td className="num" data-figure="open_rate">{pct(f?.open_rate)}</td>
+                  <td className="num" data-figure="click_rate">{pct(f?.click_rate)}</td>
+                  <td className="num" data-figure="conversion_rate">{pct(f?.conversion_rate)}</td>
+                  <td className="num" data-figure="revenue">{f ? money(f.revenue) : '—'}</td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       )}

@@ -1,0 +1,396 @@
+// A journey's report tab: over a chosen range (the last 7, 30 or 90 days), in hours, days or
+// weeks of a time zone (the browser's by default), for all versions or one: the totals as
+// headline figures with reaction times, a chart over time, the funnel through the nodes, a
+// table per node, the experiments' variants, and the report as CSV. Rates are people's
+// (`open_rate`); the figures with machines' opens and clicks are shown beside them, smaller.
+// Everything shown comes from GET /v1/journeys/{id}/report and /experiments as they answer;
+// lib/report.ts shapes it.
+import { useEffect, useState } from 'react';
+import { api, describe, ok, ServerError } from '../api/client';
+import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
+import { JourneyTabs } from '../components/JourneyTabs';
+import { ReportChart } from '../components/ReportChart';
+import { browserZone } from '../lib/segmentHistory';
+import {
+  addressOfParams,
+  BUCKETS,
+  bucketFor,
+  duration,
+  funnel,
+  liftText,
+  MAX_HOUR_DAYS,
+  money,
+  paramsFromAddress,
+  pct,
+  RANGES,
+  rateWithInterval,
+  reportQuery,
+  reportSearch,
+  type Bucket,
+  type JourneyReport,
+  type ReactionTime,
+  type ReportParams,
+} from '../lib/report';
+import { Link } from '../router';
+
+interface Edge {
+  from: string;
+  to: string;
+}
+
+interface Lift {
+  relative?: number | null;
+  absolute: number;
+  p_value: number;
+}
+interface Variant {
+  name?: string;
+  entered: number;
+  converted: number;
+  rate: number;
+  rate_low: number | null;
+  rate_high: number | null;
+  lift_over_holdout?: Lift | null;
+}
+interface Experiment {
+  node: string;
+  confidence: number;
+  min_sample: number;
+  variants: Variant[];
+  holdout: Variant | null;
+  leader: string | null;
+  enough_data: boolean;
+  winner: string | null;
+  decided_at: string | null;
+}
+
+function zones(current: string): string[] {
+  let all: string[] = [];
+  try {
+    all = (Intl as unknown as { supportedValuesOf?: (k: string) => string[] }).supportedValuesOf?.('timeZone') ?? [];
+  } catch {
+    // an older browser: the browser's zone and UTC only
+  }
+  return [...new Set([current, browserZone(), 'UTC', ...all])];
+}
+
+export function Report({ journeyId }: { journeyId: string }) {
+  const [params, setParams] = useState<ReportParams>(() => paramsFromAddress(window.location.search, browserZone()));
+  const set = (change: Partial<ReportParams>) => setParams((p) => ({ ...p, ...change }));
+  // The address keeps the parameters: a reload, a bookmark or a shared link shows the same.
+  useEffect(() => {
+    const search = addressOfParams(params, browserZone());
+    if (search !== window.location.search) window.history.replaceState(null, '', `${window.location.pathname}${search}`);
+  }, [params]);
+  const journey = useLoad(
+    () => ok<{ id: string; name: string; status: string; live_version: number | null; draft: { edges?: Edge[] } }>(api.GET('/v1/journeys/{id}', { params: { path: { id: journeyId } } })),
+    [journeyId],
+  );
+  const versions = useLoad(
+    () => ok<{ versions: { version: number; published_at: string; document: { edges?: Edge[] } }[] }>(api.GET('/v1/journeys/{id}/versions', { params: { path: { id: journeyId } } })),
+    [journeyId],
+  );
+  const report = useLoad(
+    () => ok<JourneyReport>(api.GET('/v1/journeys/{id}/report', { params: { path: { id: journeyId }, query: reportQuery(params) } })),
+    [journeyId, params.days, params.bucket, params.tz, params.version],
+  );
+  const experiments = useLoad(
+    () => ok<{ experiments: Experiment[] }>(api.GET('/v1/journeys/{id}/experiments', { params: { path: { id: journeyId } } })),
+    [journeyId],
+  );
+  const [csvError, setCsvError] = useState<string | null>(null);
+  const bucket = bucketFor(params.days, params.bucket);
+  const r = report.data;
+  const currency = r?.attribution.currency ?? 'USD';
+  // The funnel follows the edges of the version shown (the live one for all versions).
+  const shownVersion = params.version ?? journey.data?.live_version ?? undefined;
+  const edges = versions.data?.versions.find((v) => v.version === shownVersion)?.document.edges ?? journey.data?.draft.edges;
+
+  const download = async (rows: 'series' | 'nodes') => {
+    setCsvError(null);
+    try {
+      const res = await fetch(`/v1/journeys/${encodeURIComponent(journeyId)}/report?${reportSearch(params, rows)}`, {
+        headers: { Accept: 'text/csv' },
+        credentials: 'same-origin',
+      });
+      if (!res.ok) throw new ServerError(res.status, await res.json().catch(() => null));
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `${journeyId}-report${rows === 'nodes' ? '-nodes' : ''}.csv`;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch (e) {
+      setCsvError(describe(e));
+    }
+  };
+
+  return (
+    <div className="page report">
+      <div className="page-head">
+        <div>
+          <Link to="/journeys" className="muted small">
+            ← Journeys
+          </Link>
+          <h1>
+            {journey.data?.name ?? journeyId} {journey.data && <StatusBadge status={journey.data.status} />}
+          </h1>
+        </div>
+      </div>
+      <JourneyTabs journeyId={journeyId} active="report" />
+      <div className="report-controls">
+        <label>
+          <span className="muted small">Range</span>
+          <select aria-label="Range" value={params.days} onChange={(e) => set({ days: Number(e.target.value) })}>
+            {RANGES.map((x) => (
+              <option key={x.days} value={x.days}>
+                {x.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          <span className="muted small">Per</span>
+          <select aria-label="Bucket" value={bucket} onChange={(e) => set({ bucket: e.target.value as Bucket })}>
+            {BUCKETS.map((b) => (
+              <option key={b} value={b} disabled={b === 'hour' && params.days > MAX_HOUR_DAYS}>
+                {b}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          <span className="muted small">Time zone</span>
+          <select aria-label="Time zone" value={params.tz} onChange={(e) => set({ tz: e.target.value })}>
+            {zones(params.tz).map((z) => (
+              <option key={z} value={z}>
+                {z}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          <span className="muted small">Version</span>
+          <select
+            aria-label="Version"
+            value={params.version ?? ''}
+            onChange={(e) => set({ version: e.target.value === '' ? undefined : Number(e.target.value) })}
+          >
+            <option value="">All versions</option>
+            {(versions.data?.versions ?? []).map((v) => (
+              <option key={v.version} value={v.version}>
+                Version {v.version} ({when(v.published_at)})
+              </option>
+            ))}
+          </select>
+        </label>
+        <span className="spacer" />
+        <button className="link" onClick={() => void download('series')}>
+          Download CSV
+        </button>
+        <button className="link" onClick={() => void download('nodes')}>
+          CSV per node
+        </button>
+      </div>
+      <ErrorBanner error={journey.error ?? versions.error} />
+      <ErrorBanner error={csvError} onClose={() => setCsvError(null)} />
+      <ErrorBanner error={report.error} />
+      {report.loading && !r && <Loading what="the report" />}
+      {r && (
+        <>
+          <Headline r={r} />
+          <h2>Over time</h2>
+          <ReportChart series={r.series} bucket={r.bucket} tz={r.tz} currency={currency} />
+          <h2>Funnel</h2>
+          <Funnel r={r} edges={edges} />
+          <h2>Nodes</h2>
+          <NodeTable r={r} />
+          <p className="muted small">
+            Conversions: {r.attribution.goal ? <code>{r.attribution.goal}</code> : 'no goal event'}, credited to the last touch (window:{' '}
+            {r.attribution.window}); revenue from <code>{r.attribution.revenue_property}</code> in {r.attribution.currency}. Open and click
+            rates count people; the figures with machines (privacy proxies, link scanners) are shown smaller.
+          </p>
+        </>
+      )}
+      <h2>Experiments</h2>
+      <ErrorBanner error={experiments.error} />
+      {experiments.data && <Experiments list={experiments.data.experiments} />}
+    </div>
+  );
+}
+
+function Figure({ label, value, sub, testid }: { label: string; value: string | number; sub?: string; testid: string }) {
+  return (
+    <div className="figure" data-testid={`figure-${testid}`}>
+      <div className="muted small">{label}</div>
+      <div className="figure-value">{value}</div>
+      {sub && <div className="muted small">{sub}</div>}
+    </div>
+  );
+}
+
+function reaction(t: ReactionTime): string {
+  return t.count === 0 ? 'none yet' : `median ${duration(t.median_seconds)}, 90% within ${duration(t.p90_seconds)} (${t.count})`;
+}
+
+function Headline({ r }: { r: JourneyReport }) {
+  const t = r.totals;
+  const currency = r.attribution.currency;
+  return (
+    <section aria-label="Totals">
+      <div className="figures">
+        <Figure testid="entered" label="Entered" value={t.entered} />
+        <Figure testid="sent" label="Sent" value={t.sent} sub={`${t.delivered} delivered (${pct(t.delivery_rate)}), ${t.bounced} bounced`} />
+        <Figure testid="open_rate" label="Open rate" value={pct(t.open_rate)} sub={`${t.human_opened} people; ${pct(t.open_rate_all)} with machines`} />
+        <Figure testid="click_rate" label="Click rate" value={pct(t.click_rate)} sub={`${t.human_clicked} people; ${pct(t.click_rate_all)} with machines`} />
+        <Figure testid="click_to_open_rate" label="Click to open" value={pct(t.click_to_open_rate)} />
+        <Figure testid="conversion_rate" label="Conversion rate" value={pct(t.conversion_rate)} sub={`${t.converted} converted`} />
+        <Figure testid="revenue" label="Revenue" value={money(t.revenue, currency)} />
+        <Figure testid="unsubscribed" label="Unsubscribed" value={t.unsubscribed} sub={`${t.complained} complaints`} />
+      </div>
+      <dl className="reaction-times" data-testid="reaction-times">
+        <div>
+          <dt>To open</dt>
+          <dd>{reaction(t.reaction_times.to_open)}</dd>
+        </div>
+        <div>
+          <dt>To click</dt>
+          <dd>{reaction(t.reaction_times.to_click)}</dd>
+        </div>
+        <div>
+          <dt>To conversion</dt>
+          <dd>{reaction(t.reaction_times.to_conversion)}</dd>
+        </div>
+      </dl>
+    </section>
+  );
+}
+
+function Funnel({ r, edges }: { r: JourneyReport; edges?: Edge[] }) {
+  const steps = funnel(r.nodes, edges);
+  if (steps.length === 0) return <p className="muted">No nodes.</p>;
+  return (
+    <table className="table compact funnel" aria-label="Funnel">
+      <thead>
+        <tr>
+          <th>Node</th>
+          <th className="num">Entered</th>
+          <th className="num">Of the first</th>
+          <th className="num" title="Of the node that leads to it">Of the node before</th>
+          <th className="funnel-bar-cell" aria-hidden="true" />
+        </tr>
+      </thead>
+      <tbody>
+        {steps.map((s) => (
+          <tr key={s.node} data-node={s.node}>
+            <td>
+              {s.node} <span className="muted small">{s.kind}</span>
+            </td>
+            <td className="num">{s.entered}</td>
+            <td className="num">{pct(s.ofFirst)}</td>
+            <td className="num">{pct(s.ofPrevious)}</td>
+            <td className="funnel-bar-cell" aria-hidden="true">
+              <div className="funnel-bar" style={{ width: `${Math.round((s.ofFirst ?? 0) * 100)}%` }} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function NodeTable({ r }: { r: JourneyReport }) {
+  const currency = r.attribution.currency;
+  return (
+    <table className="table compact" aria-label="Nodes">
+      <thead>
+        <tr>
+          <th>Node</th>
+          <th className="num">Entered</th>
+          <th className="num">Sent</th>
+          <th className="num">Delivered</th>
+          <th className="num">Open rate</th>
+          <th className="num">Click rate</th>
+          <th className="num">Conversion rate</th>
+          <th className="num">Unsubscribed</th>
+          <th className="num">Revenue</th>
+        </tr>
+      </thead>
+      <tbody>
+        {r.nodes.map((n) => (
+          <tr key={n.node} data-node={n.node}>
+            <td>
+              {n.node} <span className="muted small">{n.kind}</span>
+            </td>
+            <td className="num">{n.entered}</td>
+            <td className="num">{n.sent}</td>
+            <td className="num">{n.delivered}</td>
+            <td className="num">
+              {pct(n.open_rate)}
+              {n.open_rate_all !== null && <div className="muted small">{pct(n.open_rate_all)} with machines</div>}
+            </td>
+            <td className="num">
+              {pct(n.click_rate)}
+              {n.click_rate_all !== null && <div className="muted small">{pct(n.click_rate_all)} with machines</div>}
+            </td>
+            <td className="num">{pct(n.conversion_rate)}</td>
+            <td className="num">{n.unsubscribed}</td>
+            <td className="num">{money(n.revenue, currency)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Experiments({ list }: { list: Experiment[] }) {
+  if (list.length === 0) return <p className="muted">This journey has no experiment nodes.</p>;
+  return (
+    <>
+      {list.map((x) => (
+        <section key={x.node} className="experiment" aria-label={`Experiment ${x.node}`}>
+          <h3>
+            {x.node}{' '}
+            {x.winner ? (
+              <span className="badge status-live">
+                winner {x.winner}
+                {x.decided_at ? `, ${when(x.decided_at)}` : ''}
+              </span>
+            ) : (
+              <span className="muted small">
+                {x.enough_data ? `leading: ${x.leader ?? 'none'}` : `not enough data yet (at least ${x.min_sample} per variant)`}
+              </span>
+            )}
+          </h3>
+          <table className="table compact" aria-label={`Variants of ${x.node}`}>
+            <thead>
+              <tr>
+                <th>Variant</th>
+                <th className="num">Entered</th>
+                <th className="num">Converted</th>
+                <th className="num">Conversion rate ({Math.round(x.confidence * 100)}% interval)</th>
+                <th className="num">Lift over holdout</th>
+              </tr>
+            </thead>
+            <tbody>
+              {[...x.variants, ...(x.holdout ? [{ ...x.holdout, name: 'holdout' }] : [])].map((v) => (
+                <tr key={v.name} data-variant={v.name}>
+                  <td>
+                    {v.name}
+                    {v.name === x.winner && <span className="badge status-live">winner</span>}
+                  </td>
+                  <td className="num">{v.entered}</td>
+                  <td className="num">{v.converted}</td>
+                  <td className="num">{rateWithInterval(v.rate, v.rate_low, v.rate_high)}</td>
+                  <td className="num">{v.name === 'holdout' ? '' : liftText(v.lift_over_holdout)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ))}
+    </>
+  );
+}
