@@ -12,6 +12,7 @@ import { ContactPage } from './pages/ContactPage';
 import { Segments } from './pages/Segments';
 import { Lists } from './pages/Lists';
 import { Broadcasts } from './pages/Broadcasts';
+import { People } from './pages/People';
 
 // The report tab and its chart library (uPlot) load when a report is first opened, not with
 // the app.
@@ -118,6 +119,7 @@ function Route({ path }: { path: string }) {
         <Report key={parts[1]} journeyId={parts[1]} />
       </Suspense>
     );
+  if (parts[0] === 'journeys' && parts.length === 3 && parts[2] === 'people') return <People key={parts[1]} journeyId={parts[1]} />;
   if (parts[0] === 'templates') return <Templates selected={parts[1]} />;
   if (parts[0] === 'contacts' && parts.length === 1) return <Contacts />;
   if (parts[0] === 'messages' && parts.length === 1) return <Messages />;

@@ -56,6 +56,13 @@ describe('the address', () => {
     expect(paramsFromAddress('?days=12&bucket=month&version=x', 'Asia/Tokyo')).toEqual({ days: 30, bucket: 'day', tz: 'Asia/Tokyo' });
     expect(addressOfParams({ days: 90, bucket: 'hour', tz: 'UTC' }, 'UTC'), 'hours over 90 days are asked as days').toBe('?days=90');
   });
+  it('keeps a variant, and asks the report of it', () => {
+    const p = { days: 30, bucket: 'day' as const, tz: 'UTC', variant: 'test:bold' };
+    expect(addressOfParams(p, 'UTC')).toBe('?variant=test%3Abold');
+    expect(paramsFromAddress('?variant=test%3Abold', 'UTC')).toEqual(p);
+    expect(reportQuery(p)).toEqual({ from: '29d', bucket: 'day', tz: 'UTC', variant: 'test:bold' });
+    expect(new URLSearchParams(reportSearch(p, 'nodes')).get('variant')).toBe('test:bold');
+  });
 });
 
 describe('chartData', () => {

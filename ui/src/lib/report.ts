@@ -94,11 +94,14 @@ export interface ReportParams {
   tz: string;
   /** A published version, or undefined for all. */
   version?: number;
+  /** One experiment variant (`test-node:variant`), or undefined for the whole journey. */
+  variant?: string;
 }
 
-/** The parameters in the page's address (`?days=7&bucket=hour&tz=Europe/Rome&version=2`), so
- * that a reload, a bookmark or a shared link shows the same report; what is missing or not
- * understood takes its default (30 days, by day, the browser's zone `tz`, all versions). */
+/** The parameters in the page's address (`?days=7&bucket=hour&tz=Europe/Rome&version=2&variant=test:bold`),
+ * so that a reload, a bookmark or a shared link shows the same report; what is missing or not
+ * understood takes its default (30 days, by day, the browser's zone `tz`, all versions, the
+ * whole journey). */
 export function paramsFromAddress(search: string, tz: string): ReportParams {
   const q = new URLSearchParams(search);
   const days = Number(q.get('days'));
@@ -110,6 +113,8 @@ export function paramsFromAddress(search: string, tz: string): ReportParams {
     tz: q.get('tz') || tz,
   };
   if (Number.isInteger(version) && version > 0) p.version = version;
+  const variant = q.get('variant');
+  if (variant) p.variant = variant;
   return p;
 }
 
@@ -121,6 +126,7 @@ export function addressOfParams(p: ReportParams, tz: string): string {
   if (bucket !== 'day') q.set('bucket', bucket);
   if (p.tz !== tz) q.set('tz', p.tz);
   if (p.version !== undefined) q.set('version', String(p.version));
+  if (p.variant) q.set('variant', p.variant);
   const s = q.toString();
   return s ? `?${s}` : '';
 }
@@ -132,11 +138,14 @@ export function bucketFor(days: number, bucket: Bucket): Bucket {
 
 /** The query for the last `days` days (today, or this hour, included) in the zone `tz`. `from`
  * is a duration before the server's now, so a simulated server clock is followed. */
-export function reportQuery(p: ReportParams): { from: string; bucket: Bucket; tz: string; version?: number } {
+export function reportQuery(p: ReportParams): { from: string; bucket: Bucket; tz: string; version?: number; variant?: string } {
   const days = Math.max(1, Math.floor(p.days));
   const bucket = bucketFor(days, p.bucket);
   const from = bucket === 'hour' ? `${days * 24 - 1}h` : `${days - 1}d`;
-  return p.version === undefined ? { from, bucket, tz: p.tz } : { from, bucket, tz: p.tz, version: p.version };
+  const q: { from: string; bucket: Bucket; tz: string; version?: number; variant?: string } = { from, bucket, tz: p.tz };
+  if (p.version !== undefined) q.version = p.version;
+  if (p.variant) q.variant = p.variant;
+  return q;
 }
 
 /** The same query as a URL search string (for the CSV download), `rows` added when given. */

@@ -1,11 +1,12 @@
 // A journey's report tab: over a chosen range (the last 7, 30 or 90 days), in hours, days or
 // weeks of a time zone (the browser's by default), for all versions or one: the totals as
 // headline figures with reaction times, a chart over time, the funnel through the nodes, a
-// table per node, the experiments' variants, and the report as CSV. Rates are people's
-// (`open_rate`); the figures with machines' opens and clicks are shown beside them, smaller.
-// Everything shown comes from GET /v1/journeys/{id}/report and /experiments as they answer;
-// lib/report.ts shapes it.
-import { useEffect, useState } from 'react';
+// table per node, the experiments' variants (each with a link to its own report), and the
+// report as CSV. Rates are people's (`open_rate`); the figures with machines' opens and clicks
+// are shown beside them, smaller. The counts link to who is behind them (pages/People.tsx).
+// Everything shown comes from GET /v1/journeys/{id}/report, /experiments and /stats (who waits
+// now) as they answer; lib/report.ts shapes it.
+import { useEffect, useState, type ReactNode } from 'react';
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
 import { JourneyTabs } from '../components/JourneyTabs';
@@ -31,7 +32,21 @@ import {
   type ReactionTime,
   type ReportParams,
 } from '../lib/report';
+import { peoplePath, type PeopleParams } from '../lib/people';
 import { Link } from '../router';
+
+/** Where a number's link goes: who is behind it (`show` and the rest), or none. */
+type DrillTo = (p: Omit<PeopleParams, 'limit' | 'version'>) => string;
+
+/** A count that links to the contacts behind it. */
+function Drill({ to, children, title }: { to: string | null; children: ReactNode; title?: string }) {
+  if (!to) return <>{children}</>;
+  return (
+    <Link to={to} className="drill" data-drill={to} title={title ?? 'Who is behind this number'}>
+      {children}
+    </Link>
+  );
+}
 
 interface Edge {
   from: string;
@@ -92,7 +107,12 @@ export function Report({ journeyId }: { journeyId: string }) {
   );
   const report = useLoad(
     () => ok<JourneyReport>(api.GET('/v1/journeys/{id}/report', { params: { path: { id: journeyId }, query: reportQuery(params) } })),
-    [journeyId, params.days, params.bucket, params.tz, params.version],
+    [journeyId, params.days, params.bucket, params.tz, params.version, params.variant],
+  );
+  // Who waits at each node now (all versions): the report counts what happened, not who is where.
+  const stats = useLoad(
+    () => ok<{ nodes: { node: string; waiting: number }[] }>(api.GET('/v1/journeys/{id}/stats', { params: { path: { id: journeyId } } })),
+    [journeyId],
   );
   const experiments = useLoad(
     () => ok<{ experiments: Experiment[] }>(api.GET('/v1/journeys/{id}/experiments', { params: { path: { id: journeyId } } })),
@@ -105,6 +125,8 @@ export function Report({ journeyId }: { journeyId: string }) {
   // The funnel follows the edges of the version shown (the live one for all versions).
   const shownVersion = params.version ?? journey.data?.live_version ?? undefined;
   const edges = versions.data?.versions.find((v) => v.version === shownVersion)?.document.edges ?? journey.data?.draft.edges;
+  const drill: DrillTo = (p) => peoplePath(journeyId, { ...p, version: params.version });
+  const waiting = new Map((stats.data?.nodes ?? []).map((n) => [n.node, n.waiting]));
 
   const download = async (rows: 'series' | 'nodes') => {
     setCsvError(null);
@@ -194,34 +216,48 @@ export function Report({ journeyId }: { journeyId: string }) {
           CSV per node
         </button>
       </div>
-      <ErrorBanner error={journey.error ?? versions.error} />
+      {params.variant && (
+        <div className="notice" role="status" data-testid="variant-shown">
+          Only variant <strong>{params.variant.split(':').pop()}</strong>
+          {params.variant.includes(':') ? ` of ${params.variant.split(':')[0]}` : ''}: its nodes, entries and the conversions credited to its
+          messages.{' '}
+          <button className="link" onClick={() => set({ variant: undefined })}>
+            Whole journey
+          </button>
+        </div>
+      )}
+      <ErrorBanner error={journey.error ?? versions.error ?? stats.error} />
       <ErrorBanner error={csvError} onClose={() => setCsvError(null)} />
       <ErrorBanner error={report.error} />
       {report.loading && !r && <Loading what="the report" />}
       {r && (
         <>
-          <Headline r={r} />
+          {/* The totals of a variant are not a list the people API narrows to: no links then. */}
+          <Headline r={r} drill={params.variant ? null : drill} />
           <h2>Over time</h2>
           <ReportChart series={r.series} bucket={r.bucket} tz={r.tz} currency={currency} />
           <h2>Funnel</h2>
-          <Funnel r={r} edges={edges} />
+          <Funnel r={r} edges={edges} waiting={waiting} drill={drill} />
           <h2>Nodes</h2>
-          <NodeTable r={r} />
+          <NodeTable r={r} waiting={waiting} drill={drill} />
           <p className="muted small">
             Conversions: {r.attribution.goal ? <code>{r.attribution.goal}</code> : 'no goal event'}, credited to the last touch (window:{' '}
             {r.attribution.window}); revenue from <code>{r.attribution.revenue_property}</code> in {r.attribution.currency}. Open and click
             rates count people; the figures with machines (privacy proxies, link scanners) are shown smaller.
+            The counts link to the contacts behind them, listed over all of the time (not only this range).
           </p>
         </>
       )}
       <h2>Experiments</h2>
       <ErrorBanner error={experiments.error} />
-      {experiments.data && <Experiments list={experiments.data.experiments} />}
+      {experiments.data && (
+        <Experiments list={experiments.data.experiments} variant={params.variant} onVariant={(variant) => set({ variant })} />
+      )}
     </div>
   );
 }
 
-function Figure({ label, value, sub, testid }: { label: string; value: string | number; sub?: string; testid: string }) {
+function Figure({ label, value, sub, testid }: { label: string; value: ReactNode; sub?: ReactNode; testid: string }) {
   return (
     <div className="figure" data-testid={`figure-${testid}`}>
       <div className="muted small">{label}</div>
@@ -235,20 +271,59 @@ function reaction(t: ReactionTime): string {
   return t.count === 0 ? 'none yet' : `median ${duration(t.median_seconds)}, 90% within ${duration(t.p90_seconds)} (${t.count})`;
 }
 
-function Headline({ r }: { r: JourneyReport }) {
+function Headline({ r, drill }: { r: JourneyReport; drill: DrillTo | null }) {
   const t = r.totals;
   const currency = r.attribution.currency;
+  const to = (p: Parameters<DrillTo>[0]) => (drill ? drill(p) : null);
   return (
     <section aria-label="Totals">
       <div className="figures">
         <Figure testid="entered" label="Entered" value={t.entered} />
-        <Figure testid="sent" label="Sent" value={t.sent} sub={`${t.delivered} delivered (${pct(t.delivery_rate)}), ${t.bounced} bounced`} />
-        <Figure testid="open_rate" label="Open rate" value={pct(t.open_rate)} sub={`${t.human_opened} people; ${pct(t.open_rate_all)} with machines`} />
-        <Figure testid="click_rate" label="Click rate" value={pct(t.click_rate)} sub={`${t.human_clicked} people; ${pct(t.click_rate_all)} with machines`} />
+        <Figure
+          testid="sent"
+          label="Sent"
+          value={<Drill to={to({ show: 'messaged' })}>{t.sent}</Drill>}
+          sub={
+            <>
+              <Drill to={to({ show: 'messaged', status: 'delivered' })}>{t.delivered} delivered</Drill> ({pct(t.delivery_rate)}),{' '}
+              <Drill to={to({ show: 'messaged', status: 'bounced' })}>{t.bounced} bounced</Drill>
+            </>
+          }
+        />
+        <Figure
+          testid="open_rate"
+          label="Open rate"
+          value={pct(t.open_rate)}
+          sub={
+            <>
+              <Drill to={to({ show: 'messaged', status: 'opened' })}>{t.human_opened} people</Drill>; {pct(t.open_rate_all)} with machines
+            </>
+          }
+        />
+        <Figure
+          testid="click_rate"
+          label="Click rate"
+          value={pct(t.click_rate)}
+          sub={
+            <>
+              <Drill to={to({ show: 'messaged', status: 'clicked' })}>{t.human_clicked} people</Drill>; {pct(t.click_rate_all)} with machines
+            </>
+          }
+        />
         <Figure testid="click_to_open_rate" label="Click to open" value={pct(t.click_to_open_rate)} />
-        <Figure testid="conversion_rate" label="Conversion rate" value={pct(t.conversion_rate)} sub={`${t.converted} converted`} />
+        <Figure
+          testid="conversion_rate"
+          label="Conversion rate"
+          value={pct(t.conversion_rate)}
+          sub={<Drill to={to({ show: 'converted' })}>{t.converted} converted</Drill>}
+        />
         <Figure testid="revenue" label="Revenue" value={money(t.revenue, currency)} />
-        <Figure testid="unsubscribed" label="Unsubscribed" value={t.unsubscribed} sub={`${t.complained} complaints`} />
+        <Figure
+          testid="unsubscribed"
+          label="Unsubscribed"
+          value={<Drill to={to({ show: 'messaged', status: 'unsubscribed' })}>{t.unsubscribed}</Drill>}
+          sub={<Drill to={to({ show: 'messaged', status: 'complained' })}>{t.complained} complaints</Drill>}
+        />
       </div>
       <dl className="reaction-times" data-testid="reaction-times">
         <div>
@@ -268,7 +343,7 @@ function Headline({ r }: { r: JourneyReport }) {
   );
 }
 
-function Funnel({ r, edges }: { r: JourneyReport; edges?: Edge[] }) {
+function Funnel({ r, edges, waiting, drill }: { r: JourneyReport; edges?: Edge[]; waiting: Map<string, number>; drill: DrillTo }) {
   const steps = funnel(r.nodes, edges);
   if (steps.length === 0) return <p className="muted">No nodes.</p>;
   return (
@@ -279,6 +354,7 @@ function Funnel({ r, edges }: { r: JourneyReport; edges?: Edge[] }) {
           <th className="num">Entered</th>
           <th className="num">Of the first</th>
           <th className="num" title="Of the node that leads to it">Of the node before</th>
+          <th className="num" title="Enrollments at the node now, all versions">Waiting now</th>
           <th className="funnel-bar-cell" aria-hidden="true" />
         </tr>
       </thead>
@@ -291,6 +367,9 @@ function Funnel({ r, edges }: { r: JourneyReport; edges?: Edge[] }) {
             <td className="num">{s.entered}</td>
             <td className="num">{pct(s.ofFirst)}</td>
             <td className="num">{pct(s.ofPrevious)}</td>
+            <td className="num" data-figure="waiting">
+              <Drill to={drill({ show: 'waiting', node: s.node })}>{waiting.get(s.node) ?? 0}</Drill>
+            </td>
             <td className="funnel-bar-cell" aria-hidden="true">
               <div className="funnel-bar" style={{ width: `${Math.round((s.ofFirst ?? 0) * 100)}%` }} />
             </td>
@@ -301,7 +380,7 @@ function Funnel({ r, edges }: { r: JourneyReport; edges?: Edge[] }) {
   );
 }
 
-function NodeTable({ r }: { r: JourneyReport }) {
+function NodeTable({ r, waiting, drill }: { r: JourneyReport; waiting: Map<string, number>; drill: DrillTo }) {
   const currency = r.attribution.currency;
   return (
     <table className="table compact" aria-label="Nodes">
@@ -316,6 +395,8 @@ function NodeTable({ r }: { r: JourneyReport }) {
           <th className="num">Conversion rate</th>
           <th className="num">Unsubscribed</th>
           <th className="num">Revenue</th>
+          <th className="num" title="Conversions credited to the node (last touch)">Credited</th>
+          <th className="num" title="Enrollments at the node now, all versions">Waiting now</th>
         </tr>
       </thead>
       <tbody>
@@ -325,19 +406,35 @@ function NodeTable({ r }: { r: JourneyReport }) {
               {n.node} <span className="muted small">{n.kind}</span>
             </td>
             <td className="num">{n.entered}</td>
-            <td className="num">{n.sent}</td>
-            <td className="num">{n.delivered}</td>
-            <td className="num">
-              {pct(n.open_rate)}
+            <td className="num" data-figure="sent">
+              <Drill to={drill({ show: 'messaged', node: n.node })}>{n.sent}</Drill>
+            </td>
+            <td className="num" data-figure="delivered">
+              <Drill to={drill({ show: 'messaged', node: n.node, status: 'delivered' })}>{n.delivered}</Drill>
+            </td>
+            <td className="num" data-figure="opened">
+              <Drill to={drill({ show: 'messaged', node: n.node, status: 'opened' })} title={`${n.human_opened} people opened: who`}>
+                {pct(n.open_rate)}
+              </Drill>
               {n.open_rate_all !== null && <div className="muted small">{pct(n.open_rate_all)} with machines</div>}
             </td>
-            <td className="num">
-              {pct(n.click_rate)}
+            <td className="num" data-figure="clicked">
+              <Drill to={drill({ show: 'messaged', node: n.node, status: 'clicked' })} title={`${n.human_clicked} people clicked: who`}>
+                {pct(n.click_rate)}
+              </Drill>
               {n.click_rate_all !== null && <div className="muted small">{pct(n.click_rate_all)} with machines</div>}
             </td>
             <td className="num">{pct(n.conversion_rate)}</td>
-            <td className="num">{n.unsubscribed}</td>
+            <td className="num" data-figure="unsubscribed">
+              <Drill to={drill({ show: 'messaged', node: n.node, status: 'unsubscribed' })}>{n.unsubscribed}</Drill>
+            </td>
             <td className="num">{money(n.revenue, currency)}</td>
+            <td className="num" data-figure="attributed">
+              <Drill to={drill({ show: 'converted', node: n.node })}>{n.attributed}</Drill>
+            </td>
+            <td className="num" data-figure="waiting">
+              <Drill to={drill({ show: 'waiting', node: n.node })}>{waiting.get(n.node) ?? 0}</Drill>
+            </td>
           </tr>
         ))}
       </tbody>
@@ -345,7 +442,7 @@ function NodeTable({ r }: { r: JourneyReport }) {
   );
 }
 
-function Experiments({ list }: { list: Experiment[] }) {
+function Experiments({ list, variant, onVariant }: { list: Experiment[]; variant?: string; onVariant: (variant: string | undefined) => void }) {
   if (list.length === 0) return <p className="muted">This journey has no experiment nodes.</p>;
   return (
     <>
@@ -372,6 +469,7 @@ function Experiments({ list }: { list: Experiment[] }) {
                 <th className="num">Converted</th>
                 <th className="num">Conversion rate ({Math.round(x.confidence * 100)}% interval)</th>
                 <th className="num">Lift over holdout</th>
+                <th />
               </tr>
             </thead>
             <tbody>
@@ -385,6 +483,19 @@ function Experiments({ list }: { list: Experiment[] }) {
                   <td className="num">{v.converted}</td>
                   <td className="num">{rateWithInterval(v.rate, v.rate_low, v.rate_high)}</td>
                   <td className="num">{v.name === 'holdout' ? '' : liftText(v.lift_over_holdout)}</td>
+                  <td>
+                    {/* The holdout has no nodes of its own: no report of it. */}
+                    {v.name !== 'holdout' &&
+                      (variant === `${x.node}:${v.name}` ? (
+                        <button className="link" onClick={() => onVariant(undefined)}>
+                          Whole journey
+                        </button>
+                      ) : (
+                        <button className="link" onClick={() => onVariant(`${x.node}:${v.name}`)} aria-label={`Report of ${v.name}`}>
+                          Its report
+                        </button>
+                      ))}
+                  </td>
                 </tr>
               ))}
             </tbody>
