@@ -3,7 +3,9 @@
 // some buy a day later. The journey list shows the last 30 days from /v1/reports/overview; the
 // report tab's chart data, headline figures, funnel, node table, variants and CSV are what
 // /v1/journeys/{id}/report and /experiments answer for the same parameters, for days over 30
-// days and hours over 7, for all versions and for one.
+// days and hours over 7, for all versions and for one. The report's numbers open the contacts
+// behind them, as /v1/journeys/{id}/people lists them (three contacts wait in a journey that
+// delays), page by page and as CSV, each linking to the contact; a variant has its own report.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -46,11 +48,22 @@ before(async () => {
   await server.api('POST', '/v1/journeys/cart/publish', {});
   await server.api('PUT', '/v1/journeys/idle', { id: 'idle', name: 'Idle', nodes: [{ id: 'start', type: 'trigger', event: 'Never' }], edges: [] });
   await server.api('POST', '/v1/journeys/idle/publish', {});
+  await server.api('PUT', '/v1/journeys/slow', {
+    id: 'slow',
+    name: 'Slow',
+    nodes: [
+      { id: 'start', type: 'trigger', event: 'Slow Start' },
+      { id: 'wait', type: 'delay', duration: '3d' },
+    ],
+    edges: [{ from: 'start', to: 'wait' }],
+  });
+  await server.api('POST', '/v1/journeys/slow/publish', {});
 
   for (const u of USERS) {
     await server.api('POST', '/v1/identify', { userId: u, traits: { email: `${u}@example.com` } }, 'write');
     await server.api('POST', '/v1/track', { userId: u, event: 'Cart Abandoned', properties: {} }, 'write');
   }
+  for (const u of USERS.slice(0, 3)) await server.api('POST', '/v1/track', { userId: u, event: 'Slow Start', properties: {} }, 'write');
   await server.api('POST', '/v1/clock/advance', { seconds: 0 });
   await server.api('POST', '/v1/clock/advance', { seconds: 120 });
   const { messages } = await server.api('GET', '/v1/messages?limit=1000');
@@ -238,5 +251,140 @@ test('the report tab shows what the report API answers, and its CSV', async () =
 
   await page.getByRole('heading', { name: 'Experiments' }).scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(SCREENSHOTS, 'reports-tab-end.png') });
+  assert.deepEqual(b.problems, []);
+});
+
+/** The rows the people page shows: each row's cursor, contact and user id. */
+async function shownPeople(page) {
+  return page.getByRole('table', { name: 'People' }).locator('tbody tr[data-cursor]').evaluateAll((trs) =>
+    trs.map((tr) => ({ cursor: Number(tr.dataset.cursor), contact_id: Number(tr.dataset.contact), user: tr.querySelector('td a')?.textContent })),
+  );
+}
+
+/** The same rows as the people API answers them for `query`, all pages `limit` at a time. */
+async function apiPeople(journey, query, limit = 1000) {
+  const rows = [];
+  let after;
+  do {
+    const q = new URLSearchParams({ ...query, limit: String(limit), ...(after ? { after: String(after) } : {}) });
+    const r = await server.api('GET', `/v1/journeys/${journey}/people?${q}`);
+    rows.push(...r.people);
+    after = r.next_cursor;
+  } while (after);
+  return rows.map((p) => ({ cursor: p.cursor, contact_id: p.contact_id, user: p.user_id }));
+}
+
+/** Waits until the people page shows `want` (rows of apiPeople). */
+async function showsPeople(page, want, what) {
+  await eventually(async () => {
+    assert.deepEqual(await shownPeople(page), want);
+    return true;
+  }, what);
+}
+
+test('a number of the report opens the contacts behind it', async () => {
+  const { page } = b;
+  await page.goto(`${server.base}/journeys/cart/report`);
+  await page.getByRole('heading', { name: /Cart reminder/ }).waitFor();
+  const tz = await page.getByLabel('Time zone').inputValue();
+  const report = await server.api('GET', `/v1/journeys/cart/report?${new URLSearchParams({ tz, from: '29d', bucket: 'day' })}`);
+  await eventually(async () => (await page.getByTestId('figure-sent').locator('.figure-value').innerText()) === String(report.totals.sent), 'the report');
+
+  // The headline's sends: every message of the journey, as many as the figure.
+  await page.getByTestId('figure-sent').locator('.figure-value a').click();
+  await eventually(async () => new URL(page.url()).pathname === '/journeys/cart/people' && new URL(page.url()).search === '?show=messaged', 'the people page');
+  const messaged = await apiPeople('cart', { show: 'messaged' });
+  assert.equal(messaged.length, report.totals.sent, 'the list is the number clicked');
+  await showsPeople(page, messaged, 'the messages');
+  await page.screenshot({ path: join(SCREENSHOTS, 'reports-people.png'), fullPage: true });
+
+  // The CSV is the server's for the same parameters.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+  assert.equal(download.suggestedFilename(), 'cart-messaged.csv');
+  const csv = await fetch(`${server.base}/v1/journeys/cart/people?show=messaged&limit=1000`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, accept: 'text/csv' },
+  });
+  const saved = readFileSync(await download.path(), 'utf8');
+  assert.equal(saved, await csv.text());
+  assert.equal(saved.trim().split('\n').length, messaged.length + 1, 'a header and a row per message');
+
+  // Five a page: More adds the next page until there is none.
+  await page.goto(`${server.base}/journeys/cart/people?show=messaged&limit=5`);
+  const firstPage = await server.api('GET', '/v1/journeys/cart/people?show=messaged&limit=5');
+  await showsPeople(page, messaged.slice(0, 5), 'the first page');
+  assert.deepEqual((await shownPeople(page)).map((r) => r.cursor), firstPage.people.map((p) => p.cursor));
+  let pages = 1;
+  while (await page.getByRole('button', { name: 'More' }).isVisible()) {
+    await page.getByRole('button', { name: 'More' }).click();
+    pages += 1;
+    await showsPeople(page, messaged.slice(0, Math.min(5 * pages, messaged.length)), `page ${pages}`);
+  }
+  assert.ok(pages >= 3, `pages: ${pages}`);
+  await showsPeople(page, messaged, 'every page');
+
+  // A node's people who opened (people, not machines), then narrowed by status and channel.
+  await page.goto(`${server.base}/journeys/cart/report`);
+  const bold = report.nodes.find((n) => n.node === 'mail-bold');
+  const plain = report.nodes.find((n) => n.node === 'mail-plain');
+  const opener = [bold, plain].find((n) => n.human_opened > 0);
+  await page.getByRole('table', { name: 'Nodes' }).locator(`tr[data-node="${opener.node}"] td[data-figure=opened] a`).click();
+  await eventually(async () => new URL(page.url()).search === `?show=messaged&node=${opener.node}&status=opened`, 'the openers\' address');
+  const opened = await apiPeople('cart', { show: 'messaged', node: opener.node, status: 'opened' });
+  assert.equal(opened.length, opener.human_opened);
+  await showsPeople(page, opened, `who opened ${opener.node}`);
+  assert.equal(await page.getByTestId('people-title').innerText(), `Messages of ${opener.node} opened by people`);
+  await page.getByLabel('Status').selectOption('clicked');
+  await showsPeople(page, await apiPeople('cart', { show: 'messaged', node: opener.node, status: 'clicked' }), `who clicked ${opener.node}`);
+  await page.getByLabel('Channel').selectOption('sms');
+  await showsPeople(page, [], 'no SMS');
+  assert.equal(new URL(page.url()).search, `?show=messaged&node=${opener.node}&status=clicked&channel=sms`);
+
+  // The headline's conversions: the journey's three.
+  await page.goto(`${server.base}/journeys/cart/report`);
+  await page.getByTestId('figure-conversion_rate').getByRole('link', { name: `${report.totals.converted} converted` }).click();
+  const converted = await apiPeople('cart', { show: 'converted' });
+  assert.equal(converted.length, report.totals.converted);
+  assert.equal(converted.length, 3);
+  await showsPeople(page, converted, 'the conversions');
+
+  // Who waits at a node now, and until when; then a row leads to the contact.
+  await page.goto(`${server.base}/journeys/slow/report`);
+  const stats = await server.api('GET', '/v1/journeys/slow/stats');
+  const waitingNow = stats.nodes.find((n) => n.node === 'wait').waiting;
+  assert.equal(waitingNow, 3);
+  const cell = page.getByRole('table', { name: 'Funnel' }).locator('tr[data-node="wait"] td[data-figure=waiting]');
+  await eventually(async () => (await cell.innerText()) === '3', 'the funnel\'s waiting');
+  await cell.locator('a').click();
+  const waiting = await apiPeople('slow', { show: 'waiting', node: 'wait' });
+  assert.equal(waiting.length, waitingNow);
+  await showsPeople(page, waiting, 'who waits');
+  const first = await server.api('GET', '/v1/journeys/slow/people?show=waiting&node=wait&limit=1');
+  const until = await page.getByRole('table', { name: 'People' }).locator('tbody tr').first().locator('td:nth-child(5)').innerText();
+  assert.equal(until, await page.evaluate((t) => new Date(t).toLocaleString(), first.people[0].wake_at), 'until when');
+  await page.getByRole('table', { name: 'People' }).getByRole('link', { name: waiting[0].user }).click();
+  await eventually(async () => new URL(page.url()).pathname === `/contacts/${waiting[0].contact_id}`, 'the contact page');
+  await page.getByRole('heading', { name: new RegExp(waiting[0].user) }).waitFor();
+  assert.deepEqual(b.problems, []);
+});
+
+test('a variant has its own report, kept in the address', async () => {
+  const { page } = b;
+  await page.goto(`${server.base}/journeys/cart/report`);
+  await page.getByRole('heading', { name: /Cart reminder/ }).waitFor();
+  const tz = await page.getByLabel('Time zone').inputValue();
+  await page.getByRole('button', { name: 'Report of bold' }).click();
+  await eventually(async () => new URL(page.url()).search === '?variant=test%3Abold', 'the variant in the address');
+  const bold = await server.api('GET', `/v1/journeys/cart/report?${new URLSearchParams({ tz, from: '29d', bucket: 'day', variant: 'test:bold' })}`);
+  const all = await server.api('GET', `/v1/journeys/cart/report?${new URLSearchParams({ tz, from: '29d', bucket: 'day' })}`);
+  assert.notEqual(bold.totals.sent, all.totals.sent, 'the variant sends less than the journey');
+  const sent = page.getByTestId('figure-sent').locator('.figure-value');
+  await eventually(async () => (await sent.innerText()) === String(bold.totals.sent), 'the variant\'s sends');
+  await page.getByTestId('variant-shown').waitFor();
+  // A variant's totals are no list of the people API: no links.
+  assert.equal(await sent.locator('a').count(), 0);
+  await page.reload();
+  await eventually(async () => (await sent.innerText()) === String(bold.totals.sent), 'the variant after a reload');
+  await page.getByTestId('variant-shown').getByRole('button', { name: 'Whole journey' }).click();
+  await eventually(async () => (await sent.innerText()) === String(all.totals.sent) && new URL(page.url()).search === '', 'the whole journey again');
   assert.deepEqual(b.problems, []);
 });
