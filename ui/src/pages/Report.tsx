@@ -125,7 +125,9 @@ export function Report({ journeyId }: { journeyId: string }) {
   // The funnel follows the edges of the version shown (the live one for all versions).
   const shownVersion = params.version ?? journey.data?.live_version ?? undefined;
   const edges = versions.data?.versions.find((v) => v.version === shownVersion)?.document.edges ?? journey.data?.draft.edges;
-  const drill: DrillTo = (p) => peoplePath(journeyId, { ...p, version: params.version });
+  const drill: DrillTo = (p) =>
+    // Who waits now is counted over all versions (the stats), so its list is too.
+    peoplePath(journeyId, p.show === 'waiting' ? p : { ...p, version: params.version });
   const waiting = new Map((stats.data?.nodes ?? []).map((n) => [n.node, n.waiting]));
 
   const download = async (rows: 'series' | 'nodes') => {
