@@ -218,7 +218,11 @@ test('the report tab shows what the report API answers, and its CSV', async () =
   // The address keeps the parameters: a reload shows the same report.
   await eventually(async () => new URL(page.url()).search === '?days=7&bucket=hour&version=1', 'the parameters in the address');
   await page.reload();
-  assert.deepEqual([await page.getByLabel('Range').inputValue(), await page.getByLabel('Bucket').inputValue(), await page.getByLabel('Version').inputValue()], ['7', 'hour', '1']);
+  // The version's option is there once the versions have loaded.
+  await eventually(async () => {
+    assert.deepEqual([await page.getByLabel('Range').inputValue(), await page.getByLabel('Bucket').inputValue(), await page.getByLabel('Version').inputValue()], ['7', 'hour', '1']);
+    return true;
+  }, 'the parameters after a reload');
   await showsReport(page, await ask({ from: '167h', bucket: 'hour', version: '1' }), 'version 1 after a reload');
 
   // Hours over 90 days would be too many buckets: the page asks for days.
@@ -314,21 +318,26 @@ test('a number of the report opens the contacts behind it', async () => {
   await showsPeople(page, messaged.slice(0, 5), 'the first page');
   assert.deepEqual((await shownPeople(page)).map((r) => r.cursor), firstPage.people.map((p) => p.cursor));
   let pages = 1;
-  while (await page.getByRole('button', { name: 'More' }).isVisible()) {
-    await page.getByRole('button', { name: 'More' }).click();
+  const more = page.getByRole('button', { name: 'More' });
+  while (await more.isVisible()) {
+    await more.click();
     pages += 1;
+    // The page has come (a full last page is followed by an empty one).
+    await eventually(async () => !(await more.isVisible()) || (await more.isEnabled()), `page ${pages} loaded`);
     await showsPeople(page, messaged.slice(0, Math.min(5 * pages, messaged.length)), `page ${pages}`);
   }
   assert.ok(pages >= 3, `pages: ${pages}`);
   await showsPeople(page, messaged, 'every page');
 
-  // A node's people who opened (people, not machines), then narrowed by status and channel.
-  await page.goto(`${server.base}/journeys/cart/report`);
+  // A node's people who opened (people, not machines), then narrowed by status and channel,
+  // from the report of the last 7 days (all of the activity is in them), which the list keeps
+  // for the way back.
+  await page.goto(`${server.base}/journeys/cart/report?days=7`);
   const bold = report.nodes.find((n) => n.node === 'mail-bold');
   const plain = report.nodes.find((n) => n.node === 'mail-plain');
   const opener = [bold, plain].find((n) => n.human_opened > 0);
   await page.getByRole('table', { name: 'Nodes' }).locator(`tr[data-node="${opener.node}"] td[data-figure=opened] a`).click();
-  await eventually(async () => new URL(page.url()).search === `?show=messaged&node=${opener.node}&status=opened`, 'the openers\' address');
+  await eventually(async () => new URL(page.url()).search === `?show=messaged&node=${opener.node}&status=opened&report=days%3D7`, 'the openers\' address');
   const opened = await apiPeople('cart', { show: 'messaged', node: opener.node, status: 'opened' });
   assert.equal(opened.length, opener.human_opened);
   await showsPeople(page, opened, `who opened ${opener.node}`);
@@ -337,7 +346,9 @@ test('a number of the report opens the contacts behind it', async () => {
   await showsPeople(page, await apiPeople('cart', { show: 'messaged', node: opener.node, status: 'clicked' }), `who clicked ${opener.node}`);
   await page.getByLabel('Channel').selectOption('sms');
   await showsPeople(page, [], 'no SMS');
-  assert.equal(new URL(page.url()).search, `?show=messaged&node=${opener.node}&status=clicked&channel=sms`);
+  assert.equal(new URL(page.url()).search, `?show=messaged&node=${opener.node}&status=clicked&channel=sms&report=days%3D7`);
+  await page.getByRole('link', { name: '← Report' }).click();
+  await eventually(async () => new URL(page.url()).search === '?days=7' && (await page.getByLabel('Range').inputValue()) === '7', 'back to the 7 days');
 
   // The headline's conversions: the journey's three.
   await page.goto(`${server.base}/journeys/cart/report`);
@@ -355,7 +366,7 @@ test('a number of the report opens the contacts behind it', async () => {
   assert.equal(waitingNow, 3);
   const cell = page.getByRole('table', { name: 'Funnel' }).locator('tr[data-node="wait"] td[data-figure=waiting]');
   await eventually(async () => (await cell.innerText()) === '3', 'the funnel\'s waiting');
-  assert.equal(await cell.locator('a').getAttribute('href'), '/journeys/slow/people?show=waiting&node=wait');
+  assert.equal(await cell.locator('a').getAttribute('href'), '/journeys/slow/people?show=waiting&node=wait&report=version%3D1');
   await cell.locator('a').click();
   const waiting = await apiPeople('slow', { show: 'waiting', node: 'wait' });
   assert.equal(waiting.length, waitingNow);

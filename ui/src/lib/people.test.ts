@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addressOfPeople, csvNextCursor, joinCsvPages, peopleFromAddress, peoplePath, peopleQuery, peopleSearch, peopleTitle } from './people';
+import { addressOfPeople, csvNextCursor, joinCsvPages, peopleFromAddress, peoplePath, peopleQuery, peopleSearch, peopleTitle, reportPathOf } from './people';
 
 describe('the address of a list', () => {
   it('reads back what it writes', () => {
@@ -12,6 +12,14 @@ describe('the address of a list', () => {
     expect(peopleFromAddress('?show=everyone&status=lost&limit=5000&version=x')).toEqual({ show: 'messaged', limit: 50 });
     expect(peopleFromAddress('?show=waiting&node=wait&status=opened&channel=sms&limit=5')).toEqual({ show: 'waiting', node: 'wait', limit: 5 });
     expect(addressOfPeople({ show: 'converted', status: 'opened' })).toBe('?show=converted');
+  });
+  it('keeps the report it was opened from, for the way back, and never asks the API with it', () => {
+    const p = peopleFromAddress('?show=converted&report=days%3D7%26bucket%3Dhour');
+    expect(p).toEqual({ show: 'converted', limit: 50, report: 'days=7&bucket=hour' });
+    expect(reportPathOf('cart', p)).toBe('/journeys/cart/report?days=7&bucket=hour');
+    expect(reportPathOf('cart', { show: 'converted', limit: 50 } as never)).toBe('/journeys/cart/report');
+    expect(peopleQuery(p)).toEqual({ show: 'converted', limit: 50 });
+    expect(addressOfPeople(p)).toBe('?show=converted&report=days%3D7%26bucket%3Dhour');
   });
   it('links a number of a journey to its list', () => {
     expect(peoplePath('cart one', { show: 'waiting', node: 'wait 2d', version: 1 })).toBe('/journeys/cart%20one/people?show=waiting&node=wait+2d&version=1');

@@ -28,6 +28,9 @@ export interface PeopleParams {
   version?: number;
   /** Rows per page, 1 to 1000. */
   limit: number;
+  /** The address's search of the report the list was opened from (without `?`), so that the
+   * way back shows the same report; the list does not depend on it. */
+  report?: string;
 }
 
 /** The parameters in the page's address (`?show=messaged&node=mail&status=opened`); what is
@@ -47,6 +50,7 @@ export function peopleFromAddress(search: string): PeopleParams {
     if ((CHANNELS as readonly string[]).includes(channel)) p.channel = channel;
   }
   if (Number.isInteger(version) && version > 0) p.version = version;
+  if (q.get('report')) p.report = q.get('report')!;
   return p;
 }
 
@@ -58,7 +62,13 @@ export function addressOfPeople(p: Partial<PeopleParams> & { show: PeopleKind })
   if (p.show === 'messaged' && p.channel) q.set('channel', p.channel);
   if (p.version !== undefined) q.set('version', String(p.version));
   if (p.limit !== undefined && p.limit !== PEOPLE_PAGE) q.set('limit', String(p.limit));
+  if (p.report) q.set('report', p.report);
   return `?${q.toString()}`;
+}
+
+/** The report a list was opened from (path and search), for the way back. */
+export function reportPathOf(journeyId: string, p: Pick<PeopleParams, 'report'>): string {
+  return `/journeys/${encodeURIComponent(journeyId)}/report${p.report ? `?${p.report}` : ''}`;
 }
 
 /** The page (path and search) that lists who is behind a number of journey `journeyId`. */

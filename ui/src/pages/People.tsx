@@ -20,6 +20,7 @@ import {
   peopleQuery,
   peopleSearch,
   peopleTitle,
+  reportPathOf,
   type PeopleKind,
   type PeopleParams,
 } from '../lib/people';
@@ -135,7 +136,7 @@ export function People({ journeyId }: { journeyId: string }) {
     }
   };
 
-  const reportLink = `/journeys/${encodeURIComponent(journeyId)}/report${params.version !== undefined ? `?version=${params.version}` : ''}`;
+  const reportLink = reportPathOf(journeyId, params);
   const rows = listing?.rows ?? [];
   const shown = listing?.params.show ?? params.show;
   const nodes = stats.data?.nodes.map((n) => n.node) ?? [];

@@ -36,7 +36,7 @@ import { peoplePath, type PeopleParams } from '../lib/people';
 import { Link } from '../router';
 
 /** Where a number's link goes: who is behind it (`show` and the rest), or none. */
-type DrillTo = (p: Omit<PeopleParams, 'limit' | 'version'>) => string;
+type DrillTo = (p: Omit<PeopleParams, 'limit' | 'version' | 'report'>) => string;
 
 /** A count that links to the contacts behind it. */
 function Drill({ to, children, title }: { to: string | null; children: ReactNode; title?: string }) {
@@ -125,9 +125,11 @@ export function Report({ journeyId }: { journeyId: string }) {
   // The funnel follows the edges of the version shown (the live one for all versions).
   const shownVersion = params.version ?? journey.data?.live_version ?? undefined;
   const edges = versions.data?.versions.find((v) => v.version === shownVersion)?.document.edges ?? journey.data?.draft.edges;
+  // The lists keep this report's address for the way back.
+  const back = addressOfParams(params, browserZone()).slice(1) || undefined;
   const drill: DrillTo = (p) =>
     // Who waits now is counted over all versions (the stats), so its list is too.
-    peoplePath(journeyId, p.show === 'waiting' ? p : { ...p, version: params.version });
+    peoplePath(journeyId, p.show === 'waiting' ? { ...p, report: back } : { ...p, version: params.version, report: back });
   const waiting = new Map((stats.data?.nodes ?? []).map((n) => [n.node, n.waiting]));
 
   const download = async (rows: 'series' | 'nodes') => {
