@@ -3,6 +3,10 @@
 //! at the edge, and how rows that name a contact already named earlier in the same import are
 //! told apart: reported by line, or merged when asked. `waymark import contacts` (in `cli`) and
 //! `POST /v1/contacts/import` (in `api::manage`) both use it.
+//!
+//! A file of any length is imported in memory that does not grow with it: it is read twice,
+//! first to find the few rows that share an id or an address with another ([`RepeatFinder`],
+//! sorted runs of hashes on disk), then to send the rows, where only those few are remembered.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -226,8 +230,10 @@ pub enum OnDuplicate {
 }
 
 /// The contacts the rows of one import named so far, to find rows that repeat one. Only a
-/// 64-bit hash of each id and address is kept (with where it was first seen), so a file of a
-/// million rows needs some tens of megabytes, not the ids themselves.
+/// 64-bit hash of each id and address is kept (with where it was first seen), but that is still
+/// memory in proportion to the rows given: a request's rows, or the rows of a file that a
+/// [`RepeatFinder`] found sharing an id or an address with another (and every row of a file
+/// read from a pipe, which cannot be read twice).
 pub struct SeenContacts {
     /// How a row's place reads in a message (`line 2`, `contacts[2]`).
     place: fn(u64) -> String,
@@ -263,14 +269,12 @@ impl SeenContacts {
         contact: &Value,
         on_duplicate: OnDuplicate,
     ) -> Result<bool, Repeated> {
-        let user_id = contact["user_id"].as_str();
-        let email = contact["email"].as_str().map(str::to_lowercase);
-        // A row without a user_id is the contact whose user_id is its email (as the import
-        // API takes it).
-        let Some(id) = user_id.or(contact["email"].as_str()) else {
+        let identity = Identity::of(contact);
+        let Some((id, address)) = identity.keys() else {
             return Ok(true);
         };
-        let id = hash(("user_id", id));
+        let user_id = identity.user_id;
+        let email = identity.email.map(str::to_lowercase);
         if let Some(&first) = self.ids.get(&id) {
             let place = (self.place)(first);
             return match on_duplicate {
@@ -294,8 +298,7 @@ impl SeenContacts {
         }
         // The row names a contact no earlier row named: an earlier row with its email named
         // another one.
-        if let Some(e) = &email {
-            let address = hash(("email", e.as_str()));
+        if let (Some(e), Some(address)) = (&email, address) {
             match self.emails.get(&address) {
                 // Two ids with one address: people may share one, but in a single file it is
                 // more often one person entered twice, so it is said unless merging was asked.
@@ -318,6 +321,325 @@ impl SeenContacts {
         }
         self.ids.insert(id, at);
         Ok(true)
+    }
+}
+
+/// The contact a row names, as [`SeenContacts`] tells rows apart: its `user_id` and its email
+/// address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity<'a> {
+    pub user_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+}
+
+impl<'a> Identity<'a> {
+    /// The identity of a contact as [`contact_from_row`] or the import API builds it.
+    pub fn of(contact: &'a Value) -> Self {
+        Identity {
+            user_id: contact["user_id"].as_str(),
+            email: contact["email"].as_str(),
+        }
+    }
+
+    /// The identity in a CSV row, read as [`contact_from_row`] reads it (`columns` from
+    /// [`IdentityColumns::of`]); `None` for a row it refuses for its identity (no id, or an
+    /// address that is not one). The parsed address is kept in `email`.
+    pub fn of_row<'r>(
+        columns: &IdentityColumns,
+        row: &'r csv::StringRecord,
+        email: &'r mut Option<Email>,
+    ) -> Option<Identity<'r>> {
+        let mut user_id = None;
+        *email = None;
+        for &(i, is_email) in &columns.0 {
+            let cell = row.get(i).unwrap_or_default().trim();
+            if cell.is_empty() {
+                continue;
+            }
+            if is_email {
+                *email = Some(Email::parse(cell).ok()?);
+            } else {
+                user_id = Some(cell);
+            }
+        }
+        let email = email.as_ref().map(Email::as_str);
+        (user_id.is_some() || email.is_some()).then_some(Identity { user_id, email })
+    }
+
+    /// The hashes a row is told apart by: its id in the import (its `user_id`, or its email
+    /// when it has none) and its address (lower case). `None` for a row naming nobody.
+    fn keys(&self) -> Option<(u64, Option<u64>)> {
+        // A row without a user_id is the contact whose user_id is its email (as the import
+        // API takes it).
+        let id = hash(("user_id", self.user_id.or(self.email)?));
+        let email = self.email.map(|e| {
+            if e.chars().any(char::is_uppercase) {
+                hash(("email", e.to_lowercase().as_str()))
+            } else {
+                hash(("email", e))
+            }
+        });
+        Some((id, email))
+    }
+}
+
+/// Where a header row's `user_id` and `email` columns are (`true`: an email column), in order,
+/// as [`contact_from_row`] reads them: the last non-empty cell of a name wins.
+pub struct IdentityColumns(Vec<(usize, bool)>);
+
+impl IdentityColumns {
+    pub fn of(headers: &csv::StringRecord) -> Self {
+        IdentityColumns(
+            (headers.iter().enumerate())
+                .filter_map(|(i, h)| match h.trim() {
+                    "user_id" => Some((i, false)),
+                    "email" => Some((i, true)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Finds the rows of a file that share a contact id or an address with another of its rows,
+/// in memory flat in the file's size: each row's hashes go into a buffer of
+/// [`RepeatFinder::RUN`] entries, sorted and written to a scratch file whenever it is full;
+/// [`RepeatFinder::finish`] merges the sorted runs and keeps the lines of the hashes found
+/// more than once. Only those rows (usually none) are then given to [`SeenContacts`]: every
+/// other row names a contact and an address that no other row names, so it is new and cannot
+/// make a later row a repeat.
+pub struct RepeatFinder {
+    /// Hashes and lines not written out yet.
+    buffer: Vec<(u64, u64)>,
+    /// The sorted runs written so far, once the buffer was first full.
+    spilled: Option<Spilled>,
+    /// [`RepeatFinder::RUN`] and [`RepeatFinder::FAN_IN`], smaller in tests.
+    run: usize,
+    fan_in: usize,
+}
+
+/// Sorted runs of (hash, line) entries in a scratch file, removed when dropped.
+struct Spilled {
+    file: tempfile::NamedTempFile,
+    runs: Vec<Run>,
+    /// Entries in the file.
+    entries: u64,
+}
+
+/// A sorted run: where it starts in its file and how long it is, in entries.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    start: u64,
+    len: u64,
+}
+
+/// Bytes of one entry on disk: the hash, then the line, little-endian.
+const ENTRY: u64 = 16;
+
+impl Spilled {
+    fn new() -> std::io::Result<Self> {
+        Ok(Spilled {
+            file: tempfile::NamedTempFile::new()?,
+            runs: Vec::new(),
+            entries: 0,
+        })
+    }
+
+    /// Appends a sorted run.
+    fn write_run(&mut self, entries: impl Iterator<Item = (u64, u64)>) -> std::io::Result<()> {
+        let start = self.entries;
+        self.append(entries)?;
+        self.runs.push(Run {
+            start,
+            len: self.entries - start,
+        });
+        Ok(())
+    }
+
+    /// Appends entries, to the run being written.
+    fn append(&mut self, entries: impl Iterator<Item = (u64, u64)>) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, self.file.as_file_mut());
+        for (hash, line) in entries {
+            out.write_all(&hash.to_le_bytes())?;
+            out.write_all(&line.to_le_bytes())?;
+            self.entries += 1;
+        }
+        out.flush()
+    }
+
+    /// Merges `runs` of this file, handing each entry to `out` in order.
+    fn merge(
+        &self,
+        runs: &[Run],
+        mut out: impl FnMut(u64, u64) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        use std::io::{BufReader, Read, Seek, SeekFrom};
+        let mut readers = Vec::with_capacity(runs.len());
+        for run in runs {
+            let mut file = self.file.reopen()?;
+            file.seek(SeekFrom::Start(run.start * ENTRY))?;
+            readers.push(BufReader::with_capacity(
+                32 * 1024,
+                file.take(run.len * ENTRY),
+            ));
+        }
+        let next = |r: &mut BufReader<std::io::Take<std::fs::File>>| -> std::io::Result<_> {
+            let mut entry = [0u8; ENTRY as usize];
+            match r.read_exact(&mut entry) {
+                Ok(()) => {
+                    let (hash, line) = entry.split_at(8);
+                    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                    Ok(Some((word(hash), word(line))))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let mut heap = std::collections::BinaryHeap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            if let Some((hash, line)) = next(r)? {
+                heap.push(std::cmp::Reverse((hash, line, i)));
+            }
+        }
+        while let Some(std::cmp::Reverse((hash, line, i))) = heap.pop() {
+            out(hash, line)?;
+            if let Some((hash, line)) = next(&mut readers[i])? {
+                heap.push(std::cmp::Reverse((hash, line, i)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a file that share a contact id or an address with another of its rows.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    lines: std::collections::HashSet<u64>,
+    /// The hash being read and its lines so far, while merging.
+    current: Option<u64>,
+    group: Vec<u64>,
+}
+
+impl Repeats {
+    /// Whether the row at `line` shares a contact id or an address with another row (so
+    /// [`SeenContacts`] must judge it).
+    pub fn contains(&self, line: u64) -> bool {
+        self.lines.contains(&line)
+    }
+
+    /// Takes the entries in hash order.
+    fn take(&mut self, hash: u64, line: u64) {
+        if self.current != Some(hash) {
+            self.close_group();
+            self.current = Some(hash);
+        }
+        self.group.push(line);
+    }
+
+    fn close_group(&mut self) {
+        if self.group.len() > 1 {
+            self.lines.extend(self.group.iter().copied());
+        }
+        self.group.clear();
+    }
+}
+
+impl Default for RepeatFinder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RepeatFinder {
+    /// Entries held in memory before they are sorted and written out (2 MiB).
+    const RUN: usize = 2 * 1024 * 1024 / ENTRY as usize;
+    /// Runs merged at once (with a 32 KiB read buffer each): more are first merged into
+    /// longer runs, so that memory stays flat however long the file.
+    const FAN_IN: usize = 64;
+
+    pub fn new() -> Self {
+        Self::with_sizes(Self::RUN, Self::FAN_IN)
+    }
+
+    fn with_sizes(run: usize, fan_in: usize) -> Self {
+        RepeatFinder {
+            buffer: Vec::new(),
+            spilled: None,
+            run,
+            fan_in: fan_in.max(2),
+        }
+    }
+
+    /// Notes the row at `line` naming `identity`. A row that is refused for another reason
+    /// may be noted too: that only makes more lines ones to judge.
+    pub fn add(&mut self, line: u64, identity: Identity<'_>) -> std::io::Result<()> {
+        let Some((id, email)) = identity.keys() else {
+            return Ok(());
+        };
+        self.buffer.push((id, line));
+        if let Some(email) = email {
+            self.buffer.push((email, line));
+        }
+        if self.buffer.len() >= self.run {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> std::io::Result<()> {
+        self.buffer.sort_unstable();
+        let spilled = match &mut self.spilled {
+            Some(s) => s,
+            None => self.spilled.insert(Spilled::new()?),
+        };
+        spilled.write_run(self.buffer.drain(..))
+    }
+
+    /// The lines of the rows that share a hash with another row.
+    pub fn finish(mut self) -> std::io::Result<Repeats> {
+        let mut repeats = Repeats::default();
+        if self.spilled.is_none() {
+            self.buffer.sort_unstable();
+            for &(hash, line) in &self.buffer {
+                repeats.take(hash, line);
+            }
+        } else {
+            if !self.buffer.is_empty() {
+                self.spill()?;
+            }
+            self.buffer = Vec::new();
+            let mut spilled = self.spilled.take().expect("spilled");
+            let run = self.run;
+            while spilled.runs.len() > self.fan_in {
+                let mut longer = Spilled::new()?;
+                for runs in spilled.runs.chunks(self.fan_in) {
+                    let start = longer.entries;
+                    // Written a buffer's worth at a time, so that memory stays one buffer.
+                    let mut pending = Vec::with_capacity(run);
+                    spilled.merge(runs, |hash, line| {
+                        pending.push((hash, line));
+                        if pending.len() == run {
+                            longer.append(pending.drain(..))?;
+                        }
+                        Ok(())
+                    })?;
+                    longer.append(pending.drain(..))?;
+                    longer.runs.push(Run {
+                        start,
+                        len: longer.entries - start,
+                    });
+                }
+                spilled = longer;
+            }
+            spilled.merge(&spilled.runs, |hash, line| {
+                repeats.take(hash, line);
+                Ok(())
+            })?;
+        }
+        repeats.close_group();
+        repeats.group = Vec::new();
+        Ok(repeats)
     }
 }
 
@@ -370,6 +692,88 @@ mod tests {
             got.push(one[0]);
         }
         assert_eq!(String::from_utf8(got).unwrap(), "éé");
+    }
+
+    /// Rows naming a few ids and addresses, many of them repeated, some without an id.
+    fn rows(n: u64, seed: u64) -> Vec<(u64, Value)> {
+        let mut state = seed;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        (0..n)
+            .map(|i| {
+                let user = next(n);
+                let address = next(n);
+                let contact = match next(4) {
+                    0 => json!({"email": format!("p{address}@x.io")}),
+                    1 => json!({"user_id": format!("u{user}")}),
+                    2 => {
+                        json!({"user_id": format!("u{user}"), "email": format!("P{address}@x.io")})
+                    }
+                    _ => {
+                        json!({"user_id": format!("u{user}"), "email": format!("p{address}@x.io")})
+                    }
+                };
+                (i + 2, contact)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn judging_only_the_rows_a_repeat_finder_flags_gives_what_judging_every_row_gives() {
+        let line = |n| format!("line {n}");
+        // In memory, spilled to one merge, and spilled to merges of merges.
+        for (n, run, fan_in) in [
+            (300, 10_000, 64),
+            (300, 16, 64),
+            (3000, 16, 3),
+            (2000, 7, 2),
+        ] {
+            for seed in 0..4 {
+                let rows = rows(n, seed);
+                let mut finder = RepeatFinder::with_sizes(run, fan_in);
+                for (at, contact) in &rows {
+                    finder.add(*at, Identity::of(contact)).unwrap();
+                }
+                let repeats = finder.finish().unwrap();
+                assert!(repeats.lines.len() < rows.len(), "some rows are unique");
+                for on_duplicate in [OnDuplicate::Reject, OnDuplicate::Merge] {
+                    let (mut all, mut flagged) = (SeenContacts::new(line), SeenContacts::new(line));
+                    for (at, contact) in &rows {
+                        let expected = all.note(*at, contact, on_duplicate);
+                        let got = if repeats.contains(*at) {
+                            flagged.note(*at, contact, on_duplicate)
+                        } else {
+                            Ok(true)
+                        };
+                        assert_eq!(
+                            got, expected,
+                            "line {at} ({n} rows, run {run}, seed {seed})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_is_read_for_its_identity_as_contact_from_row_reads_it() {
+        let headers = csv::StringRecord::from(vec!["email", " user_id ", "plan", "email"]);
+        let columns = IdentityColumns::of(&headers);
+        let mut email = None;
+        let row = csv::StringRecord::from(vec!["a@x.io", " u1 ", "pro", " B@X.io "]);
+        let identity = Identity::of_row(&columns, &row, &mut email).unwrap();
+        let contact = contact_from_row(&headers, &row).unwrap();
+        assert_eq!(identity.keys(), Identity::of(&contact).keys());
+        assert_eq!(identity.email, Some("b@x.io"));
+        let row = csv::StringRecord::from(vec!["", "", "pro", ""]);
+        assert!(Identity::of_row(&columns, &row, &mut email).is_none());
+        let row = csv::StringRecord::from(vec!["not an address", "u1", "", ""]);
+        assert!(Identity::of_row(&columns, &row, &mut email).is_none());
+        assert!(contact_from_row(&headers, &row).is_err());
     }
 
     #[test]

@@ -799,6 +799,55 @@ fn import_contacts_reports_a_repeated_contact_by_line_and_merges_only_when_asked
     );
 }
 
+/// A file from a pipe cannot be read twice: its repeats are found as it is read, the same.
+#[test]
+fn import_contacts_from_a_pipe_reports_a_repeated_contact_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("rows.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(
+                fifo,
+                "user_id,email\n\
+                 p-1,one@example.com\n\
+                 p-2,two@example.com\n\
+                 p-1,three@example.com\n\
+                 p-3,TWO@example.com\n",
+            )
+            .unwrap()
+        })
+    };
+    let s = Server::simulated();
+    let run = waymark(
+        &[
+            "import",
+            "contacts",
+            fifo.to_str().unwrap(),
+            "--delimiter",
+            ",",
+            "--server",
+            &s.base,
+        ],
+        &admin_env(),
+    );
+    writer.join().unwrap();
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "imported 2 contacts from 2 rows, rejected 2 rows",
+            "  - line 4: user_id: user_id `p-1` is also on line 2",
+            "  - line 5: email: email `two@example.com` is also on line 3, for another contact (to import both, merge duplicates)",
+        ],
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn import_contacts_reads_semicolons_tabs_a_byte_order_mark_and_latin1() {
     let s = Server::simulated();

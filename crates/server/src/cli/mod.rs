@@ -502,6 +502,15 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
             (delimiter as char).escape_default()
         );
     }
+    // Rows that share an id or an address with another, found in a first reading of the file
+    // so that the second need not remember every row; a pipe, read once, remembers them all.
+    let repeats = match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => Some(
+            find_repeats(open()?, encoding, delimiter)
+                .with_context(|| format!("cannot read {}", file.display()))?,
+        ),
+        _ => None,
+    };
     let total_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let progress = Progress::new(total_bytes);
     let base = server.server.trim_end_matches('/').to_string();
@@ -538,7 +547,11 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
             rows += 1;
             let line = record.position().map(|p| p.line()).unwrap_or(0);
             match contact_from_row(&headers, &record) {
-                Ok(contact) => match seen.note(line, &contact, on_duplicate) {
+                Ok(contact) => match match &repeats {
+                    // No other row names its contact or its address.
+                    Some(r) if !r.contains(line) => Ok(true),
+                    _ => seen.note(line, &contact, on_duplicate),
+                } {
                     Ok(new) => chunk.push((line, contact, new)),
                     Err(repeated) => tally.rejected.push((
                         line,
@@ -603,6 +616,33 @@ pub async fn import(cmd: ImportCommand) -> anyhow::Result<bool> {
         println!("  - {r}");
     }
     Ok(rejected.is_empty())
+}
+
+/// The rows of a CSV file that share a contact id or an address with another, read as
+/// [`import`] reads them (rows it would refuse for their shape or their identity are skipped).
+fn find_repeats(
+    file: std::fs::File,
+    encoding: Encoding,
+    delimiter: u8,
+) -> anyhow::Result<crate::import::Repeats> {
+    let mut reader = contacts_reader(crate::import::text(file, encoding), delimiter);
+    let columns = crate::import::IdentityColumns::of(reader.headers()?);
+    let mut finder = crate::import::RepeatFinder::new();
+    let mut record = csv::StringRecord::new();
+    let mut email = None;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => return Err(e.into()),
+            Err(_) => continue,
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if let Some(identity) = crate::import::Identity::of_row(&columns, &record, &mut email) {
+            finder.add(line, identity)?;
+        }
+    }
+    Ok(finder.finish()?)
 }
 
 /// What an import did so far.
