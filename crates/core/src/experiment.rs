@@ -96,7 +96,18 @@ pub fn wilson_interval(converted: u64, entered: u64, confidence: f64) -> Option<
     let z2 = z * z;
     let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
     let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+    // At 0 or 1 conversions out of all the bound is exactly 0 (1); rounding would say 1e-17.
+    let low = if converted == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let high = if converted >= entered {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    Some((low, high))
 }
 
 /// A variant against the holdout (who got nothing): the relative lift of its conversion rate
