@@ -99,13 +99,7 @@ impl Facts for TxFacts<'_, '_> {
     }
     fn event_at(&self, seq: i64) -> Option<EventRecord> {
         let found = self.tx.borrow_mut().event(seq);
-        self.keep(found).map(|stored| EventRecord {
-            seq: stored.seq,
-            kind: stored.event.kind,
-            name: stored.event.name,
-            properties: stored.event.properties,
-            timestamp: stored.event.timestamp,
-        })
+        self.keep(found).map(StoredEvent::into_record)
     }
     fn experiment_winner(&self, node: &str) -> Option<String> {
         let found = self
@@ -723,13 +717,7 @@ impl Processor {
                     ..
                 } => {
                     // Only a goal event converts: the one this step was given.
-                    let event = tx.event(at.upto_seq)?.map(|stored| EventRecord {
-                        seq: stored.seq,
-                        kind: stored.event.kind,
-                        name: stored.event.name,
-                        properties: stored.event.properties,
-                        timestamp: stored.event.timestamp,
-                    });
+                    let event = tx.event(at.upto_seq)?.map(StoredEvent::into_record);
                     conversions::convert(tx, journey, e, node, event.as_ref(), now, stats)?;
                 }
                 StepLog::Ended { node, .. } => stats.node(jid, e.version, node).exited += 1,

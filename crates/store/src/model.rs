@@ -33,6 +33,19 @@ pub struct StoredEvent {
     pub contact_id: Option<i64>,
 }
 
+impl StoredEvent {
+    /// The event as the stepper sees it.
+    pub fn into_record(self) -> waymark_core::EventRecord {
+        waymark_core::EventRecord {
+            seq: self.seq,
+            kind: self.event.kind,
+            name: self.event.name,
+            properties: self.event.properties,
+            timestamp: self.event.timestamp,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Contact {
     pub id: i64,

@@ -12,7 +12,7 @@
 //! carries the reason in its `machine` property, and its open has an event id of its own, so
 //! that the person's open that follows is still recorded.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Extension;
 use axum::extract::{ConnectInfo, Path, State};
@@ -44,7 +44,7 @@ pub async fn open(
     headers: HeaderMap,
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
-    let hit = Hit::of(&headers, connection);
+    let hit = Hit::of(&state, &headers, connection);
     match record(&state, &token, false, hit).await {
         Ok(_) => (
             [
@@ -67,7 +67,7 @@ pub async fn click(
     headers: HeaderMap,
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
-    let hit = Hit::of(&headers, connection);
+    let hit = Hit::of(&state, &headers, connection);
     match record(&state, &token, true, hit).await {
         Ok(Tracked::Click { url, .. }) => match HeaderValue::from_str(&redirect_location(&url)) {
             Ok(location) => {
@@ -91,19 +91,23 @@ pub async fn click(
 /// What a tracking request shows of who made it.
 struct Hit {
     user_agent: Option<String>,
-    headers: HeaderMap,
-    connection: Option<ConnectInfo<SocketAddr>>,
+    /// Its client's address, read as for the rate limits (`--client-ip-header`).
+    client: IpAddr,
 }
 
 impl Hit {
-    fn of(headers: &HeaderMap, connection: Option<Extension<ConnectInfo<SocketAddr>>>) -> Self {
+    fn of(
+        state: &AppState,
+        headers: &HeaderMap,
+        connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ) -> Self {
+        let connection = connection.map(|Extension(c)| c);
         Hit {
             user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(300).collect()),
-            headers: headers.clone(),
-            connection: connection.map(|Extension(c)| c),
+            client: state.public.limits.client(headers, connection.as_ref()),
         }
     }
 }
@@ -152,14 +156,10 @@ async fn record(state: &AppState, token: &str, click: bool, hit: Hit) -> ApiResu
         return Ok(tracked);
     }
     let now = state.engine.clock().now();
-    let client = state
-        .public
-        .limits
-        .client(&hit.headers, hit.connection.as_ref());
     let machine = state
         .public
         .machines
-        .classify(hit.user_agent.as_deref(), Some(client))
+        .classify(hit.user_agent.as_deref(), Some(hit.client))
         .or_else(|| {
             let sent = message.sent_at?;
             (now.duration_since(sent) < MACHINE_REACTION)
