@@ -20,7 +20,7 @@ pub mod transport;
 pub mod webhook;
 
 pub use tracking::Tracking;
-pub use transport::{DkimSettings, EmailTransport, SmsTransport, Transports};
+pub use transport::{DkimSettings, EmailTransport, SmsTransport, Transports, WebhookTransport};
 #[cfg(feature = "sms")]
 pub use transport::{JsonSms, TwilioSms};
 pub use webhook::{WebhookConfig, Webhooks};

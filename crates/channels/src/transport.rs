@@ -82,8 +82,16 @@ pub enum SmsTransport {
 pub struct Transports {
     pub email: EmailTransport,
     pub sms: SmsTransport,
-    /// Delivers `webhook` messages; without it they fail.
-    pub webhooks: Option<Webhooks>,
+    pub webhooks: WebhookTransport,
+}
+
+/// What becomes of `webhook` messages.
+pub enum WebhookTransport {
+    /// Not configured: they fail at once.
+    Off,
+    /// Recorded as sent without calling anyone (a simulation's private server).
+    Record,
+    Http(Webhooks),
 }
 
 impl Transports {
@@ -92,7 +100,15 @@ impl Transports {
         Transports {
             email: EmailTransport::Outbox,
             sms: SmsTransport::Outbox,
-            webhooks: None,
+            webhooks: WebhookTransport::Off,
+        }
+    }
+
+    /// Every channel recorded as sent and nothing handed to anyone: what a simulation uses.
+    pub fn record_only() -> Self {
+        Transports {
+            webhooks: WebhookTransport::Record,
+            ..Self::outbox()
         }
     }
 
@@ -102,7 +118,7 @@ impl Transports {
         match channel {
             OutboxChannel::Email => matches!(self.email, EmailTransport::Outbox),
             OutboxChannel::Sms => matches!(self.sms, SmsTransport::Outbox),
-            OutboxChannel::Webhook => self.webhooks.is_none(),
+            OutboxChannel::Webhook => !matches!(self.webhooks, WebhookTransport::Http(_)),
         }
     }
 
@@ -113,8 +129,11 @@ impl Transports {
             Some(OutboxChannel::Email) => self.email.deliver(message).await,
             Some(OutboxChannel::Sms) => self.sms.deliver(message).await,
             Some(OutboxChannel::Webhook) => match &self.webhooks {
-                Some(w) => w.deliver(message).await,
-                None => Attempt::Permanent("webhooks are not configured on this server".into()),
+                WebhookTransport::Http(w) => w.deliver(message).await,
+                WebhookTransport::Record => Attempt::Sent,
+                WebhookTransport::Off => {
+                    Attempt::Permanent("webhooks are not configured on this server".into())
+                }
             },
             None => Attempt::Permanent(format!("unknown channel `{}`", message.channel)),
         }

@@ -41,7 +41,7 @@ pub use processor::{BatchReport, Processor};
 pub use rates::SendRates;
 pub use waymark_channels::{
     DkimSettings, EmailTransport, JsonSms, SmsTransport, Tracking, Transports, TwilioSms,
-    WebhookConfig, Webhooks,
+    WebhookConfig, WebhookTransport, Webhooks,
 };
 
 /// Events or timers processed per transaction.

@@ -10,4 +10,5 @@ pub mod migrate;
 pub mod secrets;
 pub mod serve;
 pub mod session;
+pub mod simulate;
 pub mod ui;

@@ -2,7 +2,7 @@
 //! command failed and why.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use waymark::{bench, cli, config_file, migrate, serve};
+use waymark::{bench, cli, config_file, migrate, serve, simulate};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,10 @@ enum Command {
     /// Move an installation from its SQLite file to PostgreSQL: copies every row, ids kept,
     /// into an empty database, then prints the row counts of both.
     Migrate(migrate::MigrateArgs),
+    /// Predict what a journey will do: run it on a population for a period on a private
+    /// simulated clock (nothing is sent, live data is untouched) and print the funnel,
+    /// messages per day, suppressions, conversions and the busiest hour as JSON.
+    Simulate(Box<simulate::SimulateArgs>),
     /// Measure ingest, stepping, latency and timer capacity; prints one JSON line per figure.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document the server serves at /v1/openapi.json (the web app's API
@@ -75,6 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Contacts(cmd) => cli::contacts(cmd).await,
             Command::Broadcasts(cmd) => cli::broadcasts::run(cmd).await,
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Simulate(args) => simulate::run(*args).await,
             Command::Bench(args) => bench::run(args).await.map(|_| true),
             Command::Openapi => {
                 let doc = waymark::api::openapi::document();

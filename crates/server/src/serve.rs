@@ -111,13 +111,6 @@ pub struct ServeArgs {
     /// (else `tracking_secret` in secrets.json, generated there).
     #[arg(long, env = "WAYMARK_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Send at most N emails a second (a token bucket with a burst of one second's worth);
-    /// the rest wait, queued. Default: unlimited.
-    #[arg(long, env = "WAYMARK_EMAIL_RATE", value_name = "N", value_parser = parse_rate)]
-    pub email_rate: Option<f64>,
-    /// Send at most N SMS a second; the rest wait, queued. Default: unlimited.
-    #[arg(long, env = "WAYMARK_SMS_RATE", value_name = "N", value_parser = parse_rate)]
-    pub sms_rate: Option<f64>,
     /// Emails delivered at once, which is also the size of the SMTP connection pool.
     #[arg(long, env = "WAYMARK_EMAIL_CONCURRENCY", value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub email_concurrency: u32,
@@ -131,31 +124,6 @@ pub struct ServeArgs {
     /// receiver leaves room for the others.
     #[arg(long, env = "WAYMARK_WEBHOOK_HOST_CONCURRENCY", value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub webhook_host_concurrency: u32,
-    /// At most COUNT marketing messages per contact on a channel within a rolling window,
-    /// across all journeys, e.g. `email=3/7d` (repeat the flag, or separate with commas, for
-    /// several caps). A message over a cap is recorded `suppressed`. Transactional templates
-    /// are never capped.
-    #[arg(
-        long,
-        env = "WAYMARK_FREQUENCY_CAP",
-        value_name = "CHANNEL=COUNT/WINDOW",
-        value_delimiter = ','
-    )]
-    pub frequency_cap: Vec<FrequencyCap>,
-    /// Local hours in which no journey sends email or SMS, e.g. `21:00-08:00` (in each
-    /// contact's time zone, else the journey's, else UTC). Sends wait for the end, unless the
-    /// journey says `outside_hours: skip`. A journey's own `quiet_hours` replace these.
-    #[arg(long, env = "WAYMARK_QUIET_HOURS", value_name = "HH:MM-HH:MM", value_parser = parse_quiet_hours)]
-    pub quiet_hours: Option<QuietHours>,
-    /// Local dates on which no journey sends: `YYYY-MM-DD`, or `MM-DD` for every year,
-    /// comma-separated (e.g. `12-25,01-01`).
-    #[arg(
-        long,
-        env = "WAYMARK_BLOCKED_DATES",
-        value_name = "DATES",
-        value_delimiter = ','
-    )]
-    pub blocked_dates: Vec<String>,
     /// Requests a minute (or per any window) that one client address may make to the pages
     /// anyone can reach without a key: the subscribe form, /confirm/… and /u/…
     #[arg(
@@ -228,7 +196,74 @@ pub struct ServeArgs {
     #[arg(long, env = "WAYMARK_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     #[command(flatten)]
+    pub policy: SendingPolicy,
+    #[command(flatten)]
     pub secrets: SecretArgs,
+}
+
+/// The rules of sending that hold across journeys: rates, frequency caps, quiet hours and
+/// blocked dates. `waymark simulate` takes them too, so that it predicts what this
+/// installation would do.
+#[derive(Debug, Clone, Args)]
+pub struct SendingPolicy {
+    /// Send at most N emails a second (a token bucket with a burst of one second's worth);
+    /// the rest wait, queued. Default: unlimited.
+    #[arg(long, env = "WAYMARK_EMAIL_RATE", value_name = "N", value_parser = parse_rate)]
+    pub email_rate: Option<f64>,
+    /// Send at most N SMS a second; the rest wait, queued. Default: unlimited.
+    #[arg(long, env = "WAYMARK_SMS_RATE", value_name = "N", value_parser = parse_rate)]
+    pub sms_rate: Option<f64>,
+    /// At most COUNT marketing messages per contact on a channel within a rolling window,
+    /// across all journeys, e.g. `email=3/7d` (repeat the flag, or separate with commas, for
+    /// several caps). A message over a cap is recorded `suppressed`. Transactional templates
+    /// are never capped.
+    #[arg(
+        long,
+        env = "WAYMARK_FREQUENCY_CAP",
+        value_name = "CHANNEL=COUNT/WINDOW",
+        value_delimiter = ','
+    )]
+    pub frequency_cap: Vec<FrequencyCap>,
+    /// Local hours in which no journey sends email or SMS, e.g. `21:00-08:00` (in each
+    /// contact's time zone, else the journey's, else UTC). Sends wait for the end, unless the
+    /// journey says `outside_hours: skip`. A journey's own `quiet_hours` replace these.
+    #[arg(long, env = "WAYMARK_QUIET_HOURS", value_name = "HH:MM-HH:MM", value_parser = parse_quiet_hours)]
+    pub quiet_hours: Option<QuietHours>,
+    /// Local dates on which no journey sends: `YYYY-MM-DD`, or `MM-DD` for every year,
+    /// comma-separated (e.g. `12-25,01-01`).
+    #[arg(
+        long,
+        env = "WAYMARK_BLOCKED_DATES",
+        value_name = "DATES",
+        value_delimiter = ','
+    )]
+    pub blocked_dates: Vec<String>,
+}
+
+impl SendingPolicy {
+    /// The installation's quiet hours and blocked dates, checked.
+    pub fn send_window(&self) -> anyhow::Result<SendWindow> {
+        SendWindow::from_settings(
+            self.quiet_hours.as_ref(),
+            &self.blocked_dates,
+            OutsideHours::Defer,
+        )
+        .map_err(|(field, message)| {
+            let flag = if field.starts_with("blocked") {
+                "--blocked-dates"
+            } else {
+                "--quiet-hours"
+            };
+            anyhow::anyhow!("{flag}: {message}")
+        })
+    }
+
+    pub fn send_rates(&self) -> SendRates {
+        SendRates {
+            email: self.email_rate,
+            sms: self.sms_rate,
+        }
+    }
 }
 
 /// A retry lifetime: a duration such as `3d` or `12h`, at most 30 days.
@@ -276,22 +311,6 @@ fn parse_quiet_hours(raw: &str) -> Result<QuietHours, String> {
     Ok(hours)
 }
 
-/// The installation's quiet hours and blocked dates, checked.
-fn send_window(args: &ServeArgs) -> anyhow::Result<SendWindow> {
-    SendWindow::from_settings(
-        args.quiet_hours.as_ref(),
-        &args.blocked_dates,
-        OutsideHours::Defer,
-    )
-    .map_err(|(field, message)| {
-        let flag = if field.starts_with("blocked") {
-            "--blocked-dates"
-        } else {
-            "--quiet-hours"
-        };
-        anyhow::anyhow!("{flag}: {message}")
-    })
-}
 
 /// A send rate: a positive number of messages per second (fractions allowed, e.g. 0.5).
 fn parse_rate(raw: &str) -> Result<f64, String> {
@@ -433,7 +452,7 @@ fn transports(args: &ServeArgs, installation: &str) -> anyhow::Result<Transports
     Ok(Transports {
         email,
         sms,
-        webhooks: Some(webhooks(args)?),
+        webhooks: waymark_engine::WebhookTransport::Http(webhooks(args)?),
     })
 }
 
@@ -492,12 +511,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             clock,
             transports,
             tracking: tracking(&args)?,
-            send_rates: SendRates {
-                email: args.email_rate,
-                sms: args.sms_rate,
-            },
-            frequency_caps: args.frequency_cap.clone(),
-            send_window: send_window(&args)?,
+            send_rates: args.policy.send_rates(),
+            frequency_caps: args.policy.frequency_cap.clone(),
+            send_window: args.policy.send_window()?,
             retry_lifetime: args.retry_lifetime,
             concurrency: concurrency(&args),
         },

@@ -587,7 +587,7 @@ impl Delivery {
         Ok(match self {
             Delivery::Outbox => Transports::outbox(),
             Delivery::Webhooks { secret } => Transports {
-                webhooks: Some(
+                webhooks: waymark_engine::WebhookTransport::Http(
                     Webhooks::new(WebhookConfig {
                         secret: secret.clone(),
                         allow_hosts: vec![RECEIVER_HOST.into()],

@@ -285,7 +285,7 @@ fn describe_error(body: &Value) -> String {
     out
 }
 
-fn format_validation_error(e: &Value) -> String {
+pub(crate) fn format_validation_error(e: &Value) -> String {
     let mut place = Vec::new();
     if let Some(n) = e["node"].as_str() {
         place.push(format!("node `{n}`"));

@@ -66,6 +66,8 @@ pub struct SqliteStore {
     writer: Mutex<()>,
     /// When this process opened the file (it is the one process working on it).
     pub(crate) opened_at: jiff::Timestamp,
+    /// `FULL`, or `OFF` for a scratch database (`open_scratch`).
+    synchronous: &'static str,
 }
 
 pub(crate) struct Pooled<'a> {
@@ -99,6 +101,17 @@ impl Drop for Pooled<'_> {
 impl SqliteStore {
     /// Opens (creating if needed) `waymark.db` in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, "FULL")
+    }
+
+    /// Opens a scratch database that nothing must survive a power cut in (a simulation's
+    /// private copy): commits do not wait for the disk (`synchronous = OFF`). A crash of the
+    /// process still leaves it consistent.
+    pub fn open_scratch(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, "OFF")
+    }
+
+    fn open_with(dir: &Path, synchronous: &'static str) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
         let store = SqliteStore {
@@ -106,6 +119,7 @@ impl SqliteStore {
             pool: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
             opened_at: jiff::Timestamp::now(),
+            synchronous,
         };
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
@@ -125,13 +139,14 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
+             PRAGMA synchronous = {};
              PRAGMA foreign_keys = OFF;
              PRAGMA cache_size = -32000;
              PRAGMA temp_store = MEMORY;",
-        )?;
+            self.synchronous
+        ))?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }

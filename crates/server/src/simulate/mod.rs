@@ -1,0 +1,552 @@
+//! `waymark simulate`: runs a journey on a population for a period on a private simulated
+//! clock, and predicts what it will do: the funnel per node, messages per channel and day,
+//! suppressions and why, conversions and revenue, the busiest hour. The journey runs on the
+//! real engine (a private server with a scratch store; nothing is sent and live data is never
+//! changed); the population's behaviour (`scenario`) is drawn from a seed, so a run repeats
+//! exactly. `docs/simulate.md` explains it for users.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value, json};
+use waymark_core::journey::{JourneyDocument, NodeKind};
+
+use crate::serve::SendingPolicy;
+
+mod chart;
+mod driver;
+mod private;
+pub mod scenario;
+mod tally;
+mod target;
+
+use driver::{Entry, People, Plan};
+use scenario::{JourneyShape, Measured, Scenario, ScenarioFile};
+use target::Target;
+
+/// The largest scenario file read.
+const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
+/// Reports with fewer messages than this do not make measured rates.
+const MIN_MEASURED_MESSAGES: i64 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("scenario: {0}")]
+    Scenario(String),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A journey file (YAML or JSON), as `waymark journeys apply` takes it. Or `--journey`.
+    pub file: Option<PathBuf>,
+    /// A journey of `--server` instead of a file: its live version, its draft (`--draft`) or
+    /// one version (`--version N`). Its templates are copied from the server.
+    #[arg(long, requires = "server", conflicts_with = "file")]
+    pub journey: Option<String>,
+    #[arg(long, requires = "journey", conflicts_with = "version")]
+    pub draft: bool,
+    #[arg(long, requires = "journey", value_parser = clap::value_parser!(i64).range(1..))]
+    pub version: Option<i64>,
+    /// The server to read from (only read): `--journey`, `--segment`, `--list`, templates a
+    /// journey file uses but does not ship, and the measured rates used as default behaviour.
+    #[arg(long, env = "WAYMARK_SERVER")]
+    pub server: Option<String>,
+    /// Admin token of `--server`.
+    #[arg(long, env = "WAYMARK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// N synthetic contacts (shaped by the scenario's `population`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=scenario::MAX_CONTACTS))]
+    pub contacts: Option<u64>,
+    /// The population from a CSV file (as `waymark import contacts` reads it).
+    #[arg(long, conflicts_with_all = ["contacts", "segment", "list"])]
+    pub population: Option<PathBuf>,
+    /// The members of this segment of `--server`, copied at the start.
+    #[arg(long, requires = "server", conflicts_with_all = ["contacts", "list"])]
+    pub segment: Option<String>,
+    /// The members of this list of `--server`, copied at the start.
+    #[arg(long, requires = "server", conflicts_with = "contacts")]
+    pub list: Option<String>,
+    /// The scenario (YAML or JSON): population shares, arrivals and behaviour; see
+    /// docs/simulate.md. What it leaves out is assumed and printed with the result.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// How many days to simulate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: u32,
+    /// When the simulation starts (RFC 3339); default: the start of the current hour.
+    #[arg(long)]
+    pub start: Option<Timestamp>,
+    /// The seed of every random choice: the same seed, the same result.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The step the population acts on: entries and reactions happen at the first step at or
+    /// after their time (1m to 1d). The journey's own timers are exact.
+    #[arg(long, default_value = "15m", value_parser = parse_resolution)]
+    pub resolution: SignedDuration,
+    /// Where to write the result (JSON); default: standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also draw the messages per day and the funnel as an SVG image here.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Drive this server instead of a private one. It must run with `--clock simulated`; the
+    /// journey is published and the population imported into it, and its clock moved: for a
+    /// staging copy, never for live data.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Admin token of `--target`.
+    #[arg(long, env = "WAYMARK_TARGET_ADMIN_TOKEN", hide_env_values = true, requires = "target")]
+    pub target_admin_token: Option<String>,
+    /// Write key of `--target`.
+    #[arg(long, env = "WAYMARK_TARGET_WRITE_KEY", hide_env_values = true, requires = "target")]
+    pub target_write_key: Option<String>,
+    #[command(flatten)]
+    pub policy: SendingPolicy,
+}
+
+fn parse_resolution(raw: &str) -> Result<SignedDuration, String> {
+    let d = waymark_core::Duration::parse(raw)?;
+    if !(60..=86_400).contains(&d.seconds()) {
+        return Err(format!("`{raw}` must be from 1m to 1d"));
+    }
+    Ok(SignedDuration::from_secs(d.seconds()))
+}
+
+/// Runs the simulation and writes its result; false when it could not.
+pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
+    let began = Instant::now();
+    let source = match (&args.server, &args.admin_token) {
+        (Some(url), Some(token)) => Some(Target::new(url, token, None)?),
+        (Some(_), None) => bail!("--server needs --admin-token (or WAYMARK_ADMIN_TOKEN)"),
+        _ => None,
+    };
+    let (mut doc, journey_source) = load_journey(&args, source.as_ref()).await?;
+    let journey_id = doc["id"]
+        .as_str()
+        .context("the journey has no `id`")?
+        .to_string();
+    if let Some(source) = &source {
+        ship_templates(&mut doc, source).await?;
+    }
+    let parsed: JourneyDocument = serde_json::from_value(doc.clone())
+        .map_err(|e| anyhow::anyhow!("the journey is not valid: {e}"))?;
+    let shape = JourneyShape::of(&parsed);
+    let measured = match (&source, &args.journey) {
+        (Some(source), Some(id)) => measured(source, id).await?,
+        _ => Measured::default(),
+    };
+    let period = SignedDuration::from_hours(24 * i64::from(args.days));
+    let file = read_scenario(args.scenario.as_deref())?;
+    let synthetic = args.contacts.or(file.population.contacts);
+    let scenario = Scenario::build(file, &shape, args.seed, period, &measured)?;
+
+    // The server driven: a private one, or the given staging server.
+    let mut private = None;
+    let given;
+    let target: &Target = match &args.target {
+        Some(url) => {
+            let token = args
+                .target_admin_token
+                .as_deref()
+                .context("--target needs --target-admin-token")?;
+            given = Target::new(url, token, args.target_write_key.as_deref())?;
+            &given
+        }
+        None => {
+            let start = match args.start {
+                Some(t) => t,
+                None => Timestamp::now().round(
+                    jiff::TimestampRound::new()
+                        .smallest(jiff::Unit::Hour)
+                        .mode(jiff::RoundMode::Trunc),
+                )?,
+            };
+            private
+                .insert(private::PrivateServer::start(start, &args.policy).await?)
+                .target()
+        }
+    };
+    let start = target.clock().await?;
+    publish(target, &journey_id, &doc).await?;
+
+    let people = match (&args.population, &args.segment, &args.list, synthetic) {
+        (Some(path), ..) => People::Listed {
+            user_ids: copy_csv(target, path).await?,
+        },
+        (None, Some(segment), ..) => People::Listed {
+            user_ids: copy_members(
+                target,
+                source.as_ref().expect("--segment requires --server"),
+                &format!("/v1/segments/{segment}/members"),
+            )
+            .await?,
+        },
+        (None, None, Some(list), _) => People::Listed {
+            user_ids: copy_members(
+                target,
+                source.as_ref().expect("--list requires --server"),
+                &format!("/v1/lists/{list}/members"),
+            )
+            .await?,
+        },
+        (None, None, None, Some(count)) => {
+            driver::import_synthetic(target, &scenario, count).await?;
+            People::Synthetic { count }
+        }
+        (None, None, None, None) => bail!(
+            "who is the population? --contacts N (or population.contacts in the scenario), \
+             --population FILE.csv, or --segment / --list with --server"
+        ),
+    };
+    let population = json!({
+        "contacts": people.count(),
+        "source": match (&args.population, &args.segment, &args.list) {
+            (Some(p), ..) => format!("file {}", p.display()),
+            (_, Some(s), _) => format!("segment {s}"),
+            (_, _, Some(l)) => format!("list {l}"),
+            _ => "synthetic".to_string(),
+        },
+    });
+    let plan = Plan {
+        journey_id: &journey_id,
+        shape: &shape,
+        entry: entry_of(&parsed),
+        scenario: &scenario,
+        people,
+        start,
+        days: args.days as usize,
+        resolution: args.resolution,
+    };
+    let observed = driver::run(target, &plan).await?;
+    let end = start + period;
+    let report = target
+        .get(&format!(
+            "/v1/journeys/{journey_id}/report?from={}&to={}&bucket=day",
+            start,
+            end + SignedDuration::from_secs(1)
+        ))
+        .await?;
+
+    let funnel: Vec<Value> = report["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| funnel_row(&n))
+        .collect();
+    let totals = &report["totals"];
+    let result = json!({
+        "journey": {"id": journey_id, "name": parsed.name, "source": journey_source},
+        "population": population,
+        "period": {
+            "start": start,
+            "end": end,
+            "days": args.days,
+            "resolution": format!("{:#}", args.resolution),
+        },
+        "seed": args.seed,
+        "assumptions": scenario.assumptions(),
+        "entered": totals["entered"],
+        "arrivals_sent": observed.entries,
+        "funnel": funnel,
+        "waiting": observed.waiting.iter().map(|(day, nodes)| json!({"day": day, "nodes": nodes})).collect::<Vec<_>>(),
+        "messages": observed.tally.json(),
+        "conversions": {
+            "count": totals["converted"],
+            "rate": totals["conversion_rate"],
+            "revenue": totals["revenue"],
+        },
+        "behaviour_events": observed.reactions,
+        "elapsed_seconds": (began.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+    });
+
+    if let Some(path) = &args.chart {
+        let labels: Vec<String> = (0..args.days)
+            .map(|d| {
+                let day = start + SignedDuration::from_hours(24 * i64::from(d));
+                day.strftime("%m-%d").to_string()
+            })
+            .collect();
+        let rows: Vec<chart::FunnelRow<'_>> = funnel
+            .iter()
+            .map(|n| chart::FunnelRow {
+                node: n["node"].as_str().unwrap_or("?"),
+                kind: n["type"].as_str().unwrap_or(""),
+                entered: n["entered"].as_i64().unwrap_or(0),
+            })
+            .collect();
+        let svg = chart::svg(
+            &format!("{} — {} days, {} contacts", parsed.name, args.days, plan.people.count()),
+            &observed.tally.sent_per_day(),
+            &labels,
+            &rows,
+        );
+        std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&result)? + "\n";
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    if let Some(private) = private {
+        private.stop().await?;
+    }
+    Ok(true)
+}
+
+/// One node of the funnel: how many entered, left, ended and converted there, and what it
+/// sent.
+fn funnel_row(n: &Value) -> Value {
+    let mut row = Map::new();
+    row.insert("node".into(), n["node"].clone());
+    row.insert("type".into(), n["kind"].clone());
+    for field in [
+        "entered",
+        "completed",
+        "exited",
+        "converted",
+        "sent",
+        "suppressed",
+        "failed",
+        "human_opened",
+        "human_clicked",
+        "attributed",
+        "revenue",
+    ] {
+        row.insert(field.into(), n[field].clone());
+    }
+    Value::Object(row)
+}
+
+/// How the journey's contacts enter, as far as the population has to act.
+fn entry_of(doc: &JourneyDocument) -> Entry {
+    for node in &doc.nodes {
+        if let NodeKind::Trigger(t) = &node.kind {
+            if let Some(event) = &t.event {
+                return Entry::Event(event.clone());
+            }
+            if let Some(list) = &t.list {
+                return Entry::List(list.clone());
+            }
+            if t.api {
+                return Entry::Api;
+            }
+        }
+    }
+    Entry::ByTheEngine
+}
+
+async fn load_journey(args: &SimulateArgs, source: Option<&Target>) -> anyhow::Result<(Value, String)> {
+    if let Some(path) = &args.file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let doc = waymark_core::journey::parse_document_value(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return Ok((doc, format!("file {}", path.display())));
+    }
+    let (Some(id), Some(source)) = (&args.journey, source) else {
+        bail!("which journey? give a journey file, or --journey ID with --server");
+    };
+    let row = source.get(&format!("/v1/journeys/{id}")).await?;
+    if args.draft {
+        let mut doc = row["draft"].clone();
+        if !doc.is_object() {
+            bail!("journey `{id}` has no draft");
+        }
+        doc["id"] = json!(id);
+        return Ok((doc, format!("draft of {id} on {}", source.base())));
+    }
+    let version = match args.version {
+        Some(v) => v,
+        None => row["live_version"]
+            .as_i64()
+            .with_context(|| format!("journey `{id}` has no live version; try --draft"))?,
+    };
+    let v = source
+        .get(&format!("/v1/journeys/{id}/versions/{version}"))
+        .await?;
+    Ok((
+        v["document"].clone(),
+        format!("version {version} of {id} on {}", source.base()),
+    ))
+}
+
+/// Puts the templates the journey sends but does not ship into it, from the server (their
+/// current versions).
+async fn ship_templates(doc: &mut Value, source: &Target) -> anyhow::Result<()> {
+    let shipped: Vec<String> = doc["templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    let mut wanted: Vec<String> = doc["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["template"].as_str().map(str::to_string))
+        .filter(|t| !shipped.contains(t))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    for id in wanted {
+        let mut t = source.get(&format!("/v1/templates/{id}")).await?;
+        if let Some(fields) = t.as_object_mut() {
+            for meta in ["version", "created_at", "updated_at"] {
+                fields.remove(meta);
+            }
+        }
+        match doc.get_mut("templates").and_then(Value::as_array_mut) {
+            Some(list) => list.push(t),
+            None => doc["templates"] = json!([t]),
+        }
+    }
+    Ok(())
+}
+
+async fn publish(target: &Target, id: &str, doc: &Value) -> anyhow::Result<()> {
+    let draft = target.put(&format!("/v1/journeys/{id}"), doc).await?;
+    if draft["valid"] != json!(true) {
+        let errors: Vec<String> = draft["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("  - {}", crate::cli::format_validation_error(e)))
+            .collect();
+        bail!("the journey is not valid:\n{}", errors.join("\n"));
+    }
+    target
+        .post(&format!("/v1/journeys/{id}/publish"), &json!({}))
+        .await?;
+    Ok(())
+}
+
+/// The installation's own rates for the journey (its report over the last 90 days), where it
+/// has sent enough to measure them.
+async fn measured(source: &Target, id: &str) -> anyhow::Result<Measured> {
+    let report = source
+        .get(&format!("/v1/journeys/{id}/report?from=90d"))
+        .await?;
+    let t = &report["totals"];
+    let median = |field: &str| {
+        t["reaction_times"][field]["median_seconds"]
+            .as_f64()
+            .map(SignedDuration::from_secs_f64)
+    };
+    let rate = |field: &str| t[field].as_f64();
+    let mut m = Measured::default();
+    if t["delivered"].as_i64().unwrap_or(0) >= MIN_MEASURED_MESSAGES {
+        if let (Some(p), Some(d)) = (rate("open_rate"), median("to_open")) {
+            m.open = Some((p, d));
+        }
+        if let (Some(p), Some(d)) = (rate("click_to_open_rate"), median("to_click")) {
+            // The click follows the open: the time between them.
+            let after_open = d - median("to_open").unwrap_or_default();
+            m.click = Some((p, after_open.max(SignedDuration::from_mins(1))));
+        }
+    }
+    if t["entered"].as_i64().unwrap_or(0) >= MIN_MEASURED_MESSAGES
+        && let (Some(p), Some(d)) = (rate("conversion_rate"), median("to_conversion"))
+    {
+        m.conversion = Some((p, d));
+    }
+    Ok(m)
+}
+
+fn read_scenario(path: Option<&Path>) -> anyhow::Result<ScenarioFile> {
+    let Some(path) = path else {
+        return Ok(ScenarioFile::default());
+    };
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if size > MAX_SCENARIO_BYTES {
+        bail!("{}: a scenario is at most 1 MiB", path.display());
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let value = waymark_core::journey::parse_document_value(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if waymark_core::limits::json_depth(&value) > waymark_core::limits::MAX_DOCUMENT_DEPTH {
+        bail!("{}: nested too deeply", path.display());
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let place = e.path().to_string();
+        anyhow::anyhow!("{}: {place}: {}", path.display(), e.inner())
+    })
+}
+
+/// Imports a CSV file of contacts into the target (rows without a `user_id` get one), and
+/// returns their user ids in file order.
+async fn copy_csv(target: &Target, path: &Path) -> anyhow::Result<Vec<String>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let input = crate::import::text(file, crate::import::Encoding::Utf8);
+    let mut reader = crate::import::contacts_reader(input, b',');
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{}: no header row", path.display()))?
+        .clone();
+    let mut user_ids = Vec::new();
+    let mut chunk = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = row.with_context(|| format!("{}: line {line}", path.display()))?;
+        let mut contact = crate::import::contact_from_row(&headers, &row).map_err(|(column, why)| {
+            anyhow::anyhow!("{}: line {line}, column {column}: {why}", path.display())
+        })?;
+        let user = match contact["user_id"].as_str() {
+            Some(u) => u.to_string(),
+            None => {
+                let u = format!("sim-row-{line}");
+                contact["user_id"] = json!(u);
+                u
+            }
+        };
+        user_ids.push(user);
+        chunk.push(contact);
+        if chunk.len() == 5000 {
+            driver::import(target, std::mem::take(&mut chunk), None).await?;
+        }
+    }
+    driver::import(target, chunk, None).await?;
+    Ok(user_ids)
+}
+
+/// Copies the members of a segment or list of the source server into the target, and returns
+/// their user ids.
+async fn copy_members(target: &Target, source: &Target, path: &str) -> anyhow::Result<Vec<String>> {
+    let mut user_ids = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let page = source
+            .get(&format!("{path}?limit=1000&after={after}"))
+            .await?;
+        let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
+        if contacts.is_empty() {
+            break;
+        }
+        let mut copies = Vec::new();
+        for c in &contacts {
+            after = c["id"].as_i64().unwrap_or(after);
+            let user = match c["user_id"].as_str() {
+                Some(u) => u.to_string(),
+                None => format!("contact-{after}"),
+            };
+            let mut copy = json!({"user_id": user, "traits": c["traits"]});
+            for field in ["email", "phone", "timezone"] {
+                if let Some(v) = c[field].as_str() {
+                    copy[field] = json!(v);
+                }
+            }
+            user_ids.push(user);
+            copies.push(copy);
+        }
+        driver::import(target, copies, None).await?;
+    }
+    Ok(user_ids)
+}

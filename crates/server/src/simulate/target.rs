@@ -1,0 +1,131 @@
+//! The server a simulation drives, over its HTTP API: the private one, or a live server started
+//! with `--clock simulated` (`--target`). Requests that fail name the request and what the
+//! server said.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use jiff::Timestamp;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+pub struct Target {
+    http: reqwest::Client,
+    base: String,
+    admin_token: String,
+    write_key: Option<String>,
+}
+
+impl Target {
+    pub fn new(base: &str, admin_token: &str, write_key: Option<&str>) -> anyhow::Result<Self> {
+        Ok(Target {
+            http: client()?,
+            base: base.trim_end_matches('/').to_string(),
+            admin_token: admin_token.to_string(),
+            write_key: write_key.map(str::to_string),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A new client, so that no idle connection is left open to a server about to stop.
+    pub fn drop_connections(&mut self) -> anyhow::Result<()> {
+        self.http = client()?;
+        Ok(())
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.admin(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.admin(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.admin(Method::PUT, path, Some(body)).await
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(request, &format!("{method} {path}")).await
+    }
+
+    /// Sends tracking calls through `POST /v1/batch` with the write key.
+    pub async fn batch(&self, calls: Vec<Value>) -> anyhow::Result<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let Some(key) = &self.write_key else {
+            bail!("the target's write key is needed (--target-write-key)");
+        };
+        let request = self
+            .http
+            .post(format!("{}/v1/batch", self.base))
+            .basic_auth(key, Some(""))
+            .json(&json!({ "batch": calls }));
+        answer(request, "POST /v1/batch").await.map(drop)
+    }
+
+    /// The server's clock, which must be simulated.
+    pub async fn clock(&self) -> anyhow::Result<Timestamp> {
+        let clock = self.get("/v1/clock").await?;
+        if clock["simulated"] != json!(true) {
+            bail!(
+                "{} runs on the system clock; a simulation needs one started with --clock simulated",
+                self.base
+            );
+        }
+        clock["now"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("the server's clock answer has no time")
+    }
+
+    /// Advances the simulated clock and returns its new time, once everything due on the way
+    /// is processed.
+    pub async fn advance(&self, seconds: i64) -> anyhow::Result<Timestamp> {
+        let clock = self
+            .post("/v1/clock/advance", &json!({ "seconds": seconds }))
+            .await?;
+        clock["now"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("the clock advance answer has no time")
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tcp_nodelay(true)
+        // An advance over a busy day of a large population can take a while.
+        .timeout(Duration::from_secs(600))
+        .build()?)
+}
+
+async fn answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("{what}: cannot reach the server"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = body["message"].as_str().unwrap_or("no message");
+        let errors = if body["errors"].is_array() {
+            format!(" {}", body["errors"])
+        } else {
+            String::new()
+        };
+        bail!("{what}: {status}: {message}{errors}");
+    }
+    Ok(body)
+}
