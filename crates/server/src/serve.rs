@@ -311,7 +311,6 @@ fn parse_quiet_hours(raw: &str) -> Result<QuietHours, String> {
     Ok(hours)
 }
 
-
 /// A send rate: a positive number of messages per second (fractions allowed, e.g. 0.5).
 fn parse_rate(raw: &str) -> Result<f64, String> {
     match raw.trim().parse::<f64>() {

@@ -20,7 +20,12 @@ pub struct FunnelRow<'a> {
 
 /// `days[d][c]`: messages sent on day `d` on channel `c` (email, SMS, webhook); `day_labels`
 /// names each day (`12-01`).
-pub fn svg(title: &str, days: &[[u64; 3]], day_labels: &[String], funnel: &[FunnelRow<'_>]) -> String {
+pub fn svg(
+    title: &str,
+    days: &[[u64; 3]],
+    day_labels: &[String],
+    funnel: &[FunnelRow<'_>],
+) -> String {
     let funnel_top = MARGIN + DAYS_HEIGHT + 70.0;
     let height = funnel_top + ROW * funnel.len() as f64 + MARGIN;
     let mut s = String::new();

@@ -117,7 +117,11 @@ pub async fn import_synthetic(
 
 /// Imports contacts (`POST /v1/contacts/import`), optionally into a list; every row must be
 /// taken.
-pub async fn import(target: &Target, contacts: Vec<Value>, list: Option<&str>) -> anyhow::Result<()> {
+pub async fn import(
+    target: &Target,
+    contacts: Vec<Value>,
+    list: Option<&str>,
+) -> anyhow::Result<()> {
     let mut body = json!({ "contacts": contacts });
     if let Some(list) = list {
         body["list"] = json!(list);
@@ -241,31 +245,38 @@ pub async fn run(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Observed> {
         now = target.advance(seconds).await?;
 
         // 4. What it sent, and how people react to it.
-        cursor = read_messages(target, plan, cursor, now, &mut observed, &mut |m, occasion| {
-            for (rule, delay) in plan.scenario.reactions(
-                &Trigger::Message {
-                    channel: m.channel,
-                    node: &m.node,
-                },
-                occasion,
-            ) {
-                let mut props = rule.properties.clone();
-                props.insert("message_id".into(), json!(m.id));
-                if let Some(key) = &plan.shape.entry_key {
-                    props
-                        .entry(key.clone())
-                        .or_insert_with(|| json!(entry_key(&m.user_id)));
+        cursor = read_messages(
+            target,
+            plan,
+            cursor,
+            now,
+            &mut observed,
+            &mut |m, occasion| {
+                for (rule, delay) in plan.scenario.reactions(
+                    &Trigger::Message {
+                        channel: m.channel,
+                        node: &m.node,
+                    },
+                    occasion,
+                ) {
+                    let mut props = rule.properties.clone();
+                    props.insert("message_id".into(), json!(m.id));
+                    if let Some(key) = &plan.shape.entry_key {
+                        props
+                            .entry(key.clone())
+                            .or_insert_with(|| json!(entry_key(&m.user_id)));
+                    }
+                    pending.push(Reverse(Pending {
+                        at: on_step(now, m.at + delay, step),
+                        order: next(&mut order),
+                        user_id: m.user_id.clone(),
+                        event: rule.event.clone(),
+                        occasion: format!("{occasion}>{}", rule.event),
+                        properties: Value::Object(props).to_string(),
+                    }));
                 }
-                pending.push(Reverse(Pending {
-                    at: on_step(now, m.at + delay, step),
-                    order: next(&mut order),
-                    user_id: m.user_id.clone(),
-                    event: rule.event.clone(),
-                    occasion: format!("{occasion}>{}", rule.event),
-                    properties: Value::Object(props).to_string(),
-                }));
-            }
-        })
+            },
+        )
         .await?;
 
         if now >= next_day {
@@ -378,7 +389,13 @@ fn entry_key(user: &str) -> String {
     format!("{user}-entry")
 }
 
-fn track(user: &str, event: &str, occasion: &str, at: Timestamp, properties: &Map<String, Value>) -> Value {
+fn track(
+    user: &str,
+    event: &str,
+    occasion: &str,
+    at: Timestamp,
+    properties: &Map<String, Value>,
+) -> Value {
     json!({
         "type": "track",
         "userId": user,

@@ -98,10 +98,20 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub target: Option<String>,
     /// Admin token of `--target`.
-    #[arg(long, env = "WAYMARK_TARGET_ADMIN_TOKEN", hide_env_values = true, requires = "target")]
+    #[arg(
+        long,
+        env = "WAYMARK_TARGET_ADMIN_TOKEN",
+        hide_env_values = true,
+        requires = "target"
+    )]
     pub target_admin_token: Option<String>,
     /// Write key of `--target`.
-    #[arg(long, env = "WAYMARK_TARGET_WRITE_KEY", hide_env_values = true, requires = "target")]
+    #[arg(
+        long,
+        env = "WAYMARK_TARGET_WRITE_KEY",
+        hide_env_values = true,
+        requires = "target"
+    )]
     pub target_write_key: Option<String>,
     #[command(flatten)]
     pub policy: SendingPolicy,
@@ -279,7 +289,12 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
             })
             .collect();
         let svg = chart::svg(
-            &format!("{} — {} days, {} contacts", parsed.name, args.days, plan.people.count()),
+            &format!(
+                "{} — {} days, {} contacts",
+                parsed.name,
+                args.days,
+                plan.people.count()
+            ),
             &observed.tally.sent_per_day(),
             &labels,
             &rows,
@@ -288,9 +303,8 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
     }
     let text = serde_json::to_string_pretty(&result)? + "\n";
     match &args.out {
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?
-        }
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => print!("{text}"),
     }
     if let Some(private) = private {
@@ -341,7 +355,10 @@ fn entry_of(doc: &JourneyDocument) -> Entry {
     Entry::ByTheEngine
 }
 
-async fn load_journey(args: &SimulateArgs, source: Option<&Target>) -> anyhow::Result<(Value, String)> {
+async fn load_journey(
+    args: &SimulateArgs,
+    source: Option<&Target>,
+) -> anyhow::Result<(Value, String)> {
     if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -468,8 +485,8 @@ fn read_scenario(path: Option<&Path>) -> anyhow::Result<ScenarioFile> {
     if size > MAX_SCENARIO_BYTES {
         bail!("{}: a scenario is at most 1 MiB", path.display());
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value = waymark_core::journey::parse_document_value(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if waymark_core::limits::json_depth(&value) > waymark_core::limits::MAX_DOCUMENT_DEPTH {
@@ -484,7 +501,8 @@ fn read_scenario(path: Option<&Path>) -> anyhow::Result<ScenarioFile> {
 /// Imports a CSV file of contacts into the target (rows without a `user_id` get one), and
 /// returns their user ids in file order.
 async fn copy_csv(target: &Target, path: &Path) -> anyhow::Result<Vec<String>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let input = crate::import::text(file, crate::import::Encoding::Utf8);
     let mut reader = crate::import::contacts_reader(input, b',');
     let headers = reader
@@ -496,9 +514,10 @@ async fn copy_csv(target: &Target, path: &Path) -> anyhow::Result<Vec<String>> {
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
         let row = row.with_context(|| format!("{}: line {line}", path.display()))?;
-        let mut contact = crate::import::contact_from_row(&headers, &row).map_err(|(column, why)| {
-            anyhow::anyhow!("{}: line {line}, column {column}: {why}", path.display())
-        })?;
+        let mut contact =
+            crate::import::contact_from_row(&headers, &row).map_err(|(column, why)| {
+                anyhow::anyhow!("{}: line {line}, column {column}: {why}", path.display())
+            })?;
         let user = match contact["user_id"].as_str() {
             Some(u) => u.to_string(),
             None => {

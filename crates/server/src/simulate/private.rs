@@ -31,8 +31,8 @@ impl PrivateServer {
             .prefix("waymark-simulate-")
             .tempdir()
             .context("cannot make a directory for the simulation's store")?;
-        let store = SqliteStore::open_scratch(dir.path())
-            .context("cannot open the simulation's store")?;
+        let store =
+            SqliteStore::open_scratch(dir.path()).context("cannot open the simulation's store")?;
         let engine = Engine::start(
             Arc::new(store),
             EngineConfig {

@@ -116,9 +116,7 @@ impl<'de> Deserialize<'de> for Share {
                     None => t.parse::<f64>(),
                 };
                 parsed.map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "`{t}` is not a share: write 0.25 or \"25%\""
-                    ))
+                    serde::de::Error::custom(format!("`{t}` is not a share: write 0.25 or \"25%\""))
                 })?
             }
         };
@@ -152,8 +150,14 @@ pub enum DelaySpec {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Delay {
     Fixed(SignedDuration),
-    LogNormal { median: SignedDuration, spread: f64 },
-    Uniform { min: SignedDuration, max: SignedDuration },
+    LogNormal {
+        median: SignedDuration,
+        spread: f64,
+    },
+    Uniform {
+        min: SignedDuration,
+        max: SignedDuration,
+    },
 }
 
 impl Delay {
@@ -309,9 +313,13 @@ impl JourneyShape {
                         .map(|d| SignedDuration::from_secs(d.seconds()));
                     shape.waits.push((w.event.clone(), timeout));
                 }
-                NodeKind::SendEmail(_) => shape.senders.push((node.id.clone(), OutboxChannel::Email)),
+                NodeKind::SendEmail(_) => {
+                    shape.senders.push((node.id.clone(), OutboxChannel::Email))
+                }
                 NodeKind::SendSms(_) => shape.senders.push((node.id.clone(), OutboxChannel::Sms)),
-                NodeKind::Webhook(_) => shape.senders.push((node.id.clone(), OutboxChannel::Webhook)),
+                NodeKind::Webhook(_) => shape
+                    .senders
+                    .push((node.id.clone(), OutboxChannel::Webhook)),
                 _ => {}
             }
         }
@@ -368,11 +376,12 @@ impl Scenario {
                     "population.traits.{name}: at most {MAX_TRAIT_VALUES} values"
                 )));
             }
-            let values: Vec<(Value, f64)> = values
-                .iter()
-                .map(|(v, s)| (trait_value(v), s.0))
-                .collect();
-            check_total(&format!("population.traits.{name}"), values.iter().map(|v| v.1))?;
+            let values: Vec<(Value, f64)> =
+                values.iter().map(|(v, s)| (trait_value(v), s.0)).collect();
+            check_total(
+                &format!("population.traits.{name}"),
+                values.iter().map(|v| v.1),
+            )?;
             traits.push((name.clone(), values));
         }
         let arrivals_over = match &file.arrivals.over {
@@ -585,7 +594,10 @@ impl Scenario {
 /// What happened that rules may react to.
 pub enum Trigger<'a> {
     Entry,
-    Message { channel: OutboxChannel, node: &'a str },
+    Message {
+        channel: OutboxChannel,
+        node: &'a str,
+    },
     Event(&'a str),
 }
 
@@ -829,20 +841,29 @@ mod tests {
     fn the_same_seed_makes_the_same_people_and_choices_and_another_seed_others() {
         let s = build("population:\n  traits:\n    plan: {free: 50%, pro: 50%}\n").unwrap();
         assert_eq!(s.contact(12), s.contact(12));
-        let plans: Vec<Value> = (0..200).map(|i| s.contact(i)["traits"]["plan"].clone()).collect();
+        let plans: Vec<Value> = (0..200)
+            .map(|i| s.contact(i)["traits"]["plan"].clone())
+            .collect();
         let pro = plans.iter().filter(|p| **p == json!("pro")).count();
         assert!((70..130).contains(&pro), "about half are pro: {pro}");
         let mut other = s.clone();
         other.seed = 8;
-        let differ = (0..50).filter(|&i| other.contact(i) != s.contact(i)).count();
-        assert!(differ > 10, "another seed draws other people ({differ} differ)");
+        let differ = (0..50)
+            .filter(|&i| other.contact(i) != s.contact(i))
+            .count();
+        assert!(
+            differ > 10,
+            "another seed draws other people ({differ} differ)"
+        );
     }
 
     #[test]
     fn arrivals_come_in_contact_order_spread_over_the_period() {
         let s = build("{}").unwrap();
         let start = Timestamp::UNIX_EPOCH;
-        let times: Vec<Timestamp> = (0..1000).filter_map(|i| s.arrival(i, 1000, start)).collect();
+        let times: Vec<Timestamp> = (0..1000)
+            .filter_map(|i| s.arrival(i, 1000, start))
+            .collect();
         assert_eq!(times.len(), 1000);
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         let last = times.last().unwrap().duration_since(start);

@@ -211,7 +211,10 @@ mod tests {
             error: None,
         });
         let j = t.json();
-        assert_eq!(j["totals"]["email"]["sent"], 5, "outside the period still counts");
+        assert_eq!(
+            j["totals"]["email"]["sent"], 5,
+            "outside the period still counts"
+        );
         assert_eq!(j["per_day"][0]["email"]["sent"], 3);
         assert_eq!(j["per_day"][1]["email"]["sent"], 1);
         assert_eq!(j["per_day"][0]["sms"]["suppressed"], 1);
@@ -219,7 +222,10 @@ mod tests {
         assert_eq!(j["peak_hour"]["email"]["hour"], json!(at(1)));
         assert_eq!(j["peak_hour"]["sms"]["hour"], Value::Null);
         assert_eq!(j["capped"], 1);
-        assert_eq!(j["suppressed_reasons"]["frequency cap reached (sms=1/1d)"], 1);
+        assert_eq!(
+            j["suppressed_reasons"]["frequency cap reached (sms=1/1d)"],
+            1
+        );
         assert_eq!(t.sent_per_day(), vec![[3, 0, 0], [1, 0, 0]]);
     }
 }

@@ -48,7 +48,12 @@ impl Target {
         self.admin(Method::PUT, path, Some(body)).await
     }
 
-    async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
