@@ -1,0 +1,358 @@
+//! `waymark simulate`, run as a real process: a journey on a population on a private simulated
+//! clock. The trust test: the same population, seed and behaviour run once privately and once
+//! through a live server on its simulated clock give exactly the same counts.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+const SCENARIO: &str = "
+population:
+  email: 90%
+  phone: 80%
+  unsubscribed: 5%
+  timezones: {Europe/Rome: 50%, America/New_York: 50%}
+  traits:
+    plan: {free: 70%, pro: 30%}
+arrivals:
+  properties: {product_id: sku-1, name: Sneakers, price: 59, quantity: 1}
+behaviour:
+  - {event: Order Completed, after: entry, probability: 25%, delay: {median: 20h, spread: 1}, properties: {revenue: 59}}
+  - {event: Order Completed, after: cart-email, probability: 10%, delay: {min: 1h, max: 6h}, properties: {revenue: 59}}
+  - {event: Email Opened, after: email, probability: 40%, delay: {median: 2h}}
+  - {event: Email Link Clicked, after: Email Opened, probability: 30%, delay: 5m}
+";
+
+/// Runs `waymark simulate` with a clean `WAYMARK_*` environment; returns its exit code, stdout
+/// and stderr.
+fn simulate(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.arg("simulate")
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WAYMARK_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("cannot run waymark");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn simulated(args: &[&str]) -> Value {
+    let (code, stdout, stderr) = simulate(args);
+    assert_eq!(code, Some(0), "simulate failed:\n{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// What two runs must agree on: everything predicted, not the timing of the run.
+fn prediction(result: &Value) -> Value {
+    json!({
+        "entered": result["entered"],
+        "funnel": result["funnel"],
+        "waiting": result["waiting"],
+        "messages": result["messages"],
+        "conversions": result["conversions"],
+        "behaviour_events": result["behaviour_events"],
+        "period": result["period"],
+    })
+}
+
+#[test]
+fn a_private_simulation_and_one_through_a_live_server_agree_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "scenario.yaml", SCENARIO);
+    let live = Server::simulated();
+    let start = live.admin_get("/v1/clock").ok()["now"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let common = [
+        "examples/journeys/abandoned-cart.yaml",
+        "--contacts",
+        "400",
+        "--days",
+        "4",
+        "--seed",
+        "11",
+        "--scenario",
+        scenario.as_str(),
+    ];
+    let private = simulated(&[&common[..], &["--start", &start]].concat());
+    let through_live = simulated(
+        &[
+            &common[..],
+            &[
+                "--target",
+                &live.base,
+                "--target-admin-token",
+                ADMIN_TOKEN,
+                "--target-write-key",
+                WRITE_KEY,
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(prediction(&private), prediction(&through_live));
+
+    // And the prediction is about something: people entered, were reminded by email and SMS
+    // (not the unsubscribed, not those without an address), ordered and paid.
+    let funnel = |node: &str| -> Value {
+        private["funnel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {node} in {}", private["funnel"]))
+    };
+    let entered = private["entered"].as_i64().unwrap();
+    assert!(entered > 300, "{entered} of 400 entered in 4 days");
+    let email = funnel("cart-email");
+    assert!(email["sent"].as_i64().unwrap() > 100, "{email}");
+    assert!(email["suppressed"].as_i64().unwrap() > 0, "{email}");
+    assert!(email["human_opened"].as_i64().unwrap() > 20, "{email}");
+    let reasons = &private["messages"]["suppressed_reasons"];
+    assert!(
+        reasons
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|r| r.contains("no email address")),
+        "{reasons}"
+    );
+    let conversions = private["conversions"]["count"].as_i64().unwrap();
+    assert!(conversions > 50, "{}", private["conversions"]);
+    assert_eq!(
+        private["conversions"]["revenue"].as_f64().unwrap(),
+        59.0 * conversions as f64
+    );
+    // A cart converts once, whether its shopper ordered once or (after the reminder) again.
+    let orders = private["behaviour_events"]["Order Completed"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        (orders * 9 / 10..=orders).contains(&conversions),
+        "{conversions} conversions of {orders} orders"
+    );
+    // The live server did the same work: its own report says so.
+    let report = live
+        .admin_get("/v1/journeys/abandoned-cart/report?from=10d")
+        .ok();
+    assert_eq!(report["totals"]["converted"].as_i64(), Some(conversions));
+}
+
+#[test]
+fn a_seed_repeats_a_simulation_and_another_seed_changes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "scenario.yaml", SCENARIO);
+    let run = |seed: &str| {
+        simulated(&[
+            "examples/journeys/abandoned-cart.yaml",
+            "--contacts",
+            "200",
+            "--days",
+            "3",
+            "--seed",
+            seed,
+            "--start",
+            "2026-03-02T00:00:00Z",
+            "--scenario",
+            &scenario,
+        ])
+    };
+    let (a, again, other) = (run("5"), run("5"), run("6"));
+    assert_eq!(prediction(&a), prediction(&again));
+    assert_ne!(prediction(&a)["funnel"], prediction(&other)["funnel"]);
+    assert_eq!(a["seed"], 5);
+    // The assumptions are printed: the file's rules, nothing defaulted (each event the
+    // journey waits for has a rule).
+    let sources: Vec<&str> = a["assumptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, vec!["scenario"; 4]);
+}
+
+#[test]
+fn quiet_hours_defer_reminders_to_the_morning_and_the_chart_is_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart.svg");
+    let out = dir.path().join("result.json");
+    let (code, stdout, stderr) = simulate(&[
+        "examples/journeys/abandoned-cart.yaml",
+        "--contacts",
+        "300",
+        "--days",
+        "3",
+        "--start",
+        "2026-03-02T00:00:00Z",
+        "--quiet-hours",
+        "20:00-09:00",
+        "--chart",
+        chart.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "the result went to --out: {stdout}");
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    // Contacts have no time zone here (UTC): no email leaves between 20:00 and 09:00.
+    let peak = &result["messages"]["peak_hour"]["email"];
+    let hour: jiff::Timestamp = peak["hour"].as_str().unwrap().parse().unwrap();
+    let h = hour.to_zoned(jiff::tz::TimeZone::UTC).hour();
+    assert!(
+        (9..20).contains(&h),
+        "the busiest email hour is {hour}, inside quiet hours"
+    );
+    assert_eq!(
+        h, 9,
+        "the night's reminders leave together at 09:00: {peak}"
+    );
+    // Defaults were assumed, and said so.
+    assert!(
+        result["assumptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["source"] == "default")
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.contains("Messages sent per day") && svg.contains("cart-email"));
+}
+
+#[test]
+fn a_server_journey_and_segment_are_simulated_without_changing_the_server() {
+    let server = Server::simulated();
+    server
+        .admin_put(
+            "/v1/journeys/abandoned-cart",
+            example_json("abandoned-cart"),
+        )
+        .ok();
+    server
+        .admin_post("/v1/journeys/abandoned-cart/publish", json!({}))
+        .ok();
+    let contacts: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({
+                "user_id": format!("u{i}"),
+                "email": format!("u{i}@example.com"),
+                "traits": {"plan": if i % 3 == 0 { "pro" } else { "free" }}
+            })
+        })
+        .collect();
+    server
+        .admin_post("/v1/contacts/import", json!({"contacts": contacts}))
+        .ok();
+    server
+        .admin_post(
+            "/v1/segments",
+            json!({"id": "pros", "name": "Pros", "text": r#"plan = "pro""#}),
+        )
+        .ok();
+    let before = (
+        server.admin_get("/v1/contacts?limit=1000").ok(),
+        server.admin_get("/v1/messages?limit=1000").ok(),
+        server.admin_get("/v1/clock").ok(),
+    );
+
+    let result = simulated(&[
+        "--server",
+        &server.base,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--journey",
+        "abandoned-cart",
+        "--segment",
+        "pros",
+        "--days",
+        "3",
+    ]);
+    assert_eq!(result["population"]["contacts"], 20);
+    assert_eq!(result["population"]["source"], "segment pros");
+    assert_eq!(result["entered"], 20);
+    assert!(
+        result["journey"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("version 1 of abandoned-cart on http://")
+    );
+    let after = (
+        server.admin_get("/v1/contacts?limit=1000").ok(),
+        server.admin_get("/v1/messages?limit=1000").ok(),
+        server.admin_get("/v1/clock").ok(),
+    );
+    assert_eq!(before, after, "the server is untouched");
+}
+
+#[test]
+fn bad_input_is_refused_with_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let cart = "examples/journeys/abandoned-cart.yaml";
+    let fails = |args: &[&str], says: &str| {
+        let (code, stdout, stderr) = simulate(args);
+        assert_ne!(code, Some(0), "{args:?} should fail:\n{stdout}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should say {says:?}:\n{stderr}"
+        );
+    };
+    fails(&[cart], "who is the population?");
+    fails(&[], "which journey?");
+    let typo = write(
+        dir.path(),
+        "typo.yaml",
+        "behaviour:\n  - {event: X, after: entry, probabilty: 1}\n",
+    );
+    fails(
+        &[cart, "--contacts", "5", "--scenario", &typo],
+        "behaviour[0].probabilty: unknown field `probabilty`, expected one of",
+    );
+    let share = write(
+        dir.path(),
+        "share.yaml",
+        "behaviour:\n  - {event: X, after: entry, probability: 150%}\n",
+    );
+    fails(
+        &[cart, "--contacts", "5", "--scenario", &share],
+        "behaviour[0].probability: a share must be between 0 and 1",
+    );
+    let after = write(
+        dir.path(),
+        "after.yaml",
+        "behaviour:\n  - {event: X, after: cart-mail, probability: 1}\n",
+    );
+    fails(
+        &[cart, "--contacts", "5", "--scenario", &after],
+        "behaviour[0].after: `cart-mail` is not `entry`",
+    );
+    fails(
+        &[cart, "--contacts", "5", "--resolution", "10s"],
+        "must be from 1m to 1d",
+    );
+    let broken = write(
+        dir.path(),
+        "broken.yaml",
+        "id: b\nname: B\nnodes:\n  - {id: t, type: trigger, event: X}\n  - {id: m, type: send_email, template: missing}\nedges:\n  - {from: t, to: m}\n",
+    );
+    fails(&[&broken, "--contacts", "5"], "missing");
+}
