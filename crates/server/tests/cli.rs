@@ -1266,6 +1266,31 @@ fn bench_processes_needs_a_database() {
     );
 }
 
+/// The simulate figure runs `waymark simulate` on its own private SQLite store: asked for by
+/// name with a database, it is refused, not quietly run on SQLite under a PostgreSQL label.
+#[test]
+fn bench_simulate_refuses_a_database() {
+    let run = waymark(
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "simulate",
+            "--database",
+            "postgres://nobody@127.0.0.1:9/none",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr.contains(
+            "the simulate figure runs `waymark simulate`, which keeps its own private SQLite store"
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
 /// Two `serve` on one data directory would both run the engine (on SQLite, on one file): the
 /// second is refused, and says why.
 #[test]

@@ -32,6 +32,7 @@ mod broadcast;
 mod import;
 mod processes;
 mod report;
+mod simulate;
 mod smtp_sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +90,11 @@ pub enum Figure {
     /// messages over 30 days.
     #[value(alias = "journey_report_p99_ms")]
     Report,
+    /// `simulate_seconds`: `waymark simulate` of the abandoned-cart journey on 100,000
+    /// synthetic contacts for 30 days (on its own private SQLite store, so only without
+    /// `--database`).
+    #[value(alias = "simulate_seconds")]
+    Simulate,
     /// `cart_journeys_per_second` with 1, 2 and 3 `waymark serve` processes on one PostgreSQL
     /// database, and the ratio of 3 to 1 (only with `--database`).
     #[value(
@@ -105,7 +111,7 @@ impl Figure {
     /// The timers figure comes after the in-process figures: its million enrollments would
     /// dominate the peak memory that the send and cart figures report. The processes figure
     /// runs its servers as child processes, so its place does not matter to the others.
-    const ALL: [Figure; 10] = [
+    const ALL: [Figure; 11] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
@@ -114,6 +120,7 @@ impl Figure {
         Figure::Import,
         Figure::Broadcast,
         Figure::Report,
+        Figure::Simulate,
         Figure::Timers,
         Figure::Processes,
     ];
@@ -129,10 +136,14 @@ impl Figure {
             Figure::Import => "import",
             Figure::Broadcast => "broadcast",
             Figure::Report => "report",
+            Figure::Simulate => "simulate",
             Figure::Processes => "processes",
         }
     }
 }
+
+/// Why the simulate figure is not run on PostgreSQL.
+const SIMULATE_IS_PRIVATE: &str = "the simulate figure runs `waymark simulate`, which keeps its own private SQLite store; run it without --database";
 
 /// Why the processes figure is not run on SQLite.
 const PROCESSES_NEED_DATABASE: &str = "the processes figure needs --database URL: several `waymark serve` processes share one PostgreSQL database (a SQLite data directory is locked by its one process)";
@@ -196,6 +207,9 @@ pub struct BenchArgs {
     /// Messages of the journey the report figure reports on [default: 1000000; quick: 5000].
     #[arg(long)]
     pub report_messages: Option<usize>,
+    /// Synthetic contacts of the simulate figure [default: 100000; quick: 1000].
+    #[arg(long)]
+    pub simulate_contacts: Option<usize>,
     /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
@@ -226,6 +240,7 @@ struct Plan {
     import_rows: usize,
     broadcast_contacts: usize,
     report_messages: usize,
+    simulate_contacts: usize,
 }
 
 /// Offers at a steady rate for a while.
@@ -289,6 +304,7 @@ impl Plan {
             import_rows: pick(args.import_rows, 1_000_000, 10_000),
             broadcast_contacts: pick(args.broadcast_contacts, 1_000_000, 2_000),
             report_messages: pick(args.report_messages, 1_000_000, 5_000),
+            simulate_contacts: pick(args.simulate_contacts, 100_000, 1_000),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
         ensure!(
@@ -311,6 +327,10 @@ impl Plan {
         ensure!(
             plan.report_messages > 0,
             "--report-messages must be at least 1"
+        );
+        ensure!(
+            plan.simulate_contacts > 0,
+            "--simulate-contacts must be at least 1"
         );
         ensure!(
             plan.broadcast_contacts > 0,
@@ -336,6 +356,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         progress(
             Figure::Processes,
             "skipped: several `waymark serve` processes share one PostgreSQL database, so this figure runs only with --database URL",
+        );
+    }
+    if args.database.is_some() && figures.contains(&Figure::Simulate) {
+        ensure!(args.only.is_none(), SIMULATE_IS_PRIVATE);
+        figures.retain(|&f| f != Figure::Simulate);
+        progress(
+            Figure::Simulate,
+            "skipped: a simulation runs on a private SQLite store of its own, not on --database",
         );
     }
     if let Some(url) = &args.database {
@@ -422,6 +450,7 @@ async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::R
         Figure::Import => import::import(plan, data).await,
         Figure::Broadcast => broadcast::broadcast(plan, data).await,
         Figure::Report => report::report(plan, data).await,
+        Figure::Simulate => simulate::simulate(plan).await,
         Figure::Processes => Err(anyhow::anyhow!(PROCESSES_NEED_DATABASE)),
     }
     .with_context(|| format!("the {} figure failed", figure.dir_name()))
