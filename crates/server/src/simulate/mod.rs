@@ -125,48 +125,152 @@ fn parse_resolution(raw: &str) -> Result<SignedDuration, String> {
     Ok(SignedDuration::from_secs(d.seconds()))
 }
 
+/// What to simulate, gathered from the command line or an API request.
+pub struct Simulation {
+    /// The journey document, with every template it sends shipped in it.
+    pub journey: Value,
+    /// Where it came from, for the result (`file ...`, `draft of ...`).
+    pub journey_source: String,
+    pub scenario: ScenarioFile,
+    /// The installation's measured behaviour, used where the scenario is silent.
+    pub measured: Measured,
+    pub population: Population,
+    pub days: u32,
+    /// Default: the start of the current hour.
+    pub start: Option<Timestamp>,
+    pub seed: u64,
+    pub resolution: SignedDuration,
+}
+
+/// Who the people are.
+pub enum Population {
+    /// Synthetic contacts: this many, else the scenario's `population.contacts`.
+    Synthetic(Option<u64>),
+    /// The rows of a CSV file (as `waymark import contacts` reads it).
+    Csv(PathBuf),
+    /// The members of a segment or list of a server, copied at the start: the server, the
+    /// members path (`/v1/segments/ID/members`) and what to call them (`segment ID`).
+    Members {
+        server: Target,
+        path: String,
+        label: String,
+    },
+    /// Contacts given as `POST /v1/contacts/import` takes them, and what to call them.
+    Contacts { contacts: Vec<Value>, label: String },
+}
+
+/// Where the simulation runs.
+pub enum Runner<'a> {
+    /// A private server with the installation's sending rules.
+    Private(&'a SendingPolicy),
+    /// A server started with `--clock simulated` (the trust check, a staging copy).
+    Target(Target),
+}
+
+/// What a simulation predicts: the result, and its chart as SVG.
+pub struct Prediction {
+    pub result: Value,
+    pub chart: String,
+}
+
 /// Runs the simulation and writes its result; false when it could not.
 pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
-    let began = Instant::now();
     let source = match (&args.server, &args.admin_token) {
         (Some(url), Some(token)) => Some(Target::new(url, token, None)?),
         (Some(_), None) => bail!("--server needs --admin-token (or WAYMARK_ADMIN_TOKEN)"),
         _ => None,
     };
-    let (mut doc, journey_source) = load_journey(&args, source.as_ref()).await?;
-    let journey_id = doc["id"]
-        .as_str()
-        .context("the journey has no `id`")?
-        .to_string();
+    let (mut journey, journey_source) = load_journey(&args, source.as_ref()).await?;
     if let Some(source) = &source {
-        ship_templates(&mut doc, source).await?;
+        ship_templates(&mut journey, source).await?;
     }
-    let parsed: JourneyDocument = serde_json::from_value(doc.clone())
-        .map_err(|e| anyhow::anyhow!("the journey is not valid: {e}"))?;
-    let shape = JourneyShape::of(&parsed);
     let measured = match (&source, &args.journey) {
         (Some(source), Some(id)) => measured(source, id).await?,
         _ => Measured::default(),
     };
-    let period = SignedDuration::from_hours(24 * i64::from(args.days));
-    let file = read_scenario(args.scenario.as_deref())?;
-    let synthetic = args.contacts.or(file.population.contacts);
-    let scenario = Scenario::build(file, &shape, args.seed, period, &measured)?;
-
-    // The server driven: a private one, or the given staging server.
-    let mut private = None;
-    let given;
-    let target: &Target = match &args.target {
+    let members = |path: String, label: String| -> anyhow::Result<Population> {
+        let source = source
+            .as_ref()
+            .context("--segment and --list need --server")?;
+        Ok(Population::Members {
+            server: source.clone_client()?,
+            path,
+            label,
+        })
+    };
+    let population = match (&args.population, &args.segment, &args.list) {
+        (Some(path), ..) => Population::Csv(path.clone()),
+        (None, Some(segment), _) => members(
+            format!("/v1/segments/{segment}/members"),
+            format!("segment {segment}"),
+        )?,
+        (None, None, Some(list)) => {
+            members(format!("/v1/lists/{list}/members"), format!("list {list}"))?
+        }
+        (None, None, None) => Population::Synthetic(args.contacts),
+    };
+    let runner = match &args.target {
         Some(url) => {
             let token = args
                 .target_admin_token
                 .as_deref()
                 .context("--target needs --target-admin-token")?;
-            given = Target::new(url, token, args.target_write_key.as_deref())?;
+            Runner::Target(Target::new(url, token, args.target_write_key.as_deref())?)
+        }
+        None => Runner::Private(&args.policy),
+    };
+    let simulation = Simulation {
+        journey,
+        journey_source,
+        scenario: read_scenario(args.scenario.as_deref())?,
+        measured,
+        population,
+        days: args.days,
+        start: args.start,
+        seed: args.seed,
+        resolution: args.resolution,
+    };
+    let prediction = simulate(simulation, runner).await?;
+    if let Some(path) = &args.chart {
+        std::fs::write(path, &prediction.chart)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&prediction.result)? + "\n";
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(true)
+}
+
+/// Runs a simulation to its end and gathers what it predicts.
+pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Prediction> {
+    let began = Instant::now();
+    let journey_id = sim.journey["id"]
+        .as_str()
+        .context("the journey has no `id`")?
+        .to_string();
+    let parsed: JourneyDocument = serde_json::from_value(sim.journey.clone())
+        .map_err(|e| anyhow::anyhow!("the journey is not valid: {e}"))?;
+    let shape = JourneyShape::of(&parsed);
+    let period = SignedDuration::from_hours(24 * i64::from(sim.days));
+    let synthetic = match sim.population {
+        Population::Synthetic(n) => n.or(sim.scenario.population.contacts),
+        _ => None,
+    };
+    let scenario = Scenario::build(sim.scenario, &shape, sim.seed, period, &sim.measured)?;
+
+    // The server driven: a private one, or the given one.
+    let mut private = None;
+    let given;
+    let target: &Target = match runner {
+        Runner::Target(t) => {
+            given = t;
             &given
         }
-        None => {
-            let start = match args.start {
+        Runner::Private(policy) => {
+            let start = match sim.start {
                 Some(t) => t,
                 None => Timestamp::now().round(
                     jiff::TimestampRound::new()
@@ -175,51 +279,46 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
                 )?,
             };
             private
-                .insert(private::PrivateServer::start(start, &args.policy).await?)
+                .insert(private::PrivateServer::start(start, policy).await?)
                 .target()
         }
     };
     let start = target.clock().await?;
-    publish(target, &journey_id, &doc).await?;
+    publish(target, &journey_id, &sim.journey).await?;
 
-    let people = match (&args.population, &args.segment, &args.list, synthetic) {
-        (Some(path), ..) => People::Listed {
-            user_ids: copy_csv(target, path).await?,
-        },
-        (None, Some(segment), ..) => People::Listed {
-            user_ids: copy_members(
-                target,
-                source.as_ref().expect("--segment requires --server"),
-                &format!("/v1/segments/{segment}/members"),
-            )
-            .await?,
-        },
-        (None, None, Some(list), _) => People::Listed {
-            user_ids: copy_members(
-                target,
-                source.as_ref().expect("--list requires --server"),
-                &format!("/v1/lists/{list}/members"),
-            )
-            .await?,
-        },
-        (None, None, None, Some(count)) => {
-            driver::import_synthetic(target, &scenario, count).await?;
-            People::Synthetic { count }
-        }
-        (None, None, None, None) => bail!(
-            "who is the population? --contacts N (or population.contacts in the scenario), \
-             --population FILE.csv, or --segment / --list with --server"
+    let (people, label) = match sim.population {
+        Population::Csv(path) => (
+            People::Listed {
+                user_ids: copy_csv(target, &path).await?,
+            },
+            format!("file {}", path.display()),
         ),
+        Population::Members {
+            server,
+            path,
+            label,
+        } => (
+            People::Listed {
+                user_ids: copy_members(target, &server, &path).await?,
+            },
+            label,
+        ),
+        Population::Contacts { contacts, label } => (
+            People::Listed {
+                user_ids: copy_contacts(target, contacts).await?,
+            },
+            label,
+        ),
+        Population::Synthetic(_) => {
+            let count = synthetic.context(
+                "who is the population? --contacts N (or population.contacts in the scenario), \
+                 --population FILE.csv, or --segment / --list with --server",
+            )?;
+            driver::import_synthetic(target, &scenario, count).await?;
+            (People::Synthetic { count }, "synthetic".to_string())
+        }
     };
-    let population = json!({
-        "contacts": people.count(),
-        "source": match (&args.population, &args.segment, &args.list) {
-            (Some(p), ..) => format!("file {}", p.display()),
-            (_, Some(s), _) => format!("segment {s}"),
-            (_, _, Some(l)) => format!("list {l}"),
-            _ => "synthetic".to_string(),
-        },
-    });
+    let population = json!({ "contacts": people.count(), "source": label });
     let plan = Plan {
         journey_id: &journey_id,
         shape: &shape,
@@ -227,8 +326,8 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
         scenario: &scenario,
         people,
         start,
-        days: args.days as usize,
-        resolution: args.resolution,
+        days: sim.days as usize,
+        resolution: sim.resolution,
     };
     let observed = driver::run(target, &plan).await?;
     let end = start + period;
@@ -249,15 +348,15 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
         .collect();
     let totals = &report["totals"];
     let result = json!({
-        "journey": {"id": journey_id, "name": parsed.name, "source": journey_source},
+        "journey": {"id": journey_id, "name": parsed.name, "source": sim.journey_source},
         "population": population,
         "period": {
             "start": start,
             "end": end,
-            "days": args.days,
-            "resolution": format!("{:#}", args.resolution),
+            "days": sim.days,
+            "resolution": format!("{:#}", sim.resolution),
         },
-        "seed": args.seed,
+        "seed": sim.seed,
         "assumptions": scenario.assumptions(),
         "entered": totals["entered"],
         "arrivals_sent": observed.entries,
@@ -273,44 +372,35 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
         "elapsed_seconds": (began.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
 
-    if let Some(path) = &args.chart {
-        let labels: Vec<String> = (0..args.days)
-            .map(|d| {
-                let day = start + SignedDuration::from_hours(24 * i64::from(d));
-                day.strftime("%m-%d").to_string()
-            })
-            .collect();
-        let rows: Vec<chart::FunnelRow<'_>> = funnel
-            .iter()
-            .map(|n| chart::FunnelRow {
-                node: n["node"].as_str().unwrap_or("?"),
-                kind: n["type"].as_str().unwrap_or(""),
-                entered: n["entered"].as_i64().unwrap_or(0),
-            })
-            .collect();
-        let svg = chart::svg(
-            &format!(
-                "{} — {} days, {} contacts",
-                parsed.name,
-                args.days,
-                plan.people.count()
-            ),
-            &observed.tally.sent_per_day(),
-            &labels,
-            &rows,
-        );
-        std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let text = serde_json::to_string_pretty(&result)? + "\n";
-    match &args.out {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{text}"),
-    }
+    let labels: Vec<String> = (0..sim.days)
+        .map(|d| {
+            let day = start + SignedDuration::from_hours(24 * i64::from(d));
+            day.strftime("%m-%d").to_string()
+        })
+        .collect();
+    let rows: Vec<chart::FunnelRow<'_>> = funnel
+        .iter()
+        .map(|n| chart::FunnelRow {
+            node: n["node"].as_str().unwrap_or("?"),
+            kind: n["type"].as_str().unwrap_or(""),
+            entered: n["entered"].as_i64().unwrap_or(0),
+        })
+        .collect();
+    let chart = chart::svg(
+        &format!(
+            "{} — {} days, {} contacts",
+            parsed.name,
+            sim.days,
+            plan.people.count()
+        ),
+        &observed.tally.sent_per_day(),
+        &labels,
+        &rows,
+    );
     if let Some(private) = private {
         private.stop().await?;
     }
-    Ok(true)
+    Ok(Prediction { result, chart })
 }
 
 /// One node of the funnel: how many entered, left, ended and converted there, and what it
@@ -533,6 +623,27 @@ async fn copy_csv(target: &Target, path: &Path) -> anyhow::Result<Vec<String>> {
         }
     }
     driver::import(target, chunk, None).await?;
+    Ok(user_ids)
+}
+
+/// Imports contacts given as the import API takes them (those without a `user_id` get one),
+/// and returns their user ids in order.
+async fn copy_contacts(target: &Target, mut contacts: Vec<Value>) -> anyhow::Result<Vec<String>> {
+    let mut user_ids = Vec::with_capacity(contacts.len());
+    for (i, c) in contacts.iter_mut().enumerate() {
+        let user = match c["user_id"].as_str() {
+            Some(u) => u.to_string(),
+            None => {
+                let u = format!("sim-given-{i}");
+                c["user_id"] = json!(u);
+                u
+            }
+        };
+        user_ids.push(user);
+    }
+    for chunk in contacts.chunks(5000) {
+        driver::import(target, chunk.to_vec(), None).await?;
+    }
     Ok(user_ids)
 }
 

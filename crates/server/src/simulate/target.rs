@@ -26,6 +26,16 @@ impl Target {
         })
     }
 
+    /// Another handle on the same server (its own connections).
+    pub fn clone_client(&self) -> anyhow::Result<Self> {
+        Ok(Target {
+            http: client()?,
+            base: self.base.clone(),
+            admin_token: self.admin_token.clone(),
+            write_key: self.write_key.clone(),
+        })
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
