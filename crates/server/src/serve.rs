@@ -204,7 +204,7 @@ pub struct ServeArgs {
 /// The rules of sending that hold across journeys: rates, frequency caps, quiet hours and
 /// blocked dates. `waymark simulate` takes them too, so that it predicts what this
 /// installation would do.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct SendingPolicy {
     /// Send at most N emails a second (a token bucket with a burst of one second's worth);
     /// the rest wait, queued. Default: unlimited.
@@ -522,6 +522,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         secrets: Arc::new(secrets),
         metrics,
         public: Arc::new(public_pages(&args)?),
+        policy: Arc::new(args.policy.clone()),
+        simulation: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -1983,6 +1983,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/reports/overview"),
     ("get", "/v1/journeys/{id}/people"),
     ("post", "/v1/journeys/{id}/enroll"),
+    ("post", "/v1/journeys/{id}/simulate"),
     ("get", "/v1/journeys/{id}/experiments"),
     ("get", "/v1/broadcasts"),
     ("post", "/v1/broadcasts"),

@@ -356,3 +356,266 @@ fn bad_input_is_refused_with_what_and_where() {
     );
     fails(&[&broken, "--contacts", "5"], "missing");
 }
+
+// ---- POST /v1/journeys/{id}/simulate
+
+/// The scenario above as the API takes it (an object).
+fn scenario_json() -> Value {
+    serde_yaml_ng::from_str(SCENARIO).unwrap()
+}
+
+/// What the server holds that a simulation must not change.
+fn server_data(server: &Server) -> Value {
+    json!({
+        "contacts": server.admin_get("/v1/contacts?limit=1000").ok(),
+        "messages": server.admin_get("/v1/messages?limit=1000").ok(),
+        "clock": server.admin_get("/v1/clock").ok(),
+        "journeys": server.admin_get("/v1/journeys").ok(),
+        "segments": server.admin_get("/v1/segments").ok(),
+    })
+}
+
+#[test]
+fn the_api_simulates_a_draft_as_the_command_line_does_without_touching_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::simulated();
+    // The journey is only a draft here; its templates are stored apart from it.
+    let draft = server
+        .admin_put(
+            "/v1/journeys/abandoned-cart",
+            example_json("abandoned-cart"),
+        )
+        .ok();
+    assert_eq!(draft["valid"], true, "{draft}");
+    assert!(draft["draft"].get("templates").is_none());
+    server
+        .admin_post(
+            "/v1/contacts/import",
+            json!({"contacts": [{"user_id": "real-1", "email": "real-1@example.com"}]}),
+        )
+        .ok();
+    server.settle();
+    let before = server_data(&server);
+
+    let start = "2026-03-02T00:00:00Z";
+    let answer = server
+        .admin_post(
+            "/v1/journeys/abandoned-cart/simulate",
+            json!({"contacts": 300, "days": 4, "seed": 11, "start": start, "scenario": scenario_json()}),
+        )
+        .ok();
+    let scenario = write(dir.path(), "scenario.json", &scenario_json().to_string());
+    let cli = simulated(&[
+        "examples/journeys/abandoned-cart.yaml",
+        "--contacts",
+        "300",
+        "--days",
+        "4",
+        "--seed",
+        "11",
+        "--start",
+        start,
+        "--scenario",
+        &scenario,
+    ]);
+    assert_eq!(prediction(&answer), prediction(&cli));
+    assert!(
+        answer["entered"].as_i64().unwrap() > 200,
+        "{}",
+        answer["entered"]
+    );
+    assert!(answer["conversions"]["count"].as_i64().unwrap() > 0);
+    assert_eq!(answer["journey"]["source"], "draft of abandoned-cart");
+    assert_eq!(
+        answer["population"],
+        json!({"contacts": 300, "source": "synthetic"})
+    );
+    assert_eq!(answer["assumptions"], cli["assumptions"]);
+    let svg = answer["chart_svg"].as_str().unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("cart-email"),
+        "{svg}"
+    );
+
+    assert_eq!(before, server_data(&server), "the server is untouched");
+}
+
+#[test]
+fn the_api_simulates_a_segment_of_the_server_and_a_published_version() {
+    let server = Server::simulated();
+    server
+        .admin_put(
+            "/v1/journeys/abandoned-cart",
+            example_json("abandoned-cart"),
+        )
+        .ok();
+    server
+        .admin_post("/v1/journeys/abandoned-cart/publish", json!({}))
+        .ok();
+    let contacts: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({
+                "user_id": format!("u{i}"),
+                "email": format!("u{i}@example.com"),
+                "traits": {"plan": if i % 3 == 0 { "pro" } else { "free" }}
+            })
+        })
+        .collect();
+    server
+        .admin_post("/v1/contacts/import", json!({"contacts": contacts}))
+        .ok();
+    server
+        .admin_post(
+            "/v1/segments",
+            json!({"id": "pros", "name": "Pros", "text": r#"plan = "pro""#}),
+        )
+        .ok();
+    server.settle();
+    let before = server_data(&server);
+    let answer = server
+        .admin_post(
+            "/v1/journeys/abandoned-cart/simulate",
+            json!({"draft": false, "segment": "pros", "days": 2}),
+        )
+        .ok();
+    assert_eq!(
+        answer["population"],
+        json!({"contacts": 10, "source": "segment pros"})
+    );
+    assert_eq!(answer["entered"], 10);
+    assert_eq!(answer["journey"]["source"], "version 1 of abandoned-cart");
+    assert_eq!(answer["period"]["days"], 2);
+    assert_eq!(before, server_data(&server), "the server is untouched");
+    // A list that does not exist is no population.
+    server
+        .admin_post(
+            "/v1/journeys/abandoned-cart/simulate",
+            json!({"list": "nobody"}),
+        )
+        .expect_error(404, "not_found");
+}
+
+#[test]
+fn bad_simulation_requests_name_the_field() {
+    let server = Server::simulated();
+    server
+        .admin_put(
+            "/v1/journeys/abandoned-cart",
+            example_json("abandoned-cart"),
+        )
+        .ok();
+    let path = "/v1/journeys/abandoned-cart/simulate";
+    let refused = |body: Value, field: &str, says: &str| {
+        let e = server
+            .admin_post(path, body.clone())
+            .expect_error(400, "invalid_parameter");
+        assert_eq!(e["field"], field, "{body}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains(says),
+            "{body}: {message:?} should say {says:?}"
+        );
+    };
+    refused(json!({"days": 0}), "days", "from 1 to 90 days");
+    refused(json!({"days": 91}), "days", "from 1 to 90 days");
+    refused(json!({"contacts": 100_001}), "contacts", "from 1 to 100000");
+    refused(json!({"contacts": "ten"}), "contacts", "invalid type");
+    refused(json!({"contact": 5}), "contact", "unknown field");
+    refused(json!({"start": "yesterday"}), "start", "");
+    refused(json!({"segment": "a", "list": "b"}), "list", "not both");
+    refused(
+        json!({"segment": "a", "contacts": 5}),
+        "contacts",
+        "leave it out",
+    );
+    refused(json!({"draft": true, "version": 1}), "version", "not both");
+    refused(json!({"draft": false}), "draft", "no live version");
+    refused(
+        json!({"scenario": {"behaviour": [{"event": "X", "after": "entry", "probability": "150%"}]}}),
+        "scenario.behaviour[0].probability",
+        "a share must be between 0 and 1",
+    );
+    refused(
+        json!({"scenario": {"behaviour": [{"event": "X", "after": "entry", "probabilty": 1}]}}),
+        "scenario.behaviour[0].probabilty",
+        "unknown field",
+    );
+    refused(
+        json!({"scenario": {"behaviour": [{"event": "X", "after": "cart-mail", "probability": 1}]}}),
+        "scenario.behaviour[0].after",
+        "`cart-mail` is not `entry`",
+    );
+    refused(json!({"scenario": [1]}), "scenario", "is an object");
+    refused(
+        json!({"scenario": {"population": {"contacts": 200_000}}}),
+        "scenario.population.contacts",
+        "from 1 to 100000",
+    );
+    server
+        .admin_post("/v1/journeys/nothing-here/simulate", json!({}))
+        .expect_error(404, "not_found");
+    // A draft that is not valid says every error, with its node.
+    let mut broken = example_json("abandoned-cart");
+    broken["id"] = json!("broken");
+    broken["nodes"][1]["template"] = json!("no-such-template");
+    server.admin_put("/v1/journeys/broken", broken).ok();
+    let e = server
+        .admin_post("/v1/journeys/broken/simulate", json!({}))
+        .expect_error(400, "invalid_journey");
+    assert!(
+        e["errors"]
+            .as_array()
+            .is_some_and(|errors| !errors.is_empty()),
+        "{e}"
+    );
+}
+
+#[test]
+fn one_simulation_at_a_time() {
+    let server = Server::simulated();
+    server
+        .admin_put(
+            "/v1/journeys/abandoned-cart",
+            example_json("abandoned-cart"),
+        )
+        .ok();
+    let long = std::thread::scope(|scope| {
+        let running = scope.spawn(|| {
+            // Retried if it happens to ask while the probe below holds the slot.
+            loop {
+                let r = server.admin_post(
+                    "/v1/journeys/abandoned-cart/simulate",
+                    json!({"contacts": 3000, "days": 3}),
+                );
+                if r.status != 429 {
+                    return r;
+                }
+            }
+        });
+        // A probe for a journey that does not exist: 404 while the slot is free, 429 while
+        // the simulation above holds it.
+        let mut busy = None;
+        while !running.is_finished() {
+            let r = server.admin_post("/v1/journeys/nothing-here/simulate", json!({}));
+            if r.status == 429 {
+                busy = Some(r);
+                break;
+            }
+            assert_eq!(r.status, 404, "{}", r.text);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (running.join().unwrap(), busy)
+    });
+    let (done, busy) = long;
+    let busy = busy.expect("a second request while the first ran");
+    assert_eq!(busy.json["code"], "simulation_running", "{}", busy.text);
+    assert!(busy.retry_after.is_some());
+    assert_eq!(done.clone().ok()["population"]["contacts"], 3000);
+    // Once it has ended, the next one runs.
+    server
+        .admin_post(
+            "/v1/journeys/abandoned-cart/simulate",
+            json!({"contacts": 10, "days": 1}),
+        )
+        .ok();
+}

@@ -75,6 +75,7 @@ pub const CODES: &[ErrorCode] = &[
     code!("body_too_large", 413),
     code!("too_many_attempts", 429),
     code!("rate_limited", 429),
+    code!("simulation_running", 429),
     code!("internal", 500),
     code!("unavailable", 503),
     code!("database_unavailable", 503),

@@ -24,7 +24,7 @@ use super::manage::{blocking, parse_template};
 use super::{DocBody, QueryParams, RequestBody, typed};
 
 /// Validates a document against the templates it ships and those on the server.
-fn check(
+pub(super) fn check(
     store: &dyn Store,
     doc: &Value,
 ) -> Result<Result<JourneyDocument, Vec<ValidationError>>, StoreError> {
@@ -37,7 +37,7 @@ fn check(
     Ok(parse_and_validate(doc, Some(&lookup)))
 }
 
-fn invalid_journey(errors: Vec<ValidationError>) -> ApiError {
+pub(super) fn invalid_journey(errors: Vec<ValidationError>) -> ApiError {
     let first = errors
         .first()
         .and_then(|e| e.field.clone())

@@ -14,6 +14,7 @@ pub mod public_limits;
 mod reports;
 mod segment_history;
 mod segments;
+mod simulate;
 mod tracking;
 mod webhooks_in;
 
@@ -42,6 +43,11 @@ pub struct AppState {
     pub secrets: Arc<Secrets>,
     pub metrics: Option<PrometheusHandle>,
     pub public: Arc<PublicPages>,
+    /// The installation's sending rules, which a simulation (`POST
+    /// /v1/journeys/{id}/simulate`) runs with.
+    pub policy: Arc<crate::serve::SendingPolicy>,
+    /// Held while a simulation runs: one at a time per server.
+    pub simulation: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What the pages anyone can reach without a key are allowed to do.

@@ -18,7 +18,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::{
     broadcasts, consent, ingest, journeys, manage, privacy, reports, segment_history, segments,
-    tracking, webhooks_in,
+    simulate, tracking, webhooks_in,
 };
 
 /// Writes the schema of a type into a generator (shared definitions go to the generator).
@@ -517,6 +517,11 @@ pub fn all() -> Vec<Operation> {
             .body_also::<journeys::Enroll>("application/yaml")
             .json::<journeys::Enrolled>(202, "The enrollment is requested")
             .errors(&[400, 404, 409]),
+        post("/v1/journeys/{id}/simulate", simulate::simulate)
+            .about(Admin, "Journeys", "Predict what the draft (or the live version, or one `version`) would do on a population (`contacts` synthetic ones, or a `segment`'s or `list`'s members, copied) over `days`, on a private simulated clock with a scratch store: the funnel per node, messages per channel and day, suppressions and why, conversions and revenue, the busiest hours, the assumptions used, and the chart as SVG. Nothing is sent and this server's data is untouched; one simulation at a time (`429 simulation_running`)")
+            .optional_body::<simulate::SimulateRequest>()
+            .ok::<simulate::Prediction>()
+            .errors(&[400, 404, 429]),
         get("/v1/journeys/{id}/experiments", journeys::experiments)
             .about(Admin, "Journeys", "Experiment nodes: counts and conversion rates per variant, the test's verdict and the winner")
             .ok::<journeys::Experiments>()

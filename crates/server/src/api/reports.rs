@@ -147,6 +147,25 @@ pub async fn journey(
     headers: HeaderMap,
     QueryParams(q): QueryParams<ReportQuery>,
 ) -> ApiResult<Response> {
+    let (view, csv_nodes) = journey_report(&state, id, q).await?;
+    if wants_csv(&headers) {
+        let body = if csv_nodes {
+            nodes_csv(&view)
+        } else {
+            series_csv(&view)
+        }
+        .map_err(|e| ApiError::internal(format!("the CSV could not be written: {e}")))?;
+        return Ok(csv_response(body, &format!("{}-report", view.journey_id)));
+    }
+    Ok(Json(view).into_response())
+}
+
+/// A journey's report as asked, and whether its CSV form has a row per node.
+pub(super) async fn journey_report(
+    state: &AppState,
+    id: String,
+    q: ReportQuery,
+) -> ApiResult<(JourneyReport, bool)> {
     let now = state.engine.clock().now();
     let asked = asked(&q, now)?;
     let query = RollupQuery {
@@ -157,7 +176,7 @@ pub async fn journey(
         node: q.node.clone(),
     };
     let version = q.version;
-    let (document, (rows, reactions)) = blocking(&state, move |s| {
+    let (document, (rows, reactions)) = blocking(state, move |s| {
         let journey = s.journey(&query.journey_id)?;
         // The nodes of the version asked for, else of the live (or draft) document.
         let document = match version.or(journey.live_version) {
@@ -226,16 +245,7 @@ pub async fn journey(
         attribution,
         report,
     };
-    if wants_csv(&headers) {
-        let body = if asked.csv_nodes {
-            nodes_csv(&view)
-        } else {
-            series_csv(&view)
-        }
-        .map_err(|e| ApiError::internal(format!("the CSV could not be written: {e}")))?;
-        return Ok(csv_response(body, &format!("{}-report", view.journey_id)));
-    }
-    Ok(Json(view).into_response())
+    Ok((view, asked.csv_nodes))
 }
 
 /// `GET /v1/reports/overview` parameters.

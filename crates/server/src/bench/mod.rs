@@ -794,6 +794,8 @@ impl Harness {
             secrets: self.secrets.clone(),
             metrics: None,
             public: Arc::new(crate::api::PublicPages::default()),
+            policy: Arc::new(crate::serve::SendingPolicy::default()),
+            simulation: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         self.base = format!("http://{}", listener.local_addr()?);

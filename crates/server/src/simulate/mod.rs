@@ -486,6 +486,15 @@ async fn load_journey(
 /// Puts the templates the journey sends but does not ship into it, from the server (their
 /// current versions).
 async fn ship_templates(doc: &mut Value, source: &Target) -> anyhow::Result<()> {
+    for id in templates_to_ship(doc) {
+        let t = source.get(&format!("/v1/templates/{id}")).await?;
+        ship_template(doc, t);
+    }
+    Ok(())
+}
+
+/// The templates the journey's nodes send that it does not ship, each once.
+pub fn templates_to_ship(doc: &Value) -> Vec<String> {
     let shipped: Vec<String> = doc["templates"]
         .as_array()
         .into_iter()
@@ -501,19 +510,21 @@ async fn ship_templates(doc: &mut Value, source: &Target) -> anyhow::Result<()> 
         .collect();
     wanted.sort();
     wanted.dedup();
-    for id in wanted {
-        let mut t = source.get(&format!("/v1/templates/{id}")).await?;
-        if let Some(fields) = t.as_object_mut() {
-            for meta in ["version", "created_at", "updated_at"] {
-                fields.remove(meta);
-            }
-        }
-        match doc.get_mut("templates").and_then(Value::as_array_mut) {
-            Some(list) => list.push(t),
-            None => doc["templates"] = json!([t]),
+    wanted
+}
+
+/// Ships a stored template (as `GET /v1/templates/{id}` answers it) in the journey, without
+/// what only the store keeps (its version and dates).
+pub fn ship_template(doc: &mut Value, mut template: Value) {
+    if let Some(fields) = template.as_object_mut() {
+        for meta in ["version", "created_at", "updated_at"] {
+            fields.remove(meta);
         }
     }
-    Ok(())
+    match doc.get_mut("templates").and_then(Value::as_array_mut) {
+        Some(list) => list.push(template),
+        None => doc["templates"] = json!([template]),
+    }
 }
 
 async fn publish(target: &Target, id: &str, doc: &Value) -> anyhow::Result<()> {
@@ -533,13 +544,22 @@ async fn publish(target: &Target, id: &str, doc: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The report range the installation's own rates are measured over (`from` of the journey
+/// report).
+pub const MEASURED_OVER: &str = "90d";
+
 /// The installation's own rates for the journey (its report over the last 90 days), where it
 /// has sent enough to measure them.
 async fn measured(source: &Target, id: &str) -> anyhow::Result<Measured> {
     let report = source
-        .get(&format!("/v1/journeys/{id}/report?from=90d"))
+        .get(&format!("/v1/journeys/{id}/report?from={MEASURED_OVER}"))
         .await?;
-    let t = &report["totals"];
+    Ok(measured_from(&report["totals"]))
+}
+
+/// The rates of a journey report's `totals` (its JSON), where it has sent enough to measure
+/// them.
+pub fn measured_from(t: &Value) -> Measured {
     let median = |field: &str| {
         t["reaction_times"][field]["median_seconds"]
             .as_f64()
@@ -562,7 +582,7 @@ async fn measured(source: &Target, id: &str) -> anyhow::Result<Measured> {
     {
         m.conversion = Some((p, d));
     }
-    Ok(m)
+    m
 }
 
 fn read_scenario(path: Option<&Path>) -> anyhow::Result<ScenarioFile> {
@@ -663,20 +683,27 @@ async fn copy_members(target: &Target, source: &Target, path: &str) -> anyhow::R
         let mut copies = Vec::new();
         for c in &contacts {
             after = c["id"].as_i64().unwrap_or(after);
-            let user = match c["user_id"].as_str() {
-                Some(u) => u.to_string(),
-                None => format!("contact-{after}"),
-            };
-            let mut copy = json!({"user_id": user, "traits": c["traits"]});
-            for field in ["email", "phone", "timezone"] {
-                if let Some(v) = c[field].as_str() {
-                    copy[field] = json!(v);
-                }
-            }
-            user_ids.push(user);
+            let copy = member_copy(c);
+            user_ids.push(copy["user_id"].as_str().unwrap_or_default().to_string());
             copies.push(copy);
         }
         driver::import(target, copies, None).await?;
     }
     Ok(user_ids)
+}
+
+/// The copy of a segment's or list's member (a contact as the API answers it) that a
+/// simulation imports: its user id (else one made of its id), traits, addresses and time zone.
+pub fn member_copy(c: &Value) -> Value {
+    let user = match (c["user_id"].as_str(), c["id"].as_i64()) {
+        (Some(u), _) => u.to_string(),
+        (None, id) => format!("contact-{}", id.unwrap_or_default()),
+    };
+    let mut copy = json!({"user_id": user, "traits": c["traits"]});
+    for field in ["email", "phone", "timezone"] {
+        if let Some(v) = c[field].as_str() {
+            copy[field] = json!(v);
+        }
+    }
+    copy
 }

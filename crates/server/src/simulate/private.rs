@@ -56,6 +56,8 @@ impl PrivateServer {
             secrets: secrets.clone(),
             metrics: None,
             public: Arc::new(PublicPages::default()),
+            policy: Arc::new(policy.clone()),
+            simulation: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
