@@ -705,6 +705,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/journeys/{id}/simulate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Predict what the draft (or the live version, or one `version`) would do on a population (`contacts` synthetic ones, or a `segment`'s or `list`'s members, copied) over `days`, on a private simulated clock with a scratch store: the funnel per node, messages per channel and day, suppressions and why, conversions and revenue, the busiest hours, the assumptions used, and the chart as SVG. Nothing is sent and this server's data is untouched; one simulation at a time (`429 simulation_running`) */
+        post: operations["post_v1_journeys__id__simulate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/journeys/{id}/stats": {
         parameters: {
             query?: never;
@@ -1368,6 +1385,22 @@ export interface components {
          * @enum {string}
          */
         AggregateFunction: "sum" | "min" | "max" | "avg";
+        /** @description One behaviour rule the simulation used. */
+        Assumption: {
+            /** @description What it follows: the entry, a channel's messages, a node's messages, another event. */
+            after: string;
+            /** @description The delay distribution, in words. */
+            delay: string;
+            /** @description The event the contact performs. */
+            event: string;
+            /** Format: double */
+            probability: number;
+            /**
+             * @description `scenario` (given), `measured` (this journey's own report) or `default` (assumed).
+             * @enum {string}
+             */
+            source: "scenario" | "measured" | "default";
+        };
         /** @description How conversions are credited, as the report states it. */
         Attribution: {
             /** @description The currency `revenue` is in: the goal's `currency`, default `USD`. */
@@ -1555,6 +1588,21 @@ export interface components {
         Bucket: ("hour" | "day") | "week";
         /** @enum {string} */
         Channel: "email" | "sms";
+        /** @description Messages of one channel. */
+        ChannelCounts: {
+            /** Format: uint64 */
+            failed: number;
+            /** Format: uint64 */
+            sent: number;
+            /** Format: uint64 */
+            suppressed: number;
+        };
+        /** @description The busiest hour per channel. */
+        ChannelPeaks: {
+            email: components["schemas"]["PeakHour"];
+            sms: components["schemas"]["PeakHour"];
+            webhook: components["schemas"]["PeakHour"];
+        };
         /** @description Counts with their rates and reaction times. */
         ChannelSummary: {
             /**
@@ -1682,6 +1730,12 @@ export interface components {
              * @description Messages whose recipient unsubscribed through their link.
              */
             unsubscribed: number;
+        };
+        /** @description Messages per channel. */
+        ChannelTotals: {
+            email: components["schemas"]["ChannelCounts"];
+            sms: components["schemas"]["ChannelCounts"];
+            webhook: components["schemas"]["ChannelCounts"];
         };
         Clock: {
             /** Format: date-time */
@@ -2007,7 +2061,7 @@ export interface components {
              * @description Stable; explained in docs/api.md under #error-<code>
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_broadcast" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "segment_in_use" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
+            code: "invalid_json" | "invalid_yaml" | "invalid_body" | "invalid_parameter" | "invalid_event" | "invalid_events" | "invalid_batch" | "invalid_journey" | "invalid_broadcast" | "invalid_template" | "invalid_condition" | "invalid_list" | "invalid_members" | "invalid_import" | "render_failed" | "invalid_suppression" | "invalid_address" | "invalid_webhook" | "invalid_id" | "invalid_name" | "invalid_user_id" | "invalid_contact_id" | "invalid_payload" | "invalid_message_id" | "invalid_option" | "requeue_filter_required" | "unauthorized" | "csrf_failed" | "not_found" | "method_not_allowed" | "body_timeout" | "conflict" | "journey_exists" | "journey_archived" | "invalid_transition" | "clock_not_simulated" | "segment_exists" | "segment_in_use" | "not_enrollable" | "public_url_required" | "body_too_large" | "too_many_attempts" | "rate_limited" | "simulation_running" | "internal" | "unavailable" | "database_unavailable" | "too_many_connections";
             /** @description Every individual problem, for requests that can have several. */
             errors?: unknown;
             field?: string | null;
@@ -2069,6 +2123,33 @@ export interface components {
         Experiments: {
             experiments: components["schemas"]["ExperimentReport"][];
             journey: string;
+        };
+        /** @description One node's predicted counts. */
+        FunnelNode: {
+            /** Format: int64 */
+            attributed: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            converted: number;
+            /** Format: int64 */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /** Format: int64 */
+            human_opened: number;
+            node: string;
+            /** Format: double */
+            revenue: number;
+            /** Format: int64 */
+            sent: number;
+            /** Format: int64 */
+            suppressed: number;
+            type: string;
         };
         /**
          * @description The gallery of example journeys (`GET /v1/journey-templates`); each entry is an object
@@ -2655,6 +2736,17 @@ export interface components {
         Messages: {
             messages: components["schemas"]["MessageRow"][];
         };
+        /** @description Messages of one day of the period, per channel. */
+        MessagesDay: {
+            /**
+             * Format: date-time
+             * @description The start of the day (the period's start plus whole days).
+             */
+            day: string;
+            email: components["schemas"]["ChannelCounts"];
+            sms: components["schemas"]["ChannelCounts"];
+            webhook: components["schemas"]["ChannelCounts"];
+        };
         /** @description A circle on the globe. */
         Near: {
             /** Format: double */
@@ -3134,6 +3226,16 @@ export interface components {
             /** @description Every journey together. */
             totals: components["schemas"]["Summary"];
         };
+        /** @description The busiest hour of a channel. */
+        PeakHour: {
+            /**
+             * Format: date-time
+             * @description Its start; null when the channel sent nothing.
+             */
+            hour?: string | null;
+            /** Format: uint64 */
+            messages: number;
+        };
         People: {
             journey_id: string;
             /**
@@ -3332,6 +3434,63 @@ export interface components {
             y: number;
         };
         Predicate: components["schemas"]["Ops"] | unknown;
+        PredictedConversions: {
+            /** Format: int64 */
+            count: number;
+            /** Format: double */
+            rate?: number | null;
+            /** Format: double */
+            revenue: number;
+        };
+        PredictedMessages: {
+            /**
+             * Format: uint64
+             * @description Messages held back by a frequency cap.
+             */
+            capped: number;
+            peak_hour: components["schemas"]["ChannelPeaks"];
+            per_day: components["schemas"]["MessagesDay"][];
+            /** @description Why messages were not sent, and how many each time. */
+            suppressed_reasons: {
+                [key: string]: number;
+            };
+            totals: components["schemas"]["ChannelTotals"];
+        };
+        /**
+         * @description The prediction, as `waymark simulate` prints it, and its chart. (The handler answers the
+         *     JSON the simulation made; these types describe it, and a test reads answers through them.)
+         */
+        Prediction: {
+            /**
+             * Format: uint64
+             * @description Entries the population made (trigger events, list additions, API enrollments).
+             */
+            arrivals_sent: number;
+            /** @description The behaviour used, rule by rule, and where each came from. */
+            assumptions: components["schemas"]["Assumption"][];
+            /** @description How many of each behaviour event the population performed. */
+            behaviour_events: {
+                [key: string]: number;
+            };
+            /** @description Messages per day and the funnel, drawn as an SVG image. */
+            chart_svg: string;
+            conversions: components["schemas"]["PredictedConversions"];
+            /** Format: double */
+            elapsed_seconds: number;
+            /**
+             * Format: int64
+             * @description Contacts who entered the journey.
+             */
+            entered: number;
+            funnel: components["schemas"]["FunnelNode"][];
+            journey: components["schemas"]["SimulatedJourney"];
+            messages: components["schemas"]["PredictedMessages"];
+            period: components["schemas"]["SimulatedPeriod"];
+            population: components["schemas"]["SimulatedPopulation"];
+            /** Format: uint64 */
+            seed: number;
+            waiting: components["schemas"]["WaitingDay"][];
+        };
         /** @description A rendered template. */
         Preview: {
             html?: string | null;
@@ -3605,6 +3764,73 @@ export interface components {
              */
             expires_in: number;
             signed_in: boolean;
+        };
+        /**
+         * @description What to simulate. Everything is optional: the draft, on 1000 synthetic contacts, for 30
+         *     days from the start of the current hour, with seed 1 and the default behaviour.
+         */
+        SimulateRequest: {
+            /**
+             * Format: uint64
+             * @description How many synthetic contacts (1 to 100000; default the scenario's
+             *     `population.contacts`, else 1000).
+             */
+            contacts?: number | null;
+            /**
+             * Format: uint32
+             * @description How many days (1 to 90; default 30).
+             */
+            days?: number | null;
+            /** @description true (default): the draft; false: the live version (or `version`). */
+            draft?: boolean | null;
+            /** @description The members of this list (its name) instead, copied at the start (at most 100000). */
+            list?: string | null;
+            /**
+             * @description The scenario, as `waymark simulate --scenario` reads it: `population`, `arrivals`,
+             *     `behaviour` (docs/simulate.md). What it leaves out is assumed, and said so.
+             */
+            scenario?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Format: uint64
+             * @description The seed of every random choice (default 1): the same seed, the same prediction.
+             */
+            seed?: number | null;
+            /** @description The members of this segment (its id) instead, copied at the start (at most 100000). */
+            segment?: string | null;
+            /**
+             * Format: date-time
+             * @description When the simulation starts (RFC 3339); default the start of the current hour.
+             */
+            start?: string | null;
+            /**
+             * Format: int64
+             * @description A published version instead of the draft.
+             */
+            version?: number | null;
+        };
+        SimulatedJourney: {
+            id: string;
+            name: string;
+            /** @description `draft of ID`, `version N of ID`. */
+            source: string;
+        };
+        SimulatedPeriod: {
+            /** Format: uint32 */
+            days: number;
+            /** Format: date-time */
+            end: string;
+            /** @description The step the population acts on (`15m`). */
+            resolution: string;
+            /** Format: date-time */
+            start: string;
+        };
+        SimulatedPopulation: {
+            /** Format: uint64 */
+            contacts: number;
+            /** @description `synthetic`, `segment ID`, `list NAME`. */
+            source: string;
         };
         /**
          * @description How an SMS text is encoded.
@@ -4117,6 +4343,14 @@ export interface components {
         };
         Versions: {
             versions: components["schemas"]["JourneyVersion"][];
+        };
+        /** @description Contacts waiting at nodes at the end of one day. */
+        WaitingDay: {
+            /** Format: uint64 */
+            day: number;
+            nodes: {
+                [key: string]: number;
+            };
         };
         /** @enum {string} */
         WebhookMethod: "POST" | "PUT";
@@ -5596,6 +5830,40 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    post_v1_journeys__id__simulate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SimulateRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Prediction"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            408: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

@@ -4,6 +4,7 @@
 import { useEffect } from 'react';
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react';
 import { sendWarning } from '../lib/nodeHealth';
+import type { SimBadge } from '../lib/simulate';
 
 export interface NodeError {
   code: string;
@@ -32,6 +33,8 @@ export interface NodeView {
   outputs: string[];
   errors: NodeError[];
   stats?: NodeStats;
+  /** What a simulation of the draft predicts at this node. */
+  simulated?: SimBadge;
   [key: string]: unknown;
 }
 
@@ -98,6 +101,23 @@ export function JourneyNode({ id, data, selected }: NodeProps) {
               <Stat id={id} name="failed" value={d.stats.failed ?? 0} alert={(d.stats.failed ?? 0) > 0} />
               {(d.stats.bounced ?? 0) > 0 && <Stat id={id} name="bounced" value={d.stats.bounced ?? 0} alert />}
             </>
+          )}
+        </div>
+      )}
+      {d.simulated && (
+        <div className="jnode-stats jnode-sim" data-testid={`sim-${id}`} title="Predicted by the simulation of the draft">
+          <span className="stat" data-testid={`sim-${id}-entered`} data-value={d.simulated.entered}>
+            ≈ <b>{d.simulated.entered}</b> entered
+          </span>
+          {d.simulated.sends && (
+            <span className="stat" data-testid={`sim-${id}-sent`} data-value={d.simulated.sent}>
+              <b>{d.simulated.sent}</b> sent
+            </span>
+          )}
+          {d.simulated.converted > 0 && (
+            <span className="stat" data-testid={`sim-${id}-converted`} data-value={d.simulated.converted}>
+              <b>{d.simulated.converted}</b> converted
+            </span>
           )}
         </div>
       )}

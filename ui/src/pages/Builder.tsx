@@ -22,6 +22,8 @@ import {
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge } from '../components/common';
 import { JourneyTabs } from '../components/JourneyTabs';
+import { SimulateDialog } from '../components/SimulateDialog';
+import { badgesByNode, type Prediction } from '../lib/simulate';
 import { JourneyNode, type NodeError, type NodeStats, type NodeView } from '../components/JourneyNode';
 import { SchemaForm } from '../components/SchemaForm';
 import { canvasToDoc, connect, docToCanvas, freshId, removeItems, renameNode, type Canvas, type CanvasEdge, type CanvasNode, type JourneyDoc } from '../lib/graph';
@@ -104,6 +106,9 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
   const [busy, setBusy] = useState(false);
   const [stats, setStats] = useState<Record<string, NodeStats> | null>(null);
   const [publishing, setPublishing] = useState(false);
+  const [simulating, setSimulating] = useState(false);
+  const [simulation, setSimulation] = useState<Prediction | null>(null);
+  const simBadges = useMemo(() => (simulation ? badgesByNode(simulation) : null), [simulation]);
   const canvas = hist.present;
   const doc = useMemo(() => canvasToDoc(canvas), [canvas]);
   const docKey = useMemo(() => stable(doc), [doc]);
@@ -180,10 +185,11 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
           outputs: outputsOf(n.data.settings, kind?.outputs),
           errors: errorsByNode.get(n.id) ?? [],
           stats: stats?.[n.id],
+          simulated: simBadges?.[n.id],
         };
         return { ...n, data: view } as Node;
       }),
-    [canvas.nodes, kindByType, errorsByNode, stats],
+    [canvas.nodes, kindByType, errorsByNode, stats, simBadges],
   );
   const rfEdges = canvas.edges as Edge[];
 
@@ -232,7 +238,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
   // Keyboard: delete, undo, redo, select all.
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      if (isTyping(e.target) || publishing) return;
+      if (isTyping(e.target) || publishing || simulating) return;
       const mod = e.ctrlKey || e.metaKey;
       const key = e.key.toLowerCase();
       if (e.key === 'Delete' || e.key === 'Backspace') {
@@ -251,7 +257,7 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [deleteSelected, publishing]);
+  }, [deleteSelected, publishing, simulating]);
 
   const save = async (): Promise<boolean> => {
     setBusy(true);
@@ -328,6 +334,14 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
             Resume
           </button>
         )}
+        {simulation && (
+          <button onClick={() => setSimulation(null)} title="Take the predicted numbers off the canvas">
+            Clear simulation
+          </button>
+        )}
+        <button onClick={() => setSimulating(true)} disabled={busy} title="Predict what the draft would do, before publishing">
+          Simulate…
+        </button>
         <button className="primary" onClick={() => setPublishing(true)} disabled={busy || row.status === 'archived'}>
           Publish…
         </button>
@@ -432,6 +446,15 @@ function Editor({ initial, schema }: { initial: JourneyRow; schema: Schema }) {
           )}
         </aside>
       </div>
+      {simulating && (
+        <SimulateDialog
+          journeyId={row.id}
+          beforeRun={async () => !dirty || (await save())}
+          result={simulation}
+          onResult={setSimulation}
+          onClose={() => setSimulating(false)}
+        />
+      )}
       {publishing && (
         <PublishDialog
           row={row}
