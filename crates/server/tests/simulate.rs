@@ -431,6 +431,29 @@ fn the_api_simulates_a_draft_as_the_command_line_does_without_touching_the_serve
         json!({"contacts": 300, "source": "synthetic"})
     );
     assert_eq!(answer["assumptions"], cli["assumptions"]);
+    // The OpenAPI document describes what the answer holds, and nothing else.
+    let document = server.get("/v1/openapi.json").ok();
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let schemas = &document["components"]["schemas"];
+    for (schema, value) in [
+        ("Prediction", &answer),
+        ("FunnelNode", &answer["funnel"][0]),
+        ("PredictedMessages", &answer["messages"]),
+        ("MessagesDay", &answer["messages"]["per_day"][0]),
+        ("WaitingDay", &answer["waiting"][0]),
+        ("Assumption", &answer["assumptions"][0]),
+        ("SimulatedPeriod", &answer["period"]),
+    ] {
+        assert_eq!(
+            keys(&schemas[schema]["properties"]),
+            keys(value),
+            "{schema}"
+        );
+    }
     let svg = answer["chart_svg"].as_str().unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("cart-email"),

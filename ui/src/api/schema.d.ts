@@ -3458,7 +3458,8 @@ export interface components {
         };
         /**
          * @description The prediction, as `waymark simulate` prints it, and its chart. (The handler answers the
-         *     JSON the simulation made; these types describe it, and a test reads answers through them.)
+         *     JSON the simulation made; these types describe it in the OpenAPI document, and a test
+         *     checks that they name what an answer holds.)
          */
         Prediction: {
             /**
@@ -4346,8 +4347,11 @@ export interface components {
         };
         /** @description Contacts waiting at nodes at the end of one day. */
         WaitingDay: {
-            /** Format: uint64 */
-            day: number;
+            /**
+             * Format: date-time
+             * @description The end of the day.
+             */
+            day: string;
             nodes: {
                 [key: string]: number;
             };

@@ -195,12 +195,14 @@ pub struct SimulatedPeriod {
 /// Contacts waiting at nodes at the end of one day.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 pub struct WaitingDay {
-    pub day: u64,
+    /// The end of the day.
+    pub day: Timestamp,
     pub nodes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The prediction, as `waymark simulate` prints it, and its chart. (The handler answers the
-/// JSON the simulation made; these types describe it, and a test reads answers through them.)
+/// JSON the simulation made; these types describe it in the OpenAPI document, and a test
+/// checks that they name what an answer holds.)
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 pub struct Prediction {
     pub journey: SimulatedJourney,
