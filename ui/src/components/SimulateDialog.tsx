@@ -153,7 +153,7 @@ export function SimulateDialog(props: {
         </div>
         {running && (
           <p className="muted" role="status" data-testid="simulating">
-            Simulating… a month of a few thousand contacts takes seconds.
+            Simulating… a month of 1,000 contacts takes about ten seconds; more contacts, longer.
           </p>
         )}
         {result && !running && <PredictionView p={result} />}
