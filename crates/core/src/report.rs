@@ -46,6 +46,9 @@ pub struct Counts {
     pub attributed: i64,
     /// Revenue of the credited conversions, in the journey goal's currency.
     pub revenue: f64,
+    /// Sends that waited for the end of quiet hours or a blocked date (counted when the
+    /// enrollment arrived at the send node; the message itself counts when it is sent).
+    pub deferred: i64,
 }
 
 impl Counts {
@@ -67,6 +70,7 @@ impl Counts {
         self.converted += o.converted;
         self.attributed += o.attributed;
         self.revenue += o.revenue;
+        self.deferred += o.deferred;
     }
 
     /// A node's counts as they add to its journey's: its entries only if it is a trigger
@@ -260,6 +264,8 @@ pub struct RollupRow {
     pub version: i64,
     pub node: String,
     pub counts: Counts,
+    /// Enrollments that left the node in that hour, per output (`yes`, `timeout`, ...).
+    pub outputs: BTreeMap<String, i64>,
 }
 
 /// One histogram row: how many reactions of a kind at a node in one UTC hour fell in `bucket`.
@@ -463,6 +469,9 @@ pub struct NodeSummary {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Enrollments that left the node in the range, per output: a branch's `yes` and `no`, a
+    /// wait's `event` and `timeout`, a split's variants, `next` for the others.
+    pub outputs: BTreeMap<String, i64>,
     #[serde(flatten)]
     pub summary: Summary,
 }
@@ -543,7 +552,12 @@ pub fn build(
     let mut totals = Counts::default();
     let mut series = vec![Counts::default(); starts.len()];
     let mut per_node: BTreeMap<&str, Counts> = BTreeMap::new();
+    let mut outputs: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
     for row in rows {
+        let node_outputs = outputs.entry(&row.node).or_default();
+        for (output, n) in &row.outputs {
+            *node_outputs.entry(output.clone()).or_default() += n;
+        }
         let j = journey_counts(&row.node, &row.counts);
         totals.add(&j);
         let i = starts.partition_point(|s| *s <= row.hour_at);
@@ -572,6 +586,7 @@ pub fn build(
             node: n.id.clone(),
             kind: n.kind.clone(),
             channel: n.channel.clone(),
+            outputs: outputs.get(n.id.as_str()).cloned().unwrap_or_default(),
             summary: summary(
                 per_node.get(n.id.as_str()).copied().unwrap_or_default(),
                 node_reactions.get(n.id.as_str()),
@@ -584,6 +599,7 @@ pub fn build(
                 node: node.to_string(),
                 kind: "removed".into(),
                 channel: None,
+                outputs: outputs.get(node).cloned().unwrap_or_default(),
                 summary: summary(*counts, node_reactions.get(node)),
             });
         }
@@ -647,6 +663,7 @@ mod tests {
             version: 1,
             node: node.into(),
             counts,
+            outputs: BTreeMap::new(),
         }
     }
 
@@ -721,6 +738,36 @@ mod tests {
         assert_eq!(report.channels[0].channel, "email");
         assert_eq!(report.channels[0].summary.counts.sent, 4);
         assert_eq!(report.nodes[2].summary.rates.open_rate, None);
+    }
+
+    #[test]
+    fn a_node_reports_who_left_it_by_each_output_and_the_sends_deferred() {
+        let range = Range {
+            from: at("2026-03-02T00:00:00Z"),
+            to: at("2026-03-04T00:00:00Z"),
+            bucket: Bucket::Day,
+            tz: TimeZone::UTC,
+        };
+        let left = |hour: &str, outputs: &[(&str, i64)], deferred: i64| {
+            let mut r = row(hour, "mail", |c| c.deferred = deferred);
+            r.outputs = outputs.iter().map(|(o, n)| (o.to_string(), *n)).collect();
+            r
+        };
+        let rows = [
+            left("2026-03-02T09:00:00Z", &[("next", 3)], 2),
+            left("2026-03-03T22:00:00Z", &[("next", 4), ("other", 1)], 5),
+        ];
+        let report = build(&range, &nodes(), &rows, &[]).unwrap();
+        let mail = report.nodes.iter().find(|n| n.node == "mail").unwrap();
+        assert_eq!(
+            mail.outputs,
+            BTreeMap::from([("next".to_string(), 7), ("other".to_string(), 1)])
+        );
+        assert_eq!(mail.summary.counts.deferred, 7);
+        assert_eq!(report.totals.counts.deferred, 7);
+        assert_eq!(report.series[1].counts.deferred, 5);
+        let start = report.nodes.iter().find(|n| n.node == "start").unwrap();
+        assert!(start.outputs.is_empty());
     }
 
     #[test]

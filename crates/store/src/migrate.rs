@@ -69,6 +69,7 @@ pub const TABLES: &[Table] = &[
     table("node_stats"),
     table("journey_rollups"),
     table("reaction_rollups"),
+    table("output_rollups"),
     table("conversions"),
     table("experiment_variants"),
     table("experiment_winners"),

@@ -155,6 +155,10 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
         "how many reactions per journey node and hour took how long: counts, never who",
     ),
     (
+        "output_rollups",
+        "how many enrollments left each journey node by each output per hour: counts, never who",
+    ),
+    (
         "experiment_variants",
         "aggregate counts per experiment variant",
     ),

@@ -1617,6 +1617,12 @@ export interface components {
             converted: number;
             /**
              * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
              * @description Sent messages not bounced since.
              */
             delivered: number;
@@ -2315,6 +2321,12 @@ export interface components {
             converted: number;
             /**
              * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
              * @description Sent messages not bounced since.
              */
             delivered: number;
@@ -2998,6 +3010,12 @@ export interface components {
             converted: number;
             /**
              * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
              * @description Sent messages not bounced since.
              */
             delivered: number;
@@ -3039,6 +3057,13 @@ export interface components {
              * @description Messages opened at least once, by anyone (machines included).
              */
             opened: number;
+            /**
+             * @description Enrollments that left the node in the range, per output: a branch's `yes` and `no`, a
+             *     wait's `event` and `timeout`, a split's variants, `next` for the others.
+             */
+            outputs: {
+                [key: string]: number;
+            };
             reaction_times: components["schemas"]["ReactionTimes"];
             /**
              * Format: double
@@ -3256,6 +3281,12 @@ export interface components {
              * @description Conversions of enrollments that passed through the node (for a journey: conversions).
              */
             converted: number;
+            /**
+             * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
             /**
              * Format: int64
              * @description Sent messages not bounced since.
@@ -3822,6 +3853,12 @@ export interface components {
              * @description Conversions of enrollments that passed through the node (for a journey: conversions).
              */
             converted: number;
+            /**
+             * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
             /**
              * Format: int64
              * @description Sent messages not bounced since.

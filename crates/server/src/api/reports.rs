@@ -584,6 +584,7 @@ const CSV_COLUMNS: &[&str] = &[
     "bounced",
     "failed",
     "suppressed",
+    "deferred",
     "opened",
     "clicked",
     "human_opened",
@@ -610,6 +611,7 @@ fn csv_cells(counts: &report::Counts, rates: &report::Rates) -> Vec<String> {
         c.bounced.to_string(),
         c.failed.to_string(),
         c.suppressed.to_string(),
+        c.deferred.to_string(),
         c.opened.to_string(),
         c.clicked.to_string(),
         c.human_opened.to_string(),
@@ -644,6 +646,7 @@ fn nodes_csv(view: &JourneyReport) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["node", "kind", "channel"];
     header.extend_from_slice(CSV_COLUMNS);
+    header.push("outputs");
     w.write_record(&header)?;
     for n in &view.report.nodes {
         let mut row = vec![
@@ -652,6 +655,9 @@ fn nodes_csv(view: &JourneyReport) -> Result<String, csv::Error> {
             n.channel.clone().unwrap_or_default(),
         ];
         row.extend(csv_cells(&n.summary.counts, &n.summary.rates));
+        // `yes=12 no=3`: who left by which output.
+        let outputs: Vec<String> = n.outputs.iter().map(|(o, c)| format!("{o}={c}")).collect();
+        row.push(outputs.join(" "));
         w.write_record(&row)?;
     }
     finish(w)

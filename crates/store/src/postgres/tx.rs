@@ -1858,8 +1858,8 @@ impl ReportingTx for PgTx<'_, '_> {
                suppressed = node_stats.suppressed + excluded.suppressed",
         )?;
         let rollup = self.prepare(
-            "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed)
-             VALUES ($1, $11, $10, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed, deferred)
+             VALUES ($1, $11, $10, $2, $3, $4, $5, $6, $7, $8, $9, $12)
              ON CONFLICT (journey_id, hour_at, version, node) DO UPDATE SET
                entered = journey_rollups.entered + excluded.entered,
                completed = journey_rollups.completed + excluded.completed,
@@ -1867,11 +1867,20 @@ impl ReportingTx for PgTx<'_, '_> {
                converted = journey_rollups.converted + excluded.converted,
                sent = journey_rollups.sent + excluded.sent,
                failed = journey_rollups.failed + excluded.failed,
-               suppressed = journey_rollups.suppressed + excluded.suppressed",
+               suppressed = journey_rollups.suppressed + excluded.suppressed,
+               deferred = journey_rollups.deferred + excluded.deferred",
+        )?;
+        let outputs = self.prepare(
+            "INSERT INTO output_rollups (journey_id, hour_at, version, node, output, count)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (journey_id, hour_at, version, node, output) DO UPDATE SET
+               count = output_rollups.count + excluded.count",
         )?;
         let hour = crate::concerns::rollup_hour(at);
         let mut journeys = std::collections::BTreeSet::new();
-        for ((journey, version, node), s) in &deltas.nodes {
+        for (key, s) in deltas.counters() {
+            let (journey, version, node) = key;
+            let deferred = deltas.deferred.get(key).copied().unwrap_or(0);
             self.execute_aside(
                 &rollup,
                 &[
@@ -1886,6 +1895,7 @@ impl ReportingTx for PgTx<'_, '_> {
                     &s.suppressed,
                     version,
                     &hour,
+                    &deferred,
                 ],
             )?;
             self.execute_aside(
@@ -1904,6 +1914,9 @@ impl ReportingTx for PgTx<'_, '_> {
                 ],
             )?;
             journeys.insert(journey);
+        }
+        for ((journey, version, node, output), n) in &deltas.outputs {
+            self.execute_aside(&outputs, &[journey, &hour, version, node, output, n])?;
         }
         let activity = self.prepare(
             "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, $2), last_activity_at = $2 WHERE id = $1",
