@@ -423,7 +423,7 @@ pub async fn send(
     let now = state.engine.clock().now();
     let store = state.engine.store().clone();
     let sent = id.clone();
-    tokio::task::spawn_blocking(move || {
+    let has_goal = tokio::task::spawn_blocking(move || {
         let store = store.as_ref();
         let row = store.broadcast(&sent)?;
         if row.status != BroadcastStatus::Draft {
@@ -453,9 +453,13 @@ pub async fn send(
             },
             now,
         )?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(doc.goal.is_some())
     })
     .await??;
+    if has_goal {
+        // The engine credits the goal's events from now on.
+        state.engine.broadcast_goals_changed().await?;
+    }
     state.engine.events_recorded();
     Ok(Json(load(&state, id).await?))
 }
