@@ -73,9 +73,13 @@ pub struct VariantView {
     pub sent: u64,
     pub opened: u64,
     pub clicked: u64,
+    /// Recipients converted (the broadcast's `goal`).
+    pub converted: u64,
     /// Opened per sent (0 before any is sent).
     pub open_rate: f64,
     pub click_rate: f64,
+    /// Converted per sent.
+    pub conversion_rate: f64,
 }
 
 fn test_view(
@@ -95,15 +99,17 @@ fn test_view(
             .iter()
             .map(|t| {
                 let r = results.iter().find(|r| &r.template == t);
-                let (sent, opened, clicked) =
-                    r.map_or((0, 0, 0), |r| (r.sent, r.opened, r.clicked));
+                let (sent, opened, clicked, converted) =
+                    r.map_or((0, 0, 0, 0), |r| (r.sent, r.opened, r.clicked, r.converted));
                 VariantView {
                     template: t.clone(),
                     sent,
                     opened,
                     clicked,
+                    converted,
                     open_rate: rate(opened, sent),
                     click_rate: rate(clicked, sent),
+                    conversion_rate: rate(converted, sent),
                 }
             })
             .collect(),
