@@ -177,6 +177,11 @@ fn range_of(
                 .unwrap_or(Timestamp::MIN)
         }),
     };
+    // A default start of now (a broadcast that has just started): the range holds this hour.
+    let to = match (&q.to, &q.from) {
+        (None, None) if to <= from => from + SignedDuration::from_secs(1),
+        _ => to,
+    };
     Ok((from, to))
 }
 
