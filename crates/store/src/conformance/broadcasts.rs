@@ -488,6 +488,33 @@ fn a_broadcasts_rollups_count_each_message_in_its_hour_and_each_recipient_conver
     assert_eq!(a0.counts.delivered, 0, "{rows:?}");
     let bounced: i64 = rows.iter().map(|r| r.counts.bounced).sum();
     assert_eq!(bounced, 2, "{rows:?}");
+    // A failure requeued is a failure no more.
+    let dan = contact(store, "dan");
+    let ids = queue(store, &[message(dan, "a", MessageStatus::Queued)]);
+    let failed = |store: &dyn Store| -> i64 {
+        store
+            .broadcast_rollups("sale", at(0), at(100_000))
+            .unwrap()
+            .iter()
+            .map(|r| r.counts.failed)
+            .sum()
+    };
+    store
+        .finish_messages(&[Finished {
+            id: ids[0],
+            outcome: DeliveryOutcome::Failed {
+                error: "dns lookup failed".into(),
+            },
+            at: at(30),
+        }])
+        .unwrap();
+    assert_eq!(failed(store), 2, "bob's bounce and dan's failure");
+    let filter = crate::RequeueFilter {
+        error_contains: Some("dns".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.requeue_messages(&filter, at(40)).unwrap(), 1);
+    assert_eq!(failed(store), 1);
 }
 
 conformance_tests!(

@@ -1103,6 +1103,22 @@ impl Outbox for PgStore {
                 ),
                 &args,
             )?;
+            // And the broadcasts' roll-ups of the hours they failed in.
+            tx.execute(
+                &format!(
+                    "UPDATE broadcast_rollups r SET failed = r.failed - n.count
+                     FROM (SELECT m.broadcast_id, m.template,
+                                  m.failed_at - m.failed_at % 3600000 AS hour_at, COUNT(*) AS count
+                           FROM messages m
+                           WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                             AND $8::BIGINT IS NOT NULL AND m.broadcast_id IS NOT NULL
+                             AND m.failed_at IS NOT NULL
+                           GROUP BY 1, 2, 3) AS n
+                     WHERE r.broadcast_id = n.broadcast_id AND r.hour_at = n.hour_at
+                       AND r.template = n.template"
+                ),
+                &args,
+            )?;
             let n = tx.execute(
                 &format!(
                     "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = $8,

@@ -905,6 +905,20 @@ impl Outbox for SqliteStore {
                    AND journey_rollups.version = n.version AND journey_rollups.node = n.node"
             ))?
             .execute(args)?;
+            // And the broadcasts' roll-ups of the hours they failed in.
+            tx.prepare_cached(&format!(
+                "UPDATE broadcast_rollups SET failed = failed - n.count
+                 FROM (SELECT m.broadcast_id, m.template,
+                              m.failed_at - m.failed_at % 3600000 AS hour_at, COUNT(*) AS count
+                       FROM messages m
+                       WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                         AND ?8 IS NOT NULL AND m.broadcast_id IS NOT NULL AND m.failed_at IS NOT NULL
+                       GROUP BY 1, 2, 3) AS n
+                 WHERE broadcast_rollups.broadcast_id = n.broadcast_id
+                   AND broadcast_rollups.hour_at = n.hour_at
+                   AND broadcast_rollups.template = n.template"
+            ))?
+            .execute(args)?;
             let n = tx
                 .prepare_cached(&format!(
                     "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?8,
