@@ -777,7 +777,11 @@ mod tests {
             },
         ]);
         assert_eq!(decision.winner, "newsletter-b");
-        assert!(decision.reason.contains("conversions"), "{}", decision.reason);
+        assert!(
+            decision.reason.contains("conversions"),
+            "{}",
+            decision.reason
+        );
     }
 
     #[test]

@@ -707,7 +707,10 @@ pub struct BroadcastTotals {
 pub const BROADCAST_CONFIDENCE: f64 = 0.95;
 
 /// Adds up a broadcast's roll-up rows (already limited to the range) into a report.
-pub fn build_broadcast(range: &Range, rows: &[BroadcastRollupRow]) -> Result<BroadcastReport, String> {
+pub fn build_broadcast(
+    range: &Range,
+    rows: &[BroadcastRollupRow],
+) -> Result<BroadcastReport, String> {
     let starts = range.starts()?;
     let mut totals = Counts::default();
     let mut series = vec![Counts::default(); starts.len()];
@@ -718,7 +721,10 @@ pub fn build_broadcast(range: &Range, rows: &[BroadcastRollupRow]) -> Result<Bro
         if i > 0 {
             series[i - 1].add(&row.counts);
         }
-        per_template.entry(&row.template).or_default().add(&row.counts);
+        per_template
+            .entry(&row.template)
+            .or_default()
+            .add(&row.counts);
     }
     Ok(BroadcastReport {
         totals: BroadcastTotals {
@@ -972,8 +978,14 @@ mod tests {
         let a = &report.variants[0];
         assert_eq!(a.template, "a");
         assert_eq!(a.per_sent.conversions.rate, Some(0.05));
-        let (low, high) = (a.per_sent.opens.low.unwrap(), a.per_sent.opens.high.unwrap());
-        assert!(low < 0.4 && 0.4 < high && low > 0.3 && high < 0.5, "{low} {high}");
+        let (low, high) = (
+            a.per_sent.opens.low.unwrap(),
+            a.per_sent.opens.high.unwrap(),
+        );
+        assert!(
+            low < 0.4 && 0.4 < high && low > 0.3 && high < 0.5,
+            "{low} {high}"
+        );
         let b = &report.variants[1];
         assert_eq!(b.per_sent.conversions.rate, Some(0.0));
         assert_eq!(b.per_sent.conversions.low, Some(0.0));

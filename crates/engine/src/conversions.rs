@@ -8,9 +8,9 @@
 //! statistics of every node the enrollment visited and for each experiment variant it took.
 
 use jiff::Timestamp;
+use waymark_core::filter::filter_matches;
 use waymark_core::stepper::{CONVERSION_AFTER_END, converts_after_end};
 use waymark_core::{Enrollment, EventRecord, Journey};
-use waymark_core::filter::filter_matches;
 use waymark_store::{
     EngineTx, NewBroadcastConversion, NewConversion, StatsDeltas, Store, StoreError,
 };

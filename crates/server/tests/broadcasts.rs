@@ -465,15 +465,19 @@ fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts
         tried.iter().filter(|(_, m)| m["template"] == t).collect()
     };
     let (a, b) = (of("sale-a"), of("sale-b"));
-    assert!(a.len() > 2 && b.len() > 2 && a.len() + b.len() < 60, "{} + {}", a.len(), b.len());
+    assert!(
+        a.len() > 2 && b.len() > 2 && a.len() + b.len() < 60,
+        "{} + {}",
+        a.len(),
+        b.len()
+    );
     // A is opened by everyone, but B sells: every B recipient orders (one of them twice,
     // counted once); one A recipient orders.
     for (_, m) in &a {
         open_as_a_person(&s, m);
     }
     for (u, _) in &b {
-        s.track(u, "Order Completed", json!({"revenue": 20}))
-            .ok();
+        s.track(u, "Order Completed", json!({"revenue": 20})).ok();
     }
     s.track(&b[0].0, "Order Completed", json!({"revenue": 20}))
         .ok();
@@ -503,9 +507,7 @@ fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts
         .ok();
     s.settle();
 
-    let r = s
-        .admin_get("/v1/broadcasts/sale/report?bucket=hour")
-        .ok();
+    let r = s.admin_get("/v1/broadcasts/sale/report?bucket=hour").ok();
     let t = &r["totals"];
     assert_eq!(t["entered"], 60, "{r}");
     assert_eq!(t["sent"], 60, "{r}");
@@ -514,7 +516,10 @@ fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts
     assert_eq!(t["human_opened"], a.len() as i64, "{r}");
     assert_eq!(t["converted"], b.len() as i64 + 1, "{r}");
     let revenue = t["revenue"].as_f64().unwrap();
-    assert!((revenue - (20.0 * b.len() as f64 + 15.5)).abs() < 1e-9, "{r}");
+    assert!(
+        (revenue - (20.0 * b.len() as f64 + 15.5)).abs() < 1e-9,
+        "{r}"
+    );
     assert_eq!(t["open_rate"], a.len() as f64 / 60.0, "{r}");
     assert_eq!(t["conversion_rate"], (b.len() + 1) as f64 / 60.0, "{r}");
     assert_eq!(r["goal"]["event"], "Order Completed", "{r}");
@@ -524,8 +529,15 @@ fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts
     let sum = |k: &str| series.iter().map(|p| p[k].as_i64().unwrap()).sum::<i64>();
     assert_eq!(sum("sent"), 60);
     assert_eq!(sum("converted"), b.len() as i64 + 1);
-    let first_sends = series.iter().find(|p| p["sent"].as_i64().unwrap() > 0).unwrap();
-    assert_eq!(first_sends["sent"], (a.len() + b.len()) as i64, "the test share first: {r}");
+    let first_sends = series
+        .iter()
+        .find(|p| p["sent"].as_i64().unwrap() > 0)
+        .unwrap();
+    assert_eq!(
+        first_sends["sent"],
+        (a.len() + b.len()) as i64,
+        "the test share first: {r}"
+    );
     // Per template: B's conversions per message sent with its Wilson interval. Its test share
     // converted whole; the winner sent to the rest after the test has none.
     let variants = r["variants"].as_array().unwrap();
@@ -537,7 +549,10 @@ fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts
     let conv = &vb["per_sent"]["conversions"];
     let rate = b.len() as f64 / (60 - a.len()) as f64;
     assert_eq!(conv["rate"], rate, "{r}");
-    assert!(conv["low"].as_f64().unwrap() < rate && rate < conv["high"].as_f64().unwrap(), "{r}");
+    assert!(
+        conv["low"].as_f64().unwrap() < rate && rate < conv["high"].as_f64().unwrap(),
+        "{r}"
+    );
     let va = &variants[0];
     assert_eq!(va["per_sent"]["opens"]["rate"], 1.0, "{r}");
 
@@ -550,9 +565,17 @@ fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts
     assert_eq!(csv.status, 200);
     let lines: Vec<&str> = csv.text.lines().collect();
     assert_eq!(lines.len(), 3, "{}", csv.text);
-    assert!(lines[0].starts_with("template,entered,sent,"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("template,entered,sent,"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("conversions_per_sent,conversions_low,conversions_high"));
-    assert!(lines[2].starts_with(&format!("sale-b,{},", 60 - a.len())), "{}", lines[2]);
+    assert!(
+        lines[2].starts_with(&format!("sale-b,{},", 60 - a.len())),
+        "{}",
+        lines[2]
+    );
     // Journey-only parameters and an unknown broadcast are refused.
     s.admin_get("/v1/broadcasts/sale/report?node=x")
         .expect_error(400, "invalid_parameter");

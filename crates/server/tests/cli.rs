@@ -1376,14 +1376,19 @@ fn broadcasts_are_saved_from_a_file_sent_followed_and_cancelled_from_the_command
     let run = bc(&["report", "spring"]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
     assert!(
-        run.stdout.contains("recipients 3  sent 3  delivered 3 (100.0%)"),
+        run.stdout
+            .contains("recipients 3  sent 3  delivered 3 (100.0%)"),
         "{}",
         run.describe()
     );
     let run = bc(&["report", "spring", "--csv", "--bucket", "day"]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert!(lines[0].starts_with("bucket_start,entered,sent,"), "{}", run.describe());
+    assert!(
+        lines[0].starts_with("bucket_start,entered,sent,"),
+        "{}",
+        run.describe()
+    );
     assert_eq!(lines.len(), 2, "one day: {}", run.describe());
     assert!(lines[1].contains(",3,3,3,"), "{}", run.describe());
     let run = bc(&["report", "no-such-broadcast"]);

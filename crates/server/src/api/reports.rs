@@ -113,13 +113,13 @@ fn asked(q: &ReportQuery, now: Timestamp) -> ApiResult<Asked> {
 fn asked_of(q: &ReportQuery, now: Timestamp, kind: &Kind) -> ApiResult<Asked> {
     let invalid =
         |field: &str, message: String| ApiError::invalid("invalid_parameter", field, message);
-    let bucket = match q.bucket.as_deref().map(str::trim) {
-        None => None,
-        Some(b) => Some(
-            Bucket::parse(b)
-                .ok_or_else(|| invalid("bucket", format!("`{b}` is not `hour`, `day` or `week`")))?,
-        ),
-    };
+    let bucket =
+        match q.bucket.as_deref().map(str::trim) {
+            None => None,
+            Some(b) => Some(Bucket::parse(b).ok_or_else(|| {
+                invalid("bucket", format!("`{b}` is not `hour`, `day` or `week`"))
+            })?),
+        };
     let tz_name = q.tz.as_deref().map(str::trim).unwrap_or("UTC").to_string();
     let tz = TimeZone::get(&tz_name).map_err(|_| {
         invalid(

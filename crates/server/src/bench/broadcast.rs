@@ -141,9 +141,16 @@ pub(super) async fn broadcast(plan: &Plan, data: &FigureData) -> anyhow::Result<
 async fn report_latency(plan: &Plan, h: &Harness, id: &str, n: usize) -> anyhow::Result<()> {
     let figure = Figure::Broadcast;
     let rounds = if plan.quick { 10 } else { 100 };
-    progress(figure, format!("{} broadcast reports over HTTP (timed)", rounds * 3));
+    progress(
+        figure,
+        format!("{} broadcast reports over HTTP (timed)", rounds * 3),
+    );
     let whole = h
-        .admin(reqwest::Method::GET, &format!("/v1/broadcasts/{id}/report"), None)
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/broadcasts/{id}/report"),
+            None,
+        )
         .await?;
     ensure!(
         whole["totals"]["entered"].as_i64() == Some(n as i64),

@@ -12,8 +12,8 @@ use super::{PgStore, ms, outside_async, ts};
 use crate::broadcast_sql as sql;
 use crate::concerns::rollup_hour;
 use crate::{
-    BroadcastChange, NewBroadcastConversion, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
-    Result, StoreError, Winner,
+    BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
+    NewBroadcastConversion, Result, StoreError, Winner,
 };
 
 fn broadcast_from_row(r: &Row) -> Result<BroadcastRow> {
@@ -228,10 +228,7 @@ impl Broadcasts for PgStore {
     ) -> Result<Vec<BroadcastRollupRow>> {
         outside_async(|| {
             let mut conn = self.conn()?;
-            let rows = conn.query(
-                sql::ROLLUPS,
-                &[&broadcast_id, &rollup_hour(from), &ms(to)],
-            )?;
+            let rows = conn.query(sql::ROLLUPS, &[&broadcast_id, &rollup_hour(from), &ms(to)])?;
             rows.iter()
                 .map(|r| {
                     Ok(BroadcastRollupRow {

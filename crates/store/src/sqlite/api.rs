@@ -118,7 +118,13 @@ fn finish_one(
     // or one a broadcast's pause or cancel held while it was on its way: what happened to it
     // is recorded, except that a retry leaves it held.
     #[allow(clippy::type_complexity)]
-    let changed: Option<(Option<String>, Option<String>, Option<i64>, Option<String>, String)> = tx
+    let changed: Option<(
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        String,
+    )> = tx
         .prepare_cached(
             "UPDATE messages SET status = CASE WHEN ?2 = 'queued' THEN status ELSE ?2 END,
                     error = ?3, next_attempt_at = ?4, attempts = attempts + 1,

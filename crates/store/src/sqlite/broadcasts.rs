@@ -12,8 +12,8 @@ use super::{SqliteStore, ms, ts};
 use crate::broadcast_sql as sql;
 use crate::concerns::rollup_hour;
 use crate::{
-    BroadcastChange, NewBroadcastConversion, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
-    Result, StoreError, Winner,
+    BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
+    NewBroadcastConversion, Result, StoreError, Winner,
 };
 
 /// `sql` with SQLite's numbered placeholders (`?N`) for PostgreSQL's (`$N`).

@@ -58,8 +58,10 @@ pub(super) fn count_message(
         Hour::Of(_) => crate::broadcast_sql::HOUR_OF_ARG,
         Hour::Sent => crate::broadcast_sql::HOUR_SENT,
     };
-    tx.prepare_cached(&crate::broadcast_sql::rollup_message(columns, broadcast_hour).replace('$', "?"))?
-        .execute(params![id, by, at])?;
+    tx.prepare_cached(
+        &crate::broadcast_sql::rollup_message(columns, broadcast_hour).replace('$', "?"),
+    )?
+    .execute(params![id, by, at])?;
     let ones = vec!["?2"; names.len()].join(", ");
     let sets: Vec<String> = names.iter().map(|c| format!("{c} = {c} + ?2")).collect();
     tx.prepare_cached(&format!(
