@@ -1145,6 +1145,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "cart_reminder_lateness_p99_ms",
             "import_rows_per_second",
             "broadcast_messages_per_second",
+            "broadcast_report_p99_ms",
             "smtp_sink_messages_per_second",
             "broadcast_smtp_messages_per_second",
             "broadcast_first_message_ms",
