@@ -1,4 +1,4 @@
--- Version 7: broadcast reports (see concerns/reporting.rs and docs/reports.md, "Broadcasts").
+-- Version 8: broadcast reports (see concerns/reporting.rs and docs/reports.md, "Broadcasts").
 
 -- Hourly roll-ups per broadcast and template (an A/B test's variants), kept current in the
 -- transactions that change what they count, as `journey_rollups` is for journeys: a report
