@@ -349,6 +349,9 @@ impl Processor {
             stats,
         )?;
 
+        // And the messages of broadcasts whose goal it is.
+        conversions::broadcasts(tx, registry, contact_id, &record)?;
+
         // Then triggers of live journeys.
         for (journey, version) in registry.triggered_by(&record.name) {
             let Some((trigger, _)) = journey

@@ -85,6 +85,8 @@ pub const TABLES: &[Table] = &[
     with_ids("audit_log", "id"),
     table("broadcasts"),
     table("broadcast_recipients"),
+    table("broadcast_rollups"),
+    table("broadcast_conversions"),
 ];
 
 /// The SQLite-only `meta` keys of the largest ids ever handed out: `id_floor:<table>`.

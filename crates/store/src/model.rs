@@ -567,6 +567,19 @@ pub struct NewConversion {
     pub revenue: Option<waymark_core::journey::Revenue>,
 }
 
+/// A broadcast's goal event, to be credited to the recipient's message if it was sent within
+/// `window` before the event (see `BroadcastsTx::record_broadcast_conversion`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBroadcastConversion {
+    pub broadcast_id: String,
+    pub contact_id: i64,
+    pub event_seq: i64,
+    /// When the goal event happened (its timestamp).
+    pub at: Timestamp,
+    pub window: jiff::SignedDuration,
+    pub revenue: Option<waymark_core::journey::Revenue>,
+}
+
 /// Whose numbers a drill-down lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

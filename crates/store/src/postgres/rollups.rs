@@ -63,6 +63,15 @@ pub(crate) fn count_message(
         Hour::Of(at) => ("$3::BIGINT", hour_of(at)),
         Hour::Sent => ("COALESCE(m.sent_at - m.sent_at % 3600000, $3::BIGINT)", 0),
     };
+    // A broadcast's message counts in its broadcast's roll-ups instead.
+    let broadcast_hour = match hour {
+        Hour::Of(_) => crate::broadcast_sql::HOUR_OF_ARG,
+        Hour::Sent => crate::broadcast_sql::HOUR_SENT,
+    };
+    tx.execute(
+        &crate::broadcast_sql::rollup_message(columns, broadcast_hour),
+        &[&id, &by, &at],
+    )?;
     let values = vec!["$2::BIGINT"; names.len()].join(", ");
     let sets: Vec<String> = names
         .iter()

@@ -1391,6 +1391,23 @@ impl OutboxTx for PgTx<'_, '_> {
                 &m.unsubscribe_url,
             ],
         )?;
+        if n == 1
+            && let Some(broadcast_id) = &m.broadcast_id
+        {
+            let (suppressed, failed, bounced) =
+                crate::broadcast_sql::written_counts(m.status.as_str());
+            self.execute_aside(
+                crate::broadcast_sql::ROLLUP_WRITTEN,
+                &[
+                    broadcast_id,
+                    &crate::concerns::rollup_hour(m.created_at),
+                    &m.template,
+                    &suppressed,
+                    &failed,
+                    &bounced,
+                ],
+            )?;
+        }
         Ok(n == 1)
     }
 

@@ -55,6 +55,15 @@ pub(super) fn count_message(
         Hour::Of(at) => ("?3", hour_of(at)),
         Hour::Sent => ("COALESCE(m.sent_at - m.sent_at % 3600000, ?3)", 0),
     };
+    // A broadcast's message counts in its broadcast's roll-ups instead.
+    let broadcast_hour = match hour {
+        Hour::Of(_) => crate::broadcast_sql::HOUR_OF_ARG,
+        Hour::Sent => crate::broadcast_sql::HOUR_SENT,
+    };
+    tx.prepare_cached(
+        &crate::broadcast_sql::rollup_message(columns, broadcast_hour).replace('$', "?"),
+    )?
+    .execute(params![id, by, at])?;
     let ones = vec!["?2"; names.len()].join(", ");
     let sets: Vec<String> = names.iter().map(|c| format!("{c} = {c} + ?2")).collect();
     tx.prepare_cached(&format!(
@@ -102,6 +111,48 @@ impl MessageCounts {
             }
         }
     }
+}
+
+/// A broadcast's template in one hour, as a batch of delivery outcomes counts it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct BroadcastHour {
+    pub broadcast_id: String,
+    pub template: String,
+    pub hour_at: i64,
+}
+
+/// A batch's delivery outcomes per broadcast template and hour: (sent, failed, bounced).
+#[derive(Debug, Default)]
+pub(super) struct BroadcastCounts(std::collections::BTreeMap<BroadcastHour, (i64, i64, i64)>);
+
+impl BroadcastCounts {
+    pub(super) fn add(&mut self, key: BroadcastHour, outcome: Outcome) {
+        let c = self.0.entry(key).or_default();
+        match outcome {
+            Outcome::Sent => c.0 += 1,
+            Outcome::Failed => c.1 += 1,
+            Outcome::Bounced => {
+                c.1 += 1;
+                c.2 += 1;
+            }
+        }
+    }
+}
+
+/// Adds a batch's delivery outcomes to the broadcasts' roll-ups, once per template and hour.
+pub(super) fn add_broadcast_counts(tx: &Transaction<'_>, counts: &BroadcastCounts) -> Result<()> {
+    let mut rollup = tx.prepare_cached(&crate::broadcast_sql::ROLLUP_OUTCOMES.replace('$', "?"))?;
+    for (k, (sent, failed, bounced)) in &counts.0 {
+        rollup.execute(params![
+            k.broadcast_id,
+            k.hour_at,
+            k.template,
+            sent,
+            failed,
+            bounced
+        ])?;
+    }
+    Ok(())
 }
 
 /// Adds a batch's delivery outcomes to the node statistics and the roll-ups: what is sent is
