@@ -63,6 +63,74 @@ pub struct BroadcastDocument {
     /// Try other templates on a share of the audience first, then send the best to the rest.
     #[serde(default)]
     pub test: Option<AbTest>,
+    /// The event that counts as a conversion of a recipient (once each), within a window
+    /// after their message was sent.
+    #[serde(default)]
+    pub goal: Option<BroadcastGoal>,
+}
+
+/// The longest and default conversion window of a broadcast's goal.
+pub const MAX_GOAL_WITHIN_SECONDS: i64 = 90 * 86_400;
+pub const DEFAULT_GOAL_WITHIN_SECONDS: i64 = 7 * 86_400;
+
+/// A broadcast's goal: the fields of a journey's goal (see [`crate::journey::ExitEvent`]) that
+/// apply to a message rather than to an enrollment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastGoal {
+    /// The event name (e.g. `Order Completed`).
+    pub event: String,
+    /// Only events whose properties match count.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub filter: crate::filter::Filter,
+    /// How long after the recipient's message was sent the event converts (`3d`; 1 minute
+    /// to 90 days; default `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+    /// The property of the goal event that holds its revenue. Default: `revenue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue_property: Option<String>,
+    /// The currency revenue is reported in (ISO 4217); default `USD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+impl BroadcastGoal {
+    /// The conversion window, or `None` when `within` is not a duration in bounds.
+    pub fn window(&self) -> Option<jiff::SignedDuration> {
+        let seconds = match &self.within {
+            None => DEFAULT_GOAL_WITHIN_SECONDS,
+            Some(w) => Duration::parse(w).ok()?.seconds(),
+        };
+        (MIN_TEST_WAIT_SECONDS..=MAX_GOAL_WITHIN_SECONDS)
+            .contains(&seconds)
+            .then(|| jiff::SignedDuration::from_secs(seconds))
+    }
+
+    /// The journey goal with the same fields, whose revenue rules a broadcast's follow.
+    fn as_journey_goal(&self) -> crate::journey::ExitEvent {
+        crate::journey::ExitEvent {
+            event: self.event.clone(),
+            filter: self.filter.clone(),
+            match_key: None,
+            within: self.within.clone(),
+            revenue_property: self.revenue_property.clone(),
+            currency: self.currency.clone(),
+        }
+    }
+
+    /// The revenue a goal event states (see [`crate::journey::ExitEvent::revenue_of`]).
+    pub fn revenue_of(
+        &self,
+        properties: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<crate::journey::Revenue> {
+        self.as_journey_goal().revenue_of(properties)
+    }
+
+    /// The currency revenue is reported in.
+    pub fn revenue_currency(&self) -> &str {
+        self.currency.as_deref().unwrap_or("USD")
+    }
 }
 
 /// An A/B test: `template` (variant A) and each of `variants` (B, C, ...) go to an equal part
@@ -88,6 +156,8 @@ pub enum TestMetric {
     Opens,
     /// Clicked messages per message sent.
     Clicks,
+    /// Converted recipients (the broadcast's `goal`) per message sent.
+    Conversions,
 }
 
 impl TestMetric {
@@ -95,6 +165,7 @@ impl TestMetric {
         match self {
             TestMetric::Opens => "opens",
             TestMetric::Clicks => "clicks",
+            TestMetric::Conversions => "conversions",
         }
     }
 }
@@ -139,13 +210,15 @@ pub struct TestPlan {
     pub metric: TestMetric,
 }
 
-/// One variant's counts at the decision: messages sent, and of them those opened or clicked.
+/// One variant's counts at the decision: messages sent, and of them those opened or clicked,
+/// and the recipients who converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantResult {
     pub template: String,
     pub sent: u64,
     pub opened: u64,
     pub clicked: u64,
+    pub converted: u64,
 }
 
 /// The winner of a test and why.
@@ -271,6 +344,15 @@ impl BroadcastDocument {
                     ok = false;
                 }
             }
+            if t.metric == TestMetric::Conversions && self.goal.is_none() {
+                error(
+                    "test.metric",
+                    "invalid_test",
+                    "`conversions` needs the broadcast's `goal` (the event that counts as a conversion)"
+                        .into(),
+                );
+                ok = false;
+            }
             if !(1..=100).contains(&t.share_percent) {
                 error("test.share_percent", "invalid_test", "must be 1-100".into());
                 ok = false;
@@ -299,6 +381,25 @@ impl BroadcastDocument {
                 metric: t.metric,
             })
         });
+        if let Some(goal) = &self.goal {
+            if goal.event.trim().is_empty() || goal.event.len() > 200 {
+                error(
+                    "goal.event",
+                    "invalid_goal",
+                    "must name an event (1-200 characters)".into(),
+                );
+            }
+            if goal.window().is_none() {
+                error(
+                    "goal.within",
+                    "invalid_goal",
+                    format!(
+                        "`{}` is not a duration of 1 minute to 90 days (`12h`, `3d`)",
+                        goal.within.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -368,6 +469,7 @@ impl TestPlan {
                     converted: r.map_or(0, |r| match self.metric {
                         TestMetric::Opens => r.opened,
                         TestMetric::Clicks => r.clicked,
+                        TestMetric::Conversions => r.converted,
                     }),
                 }
             })
@@ -564,6 +666,7 @@ mod tests {
             sent,
             opened: clicked,
             clicked,
+            converted: 0,
         };
         let clear = plan.decide(&[result("a", 1000, 50), result("b", 1000, 120)]);
         assert_eq!(clear.winner, "b");
@@ -633,5 +736,76 @@ mod tests {
         // Inside the window, skipping changes nothing.
         let noon = ts("2026-12-01T12:00:00Z");
         assert_eq!(plan.due(noon, None, &window), Due::At(noon));
+    }
+
+    #[test]
+    fn a_conversions_test_needs_a_goal_and_decides_on_conversions_per_message_sent() {
+        let mut d = doc();
+        d.test = Some(AbTest {
+            variants: vec!["newsletter-b".into()],
+            share_percent: 20,
+            decide_after: "1d".into(),
+            metric: TestMetric::Conversions,
+        });
+        let errors = d.check().unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field.as_deref(), Some("test.metric"));
+        assert!(errors[0].message.contains("goal"), "{}", errors[0].message);
+        d.goal = Some(BroadcastGoal {
+            event: "Order Completed".into(),
+            filter: Default::default(),
+            within: Some("3d".into()),
+            revenue_property: None,
+            currency: None,
+        });
+        let plan = d.check().unwrap().test.unwrap();
+        // `b` is opened less but converts more per message sent.
+        let decision = plan.decide(&[
+            VariantResult {
+                template: "newsletter".into(),
+                sent: 1000,
+                opened: 400,
+                clicked: 100,
+                converted: 10,
+            },
+            VariantResult {
+                template: "newsletter-b".into(),
+                sent: 1000,
+                opened: 200,
+                clicked: 50,
+                converted: 40,
+            },
+        ]);
+        assert_eq!(decision.winner, "newsletter-b");
+        assert!(
+            decision.reason.contains("conversions"),
+            "{}",
+            decision.reason
+        );
+    }
+
+    #[test]
+    fn a_goal_window_is_bounded_and_defaults_to_a_week() {
+        let goal = |within: Option<&str>| BroadcastGoal {
+            event: "Order Completed".into(),
+            filter: Default::default(),
+            within: within.map(Into::into),
+            revenue_property: None,
+            currency: None,
+        };
+        assert_eq!(
+            goal(None).window(),
+            Some(jiff::SignedDuration::from_hours(7 * 24))
+        );
+        assert_eq!(
+            goal(Some("3d")).window(),
+            Some(jiff::SignedDuration::from_hours(72))
+        );
+        assert_eq!(goal(Some("10s")).window(), None);
+        assert_eq!(goal(Some("91d")).window(), None);
+        let mut d = doc();
+        d.goal = Some(goal(Some("forever")));
+        let errors = d.check().unwrap_err();
+        assert_eq!(errors[0].field.as_deref(), Some("goal.within"));
     }
 }

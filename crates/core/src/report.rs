@@ -46,6 +46,9 @@ pub struct Counts {
     pub attributed: i64,
     /// Revenue of the credited conversions, in the journey goal's currency.
     pub revenue: f64,
+    /// Sends that waited for the end of quiet hours or a blocked date (counted when the
+    /// enrollment arrived at the send node; the message itself counts when it is sent).
+    pub deferred: i64,
 }
 
 impl Counts {
@@ -67,6 +70,7 @@ impl Counts {
         self.converted += o.converted;
         self.attributed += o.attributed;
         self.revenue += o.revenue;
+        self.deferred += o.deferred;
     }
 
     /// A node's counts as they add to its journey's: its entries only if it is a trigger
@@ -260,6 +264,8 @@ pub struct RollupRow {
     pub version: i64,
     pub node: String,
     pub counts: Counts,
+    /// Enrollments that left the node in that hour, per output (`yes`, `timeout`, ...).
+    pub outputs: BTreeMap<String, i64>,
 }
 
 /// One histogram row: how many reactions of a kind at a node in one UTC hour fell in `bucket`.
@@ -463,6 +469,9 @@ pub struct NodeSummary {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Enrollments that left the node in the range, per output: a branch's `yes` and `no`, a
+    /// wait's `event` and `timeout`, a split's variants, `next` for the others.
+    pub outputs: BTreeMap<String, i64>,
     #[serde(flatten)]
     pub summary: Summary,
 }
@@ -543,7 +552,12 @@ pub fn build(
     let mut totals = Counts::default();
     let mut series = vec![Counts::default(); starts.len()];
     let mut per_node: BTreeMap<&str, Counts> = BTreeMap::new();
+    let mut outputs: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
     for row in rows {
+        let node_outputs = outputs.entry(&row.node).or_default();
+        for (output, n) in &row.outputs {
+            *node_outputs.entry(output.clone()).or_default() += n;
+        }
         let j = journey_counts(&row.node, &row.counts);
         totals.add(&j);
         let i = starts.partition_point(|s| *s <= row.hour_at);
@@ -572,6 +586,7 @@ pub fn build(
             node: n.id.clone(),
             kind: n.kind.clone(),
             channel: n.channel.clone(),
+            outputs: outputs.get(n.id.as_str()).cloned().unwrap_or_default(),
             summary: summary(
                 per_node.get(n.id.as_str()).copied().unwrap_or_default(),
                 node_reactions.get(n.id.as_str()),
@@ -584,6 +599,7 @@ pub fn build(
                 node: node.to_string(),
                 kind: "removed".into(),
                 channel: None,
+                outputs: outputs.get(node).cloned().unwrap_or_default(),
                 summary: summary(*counts, node_reactions.get(node)),
             });
         }
@@ -631,6 +647,131 @@ pub fn build(
     })
 }
 
+/// One broadcast roll-up row: the counters of a broadcast's messages of one template in one
+/// UTC hour. `entered` counts its recipients (messages written, suppressed ones too),
+/// `converted` (and `attributed`) its recipients who converted, in the hour of the goal event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcastRollupRow {
+    pub hour_at: Timestamp,
+    pub template: String,
+    pub counts: Counts,
+}
+
+/// A rate with its Wilson interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, JsonSchema)]
+pub struct RateInterval {
+    pub rate: Option<f64>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl RateInterval {
+    /// `n` of `of`, with its Wilson interval at `confidence`.
+    pub fn of(n: i64, of: i64, confidence: f64) -> RateInterval {
+        let (n, of) = (n.max(0) as u64, of.max(0) as u64);
+        let interval = crate::experiment::wilson_interval(n, of, confidence);
+        RateInterval {
+            rate: (of > 0).then(|| n.min(of) as f64 / of as f64),
+            low: interval.map(|i| i.0),
+            high: interval.map(|i| i.1),
+        }
+    }
+}
+
+/// What an A/B test compares, per message sent, each with its Wilson interval at 95 %.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, JsonSchema)]
+pub struct PerSent {
+    /// Messages opened (by anyone) per message sent.
+    pub opens: RateInterval,
+    /// Messages clicked (by anyone) per message sent.
+    pub clicks: RateInterval,
+    /// Recipients converted per message sent.
+    pub conversions: RateInterval,
+}
+
+/// One template of a broadcast (a variant of its A/B test).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct BroadcastVariant {
+    pub template: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    #[serde(flatten)]
+    pub rates: Rates,
+    pub per_sent: PerSent,
+}
+
+/// A broadcast's numbers over a time range.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct BroadcastReport {
+    pub totals: BroadcastTotals,
+    /// Every bucket of the range (empty ones too), in order.
+    pub series: Vec<Point>,
+    /// Per template, in template order.
+    pub variants: Vec<BroadcastVariant>,
+}
+
+/// Counts with their rates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct BroadcastTotals {
+    #[serde(flatten)]
+    pub counts: Counts,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+/// The confidence of a broadcast report's intervals.
+pub const BROADCAST_CONFIDENCE: f64 = 0.95;
+
+/// Adds up a broadcast's roll-up rows (already limited to the range) into a report.
+pub fn build_broadcast(
+    range: &Range,
+    rows: &[BroadcastRollupRow],
+) -> Result<BroadcastReport, String> {
+    let starts = range.starts()?;
+    let mut totals = Counts::default();
+    let mut series = vec![Counts::default(); starts.len()];
+    let mut per_template: BTreeMap<&str, Counts> = BTreeMap::new();
+    for row in rows {
+        totals.add(&row.counts);
+        let i = starts.partition_point(|s| *s <= row.hour_at);
+        if i > 0 {
+            series[i - 1].add(&row.counts);
+        }
+        per_template
+            .entry(&row.template)
+            .or_default()
+            .add(&row.counts);
+    }
+    Ok(BroadcastReport {
+        totals: BroadcastTotals {
+            rates: totals.rates(),
+            counts: totals,
+        },
+        series: starts
+            .iter()
+            .zip(series)
+            .map(|(start, counts)| Point {
+                start: *start,
+                rates: counts.rates(),
+                counts,
+            })
+            .collect(),
+        variants: per_template
+            .into_iter()
+            .map(|(template, c)| BroadcastVariant {
+                template: template.to_string(),
+                rates: c.rates(),
+                per_sent: PerSent {
+                    opens: RateInterval::of(c.opened, c.sent, BROADCAST_CONFIDENCE),
+                    clicks: RateInterval::of(c.clicked, c.sent, BROADCAST_CONFIDENCE),
+                    conversions: RateInterval::of(c.converted, c.sent, BROADCAST_CONFIDENCE),
+                },
+                counts: c,
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +788,7 @@ mod tests {
             version: 1,
             node: node.into(),
             counts,
+            outputs: BTreeMap::new(),
         }
     }
 
@@ -721,6 +863,36 @@ mod tests {
         assert_eq!(report.channels[0].channel, "email");
         assert_eq!(report.channels[0].summary.counts.sent, 4);
         assert_eq!(report.nodes[2].summary.rates.open_rate, None);
+    }
+
+    #[test]
+    fn a_node_reports_who_left_it_by_each_output_and_the_sends_deferred() {
+        let range = Range {
+            from: at("2026-03-02T00:00:00Z"),
+            to: at("2026-03-04T00:00:00Z"),
+            bucket: Bucket::Day,
+            tz: TimeZone::UTC,
+        };
+        let left = |hour: &str, outputs: &[(&str, i64)], deferred: i64| {
+            let mut r = row(hour, "mail", |c| c.deferred = deferred);
+            r.outputs = outputs.iter().map(|(o, n)| (o.to_string(), *n)).collect();
+            r
+        };
+        let rows = [
+            left("2026-03-02T09:00:00Z", &[("next", 3)], 2),
+            left("2026-03-03T22:00:00Z", &[("next", 4), ("other", 1)], 5),
+        ];
+        let report = build(&range, &nodes(), &rows, &[]).unwrap();
+        let mail = report.nodes.iter().find(|n| n.node == "mail").unwrap();
+        assert_eq!(
+            mail.outputs,
+            BTreeMap::from([("next".to_string(), 7), ("other".to_string(), 1)])
+        );
+        assert_eq!(mail.summary.counts.deferred, 7);
+        assert_eq!(report.totals.counts.deferred, 7);
+        assert_eq!(report.series[1].counts.deferred, 5);
+        let start = report.nodes.iter().find(|n| n.node == "start").unwrap();
+        assert!(start.outputs.is_empty());
     }
 
     #[test]
@@ -803,5 +975,66 @@ mod tests {
         assert!((p90 - 3600.0).abs() / 3600.0 < 0.2, "{p90}");
         assert_eq!(Histogram::default().summary().median_seconds, None);
         assert_eq!(reaction_bucket(SignedDuration::from_secs(-5)), 0);
+    }
+
+    #[test]
+    fn a_broadcast_report_adds_its_hours_per_bucket_and_per_template() {
+        let range = Range {
+            from: at("2026-12-01T00:00:00Z"),
+            to: at("2026-12-03T00:00:00Z"),
+            bucket: Bucket::Day,
+            tz: TimeZone::UTC,
+        };
+        let row = |hour: &str, template: &str, f: fn(&mut Counts)| {
+            let mut counts = Counts::default();
+            f(&mut counts);
+            BroadcastRollupRow {
+                hour_at: at(hour),
+                template: template.into(),
+                counts,
+            }
+        };
+        let rows = [
+            row("2026-12-01T09:00:00Z", "a", |c| {
+                c.entered = 100;
+                c.sent = 100;
+                c.delivered = 98;
+                c.bounced = 2;
+                c.opened = 40;
+                c.human_opened = 30;
+            }),
+            row("2026-12-01T09:00:00Z", "b", |c| {
+                c.entered = 100;
+                c.sent = 100;
+                c.delivered = 100;
+                c.opened = 10;
+            }),
+            row("2026-12-02T10:00:00Z", "a", |c| {
+                c.converted = 5;
+                c.revenue = 50.0;
+            }),
+        ];
+        let report = build_broadcast(&range, &rows).unwrap();
+        assert_eq!(report.series.len(), 2);
+        assert_eq!(report.series[0].counts.sent, 200);
+        assert_eq!(report.series[1].counts.converted, 5);
+        let t = &report.totals;
+        assert_eq!((t.counts.sent, t.counts.converted), (200, 5));
+        assert_eq!(t.rates.open_rate, Some(30.0 / 198.0));
+        assert_eq!(t.rates.conversion_rate, Some(5.0 / 200.0));
+        let a = &report.variants[0];
+        assert_eq!(a.template, "a");
+        assert_eq!(a.per_sent.conversions.rate, Some(0.05));
+        let (low, high) = (
+            a.per_sent.opens.low.unwrap(),
+            a.per_sent.opens.high.unwrap(),
+        );
+        assert!(
+            low < 0.4 && 0.4 < high && low > 0.3 && high < 0.5,
+            "{low} {high}"
+        );
+        let b = &report.variants[1];
+        assert_eq!(b.per_sent.conversions.rate, Some(0.0));
+        assert_eq!(b.per_sent.conversions.low, Some(0.0));
     }
 }

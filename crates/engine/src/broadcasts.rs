@@ -31,7 +31,7 @@ pub struct Round {
 
 /// The idempotency key of a broadcast's message to a contact.
 pub fn message_key(broadcast_id: &str, contact_id: i64) -> String {
-    format!("broadcast:{broadcast_id}:{contact_id}")
+    waymark_store::broadcast_message_key(broadcast_id, contact_id)
 }
 
 /// Runs one round of the broadcast with the earliest due work at `now`, if any: at most

@@ -8,9 +8,12 @@
 //! statistics of every node the enrollment visited and for each experiment variant it took.
 
 use jiff::Timestamp;
+use waymark_core::filter::filter_matches;
 use waymark_core::stepper::{CONVERSION_AFTER_END, converts_after_end};
 use waymark_core::{Enrollment, EventRecord, Journey};
-use waymark_store::{EngineTx, NewConversion, StatsDeltas, Store, StoreError};
+use waymark_store::{
+    EngineTx, NewBroadcastConversion, NewConversion, StatsDeltas, Store, StoreError,
+};
 
 use crate::processor::{decide_experiment, experiment_node};
 use crate::registry::Registry;
@@ -113,6 +116,41 @@ pub(crate) fn after_end(
             {
                 converted += 1;
             }
+        }
+    }
+    Ok(converted)
+}
+
+/// Credits `event` to the contact's message of each broadcast whose goal it is, when the
+/// message was sent within the goal's window before the event (once per recipient; the store
+/// finds the message by its idempotency key, so this costs one indexed lookup per broadcast
+/// with this goal). Returns how many converted.
+pub(crate) fn broadcasts(
+    tx: &mut dyn EngineTx,
+    registry: &Registry,
+    contact_id: i64,
+    event: &EventRecord,
+) -> Result<usize, StoreError> {
+    let mut converted = 0;
+    for entry in registry.broadcasts_with_goal(&event.name) {
+        // Every message was written by `finished_at`: an event after its window converts none.
+        if entry
+            .finished_at
+            .is_some_and(|finished| event.timestamp >= finished + entry.window)
+            || !filter_matches(&entry.goal.filter, &event.properties)
+        {
+            continue;
+        }
+        let conversion = NewBroadcastConversion {
+            broadcast_id: entry.broadcast_id.clone(),
+            contact_id,
+            event_seq: event.seq,
+            at: event.timestamp,
+            window: entry.window,
+            revenue: entry.goal.revenue_of(&event.properties),
+        };
+        if tx.record_broadcast_conversion(&conversion)? {
+            converted += 1;
         }
     }
     Ok(converted)

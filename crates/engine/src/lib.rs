@@ -677,6 +677,36 @@ impl Engine {
         .map_err(|e| EngineError::Task(e.to_string()))??)
     }
 
+    /// Call after a broadcast with a goal is sent: this process and the others sharing the
+    /// database credit its goal events from then on.
+    pub async fn broadcast_goals_changed(self: &Arc<Self>) -> Result<(), EngineError> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _work = engine.work_turn();
+            engine.announce_journey_change()
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Reloads the journeys (and the broadcasts' goals) here and tells the other processes
+    /// sharing the database to reload theirs.
+    fn announce_journey_change(&self) -> Result<(), StoreError> {
+        let revision = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            .to_string();
+        self.store.set_meta(JOURNEYS_REVISION_KEY, &revision)?;
+        self.processor.reload_journeys()?;
+        self.journeys_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0 = Some(revision);
+        Ok(())
+    }
+
     /// Call after a journey is published, paused, resumed or archived.
     pub async fn journey_changed(
         self: &Arc<Self>,
@@ -688,18 +718,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || {
             let _work = engine.work_turn();
             // The other processes sharing the database reload theirs when they see it.
-            let revision = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-                .to_string();
-            engine.store.set_meta(JOURNEYS_REVISION_KEY, &revision)?;
-            engine.processor.reload_journeys()?;
-            engine
-                .journeys_seen
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0 = Some(revision);
+            engine.announce_journey_change()?;
             let now = engine.clock.now();
             match change {
                 JourneyChange::Resumed => {

@@ -349,6 +349,9 @@ impl Processor {
             stats,
         )?;
 
+        // And the messages of broadcasts whose goal it is.
+        conversions::broadcasts(tx, registry, contact_id, &record)?;
+
         // Then triggers of live journeys.
         for (journey, version) in registry.triggered_by(&record.name) {
             let Some((trigger, _)) = journey
@@ -698,14 +701,20 @@ impl Processor {
         let jid = journey.id();
         tx.update_enrollment(e, now)?;
         tx.record_steps(e.id, &outcome.log, now)?;
+        // The node this step arrived at last: a send that waits right after arriving was
+        // deferred by quiet hours or a blocked date (a send waiting again later is not counted
+        // twice).
+        let mut arrived: Option<&str> = None;
         for entry in &outcome.log {
             match entry {
                 StepLog::Entered { node } => {
                     stats.node(jid, e.version, node).entered += 1;
                     report.steps += 1;
+                    arrived = Some(node);
                 }
                 StepLog::Left { node, output } => {
                     stats.node(jid, e.version, node).completed += 1;
+                    stats.left(jid, e.version, node, output);
                     if let Some(x) = experiment_node(journey, node) {
                         tx.add_experiment_counts(jid, node, output, 1, 0)?;
                         decide_experiment(tx, jid, node, x, now)?;
@@ -722,7 +731,13 @@ impl Processor {
                 }
                 StepLog::Ended { node, .. } => stats.node(jid, e.version, node).exited += 1,
                 StepLog::Skipped { node, .. } => stats.node(jid, e.version, node).suppressed += 1,
-                StepLog::Waiting { .. } => {}
+                StepLog::Waiting { node, .. } => {
+                    if arrived == Some(node.as_str())
+                        && journey.node(node).is_some_and(|n| n.kind.sends_message())
+                    {
+                        stats.deferred(jid, e.version, node);
+                    }
+                }
             }
         }
         for effect in &outcome.effects {

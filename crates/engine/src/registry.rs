@@ -1,6 +1,7 @@
 //! The journeys the engine runs, compiled once per version, and the index from event names to
 //! the live journeys they trigger. Reloaded whenever a journey is published, paused, resumed or
-//! archived.
+//! archived, and when a broadcast with a goal is sent (the index from goal events to
+//! broadcasts).
 //!
 //! A stored version that cannot be compiled (unreadable, or no longer valid) is kept out and
 //! listed in [`Registry::broken`]; it never stops the others from loading.
@@ -9,11 +10,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use waymark_core::Journey;
+use waymark_core::broadcast::BroadcastGoal;
 use waymark_core::journey::JourneyDocument;
 use waymark_core::timing::SendWindow;
 use waymark_store::{JourneyStatus, JourneyVersion, Store, StoreError};
 
 use crate::problems::Broken;
+
+/// A broadcast's goal, as the engine credits it.
+#[derive(Debug, Clone)]
+pub struct BroadcastGoalEntry {
+    pub broadcast_id: String,
+    pub goal: BroadcastGoal,
+    pub window: jiff::SignedDuration,
+    /// When every recipient's message was written; none converts after this and the window.
+    pub finished_at: Option<jiff::Timestamp>,
+}
 
 #[derive(Default)]
 pub struct Registry {
@@ -24,6 +36,9 @@ pub struct Registry {
     triggers: HashMap<String, Vec<String>>,
     /// Event name → ids of running journeys (live or paused) with a version whose goal it is.
     goals: HashMap<String, Vec<String>>,
+    /// Event name → broadcasts (not drafts) whose goal it is, with the goal and when the
+    /// broadcast finished.
+    broadcast_goals: HashMap<String, Vec<BroadcastGoalEntry>>,
     /// The installation's quiet hours and blocked dates, applied to every journey.
     installation_window: SendWindow,
     /// Versions that cannot be compiled, with the reason.
@@ -62,6 +77,33 @@ impl Registry {
             installation_window: installation_window.clone(),
             ..Registry::default()
         };
+        for b in store.broadcasts()? {
+            if b.status == waymark_store::BroadcastStatus::Draft {
+                continue;
+            }
+            // A broadcast whose document cannot be read converts nobody (the engine reports it).
+            let Some(goal) = b
+                .document
+                .get("goal")
+                .filter(|g| !g.is_null())
+                .and_then(|g| serde_json::from_value::<BroadcastGoal>(g.clone()).ok())
+            else {
+                continue;
+            };
+            let Some(window) = goal.window() else {
+                continue;
+            };
+            registry
+                .broadcast_goals
+                .entry(goal.event.clone())
+                .or_default()
+                .push(BroadcastGoalEntry {
+                    broadcast_id: b.id,
+                    goal,
+                    window,
+                    finished_at: b.finished_at,
+                });
+        }
         let journeys = store.journeys()?;
         for (status, version) in store.running_journeys()? {
             let journey = match compile(&version, installation_window) {
@@ -193,6 +235,11 @@ impl Registry {
     /// Running journeys (live or paused) whose goal, in one of their versions, is this event.
     pub fn with_goal(&self, event: &str) -> &[String] {
         self.goals.get(event).map_or(&[], Vec::as_slice)
+    }
+
+    /// The broadcasts (sent or sending) whose goal is this event name.
+    pub fn broadcasts_with_goal(&self, event: &str) -> &[BroadcastGoalEntry] {
+        self.broadcast_goals.get(event).map_or(&[], Vec::as_slice)
     }
 
     /// Live journeys (with their live version number) that this event name triggers.

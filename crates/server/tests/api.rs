@@ -1995,6 +1995,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/broadcasts/{id}/pause"),
     ("post", "/v1/broadcasts/{id}/resume"),
     ("post", "/v1/broadcasts/{id}/cancel"),
+    ("get", "/v1/broadcasts/{id}/report"),
     ("get", "/v1/segments"),
     ("post", "/v1/segments"),
     ("post", "/v1/segments/preview"),

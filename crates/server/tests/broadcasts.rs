@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use reqwest::Method;
 
 const NEWSLETTER: &str = "newsletter";
 
@@ -228,9 +229,11 @@ fn a_send_rate_spaces_the_messages_and_pause_resume_and_cancel_hold_them() {
 
 #[test]
 fn a_kill_in_the_middle_of_a_large_broadcast_loses_no_recipient_and_repeats_none() {
-    const RECIPIENTS: usize = 20_000;
+    const RECIPIENTS: usize = 100_000;
     let mut s = Server::start(ServerOptions::system_clock());
     setup_template(&s);
+    let started = Instant::now();
+    // 5,000 a request, the import's largest.
     for chunk in (0..RECIPIENTS).collect::<Vec<_>>().chunks(5000) {
         let contacts: Vec<Value> = chunk
             .iter()
@@ -249,24 +252,27 @@ fn a_kill_in_the_middle_of_a_large_broadcast_loses_no_recipient_and_repeats_none
         json!({"name": "Big", "channel": "email", "template": NEWSLETTER, "audience": {"list": "everyone"}}),
     )
     .expect(201);
+    let imported = started.elapsed();
     s.admin_post("/v1/broadcasts/big/send", json!({})).ok();
-    // Killed once part of the audience has been reached.
+    // Killed once a tenth of the audience has been reached.
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    let before_kill = loop {
         let b = broadcast(&s, "big");
         let processed = b["processed"].as_i64().unwrap();
-        if processed > 0 || b["status"] == "sent" {
+        if processed >= RECIPIENTS as i64 / 10 || b["status"] == "sent" {
             assert!(processed < RECIPIENTS as i64, "too late to kill: {b}");
-            break;
+            break processed;
         }
         assert!(
             Instant::now() < deadline,
             "the broadcast did not start: {b}"
         );
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
+    let sending = started.elapsed() - imported;
     s.kill();
     s.restart();
+    let restarted = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(300);
     let b = loop {
         let b = broadcast(&s, "big");
@@ -280,12 +286,26 @@ fn a_kill_in_the_middle_of_a_large_broadcast_loses_no_recipient_and_repeats_none
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    eprintln!(
+        "{RECIPIENTS} recipients: imported in {imported:?}, killed after {sending:?} \
+         ({before_kill} reached), finished {:?} after the restart",
+        restarted.elapsed()
+    );
+    // Every recipient reached exactly once: the progress counts each page once, so a restart
+    // that went through the audience again from the start would count more than the
+    // audience; it went on from the cursor committed with the last page before the kill.
     assert_eq!(b["processed"], RECIPIENTS as i64, "{b}");
+    assert_eq!(b["audience_size"], RECIPIENTS as i64, "{b}");
+    // One message each, every one sent (the idempotency keys would refuse a second).
     assert_eq!(
         b["messages"],
         json!({"sent": RECIPIENTS}),
         "one message each: {b}"
     );
+    // And the report counts as many: each recipient written and sent once.
+    let r = s.admin_get("/v1/broadcasts/big/report").ok();
+    assert_eq!(r["totals"]["entered"], RECIPIENTS as i64, "{}", r["totals"]);
+    assert_eq!(r["totals"]["sent"], RECIPIENTS as i64, "{}", r["totals"]);
 }
 
 /// The server-relative path of the open pixel in `html` (`--public-url` is `PUBLIC`).
@@ -378,6 +398,190 @@ fn an_ab_test_sends_its_share_first_then_the_winner_to_everyone_else() {
     let all: Vec<Value> = users.iter().flat_map(|u| s.messages(u)).collect();
     let winners = all.iter().filter(|m| m["template"] == "news-b").count();
     assert_eq!(winners, 60 - a, "the rest got the winner");
+}
+
+/// A person's open of the message (a browser's user agent, a minute after the send).
+fn open_as_a_person(s: &Server, m: &Value) {
+    let pixel = open_pixel(m["html"].as_str().unwrap());
+    let r = s.send(s.request(Method::GET, &pixel).header(
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    ));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn an_ab_test_on_conversions_picks_the_template_that_sells_and_the_report_counts_it() {
+    let s = Server::start(ServerOptions {
+        args: vec!["--public-url".into(), format!("{PUBLIC}/")],
+        ..Default::default()
+    });
+    for id in ["sale-a", "sale-b"] {
+        s.admin_put(
+            &format!("/v1/templates/{id}"),
+            json!({"channel": "email", "subject": id,
+                   "html": "<html><body><p>Hello</p></body></html>"}),
+        )
+        .ok();
+    }
+    let users: Vec<String> = (0..60).map(|i| format!("c{i:02}")).collect();
+    for u in &users {
+        s.identify(u, json!({"email": format!("{u}@example.com")}))
+            .ok();
+    }
+    s.settle();
+    let ids: Vec<i64> = users.iter().map(|u| contact_id(&s, u)).collect();
+    s.admin_post("/v1/lists", json!({"name": "buyers"}))
+        .expect(201);
+    s.admin_post("/v1/lists/buyers/members", json!({"contact_ids": ids}))
+        .ok();
+    let mut doc = json!({
+        "name": "Sale", "channel": "email", "template": "sale-a",
+        "audience": {"list": "buyers"},
+        "test": {"variants": ["sale-b"], "share_percent": 50, "decide_after": "4h",
+                 "metric": "conversions"},
+    });
+    // Conversions need a goal, said at the edge.
+    let e = s
+        .admin_put("/v1/broadcasts/sale", doc.clone())
+        .expect_error(400, "invalid_broadcast");
+    assert_eq!(e["field"], "test.metric", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("goal"), "{e}");
+    doc["goal"] =
+        json!({"event": "Order Completed", "within": "3d", "revenue_property": "revenue"});
+    s.admin_put("/v1/broadcasts/sale", doc).expect(201);
+    // Ordered before any message: converts nothing.
+    s.track(&users[0], "Order Completed", json!({"revenue": 99}))
+        .ok();
+    s.admin_post("/v1/broadcasts/sale/send", json!({})).ok();
+    s.settle();
+    s.advance(60);
+
+    let tried: Vec<(String, Value)> = users
+        .iter()
+        .flat_map(|u| s.messages(u).into_iter().map(|m| (u.clone(), m)))
+        .collect();
+    let of = |t: &str| -> Vec<&(String, Value)> {
+        tried.iter().filter(|(_, m)| m["template"] == t).collect()
+    };
+    let (a, b) = (of("sale-a"), of("sale-b"));
+    assert!(
+        a.len() > 2 && b.len() > 2 && a.len() + b.len() < 60,
+        "{} + {}",
+        a.len(),
+        b.len()
+    );
+    // A is opened by everyone, but B sells: every B recipient orders (one of them twice,
+    // counted once); one A recipient orders.
+    for (_, m) in &a {
+        open_as_a_person(&s, m);
+    }
+    for (u, _) in &b {
+        s.track(u, "Order Completed", json!({"revenue": 20})).ok();
+    }
+    s.track(&b[0].0, "Order Completed", json!({"revenue": 20}))
+        .ok();
+    s.track(&a[0].0, "Order Completed", json!({"revenue": "15.50"}))
+        .ok();
+    // Not the goal event.
+    s.track(&a[1].0, "Product Viewed", json!({"revenue": 1}))
+        .ok();
+    s.settle();
+    let test = &broadcast(&s, "sale")["test"];
+    assert_eq!(test["variants"][1]["converted"], b.len() as i64, "{test}");
+    assert_eq!(test["variants"][0]["converted"], 1, "{test}");
+
+    s.advance(4 * HOUR);
+    let bc = broadcast(&s, "sale");
+    assert_eq!(bc["status"], "sent", "{bc}");
+    assert_eq!(bc["test"]["winner"]["template"], "sale-b", "{bc}");
+    let reason = bc["test"]["winner"]["reason"].as_str().unwrap();
+    assert!(reason.contains("best rate of conversions"), "{reason}");
+    for u in &users {
+        assert_eq!(s.messages(u).len(), 1, "{u}");
+    }
+
+    // Past the window (3 days after the send), an order converts no more.
+    s.advance(3 * 24 * HOUR);
+    s.track(&a[2].0, "Order Completed", json!({"revenue": 5}))
+        .ok();
+    s.settle();
+
+    let r = s.admin_get("/v1/broadcasts/sale/report?bucket=hour").ok();
+    let t = &r["totals"];
+    assert_eq!(t["entered"], 60, "{r}");
+    assert_eq!(t["sent"], 60, "{r}");
+    assert_eq!(t["delivered"], 60, "{r}");
+    assert_eq!(t["opened"], a.len() as i64, "{r}");
+    assert_eq!(t["human_opened"], a.len() as i64, "{r}");
+    assert_eq!(t["converted"], b.len() as i64 + 1, "{r}");
+    let revenue = t["revenue"].as_f64().unwrap();
+    assert!(
+        (revenue - (20.0 * b.len() as f64 + 15.5)).abs() < 1e-9,
+        "{r}"
+    );
+    assert_eq!(t["open_rate"], a.len() as f64 / 60.0, "{r}");
+    assert_eq!(t["conversion_rate"], (b.len() + 1) as f64 / 60.0, "{r}");
+    assert_eq!(r["goal"]["event"], "Order Completed", "{r}");
+    assert_eq!(r["winner"], "sale-b", "{r}");
+    // The series adds up to the totals, each figure in the hour it happened.
+    let series = r["series"].as_array().unwrap();
+    let sum = |k: &str| series.iter().map(|p| p[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("sent"), 60);
+    assert_eq!(sum("converted"), b.len() as i64 + 1);
+    let first_sends = series
+        .iter()
+        .find(|p| p["sent"].as_i64().unwrap() > 0)
+        .unwrap();
+    assert_eq!(
+        first_sends["sent"],
+        (a.len() + b.len()) as i64,
+        "the test share first: {r}"
+    );
+    // Per template: B's conversions per message sent with its Wilson interval. Its test share
+    // converted whole; the winner sent to the rest after the test has none.
+    let variants = r["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2, "{r}");
+    let vb = &variants[1];
+    assert_eq!(vb["template"], "sale-b");
+    assert_eq!(vb["sent"], (60 - a.len()) as i64, "{r}");
+    assert_eq!(vb["converted"], b.len() as i64, "{r}");
+    let conv = &vb["per_sent"]["conversions"];
+    let rate = b.len() as f64 / (60 - a.len()) as f64;
+    assert_eq!(conv["rate"], rate, "{r}");
+    assert!(
+        conv["low"].as_f64().unwrap() < rate && rate < conv["high"].as_f64().unwrap(),
+        "{r}"
+    );
+    let va = &variants[0];
+    assert_eq!(va["per_sent"]["opens"]["rate"], 1.0, "{r}");
+
+    // The same as CSV, a row per template.
+    let csv = s.send(
+        s.request(Method::GET, "/v1/broadcasts/sale/report?rows=variants")
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Accept", "text/csv"),
+    );
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", csv.text);
+    assert!(
+        lines[0].starts_with("template,entered,sent,"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("conversions_per_sent,conversions_low,conversions_high"));
+    assert!(
+        lines[2].starts_with(&format!("sale-b,{},", 60 - a.len())),
+        "{}",
+        lines[2]
+    );
+    // Journey-only parameters and an unknown broadcast are refused.
+    s.admin_get("/v1/broadcasts/sale/report?node=x")
+        .expect_error(400, "invalid_parameter");
+    s.admin_get("/v1/broadcasts/sale/report?rows=nodes")
+        .expect_error(400, "invalid_parameter");
+    s.admin_get("/v1/broadcasts/nope/report").expect(404);
 }
 
 #[test]

@@ -1145,6 +1145,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "cart_reminder_lateness_p99_ms",
             "import_rows_per_second",
             "broadcast_messages_per_second",
+            "broadcast_report_p99_ms",
             "smtp_sink_messages_per_second",
             "broadcast_smtp_messages_per_second",
             "broadcast_first_message_ms",
@@ -1397,6 +1398,27 @@ fn broadcasts_are_saved_from_a_file_sent_followed_and_cancelled_from_the_command
     }
     let run = bc(&["list"]);
     assert!(run.stdout.contains("spring\tsent"), "{}", run.describe());
+    // Its report: the totals for a person, the series as CSV.
+    let run = bc(&["report", "spring"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(
+        run.stdout
+            .contains("recipients 3  sent 3  delivered 3 (100.0%)"),
+        "{}",
+        run.describe()
+    );
+    let run = bc(&["report", "spring", "--csv", "--bucket", "day"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("bucket_start,entered,sent,"),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(lines.len(), 2, "one day: {}", run.describe());
+    assert!(lines[1].contains(",3,3,3,"), "{}", run.describe());
+    let run = bc(&["report", "no-such-broadcast"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
     // A sent broadcast cannot be cancelled: the command says why and fails.
     let run = bc(&["cancel", "spring"]);
     assert_eq!(run.code, Some(1), "{}", run.describe());

@@ -226,6 +226,35 @@ fn quiet_hours_defer_reminders_to_the_morning_and_the_chart_is_drawn() {
         h, 9,
         "the night's reminders leave together at 09:00: {peak}"
     );
+    // The reminders that fell in the night waited for the morning; the funnel says so, and
+    // says who left each wait by which output.
+    let node = |id: &str| {
+        result["funnel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let email = node("cart-email");
+    assert!(email["deferred"].as_i64().unwrap() > 10, "{email}");
+    assert_eq!(node("wait-a-day")["deferred"], 0);
+    let wait = node("wait-for-order");
+    let (ordered, timed_out) = (
+        wait["outputs"]["event"].as_i64().unwrap_or(0),
+        wait["outputs"]["timeout"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        wait["completed"].as_i64().unwrap(),
+        ordered + timed_out,
+        "{wait}"
+    );
+    assert_eq!(
+        email["entered"].as_i64().unwrap(),
+        timed_out,
+        "{wait} {email}"
+    );
     // Defaults were assumed, and said so.
     assert!(
         result["assumptions"]

@@ -68,16 +68,25 @@ pub(crate) const SAVE_PROGRESS: &str =
      winner_at = $16, winner_reason = $17
      WHERE id = $1";
 
-/// Per template of the broadcast's messages: sent, opened, clicked (an A/B test's results);
+/// Per template of the broadcast's messages: sent, opened, clicked, converted (an A/B test's
+/// results);
 /// with `before`, only of the messages written before `$2` (the test's share, once a winner
 /// went to the others).
 pub(crate) fn variant_counts(before: bool) -> String {
     let before = if before { " AND created_at < $2" } else { "" };
+    // Conversions of the same messages: through the message each is credited to.
+    let converted_before = if before.is_empty() {
+        ""
+    } else {
+        " AND x.created_at < $2"
+    };
     format!(
         "SELECT template,
          SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
          SUM(CASE WHEN opened_at IS NOT NULL THEN 1 ELSE 0 END),
-         SUM(CASE WHEN clicked_at IS NOT NULL THEN 1 ELSE 0 END)
+         SUM(CASE WHEN clicked_at IS NOT NULL THEN 1 ELSE 0 END),
+         (SELECT COUNT(*) FROM broadcast_conversions v JOIN messages x ON x.id = v.message_id
+          WHERE v.broadcast_id = $1 AND v.template = messages.template{converted_before})
          FROM messages WHERE broadcast_id = $1{before} GROUP BY template ORDER BY template"
     )
 }
@@ -131,4 +140,92 @@ pub(crate) fn audience_ids<'a>(audience: &'a Audience, exclude: &'a [Audience]) 
             Audience::Segment(id) | Audience::List(id) => id.as_str(),
         })
         .collect()
+}
+
+// Broadcast roll-ups (`broadcast_rollups`): one row of counters per broadcast, UTC hour and
+// template, added to in the transaction that changes what it counts. Casts are written
+// `CAST(.. AS BIGINT)`, which both backends read.
+
+/// A message written for a broadcast: `$1` broadcast, `$2` hour, `$3` template, `$4`
+/// suppressed, `$5` failed, `$6` bounced (0 or 1 each).
+pub(crate) const ROLLUP_WRITTEN: &str =
+    "INSERT INTO broadcast_rollups (broadcast_id, hour_at, template, entered, suppressed, failed, bounced)
+     VALUES ($1, $2, $3, 1, $4, $5, $6)
+     ON CONFLICT (broadcast_id, hour_at, template) DO UPDATE SET
+       entered = broadcast_rollups.entered + 1,
+       suppressed = broadcast_rollups.suppressed + excluded.suppressed,
+       failed = broadcast_rollups.failed + excluded.failed,
+       bounced = broadcast_rollups.bounced + excluded.bounced";
+
+/// A batch's delivery outcomes of one broadcast template and hour: `$4` sent (and
+/// delivered), `$5` failed, `$6` bounced.
+pub(crate) const ROLLUP_OUTCOMES: &str =
+    "INSERT INTO broadcast_rollups (broadcast_id, hour_at, template, sent, delivered, failed, bounced)
+     VALUES ($1, $2, $3, $4, $4, $5, $6)
+     ON CONFLICT (broadcast_id, hour_at, template) DO UPDATE SET
+       sent = broadcast_rollups.sent + excluded.sent,
+       delivered = broadcast_rollups.delivered + excluded.delivered,
+       failed = broadcast_rollups.failed + excluded.failed,
+       bounced = broadcast_rollups.bounced + excluded.bounced";
+
+/// Adds `$2` to the counters `columns` (`opened, human_opened`) of message `$1`'s broadcast
+/// roll-up of the hour `hour_sql` (of `$3`, or of the message's send); nothing for a message
+/// of no broadcast.
+pub(crate) fn rollup_message(columns: &str, hour_sql: &str) -> String {
+    let names: Vec<&str> = columns.split(", ").collect();
+    let values = vec!["CAST($2 AS BIGINT)"; names.len()].join(", ");
+    let sets: Vec<String> = names
+        .iter()
+        .map(|c| format!("{c} = broadcast_rollups.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO broadcast_rollups (broadcast_id, hour_at, template, {columns})
+         SELECT m.broadcast_id, {hour_sql}, m.template, {values}
+         FROM messages m WHERE m.id = $1 AND m.broadcast_id IS NOT NULL
+         ON CONFLICT (broadcast_id, hour_at, template) DO UPDATE SET {}",
+        sets.join(", ")
+    )
+}
+
+/// The hour of `$3` (ms, already the start of its hour).
+pub(crate) const HOUR_OF_ARG: &str = "CAST($3 AS BIGINT)";
+/// The hour the message was sent (else `$3`).
+pub(crate) const HOUR_SENT: &str = "COALESCE(m.sent_at - m.sent_at % 3600000, CAST($3 AS BIGINT))";
+
+/// Records a broadcast conversion: the recipient's message (found by its idempotency key,
+/// `$2`) sent at or before the goal event (`$5`) and less than the window (`$6`, ms) before
+/// it. `$1` broadcast, `$3` contact, `$4` event seq, `$7` revenue, `$8` currency. Inserts
+/// nothing for a recipient who converted already; returns the message's template.
+pub(crate) const CONVERT: &str =
+    "INSERT INTO broadcast_conversions (broadcast_id, contact_id, message_id, template, event_seq, at, revenue, currency)
+     SELECT $1, CAST($3 AS BIGINT), m.id, m.template, CAST($4 AS BIGINT), CAST($5 AS BIGINT),
+            CAST($7 AS DOUBLE PRECISION), CAST($8 AS TEXT) FROM messages m
+     WHERE m.idempotency_key = $2 AND m.broadcast_id = $1 AND m.sent_at IS NOT NULL
+       AND m.sent_at <= CAST($5 AS BIGINT) AND CAST($5 AS BIGINT) < m.sent_at + CAST($6 AS BIGINT)
+     ON CONFLICT (broadcast_id, contact_id) DO NOTHING
+     RETURNING template";
+
+/// Adds a conversion to its roll-up: `$1` broadcast, `$2` hour, `$3` template, `$4` revenue
+/// counted.
+pub(crate) const ROLLUP_CONVERSION: &str =
+    "INSERT INTO broadcast_rollups (broadcast_id, hour_at, template, converted, revenue)
+     VALUES ($1, $2, $3, 1, $4)
+     ON CONFLICT (broadcast_id, hour_at, template) DO UPDATE SET
+       converted = broadcast_rollups.converted + 1,
+       revenue = broadcast_rollups.revenue + excluded.revenue";
+
+/// A broadcast's roll-up rows from the hour `$2` up to `$3` (exclusive).
+pub(crate) const ROLLUPS: &str =
+    "SELECT hour_at, template, entered, sent, delivered, bounced, failed, suppressed, opened,
+            clicked, human_opened, human_clicked, unsubscribed, complained, converted, revenue
+     FROM broadcast_rollups WHERE broadcast_id = $1 AND hour_at >= $2 AND hour_at < $3
+     ORDER BY hour_at, template";
+
+/// Whether a message's status at its insertion counts as suppressed, failed, bounced.
+pub(crate) fn written_counts(status: &str) -> (i64, i64, i64) {
+    (
+        i64::from(status == "suppressed"),
+        i64::from(status == "failed" || status == "bounced"),
+        i64::from(status == "bounced"),
+    )
 }

@@ -27,6 +27,11 @@ pub use concerns::*;
 pub use drill_sql::PEOPLE_STATUSES;
 pub use model::*;
 
+/// The idempotency key of a broadcast's message to a contact: one per recipient.
+pub fn broadcast_message_key(broadcast_id: &str, contact_id: i64) -> String {
+    format!("broadcast:{broadcast_id}:{contact_id}")
+}
+
 /// Everything needed to call the store's methods: `Store`, `EngineTx` and every concern trait.
 /// A method of a concern trait can be called on `dyn Store` or `dyn EngineTx` without this, but
 /// on a concrete backend (`SqliteStore` in tests and tools) its trait must be in scope.

@@ -69,6 +69,7 @@ pub const TABLES: &[Table] = &[
     table("node_stats"),
     table("journey_rollups"),
     table("reaction_rollups"),
+    table("output_rollups"),
     table("conversions"),
     table("experiment_variants"),
     table("experiment_winners"),
@@ -84,6 +85,8 @@ pub const TABLES: &[Table] = &[
     with_ids("audit_log", "id"),
     table("broadcasts"),
     table("broadcast_recipients"),
+    table("broadcast_rollups"),
+    table("broadcast_conversions"),
 ];
 
 /// The SQLite-only `meta` keys of the largest ids ever handed out: `id_floor:<table>`.

@@ -495,6 +495,10 @@ impl JourneyStats {
 #[derive(Debug, Clone, Default)]
 pub struct StatsDeltas {
     pub nodes: BTreeMap<(String, i64, String), NodeStats>,
+    /// (journey, version, node, output) → enrollments that left by it.
+    pub outputs: BTreeMap<(String, i64, String, String), i64>,
+    /// (journey, version, node) → sends deferred by quiet hours or a blocked date.
+    pub deferred: BTreeMap<(String, i64, String), i64>,
 }
 
 impl StatsDeltas {
@@ -503,8 +507,39 @@ impl StatsDeltas {
             .entry((journey.to_string(), version, node.to_string()))
             .or_default()
     }
+    pub fn left(&mut self, journey: &str, version: i64, node: &str, output: &str) {
+        *self
+            .outputs
+            .entry((
+                journey.to_string(),
+                version,
+                node.to_string(),
+                output.to_string(),
+            ))
+            .or_default() += 1;
+    }
+    pub fn deferred(&mut self, journey: &str, version: i64, node: &str) {
+        *self
+            .deferred
+            .entry((journey.to_string(), version, node.to_string()))
+            .or_default() += 1;
+    }
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.nodes.is_empty() && self.outputs.is_empty() && self.deferred.is_empty()
+    }
+
+    /// The counters of every (journey, version, node) with any, those with only deferred
+    /// sends included (zero counters). (Shared by the backends.)
+    pub(crate) fn counters(&self) -> impl Iterator<Item = (&(String, i64, String), NodeStats)> {
+        let deferred_only = self
+            .deferred
+            .keys()
+            .filter(|k| !self.nodes.contains_key(*k))
+            .map(|k| (k, NodeStats::default()));
+        self.nodes
+            .iter()
+            .map(|(k, s)| (k, s.clone()))
+            .chain(deferred_only)
     }
 }
 
@@ -529,6 +564,19 @@ pub struct NewConversion {
     pub last_touch: Option<LastTouch>,
     pub event_seq: i64,
     pub at: Timestamp,
+    pub revenue: Option<waymark_core::journey::Revenue>,
+}
+
+/// A broadcast's goal event, to be credited to the recipient's message if it was sent within
+/// `window` before the event (see `BroadcastsTx::record_broadcast_conversion`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBroadcastConversion {
+    pub broadcast_id: String,
+    pub contact_id: i64,
+    pub event_seq: i64,
+    /// When the goal event happened (its timestamp).
+    pub at: Timestamp,
+    pub window: jiff::SignedDuration,
     pub revenue: Option<waymark_core::journey::Revenue>,
 }
 

@@ -49,6 +49,11 @@ pub const PERSONAL_TABLES: &[(&str, &str, Option<&str>)] = &[
         Some("DELETE FROM conversions WHERE contact_id = ?1"),
     ),
     (
+        "broadcast_conversions",
+        "broadcast_conversions",
+        Some("DELETE FROM broadcast_conversions WHERE contact_id = ?1"),
+    ),
+    (
         "enrollments",
         "enrollments",
         Some("DELETE FROM enrollments WHERE contact_id = ?1"),
@@ -151,8 +156,16 @@ pub const OTHER_TABLES: &[(&str, &str)] = &[
         "aggregate counters per journey node and hour, kept as numbers after an erasure",
     ),
     (
+        "broadcast_rollups",
+        "aggregate counters per broadcast, template and hour, kept as numbers after an erasure",
+    ),
+    (
         "reaction_rollups",
         "how many reactions per journey node and hour took how long: counts, never who",
+    ),
+    (
+        "output_rollups",
+        "how many enrollments left each journey node by each output per hour: counts, never who",
     ),
     (
         "experiment_variants",
@@ -226,6 +239,17 @@ pub(crate) const MERGE_STATEMENTS: &[(&str, &[&str])] = &[
     (
         "conversions",
         &["UPDATE conversions SET contact_id = ?2 WHERE contact_id = ?1"],
+    ),
+    (
+        "broadcast_conversions",
+        &[
+            "INSERT INTO broadcast_conversions (broadcast_id, contact_id, message_id, template,
+                                                event_seq, at, revenue, currency)
+             SELECT broadcast_id, ?2, message_id, template, event_seq, at, revenue, currency
+             FROM broadcast_conversions WHERE contact_id = ?1
+             ON CONFLICT DO NOTHING",
+            "DELETE FROM broadcast_conversions WHERE contact_id = ?1",
+        ],
     ),
     (
         "list_members",
@@ -348,6 +372,7 @@ pub const SECTIONS: &[&str] = &[
     "segments",
     "segment_checks",
     "broadcast_recipients",
+    "broadcast_conversions",
     "scheduled_triggers",
     "score_expiries",
     "suppressions",
@@ -378,6 +403,11 @@ pub(crate) const WHOLE_SECTIONS: &[(&str, &str)] = &[
         "broadcast_recipients",
         "SELECT broadcast_id, due_at FROM broadcast_recipients WHERE contact_id = ?1
          ORDER BY broadcast_id",
+    ),
+    (
+        "broadcast_conversions",
+        "SELECT broadcast_id, message_id, template, at, revenue, currency
+         FROM broadcast_conversions WHERE contact_id = ?1 ORDER BY broadcast_id",
     ),
     (
         "segment_checks",
@@ -443,6 +473,7 @@ const COUNTED_TABLES: &[(&str, &str)] = &[
     ("segments", "segment_members"),
     ("segment_checks", "segment_checks"),
     ("broadcast_recipients", "broadcast_recipients"),
+    ("broadcast_conversions", "broadcast_conversions"),
     ("scheduled_triggers", "trigger_schedule"),
     ("score_expiries", "score_expiries"),
 ];

@@ -243,6 +243,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/broadcasts/{id}/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the broadcast did and earned from `from` to `to` (default: from its start to now) in `hour`, `day` or `week` buckets of `tz`: recipients, sent, delivered, bounced, failed, suppressed, opened, clicked (people's and all), unsubscribed, complained, converted and revenue (with a goal), their rates; in total, per bucket and per template (A/B variants, with Wilson intervals). CSV with `Accept: text/csv` (`rows=series` or `variants`) */
+        get: operations["get_v1_broadcasts__id__report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/broadcasts/{id}/resume": {
         parameters: {
             query?: never;
@@ -1464,6 +1481,12 @@ export interface components {
              */
             exclude: components["schemas"]["Audience"][];
             /**
+             * @description The event that counts as a conversion of a recipient (once each), within a window
+             *     after their message was sent.
+             * @default null
+             */
+            goal: components["schemas"]["BroadcastGoal"] | null;
+            /**
              * @description Send to contacts who reached a frequency cap too (recorded on the broadcast).
              * @default false
              */
@@ -1508,8 +1531,66 @@ export interface components {
              */
             timezone: string | null;
         };
+        /**
+         * @description A broadcast's goal: the fields of a journey's goal (see [`crate::journey::ExitEvent`]) that
+         *     apply to a message rather than to an enrollment.
+         */
+        BroadcastGoal: {
+            /** @description The currency revenue is reported in (ISO 4217); default `USD`. */
+            currency?: string | null;
+            /** @description The event name (e.g. `Order Completed`). */
+            event: string;
+            /** @description Only events whose properties match count. */
+            filter?: {
+                [key: string]: components["schemas"]["Predicate"];
+            };
+            /** @description The property of the goal event that holds its revenue. Default: `revenue`. */
+            revenue_property?: string | null;
+            /**
+             * @description How long after the recipient's message was sent the event converts (`3d`; 1 minute
+             *     to 90 days; default `7d`).
+             */
+            within?: string | null;
+        };
+        /** @description A broadcast's goal, as its report states it. */
+        BroadcastGoalView: {
+            /** @description The currency `revenue` is in. */
+            currency: string;
+            /** @description The goal event. */
+            event: string;
+            /** @description The goal event's property read as revenue. */
+            revenue_property: string;
+            /** @description How long after a recipient's message was sent their goal event converts (`7d`). */
+            within: string;
+        };
         BroadcastList: {
             broadcasts: components["schemas"]["BroadcastView"][];
+        };
+        /** @description A broadcast's numbers over a time range. */
+        BroadcastReportView: {
+            broadcast_id: string;
+            bucket: components["schemas"]["Bucket"];
+            /**
+             * Format: date-time
+             * @description The start of the first bucket.
+             */
+            from: string;
+            /** @description The broadcast's goal, if it has one (else nobody converts). */
+            goal?: components["schemas"]["BroadcastGoalView"] | null;
+            name: string;
+            /** @description Every bucket of the range (empty ones too), in order. */
+            series: components["schemas"]["Point"][];
+            status: components["schemas"]["BroadcastStatus"];
+            /** @description The A/B test's metric (`opens`, `clicks`, `conversions`), if it has a test. */
+            test_metric?: components["schemas"]["TestMetric"] | null;
+            /** Format: date-time */
+            to: string;
+            totals: components["schemas"]["BroadcastTotals"];
+            tz: string;
+            /** @description Per template, in template order. */
+            variants: components["schemas"]["BroadcastVariant"][];
+            /** @description The template the A/B test chose, once chosen. */
+            winner?: string | null;
         };
         /**
          * @description Where a broadcast stands. `draft` → `scheduled` (waiting for its start) → `sending` → `sent`
@@ -1518,6 +1599,272 @@ export interface components {
          * @enum {string}
          */
         BroadcastStatus: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+        /** @description Counts with their rates. */
+        BroadcastTotals: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
+        /** @description One template of a broadcast (a variant of its A/B test). */
+        BroadcastVariant: {
+            /**
+             * Format: int64
+             * @description Conversions credited to this node as the last touch.
+             */
+            attributed: number;
+            /**
+             * Format: double
+             * @description bounced / (sent + failed)
+             */
+            bounce_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Refused by the receiving side, at once (also in `failed`) or after acceptance.
+             */
+            bounced: number;
+            /**
+             * Format: double
+             * @description human_clicked / delivered
+             */
+            click_rate?: number | null;
+            /**
+             * Format: double
+             * @description clicked / delivered
+             */
+            click_rate_all?: number | null;
+            /**
+             * Format: double
+             * @description human_clicked / human_opened
+             */
+            click_to_open_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages clicked at least once, by anyone.
+             */
+            clicked: number;
+            /**
+             * Format: int64
+             * @description Messages their recipient reported as spam.
+             */
+            complained: number;
+            /**
+             * Format: double
+             * @description complained / delivered
+             */
+            complaint_rate?: number | null;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: double
+             * @description converted / entered
+             */
+            conversion_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Conversions of enrollments that passed through the node (for a journey: conversions).
+             */
+            converted: number;
+            /**
+             * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
+             * @description Sent messages not bounced since.
+             */
+            delivered: number;
+            /**
+             * Format: double
+             * @description delivered / (sent + failed)
+             */
+            delivery_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Enrollments that reached the node (for a journey: that entered it).
+             */
+            entered: number;
+            /** Format: int64 */
+            exited: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            human_clicked: number;
+            /**
+             * Format: int64
+             * @description Messages opened at least once by a person (see `docs/reports.md`, "Machine activity").
+             */
+            human_opened: number;
+            /**
+             * Format: double
+             * @description human_opened / delivered
+             */
+            open_rate?: number | null;
+            /**
+             * Format: double
+             * @description opened / delivered
+             */
+            open_rate_all?: number | null;
+            /**
+             * Format: int64
+             * @description Messages opened at least once, by anyone (machines included).
+             */
+            opened: number;
+            per_sent: components["schemas"]["PerSent"];
+            /**
+             * Format: double
+             * @description Revenue of the credited conversions, in the journey goal's currency.
+             */
+            revenue: number;
+            /**
+             * Format: int64
+             * @description Messages accepted by the transport (the relay's SMTP 250, the provider's acceptance).
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Not sent: consent, suppression list, frequency cap or quiet hours with `skip`.
+             */
+            suppressed: number;
+            template: string;
+            /**
+             * Format: double
+             * @description unsubscribed / delivered
+             */
+            unsubscribe_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Messages whose recipient unsubscribed through their link.
+             */
+            unsubscribed: number;
+        };
         /** @description A broadcast and how far its sending has come. */
         BroadcastView: {
             /**
@@ -1663,6 +2010,12 @@ export interface components {
              * @description Conversions of enrollments that passed through the node (for a journey: conversions).
              */
             converted: number;
+            /**
+             * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
             /**
              * Format: int64
              * @description Sent messages not bounced since.
@@ -2396,6 +2749,12 @@ export interface components {
             converted: number;
             /**
              * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
              * @description Sent messages not bounced since.
              */
             delivered: number;
@@ -3090,6 +3449,12 @@ export interface components {
             converted: number;
             /**
              * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
              * @description Sent messages not bounced since.
              */
             delivered: number;
@@ -3131,6 +3496,13 @@ export interface components {
              * @description Messages opened at least once, by anyone (machines included).
              */
             opened: number;
+            /**
+             * @description Enrollments that left the node in the range, per output: a branch's `yes` and `no`, a
+             *     wait's `event` and `timeout`, a split's variants, `next` for the others.
+             */
+            outputs: {
+                [key: string]: number;
+            };
             reaction_times: components["schemas"]["ReactionTimes"];
             /**
              * Format: double
@@ -3248,6 +3620,15 @@ export interface components {
         };
         /** @description Whose numbers a drill-down lists. */
         PeopleKind: "waiting" | "messaged" | "converted";
+        /** @description What an A/B test compares, per message sent, each with its Wilson interval at 95 %. */
+        PerSent: {
+            /** @description Messages clicked (by anyone) per message sent. */
+            clicks: components["schemas"]["RateInterval"];
+            /** @description Recipients converted per message sent. */
+            conversions: components["schemas"]["RateInterval"];
+            /** @description Messages opened (by anyone) per message sent. */
+            opens: components["schemas"]["RateInterval"];
+        };
         /** @description A contact behind a journey's number, with what the row is about. */
         PersonRow: {
             channel?: string | null;
@@ -3358,6 +3739,12 @@ export interface components {
              * @description Conversions of enrollments that passed through the node (for a journey: conversions).
              */
             converted: number;
+            /**
+             * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
             /**
              * Format: int64
              * @description Sent messages not bounced since.
@@ -3554,6 +3941,15 @@ export interface components {
             end: string;
             /** @description Start, `HH:MM`. */
             start: string;
+        };
+        /** @description A rate with its Wilson interval. */
+        RateInterval: {
+            /** Format: double */
+            high?: number | null;
+            /** Format: double */
+            low?: number | null;
+            /** Format: double */
+            rate?: number | null;
         };
         /** @description Median and 90th percentile of one kind of reaction, in seconds. */
         ReactionTime: {
@@ -4051,6 +4447,12 @@ export interface components {
             converted: number;
             /**
              * Format: int64
+             * @description Sends that waited for the end of quiet hours or a blocked date (counted when the
+             *     enrollment arrived at the send node; the message itself counts when it is sent).
+             */
+            deferred: number;
+            /**
+             * Format: int64
              * @description Sent messages not bounced since.
              */
             delivered: number;
@@ -4187,7 +4589,7 @@ export interface components {
             templates: components["schemas"]["StoredTemplate"][];
         };
         /** @description What makes a variant the best. */
-        TestMetric: "opens" | "clicks";
+        TestMetric: "opens" | "clicks" | "conversions";
         /** @description `POST /v1/templates/{id}/test-send`: the preview's data and the address to send to. */
         TestSend: {
             contact?: {
@@ -4331,6 +4733,16 @@ export interface components {
             click_rate: number;
             /** Format: uint64 */
             clicked: number;
+            /**
+             * Format: double
+             * @description Converted per sent.
+             */
+            conversion_rate: number;
+            /**
+             * Format: uint64
+             * @description Recipients converted (the broadcast's `goal`).
+             */
+            converted: number;
             /**
              * Format: double
              * @description Opened per sent (0 before any is sent).
@@ -4899,6 +5311,61 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_broadcasts__id__report: {
+        parameters: {
+            query?: {
+                /** @description `hour`, `day` (default; days begin at midnight in `tz`) or `week` (from Monday). */
+                bucket?: string;
+                /**
+                 * @description The start of the range: an RFC 3339 timestamp, a date (`2026-03-01`: its start in
+                 *     `tz`), or a duration before now (`29d`). The first bucket is the one it falls in.
+                 *     Default: 30 days before `to`.
+                 */
+                from?: string;
+                /** @description Only this node's counts (totals and series then describe the node). */
+                node?: string;
+                /**
+                 * @description With `Accept: text/csv`: one row per time bucket (`series`, default) or per node
+                 *     (`nodes`; a broadcast's report: per template, `variants`).
+                 */
+                rows?: string;
+                /** @description The end of the range (exclusive), in the same forms. Default: now. */
+                to?: string;
+                /** @description The IANA time zone of dates, days and weeks (default `UTC`). */
+                tz?: string;
+                /**
+                 * @description Only the nodes of one experiment variant (`experiment-node:variant`, or the variant's
+                 *     name alone when one experiment has it): those only its output leads to. Its entries are
+                 *     the entries at its first nodes, its conversions those credited to its messages.
+                 */
+                variant?: string;
+                /** @description Only the enrollments of this published version (and their messages). */
+                version?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastReportView"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
@@ -5770,7 +6237,7 @@ export interface operations {
                 node?: string;
                 /**
                  * @description With `Accept: text/csv`: one row per time bucket (`series`, default) or per node
-                 *     (`nodes`).
+                 *     (`nodes`; a broadcast's report: per template, `variants`).
                  */
                 rows?: string;
                 /** @description The end of the range (exclusive), in the same forms. Default: now. */

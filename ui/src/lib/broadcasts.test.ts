@@ -45,6 +45,7 @@ describe('the broadcast document', () => {
         ignore_quiet_hours: false,
         ignore_frequency_caps: false,
         test: null,
+        goal: null,
       },
     });
   });
@@ -95,6 +96,31 @@ describe('the broadcast document', () => {
     expect(reloaded).toEqual({ ...testing, testShare: '30', testDecideAfter: '1d' });
     // Saved again unchanged, the test is kept (it used to be written as null).
     expect(broadcastDocument(reloaded)).toEqual(built);
+  });
+
+  it('carries a goal and a test on conversions, and comes back as the same form', () => {
+    const selling = form({
+      testing: true,
+      testVariants: ['sale-b'],
+      testMetric: 'conversions',
+      goalEvent: ' Order Completed ',
+      goalWithin: '3d',
+      goalRevenueProperty: '',
+    });
+    const built = broadcastDocument(selling);
+    if (!('document' in built)) throw new Error(JSON.stringify(built));
+    expect(built.document.goal).toEqual({ event: 'Order Completed', within: '3d' });
+    expect(built.document.test?.metric).toBe('conversions');
+    expect(broadcastForm(built.document)).toEqual({ ...selling, goalEvent: 'Order Completed' });
+    // No goal event: no goal, whatever the other inputs hold.
+    const none = broadcastDocument(form({ goalEvent: ' ', goalWithin: '3d' }));
+    expect(none).toMatchObject({ document: { goal: null } });
+  });
+
+  it('places a goal error at its input', () => {
+    expect(formField('goal.within')).toBe('goal.within');
+    expect(formField('goal.currency')).toBe('goal');
+    expect(formField('test.metric')).toBe('test.metric');
   });
 
   it('writes no test when the section is off, whatever its inputs hold', () => {

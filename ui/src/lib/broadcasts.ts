@@ -53,6 +53,12 @@ export interface BroadcastForm {
   /** How long after the start the winner is chosen (`4h`, `1d`), checked by the server. */
   testDecideAfter: string;
   testMetric: TestMetric;
+  /** The goal event that counts as a conversion, '' for none. */
+  goalEvent: string;
+  /** How long after the send the goal event converts (`3d`), '' for the default (7 days). */
+  goalWithin: string;
+  /** The goal event's property that holds its revenue, '' for `revenue`. */
+  goalRevenueProperty: string;
 }
 
 export function emptyBroadcastForm(): BroadcastForm {
@@ -75,6 +81,9 @@ export function emptyBroadcastForm(): BroadcastForm {
     testShare: '20',
     testDecideAfter: '4h',
     testMetric: 'opens',
+    goalEvent: '',
+    goalWithin: '',
+    goalRevenueProperty: '',
   };
 }
 
@@ -83,7 +92,10 @@ export function emptyBroadcastForm(): BroadcastForm {
 export type FieldErrors = Record<string, string[]>;
 
 /** The fields of the document the form has an input for: an error naming another goes to `''`. */
-const FORM_FIELDS = ['name', 'channel', 'template', 'audience', 'exclude', 'send_at', 'local_time', 'timezone', 'rate_per_second', 'ignore_quiet_hours', 'ignore_frequency_caps', 'test'];
+const FORM_FIELDS = ['name', 'channel', 'template', 'audience', 'exclude', 'send_at', 'local_time', 'timezone', 'rate_per_second', 'ignore_quiet_hours', 'ignore_frequency_caps', 'test', 'goal'];
+
+/** The fields of the goal the form has an input for. */
+const GOAL_FIELDS = ['event', 'within', 'revenue_property'];
 
 /** The fields of the test the form has an input for. */
 const TEST_FIELDS = ['variants', 'share_percent', 'decide_after', 'metric'];
@@ -99,6 +111,8 @@ export function formField(path: string | undefined | null): string {
   if (variant) return `test.variants[${variant[1]}]`;
   const testField = /^test\.([a-z_]+)/.exec(path);
   if (testField) return TEST_FIELDS.includes(testField[1]) ? `test.${testField[1]}` : 'test';
+  const goalField = /^goal\.([a-z_]+)/.exec(path);
+  if (goalField) return GOAL_FIELDS.includes(goalField[1]) ? `goal.${goalField[1]}` : 'goal';
   const top = path.split(/[.[]/)[0];
   return FORM_FIELDS.includes(top) ? top : '';
 }
@@ -154,6 +168,14 @@ export function broadcastDocument(form: BroadcastForm): { document: BroadcastDoc
     else test = { variants: form.testVariants, share_percent: Number(shareText), decide_after: form.testDecideAfter.trim(), metric: form.testMetric };
   }
   if (Object.keys(errors).length > 0) return { errors };
+  const goalEvent = form.goalEvent.trim();
+  const goal: BroadcastDocument['goal'] = goalEvent
+    ? {
+        event: goalEvent,
+        ...(form.goalWithin.trim() ? { within: form.goalWithin.trim() } : {}),
+        ...(form.goalRevenueProperty.trim() ? { revenue_property: form.goalRevenueProperty.trim() } : {}),
+      }
+    : null;
   return {
     document: {
       name: form.name.trim(),
@@ -168,6 +190,7 @@ export function broadcastDocument(form: BroadcastForm): { document: BroadcastDoc
       ignore_quiet_hours: form.ignoreQuietHours,
       ignore_frequency_caps: form.ignoreFrequencyCaps,
       test,
+      goal,
     },
   };
 }
@@ -203,6 +226,9 @@ export function broadcastForm(doc: BroadcastDocument): BroadcastForm {
     ...(doc.test
       ? { testing: true, testVariants: [...doc.test.variants], testShare: String(doc.test.share_percent), testDecideAfter: doc.test.decide_after, testMetric: doc.test.metric }
       : { testing: false, testVariants: [''], testShare: '20', testDecideAfter: '4h', testMetric: 'opens' as const }),
+    goalEvent: doc.goal?.event ?? '',
+    goalWithin: doc.goal?.within ?? '',
+    goalRevenueProperty: doc.goal?.revenue_property ?? '',
   };
 }
 

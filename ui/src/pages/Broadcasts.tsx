@@ -6,6 +6,7 @@
 // and cancel as the status allows, an A/B test's results, and a paged list of the broadcast's
 // messages (/broadcasts/{id}/messages: the Messages page lists failed messages only). The logic is
 // in ui/src/lib/broadcasts.ts.
+import { BroadcastReport } from '../components/BroadcastReport';
 import { type ReactNode, useEffect, useState } from 'react';
 import { api, describe, ok, ServerError } from '../api/client';
 import { ErrorBanner, Loading, StatusBadge, useLoad, when } from '../components/common';
@@ -269,6 +270,7 @@ function BroadcastPage({ id, showMessages }: { id: string; showMessages: boolean
             <>
               {b.status !== 'draft' && <ProgressView b={b} />}
               {b.status !== 'draft' && b.test && <TestResults test={b.test} />}
+              {b.status !== 'draft' && <BroadcastReport id={b.id} moving={stillMoving(b)} />}
               {b.status !== 'draft' &&
                 (showMessages ? (
                   <BroadcastMessages id={b.id} counts={JSON.stringify(b.messages)} />
@@ -345,7 +347,7 @@ function ProgressView({ b }: { b: BroadcastView }) {
 /** An A/B test as it stands: each variant's counts and rates, the leader against each other
  * variant, and when the winner is chosen, or which won, when and why. */
 function TestResults({ test }: { test: TestView }) {
-  const metricRate = test.metric === 'opens' ? 'open rate' : 'click rate';
+  const metricRate = { opens: 'open rate', clicks: 'click rate', conversions: 'conversion rate' }[test.metric];
   return (
     <section className="card broadcast-test" data-testid="test-results">
       <h2>A/B test</h2>
@@ -373,8 +375,10 @@ function TestResults({ test }: { test: TestView }) {
             <th className="num">Sent</th>
             <th className="num">Opened</th>
             <th className="num">Clicked</th>
+            <th className="num">Converted</th>
             <th className="num">Open rate</th>
             <th className="num">Click rate</th>
+            <th className="num">Conversion rate</th>
           </tr>
         </thead>
         <tbody>
@@ -399,8 +403,10 @@ function TestResults({ test }: { test: TestView }) {
               </td>
               <td className="num">{v.opened}</td>
               <td className="num">{v.clicked}</td>
+              <td className="num">{v.converted}</td>
               <td className={`num${test.metric === 'opens' ? ' strong' : ''}`}>{percent(v.open_rate)}</td>
               <td className={`num${test.metric === 'clicks' ? ' strong' : ''}`}>{percent(v.click_rate)}</td>
+              <td className={`num${test.metric === 'conversions' ? ' strong' : ''}`}>{percent(v.conversion_rate)}</td>
             </tr>
           ))}
         </tbody>
@@ -960,6 +966,7 @@ function BroadcastEditor({ id, initial, onSaved, onCancel }: { id?: string; init
                 <select id="bc-test-metric" value={form.testMetric} onChange={(e) => set({ testMetric: e.target.value as BroadcastForm['testMetric'] })}>
                   <option value="opens">opens (opened per sent)</option>
                   <option value="clicks">clicks (clicked per sent)</option>
+                  <option value="conversions">conversions (converted per sent; needs a goal)</option>
                 </select>
                 <FieldError errors={errors} field="test.metric" />
               </div>
@@ -972,6 +979,29 @@ function BroadcastEditor({ id, initial, onSaved, onCancel }: { id?: string; init
           </>
         )}
         <FieldError errors={errors} field="test" />
+      </fieldset>
+      <fieldset className={`object goal${has('goal')}`} data-testid="goal-section">
+        <legend className="small">Goal: what counts as a conversion</legend>
+        <div className="row">
+          <div className={`field${has('goal.event')}`}>
+            <label htmlFor="bc-goal-event">Goal event</label>
+            <input id="bc-goal-event" value={form.goalEvent} onChange={(e) => set({ goalEvent: e.target.value })} placeholder="Order Completed" />
+            <div className="hint">A recipient converts when they do this after their message was sent (once each). Empty: no goal.</div>
+            <FieldError errors={errors} field="goal.event" />
+          </div>
+          <div className={`field${has('goal.within')}`}>
+            <label htmlFor="bc-goal-within">Within</label>
+            <input id="bc-goal-within" value={form.goalWithin} onChange={(e) => set({ goalWithin: e.target.value })} placeholder="7d" />
+            <div className="hint">After the send: 12h, 3d (1 minute to 90 days).</div>
+            <FieldError errors={errors} field="goal.within" />
+          </div>
+          <div className={`field${has('goal.revenue_property')}`}>
+            <label htmlFor="bc-goal-revenue">Revenue property</label>
+            <input id="bc-goal-revenue" value={form.goalRevenueProperty} onChange={(e) => set({ goalRevenueProperty: e.target.value })} placeholder="revenue" />
+            <FieldError errors={errors} field="goal.revenue_property" />
+          </div>
+        </div>
+        <FieldError errors={errors} field="goal" />
       </fieldset>
       <div className={`field${has('rate_per_second')}`}>
         <label htmlFor="bc-rate">Send rate (messages a second)</label>

@@ -73,9 +73,13 @@ pub struct VariantView {
     pub sent: u64,
     pub opened: u64,
     pub clicked: u64,
+    /// Recipients converted (the broadcast's `goal`).
+    pub converted: u64,
     /// Opened per sent (0 before any is sent).
     pub open_rate: f64,
     pub click_rate: f64,
+    /// Converted per sent.
+    pub conversion_rate: f64,
 }
 
 fn test_view(
@@ -95,15 +99,17 @@ fn test_view(
             .iter()
             .map(|t| {
                 let r = results.iter().find(|r| &r.template == t);
-                let (sent, opened, clicked) =
-                    r.map_or((0, 0, 0), |r| (r.sent, r.opened, r.clicked));
+                let (sent, opened, clicked, converted) =
+                    r.map_or((0, 0, 0, 0), |r| (r.sent, r.opened, r.clicked, r.converted));
                 VariantView {
                     template: t.clone(),
                     sent,
                     opened,
                     clicked,
+                    converted,
                     open_rate: rate(opened, sent),
                     click_rate: rate(clicked, sent),
+                    conversion_rate: rate(converted, sent),
                 }
             })
             .collect(),
@@ -423,7 +429,7 @@ pub async fn send(
     let now = state.engine.clock().now();
     let store = state.engine.store().clone();
     let sent = id.clone();
-    tokio::task::spawn_blocking(move || {
+    let has_goal = tokio::task::spawn_blocking(move || {
         let store = store.as_ref();
         let row = store.broadcast(&sent)?;
         if row.status != BroadcastStatus::Draft {
@@ -453,9 +459,13 @@ pub async fn send(
             },
             now,
         )?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(doc.goal.is_some())
     })
     .await??;
+    if has_goal {
+        // The engine credits the goal's events from now on.
+        state.engine.broadcast_goals_changed().await?;
+    }
     state.engine.events_recorded();
     Ok(Json(load(&state, id).await?))
 }

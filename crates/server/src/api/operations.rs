@@ -608,6 +608,12 @@ pub fn all() -> Vec<Operation> {
             .about(Admin, "Broadcasts", "Cancel a broadcast: messages not yet sent are cancelled, recipients not yet reached get nothing")
             .ok::<broadcasts::BroadcastView>()
             .errors(&[404, 409]),
+        get("/v1/broadcasts/{id}/report", reports::broadcast)
+            .about(Admin, "Broadcasts", "What the broadcast did and earned from `from` to `to` (default: from its start to now) in `hour`, `day` or `week` buckets of `tz`: recipients, sent, delivered, bounced, failed, suppressed, opened, clicked (people's and all), unsubscribed, complained, converted and revenue (with a goal), their rates; in total, per bucket and per template (A/B variants, with Wilson intervals). CSV with `Accept: text/csv` (`rows=series` or `variants`)")
+            .query::<reports::ReportQuery>()
+            .ok::<reports::BroadcastReportView>()
+            .or_as("text/csv")
+            .errors(&[400, 404]),
         // ---- meta and the web app
         get("/v1/problems", super::problems)
             .about(Admin, "Meta", "The stored journeys and segments the engine cannot use and why, and whether it is stalled")

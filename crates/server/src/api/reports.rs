@@ -46,7 +46,7 @@ pub struct ReportQuery {
     #[schemars(length(min = 1, max = 401))]
     pub variant: Option<String>,
     /// With `Accept: text/csv`: one row per time bucket (`series`, default) or per node
-    /// (`nodes`).
+    /// (`nodes`; a broadcast's report: per template, `variants`).
     pub rows: Option<String>,
 }
 
@@ -90,14 +90,36 @@ struct Asked {
     csv_nodes: bool,
 }
 
+/// What a report is of: the defaults and the CSV rows other than the series.
+struct Kind {
+    /// The range's start when `from` is not given (else 30 days before `to`).
+    default_from: Option<Timestamp>,
+    /// Without `bucket`: `hour` for a range of at most this long, else `day` (`None`: `day`).
+    hourly_up_to: Option<SignedDuration>,
+    /// The other CSV `rows`: `nodes` (journeys) or `variants` (broadcasts).
+    other_rows: &'static str,
+}
+
+const JOURNEY: Kind = Kind {
+    default_from: None,
+    hourly_up_to: None,
+    other_rows: "nodes",
+};
+
 fn asked(q: &ReportQuery, now: Timestamp) -> ApiResult<Asked> {
+    asked_of(q, now, &JOURNEY)
+}
+
+fn asked_of(q: &ReportQuery, now: Timestamp, kind: &Kind) -> ApiResult<Asked> {
     let invalid =
         |field: &str, message: String| ApiError::invalid("invalid_parameter", field, message);
-    let bucket = match q.bucket.as_deref().map(str::trim) {
-        None => Bucket::Day,
-        Some(b) => Bucket::parse(b)
-            .ok_or_else(|| invalid("bucket", format!("`{b}` is not `hour`, `day` or `week`")))?,
-    };
+    let bucket =
+        match q.bucket.as_deref().map(str::trim) {
+            None => None,
+            Some(b) => Some(Bucket::parse(b).ok_or_else(|| {
+                invalid("bucket", format!("`{b}` is not `hour`, `day` or `week`"))
+            })?),
+        };
     let tz_name = q.tz.as_deref().map(str::trim).unwrap_or("UTC").to_string();
     let tz = TimeZone::get(&tz_name).map_err(|_| {
         invalid(
@@ -105,26 +127,22 @@ fn asked(q: &ReportQuery, now: Timestamp) -> ApiResult<Asked> {
             format!("`{tz_name}` is not a known IANA time zone (such as Europe/Rome or UTC)"),
         )
     })?;
-    let to = match &q.to {
-        Some(raw) => time("to", raw, &tz, now)?,
-        None => now,
-    };
-    let from = match &q.from {
-        Some(raw) => time("from", raw, &tz, now)?,
-        None => to
-            .saturating_sub(SignedDuration::from_hours(30 * 24))
-            .unwrap_or(Timestamp::MIN),
-    };
+    let other = kind.other_rows;
     let csv_nodes = match q.rows.as_deref().map(str::trim) {
         None | Some("series") => false,
-        Some("nodes") => true,
-        Some(other) => {
+        Some(rows) if rows == other => true,
+        Some(rows) => {
             return Err(invalid(
                 "rows",
-                format!("`{other}` is not `series` or `nodes`"),
+                format!("`{rows}` is not `series` or `{other}`"),
             ));
         }
     };
+    let (from, to) = range_of(q, &tz, now, kind.default_from)?;
+    let bucket = bucket.unwrap_or(match kind.hourly_up_to {
+        Some(span) if to.duration_since(from) <= span => Bucket::Hour,
+        _ => Bucket::Day,
+    });
     let range = Range {
         from,
         to,
@@ -138,6 +156,33 @@ fn asked(q: &ReportQuery, now: Timestamp) -> ApiResult<Asked> {
         tz_name,
         csv_nodes,
     })
+}
+
+/// The range asked for: `to` (default now) and `from` (default `default_from`, else 30 days
+/// before `to`).
+fn range_of(
+    q: &ReportQuery,
+    tz: &TimeZone,
+    now: Timestamp,
+    default_from: Option<Timestamp>,
+) -> ApiResult<(Timestamp, Timestamp)> {
+    let to = match &q.to {
+        Some(raw) => time("to", raw, tz, now)?,
+        None => now,
+    };
+    let from = match &q.from {
+        Some(raw) => time("from", raw, tz, now)?,
+        None => default_from.unwrap_or_else(|| {
+            to.saturating_sub(SignedDuration::from_hours(30 * 24))
+                .unwrap_or(Timestamp::MIN)
+        }),
+    };
+    // A default start of now (a broadcast that has just started): the range holds this hour.
+    let to = match (&q.to, &q.from) {
+        (None, None) if to <= from => from + SignedDuration::from_secs(1),
+        _ => to,
+    };
+    Ok((from, to))
 }
 
 /// `GET /v1/journeys/{id}/report`
@@ -246,6 +291,168 @@ pub(super) async fn journey_report(
         report,
     };
     Ok((view, asked.csv_nodes))
+}
+
+/// A broadcast's goal, as its report states it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BroadcastGoalView {
+    /// The goal event.
+    pub event: String,
+    /// How long after a recipient's message was sent their goal event converts (`7d`).
+    pub within: String,
+    /// The currency `revenue` is in.
+    pub currency: String,
+    /// The goal event's property read as revenue.
+    pub revenue_property: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BroadcastReportView {
+    pub broadcast_id: String,
+    pub name: String,
+    pub status: waymark_store::BroadcastStatus,
+    /// The start of the first bucket.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub bucket: Bucket,
+    pub tz: String,
+    /// The broadcast's goal, if it has one (else nobody converts).
+    pub goal: Option<BroadcastGoalView>,
+    /// The A/B test's metric (`opens`, `clicks`, `conversions`), if it has a test.
+    pub test_metric: Option<waymark_core::broadcast::TestMetric>,
+    /// The template the A/B test chose, once chosen.
+    pub winner: Option<String>,
+    #[serde(flatten)]
+    pub report: report::BroadcastReport,
+}
+
+/// `GET /v1/broadcasts/{id}/report`: the broadcast's hourly roll-ups over the range, in
+/// buckets, in total and per template.
+pub async fn broadcast(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ReportQuery>,
+) -> ApiResult<Response> {
+    for (field, given) in [
+        ("version", q.version.is_some()),
+        ("node", q.node.is_some()),
+        ("variant", q.variant.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                field,
+                "applies to a journey's report only",
+            ));
+        }
+    }
+    let now = state.engine.clock().now();
+    let wanted = id.clone();
+    let row = blocking(&state, move |s| s.broadcast(&wanted)).await?;
+    // By default the whole broadcast: from its start (else its creation) up to now, by the
+    // hour for its first week.
+    let kind = Kind {
+        default_from: Some(row.started_at.unwrap_or(row.created_at).min(now)),
+        hourly_up_to: Some(SignedDuration::from_hours(7 * 24)),
+        other_rows: "variants",
+    };
+    let asked = asked_of(&q, now, &kind)?;
+    let (from, to) = (asked.range.from, asked.range.to);
+    let rows = blocking(&state, move |s| s.broadcast_rollups(&id, from, to)).await?;
+    let report = report::build_broadcast(&asked.range, &rows)
+        .map_err(|e| ApiError::invalid("invalid_parameter", "from", e))?;
+    let document: Option<waymark_core::broadcast::BroadcastDocument> =
+        serde_json::from_value(row.document.clone()).ok();
+    let goal = document.as_ref().and_then(|d| d.goal.as_ref());
+    let view = BroadcastReportView {
+        name: document
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| row.id.clone()),
+        broadcast_id: row.id,
+        status: row.status,
+        from: asked
+            .range
+            .starts()
+            .ok()
+            .and_then(|s| s.first().copied())
+            .unwrap_or(asked.range.from),
+        to: asked.range.to,
+        bucket: asked.range.bucket,
+        tz: asked.tz_name,
+        goal: goal.map(|g| BroadcastGoalView {
+            event: g.event.clone(),
+            within: g.within.clone().unwrap_or_else(|| {
+                format!(
+                    "{}d",
+                    waymark_core::broadcast::DEFAULT_GOAL_WITHIN_SECONDS / 86_400
+                )
+            }),
+            currency: g.revenue_currency().to_string(),
+            revenue_property: g
+                .revenue_property
+                .clone()
+                .unwrap_or_else(|| "revenue".into()),
+        }),
+        test_metric: document
+            .as_ref()
+            .and_then(|d| d.test.as_ref())
+            .map(|t| t.metric),
+        winner: row.winner.map(|w| w.template),
+        report,
+    };
+    if wants_csv(&headers) {
+        let body = if asked.csv_nodes {
+            variants_csv(&view)
+        } else {
+            broadcast_series_csv(&view)
+        }
+        .map_err(|e| ApiError::internal(format!("the CSV could not be written: {e}")))?;
+        return Ok(csv_response(body, &format!("{}-report", view.broadcast_id)));
+    }
+    Ok(Json(view).into_response())
+}
+
+fn broadcast_series_csv(view: &BroadcastReportView) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["bucket_start"];
+    header.extend_from_slice(CSV_COLUMNS);
+    w.write_record(&header)?;
+    for p in &view.report.series {
+        let mut row = vec![p.start.to_string()];
+        row.extend(csv_cells(&p.counts, &p.rates));
+        w.write_record(&row)?;
+    }
+    finish(w)
+}
+
+fn variants_csv(view: &BroadcastReportView) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["template"];
+    header.extend_from_slice(CSV_COLUMNS);
+    header.extend_from_slice(&[
+        "opens_per_sent",
+        "opens_low",
+        "opens_high",
+        "clicks_per_sent",
+        "clicks_low",
+        "clicks_high",
+        "conversions_per_sent",
+        "conversions_low",
+        "conversions_high",
+    ]);
+    w.write_record(&header)?;
+    let rate = |r: Option<f64>| r.map(|r| format!("{r:.6}")).unwrap_or_default();
+    for v in &view.report.variants {
+        let mut row = vec![v.template.clone()];
+        row.extend(csv_cells(&v.counts, &v.rates));
+        for i in [v.per_sent.opens, v.per_sent.clicks, v.per_sent.conversions] {
+            row.extend([rate(i.rate), rate(i.low), rate(i.high)]);
+        }
+        w.write_record(&row)?;
+    }
+    finish(w)
 }
 
 /// `GET /v1/reports/overview` parameters.
@@ -594,6 +801,7 @@ const CSV_COLUMNS: &[&str] = &[
     "bounced",
     "failed",
     "suppressed",
+    "deferred",
     "opened",
     "clicked",
     "human_opened",
@@ -620,6 +828,7 @@ fn csv_cells(counts: &report::Counts, rates: &report::Rates) -> Vec<String> {
         c.bounced.to_string(),
         c.failed.to_string(),
         c.suppressed.to_string(),
+        c.deferred.to_string(),
         c.opened.to_string(),
         c.clicked.to_string(),
         c.human_opened.to_string(),
@@ -654,6 +863,7 @@ fn nodes_csv(view: &JourneyReport) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["node", "kind", "channel"];
     header.extend_from_slice(CSV_COLUMNS);
+    header.push("outputs");
     w.write_record(&header)?;
     for n in &view.report.nodes {
         let mut row = vec![
@@ -662,6 +872,9 @@ fn nodes_csv(view: &JourneyReport) -> Result<String, csv::Error> {
             n.channel.clone().unwrap_or_default(),
         ];
         row.extend(csv_cells(&n.summary.counts, &n.summary.rates));
+        // `yes=12 no=3`: who left by which output.
+        let outputs: Vec<String> = n.outputs.iter().map(|(o, c)| format!("{o}={c}")).collect();
+        row.push(outputs.join(" "));
         w.write_record(&row)?;
     }
     finish(w)

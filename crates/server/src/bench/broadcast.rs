@@ -33,6 +33,7 @@ const ENQUEUE_TARGET: f64 = 20_000.0;
 const SMTP_TARGET: f64 = 5_000.0;
 const FIRST_MESSAGE_TARGET_MS: f64 = 1_000.0;
 const PEAK_RSS_TARGET_MIB: f64 = 300.0;
+const REPORT_TARGET_MS: f64 = 300.0;
 
 pub(super) async fn broadcast(plan: &Plan, data: &FigureData) -> anyhow::Result<()> {
     let figure = Figure::Broadcast;
@@ -64,6 +65,7 @@ pub(super) async fn broadcast(plan: &Plan, data: &FigureData) -> anyhow::Result<
             "peak_rss_target_mib": PEAK_RSS_TARGET_MIB,
         }),
     );
+    report_latency(plan, &h, "bench-outbox", n).await?;
     h.finish().await?;
 
     // The sink alone, then Waymark through it.
@@ -131,6 +133,74 @@ pub(super) async fn broadcast(plan: &Plan, data: &FigureData) -> anyhow::Result<
         }),
     );
     h.finish().await
+}
+
+/// `broadcast_report_p99_ms`: `GET /v1/broadcasts/{id}/report` of the broadcast just sent to
+/// `n` contacts, as the web app asks for it (the whole broadcast by hour, by day in a time
+/// zone, and the CSV per template).
+async fn report_latency(plan: &Plan, h: &Harness, id: &str, n: usize) -> anyhow::Result<()> {
+    let figure = Figure::Broadcast;
+    let rounds = if plan.quick { 10 } else { 100 };
+    progress(
+        figure,
+        format!("{} broadcast reports over HTTP (timed)", rounds * 3),
+    );
+    let whole = h
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/broadcasts/{id}/report"),
+            None,
+        )
+        .await?;
+    ensure!(
+        whole["totals"]["entered"].as_i64() == Some(n as i64),
+        "the report counts {} recipients, not {n}",
+        whole["totals"]
+    );
+    let asks = [
+        format!("/v1/broadcasts/{id}/report?bucket=hour"),
+        format!("/v1/broadcasts/{id}/report?bucket=day&tz=Europe/Rome&from=30d"),
+    ];
+    let mut latencies = Vec::new();
+    for _ in 0..rounds {
+        for path in &asks {
+            let started = Instant::now();
+            let body = h.admin(reqwest::Method::GET, path, None).await?;
+            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+            ensure!(body["totals"].is_object(), "{path}: {body}");
+        }
+        let started = Instant::now();
+        let csv = h
+            .api()
+            .http
+            .get(h.url(&format!("/v1/broadcasts/{id}/report?rows=variants")))
+            .bearer_auth(&h.secrets.admin_token)
+            .header("Accept", "text/csv")
+            .send()
+            .await
+            .context("the CSV report")?
+            .text()
+            .await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        ensure!(csv.starts_with("template,"), "the CSV report: {csv}");
+    }
+    let spread = super::Spread::of(latencies);
+    emit(
+        plan,
+        "broadcast_report_p99_ms",
+        spread.p99,
+        "ms",
+        json!({
+            "contacts": n,
+            "reports": rounds * 3,
+            "p50_ms": round(spread.p50, 2),
+            "max_ms": round(spread.max, 2),
+            "asked": "the whole broadcast by hour; 30 days by day in Europe/Rome; CSV per template",
+            "read": "broadcast_rollups: one row per template and hour with activity",
+            "target": REPORT_TARGET_MS,
+        }),
+    );
+    Ok(())
 }
 
 /// `n` contacts, each with an email address and a first name, all in the list (not timed).

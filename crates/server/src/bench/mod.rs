@@ -76,11 +76,12 @@ pub enum Figure {
     /// `import_rows_per_second`: `waymark import contacts` of a generated CSV file.
     #[value(alias = "import_rows_per_second")]
     Import,
-    /// `broadcast_messages_per_second`, `smtp_sink_messages_per_second`,
-    /// `broadcast_smtp_messages_per_second` and `broadcast_first_message_ms`: one email to a
-    /// list of every contact.
+    /// `broadcast_messages_per_second`, `broadcast_report_p99_ms`,
+    /// `smtp_sink_messages_per_second`, `broadcast_smtp_messages_per_second` and
+    /// `broadcast_first_message_ms`: one email to a list of every contact, and its report.
     #[value(
         alias = "broadcast_messages_per_second",
+        alias = "broadcast_report_p99_ms",
         alias = "smtp_sink_messages_per_second",
         alias = "broadcast_smtp_messages_per_second",
         alias = "broadcast_first_message_ms"

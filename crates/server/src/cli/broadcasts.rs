@@ -60,6 +60,31 @@ pub enum BroadcastsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// What a broadcast did and earned: its totals and rates, and per template (an A/B
+    /// test's variants) with conversions per message sent; with `--csv`, the report as CSV.
+    Report {
+        id: String,
+        /// Print CSV: a row per time bucket (`--rows series`, default) or per template
+        /// (`--rows variants`).
+        #[arg(long)]
+        csv: bool,
+        #[arg(long, requires = "csv", value_parser = ["series", "variants"])]
+        rows: Option<String>,
+        /// `hour`, `day` or `week` (default: by the hour for a broadcast's first week).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// The range's start (RFC 3339, a date, or a duration before now such as `7d`);
+        /// default: the broadcast's start.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// The IANA time zone of days and weeks (default UTC).
+        #[arg(long)]
+        tz: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 pub async fn run(cmd: BroadcastsCommand) -> anyhow::Result<bool> {
@@ -107,7 +132,143 @@ pub async fn run(cmd: BroadcastsCommand) -> anyhow::Result<bool> {
         BroadcastsCommand::Pause { id, server } => change(&server, &id, "pause").await,
         BroadcastsCommand::Resume { id, server } => change(&server, &id, "resume").await,
         BroadcastsCommand::Cancel { id, server } => change(&server, &id, "cancel").await,
+        BroadcastsCommand::Report {
+            id,
+            csv,
+            rows,
+            bucket,
+            from,
+            to,
+            tz,
+            server,
+        } => {
+            let query: Vec<(&str, String)> = [
+                ("rows", rows),
+                ("bucket", bucket),
+                ("from", from),
+                ("to", to),
+                ("tz", tz),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            let path = format!("/v1/broadcasts/{id}/report");
+            if csv {
+                print!("{}", report_csv(&server, &path, &query).await?);
+            } else {
+                let path = match serde_urlencoded::to_string(&query) {
+                    Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+                    _ => path,
+                };
+                let r = call(&server, reqwest::Method::GET, &path, None).await?;
+                print!("{}", report_text(&r));
+            }
+            Ok(true)
+        }
     }
+}
+
+/// The report as CSV, as the server writes it.
+async fn report_csv(
+    server: &ServerArgs,
+    path: &str,
+    query: &[(&str, String)],
+) -> anyhow::Result<String> {
+    let base = server.server.trim_end_matches('/');
+    let response = client()
+        .get(format!("{base}{path}"))
+        .query(query)
+        .bearer_auth(&server.admin_token)
+        .header(reqwest::header::ACCEPT, "text/csv")
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    let status = response.status();
+    let text = response.text().await.context("reading the report")?;
+    if !status.is_success() {
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        bail!("the server refused: {}", describe_error(&body));
+    }
+    Ok(text)
+}
+
+/// The report for a person: totals with their rates, then a line per template.
+fn report_text(r: &Value) -> String {
+    let t = &r["totals"];
+    let n = |v: &Value, k: &str| v[k].as_i64().unwrap_or(0);
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
+    };
+    let mut out = format!(
+        "{} ({}), {} to {}\n",
+        r["broadcast_id"].as_str().unwrap_or_default(),
+        r["status"].as_str().unwrap_or_default(),
+        r["from"].as_str().unwrap_or_default(),
+        r["to"].as_str().unwrap_or_default(),
+    );
+    out.push_str(&format!(
+        "recipients {}  sent {}  delivered {} ({})  bounced {}  failed {}  suppressed {}\n",
+        n(t, "entered"),
+        n(t, "sent"),
+        n(t, "delivered"),
+        pct(&t["delivery_rate"]),
+        n(t, "bounced"),
+        n(t, "failed"),
+        n(t, "suppressed"),
+    ));
+    out.push_str(&format!(
+        "opened {} ({}; all {} {})  clicked {} ({}; all {} {})  unsubscribed {}  complained {}\n",
+        n(t, "human_opened"),
+        pct(&t["open_rate"]),
+        n(t, "opened"),
+        pct(&t["open_rate_all"]),
+        n(t, "human_clicked"),
+        pct(&t["click_rate"]),
+        n(t, "clicked"),
+        pct(&t["click_rate_all"]),
+        n(t, "unsubscribed"),
+        n(t, "complained"),
+    ));
+    if let Some(goal) = r["goal"]["event"].as_str() {
+        out.push_str(&format!(
+            "converted {} ({}) on `{goal}` within {}, revenue {:.2} {}\n",
+            n(t, "converted"),
+            pct(&t["conversion_rate"]),
+            r["goal"]["within"].as_str().unwrap_or_default(),
+            t["revenue"].as_f64().unwrap_or(0.0),
+            r["goal"]["currency"].as_str().unwrap_or_default(),
+        ));
+    }
+    let variants = r["variants"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if variants.len() > 1 || r["winner"].is_string() {
+        out.push_str("template\tsent\topens/sent\tclicks/sent\tconversions/sent (95% interval)\n");
+        for v in variants {
+            let per = &v["per_sent"];
+            let interval = |k: &str| {
+                format!(
+                    "{} ({}-{})",
+                    pct(&per[k]["rate"]),
+                    pct(&per[k]["low"]),
+                    pct(&per[k]["high"])
+                )
+            };
+            let winner = if r["winner"] == v["template"] {
+                " (winner)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "{}{winner}\t{}\t{}\t{}\t{}\n",
+                v["template"].as_str().unwrap_or_default(),
+                n(v, "sent"),
+                pct(&per["opens"]["rate"]),
+                pct(&per["clicks"]["rate"]),
+                interval("conversions"),
+            ));
+        }
+    }
+    out
 }
 
 async fn change(server: &ServerArgs, id: &str, action: &str) -> anyhow::Result<bool> {

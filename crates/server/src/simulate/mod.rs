@@ -403,8 +403,8 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
     Ok(Prediction { result, chart })
 }
 
-/// One node of the funnel: how many entered, left, ended and converted there, and what it
-/// sent.
+/// One node of the funnel: how many entered, left (by which output), ended and converted
+/// there, and what it sent or deferred.
 fn funnel_row(n: &Value) -> Value {
     let mut row = Map::new();
     row.insert("node".into(), n["node"].clone());
@@ -412,8 +412,10 @@ fn funnel_row(n: &Value) -> Value {
     for field in [
         "entered",
         "completed",
+        "outputs",
         "exited",
         "converted",
+        "deferred",
         "sent",
         "suppressed",
         "failed",

@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use serde_json::Value;
 use waymark_core::broadcast::{Audience, VariantResult};
 
-use crate::{BroadcastChange, BroadcastProgress, BroadcastRow, Result};
+use waymark_core::report::BroadcastRollupRow;
+
+use crate::{BroadcastChange, BroadcastProgress, BroadcastRow, NewBroadcastConversion, Result};
 
 /// Saving, listing and changing broadcasts from the API.
 pub trait Broadcasts {
@@ -45,6 +47,15 @@ pub trait Broadcasts {
         broadcast_id: &str,
         before: Option<Timestamp>,
     ) -> Result<Vec<VariantResult>>;
+
+    /// The broadcast's hourly roll-up rows (per template) from the hour holding `from` up to
+    /// `to` (exclusive), in hour and template order.
+    fn broadcast_rollups(
+        &self,
+        broadcast_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<BroadcastRollupRow>>;
 
     /// How many contacts are in `audience` and in none of `exclude` now.
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64>;
@@ -85,9 +96,15 @@ pub trait BroadcastsTx {
     /// When the broadcast's next waiting recipient is due.
     fn next_broadcast_recipient_due(&mut self, broadcast_id: &str) -> Result<Option<Timestamp>>;
 
-    /// Per template of the broadcast's messages: sent, opened, clicked (an A/B test's
-    /// decision).
+    /// Per template of the broadcast's messages: sent, opened, clicked, converted (an A/B
+    /// test's decision).
     fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>>;
+
+    /// Credits a goal event to the contact's message of the broadcast, if it was sent at or
+    /// before the event and within the window before it, and adds it to the roll-ups (with
+    /// its revenue when in the goal's currency). A recipient converts once: false when it
+    /// already had, or when no such message exists.
+    fn record_broadcast_conversion(&mut self, conversion: &NewBroadcastConversion) -> Result<bool>;
 
     /// Saves the broadcast's progress.
     fn save_broadcast_progress(

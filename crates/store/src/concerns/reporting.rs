@@ -61,6 +61,43 @@ pub(crate) const NODE_STATS_COLUMNS: &[&str] = &[
     "clicked",
 ];
 
+/// One `output_rollups` row as read.
+pub(crate) struct OutputRow {
+    pub hour_at: Timestamp,
+    pub version: i64,
+    pub node: String,
+    pub output: String,
+    pub count: i64,
+}
+
+/// Puts each output row into the roll-up row of its hour, version and node (one with no
+/// counters when there is none). (Shared by the backends.)
+pub(crate) fn with_outputs(
+    mut rows: Vec<waymark_core::report::RollupRow>,
+    outputs: Vec<OutputRow>,
+) -> Vec<waymark_core::report::RollupRow> {
+    let mut index: std::collections::HashMap<(Timestamp, i64, String), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.hour_at, r.version, r.node.clone()), i))
+        .collect();
+    for o in outputs {
+        let key = (o.hour_at, o.version, o.node.clone());
+        let i = *index.entry(key).or_insert_with(|| {
+            rows.push(waymark_core::report::RollupRow {
+                hour_at: o.hour_at,
+                version: o.version,
+                node: o.node.clone(),
+                counts: Default::default(),
+                outputs: Default::default(),
+            });
+            rows.len() - 1
+        });
+        *rows[i].outputs.entry(o.output).or_default() += o.count;
+    }
+    rows
+}
+
 /// The start of the UTC hour holding `at`, in ms: the key of its roll-up row.
 pub(crate) fn rollup_hour(at: Timestamp) -> i64 {
     super::history_hour(at.as_millisecond())

@@ -5,7 +5,13 @@ use serde_json::json;
 use waymark_core::broadcast::{Audience, VariantResult};
 
 use super::support::{at, contact, email, in_tx, queue};
-use crate::{BroadcastChange, BroadcastStatus, DeliveryOutcome, Finished, Store, StoreError};
+use waymark_core::journey::Revenue;
+use waymark_core::report::Counts;
+
+use crate::{
+    BroadcastChange, BroadcastStatus, DeliveryOutcome, Finished, MessageStatus,
+    NewBroadcastConversion, Store, StoreError,
+};
 
 fn only_a_draft_is_changed_or_deleted(store: &dyn Store) {
     let doc = json!({"name": "News"});
@@ -302,12 +308,14 @@ fn a_tests_results_are_counted_per_template(store: &dyn Store) {
             sent: 2,
             opened: 1,
             clicked: 1,
+            converted: 0,
         },
         VariantResult {
             template: "b".into(),
             sent: 1,
             opened: 1,
             clicked: 0,
+            converted: 0,
         },
     ];
     assert_eq!(store.broadcast_results("news", None).unwrap(), expected);
@@ -328,7 +336,198 @@ fn a_tests_results_are_counted_per_template(store: &dyn Store) {
     );
 }
 
+fn a_broadcasts_rollups_count_each_message_in_its_hour_and_each_recipient_converts_once(
+    store: &dyn Store,
+) {
+    let ann = contact(store, "ann");
+    let bob = contact(store, "bob");
+    let cy = contact(store, "cy");
+    let message = |c: i64, template: &str, status: MessageStatus| crate::NewMessage {
+        idempotency_key: crate::broadcast_message_key("sale", c),
+        broadcast_id: Some("sale".into()),
+        template: template.into(),
+        status,
+        ..email("x", c, 0)
+    };
+    let ids = queue(
+        store,
+        &[
+            message(ann, "a", MessageStatus::Queued),
+            message(bob, "b", MessageStatus::Queued),
+            message(cy, "a", MessageStatus::Suppressed),
+            email("journey-less", ann, 0),
+        ],
+    );
+    store
+        .finish_messages(&[
+            Finished {
+                id: ids[0],
+                outcome: DeliveryOutcome::Sent,
+                at: at(10),
+            },
+            Finished {
+                id: ids[1],
+                outcome: DeliveryOutcome::Bounced {
+                    error: "550 no such user".into(),
+                    hard_bounce: false,
+                },
+                at: at(20),
+            },
+            Finished {
+                id: ids[3],
+                outcome: DeliveryOutcome::Sent,
+                at: at(20),
+            },
+        ])
+        .unwrap();
+    // An hour later: a person's click (an open too), twice.
+    in_tx(store, |tx| {
+        tx.mark_engagement(ids[0], true, true, at(4000))?;
+        tx.mark_engagement(ids[0], true, true, at(4001))
+    });
+    let conversion = |contact_id: i64, secs: i64, window_h: i64| NewBroadcastConversion {
+        broadcast_id: "sale".into(),
+        contact_id,
+        event_seq: 1,
+        at: at(secs),
+        window: jiff::SignedDuration::from_hours(window_h),
+        revenue: Some(Revenue {
+            amount: 12.5,
+            currency: "USD".into(),
+            counted: true,
+        }),
+    };
+    let converted = in_tx(store, |tx| {
+        Ok([
+            // Past a 1-hour window.
+            tx.record_broadcast_conversion(&conversion(ann, 5000, 1))?,
+            // Within 3 days, then again (once per recipient).
+            tx.record_broadcast_conversion(&conversion(ann, 5000, 72))?,
+            tx.record_broadcast_conversion(&conversion(ann, 5100, 72))?,
+            // Before the message was sent.
+            tx.record_broadcast_conversion(&conversion(ann, 5, 72))?,
+            // Bob's message never arrived; Cy's was suppressed; nobody else got one.
+            tx.record_broadcast_conversion(&conversion(bob, 5000, 72))?,
+            tx.record_broadcast_conversion(&conversion(cy, 5000, 72))?,
+            tx.record_broadcast_conversion(&NewBroadcastConversion {
+                broadcast_id: "other".into(),
+                ..conversion(ann, 5000, 72)
+            })?,
+        ])
+    });
+    assert_eq!(converted, [false, true, false, false, false, false, false]);
+    let rows = store.broadcast_rollups("sale", at(0), at(100_000)).unwrap();
+    let hour = |secs: i64| crate::concerns::rollup_hour(at(secs));
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.hour_at.as_millisecond(), r.template.as_str(), r.counts))
+        .collect();
+    let counts = |f: fn(&mut Counts)| {
+        let mut c = Counts::default();
+        f(&mut c);
+        c
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                hour(0),
+                "a",
+                counts(|c| {
+                    c.entered = 2;
+                    c.suppressed = 1;
+                    c.sent = 1;
+                    c.delivered = 1;
+                })
+            ),
+            (
+                hour(0),
+                "b",
+                counts(|c| {
+                    c.entered = 1;
+                    c.failed = 1;
+                    c.bounced = 1;
+                })
+            ),
+            (
+                hour(4000),
+                "a",
+                counts(|c| {
+                    c.opened = 1;
+                    c.clicked = 1;
+                    c.human_opened = 1;
+                    c.human_clicked = 1;
+                    c.converted = 1;
+                    c.attributed = 1;
+                    c.revenue = 12.5;
+                })
+            ),
+        ]
+    );
+    assert!(hour(4000) > hour(0));
+    // A range reads its hours only.
+    let later = store
+        .broadcast_rollups("sale", at(4000), at(100_000))
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    let results = store.broadcast_results("sale", None).unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| (r.template.as_str(), r.converted))
+            .collect::<Vec<_>>(),
+        [("a", 1), ("b", 0)]
+    );
+    // A late bounce takes `delivered` back in the hour of the send.
+    in_tx(store, |tx| {
+        tx.bounce_sent_message(
+            &[ann],
+            "email",
+            "x@example.com",
+            at(0),
+            "550 gone",
+            at(8000),
+        )
+    });
+    let rows = store.broadcast_rollups("sale", at(0), at(100_000)).unwrap();
+    let a0 = rows
+        .iter()
+        .find(|r| r.template == "a" && r.hour_at == rows[0].hour_at)
+        .unwrap();
+    assert_eq!(a0.counts.delivered, 0, "{rows:?}");
+    let bounced: i64 = rows.iter().map(|r| r.counts.bounced).sum();
+    assert_eq!(bounced, 2, "{rows:?}");
+    // A failure requeued is a failure no more.
+    let dan = contact(store, "dan");
+    let ids = queue(store, &[message(dan, "a", MessageStatus::Queued)]);
+    let failed = |store: &dyn Store| -> i64 {
+        store
+            .broadcast_rollups("sale", at(0), at(100_000))
+            .unwrap()
+            .iter()
+            .map(|r| r.counts.failed)
+            .sum()
+    };
+    store
+        .finish_messages(&[Finished {
+            id: ids[0],
+            outcome: DeliveryOutcome::Failed {
+                error: "dns lookup failed".into(),
+            },
+            at: at(30),
+        }])
+        .unwrap();
+    assert_eq!(failed(store), 2, "bob's bounce and dan's failure");
+    let filter = crate::RequeueFilter {
+        error_contains: Some("dns".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.requeue_messages(&filter, at(40)).unwrap(), 1);
+    assert_eq!(failed(store), 1);
+}
+
 conformance_tests!(
+    a_broadcasts_rollups_count_each_message_in_its_hour_and_each_recipient_converts_once,
     a_tests_results_are_counted_per_template,
     only_a_draft_is_changed_or_deleted,
     the_audience_comes_in_id_order_without_the_excluded,

@@ -74,6 +74,32 @@ fn seed_ann(store: &dyn Store) -> i64 {
     let mut message = email("ann-msg", ann, 2);
     message.recipient = Some("Ann.Other@Example.com".into());
     queue(store, &[message]);
+    // A broadcast's message, and her order after it.
+    let newsletter = crate::NewMessage {
+        idempotency_key: crate::broadcast_message_key("news", ann),
+        broadcast_id: Some("news".into()),
+        recipient: Some("ann@example.com".into()),
+        ..email("news", ann, 2)
+    };
+    let ids = queue(store, &[newsletter]);
+    store
+        .finish_messages(&[crate::Finished {
+            id: ids[0],
+            outcome: crate::DeliveryOutcome::Sent,
+            at: at(3),
+        }])
+        .unwrap();
+    let converted = in_tx(store, |tx| {
+        tx.record_broadcast_conversion(&crate::NewBroadcastConversion {
+            broadcast_id: "news".into(),
+            contact_id: ann,
+            event_seq: 2,
+            at: at(4),
+            window: jiff::SignedDuration::from_hours(1),
+            revenue: None,
+        })
+    });
+    assert!(converted);
     store
         .suppress(&Suppression {
             channel: "email".into(),
@@ -104,8 +130,9 @@ fn export_counts_cover_every_section_of_the_contact(store: &dyn Store) {
         ("events", 2),
         ("enrollments", 1),
         ("conversions", 1),
+        ("broadcast_conversions", 1),
         ("steps", 2),
-        ("messages", 1),
+        ("messages", 2),
         ("subscriptions", 1),
         ("lists", 1),
         ("segments", 1),
@@ -213,8 +240,9 @@ fn erasure_removes_the_contacts_rows_and_keeps_its_addresses_suppressed_as_hashe
         ("events", 2),
         ("enrollments", 1),
         ("conversions", 1),
+        ("broadcast_conversions", 1),
         ("steps", 2),
-        ("messages", 1),
+        ("messages", 2),
         ("subscriptions", 1),
         ("list_members", 1),
         ("segment_members", 1),

@@ -438,7 +438,80 @@ fn rollups_count_each_activity_in_its_hour(store: &dyn Store) {
     assert!(store.journey_rollups(&later).unwrap().0.is_empty());
 }
 
+/// A roll-up row as the test compares it: hour, version, node, deferred, outputs.
+type Seen = (i64, i64, String, i64, Vec<(String, i64)>);
+
+/// Who left each node by which output, and the sends deferred, count in the hour of the step,
+/// per version; a node with only a deferred send still gets its row.
+fn rollups_count_outputs_and_deferred_sends_in_their_hour(store: &dyn Store) {
+    live_journey(store, "j");
+    // A minute into the hours after a whole hour (as in the test above).
+    let t = |hour: i64| at(2_800 + hour * 3600 + 60);
+    let mut first = StatsDeltas::default();
+    first.node("j", 1, "branch").entered = 3;
+    first.left("j", 1, "branch", "yes");
+    first.left("j", 1, "branch", "yes");
+    first.left("j", 1, "branch", "no");
+    first.deferred("j", 1, "mail");
+    in_tx(store, |tx| tx.add_stats(&first, t(0)));
+    let mut later = StatsDeltas::default();
+    later.left("j", 1, "branch", "no");
+    later.left("j", 2, "branch", "yes");
+    later.deferred("j", 1, "mail");
+    later.deferred("j", 1, "mail");
+    in_tx(store, |tx| tx.add_stats(&later, t(1)));
+    assert!(StatsDeltas::default().is_empty());
+    assert!(!later.is_empty());
+
+    let rows = |version: Option<i64>| {
+        let (rows, _) = store
+            .journey_rollups(&RollupQuery {
+                journey_id: "j".into(),
+                from: t(0),
+                to: t(2),
+                version,
+                node: None,
+            })
+            .unwrap();
+        let mut seen: Vec<Seen> = rows
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.hour_at.as_second() - at(2_800).as_second()) / 3600,
+                    r.version,
+                    r.node,
+                    r.counts.deferred,
+                    r.outputs.into_iter().collect(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let outputs = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+        list.iter().map(|(o, n)| (o.to_string(), *n)).collect()
+    };
+    assert_eq!(
+        rows(None),
+        [
+            (0, 1, "branch".into(), 0, outputs(&[("no", 1), ("yes", 2)])),
+            (0, 1, "mail".into(), 1, outputs(&[])),
+            (1, 1, "branch".into(), 0, outputs(&[("no", 1)])),
+            (1, 1, "mail".into(), 2, outputs(&[])),
+            (1, 2, "branch".into(), 0, outputs(&[("yes", 1)])),
+        ]
+    );
+    assert_eq!(rows(Some(2)).len(), 1);
+    let sums = store.rollup_sums(t(0), t(2)).unwrap();
+    let mail = sums
+        .iter()
+        .find(|(j, n, _)| j == "j" && n == "mail")
+        .unwrap();
+    assert_eq!(mail.2.deferred, 3);
+}
+
 conformance_tests!(
+    rollups_count_outputs_and_deferred_sends_in_their_hour,
     rollups_count_each_activity_in_its_hour,
     stats_deltas_add_up_and_journey_stats_follow_the_document,
     journey_stats_by_version_count_delivered_and_bounced_messages,

@@ -167,7 +167,8 @@ fn finish_batch(
               AS v(id, status, error, next, at)
          WHERE m.id = v.id AND m.status IN ('queued', 'paused', 'cancelled')
          RETURNING m.id, m.journey_id, m.node, v.status, m.channel, m.recipient, v.at,
-                   (SELECT e.version FROM enrollments e WHERE e.id = m.enrollment_id)",
+                   (SELECT e.version FROM enrollments e WHERE e.id = m.enrollment_id),
+                   m.broadcast_id, m.template",
     )?;
     let changed = tx.query(&statement, &[&ids, &statuses, &errors, &nexts, &ats])?;
     // Node statistics per journey version and node: sent (and delivered), or failed (a
@@ -178,9 +179,26 @@ fn finish_batch(
     let mut counts: BTreeMap<(String, i64, String), Sent> = BTreeMap::new();
     let mut hourly: BTreeMap<(String, i64, i64, String), Sent> = BTreeMap::new();
     let mut suppress: Vec<(String, String, i64)> = Vec::new();
+    // (sent, failed, bounced) per (broadcast, hour, template).
+    let mut broadcasts: BTreeMap<(String, i64, String), Sent> = BTreeMap::new();
     for row in &changed {
         let id: i64 = column(row, 0)?;
         let status: String = column(row, 3)?;
+        if let Some(broadcast) = column::<Option<String>>(row, 8)? {
+            let hour = crate::concerns::rollup_hour(ts(column(row, 6)?));
+            let c = broadcasts
+                .entry((broadcast, hour, column(row, 9)?))
+                .or_default();
+            match status.as_str() {
+                "sent" => c.0 += 1,
+                "failed" => c.1 += 1,
+                "bounced" => {
+                    c.1 += 1;
+                    c.2 += 1;
+                }
+                _ => {}
+            }
+        }
         if let (Some(journey), Some(node)) = (
             column::<Option<String>>(row, 1)?,
             column::<Option<String>>(row, 2)?,
@@ -208,6 +226,17 @@ fn finish_batch(
             && let Some(recipient) = column::<Option<String>>(row, 5)?
         {
             suppress.push((column(row, 4)?, recipient, column(row, 6)?));
+        }
+    }
+    // Once per broadcast template and hour, in key order.
+    broadcasts.retain(|_, (sent, failed, _)| *sent + *failed > 0);
+    if !broadcasts.is_empty() {
+        let statement = prepared.get(tx, crate::broadcast_sql::ROLLUP_OUTCOMES)?;
+        for ((broadcast, hour, template), (sent, failed, bounced)) in &broadcasts {
+            tx.execute(
+                &statement,
+                &[broadcast, hour, template, sent, failed, bounced],
+            )?;
         }
     }
     counts.retain(|_, (sent, failed, _)| *sent + *failed > 0);
@@ -1071,6 +1100,22 @@ impl Outbox for PgStore {
                            GROUP BY 1, 2, 3, 4) AS n
                      WHERE r.journey_id = n.journey_id AND r.hour_at = n.hour_at
                        AND r.version = n.version AND r.node = n.node"
+                ),
+                &args,
+            )?;
+            // And the broadcasts' roll-ups of the hours they failed in.
+            tx.execute(
+                &format!(
+                    "UPDATE broadcast_rollups r SET failed = r.failed - n.count
+                     FROM (SELECT m.broadcast_id, m.template,
+                                  m.failed_at - m.failed_at % 3600000 AS hour_at, COUNT(*) AS count
+                           FROM messages m
+                           WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                             AND $8::BIGINT IS NOT NULL AND m.broadcast_id IS NOT NULL
+                             AND m.failed_at IS NOT NULL
+                           GROUP BY 1, 2, 3) AS n
+                     WHERE r.broadcast_id = n.broadcast_id AND r.hour_at = n.hour_at
+                       AND r.template = n.template"
                 ),
                 &args,
             )?;

@@ -5,13 +5,15 @@ use ::postgres::{GenericClient, Row};
 use jiff::Timestamp;
 use serde_json::Value;
 use waymark_core::broadcast::{Audience, VariantResult};
+use waymark_core::report::{BroadcastRollupRow, Counts};
 
 use super::tx::{PgTx, column};
 use super::{PgStore, ms, outside_async, ts};
 use crate::broadcast_sql as sql;
+use crate::concerns::rollup_hour;
 use crate::{
     BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
-    Result, StoreError, Winner,
+    NewBroadcastConversion, Result, StoreError, Winner,
 };
 
 fn broadcast_from_row(r: &Row) -> Result<BroadcastRow> {
@@ -88,6 +90,7 @@ fn variant_from_row(r: &Row) -> Result<VariantResult> {
         sent: column::<i64>(r, 1)?.max(0) as u64,
         opened: column::<i64>(r, 2)?.max(0) as u64,
         clicked: column::<i64>(r, 3)?.max(0) as u64,
+        converted: column::<i64>(r, 4)?.max(0) as u64,
     })
 }
 
@@ -217,6 +220,44 @@ impl Broadcasts for PgStore {
         })
     }
 
+    fn broadcast_rollups(
+        &self,
+        broadcast_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<BroadcastRollupRow>> {
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            let rows = conn.query(sql::ROLLUPS, &[&broadcast_id, &rollup_hour(from), &ms(to)])?;
+            rows.iter()
+                .map(|r| {
+                    Ok(BroadcastRollupRow {
+                        hour_at: ts(column(r, 0)?),
+                        template: column(r, 1)?,
+                        counts: Counts {
+                            entered: column(r, 2)?,
+                            sent: column(r, 3)?,
+                            delivered: column(r, 4)?,
+                            bounced: column(r, 5)?,
+                            failed: column(r, 6)?,
+                            suppressed: column(r, 7)?,
+                            opened: column(r, 8)?,
+                            clicked: column(r, 9)?,
+                            human_opened: column(r, 10)?,
+                            human_clicked: column(r, 11)?,
+                            unsubscribed: column(r, 12)?,
+                            complained: column(r, 13)?,
+                            converted: column(r, 14)?,
+                            attributed: column(r, 14)?,
+                            revenue: column(r, 15)?,
+                            ..Counts::default()
+                        },
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64> {
         outside_async(|| {
             let mut conn = self.conn()?;
@@ -330,5 +371,35 @@ impl BroadcastsTx for PgTx<'_, '_> {
     fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
         let rows = self.query(&sql::variant_counts(false), &[&broadcast_id])?;
         rows.iter().map(variant_from_row).collect()
+    }
+
+    fn record_broadcast_conversion(&mut self, c: &NewBroadcastConversion) -> Result<bool> {
+        let revenue = c.revenue.as_ref();
+        let key = crate::broadcast_message_key(&c.broadcast_id, c.contact_id);
+        let amount = revenue.map(|r| r.amount);
+        let currency = revenue.map(|r| r.currency.as_str());
+        let rows = self.query(
+            sql::CONVERT,
+            &[
+                &c.broadcast_id,
+                &key,
+                &c.contact_id,
+                &c.event_seq,
+                &ms(c.at),
+                &(c.window.as_millis() as i64),
+                &amount,
+                &currency,
+            ],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        let template: String = column(row, 0)?;
+        let counted = revenue.filter(|r| r.counted).map_or(0.0, |r| r.amount);
+        self.execute(
+            sql::ROLLUP_CONVERSION,
+            &[&c.broadcast_id, &rollup_hour(c.at), &template, &counted],
+        )?;
+        Ok(true)
     }
 }

@@ -9,7 +9,9 @@ use waymark_core::report::{Counts, Reaction, ReactionRow, RollupRow, reaction_bu
 
 use super::tx::column;
 use super::{ms, ts};
-use crate::concerns::{NODE_STATS_COLUMNS, Unset, engagement_counts, rollup_hour as hour_of};
+use crate::concerns::{
+    NODE_STATS_COLUMNS, OutputRow, Unset, engagement_counts, rollup_hour as hour_of, with_outputs,
+};
 use crate::{NewConversion, Result, RollupQuery};
 
 /// Which hour a message's counts go to.
@@ -61,6 +63,15 @@ pub(crate) fn count_message(
         Hour::Of(at) => ("$3::BIGINT", hour_of(at)),
         Hour::Sent => ("COALESCE(m.sent_at - m.sent_at % 3600000, $3::BIGINT)", 0),
     };
+    // A broadcast's message counts in its broadcast's roll-ups instead.
+    let broadcast_hour = match hour {
+        Hour::Of(_) => crate::broadcast_sql::HOUR_OF_ARG,
+        Hour::Sent => crate::broadcast_sql::HOUR_SENT,
+    };
+    tx.execute(
+        &crate::broadcast_sql::rollup_message(columns, broadcast_hour),
+        &[&id, &by, &at],
+    )?;
     let values = vec!["$2::BIGINT"; names.len()].join(", ");
     let sets: Vec<String> = names
         .iter()
@@ -234,13 +245,14 @@ fn counts_from(r: &::postgres::Row, first: usize) -> Result<Counts> {
         complained: column(r, first + 14)?,
         attributed: column(r, first + 15)?,
         revenue: column(r, first + 16)?,
+        deferred: column(r, first + 17)?,
     })
 }
 
 const COUNT_COLUMNS: &str =
     "entered, completed, exited, converted, sent, delivered, bounced, failed,
      suppressed, opened, clicked, human_opened, human_clicked, unsubscribed, complained,
-     attributed, revenue";
+     attributed, revenue, deferred";
 
 /// A journey's roll-up and reaction rows in the query's range.
 pub(crate) fn journey_rollups(
@@ -266,9 +278,29 @@ pub(crate) fn journey_rollups(
                 version: column(r, 1)?,
                 node: column(r, 2)?,
                 counts: counts_from(r, 3)?,
+                outputs: Default::default(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let outputs = conn
+        .query(
+            &format!(
+                "SELECT hour_at, version, node, output, count FROM output_rollups WHERE {filter}"
+            ),
+            &args,
+        )?
+        .iter()
+        .map(|r| {
+            Ok(OutputRow {
+                hour_at: ts(column(r, 0)?),
+                version: column(r, 1)?,
+                node: column(r, 2)?,
+                output: column(r, 3)?,
+                count: column(r, 4)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rows = with_outputs(rows, outputs);
     let mut reactions = Vec::new();
     for r in conn.query(
         &format!(

@@ -1391,6 +1391,23 @@ impl OutboxTx for PgTx<'_, '_> {
                 &m.unsubscribe_url,
             ],
         )?;
+        if n == 1
+            && let Some(broadcast_id) = &m.broadcast_id
+        {
+            let (suppressed, failed, bounced) =
+                crate::broadcast_sql::written_counts(m.status.as_str());
+            self.execute_aside(
+                crate::broadcast_sql::ROLLUP_WRITTEN,
+                &[
+                    broadcast_id,
+                    &crate::concerns::rollup_hour(m.created_at),
+                    &m.template,
+                    &suppressed,
+                    &failed,
+                    &bounced,
+                ],
+            )?;
+        }
         Ok(n == 1)
     }
 
@@ -1858,8 +1875,8 @@ impl ReportingTx for PgTx<'_, '_> {
                suppressed = node_stats.suppressed + excluded.suppressed",
         )?;
         let rollup = self.prepare(
-            "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed)
-             VALUES ($1, $11, $10, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed, deferred)
+             VALUES ($1, $11, $10, $2, $3, $4, $5, $6, $7, $8, $9, $12)
              ON CONFLICT (journey_id, hour_at, version, node) DO UPDATE SET
                entered = journey_rollups.entered + excluded.entered,
                completed = journey_rollups.completed + excluded.completed,
@@ -1867,11 +1884,20 @@ impl ReportingTx for PgTx<'_, '_> {
                converted = journey_rollups.converted + excluded.converted,
                sent = journey_rollups.sent + excluded.sent,
                failed = journey_rollups.failed + excluded.failed,
-               suppressed = journey_rollups.suppressed + excluded.suppressed",
+               suppressed = journey_rollups.suppressed + excluded.suppressed,
+               deferred = journey_rollups.deferred + excluded.deferred",
+        )?;
+        let outputs = self.prepare(
+            "INSERT INTO output_rollups (journey_id, hour_at, version, node, output, count)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (journey_id, hour_at, version, node, output) DO UPDATE SET
+               count = output_rollups.count + excluded.count",
         )?;
         let hour = crate::concerns::rollup_hour(at);
         let mut journeys = std::collections::BTreeSet::new();
-        for ((journey, version, node), s) in &deltas.nodes {
+        for (key, s) in deltas.counters() {
+            let (journey, version, node) = key;
+            let deferred = deltas.deferred.get(key).copied().unwrap_or(0);
             self.execute_aside(
                 &rollup,
                 &[
@@ -1886,6 +1912,7 @@ impl ReportingTx for PgTx<'_, '_> {
                     &s.suppressed,
                     version,
                     &hour,
+                    &deferred,
                 ],
             )?;
             self.execute_aside(
@@ -1904,6 +1931,9 @@ impl ReportingTx for PgTx<'_, '_> {
                 ],
             )?;
             journeys.insert(journey);
+        }
+        for ((journey, version, node, output), n) in &deltas.outputs {
+            self.execute_aside(&outputs, &[journey, &hour, version, node, output, n])?;
         }
         let activity = self.prepare(
             "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, $2), last_activity_at = $2 WHERE id = $1",

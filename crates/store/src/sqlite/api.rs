@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
-use super::rollups::{Hour, MessageCounts, MessageNode, Outcome};
+use super::rollups::{BroadcastCounts, BroadcastHour, Hour, MessageCounts, MessageNode, Outcome};
 use super::tx::{CONTACT_COLUMNS, contact_from_row};
 use super::{SqliteStore, ms, ts};
 use crate::contact_sql::{self, Arg, Dialect};
@@ -89,6 +89,7 @@ fn finish_one(
     id: i64,
     outcome: &DeliveryOutcome,
     now: Timestamp,
+    broadcasts: &mut BroadcastCounts,
 ) -> Result<Option<(MessageNode, Outcome)>> {
     let (status, error, next, counted) = match outcome {
         DeliveryOutcome::Sent => ("sent", None, None, Some(Outcome::Sent)),
@@ -116,7 +117,14 @@ fn finish_one(
     // Only a message still queued takes its outcome (one recorded already is left as it is),
     // or one a broadcast's pause or cancel held while it was on its way: what happened to it
     // is recorded, except that a retry leaves it held.
-    let changed: Option<(Option<String>, Option<String>, Option<i64>)> = tx
+    #[allow(clippy::type_complexity)]
+    let changed: Option<(
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        String,
+    )> = tx
         .prepare_cached(
             "UPDATE messages SET status = CASE WHEN ?2 = 'queued' THEN status ELSE ?2 END,
                     error = ?3, next_attempt_at = ?4, attempts = attempts + 1,
@@ -125,15 +133,26 @@ fn finish_one(
                     first_attempt_at = COALESCE(first_attempt_at, ?5)
              WHERE id = ?1 AND status IN ('queued', 'paused', 'cancelled')
              RETURNING journey_id, node,
-                       (SELECT version FROM enrollments e WHERE e.id = messages.enrollment_id)",
+                       (SELECT version FROM enrollments e WHERE e.id = messages.enrollment_id),
+                       broadcast_id, template",
         )?
         .query_row(params![id, status, error, next, ms(now)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((journey, node, version)) = changed else {
+    let Some((journey, node, version, broadcast_id, template)) = changed else {
         return Ok(None);
     };
+    if let (Some(broadcast_id), Some(outcome)) = (broadcast_id, counted) {
+        broadcasts.add(
+            BroadcastHour {
+                broadcast_id,
+                template,
+                hour_at: crate::concerns::rollup_hour(now),
+            },
+            outcome,
+        );
+    }
     if matches!(
         outcome,
         DeliveryOutcome::Bounced {
@@ -831,12 +850,16 @@ impl Outbox for SqliteStore {
         // One transaction (one fsync) for a whole batch of outcomes.
         self.write(|tx| {
             let mut counts = MessageCounts::default();
+            let mut broadcasts = BroadcastCounts::default();
             for f in finished {
-                if let Some((node, outcome)) = finish_one(tx, f.id, &f.outcome, f.at)? {
+                if let Some((node, outcome)) =
+                    finish_one(tx, f.id, &f.outcome, f.at, &mut broadcasts)?
+                {
                     counts.add(node, outcome);
                 }
             }
-            // Once per journey node and hour, not once per message.
+            // Once per journey node (broadcast template) and hour, not once per message.
+            super::rollups::add_broadcast_counts(tx, &broadcasts)?;
             super::rollups::add_message_counts(tx, &counts)
         })
     }
@@ -886,6 +909,20 @@ impl Outbox for SqliteStore {
                  WHERE journey_rollups.journey_id = n.journey_id
                    AND journey_rollups.hour_at = n.hour_at
                    AND journey_rollups.version = n.version AND journey_rollups.node = n.node"
+            ))?
+            .execute(args)?;
+            // And the broadcasts' roll-ups of the hours they failed in.
+            tx.prepare_cached(&format!(
+                "UPDATE broadcast_rollups SET failed = failed - n.count
+                 FROM (SELECT m.broadcast_id, m.template,
+                              m.failed_at - m.failed_at % 3600000 AS hour_at, COUNT(*) AS count
+                       FROM messages m
+                       WHERE m.id IN (SELECT id FROM messages WHERE {MATCHES})
+                         AND ?8 IS NOT NULL AND m.broadcast_id IS NOT NULL AND m.failed_at IS NOT NULL
+                       GROUP BY 1, 2, 3) AS n
+                 WHERE broadcast_rollups.broadcast_id = n.broadcast_id
+                   AND broadcast_rollups.hour_at = n.hour_at
+                   AND broadcast_rollups.template = n.template"
             ))?
             .execute(args)?;
             let n = tx

@@ -5,13 +5,15 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::Value;
 use waymark_core::broadcast::{Audience, VariantResult};
+use waymark_core::report::{BroadcastRollupRow, Counts};
 
 use super::tx::SqliteTx;
 use super::{SqliteStore, ms, ts};
 use crate::broadcast_sql as sql;
+use crate::concerns::rollup_hour;
 use crate::{
     BroadcastChange, BroadcastProgress, BroadcastRow, BroadcastStatus, Broadcasts, BroadcastsTx,
-    Result, StoreError, Winner,
+    NewBroadcastConversion, Result, StoreError, Winner,
 };
 
 /// `sql` with SQLite's numbered placeholders (`?N`) for PostgreSQL's (`$N`).
@@ -76,6 +78,7 @@ fn variant_counts(
             sent: r.get::<_, i64>(1)?.max(0) as u64,
             opened: r.get::<_, i64>(2)?.max(0) as u64,
             clicked: r.get::<_, i64>(3)?.max(0) as u64,
+            converted: r.get::<_, i64>(4)?.max(0) as u64,
         })
     };
     let rows = match before {
@@ -236,6 +239,41 @@ impl Broadcasts for SqliteStore {
         variant_counts(&*self.conn()?, broadcast_id, before)
     }
 
+    fn broadcast_rollups(
+        &self,
+        broadcast_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<BroadcastRollupRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&q(sql::ROLLUPS))?;
+        let rows = stmt.query_map(params![broadcast_id, rollup_hour(from), ms(to)], |r| {
+            Ok(BroadcastRollupRow {
+                hour_at: ts(r.get(0)?),
+                template: r.get(1)?,
+                counts: Counts {
+                    entered: r.get(2)?,
+                    sent: r.get(3)?,
+                    delivered: r.get(4)?,
+                    bounced: r.get(5)?,
+                    failed: r.get(6)?,
+                    suppressed: r.get(7)?,
+                    opened: r.get(8)?,
+                    clicked: r.get(9)?,
+                    human_opened: r.get(10)?,
+                    human_clicked: r.get(11)?,
+                    unsubscribed: r.get(12)?,
+                    complained: r.get(13)?,
+                    converted: r.get(14)?,
+                    attributed: r.get(14)?,
+                    revenue: r.get(15)?,
+                    ..Counts::default()
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn count_audience(&self, audience: &Audience, exclude: &[Audience]) -> Result<i64> {
         let conn = self.conn()?;
         let n = conn
@@ -345,5 +383,39 @@ impl BroadcastsTx for SqliteTx<'_> {
 
     fn broadcast_variant_counts(&mut self, broadcast_id: &str) -> Result<Vec<VariantResult>> {
         variant_counts(self.tx, broadcast_id, None)
+    }
+
+    fn record_broadcast_conversion(&mut self, c: &NewBroadcastConversion) -> Result<bool> {
+        let revenue = c.revenue.as_ref();
+        let template: Option<String> = self
+            .tx
+            .prepare_cached(&q(sql::CONVERT))?
+            .query_row(
+                params![
+                    c.broadcast_id,
+                    crate::broadcast_message_key(&c.broadcast_id, c.contact_id),
+                    c.contact_id,
+                    c.event_seq,
+                    ms(c.at),
+                    c.window.as_millis() as i64,
+                    revenue.map(|r| r.amount),
+                    revenue.map(|r| r.currency.as_str()),
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(template) = template else {
+            return Ok(false);
+        };
+        let counted = revenue.filter(|r| r.counted).map_or(0.0, |r| r.amount);
+        self.tx
+            .prepare_cached(&q(sql::ROLLUP_CONVERSION))?
+            .execute(params![
+                c.broadcast_id,
+                rollup_hour(c.at),
+                template,
+                counted
+            ])?;
+        Ok(true)
     }
 }

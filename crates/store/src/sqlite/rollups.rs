@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use waymark_core::report::{Counts, Reaction, ReactionRow, RollupRow, reaction_bucket};
 
 use super::{ms, ts};
-use crate::concerns::{NODE_STATS_COLUMNS, Unset, engagement_counts, rollup_hour as hour_of};
+use crate::concerns::{
+    NODE_STATS_COLUMNS, OutputRow, Unset, engagement_counts, rollup_hour as hour_of, with_outputs,
+};
 use crate::{NewConversion, Result, RollupQuery, StatsDeltas};
 
 /// Which hour a message's counts go to.
@@ -53,6 +55,15 @@ pub(super) fn count_message(
         Hour::Of(at) => ("?3", hour_of(at)),
         Hour::Sent => ("COALESCE(m.sent_at - m.sent_at % 3600000, ?3)", 0),
     };
+    // A broadcast's message counts in its broadcast's roll-ups instead.
+    let broadcast_hour = match hour {
+        Hour::Of(_) => crate::broadcast_sql::HOUR_OF_ARG,
+        Hour::Sent => crate::broadcast_sql::HOUR_SENT,
+    };
+    tx.prepare_cached(
+        &crate::broadcast_sql::rollup_message(columns, broadcast_hour).replace('$', "?"),
+    )?
+    .execute(params![id, by, at])?;
     let ones = vec!["?2"; names.len()].join(", ");
     let sets: Vec<String> = names.iter().map(|c| format!("{c} = {c} + ?2")).collect();
     tx.prepare_cached(&format!(
@@ -100,6 +111,48 @@ impl MessageCounts {
             }
         }
     }
+}
+
+/// A broadcast's template in one hour, as a batch of delivery outcomes counts it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct BroadcastHour {
+    pub broadcast_id: String,
+    pub template: String,
+    pub hour_at: i64,
+}
+
+/// A batch's delivery outcomes per broadcast template and hour: (sent, failed, bounced).
+#[derive(Debug, Default)]
+pub(super) struct BroadcastCounts(std::collections::BTreeMap<BroadcastHour, (i64, i64, i64)>);
+
+impl BroadcastCounts {
+    pub(super) fn add(&mut self, key: BroadcastHour, outcome: Outcome) {
+        let c = self.0.entry(key).or_default();
+        match outcome {
+            Outcome::Sent => c.0 += 1,
+            Outcome::Failed => c.1 += 1,
+            Outcome::Bounced => {
+                c.1 += 1;
+                c.2 += 1;
+            }
+        }
+    }
+}
+
+/// Adds a batch's delivery outcomes to the broadcasts' roll-ups, once per template and hour.
+pub(super) fn add_broadcast_counts(tx: &Transaction<'_>, counts: &BroadcastCounts) -> Result<()> {
+    let mut rollup = tx.prepare_cached(&crate::broadcast_sql::ROLLUP_OUTCOMES.replace('$', "?"))?;
+    for (k, (sent, failed, bounced)) in &counts.0 {
+        rollup.execute(params![
+            k.broadcast_id,
+            k.hour_at,
+            k.template,
+            sent,
+            failed,
+            bounced
+        ])?;
+    }
+    Ok(())
 }
 
 /// Adds a batch's delivery outcomes to the node statistics and the roll-ups: what is sent is
@@ -172,17 +225,25 @@ pub(super) fn add_stats(tx: &Transaction<'_>, deltas: &StatsDeltas, at: Timestam
            suppressed = suppressed + excluded.suppressed",
     )?;
     let mut rollup = tx.prepare_cached(
-        "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed)
-         VALUES (?1, ?11, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO journey_rollups (journey_id, hour_at, version, node, entered, completed, exited, converted, sent, failed, suppressed, deferred)
+         VALUES (?1, ?11, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12)
          ON CONFLICT (journey_id, hour_at, version, node) DO UPDATE SET
            entered = entered + excluded.entered, completed = completed + excluded.completed,
            exited = exited + excluded.exited, converted = converted + excluded.converted,
            sent = sent + excluded.sent, failed = failed + excluded.failed,
-           suppressed = suppressed + excluded.suppressed",
+           suppressed = suppressed + excluded.suppressed, deferred = deferred + excluded.deferred",
+    )?;
+    let mut outputs = tx.prepare_cached(
+        "INSERT INTO output_rollups (journey_id, hour_at, version, node, output, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (journey_id, hour_at, version, node, output) DO UPDATE SET
+           count = count + excluded.count",
     )?;
     let hour = hour_of(at);
     let mut journeys = std::collections::BTreeSet::new();
-    for ((journey, version, node), s) in &deltas.nodes {
+    for (key, s) in deltas.counters() {
+        let (journey, version, node) = key;
+        let deferred = deltas.deferred.get(key).copied().unwrap_or(0);
         let values = params![
             journey,
             node,
@@ -194,11 +255,15 @@ pub(super) fn add_stats(tx: &Transaction<'_>, deltas: &StatsDeltas, at: Timestam
             s.failed,
             s.suppressed,
             version,
-            hour
+            hour,
+            deferred
         ];
         stats.execute(&values[..10])?;
         rollup.execute(values)?;
         journeys.insert(journey);
+    }
+    for ((journey, version, node, output), n) in &deltas.outputs {
+        outputs.execute(params![journey, hour, version, node, output, n])?;
     }
     let mut activity = tx.prepare_cached(
         "UPDATE journeys SET first_activity_at = COALESCE(first_activity_at, ?2), last_activity_at = ?2 WHERE id = ?1",
@@ -257,7 +322,7 @@ pub(super) fn record_conversion(tx: &Transaction<'_>, c: &NewConversion) -> Resu
 const COUNT_COLUMNS: &str =
     "entered, completed, exited, converted, sent, delivered, bounced, failed,
      suppressed, opened, clicked, human_opened, human_clicked, unsubscribed, complained,
-     attributed, revenue";
+     attributed, revenue, deferred";
 
 /// A journey's roll-up and reaction rows in the query's range.
 pub(super) fn journey_rollups(
@@ -277,9 +342,25 @@ pub(super) fn journey_rollups(
                 version: r.get(1)?,
                 node: r.get(2)?,
                 counts: counts_from(r, 3)?,
+                outputs: Default::default(),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT hour_at, version, node, output, count FROM output_rollups WHERE {filter}"
+    ))?;
+    let outputs = stmt
+        .query_map(args, |r| {
+            Ok(OutputRow {
+                hour_at: ts(r.get(0)?),
+                version: r.get(1)?,
+                node: r.get(2)?,
+                output: r.get(3)?,
+                count: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = with_outputs(rows, outputs);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT hour_at, version, node, reaction, bucket, count FROM reaction_rollups WHERE {filter}"
     ))?;
@@ -351,6 +432,7 @@ fn counts_from(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Counts> 
         complained: r.get(first + 14)?,
         attributed: r.get(first + 15)?,
         revenue: r.get(first + 16)?,
+        deferred: r.get(first + 17)?,
     })
 }
 

@@ -840,6 +840,22 @@ impl OutboxTx for SqliteTx<'_> {
                 m.broadcast_id,
                 m.unsubscribe_url,
             ])?;
+        if n == 1
+            && let Some(broadcast_id) = &m.broadcast_id
+        {
+            let (suppressed, failed, bounced) =
+                crate::broadcast_sql::written_counts(m.status.as_str());
+            self.tx
+                .prepare_cached(&crate::broadcast_sql::ROLLUP_WRITTEN.replace('$', "?"))?
+                .execute(params![
+                    broadcast_id,
+                    crate::concerns::rollup_hour(m.created_at),
+                    m.template,
+                    suppressed,
+                    failed,
+                    bounced
+                ])?;
+        }
         Ok(n == 1)
     }
 
