@@ -2485,6 +2485,11 @@ export interface components {
             completed: number;
             /** Format: int64 */
             converted: number;
+            /**
+             * Format: int64
+             * @description Sends that quiet hours or blocked dates deferred.
+             */
+            deferred: number;
             /** Format: int64 */
             entered: number;
             /** Format: int64 */
@@ -2496,6 +2501,10 @@ export interface components {
             /** Format: int64 */
             human_opened: number;
             node: string;
+            /** @description Who left the node by which output. */
+            outputs: {
+                [key: string]: number;
+            };
             /** Format: double */
             revenue: number;
             /** Format: int64 */

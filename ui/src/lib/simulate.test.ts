@@ -7,6 +7,8 @@ const node = (id: string, type: string, entered: number, sent = 0, suppressed = 
   type,
   entered,
   completed: entered,
+  outputs: { next: entered },
+  deferred: 0,
   exited: 0,
   converted,
   sent,

@@ -97,8 +97,12 @@ pub struct FunnelNode {
     pub kind: String,
     pub entered: i64,
     pub completed: i64,
+    /// Who left the node by which output.
+    pub outputs: std::collections::BTreeMap<String, i64>,
     pub exited: i64,
     pub converted: i64,
+    /// Sends that quiet hours or blocked dates deferred.
+    pub deferred: i64,
     pub sent: i64,
     pub suppressed: i64,
     pub failed: i64,
