@@ -69,9 +69,29 @@ pub struct SqliteStore {
     writer: Mutex<()>,
     /// When this process opened the file (it is the one process working on it).
     pub(crate) opened_at: jiff::Timestamp,
-    /// `FULL`, or `OFF` for a scratch database (`open_scratch`).
-    synchronous: &'static str,
+    tuning: Tuning,
 }
+
+/// How a database's connections are set up: a server's, or a scratch one's.
+#[derive(Clone, Copy)]
+struct Tuning {
+    /// `FULL`: a commit waits for the disk; `OFF` for a scratch database.
+    synchronous: &'static str,
+    /// Page cache per connection, in KiB.
+    cache_kib: u32,
+}
+
+const SERVER: Tuning = Tuning {
+    synchronous: "FULL",
+    cache_kib: 32_000,
+};
+
+/// A simulation's private copy: nothing in it must survive a power cut, and its memory should
+/// stay small whatever the population (the operating system caches the file anyway).
+const SCRATCH: Tuning = Tuning {
+    synchronous: "OFF",
+    cache_kib: 4_000,
+};
 
 pub(crate) struct Pooled<'a> {
     store: &'a SqliteStore,
@@ -104,17 +124,17 @@ impl Drop for Pooled<'_> {
 impl SqliteStore {
     /// Opens (creating if needed) `waymark.db` in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Self> {
-        Self::open_with(dir, "FULL")
+        Self::open_with(dir, SERVER)
     }
 
     /// Opens a scratch database that nothing must survive a power cut in (a simulation's
-    /// private copy): commits do not wait for the disk (`synchronous = OFF`). A crash of the
-    /// process still leaves it consistent.
+    /// private copy): commits do not wait for the disk (`synchronous = OFF`), and each
+    /// connection caches less. A crash of the process still leaves it consistent.
     pub fn open_scratch(dir: &Path) -> Result<Self> {
-        Self::open_with(dir, "OFF")
+        Self::open_with(dir, SCRATCH)
     }
 
-    fn open_with(dir: &Path, synchronous: &'static str) -> Result<Self> {
+    fn open_with(dir: &Path, tuning: Tuning) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
         let store = SqliteStore {
@@ -122,7 +142,7 @@ impl SqliteStore {
             pool: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
             opened_at: jiff::Timestamp::now(),
-            synchronous,
+            tuning,
         };
         let mut conn = store.connect()?;
         migrate(&mut conn)?;
@@ -146,9 +166,9 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {};
              PRAGMA foreign_keys = OFF;
-             PRAGMA cache_size = -32000;
+             PRAGMA cache_size = -{};
              PRAGMA temp_store = MEMORY;",
-            self.synchronous
+            self.tuning.synchronous, self.tuning.cache_kib
         ))?;
         // Plans never depend on the values bound: without this, a statement whose plan looked at
         // a parameter (any `LIMIT ?`, a partial index compared with one) is prepared again at
