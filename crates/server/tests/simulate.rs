@@ -674,3 +674,53 @@ fn one_simulation_at_a_time() {
         )
         .ok();
 }
+
+#[test]
+fn a_population_from_a_csv_file_enters_as_its_rows_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("user_id,email,phone,timezone,plan\n");
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "c{i},c{i}@example.com,+1212555{:04},Europe/Rome,{}\n",
+            1000 + i,
+            if i % 2 == 0 { "pro" } else { "free" }
+        ));
+    }
+    // A row without a user id gets one; a bad address names its line and column.
+    csv.push_str(",nobody@example.com,,,free\n");
+    let people = write(dir.path(), "people.csv", &csv);
+    let result = simulated(&[
+        "examples/journeys/abandoned-cart.yaml",
+        "--population",
+        &people,
+        "--days",
+        "2",
+        "--start",
+        "2026-03-02T00:00:00Z",
+    ]);
+    assert_eq!(result["population"]["contacts"], 41);
+    assert_eq!(
+        result["population"]["source"],
+        format!("file {people}").as_str()
+    );
+    assert!(
+        result["entered"].as_i64().unwrap() >= 40,
+        "{}",
+        result["entered"]
+    );
+
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        "user_id,email\nok,ok@example.com\nx,not-an-address\n",
+    );
+    let (code, _, stderr) = simulate(&[
+        "examples/journeys/abandoned-cart.yaml",
+        "--population",
+        &bad,
+        "--days",
+        "1",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("line 3, column email"), "{stderr}");
+}

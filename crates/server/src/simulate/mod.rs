@@ -5,7 +5,7 @@
 //! changed); the population's behaviour (`scenario`) is drawn from a seed, so a run repeats
 //! exactly. `docs/simulate.md` explains it for users.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -18,6 +18,8 @@ use crate::serve::SendingPolicy;
 
 mod chart;
 mod driver;
+mod inputs;
+mod population;
 mod private;
 pub mod scenario;
 mod tally;
@@ -27,10 +29,10 @@ use driver::{Entry, People, Plan};
 use scenario::{JourneyShape, Measured, Scenario, ScenarioFile};
 use target::Target;
 
-/// The largest scenario file read.
-const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
-/// Reports with fewer messages than this do not make measured rates.
-const MIN_MEASURED_MESSAGES: i64 = 100;
+pub use inputs::{MEASURED_OVER, measured_from, ship_template, templates_to_ship};
+use inputs::{load_journey, measured, read_scenario, ship_templates};
+pub use population::member_copy;
+use population::{copy_contacts, copy_csv, copy_members};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
@@ -447,88 +449,6 @@ fn entry_of(doc: &JourneyDocument) -> Entry {
     Entry::ByTheEngine
 }
 
-async fn load_journey(
-    args: &SimulateArgs,
-    source: Option<&Target>,
-) -> anyhow::Result<(Value, String)> {
-    if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let doc = waymark_core::journey::parse_document_value(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        return Ok((doc, format!("file {}", path.display())));
-    }
-    let (Some(id), Some(source)) = (&args.journey, source) else {
-        bail!("which journey? give a journey file, or --journey ID with --server");
-    };
-    let row = source.get(&format!("/v1/journeys/{id}")).await?;
-    if args.draft {
-        let mut doc = row["draft"].clone();
-        if !doc.is_object() {
-            bail!("journey `{id}` has no draft");
-        }
-        doc["id"] = json!(id);
-        return Ok((doc, format!("draft of {id} on {}", source.base())));
-    }
-    let version = match args.version {
-        Some(v) => v,
-        None => row["live_version"]
-            .as_i64()
-            .with_context(|| format!("journey `{id}` has no live version; try --draft"))?,
-    };
-    let v = source
-        .get(&format!("/v1/journeys/{id}/versions/{version}"))
-        .await?;
-    Ok((
-        v["document"].clone(),
-        format!("version {version} of {id} on {}", source.base()),
-    ))
-}
-
-/// Puts the templates the journey sends but does not ship into it, from the server (their
-/// current versions).
-async fn ship_templates(doc: &mut Value, source: &Target) -> anyhow::Result<()> {
-    for id in templates_to_ship(doc) {
-        let t = source.get(&format!("/v1/templates/{id}")).await?;
-        ship_template(doc, t);
-    }
-    Ok(())
-}
-
-/// The templates the journey's nodes send that it does not ship, each once.
-pub fn templates_to_ship(doc: &Value) -> Vec<String> {
-    let shipped: Vec<String> = doc["templates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect();
-    let mut wanted: Vec<String> = doc["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["template"].as_str().map(str::to_string))
-        .filter(|t| !shipped.contains(t))
-        .collect();
-    wanted.sort();
-    wanted.dedup();
-    wanted
-}
-
-/// Ships a stored template (as `GET /v1/templates/{id}` answers it) in the journey, without
-/// what only the store keeps (its version and dates).
-pub fn ship_template(doc: &mut Value, mut template: Value) {
-    if let Some(fields) = template.as_object_mut() {
-        for meta in ["version", "created_at", "updated_at"] {
-            fields.remove(meta);
-        }
-    }
-    match doc.get_mut("templates").and_then(Value::as_array_mut) {
-        Some(list) => list.push(template),
-        None => doc["templates"] = json!([template]),
-    }
-}
-
 async fn publish(target: &Target, id: &str, doc: &Value) -> anyhow::Result<()> {
     let draft = target.put(&format!("/v1/journeys/{id}"), doc).await?;
     if draft["valid"] != json!(true) {
@@ -544,168 +464,4 @@ async fn publish(target: &Target, id: &str, doc: &Value) -> anyhow::Result<()> {
         .post(&format!("/v1/journeys/{id}/publish"), &json!({}))
         .await?;
     Ok(())
-}
-
-/// The report range the installation's own rates are measured over (`from` of the journey
-/// report).
-pub const MEASURED_OVER: &str = "90d";
-
-/// The installation's own rates for the journey (its report over the last 90 days), where it
-/// has sent enough to measure them.
-async fn measured(source: &Target, id: &str) -> anyhow::Result<Measured> {
-    let report = source
-        .get(&format!("/v1/journeys/{id}/report?from={MEASURED_OVER}"))
-        .await?;
-    Ok(measured_from(&report["totals"]))
-}
-
-/// The rates of a journey report's `totals` (its JSON), where it has sent enough to measure
-/// them.
-pub fn measured_from(t: &Value) -> Measured {
-    let median = |field: &str| {
-        t["reaction_times"][field]["median_seconds"]
-            .as_f64()
-            .map(SignedDuration::from_secs_f64)
-    };
-    let rate = |field: &str| t[field].as_f64();
-    let mut m = Measured::default();
-    if t["delivered"].as_i64().unwrap_or(0) >= MIN_MEASURED_MESSAGES {
-        if let (Some(p), Some(d)) = (rate("open_rate"), median("to_open")) {
-            m.open = Some((p, d));
-        }
-        if let (Some(p), Some(d)) = (rate("click_to_open_rate"), median("to_click")) {
-            // The click follows the open: the time between them.
-            let after_open = d - median("to_open").unwrap_or_default();
-            m.click = Some((p, after_open.max(SignedDuration::from_mins(1))));
-        }
-    }
-    if t["entered"].as_i64().unwrap_or(0) >= MIN_MEASURED_MESSAGES
-        && let (Some(p), Some(d)) = (rate("conversion_rate"), median("to_conversion"))
-    {
-        m.conversion = Some((p, d));
-    }
-    m
-}
-
-fn read_scenario(path: Option<&Path>) -> anyhow::Result<ScenarioFile> {
-    let Some(path) = path else {
-        return Ok(ScenarioFile::default());
-    };
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    if size > MAX_SCENARIO_BYTES {
-        bail!("{}: a scenario is at most 1 MiB", path.display());
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value = waymark_core::journey::parse_document_value(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if waymark_core::limits::json_depth(&value) > waymark_core::limits::MAX_DOCUMENT_DEPTH {
-        bail!("{}: nested too deeply", path.display());
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let place = e.path().to_string();
-        anyhow::anyhow!("{}: {place}: {}", path.display(), e.inner())
-    })
-}
-
-/// Imports a CSV file of contacts into the target (rows without a `user_id` get one), and
-/// returns their user ids in file order.
-async fn copy_csv(target: &Target, path: &Path) -> anyhow::Result<Vec<String>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let input = crate::import::text(file, crate::import::Encoding::Utf8);
-    let mut reader = crate::import::contacts_reader(input, b',');
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{}: no header row", path.display()))?
-        .clone();
-    let mut user_ids = Vec::new();
-    let mut chunk = Vec::new();
-    for (i, row) in reader.records().enumerate() {
-        let line = i + 2;
-        let row = row.with_context(|| format!("{}: line {line}", path.display()))?;
-        let mut contact =
-            crate::import::contact_from_row(&headers, &row).map_err(|(column, why)| {
-                anyhow::anyhow!("{}: line {line}, column {column}: {why}", path.display())
-            })?;
-        let user = match contact["user_id"].as_str() {
-            Some(u) => u.to_string(),
-            None => {
-                let u = format!("sim-row-{line}");
-                contact["user_id"] = json!(u);
-                u
-            }
-        };
-        user_ids.push(user);
-        chunk.push(contact);
-        if chunk.len() == 5000 {
-            driver::import(target, std::mem::take(&mut chunk), None).await?;
-        }
-    }
-    driver::import(target, chunk, None).await?;
-    Ok(user_ids)
-}
-
-/// Imports contacts given as the import API takes them (those without a `user_id` get one),
-/// and returns their user ids in order.
-async fn copy_contacts(target: &Target, mut contacts: Vec<Value>) -> anyhow::Result<Vec<String>> {
-    let mut user_ids = Vec::with_capacity(contacts.len());
-    for (i, c) in contacts.iter_mut().enumerate() {
-        let user = match c["user_id"].as_str() {
-            Some(u) => u.to_string(),
-            None => {
-                let u = format!("sim-given-{i}");
-                c["user_id"] = json!(u);
-                u
-            }
-        };
-        user_ids.push(user);
-    }
-    for chunk in contacts.chunks(5000) {
-        driver::import(target, chunk.to_vec(), None).await?;
-    }
-    Ok(user_ids)
-}
-
-/// Copies the members of a segment or list of the source server into the target, and returns
-/// their user ids.
-async fn copy_members(target: &Target, source: &Target, path: &str) -> anyhow::Result<Vec<String>> {
-    let mut user_ids = Vec::new();
-    let mut after = 0i64;
-    loop {
-        let page = source
-            .get(&format!("{path}?limit=1000&after={after}"))
-            .await?;
-        let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
-        if contacts.is_empty() {
-            break;
-        }
-        let mut copies = Vec::new();
-        for c in &contacts {
-            after = c["id"].as_i64().unwrap_or(after);
-            let copy = member_copy(c);
-            user_ids.push(copy["user_id"].as_str().unwrap_or_default().to_string());
-            copies.push(copy);
-        }
-        driver::import(target, copies, None).await?;
-    }
-    Ok(user_ids)
-}
-
-/// The copy of a segment's or list's member (a contact as the API answers it) that a
-/// simulation imports: its user id (else one made of its id), traits, addresses and time zone.
-pub fn member_copy(c: &Value) -> Value {
-    let user = match (c["user_id"].as_str(), c["id"].as_i64()) {
-        (Some(u), _) => u.to_string(),
-        (None, id) => format!("contact-{}", id.unwrap_or_default()),
-    };
-    let mut copy = json!({"user_id": user, "traits": c["traits"]});
-    for field in ["email", "phone", "timezone"] {
-        if let Some(v) = c[field].as_str() {
-            copy[field] = json!(v);
-        }
-    }
-    copy
 }
