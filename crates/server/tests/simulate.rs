@@ -712,7 +712,7 @@ fn a_population_from_a_csv_file_enters_as_its_rows_say() {
     let bad = write(
         dir.path(),
         "bad.csv",
-        "user_id,email\nok,ok@example.com\nx,not-an-address\n",
+        "user_id;email\nok;ok@example.com\nx;not-an-address\n",
     );
     let (code, _, stderr) = simulate(&[
         "examples/journeys/abandoned-cart.yaml",

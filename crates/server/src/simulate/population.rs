@@ -10,13 +10,19 @@ use serde_json::{Value, json};
 use super::driver;
 use super::target::Target;
 
-/// Imports a CSV file of contacts into the target (rows without a `user_id` get one), and
+/// Imports a CSV file of contacts into the target (UTF-8, with or without a byte order mark;
+/// its delimiter found as the importer finds it; rows without a `user_id` get one), and
 /// returns their user ids in file order.
 pub(super) async fn copy_csv(target: &Target, path: &Path) -> anyhow::Result<Vec<String>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let input = crate::import::text(file, crate::import::Encoding::Utf8);
-    let mut reader = crate::import::contacts_reader(input, b',');
+    let open =
+        || std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()));
+    // The delimiter from the header row, as `waymark import contacts` finds it (`;` from
+    // spreadsheets in much of Europe).
+    let mut start = Vec::with_capacity(64 * 1024);
+    std::io::Read::read_to_end(&mut std::io::Read::take(open()?, 64 * 1024), &mut start)?;
+    let delimiter = crate::import::detect_delimiter(&start);
+    let input = crate::import::text(open()?, crate::import::Encoding::Utf8);
+    let mut reader = crate::import::contacts_reader(input, delimiter);
     let headers = reader
         .headers()
         .with_context(|| format!("{}: no header row", path.display()))?
