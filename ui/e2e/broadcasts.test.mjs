@@ -112,6 +112,7 @@ test('a draft with mistakes shows them at their fields; fixed, test-sent and sen
     ignore_quiet_hours: false,
     ignore_frequency_caps: false,
     test: null,
+    goal: null,
   });
   assert.deepEqual(await page.getByTestId('overrides').locator('li').allInnerTexts(), ['Waits for quiet hours and blocked dates to end', 'Respects frequency caps']);
   // A draft can be edited, deleted, sent or cancelled, not paused.
@@ -338,7 +339,7 @@ test('an A/B test made in the form shows each variant, then the winner; the mess
       const r = await fetch(`${srv.base}/t/o/${token}`);
       assert.equal(r.status, 200);
     }
-    await eventually(async () => (await results.getByTestId('variant-news-b').locator('td').nth(5).innerText()) === '100.0%', 'B opened by all on the page');
+    await eventually(async () => (await results.getByTestId('variant-news-b').getByTestId('variant-open-rate').innerText()) === '100.0%', 'B opened by all on the page');
     await page.screenshot({ path: join(SCREENSHOTS, 'broadcast-ab-testing.png') });
 
     // Past the decision time, B wins and goes to the others.

@@ -404,7 +404,9 @@ function TestResults({ test }: { test: TestView }) {
               <td className="num">{v.opened}</td>
               <td className="num">{v.clicked}</td>
               <td className="num">{v.converted}</td>
-              <td className={`num${test.metric === 'opens' ? ' strong' : ''}`}>{percent(v.open_rate)}</td>
+              <td className={`num${test.metric === 'opens' ? ' strong' : ''}`} data-testid="variant-open-rate">
+                {percent(v.open_rate)}
+              </td>
               <td className={`num${test.metric === 'clicks' ? ' strong' : ''}`}>{percent(v.click_rate)}</td>
               <td className={`num${test.metric === 'conversions' ? ' strong' : ''}`}>{percent(v.conversion_rate)}</td>
             </tr>
