@@ -197,7 +197,7 @@ pub async fn journey(
         let body = if csv_nodes {
             nodes_csv(&view)
         } else {
-            series_csv(&view)
+            series_csv(&view.report.series)
         }
         .map_err(|e| ApiError::internal(format!("the CSV could not be written: {e}")))?;
         return Ok(csv_response(body, &format!("{}-report", view.journey_id)));
@@ -406,25 +406,12 @@ pub async fn broadcast(
         let body = if asked.csv_nodes {
             variants_csv(&view)
         } else {
-            broadcast_series_csv(&view)
+            series_csv(&view.report.series)
         }
         .map_err(|e| ApiError::internal(format!("the CSV could not be written: {e}")))?;
         return Ok(csv_response(body, &format!("{}-report", view.broadcast_id)));
     }
     Ok(Json(view).into_response())
-}
-
-fn broadcast_series_csv(view: &BroadcastReportView) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["bucket_start"];
-    header.extend_from_slice(CSV_COLUMNS);
-    w.write_record(&header)?;
-    for p in &view.report.series {
-        let mut row = vec![p.start.to_string()];
-        row.extend(csv_cells(&p.counts, &p.rates));
-        w.write_record(&row)?;
-    }
-    finish(w)
 }
 
 fn variants_csv(view: &BroadcastReportView) -> Result<String, csv::Error> {
@@ -846,12 +833,13 @@ fn csv_cells(counts: &report::Counts, rates: &report::Rates) -> Vec<String> {
     ]
 }
 
-fn series_csv(view: &JourneyReport) -> Result<String, csv::Error> {
+/// One row per time bucket, of a journey's or a broadcast's report.
+fn series_csv(series: &[report::Point]) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["bucket_start"];
     header.extend_from_slice(CSV_COLUMNS);
     w.write_record(&header)?;
-    for p in &view.report.series {
+    for p in series {
         let mut row = vec![p.start.to_string()];
         row.extend(csv_cells(&p.counts, &p.rates));
         w.write_record(&row)?;
