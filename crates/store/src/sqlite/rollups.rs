@@ -95,38 +95,19 @@ pub(super) enum Outcome {
     Bounced,
 }
 
-/// A batch's delivery outcomes per journey node and hour: (sent, failed, bounced).
-#[derive(Debug, Default)]
-pub(super) struct MessageCounts(std::collections::BTreeMap<MessageNode, (i64, i64, i64)>);
+/// A batch's delivery outcomes per key (a journey node and hour, a broadcast template and
+/// hour): (sent, failed, bounced).
+#[derive(Debug)]
+pub(super) struct OutcomeCounts<K: Ord>(std::collections::BTreeMap<K, (i64, i64, i64)>);
 
-impl MessageCounts {
-    pub(super) fn add(&mut self, node: MessageNode, outcome: Outcome) {
-        let c = self.0.entry(node).or_default();
-        match outcome {
-            Outcome::Sent => c.0 += 1,
-            Outcome::Failed => c.1 += 1,
-            Outcome::Bounced => {
-                c.1 += 1;
-                c.2 += 1;
-            }
-        }
+impl<K: Ord> Default for OutcomeCounts<K> {
+    fn default() -> Self {
+        OutcomeCounts(Default::default())
     }
 }
 
-/// A broadcast's template in one hour, as a batch of delivery outcomes counts it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct BroadcastHour {
-    pub broadcast_id: String,
-    pub template: String,
-    pub hour_at: i64,
-}
-
-/// A batch's delivery outcomes per broadcast template and hour: (sent, failed, bounced).
-#[derive(Debug, Default)]
-pub(super) struct BroadcastCounts(std::collections::BTreeMap<BroadcastHour, (i64, i64, i64)>);
-
-impl BroadcastCounts {
-    pub(super) fn add(&mut self, key: BroadcastHour, outcome: Outcome) {
+impl<K: Ord> OutcomeCounts<K> {
+    pub(super) fn add(&mut self, key: K, outcome: Outcome) {
         let c = self.0.entry(key).or_default();
         match outcome {
             Outcome::Sent => c.0 += 1,
@@ -138,6 +119,20 @@ impl BroadcastCounts {
         }
     }
 }
+
+/// A batch's delivery outcomes per journey node and hour.
+pub(super) type MessageCounts = OutcomeCounts<MessageNode>;
+
+/// A broadcast's template in one hour, as a batch of delivery outcomes counts it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct BroadcastHour {
+    pub broadcast_id: String,
+    pub template: String,
+    pub hour_at: i64,
+}
+
+/// A batch's delivery outcomes per broadcast template and hour.
+pub(super) type BroadcastCounts = OutcomeCounts<BroadcastHour>;
 
 /// Adds a batch's delivery outcomes to the broadcasts' roll-ups, once per template and hour.
 pub(super) fn add_broadcast_counts(tx: &Transaction<'_>, counts: &BroadcastCounts) -> Result<()> {
