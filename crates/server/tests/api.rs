@@ -1937,6 +1937,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/contacts/import"),
     ("get", "/v1/contacts/{id}"),
     ("get", "/v1/contacts/{id}/timeline"),
+    ("get", "/v1/events"),
     ("get", "/v1/contacts/{id}/export"),
     ("delete", "/v1/contacts/{id}"),
     ("get", "/v1/audit"),
@@ -2458,4 +2459,62 @@ fn post_big_body(s: &Server, path: &str, length: usize) -> String {
     let _ = reading.read_to_end(&mut answer);
     let _ = writer.join();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn the_events_of_a_period_are_listed_in_the_order_they_came_in_page_by_page() {
+    let s = Server::simulated();
+    s.track("ann", "Signed Up", json!({"plan": "pro"})).ok();
+    s.advance(3600);
+    let since = s.now();
+    s.identify("bob", json!({"email": "bob@example.com"})).ok();
+    s.track("ann", "Order Completed", json!({"total": 12})).ok();
+    s.track("bob", "Product Added", json!({})).ok();
+    s.advance(3600);
+    let until = s.now();
+    s.track("ann", "Later", json!({})).ok();
+    s.settle();
+
+    let page = |query: &str| s.admin_get(&format!("/v1/events?{query}")).ok();
+    let first = page(&format!("since={since}&until={until}&limit=2"));
+    let names: Vec<&str> = first["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Identify", "Order Completed"]);
+    let identify = &first["events"][0];
+    assert_eq!(identify["type"], "identify");
+    assert_eq!(identify["user_id"], "bob");
+    assert_eq!(identify["properties"]["email"], "bob@example.com");
+    assert_eq!(identify["received_at"].as_str(), Some(since.as_str()));
+    assert!(identify["contact_id"].is_i64(), "processed: {identify}");
+    let after = first["next_after"]
+        .as_i64()
+        .expect("a full page has a next");
+    let rest = page(&format!(
+        "since={since}&until={until}&limit=2&after={after}"
+    ));
+    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["events"][0]["event"], "Product Added");
+    assert!(rest["next_after"].is_null(), "{rest}");
+    // A duration before now, and no `until`: up to the last one.
+    let recent = page("since=90m");
+    assert_eq!(recent["events"].as_array().unwrap().len(), 4, "{recent}");
+    assert_eq!(recent["events"][3]["event"], "Later");
+
+    for (query, field) in [
+        ("", "since"),
+        ("since=yesterday", "since"),
+        (&format!("since={until}&until={since}") as &str, "until"),
+        ("since=1d&limit=5000", "limit"),
+    ] {
+        let e = s
+            .admin_get(&format!("/v1/events?{query}"))
+            .expect_error(400, "invalid_parameter");
+        assert_eq!(e["field"], field, "{query}: {e}");
+    }
+    let r = s.get("/v1/events?since=1d");
+    r.expect_error(401, "unauthorized");
 }

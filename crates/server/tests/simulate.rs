@@ -724,3 +724,160 @@ fn a_population_from_a_csv_file_enters_as_its_rows_say() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("line 3, column email"), "{stderr}");
 }
+
+/// A shop's three days on a live server (simulated clock): 30 shoppers leave a cart an hour
+/// apart; a third order within 5 hours, a third after 30 hours, a third never. Returns the
+/// period's start.
+fn a_month_of_carts(live: &Server) -> String {
+    live.apply_example("abandoned-cart");
+    let start = live.now();
+    let contacts: Vec<Value> = (0..30)
+        .map(|i| {
+            let mut c = json!({"user_id": format!("s{i}"), "email": format!("s{i}@example.com")});
+            if i % 2 == 0 {
+                c["phone"] = json!(format!("+1415555{i:04}"));
+            }
+            c
+        })
+        .collect();
+    live.admin_post("/v1/contacts/import", json!({"contacts": contacts}))
+        .ok();
+    for hour in 0..96 {
+        let mut calls = Vec::new();
+        for i in 0..30 {
+            let cart = json!({"cart_id": format!("c{i}"), "name": "Sneakers", "quantity": 1});
+            let track = |event: &str| json!({"type": "track", "userId": format!("s{i}"), "event": event, "properties": cart});
+            if hour == i {
+                calls.push(track("Product Added"));
+            }
+            if (i % 3 == 0 && hour == i + 5) || (i % 3 == 1 && hour == i + 30) {
+                calls.push(track("Order Completed"));
+            }
+        }
+        if hour == 60 {
+            // An open of a message the server sent: about that message, not replayed.
+            let sent = live.messages("s1");
+            calls.push(
+                json!({"type": "track", "userId": "s1", "event": "Email Opened",
+                "properties": {"message_id": sent[0]["id"]}}),
+            );
+        }
+        if !calls.is_empty() {
+            live.batch(calls).ok();
+        }
+        live.advance(3600);
+    }
+    start
+}
+
+fn replay_node<'a>(result: &'a Value, node: &str) -> &'a Value {
+    result["replay"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no {node} in {}", result["replay"]))
+}
+
+#[test]
+fn a_replay_sends_what_the_live_version_sent_and_sets_a_draft_beside_it() {
+    let live = Server::simulated();
+    let start = a_month_of_carts(&live);
+    let before = live.admin_get("/v1/messages?limit=1000").ok();
+    let replay = |extra: &[&str]| {
+        simulated(
+            &[
+                &[
+                    "--server",
+                    live.base.as_str(),
+                    "--admin-token",
+                    ADMIN_TOKEN,
+                    "--journey",
+                    "abandoned-cart",
+                    "--replay",
+                    "--start",
+                    start.as_str(),
+                    "--days",
+                    "4",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+
+    // The live version replayed does exactly what it did: same people, same messages.
+    let same = replay(&[]);
+    assert_eq!(same["population"]["contacts"], 30, "{}", same["population"]);
+    assert_eq!(same["replay"]["events"]["replayed"]["Product Added"], 30);
+    assert_eq!(same["replay"]["events"]["replayed"]["Order Completed"], 20);
+    assert_eq!(
+        same["replay"]["events"]["left_out"],
+        json!({"engagement with the server's own messages": 1})
+    );
+    let email = replay_node(&same, "cart-email");
+    assert_eq!(email["live"]["sent"], 20, "{email}");
+    assert_eq!(email["draft"]["sent"], 20, "{email}");
+    assert_eq!(
+        email["recipients"],
+        json!({"both": 20, "only_draft": 0, "only_live": 0, "only_draft_first": [], "only_live_first": []})
+    );
+    let sms = replay_node(&same, "cart-sms");
+    assert_eq!(sms["recipients"]["both"], 5, "{sms}");
+    assert_eq!(
+        same["replay"]["totals"]["draft"],
+        same["replay"]["totals"]["live"]
+    );
+
+    // A draft that reminds after 2 hours instead of 24 would have emailed the quick buyers
+    // too, and texted those who took 30 hours.
+    let mut draft = example_json("abandoned-cart");
+    draft["nodes"][1]["timeout"] = json!("2h");
+    live.admin_put("/v1/journeys/abandoned-cart", draft).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("recipients.csv");
+    let changed = replay(&["--draft", "--recipients", csv_path.to_str().unwrap()]);
+    let email = replay_node(&changed, "cart-email");
+    assert_eq!(email["draft"]["sent"], 30, "{email}");
+    assert_eq!(email["live"]["sent"], 20, "{email}");
+    assert_eq!(email["recipients"]["both"], 20);
+    assert_eq!(email["recipients"]["only_draft"], 10);
+    assert_eq!(email["recipients"]["only_draft_first"][0], "s0");
+    let sms = replay_node(&changed, "cart-sms");
+    assert_eq!(
+        (&sms["recipients"]["both"], &sms["recipients"]["only_draft"]),
+        (&json!(5), &json!(5)),
+        "{sms}"
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(
+        csv.starts_with(
+            "node,contact,draft_messages,live_messages,draft_first_sent_at,live_first_sent_at\n"
+        ),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 30 + 10, "{csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("cart-email,s0,1,0,")),
+        "{csv}"
+    );
+
+    let after = live.admin_get("/v1/messages?limit=1000").ok();
+    assert_eq!(before, after, "the server sent nothing more");
+
+    // A journey that the engine enters people into (here on their birthday) has no events
+    // to replay its entries from.
+    let (code, _, stderr) = simulate(&[
+        "examples/journeys/birthday-coupon.yaml",
+        "--server",
+        &live.base,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--replay",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("only a journey whose trigger is an event can be replayed"),
+        "{stderr}"
+    );
+}

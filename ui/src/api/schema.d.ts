@@ -465,6 +465,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The events accepted in a period (`since`, `until`: received then), in the order they came in, page by page (`after` the previous page's `next_after`): what a replay reads, an export of what came in */
+        get: operations["get_v1_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/group": {
         parameters: {
             query?: never;
@@ -2422,6 +2439,55 @@ export interface components {
             link: string;
             message: string;
             type: string;
+        };
+        /** @description One accepted event as it was stored. */
+        EventRow: {
+            anonymous_id?: string | null;
+            /**
+             * Format: int64
+             * @description The contact it was applied to, once processed. Events Waymark recorded itself (a list
+             *     or segment joined, a journey entered) have only this, no user or anonymous id.
+             */
+            contact_id?: number | null;
+            /**
+             * @description The event's name (`track`); `Identify`, `Page Viewed`, `Screen Viewed`, `Group` or
+             *     `Alias` for the other types.
+             */
+            event: string;
+            /** @description The client's `messageId` (or the one Waymark gave it): unique. */
+            message_id: string;
+            /** @description `alias` only: the id merged into `user_id`. */
+            previous_id?: string | null;
+            /** @description Track properties, or identify traits. */
+            properties: {
+                [key: string]: unknown;
+            };
+            /**
+             * Format: date-time
+             * @description When Waymark accepted it (what `since` and `until` are about).
+             */
+            received_at: string;
+            /**
+             * Format: int64
+             * @description Its place in the order events came in.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description When it happened, as the client said.
+             */
+            timestamp: string;
+            /** @description `track`, `identify`, `page`, `screen`, `group` or `alias`. */
+            type: string;
+            user_id?: string | null;
+        };
+        EventsPage: {
+            events: components["schemas"]["EventRow"][];
+            /**
+             * Format: int64
+             * @description `after` of the next page when this one is full (there may be more); absent at the end.
+             */
+            next_after?: number | null;
         };
         ExitEvent: {
             /**
@@ -5771,6 +5837,38 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    get_v1_events: {
+        parameters: {
+            query: {
+                /** @description List those after this `seq` (the previous page's `next_after`). */
+                after?: number;
+                /** @description How many to list, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description Received at or after this time: RFC 3339, or a duration before now (`30d`). */
+                since: string;
+                /** @description Received before this time (RFC 3339, or a duration before now); default: no bound. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsPage"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };

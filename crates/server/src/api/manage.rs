@@ -944,6 +944,30 @@ pub struct Requeued {
     pub requeued: i64,
 }
 
+/// A time parameter: an RFC 3339 timestamp, or a duration before `now` (`2h`: two hours ago).
+pub(crate) fn time_or_ago(
+    field: &str,
+    raw: &str,
+    now: jiff::Timestamp,
+) -> ApiResult<jiff::Timestamp> {
+    if let Ok(at) = raw.parse::<jiff::Timestamp>() {
+        return Ok(at);
+    }
+    match waymark_core::Duration::parse(raw) {
+        Ok(ago) => Ok(now
+            .saturating_sub(jiff::SignedDuration::from_secs(ago.seconds()))
+            .unwrap_or(jiff::Timestamp::MIN)),
+        Err(_) => Err(ApiError::invalid(
+            "invalid_parameter",
+            field,
+            format!(
+                "`{raw}` is neither an RFC 3339 timestamp (2025-03-01T09:00:00Z) nor a \
+                 duration before now (`2h`, `3d`)"
+            ),
+        )),
+    }
+}
+
 /// Parses a requeue filter at the edge: at least one criterion, times as RFC 3339 timestamps
 /// or as durations before `now` (`2h`: two hours ago).
 pub fn parse_requeue_filter(body: Requeue, now: jiff::Timestamp) -> ApiResult<RequeueFilter> {
@@ -970,26 +994,9 @@ pub fn parse_requeue_filter(body: Requeue, now: jiff::Timestamp) -> ApiResult<Re
         }
     };
     let time = |field: &str, value: Option<String>| -> ApiResult<Option<jiff::Timestamp>> {
-        let Some(raw) = text(field, value, 64)? else {
-            return Ok(None);
-        };
-        if let Ok(at) = raw.parse::<jiff::Timestamp>() {
-            return Ok(Some(at));
-        }
-        match waymark_core::Duration::parse(&raw) {
-            Ok(ago) => Ok(Some(
-                now.saturating_sub(jiff::SignedDuration::from_secs(ago.seconds()))
-                    .unwrap_or(jiff::Timestamp::MIN),
-            )),
-            Err(_) => Err(ApiError::invalid(
-                "invalid_parameter",
-                field,
-                format!(
-                    "`{raw}` is neither an RFC 3339 timestamp (2025-03-01T09:00:00Z) nor a \
-                     duration before now (`2h`, `3d`)"
-                ),
-            )),
-        }
+        text(field, value, 64)?
+            .map(|raw| time_or_ago(field, &raw, now))
+            .transpose()
     };
     let channel = text("channel", body.channel, 16)?;
     if let Some(c) = &channel

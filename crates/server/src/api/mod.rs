@@ -4,6 +4,7 @@ mod broadcasts;
 mod consent;
 mod contact_query;
 pub mod error;
+mod event_log;
 pub mod ingest;
 mod journeys;
 mod manage;
@@ -255,13 +256,23 @@ pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiErro
     serde_path_to_error::deserialize(pairs).map_err(|e| {
         let message = e.inner().to_string();
         let mut field = e.path().to_string();
-        // A parameter given twice is no path into the value: serde names it in its message.
-        if field == "."
-            && let Some(name) = message
-                .strip_prefix("duplicate field `")
+        // A parameter given twice or missing is no path into the value: serde names it in
+        // its message.
+        let named = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
                 .and_then(|rest| rest.split('`').next())
+                .map(str::to_string)
+        };
+        if field == "."
+            && let Some(name) = named("duplicate field `")
         {
-            field = name.to_string();
+            field = name;
+        }
+        if field == "."
+            && let Some(name) = named("missing field `")
+        {
+            return ApiError::invalid("invalid_parameter", name, "is required");
         }
         let value = form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| *k == field)

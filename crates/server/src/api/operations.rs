@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use super::{
-    broadcasts, consent, ingest, journeys, manage, privacy, reports, segment_history, segments,
-    simulate, tracking, webhooks_in,
+    broadcasts, consent, event_log, ingest, journeys, manage, privacy, reports, segment_history,
+    segments, simulate, tracking, webhooks_in,
 };
 
 /// Writes the schema of a type into a generator (shared definitions go to the generator).
@@ -291,6 +291,11 @@ pub fn all() -> Vec<Operation> {
             .query::<manage::TimelineQuery>()
             .ok::<manage::Timeline>()
             .errors(&[400, 404]),
+        get("/v1/events", event_log::events)
+            .about(Admin, "Contacts", "The events accepted in a period (`since`, `until`: received then), in the order they came in, page by page (`after` the previous page's `next_after`): what a replay reads, an export of what came in")
+            .query::<event_log::EventSearch>()
+            .ok::<event_log::EventsPage>()
+            .errors(&[400]),
         get("/v1/contacts/{id}/export", privacy::export_contact)
             .about(Admin, "Contacts", "Everything held about a contact as one JSON document (data-protection access request), streamed; audited")
             .path_param::<i64>("id")

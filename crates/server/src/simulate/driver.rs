@@ -16,6 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use waymark_core::journey::OutboxChannel;
 
+use crate::simulate::replay::Feed;
 use crate::simulate::scenario::{JourneyShape, Scenario, Trigger, user_id};
 use crate::simulate::tally::{Message, Tally};
 use crate::simulate::target::Target;
@@ -133,7 +134,13 @@ pub async fn import(
     Ok(())
 }
 
-pub async fn run(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Observed> {
+/// Runs the period. With a `replay` feed, the period's real events are sent as the clock
+/// reaches them, in place of drawn arrivals.
+pub async fn run(
+    target: &Target,
+    plan: &Plan<'_>,
+    mut replay: Option<&mut Feed<'_>>,
+) -> anyhow::Result<Observed> {
     let end = plan.start + SignedDuration::from_hours(24 * plan.days as i64);
     let step = plan.resolution;
     let count = plan.people.count();
@@ -202,6 +209,9 @@ pub async fn run(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Observed> {
                     properties: Value::Object(props).to_string(),
                 }));
             }
+        }
+        if let Some(feed) = replay.as_deref_mut() {
+            calls.extend(feed.due(now).await?);
         }
         // 2. Reactions due now, and what they set off in turn.
         while pending.peek().is_some_and(|Reverse(p)| p.at <= now) {

@@ -21,6 +21,7 @@ mod driver;
 mod inputs;
 mod population;
 mod private;
+mod replay;
 pub mod scenario;
 mod tally;
 mod target;
@@ -71,6 +72,17 @@ pub struct SimulateArgs {
     /// The members of this list of `--server`, copied at the start.
     #[arg(long, requires = "server", conflicts_with = "contacts")]
     pub list: Option<String>,
+    /// Replay a past period of `--server` instead: its contacts who did something in the last
+    /// `--days` (or from `--start`) are copied as they are now, its events of the period sent
+    /// again at the times they came in, and what the journey would have sent is set beside
+    /// what the server's journey of the same id did. Opens and clicks are drawn from the
+    /// behaviour rules.
+    #[arg(long, requires = "server", conflicts_with_all = ["contacts", "population", "segment", "list", "target"])]
+    pub replay: bool,
+    /// With `--replay`: write each contact each sending node reached, this journey's messages
+    /// beside the server's, to this CSV file.
+    #[arg(long, requires = "replay")]
+    pub recipients: Option<PathBuf>,
     /// The scenario (YAML or JSON): population shares, arrivals and behaviour; see
     /// docs/simulate.md. What it leaves out is assumed and printed with the result.
     #[arg(long)]
@@ -78,7 +90,8 @@ pub struct SimulateArgs {
     /// How many days to simulate.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
-    /// When the simulation starts (RFC 3339); default: the start of the current hour.
+    /// When the simulation starts (RFC 3339); default: the start of the current hour (with
+    /// `--replay`: `--days` before the server's current hour).
     #[arg(long)]
     pub start: Option<Timestamp>,
     /// The seed of every random choice: the same seed, the same result.
@@ -159,6 +172,8 @@ pub enum Population {
     },
     /// Contacts given as `POST /v1/contacts/import` takes them, and what to call them.
     Contacts { contacts: Vec<Value>, label: String },
+    /// Those who did something in a past period of a server, doing it again.
+    Replay(replay::Period),
 }
 
 /// Where the simulation runs.
@@ -173,6 +188,8 @@ pub enum Runner<'a> {
 pub struct Prediction {
     pub result: Value,
     pub chart: String,
+    /// A replay's recipients, this journey's beside the server's (CSV).
+    pub recipients: Option<String>,
 }
 
 /// Runs the simulation and writes its result; false when it could not.
@@ -200,7 +217,24 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
             label,
         })
     };
+    let mut start = args.start;
     let population = match (&args.population, &args.segment, &args.list) {
+        _ if args.replay => {
+            let source = source.as_ref().context("--replay needs --server")?;
+            let since = match args.start {
+                Some(t) => t,
+                None => {
+                    let now = source.now().await?;
+                    hour_of(now)? - SignedDuration::from_hours(24 * i64::from(args.days))
+                }
+            };
+            start = Some(since);
+            Population::Replay(replay::Period {
+                source: source.clone_client()?,
+                since,
+                until: since + SignedDuration::from_hours(24 * i64::from(args.days)),
+            })
+        }
         (Some(path), ..) => Population::Csv(path.clone()),
         (None, Some(segment), _) => members(
             format!("/v1/segments/{segment}/members"),
@@ -228,11 +262,14 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
         measured,
         population,
         days: args.days,
-        start: args.start,
+        start,
         seed: args.seed,
         resolution: args.resolution,
     };
     let prediction = simulate(simulation, runner).await?;
+    if let (Some(path), Some(csv)) = (&args.recipients, &prediction.recipients) {
+        std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if let Some(path) = &args.chart {
         std::fs::write(path, &prediction.chart)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -256,12 +293,24 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
     let parsed: JourneyDocument = serde_json::from_value(sim.journey.clone())
         .map_err(|e| anyhow::anyhow!("the journey is not valid: {e}"))?;
     let shape = JourneyShape::of(&parsed);
+    let entry = entry_of(&parsed);
+    if matches!(sim.population, Population::Replay(_)) && !matches!(entry, Entry::Event(_)) {
+        bail!(
+            "only a journey whose trigger is an event can be replayed (list additions and API \
+             enrollments are not events; a segment or date trigger would enter every contact \
+             copied at the start)"
+        );
+    }
     let period = SignedDuration::from_hours(24 * i64::from(sim.days));
     let synthetic = match sim.population {
         Population::Synthetic(n) => n.or(sim.scenario.population.contacts),
         _ => None,
     };
-    let scenario = Scenario::build(sim.scenario, &shape, sim.seed, period, &sim.measured)?;
+    let mut scenario = Scenario::build(sim.scenario, &shape, sim.seed, period, &sim.measured)?;
+    if matches!(sim.population, Population::Replay(_)) {
+        // Everything else people do comes from the period replayed.
+        scenario.keep_engagement_only();
+    }
 
     // The server driven: a private one, or the given one.
     let mut private = None;
@@ -274,11 +323,7 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         Runner::Private(policy) => {
             let start = match sim.start {
                 Some(t) => t,
-                None => Timestamp::now().round(
-                    jiff::TimestampRound::new()
-                        .smallest(jiff::Unit::Hour)
-                        .mode(jiff::RoundMode::Trunc),
-                )?,
+                None => hour_of(Timestamp::now())?,
             };
             private
                 .insert(private::PrivateServer::start(start, policy).await?)
@@ -288,7 +333,24 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
     let start = target.clock().await?;
     publish(target, &journey_id, &sim.journey).await?;
 
+    let mut replayed = None;
     let (people, label) = match sim.population {
+        Population::Replay(period) => {
+            let copied = replay::copy_active(target, &period).await?;
+            let label = format!(
+                "replay of {} from {} to {}",
+                period.source.base(),
+                period.since,
+                period.until
+            );
+            replayed = Some((period, copied));
+            (
+                People::Listed {
+                    user_ids: Vec::new(),
+                },
+                label,
+            )
+        }
         Population::Csv(path) => (
             People::Listed {
                 user_ids: copy_csv(target, &path).await?,
@@ -320,18 +382,25 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
             (People::Synthetic { count }, "synthetic".to_string())
         }
     };
-    let population = json!({ "contacts": people.count(), "source": label });
+    let contacts = match &replayed {
+        Some((_, copied)) => copied.count(),
+        None => people.count(),
+    };
+    let population = json!({ "contacts": contacts, "source": label });
     let plan = Plan {
         journey_id: &journey_id,
         shape: &shape,
-        entry: entry_of(&parsed),
+        entry,
         scenario: &scenario,
         people,
         start,
         days: sim.days as usize,
         resolution: sim.resolution,
     };
-    let observed = driver::run(target, &plan).await?;
+    let mut feed = replayed
+        .as_ref()
+        .map(|(period, copied)| replay::Feed::new(period, copied));
+    let observed = driver::run(target, &plan, feed.as_mut()).await?;
     let end = start + period;
     let report = target
         .get(&format!(
@@ -349,7 +418,7 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         .map(|n| funnel_row(&n))
         .collect();
     let totals = &report["totals"];
-    let result = json!({
+    let mut result = json!({
         "journey": {"id": journey_id, "name": parsed.name, "source": sim.journey_source},
         "population": population,
         "period": {
@@ -374,6 +443,18 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         "elapsed_seconds": (began.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     });
 
+    let mut recipients = None;
+    if let (Some((period, copied)), Some(feed)) = (&replayed, &feed) {
+        let comparison = replay::compare(target, period, copied, &journey_id, &report).await?;
+        result["replay"] = json!({
+            "events": {"replayed": feed.replayed, "left_out": feed.left_out},
+            "compared_with": format!("journey {journey_id} on {}", period.source.base()),
+            "totals": comparison.result["totals"],
+            "nodes": comparison.result["nodes"],
+        });
+        recipients = Some(comparison.csv);
+    }
+
     let labels: Vec<String> = (0..sim.days)
         .map(|d| {
             let day = start + SignedDuration::from_hours(24 * i64::from(d));
@@ -389,12 +470,7 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         })
         .collect();
     let chart = chart::svg(
-        &format!(
-            "{} — {} days, {} contacts",
-            parsed.name,
-            sim.days,
-            plan.people.count()
-        ),
+        &format!("{} — {} days, {} contacts", parsed.name, sim.days, contacts),
         &observed.tally.sent_per_day(),
         &labels,
         &rows,
@@ -402,7 +478,20 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
     if let Some(private) = private {
         private.stop().await?;
     }
-    Ok(Prediction { result, chart })
+    Ok(Prediction {
+        result,
+        chart,
+        recipients,
+    })
+}
+
+/// The start of the hour `t` is in.
+fn hour_of(t: Timestamp) -> anyhow::Result<Timestamp> {
+    Ok(t.round(
+        jiff::TimestampRound::new()
+            .smallest(jiff::Unit::Hour)
+            .mode(jiff::RoundMode::Trunc),
+    )?)
 }
 
 /// One node of the funnel: how many entered, left (by which output), ended and converted

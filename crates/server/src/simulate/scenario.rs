@@ -514,6 +514,21 @@ impl Scenario {
         })
     }
 
+    /// Keeps only the rules of engagement with the journey's messages (opens, clicks): in a
+    /// replay, everything else people do comes from the period replayed.
+    pub fn keep_engagement_only(&mut self) {
+        let keep: Vec<bool> = self
+            .rules
+            .iter()
+            .map(|r| r.event == EMAIL_OPENED || r.event == EMAIL_CLICKED)
+            .collect();
+        let mut kept = keep.iter();
+        self.rules.retain(|_| *kept.next().expect("one per rule"));
+        let mut kept = keep.iter();
+        self.sources
+            .retain(|_| *kept.next().expect("one per source"));
+    }
+
     /// The behaviour used, one line per rule, for the result.
     pub fn assumptions(&self) -> Vec<Value> {
         self.rules

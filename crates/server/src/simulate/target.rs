@@ -50,6 +50,22 @@ impl Target {
         self.admin(Method::GET, path, None).await
     }
 
+    /// `get`, but `None` when the server has no such thing (404).
+    pub async fn get_if_any(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        let what = format!("GET {path}");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .with_context(|| format!("{what}: cannot reach the server"))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        read_answer(response, &what).await.map(Some)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.admin(Method::POST, path, Some(body)).await
     }
@@ -88,6 +104,14 @@ impl Target {
             .basic_auth(key, Some(""))
             .json(&json!({ "batch": calls }));
         answer(request, "POST /v1/batch").await.map(drop)
+    }
+
+    /// The server's time, on whichever clock it runs.
+    pub async fn now(&self) -> anyhow::Result<Timestamp> {
+        self.get("/v1/clock").await?["now"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("the server's clock answer has no time")
     }
 
     /// The server's clock, which must be simulated.
@@ -131,6 +155,10 @@ async fn answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<
         .send()
         .await
         .with_context(|| format!("{what}: cannot reach the server"))?;
+    read_answer(response, what).await
+}
+
+async fn read_answer(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

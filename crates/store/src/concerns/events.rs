@@ -1,6 +1,7 @@
 //! Events: the intake log. Accepted events are appended in ingest order and processed in
 //! that order; the engine also reads a contact's past events (conditions, recommendations).
 
+use jiff::Timestamp;
 use serde_json::Value;
 use waymark_core::EventRecord;
 
@@ -16,6 +17,17 @@ pub trait Events {
 
     /// The `seq` of the newest accepted event (0 when there is none).
     fn last_event_seq(&self) -> Result<i64>;
+
+    /// Accepted events received in `[since, until)` with `seq > after_seq`, in ingest order,
+    /// at most `limit`: a past period read page by page (a replay). Events the engine recorded
+    /// itself are included (they carry a contact id and no user or anonymous id).
+    fn events_received(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
 }
 
 /// Reading and recording events inside an engine transaction, and advancing the processed mark.

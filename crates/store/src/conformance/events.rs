@@ -282,7 +282,46 @@ fn order_products_are_read_newest_first_per_contact_and_across_contacts(store: &
     assert_eq!(capped, (vec![("p2".to_string(), 2)], 1, 1));
 }
 
+fn a_past_period_is_read_by_received_time_in_pages(store: &dyn Store) {
+    // Received at 10, 20, 30, 40, 50 (the timestamp the client gave differs: it is not what
+    // the period is about).
+    let events: Vec<NewEvent> = (1..=5)
+        .map(|i| NewEvent {
+            received_at: at(i * 10),
+            ..track(&format!("m{i}"), "ann", &format!("E{i}"), 1000 - i)
+        })
+        .collect();
+    store.append_events(&events).unwrap();
+    let names = |since: i64, until: i64, after: i64, limit: usize| -> Vec<(i64, String)> {
+        store
+            .events_received(at(since), at(until), after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.event.name))
+            .collect()
+    };
+    let all = names(0, 100, 0, 100);
+    assert_eq!(all.len(), 5);
+    let in_period = names(20, 50, 0, 100);
+    let in_period: Vec<&str> = in_period.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(
+        in_period,
+        ["E2", "E3", "E4"],
+        "since inclusive, until exclusive"
+    );
+    let first = names(20, 50, 0, 2);
+    assert_eq!(first.len(), 2);
+    let rest = names(20, 50, first[1].0, 2);
+    let rest: Vec<&str> = rest.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(rest, ["E4"], "the next page starts after the last seq read");
+    let read = store.events_received(at(0), at(15), 0, 10).unwrap();
+    assert_eq!(read[0].event.timestamp, at(999));
+    assert_eq!(read[0].event.received_at, at(10));
+    assert_eq!(read[0].event.user_id.as_deref(), Some("ann"));
+}
+
 conformance_tests!(
+    a_past_period_is_read_by_received_time_in_pages,
     an_empty_log_has_nothing_pending_and_seq_zero,
     events_are_read_back_in_append_order_with_every_field,
     a_repeated_message_id_is_not_fresh_and_is_stored_once,

@@ -11,7 +11,7 @@ use waymark_core::journey::{Channel, TemplateDefinition};
 
 use super::cluster::PARTITIONS;
 use super::rollups::Hour;
-use super::tx::{CONTACT_COLUMNS, column, contact_from_row};
+use super::tx::{CONTACT_COLUMNS, EVENT_COLUMNS, column, contact_from_row, event_from_row};
 use super::{PgStore, ms, outside_async, ts};
 use crate::contact_sql::{self, Arg, Dialect};
 use crate::*;
@@ -591,6 +591,29 @@ impl Events for PgStore {
             let mut conn = self.conn()?;
             let statement = conn.statement("SELECT COALESCE(MAX(seq), 0) FROM events")?;
             column(&conn.query_one(&statement, &[])?, 0)
+        })
+    }
+
+    fn events_received(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        outside_async(|| {
+            let mut conn = self.conn()?;
+            let statement = conn.statement(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE seq > $1 AND received_at >= $2 AND received_at < $3 ORDER BY seq LIMIT $4"
+            ))?;
+            conn.query(
+                &statement,
+                &[&after_seq, &ms(since), &ms(until), &(limit as i64)],
+            )?
+            .iter()
+            .map(event_from_row)
+            .collect()
         })
     }
 }

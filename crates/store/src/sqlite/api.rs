@@ -8,7 +8,7 @@ use serde_json::Value;
 use waymark_core::journey::{Channel, TemplateDefinition};
 
 use super::rollups::{BroadcastCounts, BroadcastHour, Hour, MessageCounts, MessageNode, Outcome};
-use super::tx::{CONTACT_COLUMNS, contact_from_row};
+use super::tx::{CONTACT_COLUMNS, EVENT_COLUMNS, contact_from_row, event_from_row};
 use super::{SqliteStore, ms, ts};
 use crate::contact_sql::{self, Arg, Dialect};
 use crate::*;
@@ -484,6 +484,27 @@ impl Events for SqliteStore {
     fn last_event_seq(&self) -> Result<i64> {
         let conn = self.conn()?;
         Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
+    fn events_received(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let conn = self.conn()?;
+        // No index on received_at (it would cost every accepted event a second index write):
+        // a period is read once, from its first page's scan on in ingest order.
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE seq > ?1 AND received_at >= ?2 AND received_at < ?3 ORDER BY seq LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![after_seq, ms(since), ms(until), limit as i64],
+            event_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 

@@ -66,7 +66,7 @@ pub(crate) fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<Contact> {
     })
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let kind: String = r.get(1)?;
     let props: String = r.get(6)?;
     Ok(StoredEvent {
@@ -86,7 +86,7 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id, contact_id";
+pub(super) const EVENT_COLUMNS: &str = "seq, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, message_id, contact_id";
 
 /// Traits whose values also live in their own columns, for lookups and sending.
 fn contact_columns(
