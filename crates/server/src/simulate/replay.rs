@@ -60,16 +60,17 @@ pub async fn copy_active(target: &Target, period: &Period) -> anyhow::Result<Cop
         }
     }
     let mut user_ids = HashMap::with_capacity(active.len());
-    let mut cursor: Option<String> = None;
+    let mut after = 0i64;
     loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/contacts?limit={PAGE}&cursor={c}"),
-            None => format!("/v1/contacts?limit={PAGE}"),
-        };
-        let page = period.source.get(&path).await?;
+        let page = period
+            .source
+            .get(&format!("/v1/contacts?limit={PAGE}&after={after}"))
+            .await?;
+        let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
         let mut copies = Vec::new();
-        for c in page["contacts"].as_array().into_iter().flatten() {
+        for c in &contacts {
             let Some(id) = c["id"].as_i64() else { continue };
+            after = id;
             if !active.contains(&id) {
                 continue;
             }
@@ -80,9 +81,8 @@ pub async fn copy_active(target: &Target, period: &Period) -> anyhow::Result<Cop
         if !copies.is_empty() {
             driver::import(target, copies, None).await?;
         }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => break,
+        if contacts.len() < PAGE {
+            break;
         }
     }
     Ok(Copied { user_ids })
