@@ -85,7 +85,93 @@ pub async fn copy_active(target: &Target, period: &Period) -> anyhow::Result<Cop
             break;
         }
     }
-    Ok(Copied { user_ids })
+    let copied = Copied { user_ids };
+    copy_consent(target, period, &copied).await?;
+    Ok(copied)
+}
+
+/// Copies the consent records of the copied contacts (as they are now) for every channel and
+/// for all marketing (`*`) and every topic the source's templates declare: a contact who
+/// unsubscribed, or never confirmed a double opt-in, is not sent marketing by the copy either.
+async fn copy_consent(target: &Target, period: &Period, copied: &Copied) -> anyhow::Result<()> {
+    // The copies' ids on the target, by user id.
+    let mut ids_here: HashMap<String, i64> = HashMap::with_capacity(copied.user_ids.len());
+    let mut after = 0i64;
+    loop {
+        let page = target
+            .get(&format!("/v1/contacts?limit={PAGE}&after={after}"))
+            .await?;
+        let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
+        for c in &contacts {
+            let Some(id) = c["id"].as_i64() else { continue };
+            after = id;
+            if let Some(user) = c["user_id"].as_str() {
+                ids_here.insert(user.to_string(), id);
+            }
+        }
+        if contacts.len() < PAGE {
+            break;
+        }
+    }
+    let topics = period.source.get("/v1/topics").await?;
+    let mut kinds: std::collections::BTreeSet<(String, String)> = ["email", "sms"]
+        .into_iter()
+        .map(|channel| (channel.to_string(), "*".to_string()))
+        .collect();
+    for t in topics["topics"].as_array().into_iter().flatten() {
+        if let (Some(channel), Some(topic)) = (t["channel"].as_str(), t["topic"].as_str()) {
+            kinds.insert((channel.to_string(), topic.to_string()));
+        }
+    }
+    for (channel, topic) in &kinds {
+        for status in ["unsubscribed", "pending", "subscribed"] {
+            let mut after = 0i64;
+            loop {
+                let page = period
+                    .source
+                    .get(&format!(
+                        "/v1/contacts?consent={channel}:{}:{status}&limit={PAGE}&after={after}",
+                        urlencoding(topic)
+                    ))
+                    .await?;
+                let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
+                for c in &contacts {
+                    let Some(id) = c["id"].as_i64() else { continue };
+                    after = id;
+                    let Some(here) = copied.user_ids.get(&id).and_then(|u| ids_here.get(u)) else {
+                        continue;
+                    };
+                    target
+                        .put(
+                            &format!(
+                                "/v1/contacts/{here}/subscriptions/{channel}/{}",
+                                urlencoding(topic)
+                            ),
+                            &json!({"status": status, "reason": "copied for a replay"}),
+                        )
+                        .await?;
+                }
+                if contacts.len() < PAGE {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A topic (any printable characters) as one segment of a path or a query value: every byte
+/// but letters, digits, `-._~` and `*` percent-encoded.
+fn urlencoding(topic: &str) -> String {
+    topic
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 struct EventsPage {
