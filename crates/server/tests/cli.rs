@@ -1150,6 +1150,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
             "broadcast_smtp_messages_per_second",
             "broadcast_first_message_ms",
             "journey_report_p99_ms",
+            "replay_seconds",
             "waiting_enrollments_bytes_per_enrollment",
             "fire_all_due_seconds",
             "cart_journeys_per_second_1_process",
@@ -1167,7 +1168,7 @@ fn bench_quick_runs_every_figure_on_postgresql_and_drops_its_schemas() {
     // One schema per figure, and one per process count in the processes figure.
     assert_eq!(
         no_schema_left(&url, &run.stderr),
-        9 + 3,
+        10 + 3,
         "{}",
         run.describe()
     );

@@ -31,6 +31,7 @@ use crate::api::{self, AppState, Secrets};
 mod broadcast;
 mod import;
 mod processes;
+mod replay;
 mod report;
 mod simulate;
 mod smtp_sink;
@@ -96,6 +97,10 @@ pub enum Figure {
     /// `--database`).
     #[value(alias = "simulate_seconds")]
     Simulate,
+    /// `replay_seconds`: `waymark simulate --replay` of a month of an abandoned-cart shop of
+    /// 100,000 shoppers on the bench's server.
+    #[value(alias = "replay_seconds")]
+    Replay,
     /// `cart_journeys_per_second` with 1, 2 and 3 `waymark serve` processes on one PostgreSQL
     /// database, and the ratio of 3 to 1 (only with `--database`).
     #[value(
@@ -112,7 +117,7 @@ impl Figure {
     /// The timers figure comes after the in-process figures: its million enrollments would
     /// dominate the peak memory that the send and cart figures report. The processes figure
     /// runs its servers as child processes, so its place does not matter to the others.
-    const ALL: [Figure; 11] = [
+    const ALL: [Figure; 12] = [
         Figure::Ingest,
         Figure::Steps,
         Figure::Latency,
@@ -122,6 +127,7 @@ impl Figure {
         Figure::Broadcast,
         Figure::Report,
         Figure::Simulate,
+        Figure::Replay,
         Figure::Timers,
         Figure::Processes,
     ];
@@ -138,6 +144,7 @@ impl Figure {
             Figure::Broadcast => "broadcast",
             Figure::Report => "report",
             Figure::Simulate => "simulate",
+            Figure::Replay => "replay",
             Figure::Processes => "processes",
         }
     }
@@ -211,6 +218,9 @@ pub struct BenchArgs {
     /// Synthetic contacts of the simulate figure [default: 100000; quick: 1000].
     #[arg(long)]
     pub simulate_contacts: Option<usize>,
+    /// Shoppers of the month the replay figure replays [default: 100000; quick: 1000].
+    #[arg(long)]
+    pub replay_contacts: Option<usize>,
     /// Directory for the databases (one fresh subdirectory per figure), kept afterwards.
     /// Default: a fresh directory under the system temp dir, removed afterwards.
     #[arg(long)]
@@ -242,6 +252,7 @@ struct Plan {
     broadcast_contacts: usize,
     report_messages: usize,
     simulate_contacts: usize,
+    replay_contacts: usize,
 }
 
 /// Offers at a steady rate for a while.
@@ -306,6 +317,7 @@ impl Plan {
             broadcast_contacts: pick(args.broadcast_contacts, 1_000_000, 2_000),
             report_messages: pick(args.report_messages, 1_000_000, 5_000),
             simulate_contacts: pick(args.simulate_contacts, 100_000, 1_000),
+            replay_contacts: pick(args.replay_contacts, 100_000, 1_000),
         };
         ensure!(plan.events > 0, "--events must be at least 1");
         ensure!(
@@ -332,6 +344,10 @@ impl Plan {
         ensure!(
             plan.simulate_contacts > 0,
             "--simulate-contacts must be at least 1"
+        );
+        ensure!(
+            plan.replay_contacts > 0,
+            "--replay-contacts must be at least 1"
         );
         ensure!(
             plan.broadcast_contacts > 0,
@@ -452,6 +468,7 @@ async fn run_figure(plan: &Plan, figure: Figure, data: &FigureData) -> anyhow::R
         Figure::Broadcast => broadcast::broadcast(plan, data).await,
         Figure::Report => report::report(plan, data).await,
         Figure::Simulate => simulate::simulate(plan).await,
+        Figure::Replay => replay::replay(plan, data).await,
         Figure::Processes => Err(anyhow::anyhow!(PROCESSES_NEED_DATABASE)),
     }
     .with_context(|| format!("the {} figure failed", figure.dir_name()))
