@@ -131,7 +131,7 @@ async fn copy_consent(target: &Target, period: &Period, copied: &Copied) -> anyh
                     .source
                     .get(&format!(
                         "/v1/contacts?consent={channel}:{}:{status}&limit={PAGE}&after={after}",
-                        urlencoding(topic)
+                        percent_encoded(topic)
                     ))
                     .await?;
                 let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
@@ -145,7 +145,7 @@ async fn copy_consent(target: &Target, period: &Period, copied: &Copied) -> anyh
                         .put(
                             &format!(
                                 "/v1/contacts/{here}/subscriptions/{channel}/{}",
-                                urlencoding(topic)
+                                percent_encoded(topic)
                             ),
                             &json!({"status": status, "reason": "copied for a replay"}),
                         )
@@ -162,7 +162,7 @@ async fn copy_consent(target: &Target, period: &Period, copied: &Copied) -> anyh
 
 /// A topic (any printable characters) as one segment of a path or a query value: every byte
 /// but letters, digits, `-._~` and `*` percent-encoded.
-fn urlencoding(topic: &str) -> String {
+fn percent_encoded(topic: &str) -> String {
     topic
         .bytes()
         .map(|b| match b {
