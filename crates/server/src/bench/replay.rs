@@ -7,14 +7,14 @@
 //! the reminder), two in ten after thirty (before the SMS), the rest never. The replay runs
 //! the journey's live version on that month and must send exactly what the server sent.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use waymark_engine::Clock;
 
-use super::{Figure, FigureData, Harness, Plan, blocking, emit, ingest_untimed, progress, round};
+use super::{Figure, FigureData, Harness, Plan, emit, ingest_untimed, progress, round};
 
 const JOURNEY: &str = include_str!("../../../../examples/journeys/abandoned-cart.yaml");
 
@@ -75,38 +75,24 @@ pub(super) async fn replay(plan: &Plan, data: &FigureData) -> anyhow::Result<()>
     let history_seconds = made.elapsed().as_secs_f64();
 
     progress(figure, format!("replaying the {days} days (timed)"));
-    let exe = std::env::current_exe()
-        .context("cannot find the bench's own binary, to run `waymark simulate` with it")?;
-    let started = Instant::now();
-    let child = std::process::Command::new(exe)
-        .arg("simulate")
-        .args(["--server", &h.base, "--admin-token", &h.secrets.admin_token])
-        .args(["--journey", "abandoned-cart", "--replay"])
-        .args(["--start", &start.to_string(), "--days", &days.to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot start `waymark simulate --replay`")?;
-    let pid = child.id();
-    let peak = tokio::spawn(async move {
-        let mut peak_kib = 0u64;
-        while let Some(kib) = super::proc_status_kib(&pid.to_string(), "VmHWM") {
-            peak_kib = peak_kib.max(kib);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        peak_kib
-    });
-    let output = blocking(move || Ok(child.wait_with_output()?)).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    ensure!(
-        output.status.success(),
-        "the replay failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout)
-        .context("the replay did not print its result as JSON")?;
+    let args: Vec<std::ffi::OsString> = [
+        "--server",
+        h.base.as_str(),
+        "--admin-token",
+        h.secrets.admin_token.as_str(),
+        "--journey",
+        "abandoned-cart",
+        "--replay",
+        "--start",
+        &start.to_string(),
+        "--days",
+        &days.to_string(),
+    ]
+    .into_iter()
+    .map(Into::into)
+    .collect();
+    let run = super::simulate::run_simulate(&args).await?;
+    let (seconds, result) = (run.seconds, run.result);
     h.finish().await?;
 
     // It must send exactly what the server sent, to the same people.
@@ -142,7 +128,7 @@ pub(super) async fn replay(plan: &Plan, data: &FigureData) -> anyhow::Result<()>
             "entered": totals["draft"]["entered"],
             "messages_sent": totals["draft"]["sent"],
             "same_as_live": true,
-            "peak_rss_mib": round(peak.await? as f64 / 1024.0, 1),
+            "peak_rss_mib": round(run.peak_kib as f64 / 1024.0, 1),
             "peak_rss_measured": "VmHWM of the `waymark simulate --replay` process, read every 50 ms while it ran",
             "history_seconds": round(history_seconds, 1),
             "source": plan.database,

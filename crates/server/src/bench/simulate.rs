@@ -64,22 +64,38 @@ pub(super) async fn simulate(plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Run {
-    seconds: f64,
-    peak_kib: u64,
-    result: Value,
+pub(super) struct Run {
+    pub seconds: f64,
+    pub peak_kib: u64,
+    pub result: Value,
 }
 
 async fn run(journey: &std::path::Path, contacts: usize, days: u32) -> anyhow::Result<Run> {
+    let mut args = vec![journey.as_os_str().to_owned()];
+    for arg in [
+        "--contacts",
+        &contacts.to_string(),
+        "--days",
+        &days.to_string(),
+        "--start",
+        "2026-03-02T00:00:00Z",
+        "--seed",
+        "1",
+    ] {
+        args.push(arg.into());
+    }
+    run_simulate(&args).await
+}
+
+/// Runs `waymark simulate ARGS` as a child process as a user runs it: how long until it
+/// exited, its peak memory (VmHWM, read every 50 ms) and the result it printed.
+pub(super) async fn run_simulate(args: &[std::ffi::OsString]) -> anyhow::Result<Run> {
     let exe = std::env::current_exe()
         .context("cannot find the bench's own binary, to run `waymark simulate` with it")?;
     let started = Instant::now();
     let child = std::process::Command::new(exe)
         .arg("simulate")
-        .arg(journey)
-        .args(["--contacts", &contacts.to_string()])
-        .args(["--days", &days.to_string()])
-        .args(["--start", "2026-03-02T00:00:00Z", "--seed", "1"])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
