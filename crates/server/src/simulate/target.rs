@@ -108,10 +108,7 @@ impl Target {
 
     /// The server's time, on whichever clock it runs.
     pub async fn now(&self) -> anyhow::Result<Timestamp> {
-        self.get("/v1/clock").await?["now"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .context("the server's clock answer has no time")
+        time_of(&self.get("/v1/clock").await?)
     }
 
     /// The server's clock, which must be simulated.
@@ -123,10 +120,7 @@ impl Target {
                 self.base
             );
         }
-        clock["now"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .context("the server's clock answer has no time")
+        time_of(&clock)
     }
 
     /// Advances the simulated clock and returns its new time, once everything due on the way
@@ -140,6 +134,14 @@ impl Target {
             .and_then(|s| s.parse().ok())
             .context("the clock advance answer has no time")
     }
+}
+
+/// The `now` of a clock answer.
+fn time_of(clock: &Value) -> anyhow::Result<Timestamp> {
+    clock["now"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .context("the server's clock answer has no time")
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
