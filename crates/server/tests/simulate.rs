@@ -842,6 +842,49 @@ fn a_replay_sends_what_the_live_version_sent_and_sets_a_draft_beside_it() {
         same["replay"]["totals"]["live"]
     );
 
+    // A period that begins a day in: the carts of the first day are in the warm-up before it
+    // (7 days by default), so their reminders in the period are replayed too; without a
+    // warm-up they are not.
+    let day_in = (start.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours(24))
+        .to_string();
+    let later = |warm_up: &str| {
+        simulated(&[
+            "--server",
+            live.base.as_str(),
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--journey",
+            "abandoned-cart",
+            "--replay",
+            "--start",
+            day_in.as_str(),
+            "--days",
+            "3",
+            "--warm-up-days",
+            warm_up,
+        ])
+    };
+    let warmed = later("7");
+    let email = replay_node(&warmed, "cart-email");
+    assert_eq!(
+        (
+            &email["recipients"]["both"],
+            &email["recipients"]["only_live"]
+        ),
+        (&json!(19), &json!(0)),
+        "{email}"
+    );
+    let cold = later("0");
+    let email = replay_node(&cold, "cart-email");
+    assert_eq!(
+        (
+            &email["recipients"]["both"],
+            &email["recipients"]["only_live"]
+        ),
+        (&json!(4), &json!(15)),
+        "{email}"
+    );
+
     // A draft that reminds after 2 hours instead of 24 would have emailed the quick buyers
     // too, and texted those who took 30 hours.
     let mut draft = example_json("abandoned-cart");

@@ -70,8 +70,19 @@ pub struct Plan<'a> {
     pub scenario: &'a Scenario,
     pub people: People,
     pub start: Timestamp,
+    /// What is counted starts here (a replay's warm-up before it is run, not counted).
+    pub counted_from: Timestamp,
+    /// Days run, from `start`.
     pub days: usize,
     pub resolution: SignedDuration,
+}
+
+impl Plan<'_> {
+    /// The days counted, from `counted_from`.
+    fn counted_days(&self) -> usize {
+        let before = self.counted_from.duration_since(self.start).as_hours() / 24;
+        self.days.saturating_sub(before.max(0) as usize)
+    }
 }
 
 /// What the run saw besides the journey's own report.
@@ -149,7 +160,7 @@ pub async fn run(
     let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
     let mut order = 0u64;
     let mut observed = Observed {
-        tally: Tally::new(plan.start, plan.days),
+        tally: Tally::new(plan.counted_from, plan.counted_days()),
         entries: 0,
         reactions: BTreeCount::new(),
         waiting: Vec::new(),
@@ -299,7 +310,9 @@ pub async fn run(
                     waiting.insert(id.to_string(), json!(n));
                 }
             }
-            observed.waiting.push((next_day, waiting));
+            if next_day > plan.counted_from {
+                observed.waiting.push((next_day, waiting));
+            }
             next_day += SignedDuration::from_hours(24);
         }
     }
@@ -348,13 +361,15 @@ async fn read_messages(
             let time = |field: &str| m[field].as_str().and_then(|s| s.parse::<Timestamp>().ok());
             let created_at = time("created_at").unwrap_or(now);
             let sent_at = time("sent_at");
-            observed.tally.add(&Message {
-                channel,
-                status,
-                created_at,
-                sent_at,
-                error: m["error"].as_str(),
-            });
+            if created_at >= plan.counted_from {
+                observed.tally.add(&Message {
+                    channel,
+                    status,
+                    created_at,
+                    sent_at,
+                    error: m["error"].as_str(),
+                });
+            }
             observed.messages_read += 1;
             cursor = id;
             if status != "sent" {

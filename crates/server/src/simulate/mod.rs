@@ -79,6 +79,10 @@ pub struct SimulateArgs {
     /// behaviour rules.
     #[arg(long, requires = "server", conflicts_with_all = ["contacts", "population", "segment", "list", "target"])]
     pub replay: bool,
+    /// With `--replay`: start replaying this many days before the period, so that contacts
+    /// who entered the journey shortly before it are in it too; only the period is counted.
+    #[arg(long, requires = "replay", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=90))]
+    pub warm_up_days: u32,
     /// With `--replay`: write each contact each sending node reached, this journey's messages
     /// beside the server's, to this CSV file.
     #[arg(long, requires = "replay")]
@@ -231,6 +235,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
             start = Some(since);
             Population::Replay(replay::Period {
                 source: source.clone_client()?,
+                read_from: since - SignedDuration::from_hours(24 * i64::from(args.warm_up_days)),
                 since,
                 until: since + SignedDuration::from_hours(24 * i64::from(args.days)),
             })
@@ -302,6 +307,13 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         );
     }
     let period = SignedDuration::from_hours(24 * i64::from(sim.days));
+    // A replay's private clock starts a warm-up before the period, so that contacts who
+    // entered shortly before it are on their way when it begins; only the period counts.
+    let warm_up_days = match &sim.population {
+        Population::Replay(p) => (p.since.duration_since(p.read_from).as_hours() / 24) as u32,
+        _ => 0,
+    };
+    let warm_up = SignedDuration::from_hours(24 * i64::from(warm_up_days));
     let synthetic = match sim.population {
         Population::Synthetic(n) => n.or(sim.scenario.population.contacts),
         _ => None,
@@ -322,7 +334,7 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         }
         Runner::Private(policy) => {
             let start = match sim.start {
-                Some(t) => t,
+                Some(t) => t - warm_up,
                 None => hour_of(Timestamp::now())?,
             };
             private
@@ -330,7 +342,8 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
                 .target()
         }
     };
-    let start = target.clock().await?;
+    let run_start = target.clock().await?;
+    let start = run_start + warm_up;
     publish(target, &journey_id, &sim.journey).await?;
 
     let mut replayed = None;
@@ -393,8 +406,9 @@ pub async fn simulate(sim: Simulation, runner: Runner<'_>) -> anyhow::Result<Pre
         entry,
         scenario: &scenario,
         people,
-        start,
-        days: sim.days as usize,
+        start: run_start,
+        counted_from: start,
+        days: (sim.days + warm_up_days) as usize,
         resolution: sim.resolution,
     };
     let mut feed = replayed

@@ -26,6 +26,10 @@ const PAGE: usize = 1000;
 /// The period replayed, on the server it is read from.
 pub struct Period {
     pub source: Target,
+    /// Where reading starts: the period's start less a warm-up, so that contacts who entered
+    /// the journey shortly before the period are on their way when it begins.
+    pub read_from: Timestamp,
+    /// The period compared.
     pub since: Timestamp,
     pub until: Timestamp,
 }
@@ -184,7 +188,7 @@ async fn events_page(period: &Period, after: i64) -> anyhow::Result<EventsPage> 
         .source
         .get(&format!(
             "/v1/events?since={}&until={}&after={after}&limit={PAGE}",
-            period.since, period.until
+            period.read_from, period.until
         ))
         .await
         .context("reading the period's events (GET /v1/events)")?;
@@ -326,12 +330,12 @@ struct Received {
 /// Messages sent per (node, contact in the copy's user ids).
 type Recipients = BTreeMap<(String, String), Received>;
 
-/// The messages of `journey_id` on `server` created in the period and sent, by node and
+/// The messages of `journey_id` on `server` created in `[since, until)` and sent, by node and
 /// contact. `contact` names a message's contact as the copy does.
 async fn recipients(
     server: &Target,
     journey_id: &str,
-    period: Option<(Timestamp, Timestamp)>,
+    (since, until): (Timestamp, Timestamp),
     contact: impl Fn(&Value) -> Option<String>,
 ) -> anyhow::Result<Recipients> {
     let mut sent = Recipients::new();
@@ -349,7 +353,7 @@ async fn recipients(
             let (Some(created), Some(sent_at)) = (time("created_at"), time("sent_at")) else {
                 continue;
             };
-            if period.is_some_and(|(since, until)| created < since || created >= until) {
+            if created < since || created >= until {
                 continue;
             }
             let (Some(node), Some(who)) = (m["node"].as_str(), contact(m)) else {
@@ -391,7 +395,7 @@ pub async fn compare(
             period.since, period.until
         ))
         .await?;
-    let draft = recipients(target, journey_id, None, |m| {
+    let draft = recipients(target, journey_id, (period.since, period.until), |m| {
         m["user_id"].as_str().map(str::to_string)
     })
     .await?;
@@ -400,7 +404,7 @@ pub async fn compare(
             recipients(
                 &period.source,
                 journey_id,
-                Some((period.since, period.until)),
+                (period.since, period.until),
                 |m| {
                     let id = m["contact_id"].as_i64()?;
                     Some(match (copied.user_ids.get(&id), m["user_id"].as_str()) {
