@@ -762,6 +762,19 @@ fn a_month_of_carts(live: &Server) -> String {
                 calls.push(track("Order Completed"));
             }
         }
+        if hour == 50 {
+            // Large events (120 KB each), more in one hour than one request may carry: a
+            // replay sends them in as many requests as it takes.
+            let big = "x".repeat(30_000);
+            for k in 0..40 {
+                live.track(
+                    "s0",
+                    "Viewed Catalog",
+                    json!({"page": k, "a": big, "b": big, "c": big, "d": big}),
+                )
+                .ok();
+            }
+        }
         if hour == 60 {
             // An open of a message the server sent: about that message, not replayed.
             let sent = live.messages("s1");
@@ -819,6 +832,7 @@ fn a_replay_sends_what_the_live_version_sent_and_sets_a_draft_beside_it() {
     assert_eq!(same["population"]["contacts"], 30, "{}", same["population"]);
     assert_eq!(same["replay"]["events"]["replayed"]["Product Added"], 30);
     assert_eq!(same["replay"]["events"]["replayed"]["Order Completed"], 20);
+    assert_eq!(same["replay"]["events"]["replayed"]["Viewed Catalog"], 40);
     assert_eq!(
         same["replay"]["events"]["left_out"]["engagement with the server's own messages"], 1,
         "{}",

@@ -90,19 +90,42 @@ impl Target {
         answer(request, &format!("{method} {path}")).await
     }
 
-    /// Sends tracking calls through `POST /v1/batch` with the write key.
+    /// Sends tracking calls through `POST /v1/batch` with the write key, in order, as few
+    /// requests as the server's body limit allows (replayed events can be large).
     pub async fn batch(&self, calls: Vec<Value>) -> anyhow::Result<()> {
-        if calls.is_empty() {
-            return Ok(());
-        }
         let Some(key) = &self.write_key else {
+            if calls.is_empty() {
+                return Ok(());
+            }
             bail!("the target's write key is needed (--target-write-key)");
         };
+        let mut body = Vec::with_capacity(64 * 1024);
+        let mut in_body = 0;
+        for (i, call) in calls.iter().enumerate() {
+            let text = serde_json::to_vec(call)?;
+            if in_body > 0 && body.len() + text.len() + 16 > BATCH_BODY_BYTES {
+                self.send_batch(key, &mut body).await?;
+                in_body = 0;
+            }
+            body.extend_from_slice(if in_body == 0 { b"{\"batch\":[" } else { b"," });
+            body.extend_from_slice(&text);
+            in_body += 1;
+            if i + 1 == calls.len() {
+                self.send_batch(key, &mut body).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `body` (`{"batch":[...` without its end) and empties it.
+    async fn send_batch(&self, key: &str, body: &mut Vec<u8>) -> anyhow::Result<()> {
+        body.extend_from_slice(b"]}");
         let request = self
             .http
             .post(format!("{}/v1/batch", self.base))
             .basic_auth(key, Some(""))
-            .json(&json!({ "batch": calls }));
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(std::mem::take(body));
         answer(request, "POST /v1/batch").await.map(drop)
     }
 
@@ -143,6 +166,9 @@ fn time_of(clock: &Value) -> anyhow::Result<Timestamp> {
         .and_then(|s| s.parse().ok())
         .context("the server's clock answer has no time")
 }
+
+/// A batch request's body at most: under the server's 4 MiB limit of a request body.
+const BATCH_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
