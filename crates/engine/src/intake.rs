@@ -88,10 +88,13 @@ fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
                 Err(_) => break,
             }
         }
-        let all: Vec<NewEvent> = batch
-            .iter()
-            .flat_map(|j| j.events.iter().cloned())
-            .collect();
+        // The events move into one commit (no copy); each request keeps its reply and count.
+        let mut all: Vec<NewEvent> = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch {
+            replies.push((job.reply, job.events.len()));
+            all.extend(job.events);
+        }
         let started = Instant::now();
         let result = store.append_events(&all);
         metrics::histogram!("waymark_ingest_commit_seconds")
@@ -104,9 +107,8 @@ fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
                 metrics::counter!("waymark_events_duplicate_total")
                     .increment(fresh.len() as u64 - new);
                 let mut offset = 0;
-                for job in batch {
-                    let n = job.events.len();
-                    let _ = job.reply.send(Ok(fresh[offset..offset + n].to_vec()));
+                for (reply, n) in replies {
+                    let _ = reply.send(Ok(fresh[offset..offset + n].to_vec()));
                     offset += n;
                 }
                 wakeup.wake();
@@ -117,8 +119,8 @@ fn writer_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>, wakeup: Wakeup) {
                     StoreError::Unavailable(reason) => IntakeError::DatabaseUnavailable(reason),
                     other => IntakeError::Unavailable(other.to_string()),
                 };
-                for job in batch {
-                    let _ = job.reply.send(Err(answer.clone()));
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(answer.clone()));
                 }
             }
         }
