@@ -28,7 +28,9 @@ use jiff::{SignedDuration, Timestamp};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc};
-use waymark_store::{DeliveryOutcome, DueQuery, Finished, MessageRow, Priority, Store, StoreError};
+use waymark_store::{
+    DeliveryOutcome, DueQuery, Finished, MessageRow, Priority, QueueLevel, Store, StoreError,
+};
 
 use waymark_channels::{Attempt, Transports};
 use waymark_core::OutboxChannel;
@@ -387,26 +389,50 @@ impl Dispatcher {
         let now = self.clock.now();
         let mut started = 0;
         let mut deferred = Vec::new();
-        for channel in OutboxChannel::ALL {
-            let lane = &self.lanes[&channel].free;
-            let free = lane.available_permits();
-            if free == 0 {
-                continue;
-            }
-            let due = {
-                let _reading = self.in_flight.reading.lock().await;
-                let want = (free * LOOKAHEAD).min(MAX_WINDOW);
-                let in_flight = self.in_flight.of_channel(channel);
-                let store = self.store.clone();
-                let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let due = tokio::task::spawn_blocking(move || {
-                    read_due(store.as_ref(), channel, now, want, &in_flight, turn)
+        // What each channel with a free slot may start, read in one blocking task.
+        let wanted: Vec<(OutboxChannel, usize, usize)> = OutboxChannel::ALL
+            .into_iter()
+            .filter_map(|channel| {
+                let free = self.lanes[&channel].free.available_permits();
+                (free > 0).then(|| {
+                    let want = (free * LOOKAHEAD).min(MAX_WINDOW);
+                    let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    (channel, want, turn)
                 })
-                .await
-                .map_err(|e| StoreError::Database(e.to_string()))??;
-                let in_flight = self.in_flight.ids.lock().expect("in-flight lock");
-                interleave_journeys(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)))
-            };
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let due_per_channel = {
+            let _reading = self.in_flight.reading.lock().await;
+            let skips: Vec<HashSet<i64>> = wanted
+                .iter()
+                .map(|(channel, ..)| self.in_flight.of_channel(*channel))
+                .collect();
+            let store = self.store.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                wanted
+                    .iter()
+                    .zip(&skips)
+                    .map(|(&(channel, want, turn), in_flight)| {
+                        let due = read_due(store.as_ref(), channel, now, want, in_flight, turn)?;
+                        Ok((channel, due))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))??;
+            let in_flight = self.in_flight.ids.lock().expect("in-flight lock");
+            read.into_iter()
+                .map(|(channel, due)| {
+                    let due = due.into_iter().filter(|m| !in_flight.contains_key(&m.id));
+                    (channel, interleave_journeys(due))
+                })
+                .collect::<Vec<_>>()
+        };
+        for (channel, due) in due_per_channel {
+            let lane = &self.lanes[&channel].free;
             for m in due {
                 let Ok(slot) = lane.clone().try_acquire_owned() else {
                     break;
@@ -534,6 +560,12 @@ impl Dispatcher {
         let levels = tokio::task::spawn_blocking(move || store.queue_levels())
             .await
             .map_err(|e| StoreError::Database(e.to_string()))??;
+        Ok(self.lanes(&levels))
+    }
+
+    /// Each channel's queue from the levels read from the store, also set as the gauges (see
+    /// [`Dispatcher::queue_levels`]).
+    pub(crate) fn lanes(&self, levels: &[QueueLevel]) -> Vec<Lane> {
         let now = self.clock.now();
         let lanes: Vec<Lane> = OutboxChannel::ALL
             .iter()
@@ -561,7 +593,7 @@ impl Dispatcher {
             metrics::gauge!("waymark_outbox_in_flight_messages", "channel" => channel)
                 .set(lane.in_flight as f64);
         }
-        Ok(lanes)
+        lanes
     }
 
     /// When the next attempt is due, if any (in the past while due messages wait for a slot).

@@ -411,8 +411,13 @@ impl Engine {
                     if did {
                         continue;
                     }
-                    match (self.clock.is_simulated(), self.store.next_wake_at()) {
-                        (false, Ok(Some(at))) => {
+                    // A simulated clock only moves in `advance`, which fires the timers itself.
+                    let next_wake = match self.clock.is_simulated() {
+                        false => self.store.next_wake_at(),
+                        true => Ok(None),
+                    };
+                    match next_wake {
+                        Ok(Some(at)) => {
                             let ms = at.duration_since(self.clock.now()).as_millis().max(0) as u64;
                             IDLE_POLL.min(StdDuration::from_millis(ms))
                         }
@@ -524,8 +529,12 @@ impl Engine {
             let wait = if !outage.pause().is_zero() {
                 outage.pause()
             } else {
-                match (self.clock.is_simulated(), self.dispatcher.next_attempt_at()) {
-                    (false, Ok(Some(at))) if at > self.clock.now() => {
+                let next_attempt = match self.clock.is_simulated() {
+                    false => self.dispatcher.next_attempt_at(),
+                    true => Ok(None),
+                };
+                match next_attempt {
+                    Ok(Some(at)) if at > self.clock.now() => {
                         let ms = at.duration_since(self.clock.now()).as_millis().max(1) as u64;
                         IDLE_POLL.min(StdDuration::from_millis(ms))
                     }
@@ -559,50 +568,91 @@ impl Engine {
         Ok(())
     }
 
-    /// Processes everything that is due now, including deliveries (used by tests and `advance`).
+    /// Processes everything that is due now, including deliveries (used by tests and benches).
     pub async fn run_until_idle(self: &Arc<Self>) -> Result<(), EngineError> {
         self.settle().await
     }
 
     /// Advances a simulated clock by `seconds`, stopping at every timer and retry due on the
     /// way, in order, and returns once all of it (and every effect it caused) is processed.
+    ///
+    /// At each stop the engine's rounds run until there is nothing left to do, then the due
+    /// messages are delivered, then the clock moves to the next stop. The rounds, the look at
+    /// the next stop and the moves of the clock run in one blocking task ([`Engine::advance_until`]),
+    /// which hands back to the dispatcher only when messages are due: a step of a simulation
+    /// where nothing happens costs one hand-off between threads, not a dozen.
     pub async fn advance(self: &Arc<Self>, seconds: i64) -> Result<Timestamp, EngineError> {
         if !self.clock.is_simulated() {
             return Err(EngineError::NotSimulated);
         }
         let _one_at_a_time = self.advancing.lock().await;
         let target = self.clock.now() + jiff::SignedDuration::from_secs(seconds.max(0));
+        let mut at = Advancing::Settling { last: false };
         loop {
-            self.settle().await?;
-            let store = self.store.clone();
-            let (wake, retry) = tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((store.next_wake_at()?, store.next_message_attempt_at()?))
-            })
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))??;
-            let next = [wake, retry].into_iter().flatten().min();
-            match next {
-                Some(at) if at <= target && at > self.clock.now() => self.move_clock(at).await?,
-                _ => break,
+            let engine = self.clone();
+            let paused = tokio::task::spawn_blocking(move || engine.advance_until(target, at))
+                .await
+                .map_err(|e| EngineError::Task(e.to_string()))??;
+            match paused {
+                Paused::MessagesDue(resume) => {
+                    // It sets the queue gauges too.
+                    self.dispatcher.dispatch_due().await?;
+                    if let Advancing::Delivered { last: true } = resume {
+                        return Ok(self.clock.now());
+                    }
+                    at = resume;
+                }
+                Paused::Done(levels) => {
+                    self.dispatcher.lanes(&levels);
+                    return Ok(self.clock.now());
+                }
             }
         }
-        self.move_clock(target).await?;
-        self.settle().await?;
-        Ok(self.clock.now())
+    }
+
+    /// The blocking part of [`Engine::advance`], from `at`: settles the engine at each stop and
+    /// moves the clock to the next one, up to `target`. Pauses when messages are due, for the
+    /// dispatcher to deliver them, with where to resume once they are.
+    fn advance_until(&self, target: Timestamp, mut at: Advancing) -> Result<Paused, StoreError> {
+        loop {
+            if let Advancing::Settling { last } = at {
+                while self.tick()? {}
+                // Due now (in the past: waiting for a slot, or in flight).
+                if self
+                    .store
+                    .next_message_attempt_at()?
+                    .is_some_and(|due| due <= self.clock.now())
+                {
+                    return Ok(Paused::MessagesDue(Advancing::Delivered { last }));
+                }
+                at = Advancing::Delivered { last };
+            }
+            if let Advancing::Delivered { last: true } = at {
+                return Ok(Paused::Done(self.store.queue_levels()?));
+            }
+            let next = [
+                self.store.next_wake_at()?,
+                self.store.next_message_attempt_at()?,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let (to, last) = match next {
+                Some(next) if next <= target && next > self.clock.now() => (next, false),
+                _ => (target, true),
+            };
+            self.move_clock(to)?;
+            at = Advancing::Settling { last };
+        }
     }
 
     /// Moves the simulated clock and saves it before anything happens at the new time, so that
     /// after a crash it never restarts behind work already done.
-    async fn move_clock(self: &Arc<Self>, to: Timestamp) -> Result<(), EngineError> {
+    fn move_clock(&self, to: Timestamp) -> Result<(), StoreError> {
         self.clock.advance_to(to);
-        let store = self.store.clone();
         let now = self.clock.now();
-        tokio::task::spawn_blocking(move || {
-            store.set_meta(SIMULATED_CLOCK_KEY, &now.as_millisecond().to_string())
-        })
-        .await
-        .map_err(|e| EngineError::Task(e.to_string()))??;
-        Ok(())
+        self.store
+            .set_meta(SIMULATED_CLOCK_KEY, &now.as_millisecond().to_string())
     }
 
     /// Runs `work` in one engine transaction between rounds: no event batch, timer round or
@@ -746,6 +796,23 @@ impl Engine {
         self.dispatcher.wake();
         Ok(())
     }
+}
+
+/// Where an [`Engine::advance`] stands at a stop of the clock.
+#[derive(Debug, Clone, Copy)]
+enum Advancing {
+    /// The engine's rounds are to run; `last`: at the advance's target.
+    Settling { last: bool },
+    /// Rounds and deliveries are done; next, the next stop (or the end, when `last`).
+    Delivered { last: bool },
+}
+
+/// Why the blocking part of an advance handed back.
+enum Paused {
+    /// Messages are due: deliver them, then resume here.
+    MessagesDue(Advancing),
+    /// At the target, all done; the outbox's queues then.
+    Done(Vec<waymark_store::QueueLevel>),
 }
 
 /// Runs `work` in one engine transaction of `store` and returns what it returned.

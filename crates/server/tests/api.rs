@@ -1908,7 +1908,23 @@ fn messages_can_be_filtered() {
     let rest = s.admin_get(&format!("/v1/messages?after={after}")).ok()["messages"].clone();
     assert_eq!(rest.as_array().unwrap().len(), 5);
     assert_eq!(rest[0]["id"].as_i64().unwrap(), ids[3]);
+    // Without bodies: the same messages, their html and text left out.
+    let lean = s.admin_get("/v1/messages?bodies=false").ok()["messages"].clone();
+    assert_eq!(lean.as_array().unwrap().len(), all.len());
+    for (m, full) in lean.as_array().unwrap().iter().zip(&all) {
+        assert_eq!(
+            (&m["html"], &m["text"]),
+            (&Value::Null, &Value::Null),
+            "{m:#}"
+        );
+        let mut without = full.clone();
+        without["html"] = Value::Null;
+        without["text"] = Value::Null;
+        assert_eq!(m, &without);
+    }
+    assert!(all.iter().any(|m| m["text"].is_string()), "{all:#?}");
     for q in [
+        "bodies=maybe",
         "limit=0",
         "limit=1001",
         "limit=x",

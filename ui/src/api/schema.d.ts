@@ -6684,6 +6684,11 @@ export interface operations {
             query?: {
                 /** @description List those after this message id. */
                 after?: number;
+                /**
+                 * @description `false`: each message's `html` and `text` are left out (`null`), for a reader that
+                 *     only follows what happened to the messages, as `waymark simulate` does. Default `true`.
+                 */
+                bodies?: boolean;
                 /** @description Only the messages of this broadcast. */
                 broadcast_id?: string;
                 /** @description `email`, `sms` or `webhook`. */

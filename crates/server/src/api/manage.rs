@@ -856,6 +856,9 @@ pub struct MessageSearch {
     /// showing it (or following a link in it) does not count as the contact's open or click.
     /// The admin app asks for this; the default is the HTML exactly as sent.
     pub preview: Option<bool>,
+    /// `false`: each message's `html` and `text` are left out (`null`), for a reader that
+    /// only follows what happened to the messages, as `waymark simulate` does. Default `true`.
+    pub bodies: Option<bool>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -878,6 +881,12 @@ pub async fn messages(
         broadcast_id: p.broadcast_id,
     };
     let mut messages = blocking(&state, move |s| s.messages(&query)).await?;
+    if p.bodies == Some(false) {
+        for m in &mut messages {
+            m.html = None;
+            m.text = None;
+        }
+    }
     if p.preview == Some(true)
         && let Some(tracking) = state.engine.tracking()
     {

@@ -483,7 +483,9 @@ impl Events for SqliteStore {
 
     fn last_event_seq(&self) -> Result<i64> {
         let conn = self.conn()?;
-        Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        Ok(conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn events_received(
@@ -784,11 +786,15 @@ impl Templates for SqliteStore {
 impl Timers for SqliteStore {
     fn next_wake_at(&self) -> Result<Option<Timestamp>> {
         let conn = self.conn()?;
+        // The first timer in `enrollments_wake` order that can fire: a `MIN` over the join
+        // would read every waiting enrollment, at every step of a simulated clock.
         let v: Option<i64> = conn
             .prepare_cached(
                 "SELECT MIN(at) FROM (
-                   SELECT MIN(e.wake_at) AS at FROM enrollments e JOIN journeys j ON j.id = e.journey_id
-                   WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
+                   SELECT (SELECT e.wake_at FROM enrollments e INDEXED BY enrollments_wake
+                             JOIN journeys j ON j.id = e.journey_id
+                           WHERE e.wake_at IS NOT NULL AND e.status = 'active' AND j.status = 'live'
+                           ORDER BY e.wake_at LIMIT 1) AS at
                    UNION ALL SELECT MIN(due_at) FROM segment_checks
                    UNION ALL SELECT MIN(due_at) FROM trigger_schedule
                    UNION ALL SELECT MIN(due_at) FROM score_expiries
@@ -1008,7 +1014,9 @@ impl Outbox for SqliteStore {
             clauses.join(" AND "),
             q.limit.clamp(1, 1000)
         );
-        let mut stmt = conn.prepare(&sql)?;
+        // Cached: a reader that pages through messages (`waymark simulate` at every step)
+        // asks the same few shapes again and again.
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), message_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

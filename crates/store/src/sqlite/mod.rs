@@ -251,16 +251,17 @@ impl SqliteStore {
     pub(crate) fn get_meta(&self, key: &str) -> Result<Option<String>> {
         let conn = self.conn()?;
         Ok(conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()?)
     }
 
     pub(crate) fn put_meta(&self, key: &str, value: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )?;
+            )?
+            .execute([key, value])?;
             Ok(())
         })
     }
