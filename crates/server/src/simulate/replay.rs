@@ -343,7 +343,7 @@ async fn recipients(
     loop {
         let page = server
             .get(&format!(
-                "/v1/messages?journey_id={journey_id}&after={after}&limit={PAGE}"
+                "/v1/messages?journey_id={journey_id}&after={after}&limit={PAGE}&bodies=false"
             ))
             .await?;
         let messages = page["messages"].as_array().cloned().unwrap_or_default();
