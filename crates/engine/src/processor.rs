@@ -135,12 +135,18 @@ impl Processor {
         let registry = Registry::load(store.as_ref(), &SendWindow::default())?;
         let problems = Arc::new(Problems::default());
         problems.set_broken("journey", registry.broken());
-        Ok(Processor {
+        let processor = Processor {
             store,
             problems,
             registry: Mutex::new(registry),
             gate: SendGate::new(None, Vec::new()),
-        })
+        };
+        // Segments that cannot be read are reported from the start, as journeys are, not
+        // only once the engine's first round has run.
+        processor
+            .store
+            .engine_tx(&mut |tx| processor.load_segments(tx).map(drop))?;
+        Ok(processor)
     }
 
     /// Holds back marketing messages over these caps (recorded `suppressed`).
