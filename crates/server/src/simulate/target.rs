@@ -53,13 +53,7 @@ impl Target {
     /// `get`, but `None` when the server has no such thing (404).
     pub async fn get_if_any(&self, path: &str) -> anyhow::Result<Option<Value>> {
         let what = format!("GET {path}");
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .with_context(|| format!("{what}: cannot reach the server"))?;
+        let response = send(self.admin_request(Method::GET, path), &what).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -80,14 +74,17 @@ impl Target {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(&self.admin_token);
+        let mut request = self.admin_request(method.clone(), path);
         if let Some(body) = body {
             request = request.json(body);
         }
         answer(request, &format!("{method} {path}")).await
+    }
+
+    fn admin_request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
     }
 
     /// Sends tracking calls through `POST /v1/batch` with the write key, in order, as few
@@ -179,11 +176,14 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 async fn answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
-    let response = request
+    read_answer(send(request, what).await?, what).await
+}
+
+async fn send(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<reqwest::Response> {
+    request
         .send()
         .await
-        .with_context(|| format!("{what}: cannot reach the server"))?;
-    read_answer(response, what).await
+        .with_context(|| format!("{what}: cannot reach the server"))
 }
 
 async fn read_answer(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
