@@ -322,8 +322,9 @@ test('a number of the report opens the contacts behind it', async () => {
   while (await more.isVisible()) {
     await more.click();
     pages += 1;
-    // The page has come (a full last page is followed by an empty one).
-    await eventually(async () => !(await more.isVisible()) || (await more.isEnabled()), `page ${pages} loaded`);
+    // The page has come (a full last page is followed by an empty one). The button can go
+    // between the two looks, so the second waits a moment, not Playwright's 30 s.
+    await eventually(async () => !(await more.isVisible()) || (await more.isEnabled({ timeout: 500 })), `page ${pages} loaded`);
     await showsPeople(page, messaged.slice(0, Math.min(5 * pages, messaged.length)), `page ${pages}`);
   }
   assert.ok(pages >= 3, `pages: ${pages}`);
