@@ -21,9 +21,11 @@ use crate::simulate::scenario::{JourneyShape, Scenario, Trigger, user_id};
 use crate::simulate::tally::{Message, Tally};
 use crate::simulate::target::Target;
 
-/// Calls per `POST /v1/batch` and contacts per `POST /v1/contacts/import`.
+/// Calls per `POST /v1/batch` and contacts per `POST /v1/contacts/import`. Small enough that
+/// a request's bodies (built, sent, parsed: several copies) stay a few MB: the allocator keeps
+/// what a burst took, so the largest request sets the simulation's memory.
 const BATCH: usize = 1000;
-const IMPORT_CHUNK: usize = 5000;
+pub(super) const IMPORT_CHUNK: usize = 1000;
 /// Messages read per page.
 const PAGE: usize = 1000;
 

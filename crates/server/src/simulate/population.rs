@@ -72,7 +72,7 @@ pub(super) async fn copy_contacts(
         };
         user_ids.push(user);
     }
-    for chunk in contacts.chunks(5000) {
+    for chunk in contacts.chunks(driver::IMPORT_CHUNK) {
         driver::import(target, chunk.to_vec(), None).await?;
     }
     Ok(user_ids)
