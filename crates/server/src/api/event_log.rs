@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use waymark_store::StoredEvent;
 
 use super::error::{ApiError, ApiResult};
-use super::manage::{blocking, page_limit, time_or_ago};
+use super::manage::{blocking, next_page, page_limit, time_or_ago};
 use super::{AppState, QueryParams};
 
 /// `GET /v1/events`: events received in `[since, until)`, oldest first.
@@ -108,8 +108,6 @@ pub async fn events(
     .into_iter()
     .map(EventRow::from)
     .collect();
-    let next_after = (events.len() == limit)
-        .then(|| events.last().map(|e| e.seq))
-        .flatten();
+    let next_after = next_page(&events, limit, |e| e.seq);
     Ok(Json(EventsPage { events, next_after }))
 }

@@ -60,6 +60,12 @@ pub(crate) fn page_limit(limit: Option<i64>) -> ApiResult<usize> {
     Ok(n as usize)
 }
 
+/// Where the next page starts: the last row's cursor when the page is full (there may be
+/// more), none at the end.
+pub(crate) fn next_page<T, C>(rows: &[T], limit: usize, cursor: impl FnOnce(&T) -> C) -> Option<C> {
+    rows.last().filter(|_| rows.len() == limit).map(cursor)
+}
+
 /// Contacts, one page.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ContactsPage {
@@ -146,10 +152,9 @@ pub async fn find_contacts(
             .collect::<ApiResult<_>>()?,
     };
     let contacts = blocking(&state, move |s| s.find_contacts(&query)).await?;
-    let next_cursor = contacts
-        .last()
-        .filter(|_| contacts.len() == limit)
-        .map(|last| contact_query::cursor_after(last, order));
+    let next_cursor = next_page(&contacts, limit, |last| {
+        contact_query::cursor_after(last, order)
+    });
     Ok(Json(ContactsFound {
         contacts,
         next_cursor,

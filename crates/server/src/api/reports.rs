@@ -17,7 +17,7 @@ use waymark_core::stepper::CONVERSION_AFTER_END;
 use waymark_store::{PEOPLE_STATUSES, PeopleKind, PeopleQuery, PersonRow, RollupQuery};
 
 use super::error::{ApiError, ApiResult};
-use super::manage::blocking;
+use super::manage::{blocking, next_page};
 use super::segment_history::time;
 use super::{AppState, QueryParams};
 
@@ -667,9 +667,7 @@ pub async fn people(
         s.journey_people(&query)
     })
     .await?;
-    let next_cursor = (people.len() == limit)
-        .then(|| people.last().map(|p| p.cursor))
-        .flatten();
+    let next_cursor = next_page(&people, limit, |p| p.cursor);
     let view = People {
         journey_id: id,
         show: p.show,
