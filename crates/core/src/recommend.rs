@@ -25,6 +25,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The event that records an order; its `properties.products` are what was bought.
+pub const ORDER_EVENT: &str = "Order Completed";
+
+/// The ids of the products an order's properties list, as [`Product::list`] reads them (the
+/// stores index them, for "frequently bought together").
+pub fn order_product_ids(properties: &Map<String, Value>) -> Vec<String> {
+    properties
+        .get("products")
+        .map(Product::list)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.product_id)
+        .collect()
+}
+
 /// A product as an order lists it. Only the id is required; the display fields are kept as
 /// the shop sent them (a price may be a number or a string).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -913,6 +913,79 @@ fn contact_import_stores_valid_rows_and_reports_the_others() {
     assert_eq!(all_contacts(&s).len(), 2);
 }
 
+/// Rows are read one by one from the body's text: a row of the wrong shape is named by its
+/// field, a repeated key counts by its last copy (as a JSON value reads it), and a body that is
+/// not an import is refused as a whole.
+#[test]
+fn contact_import_reads_each_row_as_written_and_names_a_bad_one() {
+    let s = Server::simulated();
+    let post = |body: &str| {
+        s.send(
+            s.request(Method::POST, "/v1/contacts/import")
+                .bearer_auth(ADMIN_TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+    };
+    let r = post(
+        r#"{"contacts": [
+            {"user_id": 5},
+            "not a row",
+            {"user_id": "twice", "email": "old@example.com", "email": "new@example.com"},
+            {"user_id": "deep", "traits": {"a": {"b": [1, {"c": "\u00e9"}]}}},
+            {"email": "x@example.com", "traits": []}
+        ], "unknown": true}"#,
+    )
+    .ok();
+    assert_eq!(
+        (r["imported"].as_i64(), r["rejected"].as_i64()),
+        (Some(2), Some(3)),
+        "{r}"
+    );
+    let fields: Vec<_> = (r["errors"].as_array().unwrap().iter())
+        .map(|e| (e["index"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (0, "contacts[0].user_id"),
+            (1, "contacts[1]"),
+            (4, "contacts[4].traits")
+        ],
+        "{r}"
+    );
+    s.settle();
+    assert_eq!(s.contact_by_user("twice")["email"], "new@example.com");
+    assert_eq!(s.contact_by_user("deep")["traits"]["a"]["b"][1]["c"], "é");
+
+    // A repeated top-level key counts by its last copy too.
+    let r = post(r#"{"contacts": [{"user_id": "gone"}], "contacts": [{"user_id": "kept"}]}"#).ok();
+    assert_eq!(r["imported"], 1, "{r}");
+    s.settle();
+    assert!(s.find_contact_by_user("gone").is_none());
+    assert!(s.find_contact_by_user("kept").is_some());
+
+    for (body, code, field) in [
+        (r#"[{"user_id": "a"}]"#, "invalid_body", None),
+        (r#"{"contacts": [{"user_id": "a"}]"#, "invalid_json", None),
+        (
+            r#"{"contacts": {"user_id": "a"}}"#,
+            "invalid_import",
+            Some("contacts"),
+        ),
+        (
+            r#"{"list": 3, "contacts": []}"#,
+            "invalid_import",
+            Some("list"),
+        ),
+    ] {
+        let e = post(body).expect_error(400, code);
+        if let Some(field) = field {
+            assert_eq!(e["field"], field, "{body}: {e}");
+        }
+    }
+}
+
 #[test]
 fn contact_import_reports_a_repeated_contact_and_merges_only_when_asked() {
     let s = Server::simulated();

@@ -780,12 +780,13 @@ mod tests {
                 .unwrap_or_else(|e| panic!("seeding {table}: {e}"));
             }
         }
-        // An order: SQLite's trigger lists its products in order_products.
-        conn.execute(
+        // An order, with its products in order_products as SQLite's event insert lists them
+        // (PostgreSQL's trigger lists them again as the events are copied).
+        conn.execute_batch(
             "INSERT INTO events (seq, message_id, kind, name, properties, timestamp, received_at)
              VALUES (41, 'order-1', 'track', 'Order Completed',
-                     '{\"products\": [{\"product_id\": \"p1\"}, {\"sku\": \"s2\"}]}', 0, 0)",
-            [],
+                     '{\"products\": [{\"product_id\": \"p1\"}, {\"sku\": \"s2\"}]}', 0, 0);
+             INSERT INTO order_products (product_id, seq) VALUES ('p1', 41), ('s2', 41);",
         )
         .unwrap();
         conn.execute_batch(

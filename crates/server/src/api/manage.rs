@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use waymark_core::EventKind;
 use waymark_core::journey::TemplateDefinition;
@@ -17,7 +18,7 @@ use waymark_store::{
 use super::contact_query;
 use super::error::{ApiError, ApiResult};
 use super::ingest::{check_traits, random_hex};
-use super::{AppState, Body, JsonBody, QueryParams, RequestBody};
+use super::{AppState, Body, JsonBody, QueryParams, RawBody, RequestBody, json_from_bytes, typed};
 use crate::import::{OnDuplicate, SeenContacts};
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -247,6 +248,37 @@ pub struct ImportRow {
     pub traits: Option<Map<String, Value>>,
 }
 
+impl ImportRow {
+    /// Reads a row, or says which field of it is wrong (its path in the row, `.` for the row
+    /// itself) and why.
+    fn read(row: &RawValue) -> Result<ImportRow, (String, String)> {
+        if let Ok(row) = serde_json::from_str(row.get()) {
+            return Ok(row);
+        }
+        // Read again as a value: the path of the failing field is found only for a row that
+        // fails (finding it for every row was most of the cost of reading a large import),
+        // and a value takes a repeated key's last copy, as the whole body read as one did.
+        let value: Value =
+            serde_json::from_str(row.get()).map_err(|e| (".".into(), e.to_string()))?;
+        ImportRow::deserialize(&value).or_else(|_| {
+            serde_path_to_error::deserialize::<_, ImportRow>(&value)
+                .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+        })
+    }
+}
+
+/// [`ContactImport`] with each row kept as its JSON text (borrowed from the body), to be read
+/// straight into an [`ImportRow`]: building a tree of values for every row first, then reading
+/// the row out of it, was most of the server's work in a large import.
+#[derive(Deserialize)]
+struct RowsAsText<'a> {
+    #[serde(borrow)]
+    contacts: Vec<&'a RawValue>,
+    #[serde(default)]
+    on_duplicate: OnDuplicate,
+    list: Option<String>,
+}
+
 /// A request item that was refused while the others were taken.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ItemError {
@@ -270,8 +302,28 @@ pub struct ImportResult {
 /// identity resolution and journey triggers behave the same.
 pub async fn import_contacts(
     State(state): State<AppState>,
-    Body(body): Body<ContactImport>,
+    RawBody(bytes): RawBody,
 ) -> ApiResult<Json<ImportResult>> {
+    let read_again: Vec<Box<RawValue>>;
+    let body = match serde_json::from_slice::<RowsAsText>(&bytes) {
+        Ok(body) if bytes.trim_ascii_start().starts_with(b"{") => body,
+        // Read as a `ContactImport`, as every body is: for the error that says what is wrong,
+        // or for what reads only that way (a repeated key, whose last copy counts).
+        _ => {
+            let body = typed::<ContactImport>(json_from_bytes(&bytes)?)?;
+            read_again = body
+                .contacts
+                .iter()
+                .map(serde_json::value::to_raw_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            RowsAsText {
+                contacts: read_again.iter().map(|row| &**row).collect(),
+                on_duplicate: body.on_duplicate,
+                list: body.list,
+            }
+        }
+    };
     let rows = body.contacts;
     if rows.len() > 5000 {
         return Err(ApiError::invalid(
@@ -309,18 +361,14 @@ pub async fn import_contacts(
         let parsed = (|| {
             // The path of the failing field is found only for a row that fails: finding it
             // for every row was most of the cost of reading a large import.
-            let row = match ImportRow::deserialize(row) {
-                Ok(row) => row,
-                Err(_) => serde_path_to_error::deserialize::<_, ImportRow>(row).map_err(|e| {
-                    let path = e.path().to_string();
-                    let field = if path == "." {
-                        format!("contacts[{i}]")
-                    } else {
-                        format!("{prefix}{path}")
-                    };
-                    (field, e.into_inner().to_string())
-                })?,
-            };
+            let row = ImportRow::read(row).map_err(|(path, message)| {
+                let field = if path == "." {
+                    format!("contacts[{i}]")
+                } else {
+                    format!("{prefix}{path}")
+                };
+                (field, message)
+            })?;
             let user_id = row
                 .user_id
                 .as_deref()

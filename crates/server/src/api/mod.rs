@@ -282,6 +282,19 @@ pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiErro
     })
 }
 
+/// A body as it came (within the size limit), for a handler that reads it in its own way.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(body_error)
+    }
+}
+
 /// A document body in JSON or, with a YAML content type, YAML.
 pub struct DocBody(pub Value);
 

@@ -38,8 +38,10 @@ pub(super) async fn import(plan: &Plan, data: &FigureData) -> anyhow::Result<()>
     progress(figure, format!("importing {rows} rows (timed)"));
     let started = Instant::now();
     let store = h.store.clone();
+    // The backlog is counted only once every row is in: counting it every 20 ms while the rows
+    // arrive took 4 % of the machine from the import it measures.
     let processed = watch(started, Duration::from_millis(20), move || {
-        Ok(store.pending_event_count()? == 0 && store.last_event_seq()? >= rows as i64)
+        Ok(store.last_event_seq()? >= rows as i64 && store.pending_event_count()? == 0)
     });
     let child = std::process::Command::new(exe)
         .args(["import", "contacts"])

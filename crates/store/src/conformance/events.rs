@@ -282,6 +282,53 @@ fn order_products_are_read_newest_first_per_contact_and_across_contacts(store: &
     assert_eq!(capped, (vec![("p2".to_string(), 2)], 1, 1));
 }
 
+/// An order's product ids are indexed as recommendations read them, whether the order came in
+/// through the intake or the engine recorded it: `product_id`, else `sku`, trimmed, numbers as
+/// text, entries without either (or not objects) left out, each once per order.
+fn an_orders_products_are_indexed_whichever_way_it_was_stored(store: &dyn Store) {
+    let ann = contact(store, "ann");
+    let products = json!({"products": [
+        {"sku": "s1"},
+        {"product_id": "  p2 "},
+        {"product_id": 7},
+        {"product_id": "", "sku": "s4"},
+        {"product_id": "p2"},
+        {"name": "no id"},
+        "plain",
+    ]});
+    let accepted = NewEvent {
+        properties: props(products.clone()),
+        ..track("o1", "ann", "Order Completed", 1)
+    };
+    append_for(store, ann, &[accepted]);
+    let recorded = NewEvent {
+        properties: props(products),
+        ..track("o2", "ann", "Order Completed", 2)
+    };
+    let not_an_order = NewEvent {
+        properties: props(json!({"products": [{"product_id": "p2"}]})),
+        ..track("v1", "ann", "Product Viewed", 3)
+    };
+    in_tx(store, |tx| {
+        tx.record_event(ann, &recorded)?;
+        tx.record_event(ann, &not_an_order)?;
+        Ok(())
+    });
+    let ids: Vec<String> = ["s1", "p2", "7", "s4", "no id", "plain", "  p2 "]
+        .map(String::from)
+        .into();
+    let counts = in_tx(store, |tx| tx.product_order_counts(&ids, 10));
+    assert_eq!(
+        counts,
+        [
+            ("s1".to_string(), 2),
+            ("p2".to_string(), 2),
+            ("7".to_string(), 2),
+            ("s4".to_string(), 2),
+        ]
+    );
+}
+
 fn a_past_period_is_read_by_received_time_in_pages(store: &dyn Store) {
     // Received at 10, 20, 30, 40, 50 (the timestamp the client gave differs: it is not what
     // the period is about).
@@ -331,4 +378,5 @@ conformance_tests!(
     recorded_events_come_after_every_accepted_event_and_dedupe_by_message_id,
     events_between_reads_one_contacts_named_events_in_a_seq_window,
     order_products_are_read_newest_first_per_contact_and_across_contacts,
+    an_orders_products_are_indexed_whichever_way_it_was_stored,
 );

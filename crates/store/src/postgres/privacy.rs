@@ -683,6 +683,9 @@ mod tests {
                (3, 'm3', 'track', 'Viewed', NULL, 'anon-b', NULL, '{}', 1700000000004,
                 1700000000005, 7),
                (4, 'm4', 'track', 'Viewed', 'user-5', NULL, NULL, '{}', 0, 0, 5);
+        -- What SQLite's event insert lists of an order (PostgreSQL's trigger made them already).
+        INSERT INTO order_products (product_id, seq) VALUES ('a', 1), ('b', 1)
+        ON CONFLICT DO NOTHING;
         INSERT INTO enrollments (id, journey_id, version, contact_id, key, node, status, wake_at,
                                  entered_at, entered_seq, consumed_seq, visits, updated_at)
         VALUES (1, 'welcome', 1, 7, NULL, 'wait', 'active', 1700000100000, 1700000000000, 1, 1, 1,

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::concerns::Identities;
 pub(crate) use crate::millis::{ms, ts};
@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v13.sql"),
     include_str!("schema_v14.sql"),
     include_str!("schema_v15.sql"),
+    include_str!("schema_v16.sql"),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -205,29 +206,11 @@ impl SqliteStore {
 
     pub(crate) fn append(&self, events: &[NewEvent]) -> Result<Vec<bool>> {
         self.write(|tx| {
-            let mut stmt = tx.prepare_cached(
-                concat!(
-                    "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-                     VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (message_id) DO NOTHING"
-                ),
-            )?;
             let mut fresh = Vec::with_capacity(events.len());
             for e in events {
-                let contact = tx::SqliteTx { tx }.route(e)?;
-                let n = stmt.execute(params![
-                    e.message_id,
-                    e.kind.as_str(),
-                    e.name,
-                    e.user_id,
-                    e.anonymous_id,
-                    e.previous_id,
-                    serde_json::to_string(&e.properties)?,
-                    ms(e.timestamp),
-                    ms(e.received_at),
-                    contact,
-                ])?;
-                fresh.push(n == 1);
+                let mut tx = tx::SqliteTx { tx };
+                let contact = tx.route(e)?;
+                fresh.push(tx.insert_event(contact, e)?);
             }
             Ok(fresh)
         })
@@ -291,6 +274,7 @@ pub(crate) mod test_support;
 mod tests {
     use super::test_support::{TempDir, tables};
     use super::*;
+    use rusqlite::params;
 
     /// Version 11 starts each segment's history with its members then, by the hour they
     /// entered: the sizes it reports from then on are the segments' real sizes.

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use waymark_core::condition::MessageRecord;
 use waymark_core::filter::Engagement;
 use waymark_core::journey::Channel;
+use waymark_core::recommend::{ORDER_EVENT, order_product_ids};
 use waymark_core::stepper::PriorEnrollment;
 use waymark_core::{Enrollment, EnrollmentStatus, EventKind, EventRecord, StepLog};
 
@@ -106,6 +107,41 @@ impl SqliteTx<'_> {
             ))?
             .execute(params![user_id, ms(now)])?;
         Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Inserts an event for its contact (false: its message id was taken already), with the
+    /// products of an order in `order_products`, for recommendations. Written here rather
+    /// than by a trigger: a trigger made SQLite keep a statement journal for every event.
+    pub(crate) fn insert_event(&self, contact_id: i64, e: &NewEvent) -> Result<bool> {
+        let n = self.tx.prepare_cached(
+            concat!(
+                "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
+                 VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (message_id) DO NOTHING"
+            ),
+        )?
+        .execute(params![
+            e.message_id,
+            e.kind.as_str(),
+            e.name,
+            e.user_id,
+            e.anonymous_id,
+            e.previous_id,
+            serde_json::to_string(&e.properties)?,
+            ms(e.timestamp),
+            ms(e.received_at),
+            contact_id,
+        ])?;
+        if n == 1 && e.name == ORDER_EVENT {
+            let seq = self.tx.last_insert_rowid();
+            let mut product = self.tx.prepare_cached(
+                "INSERT OR IGNORE INTO order_products (product_id, seq) VALUES (?1, ?2)",
+            )?;
+            for id in order_product_ids(&e.properties) {
+                product.execute(params![id, seq])?;
+            }
+        }
+        Ok(n == 1)
     }
 
     fn contact_by_user(&self, user_id: &str) -> Result<Option<i64>> {
@@ -465,26 +501,7 @@ impl EventsTx for SqliteTx<'_> {
     }
 
     fn record_event(&mut self, contact_id: i64, e: &NewEvent) -> Result<bool> {
-        let n = self.tx.prepare_cached(
-            concat!(
-                "INSERT INTO events (seq, message_id, kind, name, user_id, anonymous_id, previous_id, properties, timestamp, received_at, contact_id)
-                 VALUES (", next_id!("events", "seq"), ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (message_id) DO NOTHING"
-            ),
-        )?
-        .execute(params![
-            e.message_id,
-            e.kind.as_str(),
-            e.name,
-            e.user_id,
-            e.anonymous_id,
-            e.previous_id,
-            serde_json::to_string(&e.properties)?,
-            ms(e.timestamp),
-            ms(e.received_at),
-            contact_id,
-        ])?;
-        Ok(n == 1)
+        self.insert_event(contact_id, e)
     }
 
     fn contact_order_products(&mut self, contact_id: i64, limit: usize) -> Result<Vec<Value>> {
