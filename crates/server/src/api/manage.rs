@@ -359,8 +359,6 @@ pub async fn import_contacts(
     for (i, row) in rows.iter().enumerate() {
         let prefix = format!("contacts[{i}].");
         let parsed = (|| {
-            // The path of the failing field is found only for a row that fails: finding it
-            // for every row was most of the cost of reading a large import.
             let row = ImportRow::read(row).map_err(|(path, message)| {
                 let field = if path == "." {
                     format!("contacts[{i}]")
