@@ -791,6 +791,54 @@ fn a_month_of_carts(live: &Server) -> String {
     start
 }
 
+/// A moment when more events came in than a request carries (an import's identifies, a
+/// campaign's clicks) is replayed a request at a time, and whole: nothing is lost between
+/// one part and the next.
+#[test]
+fn a_moment_with_more_events_than_a_request_carries_is_replayed_whole() {
+    let live = Server::simulated();
+    live.apply_example("abandoned-cart");
+    let start = live.now();
+    let shoppers = 1_200;
+    let calls: Vec<Value> = (0..shoppers)
+        .flat_map(|i| {
+            [
+                json!({"type": "identify", "userId": format!("b{i}"),
+                    "traits": {"email": format!("b{i}@example.com")}}),
+                json!({"type": "track", "userId": format!("b{i}"), "event": "Product Added",
+                    "properties": {"cart_id": format!("c{i}"), "name": "Sneakers"}}),
+            ]
+        })
+        .collect();
+    for part in calls.chunks(500) {
+        live.batch(part.to_vec()).ok();
+    }
+    live.settle();
+    live.advance(26 * 3600);
+
+    let replayed = simulated(&[
+        "--server",
+        live.base.as_str(),
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--journey",
+        "abandoned-cart",
+        "--replay",
+        "--start",
+        start.as_str(),
+        "--days",
+        "2",
+    ]);
+    let events = &replayed["replay"]["events"];
+    assert_eq!(events["replayed"]["Product Added"], shoppers, "{events}");
+    let email = replay_node(&replayed, "cart-email");
+    assert_eq!(email["live"]["sent"], shoppers, "{email}");
+    assert_eq!(
+        email["recipients"],
+        json!({"both": shoppers, "only_draft": 0, "only_live": 0, "only_draft_first": [], "only_live_first": []})
+    );
+}
+
 fn replay_node<'a>(result: &'a Value, node: &str) -> &'a Value {
     result["replay"]["nodes"]
         .as_array()

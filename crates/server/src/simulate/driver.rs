@@ -224,7 +224,15 @@ pub async fn run(
             }
         }
         if let Some(feed) = replay.as_deref_mut() {
-            calls.extend(feed.due(now).await?);
+            // The period's events due now, after the entries and a request at a time.
+            target.batch(std::mem::take(&mut calls)).await?;
+            loop {
+                let due = feed.due(now, BATCH).await?;
+                if due.is_empty() {
+                    break;
+                }
+                target.batch(due).await?;
+            }
         }
         // 2. Reactions due now, and what they set off in turn.
         while pending.peek().is_some_and(|Reverse(p)| p.at <= now) {

@@ -224,11 +224,13 @@ impl<'a> Feed<'a> {
         }
     }
 
-    /// The calls (as `POST /v1/batch` takes them) of the events received up to `now`, in the
-    /// order they came in.
-    pub async fn due(&mut self, now: Timestamp) -> anyhow::Result<Vec<Value>> {
+    /// The calls (as `POST /v1/batch` takes them) of the next events received up to `now`, at
+    /// most `limit`, in the order they came in; none once all of them were taken. A moment
+    /// when many events came in (an import's identifies) is taken a part at a time, so that
+    /// it is never held in memory whole.
+    pub async fn due(&mut self, now: Timestamp, limit: usize) -> anyhow::Result<Vec<Value>> {
         let mut calls = Vec::new();
-        loop {
+        while calls.len() < limit {
             if self.ahead.is_empty() && !self.exhausted {
                 let page = events_page(self.period, self.after).await?;
                 self.after = page
@@ -259,6 +261,7 @@ impl<'a> Feed<'a> {
                 Err(why) => *self.left_out.entry(why).or_default() += 1,
             }
         }
+        Ok(calls)
     }
 
     /// The call that sends `event` again, addressed to the copy of the contact the source
