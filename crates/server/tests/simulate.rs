@@ -816,19 +816,7 @@ fn a_moment_with_more_events_than_a_request_carries_is_replayed_whole() {
     live.settle();
     live.advance(26 * 3600);
 
-    let replayed = simulated(&[
-        "--server",
-        live.base.as_str(),
-        "--admin-token",
-        ADMIN_TOKEN,
-        "--journey",
-        "abandoned-cart",
-        "--replay",
-        "--start",
-        start.as_str(),
-        "--days",
-        "2",
-    ]);
+    let replayed = replay_of_carts(&live, &start, "2", &[]);
     let events = &replayed["replay"]["events"];
     assert_eq!(events["replayed"]["Product Added"], shoppers, "{events}");
     let email = replay_node(&replayed, "cart-email");
@@ -837,6 +825,29 @@ fn a_moment_with_more_events_than_a_request_carries_is_replayed_whole() {
         email["recipients"],
         json!({"both": shoppers, "only_draft": 0, "only_live": 0, "only_draft_first": [], "only_live_first": []})
     );
+}
+
+/// `waymark simulate --replay` of the abandoned-cart journey of `live` from `start` for `days`.
+fn replay_of_carts(live: &Server, start: &str, days: &str, extra: &[&str]) -> Value {
+    simulated(
+        &[
+            &[
+                "--server",
+                live.base.as_str(),
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--journey",
+                "abandoned-cart",
+                "--replay",
+                "--start",
+                start,
+                "--days",
+                days,
+            ][..],
+            extra,
+        ]
+        .concat(),
+    )
 }
 
 fn replay_node<'a>(result: &'a Value, node: &str) -> &'a Value {
@@ -853,27 +864,7 @@ fn a_replay_sends_what_the_live_version_sent_and_sets_a_draft_beside_it() {
     let live = Server::simulated();
     let start = a_month_of_carts(&live);
     let before = live.admin_get("/v1/messages?limit=1000").ok();
-    let replay = |extra: &[&str]| {
-        simulated(
-            &[
-                &[
-                    "--server",
-                    live.base.as_str(),
-                    "--admin-token",
-                    ADMIN_TOKEN,
-                    "--journey",
-                    "abandoned-cart",
-                    "--replay",
-                    "--start",
-                    start.as_str(),
-                    "--days",
-                    "4",
-                ][..],
-                extra,
-            ]
-            .concat(),
-        )
-    };
+    let replay = |extra: &[&str]| replay_of_carts(&live, &start, "4", extra);
 
     // The live version replayed does exactly what it did: same people, same messages.
     let same = replay(&[]);
@@ -909,23 +900,7 @@ fn a_replay_sends_what_the_live_version_sent_and_sets_a_draft_beside_it() {
     // warm-up they are not.
     let day_in = (start.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours(24))
         .to_string();
-    let later = |warm_up: &str| {
-        simulated(&[
-            "--server",
-            live.base.as_str(),
-            "--admin-token",
-            ADMIN_TOKEN,
-            "--journey",
-            "abandoned-cart",
-            "--replay",
-            "--start",
-            day_in.as_str(),
-            "--days",
-            "3",
-            "--warm-up-days",
-            warm_up,
-        ])
-    };
+    let later = |warm_up: &str| replay_of_carts(&live, &day_in, "3", &["--warm-up-days", warm_up]);
     let warmed = later("7");
     let email = replay_node(&warmed, "cart-email");
     assert_eq!(
